@@ -1,0 +1,81 @@
+//! One function per subcommand. This is the binary's edge: commands may use `anyhow` for
+//! context; the modules they call use typed errors.
+
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
+
+/// How a command ended, as the process exit code (DESIGN §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Success,
+    /// 1: an error, an invalid manifest, or an agent that failed or was skipped.
+    Failure,
+    /// 2: with `--exit-code`, a dry run that found changes.
+    Changes,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(match exit {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Changes => 2,
+        })
+    }
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Watch(_) => not_yet("watch"),
+        Command::Textconv(_) => not_yet("textconv"),
+        Command::Diff(_) => not_yet("diff"),
+        Command::Completions(_) => not_yet("completions"),
+        Command::Man => not_yet("man"),
+        other => {
+            let _ = (g, other);
+            not_yet("this command")
+        }
+    }
+}
+
+fn not_yet(command: &str) -> anyhow::Result<Exit> {
+    anyhow::bail!("`castsync {command}` is not available yet in this version")
+}
+
+/// Prints an error and its causes on stderr, one per line, in rage's style.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; the
+/// `CASTSYNC_LOG` variable (an EnvFilter directive) overrides both.
+pub fn init_tracing(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (global.quiet, global.verbose) {
+        (q, _) if q > 0 => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("CASTSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match global.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+    };
+    // A second init (tests that call run twice in one process) keeps the first subscriber.
+    let _ = result;
+}

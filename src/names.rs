@@ -1,0 +1,90 @@
+//! Rules for agent slugs and secret key names, shared by the manifest, the CLI and the
+//! platform client (which validates before it sends anything).
+
+use thiserror::Error;
+
+/// Longest key name the platform accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
+/// Longest agent slug, in bytes (`^[a-z0-9][a-z0-9._-]{0,62}$`).
+pub const MAX_SLUG_LEN: usize = 63;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NameError {
+    /// A slug that does not match `^[a-z0-9][a-z0-9._-]{0,62}$` or contains `..`.
+    #[error(
+        "invalid agent slug {0:?}: use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit, without '..'"
+    )]
+    Slug(String),
+    /// A key that is not a valid environment variable name.
+    #[error(
+        "invalid key name {0:?}: keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*, at most 256 bytes)"
+    )]
+    Key(String),
+}
+
+/// Checks an agent slug.
+pub fn validate_slug(slug: &str) -> Result<(), NameError> {
+    let bytes = slug.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= MAX_SLUG_LEN
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && !slug.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::Slug(slug.to_owned()))
+    }
+}
+
+/// Checks a key name: `[A-Za-z_][A-Za-z0-9_]*`, at most [`MAX_KEY_LEN`] bytes.
+pub fn validate_key(key: &str) -> Result<(), NameError> {
+    let bytes = key.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= MAX_KEY_LEN
+        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::Key(key.to_owned()))
+    }
+}
+
+/// True when a valid key name is not in Castari's UPPERCASE_WITH_UNDERSCORES convention.
+pub fn key_is_lowercase(key: &str) -> bool {
+    key.bytes().any(|b| b.is_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_follow_the_platform_pattern() {
+        for ok in ["a", "support-bot", "billing.agent_2", "0x", &"a".repeat(63)] {
+            assert!(validate_slug(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", ".a", "A", "a..b", "a/b", "a b", &"a".repeat(64), "é"] {
+            assert!(validate_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_must_be_environment_variable_names() {
+        for ok in ["A", "_A", "OPENAI_API_KEY", "lower_ok", &"K".repeat(256)] {
+            assert!(validate_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A.B", "A B", &"K".repeat(257), "Ä"] {
+            assert!(validate_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lowercase_keys_are_flagged() {
+        assert!(key_is_lowercase("openai_key"));
+        assert!(!key_is_lowercase("OPENAI_KEY_2"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Shared test helpers: a clean command builder for the binary, and a running emulator.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+
+pub use assert_cmd::Command;
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_castsync"))
+}
+
+/// The binary with a hermetic environment: no inherited castsync/Castari variables, HOME
+/// and XDG dirs pointing into `home` (so no real identity is picked up), no colour.
+pub fn castsync(home: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CASTSYNC_") || k.starts_with("CASTARI_") || k == "EDITOR" || k == "VISUAL" {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// A running `castsync emulator` on 127.0.0.1 with a free port; killed on drop.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+}
+
+impl Emulator {
+    /// Starts the emulator with extra flags (e.g. `["--agents", "a,b"]`).
+    pub fn start(args: &[&str]) -> Emulator {
+        let mut child = StdCommand::new(bin())
+            .arg("emulator")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn castsync emulator");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"))
+            .to_owned();
+        Emulator { child, url }
+    }
+
+    /// Raw JSON from an admin or API route, with a bearer token.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}{}", self.url, path))
+                .bearer_auth("cast_test")
+                .send()
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .expect("JSON body")
+        })
+    }
+
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::StatusCode {
+        block_on(async {
+            reqwest::Client::new()
+                .post(format!("{}{}", self.url, path))
+                .bearer_auth("cast_test")
+                .json(&body)
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        })
+    }
+
+    /// `GET /_emulator/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        self.get_json("/_emulator/stats")
+    }
+
+    /// Number of /api/v1 requests with this method since start or the last reset.
+    pub fn requests(&self, method: &str) -> u64 {
+        self.stats()["requests"][method].as_u64().unwrap_or(0)
+    }
+
+    pub fn reset_stats(&self) {
+        self.post_json("/_emulator/stats/reset", serde_json::json!({}));
+    }
+
+    /// The stored value of a key (admin readback), or None when absent.
+    pub fn value(&self, agent: &str, key: &str) -> Option<String> {
+        let v = self.get_json(&format!("/_emulator/agents/{agent}/secrets/{key}"));
+        v.get("value").and_then(|v| v.as_str()).map(str::to_owned)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a future to completion on a fresh current-thread runtime (for sync tests).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// Asserts that none of `canaries` occurs in `haystack`; `what` names the output in the panic.
+pub fn assert_no_canary(what: &str, haystack: &str, canaries: &[&str]) {
+    for c in canaries {
+        assert!(!haystack.contains(c), "canary {c:?} leaked into {what}:\n{haystack}");
+    }
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary: every test runs the real `castsync` binary (and, where a
+//! platform is needed, the real `castsync emulator` on a loopback port).
+
+mod support;
+
+mod authoring;
+mod emulator;
+mod platform_client;
+mod validate;
