@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod names;
+pub mod plan;
 pub mod platform;
 pub mod secret;
 

@@ -1,0 +1,510 @@
+use std::collections::{BTreeMap, HashMap};
+
+use super::*;
+
+/// A last-applied baseline in memory: (agent, key) → (value written, timestamp seen).
+#[derive(Default)]
+struct Memory(HashMap<(String, String), (String, Option<String>)>);
+
+impl Memory {
+    fn with(mut self, agent: &str, key: &str, value: &str, seen: Option<&str>) -> Self {
+        self.0.insert(
+            (agent.into(), key.into()),
+            (value.into(), seen.map(str::to_owned)),
+        );
+        self
+    }
+}
+
+impl LastApplied for Memory {
+    fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied> {
+        self.0
+            .get(&(agent.to_owned(), key.to_owned()))
+            .map(|(v, seen)| Applied {
+                same_value: v == value.expose(),
+                observed_at: seen.clone(),
+            })
+    }
+}
+
+fn secrets(pairs: &[(&str, &str)]) -> DesiredSecrets {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), SecretValue::new(*v)))
+        .collect()
+}
+
+fn remote(keys: &[(&str, &str)]) -> Vec<RemoteKey> {
+    keys.iter()
+        .map(|(k, ts)| RemoteKey {
+            key: k.to_string(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: Some(ts.to_string()),
+        })
+        .collect()
+}
+
+fn one(
+    agent: &str,
+    wanted: Result<DesiredSecrets, String>,
+    listed: Result<Vec<RemoteKey>, String>,
+    last: &dyn LastApplied,
+    policy: &Policy,
+) -> AgentPlan {
+    let desired = BTreeMap::from([(agent.to_owned(), wanted)]);
+    let actual = BTreeMap::from([(agent.to_owned(), listed)]);
+    let mut p = plan(&desired, &actual, last, policy);
+    p.agents.remove(0)
+}
+
+fn actions(p: &AgentPlan) -> Vec<(String, Action)> {
+    p.changes.iter().map(|c| (c.key.clone(), c.action)).collect()
+}
+
+fn a(key: &str, action: Action) -> (String, Action) {
+    (key.to_owned(), action)
+}
+
+#[test]
+fn declared_keys_absent_on_the_platform_are_created() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1"), ("B", "2")])),
+        Ok(vec![]),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("A", Action::Create), a("B", Action::Create)]
+    );
+    assert!(p.skipped.is_none());
+}
+
+#[test]
+fn a_present_key_without_a_record_is_updated_as_unverified() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t1")])),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("A", Action::Update(UpdateReason::Unverified))]
+    );
+}
+
+#[test]
+fn a_key_written_with_the_same_value_and_untouched_since_is_unchanged() {
+    let last = Memory::default().with("bot", "A", "1", Some("t1"));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t1")])),
+        &last,
+        &Policy::default(),
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(p.unchanged, vec!["A"]);
+}
+
+#[test]
+fn a_new_value_is_an_update_because_the_value_changed() {
+    let last = Memory::default().with("bot", "A", "old", Some("t1"));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "new")])),
+        Ok(remote(&[("A", "t1")])),
+        &last,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("A", Action::Update(UpdateReason::ValueChanged))]
+    );
+}
+
+#[test]
+fn value_changed_wins_over_drift() {
+    let last = Memory::default().with("bot", "A", "old", Some("t1"));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "new")])),
+        Ok(remote(&[("A", "t2")])),
+        &last,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("A", Action::Update(UpdateReason::ValueChanged))]
+    );
+}
+
+#[test]
+fn a_timestamp_that_moved_since_our_write_is_drift_and_is_healed() {
+    let last = Memory::default().with("bot", "A", "1", Some("t1"));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t2")])),
+        &last,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("A", Action::Update(UpdateReason::Drifted))]
+    );
+}
+
+#[test]
+fn drift_is_detected_from_created_at_when_the_platform_gives_no_updated_at() {
+    let last = Memory::default().with("bot", "A", "1", Some("t1"));
+    let listed = vec![RemoteKey {
+        key: "A".into(),
+        created_at: "t9".into(),
+        updated_at: None,
+    }];
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(listed),
+        &last,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("A", Action::Update(UpdateReason::Drifted))]
+    );
+}
+
+#[test]
+fn without_self_heal_drift_is_reported_but_not_fixed() {
+    let last = Memory::default().with("bot", "A", "1", Some("t1"));
+    let policy = Policy {
+        self_heal: false,
+        ..Policy::default()
+    };
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t2")])),
+        &last,
+        &policy,
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(p.drift_ignored, vec!["A"]);
+}
+
+#[test]
+fn a_baseline_without_timestamps_never_reports_drift() {
+    let last = Memory::default().with("bot", "A", "1", None);
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "anything")])),
+        &last,
+        &Policy::default(),
+    );
+    assert_eq!(p.unchanged, vec!["A"]);
+}
+
+#[test]
+fn undeclared_platform_keys_are_deleted_after_the_sets() {
+    let last = Memory::default().with("bot", "A", "1", Some("t"));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1"), ("C", "3")])),
+        Ok(remote(&[("A", "t"), ("B", "t"), ("Z", "t")])),
+        &last,
+        &Policy {
+            max_delete_fraction: 1.0,
+            ..Policy::default()
+        },
+    );
+    assert_eq!(
+        actions(&p),
+        vec![
+            a("C", Action::Create),
+            a("B", Action::Delete),
+            a("Z", Action::Delete)
+        ]
+    );
+}
+
+#[test]
+fn a_renamed_key_is_created_before_the_old_one_is_deleted() {
+    let last = Memory::default()
+        .with("bot", "A", "1", Some("t"))
+        .with("bot", "B", "2", Some("t"));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1"), ("B_NEW", "2")])),
+        Ok(remote(&[("A", "t"), ("B", "t")])),
+        &last,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![a("B_NEW", Action::Create), a("B", Action::Delete)]
+    );
+}
+
+#[test]
+fn renaming_the_only_key_of_an_agent_is_not_a_mass_delete() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("NEW", "1")])),
+        Ok(remote(&[("OLD", "t")])),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert!(p.skipped.is_none(), "{:?}", p.skipped);
+    assert_eq!(
+        actions(&p),
+        vec![a("NEW", Action::Create), a("OLD", Action::Delete)]
+    );
+}
+
+#[test]
+fn with_prune_off_undeclared_keys_are_kept_and_reported() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t"), ("B", "t")])),
+        &Memory::default().with("bot", "A", "1", Some("t")),
+        &Policy {
+            prune: false,
+            ..Policy::default()
+        },
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(p.kept, vec!["B"]);
+}
+
+#[test]
+fn unmanaged_keys_on_the_platform_are_never_deleted() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t"), ("ANTHROPIC_API_KEY", "t")])),
+        &Memory::default().with("bot", "A", "1", Some("t")),
+        &Policy::default(),
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(p.unmanaged, vec!["ANTHROPIC_API_KEY"]);
+}
+
+#[test]
+fn unmanaged_keys_in_the_desired_state_are_never_set() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1"), ("ANTHROPIC_API_KEY", "x")])),
+        Ok(vec![]),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert_eq!(actions(&p), vec![a("A", Action::Create)]);
+}
+
+#[test]
+fn unmanaged_keys_do_not_count_toward_the_mass_delete_share() {
+    // One of two managed keys deleted (0.5, not more than 0.5) with an unmanaged key present.
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t"), ("B", "t"), ("ANTHROPIC_API_KEY", "t")])),
+        &Memory::default().with("bot", "A", "1", Some("t")),
+        &Policy::default(),
+    );
+    assert!(p.skipped.is_none());
+    assert_eq!(actions(&p), vec![a("B", Action::Delete)]);
+}
+
+#[test]
+fn an_agent_whose_manifest_failed_to_load_is_skipped_whole() {
+    let p = one(
+        "bot",
+        Err("cannot decrypt agents/bot/secrets.yaml.age".into()),
+        Ok(remote(&[("A", "t"), ("B", "t")])),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert!(p.changes.is_empty());
+    assert!(matches!(p.skipped, Some(SkipReason::LoadFailed { .. })));
+}
+
+#[test]
+fn an_agent_whose_key_list_failed_is_skipped_whole() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Err("transient platform error: 500".into()),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert!(p.changes.is_empty());
+    assert!(matches!(p.skipped, Some(SkipReason::ListFailed { .. })));
+}
+
+#[test]
+fn an_agent_with_no_fetched_key_list_is_skipped_not_treated_as_empty() {
+    let desired = BTreeMap::from([("bot".to_owned(), Ok(secrets(&[("A", "1")])))]);
+    let p = plan(&desired, &BTreeMap::new(), &NoBaseline, &Policy::default());
+    assert!(matches!(
+        p.agents[0].skipped,
+        Some(SkipReason::ListFailed { .. })
+    ));
+    assert!(p.agents[0].changes.is_empty());
+}
+
+#[test]
+fn deleting_more_than_the_allowed_share_is_refused() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1")])),
+        Ok(remote(&[("A", "t"), ("B", "t"), ("C", "t")])),
+        &Memory::default().with("bot", "A", "1", Some("t")),
+        &Policy::default(),
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(
+        p.skipped,
+        Some(SkipReason::MassDelete {
+            deletes: 2,
+            managed: 3,
+            max_fraction: 0.5
+        })
+    );
+}
+
+#[test]
+fn deleting_exactly_the_allowed_share_is_fine() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", "1"), ("B", "2")])),
+        Ok(remote(&[("A", "t"), ("B", "t"), ("C", "t"), ("D", "t")])),
+        &Memory::default()
+            .with("bot", "A", "1", Some("t"))
+            .with("bot", "B", "2", Some("t")),
+        &Policy::default(),
+    );
+    assert!(p.skipped.is_none());
+    assert_eq!(p.deletes().count(), 2);
+}
+
+#[test]
+fn emptying_an_agent_is_refused_even_when_the_share_allows_it() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[])),
+        Ok(remote(&[("A", "t")])),
+        &NoBaseline,
+        &Policy {
+            max_delete_fraction: 1.0,
+            ..Policy::default()
+        },
+    );
+    assert!(matches!(
+        p.skipped,
+        Some(SkipReason::MassDelete {
+            deletes: 1,
+            managed: 1,
+            ..
+        })
+    ));
+    let reason = p.skipped.unwrap().to_string();
+    assert!(reason.contains("--allow-mass-delete"), "{reason}");
+}
+
+#[test]
+fn allow_mass_delete_lifts_the_guard() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[])),
+        Ok(remote(&[("A", "t"), ("B", "t"), ("C", "t")])),
+        &NoBaseline,
+        &Policy {
+            allow_mass_delete: true,
+            ..Policy::default()
+        },
+    );
+    assert!(p.skipped.is_none());
+    assert_eq!(p.deletes().count(), 3);
+}
+
+#[test]
+fn an_agent_with_only_unmanaged_keys_left_is_not_a_mass_delete_case() {
+    let p = one(
+        "bot",
+        Ok(secrets(&[])),
+        Ok(remote(&[("ANTHROPIC_API_KEY", "t")])),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    assert!(p.skipped.is_none());
+    assert!(p.changes.is_empty());
+}
+
+#[test]
+fn plans_cover_only_the_agents_of_the_run_in_slug_order() {
+    let desired = BTreeMap::from([
+        ("b".to_owned(), Ok(secrets(&[("K", "1")]))),
+        ("a".to_owned(), Ok(secrets(&[("K", "1")]))),
+    ]);
+    let actual = BTreeMap::from([
+        ("a".to_owned(), Ok(vec![])),
+        ("b".to_owned(), Ok(vec![])),
+        ("undeclared".to_owned(), Ok(remote(&[("X", "t")]))),
+    ]);
+    let p = plan(&desired, &actual, &NoBaseline, &Policy::default());
+    let names: Vec<_> = p.agents.iter().map(|a| a.agent.as_str()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+}
+
+#[test]
+fn totals_count_every_kind_of_change_and_skip() {
+    let desired = BTreeMap::from([
+        ("a".to_owned(), Ok(secrets(&[("NEW", "1"), ("SAME", "1")]))),
+        ("b".to_owned(), Err("bad".to_owned())),
+        ("c".to_owned(), Ok(secrets(&[("X", "1"), ("Y", "2")]))),
+    ]);
+    let actual = BTreeMap::from([
+        ("a".to_owned(), Ok(remote(&[("SAME", "t")]))),
+        ("b".to_owned(), Ok(vec![])),
+        ("c".to_owned(), Ok(remote(&[("X", "t"), ("Y", "t"), ("OLD", "t")]))),
+    ]);
+    let last = Memory::default()
+        .with("a", "SAME", "1", Some("t"))
+        .with("c", "X", "0", Some("t"));
+    let p = plan(&desired, &actual, &last, &Policy::default());
+    let t = p.totals();
+    assert_eq!(
+        t,
+        Totals {
+            create: 1,
+            update: 2,
+            delete: 1,
+            unchanged: 1,
+            skipped_agents: 1
+        }
+    );
+    assert!(p.has_changes());
+    assert!(p.has_skips());
+}
+
+#[test]
+fn the_plan_never_contains_a_value() {
+    let canary = "canary-plan-5e1d-never-print";
+    let p = one(
+        "bot",
+        Ok(secrets(&[("A", canary)])),
+        Ok(remote(&[("B", "t")])),
+        &NoBaseline,
+        &Policy::default(),
+    );
+    let debug = format!("{p:?}");
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(!debug.contains(canary) && !json.contains(canary));
+}
