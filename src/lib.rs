@@ -15,5 +15,6 @@ pub mod names;
 pub mod plan;
 pub mod platform;
 pub mod secret;
+pub mod state;
 
 pub use commands::{Exit, run};

@@ -1,0 +1,459 @@
+//! The last-applied store: what castsync wrote, per platform, agent and key.
+//!
+//! The platform never returns values, so "did the value change since we wrote it?" is
+//! answered here, by a keyed HMAC-SHA256 fingerprint. The HMAC key is random per state file,
+//! so a fingerprint is useless to anyone who has the state file but not a guess at the value
+//! *and* the key — and the file is 0600 anyway. No value, and no unkeyed hash of a value, is
+//! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
+//! second reconciler away.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::plan::{Applied, LastApplied};
+use crate::secret::SecretValue;
+
+/// The state format this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// The state file or its directory cannot be read or written.
+    #[error("cannot {action} state file {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid state JSON.
+    #[error(
+        "state file {path} is corrupt: {detail}\n  hint: move it aside; the next reconcile re-sets every key once (as `unverified`) and records fresh state"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    /// The file was written by a newer castsync.
+    #[error(
+        "state file {path} has version {found}, but this castsync understands version {STATE_VERSION}\n  hint: upgrade castsync, or use another --state file"
+    )]
+    TooNew { path: PathBuf, found: u32 },
+    /// Another reconcile holds the lock.
+    #[error(
+        "state file {path} is locked by another castsync process{holder}\n  hint: wait for it to finish; two reconcilers must never write one state file"
+    )]
+    Locked { path: PathBuf, holder: String },
+}
+
+/// What castsync recorded about one key after writing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// `hmac-sha256:` + hex of HMAC(key, agent ‖ 0 ‖ key ‖ 0 ‖ value).
+    pub fingerprint: String,
+    /// The platform's timestamp for the key, seen when verifying the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
+    /// The source revision the value came from (a commit id, or `worktree`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// When castsync wrote it (RFC 3339, UTC).
+    pub applied_at: String,
+}
+
+type AgentRecords = BTreeMap<String, BTreeMap<String, KeyRecord>>;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    version: u32,
+    /// Base64 of the 32-byte HMAC key.
+    hmac_key: String,
+    /// platform id → agent → key → record.
+    #[serde(default)]
+    platforms: BTreeMap<String, AgentRecords>,
+}
+
+/// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
+pub struct State {
+    path: PathBuf,
+    hmac_key: Zeroizing<Vec<u8>>,
+    platforms: BTreeMap<String, AgentRecords>,
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("path", &self.path)
+            .field("platforms", &self.platforms.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Opens (or starts) the state at `path` for writing: creates the directory (0700),
+    /// takes the exclusive lock at once or fails naming the holder's pid.
+    pub fn open(path: &Path) -> Result<State, StateError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| StateError::Io {
+                action: "create the directory of",
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let lock = acquire_lock(path)?;
+        let mut state = State::read(path)?;
+        state._lock = Some(lock);
+        Ok(state)
+    }
+
+    /// Reads the state without locking or creating anything (for dry runs). A missing file
+    /// is an empty state.
+    pub fn open_read_only(path: &Path) -> Result<State, StateError> {
+        State::read(path)
+    }
+
+    fn read(path: &Path) -> Result<State, StateError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = Zeroizing::new(vec![0u8; 32]);
+                rand::fill(&mut key[..]);
+                return Ok(State {
+                    path: path.to_owned(),
+                    hmac_key: key,
+                    platforms: BTreeMap::new(),
+                    _lock: None,
+                });
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read",
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let corrupt = |detail: String| StateError::Corrupt {
+            path: path.to_owned(),
+            detail,
+        };
+        // Look at the version before the full parse, so a newer format says "too new", not
+        // "corrupt".
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| corrupt(e.to_string()))?
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| corrupt("no numeric `version` field".into()))?;
+        if version > u64::from(STATE_VERSION) {
+            return Err(StateError::TooNew {
+                path: path.to_owned(),
+                found: u32::try_from(version).unwrap_or(u32::MAX),
+            });
+        }
+        let file: StateFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(file.hmac_key.as_bytes())
+            .map_err(|e| corrupt(format!("hmac_key: {e}")))?;
+        if key.len() < 32 {
+            return Err(corrupt("hmac_key is shorter than 32 bytes".into()));
+        }
+        Ok(State {
+            path: path.to_owned(),
+            hmac_key: Zeroizing::new(key),
+            platforms: file.platforms,
+            _lock: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The keyed fingerprint of `value` for `agent`/`key`.
+    pub fn fingerprint(&self, agent: &str, key: &str, value: &SecretValue) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hmac_key)
+            .expect("HMAC-SHA256 accepts keys of any length");
+        mac.update(agent.as_bytes());
+        mac.update(&[0]);
+        mac.update(key.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.expose().as_bytes());
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The records of one agent on one platform.
+    pub fn records(&self, platform: &str, agent: &str) -> Option<&BTreeMap<String, KeyRecord>> {
+        self.platforms.get(platform)?.get(agent)
+    }
+
+    /// The plan's view of this state for one platform.
+    pub fn view<'a>(&'a self, platform: &'a str) -> StateView<'a> {
+        StateView {
+            state: self,
+            platform,
+        }
+    }
+
+    /// Records a write that landed and was verified.
+    pub fn record_set(
+        &mut self,
+        platform: &str,
+        agent: &str,
+        key: &str,
+        value: &SecretValue,
+        observed_at: Option<String>,
+        revision: Option<&str>,
+    ) {
+        let record = KeyRecord {
+            fingerprint: self.fingerprint(agent, key, value),
+            observed_at,
+            revision: revision.map(str::to_owned),
+            applied_at: now_rfc3339(),
+        };
+        self.platforms
+            .entry(platform.to_owned())
+            .or_default()
+            .entry(agent.to_owned())
+            .or_default()
+            .insert(key.to_owned(), record);
+    }
+
+    /// Forgets a key (deleted, verified gone).
+    pub fn record_delete(&mut self, platform: &str, agent: &str, key: &str) {
+        if let Some(agents) = self.platforms.get_mut(platform) {
+            if let Some(keys) = agents.get_mut(agent) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    agents.remove(agent);
+                }
+            }
+        }
+    }
+
+    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename.
+    pub fn save(&self) -> Result<(), StateError> {
+        let io = |action: &'static str| {
+            let path = self.path.clone();
+            move |source| StateError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let file = StateFile {
+            version: STATE_VERSION,
+            hmac_key: base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
+            platforms: self.platforms.clone(),
+        };
+        // The serialized file holds the HMAC key: keep the buffer zeroized.
+        let body = Zeroizing::new(
+            serde_json::to_vec_pretty(&file).expect("state serializes: plain strings and maps"),
+        );
+        drop(Zeroizing::new(file.hmac_key));
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state.")
+            .suffix(".tmp")
+            .permissions(private_file_permissions())
+            .tempfile_in(&dir)
+            .map_err(io("create a temp file for"))?;
+        tmp.write_all(&body).map_err(io("write"))?;
+        tmp.write_all(b"\n").map_err(io("write"))?;
+        tmp.as_file().sync_all().map_err(io("sync"))?;
+        tmp.persist(&self.path)
+            .map_err(|e| io("replace")(e.error))?;
+        Ok(())
+    }
+}
+
+/// [`LastApplied`] over one platform's records.
+pub struct StateView<'a> {
+    state: &'a State,
+    platform: &'a str,
+}
+
+impl LastApplied for StateView<'_> {
+    fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied> {
+        let record = self.state.records(self.platform, agent)?.get(key)?;
+        Some(Applied {
+            same_value: record.fingerprint == self.state.fingerprint(agent, key, value),
+            observed_at: record.observed_at.clone(),
+        })
+    }
+}
+
+fn acquire_lock(path: &Path) -> Result<File, StateError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| StateError::Io {
+            action: "open the lock of",
+            path: path.to_owned(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(StateError::Locked {
+                path: path.to_owned(),
+                holder: if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(StateError::Io {
+                action: "lock",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    // Holding the lock: record our pid for whoever finds it taken.
+    let pid = std::process::id().to_string();
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(pid.as_bytes()));
+    Ok(file)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+// castsync is a Unix tool: private file modes are part of its security model.
+fn private_file_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o600)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "canary-state-0b7c-never-print";
+
+    #[test]
+    fn a_saved_state_reads_back_with_the_same_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".castsync/state.json");
+        let v = SecretValue::new(CANARY);
+        {
+            let mut s = State::open(&path).unwrap();
+            s.record_set("local://x", "bot", "A", &v, Some("t1".into()), Some("abc"));
+            s.save().unwrap();
+        }
+        let s = State::open(&path).unwrap();
+        let applied = s.view("local://x").applied("bot", "A", &v).unwrap();
+        assert_eq!(
+            applied,
+            Applied {
+                same_value: true,
+                observed_at: Some("t1".into())
+            }
+        );
+        let other = SecretValue::new("other");
+        assert!(!s.view("local://x").applied("bot", "A", &other).unwrap().same_value);
+        assert!(s.view("https://api").applied("bot", "A", &v).is_none());
+    }
+
+    #[test]
+    fn the_state_file_is_private_and_never_holds_a_value() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut s = State::open(&path).unwrap();
+        s.record_set("p", "bot", "A", &SecretValue::new(CANARY), None, None);
+        s.save().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(CANARY));
+        assert!(text.contains("hmac-sha256:"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_per_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = State::open(&dir.path().join("a.json")).unwrap();
+        let b = State::open(&dir.path().join("b.json")).unwrap();
+        let v = SecretValue::new("same");
+        assert_ne!(a.fingerprint("x", "K", &v), b.fingerprint("x", "K", &v));
+        assert_ne!(a.fingerprint("x", "K", &v), a.fingerprint("x", "L", &v));
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_with_the_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let _held = State::open(&path).unwrap();
+        let err = State::open(&path).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StateError::Locked { .. }));
+        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        // Readers are never blocked.
+        assert!(State::open_read_only(&path).is_ok());
+    }
+
+    #[test]
+    fn a_newer_state_version_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"version": 9, "something": "new"}"#).unwrap();
+        let msg = State::open_read_only(&path).unwrap_err().to_string();
+        assert!(msg.contains("version 9") && msg.contains("upgrade castsync"), "{msg}");
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_error_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{ not json").unwrap();
+        let msg = State::open_read_only(&path).unwrap_err().to_string();
+        assert!(msg.contains("corrupt") && msg.contains("move it aside"), "{msg}");
+    }
+
+    #[test]
+    fn deleting_the_last_key_of_an_agent_forgets_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(&dir.path().join("s.json")).unwrap();
+        s.record_set("p", "bot", "A", &SecretValue::new("1"), None, None);
+        s.record_delete("p", "bot", "A");
+        assert!(s.records("p", "bot").is_none());
+    }
+}
