@@ -9,11 +9,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod names;
 pub mod plan;
 pub mod platform;
+pub mod render;
 pub mod secret;
 pub mod state;
 

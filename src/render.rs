@@ -1,0 +1,457 @@
+//! Plans and apply reports as text (like `terraform plan`), JSON and Markdown.
+//!
+//! Renderers see key names, actions and reasons only: a [`Plan`] holds no values, so nothing
+//! here can print one. Skip reasons are error messages, which are built without values.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::apply::ApplyReport;
+use crate::plan::{Action, AgentPlan, Plan, Totals};
+
+/// The `--output json` format version; bump on incompatible changes.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// GitHub refuses comments over 65,536 characters; stay well under.
+pub const MARKDOWN_BUDGET: usize = 60_000;
+
+/// Where the plan came from and how to decorate it.
+#[derive(Debug, Clone, Default)]
+pub struct RenderContext {
+    /// Platform id (base URL or `local://…`).
+    pub platform: String,
+    /// Source revision (commit id, or `worktree`).
+    pub revision: Option<String>,
+    /// `--base` revision, when planning for a pull request.
+    pub base: Option<String>,
+    pub dry_run: bool,
+    /// ANSI colour (only on a terminal, never with `NO_COLOR`).
+    pub color: bool,
+    /// Warnings from loading the sources (lowercase keys, missing schemas, …).
+    pub warnings: Vec<String>,
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    fn green(&self, s: &str) -> String {
+        self.wrap("32", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.wrap("31", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+}
+
+fn change_line(action: Action, key: &str) -> (char, String) {
+    match action {
+        Action::Create => ('+', key.to_owned()),
+        Action::Update(reason) => ('~', format!("{key} ({})", reason.describe())),
+        Action::Delete => ('-', key.to_owned()),
+    }
+}
+
+/// `Plan: 1 to create, 2 to update, 0 to delete, 5 unchanged.` (+ skipped agents)
+pub fn totals_line(t: &Totals) -> String {
+    let mut s = format!(
+        "{} to create, {} to update, {} to delete, {} unchanged",
+        t.create, t.update, t.delete, t.unchanged
+    );
+    if t.skipped_agents > 0 {
+        let _ = write!(
+            s,
+            "; {} agent{} skipped",
+            t.skipped_agents,
+            if t.skipped_agents == 1 { "" } else { "s" }
+        );
+    }
+    s
+}
+
+/// The plan as text.
+pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
+    let p = Paint(ctx.color);
+    let mut out = String::new();
+    for w in &ctx.warnings {
+        let _ = writeln!(out, "{} {w}", p.yellow("warning:"));
+    }
+    if !ctx.warnings.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "castsync plan for {}{}{}",
+        ctx.platform,
+        ctx.revision
+            .as_deref()
+            .map(|r| format!(" from {r}"))
+            .unwrap_or_default(),
+        ctx.base
+            .as_deref()
+            .map(|b| format!(" (base {b})"))
+            .unwrap_or_default()
+    );
+    out.push('\n');
+    for agent in &plan.agents {
+        agent_text(&mut out, agent, &p);
+    }
+    let totals = plan.totals();
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    if !plan.has_changes() && !plan.has_skips() {
+        let _ = writeln!(
+            out,
+            "{} The platform matches git ({} keys in sync).",
+            p.bold("No changes."),
+            totals.unchanged
+        );
+    } else {
+        let _ = writeln!(out, "{} {}.", p.bold("Plan:"), totals_line(&totals));
+    }
+    out
+}
+
+fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
+    if let Some(reason) = &agent.skipped {
+        let _ = writeln!(
+            out,
+            "{} {}: skipped, nothing changed: {reason}",
+            p.red("!"),
+            agent.agent
+        );
+        out.push('\n');
+        return;
+    }
+    if !agent.has_changes() {
+        let _ = write!(
+            out,
+            "  {}: no changes ({} in sync)",
+            agent.agent,
+            agent.unchanged.len()
+        );
+    } else {
+        let _ = write!(out, "  {}:", p.bold(&agent.agent));
+    }
+    out.push('\n');
+    for change in &agent.changes {
+        let (sign, text) = change_line(change.action, &change.key);
+        let painted = match sign {
+            '+' => p.green(&format!("{sign} {text}")),
+            '-' => p.red(&format!("{sign} {text}")),
+            _ => p.yellow(&format!("{sign} {text}")),
+        };
+        let _ = writeln!(out, "      {painted}");
+    }
+    for key in &agent.drift_ignored {
+        let _ = writeln!(
+            out,
+            "      {} {key} (drifted; not fixed because self_heal is false)",
+            p.yellow("?")
+        );
+    }
+    if !agent.kept.is_empty() {
+        let _ = writeln!(
+            out,
+            "      kept (prune is off): {}",
+            agent.kept.join(", ")
+        );
+    }
+    if agent.has_changes() || !agent.drift_ignored.is_empty() || !agent.kept.is_empty() {
+        out.push('\n');
+    }
+}
+
+/// The plan as JSON (`schemas/plan.schema.json`).
+pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
+    let agents: Vec<_> = plan
+        .agents
+        .iter()
+        .map(|a| {
+            let status = if a.skipped.is_some() {
+                "skipped"
+            } else if a.has_changes() {
+                "changes"
+            } else {
+                "in-sync"
+            };
+            let mut v = json!({
+                "agent": a.agent,
+                "status": status,
+                "changes": a.changes,
+                "unchanged": a.unchanged,
+                "drift_ignored": a.drift_ignored,
+                "kept": a.kept,
+                "unmanaged": a.unmanaged,
+            });
+            if let Some(reason) = &a.skipped {
+                let mut skip = serde_json::to_value(reason).unwrap_or_default();
+                skip["message"] = json!(reason.to_string());
+                v["skipped"] = skip;
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format_version": PLAN_FORMAT_VERSION,
+        "dry_run": ctx.dry_run,
+        "platform": ctx.platform,
+        "revision": ctx.revision,
+        "base": ctx.base,
+        "has_changes": plan.has_changes(),
+        "totals": plan.totals(),
+        "warnings": ctx.warnings,
+        "agents": agents,
+    })
+}
+
+/// Escapes text for a Markdown paragraph or table cell.
+fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The plan as Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`: a summary
+/// table, one collapsible block per changed agent, unchanged agents on one line. Always under
+/// [`MARKDOWN_BUDGET`] characters: when the details would not fit, they are summarised.
+pub fn plan_markdown(plan: &Plan, ctx: &RenderContext) -> String {
+    plan_markdown_within(plan, ctx, MARKDOWN_BUDGET)
+}
+
+fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> String {
+    let totals = plan.totals();
+    let mut head = String::new();
+    let _ = writeln!(head, "### castsync plan\n");
+    let _ = writeln!(
+        head,
+        "Platform `{}`{}{}.\n",
+        md_escape(&ctx.platform).replace('`', ""),
+        ctx.revision
+            .as_deref()
+            .map(|r| format!(", source `{}`", md_escape(r)))
+            .unwrap_or_default(),
+        ctx.base
+            .as_deref()
+            .map(|b| format!(", base `{}`", md_escape(b)))
+            .unwrap_or_default()
+    );
+    if !plan.has_changes() && !plan.has_skips() {
+        let _ = writeln!(
+            head,
+            "**No changes.** The platform matches git ({} keys in sync).",
+            totals.unchanged
+        );
+    } else {
+        let _ = writeln!(head, "**Plan:** {}.", totals_line(&totals));
+    }
+    head.push('\n');
+
+    let mut table = String::from(
+        "| agent | create | update | delete | unchanged | status |\n|---|---:|---:|---:|---:|---|\n",
+    );
+    let mut in_sync = Vec::new();
+    for a in &plan.agents {
+        let count = |f: fn(&Action) -> bool| a.changes.iter().filter(|c| f(&c.action)).count();
+        let status = if a.skipped.is_some() {
+            "⚠️ skipped"
+        } else if a.has_changes() {
+            "changes"
+        } else {
+            in_sync.push(a.agent.as_str());
+            continue;
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} |",
+            md_escape(&a.agent),
+            count(|x| *x == Action::Create),
+            count(|x| matches!(x, Action::Update(_))),
+            count(|x| *x == Action::Delete),
+            a.unchanged.len(),
+            status
+        );
+    }
+    let mut tail = String::new();
+    if !in_sync.is_empty() {
+        let _ = writeln!(
+            tail,
+            "\n<details><summary>{} agent{} in sync</summary>\n\n{}\n\n</details>",
+            in_sync.len(),
+            if in_sync.len() == 1 { "" } else { "s" },
+            md_escape(&in_sync.join(", "))
+        );
+    }
+    for w in &ctx.warnings {
+        let _ = writeln!(tail, "\n> warning: {}", md_escape(w));
+    }
+
+    let mut skipped = String::new();
+    for a in plan.agents.iter().filter(|a| a.skipped.is_some()) {
+        if let Some(reason) = &a.skipped {
+            let _ = writeln!(
+                skipped,
+                "- **{}** skipped, nothing changed: {}",
+                md_escape(&a.agent),
+                md_escape(&reason.to_string())
+            );
+        }
+    }
+    if !skipped.is_empty() {
+        skipped.insert(0, '\n');
+    }
+
+    let mut details: Vec<String> = Vec::new();
+    for a in plan.agents.iter().filter(|a| a.has_changes()) {
+        let mut d = format!(
+            "\n<details><summary>{}: {} change{}</summary>\n\n```diff\n",
+            md_escape(&a.agent),
+            a.changes.len(),
+            if a.changes.len() == 1 { "" } else { "s" }
+        );
+        for c in &a.changes {
+            let (sign, text) = change_line(c.action, &c.key);
+            // `!` is what GitHub's diff highlighting colours as a modification.
+            let sign = if sign == '~' { '!' } else { sign };
+            let _ = writeln!(d, "{sign} {text}");
+        }
+        d.push_str("```\n\n</details>\n");
+        details.push(d);
+    }
+
+    let fixed = head.len() + table.len() + tail.len();
+    let mut out = head;
+    out.push_str(&table);
+    // Skip reasons and per-agent details go in while they fit; the rest is summarised.
+    let note_room = 200;
+    let mut used = fixed;
+    if used + skipped.len() + note_room <= budget {
+        out.push_str(&skipped);
+        used += skipped.len();
+    } else if !skipped.is_empty() {
+        out.push_str("\n(skip reasons omitted: too long for a comment; run `castsync reconcile --dry-run` to see them)\n");
+    }
+    let mut omitted = 0usize;
+    for d in &details {
+        if omitted == 0 && used + d.len() + note_room <= budget {
+            out.push_str(d);
+            used += d.len();
+        } else {
+            omitted += 1;
+        }
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            out,
+            "\n… details of {omitted} more changed agent{} omitted to stay under the comment size limit; the table above counts them all. Run `castsync reconcile --dry-run` for the full plan.",
+            if omitted == 1 { "" } else { "s" }
+        );
+    }
+    // The table itself could in theory exceed the budget (thousands of changed agents).
+    if out.len() + tail.len() > budget {
+        let mut cut = budget.saturating_sub(tail.len() + 200);
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("\n\n… table truncated to stay under the comment size limit.\n");
+    }
+    out.push_str(&tail);
+    out
+}
+
+/// What apply did, in the plan's style; failures last, with their reasons.
+pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
+    let p = Paint(color);
+    let mut out = String::new();
+    let (mut created, mut updated, mut deleted) = (0, 0, 0);
+    for a in &report.agents {
+        let done: Vec<String> = a
+            .applied
+            .iter()
+            .map(|c| {
+                match c.action {
+                    Action::Create => created += 1,
+                    Action::Update(_) => updated += 1,
+                    Action::Delete => deleted += 1,
+                }
+                let (sign, key) = match c.action {
+                    Action::Create => ('+', &c.key),
+                    Action::Update(_) => ('~', &c.key),
+                    Action::Delete => ('-', &c.key),
+                };
+                format!("{sign} {key}")
+            })
+            .collect();
+        if !done.is_empty() {
+            let _ = writeln!(out, "  {}: {}", a.agent, done.join(", "));
+        }
+    }
+    let failed: usize = report.agents.iter().map(|a| a.failed.len()).sum();
+    let skipped = plan.totals().skipped_agents;
+    let _ = writeln!(
+        out,
+        "\n{} {created} created, {updated} updated, {deleted} deleted{}{}.",
+        if report.ok() && skipped == 0 {
+            p.bold("Apply complete:")
+        } else {
+            p.red("Apply incomplete:")
+        },
+        if failed > 0 {
+            format!(", {failed} not applied")
+        } else {
+            String::new()
+        },
+        if skipped > 0 {
+            format!(
+                "; {skipped} agent{} skipped",
+                if skipped == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    );
+    if !report.ok() || skipped > 0 {
+        let _ = writeln!(out, "\nNot applied:");
+        for a in plan.agents.iter() {
+            if let Some(reason) = &a.skipped {
+                let _ = writeln!(out, "  {} {}: {reason}", p.red("!"), a.agent);
+            }
+        }
+        for a in &report.agents {
+            for f in &a.failed {
+                let (sign, text) = change_line(f.change.action, &f.change.key);
+                let _ = writeln!(out, "  {} {}: {sign} {text}: {}", p.red("!"), a.agent, f.reason);
+            }
+            if let Some(e) = &a.error {
+                let _ = writeln!(out, "  {} {}: {e}", p.red("!"), a.agent);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

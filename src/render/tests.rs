@@ -1,0 +1,150 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::plan::{NoBaseline, Policy, plan};
+use crate::platform::RemoteKey;
+use crate::secret::SecretValue;
+
+fn sample() -> Plan {
+    let secrets = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| (k.to_string(), SecretValue::new("canary-render-77")))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let remote = |keys: &[&str]| {
+        Ok(keys
+            .iter()
+            .map(|k| RemoteKey {
+                key: k.to_string(),
+                created_at: "t".into(),
+                updated_at: None,
+            })
+            .collect::<Vec<_>>())
+    };
+    let desired = BTreeMap::from([
+        ("alpha".to_owned(), Ok(secrets(&["NEW", "OLD_ONE", "STAY"]))),
+        ("beta".to_owned(), Err("cannot decrypt agents/beta/secrets.yaml.age".to_owned())),
+        ("gamma".to_owned(), Ok(secrets(&[]))),
+    ]);
+    let actual = BTreeMap::from([
+        ("alpha".to_owned(), remote(&["OLD_ONE", "GONE", "STAY", "ANTHROPIC_API_KEY"])),
+        ("beta".to_owned(), remote(&[])),
+        ("gamma".to_owned(), remote(&[])),
+    ]);
+    plan(&desired, &actual, &NoBaseline, &Policy::default())
+}
+
+fn ctx() -> RenderContext {
+    RenderContext {
+        platform: "http://127.0.0.1:PORT".into(),
+        revision: Some("worktree".into()),
+        dry_run: true,
+        ..RenderContext::default()
+    }
+}
+
+#[test]
+fn the_text_plan_reads_like_terraform() {
+    insta::assert_snapshot!(plan_text(&sample(), &ctx()), @r"
+    castsync plan for http://127.0.0.1:PORT from worktree
+
+      alpha:
+          + NEW
+          ~ OLD_ONE (unverified)
+          ~ STAY (unverified)
+          - GONE
+
+    ! beta: skipped, nothing changed: manifest not loaded: cannot decrypt agents/beta/secrets.yaml.age
+
+      gamma: no changes (0 in sync)
+
+    Plan: 1 to create, 2 to update, 1 to delete, 0 unchanged; 1 agent skipped.
+    ");
+}
+
+#[test]
+fn text_has_no_colour_unless_asked() {
+    assert!(!plan_text(&sample(), &ctx()).contains('\x1b'));
+    let colored = RenderContext {
+        color: true,
+        ..ctx()
+    };
+    assert!(plan_text(&sample(), &colored).contains("\x1b[32m+ NEW"));
+}
+
+#[test]
+fn the_markdown_plan_has_a_table_details_and_collapsed_in_sync_agents() {
+    insta::assert_snapshot!(plan_markdown(&sample(), &ctx()), @r"
+    ### castsync plan
+
+    Platform `http://127.0.0.1:PORT`, source `worktree`.
+
+    **Plan:** 1 to create, 2 to update, 1 to delete, 0 unchanged; 1 agent skipped.
+
+    | agent | create | update | delete | unchanged | status |
+    |---|---:|---:|---:|---:|---|
+    | alpha | 1 | 2 | 1 | 0 | changes |
+    | beta | 0 | 0 | 0 | 0 | ⚠️ skipped |
+
+    - **beta** skipped, nothing changed: manifest not loaded: cannot decrypt agents/beta/secrets.yaml.age
+
+    <details><summary>alpha: 4 changes</summary>
+
+    ```diff
+    + NEW
+    ! OLD_ONE (unverified)
+    ! STAY (unverified)
+    - GONE
+    ```
+
+    </details>
+
+    <details><summary>1 agent in sync</summary>
+
+    gamma
+
+    </details>
+    ");
+}
+
+#[test]
+fn a_huge_markdown_plan_is_summarised_under_the_budget() {
+    let many: BTreeMap<String, Result<BTreeMap<String, SecretValue>, String>> = (0..400)
+        .map(|i| {
+            let keys = (0..60)
+                .map(|k| (format!("KEY_NUMBER_{k:03}_WITH_A_LONG_NAME"), SecretValue::new("v")))
+                .collect();
+            (format!("agent-{i:03}"), Ok(keys))
+        })
+        .collect();
+    let actual = many.keys().map(|a| (a.clone(), Ok(vec![]))).collect();
+    let p = plan(&many, &actual, &NoBaseline, &Policy::default());
+    let md = plan_markdown(&p, &ctx());
+    assert!(md.len() < MARKDOWN_BUDGET, "{} chars", md.len());
+    assert!(md.contains("more changed agents omitted"), "summary note missing");
+    assert!(md.contains("24000 to create"), "totals must count everything");
+}
+
+#[test]
+fn the_json_plan_carries_a_format_version_and_skip_messages() {
+    let v = plan_json(&sample(), &ctx());
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["agents"][0]["changes"][1]["action"], "update");
+    assert_eq!(v["agents"][0]["changes"][1]["reason"], "unverified");
+    assert_eq!(v["agents"][1]["status"], "skipped");
+    assert_eq!(v["agents"][1]["skipped"]["kind"], "load-failed");
+    assert!(v["agents"][1]["skipped"]["message"].as_str().unwrap().contains("cannot decrypt"));
+    assert_eq!(v["totals"]["delete"], 1);
+}
+
+#[test]
+fn no_rendering_contains_a_value() {
+    let p = sample();
+    for out in [
+        plan_text(&p, &ctx()),
+        plan_markdown(&p, &ctx()),
+        plan_json(&p, &ctx()).to_string(),
+    ] {
+        assert!(!out.contains("canary-render-77"));
+    }
+}
