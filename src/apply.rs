@@ -76,10 +76,7 @@ pub async fn apply(
     let mut tasks = tokio::task::JoinSet::new();
     for agent_plan in plan.agents.iter().filter(|a| a.has_changes()) {
         let agent_plan = agent_plan.clone();
-        let values = desired
-            .get(&agent_plan.agent)
-            .cloned()
-            .unwrap_or_default();
+        let values = desired.get(&agent_plan.agent).cloned().unwrap_or_default();
         let platform = platform.clone();
         let state = state.clone();
         let permits = permits.clone();
@@ -145,7 +142,11 @@ async fn apply_agent(
             continue;
         }
         let Some(value) = values.get(&change.key) else {
-            fail(&mut result, change, "internal error: no desired value".into());
+            fail(
+                &mut result,
+                change,
+                "internal error: no desired value".into(),
+            );
             continue;
         };
         match platform.set(agent, &change.key, value).await {

@@ -359,8 +359,8 @@ fn plan_agent(
     if deletes > 0 && !policy.allow_mass_delete {
         let keeps_none = deletes == managed_present
             && !wanted.keys().any(|k| !policy.unmanaged_keys.contains(k));
-        let too_many = deletes > 1
-            && deletes as f64 > policy.max_delete_fraction * managed_present as f64;
+        let too_many =
+            deletes > 1 && deletes as f64 > policy.max_delete_fraction * managed_present as f64;
         if keeps_none || too_many {
             return AgentPlan::skipped(
                 agent,

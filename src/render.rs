@@ -164,11 +164,7 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
         );
     }
     if !agent.kept.is_empty() {
-        let _ = writeln!(
-            out,
-            "      kept (prune is off): {}",
-            agent.kept.join(", ")
-        );
+        let _ = writeln!(out, "      kept (prune is off): {}", agent.kept.join(", "));
     }
     if agent.has_changes() || !agent.drift_ignored.is_empty() || !agent.kept.is_empty() {
         out.push('\n');
@@ -443,7 +439,13 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         for a in &report.agents {
             for f in &a.failed {
                 let (sign, text) = change_line(f.change.action, &f.change.key);
-                let _ = writeln!(out, "  {} {}: {sign} {text}: {}", p.red("!"), a.agent, f.reason);
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {sign} {text}: {}",
+                    p.red("!"),
+                    a.agent,
+                    f.reason
+                );
             }
             if let Some(e) = &a.error {
                 let _ = writeln!(out, "  {} {}: {e}", p.red("!"), a.agent);

@@ -228,12 +228,12 @@ impl State {
 
     /// Forgets a key (deleted, verified gone).
     pub fn record_delete(&mut self, platform: &str, agent: &str, key: &str) {
-        if let Some(agents) = self.platforms.get_mut(platform) {
-            if let Some(keys) = agents.get_mut(agent) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    agents.remove(agent);
-                }
+        if let Some(agents) = self.platforms.get_mut(platform)
+            && let Some(keys) = agents.get_mut(agent)
+        {
+            keys.remove(key);
+            if keys.is_empty() {
+                agents.remove(agent);
             }
         }
     }
@@ -388,7 +388,12 @@ mod tests {
             }
         );
         let other = SecretValue::new("other");
-        assert!(!s.view("local://x").applied("bot", "A", &other).unwrap().same_value);
+        assert!(
+            !s.view("local://x")
+                .applied("bot", "A", &other)
+                .unwrap()
+                .same_value
+        );
         assert!(s.view("https://api").applied("bot", "A", &v).is_none());
     }
 
@@ -425,7 +430,10 @@ mod tests {
         let err = State::open(&path).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StateError::Locked { .. }));
-        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
         // Readers are never blocked.
         assert!(State::open_read_only(&path).is_ok());
     }
@@ -436,7 +444,10 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, r#"{"version": 9, "something": "new"}"#).unwrap();
         let msg = State::open_read_only(&path).unwrap_err().to_string();
-        assert!(msg.contains("version 9") && msg.contains("upgrade castsync"), "{msg}");
+        assert!(
+            msg.contains("version 9") && msg.contains("upgrade castsync"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -445,7 +456,10 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, "{ not json").unwrap();
         let msg = State::open_read_only(&path).unwrap_err().to_string();
-        assert!(msg.contains("corrupt") && msg.contains("move it aside"), "{msg}");
+        assert!(
+            msg.contains("corrupt") && msg.contains("move it aside"),
+            "{msg}"
+        );
     }
 
     #[test]

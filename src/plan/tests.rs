@@ -58,7 +58,10 @@ fn one(
 }
 
 fn actions(p: &AgentPlan) -> Vec<(String, Action)> {
-    p.changes.iter().map(|c| (c.key.clone(), c.action)).collect()
+    p.changes
+        .iter()
+        .map(|c| (c.key.clone(), c.action))
+        .collect()
 }
 
 fn a(key: &str, action: Action) -> (String, Action) {
@@ -314,7 +317,11 @@ fn unmanaged_keys_do_not_count_toward_the_mass_delete_share() {
     let p = one(
         "bot",
         Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t"), ("B", "t"), ("ANTHROPIC_API_KEY", "t")])),
+        Ok(remote(&[
+            ("A", "t"),
+            ("B", "t"),
+            ("ANTHROPIC_API_KEY", "t"),
+        ])),
         &Memory::default().with("bot", "A", "1", Some("t")),
         &Policy::default(),
     );
@@ -473,7 +480,10 @@ fn totals_count_every_kind_of_change_and_skip() {
     let actual = BTreeMap::from([
         ("a".to_owned(), Ok(remote(&[("SAME", "t")]))),
         ("b".to_owned(), Ok(vec![])),
-        ("c".to_owned(), Ok(remote(&[("X", "t"), ("Y", "t"), ("OLD", "t")]))),
+        (
+            "c".to_owned(),
+            Ok(remote(&[("X", "t"), ("Y", "t"), ("OLD", "t")])),
+        ),
     ]);
     let last = Memory::default()
         .with("a", "SAME", "1", Some("t"))

@@ -23,11 +23,17 @@ fn sample() -> Plan {
     };
     let desired = BTreeMap::from([
         ("alpha".to_owned(), Ok(secrets(&["NEW", "OLD_ONE", "STAY"]))),
-        ("beta".to_owned(), Err("cannot decrypt agents/beta/secrets.yaml.age".to_owned())),
+        (
+            "beta".to_owned(),
+            Err("cannot decrypt agents/beta/secrets.yaml.age".to_owned()),
+        ),
         ("gamma".to_owned(), Ok(secrets(&[]))),
     ]);
     let actual = BTreeMap::from([
-        ("alpha".to_owned(), remote(&["OLD_ONE", "GONE", "STAY", "ANTHROPIC_API_KEY"])),
+        (
+            "alpha".to_owned(),
+            remote(&["OLD_ONE", "GONE", "STAY", "ANTHROPIC_API_KEY"]),
+        ),
         ("beta".to_owned(), remote(&[])),
         ("gamma".to_owned(), remote(&[])),
     ]);
@@ -112,7 +118,12 @@ fn a_huge_markdown_plan_is_summarised_under_the_budget() {
     let many: BTreeMap<String, Result<BTreeMap<String, SecretValue>, String>> = (0..400)
         .map(|i| {
             let keys = (0..60)
-                .map(|k| (format!("KEY_NUMBER_{k:03}_WITH_A_LONG_NAME"), SecretValue::new("v")))
+                .map(|k| {
+                    (
+                        format!("KEY_NUMBER_{k:03}_WITH_A_LONG_NAME"),
+                        SecretValue::new("v"),
+                    )
+                })
                 .collect();
             (format!("agent-{i:03}"), Ok(keys))
         })
@@ -121,8 +132,14 @@ fn a_huge_markdown_plan_is_summarised_under_the_budget() {
     let p = plan(&many, &actual, &NoBaseline, &Policy::default());
     let md = plan_markdown(&p, &ctx());
     assert!(md.len() < MARKDOWN_BUDGET, "{} chars", md.len());
-    assert!(md.contains("more changed agents omitted"), "summary note missing");
-    assert!(md.contains("24000 to create"), "totals must count everything");
+    assert!(
+        md.contains("more changed agents omitted"),
+        "summary note missing"
+    );
+    assert!(
+        md.contains("24000 to create"),
+        "totals must count everything"
+    );
 }
 
 #[test]
@@ -133,7 +150,12 @@ fn the_json_plan_carries_a_format_version_and_skip_messages() {
     assert_eq!(v["agents"][0]["changes"][1]["reason"], "unverified");
     assert_eq!(v["agents"][1]["status"], "skipped");
     assert_eq!(v["agents"][1]["skipped"]["kind"], "load-failed");
-    assert!(v["agents"][1]["skipped"]["message"].as_str().unwrap().contains("cannot decrypt"));
+    assert!(
+        v["agents"][1]["skipped"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot decrypt")
+    );
     assert_eq!(v["totals"]["delete"], 1);
 }
 
