@@ -17,6 +17,7 @@ pub mod plan;
 pub mod platform;
 pub mod render;
 pub mod secret;
+pub mod source;
 pub mod state;
 
 pub use commands::{Exit, run};

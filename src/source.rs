@@ -1,0 +1,43 @@
+//! Where desired state comes from: the working tree, or a git revision read straight from
+//! git objects (no checkout, untracked files ignored).
+//!
+//! A [`Tree`] only reads files; deciding what they mean (decrypt, parse, validate) is done
+//! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
+//! can never disagree about a manifest.
+
+mod git;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use git::GitRevision;
+pub use worktree::Worktree;
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// A file or directory of the worktree cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The repository or revision cannot be opened.
+    #[error("git: {message}")]
+    Git { message: String },
+}
+
+/// A read-only view of a secrets repository at one point in time.
+pub trait Tree {
+    /// The file at `path` (relative to the repository root), or `None` when absent.
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError>;
+    /// Names of the sub-directories of `path`, sorted; empty when `path` is absent.
+    fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError>;
+    /// A label for this tree: a full commit id, or `worktree`.
+    fn revision(&self) -> String;
+    /// How to name `path` in messages (e.g. `agents/x/secrets.yaml.age` or
+    /// `abc1234:agents/x/secrets.yaml.age`).
+    fn display(&self, path: &Path) -> String;
+}
