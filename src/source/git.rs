@@ -40,11 +40,13 @@ impl GitRevision {
 
     /// Resolves `rev` in an already open repository (the daemon's bare clone).
     pub fn from_repo(repo: git2::Repository, rev: &str) -> Result<Self, SourceError> {
-        let commit = repo
-            .revparse_single(rev)
-            .and_then(|o| o.peel_to_commit())
-            .map_err(git_err(&format!("cannot resolve revision {rev:?} to a commit")))?;
-        let (commit, tree) = (commit.id(), commit.tree_id());
+        let (commit, tree) = {
+            let commit = repo
+                .revparse_single(rev)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(git_err(&format!("cannot resolve revision {rev:?} to a commit")))?;
+            (commit.id(), commit.tree_id())
+        };
         Ok(GitRevision {
             repo,
             tree,
@@ -103,7 +105,7 @@ impl Tree for GitRevision {
         let mut names: Vec<String> = tree
             .iter()
             .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
-            .filter_map(|e| e.name().map(str::to_owned))
+            .filter_map(|e| e.name().ok().map(str::to_owned))
             .collect();
         names.sort();
         Ok(names)
