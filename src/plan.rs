@@ -40,6 +40,20 @@ impl LastApplied for NoBaseline {
     }
 }
 
+/// `--base REF`: the values at a git revision count as last applied, so a key whose value is
+/// the same there and in the source is in sync. There are no timestamps, so no drift.
+pub struct RevisionBaseline(pub BTreeMap<String, DesiredSecrets>);
+
+impl LastApplied for RevisionBaseline {
+    fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied> {
+        let old = self.0.get(agent)?.get(key)?;
+        Some(Applied {
+            same_value: old == value,
+            observed_at: None,
+        })
+    }
+}
+
 /// The rules a plan follows, from the config and the command line.
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -214,6 +214,37 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
     })
 }
 
+/// The plan as JSON plus what apply did (`result`), for `reconcile --output json`.
+pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
+    let mut v = plan_json(plan, ctx);
+    let agents: Vec<_> = report
+        .agents
+        .iter()
+        .map(|a| {
+            let failed: Vec<_> = a
+                .failed
+                .iter()
+                .map(|f| {
+                    let mut c = serde_json::to_value(&f.change).unwrap_or_default();
+                    c["error"] = json!(f.reason);
+                    c
+                })
+                .collect();
+            json!({
+                "agent": a.agent,
+                "applied": a.applied,
+                "failed": failed,
+                "error": a.error,
+            })
+        })
+        .collect();
+    v["result"] = json!({
+        "ok": report.ok() && !plan.has_skips(),
+        "agents": agents,
+    });
+    v
+}
+
 /// Escapes text for a Markdown paragraph or table cell.
 fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

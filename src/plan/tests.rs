@@ -518,3 +518,26 @@ fn the_plan_never_contains_a_value() {
     let json = serde_json::to_string(&p).unwrap();
     assert!(!debug.contains(canary) && !json.contains(canary));
 }
+
+#[test]
+fn with_a_base_revision_only_values_that_differ_from_it_are_updated() {
+    let base = RevisionBaseline(BTreeMap::from([(
+        "bot".to_owned(),
+        secrets(&[("SAME", "1"), ("CHANGED", "old")]),
+    )]));
+    let p = one(
+        "bot",
+        Ok(secrets(&[("SAME", "1"), ("CHANGED", "new"), ("NOT_AT_BASE", "x")])),
+        Ok(remote(&[("SAME", "t"), ("CHANGED", "t"), ("NOT_AT_BASE", "t")])),
+        &base,
+        &Policy::default(),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![
+            a("CHANGED", Action::Update(UpdateReason::ValueChanged)),
+            a("NOT_AT_BASE", Action::Update(UpdateReason::Unverified)),
+        ]
+    );
+    assert_eq!(p.unchanged, vec!["SAME"]);
+}
