@@ -1,0 +1,369 @@
+//! `castsync reconcile` through the binary against the real emulator.
+
+use serde_json::json;
+
+use crate::support::*;
+
+const CANARY: &str = "canary-reconcile-9d2e-never-print";
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run castsync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn two_agent_repo() -> SecretsRepo {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY), ("A3", "a-three")]);
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
+    repo
+}
+
+#[test]
+fn first_reconcile_creates_every_key_and_a_second_changes_nothing() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+
+    let (code, stdout, stderr) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("+ A1"), "{stdout}");
+    assert_eq!(emu.requests("POST"), 5);
+    assert_eq!(emu.value("alpha", "A2").as_deref(), Some(CANARY));
+    assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two"));
+
+    emu.reset_stats();
+    let (code, stdout, _) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("No changes"), "{stdout}");
+    assert_eq!(emu.requests("POST"), 0);
+    assert_eq!(emu.requests("DELETE"), 0);
+}
+
+#[test]
+fn changing_one_value_sends_exactly_one_post() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-rotated")]);
+
+    emu.reset_stats();
+    let (code, stdout, _) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("~ B2 (value changed)"), "{stdout}");
+    assert_eq!(emu.requests("POST"), 1);
+    assert_eq!(emu.requests("DELETE"), 0);
+    assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two-rotated"));
+}
+
+#[test]
+fn removing_a_key_sends_one_delete_and_a_rename_sets_before_it_deletes() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    emu.reset_stats();
+    repo.reconcile(&emu.url).assert().success();
+    assert_eq!(emu.requests("DELETE"), 1);
+    assert_eq!(emu.requests("POST"), 0);
+    assert_eq!(emu.value("alpha", "A3"), None);
+
+    // Rename A1 → A1_RENAMED: the new key must exist before the old one goes.
+    repo.agent("alpha", &[("A1_RENAMED", "a-one"), ("A2", CANARY)]);
+    emu.reset_stats();
+    let (code, _, stderr) = output(repo.reconcile(&emu.url).arg("-vv"));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(emu.requests("POST"), 1);
+    assert_eq!(emu.requests("DELETE"), 1);
+    let post = stderr.find("POST").expect("POST logged at -vv");
+    let delete = stderr.find("DELETE").expect("DELETE logged at -vv");
+    assert!(post < delete, "the set must come before the delete:\n{stderr}");
+    assert_no_canary("stderr at -vv", &stderr, &[CANARY]);
+}
+
+#[test]
+fn out_of_band_writes_are_reported_as_drift_and_healed() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+
+    let status = emu.post_json(
+        "/api/v1/agents/beta/secrets",
+        json!({"key": "B1", "value": "changed-by-hand"}),
+    );
+    assert!(status.is_success());
+    emu.reset_stats();
+    let (code, stdout, _) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("~ B1 (drifted)"), "{stdout}");
+    assert_eq!(emu.requests("POST"), 1);
+    assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
+}
+
+#[test]
+fn without_self_heal_drift_is_only_reported() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+    repo.config("self_heal: false");
+
+    emu.post_json(
+        "/api/v1/agents/beta/secrets",
+        json!({"key": "B1", "value": "changed-by-hand"}),
+    );
+    emu.reset_stats();
+    let (code, stdout, _) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("B1 (drifted; not fixed"), "{stdout}");
+    assert_eq!(emu.requests("POST"), 0);
+    assert_eq!(emu.value("beta", "B1").as_deref(), Some("changed-by-hand"));
+}
+
+/// Seeds the platform for both agents, breaks `alpha` with `breakage`, and checks that
+/// alpha's keys are untouched while beta still converges; exit 1.
+fn broken_agent_is_left_alone(breakage: impl FnOnce(&SecretsRepo, &Emulator), expect: &str) {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+    repo.agent("beta", &[("B1", "b-one-new"), ("B2", "b-two")]);
+    breakage(&repo, &emu);
+
+    emu.reset_stats();
+    let (code, stdout, stderr) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(expect) || stderr.contains(expect),
+        "expected {expect:?} in:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(emu.value("alpha", "A1").as_deref(), Some("a-one"));
+    assert_eq!(emu.value("alpha", "A3").as_deref(), Some("a-three"));
+    assert_eq!(emu.requests("DELETE"), 0, "nothing may be deleted");
+    assert_eq!(emu.requests("POST"), 1, "only beta's change is applied");
+    assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one-new"));
+    assert_no_canary("output", &format!("{stdout}{stderr}"), &[CANARY]);
+}
+
+#[test]
+fn an_undecryptable_manifest_never_touches_its_agent() {
+    broken_agent_is_left_alone(
+        |repo, _| {
+            let other = castsync::crypto::generate_identity().1;
+            let r = castsync::crypto::parse_recipient(&other).unwrap();
+            let ct = castsync::crypto::encrypt(b"agent: alpha\nsecrets: {}\n", &[r]).unwrap();
+            std::fs::write(repo.path("agents/alpha/secrets.yaml.age"), ct).unwrap();
+        },
+        "alpha",
+    );
+}
+
+#[test]
+fn a_manifest_bound_to_another_agent_never_touches_its_agent() {
+    broken_agent_is_left_alone(
+        |repo, _| repo.raw_manifest("alpha", "agent: beta\nsecrets:\n  A1: x\n"),
+        "beta",
+    );
+}
+
+#[test]
+fn a_schema_violation_never_touches_its_agent() {
+    broken_agent_is_left_alone(
+        |repo, _| repo.schema("alpha", "A1=x\nA2=y\nA3=z\nREQUIRED_BUT_MISSING=x\n"),
+        "REQUIRED_BUT_MISSING",
+    );
+}
+
+#[test]
+fn a_failing_key_list_never_touches_its_agent() {
+    broken_agent_is_left_alone(
+        |repo, emu| {
+            // alpha would lose A3, but its list call fails: nothing may happen to it.
+            repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+            let status = emu.post_json(
+                "/_emulator/faults",
+                json!({"agent": "alpha", "method": "GET", "status": 500}),
+            );
+            assert!(status.is_success(), "fault injection route: {status}");
+        },
+        "alpha",
+    );
+}
+
+#[test]
+fn a_mass_delete_is_refused_without_the_override() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+    repo.agent("alpha", &[]);
+
+    emu.reset_stats();
+    let (code, stdout, _) = output(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 1);
+    assert!(stdout.contains("--allow-mass-delete"), "{stdout}");
+    assert_eq!(emu.requests("DELETE"), 0);
+
+    repo.reconcile(&emu.url)
+        .arg("--allow-mass-delete")
+        .assert()
+        .success();
+    assert_eq!(emu.requests("DELETE"), 3);
+}
+
+#[test]
+fn unmanaged_keys_and_undeclared_agents_are_never_touched() {
+    let emu = Emulator::start(&["--agents", "alpha,beta,stranger"]);
+    for (agent, key) in [("alpha", "ANTHROPIC_API_KEY"), ("stranger", "THEIRS")] {
+        emu.post_json(
+            &format!("/api/v1/agents/{agent}/secrets"),
+            json!({"key": key, "value": "platform-owned"}),
+        );
+    }
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+    repo.reconcile(&emu.url).assert().success();
+    assert_eq!(
+        emu.value("alpha", "ANTHROPIC_API_KEY").as_deref(),
+        Some("platform-owned")
+    );
+    assert_eq!(emu.value("stranger", "THEIRS").as_deref(), Some("platform-owned"));
+    assert_eq!(emu.requests("DELETE"), 0);
+}
+
+#[test]
+fn a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+
+    let (code, stdout, _) = output(repo.reconcile(&emu.url).args(["--dry-run", "--exit-code"]));
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("+ A1"));
+    assert_eq!(emu.requests("POST"), 0);
+    assert_eq!(emu.requests("DELETE"), 0);
+    assert!(emu.requests("GET") >= 2);
+    assert!(!repo.path(".castsync/state.json").exists(), "a dry run writes no state");
+
+    repo.reconcile(&emu.url).assert().success();
+    let (code, _, _) = output(repo.reconcile(&emu.url).args(["--dry-run", "--exit-code"]));
+    assert_eq!(code, 0);
+    let (code, _, _) = output(repo.reconcile(&emu.url).arg("--dry-run"));
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn with_a_base_revision_only_values_changed_since_it_are_value_changed() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.commit_all("first");
+    // The platform holds the keys, but without a state file nothing is known about them.
+    repo.reconcile(&emu.url).assert().success();
+    std::fs::remove_file(repo.path(".castsync/state.json")).unwrap();
+
+    repo.agent("alpha", &[("A1", "a-one-v2"), ("A2", CANARY), ("A3", "a-three")]);
+    repo.commit_all("second");
+    let (code, stdout, _) = output(repo.reconcile(&emu.url).args([
+        "--dry-run",
+        "--ref",
+        "HEAD",
+        "--base",
+        "HEAD~1",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let changes: Vec<_> = plan["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["changes"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(
+        changes,
+        vec![json!({"key": "A1", "action": "update", "reason": "value-changed"})]
+    );
+}
+
+#[test]
+fn a_reconcile_killed_mid_apply_converges_on_the_next_run() {
+    let emu = Emulator::start(&["--agents", "alpha,beta", "--latency-ms", "200"]);
+    let repo = two_agent_repo();
+    let mut child = std::process::Command::new(bin())
+        .env("HOME", &repo.home)
+        .env("CASTARI_API_KEY", "cast_test")
+        .arg("-C")
+        .arg(&repo.root)
+        .arg("-i")
+        .arg(&repo.key_file)
+        .args(["reconcile", "--concurrency", "1", "--api-url", &emu.url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until at least one write landed, then kill without warning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while emu.requests("POST") < 2 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let state = repo.path(".castsync/state.json");
+    if state.exists() {
+        let text = std::fs::read_to_string(&state).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).expect("state parses after SIGKILL");
+    }
+    repo.reconcile(&emu.url).assert().success();
+    let text = std::fs::read_to_string(&state).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).expect("state parses");
+    assert_no_canary("state file", &text, &[CANARY]);
+    for (agent, key, value) in [("alpha", "A2", CANARY), ("beta", "B2", "b-two")] {
+        assert_eq!(emu.value(agent, key).as_deref(), Some(value));
+    }
+    emu.reset_stats();
+    repo.reconcile(&emu.url).assert().success();
+    assert_eq!(emu.requests("POST"), 0, "converged: nothing left to write");
+}
+
+#[test]
+fn the_json_plan_validates_against_its_schema() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.schema("beta", "B1=x\nB2=y\nB3_MISSING=z\n");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/plan.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    for args in [&["--dry-run"][..], &[][..]] {
+        let (_, stdout, stderr) = output(repo.reconcile(&emu.url).args(args).args(["--output", "json"]));
+        let plan: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        let errors: Vec<String> = validator.iter_errors(&plan).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{plan:#}");
+        assert_no_canary("json plan", &stdout, &[CANARY]);
+    }
+}
+
+#[test]
+fn text_and_markdown_plans_match_their_snapshots() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.reconcile(&emu.url).assert().success();
+    repo.agent("alpha", &[("A1", "a-one-v2"), ("A2", CANARY), ("A4", "new")]);
+    repo.raw_manifest("beta", "agent: beta\nsecrets:\n  B1: 1.10\n");
+
+    let filters = vec![
+        (r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:PORT"),
+        (r"/tmp/[^ \n:]+", "[TMP]"),
+    ];
+    let (_, text, _) = output(repo.reconcile(&emu.url).arg("--dry-run"));
+    let (_, md, _) = output(repo.reconcile(&emu.url).args(["--dry-run", "--output", "markdown"]));
+    assert_no_canary("plans", &format!("{text}{md}"), &[CANARY]);
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("reconcile_text_plan", text);
+        insta::assert_snapshot!("reconcile_markdown_plan", md);
+    });
+}

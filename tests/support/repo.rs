@@ -1,0 +1,128 @@
+//! A secrets repository in a temp dir, built through castsync's own crypto (real age files).
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use secrecy::ExposeSecret;
+
+use super::{Command, castsync};
+
+pub struct SecretsRepo {
+    _tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub root: PathBuf,
+    pub key_file: PathBuf,
+    pub recipient: String,
+}
+
+impl SecretsRepo {
+    /// An empty repo with a fresh identity (written to HOME/key.txt, never committed) and a
+    /// castsync.yaml whose recipients hold it, plus `extra_config` lines.
+    pub fn new(extra_config: &str) -> SecretsRepo {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = tmp.path().join("home");
+        let root = tmp.path().join("repo");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(root.join("agents")).unwrap();
+        let (secret, recipient) = castsync::crypto::generate_identity();
+        let key_file = home.join("key.txt");
+        std::fs::write(&key_file, secret.expose_secret()).unwrap();
+        set_private(&key_file);
+        let repo = SecretsRepo {
+            _tmp: tmp,
+            home,
+            root,
+            key_file,
+            recipient,
+        };
+        repo.config(extra_config);
+        repo
+    }
+
+    /// Rewrites castsync.yaml: our recipient plus `extra` YAML lines.
+    pub fn config(&self, extra: &str) {
+        let text = format!("version: 1\nrecipients:\n  - {}\n{extra}\n", self.recipient);
+        std::fs::write(self.root.join("castsync.yaml"), text).unwrap();
+    }
+
+    /// Encrypts `plaintext` as agents/AGENT/secrets.yaml.age.
+    pub fn raw_manifest(&self, agent: &str, plaintext: &str) {
+        let dir = self.root.join("agents").join(agent);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = castsync::crypto::parse_recipient(&self.recipient).unwrap();
+        let ct = castsync::crypto::encrypt(plaintext.as_bytes(), &[r]).unwrap();
+        std::fs::write(dir.join("secrets.yaml.age"), ct).unwrap();
+    }
+
+    /// A valid manifest for `agent` with `secrets`, and an .env.example declaring them.
+    pub fn agent(&self, agent: &str, secrets: &[(&str, &str)]) {
+        let mut yaml = format!("agent: {agent}\nsecrets:\n");
+        let mut schema = String::new();
+        for (k, v) in secrets {
+            yaml.push_str(&format!("  {k}: {}\n", serde_json::to_string(v).unwrap()));
+            schema.push_str(&format!("{k}=placeholder-for-{}\n", k.to_lowercase()));
+        }
+        if secrets.is_empty() {
+            yaml = format!("agent: {agent}\nsecrets: {{}}\n");
+        }
+        self.raw_manifest(agent, &yaml);
+        self.schema(agent, &schema);
+    }
+
+    pub fn schema(&self, agent: &str, text: &str) {
+        let dir = self.root.join("agents").join(agent);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".env.example"), text).unwrap();
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// `castsync -C ROOT -i KEY …` with a hermetic environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = castsync(&self.home);
+        c.arg("-C").arg(&self.root).arg("-i").arg(&self.key_file);
+        c
+    }
+
+    /// `castsync … reconcile --api-url URL` with an API key for the emulator.
+    pub fn reconcile(&self, emulator_url: &str) -> Command {
+        let mut c = self.cmd();
+        c.env("CASTARI_API_KEY", "cast_test")
+            .arg("reconcile")
+            .args(["--api-url", emulator_url]);
+        c
+    }
+
+    /// Runs git in the repo (for --ref / --base tests).
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = StdCommand::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn commit_all(&self, message: &str) -> String {
+        if !self.root.join(".git").exists() {
+            self.git(&["init", "-q"]);
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+pub fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
