@@ -40,13 +40,8 @@ pub fn encrypt(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>, Cr
         })?;
 
     let write = || -> std::io::Result<Vec<u8>> {
-        // Armor grows the size by 4/3 plus line breaks and markers; age adds a header and
-        // 16 bytes per 64 KiB chunk.
-        let capacity = (plaintext.len() + 1024) * 3 / 2 + 256 * recipients.len();
-        let armored = age::armor::ArmoredWriter::wrap_output(
-            Vec::with_capacity(capacity),
-            age::armor::Format::AsciiArmor,
-        )?;
+        let armored =
+            age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor)?;
         let mut writer = encryptor.wrap_output(armored)?;
         writer.write_all(plaintext)?;
         writer.finish()?.finish()

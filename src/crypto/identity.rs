@@ -458,6 +458,8 @@ fn read_identity_file(path: &Path) -> std::io::Result<Zeroizing<String>> {
 /// Parses identity text: an OpenSSH/PEM private key, or an age identity file
 /// (`AGE-SECRET-KEY-1…` lines, `#` comments, blank lines).
 fn parse_identities(text: &str, source: &Source) -> Result<Vec<LoadedKey>, CryptoError> {
+    // Some Windows editors start files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if trimmed.starts_with("-----BEGIN") {
         return parse_ssh_identity(trimmed, source).map(|key| vec![key]);
@@ -546,14 +548,16 @@ fn parse_ssh_identity(text: &str, source: &Source) -> Result<LoadedKey, CryptoEr
     })
 }
 
-/// An armored file may be preceded by blank lines or indentation (a YAML block, an editor);
-/// the armor reader wants the marker first. Binary files are left as they are.
+/// An armored file may be preceded by blank lines, indentation or a UTF-8 byte order mark
+/// (an editor, a YAML block); the armor reader wants the marker first. Binary files are left
+/// as they are.
 fn strip_whitespace_before_armor(input: &[u8]) -> &[u8] {
-    let start = input
+    let without_bom = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let start = without_bom
         .iter()
         .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(input.len());
-    let rest = &input[start..];
+        .unwrap_or(without_bom.len());
+    let rest = &without_bom[start..];
     if rest.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
         rest
     } else {

@@ -122,7 +122,7 @@ fn round_trip_with_an_ssh_ed25519_key() {
     let recipient = parse_recipient(&public).unwrap();
     assert_eq!(recipient.kind(), RecipientKind::SshEd25519);
     assert_eq!(recipient.comment(), Some("alice@test"));
-    let ciphertext = encrypt(&manifest(), &[recipient.clone()]).unwrap();
+    let ciphertext = encrypt(&manifest(), std::slice::from_ref(&recipient)).unwrap();
 
     let ids = Identities::discover_with(&[private], &empty_env(dir.path())).unwrap();
     assert_eq!(ids.recipients(), vec![recipient.as_str().to_owned()]);
@@ -170,11 +170,21 @@ fn armored_input_after_blank_lines_and_indentation_is_decrypted() {
     let (text, recipient) = age_key();
     let armored = encrypt(&manifest(), &[recipient]).unwrap();
     let ids = Identities::discover_with(&[], &env_with_key(home.path(), &text)).unwrap();
-    for prefix in ["\n\n", "  \t", "\r\n \n"] {
+    for prefix in ["\n\n", "  \t", "\r\n \n", "\u{feff}", "\u{feff}\n  "] {
         let mut input = prefix.as_bytes().to_vec();
         input.extend_from_slice(&armored);
         assert_eq!(decrypt_ok(&ids, &input), manifest(), "prefix {prefix:?}");
     }
+}
+
+#[test]
+fn armored_input_with_crlf_line_endings_is_decrypted() {
+    let home = TempDir::new().unwrap();
+    let (text, recipient) = age_key();
+    let armored = String::from_utf8(encrypt(&manifest(), &[recipient]).unwrap()).unwrap();
+    let crlf = armored.replace('\n', "\r\n");
+    let ids = Identities::discover_with(&[], &env_with_key(home.path(), &text)).unwrap();
+    assert_eq!(decrypt_ok(&ids, crlf.as_bytes()), manifest());
 }
 
 #[test]
@@ -224,7 +234,7 @@ fn the_error_names_the_recipients_the_file_needs_when_they_are_known() {
     let home = TempDir::new().unwrap();
     let (_, alice) = age_key();
     let (bob_text, _) = age_key();
-    let ciphertext = encrypt(&manifest(), &[alice.clone()]).unwrap();
+    let ciphertext = encrypt(&manifest(), std::slice::from_ref(&alice)).unwrap();
     let ids = Identities::discover_with(&[], &env_with_key(home.path(), &bob_text)).unwrap();
     let needs = vec![alice.to_string()];
     let msg = ids
@@ -429,10 +439,21 @@ fn an_empty_castsync_age_key_counts_as_unset() {
 }
 
 #[test]
+fn an_identity_file_with_a_byte_order_mark_and_crlf_lines_loads() {
+    let home = TempDir::new().unwrap();
+    let (text, recipient) = age_key();
+    let windows = format!("\u{feff}{}", text.replace('\n', "\r\n"));
+    let path = write_key(home.path(), "keys.txt", &windows);
+    let ids = Identities::discover_with(&[path], &empty_env(home.path())).unwrap();
+    assert_eq!(ids.recipients(), vec![recipient.to_string()]);
+}
+
+#[test]
 fn a_missing_identity_file_named_with_i_is_an_error() {
     let home = TempDir::new().unwrap();
     let missing = home.path().join("nope.txt");
-    let err = Identities::discover_with(&[missing.clone()], &empty_env(home.path())).unwrap_err();
+    let err = Identities::discover_with(std::slice::from_ref(&missing), &empty_env(home.path()))
+        .unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains(&format!(
@@ -449,7 +470,8 @@ fn a_group_readable_identity_file_gets_a_chmod_600_warning() {
     let (text, _) = age_key();
     let path = write_key(home.path(), "shared.txt", &text);
     set_mode(&path, 0o640);
-    let ids = Identities::discover_with(&[path.clone()], &empty_env(home.path())).unwrap();
+    let ids =
+        Identities::discover_with(std::slice::from_ref(&path), &empty_env(home.path())).unwrap();
     assert_eq!(ids.warnings().len(), 1, "{:?}", ids.warnings());
     let warning = &ids.warnings()[0];
     assert!(warning.contains(&path.display().to_string()), "{warning}");
@@ -464,7 +486,7 @@ fn a_group_readable_identity_file_gets_a_chmod_600_warning() {
 fn a_passphrase_protected_ssh_key_is_refused_with_a_clear_error() {
     let dir = TempDir::new().unwrap();
     let (private, _) = ssh_key(dir.path(), "ed25519", "correct horse");
-    let msg = Identities::discover_with(&[private.clone()], &empty_env(dir.path()))
+    let msg = Identities::discover_with(std::slice::from_ref(&private), &empty_env(dir.path()))
         .unwrap_err()
         .to_string();
     assert!(msg.contains(&private.display().to_string()), "{msg}");
