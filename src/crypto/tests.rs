@@ -449,6 +449,31 @@ fn an_identity_file_with_a_byte_order_mark_and_crlf_lines_loads() {
 }
 
 #[test]
+fn an_unreadable_default_file_is_recorded_but_an_unreadable_i_file_is_an_error() {
+    let home = TempDir::new().unwrap();
+    let default = home.path().join(".config/castsync/keys.txt");
+    std::fs::create_dir_all(&default).unwrap();
+    let ids = Identities::discover_with(&[], &empty_env(home.path())).unwrap();
+    let last = ids.attempts().last().unwrap();
+    assert_eq!(
+        last.outcome,
+        Outcome::Unreadable("is a directory".to_owned())
+    );
+    assert_eq!(ids.warnings().len(), 1, "{:?}", ids.warnings());
+
+    let msg = Identities::discover_with(std::slice::from_ref(&default), &empty_env(home.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&format!(
+            "cannot read identity file {} (from -i)",
+            default.display()
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_missing_identity_file_named_with_i_is_an_error() {
     let home = TempDir::new().unwrap();
     let missing = home.path().join("nope.txt");
