@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 
+mod keygen;
+
 /// How a command ended, as the process exit code (DESIGN §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -30,6 +32,7 @@ impl From<Exit> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
+        Command::Keygen(args) => keygen::run(&args, g),
         Command::Watch(_) => not_yet("watch"),
         Command::Textconv(_) => not_yet("textconv"),
         Command::Diff(_) => not_yet("diff"),

@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod crypto;
 pub mod names;
 pub mod plan;
 pub mod platform;

@@ -4,6 +4,8 @@
 mod support;
 
 mod authoring;
+mod crypto_interop;
 mod emulator;
+mod keygen;
 mod platform_client;
 mod validate;

@@ -1,0 +1,52 @@
+//! age encryption for manifests: recipients, identities and their search chain, armor.
+//!
+//! Everything here is standard age (age-encryption.org/v1) through the `age` crate, so any
+//! file castsync writes opens with `age -d` or `rage`, and files written by those tools are
+//! read here. No home-made cryptography.
+//!
+//! This module must never put key material or plaintext into an error, a log line or a
+//! `Debug` string, and never write plaintext to disk. Post-quantum (`age1pq1…`) and plugin
+//! recipients are refused with a clear message rather than half-supported.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+mod error;
+mod identity;
+mod keygen;
+mod recipient;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{CryptoError, Hint, Tried};
+pub use identity::{Attempt, Env, Identities, Outcome, Source};
+pub use keygen::{generate_identity, write_new_identity};
+pub use recipient::{Recipient, RecipientKind, parse_recipient};
+
+/// Encrypts `plaintext` to every recipient (duplicates are written once) and returns an
+/// ASCII-armored age file.
+pub fn encrypt(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>, CryptoError> {
+    if recipients.is_empty() {
+        return Err(CryptoError::NoRecipients);
+    }
+    let mut seen = HashSet::new();
+    let unique = recipients.iter().filter(|r| seen.insert(r.as_str()));
+    let encryptor =
+        age::Encryptor::with_recipients(unique.map(Recipient::as_age)).map_err(|e| {
+            CryptoError::Encrypt {
+                reason: e.to_string(),
+            }
+        })?;
+
+    let write = || -> std::io::Result<Vec<u8>> {
+        let armored =
+            age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor)?;
+        let mut writer = encryptor.wrap_output(armored)?;
+        writer.write_all(plaintext)?;
+        writer.finish()?.finish()
+    };
+    write().map_err(|e| CryptoError::Encrypt {
+        reason: e.kind().to_string(),
+    })
+}

@@ -1,0 +1,183 @@
+//! Errors of the crypto layer. Every message names the file or the identity source and says
+//! what to do next; none ever contains key material, plaintext, or more than a short prefix
+//! of a string the user gave as a recipient.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::identity::Attempt;
+
+/// Everything that can go wrong while parsing keys, encrypting or decrypting.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// A recipient string that is not a public key castsync can encrypt to.
+    #[error("recipient `{preview}` is not usable: {reason}")]
+    InvalidRecipient {
+        /// At most the first 20 characters of the string.
+        preview: String,
+        reason: String,
+    },
+
+    /// An `age1pq1…` (ML-KEM hybrid) recipient, which the age crate castsync is built on
+    /// cannot encrypt to yet.
+    #[error(
+        "recipient `{preview}` is a post-quantum age recipient: post-quantum age recipients are \
+         not supported by this build of castsync; use an age1… X25519 key (`castsync keygen`) \
+         or an ssh-ed25519 key"
+    )]
+    PostQuantumRecipient {
+        /// At most the first 20 characters of the string.
+        preview: String,
+    },
+
+    /// A private key pasted where a public recipient belongs. The string is not echoed.
+    #[error(
+        "a recipient entry holds {what}, which is secret: remove it from castsync.yaml (and \
+         from git history), and list its public key instead (`age-keygen -y KEYFILE` prints it)"
+    )]
+    SecretKeyAsRecipient {
+        /// The kind of secret, e.g. "an age secret key (AGE-SECRET-KEY-1…)".
+        what: &'static str,
+    },
+
+    /// Encryption was asked for with an empty recipient list.
+    #[error(
+        "no recipients to encrypt to: add `recipients:` with at least one public key to \
+         castsync.yaml (the age1… line that `castsync keygen` prints)"
+    )]
+    NoRecipients,
+
+    /// age refused the recipient set, or writing the ciphertext failed.
+    #[error("cannot encrypt: {reason}")]
+    Encrypt { reason: String },
+
+    /// An identity file named explicitly (`-i`, `CASTSYNC_AGE_KEY_FILE`) does not exist.
+    #[error(
+        "identity file {path} (from {origin}) does not exist: check the path, or create an \
+         identity there with `castsync keygen -o {path}`"
+    )]
+    IdentityFileMissing { path: PathBuf, origin: &'static str },
+
+    /// An identity file that exists but cannot be read.
+    #[error("cannot read identity file {path} (from {origin})")]
+    IdentityUnreadable {
+        path: PathBuf,
+        origin: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An identity source whose content is not an identity. `reason` names a line number,
+    /// never the line.
+    #[error("{location} is not a usable identity: {reason}")]
+    InvalidIdentity { location: String, reason: String },
+
+    /// A passphrase-protected OpenSSH (or PEM) private key.
+    #[error(
+        "{location} is a passphrase-protected ssh key: castsync never prompts for key \
+         passphrases, so passphrase-protected keys are not supported; use an age identity \
+         (`castsync keygen`) instead"
+    )]
+    PassphraseProtectedKey { location: String },
+
+    /// An OpenSSH private key of a type age cannot use (ecdsa, security keys, …).
+    #[error(
+        "{location} holds an ssh key of type `{key_type}`, which castsync cannot use: use an \
+         ssh-ed25519 or ssh-rsa key, or an age identity (`castsync keygen`)"
+    )]
+    UnsupportedSshKey { location: String, key_type: String },
+
+    /// Decryption was needed but no identity was found anywhere in the search chain.
+    #[error(
+        "cannot decrypt {path}: no identity found\n{tried}\n  create one with `castsync keygen`, \
+         pass `-i FILE`, or set CASTSYNC_AGE_KEY"
+    )]
+    NoIdentity { path: PathBuf, tried: Tried },
+
+    /// Identities were found, but none of them is a recipient of the file.
+    #[error(
+        "cannot decrypt {path}: none of your identities is a recipient of this file\n{tried}\n{hint}"
+    )]
+    NoMatchingIdentity {
+        path: PathBuf,
+        tried: Tried,
+        hint: Hint,
+    },
+
+    /// The file is not an age file, is garbled, or ends early.
+    #[error("{path} is not a valid age file or is truncated: {reason}")]
+    NotAnAgeFile { path: PathBuf, reason: String },
+
+    /// The file is encrypted to a passphrase (age -p), not to recipients.
+    #[error(
+        "{path} is encrypted with a passphrase, not to public keys: castsync only reads files \
+         encrypted to the recipients in castsync.yaml; decrypt it with `age -d` and re-create it \
+         with `castsync import`"
+    )]
+    PassphraseEncrypted { path: PathBuf },
+
+    /// `keygen` refuses to replace an existing file.
+    #[error(
+        "{path} already exists: castsync never overwrites an identity; write the new one \
+         elsewhere with `castsync keygen -o FILE`"
+    )]
+    IdentityExists { path: PathBuf },
+
+    /// Creating the directory or the file of a new identity failed.
+    #[error("cannot write the new identity to {path}")]
+    WriteIdentity {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No default identity path can be built (neither HOME nor XDG_CONFIG_HOME is set).
+    #[error(
+        "cannot find your home directory (HOME is not set): give the identity file explicitly \
+         (`-o FILE` for keygen, `-i FILE` otherwise)"
+    )]
+    NoHome,
+}
+
+/// The identity sources that were looked at, one per line, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried(pub Vec<Attempt>);
+
+impl fmt::Display for Tried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("  identities looked for, in order:")?;
+        for attempt in &self.0 {
+            write!(f, "\n    - {attempt}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The end of a "no matching identity" message: who you are, who the file is for, the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// Public recipients of the identities that were loaded.
+    pub yours: Vec<String>,
+    /// Recipients the file was encrypted to, when the caller knows them (manifest metadata).
+    pub needs: Option<Vec<String>>,
+}
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.yours.is_empty() {
+            writeln!(f, "  your public keys: {}", self.yours.join(", "))?;
+        }
+        match &self.needs {
+            Some(needs) if !needs.is_empty() => {
+                writeln!(f, "  this file is encrypted to: {}", needs.join(", "))?;
+                f.write_str(
+                    "  ask one of them to add your public key to castsync.yaml and run `castsync rekey`",
+                )
+            }
+            _ => f.write_str(
+                "  ask a recipient of this file to add your public key to castsync.yaml and run \
+                 `castsync rekey`",
+            ),
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! Private keys, where to find them, and decryption.
+//!
+//! The search chain (DESIGN §5) has a strict precedence: the `-i` files (all of them, in
+//! order) if any were given; else `CASTSYNC_AGE_KEY` (the key text itself); else the file
+//! named by `CASTSYNC_AGE_KEY_FILE`; else `$XDG_CONFIG_HOME/castsync/keys.txt`, which is
+//! `~/.config/castsync/keys.txt` when `XDG_CONFIG_HOME` is unset. The first source present
+//! supplies the identities; the later ones are recorded as not consulted, so that an explicit
+//! choice is never mixed with whatever happens to lie in the home directory.
+//!
+//! Key text is held in zeroize-on-drop buffers and never appears in an error, a log line or
+//! `Debug` output: errors name the source and a line number only.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+use super::error::{Hint, Tried};
+
+/// Identity files larger than this are refused unread (a keys.txt is a few hundred bytes).
+const MAX_IDENTITY_FILE: u64 = 1 << 20;
+
+/// The environment that the search chain reads, injectable for tests.
+#[derive(Default)]
+pub struct Env {
+    /// `CASTSYNC_AGE_KEY`: identity text (an age identity file or an OpenSSH private key).
+    pub age_key: Option<SecretString>,
+    /// `CASTSYNC_AGE_KEY_FILE`.
+    pub age_key_file: Option<PathBuf>,
+    /// `HOME`.
+    pub home: Option<PathBuf>,
+    /// `XDG_CONFIG_HOME`; honoured only when absolute, as the XDG spec says.
+    pub xdg_config_home: Option<PathBuf>,
+}
+
+impl Env {
+    /// Reads the real process environment.
+    pub fn from_process() -> Env {
+        let path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Env {
+            // A non-UTF-8 value is kept (lossily) so that it fails to parse with a clear
+            // message instead of being silently ignored.
+            age_key: std::env::var_os("CASTSYNC_AGE_KEY")
+                .map(|v| SecretString::from(v.to_string_lossy().into_owned())),
+            age_key_file: std::env::var_os("CASTSYNC_AGE_KEY_FILE").map(PathBuf::from),
+            home: path("HOME"),
+            xdg_config_home: path("XDG_CONFIG_HOME"),
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME/castsync/keys.txt`, else `$HOME/.config/castsync/keys.txt`.
+    pub fn default_identity_path(&self) -> Option<PathBuf> {
+        let config = match &self.xdg_config_home {
+            Some(xdg) if xdg.is_absolute() => xdg.clone(),
+            _ => self.home.as_ref()?.join(".config"),
+        };
+        Some(config.join("castsync").join("keys.txt"))
+    }
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env")
+            .field("age_key", &self.age_key.as_ref().map(|_| "<redacted>"))
+            .field("age_key_file", &self.age_key_file)
+            .field("home", &self.home)
+            .field("xdg_config_home", &self.xdg_config_home)
+            .finish()
+    }
+}
+
+/// One place in the search chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `-i FILE`.
+    Flag(PathBuf),
+    /// `CASTSYNC_AGE_KEY`.
+    EnvKey,
+    /// `CASTSYNC_AGE_KEY_FILE` (None when the variable is unset).
+    EnvKeyFile(Option<PathBuf>),
+    /// The default file (None when no home directory is known).
+    Default(Option<PathBuf>),
+}
+
+impl Source {
+    fn origin(&self) -> &'static str {
+        match self {
+            Source::Flag(_) => "-i",
+            Source::EnvKey => "CASTSYNC_AGE_KEY",
+            Source::EnvKeyFile(_) => "CASTSYNC_AGE_KEY_FILE",
+            Source::Default(_) => "the default location",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(p) => write!(f, "-i {}", p.display()),
+            Source::EnvKey => f.write_str("CASTSYNC_AGE_KEY"),
+            Source::EnvKeyFile(Some(p)) => write!(f, "CASTSYNC_AGE_KEY_FILE={}", p.display()),
+            Source::EnvKeyFile(None) => f.write_str("CASTSYNC_AGE_KEY_FILE"),
+            Source::Default(Some(p)) => write!(f, "{}", p.display()),
+            Source::Default(None) => f.write_str("~/.config/castsync/keys.txt"),
+        }
+    }
+}
+
+/// What happened at one place in the search chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The variable is unset (or, for the default file, no home directory is known).
+    NotSet,
+    /// The variable is set to an empty string, which counts as unset.
+    Empty,
+    /// No file there.
+    NotFound,
+    /// The file exists but could not be read (the reason, never the content).
+    Unreadable(String),
+    /// This many identities were loaded.
+    Loaded(usize),
+    /// An earlier source supplied identities, so this one was not looked at.
+    NotConsulted,
+}
+
+/// One line of the search record: a source and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub source: Source,
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.source)?;
+        match (&self.outcome, &self.source) {
+            (Outcome::NotSet, Source::Default(None)) => {
+                f.write_str("no home directory (HOME unset)")
+            }
+            (Outcome::NotSet, _) => f.write_str("not set"),
+            (Outcome::Empty, _) => f.write_str("set but empty (ignored)"),
+            (Outcome::NotFound, _) => f.write_str("not found"),
+            (Outcome::Unreadable(why), _) => write!(f, "unreadable ({why})"),
+            (Outcome::Loaded(1), _) => f.write_str("loaded 1 identity"),
+            (Outcome::Loaded(n), _) => write!(f, "loaded {n} identities"),
+            (Outcome::NotConsulted, _) => {
+                f.write_str("not consulted (an earlier source supplied identities)")
+            }
+        }
+    }
+}
+
+/// A private key castsync can decrypt with.
+#[derive(Clone)]
+enum Key {
+    X25519(age::x25519::Identity),
+    Ssh(age::ssh::Identity),
+}
+
+#[derive(Clone)]
+struct LoadedKey {
+    key: Key,
+    /// The public recipient, for `recipients()` and error hints.
+    recipient: String,
+}
+
+impl LoadedKey {
+    fn as_age(&self) -> &dyn age::Identity {
+        match &self.key {
+            Key::X25519(k) => k,
+            Key::Ssh(k) => k,
+        }
+    }
+}
+
+/// The identities found by the search chain, with a record of where it looked.
+#[derive(Clone, Default)]
+pub struct Identities {
+    keys: Vec<LoadedKey>,
+    attempts: Vec<Attempt>,
+    warnings: Vec<String>,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("recipients", &self.recipients())
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identities {
+    /// Runs the search chain against the real environment. `cli` are the `-i` files.
+    pub fn discover(cli: &[PathBuf]) -> Result<Identities, CryptoError> {
+        Self::discover_with(cli, &Env::from_process())
+    }
+
+    /// Runs the search chain against `env`.
+    ///
+    /// Explicit sources (`-i`, `CASTSYNC_AGE_KEY`, `CASTSYNC_AGE_KEY_FILE`) that are missing,
+    /// unreadable or malformed are errors; a missing or unreadable default file is recorded,
+    /// and only becomes an error when something needs decrypting.
+    pub fn discover_with(cli: &[PathBuf], env: &Env) -> Result<Identities, CryptoError> {
+        let mut ids = Identities::default();
+
+        for path in cli {
+            ids.load_file(Source::Flag(path.clone()), path, true)?;
+        }
+
+        match &env.age_key {
+            None => ids.record(Source::EnvKey, Outcome::NotSet),
+            Some(text) if text.expose_secret().trim().is_empty() => {
+                ids.record(Source::EnvKey, Outcome::Empty)
+            }
+            Some(_) if ids.found() => ids.record(Source::EnvKey, Outcome::NotConsulted),
+            Some(text) => {
+                let keys = parse_identities(text.expose_secret(), &Source::EnvKey)?;
+                ids.add(Source::EnvKey, keys);
+            }
+        }
+
+        match &env.age_key_file {
+            None => ids.record(Source::EnvKeyFile(None), Outcome::NotSet),
+            Some(p) if p.as_os_str().is_empty() => {
+                ids.record(Source::EnvKeyFile(None), Outcome::Empty)
+            }
+            Some(p) if ids.found() => {
+                ids.record(Source::EnvKeyFile(Some(p.clone())), Outcome::NotConsulted)
+            }
+            Some(p) => ids.load_file(Source::EnvKeyFile(Some(p.clone())), p, true)?,
+        }
+
+        match env.default_identity_path() {
+            None => ids.record(Source::Default(None), Outcome::NotSet),
+            Some(p) if ids.found() => ids.record(Source::Default(Some(p)), Outcome::NotConsulted),
+            Some(p) => ids.load_file(Source::Default(Some(p.clone())), &p, false)?,
+        }
+
+        Ok(ids)
+    }
+
+    /// Public recipients of the loaded identities, in search order (for `init`, and for the
+    /// hint in decryption errors).
+    pub fn recipients(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            if !out.contains(&key.recipient) {
+                out.push(key.recipient.clone());
+            }
+        }
+        out
+    }
+
+    /// Every place the search chain looked at, in order, with what happened there.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// Warnings raised while loading (also emitted through `tracing`).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Decrypts an armored or binary age file. `path` is only used in messages.
+    pub fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        path: &Path,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.decrypt_hinted(ciphertext, path, None)
+    }
+
+    /// Like [`Identities::decrypt`]; when no identity matches, the error lists
+    /// `known_recipients` (the recipients recorded in the file's metadata, when the caller
+    /// knows them from an earlier decryption) as the people to ask.
+    pub fn decrypt_hinted(
+        &self,
+        ciphertext: &[u8],
+        path: &Path,
+        known_recipients: Option<&[String]>,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let input = strip_whitespace_before_armor(ciphertext);
+        let not_age = |reason: String| CryptoError::NotAnAgeFile {
+            path: path.to_owned(),
+            reason,
+        };
+        if input.iter().all(u8::is_ascii_whitespace) {
+            return Err(not_age("the file is empty".to_owned()));
+        }
+
+        let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(input))
+            .map_err(|e| not_age(describe(&e)))?;
+        if decryptor.is_scrypt() {
+            return Err(CryptoError::PassphraseEncrypted {
+                path: path.to_owned(),
+            });
+        }
+        if self.keys.is_empty() {
+            return Err(CryptoError::NoIdentity {
+                path: path.to_owned(),
+                tried: Tried(self.attempts.clone()),
+            });
+        }
+        let mut reader = match decryptor.decrypt(self.keys.iter().map(LoadedKey::as_age)) {
+            Ok(reader) => reader,
+            Err(age::DecryptError::NoMatchingKeys) => {
+                return Err(CryptoError::NoMatchingIdentity {
+                    path: path.to_owned(),
+                    tried: Tried(self.attempts.clone()),
+                    hint: Hint {
+                        yours: self.recipients(),
+                        needs: known_recipients.map(<[String]>::to_vec),
+                    },
+                });
+            }
+            Err(e) => return Err(not_age(describe(&e))),
+        };
+
+        // The plaintext is shorter than the ciphertext: reserving that much up front means
+        // the buffer never reallocates, so no unzeroized copy of the plaintext is left behind.
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(input.len()));
+        reader
+            .read_to_end(&mut plaintext)
+            .map_err(|e| not_age(describe_io(&e)))?;
+        Ok(plaintext)
+    }
+
+    fn found(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    fn record(&mut self, source: Source, outcome: Outcome) {
+        self.attempts.push(Attempt { source, outcome });
+    }
+
+    fn add(&mut self, source: Source, keys: Vec<LoadedKey>) {
+        self.record(source, Outcome::Loaded(keys.len()));
+        self.keys.extend(keys);
+    }
+
+    /// Loads one identity file. A missing or unreadable file is an error when the user named
+    /// it (`explicit`), and a recorded outcome for the default location.
+    fn load_file(
+        &mut self,
+        source: Source,
+        path: &Path,
+        explicit: bool,
+    ) -> Result<(), CryptoError> {
+        let unreadable = |source_err: std::io::Error| CryptoError::IdentityUnreadable {
+            path: path.to_owned(),
+            origin: source.origin(),
+            source: source_err,
+        };
+        let text = match read_identity_file(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if explicit {
+                    return Err(CryptoError::IdentityFileMissing {
+                        path: path.to_owned(),
+                        origin: source.origin(),
+                    });
+                }
+                self.record(source, Outcome::NotFound);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(CryptoError::InvalidIdentity {
+                    location: source.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) if explicit => return Err(unreadable(e)),
+            Err(e) => {
+                let why = e.kind().to_string();
+                tracing::warn!(path = %path.display(), "cannot read identity file: {why}");
+                self.warnings.push(format!(
+                    "cannot read identity file {}: {why}",
+                    path.display()
+                ));
+                self.record(source, Outcome::Unreadable(why));
+                return Ok(());
+            }
+        };
+        self.warn_if_shared(path);
+        let keys = parse_identities(&text, &source)?;
+        self.add(source, keys);
+        Ok(())
+    }
+
+    /// Identity files readable by group or others get a warning with the fix.
+    #[cfg(unix)]
+    fn warn_if_shared(&mut self, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let message = format!(
+                "identity file {} is readable by group or others (mode {mode:03o}): run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+            tracing::warn!("{message}");
+            self.warnings.push(message);
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn warn_if_shared(&mut self, _path: &Path) {}
+}
+
+/// Reads an identity file into a zeroize-on-drop buffer, refusing non-files, huge files and
+/// non-UTF-8 content (as `InvalidData`, with a message that quotes nothing).
+fn read_identity_file(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    use std::io::{Error, ErrorKind};
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorKind::IsADirectory, "is a directory"));
+    }
+    if meta.len() > MAX_IDENTITY_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            "the file is too large to be an identity file",
+        ));
+    }
+    // Sized up front so that the buffer never reallocates (which would leave key copies).
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    (&mut file)
+        .take(MAX_IDENTITY_FILE)
+        .read_to_end(&mut bytes)?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
+        Err(_) => Err(Error::new(
+            ErrorKind::InvalidData,
+            "the file is not text (not UTF-8)",
+        )),
+    }
+}
+
+/// Parses identity text: an OpenSSH/PEM private key, or an age identity file
+/// (`AGE-SECRET-KEY-1…` lines, `#` comments, blank lines).
+fn parse_identities(text: &str, source: &Source) -> Result<Vec<LoadedKey>, CryptoError> {
+    // Some Windows editors start files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN") {
+        return parse_ssh_identity(trimmed, source).map(|key| vec![key]);
+    }
+    let invalid = |reason: String| CryptoError::InvalidIdentity {
+        location: source.to_string(),
+        reason,
+    };
+    let mut keys = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let n = index + 1;
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with("AGE-SECRET-KEY-1") {
+            let identity = line.parse::<age::x25519::Identity>().map_err(|_| {
+                invalid(format!(
+                    "line {n} is a malformed AGE-SECRET-KEY-1… (wrong length or checksum)"
+                ))
+            })?;
+            let recipient = identity.to_public().to_string();
+            keys.push(LoadedKey {
+                key: Key::X25519(identity),
+                recipient,
+            });
+        } else if line.starts_with("AGE-PLUGIN-") {
+            return Err(invalid(format!(
+                "line {n} is an age plugin identity, which castsync does not support"
+            )));
+        } else if line.starts_with("age1") {
+            return Err(invalid(format!(
+                "line {n} is a public recipient (age1…), not a secret key: identity files hold AGE-SECRET-KEY-1… lines"
+            )));
+        } else if line.starts_with("ssh-") {
+            return Err(invalid(format!(
+                "line {n} is an ssh public key: give the private key file (e.g. ~/.ssh/id_ed25519) instead"
+            )));
+        } else {
+            return Err(invalid(format!(
+                "line {n} is not an identity (expected AGE-SECRET-KEY-1… lines or an OpenSSH private key)"
+            )));
+        }
+    }
+    if keys.is_empty() {
+        return Err(invalid(
+            "it contains no identity (no AGE-SECRET-KEY-1… line)".to_owned(),
+        ));
+    }
+    Ok(keys)
+}
+
+fn parse_ssh_identity(text: &str, source: &Source) -> Result<LoadedKey, CryptoError> {
+    use age::ssh::{Identity, UnsupportedKey};
+    let location = source.to_string();
+    let identity =
+        Identity::from_buffer(text.as_bytes(), Some(location.clone())).map_err(|_| {
+            CryptoError::InvalidIdentity {
+                location: location.clone(),
+                reason: "not a valid OpenSSH or PEM private key".to_owned(),
+            }
+        })?;
+    match &identity {
+        Identity::Unencrypted(_) => {}
+        Identity::Encrypted(_)
+        | Identity::Unsupported(UnsupportedKey::EncryptedPem | UnsupportedKey::EncryptedSsh(_)) => {
+            return Err(CryptoError::PassphraseProtectedKey { location });
+        }
+        Identity::Unsupported(UnsupportedKey::Hardware(t) | UnsupportedKey::Type(t)) => {
+            return Err(CryptoError::UnsupportedSshKey {
+                location,
+                key_type: super::recipient::preview(t),
+            });
+        }
+    }
+    let recipient = age::ssh::Recipient::try_from(identity.clone())
+        .map_err(|_| CryptoError::InvalidIdentity {
+            location: location.clone(),
+            reason: "its public key cannot be used as an age recipient (ssh-rsa under 2048 bits?)"
+                .to_owned(),
+        })?
+        .to_string();
+    Ok(LoadedKey {
+        key: Key::Ssh(identity),
+        recipient,
+    })
+}
+
+/// An armored file may be preceded by blank lines, indentation or a UTF-8 byte order mark
+/// (an editor, a YAML block); the armor reader wants the marker first. Binary files are left
+/// as they are.
+fn strip_whitespace_before_armor(input: &[u8]) -> &[u8] {
+    let without_bom = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let start = without_bom
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(without_bom.len());
+    let rest = &without_bom[start..];
+    if rest.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
+        rest
+    } else {
+        input
+    }
+}
+
+/// A reason for "not a valid age file", from age's error, without any file content.
+fn describe(err: &age::DecryptError) -> String {
+    match err {
+        age::DecryptError::InvalidHeader => "the age header is malformed".to_owned(),
+        age::DecryptError::UnknownFormat => {
+            "unknown age format version (written by a newer age?)".to_owned()
+        }
+        age::DecryptError::InvalidMac => {
+            "the header does not authenticate (the file was modified or is corrupt)".to_owned()
+        }
+        age::DecryptError::DecryptionFailed => {
+            "decryption failed (the file was modified or is corrupt)".to_owned()
+        }
+        age::DecryptError::Io(e) => describe_io(e),
+        other => format!("{other}"),
+    }
+}
+
+fn describe_io(err: &std::io::Error) -> String {
+    if let Some(armor) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<age::armor::ArmoredReadError>())
+    {
+        return format!("invalid armor: {armor}");
+    }
+    match err.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the file ends early (truncated)".to_owned(),
+        std::io::ErrorKind::InvalidData => {
+            "the payload does not authenticate (truncated, modified or corrupt)".to_owned()
+        }
+        kind => format!("read error ({kind})"),
+    }
+}

@@ -1,0 +1,105 @@
+//! New X25519 identities, in the `age-keygen` file format, written so that the secret is
+//! never readable by anyone else and an existing identity is never replaced.
+
+use std::io::Write;
+use std::path::Path;
+
+use age::secrecy::{ExposeSecret, SecretString};
+
+use super::CryptoError;
+
+/// Generates a new identity. Returns the identity file text (with `# created:` and
+/// `# public key:` comment lines, as `age-keygen` writes) and its `age1…` recipient.
+pub fn generate_identity() -> (SecretString, String) {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let created = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let secret = identity.to_string();
+    // Sized up front so that the String never reallocates and leaves a copy of the key.
+    let mut text = String::with_capacity(256 + secret.expose_secret().len());
+    text.push_str("# created: ");
+    text.push_str(&created);
+    text.push_str("\n# public key: ");
+    text.push_str(&recipient);
+    text.push('\n');
+    text.push_str(secret.expose_secret());
+    text.push('\n');
+    (SecretString::from(text), recipient)
+}
+
+/// Generates an identity and writes it to `path`: parent directories are created with mode
+/// 0700, the file with mode 0600, atomically (a temporary file in the same directory, synced,
+/// then linked into place without replacing anything). Returns the public recipient.
+pub fn write_new_identity(path: &Path) -> Result<String, CryptoError> {
+    let exists = || CryptoError::IdentityExists {
+        path: path.to_owned(),
+    };
+    let write_err = |source: std::io::Error| CryptoError::WriteIdentity {
+        path: path.to_owned(),
+        source,
+    };
+    if path.symlink_metadata().is_ok() {
+        return Err(exists());
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    create_private_dir(dir).map_err(write_err)?;
+
+    let (text, recipient) = generate_identity();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".castsync-key-")
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    set_private(tmp.as_file()).map_err(write_err)?;
+    tmp.write_all(text.expose_secret().as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(write_err)?;
+    // persist_noclobber links without replacing: a file that appeared since the check above
+    // is still never overwritten. On error the temporary file is removed.
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            exists()
+        } else {
+            write_err(e.error)
+        }
+    })?;
+    // Best effort: make the new directory entry durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(recipient)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn set_private(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn set_private(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
