@@ -222,8 +222,7 @@ async fn apply_agent(
             return result;
         }
     };
-    let present: BTreeMap<&str, &RemoteKey> =
-        listed.iter().map(|k| (k.key.as_str(), k)).collect();
+    let present: BTreeMap<&str, &RemoteKey> = listed.iter().map(|k| (k.key.as_str(), k)).collect();
 
     let mut state = state.lock().await;
     let platform_id = platform.id().to_owned();

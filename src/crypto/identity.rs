@@ -1,11 +1,10 @@
 //! Private keys, where to find them, and decryption.
 //!
-//! The search chain (DESIGN §5) has a strict precedence: the `-i` files (all of them, in
-//! order) if any were given; else `CASTSYNC_AGE_KEY` (the key text itself); else the file
-//! named by `CASTSYNC_AGE_KEY_FILE`; else `$XDG_CONFIG_HOME/castsync/keys.txt`, which is
-//! `~/.config/castsync/keys.txt` when `XDG_CONFIG_HOME` is unset. The first source present
-//! supplies the identities; the later ones are recorded as not consulted, so that an explicit
-//! choice is never mixed with whatever happens to lie in the home directory.
+//! The search chain (DESIGN §5), in order: the `-i` files (all of them), `CASTSYNC_AGE_KEY`
+//! (the key text itself), the file named by `CASTSYNC_AGE_KEY_FILE`, and
+//! `$XDG_CONFIG_HOME/castsync/keys.txt` (`~/.config/castsync/keys.txt` when
+//! `XDG_CONFIG_HOME` is unset). Every source present is loaded, as sops does, so a file
+//! encrypted to any of the user's keys opens; the order decides which identity is tried first.
 //!
 //! Key text is held in zeroize-on-drop buffers and never appears in an error, a log line or
 //! `Debug` output: errors name the source and a line number only.
@@ -126,8 +125,6 @@ pub enum Outcome {
     Unreadable(String),
     /// This many identities were loaded.
     Loaded(usize),
-    /// An earlier source supplied identities, so this one was not looked at.
-    NotConsulted,
 }
 
 /// One line of the search record: a source and its outcome.
@@ -150,9 +147,6 @@ impl fmt::Display for Attempt {
             (Outcome::Unreadable(why), _) => write!(f, "unreadable ({why})"),
             (Outcome::Loaded(1), _) => f.write_str("loaded 1 identity"),
             (Outcome::Loaded(n), _) => write!(f, "loaded {n} identities"),
-            (Outcome::NotConsulted, _) => {
-                f.write_str("not consulted (an earlier source supplied identities)")
-            }
         }
     }
 }
@@ -220,7 +214,6 @@ impl Identities {
             Some(text) if text.expose_secret().trim().is_empty() => {
                 ids.record(Source::EnvKey, Outcome::Empty)
             }
-            Some(_) if ids.found() => ids.record(Source::EnvKey, Outcome::NotConsulted),
             Some(text) => {
                 let keys = parse_identities(text.expose_secret(), &Source::EnvKey)?;
                 ids.add(Source::EnvKey, keys);
@@ -232,15 +225,11 @@ impl Identities {
             Some(p) if p.as_os_str().is_empty() => {
                 ids.record(Source::EnvKeyFile(None), Outcome::Empty)
             }
-            Some(p) if ids.found() => {
-                ids.record(Source::EnvKeyFile(Some(p.clone())), Outcome::NotConsulted)
-            }
             Some(p) => ids.load_file(Source::EnvKeyFile(Some(p.clone())), p, true)?,
         }
 
         match env.default_identity_path() {
             None => ids.record(Source::Default(None), Outcome::NotSet),
-            Some(p) if ids.found() => ids.record(Source::Default(Some(p)), Outcome::NotConsulted),
             Some(p) => ids.load_file(Source::Default(Some(p.clone())), &p, false)?,
         }
 
@@ -339,10 +328,6 @@ impl Identities {
             .read_to_end(&mut plaintext)
             .map_err(|e| not_age(describe_io(&e)))?;
         Ok(plaintext)
-    }
-
-    fn found(&self) -> bool {
-        !self.keys.is_empty()
     }
 
     fn record(&mut self, source: Source, outcome: Outcome) {

@@ -215,7 +215,7 @@ fn a_file_for_someone_else_lists_every_location_tried_and_asks_for_a_rekey() {
     );
     let default = home.path().join(".config/castsync/keys.txt");
     assert!(
-        msg.contains(&format!("{}: not consulted", default.display())),
+        msg.contains(&format!("{}: not found", default.display())),
         "{msg}"
     );
     assert!(msg.contains(&format!("your public keys: {bob}")), "{msg}");
@@ -342,11 +342,13 @@ fn a_passphrase_encrypted_file_is_refused_with_its_own_message() {
 }
 
 #[test]
-fn castsync_age_key_wins_over_the_key_file_and_the_default_file() {
+fn every_source_of_the_chain_is_loaded_in_order() {
     let home = TempDir::new().unwrap();
+    let (flag_text, flag_recipient) = age_key();
     let (env_text, env_recipient) = age_key();
     let (file_text, file_recipient) = age_key();
-    let (default_text, _) = age_key();
+    let (default_text, default_recipient) = age_key();
+    let flag = write_key(home.path(), "flag.txt", &flag_text);
     let key_file = write_key(home.path(), "file.txt", &file_text);
     std::fs::create_dir_all(home.path().join(".config/castsync")).unwrap();
     write_key(home.path(), ".config/castsync/keys.txt", &default_text);
@@ -355,40 +357,27 @@ fn castsync_age_key_wins_over_the_key_file_and_the_default_file() {
         age_key_file: Some(key_file),
         ..env_with_key(home.path(), &env_text)
     };
-    let ids = Identities::discover_with(&[], &env).unwrap();
-    assert_eq!(ids.recipients(), vec![env_recipient.to_string()]);
-    let outcomes: Vec<_> = ids.attempts().iter().map(|a| a.outcome.clone()).collect();
+    let ids = Identities::discover_with(&[flag], &env).unwrap();
     assert_eq!(
-        outcomes,
-        [
-            Outcome::Loaded(1),
-            Outcome::NotConsulted,
-            Outcome::NotConsulted
+        ids.recipients(),
+        vec![
+            flag_recipient.to_string(),
+            env_recipient.to_string(),
+            file_recipient.to_string(),
+            default_recipient.to_string()
         ]
     );
-    // A file only the key file's identity can open is refused: sources are not mixed.
-    let for_file = encrypt(&manifest(), &[file_recipient]).unwrap();
-    assert!(decrypt_err(&ids, &for_file).contains("none of your identities"));
+    let outcomes: Vec<_> = ids.attempts().iter().map(|a| a.outcome.clone()).collect();
+    assert_eq!(outcomes, vec![Outcome::Loaded(1); 4]);
+    // A file encrypted to any one of them opens.
+    for r in [file_recipient, default_recipient] {
+        let ct = encrypt(&manifest(), &[r]).unwrap();
+        assert!(ids.decrypt(&ct, Path::new("x.age")).is_ok());
+    }
 }
 
 #[test]
-fn the_identity_flag_wins_over_the_environment() {
-    let home = TempDir::new().unwrap();
-    let (flag_a, a) = age_key();
-    let (flag_b, b) = age_key();
-    let (env_text, _) = age_key();
-    let files = [
-        write_key(home.path(), "a.txt", &flag_a),
-        write_key(home.path(), "b.txt", &flag_b),
-    ];
-    let ids = Identities::discover_with(&files, &env_with_key(home.path(), &env_text)).unwrap();
-    assert_eq!(ids.recipients(), vec![a.to_string(), b.to_string()]);
-    assert_eq!(ids.attempts()[2].source, Source::EnvKey);
-    assert_eq!(ids.attempts()[2].outcome, Outcome::NotConsulted);
-}
-
-#[test]
-fn the_key_file_wins_over_the_default_file_and_xdg_config_home_is_honoured() {
+fn the_key_file_is_tried_before_the_default_file_and_xdg_config_home_is_honoured() {
     let home = TempDir::new().unwrap();
     let xdg = home.path().join("xdg");
     std::fs::create_dir_all(xdg.join("castsync")).unwrap();
@@ -411,7 +400,10 @@ fn the_key_file_wins_over_the_default_file_and_xdg_config_home_is_honoured() {
         ..env
     };
     let ids = Identities::discover_with(&[], &env).unwrap();
-    assert_eq!(ids.recipients(), vec![file_recipient.to_string()]);
+    assert_eq!(
+        ids.recipients(),
+        vec![file_recipient.to_string(), default_recipient.to_string()]
+    );
 }
 
 #[test]

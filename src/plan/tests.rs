@@ -527,8 +527,16 @@ fn with_a_base_revision_only_values_that_differ_from_it_are_updated() {
     )]));
     let p = one(
         "bot",
-        Ok(secrets(&[("SAME", "1"), ("CHANGED", "new"), ("NOT_AT_BASE", "x")])),
-        Ok(remote(&[("SAME", "t"), ("CHANGED", "t"), ("NOT_AT_BASE", "t")])),
+        Ok(secrets(&[
+            ("SAME", "1"),
+            ("CHANGED", "new"),
+            ("NOT_AT_BASE", "x"),
+        ])),
+        Ok(remote(&[
+            ("SAME", "t"),
+            ("CHANGED", "t"),
+            ("NOT_AT_BASE", "t"),
+        ])),
         &base,
         &Policy::default(),
     );

@@ -44,7 +44,9 @@ impl GitRevision {
             let commit = repo
                 .revparse_single(rev)
                 .and_then(|o| o.peel_to_commit())
-                .map_err(git_err(&format!("cannot resolve revision {rev:?} to a commit")))?;
+                .map_err(git_err(&format!(
+                    "cannot resolve revision {rev:?} to a commit"
+                )))?;
             (commit.id(), commit.tree_id())
         };
         Ok(GitRevision {
