@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 
+mod completions;
 mod keygen;
 
 /// How a command ended, as the process exit code (DESIGN §8).
@@ -36,8 +37,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Watch(_) => not_yet("watch"),
         Command::Textconv(_) => not_yet("textconv"),
         Command::Diff(_) => not_yet("diff"),
-        Command::Completions(_) => not_yet("completions"),
-        Command::Man => not_yet("man"),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man => completions::man(),
         other => {
             let _ = (g, other);
             not_yet("this command")

@@ -4,6 +4,7 @@
 mod support;
 
 mod authoring;
+mod completions;
 mod crypto_interop;
 mod emulator;
 mod keygen;

@@ -1,0 +1,123 @@
+//! `castsync completions SHELL` and `castsync man`.
+
+use std::process::Command as StdCommand;
+
+use crate::support::*;
+
+fn stdout_of(args: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = castsync(home.path())
+        .args(args)
+        .output()
+        .expect("run castsync");
+    assert!(
+        out.status.success(),
+        "castsync {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "castsync {args:?} wrote to stderr");
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn bash_completion_is_valid_bash_syntax() {
+    let script = stdout_of(&["completions", "bash"]);
+    assert!(script.contains("reconcile"), "{script}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("castsync.bash");
+    std::fs::write(&file, &script).expect("write the completion script");
+
+    let check = StdCommand::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .expect("run bash -n");
+    assert!(
+        check.status.success(),
+        "bash -n rejected the completion script: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn bash_completion_registers_a_completer_for_castsync() {
+    let script = stdout_of(&["completions", "bash"]);
+    assert!(script.contains("complete -F"), "{script}");
+    assert!(script.contains("castsync"), "{script}");
+}
+
+#[test]
+fn zsh_fish_and_powershell_completions_know_the_subcommands() {
+    for shell in ["zsh", "fish", "powershell"] {
+        let script = stdout_of(&["completions", shell]);
+        assert!(!script.trim().is_empty(), "{shell}: empty script");
+        for word in ["reconcile", "validate", "--dry-run"] {
+            assert!(
+                script.contains(word),
+                "{shell} script lacks {word}:\n{script}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_shell_is_a_usage_error_listing_the_choices() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = castsync(home.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run castsync");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bash") && stderr.contains("powershell"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn man_page_is_roff_and_documents_reconcile() {
+    let page = stdout_of(&["man"]);
+    // roff may open with the `.ie`/`.el` pair that defines the apostrophe string; the
+    // title must be the first thing after it.
+    let body = page
+        .lines()
+        .skip_while(|l| l.starts_with(".ie ") || l.starts_with(".el "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        body.starts_with(".TH castsync 1"),
+        "not a roff page:\n{page}"
+    );
+    assert!(page.contains("castsync"), "{page}");
+    assert!(page.contains("reconcile"), "{page}");
+    assert!(page.contains("SUBCOMMANDS"), "{page}");
+    assert!(page.contains("castsync reconcile \\-\\-help"), "{page}");
+}
+
+#[test]
+fn man_page_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = StdCommand::new(bin())
+        .arg("man")
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn castsync man");
+    // Read nothing and close our end: the write sees a broken pipe (Rust ignores SIGPIPE).
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let status = child.wait().expect("wait for castsync man");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+}
