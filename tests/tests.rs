@@ -7,6 +7,7 @@ mod authoring;
 mod completions;
 mod crypto_interop;
 mod emulator;
+mod examples;
 mod keygen;
 mod platform_client;
 mod validate;

@@ -1,0 +1,262 @@
+//! The CI and deployment examples: every workflow file passes action-validator, the
+//! Dockerfile hadolint, the Kubernetes manifest yamllint and its API schema, the systemd unit
+//! `systemd-analyze verify` and a hardening score, the scripts shellcheck; and every
+//! `castsync watch` command line in them is one the binary accepts.
+//!
+//! The linters are external programs. `.ci/run` installs them all; with `CI` set a missing one
+//! fails its test (so a broken install can never pass as a skipped check). On a developer's
+//! machine without them, the test says which is missing and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use serde::Deserialize as _;
+
+use crate::support::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The linter `name` on PATH; None (after a note) when it is missing outside CI.
+fn linter(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed: .ci/run installs it (see the linter section there)"
+        );
+        eprintln!("note: {name} is not installed; skipping this check (.ci/run installs it)");
+    }
+    found
+}
+
+/// Runs `program args…` in the repository root and fails the test, with its output, unless
+/// it exits 0. Returns stdout and stderr.
+fn run_ok(program: &Path, args: &[&str]) -> (String, String) {
+    let out = StdCommand::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed ({}):\n{stdout}\n{stderr}",
+        program.display(),
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// Files under `dir` (relative to the repository root) whose name ends with one of `exts`.
+fn files(dir: &str, exts: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| exts.iter().any(|ext| name.ends_with(ext)))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn every_workflow_file_passes_action_validator() {
+    let mut workflows = files(".github/workflows", &[".yml", ".yaml"]);
+    workflows.extend(files("examples/github-actions", &[".yml", ".yaml"]));
+    for expected in [
+        ".github/workflows/ci.yml",
+        "examples/github-actions/pr-plan.yml",
+        "examples/github-actions/apply-on-merge.yml",
+    ] {
+        assert!(workflows.iter().any(|w| w == expected), "{workflows:?}");
+    }
+    let Some(validator) = linter("action-validator") else {
+        return;
+    };
+    for workflow in &workflows {
+        run_ok(&validator, &[workflow]);
+    }
+}
+
+#[test]
+fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
+    let mut scripts = files("examples/github-actions/scripts", &[".sh"]);
+    assert_eq!(scripts.len(), 3, "{scripts:?}");
+    scripts.push(".ci/run".to_owned());
+    let Some(shellcheck) = linter("shellcheck") else {
+        return;
+    };
+    let mut args = vec!["--severity=style"];
+    args.extend(scripts.iter().map(String::as_str));
+    run_ok(&shellcheck, &args);
+}
+
+#[test]
+fn dockerfile_passes_hadolint() {
+    let Some(hadolint) = linter("hadolint") else {
+        return;
+    };
+    run_ok(
+        &hadolint,
+        &["--failure-threshold", "style", "examples/deploy/Dockerfile"],
+    );
+}
+
+#[test]
+fn kubernetes_manifest_passes_yamllint_and_the_kubernetes_schemas() {
+    let manifest = "examples/deploy/kubernetes.yaml";
+    if let Some(yamllint) = linter("yamllint") {
+        run_ok(&yamllint, &["--strict", manifest]);
+    }
+    if let Some(validate) = linter("kubernetes-validate") {
+        // --strict: a misspelt field is an error, not silently dropped.
+        let (stdout, stderr) = run_ok(&validate, &["--strict", manifest]);
+        let passed = format!("{stdout}{stderr}")
+            .matches(" passed for resource ")
+            .count();
+        assert_eq!(passed, 4, "{stdout}\n{stderr}");
+    }
+}
+
+/// The unit with ExecStart pointing at the binary under test (verify checks that the
+/// program exists), in a temp dir.
+fn unit_for_test() -> (tempfile::TempDir, PathBuf) {
+    let text = std::fs::read_to_string(root().join("examples/deploy/castsync-watch.service"))
+        .expect("read the unit");
+    assert!(text.contains("ExecStart=/usr/local/bin/castsync watch"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = dir.path().join("castsync-watch.service");
+    let text = text.replace(
+        "/usr/local/bin/castsync",
+        bin().to_str().expect("UTF-8 path"),
+    );
+    std::fs::write(&unit, text).expect("write the unit");
+    (dir, unit)
+}
+
+#[test]
+fn systemd_unit_verifies_without_warnings() {
+    let Some(analyze) = linter("systemd-analyze") else {
+        return;
+    };
+    let (_dir, unit) = unit_for_test();
+    // verify exits 0 on an unknown or misspelt directive and only warns: no output at all.
+    let (stdout, stderr) = run_ok(&analyze, &["verify", unit.to_str().expect("UTF-8 path")]);
+    assert_eq!(
+        format!("{stdout}{stderr}").trim(),
+        "",
+        "warnings from verify"
+    );
+}
+
+#[test]
+fn systemd_unit_is_rated_hardened_by_systemd_analyze_security() {
+    let Some(analyze) = linter("systemd-analyze") else {
+        return;
+    };
+    let (_dir, unit) = unit_for_test();
+    // Exposure is rated 0.0 (locked down) to 10.0 (fully exposed); --threshold is ten times
+    // that scale. 2.0 and under is what systemd calls "OK".
+    run_ok(
+        &analyze,
+        &[
+            "security",
+            "--offline=true",
+            "--threshold=20",
+            unit.to_str().expect("UTF-8 path"),
+        ],
+    );
+}
+
+/// Asserts that the binary accepts `args` (a `castsync …` line from an example) by parsing
+/// it with `--help` appended: clap rejects an unknown flag or a bad value before it prints
+/// help, so this checks every flag without starting the daemon.
+fn assert_castsync_accepts(origin: &str, args: &[String]) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = castsync(home.path())
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run castsync");
+    assert!(
+        out.status.success(),
+        "{origin}: castsync rejects {args:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kubernetes_container_args_are_flags_castsync_watch_accepts() {
+    let text = std::fs::read_to_string(root().join("examples/deploy/kubernetes.yaml"))
+        .expect("read the manifest");
+    let mut checked = 0;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let doc = serde_yaml::Value::deserialize(doc).expect("valid YAML");
+        if doc["kind"].as_str() != Some("Deployment") {
+            continue;
+        }
+        assert_eq!(doc["spec"]["replicas"].as_u64(), Some(1));
+        assert_eq!(doc["spec"]["strategy"]["type"].as_str(), Some("Recreate"));
+        let container = &doc["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<String> = container["args"]
+            .as_sequence()
+            .expect("container args")
+            .iter()
+            .map(|a| a.as_str().expect("string arg").to_owned())
+            .collect();
+        assert_eq!(args.first().map(String::as_str), Some("watch"));
+        assert!(args.windows(2).any(|w| w == ["--listen", "0.0.0.0:9464"]));
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"].as_str(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"].as_str(),
+            Some("/readyz")
+        );
+        assert_castsync_accepts("kubernetes.yaml", &args);
+        checked += 1;
+    }
+    assert_eq!(checked, 1, "one Deployment");
+}
+
+#[test]
+fn dockerfile_cmd_is_a_command_line_castsync_accepts() {
+    let text = std::fs::read_to_string(root().join("examples/deploy/Dockerfile"))
+        .expect("read the Dockerfile");
+    let cmd = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .expect("a CMD line");
+    let args: Vec<String> = serde_json::from_str(cmd).expect("CMD in exec (JSON) form");
+    assert!(text.contains(r#"ENTRYPOINT ["castsync"]"#));
+    assert_castsync_accepts("Dockerfile CMD", &args);
+}
+
+#[test]
+fn systemd_exec_start_is_a_command_line_castsync_accepts() {
+    let text = std::fs::read_to_string(root().join("examples/deploy/castsync-watch.service"))
+        .expect("read the unit");
+    let exec = text.replace("\\\n", " ");
+    let line = exec
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/castsync "))
+        .expect("an ExecStart line");
+    // systemd expands ${STATE_DIRECTORY} and ${CREDENTIALS_DIRECTORY}; any path parses.
+    let args: Vec<String> = line
+        .split_whitespace()
+        .map(|w| {
+            w.replace("${STATE_DIRECTORY}", "/var/lib/castsync")
+                .replace("${CREDENTIALS_DIRECTORY}", "/run/credentials/castsync")
+        })
+        .collect();
+    assert_castsync_accepts("castsync-watch.service", &args);
+}

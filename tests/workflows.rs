@@ -1,0 +1,391 @@
+//! The shell steps of the GitHub Actions examples (`examples/github-actions/scripts/`), run
+//! here as GitHub would run them, against the real emulator: the environment GitHub sets
+//! (`GITHUB_STEP_SUMMARY`, the secrets as variables), a fake comment poster
+//! (`CASTSYNC_COMMENT_CMD`) or a fake `gh`, and a directory standing in for the Actions cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use crate::support::*;
+
+const CANARY: &str = "canary-workflow-51c7-never-print";
+const CANARY_NEW: &str = "canary-workflow-new-8e02-never-print";
+const MARKER: &str = "<!-- castsync-plan -->";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/github-actions/scripts")
+        .join(name)
+}
+
+/// What a job leaves behind: exit code, job log (stdout, stderr), the step summary.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    summary: String,
+}
+
+impl Run {
+    fn assert_no_canary(&self, extra: &[&str]) {
+        let all = format!("{}{}{}{}", self.stdout, self.stderr, self.summary, extra.concat());
+        assert_no_canary("the job's output", &all, &[CANARY, CANARY_NEW]);
+    }
+}
+
+/// A runner: a temp dir for the summary, the comment poster's output and the cache.
+struct Runner {
+    dir: tempfile::TempDir,
+}
+
+impl Runner {
+    fn new() -> Runner {
+        let runner = Runner {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        // The fake poster keeps each body it is given as poster.N.md, as gh would post it.
+        write_executable(
+            &runner.poster(),
+            "#!/bin/sh\nset -e\nn=$(( $(cat \"$0.count\" 2>/dev/null || echo 0) + 1 ))\n\
+             echo \"$n\" >\"$0.count\"\ncp \"$1\" \"$0.$n.md\"\n",
+        );
+        runner
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn poster(&self) -> PathBuf {
+        self.path("poster")
+    }
+
+    /// The bodies the poster was given, in order.
+    fn comments(&self) -> Vec<String> {
+        (1..)
+            .map(|n| self.path(&format!("poster.{n}.md")))
+            .take_while(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).expect("read a comment"))
+            .collect()
+    }
+
+    /// Runs `script` in the secrets repository with a clean environment holding only what
+    /// the workflow's `env:` gives it.
+    fn run(&self, script: &Path, repo: &SecretsRepo, env: &[(&str, &str)]) -> Run {
+        let summary = self.path("step-summary.md");
+        let _ = std::fs::remove_file(&summary);
+        let mut cmd = StdCommand::new(script);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &repo.home)
+            .env("NO_COLOR", "1")
+            .env("CASTSYNC", bin())
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("CASTSYNC_COMMENT_CMD", self.poster())
+            .env("CASTSYNC_STATE_DIR", self.path("cache"))
+            .current_dir(&repo.root);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run the workflow script");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+        }
+    }
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write a script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The repository secrets, as the workflow passes them: the identity's text, the API key.
+fn secrets<'a>(identity: &'a str, emu: &'a Emulator) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("CASTSYNC_AGE_KEY", identity),
+        ("CASTARI_API_KEY", "cast_test"),
+        ("CASTARI_API_URL", emu.url.as_str()),
+    ]
+}
+
+fn identity(repo: &SecretsRepo) -> String {
+    std::fs::read_to_string(&repo.key_file).expect("read the identity")
+}
+
+/// Two agents committed on main, pushed to a bare `origin` (so `origin/main` exists as
+/// after `actions/checkout` with fetch-depth 0), and applied to the emulator.
+fn merged_repo(emu: &Emulator) -> SecretsRepo {
+    let repo = SecretsRepo::new("");
+    std::fs::write(repo.path(".gitignore"), ".castsync/\n").unwrap();
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY), ("A3", "a-three")]);
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
+    repo.commit_all("main");
+    let origin = repo.home.join("origin.git");
+    repo.git(&["init", "-q", "--bare", origin.to_str().unwrap()]);
+    repo.git(&["remote", "add", "origin", origin.to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.reconcile(&emu.url).assert().success();
+    repo
+}
+
+#[test]
+fn pull_request_plan_lands_in_the_summary_and_one_marked_comment_without_writing() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = merged_repo(&emu);
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.agent(
+        "alpha",
+        &[("A1", "a-one-v2"), ("A2", CANARY), ("A4", CANARY_NEW)],
+    );
+    repo.commit_all("rotate A1, add A4, drop A3");
+
+    let runner = Runner::new();
+    emu.reset_stats();
+    let key = identity(&repo);
+    let run = runner.run(&script("pr-plan.sh"), &repo, &secrets(&key, &emu));
+
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for line in ["+ A4", "! A1 (value changed)", "- A3"] {
+        assert!(run.summary.contains(line), "{line} missing:\n{}", run.summary);
+    }
+    assert!(run.summary.contains("base `origin/main`"), "{}", run.summary);
+    assert!(!run.summary.contains("A2"), "A2 did not change:\n{}", run.summary);
+    assert!(run.summary.contains("1 agent in sync"), "{}", run.summary);
+
+    let comments = runner.comments();
+    assert_eq!(comments.len(), 1, "one comment per run");
+    assert!(comments[0].starts_with(&format!("{MARKER}\n")), "{}", comments[0]);
+    assert!(comments[0].contains(run.summary.trim()), "{}", comments[0]);
+
+    assert_eq!(emu.requests("POST"), 0, "a plan never writes");
+    assert_eq!(emu.requests("DELETE"), 0, "a plan never deletes");
+    assert!(emu.requests("GET") > 0, "the plan lists the platform's keys");
+    assert_eq!(emu.value("alpha", "A3").as_deref(), Some("a-three"));
+    run.assert_no_canary(&[&comments[0]]);
+}
+
+#[test]
+fn an_invalid_manifest_fails_the_plan_and_the_comment_says_why() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = merged_repo(&emu);
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    // A3 is in alpha's .env.example and therefore required.
+    repo.raw_manifest(
+        "alpha",
+        &format!("agent: alpha\nsecrets:\n  A1: a-one\n  A2: {CANARY}\n"),
+    );
+    repo.commit_all("forget A3");
+
+    let runner = Runner::new();
+    emu.reset_stats();
+    let key = identity(&repo);
+    let run = runner.run(&script("pr-plan.sh"), &repo, &secrets(&key, &emu));
+
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.summary.contains("validation failed"), "{}", run.summary);
+    assert!(run.summary.contains("alpha"), "{}", run.summary);
+    assert!(run.summary.contains("A3"), "{}", run.summary);
+    let comments = runner.comments();
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].starts_with(MARKER));
+    assert!(comments[0].contains("validation failed"));
+    // Validation is offline, and no plan follows a failed validation.
+    assert_eq!(emu.requests("GET") + emu.requests("POST"), 0);
+    run.assert_no_canary(&[&comments[0]]);
+}
+
+/// A fake `gh` that keeps a pull request's comments as files (`N.md`, `N.author`) and
+/// answers the three calls sticky-comment.sh makes. Its list call applies what the script's
+/// --jq filter asks for (comments by the bot whose body starts with the marker) and checks
+/// that the filter does ask for both.
+const FAKE_GH: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+store=$FAKE_GH_STORE
+echo "$*" >>"$store/calls.log"
+[ "$1" = api ] || { echo "fake gh: only api" >&2; exit 2; }
+shift
+method=GET body=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --method) method=$2; shift 2 ;;
+    --paginate) shift ;;
+    --jq) jq=$2; shift 2 ;;
+    -F) body=${2#body=@}; shift 2 ;;
+    *) path=$1; shift ;;
+  esac
+done
+case "$method $path" in
+  "GET repos/acme/secrets/issues/7/comments")
+    case $jq in *'github-actions[bot]'*startswith*) ;; *) echo "fake gh: filter $jq" >&2; exit 2 ;; esac
+    for f in "$store"/*.md; do
+      [ -e "$f" ] || continue
+      id=$(basename "$f" .md)
+      if [ "$(cat "$store/$id.author")" = "github-actions[bot]" ] \
+        && [ "$(head -n 1 "$f")" = "<!-- castsync-plan -->" ]; then
+        echo "$id"
+      fi
+    done ;;
+  "POST repos/acme/secrets/issues/7/comments")
+    id=$(( $(ls "$store" | grep -c '\.md$' || true) + 1 ))
+    cp "$body" "$store/$id.md"; echo "github-actions[bot]" >"$store/$id.author" ;;
+  PATCH\ repos/acme/secrets/issues/comments/*)
+    id=${path##*/}
+    [ -e "$store/$id.md" ] || { echo "fake gh: 404" >&2; exit 1; }
+    cp "$body" "$store/$id.md" ;;
+  *) echo "fake gh: unexpected $method $path" >&2; exit 2 ;;
+esac
+"#;
+
+#[test]
+fn the_sticky_comment_is_created_once_then_edited_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin_dir = dir.path().join("bin");
+    let store = dir.path().join("comments");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    write_executable(&bin_dir.join("gh"), FAKE_GH);
+    // Someone quoted the marker in a review comment: it is not ours to edit.
+    std::fs::write(store.join("1.md"), format!("{MARKER}\nquoted by a human\n")).unwrap();
+    std::fs::write(store.join("1.author"), "octocat\n").unwrap();
+
+    let post = |body: &str| {
+        let file = dir.path().join("body.md");
+        std::fs::write(&file, format!("{MARKER}\n{body}\n")).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = StdCommand::new(script("sticky-comment.sh"))
+            .arg(&file)
+            .env("PATH", path)
+            .env("FAKE_GH_STORE", &store)
+            .env("GITHUB_REPOSITORY", "acme/secrets")
+            .env("PR_NUMBER", "7")
+            .output()
+            .expect("run sticky-comment.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    post("first plan");
+    post("second plan");
+    post("third plan");
+
+    let read = |id: u32| std::fs::read_to_string(store.join(format!("{id}.md"))).unwrap();
+    assert_eq!(read(1), format!("{MARKER}\nquoted by a human\n"));
+    assert_eq!(read(2), format!("{MARKER}\nthird plan\n"));
+    assert!(!store.join("3.md").exists(), "a second comment was created");
+    let calls = std::fs::read_to_string(store.join("calls.log")).unwrap();
+    assert_eq!(calls.matches("--method POST").count(), 1, "{calls}");
+    assert_eq!(
+        calls
+            .matches("--method PATCH repos/acme/secrets/issues/comments/2")
+            .count(),
+        2,
+        "{calls}"
+    );
+}
+
+#[test]
+fn apply_on_merge_applies_and_the_next_run_reuses_the_cached_state() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
+    repo.commit_all("main");
+    let runner = Runner::new();
+    let key = identity(&repo);
+
+    let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(first.summary.contains("+ A2"), "{}", first.summary);
+    assert_eq!(emu.value("alpha", "A2").as_deref(), Some(CANARY));
+    assert_eq!(emu.requests("POST"), 4);
+
+    // The cache holds the state encrypted with age, and nothing in plaintext.
+    let cache = runner.path("cache");
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["state.json.age".to_owned()]);
+    let sealed = std::fs::read_to_string(cache.join("state.json.age")).unwrap();
+    assert!(sealed.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{sealed}");
+    assert!(!repo.path(".castsync").exists(), "state written into the checkout");
+
+    // Without the restored state every key would be set again as "unverified".
+    emu.reset_stats();
+    let second = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert!(second.summary.contains("No changes"), "{}", second.summary);
+    assert_eq!(emu.requests("POST"), 0);
+
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-rotated")]);
+    repo.commit_all("rotate B2");
+    emu.reset_stats();
+    let third = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(third.code, 0, "{}\n{}", third.stdout, third.stderr);
+    assert_eq!(emu.requests("POST"), 1);
+    assert_eq!(emu.requests("DELETE"), 0);
+    assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two-rotated"));
+
+    for run in [&first, &second, &third] {
+        run.assert_no_canary(&[&sealed]);
+    }
+}
+
+#[test]
+fn an_apply_with_a_broken_agent_exits_1_and_still_keeps_what_landed() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one")]);
+    repo.raw_manifest("alpha", "not: [valid");
+    repo.commit_all("main");
+    let runner = Runner::new();
+    let key = identity(&repo);
+
+    let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
+    assert!(first.summary.contains("alpha"), "{}", first.summary);
+    assert_eq!(emu.value("alpha", "A1"), None, "a broken agent is never touched");
+    assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
+    assert!(runner.path("cache/state.json.age").exists());
+
+    // beta's write was recorded: the next run has nothing to do for it.
+    emu.reset_stats();
+    let second = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(second.code, 1);
+    assert_eq!(emu.requests("POST"), 0, "{}", second.summary);
+    first.assert_no_canary(&[]);
+    second.assert_no_canary(&[]);
+}
+
+#[test]
+fn an_apply_without_the_identity_secret_fails_before_any_request() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one")]);
+    repo.commit_all("main");
+    let runner = Runner::new();
+
+    let run = runner.run(
+        &script("apply.sh"),
+        &repo,
+        &[
+            ("CASTARI_API_KEY", "cast_test"),
+            ("CASTARI_API_URL", emu.url.as_str()),
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("CASTSYNC_AGE_KEY"), "{}", run.stderr);
+    assert_eq!(emu.requests("GET") + emu.requests("POST"), 0);
+}
