@@ -11,8 +11,11 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod finding;
 pub mod names;
 pub mod platform;
 pub mod secret;
+pub mod suggest;
 
 pub use commands::{Exit, run};
