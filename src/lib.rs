@@ -12,7 +12,9 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod crypto;
+pub mod finding;
 pub mod names;
 pub mod plan;
 pub mod platform;
@@ -20,5 +22,6 @@ pub mod render;
 pub mod secret;
 pub mod source;
 pub mod state;
+pub mod suggest;
 
 pub use commands::{Exit, run};
