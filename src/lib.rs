@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod finding;
+pub mod manifest;
 pub mod names;
 pub mod platform;
 pub mod secret;
