@@ -16,6 +16,7 @@ pub mod finding;
 pub mod manifest;
 pub mod names;
 pub mod platform;
+pub mod schema;
 pub mod secret;
 pub mod suggest;
 
