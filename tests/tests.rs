@@ -4,6 +4,7 @@
 mod support;
 
 mod authoring;
+mod bad_vectors;
 mod emulator;
 mod platform_client;
 mod validate;

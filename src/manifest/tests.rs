@@ -88,7 +88,8 @@ fn a_float_value_is_an_error_that_names_the_file_line_and_key_with_the_quoted_fi
 
 #[test]
 fn every_value_whose_text_a_yaml_reader_would_change_is_refused() {
-    let cases: &[(&str, fn(&ValueProblem) -> bool)] = &[
+    type Expect = fn(&ValueProblem) -> bool;
+    let cases: &[(&str, Expect)] = &[
         ("1.10", |p| matches!(p, ValueProblem::Float { .. })),
         ("", |p| matches!(p, ValueProblem::Null { .. })),
         ("~", |p| matches!(p, ValueProblem::Null { .. })),
