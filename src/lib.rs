@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod emulator;
 pub mod names;
 pub mod platform;
 pub mod secret;
