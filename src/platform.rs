@@ -230,7 +230,11 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
 /// then `https://api.castari.com`. Empty values count as unset.
 pub fn resolve_url(cli: Option<&str>, config_url: Option<&str>) -> String {
     let env = std::env::var(URL_ENV).ok();
-    [cli, env.as_deref(), config_url]
+    first_url([cli, env.as_deref(), config_url])
+}
+
+fn first_url(candidates: [Option<&str>; 3]) -> String {
+    candidates
         .into_iter()
         .flatten()
         .map(str::trim)
@@ -263,4 +267,42 @@ pub fn read_api_key(file: Option<&Path>) -> Result<Option<SecretString>, OpenErr
     let var = Zeroizing::new(var.into_string().map_err(|_| OpenError::InvalidApiKey)?);
     let key = var.trim();
     Ok((!key.is_empty()).then(|| SecretString::from(key.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_comes_from_the_flag_then_the_environment_then_the_config() {
+        let url = |cli, env, config| first_url([cli, env, config]);
+        assert_eq!(
+            url(Some("http://flag"), Some("http://env"), Some("http://cfg")),
+            "http://flag"
+        );
+        assert_eq!(
+            url(None, Some("http://env"), Some("http://cfg")),
+            "http://env"
+        );
+        assert_eq!(
+            url(Some(" "), Some(""), Some("local://x.json")),
+            "local://x.json"
+        );
+        assert_eq!(url(None, None, None), DEFAULT_URL);
+    }
+
+    #[test]
+    fn only_rate_limits_and_transient_failures_are_worth_retrying() {
+        let detail = || "d".to_owned();
+        assert!(PlatformError::RateLimited { detail: detail() }.is_transient());
+        assert!(PlatformError::Transient { detail: detail() }.is_transient());
+        for terminal in [
+            PlatformError::Unauthorized { detail: detail() },
+            PlatformError::Protocol { detail: detail() },
+            PlatformError::InvalidName { detail: detail() },
+            PlatformError::Local { detail: detail() },
+        ] {
+            assert!(!terminal.is_transient(), "{terminal}");
+        }
+    }
 }

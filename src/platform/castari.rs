@@ -311,23 +311,33 @@ impl CastariClient {
     }
 
     /// One call with retries; `accept` turns a 2xx body into the result (and may ask for a
-    /// retry, e.g. for a garbled list).
+    /// retry, e.g. for a garbled list). `payload` is a set's JSON body and the value in it,
+    /// which is scrubbed from every error before it is logged or returned.
     async fn call<T>(
         &self,
         call: Call,
         method: Method,
         url: Url,
         agent: &str,
-        body: Option<&[u8]>,
+        payload: Option<(&[u8], &SecretValue)>,
         accept: impl Fn(&[u8]) -> Result<T, AttemptError>,
     ) -> Result<T, PlatformError> {
+        let (body, value) = payload.unzip();
         let attempts = std::sync::atomic::AtomicU64::new(0);
         let result = with_retries(&self.retry, call.name(), || {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (method, url, accept) = (&method, &url, &accept);
             async move {
-                let reply = self.attempt(method, url, body).await?;
-                judge(call, agent, reply).and_then(|body| accept(&body))
+                let outcome = match self.attempt(method, url, body).await {
+                    Ok(reply) => judge(call, agent, reply).and_then(|body| accept(&body)),
+                    Err(e) => Err(e),
+                };
+                outcome.map_err(|mut e| {
+                    if let Some(value) = value {
+                        e.error = scrub(e.error, value);
+                    }
+                    e
+                })
             }
         })
         .await;
@@ -559,9 +569,15 @@ impl Platform for CastariClient {
         );
         let url = self.endpoint(agent, None);
         // The reply's body is not read: any 2xx means the write landed.
-        self.call(Call::Set, Method::POST, url, agent, Some(&body), |_| Ok(()))
-            .await
-            .map_err(|e| scrub(e, value))
+        self.call(
+            Call::Set,
+            Method::POST,
+            url,
+            agent,
+            Some((&body, value)),
+            |_| Ok(()),
+        )
+        .await
     }
 
     async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError> {
@@ -578,88 +594,4 @@ impl Platform for CastariClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_http_is_refused_unless_the_host_is_loopback() {
-        for ok in [
-            "https://api.castari.com",
-            "http://127.0.0.1:8787",
-            "http://localhost:1",
-            "http://[::1]:8787/",
-        ] {
-            assert!(parse_base_url(ok, false).is_ok(), "{ok}");
-        }
-        let err = parse_base_url("http://example.com", false).unwrap_err();
-        assert!(matches!(err, OpenError::InsecureHttp { .. }));
-        let text = err.to_string();
-        assert!(
-            text.contains("example.com") && text.contains("--allow-insecure-http"),
-            "{text}"
-        );
-        assert!(parse_base_url("http://example.com", true).is_ok());
-        assert!(parse_base_url("http://10.0.0.1", false).is_err());
-    }
-
-    #[test]
-    fn credentials_in_the_url_are_refused_without_being_shown() {
-        let err = parse_base_url("https://user:hunter2-canary@api.castari.com", false).unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(parse_base_url("ftp://x", false).is_err());
-        assert!(parse_base_url("https://x/?a=1", false).is_err());
-        assert!(parse_base_url("not a url", false).is_err());
-    }
-
-    #[test]
-    fn path_segments_are_percent_encoded_under_the_base_prefix() {
-        let client = CastariClient::new(ClientConfig::new(
-            "https://h.example/prefix/",
-            SecretString::from("cast_x"),
-        ))
-        .unwrap();
-        let url = client.endpoint("a.b", Some("K_1"));
-        assert_eq!(
-            url.as_str(),
-            "https://h.example/prefix/api/v1/agents/a.b/secrets/K_1"
-        );
-        let odd = client.endpoint("a/b c", Some("?#"));
-        assert_eq!(odd.path(), "/prefix/api/v1/agents/a%2Fb%20c/secrets/%3F%23");
-        assert_eq!(client.id(), "https://h.example/prefix");
-    }
-
-    #[test]
-    fn debug_output_never_shows_the_api_key() {
-        let client = CastariClient::new(ClientConfig::new(
-            "https://h.example",
-            SecretString::from("cast_canary-7f3a91"),
-        ))
-        .unwrap();
-        let dump = format!("{client:?} {:?}", client.auth);
-        assert!(!dump.contains("canary"), "{dump}");
-    }
-
-    #[test]
-    fn an_api_key_that_cannot_be_a_header_is_refused_without_being_shown() {
-        let err = CastariClient::new(ClientConfig::new(
-            "https://h.example",
-            SecretString::from("cast_canary\n-7f3a91"),
-        ))
-        .unwrap_err();
-        assert!(matches!(err, OpenError::InvalidApiKey));
-        assert!(!err.to_string().contains("canary"));
-    }
-
-    #[test]
-    fn echoed_values_are_scrubbed_from_errors() {
-        let value = SecretValue::new("canary-7f3a91");
-        let err = scrub(
-            PlatformError::InvalidRequest {
-                status: 422,
-                detail: "bad value canary-7f3a91".into(),
-            },
-            &value,
-        );
-        assert!(!err.to_string().contains("canary"), "{err}");
-    }
-}
+mod tests;
