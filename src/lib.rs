@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod finding;
 pub mod manifest;
+pub mod emulator;
 pub mod names;
 pub mod plan;
 pub mod platform;
