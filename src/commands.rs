@@ -2,11 +2,50 @@
 //! context; the modules they call use typed errors.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
+use crate::config::Config;
+use crate::crypto::Identities;
 
 mod completions;
 mod keygen;
+
+/// The secrets repository a command works on: where it is and its config.
+pub struct Repo {
+    pub root: PathBuf,
+    pub config: Config,
+    identity_files: Vec<PathBuf>,
+}
+
+impl Repo {
+    /// The repository at `-C DIR` (default: the current directory) with its config.
+    pub fn open(global: &GlobalArgs) -> anyhow::Result<Repo> {
+        let root = match &global.repo {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("cannot determine the current directory")?,
+        };
+        if !root.is_dir() {
+            anyhow::bail!(
+                "{} is not a directory\n  hint: -C/--repo names the secrets repository (the folder holding castsync.yaml)",
+                root.display()
+            );
+        }
+        let config = Config::load(&root, global.config.as_deref())?;
+        Ok(Repo {
+            root,
+            config,
+            identity_files: global.identity.clone(),
+        })
+    }
+
+    /// The user's identities (the search chain of DESIGN §5).
+    pub fn identities(&self) -> anyhow::Result<Identities> {
+        Ok(Identities::discover(&self.identity_files)?)
+    }
+}
 
 /// How a command ended, as the process exit code (DESIGN §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
         Command::Keygen(args) => keygen::run(&args, g),
+        Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Watch(_) => not_yet("watch"),
         Command::Textconv(_) => not_yet("textconv"),
         Command::Diff(_) => not_yet("diff"),

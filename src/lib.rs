@@ -12,13 +12,19 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod crypto;
+pub mod finding;
+pub mod manifest;
+pub mod emulator;
 pub mod names;
 pub mod plan;
 pub mod platform;
 pub mod render;
+pub mod schema;
 pub mod secret;
 pub mod source;
 pub mod state;
+pub mod suggest;
 
 pub use commands::{Exit, run};

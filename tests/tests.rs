@@ -6,6 +6,7 @@ mod support;
 mod authoring;
 mod completions;
 mod crypto_interop;
+mod bad_vectors;
 mod emulator;
 mod examples;
 mod keygen;

@@ -1,0 +1,399 @@
+//! `castsync.yaml`: the repository's settings (DESIGN §4).
+//!
+//! Every field has a default, so a repository without the file works. Anything the file says
+//! that castsync does not understand is an error rather than silently ignored: a misspelled
+//! `prune` must not leave pruning on. The config holds no secrets (recipients are public
+//! keys), but a private key pasted by mistake into `recipients` is recognised and never
+//! echoed.
+
+mod fields;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use thiserror::Error;
+
+pub use fields::fields_of;
+
+/// The config file's name at the repository root.
+pub const FILE_NAME: &str = "castsync.yaml";
+
+/// The only config format version this build reads.
+pub const VERSION: u32 = 1;
+
+/// The repository config. `Config::default()` is what an absent file means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Format version; only 1 exists.
+    pub version: u32,
+    /// Where the agent directories live, relative to the repository root.
+    pub agents_dir: PathBuf,
+    /// Which platform to reconcile onto.
+    #[serde(deserialize_with = "null_as_default")]
+    pub platform: PlatformConfig,
+    /// Who can decrypt manifests, unless an `access` rule says otherwise.
+    #[serde(deserialize_with = "null_as_default")]
+    pub recipients: Vec<String>,
+    /// Per-agent recipient sets; the first rule whose glob matches the agent wins.
+    #[serde(deserialize_with = "null_as_default")]
+    pub access: Vec<AccessRule>,
+    /// Delete platform keys that the manifest does not declare.
+    pub prune: bool,
+    /// A manifest key that `.env.example` does not list is an error (else a warning).
+    pub strict: bool,
+    /// Keys the platform injects itself: never declared, never deleted.
+    #[serde(deserialize_with = "null_as_default")]
+    pub unmanaged_keys: Vec<String>,
+    /// Refuse a plan that deletes more than this share of an agent's keys.
+    pub max_delete_fraction: f64,
+    /// When reconcile finds drift, fix it (`false`: only report it).
+    pub self_heal: bool,
+}
+
+/// `platform:` — where the Castari API is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// Base URL (`https://…` or `local://PATH`); `CASTARI_API_URL` and `--api-url` override it.
+    pub url: Option<String>,
+}
+
+/// One `access:` rule: agents whose slug matches the glob are encrypted to these recipients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// A glob over agent slugs, e.g. `billing-*`.
+    pub agents: String,
+    /// The recipients for matching agents (replacing the top-level `recipients`).
+    pub recipients: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: VERSION,
+            agents_dir: PathBuf::from("agents"),
+            platform: PlatformConfig::default(),
+            recipients: Vec::new(),
+            access: Vec::new(),
+            prune: true,
+            strict: true,
+            unmanaged_keys: vec!["ANTHROPIC_API_KEY".to_owned()],
+            max_delete_fraction: 0.5,
+            self_heal: true,
+        }
+    }
+}
+
+/// Why the config could not be used. Each message names the file and the fix.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A config file named explicitly (`--config`) does not exist.
+    #[error("config file {} does not exist (check the --config path)", path.display())]
+    NotFound { path: PathBuf },
+    /// The file is not valid YAML (or has a duplicate key).
+    #[error("{}: invalid YAML: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    /// The document is not a mapping of settings.
+    #[error("{}: the config must be a YAML mapping of settings (see DESIGN §4)", path.display())]
+    NotAMapping { path: PathBuf },
+    /// A field castsync does not know, at any level.
+    #[error(
+        "unknown field {field:?} in {}{}: {}{}",
+        path.display(),
+        under.as_ref().map(|u| format!(" (under {u})")).unwrap_or_default(),
+        match suggestion {
+            Some(s) => format!("did you mean {s:?}?"),
+            None => format!("valid fields are {}", valid.join(", ")),
+        },
+        line.map(|l| format!(" (line {l})")).unwrap_or_default()
+    )]
+    UnknownField {
+        path: PathBuf,
+        field: String,
+        under: Option<String>,
+        line: Option<usize>,
+        suggestion: Option<&'static str>,
+        valid: &'static [&'static str],
+    },
+    /// A `version` other than the one this build reads.
+    #[error(
+        "{}: config version {found} is not supported: this castsync reads version {VERSION} (upgrade castsync, or write `version: 1`)",
+        path.display()
+    )]
+    UnsupportedVersion { path: PathBuf, found: String },
+    /// A field has the wrong type.
+    #[error("{}: {message}", path.display())]
+    Type { path: PathBuf, message: String },
+    /// A field has a value outside its rules.
+    #[error("{}: {field}: {problem}", path.display())]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Loads the config: `explicit` (which must exist) or `castsync.yaml` at `repo_root`
+    /// (defaults when absent). A relative `explicit` path is taken as given, relative to the
+    /// current directory.
+    pub fn load(repo_root: &Path, explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = explicit.map_or_else(|| repo_root.join(FILE_NAME), Path::to_path_buf);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_yaml(&text, &path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => {
+                Ok(Config::default())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ConfigError::NotFound { path }),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Parses and checks a config text; `path` is only used in messages.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let path = path.to_path_buf();
+        // Parsing into a `Value` first refuses duplicate keys and lets us check the version
+        // and the field names before the types.
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let map = match &value {
+            serde_yaml::Value::Null => return Ok(Config::default()),
+            serde_yaml::Value::Mapping(map) => map,
+            _ => return Err(ConfigError::NotAMapping { path }),
+        };
+        check_version(map, &path)?;
+        check_fields(map, text, &path)?;
+        let config: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Type {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
+    /// The recipients an agent's manifest is encrypted to: the first `access` rule whose glob
+    /// matches the slug, else the top-level `recipients`.
+    pub fn recipients_for(&self, agent: &str) -> &[String] {
+        self.access
+            .iter()
+            .find(|rule| glob::Pattern::new(&rule.agents).is_ok_and(|p| p.matches(agent)))
+            .map_or(&self.recipients, |rule| &rule.recipients)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, problem: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_owned(),
+            problem,
+        };
+        if !(0.0..=1.0).contains(&self.max_delete_fraction) {
+            return Err(invalid(
+                "max_delete_fraction",
+                format!(
+                    "must be between 0 and 1 (a share of an agent's keys), not {}",
+                    self.max_delete_fraction
+                ),
+            ));
+        }
+        if let Some(problem) = agents_dir_problem(&self.agents_dir) {
+            return Err(invalid("agents_dir", problem.to_owned()));
+        }
+        for (i, r) in self.recipients.iter().enumerate() {
+            if let Some(problem) = recipient_problem(r) {
+                return Err(invalid(&format!("recipients[{i}]"), problem.to_owned()));
+            }
+        }
+        for (i, rule) in self.access.iter().enumerate() {
+            if let Err(e) = glob::Pattern::new(&rule.agents) {
+                return Err(invalid(
+                    &format!("access[{i}].agents"),
+                    format!("{:?} is not a valid glob: {}", rule.agents, e.msg),
+                ));
+            }
+            if rule.recipients.is_empty() {
+                return Err(invalid(
+                    &format!("access[{i}].recipients"),
+                    format!(
+                        "the rule for {:?} lists no recipients, so nobody could decrypt those agents; add at least one",
+                        rule.agents
+                    ),
+                ));
+            }
+            for (j, r) in rule.recipients.iter().enumerate() {
+                if let Some(problem) = recipient_problem(r) {
+                    return Err(invalid(
+                        &format!("access[{i}].recipients[{j}]"),
+                        problem.to_owned(),
+                    ));
+                }
+            }
+        }
+        for (i, key) in self.unmanaged_keys.iter().enumerate() {
+            if let Err(e) = crate::names::validate_key(key) {
+                return Err(invalid(&format!("unmanaged_keys[{i}]"), e.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `null` (e.g. a list whose items are all commented out) means the default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+fn check_version(map: &serde_yaml::Mapping, path: &Path) -> Result<(), ConfigError> {
+    let Some(version) = map.get("version") else {
+        return Ok(());
+    };
+    if version.as_u64() == Some(u64::from(VERSION)) {
+        return Ok(());
+    }
+    let found = match version {
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::String(s) => format!("{s:?}"),
+        serde_yaml::Value::Null => "null".to_owned(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        _ => "(not a number)".to_owned(),
+    };
+    Err(ConfigError::UnsupportedVersion {
+        path: path.to_path_buf(),
+        found,
+    })
+}
+
+/// Refuses unknown field names at every level, with a suggestion.
+fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<(), ConfigError> {
+    check_map(map, fields_of::<Config>(), None, text, path)?;
+    if let Some(serde_yaml::Value::Mapping(platform)) = map.get("platform") {
+        check_map(
+            platform,
+            fields_of::<PlatformConfig>(),
+            Some("platform".into()),
+            text,
+            path,
+        )?;
+    }
+    if let Some(serde_yaml::Value::Sequence(rules)) = map.get("access") {
+        for (i, rule) in rules.iter().enumerate() {
+            if let serde_yaml::Value::Mapping(rule) = rule {
+                let under = Some(format!("access[{i}]"));
+                check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_map(
+    map: &serde_yaml::Mapping,
+    valid: &'static [&'static str],
+    under: Option<String>,
+    text: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    for key in map.keys() {
+        let field = match key {
+            serde_yaml::Value::String(s) => s.clone(),
+            other => serde_yaml::to_string(other)
+                .map_or_else(|_| "?".to_owned(), |s| s.trim().to_owned()),
+        };
+        if !valid.contains(&field.as_str()) {
+            return Err(ConfigError::UnknownField {
+                path: path.to_path_buf(),
+                line: line_of_field(text, &field),
+                suggestion: crate::suggest::nearest(&field, valid),
+                field,
+                under,
+                valid,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first line that starts a mapping entry named `field` (for messages only).
+fn line_of_field(text: &str, field: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start().trim_start_matches("- ").trim_start();
+            t.strip_prefix(field)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+fn agents_dir_problem(dir: &Path) -> Option<&'static str> {
+    if dir.as_os_str().is_empty() {
+        return Some("must not be empty (the default is `agents`)");
+    }
+    for component in dir.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => {
+                return Some(
+                    "must be a path relative to the repository root, not an absolute path",
+                );
+            }
+            Component::ParentDir => {
+                return Some("must stay inside the repository: `..` is not allowed");
+            }
+            Component::CurDir | Component::Normal(_) => {}
+        }
+    }
+    None
+}
+
+/// A syntactic check of one recipient line (the real parse belongs to `crypto`). The message
+/// never repeats the recipient: a private key pasted here by mistake must not be printed.
+pub fn recipient_problem(recipient: &str) -> Option<&'static str> {
+    let r = recipient.trim();
+    if r.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") || r.contains("PRIVATE KEY") {
+        return Some(
+            "this is a private key (an identity), not a recipient: remove it from castsync.yaml, treat it as leaked, and list its public key instead (age-keygen -y prints it)",
+        );
+    }
+    if let Some(rest) = r.strip_prefix("age1") {
+        if rest.len() >= 10
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return None;
+        }
+        return Some(
+            "looks like an age recipient but is malformed: expected age1 followed by lowercase letters and digits",
+        );
+    }
+    let mut parts = r.split_ascii_whitespace();
+    if let (Some("ssh-ed25519" | "ssh-rsa"), Some(blob)) = (parts.next(), parts.next()) {
+        let base64 = blob
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        if blob.starts_with("AAAA") && base64 {
+            return None;
+        }
+        return Some("looks like an SSH public key but its key data is malformed");
+    }
+    Some(
+        "not a recipient: expected an age recipient (age1…) or an SSH public key line (ssh-ed25519 … or ssh-rsa …)",
+    )
+}

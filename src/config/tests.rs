@@ -1,0 +1,396 @@
+use super::*;
+
+const AGE: &str = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
+const AGE2: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+const SSH: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake alice@laptop";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(text, Path::new("castsync.yaml"))
+}
+
+fn full_example() -> String {
+    format!(
+        "version: 1
+agents_dir: secrets/agents
+platform:
+  url: https://api.castari.com
+recipients:
+  - {AGE}
+  - {SSH}
+access:
+  - agents: \"billing-*\"
+    recipients: [{AGE2}]
+prune: false
+strict: false
+unmanaged_keys: [ANTHROPIC_API_KEY, CASTARI_TOKEN]
+max_delete_fraction: 0.25
+self_heal: false
+"
+    )
+}
+
+#[test]
+fn an_absent_config_file_means_every_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(dir.path(), None).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.version, 1);
+    assert_eq!(config.agents_dir, PathBuf::from("agents"));
+    assert_eq!(config.platform.url, None);
+    assert!(config.recipients.is_empty() && config.access.is_empty());
+    assert!(config.prune && config.strict && config.self_heal);
+    assert_eq!(config.unmanaged_keys, vec!["ANTHROPIC_API_KEY".to_owned()]);
+    assert_eq!(config.max_delete_fraction, 0.5);
+}
+
+#[test]
+fn an_explicit_config_file_that_does_not_exist_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("other.yaml");
+    let err = Config::load(dir.path(), Some(&missing)).unwrap_err();
+    assert!(matches!(err, ConfigError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("other.yaml"), "{err}");
+}
+
+#[test]
+fn the_default_file_at_the_repository_root_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), "prune: false\n").unwrap();
+    let config = Config::load(dir.path(), None).unwrap();
+    assert!(!config.prune);
+    assert!(config.strict, "fields not in the file keep their defaults");
+}
+
+#[test]
+fn an_explicit_config_file_is_read_instead_of_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), "prune: false\n").unwrap();
+    let other = dir.path().join("ci.yaml");
+    std::fs::write(&other, "strict: false\n").unwrap();
+    let config = Config::load(dir.path(), Some(&other)).unwrap();
+    assert!(config.prune && !config.strict);
+}
+
+#[test]
+fn an_empty_or_comment_only_file_means_every_default() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    assert_eq!(parse("# nothing yet\n").unwrap(), Config::default());
+}
+
+#[test]
+fn every_field_of_a_full_config_is_read() {
+    let config = parse(&full_example()).unwrap();
+    assert_eq!(config.agents_dir, PathBuf::from("secrets/agents"));
+    assert_eq!(
+        config.platform.url.as_deref(),
+        Some("https://api.castari.com")
+    );
+    assert_eq!(config.recipients, vec![AGE.to_owned(), SSH.to_owned()]);
+    assert_eq!(config.access.len(), 1);
+    assert_eq!(config.access[0].agents, "billing-*");
+    assert!(!config.prune && !config.strict && !config.self_heal);
+    assert_eq!(config.unmanaged_keys.len(), 2);
+    assert_eq!(config.max_delete_fraction, 0.25);
+}
+
+#[test]
+fn null_lists_and_sections_mean_their_defaults() {
+    let config = parse("platform:\nrecipients:\naccess:\nunmanaged_keys:\n").unwrap();
+    assert_eq!(config.platform, PlatformConfig::default());
+    assert!(config.recipients.is_empty() && config.access.is_empty());
+    assert!(
+        config.unmanaged_keys.is_empty(),
+        "an explicit empty list stays empty"
+    );
+}
+
+#[test]
+fn an_unknown_top_level_field_is_an_error_that_suggests_the_nearest_name() {
+    let err = parse("prunne: false\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"unknown field "prunne" in castsync.yaml: did you mean "prune"?"#),
+        "{err}"
+    );
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+#[test]
+fn an_unknown_field_under_platform_names_the_section() {
+    let err = parse("platform:\n  ur: https://x\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(r#"unknown field "ur""#) && msg.contains("under platform"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(r#"did you mean "url"?"#) && msg.contains("line 2"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unknown_field_in_an_access_rule_names_the_rule() {
+    let err = parse(&format!(
+        "access:\n  - agents: a*\n    recipient: [{AGE}]\n"
+    ))
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("access[0]") && msg.contains(r#"did you mean "recipients"?"#),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unknown_field_with_no_close_match_lists_the_valid_fields() {
+    let err = parse("zzzzzz: 1\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("valid fields are version, agents_dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_version_other_than_one_is_a_clear_error() {
+    for text in [
+        "version: 2\n",
+        "version: 0\n",
+        "version: \"1\"\n",
+        "version: 2\nnew_thing: x\n",
+    ] {
+        let err = parse(text).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::UnsupportedVersion { .. }),
+            "{text}: {err}"
+        );
+        assert!(
+            err.to_string().contains("this castsync reads version 1"),
+            "{err}"
+        );
+    }
+    assert!(parse("version: 1\n").is_ok());
+}
+
+#[test]
+fn a_field_of_the_wrong_type_names_the_field_and_line() {
+    let err = parse("strict: true\nprune: maybe\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ConfigError::Type { .. }), "{msg}");
+    assert!(msg.contains("prune") && msg.contains("line 2"), "{msg}");
+}
+
+#[test]
+fn a_duplicate_field_is_refused() {
+    let err = parse("prune: true\nprune: false\n").unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert!(err.to_string().contains("duplicate"), "{err}");
+}
+
+#[test]
+fn invalid_yaml_is_an_error_with_its_position() {
+    let err = parse("prune: [true\n").unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert!(err.to_string().contains("line"), "{err}");
+}
+
+#[test]
+fn a_document_that_is_not_a_mapping_is_refused() {
+    assert!(matches!(
+        parse("- a\n- b\n"),
+        Err(ConfigError::NotAMapping { .. })
+    ));
+    assert!(matches!(
+        parse("just text\n"),
+        Err(ConfigError::NotAMapping { .. })
+    ));
+}
+
+#[test]
+fn max_delete_fraction_must_be_between_zero_and_one() {
+    for ok in ["0", "0.0", "1", "1.0", "0.3"] {
+        assert!(
+            parse(&format!("max_delete_fraction: {ok}\n")).is_ok(),
+            "{ok}"
+        );
+    }
+    for bad in ["-0.1", "1.5", "2", ".nan", ".inf"] {
+        let err = parse(&format!("max_delete_fraction: {bad}\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("max_delete_fraction"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn agents_dir_must_be_relative_and_stay_inside_the_repository() {
+    for ok in ["agents", "deploy/agents", "./agents"] {
+        assert!(parse(&format!("agents_dir: {ok}\n")).is_ok(), "{ok}");
+    }
+    for bad in ["/etc/agents", "../agents", "a/../../b", "\"\""] {
+        let err = parse(&format!("agents_dir: {bad}\n")).unwrap_err();
+        assert!(err.to_string().contains("agents_dir"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn recipients_must_look_like_age_or_ssh_public_keys() {
+    assert!(recipient_problem(AGE).is_none());
+    assert!(recipient_problem(SSH).is_none());
+    assert!(recipient_problem("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== bob").is_none());
+    for bad in [
+        "",
+        "age1",
+        "age1UPPERCASE0000000",
+        "ssh-ed25519",
+        "ssh-ed25519 notbase64!",
+        "ssh-dss AAAAB3",
+        "bob@example.com",
+    ] {
+        assert!(recipient_problem(bad).is_some(), "{bad}");
+    }
+    let err = parse("recipients: [bob@example.com]\n").unwrap_err();
+    assert!(err.to_string().contains("recipients[0]"), "{err}");
+    let err = parse(&format!(
+        "access:\n  - agents: x\n    recipients: [{AGE}, nope]\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("access[0].recipients[1]"), "{err}");
+}
+
+#[test]
+fn a_private_key_pasted_as_a_recipient_is_refused_without_echoing_it() {
+    let secret = "AGE-SECRET-KEY-1CANARY7F3A91DONOTPRINTQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+    let err = parse(&format!("recipients: [{secret}]\n")).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("private key"), "{msg}");
+    assert!(!msg.contains("CANARY"), "{msg}");
+    assert!(!format!("{err:?}").contains("CANARY"));
+}
+
+#[test]
+fn an_access_rule_needs_a_valid_glob_and_at_least_one_recipient() {
+    let err = parse(&format!(
+        "access:\n  - agents: \"[\"\n    recipients: [{AGE}]\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("not a valid glob"), "{err}");
+    let err = parse("access:\n  - agents: x\n    recipients: []\n").unwrap_err();
+    assert!(err.to_string().contains("no recipients"), "{err}");
+    let err = parse("access:\n  - agents: x\n").unwrap_err();
+    assert!(err.to_string().contains("recipients"), "{err}");
+}
+
+#[test]
+fn unmanaged_keys_must_be_valid_key_names() {
+    let err = parse("unmanaged_keys: [NOT-A-KEY]\n").unwrap_err();
+    assert!(err.to_string().contains("unmanaged_keys[0]"), "{err}");
+}
+
+#[test]
+fn the_first_matching_access_rule_decides_an_agents_recipients() {
+    let config = parse(&format!(
+        "recipients: [{AGE}]
+access:
+  - agents: \"billing-*\"
+    recipients: [{AGE2}]
+  - agents: \"billing-eu\"
+    recipients: [{SSH}]
+  - agents: \"support-?\"
+    recipients: [{SSH}]
+"
+    ))
+    .unwrap();
+    assert_eq!(config.recipients_for("billing-eu"), [AGE2.to_owned()]);
+    assert_eq!(config.recipients_for("billing-us"), [AGE2.to_owned()]);
+    assert_eq!(config.recipients_for("support-1"), [SSH.to_owned()]);
+    assert_eq!(config.recipients_for("support-10"), [AGE.to_owned()]);
+    assert_eq!(config.recipients_for("other"), [AGE.to_owned()]);
+}
+
+mod json_schema {
+    use super::*;
+    use serde_json::Value as Json;
+    use std::collections::BTreeSet;
+
+    fn schema() -> Json {
+        let text = include_str!("../../schemas/config.schema.json");
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn property_names(schema: &Json) -> BTreeSet<String> {
+        schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn field_names(fields: &[&str]) -> BTreeSet<String> {
+        fields.iter().map(|f| (*f).to_owned()).collect()
+    }
+
+    fn yaml_to_json(text: &str) -> Json {
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_schema_is_a_valid_draft_2020_12_schema() {
+        assert!(jsonschema::draft202012::meta::is_valid(&schema()));
+    }
+
+    #[test]
+    fn the_schema_lists_exactly_the_fields_of_the_rust_type_at_every_level() {
+        let s = schema();
+        assert_eq!(property_names(&s), field_names(fields_of::<Config>()));
+        assert_eq!(
+            property_names(&s["properties"]["platform"]),
+            field_names(fields_of::<PlatformConfig>())
+        );
+        assert_eq!(
+            property_names(&s["properties"]["access"]["items"]),
+            field_names(fields_of::<AccessRule>())
+        );
+    }
+
+    #[test]
+    fn the_schema_defaults_match_the_rust_defaults() {
+        let s = schema();
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        for (name, property) in s["properties"].as_object().unwrap() {
+            if let Some(default) = property.get("default") {
+                assert_eq!(default, &defaults[name], "default of {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_example_config_validates_and_an_unknown_field_fails() {
+        let validator = jsonschema::draft202012::new(&schema()).unwrap();
+        let full = yaml_to_json(&full_example());
+        assert!(
+            validator.is_valid(&full),
+            "{:?}",
+            validator.validate(&full).err()
+        );
+        assert!(validator.is_valid(&serde_json::to_value(Config::default()).unwrap()));
+        assert!(validator.is_valid(&Json::Object(Default::default())));
+        for bad in [
+            "prunne: true\n",
+            "platform:\n  ur: x\n",
+            "access:\n  - agents: x\n    recipients: [age1qqqqqqqqqqqq]\n    extra: 1\n",
+            "version: 2\n",
+            "max_delete_fraction: 2\n",
+            "agents_dir: ../x\n",
+            "recipients: [nope]\n",
+        ] {
+            let instance = yaml_to_json(bad);
+            assert!(!validator.is_valid(&instance), "schema accepted {bad:?}");
+            assert!(parse(bad).is_err(), "castsync accepted {bad:?}");
+        }
+    }
+}
