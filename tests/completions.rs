@@ -40,10 +40,44 @@ fn bash_completion_is_valid_bash_syntax() {
 }
 
 #[test]
-fn bash_completion_registers_a_completer_for_castsync() {
+fn bash_completion_completes_subcommands_and_their_flags() {
     let script = stdout_of(&["completions", "bash"]);
-    assert!(script.contains("complete -F"), "{script}");
-    assert!(script.contains("castsync"), "{script}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("castsync.bash");
+    std::fs::write(&file, &script).expect("write the completion script");
+
+    // What bash does on TAB: fill COMP_WORDS/COMP_CWORD, call the registered function with
+    // (command, word being completed, previous word), read COMPREPLY.
+    let complete = |words: &str, cword: usize| {
+        let program = format!(
+            r#"source "$1"
+            COMP_WORDS=({words}); COMP_CWORD={cword}
+            COMP_LINE="${{COMP_WORDS[*]}}"; COMP_POINT=${{#COMP_LINE}}
+            fn=$(complete -p castsync | sed -E 's/.*-F ([^ ]+).*/\1/')
+            "$fn" castsync "${{COMP_WORDS[$COMP_CWORD]}}" "${{COMP_WORDS[$((COMP_CWORD-1))]}}"
+            printf '%s\n' "${{COMPREPLY[@]}}""#
+        );
+        let out = StdCommand::new("bash")
+            .args(["-c", &program, "bash"])
+            .arg(&file)
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete("castsync reco", 1), vec!["reconcile"]);
+    assert_eq!(complete("castsync reconcile --dry", 2), vec!["--dry-run"]);
+    let shells = complete("castsync completions ''", 2);
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        assert!(shells.iter().any(|s| s == shell), "{shells:?}");
+    }
 }
 
 #[test]
