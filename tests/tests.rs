@@ -11,4 +11,5 @@ mod emulator;
 mod examples;
 mod keygen;
 mod platform_client;
+mod reconcile;
 mod validate;
