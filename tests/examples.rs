@@ -91,6 +91,7 @@ fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
     let mut scripts = files("examples/github-actions/scripts", &[".sh"]);
     assert_eq!(scripts.len(), 3, "{scripts:?}");
     scripts.push(".ci/run".to_owned());
+    scripts.push(".ci/install-linters".to_owned());
     let Some(shellcheck) = linter("shellcheck") else {
         return;
     };

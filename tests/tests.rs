@@ -13,3 +13,4 @@ mod keygen;
 mod platform_client;
 mod reconcile;
 mod validate;
+mod workflows;
