@@ -4,13 +4,14 @@
 mod support;
 
 mod authoring;
+mod bad_vectors;
 mod completions;
 mod crypto_interop;
-mod bad_vectors;
 mod emulator;
 mod examples;
 mod keygen;
 mod platform_client;
 mod reconcile;
+mod textconv;
 mod validate;
 mod workflows;
