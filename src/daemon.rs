@@ -1,0 +1,3 @@
+//! `castsync watch`: the long-running mode (DESIGN §9).
+mod schedule;
+mod triggers;
