@@ -1,4 +1,8 @@
 //! `castsync watch`: the long-running mode (DESIGN §9).
+mod engine;
+mod metrics;
 mod schedule;
 mod signatures;
+mod status;
 mod triggers;
+mod webhook;
