@@ -1,4 +1,5 @@
 //! `castsync watch`: the long-running mode (DESIGN §9).
+mod controller;
 mod engine;
 mod metrics;
 mod schedule;

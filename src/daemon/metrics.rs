@@ -160,9 +160,8 @@ impl Metrics {
         to_prometheus_text(&self.encode_openmetrics())
     }
 
-    /// Records one reconcile run. `full` runs replace every agent's error state; a resync
-    /// batch only those it checked.
-    pub fn record_run(&self, report: &RunReport, seconds: f64, skipped_total: u64) {
+    /// Records one reconcile run.
+    pub fn record_run(&self, report: &RunReport, seconds: f64) {
         let result = if report.ok() { "success" } else { "failure" };
         self.runs.get_or_create(&ResultLabel { result }).inc();
         self.duration.observe(seconds);
@@ -174,8 +173,6 @@ impl Metrics {
             self.changes.get_or_create(&KindLabel { kind }).inc_by(n);
         }
         self.drift.inc_by(report.drift);
-        self.agents_skipped
-            .set(i64::try_from(skipped_total).unwrap_or(i64::MAX));
     }
 
     /// Sets the per-agent error series to exactly `failing`.
@@ -264,7 +261,7 @@ mod tests {
     #[test]
     fn every_documented_metric_is_exposed_with_the_castsync_prefix() {
         let m = Metrics::new();
-        m.record_run(&RunReport::default(), 0.2, 0);
+        m.record_run(&RunReport::default(), 0.2);
         m.webhook("accepted");
         m.fetch(true);
         m.observe_api(&ApiStats {
