@@ -72,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
         Command::Keygen(args) => keygen::run(&args, g),
+        Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Watch(_) => not_yet("watch"),
         Command::Textconv(_) => not_yet("textconv"),
         Command::Diff(_) => not_yet("diff"),

@@ -2,13 +2,36 @@
 //!
 //! [`Platform`] has two implementations: `castari` (the HTTP API, reqwest) and `local`
 //! (an embedded file-backed store selected with `local://PATH`). The trait never returns
-//! values: like the real API, a list gives key names and timestamps only.
+//! values: like the real API, a list gives key names and timestamps only. [`open`] picks the
+//! implementation from the URL; [`resolve_url`] and [`read_api_key`] find the URL and key
+//! the way every command does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
+
+pub mod castari;
+pub mod limiter;
+pub mod local;
+pub mod retry;
+pub mod store;
+
+/// The platform castsync talks to when nothing else is configured.
+pub const DEFAULT_URL: &str = "https://api.castari.com";
+/// Environment variable overriding the config's `platform.url`.
+pub const URL_ENV: &str = "CASTARI_API_URL";
+/// Environment variable holding the API key.
+pub const API_KEY_ENV: &str = "CASTARI_API_KEY";
+/// URL scheme of the embedded file-backed store.
+pub const LOCAL_SCHEME: &str = "local://";
 
 /// One key as the platform lists it. Timestamps are kept as the platform's text: the plan
 /// only asks whether they moved, never does arithmetic on them.
@@ -52,6 +75,12 @@ pub enum PlatformError {
     /// A response we cannot make sense of (unparseable body, a page that repeats keys).
     #[error("protocol error: {detail}")]
     Protocol { detail: String },
+    /// An agent slug or key name that the platform would refuse; nothing was sent.
+    #[error("{detail}")]
+    InvalidName { detail: String },
+    /// The embedded `local://` store could not be read or written.
+    #[error("local store: {detail}")]
+    Local { detail: String },
 }
 
 impl PlatformError {
@@ -80,4 +109,200 @@ pub trait Platform: Send + Sync {
 
     /// Delete a key; a key that is already gone is success.
     async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError>;
+
+    /// Request counters for metrics; None for platforms that make no HTTP requests.
+    fn stats(&self) -> Option<ClientStats> {
+        None
+    }
+}
+
+/// What an HTTP platform client has seen so far (for the daemon's metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Responses by HTTP status, retries included.
+    pub responses: BTreeMap<u16, u64>,
+    /// Attempts that ended without a response (connection error, timeout).
+    pub transport_errors: u64,
+    /// Attempts that were retried.
+    pub retries: u64,
+    /// The last `X-RateLimit-Limit` and `X-RateLimit-Remaining` seen.
+    pub rate_limit: Option<u64>,
+    pub rate_limit_remaining: Option<u64>,
+}
+
+/// How to reach the platform: built by `reconcile` and `watch` from their flags and config.
+#[derive(Debug, Clone)]
+pub struct PlatformOptions {
+    /// `https://…`, `http://…` or `local://PATH` (see [`resolve_url`]).
+    pub url: String,
+    /// Needed for http(s) URLs; the embedded store ignores it.
+    pub api_key: Option<SecretString>,
+    /// Allow `http://` to a host that is not loopback.
+    pub allow_insecure_http: bool,
+    /// Retries after a failed attempt (429, 5xx, connection error).
+    pub retries: u32,
+    /// Agents the repository declares: in `local://` mode they exist automatically.
+    pub declared_agents: Vec<String>,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        PlatformOptions {
+            url: DEFAULT_URL.to_owned(),
+            api_key: None,
+            allow_insecure_http: false,
+            retries: retry::RetryPolicy::default().retries,
+            declared_agents: Vec::new(),
+        }
+    }
+}
+
+/// The platform could not be set up; nothing was sent.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// An http(s) platform needs an API key.
+    #[error(
+        "no API key for {url}\n  hint: set {API_KEY_ENV}, or pass --api-key-file FILE (or use --api-url local://PATH for the embedded store)"
+    )]
+    MissingApiKey { url: String },
+    /// `--api-key-file` could not be read.
+    #[error("cannot read the API key file {path}")]
+    ApiKeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--api-key-file` holds nothing but whitespace.
+    #[error(
+        "the API key file {path} is empty\n  hint: write the key (cast_…) into it, or set {API_KEY_ENV}"
+    )]
+    EmptyApiKeyFile { path: PathBuf },
+    /// The key has characters an HTTP header cannot carry (the key itself is not shown).
+    #[error(
+        "the API key contains characters that cannot be sent in an HTTP header\n  hint: check {API_KEY_ENV} or the --api-key-file content for stray quotes or control characters"
+    )]
+    InvalidApiKey,
+    /// The URL is not one castsync can use.
+    #[error(
+        "invalid platform URL {url:?}: {reason}\n  hint: use https://HOST[/PREFIX] or local://PATH"
+    )]
+    InvalidUrl { url: String, reason: String },
+    /// `http://` to a host that is not loopback would send the API key in clear text.
+    #[error(
+        "refusing plain http:// to {host}: the API key and values would cross the network unencrypted\n  hint: use https://, or pass --allow-insecure-http if this network is trusted"
+    )]
+    InsecureHttp { host: String },
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot set up the HTTP client")]
+    HttpClient {
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The embedded store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Connects to the platform named by `opts.url`: `local://PATH` opens the embedded store,
+/// `http(s)://` the Castari API client. Nothing is sent yet.
+pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
+    if let Some(path) = opts.url.strip_prefix(LOCAL_SCHEME) {
+        let platform = local::LocalPlatform::open(Path::new(path), opts.declared_agents)?;
+        return Ok(Arc::new(platform));
+    }
+    let Some(api_key) = opts.api_key else {
+        // Say what is wrong with the URL before asking for a key it would never need.
+        castari::parse_base_url(&opts.url, opts.allow_insecure_http)?;
+        return Err(OpenError::MissingApiKey { url: opts.url });
+    };
+    let config = castari::ClientConfig {
+        retry: retry::RetryPolicy {
+            retries: opts.retries,
+            ..retry::RetryPolicy::default()
+        },
+        allow_insecure_http: opts.allow_insecure_http,
+        ..castari::ClientConfig::new(opts.url, api_key)
+    };
+    Ok(Arc::new(castari::CastariClient::new(config)?))
+}
+
+/// The platform URL: `--api-url`, then `CASTARI_API_URL`, then the config's `platform.url`,
+/// then `https://api.castari.com`. Empty values count as unset.
+pub fn resolve_url(cli: Option<&str>, config_url: Option<&str>) -> String {
+    let env = std::env::var(URL_ENV).ok();
+    first_url([cli, env.as_deref(), config_url])
+}
+
+fn first_url(candidates: [Option<&str>; 3]) -> String {
+    candidates
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_URL)
+        .to_owned()
+}
+
+/// The API key: the content of `--api-key-file` (trimmed), else `CASTARI_API_KEY` (trimmed),
+/// else None. Whether None is an error depends on the URL (see [`open`]).
+pub fn read_api_key(file: Option<&Path>) -> Result<Option<SecretString>, OpenError> {
+    if let Some(path) = file {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            OpenError::ApiKeyFile {
+                path: path.to_owned(),
+                source,
+            }
+        })?);
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(OpenError::EmptyApiKeyFile {
+                path: path.to_owned(),
+            });
+        }
+        return Ok(Some(SecretString::from(key.to_owned())));
+    }
+    let Some(var) = std::env::var_os(API_KEY_ENV) else {
+        return Ok(None);
+    };
+    let var = Zeroizing::new(var.into_string().map_err(|_| OpenError::InvalidApiKey)?);
+    let key = var.trim();
+    Ok((!key.is_empty()).then(|| SecretString::from(key.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_comes_from_the_flag_then_the_environment_then_the_config() {
+        let url = |cli, env, config| first_url([cli, env, config]);
+        assert_eq!(
+            url(Some("http://flag"), Some("http://env"), Some("http://cfg")),
+            "http://flag"
+        );
+        assert_eq!(
+            url(None, Some("http://env"), Some("http://cfg")),
+            "http://env"
+        );
+        assert_eq!(
+            url(Some(" "), Some(""), Some("local://x.json")),
+            "local://x.json"
+        );
+        assert_eq!(url(None, None, None), DEFAULT_URL);
+    }
+
+    #[test]
+    fn only_rate_limits_and_transient_failures_are_worth_retrying() {
+        let detail = || "d".to_owned();
+        assert!(PlatformError::RateLimited { detail: detail() }.is_transient());
+        assert!(PlatformError::Transient { detail: detail() }.is_transient());
+        for terminal in [
+            PlatformError::Unauthorized { detail: detail() },
+            PlatformError::Protocol { detail: detail() },
+            PlatformError::InvalidName { detail: detail() },
+            PlatformError::Local { detail: detail() },
+        ] {
+            assert!(!terminal.is_transient(), "{terminal}");
+        }
+    }
 }

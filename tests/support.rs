@@ -112,6 +112,95 @@ impl Emulator {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Starts the emulator with its stderr (logs) going to `log`.
+    pub fn start_logging(args: &[&str], log: &Path) -> Emulator {
+        let log = std::fs::File::create(log).expect("create the emulator log");
+        let mut child = StdCommand::new(bin())
+            .arg("emulator")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn castsync emulator");
+        let url = first_line_url(&mut child);
+        Emulator { child, url }
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits for the emulator to exit.
+    pub fn terminate(mut self, signal: &str) -> std::process::ExitStatus {
+        let sent = StdCommand::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+        self.child.wait().expect("wait for the emulator")
+    }
+
+    /// One raw HTTP call: `bearer` None sends no Authorization header.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> ApiReply {
+        block_on(async {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut req = reqwest::Client::new().request(method, format!("{}{}", self.url, path));
+            if let Some(token) = bearer {
+                req = req.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+            }
+            let resp = req.send().await.expect("send");
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.expect("body");
+            ApiReply {
+                status,
+                headers,
+                text,
+            }
+        })
+    }
+}
+
+/// A raw HTTP reply from [`Emulator::request`].
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl ApiReply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn first_line_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the emulator's first line");
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"))
+        .to_owned()
 }
 
 impl Drop for Emulator {

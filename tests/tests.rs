@@ -5,6 +5,7 @@ mod support;
 
 mod authoring;
 mod crypto_interop;
+mod bad_vectors;
 mod emulator;
 mod keygen;
 mod platform_client;

@@ -1,0 +1,113 @@
+//! `/_emulator/`: test and demo controls. Not rate limited, not counted, no fault
+//! injection, no authentication — and they hand out stored values, which is why the
+//! emulator is not a secrets store and listens on loopback by default.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::api::detail;
+use super::faults::Stats;
+use super::{Emu, lock};
+use crate::names::validate_slug;
+use crate::platform::castari::AGENT_NOT_FOUND;
+use crate::platform::castari::wire::ValidationIssue;
+use crate::platform::store::Entry;
+
+pub(super) fn routes() -> Router<Arc<Emu>> {
+    Router::new()
+        .route("/_emulator/stats", get(stats))
+        .route("/_emulator/stats/reset", post(reset_stats))
+        .route("/_emulator/agents", post(create_agent))
+        .route("/_emulator/agents/{slug}/secrets", get(dump_agent))
+        .route("/_emulator/agents/{slug}/secrets/{key}", get(read_secret))
+}
+
+/// `GET /_emulator/stats`: `{"requests": {"GET": n, …}, "responses": {"200": n, …}}`.
+async fn stats(State(emu): State<Arc<Emu>>) -> Response {
+    let stats = lock(&emu.stats).clone();
+    axum::Json(stats).into_response()
+}
+
+/// `POST /_emulator/stats/reset`: zero the counters.
+async fn reset_stats(State(emu): State<Arc<Emu>>) -> Response {
+    *lock(&emu.stats) = Stats::default();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /_emulator/agents` with `{"slug": …}`: 201 when created, 200 when it existed.
+async fn create_agent(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
+    let slug = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("slug").and_then(Value::as_str).map(str::to_owned));
+    let Some(slug) = slug else {
+        let issue = ValidationIssue::new(&["body", "slug"], "Field required", "missing");
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, json!([issue]));
+    };
+    if let Err(err) = validate_slug(&slug) {
+        let issue = ValidationIssue::new(
+            &["body", "slug"],
+            err.to_string(),
+            "string_pattern_mismatch",
+        );
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, json!([issue]));
+    }
+    let mut store = emu.store();
+    let created = store.ensure_agent(&slug);
+    if let Err(err) = emu.persist(&store) {
+        tracing::error!(error = %err, "cannot persist the emulator store");
+        return detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The emulator could not save its store",
+        );
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(json!({ "slug": slug }))).into_response()
+}
+
+fn readback(key: &str, entry: &Entry) -> Value {
+    json!({
+        "key": key,
+        "value": entry.value.expose(),
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+    })
+}
+
+/// `GET /_emulator/agents/{slug}/secrets`: every key of an agent with its value, unpaged.
+async fn dump_agent(State(emu): State<Arc<Emu>>, Path(slug): Path<String>) -> Response {
+    let store = emu.store();
+    let Ok(keys) = store.list(&slug) else {
+        return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND);
+    };
+    let items: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| store.get(&slug, &k.key).map(|e| readback(&k.key, e)))
+        .collect();
+    axum::Json(items).into_response()
+}
+
+/// `GET /_emulator/agents/{slug}/secrets/{key}`: `{"key", "value", "created_at", "updated_at"}`.
+async fn read_secret(
+    State(emu): State<Arc<Emu>>,
+    Path((slug, key)): Path<(String, String)>,
+) -> Response {
+    let store = emu.store();
+    if !store.has_agent(&slug) {
+        return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND);
+    }
+    match store.get(&slug, &key) {
+        Some(entry) => axum::Json(readback(&key, entry)).into_response(),
+        None => detail(StatusCode::NOT_FOUND, "Secret not found"),
+    }
+}

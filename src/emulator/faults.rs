@@ -1,0 +1,212 @@
+//! The emulator's deliberate limits and failures: the fixed-window rate budget, fault
+//! injection, and the request counters the admin routes report.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::{RateLimit, lock};
+use crate::cli::FailMode;
+
+/// The current fixed window. Windows are aligned to multiples of the period in unix time,
+/// so `X-RateLimit-Reset` is an exact whole second.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    index: u64,
+    used: u32,
+}
+
+/// What the budget says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quota {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// End of the window, unix seconds.
+    pub reset: u64,
+    /// Whole seconds until the window ends (at least 1).
+    pub retry_after: u64,
+}
+
+impl Window {
+    /// Counts one request against the budget, or refuses it.
+    pub fn take(&mut self, rate: RateLimit, now: SystemTime) -> Quota {
+        self.check(rate, now, true)
+    }
+
+    /// The budget's state without counting a request (for 401s).
+    pub fn peek(&mut self, rate: RateLimit, now: SystemTime) -> Quota {
+        self.check(rate, now, false)
+    }
+
+    fn check(&mut self, rate: RateLimit, now: SystemTime, consume: bool) -> Quota {
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let period = rate.period_secs;
+        let index = (secs / period as f64) as u64;
+        if index != self.index {
+            self.index = index;
+            self.used = 0;
+        }
+        let reset = (index + 1) * period;
+        let retry_after = ((reset as f64 - secs).ceil() as u64).max(1);
+        let allowed = self.used < rate.limit;
+        if allowed && consume {
+            self.used += 1;
+        }
+        Quota {
+            allowed,
+            limit: rate.limit,
+            remaining: rate.limit - self.used.min(rate.limit),
+            reset,
+            retry_after,
+        }
+    }
+}
+
+/// One injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// 500 before the store is touched.
+    ServerError,
+    /// 429 before the store is touched.
+    TooManyRequests,
+    /// Connection dropped without a response, before the store is touched.
+    Reset,
+    /// The request is served, then a successful reply's body is replaced by garbage.
+    Malformed,
+}
+
+/// Fault injection with a deterministic RNG when `--seed` is given.
+#[derive(Debug)]
+pub(crate) struct Faults {
+    rate: f64,
+    mode: FailMode,
+    rng: Mutex<StdRng>,
+}
+
+impl Faults {
+    pub fn new(rate: f64, mode: FailMode, seed: Option<u64>) -> Faults {
+        let rng = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Faults {
+            rate,
+            mode,
+            rng: Mutex::new(rng),
+        }
+    }
+
+    /// Draws whether this request fails, and how.
+    pub fn draw(&self) -> Option<Fault> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let mut rng = lock(&self.rng);
+        if rng.random::<f64>() >= self.rate {
+            return None;
+        }
+        Some(match self.mode {
+            FailMode::ServerError => Fault::ServerError,
+            FailMode::TooManyRequests => Fault::TooManyRequests,
+            FailMode::Reset => Fault::Reset,
+            FailMode::Malformed => Fault::Malformed,
+            FailMode::Mixed => match rng.random_range(0..4u8) {
+                0 => Fault::ServerError,
+                1 => Fault::TooManyRequests,
+                2 => Fault::Reset,
+                _ => Fault::Malformed,
+            },
+        })
+    }
+}
+
+/// Counters of `/api/v1` traffic: requests by method, responses by status (and `reset` for
+/// connections dropped on purpose).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Stats {
+    pub requests: BTreeMap<String, u64>,
+    pub responses: BTreeMap<String, u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let requests = ["GET", "POST", "DELETE"]
+            .into_iter()
+            .map(|m| (m.to_owned(), 0))
+            .collect();
+        Stats {
+            requests,
+            responses: BTreeMap::new(),
+        }
+    }
+}
+
+impl Stats {
+    pub fn request(&mut self, method: &str) {
+        *self.requests.entry(method.to_owned()).or_default() += 1;
+    }
+
+    pub fn response(&mut self, outcome: &str) {
+        *self.responses.entry(outcome.to_owned()).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(secs: f64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn the_window_allows_n_requests_then_refuses_until_it_resets() {
+        let rate = RateLimit {
+            limit: 3,
+            period_secs: 10,
+        };
+        let mut w = Window::default();
+        let t = 1_700_000_001.5;
+        let quotas: Vec<Quota> = (0..4).map(|_| w.take(rate, at(t))).collect();
+        assert_eq!(
+            quotas.iter().map(|q| q.remaining).collect::<Vec<_>>(),
+            [2, 1, 0, 0]
+        );
+        assert_eq!(
+            quotas.iter().map(|q| q.allowed).collect::<Vec<_>>(),
+            [true, true, true, false]
+        );
+        assert_eq!(quotas[3].reset, 1_700_000_010);
+        assert_eq!(quotas[3].retry_after, 9);
+        assert!(!w.peek(rate, at(t + 1.0)).allowed);
+        let next = w.take(rate, at(1_700_000_010.0));
+        assert!(next.allowed);
+        assert_eq!(next.remaining, 2);
+        assert_eq!(next.reset, 1_700_000_020);
+    }
+
+    #[test]
+    fn seeded_faults_repeat_exactly() {
+        let draws = |seed| {
+            let f = Faults::new(0.3, FailMode::Mixed, Some(seed));
+            (0..200).map(|_| f.draw()).collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        let faults = draws(7).into_iter().flatten().count();
+        assert!(
+            (30..=90).contains(&faults),
+            "{faults} faults out of 200 at 0.3"
+        );
+        assert!(Faults::new(0.0, FailMode::Reset, Some(1)).draw().is_none());
+    }
+}

@@ -1,0 +1,500 @@
+//! The decrypted manifest (DESIGN §2): its model, its rules, and its YAML form.
+//!
+//! A manifest binds itself to its directory (`agent:`), declares string values under
+//! `secrets:`, and may carry a `castsync:` block recording the recipients it was encrypted to.
+//! Parsing refuses anything whose meaning could differ between YAML readers, and every error
+//! names the file, the line and the key and shows the fix — but never a secret value: the
+//! only source text an error may show is a number, boolean, null or date token that the
+//! typing rules are about.
+
+mod reader;
+mod scalar;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::finding::Finding;
+use crate::names;
+use crate::secret::SecretValue;
+use reader::{Failure, RawScalar};
+
+pub use scalar::ValueProblem;
+
+/// Largest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Largest manifest plaintext, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+/// The top-level fields a manifest may have.
+pub const TOP_LEVEL_FIELDS: &[&str] = &["agent", "secrets", "castsync"];
+/// The fields of the `castsync:` metadata block.
+pub const METADATA_FIELDS: &[&str] = &["recipients"];
+
+/// An agent's secrets, decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The agent slug; equals the directory the file lives in.
+    pub agent: String,
+    /// Key → value; sorted, so output is deterministic.
+    pub secrets: BTreeMap<String, SecretValue>,
+    /// The hidden `castsync:` block (absent in a file edited by hand).
+    pub meta: Option<Metadata>,
+}
+
+/// What castsync records about the file inside the plaintext: `castsync: { recipients: […] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The recipients the file was last encrypted to (for `rekey --check`).
+    pub recipients: Vec<String>,
+}
+
+/// What `parse` needs to know besides the text.
+#[derive(Debug, Clone)]
+pub struct ManifestContext {
+    /// The manifest's path, for messages (an `.age` path is shown as "(decrypted)").
+    pub path: PathBuf,
+    /// The directory name the manifest lives in: its `agent:` must say the same.
+    pub expected_agent: String,
+    /// Keys the platform injects itself (config `unmanaged_keys`), refused in manifests.
+    pub unmanaged_keys: Vec<String>,
+}
+
+/// A manifest that passed every rule, and the warnings it raised.
+#[derive(Debug)]
+pub struct Parsed {
+    pub manifest: Manifest,
+    pub warnings: Vec<Finding>,
+}
+
+/// Where a problem is: the manifest's path and, when known, the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.path.extension().is_some_and(|e| e == "age") {
+            f.write_str(" (decrypted)")?;
+        }
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a manifest was refused. No variant holds a secret value.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    /// The plaintext exceeds [`MAX_MANIFEST_BYTES`].
+    #[error(
+        "{at}: the manifest is {size} bytes, over the 1 MiB limit ({MAX_MANIFEST_BYTES} bytes); keep large files out of secrets"
+    )]
+    TooLarge { at: At, size: usize },
+    /// The text is not valid YAML.
+    #[error("{at}: invalid YAML: {problem}")]
+    Syntax {
+        at: At,
+        column: Option<usize>,
+        problem: String,
+    },
+    /// The document is not a mapping.
+    #[error("{at}: the manifest must be a YAML mapping with `agent:` and `secrets:` fields")]
+    NotAMapping { at: At },
+    /// A top-level field other than `agent`, `secrets`, `castsync`.
+    #[error(
+        "{at}: unknown top-level field {field:?}{}: a manifest has only agent, secrets and castsync",
+        suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
+    )]
+    UnknownField {
+        at: At,
+        field: String,
+        suggestion: Option<&'static str>,
+    },
+    /// The same top-level field twice.
+    #[error("{at}: duplicate top-level field {field}{}; keep one", first(*first_line))]
+    DuplicateField {
+        at: At,
+        field: String,
+        first_line: Option<usize>,
+    },
+    /// The same key twice under `secrets:`.
+    #[error("{at}: duplicate key {key} under secrets{}; keep one of them", first(*first_line))]
+    DuplicateKey {
+        at: At,
+        key: String,
+        first_line: Option<usize>,
+    },
+    /// No `agent:` field.
+    #[error("{at}: the manifest has no `agent:` field; add `agent: {expected}` as its first line")]
+    MissingAgent { at: At, expected: String },
+    /// `agent:` is empty or not a plain string.
+    #[error("{at}: `agent:` must be the agent's slug as a string; write `agent: {expected}`")]
+    InvalidAgent { at: At, expected: String },
+    /// `agent:` names another agent than the directory the file is in.
+    #[error(
+        "{at}: the manifest says agent {} but it is in the folder of agent {expected:?}: the file may have been copied or moved from another agent's folder. Move it back to that agent's folder, or, if it really belongs here, run `castsync edit {expected}` and set `agent: {expected}`",
+        found.as_ref().map_or_else(|| "(not a valid slug)".to_owned(), |f| format!("{f:?}"))
+    )]
+    AgentMismatch {
+        at: At,
+        /// The `agent:` text when it is a valid slug (else not shown).
+        found: Option<String>,
+        expected: String,
+    },
+    /// `secrets:` is neither a mapping nor empty.
+    #[error("{at}: `secrets:` must be a mapping of KEY: value lines")]
+    SecretsNotMapping { at: At },
+    /// A mapping key that is a list or a mapping.
+    #[error("{at}: a key must be a plain name, not a list or a mapping")]
+    ComplexKey { at: At },
+    /// A key that is not an environment variable name.
+    #[error(
+        "{at}: key {key:?} is not a valid environment variable name: use letters, digits and _, not starting with a digit, at most {} bytes",
+        names::MAX_KEY_LEN
+    )]
+    InvalidKey { at: At, key: String },
+    /// A value whose type or form is not a plain string.
+    #[error("{at}: key {key}: {}", problem.describe(key))]
+    Value {
+        at: At,
+        key: String,
+        problem: ValueProblem,
+    },
+    /// A value over [`MAX_VALUE_BYTES`].
+    #[error(
+        "{at}: key {key}: the value is {size} bytes, over the 64 KiB limit ({MAX_VALUE_BYTES} bytes)"
+    )]
+    ValueTooLarge { at: At, key: String, size: usize },
+    /// A key the platform manages itself (config `unmanaged_keys`).
+    #[error(
+        "{at}: key {key}: Castari injects this key itself and castsync never manages it; remove it from the manifest"
+    )]
+    UnmanagedKey { at: At, key: String },
+    /// The `castsync:` metadata block is malformed.
+    #[error("{at}: {problem}")]
+    Metadata { at: At, problem: String },
+}
+
+fn first(line: Option<usize>) -> String {
+    line.map(|l| format!(" (first at line {l})"))
+        .unwrap_or_default()
+}
+
+impl Manifest {
+    /// An empty manifest for `agent`.
+    pub fn new(agent: impl Into<String>) -> Self {
+        Self {
+            agent: agent.into(),
+            secrets: BTreeMap::new(),
+            meta: None,
+        }
+    }
+
+    /// The full plaintext to encrypt: `agent`, sorted `secrets`, then the `castsync:` block.
+    /// Every value is double-quoted, so it reads back as exactly the same string.
+    pub fn to_yaml(&self) -> Zeroizing<String> {
+        write::render(self, true)
+    }
+
+    /// The text for `edit` and `show`: like [`Manifest::to_yaml`] without the metadata block
+    /// (the caller restores it after the edit).
+    pub fn to_editable_yaml(&self) -> Zeroizing<String> {
+        write::render(self, false)
+    }
+}
+
+/// Parses and checks a decrypted manifest (or an edited text without the `castsync:` block).
+pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError> {
+    let at = |line: Option<usize>| At {
+        path: ctx.path.clone(),
+        line,
+    };
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            at: at(None),
+            size: text.len(),
+        });
+    }
+    let (mut doc, failure) = reader::read(text);
+    let lines = LineIndex::new(text);
+    let line_of = |s: &RawScalar| s.offset.map(|o| lines.line(o));
+
+    // A syntax error first: what was read before it cannot be trusted to be complete.
+    let failure = match failure {
+        Some((Failure::Yaml(err), line)) => {
+            return Err(ManifestError::Syntax {
+                at: at(line),
+                column: err.location().map(|l| l.column()),
+                problem: redact_quoted(&err.to_string()),
+            });
+        }
+        other => other,
+    };
+
+    let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
+    for key in &doc.top {
+        let name = key.text.as_str();
+        if let Some(first_line) = seen.insert(name, line_of(key)) {
+            return Err(ManifestError::DuplicateField {
+                at: at(line_of(key)),
+                field: name.to_owned(),
+                first_line,
+            });
+        }
+        if !TOP_LEVEL_FIELDS.contains(&name) {
+            return Err(ManifestError::UnknownField {
+                at: at(line_of(key)),
+                field: name.to_owned(),
+                suggestion: crate::suggest::nearest(name, TOP_LEVEL_FIELDS),
+            });
+        }
+    }
+    let top_line = |field: &str| {
+        doc.top
+            .iter()
+            .find(|k| k.text.as_str() == field)
+            .and_then(line_of)
+    };
+
+    // The binding to the directory comes before anything about the values.
+    if let Some(agent) = &doc.agent {
+        check_agent(agent.text.as_str(), ctx, at(top_line("agent")))?;
+    }
+    if let Some((failure, line)) = failure {
+        return Err(match failure {
+            Failure::Yaml(_) => unreachable!("handled above"),
+            Failure::NotAMapping => ManifestError::NotAMapping { at: at(line) },
+            Failure::ComplexKey => ManifestError::ComplexKey { at: at(line) },
+            Failure::AgentNotScalar => ManifestError::InvalidAgent {
+                at: at(top_line("agent").or(line)),
+                expected: ctx.expected_agent.clone(),
+            },
+            Failure::SecretsNotMapping => ManifestError::SecretsNotMapping {
+                at: at(top_line("secrets").or(line)),
+            },
+            Failure::NotScalar { key, kind } => {
+                let key = key.as_ref();
+                ManifestError::Value {
+                    at: at(key.and_then(line_of).or(line)),
+                    key: key.map_or_else(String::new, |k| k.text.as_str().to_owned()),
+                    problem: if kind == "list" {
+                        ValueProblem::List
+                    } else {
+                        ValueProblem::Mapping
+                    },
+                }
+            }
+            Failure::Meta(problem) => ManifestError::Metadata {
+                at: at(top_line("castsync").or(line)),
+                problem: problem.to_owned(),
+            },
+        });
+    }
+    let Some(mut agent) = doc.agent.take() else {
+        return Err(ManifestError::MissingAgent {
+            at: at(None),
+            expected: ctx.expected_agent.clone(),
+        });
+    };
+
+    let mut secrets = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut key_lines: HashMap<String, Option<usize>> = HashMap::new();
+    for (key, mut value) in std::mem::take(&mut doc.secrets) {
+        let line = line_of(&key);
+        let name = key.text.as_str();
+        if names::validate_key(name).is_err() {
+            return Err(ManifestError::InvalidKey {
+                at: at(line),
+                key: name.to_owned(),
+            });
+        }
+        if let Some(first_line) = key_lines.insert(name.to_owned(), line) {
+            return Err(ManifestError::DuplicateKey {
+                at: at(line),
+                key: name.to_owned(),
+                first_line,
+            });
+        }
+        if ctx.unmanaged_keys.iter().any(|k| k == name) {
+            return Err(ManifestError::UnmanagedKey {
+                at: at(line),
+                key: name.to_owned(),
+            });
+        }
+        if let Err(problem) = check_value(text, &value) {
+            return Err(ManifestError::Value {
+                at: at(line),
+                key: name.to_owned(),
+                problem,
+            });
+        }
+        if value.text.len() > MAX_VALUE_BYTES {
+            return Err(ManifestError::ValueTooLarge {
+                at: at(line),
+                key: name.to_owned(),
+                size: value.text.len(),
+            });
+        }
+        if names::key_is_lowercase(name) {
+            warnings.push(
+                Finding::warning(
+                    ctx.path.clone(),
+                    format!(
+                        "key name has lowercase letters; Castari's convention is UPPERCASE_WITH_UNDERSCORES ({})",
+                        name.to_ascii_uppercase()
+                    ),
+                )
+                .at_line(line)
+                .for_agent(ctx.expected_agent.clone())
+                .for_key(name),
+            );
+        }
+        secrets.insert(
+            name.to_owned(),
+            SecretValue::new(std::mem::take(&mut *value.text)),
+        );
+    }
+
+    let meta = match doc.meta.take() {
+        None => None,
+        Some(raw) => {
+            let meta_at = || at(top_line("castsync"));
+            let mut fields = HashMap::new();
+            for key in &raw.keys {
+                let name = key.text.as_str();
+                if !METADATA_FIELDS.contains(&name) {
+                    let hint = crate::suggest::nearest(name, METADATA_FIELDS)
+                        .map(|s| format!(" (did you mean {s:?}?)"))
+                        .unwrap_or_default();
+                    return Err(ManifestError::Metadata {
+                        at: at(line_of(key)),
+                        problem: format!("unknown field {name:?} in the castsync: block{hint}"),
+                    });
+                }
+                if fields.insert(name, ()).is_some() {
+                    return Err(ManifestError::Metadata {
+                        at: meta_at(),
+                        problem: format!("duplicate field {name} in the castsync: block"),
+                    });
+                }
+            }
+            Some(Metadata {
+                recipients: raw.recipients,
+            })
+        }
+    };
+
+    Ok(Parsed {
+        manifest: Manifest {
+            agent: std::mem::take(&mut *agent.text),
+            secrets,
+            meta,
+        },
+        warnings,
+    })
+}
+
+fn check_agent(found: &str, ctx: &ManifestContext, at: At) -> Result<(), ManifestError> {
+    if found.trim().is_empty() {
+        return Err(ManifestError::InvalidAgent {
+            at,
+            expected: ctx.expected_agent.clone(),
+        });
+    }
+    if found != ctx.expected_agent {
+        return Err(ManifestError::AgentMismatch {
+            at,
+            found: names::validate_slug(found)
+                .is_ok()
+                .then(|| found.to_owned()),
+            expected: ctx.expected_agent.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The typing rules for one value, by how it was written.
+fn check_value(text: &str, value: &RawScalar) -> Result<(), ValueProblem> {
+    // Not borrowed from the input: a block scalar (| or >), a quoted scalar with escapes or
+    // line folding, or a plain scalar over several lines. All are strings to every reader.
+    let Some(offset) = value.offset else {
+        return Ok(());
+    };
+    let bytes = text.as_bytes();
+    let quote = offset.checked_sub(1).and_then(|i| bytes.get(i)).copied();
+    let quoted = matches!(quote, Some(b'"' | b'\''))
+        && bytes.get(offset + value.text.len()).copied() == quote;
+    let start = if quoted { offset - 1 } else { offset };
+    if has_tag(&text[..start]) {
+        return Err(ValueProblem::Tagged);
+    }
+    if quoted {
+        Ok(())
+    } else {
+        scalar::check_plain(&value.text)
+    }
+}
+
+/// Whether the node properties just before a scalar (`!tag`, `&anchor`, in either order)
+/// include a tag.
+fn has_tag(before: &str) -> bool {
+    let mut rest = before.trim_end();
+    for _ in 0..2 {
+        let token_start = rest.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let token = &rest[token_start..];
+        if token.starts_with('!') {
+            return true;
+        }
+        if !token.starts_with('&') {
+            return false;
+        }
+        rest = rest[..token_start].trim_end();
+    }
+    false
+}
+
+/// serde_norway's messages for broken YAML come from libyaml and hold no input text; this is
+/// a second guard in case a message ever quotes input.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match (open, c) {
+            (None, '"' | '`') => {
+                open = Some(c);
+                out.push_str("<redacted>");
+            }
+            (Some(q), c) if c == q => open = None,
+            (Some(_), _) => {}
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Byte offset → 1-based line number.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self(starts)
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset)
+    }
+}

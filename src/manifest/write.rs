@@ -1,0 +1,96 @@
+//! Writing a manifest back as YAML: deterministic, and every value double-quoted so that it
+//! reads back as exactly the same string whatever it contains.
+
+use zeroize::Zeroizing;
+
+use super::Manifest;
+use super::scalar::needs_quotes;
+
+/// `agent`, `secrets` (sorted by key, since they live in a `BTreeMap`), then the metadata.
+pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> {
+    // Reserve the worst case up front (an escape is at most 4 bytes per input byte), so that
+    // the buffer never reallocates and leaves an unzeroized copy of a value behind.
+    let mut capacity = 64 + 4 * manifest.agent.len();
+    for (key, value) in &manifest.secrets {
+        capacity += 16 + 4 * key.len() + 4 * value.len();
+    }
+    if let Some(meta) = manifest.meta.as_ref().filter(|_| with_meta) {
+        capacity += 64
+            + meta
+                .recipients
+                .iter()
+                .map(|r| 16 + 4 * r.len())
+                .sum::<usize>();
+    }
+    let mut out = Zeroizing::new(String::with_capacity(capacity));
+
+    out.push_str("agent: ");
+    push_name(
+        &mut out,
+        &manifest.agent,
+        crate::names::validate_slug(&manifest.agent).is_ok(),
+    );
+    out.push('\n');
+    if manifest.secrets.is_empty() {
+        out.push_str("secrets: {}\n");
+    } else {
+        out.push_str("secrets:\n");
+        for (key, value) in &manifest.secrets {
+            out.push_str("  ");
+            push_name(&mut out, key, crate::names::validate_key(key).is_ok());
+            out.push_str(": ");
+            push_double_quoted(&mut out, value.expose());
+            out.push('\n');
+        }
+    }
+    if let Some(meta) = manifest.meta.as_ref().filter(|_| with_meta) {
+        out.push_str("castsync:\n");
+        if meta.recipients.is_empty() {
+            out.push_str("  recipients: []\n");
+        } else {
+            out.push_str("  recipients:\n");
+            for recipient in &meta.recipients {
+                out.push_str("    - ");
+                push_double_quoted(&mut out, recipient);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// A key or agent name: plain when it is a valid name that reads back as itself.
+fn push_name(out: &mut String, name: &str, valid: bool) {
+    if valid && !needs_quotes(name) {
+        out.push_str(name);
+    } else {
+        push_double_quoted(out, name);
+    }
+}
+
+/// A YAML double-quoted scalar. Escapes everything that YAML would fold, drop or refuse:
+/// control characters, DEL, C1 controls (including NEL), the Unicode line and paragraph
+/// separators, the byte-order mark and the two non-characters YAML forbids.
+pub(super) fn push_double_quoted(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)) => {
+                // Writing into a String cannot fail.
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            '\u{2028}' | '\u{2029}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}' => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}

@@ -1,0 +1,597 @@
+//! The Castari API client (reqwest with native-tls).
+//!
+//! Every call validates its names, waits for the shared [`RateLimiter`], and retries 429, 5xx
+//! and connection errors with jittered exponential backoff ([`retry`]). Set and delete are
+//! idempotent on the platform, so retrying them is safe.
+//!
+//! Never logged or put in an error: the API key, the Authorization header (marked sensitive,
+//! and this type's `Debug` leaves it out), request bodies (they hold values), and response
+//! bodies other than the API's `detail`, which is scrubbed of the value just sent.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use crate::names::{validate_key, validate_slug};
+use crate::platform::limiter::{Completion, RateLimiter, RateObservation};
+use crate::platform::retry::{AttemptError, RetryPolicy, with_retries};
+use crate::platform::{ClientStats, OpenError, Platform, PlatformError, RemoteKey};
+use crate::secret::SecretValue;
+
+pub mod wire;
+
+/// Keys asked for per list page (the API's maximum).
+pub const PAGE_SIZE: usize = 100;
+/// A list longer than this is taken for a server that ignores `offset`.
+const MAX_KEYS: usize = 100_000;
+/// Largest response body read.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+/// The API's detail for an unknown agent.
+pub const AGENT_NOT_FOUND: &str = "Agent not found";
+
+/// Everything the client needs. `Debug` masks the key (secrecy).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub allow_insecure_http: bool,
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    /// Whole request, body included.
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 5 retries, 10 s to connect, 30 s per request, https only.
+    pub fn new(base_url: impl Into<String>, api_key: SecretString) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            api_key,
+            allow_insecure_http: false,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The HTTP implementation of [`Platform`].
+pub struct CastariClient {
+    id: String,
+    base: Url,
+    http: reqwest::Client,
+    /// `Bearer …`, marked sensitive so no header dump shows it.
+    auth: HeaderValue,
+    retry: RetryPolicy,
+    limiter: Arc<RateLimiter>,
+    stats: Mutex<ClientStats>,
+}
+
+impl std::fmt::Debug for CastariClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CastariClient")
+            .field("base", &self.id)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a base URL: http(s) only, no credentials, query or fragment, and plain http only to
+/// a loopback host unless `allow_insecure_http`.
+pub fn parse_base_url(raw: &str, allow_insecure_http: bool) -> Result<Url, OpenError> {
+    let raw = raw.trim();
+    let invalid = |shown: &str, reason: &str| OpenError::InvalidUrl {
+        url: shown.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(raw).map_err(|e| invalid(&without_credentials(raw), &e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            &without_credentials(raw),
+            "credentials in the URL are not supported; the API key comes from CASTARI_API_KEY or --api-key-file",
+        ));
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(invalid(raw, "no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(raw, "a base URL takes no query or fragment"));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(OpenError::InsecureHttp {
+                host: url.host_str().unwrap_or_default().to_owned(),
+            });
+        }
+        other => {
+            return Err(invalid(
+                raw,
+                &format!("unsupported scheme {other:?} (use https://)"),
+            ));
+        }
+    }
+    Ok(url)
+}
+
+/// The URL text with any `user:password@` removed, for error messages.
+fn without_credentials(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        // Unparseable: show only what is before a possible userinfo part.
+        Err(_) => match raw.rfind('@') {
+            Some(at) => format!("…{}", &raw[at..]),
+            None => raw.to_owned(),
+        },
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+#[derive(Serialize)]
+struct SetBody<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    List,
+    Set,
+    Delete,
+}
+
+/// A response, before it is judged.
+struct Reply {
+    status: StatusCode,
+    body: Vec<u8>,
+    wait_hint: Option<Duration>,
+    location: Option<String>,
+}
+
+impl CastariClient {
+    pub fn new(config: ClientConfig) -> Result<CastariClient, OpenError> {
+        let base = parse_base_url(&config.base_url, config.allow_insecure_http)?;
+        let bearer = Zeroizing::new(format!("Bearer {}", config.api_key.expose_secret()));
+        let mut auth = HeaderValue::from_str(&bearer).map_err(|_| OpenError::InvalidApiKey)?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("castsync/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            // The API never redirects; following one could carry the key elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| OpenError::HttpClient { source })?;
+        Ok(CastariClient {
+            id: base.as_str().trim_end_matches('/').to_owned(),
+            base,
+            http,
+            auth,
+            retry: config.retry,
+            limiter: Arc::new(RateLimiter::new()),
+            stats: Mutex::new(ClientStats::default()),
+        })
+    }
+
+    /// Request counters so far.
+    pub fn stats(&self) -> ClientStats {
+        let mut stats = self.lock_stats().clone();
+        (stats.rate_limit, stats.rate_limit_remaining) = self.limiter.last_seen();
+        stats
+    }
+
+    fn lock_stats(&self) -> std::sync::MutexGuard<'_, ClientStats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `BASE/api/v1/agents/{agent}/secrets[/{key}]`, each segment percent-encoded.
+    fn endpoint(&self, agent: &str, key: Option<&str>) -> Url {
+        let mut url = self.base.clone();
+        // parse_base_url refused URLs that cannot be a base, the only case where this fails.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(["api", "v1", "agents", agent, "secrets"]);
+            if let Some(key) = key {
+                segments.push(key);
+            }
+        }
+        url
+    }
+
+    /// One attempt: wait for the limiter, send, read the reply.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, AttemptError> {
+        let permit = self.limiter.acquire().await;
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                permit.complete(Completion::NoResponse, SystemTime::now());
+                self.lock_stats().transport_errors += 1;
+                let detail = describe_transport(&err);
+                tracing::debug!(%method, path = url.path(), error = %detail, "request failed");
+                return Err(AttemptError::transient(
+                    PlatformError::Transient { detail },
+                    None,
+                ));
+            }
+        };
+        let status = response.status();
+        let now = SystemTime::now();
+        let headers = response.headers();
+        let observation = RateObservation::from_headers(headers, now);
+        permit.complete(
+            observation.map_or(Completion::NoHeaders, Completion::Headers),
+            now,
+        );
+        *self
+            .lock_stats()
+            .responses
+            .entry(status.as_u16())
+            .or_default() += 1;
+        let wait_hint = wire::retry_after(headers, now).or_else(|| {
+            // Without Retry-After, a spent window tells us when to come back.
+            observation
+                .filter(|o| o.remaining == 0 && status == StatusCode::TOO_MANY_REQUESTS)
+                .map(|o| {
+                    let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(o.reset_unix);
+                    reset.duration_since(now).unwrap_or(Duration::ZERO)
+                })
+        });
+        let location = headers
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        tracing::debug!(
+            %method,
+            path = url.path(),
+            query = url.query().unwrap_or(""),
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "platform request"
+        );
+        if let Some(o) = observation {
+            tracing::trace!(
+                limit = o.limit,
+                remaining = o.remaining,
+                reset = o.reset_unix,
+                "rate limit"
+            );
+        }
+        let body = read_body(response).await.map_err(|detail| {
+            self.lock_stats().transport_errors += 1;
+            AttemptError::transient(PlatformError::Transient { detail }, None)
+        })?;
+        Ok(Reply {
+            status,
+            body,
+            wait_hint,
+            location,
+        })
+    }
+
+    /// One call with retries; `accept` turns a 2xx body into the result (and may ask for a
+    /// retry, e.g. for a garbled list). `payload` is a set's JSON body and the value in it,
+    /// which is scrubbed from every error before it is logged or returned.
+    async fn call<T>(
+        &self,
+        call: Call,
+        method: Method,
+        url: Url,
+        agent: &str,
+        payload: Option<(&[u8], &SecretValue)>,
+        accept: impl Fn(&[u8]) -> Result<T, AttemptError>,
+    ) -> Result<T, PlatformError> {
+        let (body, value) = payload.unzip();
+        let attempts = std::sync::atomic::AtomicU64::new(0);
+        let result = with_retries(&self.retry, call.name(), || {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (method, url, accept) = (&method, &url, &accept);
+            async move {
+                let outcome = match self.attempt(method, url, body).await {
+                    Ok(reply) => judge(call, agent, reply).and_then(|body| accept(&body)),
+                    Err(e) => Err(e),
+                };
+                outcome.map_err(|mut e| {
+                    if let Some(value) = value {
+                        e.error = scrub(e.error, value);
+                    }
+                    e
+                })
+            }
+        })
+        .await;
+        let retries = attempts.into_inner().saturating_sub(1);
+        self.lock_stats().retries += retries;
+        result.map_err(|e| e.error)
+    }
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::List => "list",
+            Call::Set => "set",
+            Call::Delete => "delete",
+        }
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(format!(
+                        "response body larger than {} MiB",
+                        MAX_BODY / 1024 / 1024
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(err) => {
+                return Err(format!(
+                    "reading the response: {}",
+                    describe_transport(&err)
+                ));
+            }
+        }
+    }
+}
+
+/// A transport error and its causes on one line (reqwest's text names the URL, which holds
+/// no secret: agent slugs and key names only).
+fn describe_transport(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{kind}: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Maps a reply's status to success (its body) or a typed error, transient or terminal.
+fn judge(call: Call, agent: &str, reply: Reply) -> Result<Vec<u8>, AttemptError> {
+    let status = reply.status;
+    if status.is_success() {
+        return Ok(reply.body);
+    }
+    let json_detail = wire::error_detail(&reply.body);
+    let detail = json_detail.clone().unwrap_or_else(|| {
+        format!(
+            "HTTP {status} without a JSON detail ({} bytes of body)",
+            reply.body.len()
+        )
+    });
+    let terminal = |error| Err(AttemptError::terminal(error));
+    match status.as_u16() {
+        401 => terminal(PlatformError::Unauthorized { detail }),
+        403 => terminal(PlatformError::Forbidden { detail }),
+        404 if json_detail.as_deref() == Some(AGENT_NOT_FOUND) => {
+            terminal(PlatformError::AgentNotFound {
+                agent: agent.to_owned(),
+            })
+        }
+        // The key is already gone: that is what a delete wants. Only a JSON 404 counts; a
+        // bare 404 page more likely means a wrong base URL.
+        404 if call == Call::Delete && json_detail.is_some() => Ok(Vec::new()),
+        429 => Err(AttemptError::transient(
+            PlatformError::RateLimited { detail },
+            reply.wait_hint,
+        )),
+        408 | 500..=599 => Err(AttemptError::transient(
+            PlatformError::Transient {
+                detail: format!("HTTP {status}: {detail}"),
+            },
+            reply.wait_hint,
+        )),
+        300..=399 => terminal(PlatformError::InvalidRequest {
+            status: status.as_u16(),
+            detail: format!(
+                "unexpected redirect to {}; check the platform URL",
+                reply.location.as_deref().unwrap_or("(no location)")
+            ),
+        }),
+        code => terminal(PlatformError::InvalidRequest {
+            status: code,
+            detail,
+        }),
+    }
+}
+
+fn check_slug(agent: &str) -> Result<(), PlatformError> {
+    validate_slug(agent).map_err(|e| PlatformError::InvalidName {
+        detail: e.to_string(),
+    })
+}
+
+fn check_key(key: &str) -> Result<(), PlatformError> {
+    validate_key(key).map_err(|e| PlatformError::InvalidName {
+        detail: e.to_string(),
+    })
+}
+
+/// Replaces the value in an error's text, in case the platform echoed it.
+fn scrub(err: PlatformError, value: &SecretValue) -> PlatformError {
+    let v = value.expose();
+    if v.is_empty() {
+        return err;
+    }
+    let clean = |s: String| {
+        if s.contains(v) {
+            s.replace(v, "<redacted>")
+        } else {
+            s
+        }
+    };
+    match err {
+        PlatformError::Unauthorized { detail } => PlatformError::Unauthorized {
+            detail: clean(detail),
+        },
+        PlatformError::Forbidden { detail } => PlatformError::Forbidden {
+            detail: clean(detail),
+        },
+        PlatformError::RateLimited { detail } => PlatformError::RateLimited {
+            detail: clean(detail),
+        },
+        PlatformError::Transient { detail } => PlatformError::Transient {
+            detail: clean(detail),
+        },
+        PlatformError::InvalidRequest { status, detail } => PlatformError::InvalidRequest {
+            status,
+            detail: clean(detail),
+        },
+        PlatformError::Protocol { detail } => PlatformError::Protocol {
+            detail: clean(detail),
+        },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Platform for CastariClient {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn list(&self, agent: &str) -> Result<Vec<RemoteKey>, PlatformError> {
+        check_slug(agent)?;
+        let mut keys: Vec<RemoteKey> = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            let offset = keys.len();
+            let mut url = self.endpoint(agent, None);
+            url.query_pairs_mut()
+                .append_pair("limit", &PAGE_SIZE.to_string())
+                .append_pair("offset", &offset.to_string());
+            let page = self
+                .call(Call::List, Method::GET, url, agent, None, |body| {
+                    // A garbled page is worth another GET; after the retries it is a
+                    // protocol error, never a shorter list.
+                    wire::parse_list(body).map_err(|detail| {
+                        AttemptError::transient(
+                            PlatformError::Protocol {
+                                detail: format!("agent {agent:?}, offset {offset}: {detail}"),
+                            },
+                            None,
+                        )
+                    })
+                })
+                .await?;
+            let count = page.len();
+            for key in page {
+                if !seen.insert(key.key.clone()) {
+                    return Err(PlatformError::Protocol {
+                        detail: format!(
+                            "the page at offset {offset} of agent {agent:?} repeats key {:?} from an earlier page; the list is inconsistent (was the agent changed during the run?)",
+                            key.key
+                        ),
+                    });
+                }
+                keys.push(key);
+            }
+            if count < PAGE_SIZE {
+                return Ok(keys);
+            }
+            if keys.len() > MAX_KEYS {
+                return Err(PlatformError::Protocol {
+                    detail: format!(
+                        "agent {agent:?} lists more than {MAX_KEYS} keys; is the platform ignoring offset?"
+                    ),
+                });
+            }
+        }
+    }
+
+    async fn set(&self, agent: &str, key: &str, value: &SecretValue) -> Result<(), PlatformError> {
+        check_slug(agent)?;
+        check_key(key)?;
+        let body = Zeroizing::new(
+            serde_json::to_vec(&SetBody {
+                key,
+                value: value.expose(),
+            })
+            .map_err(|_| PlatformError::Protocol {
+                detail: "cannot encode the request body".to_owned(),
+            })?,
+        );
+        let url = self.endpoint(agent, None);
+        // The reply's body is not read: any 2xx means the write landed.
+        self.call(
+            Call::Set,
+            Method::POST,
+            url,
+            agent,
+            Some((&body, value)),
+            |_| Ok(()),
+        )
+        .await
+    }
+
+    async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError> {
+        check_slug(agent)?;
+        check_key(key)?;
+        let url = self.endpoint(agent, Some(key));
+        self.call(Call::Delete, Method::DELETE, url, agent, None, |_| Ok(()))
+            .await
+    }
+
+    fn stats(&self) -> Option<ClientStats> {
+        Some(CastariClient::stats(self))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const CANARY: &str = "canary-7f3a91-do-not-print";
+
+fn open(path: &Path, agents: &[&str]) -> LocalPlatform {
+    LocalPlatform::open(path, agents.iter().map(|a| a.to_string()).collect()).unwrap()
+}
+
+#[tokio::test]
+async fn declared_agents_exist_and_others_are_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.json");
+    let p = open(&path, &["support-bot"]);
+    assert_eq!(p.list("support-bot").await.unwrap(), vec![]);
+    assert!(!path.exists(), "listing writes nothing");
+    let err = p.list("billing-agent").await.unwrap_err();
+    assert_eq!(
+        err,
+        PlatformError::AgentNotFound {
+            agent: "billing-agent".into()
+        }
+    );
+    assert!(matches!(
+        p.set("Bad Slug", "K", &SecretValue::new("v")).await,
+        Err(PlatformError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        p.delete("support-bot", "1BAD").await,
+        Err(PlatformError::InvalidName { .. })
+    ));
+}
+
+#[tokio::test]
+async fn writes_persist_across_opens_in_a_0600_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/platform.json");
+    let p = open(&path, &["a"]);
+    p.set("a", "OPENAI_API_KEY", &SecretValue::new(CANARY))
+        .await
+        .unwrap();
+    p.set("a", "DATABASE_URL", &SecretValue::new("postgres://x"))
+        .await
+        .unwrap();
+    p.delete("a", "DATABASE_URL").await.unwrap();
+    p.delete("a", "NEVER_THERE").await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A new process that does not declare the agent still finds it: it was written.
+    let again = open(&path, &[]);
+    let keys = again.list("a").await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key, "OPENAI_API_KEY");
+    assert_eq!(
+        keys[0].updated_at.as_deref(),
+        Some(keys[0].created_at.as_str())
+    );
+    let stored = Store::load(&path).unwrap();
+    assert_eq!(
+        stored.get("a", "OPENAI_API_KEY").unwrap().value.expose(),
+        CANARY
+    );
+    assert_eq!(again.id(), format!("local://{}", path.display()));
+}
+
+#[tokio::test]
+async fn rewriting_a_key_moves_its_updated_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(&dir.path().join("s.json"), &["a"]);
+    p.set("a", "K", &SecretValue::new("1")).await.unwrap();
+    let before = p.list("a").await.unwrap().remove(0);
+    p.set("a", "K", &SecretValue::new("2")).await.unwrap();
+    let after = p.list("a").await.unwrap().remove(0);
+    assert_eq!(before.created_at, after.created_at);
+    assert!(after.last_write() > before.last_write());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_never_lose_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.json");
+    // Separate handles stand in for separate processes: each reads, writes and renames
+    // under the file lock.
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..4 {
+        let p = open(&path, &["a"]);
+        tasks.spawn(async move {
+            for i in 0..15 {
+                p.set(
+                    "a",
+                    &format!("K_{writer}_{i}"),
+                    &SecretValue::new(format!("v{i}")),
+                )
+                .await
+                .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let keys = open(&path, &[]).list("a").await.unwrap();
+    assert_eq!(keys.len(), 60);
+}
+
+#[test]
+fn an_empty_path_or_a_corrupt_store_is_refused_at_open() {
+    assert!(matches!(
+        LocalPlatform::open(Path::new(""), vec![]),
+        Err(OpenError::InvalidUrl { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, "not json").unwrap();
+    assert!(matches!(
+        LocalPlatform::open(&path, vec![]),
+        Err(OpenError::Store(_))
+    ));
+}

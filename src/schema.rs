@@ -1,0 +1,194 @@
+//! An agent's `.env.example` (DESIGN §3): the keys it needs, and the checks of a manifest
+//! against them.
+//!
+//! The example's values are placeholders; they are compared with the manifest's values (to
+//! catch a copied example) but never sent anywhere, and no finding repeats a value or a
+//! placeholder. The same line parser reads real `.env` files for `import --from-dotenv`,
+//! where every value is a secret.
+
+mod dotenv;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::finding::Finding;
+use crate::manifest::Manifest;
+use crate::secret::SecretValue;
+
+/// The file name of an agent's schema, next to its manifest.
+pub const FILE_NAME: &str = ".env.example";
+
+/// The keys an agent's `.env.example` declares, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSchema {
+    pub entries: Vec<SchemaEntry>,
+}
+
+/// One declared key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaEntry {
+    pub key: String,
+    /// The example value (a placeholder, not a secret; may be empty).
+    pub placeholder: String,
+    /// `# optional` on the line or on the comment line directly above it.
+    pub optional: bool,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+/// A line that is not valid dotenv syntax. No variant holds the line's text or a value.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SchemaError {
+    /// A line that is neither blank, a comment, nor `KEY=value`.
+    #[error("{}:{line}: expected KEY=value, a # comment or a blank line (there is no `=`)", path.display())]
+    MissingEquals { path: PathBuf, line: usize },
+    /// The part before `=` is not an environment variable name.
+    #[error(
+        "{}:{line}: invalid key name{}: keys are letters, digits and _, not starting with a digit",
+        path.display(),
+        key.as_ref().map(|k| format!(" {k:?}")).unwrap_or_else(|| " (not shown)".to_owned())
+    )]
+    InvalidKey {
+        path: PathBuf,
+        line: usize,
+        /// The key text, only where it cannot be a secret (`.env.example`).
+        key: Option<String>,
+    },
+    /// A quoted value whose closing quote never comes.
+    #[error("{}:{line}: the value's opening {quote} quote is never closed", path.display())]
+    UnterminatedQuote {
+        path: PathBuf,
+        line: usize,
+        quote: char,
+    },
+    /// Something other than a comment after a closing quote.
+    #[error("{}:{line}: unexpected text after the closing quote (a comment needs a #)", path.display())]
+    TrailingText { path: PathBuf, line: usize },
+    /// The same key twice.
+    #[error("{}:{line}: duplicate key {key} (first at line {first_line}); keep one", path.display())]
+    DuplicateKey {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        first_line: usize,
+    },
+}
+
+impl EnvSchema {
+    /// Parses an `.env.example`; `path` is for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<EnvSchema, SchemaError> {
+        let entries = dotenv::parse(text, path, true)?
+            .into_iter()
+            .map(|a| SchemaEntry {
+                placeholder: a.value.as_str().to_owned(),
+                key: a.key,
+                optional: a.optional,
+                line: a.line,
+            })
+            .collect();
+        Ok(EnvSchema { entries })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&SchemaEntry> {
+        self.entries.iter().find(|e| e.key == key)
+    }
+}
+
+/// Reads a real `.env` file (same syntax) for `import --from-dotenv`: `(key, value, line)` in
+/// file order. Errors never show a value, nor an invalid key (which may be a pasted value).
+pub fn parse_dotenv(
+    text: &str,
+    path: &Path,
+) -> Result<Vec<(String, SecretValue, usize)>, SchemaError> {
+    Ok(dotenv::parse(text, path, false)?
+        .into_iter()
+        .map(|mut a| {
+            (
+                a.key,
+                SecretValue::new(std::mem::take(&mut *a.value)),
+                a.line,
+            )
+        })
+        .collect())
+}
+
+/// Checks a manifest against its agent's schema. Keys in `unmanaged_keys` (which the
+/// platform injects) are not required even when the schema lists them.
+pub fn check(
+    schema: Option<&EnvSchema>,
+    manifest: &Manifest,
+    strict: bool,
+    unmanaged_keys: &[String],
+    schema_path: &Path,
+) -> Vec<Finding> {
+    let agent = manifest.agent.as_str();
+    let Some(schema) = schema else {
+        return vec![
+            Finding::warning(
+                schema_path,
+                format!(
+                    "agent {agent} has no {FILE_NAME}: its manifest is checked for syntax only; add one listing the agent's keys (KEY=placeholder, `# optional` after optional ones)"
+                ),
+            )
+            .for_agent(agent),
+        ];
+    };
+    let mut findings = Vec::new();
+    let error = |entry: &SchemaEntry, message: String| {
+        Finding::error(schema_path, message)
+            .at_line(Some(entry.line))
+            .for_agent(agent)
+            .for_key(&entry.key)
+    };
+    for entry in &schema.entries {
+        if unmanaged_keys.contains(&entry.key) {
+            continue;
+        }
+        let key = entry.key.as_str();
+        match manifest.secrets.get(key) {
+            None if !entry.optional => findings.push(error(
+                entry,
+                format!(
+                    "required by {FILE_NAME} but missing from the manifest; set it with `castsync set {agent} {key}`, or mark it `# optional`"
+                ),
+            )),
+            None => {}
+            Some(value) if value.is_empty() && !entry.optional => findings.push(error(
+                entry,
+                format!(
+                    "the value is empty but {FILE_NAME} requires it; set it with `castsync set {agent} {key}`, or mark it `# optional`"
+                ),
+            )),
+            Some(value) if !entry.placeholder.is_empty() && value.expose() == entry.placeholder => {
+                findings.push(error(
+                    entry,
+                    format!(
+                        "the value equals the {FILE_NAME} placeholder: someone copied the example; set the real value with `castsync set {agent} {key}`"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let declared: HashSet<&str> = schema.entries.iter().map(|e| e.key.as_str()).collect();
+    for key in manifest
+        .secrets
+        .keys()
+        .filter(|k| !declared.contains(k.as_str()))
+    {
+        let message = format!(
+            "the manifest declares it but {FILE_NAME} does not list it; add `{key}=` to {FILE_NAME}, or remove it with `castsync unset {agent} {key}`"
+        );
+        let finding = if strict {
+            Finding::error(schema_path, message)
+        } else {
+            Finding::warning(schema_path, message)
+        };
+        findings.push(finding.for_agent(agent).for_key(key));
+    }
+    findings
+}

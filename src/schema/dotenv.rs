@@ -1,0 +1,191 @@
+//! A small dotenv line parser, shared by `.env.example` schemas and `import --from-dotenv`.
+//!
+//! Syntax: `KEY=value`, `export KEY=value`, `'literal'`, `"escaped"` (`\n`, `\r`, `\t`,
+//! `\"`, `\\`; other backslashes stay as written; quoted values may span lines), unquoted
+//! values with a trailing ` # comment` stripped, `#` comment lines and blank lines. Nothing
+//! is expanded. We keep our own parser because dotenvy drops comments (which carry
+//! `# optional`) and expands variables.
+//!
+//! Errors carry the path and line number but never the line's text: in a real `.env` file
+//! that text is a secret.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use super::SchemaError;
+
+/// One `KEY=value` line.
+pub(super) struct Assignment {
+    pub key: String,
+    pub value: Zeroizing<String>,
+    /// 1-based line of the key.
+    pub line: usize,
+    /// `# optional` as the line's trailing comment or as the comment line directly above.
+    pub optional: bool,
+}
+
+/// Parses `text`. `show_keys`: whether an invalid key name may appear in an error (yes for
+/// `.env.example`, no for a real `.env`, where a line without a proper key may be a value).
+pub(super) fn parse(
+    text: &str,
+    path: &Path,
+    show_keys: bool,
+) -> Result<Vec<Assignment>, SchemaError> {
+    let mut out: Vec<Assignment> = Vec::new();
+    let mut first_lines: HashMap<String, usize> = HashMap::new();
+    let mut pending_optional = false;
+    let mut pos = 0;
+    let mut line_no = 0;
+    while pos < text.len() {
+        line_no += 1;
+        let line_end = end_of_line(text, pos);
+        let raw = &text[pos..line_end];
+        let line = raw.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        pos = line_end + 1;
+
+        if trimmed.is_empty() {
+            pending_optional = false;
+            continue;
+        }
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            pending_optional = is_optional(comment);
+            continue;
+        }
+
+        let key_line = line_no;
+        let err_at = |line| (path.to_path_buf(), line);
+        let mut rest = trimmed;
+        if let Some(after) = rest.strip_prefix("export")
+            && after.starts_with([' ', '\t'])
+        {
+            rest = after.trim_start();
+        }
+        let Some(eq) = rest.find('=') else {
+            let (path, line) = err_at(key_line);
+            return Err(SchemaError::MissingEquals { path, line });
+        };
+        let key = rest[..eq].trim_end();
+        if crate::names::validate_key(key).is_err() {
+            let (path, line) = err_at(key_line);
+            return Err(SchemaError::InvalidKey {
+                path,
+                line,
+                key: show_keys.then(|| key.to_owned()),
+            });
+        }
+        // Byte offset of the text after `=` within `text`.
+        let value_start = (line_end - raw.len()) + indent + (trimmed.len() - rest.len()) + eq + 1;
+        let after_eq = &text[value_start..line_end];
+        let after_trimmed = after_eq.trim_start_matches([' ', '\t']);
+        let value_at = value_start + (after_eq.len() - after_trimmed.len());
+
+        let (value, comment) = match after_trimmed.chars().next() {
+            Some(q @ ('\'' | '"')) => {
+                let Some((value, close)) = scan_quoted(text, value_at + 1, q) else {
+                    let (path, line) = err_at(key_line);
+                    return Err(SchemaError::UnterminatedQuote {
+                        path,
+                        line,
+                        quote: q,
+                    });
+                };
+                // A quoted value may span lines: continue after its closing quote.
+                line_no += text[value_at..close].matches('\n').count();
+                let end = end_of_line(text, close);
+                let trailing = text[close + 1..end].trim_end_matches('\r');
+                let trailing_trimmed = trailing.trim_start();
+                let comment = match trailing_trimmed.strip_prefix('#') {
+                    Some(c) => Some(c),
+                    None if trailing_trimmed.is_empty() => None,
+                    None => {
+                        let (path, line) = err_at(line_no);
+                        return Err(SchemaError::TrailingText { path, line });
+                    }
+                };
+                pos = end + 1;
+                (value, comment)
+            }
+            _ => {
+                let unquoted = after_eq.trim_end_matches('\r');
+                let (value, comment) = split_comment(unquoted);
+                (Zeroizing::new(value.trim().to_owned()), comment)
+            }
+        };
+
+        if let Some(first) = first_lines.insert(key.to_owned(), key_line) {
+            let (path, line) = err_at(key_line);
+            return Err(SchemaError::DuplicateKey {
+                path,
+                line,
+                key: key.to_owned(),
+                first_line: first,
+            });
+        }
+        out.push(Assignment {
+            key: key.to_owned(),
+            value,
+            line: key_line,
+            optional: pending_optional || comment.is_some_and(is_optional),
+        });
+        pending_optional = false;
+    }
+    Ok(out)
+}
+
+/// End (exclusive, at the `\n` or the end of text) of the line containing byte `pos`.
+fn end_of_line(text: &str, pos: usize) -> usize {
+    text[pos..].find('\n').map_or(text.len(), |i| pos + i)
+}
+
+/// The value of a quoted string starting at `start` (just after the opening quote) and the
+/// byte offset of its closing quote.
+fn scan_quoted(text: &str, start: usize, quote: char) -> Option<(Zeroizing<String>, usize)> {
+    let mut value = Zeroizing::new(String::new());
+    let mut chars = text[start..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            c if c == quote => return Some((value, start + i)),
+            '\\' if quote == '"' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 'r')) => value.push('\r'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, other)) => {
+                    value.push('\\');
+                    value.push(other);
+                }
+                None => return None,
+            },
+            // A CRLF file keeps plain `\n` line breaks inside multi-line values.
+            '\r' if text[start + i..].starts_with("\r\n") => {}
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// Splits an unquoted value from a trailing comment: a `#` that follows whitespace.
+fn split_comment(s: &str) -> (&str, Option<&str>) {
+    let bytes = s.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'#' && i > 0 && matches!(bytes[i - 1], b' ' | b'\t') {
+            return (&s[..i], Some(&s[i + 1..]));
+        }
+    }
+    (s, None)
+}
+
+/// `# optional`, `# Optional: only in prod`, `#optional.` — the comment's first word.
+fn is_optional(comment: &str) -> bool {
+    let word: String = comment
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect();
+    word.eq_ignore_ascii_case("optional")
+}
