@@ -1,6 +1,7 @@
 //! `castsync watch`: the long-running mode (DESIGN §9).
 mod controller;
 mod engine;
+mod git;
 mod metrics;
 mod schedule;
 mod signatures;
