@@ -7,4 +7,5 @@ mod schedule;
 mod signatures;
 mod status;
 mod triggers;
+mod watcher;
 mod webhook;
