@@ -2,6 +2,7 @@
 mod controller;
 mod engine;
 mod git;
+mod http;
 mod metrics;
 mod schedule;
 mod signatures;
