@@ -2,15 +2,18 @@
 //! context; the modules they call use typed errors.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
+use crate::cli::{Cli, Command, GlobalArgs, LogFormat, PlatformArgs};
+use crate::platform::{self, Platform, PlatformOptions};
 use crate::config::Config;
 use crate::crypto::Identities;
 
 mod keygen;
+mod reconcile;
 
 /// The secrets repository a command works on: where it is and its config.
 pub struct Repo {
@@ -32,12 +35,44 @@ impl Repo {
                 root.display()
             );
         }
+        // Absolute, so a `local://` store and the state file are keyed the same from any
+        // working directory.
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", root.display()))?;
         let config = Config::load(&root, global.config.as_deref())?;
         Ok(Repo {
             root,
             config,
             identity_files: global.identity.clone(),
         })
+    }
+
+    /// The platform named by `--api-url`, `CASTARI_API_URL`, the config, or the default. A
+    /// relative `local://PATH` is relative to the repository root, so `-C` works from anywhere.
+    pub fn platform(
+        &self,
+        args: &PlatformArgs,
+        declared_agents: Vec<String>,
+    ) -> anyhow::Result<Arc<dyn Platform>> {
+        let mut url = platform::resolve_url(args.api_url.as_deref(), self.config.platform.url.as_deref());
+        if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
+            && Path::new(path).is_relative()
+        {
+            url = format!("{}{}", platform::LOCAL_SCHEME, self.root.join(path).display());
+        }
+        let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
+            None
+        } else {
+            platform::read_api_key(args.api_key_file.as_deref())?
+        };
+        Ok(platform::open(PlatformOptions {
+            url,
+            api_key,
+            allow_insecure_http: args.allow_insecure_http,
+            declared_agents,
+            ..PlatformOptions::default()
+        })?)
     }
 
     /// The user's identities (the search chain of DESIGN §5).
@@ -73,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Keygen(args) => keygen::run(&args, g),
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
+        Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Watch(_) => not_yet("watch"),
         Command::Textconv(_) => not_yet("textconv"),
         Command::Diff(_) => not_yet("diff"),

@@ -101,6 +101,8 @@ pub(crate) struct Emu {
     faults: Faults,
     latency: Duration,
     stats: Mutex<Stats>,
+    /// Faults pinned to one agent (and optionally one method) by `POST /_emulator/faults`.
+    targeted: Mutex<Vec<faults::Targeted>>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked handler must not wedge the server).
@@ -155,6 +157,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
         faults: Faults::new(args.fail_rate, args.fail_mode, args.seed),
         latency: Duration::from_millis(args.latency_ms),
         stats: Mutex::new(Stats::default()),
+        targeted: Mutex::new(Vec::new()),
         store: Mutex::new(store),
     });
     if created || args.data.as_ref().is_some_and(|p| !p.exists()) {

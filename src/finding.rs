@@ -31,6 +31,9 @@ pub struct Finding {
     pub agent: Option<String>,
     pub key: Option<String>,
     pub message: String,
+    /// The message already begins with its location (errors from the manifest, schema and
+    /// crypto modules name their file themselves), so Display does not repeat the path.
+    pub located: bool,
 }
 
 impl Finding {
@@ -50,7 +53,15 @@ impl Finding {
             agent: None,
             key: None,
             message: message.into(),
+            located: false,
         }
+    }
+
+    /// An error whose message already names its file (and line), e.g. a `ManifestError`.
+    pub fn located_error(path: impl Into<PathBuf>, error: &dyn std::error::Error) -> Self {
+        let mut f = Self::new(Severity::Error, path, error.to_string());
+        f.located = true;
+        f
     }
 
     pub fn at_line(mut self, line: Option<usize>) -> Self {
@@ -76,6 +87,9 @@ impl Finding {
 /// `error: agents/x/.env.example:3: key FOO: message` — the agent is implied by the path.
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.located {
+            return write!(f, "{}: {}", self.severity, self.message);
+        }
         write!(f, "{}: {}", self.severity, self.path.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;

@@ -21,6 +21,7 @@ pub mod emulator;
 pub mod names;
 pub mod plan;
 pub mod platform;
+pub mod reconcile;
 pub mod render;
 pub mod schema;
 pub mod secret;

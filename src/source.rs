@@ -6,6 +6,7 @@
 //! can never disagree about a manifest.
 
 mod git;
+pub mod load;
 mod worktree;
 
 use std::path::{Path, PathBuf};

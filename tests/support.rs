@@ -7,6 +7,9 @@ use std::process::{Child, Command as StdCommand, Stdio};
 
 pub use assert_cmd::Command;
 
+mod repo;
+pub use repo::SecretsRepo;
+
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_castsync"))

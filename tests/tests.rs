@@ -9,4 +9,5 @@ mod bad_vectors;
 mod emulator;
 mod keygen;
 mod platform_client;
+mod reconcile;
 mod validate;

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::api::detail;
-use super::faults::Stats;
+use super::faults::{Stats, Targeted};
 use super::{Emu, lock};
 use crate::names::validate_slug;
 use crate::platform::castari::AGENT_NOT_FOUND;
@@ -27,6 +27,31 @@ pub(super) fn routes() -> Router<Arc<Emu>> {
         .route("/_emulator/agents", post(create_agent))
         .route("/_emulator/agents/{slug}/secrets", get(dump_agent))
         .route("/_emulator/agents/{slug}/secrets/{key}", get(read_secret))
+        .route("/_emulator/faults", post(add_fault).delete(clear_faults))
+}
+
+/// `POST /_emulator/faults` with `{"agent": "a", "method": "GET", "status": 500}`.
+async fn add_fault(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Targeted>(&body) {
+        Ok(fault) if StatusCode::from_u16(fault.status).is_ok() => {
+            lock(&emu.targeted).push(fault);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => {
+            let issue = ValidationIssue::new(
+                &["body"],
+                "expected {\"agent\": SLUG, \"method\": METHOD (optional), \"status\": CODE}",
+                "value_error",
+            );
+            detail(StatusCode::UNPROCESSABLE_ENTITY, json!([issue]))
+        }
+    }
+}
+
+/// `DELETE /_emulator/faults`: remove every pinned fault.
+async fn clear_faults(State(emu): State<Arc<Emu>>) -> Response {
+    lock(&emu.targeted).clear();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `GET /_emulator/stats`: `{"requests": {"GET": n, …}, "responses": {"200": n, …}}`.

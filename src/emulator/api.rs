@@ -80,6 +80,12 @@ pub(super) async fn gate(
                 r.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(quota.retry_after));
                 (quota, r, false)
+            } else if let Some(status) = lock(&emu.targeted)
+                .iter()
+                .find(|f| f.matches(method.as_str(), &path))
+                .and_then(|f| StatusCode::from_u16(f.status).ok())
+            {
+                (quota, detail(status, "Injected fault (pinned)"), false)
             } else {
                 match emu.faults.draw() {
                     None => (quota, next.run(request).await, false),

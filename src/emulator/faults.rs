@@ -210,3 +210,29 @@ mod tests {
         assert!(Faults::new(0.0, FailMode::Reset, Some(1)).draw().is_none());
     }
 }
+
+/// A fault pinned by `POST /_emulator/faults`: every `/api/v1` call for `agent` (with
+/// `method`, when given) answers `status` until `DELETE /_emulator/faults`. Lets a test fail
+/// one agent's list while the others work.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Targeted {
+    pub agent: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    pub status: u16,
+}
+
+impl Targeted {
+    /// True when this fault applies to `method` on `path` (`/api/v1/agents/{slug}/…`).
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let agent = path
+            .strip_prefix("/api/v1/agents/")
+            .and_then(|rest| rest.split('/').next());
+        agent == Some(self.agent.as_str())
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    }
+}

@@ -34,11 +34,12 @@ impl AgentLoad {
     /// The reason the agent cannot be used: its first error, plus how many more.
     pub fn failure(&self) -> Option<String> {
         let errors: Vec<&Finding> = self.findings.iter().filter(|f| f.is_error()).collect();
-        let first = errors.first()?;
+        let first = errors.first()?.to_string();
+        let first = first.strip_prefix("error: ").unwrap_or(&first);
         Some(if errors.len() > 1 {
             format!("{first} (and {} more error(s))", errors.len() - 1)
         } else {
-            first.to_string()
+            first.to_owned()
         })
     }
 }
@@ -47,7 +48,7 @@ impl AgentLoad {
 #[derive(Debug)]
 pub struct Loaded {
     pub agents: BTreeMap<String, AgentLoad>,
-    /// Where the trees's agents live, for messages.
+    /// Where the tree's agents live, for messages.
     pub agents_dir: PathBuf,
 }
 
@@ -159,6 +160,9 @@ pub fn load_agent(
         findings,
     };
     let error = |path: &Path, message: String| Finding::error(shown(path), message).for_agent(slug);
+    let located = |path: &Path, e: &dyn std::error::Error| {
+        Finding::located_error(shown(path), e).for_agent(slug)
+    };
 
     if let Err(e) = validate_slug(slug) {
         return fail(vec![error(&dir, e.to_string())]);
@@ -177,7 +181,7 @@ pub fn load_agent(
     };
     let plaintext = match identities.decrypt(&ciphertext, &shown(&manifest_path)) {
         Ok(p) => p,
-        Err(e) => return fail(vec![error(&manifest_path, e.to_string())]),
+        Err(e) => return fail(vec![located(&manifest_path, &e)]),
     };
     let text = match std::str::from_utf8(&plaintext) {
         Ok(t) => t,
@@ -195,16 +199,16 @@ pub fn load_agent(
     };
     let parsed = match manifest::parse(text, &ctx) {
         Ok(p) => p,
-        Err(e) => return fail(vec![error(&manifest_path, e.to_string())]),
+        Err(e) => return fail(vec![located(&manifest_path, &e)]),
     };
-    findings.extend(parsed.warnings);
+    findings.extend(parsed.warnings.into_iter().map(|f| f.for_agent(slug)));
 
     let schema = match tree.read(&schema_path) {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(text) => match EnvSchema::parse(&text, &shown(&schema_path)) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    findings.push(error(&schema_path, e.to_string()));
+                    findings.push(located(&schema_path, &e));
                     return fail(findings);
                 }
             },
@@ -224,6 +228,7 @@ pub fn load_agent(
             schema.as_ref(),
             &parsed.manifest,
             config.strict,
+            &config.unmanaged_keys,
             &shown(&schema_path),
         )
         .into_iter()
