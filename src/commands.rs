@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat, PlatformArgs};
-use crate::platform::{self, Platform, PlatformOptions};
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::platform::{self, Platform, PlatformOptions};
 
 mod keygen;
 mod reconcile;
+mod watch;
 
 /// The secrets repository a command works on: where it is and its config.
 pub struct Repo {
@@ -55,11 +56,16 @@ impl Repo {
         args: &PlatformArgs,
         declared_agents: Vec<String>,
     ) -> anyhow::Result<Arc<dyn Platform>> {
-        let mut url = platform::resolve_url(args.api_url.as_deref(), self.config.platform.url.as_deref());
+        let mut url =
+            platform::resolve_url(args.api_url.as_deref(), self.config.platform.url.as_deref());
         if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
             && Path::new(path).is_relative()
         {
-            url = format!("{}{}", platform::LOCAL_SCHEME, self.root.join(path).display());
+            url = format!(
+                "{}{}",
+                platform::LOCAL_SCHEME,
+                self.root.join(path).display()
+            );
         }
         let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
             None
@@ -109,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Keygen(args) => keygen::run(&args, g),
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Reconcile(args) => reconcile::run(g, &args).await,
-        Command::Watch(_) => not_yet("watch"),
+        Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(_) => not_yet("textconv"),
         Command::Diff(_) => not_yet("diff"),
         Command::Completions(_) => not_yet("completions"),

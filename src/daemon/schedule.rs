@@ -133,10 +133,6 @@ impl Schedule {
         }
     }
 
-    pub fn timing(&self) -> &Timing {
-        &self.timing
-    }
-
     /// The source was just fetched: the next poll is one (jittered) interval from now.
     pub fn polled(&mut self) {
         self.next_poll = Instant::now() + jitter(self.timing.interval, &mut self.rng);
@@ -200,6 +196,7 @@ impl Schedule {
         }
     }
 
+    #[cfg(test)]
     pub fn resync_in_progress(&self) -> bool {
         self.resync.is_some()
     }

@@ -125,6 +125,7 @@ impl Triggers {
         self.wake.notify_one();
     }
 
+    #[cfg(test)]
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
