@@ -4,10 +4,11 @@
 mod support;
 
 mod authoring;
-mod crypto_interop;
 mod bad_vectors;
+mod crypto_interop;
 mod emulator;
 mod keygen;
 mod platform_client;
 mod reconcile;
 mod validate;
+mod watch;

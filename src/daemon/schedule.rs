@@ -223,7 +223,7 @@ impl Schedule {
                 self.retry_at = None;
                 triggers.fire(Reason::Retry);
             }
-            let ready = triggers.ready_at(self.timing.quiet, self.timing.max_delay);
+            let ready = triggers.ready_at(now, self.timing.quiet, self.timing.max_delay);
             if ready.is_some_and(|at| at <= now) {
                 // Any cycle is a new attempt: it supersedes a pending retry.
                 self.retry_at = None;

@@ -132,17 +132,23 @@ impl Triggers {
 
     /// When the pending batch becomes ready: at once for internal triggers, else after
     /// `quiet` without a new trigger, but no later than `max_delay` after the first.
-    pub(crate) fn ready_at(&self, quiet: Duration, max_delay: Duration) -> Option<Instant> {
+    /// `now` is the caller's clock reading, so "ready now" compares equal to it.
+    pub(crate) fn ready_at(
+        &self,
+        now: Instant,
+        quiet: Duration,
+        max_delay: Duration,
+    ) -> Option<Instant> {
         let p = self.lock();
         if p.reasons.is_empty() {
             return None;
         }
         if p.urgent {
-            return Some(Instant::now());
+            return Some(now);
         }
         match (p.first, p.last) {
             (Some(first), Some(last)) => Some((last + quiet).min(first + max_delay)),
-            _ => Some(Instant::now()),
+            _ => Some(now),
         }
     }
 
@@ -178,11 +184,11 @@ mod tests {
         let t = Triggers::new();
         let start = Instant::now();
         assert!(t.fire(Reason::Webhook));
-        assert_eq!(t.ready_at(QUIET, MAX), Some(start + QUIET));
+        assert_eq!(t.ready_at(Instant::now(), QUIET, MAX), Some(start + QUIET));
         tokio::time::advance(Duration::from_millis(150)).await;
         t.fire(Reason::Webhook);
         assert_eq!(
-            t.ready_at(QUIET, MAX),
+            t.ready_at(Instant::now(), QUIET, MAX),
             Some(start + Duration::from_millis(150) + QUIET)
         );
     }
@@ -195,7 +201,7 @@ mod tests {
             t.fire(Reason::FileChange);
             tokio::time::advance(Duration::from_millis(100)).await;
         }
-        assert_eq!(t.ready_at(QUIET, MAX), Some(start + MAX));
+        assert_eq!(t.ready_at(Instant::now(), QUIET, MAX), Some(start + MAX));
     }
 
     #[tokio::test(start_paused = true)]
@@ -203,11 +209,11 @@ mod tests {
         let t = Triggers::new();
         t.fire(Reason::Webhook);
         t.fire(Reason::Interval);
-        assert_eq!(t.ready_at(QUIET, MAX), Some(Instant::now()));
+        assert_eq!(t.ready_at(Instant::now(), QUIET, MAX), Some(Instant::now()));
         let batch = t.take();
         assert_eq!(batch.label(), "interval+webhook");
         assert!(!t.has_pending());
-        assert_eq!(t.ready_at(QUIET, MAX), None);
+        assert_eq!(t.ready_at(Instant::now(), QUIET, MAX), None);
     }
 
     #[tokio::test(start_paused = true)]
