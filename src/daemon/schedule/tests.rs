@@ -234,3 +234,18 @@ fn the_resync_gap_follows_the_budget() {
         Duration::from_millis(1200)
     );
 }
+
+/// On a real clock (not paused), "ready now" must not be compared against a later reading.
+#[tokio::test]
+async fn the_startup_trigger_is_taken_at_once_on_a_real_clock() {
+    let mut s = schedule(MIN, 10 * MIN);
+    let triggers = Triggers::new();
+    triggers.fire(Reason::Startup);
+    let wake = tokio::time::timeout(
+        Duration::from_secs(5),
+        s.next(&triggers, &CancellationToken::new()),
+    )
+    .await
+    .expect("the startup cycle is due at once");
+    assert_eq!(cycle(wake).label(), "startup");
+}
