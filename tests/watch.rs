@@ -385,3 +385,44 @@ fn the_metrics_pass_promtool_check_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn sighup_reconciles_again_and_json_logs_carry_one_span_per_reconcile() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    let d = git_watch(&repo, &emu, &["--log-format", "json"]);
+    let runs = |n: u32| {
+        d.get("/metrics").1.contains(&format!(
+            "castsync_reconcile_runs_total{{result=\"success\"}} {n}"
+        ))
+    };
+    eventually(STARTUP, "the first reconcile", || runs(1));
+    emu.reset_stats();
+    d.signal("HUP");
+    eventually(DEADLINE, "a second reconcile of the same commit", || {
+        runs(2)
+    });
+    // The platform was listed again (drift check), and nothing needed writing.
+    assert!(emu.requests("GET") >= 2);
+    assert_eq!(emu.requests("POST"), 0);
+
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let finished: Vec<serde_json::Value> = d
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "reconcile finished")
+        .collect();
+    assert_eq!(finished.len(), 2, "{}", d.log());
+    let triggers: Vec<&str> = finished
+        .iter()
+        .map(|v| v["span"]["trigger"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(triggers, ["startup", "sighup"]);
+    for event in &finished {
+        assert_eq!(event["span"]["name"], "reconcile");
+        assert_eq!(event["span"]["commit"], &head[..12]);
+        assert!(event["span"]["duration_ms"].is_u64(), "{event}");
+    }
+    assert_no_canary("the daemon log", &d.log(), &[CANARY]);
+}

@@ -279,16 +279,13 @@ impl<E: Engine> Controller<E> {
         self.shared
             .metrics
             .record_run(&report, elapsed.as_secs_f64());
-        if let Some(error) = &report.error {
-            if self.log_once(&report.revision, "", error) {
-                tracing::error!(%error, "reconcile failed; nothing applied");
-            }
+        if let Some(error) = &report.error
+            && self.log_once(&report.revision, "", error)
+        {
+            tracing::error!(%error, "reconcile failed; nothing applied");
         }
         for (agent, error) in &report.agent_errors {
-            if self
-                .logged
-                .insert((report.revision.clone(), agent.clone(), error.clone()))
-            {
+            if self.log_once(&report.revision, agent, error) {
                 tracing::error!(%agent, %error, "agent not reconciled; it stays as last applied");
             }
         }
