@@ -28,9 +28,9 @@ pub fn validate_slug(slug: &str) -> Result<(), NameError> {
     let ok = !bytes.is_empty()
         && bytes.len() <= MAX_SLUG_LEN
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
         && !slug.contains("..");
     if ok {
         Ok(())
@@ -45,7 +45,9 @@ pub fn validate_key(key: &str) -> Result<(), NameError> {
     let ok = !bytes.is_empty()
         && bytes.len() <= MAX_KEY_LEN
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
     if ok {
         Ok(())
     } else {
@@ -67,7 +69,17 @@ mod tests {
         for ok in ["a", "support-bot", "billing.agent_2", "0x", &"a".repeat(63)] {
             assert!(validate_slug(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", ".a", "A", "a..b", "a/b", "a b", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "A",
+            "a..b",
+            "a/b",
+            "a b",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(validate_slug(bad).is_err(), "{bad}");
         }
     }

@@ -18,7 +18,8 @@ pub fn castsync(home: &Path) -> Command {
     let mut cmd = Command::new(bin());
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("CASTSYNC_") || k.starts_with("CASTARI_") || k == "EDITOR" || k == "VISUAL" {
+        if k.starts_with("CASTSYNC_") || k.starts_with("CASTARI_") || k == "EDITOR" || k == "VISUAL"
+        {
             cmd.env_remove(&k);
         }
     }
@@ -49,7 +50,9 @@ impl Emulator {
             .expect("spawn castsync emulator");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's first line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the emulator's first line");
         let url = line
             .trim()
             .strip_prefix("listening on ")
@@ -130,6 +133,9 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// Asserts that none of `canaries` occurs in `haystack`; `what` names the output in the panic.
 pub fn assert_no_canary(what: &str, haystack: &str, canaries: &[&str]) {
     for c in canaries {
-        assert!(!haystack.contains(c), "canary {c:?} leaked into {what}:\n{haystack}");
+        assert!(
+            !haystack.contains(c),
+            "canary {c:?} leaked into {what}:\n{haystack}"
+        );
     }
 }
