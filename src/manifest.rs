@@ -451,15 +451,14 @@ fn check_value(text: &str, value: &RawScalar) -> Result<(), ValueProblem> {
 fn has_tag(before: &str) -> bool {
     let mut rest = before.trim_end();
     for _ in 0..2 {
-        let token_start = rest.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-        let token = &rest[token_start..];
+        let token = rest.rsplit(char::is_whitespace).next().unwrap_or_default();
         if token.starts_with('!') {
             return true;
         }
         if !token.starts_with('&') {
             return false;
         }
-        rest = rest[..token_start].trim_end();
+        rest = rest[..rest.len() - token.len()].trim_end();
     }
     false
 }
