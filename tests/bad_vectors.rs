@@ -242,7 +242,7 @@ fn no_parser_panics_on_arbitrary_input() {
     }
     for deep in [
         "[".repeat(10_000),
-        "a:\n".repeat(1) + &" - ".repeat(5_000),
+        "a:\n".to_owned() + &" - ".repeat(5_000),
         "{a: ".repeat(5_000),
     ] {
         let _ = manifest::parse(&deep, &ctx());
