@@ -14,6 +14,7 @@ use crate::platform::{self, Platform, PlatformOptions};
 
 mod keygen;
 mod reconcile;
+mod textconv;
 mod watch;
 
 /// The secrets repository a command works on: where it is and its config.
@@ -116,8 +117,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Watch(args) => watch::run(g, &args).await,
-        Command::Textconv(_) => not_yet("textconv"),
-        Command::Diff(_) => not_yet("diff"),
+        Command::Textconv(args) => textconv::textconv(g, &args),
+        Command::Diff(args) => textconv::diff(g, &args),
         Command::Completions(_) => not_yet("completions"),
         Command::Man => not_yet("man"),
         other => {
