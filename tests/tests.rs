@@ -14,4 +14,5 @@ mod platform_client;
 mod reconcile;
 mod textconv;
 mod validate;
+mod watch;
 mod workflows;
