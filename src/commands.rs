@@ -8,12 +8,21 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat, PlatformArgs};
-use crate::platform::{self, Platform, PlatformOptions};
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::platform::{self, Platform, PlatformOptions};
 
+mod agent_files;
+mod edit;
+mod import;
+mod init;
 mod keygen;
+mod new;
 mod reconcile;
+mod rekey;
+mod set;
+mod show;
+mod validate;
 
 /// The secrets repository a command works on: where it is and its config.
 pub struct Repo {
@@ -25,6 +34,18 @@ pub struct Repo {
 impl Repo {
     /// The repository at `-C DIR` (default: the current directory) with its config.
     pub fn open(global: &GlobalArgs) -> anyhow::Result<Repo> {
+        let root = Self::locate(global)?;
+        let config = Config::load(&root, global.config.as_deref())?;
+        Ok(Repo {
+            root,
+            config,
+            identity_files: global.identity.clone(),
+        })
+    }
+
+    /// The repository root alone (`-C DIR` or the current directory), canonical, without
+    /// reading its config: for `init`, which creates it, and `validate`, which reports on it.
+    pub fn locate(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
         let root = match &global.repo {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().context("cannot determine the current directory")?,
@@ -37,15 +58,18 @@ impl Repo {
         }
         // Absolute, so a `local://` store and the state file are keyed the same from any
         // working directory.
-        let root = root
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", root.display()))?;
-        let config = Config::load(&root, global.config.as_deref())?;
-        Ok(Repo {
+        root.canonicalize()
+            .with_context(|| format!("cannot resolve {}", root.display()))
+    }
+
+    /// A repository whose config was loaded elsewhere (`validate` reports config errors
+    /// itself rather than failing on them).
+    pub fn with_config(root: PathBuf, config: Config, global: &GlobalArgs) -> Repo {
+        Repo {
             root,
             config,
             identity_files: global.identity.clone(),
-        })
+        }
     }
 
     /// The platform named by `--api-url`, `CASTARI_API_URL`, the config, or the default. A
@@ -55,11 +79,16 @@ impl Repo {
         args: &PlatformArgs,
         declared_agents: Vec<String>,
     ) -> anyhow::Result<Arc<dyn Platform>> {
-        let mut url = platform::resolve_url(args.api_url.as_deref(), self.config.platform.url.as_deref());
+        let mut url =
+            platform::resolve_url(args.api_url.as_deref(), self.config.platform.url.as_deref());
         if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
             && Path::new(path).is_relative()
         {
-            url = format!("{}{}", platform::LOCAL_SCHEME, self.root.join(path).display());
+            url = format!(
+                "{}{}",
+                platform::LOCAL_SCHEME,
+                self.root.join(path).display()
+            );
         }
         let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
             None
@@ -106,7 +135,16 @@ impl From<Exit> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
+        Command::Init(_) => init::run(g),
         Command::Keygen(args) => keygen::run(&args, g),
+        Command::New(args) => new::run(g, &args.agent),
+        Command::Edit(args) => edit::run(g, &args.agent).await,
+        Command::Set(args) => set::set(g, &args),
+        Command::Unset(args) => set::unset(g, &args),
+        Command::Show(args) => show::run(g, &args),
+        Command::Import(args) => import::run(g, &args),
+        Command::Rekey(args) => rekey::run(g, &args),
+        Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Watch(_) => not_yet("watch"),
@@ -114,10 +152,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Diff(_) => not_yet("diff"),
         Command::Completions(_) => not_yet("completions"),
         Command::Man => not_yet("man"),
-        other => {
-            let _ = (g, other);
-            not_yet("this command")
-        }
     }
 }
 

@@ -75,8 +75,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         cancel: CancellationToken::new(),
     };
     let outcome = reconcile::reconcile(request, &on_done).await?;
-    if progress && total.load(Ordering::Relaxed) > 0 && started.elapsed() > Duration::from_secs(3)
-    {
+    if progress && total.load(Ordering::Relaxed) > 0 && started.elapsed() > Duration::from_secs(3) {
         eprintln!();
     }
 
@@ -92,7 +91,10 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let plan = &outcome.plan;
     match (args.output, &outcome.report) {
         (OutputFormat::Json, None) => {
-            println!("{}", serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?)
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?
+            )
         }
         (OutputFormat::Json, Some(report)) => println!(
             "{}",
