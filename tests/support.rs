@@ -231,3 +231,13 @@ pub fn assert_no_canary(what: &str, haystack: &str, canaries: &[&str]) {
         );
     }
 }
+
+/// Runs a command: `(exit code, stdout, stderr)`; -1 when it died of a signal.
+pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run castsync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
