@@ -17,7 +17,10 @@ fn output(cmd: &mut Command) -> (i32, String, String) {
 
 fn two_agent_repo() -> SecretsRepo {
     let repo = SecretsRepo::new("");
-    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY), ("A3", "a-three")]);
+    repo.agent(
+        "alpha",
+        &[("A1", "a-one"), ("A2", CANARY), ("A3", "a-three")],
+    );
     repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
     repo
 }
@@ -80,7 +83,10 @@ fn removing_a_key_sends_one_delete_and_a_rename_sets_before_it_deletes() {
     assert_eq!(emu.requests("DELETE"), 1);
     let post = stderr.find("POST").expect("POST logged at -vv");
     let delete = stderr.find("DELETE").expect("DELETE logged at -vv");
-    assert!(post < delete, "the set must come before the delete:\n{stderr}");
+    assert!(
+        post < delete,
+        "the set must come before the delete:\n{stderr}"
+    );
     assert_no_canary("stderr at -vv", &stderr, &[CANARY]);
 }
 
@@ -227,7 +233,10 @@ fn unmanaged_keys_and_undeclared_agents_are_never_touched() {
         emu.value("alpha", "ANTHROPIC_API_KEY").as_deref(),
         Some("platform-owned")
     );
-    assert_eq!(emu.value("stranger", "THEIRS").as_deref(), Some("platform-owned"));
+    assert_eq!(
+        emu.value("stranger", "THEIRS").as_deref(),
+        Some("platform-owned")
+    );
     assert_eq!(emu.requests("DELETE"), 0);
 }
 
@@ -242,7 +251,10 @@ fn a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes() {
     assert_eq!(emu.requests("POST"), 0);
     assert_eq!(emu.requests("DELETE"), 0);
     assert!(emu.requests("GET") >= 2);
-    assert!(!repo.path(".castsync/state.json").exists(), "a dry run writes no state");
+    assert!(
+        !repo.path(".castsync/state.json").exists(),
+        "a dry run writes no state"
+    );
 
     repo.reconcile(&emu.url).assert().success();
     let (code, _, _) = output(repo.reconcile(&emu.url).args(["--dry-run", "--exit-code"]));
@@ -260,7 +272,10 @@ fn with_a_base_revision_only_values_changed_since_it_are_value_changed() {
     repo.reconcile(&emu.url).assert().success();
     std::fs::remove_file(repo.path(".castsync/state.json")).unwrap();
 
-    repo.agent("alpha", &[("A1", "a-one-v2"), ("A2", CANARY), ("A3", "a-three")]);
+    repo.agent(
+        "alpha",
+        &[("A1", "a-one-v2"), ("A2", CANARY), ("A3", "a-three")],
+    );
     repo.commit_all("second");
     let (code, stdout, _) = output(repo.reconcile(&emu.url).args([
         "--dry-run",
@@ -332,16 +347,26 @@ fn the_json_plan_validates_against_its_schema() {
     let repo = two_agent_repo();
     repo.schema("beta", "B1=x\nB2=y\nB3_MISSING=z\n");
     let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/plan.schema.json"))
-            .unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/plan.schema.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("valid schema");
     for args in [&["--dry-run"][..], &[][..]] {
-        let (_, stdout, stderr) = output(repo.reconcile(&emu.url).args(args).args(["--output", "json"]));
+        let (_, stdout, stderr) = output(
+            repo.reconcile(&emu.url)
+                .args(args)
+                .args(["--output", "json"]),
+        );
         let plan: serde_json::Value =
             serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
-        let errors: Vec<String> = validator.iter_errors(&plan).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&plan)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}\n{plan:#}");
         assert_no_canary("json plan", &stdout, &[CANARY]);
     }
@@ -352,7 +377,10 @@ fn text_and_markdown_plans_match_their_snapshots() {
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
-    repo.agent("alpha", &[("A1", "a-one-v2"), ("A2", CANARY), ("A4", "new")]);
+    repo.agent(
+        "alpha",
+        &[("A1", "a-one-v2"), ("A2", CANARY), ("A4", "new")],
+    );
     repo.raw_manifest("beta", "agent: beta\nsecrets:\n  B1: 1.10\n");
 
     let filters = vec![
@@ -360,7 +388,10 @@ fn text_and_markdown_plans_match_their_snapshots() {
         (r"/tmp/[^ \n:]+", "[TMP]"),
     ];
     let (_, text, _) = output(repo.reconcile(&emu.url).arg("--dry-run"));
-    let (_, md, _) = output(repo.reconcile(&emu.url).args(["--dry-run", "--output", "markdown"]));
+    let (_, md, _) = output(
+        repo.reconcile(&emu.url)
+            .args(["--dry-run", "--output", "markdown"]),
+    );
     assert_no_canary("plans", &format!("{text}{md}"), &[CANARY]);
     insta::with_settings!({filters => filters}, {
         insta::assert_snapshot!("reconcile_text_plan", text);

@@ -4,8 +4,8 @@
 mod support;
 
 mod authoring;
-mod crypto_interop;
 mod bad_vectors;
+mod crypto_interop;
 mod emulator;
 mod keygen;
 mod platform_client;

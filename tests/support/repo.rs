@@ -99,7 +99,12 @@ impl SecretsRepo {
     pub fn git(&self, args: &[&str]) -> String {
         let out = StdCommand::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(&self.root)
             .output()
