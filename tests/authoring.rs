@@ -29,6 +29,16 @@ fn manifest_bytes(repo: &SecretsRepo, agent: &str) -> Vec<u8> {
     std::fs::read(repo.path(&format!("agents/{agent}/secrets.yaml.age"))).unwrap()
 }
 
+/// Runs `cmd`, which must fail with exit 1 and leave `agent`'s manifest byte for byte as it
+/// was; returns its stderr.
+fn refused(repo: &SecretsRepo, agent: &str, cmd: &mut Command) -> String {
+    let before = manifest_bytes(repo, agent);
+    let (code, stdout, stderr) = outcome(cmd);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert_eq!(manifest_bytes(repo, agent), before, "the manifest changed");
+    stderr
+}
+
 /// The names in an agent's directory: after any command, only the manifest and the schema.
 pub fn assert_only_manifest_and_schema(repo: &SecretsRepo, agent: &str) {
     let mut names: Vec<String> = std::fs::read_dir(repo.path(&format!("agents/{agent}")))
@@ -184,11 +194,8 @@ fn new_refuses_an_invalid_slug_and_an_existing_manifest_writing_nothing() {
     assert!(!repo.root.join("escape").exists());
 
     repo.agent("bot", &[("TOKEN", "t-1")]);
-    let before = manifest_bytes(&repo, "bot");
-    let (code, _, stderr) = outcome(repo.cmd().args(["new", "bot"]));
-    assert_eq!(code, 1);
+    let stderr = refused(&repo, "bot", repo.cmd().args(["new", "bot"]));
     assert!(stderr.contains("already exists"), "{stderr}");
-    assert_eq!(manifest_bytes(&repo, "bot"), before);
 }
 
 #[test]
@@ -236,15 +243,18 @@ fn set_with_the_same_value_does_not_rewrite_the_file() {
 fn set_refuses_a_key_the_schema_does_not_declare_and_names_the_fix() {
     let repo = SecretsRepo::new("");
     repo.agent("bot", &[("TOKEN", "t-1")]);
-    let before = manifest_bytes(&repo, "bot");
-    let (code, _, stderr) = set(&repo, "bot", "EXTRA_KEY", "x");
-    assert_eq!(code, 1);
+    let stderr = refused(
+        &repo,
+        "bot",
+        repo.cmd()
+            .args(["set", "bot", "EXTRA_KEY"])
+            .write_stdin("x"),
+    );
     assert!(
         stderr.contains("key EXTRA_KEY: the manifest declares it but .env.example does not list it; add `EXTRA_KEY=` to .env.example"),
         "{stderr}"
     );
     assert!(stderr.contains("was not changed"), "{stderr}");
-    assert_eq!(manifest_bytes(&repo, "bot"), before);
 }
 
 #[test]
@@ -252,7 +262,6 @@ fn set_refuses_invalid_key_names_unmanaged_keys_and_unknown_agents() {
     let repo = SecretsRepo::new("");
     repo.agent("bot", &[("TOKEN", "t-1")]);
     repo.schema("bot", "TOKEN=x\nANTHROPIC_API_KEY=x\n");
-    let before = manifest_bytes(&repo, "bot");
     for (agent, key, expect) in [
         ("bot", "1BAD", "invalid key name \"1BAD\""),
         ("bot", "API-KEY", "invalid key name"),
@@ -263,11 +272,13 @@ fn set_refuses_invalid_key_names_unmanaged_keys_and_unknown_agents() {
         ),
         ("nobody", "TOKEN", "castsync new nobody"),
     ] {
-        let (code, _, stderr) = set(&repo, agent, key, "v");
-        assert_eq!(code, 1, "{key}");
+        let stderr = refused(
+            &repo,
+            "bot",
+            repo.cmd().args(["set", agent, key]).write_stdin("v"),
+        );
         assert!(stderr.contains(expect), "{key}: {stderr}");
     }
-    assert_eq!(manifest_bytes(&repo, "bot"), before);
     assert!(!repo.path("agents/nobody").exists());
 }
 
@@ -302,8 +313,7 @@ fn unset_removes_a_key_and_refuses_an_absent_one_unless_idempotent() {
     );
 
     let before = manifest_bytes(&repo, "bot");
-    let (code, _, stderr) = outcome(repo.cmd().args(["unset", "bot", "DORP"]));
-    assert_eq!(code, 1);
+    let stderr = refused(&repo, "bot", repo.cmd().args(["unset", "bot", "DORP"]));
     assert!(
         stderr.contains("key DORP is not in agents/bot/secrets.yaml.age"),
         "{stderr}"
@@ -398,25 +408,20 @@ fn import_refuses_a_different_value_without_overwrite_naming_keys_not_values() {
     let repo = SecretsRepo::new("");
     repo.agent("bot", &[("SAME", "same-value"), ("DIFF", "old-value-x1")]);
     repo.schema("bot", "SAME=a\nDIFF=b\nNEW=c\n");
-    let before = manifest_bytes(&repo, "bot");
     let input = "SAME=same-value\nDIFF=new-value-x2\nNEW=fresh\n";
-    let (code, stdout, stderr) = outcome(
+    let stderr = refused(
+        &repo,
+        "bot",
         repo.cmd()
             .args(["import", "bot", "--from-dotenv", "-"])
             .write_stdin(input),
     );
-    assert_eq!(code, 1);
     assert!(
         stderr.contains("already holds DIFF with a different value"),
         "{stderr}"
     );
     assert!(stderr.contains("--overwrite"), "{stderr}");
-    assert_no_canary(
-        "output",
-        &format!("{stdout}{stderr}"),
-        &["old-value-x1", "new-value-x2"],
-    );
-    assert_eq!(manifest_bytes(&repo, "bot"), before, "nothing was imported");
+    assert_no_canary("stderr", &stderr, &["old-value-x1", "new-value-x2"]);
 
     let (code, _, stderr) = outcome(
         repo.cmd()
@@ -482,6 +487,15 @@ fn rekey_check_lists_stale_files_and_rekey_makes_them_current() {
         "access:\n  - agents: \"beta\"\n    recipients: [{}, {other}]",
         repo.recipient
     ));
+    let show_as_other = || {
+        let mut cmd = castsync(&repo.home);
+        cmd.arg("-C")
+            .arg(&repo.root)
+            .arg("-i")
+            .arg(&other_key)
+            .args(["show", "beta"]);
+        cmd
+    };
     let before_alpha = manifest_bytes(&repo, "alpha");
     let (code, stdout, _) = outcome(repo.cmd().args(["rekey", "--check"]));
     assert_eq!(code, 1);
@@ -489,14 +503,7 @@ fn rekey_check_lists_stale_files_and_rekey_makes_them_current() {
         stdout,
         format!("agents/beta/secrets.yaml.age: stale: for {other}\n")
     );
-    castsync(&repo.home)
-        .arg("-C")
-        .arg(&repo.root)
-        .arg("-i")
-        .arg(&other_key)
-        .args(["show", "beta"])
-        .assert()
-        .failure();
+    show_as_other().assert().failure();
     let (code, stdout, _) = outcome(repo.cmd().args(["rekey", "beta"]));
     assert_eq!(code, 0);
     assert!(
@@ -508,14 +515,7 @@ fn rekey_check_lists_stale_files_and_rekey_makes_them_current() {
         before_alpha,
         "alpha untouched"
     );
-    castsync(&repo.home)
-        .arg("-C")
-        .arg(&repo.root)
-        .arg("-i")
-        .arg(&other_key)
-        .args(["show", "beta"])
-        .assert()
-        .success();
+    show_as_other().assert().success();
 
     // The first one leaves beta: after rekey, their key no longer opens it.
     repo.config(&format!(

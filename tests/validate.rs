@@ -3,8 +3,7 @@
 //! byte); `validate` must exit 1, print an `error:` line naming the file and the vector's
 //! problem, and never panic. Warning vectors exit 0 with their warning.
 
-use std::path::{Path, PathBuf};
-
+use crate::bad_vectors::{self, folder};
 use crate::support::*;
 
 const AGENT: &str = "bad-agent";
@@ -17,29 +16,14 @@ struct Vector {
     expect: String,
 }
 
-fn folder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad")
-}
-
 /// Every vector (`fail_*` and `warn_*`) except the companion manifests.
 fn vectors() -> Vec<Vector> {
-    let mut out: Vec<Vector> = std::fs::read_dir(folder())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| (n.starts_with("fail_") || n.starts_with("warn_")) && !n.ends_with(".manifest"))
-        .map(|name| {
-            let text = std::fs::read_to_string(folder().join(&name)).unwrap();
-            let expect = text
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("# expect: "))
-                .unwrap_or_else(|| panic!("{name} has no `# expect:` first line"))
-                .to_owned();
-            Vector { name, text, expect }
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    bad_vectors::vectors(|n| {
+        (n.starts_with("fail_") || n.starts_with("warn_")) && !n.ends_with(".manifest")
+    })
+    .into_iter()
+    .map(|(name, text, expect)| Vector { name, text, expect })
+    .collect()
 }
 
 /// A repository holding the vector, the command that validates it, and the file the error

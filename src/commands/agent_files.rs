@@ -103,7 +103,7 @@ impl<'r> AgentFiles<'r> {
         match self.parse(&text) {
             Ok(manifest) => Ok(Some(manifest)),
             Err(e) => Err(anyhow::Error::new(e).context(format!(
-                "cannot change {}: it does not pass its own rules; fix it with `castsync edit {}`",
+                "cannot use {}: it breaks the manifest rules; fix it with `castsync edit {}`",
                 self.shown(),
                 self.slug
             ))),

@@ -6,6 +6,9 @@
 //! strings, dotenv single-quoted (or double-quoted with escapes when needed), which
 //! `castsync import --from-dotenv` reads back unchanged.
 
+use std::io::Write as _;
+
+use anyhow::Context as _;
 use zeroize::Zeroizing;
 
 use super::agent_files::AgentFiles;
@@ -22,58 +25,66 @@ pub(super) fn run(global: &GlobalArgs, args: &ShowArgs) -> anyhow::Result<Exit> 
     let files = AgentFiles::new(&repo, &args.agent)?;
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
-    let text = render(&manifest, args.format, args.reveal);
-    print!("{}", text.as_str());
+    let text = render(&manifest, args.format, args.reveal)?;
+    std::io::stdout()
+        .write_all(&text)
+        .context("cannot write to stdout")?;
     Ok(Exit::Success)
 }
 
-fn render(manifest: &Manifest, format: ShowFormat, reveal: bool) -> Zeroizing<String> {
+fn render(
+    manifest: &Manifest,
+    format: ShowFormat,
+    reveal: bool,
+) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let shown = if reveal {
         manifest.clone()
     } else {
         masked(manifest)
     };
     if format == ShowFormat::Yaml {
-        return shown.to_editable_yaml();
+        let mut yaml = shown.to_editable_yaml();
+        return Ok(Zeroizing::new(std::mem::take(&mut *yaml).into_bytes()));
     }
     // Reserved up front for the worst case (a JSON `\u00XX` escape is 6 bytes per byte), so
     // the buffer never reallocates and leaves an unzeroized copy of a value behind.
     let capacity = 64
-        + 2 * manifest.agent.len()
+        + 6 * manifest.agent.len()
         + shown
             .secrets
             .iter()
-            .map(|(k, v)| 16 + 2 * k.len() + 6 * v.len())
+            .map(|(k, v)| 16 + 6 * (k.len() + v.len()))
             .sum::<usize>();
-    let mut out = Zeroizing::new(String::with_capacity(capacity));
+    let mut out = Zeroizing::new(Vec::with_capacity(capacity));
     match format {
         ShowFormat::Yaml => unreachable!("handled above"),
         ShowFormat::Json => {
-            out.push_str("{\n  \"agent\": ");
-            push_json_string(&mut out, &shown.agent);
-            out.push_str(",\n  \"secrets\": {");
+            // serde_json escapes straight into the buffer, with no copy of its own.
+            out.extend_from_slice(b"{\n  \"agent\": ");
+            serde_json::to_writer(&mut *out, &shown.agent)?;
+            out.extend_from_slice(b",\n  \"secrets\": {");
             for (i, (key, value)) in shown.secrets.iter().enumerate() {
-                out.push_str(if i == 0 { "\n    " } else { ",\n    " });
-                push_json_string(&mut out, key);
-                out.push_str(": ");
-                push_json_string(&mut out, value.expose());
+                out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+                serde_json::to_writer(&mut *out, key)?;
+                out.extend_from_slice(b": ");
+                serde_json::to_writer(&mut *out, value.expose())?;
             }
-            out.push_str(if shown.secrets.is_empty() {
-                "}\n}\n"
+            out.extend_from_slice(if shown.secrets.is_empty() {
+                b"}\n}\n"
             } else {
-                "\n  }\n}\n"
+                b"\n  }\n}\n"
             });
         }
         ShowFormat::Dotenv => {
             for (key, value) in &shown.secrets {
-                out.push_str(key);
-                out.push('=');
+                out.extend_from_slice(key.as_bytes());
+                out.push(b'=');
                 push_dotenv_value(&mut out, value.expose());
-                out.push('\n');
+                out.push(b'\n');
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The manifest with every value replaced by [`HIDDEN`].
@@ -89,49 +100,28 @@ fn masked(manifest: &Manifest) -> Manifest {
     }
 }
 
-/// A JSON string literal.
-fn push_json_string(out: &mut String, s: &str) {
-    use std::fmt::Write as _;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                // Writing into a String cannot fail.
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// A dotenv value that every common reader takes literally: single quotes when the value
 /// allows (no expansion anywhere), else double quotes with `\\`, `\"`, `\n`, `\r`, `\t`
 /// escaped (castsync's reader, dotenvy and docker compose undo exactly these).
-fn push_dotenv_value(out: &mut String, value: &str) {
+fn push_dotenv_value(out: &mut Vec<u8>, value: &str) {
     if !value.contains(['\'', '\n', '\r']) {
-        out.push('\'');
-        out.push_str(value);
-        out.push('\'');
+        out.push(b'\'');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'\'');
         return;
     }
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
+    out.push(b'"');
+    for &b in value.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => out.push(b),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -160,8 +150,9 @@ mod tests {
             ("HASH", "a #not-a-comment"),
             ("EMPTY", ""),
         ];
-        let text = render(&manifest(&tricky), ShowFormat::Dotenv, true);
-        let read = crate::schema::parse_dotenv(&text, Path::new("x.env")).unwrap();
+        let text = render(&manifest(&tricky), ShowFormat::Dotenv, true).unwrap();
+        let text = std::str::from_utf8(&text).unwrap();
+        let read = crate::schema::parse_dotenv(text, Path::new("x.env")).unwrap();
         assert_eq!(read.len(), tricky.len());
         for (key, value, _) in read {
             let want = tricky.iter().find(|(k, _)| *k == key).unwrap().1;
@@ -175,13 +166,13 @@ mod tests {
             ("A", "quote \" backslash \\ newline \n bell \u{7} é"),
             ("B", ""),
         ];
-        let text = render(&manifest(&values), ShowFormat::Json, true);
-        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let text = render(&manifest(&values), ShowFormat::Json, true).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(doc["agent"], "support-bot");
         assert_eq!(doc["secrets"]["A"], values[0].1);
         assert_eq!(doc["secrets"]["B"], "");
-        let empty = render(&manifest(&[]), ShowFormat::Json, true);
-        let doc: serde_json::Value = serde_json::from_str(&empty).unwrap();
+        let empty = render(&manifest(&[]), ShowFormat::Json, true).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&empty).unwrap();
         assert_eq!(doc["secrets"], serde_json::json!({}));
     }
 
@@ -189,10 +180,11 @@ mod tests {
     fn hidden_output_has_the_same_keys_in_every_format_and_no_value() {
         let m = manifest(&[("A_KEY", "canary-show-1"), ("B_KEY", "canary-show-2")]);
         for format in [ShowFormat::Yaml, ShowFormat::Json, ShowFormat::Dotenv] {
-            let text = render(&m, format, false);
-            assert!(!text.contains("canary"), "{format:?}: {}", text.as_str());
+            let text = render(&m, format, false).unwrap();
+            let text = std::str::from_utf8(&text).unwrap();
+            assert!(!text.contains("canary"), "{format:?}: {text}");
             assert!(text.contains("A_KEY") && text.contains("B_KEY"));
-            assert_eq!(text.matches(HIDDEN).count(), 2, "{}", text.as_str());
+            assert_eq!(text.matches(HIDDEN).count(), 2, "{text}");
         }
     }
 }

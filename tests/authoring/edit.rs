@@ -81,6 +81,38 @@ impl Fixture {
             .to_owned()
     }
 
+    /// Runs the edit (in a process group of its own with `own_group`) and asserts it aborted:
+    /// exit 1, each of `expect` on stderr, the manifest byte for byte as it was, nothing left.
+    fn assert_aborts(&self, editor: &Path, own_group: bool, expect: &[&str]) {
+        let before = self.bytes();
+        let (code, stderr) = if own_group {
+            let out = self.edit_in_own_group(editor);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.code(), stderr)
+        } else {
+            let (code, _, stderr) = self.edit(editor);
+            (Some(code), stderr)
+        };
+        assert_eq!(code, Some(1), "{stderr}");
+        for e in expect {
+            assert!(stderr.contains(e), "{e:?} not in:\n{stderr}");
+        }
+        assert_eq!(self.bytes(), before, "the manifest changed");
+        self.assert_clean();
+    }
+
+    /// Runs an editor script that changes no key or value: exit 0 with `says` on stderr, and
+    /// the manifest neither rewritten (same bytes, same mtime) nor anything left behind.
+    fn assert_not_rewritten(&self, editor_body: &str, says: &str) {
+        let (before, mtime) = (self.bytes(), self.mtime());
+        let (code, _, stderr) = self.edit(&self.editor("ed", editor_body));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(self.bytes(), before);
+        assert_eq!(self.mtime(), mtime);
+        self.assert_clean();
+    }
+
     /// Nothing left behind: no scratch directory, no temporary file next to the manifest.
     fn assert_clean(&self) {
         assert!(empty_dir(&self.tmpdir), "scratch files left in TMPDIR");
@@ -130,77 +162,47 @@ fn the_editor_sees_a_private_file_without_the_metadata_block() {
 #[test]
 fn an_invalid_edit_without_a_terminal_aborts_leaving_the_file_byte_for_byte() {
     let f = Fixture::new();
-    let before = f.bytes();
     let editor = f.editor("ed", "printf ' MISALIGNED: x\\n' >> \"$1\"");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("agents/bot/secrets.yaml.age (decrypted)"),
-        "{stderr}"
+    f.assert_aborts(
+        &editor,
+        false,
+        &[
+            "agents/bot/secrets.yaml.age (decrypted)",
+            "invalid YAML",
+            "aborted: agents/bot/secrets.yaml.age was not changed",
+        ],
     );
-    assert!(stderr.contains("invalid YAML"), "{stderr}");
-    assert!(
-        stderr.contains("aborted: agents/bot/secrets.yaml.age was not changed"),
-        "{stderr}"
-    );
-    assert_eq!(f.bytes(), before);
-    f.assert_clean();
 }
 
 #[test]
 fn an_edit_that_breaks_the_schema_is_refused_like_validate_would() {
     let f = Fixture::new();
-    let before = f.bytes();
     let editor = f.editor("ed", "printf '  UNDECLARED: \"x\"\\n' >> \"$1\"");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 1);
-    assert!(
-        stderr
-            .contains("key UNDECLARED: the manifest declares it but .env.example does not list it"),
-        "{stderr}"
+    f.assert_aborts(
+        &editor,
+        false,
+        &["key UNDECLARED: the manifest declares it but .env.example does not list it"],
     );
-    assert_eq!(f.bytes(), before);
-    f.assert_clean();
 }
 
 #[test]
 fn an_edit_that_changes_nothing_does_not_rewrite_the_file() {
-    let f = Fixture::new();
-    let (before, mtime) = (f.bytes(), f.mtime());
-    let editor = f.editor("ed", "touch \"$1\"");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("no changes"), "{stderr}");
-    assert_eq!(f.bytes(), before);
-    assert_eq!(f.mtime(), mtime);
-    f.assert_clean();
+    Fixture::new().assert_not_rewritten("touch \"$1\"", "no changes");
 }
 
 #[test]
 fn an_edit_that_only_adds_a_comment_does_not_rewrite_the_file() {
-    let f = Fixture::new();
-    let (before, mtime) = (f.bytes(), f.mtime());
-    let editor = f.editor("ed", "printf '# rotated next week\\n' >> \"$1\"");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("no change to any key or value"), "{stderr}");
-    assert_eq!(f.bytes(), before);
-    assert_eq!(f.mtime(), mtime);
+    Fixture::new().assert_not_rewritten(
+        "printf '# rotated next week\\n' >> \"$1\"",
+        "no change to any key or value",
+    );
 }
 
 #[test]
 fn an_editor_that_exits_non_zero_aborts_even_after_writing() {
     let f = Fixture::new();
-    let before = f.bytes();
     let editor = f.editor("ed", "sed -i 's/old-token/new-token/' \"$1\"; exit 3");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("the editor failed (exit status: 3)"),
-        "{stderr}"
-    );
-    assert_eq!(f.bytes(), before);
-    f.assert_clean();
+    f.assert_aborts(&editor, false, &["the editor failed (exit status: 3)"]);
 }
 
 #[test]
@@ -239,20 +241,13 @@ fn a_manifest_that_breaks_its_own_rules_opens_so_it_can_be_repaired() {
 #[test]
 fn ctrl_c_at_the_terminal_aborts_the_edit_and_removes_the_scratch_file() {
     let f = Fixture::new();
-    let before = f.bytes();
     // Ctrl-C signals the whole foreground process group: castsync and the editor. Here the
     // editor sends it to its group (castsync's own group, not the test's) and dies of it.
     let editor = f.editor(
         "ed",
         "sed -i 's/old-token/new-token/' \"$1\"\nkill -INT 0\nexec sleep 5",
     );
-    let out = f.edit_in_own_group(&editor);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("the editor failed"), "{stderr}");
-    assert!(stderr.contains("was not changed"), "{stderr}");
-    assert_eq!(f.bytes(), before);
-    f.assert_clean();
+    f.assert_aborts(&editor, true, &["the editor failed", "was not changed"]);
 }
 
 #[test]
@@ -273,15 +268,9 @@ fn a_sigint_for_castsync_alone_leaves_the_editor_in_charge_and_the_edit_lands() 
 #[test]
 fn sigterm_stops_the_editor_aborts_and_removes_the_scratch_file() {
     let f = Fixture::new();
-    let before = f.bytes();
     let editor = f.editor(
         "ed",
         "sed -i 's/old-token/new-token/' \"$1\"\nkill -TERM $PPID\nexec sleep 30",
     );
-    let out = f.edit_in_own_group(&editor);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
-    assert_eq!(f.bytes(), before);
-    f.assert_clean();
+    f.assert_aborts(&editor, true, &["interrupted by SIGTERM"]);
 }

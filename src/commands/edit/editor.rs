@@ -66,13 +66,13 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         // TempDir removes the directory and everything the editor left in it; said here so
         // that a failure to remove it is at least visible.
-        if let Err(e) = std::fs::remove_dir_all(self.dir.path()) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!(
-                    "warning: could not remove the temporary directory {}: {e}; delete it by hand",
-                    self.dir.path().display()
-                );
-            }
+        if let Err(e) = std::fs::remove_dir_all(self.dir.path())
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!(
+                "warning: could not remove the temporary directory {}: {e}; delete it by hand",
+                self.dir.path().display()
+            );
         }
     }
 }
