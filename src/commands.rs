@@ -22,7 +22,9 @@ mod reconcile;
 mod rekey;
 mod set;
 mod show;
+mod textconv;
 mod validate;
+mod watch;
 
 /// The secrets repository a command works on: where it is and its config.
 pub struct Repo {
@@ -147,9 +149,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Reconcile(args) => reconcile::run(g, &args).await,
-        Command::Watch(_) => not_yet("watch"),
-        Command::Textconv(_) => not_yet("textconv"),
-        Command::Diff(_) => not_yet("diff"),
+        Command::Watch(args) => watch::run(g, &args).await,
+        Command::Textconv(args) => textconv::textconv(g, &args),
+        Command::Diff(args) => textconv::diff(g, &args),
         Command::Completions(_) => not_yet("completions"),
         Command::Man => not_yet("man"),
     }
@@ -169,7 +171,9 @@ pub fn print_error(err: &anyhow::Error) {
 
 /// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; the
 /// `CASTSYNC_LOG` variable (an EnvFilter directive) overrides both.
-pub fn init_tracing(global: &GlobalArgs) {
+/// `timestamps`: the long-running commands (watch, emulator) stamp each text line; a
+/// one-shot command's warnings read better without.
+pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match (global.quiet, global.verbose) {
         (q, _) if q > 0 => "error",
@@ -185,9 +189,16 @@ pub fn init_tracing(global: &GlobalArgs) {
         .with_target(false);
     let result = match global.log_format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-            .try_init(),
+        LogFormat::Text => {
+            let builder = builder.with_ansi(
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            );
+            if timestamps {
+                builder.try_init()
+            } else {
+                builder.without_time().try_init()
+            }
+        }
     };
     // A second init (tests that call run twice in one process) keeps the first subscriber.
     let _ = result;

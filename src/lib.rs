@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod emulator;
 pub mod finding;
 pub mod manifest;

@@ -2,7 +2,11 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = castsync::cli::Cli::parse();
-    castsync::commands::init_tracing(&cli.global);
+    let long_running = matches!(
+        cli.command,
+        castsync::cli::Command::Watch(_) | castsync::cli::Command::Emulator(_)
+    );
+    castsync::commands::init_tracing(&cli.global, long_running);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {

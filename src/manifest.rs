@@ -230,16 +230,9 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     let line_of = |s: &RawScalar| s.offset.map(|o| lines.line(o));
 
     // A syntax error first: what was read before it cannot be trusted to be complete.
-    let failure = match failure {
-        Some((Failure::Yaml(err), line)) => {
-            return Err(ManifestError::Syntax {
-                at: at(line),
-                column: err.location().map(|l| l.column()),
-                problem: redact_quoted(&err.to_string()),
-            });
-        }
-        other => other,
-    };
+    if let Some((Failure::Yaml(err), line)) = &failure {
+        return Err(syntax_error(at(*line), err));
+    }
 
     let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
     for key in &doc.top {
@@ -272,7 +265,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     }
     if let Some((failure, line)) = failure {
         return Err(match failure {
-            Failure::Yaml(_) => unreachable!("handled above"),
+            Failure::Yaml(err) => syntax_error(at(line), &err),
             Failure::NotAMapping => ManifestError::NotAMapping { at: at(line) },
             Failure::ComplexKey => ManifestError::ComplexKey { at: at(line) },
             Failure::AgentNotScalar => ManifestError::InvalidAgent {
@@ -282,18 +275,11 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
             Failure::SecretsNotMapping => ManifestError::SecretsNotMapping {
                 at: at(top_line("secrets").or(line)),
             },
-            Failure::NotScalar { key, kind } => {
-                let key = key.as_ref();
-                ManifestError::Value {
-                    at: at(key.and_then(line_of).or(line)),
-                    key: key.map_or_else(String::new, |k| k.text.as_str().to_owned()),
-                    problem: if kind == "list" {
-                        ValueProblem::List
-                    } else {
-                        ValueProblem::Mapping
-                    },
-                }
-            }
+            Failure::NotScalar { key, problem } => ManifestError::Value {
+                at: at(key.as_ref().and_then(line_of).or(line)),
+                key: key.map_or_else(String::new, |k| k.text.as_str().to_owned()),
+                problem,
+            },
             Failure::Meta(problem) => ManifestError::Metadata {
                 at: at(top_line("castsync").or(line)),
                 problem: problem.to_owned(),
@@ -451,17 +437,24 @@ fn check_value(text: &str, value: &RawScalar) -> Result<(), ValueProblem> {
 fn has_tag(before: &str) -> bool {
     let mut rest = before.trim_end();
     for _ in 0..2 {
-        let token_start = rest.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-        let token = &rest[token_start..];
+        let token = rest.rsplit(char::is_whitespace).next().unwrap_or_default();
         if token.starts_with('!') {
             return true;
         }
         if !token.starts_with('&') {
             return false;
         }
-        rest = rest[..token_start].trim_end();
+        rest = rest[..rest.len() - token.len()].trim_end();
     }
     false
+}
+
+fn syntax_error(at: At, err: &serde_yaml::Error) -> ManifestError {
+    ManifestError::Syntax {
+        at,
+        column: err.location().map(|l| l.column()),
+        problem: redact_quoted(&err.to_string()),
+    }
 }
 
 /// serde_norway's messages for broken YAML come from libyaml and hold no input text; this is

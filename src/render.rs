@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::apply::ApplyReport;
+
+pub mod redacted;
 use crate::plan::{Action, AgentPlan, Plan, Totals};
 
 /// The `--output json` format version; bump on incompatible changes.

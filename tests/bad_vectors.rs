@@ -169,3 +169,84 @@ fn an_oversized_value_and_an_oversized_manifest_fail() {
     let e = manifest::parse(&big_file, &ctx()).unwrap_err();
     assert!(e.to_string().contains("over the 1 MiB limit"), "{e}");
 }
+
+#[test]
+fn no_parser_panics_on_arbitrary_input() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let pieces = [
+        "agent",
+        "secrets",
+        "castsync",
+        "recipients",
+        "bad-agent",
+        ":",
+        ": ",
+        "\n",
+        "\n  ",
+        "\r\n",
+        " ",
+        "\t",
+        "-",
+        "- ",
+        "?",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "\"",
+        "'",
+        "\\",
+        "#",
+        "&a",
+        "*a",
+        "!",
+        "!!float",
+        "|",
+        ">-",
+        "~",
+        "1.10",
+        "0x1F",
+        "2024-01-01",
+        "=",
+        "export ",
+        "KEY",
+        "A_B",
+        "é",
+        "\u{a0}",
+        "\u{2028}",
+        "\u{feff}",
+        "\u{0}",
+        "---",
+        "...",
+        "%YAML 1.2",
+        "<<",
+        "@",
+        "`",
+        "# optional",
+        "version",
+        "prune",
+        "access",
+        "agents",
+    ];
+    let mut rng = StdRng::seed_from_u64(0xbad);
+    let schema_path = Path::new("agents/bad-agent/.env.example");
+    for _ in 0..5000 {
+        let n = rng.random_range(0..40);
+        let text: String = (0..n)
+            .map(|_| pieces[rng.random_range(0..pieces.len())])
+            .collect();
+        let _ = manifest::parse(&text, &ctx());
+        let _ = EnvSchema::parse(&text, schema_path);
+        let _ = schema::parse_dotenv(&text, schema_path);
+        let _ = Config::from_yaml(&text, Path::new("castsync.yaml"));
+    }
+    for deep in [
+        "[".repeat(10_000),
+        "a:\n".to_owned() + &" - ".repeat(5_000),
+        "{a: ".repeat(5_000),
+    ] {
+        let _ = manifest::parse(&deep, &ctx());
+        let _ = Config::from_yaml(&deep, Path::new("castsync.yaml"));
+    }
+}

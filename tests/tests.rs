@@ -10,4 +10,6 @@ mod emulator;
 mod keygen;
 mod platform_client;
 mod reconcile;
+mod textconv;
 mod validate;
+mod watch;

@@ -163,6 +163,13 @@ struct LoadedKey {
     key: Key,
     /// The public recipient, for `recipients()` and error hints.
     recipient: String,
+    /// SHA-256 of the private key text: the root of [`Identities::derive_key`].
+    seed: Zeroizing<[u8; 32]>,
+}
+
+fn seed_of(secret_text: &str) -> Zeroizing<[u8; 32]> {
+    use sha2::Digest;
+    Zeroizing::new(sha2::Sha256::digest(secret_text.trim().as_bytes()).into())
 }
 
 impl LoadedKey {
@@ -251,6 +258,19 @@ impl Identities {
     /// Every place the search chain looked at, in order, with what happened there.
     pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
+    }
+
+    /// A 32-byte key for `purpose`, derived (HMAC-SHA256) from the first identity's private
+    /// key: stable for this user across runs, useless to anyone without the identity. Used
+    /// for fingerprints that must match between separate processes (git's textconv driver).
+    /// `None` when no identity is loaded.
+    pub fn derive_key(&self, purpose: &str) -> Option<Zeroizing<[u8; 32]>> {
+        use hmac::Mac;
+        let first = self.keys.first()?;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&first.seed[..])
+            .expect("HMAC-SHA256 accepts keys of any length");
+        mac.update(purpose.as_bytes());
+        Some(Zeroizing::new(mac.finalize().into_bytes().into()))
     }
 
     /// Warnings raised while loading (also emitted through `tracing`).
@@ -470,6 +490,7 @@ fn parse_identities(text: &str, source: &Source) -> Result<Vec<LoadedKey>, Crypt
             keys.push(LoadedKey {
                 key: Key::X25519(identity),
                 recipient,
+                seed: seed_of(line),
             });
         } else if line.starts_with("AGE-PLUGIN-") {
             return Err(invalid(format!(
@@ -530,6 +551,7 @@ fn parse_ssh_identity(text: &str, source: &Source) -> Result<LoadedKey, CryptoEr
     Ok(LoadedKey {
         key: Key::Ssh(identity),
         recipient,
+        seed: seed_of(text),
     })
 }
 

@@ -26,13 +26,12 @@ use super::{Emu, lock};
 use crate::names::{MAX_KEY_LEN, validate_key, validate_slug};
 use crate::platform::castari::AGENT_NOT_FOUND;
 use crate::platform::castari::wire::ValidationIssue;
+use crate::platform::store::MAX_VALUE_LEN;
 use crate::secret::SecretValue;
 
 /// The API's page size when `limit` is not given, and its maximum.
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
-/// Largest value accepted, in bytes (the manifest's limit).
-pub const MAX_VALUE_LEN: usize = 64 * 1024;
 const API_PREFIX: &str = "/api/v1/";
 
 pub(super) fn routes() -> Router<Arc<Emu>> {

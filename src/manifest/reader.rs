@@ -16,6 +16,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
+use super::ValueProblem;
+
 /// A scalar as written: its text (decoded for quoted styles) and, when the text was borrowed
 /// from the input, its byte offset there.
 pub(super) struct RawScalar {
@@ -55,7 +57,7 @@ pub(super) enum Failure {
     /// A secret's value is a list or a mapping (`key` is filled in once known).
     NotScalar {
         key: Option<RawScalar>,
-        kind: &'static str,
+        problem: ValueProblem,
     },
     /// The `castsync:` block is malformed.
     Meta(&'static str),
@@ -105,11 +107,12 @@ impl State<'_> {
 /// "invalid type: sequence|map, expected …").
 const EXPECTING_SCALAR: &str = "castsync-scalar";
 
-/// Reads one scalar as written; `Err(Some(kind))` when it was a list or a mapping.
+/// Reads one scalar as written; the error carries `Some(List | Mapping)` when it was not a
+/// scalar.
 fn read_scalar<'de, D: Deserializer<'de>>(
     state: &State<'_>,
     de: D,
-) -> Result<RawScalar, (D::Error, Option<&'static str>)> {
+) -> Result<RawScalar, (D::Error, Option<ValueProblem>)> {
     match de.deserialize_str(ScalarVisitor) {
         Ok(ScalarText::Borrowed(s)) => Ok(RawScalar {
             offset: state.offset_of(s),
@@ -121,9 +124,9 @@ fn read_scalar<'de, D: Deserializer<'de>>(
             let kind = if !msg.contains(EXPECTING_SCALAR) {
                 None
             } else if msg.contains("sequence") {
-                Some("list")
+                Some(ValueProblem::List)
             } else {
-                Some("mapping")
+                Some(ValueProblem::Mapping)
             };
             Err((err, kind))
         }
@@ -320,7 +323,7 @@ impl<'de> DeserializeSeed<'de> for SecretValue<'_, '_> {
     type Value = RawScalar;
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<RawScalar, D::Error> {
         read_scalar(self.0, de).map_err(|(err, kind)| match kind {
-            Some(kind) => self.0.fail(Failure::NotScalar { key: None, kind }),
+            Some(problem) => self.0.fail(Failure::NotScalar { key: None, problem }),
             None => err,
         })
     }

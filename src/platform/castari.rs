@@ -232,7 +232,18 @@ impl CastariClient {
         url: &Url,
         body: Option<&[u8]>,
     ) -> Result<Reply, AttemptError> {
-        let permit = self.limiter.acquire().await;
+        let permit = self
+            .limiter
+            .acquire_within(self.retry.max_wait)
+            .await
+            .map_err(|wait| {
+                AttemptError::terminal(PlatformError::RateLimited {
+                    detail: format!(
+                        "the platform's rate budget is spent for another {} s; try again later",
+                        wait.as_secs()
+                    ),
+                })
+            })?;
         let mut request = self
             .http
             .request(method.clone(), url.clone())

@@ -141,6 +141,18 @@ impl RateLimiter {
     /// Waits until a request may be sent within the budget.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
         loop {
+            // No wait exceeds Duration::MAX, so this returns on the first pass.
+            if let Ok(permit) = self.acquire_within(Duration::MAX).await {
+                return permit;
+            }
+        }
+    }
+
+    /// Like [`RateLimiter::acquire`], but gives up at once, returning the wait, when the
+    /// budget is spent for longer than `max_wait` (a platform saying "come back in an hour"
+    /// should not look like a hang).
+    pub async fn acquire_within(self: &Arc<Self>, max_wait: Duration) -> Result<Permit, Duration> {
+        loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -152,15 +164,23 @@ impl RateLimiter {
                     if let Budget::Window { debt, .. } = &mut s.budget {
                         *debt += 1;
                     }
-                    return Permit {
+                    return Ok(Permit {
                         limiter: Arc::clone(self),
                         done: false,
-                    };
+                    });
                 }
                 decision
             };
             match decision {
                 Decision::WaitUntil(at) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    if wait > max_wait {
+                        return Err(wait);
+                    }
+                    tracing::debug!(
+                        wait_ms = wait.as_millis() as u64,
+                        "rate budget spent; waiting for the next window"
+                    );
                     tokio::select! {
                         _ = &mut notified => {}
                         _ = tokio::time::sleep_until(at) => {}

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::names::{validate_key, validate_slug};
-use crate::platform::store::{NoSuchAgent, Store, StoreError, StoreLock, ensure_parent};
+use crate::platform::store::{
+    MAX_VALUE_LEN, NoSuchAgent, Store, StoreError, StoreLock, ensure_parent,
+};
 use crate::platform::{LOCAL_SCHEME, OpenError, Platform, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
 
@@ -137,6 +139,15 @@ impl Platform for LocalPlatform {
 
     async fn set(&self, agent: &str, key: &str, value: &SecretValue) -> Result<(), PlatformError> {
         check(agent, Some(key))?;
+        if value.len() > MAX_VALUE_LEN {
+            // The API's answer, word for word.
+            return Err(PlatformError::InvalidRequest {
+                status: 422,
+                detail: format!(
+                    "body.value: String should have at most {MAX_VALUE_LEN} characters (string_too_long)"
+                ),
+            });
+        }
         let (name, key, value) = (agent.to_owned(), key.to_owned(), value.clone());
         self.with_store(agent, true, move |store| {
             store.set(&name, &key, value).map(|_| ((), true))

@@ -24,6 +24,9 @@ use crate::secret::SecretValue;
 /// Version of the JSON file layout.
 const FORMAT_VERSION: u32 = 1;
 
+/// Largest value the platform accepts, in bytes (the manifest's limit too).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+
 /// A failed read or write of a store file. Messages name the file, never its content.
 #[derive(Debug, Error)]
 pub enum StoreError {

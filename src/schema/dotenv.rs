@@ -144,26 +144,42 @@ fn end_of_line(text: &str, pos: usize) -> usize {
 /// The value of a quoted string starting at `start` (just after the opening quote) and the
 /// byte offset of its closing quote.
 fn scan_quoted(text: &str, start: usize, quote: char) -> Option<(Zeroizing<String>, usize)> {
-    let mut value = Zeroizing::new(String::new());
-    let mut chars = text[start..].char_indices();
-    while let Some((i, c)) = chars.next() {
+    let close = find_close(text, start, quote)?;
+    let raw = &text[start..close];
+    // Sized up front: a growing buffer would leave unzeroized copies of the value behind.
+    let mut value = Zeroizing::new(String::with_capacity(raw.len()));
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            c if c == quote => return Some((value, start + i)),
             '\\' if quote == '"' => match chars.next() {
-                Some((_, 'n')) => value.push('\n'),
-                Some((_, 'r')) => value.push('\r'),
-                Some((_, 't')) => value.push('\t'),
-                Some((_, '"')) => value.push('"'),
-                Some((_, '\\')) => value.push('\\'),
-                Some((_, other)) => {
+                Some('n') => value.push('\n'),
+                Some('r') => value.push('\r'),
+                Some('t') => value.push('\t'),
+                Some('"') => value.push('"'),
+                Some('\\') => value.push('\\'),
+                Some(other) => {
                     value.push('\\');
                     value.push(other);
                 }
-                None => return None,
+                None => value.push('\\'),
             },
             // A CRLF file keeps plain `\n` line breaks inside multi-line values.
-            '\r' if text[start + i..].starts_with("\r\n") => {}
+            '\r' if chars.peek() == Some(&'\n') => {}
             c => value.push(c),
+        }
+    }
+    Some((value, close))
+}
+
+/// Byte offset of the closing quote, skipping `\"` and `\\` inside double quotes.
+fn find_close(text: &str, start: usize, quote: char) -> Option<usize> {
+    let mut chars = text[start..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == quote {
+            return Some(start + i);
+        }
+        if c == '\\' && quote == '"' {
+            chars.next()?;
         }
     }
     None

@@ -99,6 +99,22 @@ async fn requests_in_flight_count_against_the_budget() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_budget_spent_for_longer_than_the_caller_accepts_fails_at_once() {
+    let l = Arc::new(RateLimiter::new());
+    let start = Instant::now();
+    l.acquire()
+        .await
+        .complete(headers(0, BASE + 3600), sys(start, start));
+    let wait = l
+        .acquire_within(Duration::from_secs(120))
+        .await
+        .unwrap_err();
+    assert!(wait > Duration::from_secs(3500), "{wait:?}");
+    assert_eq!(Instant::now(), start, "no time passed");
+    assert!(l.acquire_within(Duration::from_secs(7200)).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_cancelled_request_is_assumed_to_have_been_counted() {
     let l = Arc::new(RateLimiter::new());
     let start = Instant::now();

@@ -30,6 +30,11 @@ async fn declared_agents_exist_and_others_are_not_found() {
         p.delete("support-bot", "1BAD").await,
         Err(PlatformError::InvalidName { .. })
     ));
+    let huge = SecretValue::new("x".repeat(MAX_VALUE_LEN + 1));
+    assert!(matches!(
+        p.set("support-bot", "BIG", &huge).await,
+        Err(PlatformError::InvalidRequest { status: 422, .. })
+    ));
 }
 
 #[tokio::test]

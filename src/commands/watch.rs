@@ -1,0 +1,118 @@
+//! `castsync watch`: resolve the flags into a [`DaemonConfig`] and run the daemon.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::cli::{GlobalArgs, WatchArgs};
+use crate::commands::Exit;
+use crate::crypto::Identities;
+use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
+
+/// How long the reconcile in flight may take to stop after SIGTERM: the process is gone
+/// within 10 s.
+const GRACE: Duration = Duration::from_secs(9);
+
+/// `60s`, `10m`, `1h30m`, at least one second.
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let d = humantime::parse_duration(text.trim()).with_context(|| {
+        format!("invalid {flag} {text:?}\n  hint: use a duration such as 30s, 10m or 1h")
+    })?;
+    if d < Duration::from_secs(1) {
+        anyhow::bail!("{flag} {text:?} is too short: the minimum is 1s");
+    }
+    Ok(d)
+}
+
+pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> {
+    let interval = duration("--interval", &args.interval)?;
+    let resync = duration("--resync", &args.resync)?;
+    let follow = match &args.git_url {
+        Some(url) => {
+            let data_dir = match &args.data_dir {
+                Some(d) => d.clone(),
+                None => daemon::default_data_dir().context(
+                    "cannot find a data dir: neither XDG_STATE_HOME nor HOME is set\n  hint: pass --data-dir DIR",
+                )?,
+            };
+            Follow::Remote {
+                url: daemon::normalize_url(url),
+                branch: args.branch.clone(),
+                data_dir,
+                ssh_key: args.ssh_key.clone(),
+                verify_signatures: args.verify_signatures.clone(),
+            }
+        }
+        None => {
+            if args.verify_signatures.is_some() {
+                anyhow::bail!(
+                    "--verify-signatures needs --git-url: a working tree has no commit to verify"
+                );
+            }
+            if args.ssh_key.is_some() {
+                anyhow::bail!("--ssh-key needs --git-url");
+            }
+            let root = match &global.repo {
+                Some(dir) => dir.clone(),
+                None => {
+                    std::env::current_dir().context("cannot determine the current directory")?
+                }
+            };
+            let root = root.canonicalize().with_context(|| {
+                format!(
+                    "cannot watch {}\n  hint: -C/--repo names the secrets repository to watch, or pass --git-url",
+                    root.display()
+                )
+            })?;
+            Follow::Local { root }
+        }
+    };
+    let identities = Identities::discover(&global.identity)?;
+    let config = DaemonConfig {
+        follow,
+        explicit_config: global.config.clone(),
+        identities,
+        platform: args.platform.clone(),
+        apply: ApplySettings {
+            no_prune: args.apply.no_prune,
+            allow_mass_delete: args.apply.allow_mass_delete,
+            concurrency: usize::from(args.apply.concurrency),
+        },
+        state_file: args.apply.state.clone(),
+        interval,
+        resync,
+        listen: args.listen,
+        webhook_secret_file: args.webhook_secret_file.clone(),
+        grace: GRACE,
+    };
+    daemon::run(config).await?;
+    Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_refuse_nonsense() {
+        assert_eq!(
+            duration("--interval", "60s").unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            duration("--interval", "10m").unwrap(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            duration("--interval", "1h").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            duration("--interval", "1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        let err = duration("--interval", "often").unwrap_err().to_string();
+        assert!(err.contains("--interval") && err.contains("often"), "{err}");
+        assert!(duration("--resync", "10ms").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! `castsync watch`: the long-running mode (DESIGN §9). It follows a branch (or a working
+//! tree) and converges the platform on every change.
+//!
+//! The daemon decides *when* to reconcile and for which agents — on a webhook, a file
+//! event, SIGHUP, the poll interval, a paced drift resync — and never *what*: every run is
+//! `reconcile::reconcile`, exactly as `castsync reconcile` runs it. It must never apply a
+//! commit that failed the signature gate, never treat a broken manifest as empty, and never
+//! put a secret value in a log line, a metric or an HTTP response.
+//!
+//! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
+//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
+//! over a [`source`] ([`git`] clone or working tree, [`signatures`] gate). [`http`] serves
+//! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]) and the [`webhook`].
+
+mod controller;
+mod engine;
+mod git;
+mod http;
+mod metrics;
+mod runner;
+mod schedule;
+mod signals;
+mod signatures;
+mod source;
+mod status;
+mod triggers;
+mod watcher;
+mod webhook;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use controller::Stopped;
+pub use git::{GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name};
+pub use runner::ApplySettings;
+pub use signatures::{AllowedSigners, Rejection, SignersError};
+pub use webhook::{SecretFileError, WebhookSecret};
+
+use crate::cli::PlatformArgs;
+use crate::crypto::Identities;
+use crate::state::{State, StateError};
+
+/// What the daemon follows.
+#[derive(Debug, Clone)]
+pub enum Follow {
+    /// `--git-url`: a branch of a remote, cloned bare under `data_dir`.
+    Remote {
+        url: String,
+        branch: String,
+        data_dir: PathBuf,
+        ssh_key: Option<PathBuf>,
+        /// `--verify-signatures`: an ssh allowed_signers file.
+        verify_signatures: Option<PathBuf>,
+    },
+    /// `--repo` mode: a working tree, watched for file changes.
+    Local { root: PathBuf },
+}
+
+/// Everything the daemon needs, resolved from the command line.
+pub struct DaemonConfig {
+    pub follow: Follow,
+    /// `--config FILE` (a file on disk); default: `castsync.yaml` of each revision.
+    pub explicit_config: Option<PathBuf>,
+    pub identities: Identities,
+    pub platform: PlatformArgs,
+    pub apply: ApplySettings,
+    /// `--state FILE`; default: in the data dir (remote) or `.castsync/state.json` (local).
+    pub state_file: Option<PathBuf>,
+    pub interval: Duration,
+    pub resync: Duration,
+    pub listen: SocketAddr,
+    pub webhook_secret_file: Option<PathBuf>,
+    /// How long the reconcile in flight may take to stop after SIGTERM.
+    pub grace: Duration,
+}
+
+/// The daemon could not start.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Signers(#[from] SignersError),
+    #[error(transparent)]
+    WebhookSecret(#[from] SecretFileError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The HTTP address cannot be bound.
+    #[error(
+        "cannot listen on {addr}\n  hint: pick another --listen address (port 0 picks a free port)"
+    )]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The working tree cannot be watched.
+    #[error("cannot watch {root} for changes")]
+    Watch {
+        root: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    /// Signal handlers cannot be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Prints `listening on http://ADDR` as its first
+/// stdout line (so a supervisor or a test can find a port picked with `:0`).
+pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
+    let (origin, state_path, branch) = match &config.follow {
+        Follow::Remote {
+            url,
+            branch,
+            data_dir,
+            ssh_key,
+            verify_signatures,
+        } => {
+            let signers = verify_signatures
+                .as_deref()
+                .map(AllowedSigners::load)
+                .transpose()?;
+            let dir = data_dir.join(remote_dir_name(url));
+            let mirror = git::Mirror::open(
+                url,
+                branch,
+                &dir.join("repo.git"),
+                GitAuth::from_env(ssh_key.clone()),
+            )?;
+            let state = config
+                .state_file
+                .clone()
+                .unwrap_or_else(|| dir.join("state.json"));
+            (
+                source::Origin::Remote { mirror, signers },
+                state,
+                Some(branch.clone()),
+            )
+        }
+        Follow::Local { root } => {
+            let state = config
+                .state_file
+                .clone()
+                .unwrap_or_else(|| root.join(".castsync/state.json"));
+            (source::Origin::Local { root: root.clone() }, state, None)
+        }
+    };
+    let hook = config
+        .webhook_secret_file
+        .as_deref()
+        .map(WebhookSecret::load)
+        .transpose()?
+        .map(|secret| http::Hook { secret, branch });
+    // The lock is held for the daemon's life: a second daemon or a manual reconcile on the
+    // same state file is refused rather than racing this one.
+    let state = State::open(&state_path)?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+
+    let described = origin.describe();
+    let shared = Arc::new(controller::Shared::new(status::Status::new(
+        described.clone(),
+        config.interval,
+    )));
+    let shutdown = CancellationToken::new();
+    signals::install(shared.clone(), shutdown.clone()).map_err(DaemonError::Signals)?;
+    let _watcher = match &origin {
+        source::Origin::Local { root } => Some(
+            watcher::watch(root, shared.triggers.clone()).map_err(|source| DaemonError::Watch {
+                root: root.clone(),
+                source,
+            })?,
+        ),
+        source::Origin::Remote { .. } => None,
+    };
+    let server = tokio::spawn(http::serve(
+        listener,
+        http::router(shared.clone(), hook),
+        shutdown.clone(),
+    ));
+
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        source = %described,
+        state = %state_path.display(),
+        interval = ?config.interval,
+        resync = ?config.resync,
+        listen = %addr,
+        "castsync watch started"
+    );
+
+    let runner = runner::Runner::new(
+        origin,
+        config.explicit_config.clone(),
+        config.identities,
+        config.platform.clone(),
+        config.apply.clone(),
+        state,
+    );
+    let timing = schedule::Timing::new(config.interval, config.resync);
+    let stopped = controller::Controller::new(
+        runner,
+        schedule::Schedule::new(timing, None),
+        shared.clone(),
+        shutdown.clone(),
+        config.grace,
+    )
+    .run()
+    .await;
+    // The HTTP server stops with the same token; do not let a slow client hold the exit.
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
+    tracing::info!(?stopped, "castsync watch stopped");
+    Ok(stopped)
+}

@@ -1,0 +1,391 @@
+//! The loop against a scripted engine on a paused clock.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::*;
+use crate::daemon::schedule::Timing;
+
+#[derive(Debug, Clone)]
+struct Run {
+    scope: Scope,
+    revision: String,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Script {
+    /// Results of the next refreshes; when empty, the last ready revision again.
+    refreshes: VecDeque<Result<Refreshed, String>>,
+    current: Option<String>,
+    fetched_at: Vec<Instant>,
+    runs: Vec<Run>,
+    /// Agent errors and transient flags of the next runs (default: clean).
+    outcomes: VecDeque<(BTreeMap<String, String>, bool)>,
+    run_time: Duration,
+    ignore_cancel: bool,
+    agents: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Arc<Mutex<Script>>);
+
+impl Fake {
+    fn script(&self) -> MutexGuard<'_, Script> {
+        self.0.lock().unwrap()
+    }
+    fn push(&self, r: Result<Refreshed, String>) {
+        self.script().refreshes.push_back(r);
+    }
+    fn runs(&self) -> Vec<Run> {
+        self.script().runs.clone()
+    }
+    fn fetches(&self) -> usize {
+        self.script().fetched_at.len()
+    }
+}
+
+fn ready(rev: &str) -> Result<Refreshed, String> {
+    Ok(Refreshed::Ready {
+        revision: rev.into(),
+        commit_time: Some(1_700_000_000),
+    })
+}
+
+impl Engine for Fake {
+    async fn refresh(&mut self) -> Result<Refreshed, String> {
+        let mut s = self.script();
+        s.fetched_at.push(Instant::now());
+        let next = match s.refreshes.pop_front() {
+            Some(r) => r,
+            None => match &s.current {
+                Some(c) => ready(c),
+                None => Err("no revision scripted".into()),
+            },
+        };
+        if let Ok(Refreshed::Ready { revision, .. }) = &next {
+            s.current = Some(revision.clone());
+        }
+        next
+    }
+
+    async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {
+        let (revision, run_time, ignore_cancel, outcome, agents) = {
+            let mut s = self.script();
+            let revision = s.current.clone().unwrap_or_default();
+            s.runs.push(Run {
+                scope: scope.clone(),
+                revision: revision.clone(),
+                at: Instant::now(),
+            });
+            let outcome = s.outcomes.pop_front().unwrap_or_default();
+            (
+                revision,
+                s.run_time,
+                s.ignore_cancel,
+                outcome,
+                s.agents.clone(),
+            )
+        };
+        let mut cancelled = false;
+        if ignore_cancel {
+            tokio::time::sleep(run_time).await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(run_time) => {}
+                _ = cancel.cancelled() => {
+                    // The request in flight finishes; the rest is not attempted.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    cancelled = true;
+                }
+            }
+        }
+        let checked = match scope {
+            Scope::All => agents,
+            Scope::Agents(a) => a,
+        };
+        RunReport {
+            revision,
+            checked,
+            skipped: outcome.0.len() as u64,
+            agent_errors: outcome.0,
+            transient: outcome.1,
+            cancelled,
+            ..RunReport::default()
+        }
+    }
+
+    fn agents(&self) -> Vec<String> {
+        self.script().agents.clone()
+    }
+}
+
+const MIN: Duration = Duration::from_secs(60);
+
+struct Harness {
+    fake: Fake,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+impl Harness {
+    fn new(interval: Duration, resync: Duration) -> (Harness, Controller<Fake>) {
+        let fake = Fake::default();
+        let shared = Arc::new(Shared::new(Status::new("test".into(), interval)));
+        let shutdown = CancellationToken::new();
+        let controller = Controller::new(
+            fake.clone(),
+            Schedule::new(Timing::new(interval, resync), Some(3)),
+            shared.clone(),
+            shutdown.clone(),
+            Duration::from_secs(9),
+        );
+        (
+            Harness {
+                fake,
+                shared,
+                shutdown,
+            },
+            controller,
+        )
+    }
+
+    fn readiness(&self) -> (bool, serde_json::Value) {
+        self.shared.status().readiness()
+    }
+
+    /// After shutdown the only thing keeping the daemon from ready is the shutdown itself.
+    fn assert_ready_but_stopped(&self) {
+        let (_, body) = self.readiness();
+        assert_eq!(
+            body["reasons"],
+            serde_json::json!(["shutting down"]),
+            "{body}"
+        );
+    }
+}
+
+async fn sleep(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_ten_webhooks_causes_one_fetch_and_one_reconcile() {
+    let (h, controller) = Harness::new(60 * MIN, 600 * MIN);
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(1.0).await;
+        assert_eq!((h.fake.fetches(), h.fake.runs().len()), (1, 1));
+        h.fake.push(ready("c2"));
+        for _ in 0..10 {
+            h.shared.triggers.fire(Reason::Webhook);
+            sleep(0.1).await;
+        }
+        sleep(5.0).await;
+        h.shutdown.cancel();
+    };
+    let (stopped, ()) = tokio::join!(controller.run(), script);
+    assert_eq!(stopped, Stopped::Clean);
+    assert_eq!(h.fake.fetches(), 2);
+    let runs = h.fake.runs();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1].revision, "c2");
+    h.assert_ready_but_stopped();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_revision_is_not_reconciled_again_but_sighup_forces_it() {
+    let (h, controller) = Harness::new(MIN, 600 * MIN);
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(5.0 * 66.0).await;
+        assert!(h.fake.fetches() >= 6, "polled every interval");
+        assert_eq!(h.fake.runs().len(), 1);
+        h.shared.triggers.fire(Reason::Hangup);
+        sleep(1.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let runs = h.fake.runs();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1].revision, "c1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_fetch_keeps_the_last_revision_and_retries_with_backoff() {
+    let (h, controller) = Harness::new(MIN, 600 * MIN);
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(1.0).await;
+        h.fake.push(Err("connection refused".into()));
+        h.fake.push(Err("connection refused".into()));
+        h.fake.push(ready("c2"));
+        h.shared.triggers.fire(Reason::Webhook);
+        sleep(0.5).await;
+        let (is_ready, body) = h.readiness();
+        assert!(!is_ready);
+        assert_eq!(body["last_fetch"]["error"], "connection refused");
+        assert_eq!(body["applied_revision"], "c1");
+        sleep(10.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let times = h.fake.script().fetched_at.clone();
+    assert_eq!(times.len(), 4);
+    // Retries after ~1 s, then ~2 s (±10%).
+    let gaps = [times[2] - times[1], times[3] - times[2]];
+    assert!(gaps[0] >= Duration::from_millis(900) && gaps[0] <= Duration::from_millis(1101));
+    assert!(gaps[1] >= Duration::from_millis(1800) && gaps[1] <= Duration::from_millis(2201));
+    assert_eq!(h.fake.runs().last().unwrap().revision, "c2");
+    h.assert_ready_but_stopped();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_commit_is_not_reconciled_and_readyz_names_it_until_a_good_one() {
+    let (h, controller) = Harness::new(MIN, 600 * MIN);
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(1.0).await;
+        h.fake.push(Ok(Refreshed::Rejected {
+            revision: "c2".into(),
+            reason: "commit c2 is not signed".into(),
+        }));
+        h.shared.triggers.fire(Reason::Webhook);
+        sleep(1.0).await;
+        let (is_ready, body) = h.readiness();
+        assert!(!is_ready);
+        assert_eq!(body["rejected_commit"]["commit"], "c2");
+        assert_eq!(body["applied_revision"], "c1");
+        assert_eq!(h.shared.metrics.commit_rejected.get(), 1);
+        h.fake.push(ready("c3"));
+        h.shared.triggers.fire(Reason::Webhook);
+        sleep(1.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let revs: Vec<String> = h.fake.runs().into_iter().map(|r| r.revision).collect();
+    assert_eq!(revs, ["c1", "c3"]);
+    h.assert_ready_but_stopped();
+    assert_eq!(h.shared.metrics.commit_rejected.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_error_stays_in_readyz_and_metrics_until_a_later_commit_fixes_it() {
+    let (h, controller) = Harness::new(MIN, 600 * MIN);
+    h.fake.script().agents = vec!["a".into(), "b".into()];
+    h.fake.push(ready("c1"));
+    h.fake.script().outcomes.push_back((
+        BTreeMap::from([("a".to_owned(), "manifest does not decrypt".to_owned())]),
+        false,
+    ));
+    let script = async {
+        sleep(1.0).await;
+        let (is_ready, body) = h.readiness();
+        assert!(!is_ready);
+        assert_eq!(body["agents"]["a"], "manifest does not decrypt");
+        assert!(
+            h.shared
+                .metrics
+                .encode()
+                .contains("castsync_agent_error{agent=\"a\"} 1")
+        );
+        // Polls of the same commit do not reconcile (a bad file will not get better).
+        sleep(130.0).await;
+        assert_eq!(h.fake.runs().len(), 1);
+        assert!(!h.readiness().0);
+        h.fake.push(ready("c2"));
+        h.shared.triggers.fire(Reason::Webhook);
+        sleep(1.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    h.assert_ready_but_stopped();
+    assert!(!h.shared.metrics.encode().contains("agent=\"a\""));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_reconciles_the_same_commit_again_after_backoff() {
+    let (h, controller) = Harness::new(60 * MIN, 600 * MIN);
+    h.fake.push(ready("c1"));
+    h.fake.script().outcomes.push_back((
+        BTreeMap::from([("b".to_owned(), "rate limited (429)".to_owned())]),
+        true,
+    ));
+    let script = async {
+        sleep(5.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let runs = h.fake.runs();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1].revision, "c1");
+    let gap = runs[1].at - runs[0].at;
+    assert!(gap >= Duration::from_millis(900) && gap <= Duration::from_millis(1101));
+}
+
+#[tokio::test(start_paused = true)]
+async fn resync_lists_the_agents_in_paced_batches_of_the_reconciled_revision() {
+    let (h, controller) = Harness::new(60 * MIN, 10 * MIN);
+    h.fake.script().agents = (0..6).map(|i| format!("a{i}")).collect();
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(12.0 * 60.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let runs = h.fake.runs();
+    let batches: Vec<&Run> = runs
+        .iter()
+        .filter(|r| matches!(r.scope, Scope::Agents(_)))
+        .collect();
+    assert_eq!(batches.len(), 2, "{runs:?}");
+    assert_eq!(
+        batches[0].scope,
+        Scope::Agents((0..4).map(|i| format!("a{i}")).collect())
+    );
+    assert_eq!(
+        batches[1].scope,
+        Scope::Agents(vec!["a4".into(), "a5".into()])
+    );
+    assert_eq!(batches[1].at - batches[0].at, Duration::from_millis(4800));
+    assert!(batches.iter().all(|b| b.revision == "c1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_the_request_in_flight_finish_and_stops_cleanly() {
+    let (h, controller) = Harness::new(MIN, 600 * MIN);
+    h.fake.script().run_time = Duration::from_secs(60);
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(2.0).await;
+        h.shutdown.cancel();
+    };
+    let start = Instant::now();
+    let (stopped, ()) = tokio::join!(controller.run(), script);
+    assert_eq!(stopped, Stopped::Clean);
+    assert_eq!(start.elapsed(), Duration::from_millis(2300));
+    let (is_ready, body) = h.readiness();
+    assert!(!is_ready);
+    assert!(
+        body["reasons"].to_string().contains("shutting down"),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_that_ignores_shutdown_is_abandoned_after_the_grace_period() {
+    let (h, controller) = Harness::new(MIN, 600 * MIN);
+    {
+        let mut s = h.fake.script();
+        s.run_time = Duration::from_secs(600);
+        s.ignore_cancel = true;
+    }
+    h.fake.push(ready("c1"));
+    let script = async {
+        sleep(2.0).await;
+        h.shutdown.cancel();
+    };
+    let start = Instant::now();
+    let (stopped, ()) = tokio::join!(controller.run(), script);
+    assert_eq!(stopped, Stopped::Abandoned);
+    assert_eq!(start.elapsed(), Duration::from_secs(11));
+}

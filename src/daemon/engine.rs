@@ -1,0 +1,104 @@
+//! The seam between the daemon's loop (which decides *when*) and the work itself (fetch a
+//! source, reconcile it). The real engine drives git and `reconcile::reconcile`; the loop's
+//! tests drive a fake one on a paused clock.
+
+use std::collections::BTreeMap;
+
+use tokio_util::sync::CancellationToken;
+
+use super::schedule::RateBudget;
+
+/// What a refresh of the source found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// A revision the engine will reconcile from now on.
+    Ready {
+        /// A commit id, or a digest of the working tree's inputs.
+        revision: String,
+        /// The commit's committer time (unix seconds), for git sources.
+        commit_time: Option<i64>,
+    },
+    /// A revision that must not be applied (e.g. its signature does not verify); the engine
+    /// keeps the last ready one.
+    Rejected { revision: String, reason: String },
+}
+
+/// Which agents one reconcile covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every agent the revision declares.
+    All,
+    /// Only these (a paced resync batch).
+    Agents(Vec<String>),
+}
+
+/// Changes that landed, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCounts {
+    pub create: u64,
+    pub update: u64,
+    pub delete: u64,
+}
+
+/// What one reconcile did, in the terms the daemon reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// The revision reconciled.
+    pub revision: String,
+    /// The run could not start at all (config unreadable, tree unreadable, platform
+    /// cannot be opened): nothing was applied.
+    pub error: Option<String>,
+    /// Agents this run looked at (their previous errors are replaced by this run's).
+    pub checked: Vec<String>,
+    /// Per-agent problems: a manifest that failed to load, a list or a write that failed.
+    pub agent_errors: BTreeMap<String, String>,
+    /// Something failed that may succeed on retry (a platform error rather than a bad file).
+    pub transient: bool,
+    pub applied: ChangeCounts,
+    /// Keys found changed on the platform behind castsync's back.
+    pub drift: u64,
+    /// Agents skipped whole (bad manifest, failed list, mass delete).
+    pub skipped: u64,
+    /// Shutdown stopped the apply between requests.
+    pub cancelled: bool,
+}
+
+impl RunReport {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.agent_errors.is_empty() && !self.cancelled
+    }
+}
+
+/// What the platform client has seen (for metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiStats {
+    /// Responses by HTTP status code, since the client was created.
+    pub responses: BTreeMap<u16, u64>,
+    pub rate_limit: Option<u64>,
+    pub rate_limit_remaining: Option<u64>,
+}
+
+/// The work the daemon schedules. Futures need not be `Send`: the loop runs on the main
+/// task, and git objects are not thread-safe.
+#[allow(async_fn_in_trait)]
+pub trait Engine {
+    /// Fetches (git) or re-reads (working tree) the source. An error is transient: the
+    /// loop keeps the last revision and retries with backoff.
+    async fn refresh(&mut self) -> Result<Refreshed, String>;
+
+    /// Reconciles the last ready revision. `cancel` stops the apply between requests.
+    async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport;
+
+    /// The agents of the last ready revision (for a resync).
+    fn agents(&self) -> Vec<String>;
+
+    /// The platform's request budget, as far as it is known.
+    fn budget(&self) -> RateBudget {
+        RateBudget::default()
+    }
+
+    /// Request counters of the platform client, if it makes HTTP requests.
+    fn api_stats(&self) -> Option<ApiStats> {
+        None
+    }
+}

@@ -1,0 +1,312 @@
+//! What the daemon knows about itself, for `/readyz`: the revision it follows, when it last
+//! fetched and reconciled, and every error that still stands.
+//!
+//! Ready means: the last fetch and the last reconcile succeeded, both within twice the poll
+//! interval, no agent is failing and no fetched commit is refused. Messages here are the
+//! same as in the logs: agent slugs, file names, key names, never values.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::time::{Duration, Instant};
+
+use super::engine::RunReport;
+
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl Stamp {
+    fn now() -> Stamp {
+        Stamp {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn rfc3339(&self) -> String {
+        OffsetDateTime::from(self.wall)
+            .format(&Rfc3339)
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    stamp: Stamp,
+    error: Option<String>,
+}
+
+impl Attempt {
+    fn json(&self) -> Value {
+        json!({ "at": self.stamp.rfc3339(), "ok": self.error.is_none(), "error": self.error })
+    }
+}
+
+/// The daemon's state as `/readyz` shows it.
+#[derive(Debug)]
+pub struct Status {
+    interval: Duration,
+    source: String,
+    /// The newest revision fetched (applied or not).
+    fetched: Option<String>,
+    /// The revision last reconciled.
+    applied: Option<String>,
+    last_fetch: Option<Attempt>,
+    last_fetch_ok: Option<Stamp>,
+    last_reconcile: Option<Attempt>,
+    last_reconcile_ok: Option<Stamp>,
+    /// Errors of the applied revision's last full run (run-level, e.g. a broken config).
+    run_error: Option<String>,
+    agent_errors: BTreeMap<String, String>,
+    /// A fetched commit that is not applied, and why.
+    rejected: Option<(String, String)>,
+    shutting_down: bool,
+}
+
+impl Status {
+    pub fn new(source: String, interval: Duration) -> Status {
+        Status {
+            interval,
+            source,
+            fetched: None,
+            applied: None,
+            last_fetch: None,
+            last_fetch_ok: None,
+            last_reconcile: None,
+            last_reconcile_ok: None,
+            run_error: None,
+            agent_errors: BTreeMap::new(),
+            rejected: None,
+            shutting_down: false,
+        }
+    }
+
+    pub fn fetch_ok(&mut self, revision: &str) {
+        let stamp = Stamp::now();
+        self.fetched = Some(revision.to_owned());
+        self.last_fetch = Some(Attempt { stamp, error: None });
+        self.last_fetch_ok = Some(stamp);
+    }
+
+    pub fn fetch_failed(&mut self, error: &str) {
+        self.last_fetch = Some(Attempt {
+            stamp: Stamp::now(),
+            error: Some(error.to_owned()),
+        });
+    }
+
+    /// The fetched commit is refused; the applied one stays.
+    pub fn rejected(&mut self, revision: &str, reason: &str) {
+        self.rejected = Some((revision.to_owned(), reason.to_owned()));
+    }
+
+    pub fn accepted(&mut self) {
+        self.rejected = None;
+    }
+
+    /// Records a reconcile. A full run replaces every agent's error; a resync batch only
+    /// the errors of the agents it checked.
+    pub fn reconciled(&mut self, report: &RunReport, full: bool) {
+        let stamp = Stamp::now();
+        if full {
+            self.agent_errors.clear();
+            self.run_error = report.error.clone();
+        } else {
+            for agent in &report.checked {
+                self.agent_errors.remove(agent);
+            }
+        }
+        self.agent_errors.extend(
+            report
+                .agent_errors
+                .iter()
+                .map(|(a, e)| (a.clone(), e.clone())),
+        );
+        self.applied = Some(report.revision.clone());
+        let error = if report.ok() {
+            None
+        } else {
+            Some(summary(report))
+        };
+        if error.is_none() {
+            self.last_reconcile_ok = Some(stamp);
+        }
+        self.last_reconcile = Some(Attempt { stamp, error });
+    }
+
+    /// A cycle found nothing new to apply: the last reconcile's result still holds, now.
+    pub fn up_to_date(&mut self) {
+        if let Some(last) = &mut self.last_reconcile {
+            let stamp = Stamp::now();
+            last.stamp = stamp;
+            if last.error.is_none() {
+                self.last_reconcile_ok = Some(stamp);
+            }
+        }
+    }
+
+    pub fn shutting_down(&mut self) {
+        self.shutting_down = true;
+    }
+
+    pub fn agent_errors(&self) -> &BTreeMap<String, String> {
+        &self.agent_errors
+    }
+
+    /// Whether the daemon is ready, and the JSON body of `/readyz`.
+    pub fn readiness(&self) -> (bool, Value) {
+        let now = Instant::now();
+        let window = self.interval.saturating_mul(2);
+        let fresh =
+            |s: &Option<Stamp>| s.is_some_and(|s| now.saturating_duration_since(s.at) <= window);
+        let mut reasons: Vec<String> = Vec::new();
+        if self.shutting_down {
+            reasons.push("shutting down".into());
+        }
+        match &self.last_fetch {
+            None => reasons.push("no fetch yet".into()),
+            Some(Attempt { error: Some(e), .. }) => reasons.push(format!("last fetch failed: {e}")),
+            Some(_) if !fresh(&self.last_fetch_ok) => {
+                reasons.push("no successful fetch within twice the interval".into())
+            }
+            Some(_) => {}
+        }
+        match &self.last_reconcile {
+            None => reasons.push("no reconcile yet".into()),
+            Some(Attempt { error: Some(_), .. }) => {}
+            Some(_) if !fresh(&self.last_reconcile_ok) => {
+                reasons.push("no successful reconcile within twice the interval".into())
+            }
+            Some(_) => {}
+        }
+        if let Some(e) = &self.run_error {
+            reasons.push(format!("reconcile failed: {e}"));
+        }
+        for (agent, error) in &self.agent_errors {
+            reasons.push(format!("agent {agent}: {error}"));
+        }
+        if let Some((commit, reason)) = &self.rejected {
+            reasons.push(format!("commit {commit} not applied: {reason}"));
+        }
+        let ready = reasons.is_empty();
+        let body = json!({
+            "ready": ready,
+            "reasons": reasons,
+            "source": self.source,
+            "fetched_revision": self.fetched,
+            "applied_revision": self.applied,
+            "last_fetch": self.last_fetch.as_ref().map(Attempt::json),
+            "last_successful_fetch": self.last_fetch_ok.as_ref().map(Stamp::rfc3339),
+            "last_reconcile": self.last_reconcile.as_ref().map(Attempt::json),
+            "last_successful_reconcile": self.last_reconcile_ok.as_ref().map(Stamp::rfc3339),
+            "agents": self.agent_errors,
+            "rejected_commit": self.rejected.as_ref().map(|(c, r)| json!({"commit": c, "reason": r})),
+        });
+        (ready, body)
+    }
+}
+
+fn summary(report: &RunReport) -> String {
+    if let Some(e) = &report.error {
+        return e.clone();
+    }
+    if report.cancelled {
+        return "interrupted by shutdown".into();
+    }
+    let agents: Vec<&str> = report.agent_errors.keys().map(String::as_str).collect();
+    format!("{} agent(s) failed: {}", agents.len(), agents.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(errors: &[(&str, &str)]) -> RunReport {
+        RunReport {
+            revision: "c1".into(),
+            checked: vec!["a".into(), "b".into()],
+            agent_errors: errors
+                .iter()
+                .map(|(a, e)| (a.to_string(), e.to_string()))
+                .collect(),
+            ..RunReport::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_after_a_good_fetch_and_reconcile_until_twice_the_interval_passes() {
+        let mut s = Status::new("file:///x".into(), Duration::from_secs(60));
+        assert!(!s.readiness().0);
+        s.fetch_ok("c1");
+        s.reconciled(&report(&[]), true);
+        let (ready, body) = s.readiness();
+        assert!(ready, "{body}");
+        assert_eq!(body["applied_revision"], "c1");
+        tokio::time::advance(Duration::from_secs(121)).await;
+        let (ready, body) = s.readiness();
+        assert!(!ready);
+        assert!(
+            body["reasons"].to_string().contains("twice the interval"),
+            "{body}"
+        );
+        // A cycle that finds nothing new refreshes both.
+        s.fetch_ok("c1");
+        s.up_to_date();
+        assert!(s.readiness().0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_agent_makes_it_unready_and_names_the_agent_until_fixed() {
+        let mut s = Status::new("x".into(), Duration::from_secs(60));
+        s.fetch_ok("c1");
+        s.reconciled(&report(&[("a", "manifest does not decrypt")]), true);
+        let (ready, body) = s.readiness();
+        assert!(!ready);
+        assert_eq!(body["agents"]["a"], "manifest does not decrypt");
+        // A cycle that finds the same commit keeps the error.
+        s.up_to_date();
+        assert!(!s.readiness().0);
+        s.fetch_ok("c2");
+        s.reconciled(&report(&[]), true);
+        assert!(s.readiness().0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resync_batch_replaces_only_the_errors_of_the_agents_it_checked() {
+        let mut s = Status::new("x".into(), Duration::from_secs(60));
+        s.fetch_ok("c1");
+        s.reconciled(&report(&[("a", "bad"), ("z", "bad too")]), true);
+        let batch = RunReport {
+            revision: "c1".into(),
+            checked: vec!["a".into()],
+            ..RunReport::default()
+        };
+        s.reconciled(&batch, false);
+        let (_, body) = s.readiness();
+        assert!(body["agents"].get("a").is_none(), "{body}");
+        assert_eq!(body["agents"]["z"], "bad too");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_commit_or_a_failed_fetch_makes_it_unready() {
+        let mut s = Status::new("x".into(), Duration::from_secs(60));
+        s.fetch_ok("c1");
+        s.reconciled(&report(&[]), true);
+        s.rejected("c2", "commit c2 is not signed");
+        let (ready, body) = s.readiness();
+        assert!(!ready);
+        assert_eq!(body["rejected_commit"]["commit"], "c2");
+        s.accepted();
+        assert!(s.readiness().0);
+        s.fetch_failed("connection refused");
+        let (ready, body) = s.readiness();
+        assert!(!ready);
+        assert_eq!(body["last_fetch"]["error"], "connection refused");
+    }
+}

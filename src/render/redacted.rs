@@ -1,0 +1,131 @@
+//! The redacted view of a manifest: its agent and, sorted, each key with a short keyed
+//! fingerprint of its value. It is what `git diff` shows through `castsync textconv` and what
+//! `castsync diff` compares: enough to see which keys were added, removed or changed, never a
+//! value and never an unkeyed hash of one.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::crypto::Identities;
+
+/// The purpose string of the fingerprint key derived from the user's identity.
+const PURPOSE: &str = "castsync redacted-view fingerprint v1";
+
+/// Hex digits of fingerprint shown: 48 bits, plenty to notice a change.
+const FINGERPRINT_HEX: usize = 12;
+
+/// Fingerprints for one user: keyed by a secret derived from their identity, so the same
+/// value gives the same fingerprint across separate processes (git runs textconv once per
+/// file version) but means nothing to anyone else.
+pub struct Fingerprinter {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl Fingerprinter {
+    pub fn for_identities(identities: &Identities) -> Option<Fingerprinter> {
+        identities
+            .derive_key(PURPOSE)
+            .map(|key| Fingerprinter { key })
+    }
+
+    fn fingerprint(&self, key: &str, value: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key[..])
+            .expect("HMAC-SHA256 accepts keys of any length");
+        mac.update(key.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        let mut hex = hex::encode(mac.finalize().into_bytes());
+        hex.truncate(FINGERPRINT_HEX);
+        hex
+    }
+}
+
+/// The redacted view of a decrypted manifest. Lenient on purpose: a diff should show what it
+/// can even of an invalid manifest, so this reads the YAML loosely (any scalar's text) and
+/// says so in one line when it cannot.
+pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
+    let doc: serde_yaml::Value = match serde_yaml::from_str(plaintext) {
+        Ok(v) => v,
+        Err(_) => {
+            return "# castsync: decrypted, but not valid YAML (run `castsync validate`)\n".into();
+        }
+    };
+    let mut out = String::new();
+    let agent = doc
+        .get("agent")
+        .and_then(serde_yaml::Value::as_str)
+        .unwrap_or("<missing>");
+    out.push_str(&format!("agent: {agent}\n"));
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(secrets) = doc.get("secrets").and_then(serde_yaml::Value::as_mapping) {
+        for (k, v) in secrets {
+            let key = match k {
+                serde_yaml::Value::String(s) => s.clone(),
+                other => scalar_text(other).unwrap_or_else(|| "<non-scalar key>".into()),
+            };
+            let shown = match scalar_text(v) {
+                Some(text) => {
+                    // The value's text is held only for hashing.
+                    let text = Zeroizing::new(text);
+                    fp.fingerprint(&key, &text)
+                }
+                None => "<not a scalar>".into(),
+            };
+            lines.push(format!("{key} {shown}"));
+        }
+    }
+    lines.sort();
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp() -> Fingerprinter {
+        Fingerprinter {
+            key: Zeroizing::new([7u8; 32]),
+        }
+    }
+
+    #[test]
+    fn the_view_lists_sorted_keys_with_fingerprints_and_no_values() {
+        let v = view(
+            "agent: bot\nsecrets:\n  ZED: canary-view-1\n  ALPHA: canary-view-2\n",
+            &fp(),
+        );
+        let lines: Vec<&str> = v.lines().collect();
+        assert_eq!(lines[0], "agent: bot");
+        assert!(lines[1].starts_with("ALPHA ") && lines[2].starts_with("ZED "));
+        assert_eq!(lines[1].len(), "ALPHA ".len() + FINGERPRINT_HEX);
+        assert!(!v.contains("canary"));
+    }
+
+    #[test]
+    fn equal_values_under_different_keys_get_different_fingerprints() {
+        let f = fp();
+        assert_ne!(f.fingerprint("A", "same"), f.fingerprint("B", "same"));
+        assert_eq!(f.fingerprint("A", "same"), f.fingerprint("A", "same"));
+        assert_ne!(f.fingerprint("A", "same"), f.fingerprint("A", "other"));
+    }
+
+    #[test]
+    fn invalid_yaml_gives_a_one_line_notice() {
+        assert!(view("agent: [", &fp()).starts_with("# castsync: decrypted, but not valid YAML"));
+    }
+}
