@@ -12,10 +12,19 @@ use crate::config::Config;
 use crate::crypto::Identities;
 use crate::platform::{self, Platform, PlatformOptions};
 
+mod agent_files;
 mod completions;
+mod edit;
+mod import;
+mod init;
 mod keygen;
+mod new;
 mod reconcile;
+mod rekey;
+mod set;
+mod show;
 mod textconv;
+mod validate;
 mod watch;
 
 /// The secrets repository a command works on: where it is and its config.
@@ -28,6 +37,18 @@ pub struct Repo {
 impl Repo {
     /// The repository at `-C DIR` (default: the current directory) with its config.
     pub fn open(global: &GlobalArgs) -> anyhow::Result<Repo> {
+        let root = Self::locate(global)?;
+        let config = Config::load(&root, global.config.as_deref())?;
+        Ok(Repo {
+            root,
+            config,
+            identity_files: global.identity.clone(),
+        })
+    }
+
+    /// The repository root alone (`-C DIR` or the current directory), canonical, without
+    /// reading its config: for `init`, which creates it, and `validate`, which reports on it.
+    pub fn locate(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
         let root = match &global.repo {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().context("cannot determine the current directory")?,
@@ -40,15 +61,18 @@ impl Repo {
         }
         // Absolute, so a `local://` store and the state file are keyed the same from any
         // working directory.
-        let root = root
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", root.display()))?;
-        let config = Config::load(&root, global.config.as_deref())?;
-        Ok(Repo {
+        root.canonicalize()
+            .with_context(|| format!("cannot resolve {}", root.display()))
+    }
+
+    /// A repository whose config was loaded elsewhere (`validate` reports config errors
+    /// itself rather than failing on them).
+    pub fn with_config(root: PathBuf, config: Config, global: &GlobalArgs) -> Repo {
+        Repo {
             root,
             config,
             identity_files: global.identity.clone(),
-        })
+        }
     }
 
     /// The platform named by `--api-url`, `CASTARI_API_URL`, the config, or the default. A
@@ -114,7 +138,16 @@ impl From<Exit> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
+        Command::Init(_) => init::run(g),
         Command::Keygen(args) => keygen::run(&args, g),
+        Command::New(args) => new::run(g, &args.agent),
+        Command::Edit(args) => edit::run(g, &args.agent).await,
+        Command::Set(args) => set::set(g, &args),
+        Command::Unset(args) => set::unset(g, &args),
+        Command::Show(args) => show::run(g, &args),
+        Command::Import(args) => import::run(g, &args),
+        Command::Rekey(args) => rekey::run(g, &args),
+        Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Watch(args) => watch::run(g, &args).await,
@@ -122,15 +155,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Diff(args) => textconv::diff(g, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Man => completions::man(),
-        other => {
-            let _ = (g, other);
-            not_yet("this command")
-        }
     }
-}
-
-fn not_yet(command: &str) -> anyhow::Result<Exit> {
-    anyhow::bail!("`castsync {command}` is not available yet in this version")
 }
 
 /// Prints an error and its causes on stderr, one per line, in rage's style.

@@ -9,12 +9,13 @@ use castsync::finding::Severity;
 use castsync::manifest::{self, ManifestContext};
 use castsync::schema::{self, EnvSchema};
 
-fn folder() -> PathBuf {
+pub fn folder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad")
 }
 
-/// `(file name, text, expected substring)` for every vector whose name matches.
-fn vectors(matches: impl Fn(&str) -> bool) -> Vec<(String, String, String)> {
+/// `(file name, text, expected substring)` for every vector whose name matches (shared with
+/// the binary-level checks in `validate.rs`).
+pub fn vectors(matches: impl Fn(&str) -> bool) -> Vec<(String, String, String)> {
     let mut out: Vec<_> = std::fs::read_dir(folder())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

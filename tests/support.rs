@@ -8,7 +8,7 @@ use std::process::{Child, Command as StdCommand, Stdio};
 pub use assert_cmd::Command;
 
 mod repo;
-pub use repo::SecretsRepo;
+pub use repo::{SecretsRepo, set_private};
 
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
@@ -18,7 +18,13 @@ pub fn bin() -> PathBuf {
 /// The binary with a hermetic environment: no inherited castsync/Castari variables, HOME
 /// and XDG dirs pointing into `home` (so no real identity is picked up), no colour.
 pub fn castsync(home: &Path) -> Command {
-    let mut cmd = Command::new(bin());
+    Command::from_std(castsync_std(home))
+}
+
+/// [`castsync`] as a plain `std::process::Command`, for tests that need what assert_cmd does
+/// not offer (a process group of its own, signals).
+pub fn castsync_std(home: &Path) -> StdCommand {
+    let mut cmd = StdCommand::new(bin());
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("CASTSYNC_") || k.starts_with("CASTARI_") || k == "EDITOR" || k == "VISUAL"
@@ -230,4 +236,14 @@ pub fn assert_no_canary(what: &str, haystack: &str, canaries: &[&str]) {
             "canary {c:?} leaked into {what}:\n{haystack}"
         );
     }
+}
+
+/// Runs a command: `(exit code, stdout, stderr)`; -1 when it died of a signal.
+pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run castsync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -142,7 +142,6 @@ fn merged_repo(emu: &Emulator) -> SecretsRepo {
 }
 
 #[test]
-#[ignore = "needs `castsync validate`, not wired on main yet"]
 fn pull_request_plan_lands_in_the_summary_and_one_marked_comment_without_writing() {
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = merged_repo(&emu);
@@ -198,7 +197,6 @@ fn pull_request_plan_lands_in_the_summary_and_one_marked_comment_without_writing
 }
 
 #[test]
-#[ignore = "needs `castsync validate`, not wired on main yet"]
 fn an_invalid_manifest_fails_the_plan_and_the_comment_says_why() {
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = merged_repo(&emu);

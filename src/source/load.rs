@@ -150,95 +150,135 @@ pub fn load_agent(
     identities: &Identities,
     slug: &str,
 ) -> AgentLoad {
+    let at = Locate { tree, slug };
     let dir = config.agents_dir.join(slug);
     let manifest_path = dir.join(MANIFEST_FILE);
-    let schema_path = dir.join(SCHEMA_FILE);
-    let shown = |p: &Path| PathBuf::from(tree.display(p));
-    let mut findings = Vec::new();
-    let fail = |findings: Vec<Finding>| AgentLoad {
+    let fail = |finding: Finding| AgentLoad {
         manifest: None,
-        findings,
-    };
-    let error = |path: &Path, message: String| Finding::error(shown(path), message).for_agent(slug);
-    let located = |path: &Path, e: &dyn std::error::Error| {
-        Finding::located_error(shown(path), e).for_agent(slug)
+        findings: vec![finding],
     };
 
     if let Err(e) = validate_slug(slug) {
-        return fail(vec![error(&dir, e.to_string())]);
+        return fail(at.error(&dir, e.to_string()));
     }
     let ciphertext = match tree.read(&manifest_path) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            return fail(vec![error(
+            return fail(at.error(
                 &manifest_path,
                 format!(
                     "missing: the agent directory has no {MANIFEST_FILE}\n  hint: create it with `castsync new {slug}`, or remove the directory"
                 ),
-            )]);
+            ));
         }
-        Err(e) => return fail(vec![error(&manifest_path, e.to_string())]),
+        Err(e) => return fail(at.error(&manifest_path, e.to_string())),
     };
-    let plaintext = match identities.decrypt(&ciphertext, &shown(&manifest_path)) {
+    let plaintext = match identities.decrypt(&ciphertext, &at.shown(&manifest_path)) {
         Ok(p) => p,
-        Err(e) => return fail(vec![located(&manifest_path, &e)]),
+        Err(e) => return fail(at.located(&manifest_path, &e)),
     };
-    let text = match std::str::from_utf8(&plaintext) {
-        Ok(t) => t,
-        Err(_) => {
-            return fail(vec![error(
-                &manifest_path,
-                "the decrypted manifest is not UTF-8 text".to_owned(),
-            )]);
-        }
+    let Ok(text) = std::str::from_utf8(&plaintext) else {
+        return fail(at.error(
+            &manifest_path,
+            "the decrypted manifest is not UTF-8 text".to_owned(),
+        ));
     };
-    let ctx = ManifestContext {
-        path: shown(&manifest_path),
+    let judged = judge_text(tree, config, slug, text);
+    let ok = !judged.findings.iter().any(Finding::is_error);
+    AgentLoad {
+        manifest: judged.manifest.filter(|_| ok),
+        findings: judged.findings,
+    }
+}
+
+/// How `parse` sees the manifest of agent `slug` in `tree`: its shown path, the agent it must
+/// name, and the keys it may not declare.
+pub fn manifest_context(tree: &dyn Tree, config: &Config, slug: &str) -> ManifestContext {
+    ManifestContext {
+        path: Locate { tree, slug }.shown(&config.agents_dir.join(slug).join(MANIFEST_FILE)),
         expected_agent: slug.to_owned(),
         unmanaged_keys: config.unmanaged_keys.clone(),
-    };
-    let parsed = match manifest::parse(text, &ctx) {
-        Ok(p) => p,
-        Err(e) => return fail(vec![located(&manifest_path, &e)]),
-    };
-    findings.extend(parsed.warnings.into_iter().map(|f| f.for_agent(slug)));
+    }
+}
 
-    let schema = match tree.read(&schema_path) {
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(text) => match EnvSchema::parse(&text, &shown(&schema_path)) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    findings.push(located(&schema_path, &e));
-                    return fail(findings);
-                }
-            },
-            Err(_) => {
-                findings.push(error(&schema_path, "not UTF-8 text".to_owned()));
-                return fail(findings);
-            }
-        },
-        Ok(None) => None,
+/// A decrypted manifest text, judged.
+#[derive(Debug)]
+pub struct Judged {
+    /// The manifest when the text parsed, even if the schema check then found errors.
+    pub manifest: Option<Manifest>,
+    /// Every problem found, errors and warnings.
+    pub findings: Vec<Finding>,
+}
+
+/// Judges a decrypted manifest text of agent `slug`: parse, then check it against the agent's
+/// `.env.example` in `tree`. The one place these rules are applied, whether the text came
+/// from a file (`load_agent`) or from an author (`castsync edit`, `set`, `import`).
+pub fn judge_text(tree: &dyn Tree, config: &Config, slug: &str, text: &str) -> Judged {
+    let at = Locate { tree, slug };
+    let schema_path = config.agents_dir.join(slug).join(SCHEMA_FILE);
+    let parsed = match manifest::parse(text, &manifest_context(tree, config, slug)) {
+        Ok(p) => p,
         Err(e) => {
-            findings.push(error(&schema_path, e.to_string()));
-            return fail(findings);
+            let manifest_path = config.agents_dir.join(slug).join(MANIFEST_FILE);
+            return Judged {
+                manifest: None,
+                findings: vec![at.located(&manifest_path, &e)],
+            };
         }
     };
-    findings.extend(
-        schema::check(
-            schema.as_ref(),
-            &parsed.manifest,
-            config.strict,
-            &config.unmanaged_keys,
-            &shown(&schema_path),
-        )
+    let mut findings: Vec<Finding> = parsed
+        .warnings
         .into_iter()
-        .map(|f| f.for_agent(slug)),
-    );
-    if findings.iter().any(Finding::is_error) {
-        return fail(findings);
+        .map(|f| f.for_agent(slug))
+        .collect();
+    let schema = match tree.read(&schema_path) {
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(text) => match EnvSchema::parse(&text, &at.shown(&schema_path)) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) => Err(at.located(&schema_path, &e)),
+            },
+            Err(_) => Err(at.error(&schema_path, "not UTF-8 text".to_owned())),
+        },
+        Ok(None) => Ok(None),
+        Err(e) => Err(at.error(&schema_path, e.to_string())),
+    };
+    match schema {
+        Ok(schema) => findings.extend(
+            schema::check(
+                schema.as_ref(),
+                &parsed.manifest,
+                config.strict,
+                &config.unmanaged_keys,
+                &at.shown(&schema_path),
+            )
+            .into_iter()
+            .map(|f| f.for_agent(slug)),
+        ),
+        Err(finding) => findings.push(finding),
     }
-    AgentLoad {
+    Judged {
         manifest: Some(parsed.manifest),
         findings,
+    }
+}
+
+/// Names paths as the tree shows them, in findings about one agent.
+struct Locate<'a> {
+    tree: &'a dyn Tree,
+    slug: &'a str,
+}
+
+impl Locate<'_> {
+    fn shown(&self, path: &Path) -> PathBuf {
+        PathBuf::from(self.tree.display(path))
+    }
+
+    fn error(&self, path: &Path, message: String) -> Finding {
+        Finding::error(self.shown(path), message).for_agent(self.slug)
+    }
+
+    /// An error whose message already names its file.
+    fn located(&self, path: &Path, e: &dyn std::error::Error) -> Finding {
+        Finding::located_error(self.shown(path), e).for_agent(self.slug)
     }
 }

@@ -1,0 +1,88 @@
+//! `castsync validate [AGENT…]`: check the repository offline, as reconcile would judge it.
+//!
+//! The config first (a config error is reported like any other problem), then every agent
+//! through `source::load::load_all`: the very code reconcile uses, so a manifest that
+//! validates is a manifest reconcile accepts. One line per problem on stdout, `error:` or
+//! `warning:` with the file, then a summary; exit 1 on any error.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{Exit, Repo};
+use crate::cli::{GlobalArgs, ValidateArgs};
+use crate::config::{self, Config};
+use crate::crypto;
+use crate::finding::Finding;
+use crate::source::Worktree;
+use crate::source::load::load_all;
+
+pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Exit> {
+    let root = Repo::locate(global)?;
+    let config_shown = global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::FILE_NAME));
+    let config = match Config::load(&root, global.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            let finding = Finding::located_error(&config_shown, &e);
+            return Ok(report(&[finding], None));
+        }
+    };
+    let mut findings = recipient_findings(&config, &config_shown);
+
+    let repo = Repo::with_config(root, config, global);
+    let identities = repo.identities()?;
+    let only: BTreeSet<String> = args.agents.iter().cloned().collect();
+    let loaded = load_all(&Worktree::new(&repo.root), &repo.config, &identities, &only)?;
+    findings.extend(loaded.findings().cloned());
+    Ok(report(&findings, Some(loaded.agents.len())))
+}
+
+/// Recipients that pass the config's syntax check but that castsync cannot encrypt to (a
+/// bad checksum, a post-quantum key, a short RSA key), and a config with none at all.
+fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let lists = std::iter::once(("recipients".to_owned(), &config.recipients)).chain(
+        config
+            .access
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| (format!("access[{i}].recipients"), &rule.recipients)),
+    );
+    for (field, recipients) in lists {
+        for (i, text) in recipients.iter().enumerate() {
+            if let Err(e) = crypto::parse_recipient(text) {
+                findings.push(Finding::error(path, format!("{field}[{i}]: {e}")));
+            }
+        }
+    }
+    if config.recipients.is_empty() {
+        findings.push(Finding::warning(
+            path,
+            "lists no recipients: castsync cannot encrypt a manifest that no access rule covers; add your public key (`castsync keygen` prints one)",
+        ));
+    }
+    findings
+}
+
+/// Prints the findings and a summary line; the exit code follows the errors.
+fn report(findings: &[Finding], agents: Option<usize>) -> Exit {
+    for finding in findings {
+        println!("{finding}");
+    }
+    let errors = findings.iter().filter(|f| f.is_error()).count();
+    let warnings = findings.len() - errors;
+    let scope = match agents {
+        Some(1) => "1 agent".to_owned(),
+        Some(n) => format!("{n} agents"),
+        None => "the config".to_owned(),
+    };
+    if errors == 0 {
+        println!("ok: {scope} valid, {warnings} warning(s)");
+        Exit::Success
+    } else {
+        println!("failed: {scope} checked, {errors} error(s), {warnings} warning(s)");
+        Exit::Failure
+    }
+}
