@@ -311,8 +311,17 @@ fn acquire_lock(path: &Path) -> Result<File, StateError> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
+            // The holder writes its pid right after taking the lock; when both started at
+            // the same instant, give it a moment to do so.
             let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+            for _ in 0..10 {
+                holder.clear();
+                let _ = file.rewind().and_then(|_| file.read_to_string(&mut holder));
+                if !holder.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             let holder = holder.trim();
             return Err(StateError::Locked {
                 path: path.to_owned(),
