@@ -11,6 +11,7 @@ mod emulator;
 mod examples;
 mod keygen;
 mod platform_client;
+mod readme;
 mod reconcile;
 mod textconv;
 mod validate;
