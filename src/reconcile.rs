@@ -1,7 +1,7 @@
 //! One reconcile: source → desired → plan → apply. The CLI's `reconcile` and the daemon both
 //! call [`reconcile`]; they differ only in *when* they call it and how they report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -11,7 +11,7 @@ use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
-use crate::platform::{Platform, RemoteKey};
+use crate::platform::Platform;
 use crate::source::Tree;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
@@ -37,8 +37,6 @@ pub struct Request<'a> {
 /// What one reconcile found and did.
 pub struct Outcome {
     pub loaded: Loaded,
-    /// Each listed agent's keys (or the list error).
-    pub actual: BTreeMap<String, Result<Vec<RemoteKey>, String>>,
     pub plan: Plan,
     /// `None` for a dry run.
     pub report: Option<ApplyReport>,
@@ -111,7 +109,6 @@ pub async fn reconcile(
     };
     Ok(Outcome {
         loaded,
-        actual,
         plan,
         report,
         revision,

@@ -48,25 +48,21 @@ pub struct Emulator {
 impl Emulator {
     /// Starts the emulator with extra flags (e.g. `["--agents", "a,b"]`).
     pub fn start(args: &[&str]) -> Emulator {
+        Emulator::spawn(args, Stdio::inherit())
+    }
+
+    /// Starts the emulator with its stderr (logs) going to `stderr`.
+    fn spawn(args: &[&str], stderr: Stdio) -> Emulator {
         let mut child = StdCommand::new(bin())
             .arg("emulator")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn castsync emulator");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the emulator's first line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"))
-            .to_owned();
+        let url = first_line_url(&mut child);
         Emulator { child, url }
     }
 
@@ -125,17 +121,7 @@ impl Emulator {
     /// Starts the emulator with its stderr (logs) going to `log`.
     pub fn start_logging(args: &[&str], log: &Path) -> Emulator {
         let log = std::fs::File::create(log).expect("create the emulator log");
-        let mut child = StdCommand::new(bin())
-            .arg("emulator")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn castsync emulator");
-        let url = first_line_url(&mut child);
-        Emulator { child, url }
+        Emulator::spawn(args, Stdio::from(log))
     }
 
     /// Sends `signal` (e.g. "TERM") and waits for the emulator to exit.

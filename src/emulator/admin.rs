@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::api::detail;
+use super::api::{detail, persist_failure};
 use super::faults::{Stats, Targeted};
 use super::{Emu, lock};
 use crate::names::validate_slug;
@@ -85,12 +85,8 @@ async fn create_agent(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
     }
     let mut store = emu.store();
     let created = store.ensure_agent(&slug);
-    if let Err(err) = emu.persist(&store) {
-        tracing::error!(error = %err, "cannot persist the emulator store");
-        return detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The emulator could not save its store",
-        );
+    if let Some(failed) = persist_failure(&emu, &store) {
+        return failed;
     }
     let status = if created {
         StatusCode::CREATED

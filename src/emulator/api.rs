@@ -45,6 +45,19 @@ pub(super) fn detail(status: StatusCode, detail: impl Into<Value>) -> Response {
     (status, axum::Json(json!({ "detail": detail.into() }))).into_response()
 }
 
+/// Saves the store after a write (see `Emu::persist`); on failure, the 500 to answer with.
+pub(super) fn persist_failure(
+    emu: &Emu,
+    store: &crate::platform::store::Store,
+) -> Option<Response> {
+    let err = emu.persist(store).err()?;
+    tracing::error!(error = %err, "cannot persist the emulator store");
+    Some(detail(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The emulator could not save its store",
+    ))
+}
+
 fn validation(issues: Vec<ValidationIssue>) -> Response {
     detail(StatusCode::UNPROCESSABLE_ENTITY, json!(issues))
 }
@@ -341,12 +354,8 @@ async fn set(State(emu): State<Arc<Emu>>, Path(slug): Path<String>, body: Bytes)
         }
         Err(_) => return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
     };
-    if let Err(err) = emu.persist(&store) {
-        tracing::error!(error = %err, "cannot persist the emulator store");
-        return detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The emulator could not save its store",
-        );
+    if let Some(failed) = persist_failure(&emu, &store) {
+        return failed;
     }
     axum::Json(reply).into_response()
 }
@@ -365,12 +374,8 @@ async fn remove(
         Ok(false) => return detail(StatusCode::NOT_FOUND, "Secret not found"),
         Err(_) => return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
     }
-    if let Err(err) = emu.persist(&store) {
-        tracing::error!(error = %err, "cannot persist the emulator store");
-        return detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The emulator could not save its store",
-        );
+    if let Some(failed) = persist_failure(&emu, &store) {
+        return failed;
     }
     StatusCode::NO_CONTENT.into_response()
 }

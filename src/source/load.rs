@@ -48,8 +48,6 @@ impl AgentLoad {
 #[derive(Debug)]
 pub struct Loaded {
     pub agents: BTreeMap<String, AgentLoad>,
-    /// Where the tree's agents live, for messages.
-    pub agents_dir: PathBuf,
 }
 
 impl Loaded {
@@ -121,10 +119,7 @@ pub fn load_all(
             (slug, load)
         })
         .collect();
-    Ok(Loaded {
-        agents,
-        agents_dir: config.agents_dir.clone(),
-    })
+    Ok(Loaded { agents })
 }
 
 #[derive(Debug, thiserror::Error)]
