@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{SecretsRepo, bin, block_on};
+use crate::support::{SecretsRepo, bin, block_on, send_signal};
 
 pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
 
@@ -130,13 +130,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let sent = StdCommand::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} failed");
+        send_signal(self.child.as_ref().expect("running").id(), signal);
     }
 
     /// Waits for the process to exit, at most `deadline`.
