@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, GlobalArgs, LogFormat, PlatformArgs};
+use crate::cli::{Cli, ColorChoice, Command, GlobalArgs, LogFormat, PlatformArgs};
 use crate::config::Config;
-use crate::crypto::Identities;
+use crate::crypto::{Env, Identities};
 use crate::platform::{self, Platform, PlatformOptions};
 
 mod agent_files;
@@ -32,6 +32,7 @@ pub struct Repo {
     pub root: PathBuf,
     pub config: Config,
     identity_files: Vec<PathBuf>,
+    identity_env: Env,
 }
 
 impl Repo {
@@ -43,6 +44,7 @@ impl Repo {
             root,
             config,
             identity_files: global.identity.clone(),
+            identity_env: identity_env(global),
         })
     }
 
@@ -72,6 +74,7 @@ impl Repo {
             root,
             config,
             identity_files: global.identity.clone(),
+            identity_env: identity_env(global),
         }
     }
 
@@ -95,8 +98,16 @@ impl Repo {
         }
         let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
             None
-        } else {
+        } else if args.api_key_file.is_some() {
             platform::read_api_key(args.api_key_file.as_deref())?
+        } else {
+            // CASTARI_API_KEY, as clap read it.
+            use secrecy::ExposeSecret as _;
+            args.api_key
+                .as_ref()
+                .map(|k| k.expose_secret().trim())
+                .filter(|k| !k.is_empty())
+                .map(|k| secrecy::SecretString::from(k.to_owned()))
         };
         Ok(platform::open(PlatformOptions {
             url,
@@ -109,7 +120,37 @@ impl Repo {
 
     /// The user's identities (the search chain of DESIGN §5).
     pub fn identities(&self) -> anyhow::Result<Identities> {
-        Ok(Identities::discover(&self.identity_files)?)
+        Ok(Identities::discover_with(
+            &self.identity_files,
+            &self.identity_env,
+        )?)
+    }
+}
+
+/// The identity search chain's environment: `CASTSYNC_AGE_KEY` and `CASTSYNC_AGE_KEY_FILE` as
+/// clap read them (so `--help` documents them), HOME and XDG_CONFIG_HOME from the process.
+pub fn identity_env(global: &GlobalArgs) -> Env {
+    Env {
+        age_key: global.age_key.clone(),
+        age_key_file: global.age_key_file.clone(),
+        ..Env::from_process()
+    }
+}
+
+/// The identities of `-i` and the environment, without a repository.
+pub fn discover_identities(global: &GlobalArgs) -> Result<Identities, crate::crypto::CryptoError> {
+    Identities::discover_with(&global.identity, &identity_env(global))
+}
+
+/// Whether to colour what goes to a stream that `is_terminal` describes: `--color`, then
+/// NO_COLOR (set and not empty: no colour; https://no-color.org).
+pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
     }
 }
 
@@ -166,8 +207,8 @@ pub fn print_error(err: &anyhow::Error) {
     }
 }
 
-/// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; the
-/// `CASTSYNC_LOG` variable (an EnvFilter directive) overrides both.
+/// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; `--log` /
+/// the `CASTSYNC_LOG` variable (an EnvFilter directive) overrides both.
 /// `timestamps`: the long-running commands (watch, emulator) stamp each text line; a
 /// one-shot command's warnings read better without.
 pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
@@ -179,7 +220,11 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
         (_, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("CASTSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = global
+        .log
+        .as_deref()
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -187,9 +232,8 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
     let result = match global.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => {
-            let builder = builder.with_ansi(
-                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-            );
+            let builder =
+                builder.with_ansi(use_color(global.color, std::io::stderr().is_terminal()));
             if timestamps {
                 builder.try_init()
             } else {

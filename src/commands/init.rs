@@ -13,7 +13,7 @@ use super::agent_files::create_new_file;
 use super::{Exit, Repo};
 use crate::cli::GlobalArgs;
 use crate::config;
-use crate::crypto::{self, CryptoError, Env, Identities};
+use crate::crypto::{self, CryptoError, Env};
 
 const GITIGNORE: &str = "\
 # castsync: local state (last-applied fingerprints, the local:// store) and plaintext leftovers.
@@ -66,7 +66,7 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
     }
 
-    let identities = Identities::discover(&global.identity)?;
+    let identities = super::discover_identities(global)?;
     let (recipients, made) = match identities.recipients() {
         found if !found.is_empty() => (found, None),
         _ => {

@@ -6,27 +6,14 @@ use anyhow::Context as _;
 
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::commands::Exit;
-use crate::crypto::Identities;
 use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
 
 /// How long the reconcile in flight may take to stop after SIGTERM: the process is gone
 /// within 10 s.
 const GRACE: Duration = Duration::from_secs(9);
 
-/// `60s`, `10m`, `1h30m`, at least one second.
-fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let d = humantime::parse_duration(text.trim()).with_context(|| {
-        format!("invalid {flag} {text:?}\n  hint: use a duration such as 30s, 10m or 1h")
-    })?;
-    if d < Duration::from_secs(1) {
-        anyhow::bail!("{flag} {text:?} is too short: the minimum is 1s");
-    }
-    Ok(d)
-}
-
 pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> {
-    let interval = duration("--interval", &args.interval)?;
-    let resync = duration("--resync", &args.resync)?;
+    let (interval, resync) = (args.interval, args.resync);
     let follow = match &args.git_url {
         Some(url) => {
             let data_dir = match &args.data_dir {
@@ -67,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             Follow::Local { root }
         }
     };
-    let identities = Identities::discover(&global.identity)?;
+    let identities = crate::commands::discover_identities(global)?;
     let config = DaemonConfig {
         follow,
         explicit_config: global.config.clone(),
