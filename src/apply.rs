@@ -61,8 +61,36 @@ impl ApplyReport {
     }
 }
 
+/// What apply tells its caller as it goes (a progress bar, one line per agent). Every method
+/// has a no-op default; they are called from the apply tasks, so they must be quick and must
+/// never block. They see key names and counts only, never a value.
+pub trait Progress: Send + Sync {
+    /// Before the first request: the agents with changes and the requests they take (each
+    /// set and delete, and one verifying list per agent).
+    fn started(&self, _agents: usize, _requests: usize) {}
+    /// One of those requests ended, landed or not.
+    fn request_done(&self) {}
+    /// One agent is finished.
+    fn agent_done(&self, _result: &AgentResult) {}
+}
+
+/// Progress that nobody watches (the daemon, tests).
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The requests applying `plan` takes: every set and delete, and one verifying list per
+/// agent with changes.
+pub fn request_count(plan: &Plan) -> usize {
+    plan.agents
+        .iter()
+        .filter(|a| a.has_changes())
+        .map(|a| a.changes.len() + 1)
+        .sum()
+}
+
 /// Applies every agent of `plan` that has changes. `desired` must hold the values of every
-/// key the plan sets. `on_done` is called as each agent finishes (for progress output).
+/// key the plan sets. `progress` hears of each request and agent as it finishes.
 pub async fn apply(
     plan: &Plan,
     desired: &BTreeMap<String, DesiredSecrets>,
@@ -70,10 +98,14 @@ pub async fn apply(
     state: Arc<Mutex<State>>,
     options: &ApplyOptions,
     cancel: &CancellationToken,
-    on_done: &(dyn Fn(&AgentResult) + Send + Sync),
+    progress: Arc<dyn Progress>,
 ) -> ApplyReport {
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    progress.started(
+        plan.agents.iter().filter(|a| a.has_changes()).count(),
+        request_count(plan),
+    );
     for agent_plan in plan.agents.iter().filter(|a| a.has_changes()) {
         let agent_plan = agent_plan.clone();
         let values = desired.get(&agent_plan.agent).cloned().unwrap_or_default();
@@ -82,6 +114,7 @@ pub async fn apply(
         let permits = permits.clone();
         let revision = options.revision.clone();
         let cancel = cancel.clone();
+        let progress = progress.clone();
         tasks.spawn(async move {
             // The semaphore is never closed, so acquire cannot fail.
             let _permit = permits.acquire_owned().await;
@@ -92,6 +125,7 @@ pub async fn apply(
                 &state,
                 revision.as_deref(),
                 &cancel,
+                progress.as_ref(),
             )
             .await
         });
@@ -108,7 +142,7 @@ pub async fn apply(
                 ..AgentResult::default()
             },
         };
-        on_done(&result);
+        progress.agent_done(&result);
         results.push(result);
     }
     results.sort_by(|a, b| a.agent.cmp(&b.agent));
@@ -152,6 +186,7 @@ async fn apply_agent(
     state: &Mutex<State>,
     revision: Option<&str>,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
 ) -> AgentResult {
     let agent = plan.agent.as_str();
     let mut result = AgentResult {
@@ -179,7 +214,9 @@ async fn apply_agent(
             );
             continue;
         };
-        match platform.set(agent, &change.key, value).await {
+        let set = platform.set(agent, &change.key, value).await;
+        progress.request_done();
+        match set {
             Ok(()) => landed.push(change.clone()),
             Err(e) => fail(&mut result, change, e.to_string()),
         }
@@ -200,7 +237,9 @@ async fn apply_agent(
             fail(&mut result, change, "not attempted: shutting down".into());
             continue;
         }
-        match platform.delete(agent, &change.key).await {
+        let deleted = platform.delete(agent, &change.key).await;
+        progress.request_done();
+        match deleted {
             Ok(()) => landed.push(change.clone()),
             Err(e) => fail(&mut result, change, e.to_string()),
         }
@@ -209,7 +248,9 @@ async fn apply_agent(
         return result;
     }
 
-    let listed = match platform.list(agent).await {
+    let listed = platform.list(agent).await;
+    progress.request_done();
+    let listed = match listed {
         Ok(keys) => keys,
         Err(e) => {
             result.error = Some(format!(

@@ -581,3 +581,25 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: Shell,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_refuse_nonsense() {
+        assert_eq!(duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
+        let err = duration("often").unwrap_err();
+        assert!(err.contains("30s, 10m or 1h"), "{err}");
+        assert!(duration("10ms").unwrap_err().contains("minimum is 1s"));
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

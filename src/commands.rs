@@ -19,6 +19,7 @@ mod import;
 mod init;
 mod keygen;
 mod new;
+mod progress;
 mod reconcile;
 mod rekey;
 mod set;

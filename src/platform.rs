@@ -114,6 +114,12 @@ pub trait Platform: Send + Sync {
     fn stats(&self) -> Option<ClientStats> {
         None
     }
+
+    /// How long a request sent now would wait for the platform's rate budget (None: it would
+    /// go at once), for progress output.
+    fn rate_wait(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What an HTTP platform client has seen so far (for the daemon's metrics).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
+use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
@@ -41,19 +41,38 @@ pub struct Outcome {
     /// `None` for a dry run.
     pub report: Option<ApplyReport>,
     pub revision: String,
+    /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
+    pub declined: bool,
 }
 
 impl Outcome {
     /// True when every agent loaded, listed and applied without error.
     pub fn ok(&self) -> bool {
-        !self.plan.has_skips() && self.report.as_ref().is_none_or(ApplyReport::ok)
+        !self.declined && !self.plan.has_skips() && self.report.as_ref().is_none_or(ApplyReport::ok)
     }
 }
 
-/// Runs one reconcile. `on_done` is called as each agent's apply finishes.
+/// Whoever started the reconcile: asked once before anything is written, then told how the
+/// apply goes. The CLI asks the person at the terminal and draws progress; the daemon uses
+/// [`Unattended`].
+pub trait Observer: Progress {
+    /// Called with the plan when it has changes and this is not a dry run, before the first
+    /// write; false stops the run with nothing written.
+    fn confirm(&self, _plan: &Plan) -> bool {
+        true
+    }
+}
+
+/// Never asks, reports nothing.
+pub struct Unattended;
+
+impl Progress for Unattended {}
+impl Observer for Unattended {}
+
+/// Runs one reconcile. `observer` confirms the plan before any write and follows the apply.
 pub async fn reconcile(
     req: Request<'_>,
-    on_done: &(dyn Fn(&AgentResult) + Send + Sync),
+    observer: Arc<dyn Observer>,
 ) -> Result<Outcome, LoadError> {
     let loaded = load::load_all(req.tree, req.config, req.identities, &req.only)?;
     let baseline = match req.base {
@@ -85,7 +104,8 @@ pub async fn reconcile(
     };
 
     let revision = req.tree.revision();
-    let report = if req.dry_run {
+    let declined = !req.dry_run && plan.has_changes() && !observer.confirm(&plan);
+    let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
         Some(ApplyReport::default())
@@ -102,7 +122,7 @@ pub async fn reconcile(
                 req.state.clone(),
                 &options,
                 &req.cancel,
-                on_done,
+                observer,
             )
             .await,
         )
@@ -112,6 +132,7 @@ pub async fn reconcile(
         plan,
         report,
         revision,
+        declined,
     })
 }
 

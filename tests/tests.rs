@@ -14,6 +14,7 @@ mod keygen;
 mod platform_client;
 mod readme;
 mod reconcile;
+mod terminal;
 mod textconv;
 mod validate;
 mod watch;

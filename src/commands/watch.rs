@@ -75,31 +75,3 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
     daemon::run(config).await?;
     Ok(Exit::Success)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_accept_units_and_refuse_nonsense() {
-        assert_eq!(
-            duration("--interval", "60s").unwrap(),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            duration("--interval", "10m").unwrap(),
-            Duration::from_secs(600)
-        );
-        assert_eq!(
-            duration("--interval", "1h").unwrap(),
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            duration("--interval", "1h30m").unwrap(),
-            Duration::from_secs(5400)
-        );
-        let err = duration("--interval", "often").unwrap_err().to_string();
-        assert!(err.contains("--interval") && err.contains("often"), "{err}");
-        assert!(duration("--resync", "10ms").is_err());
-    }
-}
