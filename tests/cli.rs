@@ -437,3 +437,31 @@ fn rekey_check_prints_versioned_json_naming_stale_files() {
     assert_eq!(doc["files"][0]["status"], "unrecorded");
     assert_no_canary("rekey --check -o json", &stdout, &[CANARY]);
 }
+
+#[test]
+fn color_follows_the_color_flag_and_no_color() {
+    let emu = Emulator::start(&["--agents", "alpha"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one")]);
+    let plan = |color: Option<&str>, no_color: Option<&str>| -> String {
+        let mut cmd = repo.reconcile(&emu.url);
+        cmd.env_remove("NO_COLOR").arg("--dry-run");
+        if let Some(no_color) = no_color {
+            cmd.env("NO_COLOR", no_color);
+        }
+        if let Some(when) = color {
+            cmd.args(["--color", when]);
+        }
+        let (code, stdout, stderr) = outcome(&mut cmd);
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let escape = "\u{1b}[";
+    assert!(plan(Some("always"), None).contains(escape));
+    // --color always is an explicit request: it wins over NO_COLOR.
+    assert!(plan(Some("always"), Some("1")).contains(escape));
+    assert!(!plan(Some("never"), None).contains(escape));
+    // auto: not a terminal here, so no colour either way.
+    assert!(!plan(None, None).contains(escape));
+    assert!(!plan(Some("auto"), Some("1")).contains(escape));
+}
