@@ -99,6 +99,12 @@ impl Daemon {
     pub fn readyz(&self) -> (u16, serde_json::Value) {
         let (status, body) = self.get("/readyz");
         let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        // Every answer, ready or not, matches the published schema.
+        let errors: Vec<String> = readyz_schema()
+            .iter_errors(&json)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "/readyz: {errors:#?}\n{json:#}");
         (status, json)
     }
 
@@ -161,4 +167,18 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// schemas/readyz.schema.json, compiled once.
+fn readyz_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/readyz.schema.json"
+        ))
+        .expect("read schemas/readyz.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::draft202012::new(&schema).expect("compile the schema")
+    })
 }
