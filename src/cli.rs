@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{OsStringValueParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
@@ -82,12 +83,14 @@ pub struct GlobalArgs {
           value_name = "KEY", value_parser = secret_value)]
     pub age_key: Option<SecretString>,
     /// An identity file tried after -i and CASTSYNC_AGE_KEY, before
-    /// ~/.config/castsync/keys.txt.
+    /// ~/.config/castsync/keys.txt. Set but empty, it is listed among the places searched
+    /// rather than refused.
     #[arg(
         long = "age-key-file",
         global = true,
         env = "CASTSYNC_AGE_KEY_FILE",
-        value_name = "FILE"
+        value_name = "FILE",
+        value_parser = OsStringValueParser::new().map(PathBuf::from)
     )]
     pub age_key_file: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax, e.g. `debug` or `castsync=trace`); overrides -v

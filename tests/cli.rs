@@ -208,6 +208,15 @@ fn the_age_key_and_api_key_come_from_the_environment_through_clap() {
             .arg("validate"),
     );
     assert_eq!(code, 0, "{stderr}");
+    // Set but empty (an unset CI secret): listed as ignored, not a usage error.
+    let (code, _, stderr) = outcome(
+        repo.cmd()
+            .env("CASTSYNC_AGE_KEY_FILE", "")
+            .env("CASTSYNC_AGE_KEY", "")
+            .env("CASTSYNC_LOG", "")
+            .arg("validate"),
+    );
+    assert_eq!(code, 0, "{stderr}");
 }
 
 /// A repository with one valid agent (`alpha`, holding the canary) and a commit.
