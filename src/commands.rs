@@ -224,6 +224,7 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
     let filter = global
         .log
         .as_deref()
+        .filter(|directives| !directives.trim().is_empty())
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
