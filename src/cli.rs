@@ -1,6 +1,8 @@
-//! Command-line definitions only (clap derive). No behaviour lives here: `commands` turns
-//! these into actions. Secret values never appear as arguments; they come from stdin or a
-//! hidden prompt.
+//! Command-line definitions (clap derive) and the rules clap applies while parsing: value
+//! parsers (durations), the environment variables behind flags, and the refusal of a secret
+//! given as a flag. No behaviour lives here: `commands` turns these into actions. Secret
+//! values never appear as arguments; they come from stdin, a hidden prompt or the
+//! environment. Library modules never import this file's types.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,7 +115,9 @@ pub struct GlobalArgs {
 pub enum ColorChoice {
     /// Colour on a terminal, unless NO_COLOR is set to a non-empty value.
     Auto,
+    /// Colour even when not on a terminal, and despite NO_COLOR.
     Always,
+    /// No colour.
     Never,
 }
 
@@ -141,8 +145,8 @@ pub fn parse() -> Result<Cli, clap::Error> {
     Cli::from_arg_matches(&matches)
 }
 
-/// Arguments that only the environment may set: (argument id, variable).
-/// (argument id, variable, the file flag to use instead).
+/// Arguments that only the environment may set: (argument id, variable, the file flag to use
+/// instead).
 const ENV_ONLY: &[(&str, &str, &str)] = &[
     (
         "age_key",
