@@ -2,7 +2,7 @@
 //! parsers (durations), the environment variables behind flags, and the refusal of a secret
 //! given as a flag. No behaviour lives here: `commands` turns these into actions. Secret
 //! values never appear as arguments; they come from stdin, a hidden prompt or the
-//! environment. Library modules never import this file's types.
+//! environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
