@@ -474,3 +474,23 @@ fn color_follows_the_color_flag_and_no_color() {
     assert!(!plan(None, None).contains(escape));
     assert!(!plan(Some("auto"), Some("1")).contains(escape));
 }
+
+#[test]
+fn show_format_json_is_a_manifest_as_its_schema_describes() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    for reveal in [false, true] {
+        let mut cmd = repo.cmd();
+        cmd.args(["show", "alpha", "--format", "json"]);
+        if reveal {
+            cmd.arg("--reveal");
+        }
+        let (code, stdout, stderr) = outcome(&mut cmd);
+        assert_eq!(code, 0, "{stderr}");
+        let doc = assert_matches_schema("manifest.schema.json", &stdout);
+        assert_eq!(doc["agent"], "alpha");
+        if !reveal {
+            assert_no_canary("show --format json", &stdout, &[CANARY]);
+        }
+    }
+}
