@@ -65,7 +65,11 @@ impl ApplyReport {
 /// has a no-op default; they are called from the apply tasks, so they must be quick and must
 /// never block. They see key names and counts only, never a value.
 pub trait Progress: Send + Sync {
-    /// Before the first request: the agents with changes and the requests they take (each
+    /// Before the plan: this many agents' keys are about to be listed.
+    fn listing(&self, _agents: usize) {}
+    /// One agent's list ended, listed or not.
+    fn listed(&self) {}
+    /// Before the first write: the agents with changes and the requests they take (each
     /// set and delete, and one verifying list per agent).
     fn started(&self, _agents: usize, _requests: usize) {}
     /// One of those requests ended, landed or not.
@@ -155,10 +159,12 @@ pub async fn list_agents(
     platform: Arc<dyn Platform>,
     agents: impl IntoIterator<Item = String>,
     concurrency: usize,
+    progress: &dyn Progress,
 ) -> BTreeMap<String, Result<Vec<RemoteKey>, String>> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let agents: Vec<String> = agents.into_iter().collect();
+    progress.listing(agents.len());
     for agent in agents.iter().cloned() {
         let platform = platform.clone();
         let permits = permits.clone();
@@ -170,6 +176,7 @@ pub async fn list_agents(
     }
     let mut out = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
+        progress.listed();
         // A panicking list task leaves its agent without an entry, which the plan treats as
         // a list failure (skip), never as an empty list.
         if let Ok((agent, listed)) = joined {

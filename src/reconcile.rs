@@ -90,7 +90,13 @@ pub async fn reconcile(
         .iter()
         .filter(|(_, a)| a.failure().is_none())
         .map(|(slug, _)| slug.clone());
-    let actual = apply::list_agents(req.platform.clone(), listable, req.concurrency).await;
+    let actual = apply::list_agents(
+        req.platform.clone(),
+        listable,
+        req.concurrency,
+        observer.as_ref(),
+    )
+    .await;
 
     let desired = loaded.desired_or_reasons();
     let plan = {

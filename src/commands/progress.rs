@@ -8,7 +8,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,7 +62,7 @@ impl ConsoleOptions {
 /// The CLI's [`Observer`].
 pub struct Console {
     opts: ConsoleOptions,
-    bar: OnceLock<ProgressBar>,
+    bar: Mutex<Option<ProgressBar>>,
     plan_shown: AtomicBool,
     agents_total: AtomicUsize,
     agents_done: AtomicUsize,
@@ -76,7 +76,7 @@ impl Console {
     pub fn new(opts: ConsoleOptions) -> Arc<Console> {
         Arc::new(Console {
             opts,
-            bar: OnceLock::new(),
+            bar: Mutex::new(None),
             plan_shown: AtomicBool::new(false),
             agents_total: AtomicUsize::new(0),
             agents_done: AtomicUsize::new(0),
@@ -111,8 +111,12 @@ impl Console {
     }
 
     fn rate_wait(&self, wait: Option<Duration>) {
-        let text = wait.map(|w| format!("waiting {} s for the rate limit", w.as_secs().max(1)));
-        if let Some(bar) = self.bar.get() {
+        // Whole seconds, rounded up: "waiting 0 s" would be a lie.
+        let text = wait.map(|w| {
+            let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+            format!("waiting {secs} s for the rate limit")
+        });
+        if let Some(bar) = self.bar().as_ref() {
             bar.set_message(text.clone().unwrap_or_default());
         }
         let (Some(wait), Some(text)) = (wait, text) else {
@@ -134,42 +138,69 @@ impl Console {
         }
     }
 
-    /// Clears the bar (before the final report is printed).
+    /// Clears the bar (before the plan or the final report is printed).
     pub fn finish(&self) {
-        if let Some(bar) = self.bar.get() {
+        if let Some(bar) = self.bar().take() {
             bar.finish_and_clear();
         }
     }
 
-    fn style(&self) -> ProgressStyle {
+    fn bar(&self) -> MutexGuard<'_, Option<ProgressBar>> {
+        // A poisoned lock only means a panic elsewhere mid-update; the bar is still usable.
+        self.bar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn style(&self, what: &str) -> ProgressStyle {
         let template = if self.opts.color {
-            "{bar:30.cyan/blue} {pos}/{len} requests · ETA {eta} {msg:.yellow}"
+            format!("{{bar:30.cyan/blue}} {{pos}}/{{len}} {what} · ETA {{eta}} {{msg:.yellow}}")
         } else {
-            "{bar:30} {pos}/{len} requests · ETA {eta} {msg}"
+            format!("{{bar:30}} {{pos}}/{{len}} {what} · ETA {{eta}} {{msg}}")
         };
         // The templates are fixed strings that parse; the fallback only guards a future edit.
-        ProgressStyle::with_template(template)
+        ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ")
     }
 }
 
+impl Console {
+    /// The bar, counting `what` up to `len` from 0 (created on first use).
+    fn reset_bar(&self, len: usize, what: &str) {
+        if !self.opts.bar {
+            return;
+        }
+        let mut slot = self.bar();
+        let bar = slot.get_or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        bar.set_style(self.style(what));
+        bar.set_length(len as u64);
+        bar.reset();
+    }
+}
+
 impl Progress for Console {
+    fn listing(&self, agents: usize) {
+        self.reset_bar(agents, "agents listed");
+    }
+
+    fn listed(&self) {
+        if let Some(bar) = self.bar().as_ref() {
+            bar.inc(1);
+        }
+    }
+
     fn started(&self, agents: usize, requests: usize) {
         self.agents_total.store(agents, Ordering::Relaxed);
         self.requests_total.store(requests, Ordering::Relaxed);
-        if self.opts.bar {
-            let bar =
-                ProgressBar::with_draw_target(Some(requests as u64), ProgressDrawTarget::stderr())
-                    .with_style(self.style());
-            bar.enable_steady_tick(Duration::from_millis(200));
-            let _ = self.bar.set(bar);
-        }
+        self.reset_bar(requests, "requests");
     }
 
     fn request_done(&self) {
         self.requests_done.fetch_add(1, Ordering::Relaxed);
-        if let Some(bar) = self.bar.get() {
+        if let Some(bar) = self.bar().as_ref() {
             bar.inc(1);
         }
     }
@@ -203,6 +234,8 @@ impl Observer for Console {
         if !self.opts.ask || plan.totals().delete == 0 {
             return true;
         }
+        // The listing bar goes before the plan and the question are written.
+        self.finish();
         let shown = (self.opts.show_plan)(plan);
         let question = "Apply? [y/N] ";
         let written = if self.opts.prompt_on_stderr {
