@@ -248,13 +248,13 @@ pub enum Command {
     ))]
     Validate(ValidateArgs),
     /// Plan and apply the sets and deletes that make the platform match git.
-    #[command(after_long_help = examples!(
+    #[command(after_long_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync reconcile --dry-run                          # the plan; nothing written",
         "castsync reconcile                                    # asks before deleting on a terminal",
         "castsync reconcile --yes --agent support-bot",
         "castsync reconcile --dry-run --exit-code -o markdown  # CI: exit 2 when there are changes",
         "castsync reconcile --api-url local://dev.json      # the embedded store: no server, no key",
-    ))]
+    )))]
     Reconcile(ReconcileArgs),
     /// Run as a daemon that follows a branch and converges on every change.
     #[command(after_long_help = examples!(
@@ -277,12 +277,12 @@ pub enum Command {
     ))]
     Textconv(TextconvArgs),
     /// Key-level redacted diff of manifests between two revisions.
-    #[command(after_long_help = examples!(
+    #[command(after_long_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync diff                          # HEAD against the worktree",
         "castsync diff main HEAD",
         "castsync diff origin/main --exit-code  # exit 2 when manifests differ",
         "castsync diff main HEAD -o json",
-    ))]
+    )))]
     Diff(DiffArgs),
     /// Print a shell completion script.
     #[command(after_long_help = examples!(
