@@ -42,9 +42,8 @@ pub use runner::ApplySettings;
 pub use signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
-use crate::cli::PlatformArgs;
-use crate::crypto::Identities;
 use crate::state::{State, StateError};
+use crate::target::Target;
 
 /// What the daemon follows.
 #[derive(Debug, Clone)]
@@ -53,7 +52,9 @@ pub enum Follow {
     Remote {
         url: String,
         branch: String,
-        data_dir: PathBuf,
+        /// This remote's own directory under the data dir (see [`remote_dir_name`]): the bare
+        /// clone lives in `DIR/repo.git`.
+        dir: PathBuf,
         ssh_key: Option<PathBuf>,
         /// `--verify-signatures`: an ssh allowed_signers file.
         verify_signatures: Option<PathBuf>,
@@ -67,11 +68,10 @@ pub struct DaemonConfig {
     pub follow: Follow,
     /// `--config FILE` (a file on disk); default: `castsync.yaml` of each revision.
     pub explicit_config: Option<PathBuf>,
-    pub identities: Identities,
-    pub platform: PlatformArgs,
+    /// Identities, state file and platform: [`Target::for_mirror`] for a remote,
+    /// [`Target::for_repository`] for a working tree.
+    pub target: Target,
     pub apply: ApplySettings,
-    /// `--state FILE`; default: in the data dir (remote) or `.castsync/state.json` (local).
-    pub state_file: Option<PathBuf>,
     pub interval: Duration,
     pub resync: Duration,
     pub listen: SocketAddr,
@@ -115,11 +115,11 @@ pub enum DaemonError {
 /// Runs the daemon until SIGTERM/SIGINT. Prints `listening on http://ADDR` as its first
 /// stdout line (so a supervisor or a test can find a port picked with `:0`).
 pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
-    let (origin, state_path, branch) = match &config.follow {
+    let (origin, branch) = match &config.follow {
         Follow::Remote {
             url,
             branch,
-            data_dir,
+            dir,
             ssh_key,
             verify_signatures,
         } => {
@@ -127,31 +127,20 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
                 .as_deref()
                 .map(AllowedSigners::load)
                 .transpose()?;
-            let dir = data_dir.join(remote_dir_name(url));
             let mirror = git::Mirror::open(
                 url,
                 branch,
                 &dir.join("repo.git"),
                 GitAuth::from_env(ssh_key.clone()),
             )?;
-            let state = config
-                .state_file
-                .clone()
-                .unwrap_or_else(|| dir.join("state.json"));
             (
                 source::Origin::Remote { mirror, signers },
-                state,
                 Some(branch.clone()),
             )
         }
-        Follow::Local { root } => {
-            let state = config
-                .state_file
-                .clone()
-                .unwrap_or_else(|| root.join(".castsync/state.json"));
-            (source::Origin::Local { root: root.clone() }, state, None)
-        }
+        Follow::Local { root } => (source::Origin::Local { root: root.clone() }, None),
     };
+    let state_path = config.target.state_path.clone();
     let hook = config
         .webhook_secret_file
         .as_deref()
@@ -211,8 +200,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let runner = runner::Runner::new(
         origin,
         config.explicit_config.clone(),
-        config.identities,
-        config.platform.clone(),
+        config.target,
         config.apply.clone(),
         state,
     );

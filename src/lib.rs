@@ -28,5 +28,6 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod suggest;
+pub mod target;
 
 pub use commands::{Exit, run};

@@ -12,16 +12,17 @@ use crate::config::Config;
 use crate::crypto::Identities;
 use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
 use crate::platform::Platform;
-use crate::source::Tree;
+use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
 
 /// Everything one reconcile needs.
 pub struct Request<'a> {
-    pub tree: &'a dyn Tree,
-    /// `--base`: the tree whose values count as last applied (instead of the state).
-    pub base: Option<&'a dyn Tree>,
-    pub config: &'a Config,
+    /// The manifests, and the config they are judged by.
+    pub checkout: &'a Checkout,
+    /// `--base`: the checkout whose values count as last applied (instead of the state),
+    /// judged by its own config.
+    pub base: Option<&'a Checkout>,
     pub identities: &'a Identities,
     pub platform: Arc<dyn Platform>,
     /// The state, shared with apply (which saves it after each agent).
@@ -55,12 +56,13 @@ pub async fn reconcile(
     req: Request<'_>,
     on_done: &(dyn Fn(&AgentResult) + Send + Sync),
 ) -> Result<Outcome, LoadError> {
-    let loaded = load::load_all(req.tree, req.config, req.identities, &req.only)?;
+    let checkout = req.checkout;
+    let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
     let baseline = match req.base {
         Some(base) => {
             // An agent that fails to load at the base has no baseline: its keys show as
             // `unverified`, never as in sync.
-            let base = load::load_all(base, req.config, req.identities, &req.only)?;
+            let base = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
             Some(RevisionBaseline(base.ok_secrets()))
         }
         None => None,
@@ -84,7 +86,7 @@ pub async fn reconcile(
         plan::plan(&desired, &actual, last, &req.policy)
     };
 
-    let revision = req.tree.revision();
+    let revision = checkout.label();
     let report = if req.dry_run {
         None
     } else if !plan.has_changes() {

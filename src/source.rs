@@ -5,6 +5,8 @@
 //! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
 //! can never disagree about a manifest.
 
+mod checkout;
+mod discover;
 mod git;
 pub mod load;
 mod worktree;
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use checkout::{Checkout, CheckoutError, read_config};
+pub use discover::{DiscoverError, find_root};
 pub use git::GitRevision;
 pub use worktree::Worktree;
 

@@ -60,7 +60,7 @@ impl<'r> AgentFiles<'r> {
     /// The files of agent `slug` (a valid slug, or an error that says what one is).
     pub fn new(repo: &'r Repo, slug: &str) -> anyhow::Result<Self> {
         crate::names::validate_slug(slug)?;
-        let rel_dir = repo.config.agents_dir.join(slug);
+        let rel_dir = repo.config().agents_dir.join(slug);
         let dir = repo.root.join(&rel_dir);
         Ok(AgentFiles {
             repo,
@@ -112,7 +112,7 @@ impl<'r> AgentFiles<'r> {
 
     /// Parses a decrypted text of this agent's manifest (rules only, no schema check).
     pub fn parse(&self, text: &str) -> Result<Manifest, manifest::ManifestError> {
-        let ctx = load::manifest_context(&self.tree(), &self.repo.config, &self.slug);
+        let ctx = load::manifest_context(&self.tree(), self.repo.config(), &self.slug);
         manifest::parse(text, &ctx).map(|parsed| parsed.manifest)
     }
 
@@ -133,7 +133,7 @@ impl<'r> AgentFiles<'r> {
 
     /// Judges a plaintext by the rules `validate` and `reconcile` apply.
     pub fn judge(&self, text: &str) -> Verdict {
-        let judged = load::judge_text(&self.tree(), &self.repo.config, &self.slug, text);
+        let judged = load::judge_text(&self.tree(), self.repo.config(), &self.slug, text);
         let mut verdict = Verdict {
             manifest: None,
             blocking: Vec::new(),
@@ -170,7 +170,7 @@ impl<'r> AgentFiles<'r> {
         ids: &Identities,
         replace: Replace,
     ) -> anyhow::Result<()> {
-        let recipients = target_recipients(&self.repo.config, &self.slug)?;
+        let recipients = target_recipients(self.repo.config(), &self.slug)?;
         manifest.meta = Some(Metadata {
             recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
         });

@@ -36,7 +36,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<Exit
     let mut manifest = existing.unwrap_or_else(|| Manifest::new(files.slug.clone()));
     let (mut added, mut updated, mut conflicts, mut skipped) = (0, 0, Vec::new(), Vec::new());
     for (key, value, _line) in entries {
-        if repo.config.unmanaged_keys.contains(&key) {
+        if repo.config().unmanaged_keys.contains(&key) {
             skipped.push(key);
             continue;
         }

@@ -30,7 +30,7 @@ pub(super) fn run(global: &GlobalArgs, agent: &str) -> anyhow::Result<Exit> {
                 "created {}: list the keys agent {agent} needs there, then `castsync set {agent} KEY`",
                 files
                     .repo
-                    .config
+                    .config()
                     .agents_dir
                     .join(agent)
                     .join(crate::schema::FILE_NAME)

@@ -11,8 +11,7 @@ use super::agent_files::{AgentFiles, Replace, target_recipients};
 use super::{Exit, Repo};
 use crate::cli::{GlobalArgs, RekeyArgs};
 use crate::crypto::Identities;
-use crate::source::Worktree;
-use crate::source::load::{LoadError, agent_slugs};
+use crate::source::load::LoadError;
 
 /// How one file's recorded recipients compare with the config's.
 enum Drift {
@@ -85,12 +84,11 @@ fn failures(failed: usize) -> String {
 
 /// The named agents (each must exist), or every agent of the repository.
 pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>> {
-    let tree = Worktree::new(&repo.root);
-    let slugs = agent_slugs(&tree, &repo.config)?;
+    let slugs = repo.checkout.agents.clone();
     if let Some(missing) = named.iter().find(|a| !slugs.contains(a)) {
         return Err(LoadError::UnknownAgent {
             agent: missing.clone(),
-            agents_dir: repo.config.agents_dir.display().to_string(),
+            agents_dir: repo.config().agents_dir.display().to_string(),
             known: slugs.join(", "),
         }
         .into());
@@ -108,7 +106,7 @@ fn rekey_one(
     check_only: bool,
 ) -> anyhow::Result<Drift> {
     let mut manifest = files.require(identities)?;
-    let target: BTreeSet<String> = target_recipients(&files.repo.config, &files.slug)?
+    let target: BTreeSet<String> = target_recipients(files.repo.config(), &files.slug)?
         .iter()
         .map(|r| r.as_str().to_owned())
         .collect();
