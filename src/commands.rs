@@ -34,17 +34,21 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// The repository at `-C DIR` (default: the current directory) with its config.
+    /// The repository at `-C DIR`, else the nearest one from the current directory up,
+    /// with its config.
     pub fn open(global: &GlobalArgs) -> anyhow::Result<Repo> {
         let root = Self::locate(global)?;
         let checkout = Checkout::worktree(&root, global.config.as_deref())?;
         Ok(Self::with_checkout(root, checkout, global))
     }
 
-    /// The repository root alone, without reading its config: for `init`, which creates it,
-    /// and `validate`, which reports a broken config as a finding.
+    /// The repository root alone, without reading its config: for `validate`, which
+    /// reports a broken config as a finding, and `watch`.
     pub fn locate(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
-        Ok(source::find_root(global.repo.as_deref())?)
+        Ok(source::find_root(
+            global.repo.as_deref(),
+            global.config.as_deref(),
+        )?)
     }
 
     /// A repository whose worktree was opened elsewhere.

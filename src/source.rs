@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use checkout::{Checkout, CheckoutError, read_config};
-pub use discover::{DiscoverError, find_root};
+pub use discover::{DiscoverError, find_root, working_dir};
 pub use git::GitRevision;
 pub use worktree::Worktree;
 
