@@ -13,6 +13,7 @@ use crate::target::{PlatformChoice, Target, TargetOptions};
 mod agent_files;
 mod completions;
 mod edit;
+mod emulator;
 mod import;
 mod init;
 mod keygen;
@@ -125,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Import(args) => import::run(g, &args),
         Command::Rekey(args) => rekey::run(g, &args),
         Command::Validate(args) => validate::run(g, &args),
-        Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
+        Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
