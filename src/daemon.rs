@@ -9,19 +9,17 @@
 //!
 //! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
 //! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
-//! over a [`source`] ([`git`] clone or working tree, [`signatures`] gate). [`http`] serves
-//! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]) and the [`webhook`].
+//! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
+//! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
+//! `/metrics` ([`metrics`]) and the [`webhook`].
 
 mod controller;
 mod engine;
-mod git;
 mod http;
 mod metrics;
 mod runner;
 mod schedule;
 mod signals;
-mod signatures;
-mod source;
 mod status;
 mod triggers;
 mod watcher;
@@ -37,9 +35,14 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controller::Stopped;
-pub use git::{GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name};
 pub use runner::ApplySettings;
-pub use signatures::{AllowedSigners, Rejection, SignersError};
+
+use crate::source::mirror;
+pub use crate::source::mirror::{
+    GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name,
+};
+use crate::source::origin::Origin;
+pub use crate::source::signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
 use crate::state::{State, StateError};
@@ -127,18 +130,15 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
                 .as_deref()
                 .map(AllowedSigners::load)
                 .transpose()?;
-            let mirror = git::Mirror::open(
+            let mirror = mirror::Mirror::open(
                 url,
                 branch,
                 &dir.join("repo.git"),
                 GitAuth::from_env(ssh_key.clone()),
             )?;
-            (
-                source::Origin::Remote { mirror, signers },
-                Some(branch.clone()),
-            )
+            (Origin::Remote { mirror, signers }, Some(branch.clone()))
         }
-        Follow::Local { root } => (source::Origin::Local { root: root.clone() }, None),
+        Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
     };
     let state_path = config.target.state_path.clone();
     let hook = config
@@ -172,13 +172,13 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let shutdown = CancellationToken::new();
     signals::install(shared.clone(), shutdown.clone()).map_err(DaemonError::Signals)?;
     let _watcher = match &origin {
-        source::Origin::Local { root } => Some(
-            watcher::watch(root, shared.triggers.clone()).map_err(|source| DaemonError::Watch {
+        Origin::Local { root } => Some(watcher::watch(root, shared.triggers.clone()).map_err(
+            |source| DaemonError::Watch {
                 root: root.clone(),
                 source,
-            })?,
-        ),
-        source::Origin::Remote { .. } => None,
+            },
+        )?),
+        Origin::Remote { .. } => None,
     };
     let server = tokio::spawn(http::serve(
         listener,

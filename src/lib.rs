@@ -19,6 +19,7 @@ pub mod emulator;
 pub mod finding;
 pub mod manifest;
 pub mod names;
+pub mod observe;
 pub mod plan;
 pub mod platform;
 pub mod reconcile;

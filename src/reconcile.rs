@@ -1,5 +1,6 @@
-//! One reconcile: source → desired → plan → apply. The CLI's `reconcile` and the daemon both
-//! call [`reconcile`]; they differ only in *when* they call it and how they report.
+//! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
+//! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
+//! call it and how they report.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::observe;
 use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
 use crate::platform::Platform;
 use crate::source::Checkout;
@@ -73,7 +75,7 @@ pub async fn reconcile(
         .iter()
         .filter(|(_, a)| a.failure().is_none())
         .map(|(slug, _)| slug.clone());
-    let actual = apply::list_agents(req.platform.clone(), listable, req.concurrency).await;
+    let actual = observe::list_agents(req.platform.clone(), listable, req.concurrency).await;
 
     let desired = loaded.desired_or_reasons();
     let plan = {

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{ApiStats, Engine, Refreshed, RunReport, Scope};
 use super::schedule::RateBudget;
-use super::source::{Origin, Snapshot};
 use crate::plan::{Action, SkipReason, UpdateReason};
 use crate::platform::Platform;
 use crate::reconcile::{self, Outcome, Request};
 use crate::source::Checkout;
+use crate::source::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
 
@@ -151,11 +151,20 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
 
 impl Engine for Runner {
     async fn refresh(&mut self) -> Result<Refreshed, String> {
-        let (refreshed, snapshot) = self.origin.refresh(self.explicit_config.as_deref()).await?;
-        if let Some(snapshot) = snapshot {
-            self.current = Some(snapshot);
+        match self.origin.refresh(self.explicit_config.as_deref()).await? {
+            Fetched::Ready {
+                snapshot,
+                commit_time,
+            } => {
+                let revision = snapshot.revision.clone();
+                self.current = Some(snapshot);
+                Ok(Refreshed::Ready {
+                    revision,
+                    commit_time,
+                })
+            }
+            Fetched::Rejected { revision, reason } => Ok(Refreshed::Rejected { revision, reason }),
         }
-        Ok(refreshed)
     }
 
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {

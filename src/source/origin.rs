@@ -1,19 +1,19 @@
-//! What the daemon follows: a remote branch (bare clone, commits read from git objects,
-//! optionally signature-gated) or a local working tree.
+//! What the daemon follows, its origin: a remote branch (bare clone, commits read from git
+//! objects, optionally signature-gated) or a local working tree.
 //!
-//! A refresh yields a [`Snapshot`]: the revision and its [`Checkout`] (tree, config, agents). A commit that
-//! fails the signature gate never becomes the snapshot; the previous one stays.
+//! A refresh yields a [`Snapshot`]: the revision and its [`Checkout`] (tree, config,
+//! agents). A commit that fails the signature gate never becomes the snapshot; the previous
+//! one stays.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::engine::Refreshed;
-use super::git::Mirror;
+use super::load::{MANIFEST_FILE, SCHEMA_FILE};
+use super::mirror::Mirror;
 use super::signatures::AllowedSigners;
+use super::{Checkout, GitRevision, Tree, Worktree, read_config};
 use crate::config::{self, Config};
-use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE};
-use crate::source::{Checkout, GitRevision, Tree, Worktree, read_config};
 
 /// Where manifests come from.
 #[derive(Debug)]
@@ -25,6 +25,19 @@ pub enum Origin {
     },
     /// `--repo`: the working tree at this root.
     Local { root: PathBuf },
+}
+
+/// What a refresh found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A revision to reconcile from now on.
+    Ready {
+        snapshot: Snapshot,
+        /// The commit's committer time (unix seconds), for a remote.
+        commit_time: Option<i64>,
+    },
+    /// A commit that failed the signature gate: the previous snapshot stays.
+    Rejected { revision: String, reason: String },
 }
 
 /// One revision the daemon may reconcile.
@@ -93,12 +106,8 @@ impl Origin {
         }
     }
 
-    /// Fetches or re-reads. `Ok((Refreshed, Some(snapshot)))` when the revision is usable,
-    /// `Ok((Rejected, None))` when it is refused; `Err` when the source cannot be read.
-    pub async fn refresh(
-        &self,
-        explicit_config: Option<&Path>,
-    ) -> Result<(Refreshed, Option<Snapshot>), String> {
+    /// Fetches or re-reads. `Err` when the source cannot be read.
+    pub async fn refresh(&self, explicit_config: Option<&Path>) -> Result<Fetched, String> {
         match self {
             Origin::Local { root } => {
                 let tree = Worktree::new(root);
@@ -106,14 +115,10 @@ impl Origin {
                     return Err(format!("{} is not a directory", root.display()));
                 }
                 let revision = worktree_revision(&tree, explicit_config);
-                let snap = snapshot(Box::new(tree), revision.clone(), explicit_config);
-                Ok((
-                    Refreshed::Ready {
-                        revision,
-                        commit_time: None,
-                    },
-                    Some(snap),
-                ))
+                Ok(Fetched::Ready {
+                    snapshot: snapshot(Box::new(tree), revision, explicit_config),
+                    commit_time: None,
+                })
             }
             Origin::Remote { mirror, signers } => {
                 let oid = fetch_off_runtime(mirror.clone()).await?;
@@ -128,13 +133,10 @@ impl Origin {
                             "commit signature verified"
                         ),
                         Err(rejection) => {
-                            return Ok((
-                                Refreshed::Rejected {
-                                    revision,
-                                    reason: rejection.to_string(),
-                                },
-                                None,
-                            ));
+                            return Ok(Fetched::Rejected {
+                                revision,
+                                reason: rejection.to_string(),
+                            });
                         }
                     }
                 }
@@ -143,14 +145,10 @@ impl Origin {
                     .ok()
                     .map(|c| c.committer().when().seconds());
                 let tree = GitRevision::from_repo(repo, &revision).map_err(|e| e.to_string())?;
-                let snap = snapshot(Box::new(tree), revision.clone(), explicit_config);
-                Ok((
-                    Refreshed::Ready {
-                        revision,
-                        commit_time,
-                    },
-                    Some(snap),
-                ))
+                Ok(Fetched::Ready {
+                    snapshot: snapshot(Box::new(tree), revision, explicit_config),
+                    commit_time,
+                })
             }
         }
     }
