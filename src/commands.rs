@@ -10,7 +10,6 @@ use crate::crypto::Identities;
 use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
-mod agent_files;
 mod completions;
 mod edit;
 mod emulator;
@@ -133,6 +132,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Diff(args) => textconv::diff(g, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Man => completions::man(),
+    }
+}
+
+/// Prints an authoring operation's notes (warnings) on stderr, one per line.
+pub fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("{note}");
     }
 }
 

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod authoring;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 use super::Exit;
-use super::agent_files::create_new_file;
+use crate::authoring::create_new_file;
 use crate::cli::GlobalArgs;
 use crate::config;
 use crate::crypto::{self, CryptoError, Env, Identities};
