@@ -16,7 +16,6 @@ use thiserror::Error;
 
 pub use files::{
     AgentFiles, Replace, Verdict, create_new_file, read_secret_input, target_recipients,
-    write_atomically,
 };
 
 use crate::config;

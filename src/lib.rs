@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod atomic_write;
 pub mod authoring;
 pub mod cli;
 pub mod commands;

@@ -6,12 +6,13 @@
 //! ciphertext goes into the temporary file that is renamed over the manifest.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write as _};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use super::AuthoringError;
+use crate::atomic_write::{self, Mode};
 use crate::config::{self, Config};
 use crate::crypto::{self, CryptoError, Identities, Recipient};
 use crate::finding::Finding;
@@ -36,14 +37,7 @@ pub struct AgentFiles<'r> {
     pub shown: PathBuf,
 }
 
-/// Whether writing the manifest may replace an existing one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replace {
-    /// `new` and the first `import`: refuse if a manifest appeared meanwhile.
-    Never,
-    /// Every other write.
-    Existing,
-}
+pub use crate::atomic_write::Replace;
 
 /// A new plaintext, judged by `source::load::judge_text`, split the way authoring needs it.
 pub struct Verdict {
@@ -190,12 +184,12 @@ impl<'r> AgentFiles<'r> {
             path: self.dir.clone(),
             source,
         })?;
-        write_atomically(&self.manifest, &ciphertext, replace).map_err(|source| {
-            AuthoringError::Write {
+        atomic_write::write(&self.manifest, &ciphertext, replace, Mode::Default).map_err(
+            |source| AuthoringError::Write {
                 path: self.shown.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         tracing::debug!(
             agent = %self.slug,
             keys = manifest.secrets.len(),
@@ -281,60 +275,15 @@ pub fn target_recipients(config: &Config, slug: &str) -> Result<Vec<Recipient>, 
     Ok(out)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory (synced, then
-/// renamed over `path`), so a reader sees the old file or the new one, never half of one.
-/// A replaced file keeps its permissions; a new one gets 0666 less the umask, like any file.
-pub fn write_atomically(path: &Path, bytes: &[u8], replace: Replace) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy());
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    if let Ok(existing) = std::fs::metadata(path) {
-        tmp.as_file().set_permissions(existing.permissions())?;
-    }
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    // On error the temporary file is removed by its guard.
-    match replace {
-        Replace::Never => tmp.persist_noclobber(path).map_err(|e| e.error)?,
-        Replace::Existing => tmp.persist(path).map_err(|e| e.error)?,
-    };
-    // Best effort: make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 /// Creates `path` with `text`, refusing to replace anything (for plain files that are not
 /// secret: `.env.example`, `castsync.yaml`, `.gitignore`).
 pub fn create_new_file(path: &Path, text: &str) -> Result<(), AuthoringError> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|source| AuthoringError::Create {
+    atomic_write::write(path, text.as_bytes(), Replace::Never, Mode::Default).map_err(|source| {
+        AuthoringError::Create {
             path: path.to_owned(),
             source,
-        })?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|source| AuthoringError::Write {
-            path: path.to_owned(),
-            source,
-        })
+        }
+    })
 }
 
 /// Reads secret input (a value, a dotenv file) of at most `limit` bytes into a zeroize-on-drop
