@@ -8,6 +8,7 @@ mod bad_vectors;
 mod cli;
 mod completions;
 mod crypto_interop;
+mod discovery;
 mod emulator;
 mod examples;
 mod keygen;

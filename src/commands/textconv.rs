@@ -8,8 +8,8 @@ use crate::cli::{DiffArgs, GlobalArgs, OutputFormat, TextconvArgs};
 use crate::commands::{Exit, Repo};
 use crate::crypto::Identities;
 use crate::render::redacted::{self, Fingerprinter};
-use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE, agent_slugs};
-use crate::source::{GitRevision, Tree, Worktree};
+use crate::source::Checkout;
+use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE};
 
 /// The diff driver must never make `git diff` fail: every problem becomes a one-line notice
 /// in the converted text, and the exit code is 0.
@@ -61,7 +61,9 @@ pub const DIFF_FORMAT_VERSION: u32 = 1;
 /// One file that differs between the two sides, as redacted views (never a value).
 struct FileDiff {
     agent: String,
-    path: String,
+    /// The file's path on each side (each side's config names its agents directory).
+    old_path: String,
+    new_path: String,
     old: Option<String>,
     new: Option<String>,
     /// Whether it is the encrypted manifest (else the agent's `.env.example`).
@@ -77,13 +79,22 @@ impl FileDiff {
         }
     }
 
+    /// The path to name the file by: the newer side's, unless it was removed.
+    fn path(&self) -> &str {
+        if self.new.is_some() {
+            &self.new_path
+        } else {
+            &self.old_path
+        }
+    }
+
     fn unified(&self, old_rev: &str, new_label: &str) -> String {
         let header_a = match self.old {
-            Some(_) => format!("a/{} ({old_rev})", self.path),
+            Some(_) => format!("a/{} ({old_rev})", self.old_path),
             None => "/dev/null".to_owned(),
         };
         let header_b = match self.new {
-            Some(_) => format!("b/{} ({new_label})", self.path),
+            Some(_) => format!("b/{} ({new_label})", self.new_path),
             None => "/dev/null".to_owned(),
         };
         let (a, b) = (
@@ -133,13 +144,16 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
         )
     })?;
     let old_rev = args.rev_a.as_deref().unwrap_or("HEAD");
-    let old = GitRevision::open(&repo.root, old_rev)?;
-    let new: Box<dyn Tree> = match &args.rev_b {
-        Some(rev) => Box::new(GitRevision::open(&repo.root, rev)?),
-        None => Box::new(Worktree::new(&repo.root)),
+    // Each side is read with its own config: the agents directory may have moved between them.
+    let explicit = global.config.as_deref();
+    let old = Checkout::revision(&repo.root, old_rev, explicit)?;
+    let at_rev_b = match &args.rev_b {
+        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        None => None,
     };
-    let mut agents = agent_slugs(&old, &repo.config)?;
-    agents.extend(agent_slugs(new.as_ref(), &repo.config)?);
+    let new = at_rev_b.as_ref().unwrap_or(&repo.checkout);
+    let mut agents = old.agents.clone();
+    agents.extend(new.agents.iter().cloned());
     agents.sort();
     agents.dedup();
 
@@ -147,26 +161,28 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
     let mut diffs = Vec::new();
     for agent in &agents {
         for file in [MANIFEST_FILE, SCHEMA_FILE] {
-            let path = repo.config.agents_dir.join(agent).join(file);
-            let side = |tree: &dyn Tree| -> anyhow::Result<Option<String>> {
-                let Some(bytes) = tree.read(&path)? else {
+            let path_of = |side: &Checkout| side.config.agents_dir.join(agent).join(file);
+            let (path_a, path_b) = (path_of(&old), path_of(new));
+            let side = |side: &Checkout, path: &Path| -> anyhow::Result<Option<String>> {
+                let Some(bytes) = side.tree().read(path)? else {
                     return Ok(None);
                 };
                 Ok(Some(if file == MANIFEST_FILE {
-                    decrypt_view(&identities, &fp, &bytes, &path)
+                    decrypt_view(&identities, &fp, &bytes, path)
                         .unwrap_or_else(|notice| format!("# castsync: {notice}\n"))
                 } else {
                     // `.env.example` holds placeholders, never values: shown as it is.
                     String::from_utf8_lossy(&bytes).into_owned()
                 }))
             };
-            let (a, b) = (side(&old)?, side(new.as_ref())?);
+            let (a, b) = (side(&old, &path_a)?, side(new, &path_b)?);
             if a == b {
                 continue;
             }
             diffs.push(FileDiff {
                 agent: agent.clone(),
-                path: path.display().to_string(),
+                old_path: path_a.display().to_string(),
+                new_path: path_b.display().to_string(),
                 old: a,
                 new: b,
                 manifest: file == MANIFEST_FILE,
@@ -186,7 +202,7 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
                 .map(|d| {
                     serde_json::json!({
                         "agent": d.agent,
-                        "path": d.path,
+                        "path": d.path(),
                         "status": d.status(),
                         "keys": d.keys(),
                         "diff": d.unified(old_rev, new_label),
@@ -217,7 +233,7 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
                 let fence = "`".repeat(longest_backtick_run(&text).max(2) + 1);
                 println!(
                     "#### {} ({})\n\n{fence}diff\n{}{fence}\n",
-                    md_escape(&d.path),
+                    md_escape(d.path()),
                     d.status(),
                     text
                 );
