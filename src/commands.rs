@@ -14,6 +14,7 @@ use crate::platform::{self, Platform, PlatformOptions};
 
 mod agent_files;
 mod completions;
+mod doctor;
 mod edit;
 mod import;
 mod init;
@@ -150,6 +151,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
         Command::Reconcile(args) => reconcile::run(g, &args).await,
+        Command::Doctor(args) => doctor::run(g, &args).await,
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),

@@ -1,9 +1,12 @@
 //! `castsync emulator`: the Castari secrets API served from the same store model as
 //! `local://`, for tests, demos and offline CI.
 //!
-//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", pagination with the
-//! real defaults, FastAPI-style 422s, a fixed-window rate limit with the real headers) and
-//! can misbehave on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
+//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", FastAPI-style 422s, a
+//! fixed-window rate limit with the real headers, the redeploy route) in one of two wire
+//! profiles (`--wire`): `sdk`, the default, answers exactly the shapes Castari's SDK reads
+//! (`{"secrets":[{"key"}]}`, unpaged, no timestamps, POST 201, DELETE 204); `docs` answers the
+//! API docs' variant (paged with `limit`/`offset`/`meta`, timestamped items). It can misbehave
+//! on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
 //! routes under `/_emulator/` count requests and read values back. It is not a secrets
 //! store: values sit in memory or in a plain JSON file, and the admin routes hand them out
 //! without authentication. It never logs a value or a request body.
@@ -18,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::EmulatorArgs;
+use crate::cli::{EmulatorArgs, Wire};
 use crate::commands::Exit;
 use crate::names::{NameError, validate_slug};
 use crate::platform::store::{Store, StoreError, StoreLock};
@@ -93,6 +96,7 @@ impl std::str::FromStr for RateLimit {
 #[derive(Debug)]
 pub(crate) struct Emu {
     store: Mutex<Store>,
+    wire: Wire,
     data: Option<PathBuf>,
     token: Option<String>,
     auto_create: bool,
@@ -149,6 +153,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
         created |= store.ensure_agent(agent);
     }
     let emu = Arc::new(Emu {
+        wire: args.wire,
         data: args.data.clone(),
         token: args.token.clone().filter(|t| !t.is_empty()),
         auto_create: args.auto_create_agents,
@@ -178,6 +183,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
     announce(addr)?;
     tracing::info!(
         %addr,
+        wire = ?args.wire,
         limit = rate.limit,
         period_secs = rate.period_secs,
         fail_rate = args.fail_rate,

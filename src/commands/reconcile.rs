@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::AgentResult;
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo};
+use crate::plan::Replace;
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
 use crate::source::{GitRevision, Tree, Worktree};
@@ -57,6 +58,16 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             );
         }
     };
+    let mut policy = reconcile::policy(
+        &repo.config,
+        args.apply.no_prune,
+        args.apply.allow_mass_delete,
+    );
+    policy.replace = Replace {
+        keys: args.replace.iter().cloned().collect(),
+        agents: args.replace_all.iter().flatten().cloned().collect(),
+        all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
+    };
     let request = Request {
         tree: tree.as_ref(),
         base: base.as_ref().map(|b| b as &dyn Tree),
@@ -64,11 +75,8 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         identities: &identities,
         platform: platform.clone(),
         state: Arc::new(Mutex::new(state)),
-        policy: reconcile::policy(
-            &repo.config,
-            args.apply.no_prune,
-            args.apply.allow_mass_delete,
-        ),
+        policy,
+        redeploy: args.apply.redeploy_override(),
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),

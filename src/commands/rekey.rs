@@ -15,7 +15,7 @@ use crate::source::Worktree;
 use crate::source::load::{LoadError, agent_slugs};
 
 /// How one file's recorded recipients compare with the config's.
-enum Drift {
+pub(super) enum Drift {
     Current,
     /// No `castsync:` block: written by hand or by another tool.
     Unrecorded,
@@ -102,7 +102,9 @@ pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<V
     })
 }
 
-fn rekey_one(
+/// Compares one manifest's recorded recipients with the config's; re-encrypts it unless
+/// `check_only` (which never writes: `doctor` relies on that).
+pub(super) fn rekey_one(
     files: &AgentFiles<'_>,
     identities: &Identities,
     check_only: bool,
@@ -132,7 +134,7 @@ fn rekey_one(
     Ok(drift)
 }
 
-fn describe(drift: &Drift) -> String {
+pub(super) fn describe(drift: &Drift) -> String {
     match drift {
         Drift::Current => "current".to_owned(),
         Drift::Unrecorded => {

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{ApiStats, Engine, Refreshed, RunReport, Scope};
+use super::engine::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
 use super::schedule::RateBudget;
 use super::source::{Origin, Snapshot};
+use crate::apply::Redeployed;
 use crate::cli::PlatformArgs;
 use crate::crypto::Identities;
-use crate::plan::{Action, SkipReason, UpdateReason};
+use crate::plan::{Action, UpdateReason};
 use crate::platform::{self, Platform, PlatformOptions};
 use crate::reconcile::{self, Outcome, Request};
 use crate::state::State;
@@ -26,6 +27,8 @@ pub struct ApplySettings {
     pub no_prune: bool,
     pub allow_mass_delete: bool,
     pub concurrency: usize,
+    /// `--redeploy` / `--no-redeploy` over the config's `redeploy`.
+    pub redeploy: Option<bool>,
 }
 
 pub struct Runner {
@@ -135,14 +138,16 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
             .count() as u64;
         if let Some(skip) = &agent.skipped {
             report.skipped += 1;
-            // A list failure is the platform's (retry); a bad manifest or a refused mass
-            // delete will not get better by retrying the same commit.
-            if matches!(skip, SkipReason::ListFailed { .. }) {
-                report.transient = true;
-            }
-            report
-                .agent_errors
-                .insert(agent.agent.clone(), skip.to_string());
+            // A failed list keeps its class (a 429 is retried, a 401 is not); a bad manifest
+            // or a refused mass delete will not get better by retrying the same commit.
+            report.agent_errors.insert(
+                agent.agent.clone(),
+                AgentFailure {
+                    message: skip.to_string(),
+                    class: skip.class(),
+                    hint: skip.platform_error().and_then(|e| e.hint()),
+                },
+            );
         }
     }
     if let Some(apply) = &outcome.report {
@@ -150,25 +155,37 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
             for change in &result.applied {
                 match change.action {
                     Action::Create => report.applied.create += 1,
-                    Action::Update(_) => report.applied.update += 1,
+                    Action::Update(_) | Action::Replace => report.applied.update += 1,
                     Action::Delete => report.applied.delete += 1,
                 }
             }
-            if result.ok() {
-                continue;
+            if result.redeploy == Some(Redeployed::Done) {
+                report.redeployed += 1;
             }
-            report.transient = true;
-            let message = match (&result.error, result.failed.first()) {
-                (Some(e), _) => e.clone(),
-                (None, Some(first)) => format!(
+            let Some(class) = result.class() else {
+                continue;
+            };
+            let message = match (&result.error, result.failed.first(), &result.redeploy) {
+                (Some(e), _, _) => e.to_string(),
+                (None, Some(first), _) => format!(
                     "{} change(s) did not land; first: {} ({})",
                     result.failed.len(),
                     first.change.key,
                     first.reason
                 ),
-                (None, None) => "apply failed".to_owned(),
+                (None, None, Some(Redeployed::Failed(e))) => format!(
+                    "redeploy failed: {e}; its secrets are applied and the redeploy is retried"
+                ),
+                _ => "apply failed".to_owned(),
             };
-            report.agent_errors.insert(result.agent.clone(), message);
+            report.agent_errors.insert(
+                result.agent.clone(),
+                AgentFailure {
+                    message,
+                    class,
+                    hint: result.first_platform_error().and_then(|e| e.hint()),
+                },
+            );
         }
     }
     report
@@ -212,6 +229,10 @@ impl Engine for Runner {
             },
             _ => RateBudget::default(),
         }
+    }
+
+    fn reload(&mut self) {
+        self.platform = None;
     }
 
     fn api_stats(&self) -> Option<ApiStats> {
@@ -277,6 +298,7 @@ impl Runner {
                 self.settings.no_prune,
                 self.settings.allow_mass_delete,
             ),
+            redeploy: self.settings.redeploy,
             only,
             dry_run: false,
             concurrency: self.settings.concurrency,
