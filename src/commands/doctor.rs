@@ -333,6 +333,18 @@ fn check_recipients(repo: &Repo, slugs: &[String], ids: &Identities, report: &mu
         let drift = AgentFiles::new(repo, slug).and_then(|files| rekey_one(&files, ids, true));
         match drift {
             Ok(Drift::Current) => {}
+            Ok(Drift::Unrecorded) => {
+                stale += 1;
+                report.push(
+                "recipients",
+                Some(slug),
+                Status::Warn,
+                "the manifest records no recipients (written by hand or another tool), so castsync cannot tell whether it needs a rekey".to_owned(),
+                    Some(format!(
+                        "`castsync rekey {slug}` re-encrypts it to the configured recipients and records them"
+                    )),
+                )
+            }
             Ok(drift) => {
                 stale += 1;
                 report.push(
@@ -425,13 +437,14 @@ async fn check_platform(repo: &Repo, args: &DoctorArgs, slugs: &[String], report
             Err(PlatformError::Unauthorized { detail }) => {
                 report.add("platform", Status::Ok, transport.clone());
                 let error = PlatformError::Unauthorized { detail };
-                report.push(
-                    "api key",
-                    None,
-                    Status::Fail,
-                    error.to_string(),
-                    error.hint(),
-                );
+                // The hint points at doctor itself; here that would go in a circle.
+                let fix = error.hint().map(|h| {
+                    h.split("; `castsync doctor`")
+                        .next()
+                        .unwrap_or(&h)
+                        .to_owned()
+                });
+                report.push("api key", None, Status::Fail, error.to_string(), fix);
                 // Every other agent would answer the same: stop here.
                 return;
             }
