@@ -17,7 +17,7 @@ use crate::apply::Redeployed;
 use crate::cli::PlatformArgs;
 use crate::crypto::Identities;
 use crate::plan::{Action, UpdateReason};
-use crate::platform::{self, Platform, PlatformOptions};
+use crate::platform::{self, OpenError, Platform, PlatformOptions};
 use crate::reconcile::{self, Outcome, Request};
 use crate::state::State;
 
@@ -70,7 +70,7 @@ impl Runner {
         &mut self,
         url: String,
         agents: &[String],
-    ) -> Result<Arc<dyn Platform>, String> {
+    ) -> Result<Arc<dyn Platform>, OpenError> {
         let mut url = url;
         if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
             && Path::new(path).is_relative()
@@ -97,8 +97,7 @@ impl Runner {
         let api_key = if local {
             None
         } else {
-            platform::read_api_key(self.platform_args.api_key_file.as_deref())
-                .map_err(|e| e.to_string())?
+            platform::read_api_key(self.platform_args.api_key_file.as_deref())?
         };
         let opened = platform::open(PlatformOptions {
             url,
@@ -106,8 +105,7 @@ impl Runner {
             allow_insecure_http: self.platform_args.allow_insecure_http,
             declared_agents: agents.to_vec(),
             ..PlatformOptions::default()
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         self.platform = Some((cache_key, opened.clone()));
         Ok(opened)
     }
@@ -284,7 +282,8 @@ impl Runner {
         );
         let platform = match self.platform_for(url, &snapshot.agents) {
             Ok(p) => p,
-            Err(e) => return failed_run(revision, e),
+            // Not retried: a missing key or a bad URL needs a new config or SIGHUP.
+            Err(e) => return failed_run(revision, e.to_string()),
         };
         let request = Request {
             tree: tree.as_ref(),

@@ -44,7 +44,9 @@ pub const REDEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
 pub const USER_AGENT: &str = concat!("castsync/", env!("CARGO_PKG_VERSION"));
 /// Largest response body read.
 const MAX_BODY: usize = 8 * 1024 * 1024;
-/// The API's detail for an unknown agent.
+/// The API's detail for an unknown agent: 404 `{"detail": "Agent not found"}` (the API docs'
+/// error table; the SDK turns any 404 into a `NotFoundError` carrying the `detail`,
+/// SDK-confirmed). Only this detail makes a 404 mean "no such agent".
 pub const AGENT_NOT_FOUND: &str = "Agent not found";
 
 /// Everything the client needs. `Debug` masks the key (secrecy).
@@ -336,9 +338,9 @@ impl CastariClient {
                 "rate limit"
             );
         }
-        let body = read_body(response).await.map_err(|detail| {
+        let body = read_body(response).await.map_err(|error| {
             self.lock_stats().transport_errors += 1;
-            AttemptError::transient(PlatformError::Transient { detail }, None)
+            AttemptError::transient(error, None)
         })?;
         Ok(Reply {
             status,
@@ -396,26 +398,34 @@ impl Call {
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes.
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+/// A protocol error's detail prefixed with where it happened.
+fn in_context(error: PlatformError, context: &str) -> PlatformError {
+    match error {
+        PlatformError::Protocol { detail } => PlatformError::Protocol {
+            detail: format!("{context}: {detail}"),
+        },
+        other => other,
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes; a body cut short or too large is transient.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, PlatformError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > MAX_BODY {
-                    return Err(format!(
-                        "response body larger than {} MiB",
-                        MAX_BODY / 1024 / 1024
-                    ));
+                    return Err(PlatformError::Transient {
+                        detail: format!("response body larger than {} MiB", MAX_BODY / 1024 / 1024),
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
             Err(err) => {
-                return Err(format!(
-                    "reading the response: {}",
-                    describe_transport(&err)
-                ));
+                return Err(PlatformError::Transient {
+                    detail: format!("reading the response: {}", describe_transport(&err)),
+                });
             }
         }
     }
@@ -466,7 +476,8 @@ fn judge(call: Call, agent: &str, reply: Reply) -> Result<Vec<u8>, AttemptError>
                 agent: agent.to_owned(),
             })
         }
-        // The key is already gone: that is what a delete wants. Only a JSON 404 counts; a
+        // The key is already gone: that is what a delete wants (assumption: the API's answer
+        // for a missing key is not documented). Only a JSON 404 counts; a
         // bare 404 page more likely means a wrong base URL.
         404 if call == Call::Delete && json_detail.is_some() => Ok(Vec::new()),
         404 if call == Call::Redeploy => terminal(PlatformError::InvalidRequest {
@@ -588,11 +599,9 @@ impl Platform for CastariClient {
                 .call(Call::List, Method::GET, url, agent, None, |body| {
                     // A garbled page is worth another GET; after the retries it is a
                     // protocol error, never a shorter list.
-                    wire::parse_list(body).map_err(|detail| {
+                    wire::parse_list(body).map_err(|e| {
                         AttemptError::transient(
-                            PlatformError::Protocol {
-                                detail: format!("agent {agent:?}, offset {offset}: {detail}"),
-                            },
+                            in_context(e, &format!("agent {agent:?}, offset {offset}")),
                             None,
                         )
                     })
@@ -601,11 +610,7 @@ impl Platform for CastariClient {
             match pager.accept(page) {
                 Ok(paging::Next::Fetch { offset: next }) => offset = next,
                 Ok(paging::Next::Done) => return Ok(pager.finish()),
-                Err(detail) => {
-                    return Err(PlatformError::Protocol {
-                        detail: format!("agent {agent:?}: {detail}"),
-                    });
-                }
+                Err(e) => return Err(in_context(e, &format!("agent {agent:?}"))),
             }
         }
     }

@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 
 use super::wire::Page;
-use crate::platform::{ListShape, Listing, Paging, RemoteKey, Timestamps};
+use crate::platform::{ListShape, Listing, Paging, PlatformError, RemoteKey, Timestamps};
 
 /// A list longer than this is refused (a server that keeps answering with new keys).
 pub const MAX_KEYS: usize = 100_000;
@@ -56,8 +56,10 @@ impl Pager {
     }
 
     /// Takes the page that answered the last [`Next::Fetch`] (offset 0 first). An error is
-    /// an inconsistent list (a later page repeating part of an earlier one, or no end).
-    pub fn accept(&mut self, page: Page) -> Result<Next, String> {
+    /// an inconsistent list (a later page repeating part of an earlier one, or no end): a
+    /// protocol error, which is transient (the agent may have changed during the walk).
+    pub fn accept(&mut self, page: Page) -> Result<Next, PlatformError> {
+        let inconsistent = |detail: String| PlatformError::Protocol { detail };
         self.requests += 1;
         let offset = self.keys.len();
         let names: Vec<String> = page.keys.iter().map(|k| k.key.clone()).collect();
@@ -75,19 +77,19 @@ impl Pager {
             self.paging = Paging::Unpaged;
             return Ok(Next::Done);
         } else if page.keys.len() > self.limit {
-            return Err(format!(
+            return Err(inconsistent(format!(
                 "the page at offset {offset} holds {} keys, more than the {} asked for",
                 page.keys.len(),
                 self.limit
-            ));
+            )));
         }
         let count = page.keys.len();
         for key in page.keys {
             if !self.seen.insert(key.key.clone()) {
-                return Err(format!(
+                return Err(inconsistent(format!(
                     "the page at offset {offset} repeats key {:?} from an earlier page; the list is inconsistent (was the agent changed during the run?)",
                     key.key
-                ));
+                )));
             }
             self.keys.push(key);
         }
@@ -96,9 +98,9 @@ impl Pager {
             self.paging = Paging::Paged;
         }
         if self.keys.len() > MAX_KEYS {
-            return Err(format!(
+            return Err(inconsistent(format!(
                 "more than {MAX_KEYS} keys listed; is the platform ignoring offset?"
-            ));
+            )));
         }
         let more = match page.meta {
             Some(meta) => {
@@ -162,16 +164,17 @@ mod tests {
     }
 
     /// Serves `pages` in order and returns the listing and the offsets asked for.
+    /// Serves `pages` in order: the listing and the offsets asked for, or the error text.
     fn walk(limit: usize, pages: Vec<Page>) -> Result<(Listing, Vec<usize>), String> {
         let mut pager = Pager::new(limit);
         let mut offsets = vec![0];
         for p in pages {
-            match pager.accept(p)? {
+            match pager.accept(p).map_err(|e| e.to_string())? {
                 Next::Fetch { offset } => offsets.push(offset),
                 Next::Done => return Ok((pager.finish(), offsets)),
             }
         }
-        Err(format!("the pager wanted more pages: {offsets:?}"))
+        panic!("the pager wanted more pages: {offsets:?}")
     }
 
     #[test]

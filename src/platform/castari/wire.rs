@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::platform::RemoteKey;
+use crate::platform::{PlatformError, RemoteKey};
 
 /// Fields of a list body that may hold the array of keys. `secrets` is what the SDK reads
 /// (`@castari/sdk` `agents.ts`: `response.secrets`, SDK-confirmed); `items` and `data` are
@@ -68,14 +68,15 @@ pub struct Page {
 /// `items`/`data`, or a bare array; `meta` is read when present. Each item needs a `key`
 /// string; `created_at`/`updated_at` are used when they are strings and ignored otherwise,
 /// as is every other field. The error says what is wrong in words (never quoting the body).
-pub fn parse_list(body: &[u8]) -> Result<Page, String> {
+pub fn parse_list(body: &[u8]) -> Result<Page, PlatformError> {
+    let malformed = |detail: String| PlatformError::Protocol { detail };
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        format!(
+        malformed(format!(
             "the list response is not JSON (line {} column {}, {} bytes)",
             e.line(),
             e.column(),
             body.len()
-        )
+        ))
     })?;
     let (items, meta) = match &value {
         Value::Array(items) => (items, None),
@@ -84,7 +85,7 @@ pub fn parse_list(body: &[u8]) -> Result<Page, String> {
                 .iter()
                 .find_map(|f| map.get(*f).and_then(Value::as_array))
                 .ok_or_else(|| {
-                    "the list response is an object without an array under \"secrets\", \"items\" or \"data\"".to_owned()
+                    malformed("the list response is an object without an array under \"secrets\", \"items\" or \"data\"".to_owned())
                 })?;
             // A `meta` that is not the expected object is ignored, not an error: paging then
             // falls back to page lengths.
@@ -93,7 +94,11 @@ pub fn parse_list(body: &[u8]) -> Result<Page, String> {
                 .and_then(|m| serde_json::from_value::<Meta>(m.clone()).ok());
             (items, meta)
         }
-        _ => return Err("the list response is neither an array nor an object".to_owned()),
+        _ => {
+            return Err(malformed(
+                "the list response is neither an array nor an object".to_owned(),
+            ));
+        }
     };
     let mut keys = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
@@ -101,9 +106,11 @@ pub fn parse_list(body: &[u8]) -> Result<Page, String> {
         let text = |field: &str| item.get(field).and_then(Value::as_str).map(str::to_owned);
         let key = text("key")
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| format!("list item {i} has no \"key\" string"))?;
+            .ok_or_else(|| malformed(format!("list item {i} has no \"key\" string")))?;
         if !seen.insert(key.clone()) {
-            return Err(format!("the list response names key {key:?} twice"));
+            return Err(malformed(format!(
+                "the list response names key {key:?} twice"
+            )));
         }
         keys.push(RemoteKey {
             key,
@@ -168,7 +175,8 @@ fn truncate(mut text: String) -> String {
     text
 }
 
-/// `Retry-After` as a wait: delta seconds or an HTTP date.
+/// `Retry-After` as a wait: whole seconds (the SDK reads it with `parseInt`, SDK-confirmed),
+/// or an HTTP date (allowed by HTTP; tolerated as an assumption).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<u64>() {
@@ -255,7 +263,8 @@ mod tests {
             br#"[{"key":"A"},{"key":"A"}]"#,
         ] {
             let err = parse_list(body).unwrap_err();
-            assert!(!err.contains("canary"), "{err}");
+            assert!(matches!(err, PlatformError::Protocol { .. }));
+            assert!(!err.to_string().contains("canary"), "{err}");
         }
     }
 
