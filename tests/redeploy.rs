@@ -61,6 +61,7 @@ fn the_plan_and_the_pull_request_markdown_name_the_agents_to_redeploy(wire: Wire
             .args(["--dry-run", "--output", "json"]),
     );
     let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_plan_schema(&plan);
     assert_eq!(plan["totals"]["redeploy"], 1);
     assert_eq!(plan["agents"][0]["redeploy"], "changes");
     assert_eq!(plan["agents"][1]["redeploy"], serde_json::Value::Null);
@@ -114,6 +115,7 @@ fn a_failed_redeploy_exits_1_keeps_the_secrets_and_is_retried_next_run(wire: Wir
     let (code, stdout, stderr) = outcome(repo.reconcile(&emu.url).args(["--output", "json"]));
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_plan_schema(&report);
     let alpha = &report["result"]["agents"][0];
     assert_eq!(alpha["agent"], "alpha");
     assert_eq!(alpha["applied"][0]["key"], "A1", "the secret landed");

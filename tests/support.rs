@@ -295,3 +295,18 @@ pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Validates a `reconcile --output json` document against `schemas/plan.schema.json`.
+pub fn assert_plan_schema(plan: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/plan.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(plan).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{plan:#}");
+}

@@ -85,6 +85,7 @@ fn a_wrong_api_key_fails_once_per_agent_with_a_message_about_the_key(wire: Wire)
     let (code, stdout, _) = outcome(repo.reconcile(&emu.url).args(["--output", "json"]));
     assert_eq!(code, 1);
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_plan_schema(&plan);
     let skipped = &plan["agents"][0]["skipped"];
     assert_eq!(skipped["kind"], "list-failed");
     assert_eq!(skipped["class"], "terminal");
@@ -186,6 +187,7 @@ fn replace_rewrites_named_values_and_refuses_unknown_targets(wire: Wire) {
     ]));
     assert_eq!(code, 0, "{stdout}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_plan_schema(&plan);
     assert_eq!(plan["totals"]["replace"], 1);
     assert_eq!(plan["agents"][1]["changes"][0]["action"], "replace");
     assert_eq!(emu.requests("POST"), 0);
