@@ -156,6 +156,13 @@ fn remote_keys_castsync_would_not_create_are_listed_and_pruned(wire: Wire) {
         stdout.contains("- my-key") && stdout.contains("- lower_case"),
         "{stdout}"
     );
+    let (_, json, _) = outcome(
+        repo.reconcile(&emu.url)
+            .args(["--dry-run", "--output", "json"]),
+    );
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_plan_schema(&plan);
+    assert_eq!(plan["totals"]["delete"], 2);
     let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(emu.value("alpha", "my-key"), None);
