@@ -12,14 +12,19 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::agent_files::AgentFiles;
-use super::rekey::{Drift, describe, rekey_one};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::rekey::describe;
 use super::{Exit, Repo};
+use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{DoctorArgs, DoctorFormat, GlobalArgs};
 use crate::config::{self, Config, Redeploy};
 use crate::crypto::Identities;
-use crate::platform::{self, Listing, Paging, Platform, PlatformError, Timestamps};
-use crate::source::Worktree;
+use crate::platform::{
+    self, Listing, Paging, Platform, PlatformError, PlatformOptions, Timestamps,
+};
+use crate::source::Checkout;
 use crate::source::load;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,57 +167,26 @@ fn text(report: &Report) -> String {
 }
 
 async fn check_all(global: &GlobalArgs, args: &DoctorArgs, report: &mut Report) {
+    // The same discovery every command uses: `-C DIR`, else the nearest castsync.yaml up.
     let root = match Repo::locate(global) {
         Ok(root) => root,
         Err(e) => return report.fail("repository", None, format!("{e:#}")),
+    };
+    let checkout = match Checkout::worktree(&root, global.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return report.fail("config", None, e),
     };
     let config_file = global
         .config
         .clone()
         .unwrap_or_else(|| root.join(config::FILE_NAME));
-    let config = match Config::load(&root, global.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return report.fail("config", None, e),
-    };
-    let tree = Worktree::new(&root);
-    let slugs = match load::agent_slugs(&tree, &config) {
-        Ok(s) => s,
-        Err(e) => return report.fail("repository", None, e),
-    };
-    if !config_file.exists() && slugs.is_empty() {
-        return report.push(
-            "repository",
-            None,
-            Status::Fail,
-            format!(
-                "{} has no {} and no agents under {}: not a castsync repository",
-                root.display(),
-                config::FILE_NAME,
-                config.agents_dir.display()
-            ),
-            Some(
-                "run castsync in the secrets repository or pass -C DIR; `castsync init` creates one"
-                    .to_owned(),
-            ),
-        );
-    }
-    if config_file.exists() {
-        report.add(
-            "repository",
-            Status::Ok,
-            format!("{} ({})", root.display(), config_file.display()),
-        );
-    } else {
-        report.add(
-            "repository",
-            Status::Warn,
-            format!(
-                "{} has no {}: every setting takes its default",
-                root.display(),
-                config::FILE_NAME
-            ),
-        );
-    }
+    report.add(
+        "repository",
+        Status::Ok,
+        format!("{} ({})", root.display(), config_file.display()),
+    );
+    let config = &checkout.config;
+    let slugs = checkout.agents.clone();
     if slugs.is_empty() {
         report.push(
             "agents",
@@ -237,15 +211,12 @@ async fn check_all(global: &GlobalArgs, args: &DoctorArgs, report: &mut Report) 
         ),
     );
 
-    let identities = check_identities(global, report);
-    if let Some(identities) = &identities {
-        check_manifests(&tree, &config, identities, report);
-        let repo = Repo::with_config(root.clone(), config.clone(), global);
-        check_recipients(&repo, &slugs, identities, report);
+    if let Some(identities) = check_identities(global, report) {
+        check_manifests(&checkout, &identities, report);
+        check_recipients(&root, config, &slugs, &identities, report);
     }
-    check_redeploy(&config, &slugs, report);
-    let repo = Repo::with_config(root, config, global);
-    check_platform(&repo, args, &slugs, report).await;
+    check_redeploy(config, &slugs, report);
+    check_platform(&root, config, args, &slugs, report).await;
 }
 
 fn check_identities(global: &GlobalArgs, report: &mut Report) -> Option<Identities> {
@@ -281,8 +252,8 @@ fn check_identities(global: &GlobalArgs, report: &mut Report) -> Option<Identiti
     }
 }
 
-fn check_manifests(tree: &Worktree, config: &Config, ids: &Identities, report: &mut Report) {
-    let loaded = match load::load_all(tree, config, ids, &BTreeSet::new()) {
+fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
+    let loaded = match load::load_all(checkout.tree(), &checkout.config, ids, &BTreeSet::new()) {
         Ok(l) => l,
         Err(e) => return report.fail("manifest", None, e),
     };
@@ -326,11 +297,19 @@ fn check_manifests(tree: &Worktree, config: &Config, ids: &Identities, report: &
     }
 }
 
-fn check_recipients(repo: &Repo, slugs: &[String], ids: &Identities, report: &mut Report) {
+fn check_recipients(
+    root: &Path,
+    config: &Config,
+    slugs: &[String],
+    ids: &Identities,
+    report: &mut Report,
+) {
     let mut stale = 0usize;
     for slug in slugs {
-        // `rekey_one` with `check_only` compares and never writes.
-        let drift = AgentFiles::new(repo, slug).and_then(|files| rekey_one(&files, ids, true));
+        // `rekey` with `check_only` compares and never writes.
+        let drift = AgentFiles::new(root, config, slug)
+            .and_then(|files| authoring::rekey(&files, ids, true))
+            .map(|written| written.outcome);
         match drift {
             Ok(Drift::Current) => {}
             Ok(Drift::Unrecorded) => {
@@ -392,14 +371,50 @@ fn check_redeploy(config: &Config, slugs: &[String], report: &mut Report) {
     report.add("redeploy", Status::Note, message);
 }
 
-async fn check_platform(repo: &Repo, args: &DoctorArgs, slugs: &[String], report: &mut Report) {
-    let url = platform::resolve_url(
+/// The platform a reconcile of this repository would use (`--api-url`, `CASTARI_API_URL`,
+/// `platform.url`, the default; a relative `local://PATH` under the root). Opened here
+/// rather than through `target::Target`, which also needs working identities: doctor
+/// checks the platform even when they are broken.
+fn open_platform(
+    root: &Path,
+    config: &Config,
+    args: &DoctorArgs,
+    slugs: &[String],
+) -> Result<(String, Arc<dyn Platform>), platform::OpenError> {
+    let mut url = platform::resolve_url(
         args.platform.api_url.as_deref(),
-        repo.config.platform.url.as_deref(),
+        config.platform.url.as_deref(),
     );
-    let platform = match repo.platform(&args.platform, slugs.to_vec()) {
-        Ok(p) => p,
-        Err(e) => return report.fail("platform", None, format!("{e:#}")),
+    if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
+        && Path::new(path).is_relative()
+    {
+        url = format!("{}{}", platform::LOCAL_SCHEME, root.join(path).display());
+    }
+    let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
+        None
+    } else {
+        platform::read_api_key(args.platform.api_key_file.as_deref())?
+    };
+    let opened = platform::open(PlatformOptions {
+        url: url.clone(),
+        api_key,
+        allow_insecure_http: args.platform.allow_insecure_http,
+        declared_agents: slugs.to_vec(),
+        ..PlatformOptions::default()
+    })?;
+    Ok((url, opened))
+}
+
+async fn check_platform(
+    root: &Path,
+    config: &Config,
+    args: &DoctorArgs,
+    slugs: &[String],
+    report: &mut Report,
+) {
+    let (url, platform) = match open_platform(root, config, args, slugs) {
+        Ok(opened) => opened,
+        Err(e) => return report.fail("platform", None, e),
     };
     let transport = if url.starts_with(platform::LOCAL_SCHEME) {
         format!(

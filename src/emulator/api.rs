@@ -31,10 +31,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
+use super::Wire;
 use super::conn::Conn;
 use super::faults::{Fault, Quota};
 use super::{Emu, lock};
-use crate::cli::Wire;
 use crate::names::{MAX_KEY_LEN, validate_key, validate_slug};
 use crate::platform::castari::AGENT_NOT_FOUND;
 use crate::platform::castari::wire::ValidationIssue;
