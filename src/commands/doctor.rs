@@ -243,6 +243,9 @@ fn check_identities(global: &GlobalArgs, report: &mut Report) -> Option<Identiti
                 .map(ToString::to_string)
                 .collect();
             report.add("identities", Status::Ok, loaded.join("; "));
+            for warning in ids.warnings() {
+                report.add("identities", Status::Warn, warning.clone());
+            }
             Some(ids)
         }
         Err(e) => {
