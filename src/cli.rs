@@ -26,7 +26,8 @@ macro_rules! exit_status {
 Exit status:
   0  success; with --exit-code (reconcile --dry-run, diff): no changes
   1  an error: a usage error (unknown flag, bad value), an invalid manifest, an agent that
-     failed or was skipped, a platform error, or an apply declined at the prompt
+     failed or was skipped, a platform error, a failed redeploy, a failed doctor check, or
+     an apply declined at the prompt
   2  only with --exit-code (reconcile --dry-run, diff): there are changes"
     };
 }
@@ -254,14 +255,31 @@ pub enum Command {
         "castsync reconcile                                    # asks before deleting on a terminal",
         "castsync reconcile --yes --agent support-bot",
         "castsync reconcile --dry-run --exit-code -o markdown  # CI: exit 2 when there are changes",
-        "castsync reconcile --api-url local://dev.json      # the embedded store: no server, no key",
+        "castsync reconcile --api-url local://dev.json         # the embedded store: no server, no key",
+        "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
+        "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
+        "castsync reconcile --redeploy                         # redeploy each changed agent",
     )))]
     Reconcile(ReconcileArgs),
+    /// Check the setup read-only: repository, identities, recipients, platform, API key,
+    /// rate limits, and what each agent's key list means for drift.
+    #[command(after_long_help = concat!(
+        "Exit status:\n",
+        "  0  nothing failed (notes and warnings may be listed)\n",
+        "  1  a check failed (each is listed with its fix) or a usage error\n\n",
+        examples!(
+            "castsync doctor                             # with the real API key in CASTARI_API_KEY",
+            "castsync doctor --api-url local://dev.json  # the embedded store: no server, no key",
+            "castsync doctor -o json | jq '.checks[] | select(.status == \"fail\")'",
+        )
+    ))]
+    Doctor(DoctorArgs),
     /// Run as a daemon that follows a branch and converges on every change.
     #[command(after_long_help = examples!(
         "castsync watch --git-url https://github.com/acme/agent-secrets --branch main",
         "castsync watch --git-url ssh://git@github.com/acme/agent-secrets --ssh-key deploy_key --interval 5m",
         "castsync -C agent-secrets watch --api-url local://dev.json   # follow a working tree",
+        "castsync watch --git-url https://github.com/acme/agent-secrets --no-redeploy",
     ))]
     Watch(WatchArgs),
     /// Serve a local emulator of the Castari secrets API (tests, demos, offline CI).
@@ -269,6 +287,7 @@ pub enum Command {
         "castsync emulator --auto-create-agents",
         "castsync emulator --listen 127.0.0.1:0 --rate-limit 10/6 --data emu.json",
         "castsync emulator --fail-rate 0.2 --fail-mode 429 --seed 7",
+        "castsync emulator --wire docs --agents support-bot   # the docs' paged, timestamped lists",
     ))]
     Emulator(EmulatorArgs),
     /// git diff driver: print an encrypted manifest's keys with keyed fingerprints.
@@ -436,6 +455,23 @@ pub struct ApplyArgs {
     /// State file (default: .castsync/state.json under the repository).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Redeploy each agent whose secrets change, whatever the config's `redeploy` says.
+    #[arg(long, conflicts_with = "no_redeploy")]
+    pub redeploy: bool,
+    /// Never redeploy, whatever the config's `redeploy` says.
+    #[arg(long)]
+    pub no_redeploy: bool,
+}
+
+impl ApplyArgs {
+    /// `--redeploy` → Some(true), `--no-redeploy` → Some(false), neither → the config.
+    pub fn redeploy_override(&self) -> Option<bool> {
+        match (self.redeploy, self.no_redeploy) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -462,8 +498,45 @@ pub struct ReconcileArgs {
     /// applied only after `y`; without a terminal castsync never asks.
     #[arg(short, long)]
     pub yes: bool,
+    /// Rewrite this key's value whatever the state says (repeatable), as `terraform apply
+    /// -replace`: heals a value changed on a platform that lists no timestamps.
+    #[arg(long = "replace", value_name = "AGENT/KEY", value_parser = parse_replace_target)]
+    pub replace: Vec<(String, String)>,
+    /// Rewrite every value of these agents (of every agent when none is named).
+    #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
+    pub replace_all: Option<Vec<String>>,
     #[command(flatten)]
     pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// `AGENT/KEY` for `--replace`.
+fn parse_replace_target(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((agent, key)) if !agent.is_empty() && !key.is_empty() && !key.contains('/') => {
+            Ok((agent.to_owned(), key.to_owned()))
+        }
+        _ => Err(format!(
+            "expected AGENT/KEY (e.g. support-bot/OPENAI_API_KEY), got {s:?}"
+        )),
+    }
+}
+
+/// `-o/--output` of doctor (a report, not a plan: no Markdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    /// One ok/note/warn/FAIL line per check, with a fix under each problem.
+    Text,
+    /// Versioned JSON, described by schemas/doctor.schema.json.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// How to print the report.
+    #[arg(short, long, value_enum, default_value_t = DoctorFormat::Text, value_name = "FORMAT")]
+    pub output: DoctorFormat,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
@@ -521,8 +594,22 @@ pub enum FailMode {
     Mixed,
 }
 
+/// Which wire format the emulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Wire {
+    /// Exactly the shapes of Castari's SDK: `{"secrets":[{"key"}]}`, unpaged, no timestamps,
+    /// POST 201, DELETE 204.
+    #[default]
+    Sdk,
+    /// The API docs' variant: paged (`limit`, `offset`, `meta`), timestamped items.
+    Docs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct EmulatorArgs {
+    /// Wire format: the SDK's shapes (default) or the docs' paged, timestamped variant.
+    #[arg(long, value_enum, default_value_t = Wire::Sdk)]
+    pub wire: Wire,
     /// Address to listen on (port 0 picks a free port; the first stdout line says which).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{AgentResult, Progress};
+use crate::apply::{AgentResult, Progress, Redeployed};
 use crate::plan::Plan;
 use crate::platform::Platform;
 use crate::reconcile::Observer;
@@ -211,14 +211,16 @@ impl Progress for Console {
             return;
         }
         let applied = result.applied.len();
-        let outcome = if result.ok() {
-            format!("{applied} change(s) applied")
-        } else {
-            format!(
-                "{applied} change(s) applied, {} failed",
-                result.failed.len().max(1)
-            )
-        };
+        let mut outcome = format!("{applied} change(s) applied");
+        if !result.failed.is_empty() || result.error.is_some() {
+            outcome.push_str(&format!(", {} failed", result.failed.len().max(1)));
+        }
+        outcome.push_str(match &result.redeploy {
+            None => "",
+            Some(Redeployed::Done) => ", redeployed",
+            Some(Redeployed::Failed(_)) => ", redeploy failed",
+            Some(Redeployed::Postponed) => ", redeploy postponed to the next run",
+        });
         eprintln!(
             "{}: {outcome} ({done}/{} agents, {}/{} requests)",
             result.agent,
