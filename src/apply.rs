@@ -505,3 +505,57 @@ async fn redeploy(
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RedeployReason;
+
+    fn agent(
+        name: &str,
+        changes: &[(&str, Action)],
+        redeploy: Option<RedeployReason>,
+    ) -> AgentPlan {
+        AgentPlan {
+            agent: name.to_owned(),
+            skipped: None,
+            changes: changes
+                .iter()
+                .map(|(key, action)| Change {
+                    key: (*key).to_owned(),
+                    action: *action,
+                })
+                .collect(),
+            unchanged: Vec::new(),
+            drift_ignored: Vec::new(),
+            kept: Vec::new(),
+            unmanaged: Vec::new(),
+            redeploy,
+            drift_blind: false,
+        }
+    }
+
+    #[test]
+    fn the_request_count_covers_sets_deletes_verifying_lists_and_redeploys() {
+        let plan = Plan {
+            agents: vec![
+                // 2 sets + 1 delete + 1 verifying list + 1 redeploy.
+                agent(
+                    "a",
+                    &[
+                        ("A1", Action::Create),
+                        ("A2", Action::Replace),
+                        ("A3", Action::Delete),
+                    ],
+                    Some(RedeployReason::Changes),
+                ),
+                // An owed redeploy alone: no write, so no verifying list either.
+                agent("b", &[], Some(RedeployReason::Pending)),
+                // 1 set + 1 verifying list.
+                agent("c", &[("C1", Action::Create)], None),
+                // Nothing to do: no request.
+                agent("d", &[], None),
+            ],
+        };
+        assert_eq!(request_count(&plan), 5 + 1 + 2);
+    }
+}

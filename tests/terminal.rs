@@ -170,3 +170,40 @@ fn on_a_terminal_a_progress_bar_shows_requests_the_rate_limit_wait_and_an_eta() 
     assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two"));
     assert_no_canary("the terminal", &output, &[CANARY]);
 }
+
+#[test]
+fn progress_counts_redeploys_including_one_owed_by_an_earlier_run() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("redeploy: on-change");
+    repo.agent("alpha", &[("A1", "a-one")]);
+    repo.agent("beta", &[("B1", "b-one"), ("B2", CANARY)]);
+    // alpha: 1 set, 1 verifying list, 1 redeploy; beta: 2 sets, 1 list, 1 redeploy.
+    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("1 change(s) applied, redeployed ("),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2/2 agents, 7/7 requests)"), "{stderr}");
+    assert_eq!(emu.redeploys("alpha"), 1);
+    assert_eq!(emu.redeploys("beta"), 1);
+
+    // A failed redeploy is owed; the next run's only request for alpha is that redeploy.
+    repo.agent("alpha", &[("A1", "a-one-v2")]);
+    emu.pin_fault("alpha", Some("POST"), Some("redeploy"), 403);
+    let (code, _, stderr) = outcome(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("alpha: 1 change(s) applied, redeploy failed (1/1 agents, 3/3 requests)"),
+        "{stderr}"
+    );
+    emu.clear_faults();
+    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("alpha: 0 change(s) applied, redeployed (1/1 agents, 1/1 requests)"),
+        "{stderr}"
+    );
+    assert_eq!(emu.redeploys("alpha"), 2);
+    assert_no_canary("progress", &format!("{stdout}{stderr}"), &[CANARY]);
+}
