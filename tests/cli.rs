@@ -32,7 +32,7 @@ fn schema_validator(name: &str) -> jsonschema::Validator {
 }
 
 /// Parses `stdout` as JSON and checks it against `schema`; returns the document.
-fn assert_matches_schema(schema: &str, stdout: &str) -> serde_json::Value {
+pub(crate) fn assert_matches_schema(schema: &str, stdout: &str) -> serde_json::Value {
     let doc: serde_json::Value =
         serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
     let errors: Vec<String> = schema_validator(schema)
@@ -136,6 +136,10 @@ fn a_mistyped_flag_exits_1_for_every_command_even_with_exit_code() {
         "watch --interval 5x",
         "watch --resync 0s",
         "reconcile --concurrency 0",
+        "reconcile --replace no-slash",
+        "reconcile --redeploy --no-redeploy",
+        "doctor -o markdown",
+        "emulator --wire grpc",
         "completions tcsh",
         "no-such-command",
         "",
@@ -321,6 +325,32 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
             None,
             1,
         ),
+        ("doctor", &["doctor"], None, 0),
+        ("doctor -o json", &["doctor", "-o", "json"], None, 0),
+        (
+            "doctor with an unreadable API key file",
+            &["doctor", "--api-key-file", "/nonexistent/key"],
+            None,
+            1,
+        ),
+        (
+            "reconcile --replace of an undeclared key",
+            &["reconcile", "--replace", "alpha/NOPE"],
+            None,
+            1,
+        ),
+        (
+            "reconcile --dry-run --replace-all --exit-code",
+            &["reconcile", "--dry-run", "--replace-all", "--exit-code"],
+            None,
+            2,
+        ),
+        (
+            "reconcile --replace-all --redeploy",
+            &["reconcile", "--replace-all", "--redeploy"],
+            None,
+            0,
+        ),
         ("textconv", &["textconv", "/nonexistent"], None, 0),
         ("completions", &["completions", "zsh"], None, 0),
         ("man", &["man"], None, 0),
@@ -396,6 +426,52 @@ fn validate_prints_versioned_json_that_matches_its_schema() {
 
     let (_, md, _) = outcome(repo.cmd().args(["validate", "-o", "markdown"]));
     assert!(md.starts_with("### castsync validate: failed"), "{md}");
+}
+
+#[test]
+fn doctor_prints_versioned_json_that_matches_its_schema() {
+    let emu = Emulator::start(&["--agents", "alpha"]);
+    let repo = committed_repo();
+    let doctor = |extra: &[&str]| {
+        let mut cmd = repo.cmd();
+        cmd.env("CASTARI_API_KEY", "cast_test")
+            .args(["doctor", "-o", "json", "--api-url", &emu.url])
+            .args(extra);
+        outcome(&mut cmd)
+    };
+    let (code, stdout, stderr) = doctor(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let doc = assert_matches_schema("doctor.schema.json", &stdout);
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["agents"][0]["agent"], "alpha");
+
+    // A problem: exit 1, still valid JSON, the failed check carries its fix.
+    repo.agent("ghost", &[("G1", "g")]);
+    let (code, stdout, _) = doctor(&[]);
+    assert_eq!(code, 1, "{stdout}");
+    let doc = assert_matches_schema("doctor.schema.json", &stdout);
+    assert_eq!(doc["ok"], false);
+    let failed = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "fail")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(failed["agent"], "ghost");
+    assert!(failed["fix"].is_string(), "{doc:#}");
+
+    // Outside any repository: the report says so, as JSON too.
+    let stranger = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = outcome(
+        castsync(&repo.home)
+            .current_dir(stranger.path())
+            .args(["doctor", "-o", "json"]),
+    );
+    assert_eq!(code, 1, "{stdout}");
+    let doc = assert_matches_schema("doctor.schema.json", &stdout);
+    assert_eq!(doc["checks"][0]["check"], "repository");
+    assert_no_canary("doctor -o json", &stdout, &[CANARY]);
 }
 
 #[test]
