@@ -6,9 +6,9 @@
 //!
 //! The pipeline is `source` (a checkout: tree and config) → load → `observe` (list the
 //! platform) → `plan` (pure) → `apply`, run by `reconcile` for the CLI and the `daemon`
-//! alike, with `platform`, `state` and `target` at the edges and `authoring` writing
-//! manifests. No secret value ever reaches a log, an error message, plan output or the
-//! state file.
+//! alike, with `platform`, `state` and `target` at the edges, `deadline` bounding each run's
+//! platform calls, and `authoring` writing manifests. No secret value ever reaches a log,
+//! an error message, plan output or the state file.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod deadline;
 pub mod emulator;
 pub mod finding;
 pub mod manifest;

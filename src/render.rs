@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::apply::{AgentResult, ApplyReport, Redeployed};
+use crate::deadline::TimedOut;
 
 pub mod redacted;
 use crate::plan::{Action, AgentPlan, Plan, RedeployReason, Totals};
@@ -260,7 +261,7 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
             v
         })
         .collect();
-    json!({
+    let mut v = json!({
         "format_version": PLAN_FORMAT_VERSION,
         "dry_run": ctx.dry_run,
         "platform": ctx.platform,
@@ -271,7 +272,11 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "warnings": ctx.warnings,
         "value_drift_undetectable": plan.drift_blind(),
         "agents": agents,
-    })
+    });
+    if let Some(timed_out) = TimedOut::find(plan, None) {
+        v["timed_out"] = timed_out.json();
+    }
+    v
 }
 
 fn redeploy_json(r: &AgentResult) -> serde_json::Value {
@@ -314,6 +319,9 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
         "ok": report.ok() && !plan.has_skips(),
         "agents": agents,
     });
+    if let Some(timed_out) = TimedOut::find(plan, Some(report)) {
+        v["timed_out"] = timed_out.json();
+    }
     v
 }
 

@@ -9,8 +9,10 @@ pub use assert_cmd::Command;
 
 pub mod pty;
 mod repo;
+mod silent;
 pub mod tools;
 pub use repo::{SecretsRepo, set_private};
+pub use silent::Silent;
 pub use tools::{tool, tools};
 
 /// Path of the binary under test.

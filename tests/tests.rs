@@ -8,6 +8,7 @@ mod bad_vectors;
 mod cli;
 mod completions;
 mod crypto_interop;
+mod deadline;
 mod discovery;
 mod doctor;
 mod emulator;
