@@ -191,6 +191,35 @@ fn doctor_reports_the_agents_it_could_not_check_before_its_deadline() {
 }
 
 #[test]
+fn doctor_stops_at_the_first_agent_a_silent_platform_does_not_answer_for() {
+    let silent = Silent::start();
+    let repo = four_agent_repo();
+    let (code, stdout, stderr) = outcome(
+        repo.cmd()
+            .env("CASTARI_API_KEY", "cast_test")
+            .args([
+                "doctor",
+                "--request-timeout",
+                "1s",
+                "--api-url",
+                &silent.url,
+            ])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAIL  list alpha: the platform did not answer in time: no complete answer to GET /api/v1/agents/alpha/secrets within 1s; not checked: beta, delta, gamma"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--request-timeout"), "{stdout}");
+    assert_eq!(
+        silent.accepted(),
+        2,
+        "one attempt and one retry, for one agent"
+    );
+}
+
+#[test]
 fn timeouts_that_are_not_durations_are_usage_errors() {
     let repo = four_agent_repo();
     for (flag, value, says) in [

@@ -6,6 +6,8 @@
 //!
 //! It must never write: no state file is opened for writing, no manifest is re-encrypted, and
 //! the only requests are the `GET`s of a dry run (at most one list per agent after a 401).
+//! The platform checks stop at the first agent the platform does not answer for, and at the
+//! deadline (`--timeout`).
 //! Exit 0 when nothing failed, 1 otherwise; `-o json` for machines (schemas/doctor.schema.json).
 
 use std::collections::BTreeSet;
@@ -492,6 +494,18 @@ async fn check_platform(
                     ),
                     error.hint(),
                 );
+                break;
+            }
+            Err(error @ PlatformError::Timeout { .. }) => {
+                // A platform that took the connection and said nothing, twice: the next
+                // agents would cost the same minute each.
+                let rest = &slugs[n + 1..];
+                let message = if rest.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("{error}; not checked: {}", rest.join(", "))
+                };
+                report.push("list", Some(slug), Status::Fail, message, error.hint());
                 break;
             }
             Err(error) => {
