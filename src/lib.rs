@@ -16,7 +16,9 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod emulator;
+pub mod escape;
 pub mod finding;
+pub mod fsread;
 pub mod manifest;
 pub mod names;
 pub mod plan;
@@ -28,5 +30,6 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod suggest;
+pub mod yaml_depth;
 
 pub use commands::{Exit, run};

@@ -78,10 +78,14 @@ impl<'r> AgentFiles<'r> {
 
     /// The decrypted manifest text, or `None` when the agent has no manifest.
     pub fn decrypt(&self, ids: &Identities) -> anyhow::Result<Option<Zeroizing<String>>> {
-        let ciphertext = match std::fs::read(&self.manifest) {
+        let ciphertext = match crate::fsread::read_in_repo(
+            &self.repo.root,
+            &self.shown,
+            crate::fsread::MAX_REPO_FILE,
+        ) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", self.shown())),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         let plaintext = ids.decrypt(&ciphertext, &self.shown)?;
         match String::from_utf8(plaintext.to_vec()) {

@@ -62,10 +62,16 @@ impl WebhookSecret {
 
     /// Reads the secret from a file; one trailing newline (or CRLF) is not part of it.
     pub fn load(path: &Path) -> Result<WebhookSecret, SecretFileError> {
-        let mut bytes = std::fs::read(path).map_err(|source| SecretFileError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let read = crate::fsread::read_secret_file(path, crate::fsread::MAX_KEY_FILE);
+        let mut bytes = read
+            .map_err(|e| SecretFileError::Io {
+                path: path.to_owned(),
+                source: match e {
+                    crate::fsread::ReadError::Io { source, .. } => source,
+                    refused => std::io::Error::other(refused.to_string()),
+                },
+            })?
+            .to_vec();
         if bytes.ends_with(b"\n") {
             bytes.pop();
             if bytes.ends_with(b"\r") {
