@@ -99,9 +99,7 @@ fn every_value_whose_text_a_yaml_reader_would_change_is_refused() {
         ("+5", |p| matches!(p, ValueProblem::Number)),
         ("0755", |p| matches!(p, ValueProblem::Yaml11Number)),
         ("1_000", |p| matches!(p, ValueProblem::Yaml11Number)),
-        ("2024-01-01", |p| {
-            matches!(p, ValueProblem::Timestamp)
-        }),
+        ("2024-01-01", |p| matches!(p, ValueProblem::Timestamp)),
         (".inf", |p| matches!(p, ValueProblem::Float)),
         (".nan", |p| matches!(p, ValueProblem::Float)),
         ("True", |p| matches!(p, ValueProblem::Bool)),
