@@ -115,6 +115,59 @@ pub async fn reconcile(
     })
 }
 
+/// Why a `--base` plan refuses to run.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The revision under review points the platform elsewhere than its base.
+    #[error(
+        "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused\n  hint: merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL"
+    )]
+    Changed { base: String, head: String },
+    /// The base's config cannot be read, so the URL cannot be compared.
+    #[error(
+        "cannot compare platform.url with the base revision: castsync.yaml there cannot be used: {0}"
+    )]
+    BaseConfig(String),
+}
+
+/// The platform URL a config names (the default when it names none), as compared by
+/// [`check_platform_pinned`]: trimmed, without a trailing `/`.
+fn configured_url(config: &Config) -> String {
+    let url = config
+        .platform
+        .url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(crate::platform::DEFAULT_URL);
+    url.trim_end_matches('/').to_owned()
+}
+
+/// With `--base`, the config under review (`head`) must name the same `platform.url` as the
+/// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
+/// the CI's `Bearer` key to any host it likes.
+pub fn check_platform_pinned(head: &Config, base: &dyn Tree) -> Result<(), PinError> {
+    let name = std::path::Path::new(crate::config::FILE_NAME);
+    let base_config = match base.read(name) {
+        Ok(None) => Config::default(),
+        Ok(Some(bytes)) => {
+            let text = crate::fsread::text(bytes)
+                .map_err(|_| PinError::BaseConfig("not UTF-8 text".to_owned()))?;
+            Config::from_yaml(&text, std::path::Path::new(&base.display(name)))
+                .map_err(|e| PinError::BaseConfig(e.to_string()))?
+        }
+        Err(e) => return Err(PinError::BaseConfig(e.to_string())),
+    };
+    let (base_url, head_url) = (configured_url(&base_config), configured_url(head));
+    if base_url != head_url {
+        return Err(PinError::Changed {
+            base: crate::escape::terminal(&base_url).into_owned(),
+            head: crate::escape::terminal(&head_url).into_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The plan policy from the config and the command line.
 pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Policy {
     Policy {

@@ -9,6 +9,7 @@ mod completions;
 mod crypto_interop;
 mod emulator;
 mod examples;
+mod hardening;
 mod keygen;
 mod platform_client;
 mod readme;

@@ -26,7 +26,11 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         None => Box::new(Worktree::new(&repo.root)),
     };
     let base = match &args.base {
-        Some(rev) => Some(GitRevision::open(&repo.root, rev)?),
+        Some(rev) => {
+            let base = GitRevision::open(&repo.root, rev)?;
+            reconcile::check_platform_pinned(&repo.config, &base)?;
+            Some(base)
+        }
         None => None,
     };
     let declared = crate::source::load::agent_slugs(tree.as_ref(), &repo.config)?;
