@@ -5,6 +5,7 @@ mod support;
 
 mod authoring;
 mod bad_vectors;
+mod canary_forms;
 mod completions;
 mod crypto_interop;
 mod emulator;

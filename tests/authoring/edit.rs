@@ -60,6 +60,10 @@ impl Fixture {
             .stdin(std::process::Stdio::null())
             .process_group(0)
             .output()
+            .map(|out| {
+                assert_no_panic("castsync edit", &out.stderr);
+                out
+            })
             .unwrap()
     }
 
