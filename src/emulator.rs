@@ -1,9 +1,12 @@
 //! `castsync emulator`: the Castari secrets API served from the same store model as
 //! `local://`, for tests, demos and offline CI.
 //!
-//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", pagination with the
-//! real defaults, FastAPI-style 422s, a fixed-window rate limit with the real headers) and
-//! can misbehave on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
+//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", FastAPI-style 422s, a
+//! fixed-window rate limit with the real headers, the redeploy route) in one of two wire
+//! profiles (`--wire`): `sdk`, the default, answers exactly the shapes Castari's SDK reads
+//! (`{"secrets":[{"key"}]}`, unpaged, no timestamps, POST 201, DELETE 204); `docs` answers the
+//! API docs' variant (paged with `limit`/`offset`/`meta`, timestamped items). It can misbehave
+//! on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
 //! routes under `/_emulator/` count requests and read values back. It is not a secrets
 //! store: values sit in memory or in a plain JSON file, and the admin routes hand them out
 //! without authentication. It never logs a value or a request body.
@@ -18,8 +21,6 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::EmulatorArgs;
-use crate::commands::Exit;
 use crate::names::{NameError, validate_slug};
 use crate::platform::store::{Store, StoreError, StoreLock};
 
@@ -29,6 +30,7 @@ mod conn;
 mod faults;
 
 use conn::{Conn, ResettableListener};
+pub use faults::FailMode;
 use faults::{Faults, Stats, Window};
 
 /// How long open connections may finish after SIGTERM/SIGINT before the emulator exits anyway.
@@ -65,6 +67,43 @@ pub enum EmulatorError {
     Io(#[from] std::io::Error),
 }
 
+/// Which wire format the emulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wire {
+    /// Exactly the shapes of Castari's SDK: `{"secrets":[{"key"}]}`, unpaged, no timestamps,
+    /// POST 201, DELETE 204.
+    #[default]
+    Sdk,
+    /// The API docs' variant: paged (`limit`, `offset`, `meta`), timestamped items.
+    Docs,
+}
+
+/// How to run the emulator (the `castsync emulator` flags, resolved).
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The wire profile (`--wire`).
+    pub wire: Wire,
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: std::net::SocketAddr,
+    /// Persist the store to this file (default: in memory).
+    pub data: Option<PathBuf>,
+    /// Accept only this bearer token (default: any non-empty token).
+    pub token: Option<String>,
+    /// Agents to create at start.
+    pub agents: Vec<String>,
+    /// Create unknown agents on first use instead of answering 404.
+    pub auto_create_agents: bool,
+    /// Requests allowed per window, as `N/SECONDS` (see [`RateLimit`]).
+    pub rate_limit: String,
+    /// Share of /api/v1 requests to fail (0.0-1.0).
+    pub fail_rate: f64,
+    pub fail_mode: FailMode,
+    /// Delay added to every /api/v1 response.
+    pub latency_ms: u64,
+    /// Seed for fault injection (default: random).
+    pub seed: Option<u64>,
+}
+
 /// The rate budget: `limit` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -93,6 +132,7 @@ impl std::str::FromStr for RateLimit {
 #[derive(Debug)]
 pub(crate) struct Emu {
     store: Mutex<Store>,
+    wire: Wire,
     data: Option<PathBuf>,
     token: Option<String>,
     auto_create: bool,
@@ -127,7 +167,7 @@ impl Emu {
 }
 
 /// Runs the emulator until SIGTERM or SIGINT.
-pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
+pub async fn run(args: EmulatorConfig) -> Result<(), EmulatorError> {
     let rate: RateLimit = args.rate_limit.parse()?;
     if !(0.0..=1.0).contains(&args.fail_rate) {
         return Err(EmulatorError::FailRate {
@@ -149,6 +189,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
         created |= store.ensure_agent(agent);
     }
     let emu = Arc::new(Emu {
+        wire: args.wire,
         data: args.data.clone(),
         token: args.token.clone().filter(|t| !t.is_empty()),
         auto_create: args.auto_create_agents,
@@ -178,6 +219,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
     announce(addr)?;
     tracing::info!(
         %addr,
+        wire = ?args.wire,
         limit = rate.limit,
         period_secs = rate.period_secs,
         fail_rate = args.fail_rate,
@@ -198,7 +240,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    Ok(Exit::Success)
+    Ok(())
 }
 
 /// The first stdout line, which tests and scripts wait for: `listening on http://HOST:PORT`.

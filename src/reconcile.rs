@@ -1,32 +1,40 @@
-//! One reconcile: source → desired → plan → apply. The CLI's `reconcile` and the daemon both
-//! call [`reconcile`]; they differ only in *when* they call it and how they report.
+//! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
+//! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
+//! call it and how they report.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
-use crate::config::Config;
+use crate::config::{Config, Redeploy};
 use crate::crypto::Identities;
-use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
+use crate::observe;
+use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
-use crate::source::Tree;
+use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
 
 /// Everything one reconcile needs.
 pub struct Request<'a> {
-    pub tree: &'a dyn Tree,
-    /// `--base`: the tree whose values count as last applied (instead of the state).
-    pub base: Option<&'a dyn Tree>,
-    pub config: &'a Config,
+    /// The manifests, and the config they are judged by.
+    pub checkout: &'a Checkout,
+    /// `--base`: the checkout whose values count as last applied (instead of the state),
+    /// judged by its own config.
+    pub base: Option<&'a Checkout>,
     pub identities: &'a Identities,
     pub platform: Arc<dyn Platform>,
     /// The state, shared with apply (which saves it after each agent).
     pub state: Arc<Mutex<State>>,
+    /// The plan's rules. Its `redeploy` set is filled here from the config and
+    /// [`Request::redeploy`], once the agents are known.
     pub policy: Policy,
+    /// `--redeploy` (true) / `--no-redeploy` (false) over the config's `redeploy`.
+    pub redeploy: Option<bool>,
     /// Only these agents (empty: all declared agents).
     pub only: BTreeSet<String>,
     pub dry_run: bool,
@@ -50,17 +58,83 @@ impl Outcome {
     }
 }
 
+/// A reconcile that could not start; nothing was sent.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `--replace AGENT/KEY` or `--replace-all AGENT` names something the source lacks.
+    #[error("{flag} {target}: {problem}\n  hint: {fix}")]
+    ReplaceTarget {
+        flag: &'static str,
+        target: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// Refuses `--replace`/`--replace-all` targets that are not in the run: a mistyped target
+/// must fail rather than rewrite nothing. An agent whose manifest failed to load is skipped
+/// anyway, so its keys cannot be checked and are accepted.
+fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileError> {
+    let known = || loaded.agents.keys().cloned().collect::<Vec<_>>().join(", ");
+    for agent in &replace.agents {
+        if !loaded.agents.contains_key(agent) {
+            return Err(ReconcileError::ReplaceTarget {
+                flag: "--replace-all",
+                target: agent.clone(),
+                problem: "no such agent in this run".to_owned(),
+                fix: format!("agents in this run: {}", known()),
+            });
+        }
+    }
+    for (agent, key) in &replace.keys {
+        let target = format!("{agent}/{key}");
+        let Some(load) = loaded.agents.get(agent) else {
+            return Err(ReconcileError::ReplaceTarget {
+                flag: "--replace",
+                target,
+                problem: "no such agent in this run".to_owned(),
+                fix: format!("agents in this run: {}", known()),
+            });
+        };
+        if let Some(manifest) = &load.manifest
+            && !manifest.secrets.contains_key(key)
+        {
+            return Err(ReconcileError::ReplaceTarget {
+                flag: "--replace",
+                target,
+                problem: format!("agent {agent} declares no key {key}"),
+                fix: format!("`castsync show {agent}` lists its keys"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs one reconcile. `on_done` is called as each agent's apply finishes.
 pub async fn reconcile(
     req: Request<'_>,
     on_done: &(dyn Fn(&AgentResult) + Send + Sync),
-) -> Result<Outcome, LoadError> {
-    let loaded = load::load_all(req.tree, req.config, req.identities, &req.only)?;
+) -> Result<Outcome, ReconcileError> {
+    let checkout = req.checkout;
+    let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
+    check_replace(&req.policy.replace, &loaded)?;
+    let mut policy = req.policy;
+    policy.redeploy = loaded
+        .agents
+        .keys()
+        .filter(|agent| {
+            req.redeploy
+                .unwrap_or(checkout.config.redeploy_for(agent) == Redeploy::OnChange)
+        })
+        .cloned()
+        .collect();
     let baseline = match req.base {
         Some(base) => {
             // An agent that fails to load at the base has no baseline: its keys show as
             // `unverified`, never as in sync.
-            let base = load::load_all(base, req.config, req.identities, &req.only)?;
+            let base = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
             Some(RevisionBaseline(base.ok_secrets()))
         }
         None => None,
@@ -71,7 +145,7 @@ pub async fn reconcile(
         .iter()
         .filter(|(_, a)| a.failure().is_none())
         .map(|(slug, _)| slug.clone());
-    let actual = apply::list_agents(req.platform.clone(), listable, req.concurrency).await;
+    let actual = observe::list_agents(req.platform.clone(), listable, req.concurrency).await;
 
     let desired = loaded.desired_or_reasons();
     let plan = {
@@ -81,10 +155,10 @@ pub async fn reconcile(
             Some(b) => b,
             None => &view,
         };
-        plan::plan(&desired, &actual, last, &req.policy)
+        plan::plan(&desired, &actual, last, &policy)
     };
 
-    let revision = req.tree.revision();
+    let revision = checkout.label();
     let report = if req.dry_run {
         None
     } else if !plan.has_changes() {
@@ -123,11 +197,6 @@ pub enum PinError {
         "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused\n  hint: merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL"
     )]
     Changed { base: String, head: String },
-    /// The base's config cannot be read, so the URL cannot be compared.
-    #[error(
-        "cannot compare platform.url with the base revision: castsync.yaml there cannot be used: {0}"
-    )]
-    BaseConfig(String),
 }
 
 /// The platform URL a config names (the default when it names none), as compared by
@@ -146,19 +215,8 @@ fn configured_url(config: &Config) -> String {
 /// With `--base`, the config under review (`head`) must name the same `platform.url` as the
 /// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
 /// the CI's `Bearer` key to any host it likes.
-pub fn check_platform_pinned(head: &Config, base: &dyn Tree) -> Result<(), PinError> {
-    let name = std::path::Path::new(crate::config::FILE_NAME);
-    let base_config = match base.read(name) {
-        Ok(None) => Config::default(),
-        Ok(Some(bytes)) => {
-            let text = crate::fsread::text(bytes)
-                .map_err(|_| PinError::BaseConfig("not UTF-8 text".to_owned()))?;
-            Config::from_yaml(&text, std::path::Path::new(&base.display(name)))
-                .map_err(|e| PinError::BaseConfig(e.to_string()))?
-        }
-        Err(e) => return Err(PinError::BaseConfig(e.to_string())),
-    };
-    let (base_url, head_url) = (configured_url(&base_config), configured_url(head));
+pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinError> {
+    let (base_url, head_url) = (configured_url(base), configured_url(head));
     if base_url != head_url {
         return Err(PinError::Changed {
             base: crate::escape::terminal(&base_url).into_owned(),
@@ -168,7 +226,8 @@ pub fn check_platform_pinned(head: &Config, base: &dyn Tree) -> Result<(), PinEr
     Ok(())
 }
 
-/// The plan policy from the config and the command line.
+/// The plan policy from the config and the command line (its per-agent `redeploy` set is
+/// filled by [`reconcile`]).
 pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Policy {
     Policy {
         prune: config.prune && !no_prune,
@@ -176,5 +235,7 @@ pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Polic
         max_delete_fraction: config.max_delete_fraction,
         allow_mass_delete,
         self_heal: config.self_heal,
+        replace: Replace::default(),
+        redeploy: BTreeSet::new(),
     }
 }

@@ -7,7 +7,7 @@
 //! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
 //! second reconciler away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::atomic_write::{self, Mode, Replace};
 use crate::plan::{Applied, LastApplied};
 use crate::secret::SecretValue;
 
@@ -78,6 +79,10 @@ struct StateFile {
     /// platform id → agent → key → record.
     #[serde(default)]
     platforms: BTreeMap<String, AgentRecords>,
+    /// platform id → agents whose secrets changed but whose redeploy has not succeeded yet:
+    /// the next run redeploys them even when it changes nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    redeploy_pending: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
@@ -85,6 +90,7 @@ pub struct State {
     path: PathBuf,
     hmac_key: Zeroizing<Vec<u8>>,
     platforms: BTreeMap<String, AgentRecords>,
+    redeploy_pending: BTreeMap<String, BTreeSet<String>>,
     _lock: Option<File>,
 }
 
@@ -136,6 +142,7 @@ impl State {
                     path: path.to_owned(),
                     hmac_key: key,
                     platforms: BTreeMap::new(),
+                    redeploy_pending: BTreeMap::new(),
                     _lock: None,
                 });
             }
@@ -178,6 +185,7 @@ impl State {
             path: path.to_owned(),
             hmac_key: Zeroizing::new(key),
             platforms: file.platforms,
+            redeploy_pending: file.redeploy_pending,
             _lock: None,
         })
     }
@@ -247,7 +255,33 @@ impl State {
         }
     }
 
-    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename.
+    /// Remembers that `agent` needs a redeploy that has not succeeded yet.
+    pub fn mark_redeploy_pending(&mut self, platform: &str, agent: &str) {
+        self.redeploy_pending
+            .entry(platform.to_owned())
+            .or_default()
+            .insert(agent.to_owned());
+    }
+
+    /// Forgets a pending redeploy (it succeeded).
+    pub fn clear_redeploy_pending(&mut self, platform: &str, agent: &str) {
+        if let Some(agents) = self.redeploy_pending.get_mut(platform) {
+            agents.remove(agent);
+            if agents.is_empty() {
+                self.redeploy_pending.remove(platform);
+            }
+        }
+    }
+
+    /// Whether a redeploy of `agent` is still owed.
+    pub fn redeploy_pending(&self, platform: &str, agent: &str) -> bool {
+        self.redeploy_pending
+            .get(platform)
+            .is_some_and(|a| a.contains(agent))
+    }
+
+    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
+    /// directory fsync (`atomic_write`).
     pub fn save(&self) -> Result<(), StateError> {
         let io = |action: &'static str| {
             let path = self.path.clone();
@@ -261,28 +295,19 @@ impl State {
             version: STATE_VERSION,
             hmac_key: base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
             platforms: self.platforms.clone(),
+            redeploy_pending: self.redeploy_pending.clone(),
         };
         // The serialized file holds the HMAC key: keep the buffer zeroized.
-        let body = Zeroizing::new(
+        let json = Zeroizing::new(
             serde_json::to_vec_pretty(&file).expect("state serializes: plain strings and maps"),
         );
         drop(Zeroizing::new(file.hmac_key));
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".state.")
-            .suffix(".tmp")
-            .permissions(private_file_permissions())
-            .tempfile_in(&dir)
-            .map_err(io("create a temp file for"))?;
-        tmp.write_all(&body).map_err(io("write"))?;
-        tmp.write_all(b"\n").map_err(io("write"))?;
-        tmp.as_file().sync_all().map_err(io("sync"))?;
-        tmp.persist(&self.path)
-            .map_err(|e| io("replace")(e.error))?;
-        Ok(())
+        // Sized up front: growing it would leave a copy of the key behind.
+        let mut body = Zeroizing::new(Vec::with_capacity(json.len() + 1));
+        body.extend_from_slice(&json);
+        body.push(b'\n');
+        atomic_write::write(&self.path, &body, Replace::Existing, Mode::Private)
+            .map_err(io("replace"))
     }
 }
 
@@ -299,6 +324,10 @@ impl LastApplied for StateView<'_> {
             same_value: record.fingerprint == self.state.fingerprint(agent, key, value),
             observed_at: record.observed_at.clone(),
         })
+    }
+
+    fn redeploy_pending(&self, agent: &str) -> bool {
+        self.state.redeploy_pending(self.platform, agent)
     }
 }
 
@@ -362,12 +391,6 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-// castsync is a Unix tool: private file modes are part of its security model.
-fn private_file_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o600)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -478,6 +501,25 @@ mod tests {
             msg.contains("corrupt") && msg.contains("move it aside"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_pending_redeploy_survives_a_save_until_it_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        {
+            let mut s = State::open(&path).unwrap();
+            s.mark_redeploy_pending("p", "bot");
+            s.save().unwrap();
+        }
+        let mut s = State::open(&path).unwrap();
+        assert!(s.redeploy_pending("p", "bot"));
+        assert!(s.view("p").redeploy_pending("bot"));
+        assert!(!s.redeploy_pending("other", "bot"));
+        s.clear_redeploy_pending("p", "bot");
+        s.save().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("redeploy_pending"), "{text}");
     }
 
     #[test]

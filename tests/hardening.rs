@@ -53,7 +53,7 @@ fn links_to_devices_fifos_and_files_outside_the_repository_are_refused_by_name()
     let (code, stdout, stderr) = outcome(repo.cmd().arg("validate"));
     assert_eq!(code, 1);
     assert!(
-        stdout.contains("castsync.yaml is a symbolic link that leads outside"),
+        format!("{stdout}{stderr}").contains("castsync.yaml is a symbolic link that leads outside"),
         "{stdout}{stderr}"
     );
     std::fs::remove_file(repo.path("castsync.yaml")).unwrap();

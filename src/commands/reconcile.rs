@@ -12,41 +12,40 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::AgentResult;
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo};
+use crate::plan::Replace;
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
-use crate::source::{GitRevision, Tree, Worktree};
+use crate::source::Checkout;
 use crate::state::State;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let identities = repo.identities()?;
-
-    let tree: Box<dyn Tree> = match &args.git_ref {
-        Some(rev) => Box::new(GitRevision::open(&repo.root, rev)?),
-        None => Box::new(Worktree::new(&repo.root)),
+    let target = repo.target(&args.platform, args.apply.state.as_deref())?;
+    let explicit = global.config.as_deref();
+    let at_ref = match &args.git_ref {
+        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        None => None,
     };
+    let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
     let base = match &args.base {
         Some(rev) => {
-            let base = GitRevision::open(&repo.root, rev)?;
-            reconcile::check_platform_pinned(&repo.config, &base)?;
+            let base = Checkout::revision(&repo.root, rev, explicit)?;
+            // Before anything is sent: a pull request must not move the API key elsewhere.
+            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
             Some(base)
         }
         None => None,
     };
-    let declared = crate::source::load::agent_slugs(tree.as_ref(), &repo.config)?;
-    let platform = repo.platform(&args.platform, declared)?;
+    let platform = target
+        .platform(&checkout.config)?
+        .open(checkout.agents.clone())?;
 
-    let state_path = args
-        .apply
-        .state
-        .clone()
-        .unwrap_or_else(|| repo.root.join(".castsync/state.json"));
     // A dry run reads the state without locking it: it never blocks, or is blocked by, an
     // apply in progress.
     let state = if args.dry_run {
-        State::open_read_only(&state_path)?
+        State::open_read_only(&target.state_path)?
     } else {
-        State::open(&state_path)?
+        State::open(&target.state_path)?
     };
 
     let total = AtomicUsize::new(0);
@@ -61,18 +60,24 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             );
         }
     };
+    let mut policy = reconcile::policy(
+        &checkout.config,
+        args.apply.no_prune,
+        args.apply.allow_mass_delete,
+    );
+    policy.replace = Replace {
+        keys: args.replace.iter().cloned().collect(),
+        agents: args.replace_all.iter().flatten().cloned().collect(),
+        all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
+    };
     let request = Request {
-        tree: tree.as_ref(),
-        base: base.as_ref().map(|b| b as &dyn Tree),
-        config: &repo.config,
-        identities: &identities,
+        checkout,
+        base: base.as_ref(),
+        identities: &target.identities,
         platform: platform.clone(),
         state: Arc::new(Mutex::new(state)),
-        policy: reconcile::policy(
-            &repo.config,
-            args.apply.no_prune,
-            args.apply.allow_mass_delete,
-        ),
+        policy,
+        redeploy: args.apply.redeploy_override(),
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),

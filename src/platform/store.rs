@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
+use crate::atomic_write::{self, Mode, Replace};
 use crate::platform::RemoteKey;
 use crate::secret::SecretValue;
 
@@ -141,7 +142,7 @@ impl Store {
             .take(limit)
             .map(|(key, e)| RemoteKey {
                 key: key.clone(),
-                created_at: e.created_at.clone(),
+                created_at: Some(e.created_at.clone()),
                 updated_at: Some(e.updated_at.clone()),
             })
             .collect())
@@ -235,20 +236,7 @@ impl Store {
         };
         let bytes =
             Zeroizing::new(serde_json::to_vec_pretty(self).map_err(|e| write_err(e.into()))?);
-        let dir = parent_dir(path);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".castsync-store.")
-            .permissions(std::fs::Permissions::from_mode(0o600))
-            .tempfile_in(dir)
-            .map_err(write_err)?;
-        tmp.write_all(&bytes).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(path).map_err(|e| write_err(e.error))?;
-        // The rename is durable only once the directory entry is.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
-        Ok(())
+        atomic_write::write(path, &bytes, Replace::Existing, Mode::Private).map_err(write_err)
     }
 }
 
