@@ -171,7 +171,7 @@ pub fn read_secret_file(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, R
     Ok(buf)
 }
 
-/// Reads `path` as text (UTF-8, a byte order mark at the start removed).
+/// The bytes of a file as text (UTF-8), a byte order mark at the start removed.
 pub fn text(bytes: Vec<u8>) -> Result<String, std::string::FromUtf8Error> {
     let mut text = String::from_utf8(bytes)?;
     if text.starts_with('\u{feff}') {

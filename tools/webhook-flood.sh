@@ -4,6 +4,7 @@
 # and after, then checks the daemon still converges. By hand only (not part of CI).
 # usage: tools/webhook-flood.sh path/to/castsync length|chunked
 set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=$(realpath "$1"); MODE=$2
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -27,7 +28,7 @@ CASTARI_API_KEY=cast_test $BIN -C $W/repo -i $W/key.txt watch --listen 127.0.0.1
 D=$!
 for i in $(seq 50); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 echo "ready: $(curl -s http://127.0.0.1:$PORT/readyz | head -c 200)"
-python3 "$(dirname "$0")/webhook-flood.py" $PORT $D $MODE
+python3 "$HERE/webhook-flood.py" $PORT $D $MODE
 echo "healthz after: $(curl -s -m 5 http://127.0.0.1:$PORT/healthz)"
 printf 'v2-after-attack' | $BIN -C $W/repo -i $W/key.txt set bot TOKEN >/dev/null 2>&1
 for i in $(seq 50); do v=$(curl -s -H 'authorization: Bearer cast_test' $EURL/_emulator/agents/bot/secrets/TOKEN); case "$v" in *v2-after-attack*) echo "converged after attack in ~$((i*200))ms"; break;; esac; sleep 0.2; done

@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let event = ["push", "ping", "pull_request", "\u{1b}"][usize::from(mode >> 2 & 0b11)];
     let (signature, body) = if mode & 0b1_0000 != 0 {
-        (WebhookSecret::new(SECRET.to_vec()).sign(rest).into_bytes(), rest)
+        (
+            WebhookSecret::new(SECRET.to_vec()).sign(rest).into_bytes(),
+            rest,
+        )
     } else {
         let cut = rest.len().min(80);
         (rest[..cut].to_vec(), &rest[cut..])
