@@ -165,14 +165,19 @@ pub fn setup(root: &Path, manifests: &[PathBuf], force: bool) -> Result<Report, 
 
     let attributes_file = root.join(".gitattributes");
     let missing = git.unrouted(manifests)?;
+    let mut text = read_attributes(&attributes_file)?;
     let mut added = Vec::new();
     for (attribute, line) in [("diff", DIFF_ATTRIBUTE), ("merge", MERGE_ATTRIBUTE)] {
-        if missing.iter().any(|(_, a, _)| a == attribute) {
+        // A line already there is overridden elsewhere: adding it again would not help.
+        let present = String::from_utf8_lossy(&text)
+            .lines()
+            .any(|l| l.trim() == line);
+        if !present && missing.iter().any(|(_, a, _)| a == attribute) {
             added.push(line);
         }
     }
     if !added.is_empty() {
-        append_lines(&attributes_file, &added)?;
+        append_lines(&attributes_file, &mut text, &added)?;
     }
     let unrouted = if added.is_empty() {
         missing
@@ -193,33 +198,29 @@ pub fn castsync_on_path() -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("castsync").is_file()))
 }
 
-/// Appends `lines` to the attributes file (created when absent), atomically.
-fn append_lines(path: &Path, lines: &[&str]) -> Result<(), GitSetupError> {
-    let mut text = match std::fs::File::open(path) {
-        Ok(file) => {
-            let mut bytes = Vec::new();
-            file.take(MAX_ATTRIBUTES_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|source| GitSetupError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-            if bytes.len() as u64 > MAX_ATTRIBUTES_BYTES {
-                return Err(GitSetupError::Read {
-                    path: path.to_owned(),
-                    source: std::io::Error::other("the file is over 1 MiB"),
-                });
-            }
-            bytes
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
-            return Err(GitSetupError::Read {
-                path: path.to_owned(),
-                source,
-            });
-        }
+/// The attributes file's bytes (empty when it does not exist), bounded.
+fn read_attributes(path: &Path) -> Result<Vec<u8>, GitSetupError> {
+    let read_error = |source| GitSetupError::Read {
+        path: path.to_owned(),
+        source,
     };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(read_error(source)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_ATTRIBUTES_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_ATTRIBUTES_BYTES {
+        return Err(read_error(std::io::Error::other("the file is over 1 MiB")));
+    }
+    Ok(bytes)
+}
+
+/// Appends `lines` to `text`, the attributes file's bytes, and writes it atomically.
+fn append_lines(path: &Path, text: &mut Vec<u8>, lines: &[&str]) -> Result<(), GitSetupError> {
     if !text.is_empty() && !text.ends_with(b"\n") {
         text.push(b'\n');
     }
@@ -228,7 +229,7 @@ fn append_lines(path: &Path, lines: &[&str]) -> Result<(), GitSetupError> {
         text.extend_from_slice(line.as_bytes());
         text.push(b'\n');
     }
-    atomic_write::write(path, &text, Replace::Existing, Mode::Default).map_err(|source| {
+    atomic_write::write(path, text, Replace::Existing, Mode::Default).map_err(|source| {
         GitSetupError::Write {
             path: path.to_owned(),
             source,

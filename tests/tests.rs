@@ -11,6 +11,7 @@ mod discovery;
 mod emulator;
 mod examples;
 mod keygen;
+mod merge_driver;
 mod platform_client;
 mod readme;
 mod reconcile;

@@ -48,9 +48,9 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
         .unwrap_or(&report.attributes_file)
         .display();
     if !quiet {
-        if report.added.is_empty() {
+        if report.added.is_empty() && report.unrouted.is_empty() {
             eprintln!("{shown} already routes manifests to castsync");
-        } else {
+        } else if !report.added.is_empty() {
             eprintln!(
                 "added to {shown}: {}; commit it so that every clone uses it",
                 report.added.join(", ")
