@@ -16,7 +16,7 @@ use crate::names::{validate_key, validate_slug};
 use crate::platform::store::{
     MAX_VALUE_LEN, NoSuchAgent, Store, StoreError, StoreLock, ensure_parent,
 };
-use crate::platform::{LOCAL_SCHEME, OpenError, Platform, PlatformError, RemoteKey};
+use crate::platform::{LOCAL_SCHEME, Listing, OpenError, Platform, PlatformError};
 use crate::secret::SecretValue;
 
 /// The embedded file-backed platform.
@@ -130,11 +130,13 @@ impl Platform for LocalPlatform {
         &self.id
     }
 
-    async fn list(&self, agent: &str) -> Result<Vec<RemoteKey>, PlatformError> {
+    async fn list(&self, agent: &str) -> Result<Listing, PlatformError> {
         check(agent, None)?;
         let name = agent.to_owned();
-        self.with_store(agent, false, move |store| Ok((store.list(&name)?, false)))
-            .await
+        let keys = self
+            .with_store(agent, false, move |store| Ok((store.list(&name)?, false)))
+            .await?;
+        Ok(Listing::whole(keys))
     }
 
     async fn set(&self, agent: &str, key: &str, value: &SecretValue) -> Result<(), PlatformError> {
@@ -160,6 +162,17 @@ impl Platform for LocalPlatform {
         let (name, key) = (agent.to_owned(), key.to_owned());
         self.with_store(agent, true, move |store| {
             store.delete(&name, &key).map(|existed| ((), existed))
+        })
+        .await
+    }
+
+    /// The embedded store runs no agents, so there is nothing to redeploy: the call only
+    /// checks that the agent exists, as the API would.
+    async fn redeploy(&self, agent: &str) -> Result<(), PlatformError> {
+        check(agent, None)?;
+        let name = agent.to_owned();
+        self.with_store(agent, false, move |store| {
+            store.list(&name).map(|_| ((), false))
         })
         .await
     }

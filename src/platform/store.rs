@@ -142,7 +142,7 @@ impl Store {
             .take(limit)
             .map(|(key, e)| RemoteKey {
                 key: key.clone(),
-                created_at: e.created_at.clone(),
+                created_at: Some(e.created_at.clone()),
                 updated_at: Some(e.updated_at.clone()),
             })
             .collect())
