@@ -89,11 +89,17 @@ pub(super) fn run(global: &GlobalArgs, args: &MergeDriverArgs) -> anyhow::Result
     Ok(Exit::Success)
 }
 
+/// The keys a side contributed, for the one-line summary: the first ten by name.
 fn taken(side: &str, keys: &[String]) -> String {
-    if keys.is_empty() {
-        String::new()
-    } else {
-        format!("; from {side}: {}", keys.join(", "))
+    const SHOWN: usize = 10;
+    match keys.len() {
+        0 => String::new(),
+        n if n <= SHOWN => format!("; from {side}: {}", keys.join(", ")),
+        n => format!(
+            "; from {side}: {} and {} more",
+            keys[..SHOWN].join(", "),
+            n - SHOWN
+        ),
     }
 }
 
