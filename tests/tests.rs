@@ -5,6 +5,7 @@ mod support;
 
 mod authoring;
 mod bad_vectors;
+mod cli;
 mod completions;
 mod crypto_interop;
 mod discovery;
@@ -17,6 +18,7 @@ mod platform_client;
 mod readme;
 mod reconcile;
 mod redeploy;
+mod terminal;
 mod textconv;
 mod validate;
 mod watch;

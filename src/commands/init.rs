@@ -14,7 +14,7 @@ use super::Exit;
 use crate::authoring::create_new_file;
 use crate::cli::GlobalArgs;
 use crate::config;
-use crate::crypto::{self, CryptoError, Env, Identities};
+use crate::crypto::{self, CryptoError, Env};
 use crate::git_setup::{self, GITATTRIBUTES};
 
 const GITIGNORE: &str = "\
@@ -62,7 +62,7 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
     }
 
-    let identities = Identities::discover(&global.identity)?;
+    let identities = super::discover_identities(global)?;
     let (recipients, made) = match identities.recipients() {
         found if !found.is_empty() => (found, None),
         _ => {
