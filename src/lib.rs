@@ -28,6 +28,7 @@ pub mod emulator;
 pub mod escape;
 pub mod finding;
 pub mod fsread;
+pub mod git_setup;
 pub mod manifest;
 pub mod names;
 pub mod observe;

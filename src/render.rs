@@ -352,7 +352,7 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
 }
 
 /// Escapes text for a Markdown paragraph, table cell or HTML element.
-fn md_escape(s: &str) -> String {
+pub(crate) fn md_escape(s: &str) -> String {
     crate::escape::markdown(s)
 }
 

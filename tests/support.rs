@@ -5,8 +5,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 
+pub mod pty;
 mod repo;
+pub mod tools;
 pub use repo::{SecretsRepo, set_private};
+pub use tools::{tool, tools};
 
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
@@ -33,6 +36,11 @@ pub fn assert_no_panic(what: &str, stderr: &[u8]) {
 pub struct Command(assert_cmd::Command);
 
 impl Command {
+    /// Any program (git running castsync as its driver, say), checked the same way.
+    pub fn new(program: impl AsRef<std::ffi::OsStr>) -> Command {
+        Command(assert_cmd::Command::new(program))
+    }
+
     pub fn arg(&mut self, arg: impl AsRef<std::ffi::OsStr>) -> &mut Self {
         self.0.arg(arg);
         self
@@ -273,12 +281,7 @@ impl Emulator {
 
     /// Sends `signal` (e.g. "TERM") and waits for the emulator to exit.
     pub fn terminate(mut self, signal: &str) -> std::process::ExitStatus {
-        let sent = StdCommand::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} failed");
+        send_signal(self.child.id(), signal);
         self.child.wait().expect("wait for the emulator")
     }
 
@@ -356,6 +359,17 @@ impl Drop for Emulator {
             assert_no_panic("the emulator", &text);
         }
     }
+}
+
+/// Sends `signal` (e.g. "TERM") to `pid` with the shell's `kill` builtin: `sh` is on every
+/// machine, the `kill` program (procps) is not.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = StdCommand::new("sh")
+        .args(["-c", "kill -s \"$1\" \"$2\"", "sh", signal])
+        .arg(pid.to_string())
+        .status()
+        .expect("run sh -c kill");
+    assert!(sent.success(), "kill -s {signal} {pid} failed");
 }
 
 /// Runs a future to completion on a fresh current-thread runtime (for sync tests).

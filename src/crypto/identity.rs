@@ -23,7 +23,7 @@ use super::error::{Hint, Tried};
 const MAX_IDENTITY_FILE: u64 = crate::fsread::MAX_KEY_FILE;
 
 /// The environment that the search chain reads, injectable for tests.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Env {
     /// `CASTSYNC_AGE_KEY`: identity text (an age identity file or an OpenSSH private key).
     pub age_key: Option<SecretString>,
