@@ -163,12 +163,19 @@ fn secret_value(text: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// `60s`, `10m`, `1h30m`: at least one second.
+/// The longest `--interval` or `--resync`: far beyond any useful period, and small enough
+/// that adding it (with jitter) to the clock can never overflow.
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `60s`, `10m`, `1h30m`: at least one second, at most 365 days.
 fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e} (use a duration such as 30s, 10m or 1h)"))?;
     if d < Duration::from_secs(1) {
         return Err("too short: the minimum is 1s".to_owned());
+    }
+    if d > MAX_PERIOD {
+        return Err("too long: the maximum is 365d".to_owned());
     }
     Ok(d)
 }
@@ -306,6 +313,36 @@ pub enum Command {
         "castsync diff main HEAD -o json",
     )))]
     Diff(DiffArgs),
+    /// git merge driver: merge two branches' versions of a manifest key by key.
+    #[command(
+        long_about = "git merge driver: merge two branches' versions of an encrypted manifest key by key.\n\n\
+git runs it when both branches changed one agent's manifest (set it up once per clone with \
+`castsync git-setup`). It decrypts the three versions, takes each key that one side changed \
+(or both changed the same way), encrypts the result to the recipients castsync.yaml assigns \
+the agent, and writes it over OURS. A key changed differently on both sides, or changed on one \
+and deleted on the other, is a conflict: it exits 1 naming the keys (never a value), leaves \
+OURS byte for byte as it was, and git stops the merge; settle it with `castsync edit AGENT`.",
+        after_long_help = examples!(
+            "git config merge.castsync.driver \"castsync merge-driver %O %A %B %P\"   # what git-setup sets",
+            "castsync merge-driver base.age ours.age theirs.age agents/support-bot/secrets.yaml.age",
+        )
+    )]
+    MergeDriver(MergeDriverArgs),
+    /// Set up this clone's git for manifests: the diff and merge drivers, .gitattributes.
+    #[command(
+        long_about = "Set up this clone's git for encrypted manifests.\n\n\
+git config is per clone and never committed, so every clone needs this once. It sets \
+diff.castsync.textconv (key-level diffs), merge.castsync.name and merge.castsync.driver \
+(key-by-key merges) in the repository's own git config, and adds the lines that route \
+*.yaml.age files to them to .gitattributes when git does not route them yet. Running it \
+again changes nothing. A driver you configured differently is kept unless --force.",
+        after_long_help = examples!(
+            "castsync git-setup                      # in a fresh clone of the secrets repository",
+            "castsync -C agent-secrets git-setup",
+            "castsync git-setup --force              # replace drivers configured differently",
+        )
+    )]
+    GitSetup(GitSetupArgs),
     /// Print a shell completion script.
     #[command(after_long_help = examples!(
         "castsync completions bash > ~/.local/share/bash-completion/completions/castsync",
@@ -667,6 +704,31 @@ pub struct TextconvArgs {
     pub file: PathBuf,
 }
 
+/// The placeholders git fills in for a merge driver (gitattributes(5), "Defining a custom
+/// merge driver"): `%O %A %B %P`.
+#[derive(Debug, Args)]
+pub struct MergeDriverArgs {
+    /// The common ancestor's version (git's %O; an empty file when both branches added it).
+    #[arg(value_name = "ANCESTOR")]
+    pub base: PathBuf,
+    /// Our version (git's %A): replaced by the merged result, left as it was on a conflict.
+    #[arg(value_name = "OURS")]
+    pub ours: PathBuf,
+    /// Their version (git's %B).
+    #[arg(value_name = "THEIRS")]
+    pub theirs: PathBuf,
+    /// Where the manifest lives in the repository (git's %P): it names the agent.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GitSetupArgs {
+    /// Replace diff and merge drivers that are configured differently.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Older revision (default: HEAD).
@@ -709,6 +771,11 @@ mod tests {
         let err = duration("often").unwrap_err();
         assert!(err.contains("30s, 10m or 1h"), "{err}");
         assert!(duration("10ms").unwrap_err().contains("minimum is 1s"));
+        assert_eq!(duration("365d").unwrap(), Duration::from_secs(365 * 86400));
+        for huge in ["366d", "99999999999999d"] {
+            let err = duration(huge).unwrap_err();
+            assert!(err.contains("the maximum is 365d"), "{huge}: {err}");
+        }
     }
 
     #[test]

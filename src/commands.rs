@@ -14,9 +14,11 @@ mod completions;
 mod doctor;
 mod edit;
 mod emulator;
+mod git_setup;
 mod import;
 mod init;
 mod keygen;
+mod merge_driver;
 mod new;
 mod progress;
 mod reconcile;
@@ -168,6 +170,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),
+        Command::MergeDriver(args) => merge_driver::run(g, &args),
+        Command::GitSetup(args) => git_setup::run(g, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Man => completions::man(),
     }

@@ -226,6 +226,7 @@ fn timeouts_that_are_not_durations_are_usage_errors() {
         ("--timeout", "soon", "30s, 10m or 1h"),
         ("--timeout", "500ms", "minimum is 1s"),
         ("--request-timeout", "0s", "minimum is 1s"),
+        ("--timeout", "99999999999999d", "maximum is 365d"),
     ] {
         let (code, _, stderr) =
             outcome(

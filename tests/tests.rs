@@ -5,6 +5,7 @@ mod support;
 
 mod authoring;
 mod bad_vectors;
+mod canary_forms;
 mod cli;
 mod completions;
 mod crypto_interop;
@@ -13,7 +14,9 @@ mod discovery;
 mod doctor;
 mod emulator;
 mod examples;
+mod hardening;
 mod keygen;
+mod merge_driver;
 mod platform_client;
 mod readme;
 mod reconcile;
