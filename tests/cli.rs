@@ -77,14 +77,19 @@ fn every_flag_and_argument_is_described_and_every_long_help_ends_with_examples()
 
 #[test]
 fn long_help_ends_with_the_examples_and_top_level_help_shows_the_exit_status_table() {
-    let home = tempfile::tempdir().unwrap();
-    let (code, help, _) = outcome(castsync(home.path()).arg("--help"));
-    assert_eq!(code, 0);
-    assert!(help.contains(castsync::cli::EXIT_STATUS), "{help}");
+    Test::new()
+        .arg("--help")
+        .run()
+        .success()
+        .stdout_has(castsync::cli::EXIT_STATUS);
     for sub in subcommands() {
-        let (code, help, stderr) = outcome(castsync(home.path()).args([sub.as_str(), "--help"]));
-        assert_eq!(code, 0, "{sub} --help: {stderr}");
-        let last_section = help.trim_end().rsplit("\n\n").next().unwrap_or_default();
+        let run = Test::new().args([sub.as_str(), "--help"]).run().success();
+        let last_section = run
+            .stdout()
+            .trim_end()
+            .rsplit("\n\n")
+            .next()
+            .unwrap_or_default();
         assert!(
             last_section.starts_with("Examples:\n  "),
             "{sub} --help ends with:\n{last_section}"
@@ -94,15 +99,16 @@ fn long_help_ends_with_the_examples_and_top_level_help_shows_the_exit_status_tab
 
 #[test]
 fn reconcile_help_shows_the_environment_variables_and_never_a_secret_value() {
-    let home = tempfile::tempdir().unwrap();
-    let (code, help, _) = outcome(
-        castsync(home.path())
-            .env("CASTARI_API_KEY", CANARY)
-            .env("CASTSYNC_AGE_KEY", CANARY)
-            .env("CASTARI_API_URL", "http://127.0.0.1:8787")
-            .args(["reconcile", "--help"]),
-    );
-    assert_eq!(code, 0);
+    let mut run = Test::new()
+        .env("CASTARI_API_KEY", CANARY)
+        .env("CASTSYNC_AGE_KEY", CANARY)
+        .env("CASTARI_API_URL", "http://127.0.0.1:8787")
+        .args(["reconcile", "--help"])
+        .run()
+        .success()
+        // Not secret: shown, as clap shows a variable's current value.
+        .stdout_has("[env: CASTARI_API_URL=http://127.0.0.1:8787]")
+        .no_canary(&[CANARY]);
     for var in [
         "CASTARI_API_URL",
         "CASTARI_API_KEY",
@@ -110,19 +116,15 @@ fn reconcile_help_shows_the_environment_variables_and_never_a_secret_value() {
         "CASTSYNC_AGE_KEY_FILE",
         "CASTSYNC_LOG",
     ] {
-        assert!(help.contains(&format!("[env: {var}")), "{var}:\n{help}");
+        run = run.stdout_has(format!("[env: {var}"));
     }
-    // Not secret: shown, as clap shows a variable's current value.
-    assert!(help.contains("[env: CASTARI_API_URL=http://127.0.0.1:8787]"));
-    assert_no_canary("reconcile --help", &help, &[CANARY]);
     for flag in ["-o, --output <FORMAT>", "-y, --yes", "--color <WHEN>"] {
-        assert!(help.contains(flag), "{flag}:\n{help}");
+        run = run.stdout_has(flag);
     }
 }
 
 #[test]
 fn a_mistyped_flag_exits_1_for_every_command_even_with_exit_code() {
-    let home = tempfile::tempdir().unwrap();
     let mut cases: Vec<Vec<String>> = subcommands()
         .into_iter()
         .map(|sub| vec![sub, "--no-such-flag".to_owned()])
@@ -147,22 +149,20 @@ fn a_mistyped_flag_exits_1_for_every_command_even_with_exit_code() {
         cases.push(line.split_whitespace().map(str::to_owned).collect());
     }
     for args in cases {
-        let (code, stdout, stderr) = outcome(castsync(home.path()).args(&args));
-        assert_eq!(code, 1, "castsync {args:?}:\n{stdout}{stderr}");
+        let run = Test::new().args(&args).run().failure();
         assert!(
-            stderr.contains("Usage:") || stderr.contains("error:"),
-            "castsync {args:?}: {stderr}"
+            run.stderr().contains("Usage:") || run.stderr().contains("error:"),
+            "castsync {args:?}: {}",
+            run.stderr()
         );
     }
 }
 
 #[test]
 fn help_and_version_exit_0() {
-    let home = tempfile::tempdir().unwrap();
     for args in [&["--help"][..], &["-h"], &["--version"], &["-V"], &["help"]] {
-        let (code, stdout, _) = outcome(castsync(home.path()).args(args));
-        assert_eq!(code, 0, "{args:?}");
-        assert!(!stdout.is_empty(), "{args:?}");
+        let run = Test::new().args(args).run().success();
+        assert!(!run.stdout().is_empty(), "{args:?}");
     }
 }
 
@@ -174,13 +174,12 @@ fn a_secret_given_as_a_flag_value_is_refused_as_a_usage_error() {
         &["validate", "--age-key", CANARY],
         &["--age-key", CANARY, "validate"],
     ] {
-        let (code, stdout, stderr) = outcome(repo.cmd().args(args));
-        assert_eq!(code, 1, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("read from the environment only"),
-            "{stderr}"
-        );
-        assert_no_canary("the refusal", &format!("{stdout}{stderr}"), &[CANARY]);
+        repo.test()
+            .args(args)
+            .run()
+            .failure()
+            .stderr_has("read from the environment only")
+            .no_canary(&[CANARY]);
     }
 }
 
@@ -191,36 +190,30 @@ fn the_age_key_and_api_key_come_from_the_environment_through_clap() {
     repo.agent("alpha", &[("A1", CANARY)]);
     let key = std::fs::read_to_string(&repo.key_file).unwrap();
     // No -i: the identity comes from CASTSYNC_AGE_KEY, the URL and key from CASTARI_*.
-    let (code, stdout, stderr) = outcome(
-        castsync(&repo.home)
-            .arg("-C")
-            .arg(&repo.root)
-            .env("CASTSYNC_AGE_KEY", &key)
-            .env("CASTARI_API_URL", &emu.url)
-            .env("CASTARI_API_KEY", "cast_test")
-            .args(["reconcile", "--yes"]),
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    let without_identity = || Test::at_home(&repo.home).arg("-C").arg(&repo.root);
+    without_identity()
+        .env("CASTSYNC_AGE_KEY", &key)
+        .env("CASTARI_API_URL", &emu.url)
+        .env("CASTARI_API_KEY", "cast_test")
+        .args(["reconcile", "--yes"])
+        .run()
+        .success()
+        .no_canary(&[CANARY]);
     assert_eq!(emu.value("alpha", "A1").as_deref(), Some(CANARY));
-    assert_no_canary("reconcile", &format!("{stdout}{stderr}"), &[CANARY]);
     // CASTSYNC_AGE_KEY_FILE names a file instead.
-    let (code, _, stderr) = outcome(
-        castsync(&repo.home)
-            .arg("-C")
-            .arg(&repo.root)
-            .env("CASTSYNC_AGE_KEY_FILE", &repo.key_file)
-            .arg("validate"),
-    );
-    assert_eq!(code, 0, "{stderr}");
+    without_identity()
+        .env("CASTSYNC_AGE_KEY_FILE", &repo.key_file)
+        .arg("validate")
+        .run()
+        .success();
     // Set but empty (an unset CI secret): listed as ignored, not a usage error.
-    let (code, _, stderr) = outcome(
-        repo.cmd()
-            .env("CASTSYNC_AGE_KEY_FILE", "")
-            .env("CASTSYNC_AGE_KEY", "")
-            .env("CASTSYNC_LOG", "")
-            .arg("validate"),
-    );
-    assert_eq!(code, 0, "{stderr}");
+    repo.test()
+        .env("CASTSYNC_AGE_KEY_FILE", "")
+        .env("CASTSYNC_AGE_KEY", "")
+        .env("CASTSYNC_LOG", "")
+        .arg("validate")
+        .run()
+        .success();
 }
 
 /// A repository with one valid agent (`alpha`, holding the canary) and a commit.
@@ -238,18 +231,17 @@ fn committed_repo() -> SecretsRepo {
 fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_changes() {
     let emu = Emulator::start(&["--auto-create-agents"]);
     let repo = committed_repo();
-    let run = |args: &[&str], stdin: Option<&str>| -> (i32, String) {
-        let mut cmd = repo.cmd();
-        cmd.env("CASTARI_API_KEY", "cast_test")
+    let run = |args: &[&str], stdin: Option<&str>| -> Run {
+        let mut test = repo
+            .test()
+            .env("CASTARI_API_KEY", "cast_test")
             .env("CASTARI_API_URL", &emu.url)
             .env("EDITOR", "true")
             .args(args);
         if let Some(input) = stdin {
-            cmd.write_stdin(input);
+            test = test.stdin(input);
         }
-        let (code, stdout, stderr) = outcome(&mut cmd);
-        assert_no_canary("output", &format!("{stdout}{stderr}"), &[CANARY]);
-        (code, format!("{stdout}{stderr}"))
+        test.run().no_canary(&[CANARY])
     };
     let fresh = tempfile::tempdir().unwrap();
     let fresh_key = fresh.path().join("fresh.txt");
@@ -368,32 +360,29 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
         ),
     ];
     for (what, args, stdin, expected) in cases {
-        let (code, output) = run(args, *stdin);
-        assert_eq!(code, *expected, "{what}: castsync {args:?}\n{output}");
+        let done = run(args, *stdin);
+        assert_eq!(done.exit_code(), *expected, "{what}: {done:#?}");
     }
     // diff --exit-code between identical revisions: 0.
     repo.commit_all("everything");
-    let (code, output) = run(&["diff", "HEAD", "HEAD", "--exit-code"], None);
-    assert_eq!(code, 0, "{output}");
+    run(&["diff", "HEAD", "HEAD", "--exit-code"], None).success();
     // init: 0 in an empty directory.
-    let (code, _, output) = outcome(
-        castsync(&repo.home)
-            .arg("-C")
-            .arg(&stranger)
-            .arg("-i")
-            .arg(&repo.key_file)
-            .arg("init"),
-    );
-    assert_eq!(code, 0, "{output}");
+    Test::at_home(&repo.home)
+        .arg("-C")
+        .arg(&stranger)
+        .arg("-i")
+        .arg(&repo.key_file)
+        .arg("init")
+        .run()
+        .success();
 }
 
 #[test]
 fn validate_prints_versioned_json_that_matches_its_schema() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
-    let (code, stdout, stderr) = outcome(repo.cmd().args(["validate", "-o", "json"]));
-    assert_eq!(code, 0, "{stderr}");
-    let doc = assert_matches_schema("validate.schema.json", &stdout);
+    let run = repo.test().args(["validate", "-o", "json"]).run().success();
+    let doc = assert_matches_schema("validate.schema.json", run.stdout());
     assert_eq!(doc["format_version"], 1);
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["agents_checked"], 1);
@@ -404,9 +393,13 @@ fn validate_prints_versioned_json_that_matches_its_schema() {
         &format!("agent: beta\nsecrets:\n  B1: 1.10\n  B2: {CANARY}\n"),
     );
     repo.schema("beta", "B1=x\nB2=y\nB3=z\n");
-    let (code, stdout, _) = outcome(repo.cmd().args(["validate", "--output", "json"]));
-    assert_eq!(code, 1);
-    let doc = assert_matches_schema("validate.schema.json", &stdout);
+    let run = repo
+        .test()
+        .args(["validate", "--output", "json"])
+        .run()
+        .failure()
+        .no_canary(&[CANARY]);
+    let doc = assert_matches_schema("validate.schema.json", run.stdout());
     assert_eq!(doc["ok"], false);
     let findings = doc["findings"].as_array().unwrap();
     assert!(
@@ -415,42 +408,49 @@ fn validate_prints_versioned_json_that_matches_its_schema() {
             && f["message"].as_str().unwrap().contains("key B1")),
         "{doc:#}"
     );
-    assert_no_canary("validate -o json", &stdout, &[CANARY]);
 
     // A broken config: no agent read, agents_checked is null.
-    std::fs::write(repo.path("castsync.yaml"), "version: 7\n").unwrap();
-    let (code, stdout, _) = outcome(repo.cmd().args(["validate", "-o", "json"]));
-    assert_eq!(code, 1);
-    let doc = assert_matches_schema("validate.schema.json", &stdout);
+    let run = repo
+        .test()
+        .write("castsync.yaml", "version: 7\n")
+        .args(["validate", "-o", "json"])
+        .run()
+        .failure();
+    let doc = assert_matches_schema("validate.schema.json", run.stdout());
     assert_eq!(doc["agents_checked"], serde_json::Value::Null);
 
-    let (_, md, _) = outcome(repo.cmd().args(["validate", "-o", "markdown"]));
-    assert!(md.starts_with("### castsync validate: failed"), "{md}");
+    let run = repo
+        .test()
+        .args(["validate", "-o", "markdown"])
+        .run()
+        .failure();
+    assert!(
+        run.stdout().starts_with("### castsync validate: failed"),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]
 fn doctor_prints_versioned_json_that_matches_its_schema() {
     let emu = Emulator::start(&["--agents", "alpha"]);
     let repo = committed_repo();
-    let doctor = |extra: &[&str]| {
-        let mut cmd = repo.cmd();
-        cmd.env("CASTARI_API_KEY", "cast_test")
+    let doctor = || {
+        repo.test()
+            .env("CASTARI_API_KEY", "cast_test")
             .args(["doctor", "-o", "json", "--api-url", &emu.url])
-            .args(extra);
-        outcome(&mut cmd)
+            .run()
     };
-    let (code, stdout, stderr) = doctor(&[]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let doc = assert_matches_schema("doctor.schema.json", &stdout);
+    let run = doctor().success();
+    let doc = assert_matches_schema("doctor.schema.json", run.stdout());
     assert_eq!(doc["format_version"], 1);
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["agents"][0]["agent"], "alpha");
 
     // A problem: exit 1, still valid JSON, the failed check carries its fix.
     repo.agent("ghost", &[("G1", "g")]);
-    let (code, stdout, _) = doctor(&[]);
-    assert_eq!(code, 1, "{stdout}");
-    let doc = assert_matches_schema("doctor.schema.json", &stdout);
+    let run = doctor().failure();
+    let doc = assert_matches_schema("doctor.schema.json", run.stdout());
     assert_eq!(doc["ok"], false);
     let failed = doc["checks"]
         .as_array()
@@ -463,24 +463,27 @@ fn doctor_prints_versioned_json_that_matches_its_schema() {
 
     // Outside any repository: the report says so, as JSON too.
     let stranger = tempfile::tempdir().unwrap();
-    let (code, stdout, _) = outcome(
-        castsync(&repo.home)
-            .current_dir(stranger.path())
-            .args(["doctor", "-o", "json"]),
-    );
-    assert_eq!(code, 1, "{stdout}");
-    let doc = assert_matches_schema("doctor.schema.json", &stdout);
+    let run = Test::at_home(&repo.home)
+        .current_dir(stranger.path())
+        .args(["doctor", "-o", "json"])
+        .run()
+        .failure()
+        .no_canary(&[CANARY]);
+    let doc = assert_matches_schema("doctor.schema.json", run.stdout());
     assert_eq!(doc["checks"][0]["check"], "repository");
-    assert_no_canary("doctor -o json", &stdout, &[CANARY]);
 }
 
 #[test]
 fn diff_prints_versioned_json_with_key_level_changes_and_exit_code_2() {
     let repo = committed_repo();
     repo.agent("alpha", &[("A1", "a-one-v2"), ("A3", "new")]);
-    let (code, stdout, stderr) = outcome(repo.cmd().args(["diff", "-o", "json", "--exit-code"]));
-    assert_eq!(code, 2, "{stderr}");
-    let doc = assert_matches_schema("diff.schema.json", &stdout);
+    let run = repo
+        .test()
+        .args(["diff", "-o", "json", "--exit-code"])
+        .run()
+        .code(2)
+        .no_canary(&[CANARY, "a-one-v2"]);
+    let doc = assert_matches_schema("diff.schema.json", run.stdout());
     assert_eq!(doc["format_version"], 1);
     assert_eq!(doc["has_changes"], true);
     let manifest = doc["files"]
@@ -493,34 +496,44 @@ fn diff_prints_versioned_json_with_key_level_changes_and_exit_code_2() {
         manifest["keys"],
         serde_json::json!({"added": ["A3"], "removed": ["A2"], "changed": ["A1"]})
     );
-    assert_no_canary("diff -o json", &stdout, &[CANARY, "a-one-v2"]);
 
-    let (code, md, _) = outcome(repo.cmd().args(["diff", "-o", "markdown"]));
-    assert_eq!(code, 0);
-    assert!(md.contains("```diff\n"), "{md}");
+    repo.test()
+        .args(["diff", "-o", "markdown"])
+        .run()
+        .success()
+        .stdout_has("```diff\n");
 }
 
 #[test]
 fn rekey_check_prints_versioned_json_naming_stale_files() {
     let repo = committed_repo();
     // Written by castsync's own tooling: carries the recipients record, so it is current.
-    let (code, stdout, stderr) = outcome(repo.cmd().args(["set", "alpha", "A1"]).write_stdin("v2"));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let (code, stdout, _) = outcome(repo.cmd().args(["rekey", "--check", "-o", "json"]));
-    assert_eq!(code, 0);
-    let doc = assert_matches_schema("rekey-check.schema.json", &stdout);
+    repo.test()
+        .args(["set", "alpha", "A1"])
+        .stdin("v2")
+        .run()
+        .success();
+    let run = repo
+        .test()
+        .args(["rekey", "--check", "-o", "json"])
+        .run()
+        .success();
+    let doc = assert_matches_schema("rekey-check.schema.json", run.stdout());
     assert_eq!(doc["stale"], 0);
     assert_eq!(doc["format_version"], 1);
 
     // beta was written without the record: unrecorded, exit 1.
     repo.agent("beta", &[("B1", "b-one")]);
-    let (code, stdout, _) = outcome(repo.cmd().args(["rekey", "--check", "-o", "json"]));
-    assert_eq!(code, 1);
-    let doc = assert_matches_schema("rekey-check.schema.json", &stdout);
+    let run = repo
+        .test()
+        .args(["rekey", "--check", "-o", "json"])
+        .run()
+        .failure()
+        .no_canary(&[CANARY]);
+    let doc = assert_matches_schema("rekey-check.schema.json", run.stdout());
     assert_eq!(doc["stale"], 1);
     assert_eq!(doc["files"][0]["agent"], "beta");
     assert_eq!(doc["files"][0]["status"], "unrecorded");
-    assert_no_canary("rekey --check -o json", &stdout, &[CANARY]);
 }
 
 #[test]
@@ -529,17 +542,18 @@ fn color_follows_the_color_flag_and_no_color() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one")]);
     let plan = |color: Option<&str>, no_color: Option<&str>| -> String {
-        let mut cmd = repo.reconcile(&emu.url);
-        cmd.env_remove("NO_COLOR").arg("--dry-run");
+        let mut test = repo
+            .test()
+            .env("CASTARI_API_KEY", "cast_test")
+            .env_remove("NO_COLOR")
+            .args(["reconcile", "--api-url", &emu.url, "--dry-run"]);
         if let Some(no_color) = no_color {
-            cmd.env("NO_COLOR", no_color);
+            test = test.env("NO_COLOR", no_color);
         }
         if let Some(when) = color {
-            cmd.args(["--color", when]);
+            test = test.args(["--color", when]);
         }
-        let (code, stdout, stderr) = outcome(&mut cmd);
-        assert_eq!(code, 0, "{stderr}");
-        stdout
+        test.run().success().stdout().to_owned()
     };
     let escape = "\u{1b}[";
     assert!(plan(Some("always"), None).contains(escape));
@@ -556,17 +570,15 @@ fn show_format_json_is_a_manifest_as_its_schema_describes() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
     for reveal in [false, true] {
-        let mut cmd = repo.cmd();
-        cmd.args(["show", "alpha", "--format", "json"]);
+        let mut test = repo.test().args(["show", "alpha", "--format", "json"]);
         if reveal {
-            cmd.arg("--reveal");
+            test = test.arg("--reveal");
         }
-        let (code, stdout, stderr) = outcome(&mut cmd);
-        assert_eq!(code, 0, "{stderr}");
-        let doc = assert_matches_schema("manifest.schema.json", &stdout);
-        assert_eq!(doc["agent"], "alpha");
+        let mut run = test.run().success();
         if !reveal {
-            assert_no_canary("show --format json", &stdout, &[CANARY]);
+            run = run.no_canary(&[CANARY]);
         }
+        let doc = assert_matches_schema("manifest.schema.json", run.stdout());
+        assert_eq!(doc["agent"], "alpha");
     }
 }

@@ -4,19 +4,15 @@ use std::process::Command as StdCommand;
 
 use crate::support::*;
 
+/// What `castsync ARGS` prints; it must succeed and print nothing on stderr.
 fn stdout_of(args: &[&str]) -> String {
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = castsync(home.path())
+    Test::new()
         .args(args)
-        .output()
-        .expect("run castsync");
-    assert!(
-        out.status.success(),
-        "castsync {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.stderr.is_empty(), "castsync {args:?} wrote to stderr");
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+        .run()
+        .success()
+        .stderr_is("")
+        .stdout()
+        .to_owned()
 }
 
 #[test]
@@ -96,18 +92,13 @@ fn zsh_fish_and_powershell_completions_know_the_subcommands() {
 
 #[test]
 fn an_unknown_shell_is_a_usage_error_listing_the_choices() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = castsync(home.path())
-        .args(["completions", "tcsh"])
-        .output()
-        .expect("run castsync");
     // 1, like every usage error: 2 means "changes" under --exit-code.
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("bash") && stderr.contains("powershell"),
-        "{stderr}"
-    );
+    Test::new()
+        .args(["completions", "tcsh"])
+        .run()
+        .failure()
+        .stderr_has("bash")
+        .stderr_has("powershell");
 }
 
 #[test]

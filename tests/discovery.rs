@@ -36,31 +36,32 @@ fn validate_from_an_agent_directory_of_the_demo_finds_the_root_and_checks_three_
     let identity = demo.join("DEMO-ONLY-identity.txt");
     set_private(&identity);
 
-    let (code, stdout, stderr) = outcome(
-        castsync(&home)
-            .current_dir(demo.join("agents/support-bot"))
-            .arg("-i")
-            .arg(&identity)
-            .arg("validate"),
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(stdout, "ok: 3 agents valid, 0 warning(s)\n");
+    Test::at_home(&home)
+        .current_dir(demo.join("agents/support-bot"))
+        .arg("-i")
+        .arg(&identity)
+        .arg("validate")
+        .run()
+        .success()
+        .stdout_is("ok: 3 agents valid, 0 warning(s)\n");
 }
 
 #[test]
 fn validate_in_an_empty_directory_exits_1_naming_castsync_yaml() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (code, stdout, stderr) =
-        outcome(castsync(tmp.path()).current_dir(tmp.path()).arg("validate"));
-    assert_eq!(code, 1, "{stdout}");
-    assert_eq!(stdout, "");
-    assert!(stderr.contains(OUTSIDE), "{stderr}");
+    Test::new()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_is("")
+        .stderr_has(OUTSIDE);
 }
 
 #[test]
 fn outside_a_repository_every_command_but_the_standalone_ones_exits_1() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // castsync with this directory as HOME and as the working directory.
+    let outside = || Test::at_home(dir).current_dir(dir);
     std::fs::write(dir.join("old.env"), "A=b\n").unwrap();
     let needs_a_repository: &[&[&str]] = &[
         &["new", "bot"],
@@ -77,14 +78,12 @@ fn outside_a_repository_every_command_but_the_standalone_ones_exits_1() {
         &["watch", "--listen", "127.0.0.1:0"],
     ];
     for args in needs_a_repository {
-        let (code, _, stderr) = outcome(
-            castsync(dir)
-                .current_dir(dir)
-                .args(*args)
-                .write_stdin("value"),
-        );
-        assert_eq!(code, 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(OUTSIDE), "{args:?}: {stderr}");
+        outside()
+            .args(*args)
+            .stdin("value")
+            .run()
+            .failure()
+            .stderr_has(OUTSIDE);
     }
     assert!(!dir.join("agents").exists() && !dir.join(".castsync").exists());
 
@@ -97,16 +96,14 @@ fn outside_a_repository_every_command_but_the_standalone_ones_exits_1() {
         &["init"],
     ];
     for args in standalone {
-        let (code, _, stderr) = outcome(castsync(dir).current_dir(dir).args(*args));
-        assert_eq!(code, 0, "{args:?}: {stderr}");
+        outside().args(*args).run().success();
     }
-    let (code, stdout, stderr) = outcome(
-        castsync(dir)
-            .current_dir(dir.join("agents"))
-            .arg("validate"),
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(stdout, "ok: 0 agents valid, 0 warning(s)\n");
+    Test::at_home(dir)
+        .current_dir("agents")
+        .arg("validate")
+        .run()
+        .success()
+        .stdout_is("ok: 0 agents valid, 0 warning(s)\n");
 }
 
 #[test]
@@ -117,21 +114,20 @@ fn dash_c_wins_over_the_current_directory_and_must_name_a_repository() {
     std::fs::create_dir_all(&elsewhere).unwrap();
 
     // From an unrelated directory, -C names the repository.
-    let (code, stdout, _) = outcome(repo.cmd().current_dir(&elsewhere).arg("validate"));
-    assert_eq!(code, 0, "{stdout}");
-    assert_eq!(stdout, "ok: 1 agent valid, 0 warning(s)\n");
+    repo.test()
+        .current_dir(&elsewhere)
+        .arg("validate")
+        .run()
+        .success()
+        .stdout_is("ok: 1 agent valid, 0 warning(s)\n");
 
     // From inside the repository, -C still wins: a folder without castsync.yaml is refused.
-    let (code, _, stderr) = outcome(
-        castsync(&repo.home)
-            .current_dir(&repo.root)
-            .arg("-C")
-            .arg(&elsewhere)
-            .arg("validate"),
-    );
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("no castsync.yaml in ") && stderr.contains("elsewhere"),
-        "{stderr}"
-    );
+    Test::at_home(&repo.home)
+        .current_dir(&repo.root)
+        .arg("-C")
+        .arg(&elsewhere)
+        .arg("validate")
+        .run()
+        .failure()
+        .stderr_line_with(&["no castsync.yaml in ", "elsewhere"]);
 }

@@ -12,12 +12,11 @@ fn repo() -> SecretsRepo {
     repo
 }
 
-fn doctor(repo: &SecretsRepo, emu: &Emulator) -> Command {
-    let mut c = repo.cmd();
-    c.env("CASTARI_API_KEY", "cast_test")
+fn doctor(repo: &SecretsRepo, emu: &Emulator) -> Test {
+    repo.test()
+        .env("CASTARI_API_KEY", "cast_test")
         .arg("doctor")
-        .args(["--api-url", &emu.url]);
-    c
+        .args(["--api-url", &emu.url])
 }
 
 /// Every file under the repository, with its content, to prove nothing was written.
@@ -45,39 +44,24 @@ fn a_working_setup_passes_read_only_and_explains_drift(wire: Wire) {
     let before = snapshot(&repo.root);
     emu.reset_stats();
 
-    let (code, stdout, stderr) = outcome(&mut doctor(&repo, &emu));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("ok    api key: accepted by the platform"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("ok    manifest alpha: decrypts and validates (2 keys)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("ok    rate limit: X-RateLimit headers present"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("no problems found"), "{stdout}");
+    let run = doctor(&repo, &emu)
+        .run()
+        .success()
+        .stdout_has("ok    api key: accepted by the platform")
+        .stdout_has("ok    manifest alpha: decrypts and validates (2 keys)")
+        .stdout_has("ok    rate limit: X-RateLimit headers present")
+        .stdout_has("no problems found")
+        .no_canary(&[CANARY]);
     match wire {
-        Wire::Sdk => {
-            assert!(
-                stdout.contains("without timestamps: value drift is invisible"),
-                "{stdout}"
-            );
-            assert!(stdout.contains("note  drift:"), "{stdout}");
-            assert!(stdout.contains("--replace"), "{stdout}");
-        }
-        Wire::Docs => {
-            assert!(stdout.contains("the list route pages"), "{stdout}");
-            assert!(
-                stdout.contains("with timestamps: value drift is detected"),
-                "{stdout}"
-            );
-            assert!(!stdout.contains("note  drift:"), "{stdout}");
-        }
-    }
+        Wire::Sdk => run
+            .stdout_has("without timestamps: value drift is invisible")
+            .stdout_has("note  drift:")
+            .stdout_has("--replace"),
+        Wire::Docs => run
+            .stdout_has("the list route pages")
+            .stdout_has("with timestamps: value drift is detected")
+            .stdout_lacks("note  drift:"),
+    };
     assert_eq!(
         emu.requests("POST") + emu.requests("DELETE"),
         0,
@@ -89,9 +73,12 @@ fn a_working_setup_passes_read_only_and_explains_drift(wire: Wire) {
         "doctor wrote into the repository"
     );
 
-    let (code, json, _) = outcome(doctor(&repo, &emu).args(["-o", "json"]));
-    assert_eq!(code, 0, "{json}");
-    let report = crate::cli::assert_matches_schema("doctor.schema.json", &json);
+    let json = doctor(&repo, &emu)
+        .args(["-o", "json"])
+        .run()
+        .success()
+        .no_canary(&[CANARY]);
+    let report = crate::cli::assert_matches_schema("doctor.schema.json", json.stdout());
     assert_eq!(report["format_version"], 1);
     assert_eq!(report["ok"], true);
     assert_eq!(report["problems"], 0);
@@ -106,34 +93,28 @@ fn a_working_setup_passes_read_only_and_explains_drift(wire: Wire) {
         (alpha["timestamps"].as_str(), alpha["value_drift"].as_str()),
         (Some(expected.0), Some(expected.1))
     );
-    assert_no_canary(
-        "doctor output",
-        &format!("{stdout}{stderr}{json}"),
-        &[CANARY],
-    );
 }
 
 fn a_wrong_key_fails_with_the_fix_after_one_request(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "alpha,beta", "--token", "cast_right"]);
     let repo = repo();
-    let (code, stdout, stderr) = outcome(&mut doctor(&repo, &emu));
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("FAIL  api key: the platform refused the API key (401)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("fix: check the API key in CASTARI_API_KEY"),
-        "{stdout}"
-    );
+    doctor(&repo, &emu)
+        .run()
+        .failure()
+        .stdout_has("FAIL  api key: the platform refused the API key (401)")
+        .stdout_has("fix: check the API key in CASTARI_API_KEY")
+        .no_canary(&[CANARY, "cast_right"]);
     assert_eq!(
         emu.requests("GET"),
         1,
         "every other agent would answer the same"
     );
-    let (code, json, _) = outcome(doctor(&repo, &emu).args(["--output", "json"]));
-    assert_eq!(code, 1);
-    let report = crate::cli::assert_matches_schema("doctor.schema.json", &json);
+    let json = doctor(&repo, &emu)
+        .args(["--output", "json"])
+        .run()
+        .failure()
+        .no_canary(&[CANARY, "cast_right"]);
+    let report = crate::cli::assert_matches_schema("doctor.schema.json", json.stdout());
     assert_eq!(report["ok"], false);
     let failed: Vec<&serde_json::Value> = report["checks"]
         .as_array()
@@ -143,11 +124,6 @@ fn a_wrong_key_fails_with_the_fix_after_one_request(wire: Wire) {
         .collect();
     assert_eq!(failed.len(), 1, "{report:#}");
     assert_eq!(failed[0]["check"], "api key");
-    assert_no_canary(
-        "doctor output",
-        &format!("{stdout}{json}"),
-        &[CANARY, "cast_right"],
-    );
 }
 
 crate::on_both_wires!(
@@ -166,43 +142,34 @@ fn each_problem_is_named_with_its_fix() {
     let ct = castsync::crypto::encrypt(b"agent: beta\nsecrets: {}\n", &[r]).unwrap();
     std::fs::write(repo.path("agents/beta/secrets.yaml.age"), ct).unwrap();
 
-    let (code, stdout, stderr) = outcome(&mut doctor(&repo, &emu));
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stdout.contains("FAIL  manifest beta:"), "{stdout}");
-    assert!(
-        stdout.contains("FAIL  list gamma: agent \"gamma\" not found on the platform"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("fix: create the agent on Castari first"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("ok    manifest alpha"), "{stdout}");
-    assert!(stdout.contains("2 problems found"), "{stdout}");
-    assert_no_canary("doctor output", &stdout, &[CANARY]);
+    doctor(&repo, &emu)
+        .run()
+        .failure()
+        .stdout_has("FAIL  manifest beta:")
+        .stdout_has("FAIL  list gamma: agent \"gamma\" not found on the platform")
+        .stdout_has("fix: create the agent on Castari first")
+        .stdout_has("ok    manifest alpha")
+        .stdout_has("2 problems found")
+        .no_canary(&[CANARY]);
 }
 
 #[test]
 fn outside_a_repository_or_without_an_api_key_it_fails_and_says_what_to_do() {
-    let home = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let (code, stdout, _) = outcome(
-        castsync(home.path())
-            .arg("-C")
-            .arg(empty.path())
-            .arg("doctor"),
-    );
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("FAIL  repository:"), "{stdout}");
-    assert!(stdout.contains("castsync init"), "{stdout}");
+    Test::new()
+        .arg("-C")
+        .arg(empty.path())
+        .arg("doctor")
+        .run()
+        .failure()
+        .stdout_has("FAIL  repository:")
+        .stdout_has("castsync init");
 
-    let repo = repo();
-    let (code, stdout, _) =
-        outcome(
-            repo.cmd()
-                .args(["doctor", "--api-url", "https://api.castari.com"]),
-        );
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("FAIL  platform: no API key"), "{stdout}");
-    assert!(stdout.contains("fix: set CASTARI_API_KEY"), "{stdout}");
+    repo()
+        .test()
+        .args(["doctor", "--api-url", "https://api.castari.com"])
+        .run()
+        .failure()
+        .stdout_has("FAIL  platform: no API key")
+        .stdout_has("fix: set CASTARI_API_KEY");
 }

@@ -1,4 +1,5 @@
-//! Shared test helpers: a clean command builder for the binary, and a running emulator.
+//! Shared test helpers: [`Test`], the fluent builder most tests use; the [`Command`] wrapper
+//! beneath it (every run checked for a panic); a running emulator.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -8,9 +9,11 @@ use std::process::{Child, Command as StdCommand, Stdio};
 pub mod pty;
 mod repo;
 mod silent;
+mod test;
 pub mod tools;
 pub use repo::{SecretsRepo, set_private};
 pub use silent::Silent;
+pub use test::{Run, Test};
 pub use tools::{tool, tools};
 
 /// Path of the binary under test.

@@ -15,6 +15,7 @@ mod doctor;
 mod emulator;
 mod examples;
 mod hardening;
+mod help;
 mod keygen;
 mod merge_driver;
 mod platform_client;

@@ -103,35 +103,35 @@ fn the_driver_prints_a_notice_instead_of_failing_when_it_cannot_decrypt() {
 #[test]
 fn castsync_diff_compares_two_revisions_and_the_worktree() {
     let repo = two_commits();
-    let out = repo
-        .cmd()
+    let run = repo
+        .test()
         .args(["diff", "HEAD~1", "HEAD"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (added, removed) = changed_keys(&text);
-    assert_eq!(added, set(&["B", "D"]), "{text}");
-    assert_eq!(removed, set(&["B", "C"]), "{text}");
-    assert!(
-        text.contains("agents/bot/.env.example"),
-        "schema changes shown:\n{text}"
-    );
-    assert!(text.contains("+D=placeholder-for-d"), "{text}");
-    assert_no_canary("castsync diff", &text, CANARIES);
+        .run()
+        .success()
+        // Schema changes are shown too.
+        .stdout_has("agents/bot/.env.example")
+        .stdout_has("+D=placeholder-for-d")
+        .no_canary(CANARIES);
+    let (added, removed) = changed_keys(run.stdout());
+    assert_eq!(added, set(&["B", "D"]), "{}", run.stdout());
+    assert_eq!(removed, set(&["B", "C"]), "{}", run.stdout());
 
     // Default: HEAD against the worktree.
     repo.agent(
         "bot",
         &[("A", "same-value"), ("B", CANARIES[2]), ("D", "rotated")],
     );
-    let out = repo.cmd().arg("-vvv").arg("diff").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (added, removed) = changed_keys(&text);
-    assert_eq!((added, removed), (set(&["D"]), set(&["D"])), "{text}");
-    assert_no_canary(
-        "castsync diff -vvv",
-        &format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
-        CANARIES,
+    let run = repo
+        .test()
+        .args(["-vvv", "diff"])
+        .run()
+        .success()
+        .no_canary(CANARIES);
+    let (added, removed) = changed_keys(run.stdout());
+    assert_eq!(
+        (added, removed),
+        (set(&["D"]), set(&["D"])),
+        "{}",
+        run.stdout()
     );
 }

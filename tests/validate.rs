@@ -26,11 +26,11 @@ fn vectors() -> Vec<Vector> {
     .collect()
 }
 
-/// A repository holding the vector, the command that validates it, and the file the error
-/// must name.
-fn case(v: &Vector) -> (SecretsRepo, Command, &'static str) {
+/// A repository holding the vector, the `validate` run on it, and the file the error must
+/// name.
+fn case(v: &Vector) -> (SecretsRepo, Test, &'static str) {
     let repo = SecretsRepo::new("");
-    let mut cmd = repo.cmd();
+    let mut test = repo.test();
     let path = if v.name.ends_with(".castsync.yaml") {
         std::fs::write(repo.path("castsync.yaml"), &v.text).unwrap();
         "castsync.yaml"
@@ -43,37 +43,34 @@ fn case(v: &Vector) -> (SecretsRepo, Command, &'static str) {
         SCHEMA
     } else if v.name.ends_with(".yaml.age") {
         let (_, age_file) = v.text.split_once('\n').unwrap();
-        std::fs::create_dir_all(repo.path("agents/bad-agent")).unwrap();
-        std::fs::write(repo.path(MANIFEST), age_file).unwrap();
+        test = test.write(MANIFEST, age_file);
         if v.name.contains("no_identity") {
             // No -i, and HOME holds no default identity: nothing to decrypt with.
-            cmd = castsync(&repo.home);
-            cmd.arg("-C").arg(&repo.root);
+            test = Test::at_home(&repo.home).arg("-C").arg(&repo.root);
         }
         MANIFEST
     } else {
         repo.raw_manifest(AGENT, &v.text);
         MANIFEST
     };
-    cmd.arg("validate");
-    (repo, cmd, path)
+    (repo, test.arg("validate"), path)
 }
 
-/// Asserts `validate` failed with an `error:` line that names `path` and says `expect`.
-fn assert_fails_with(name: &str, cmd: &mut Command, path: &str, expect: &str) {
-    let (code, stdout, stderr) = outcome(cmd);
-    assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
-    assert_eq!(code, 1, "{name}: exit code\n{stdout}\n{stderr}");
-    let found = stdout
-        .lines()
-        .any(|l| l.starts_with("error: ") && l.contains(path) && l.contains(expect));
+/// Asserts `validate` failed with an `error:` line that names `path` and says `expect`, and
+/// ended with the `failed:` summary.
+fn assert_fails_with(test: Test, path: &str, expect: &str) {
+    let run = test
+        .run()
+        .failure()
+        .stdout_line_with(&["error: ", path, expect]);
     assert!(
-        found,
-        "{name}: no `error:` line naming {path} and saying {expect:?}:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.lines().last().unwrap_or("").starts_with("failed: "),
-        "{name}: summary line\n{stdout}"
+        run.stdout()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("failed: "),
+        "summary line:\n{}",
+        run.stdout()
     );
 }
 
@@ -85,8 +82,8 @@ fn every_failing_vector_makes_validate_exit_1_naming_its_file_and_problem() {
         .collect();
     assert!(cases.len() >= 25, "only {} failing vectors", cases.len());
     for v in &cases {
-        let (_repo, mut cmd, path) = case(v);
-        assert_fails_with(&v.name, &mut cmd, path, &v.expect);
+        let (_repo, test, path) = case(v);
+        assert_fails_with(test, path, &v.expect);
     }
 }
 
@@ -125,17 +122,11 @@ fn warning_vectors_exit_0_and_print_their_warning() {
         .collect();
     assert!(!cases.is_empty());
     for v in &cases {
-        let (_repo, mut cmd, path) = case(v);
-        let (code, stdout, stderr) = outcome(&mut cmd);
-        assert_eq!(code, 0, "{}:\n{stdout}\n{stderr}", v.name);
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with("warning: ") && l.contains(path) && l.contains(&v.expect)),
-            "{}:\n{stdout}",
-            v.name
-        );
-        assert!(stdout.contains("ok: 1 agent valid"), "{stdout}");
+        let (_repo, test, path) = case(v);
+        test.run()
+            .success()
+            .stdout_line_with(&["warning: ", path, &v.expect])
+            .stdout_has("ok: 1 agent valid");
     }
 }
 
@@ -149,11 +140,8 @@ fn an_oversized_value_fails_validate() {
             "x".repeat(64 * 1024 + 1)
         ),
     );
-    let mut cmd = repo.cmd();
-    cmd.arg("validate");
     assert_fails_with(
-        "oversized value",
-        &mut cmd,
+        repo.test().arg("validate"),
         MANIFEST,
         "key BLOB: the value is 65537 bytes, over the 64 KiB limit",
     );
@@ -167,11 +155,8 @@ fn an_oversized_manifest_fails_validate() {
         text.push_str(&format!("  BLOB_{i}: \"{}\"\n", "x".repeat(60 * 1024)));
     }
     repo.raw_manifest(AGENT, &text);
-    let mut cmd = repo.cmd();
-    cmd.arg("validate");
     assert_fails_with(
-        "oversized manifest",
-        &mut cmd,
+        repo.test().arg("validate"),
         MANIFEST,
         "over the 1 MiB limit",
     );
@@ -182,9 +167,11 @@ fn a_clean_repository_validates_with_exit_0_and_a_summary() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A_KEY", "a")]);
     repo.agent("beta", &[("B_KEY", "b")]);
-    let (code, stdout, stderr) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert_eq!(stdout, "ok: 2 agents valid, 0 warning(s)\n");
+    repo.test()
+        .arg("validate")
+        .run()
+        .success()
+        .stdout_is("ok: 2 agents valid, 0 warning(s)\n");
 }
 
 #[test]
@@ -193,22 +180,19 @@ fn validate_reports_every_bad_agent_not_only_the_first() {
     repo.raw_manifest("alpha", "agent: alpha\nsecrets:\n  RATE: 1.10\n");
     repo.agent("beta", &[("B_KEY", "b")]);
     repo.raw_manifest("gamma", "agent: beta\nsecrets: {}\n");
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 1);
+    let run = repo
+        .test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_has("error: agents/alpha/secrets.yaml.age (decrypted), line 3, column 3: key RATE")
+        .stdout_has("error: agents/gamma/secrets.yaml.age (decrypted)")
+        .stdout_lacks("agents/beta/");
     assert!(
-        stdout.contains(
-            "error: agents/alpha/secrets.yaml.age (decrypted), line 3, column 3: key RATE"
-        ),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("error: agents/gamma/secrets.yaml.age (decrypted)"),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("agents/beta/"), "{stdout}");
-    assert!(
-        stdout.ends_with("failed: 3 agents checked, 2 error(s), 0 warning(s)\n"),
-        "{stdout}"
+        run.stdout()
+            .ends_with("failed: 3 agents checked, 2 error(s), 0 warning(s)\n"),
+        "{}",
+        run.stdout()
     );
 }
 
@@ -218,16 +202,17 @@ fn validate_checks_only_the_named_agents_and_refuses_an_unknown_one() {
     repo.agent("alpha", &[("A_KEY", "a")]);
     repo.raw_manifest("broken", "not: [valid");
 
-    let (code, stdout, _) = outcome(repo.cmd().args(["validate", "alpha"]));
-    assert_eq!(code, 0, "{stdout}");
-    assert_eq!(stdout, "ok: 1 agent valid, 0 warning(s)\n");
+    repo.test()
+        .args(["validate", "alpha"])
+        .run()
+        .success()
+        .stdout_is("ok: 1 agent valid, 0 warning(s)\n");
 
-    let (code, _, stderr) = outcome(repo.cmd().args(["validate", "alpah"]));
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("agent \"alpah\" is not declared"),
-        "{stderr}"
-    );
+    repo.test()
+        .args(["validate", "alpah"])
+        .run()
+        .failure()
+        .stderr_has("agent \"alpah\" is not declared");
 }
 
 #[test]
@@ -240,10 +225,9 @@ fn validate_reports_a_recipient_castsync_cannot_encrypt_to() {
     );
     std::fs::write(repo.path("castsync.yaml"), text).unwrap();
     repo.agent("alpha", &[("A_KEY", "a")]);
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains("error: castsync.yaml: recipients[0]:") && stdout.contains("post-quantum"),
-        "{stdout}"
-    );
+    repo.test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_line_with(&["error: castsync.yaml: recipients[0]:", "post-quantum"]);
 }

@@ -16,13 +16,9 @@ const REFUSED: &str = "canary-c0ffee-do-not-print";
 const BROKEN: &str = "canary-deadbe-do-not-print";
 const ALL: [&str; 6] = [SET, IMPORTED, OPTIONAL, EDITED, REFUSED, BROKEN];
 
-/// Runs `cmd` at -vvv and asserts no canary in its output; returns (code, stdout).
-fn quiet_about_secrets(what: &str, cmd: &mut Command) -> (i32, String) {
-    let (code, stdout, stderr) = outcome(cmd.arg("-vvv"));
-    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
-    assert_no_canary(&format!("stdout of {what}"), &stdout, &ALL);
-    assert_no_canary(&format!("stderr of {what}"), &stderr, &ALL);
-    (code, stdout)
+/// Runs `test` at -vvv; no canary may appear on stdout or stderr.
+fn quiet_about_secrets(test: Test) -> Run {
+    test.arg("-vvv").run().no_canary(&ALL)
 }
 
 fn script(path: &Path, body: &str) {
@@ -51,36 +47,34 @@ fn no_command_ever_prints_a_value_except_show_reveal_on_stdout() {
 
     let fresh = repo.home.join("fresh");
     std::fs::create_dir_all(&fresh).unwrap();
-    let mut init = castsync(&repo.home);
-    init.arg("-C")
-        .arg(&fresh)
-        .arg("-i")
-        .arg(&repo.key_file)
-        .arg("init");
-    assert_eq!(quiet_about_secrets("init", &mut init).0, 0);
+    quiet_about_secrets(
+        Test::at_home(&repo.home)
+            .arg("-C")
+            .arg(&fresh)
+            .arg("-i")
+            .arg(&repo.key_file)
+            .arg("init"),
+    )
+    .success();
 
-    assert_eq!(
-        quiet_about_secrets("new", repo.cmd().args(["new", "bot"])).0,
-        0
-    );
+    quiet_about_secrets(repo.test().args(["new", "bot"])).success();
     repo.schema(
         "bot",
         "TOKEN=your-token\nIMPORTED=x\nOLD=y # optional\nREFUSED_KEY=z # optional\n",
     );
-    let (code, _) = quiet_about_secrets(
-        "set",
-        repo.cmd()
+    quiet_about_secrets(
+        repo.test()
             .args(["set", "bot", "TOKEN"])
-            .write_stdin(format!("{SET}\n")),
-    );
-    assert_eq!(code, 0);
-    let (code, _) = quiet_about_secrets(
-        "set of an undeclared key",
-        repo.cmd()
+            .stdin(format!("{SET}\n")),
+    )
+    .success();
+    // A set of an undeclared key.
+    quiet_about_secrets(
+        repo.test()
             .args(["set", "bot", "UNDECLARED"])
-            .write_stdin(REFUSED),
-    );
-    assert_eq!(code, 1);
+            .stdin(REFUSED),
+    )
+    .failure();
 
     let env_file = repo.home.join("import.env");
     std::fs::write(
@@ -88,129 +82,91 @@ fn no_command_ever_prints_a_value_except_show_reveal_on_stdout() {
         format!("IMPORTED={IMPORTED}\nOLD='{OPTIONAL}'\n"),
     )
     .unwrap();
-    let mut import = repo.cmd();
-    import
-        .args(["import", "bot", "--from-dotenv"])
-        .arg(&env_file);
-    assert_eq!(quiet_about_secrets("import", &mut import).0, 0);
-    let (code, _) = quiet_about_secrets(
-        "import of a conflicting value",
-        repo.cmd()
+    quiet_about_secrets(
+        repo.test()
+            .args(["import", "bot", "--from-dotenv"])
+            .arg(&env_file),
+    )
+    .success();
+    // An import of a conflicting value, then of a malformed file.
+    quiet_about_secrets(
+        repo.test()
             .args(["import", "bot", "--from-dotenv", "-"])
-            .write_stdin(format!("IMPORTED={REFUSED}\n")),
-    );
-    assert_eq!(code, 1);
-    let (code, _) = quiet_about_secrets(
-        "import of a malformed file",
-        repo.cmd()
+            .stdin(format!("IMPORTED={REFUSED}\n")),
+    )
+    .failure();
+    quiet_about_secrets(
+        repo.test()
             .args(["import", "bot", "--from-dotenv", "-"])
-            .write_stdin(format!("{REFUSED}\n")),
-    );
-    assert_eq!(code, 1);
+            .stdin(format!("{REFUSED}\n")),
+    )
+    .failure();
 
     for format in ["yaml", "dotenv", "json"] {
-        let (code, stdout) = quiet_about_secrets(
-            &format!("show --format {format}"),
-            repo.cmd().args(["show", "bot", "--format", format]),
-        );
-        assert_eq!(code, 0);
-        assert!(stdout.contains("TOKEN"), "{stdout}");
+        quiet_about_secrets(repo.test().args(["show", "bot", "--format", format]))
+            .success()
+            .stdout_has("TOKEN");
         // With --reveal the values are on stdout, and only there.
-        let (code, stdout, stderr) = outcome(
-            repo.cmd()
-                .args(["show", "bot", "--reveal", "--format", format, "-vvv"]),
-        );
-        assert_eq!(code, 0);
-        assert!(
-            stdout.contains(SET) && stdout.contains(IMPORTED),
-            "{format}: {stdout}"
-        );
+        let run = repo
+            .test()
+            .args(["show", "bot", "--reveal", "--format", format, "-vvv"])
+            .run()
+            .success()
+            .stdout_has(SET)
+            .stdout_has(IMPORTED);
         assert_no_canary(
             &format!("stderr of show --reveal --format {format}"),
-            &stderr,
+            run.stderr(),
             &ALL,
         );
     }
 
-    let edit = |what: &str, body: &str| {
+    let edit = |body: &str| {
         let editor = repo.home.join("editor.sh");
         script(&editor, body);
         quiet_about_secrets(
-            what,
-            repo.cmd()
+            repo.test()
                 .env("TMPDIR", &tmpdir)
                 .env("EDITOR", &editor)
                 .args(["edit", "bot"]),
         )
-        .0
     };
-    assert_eq!(
-        edit("edit", &format!("sed -i 's/{SET}/{EDITED}/' \"$1\"")),
-        0
-    );
-    assert_eq!(
-        edit(
-            "an invalid edit",
-            &format!("printf '  REFUSED_KEY: \"{BROKEN}\\n' >> \"$1\""),
-        ),
-        1
-    );
-    assert_eq!(
-        edit(
-            "an edit with a typed value",
-            &format!("printf '  REFUSED_KEY: !!binary {BROKEN}\\n' >> \"$1\"")
-        ),
-        1
-    );
-    assert_eq!(edit("an edit that changes nothing", "true"), 0);
+    edit(&format!("sed -i 's/{SET}/{EDITED}/' \"$1\"")).success();
+    // An invalid edit, an edit with a typed value, an edit that changes nothing.
+    edit(&format!("printf '  REFUSED_KEY: \"{BROKEN}\\n' >> \"$1\"")).failure();
+    edit(&format!(
+        "printf '  REFUSED_KEY: !!binary {BROKEN}\\n' >> \"$1\""
+    ))
+    .failure();
+    edit("true").success();
 
-    assert_eq!(
-        quiet_about_secrets("unset", repo.cmd().args(["unset", "bot", "OLD"])).0,
-        0
-    );
+    quiet_about_secrets(repo.test().args(["unset", "bot", "OLD"])).success();
     repo.config(&format!(
         "access:\n  - agents: \"bot\"\n    recipients: [{}, {}]",
         repo.recipient,
         castsync::crypto::generate_identity().1
     ));
-    assert_eq!(
-        quiet_about_secrets("rekey --check", repo.cmd().args(["rekey", "--check"])).0,
-        1
-    );
-    assert_eq!(quiet_about_secrets("rekey", repo.cmd().arg("rekey")).0, 0);
-    assert_eq!(
-        quiet_about_secrets("validate", repo.cmd().arg("validate")).0,
-        0
-    );
+    quiet_about_secrets(repo.test().args(["rekey", "--check"])).failure();
+    quiet_about_secrets(repo.test().arg("rekey")).success();
+    quiet_about_secrets(repo.test().arg("validate")).success();
 
     // A manifest broken around a value: validate names the problem, never the value.
     repo.raw_manifest(
         "broken",
         &format!("agent: broken\nsecrets:\n  A: \"{BROKEN}\n  B: {BROKEN}: x\n"),
     );
-    assert_eq!(
-        quiet_about_secrets("validate of a broken manifest", repo.cmd().arg("validate")).0,
-        1
-    );
+    quiet_about_secrets(repo.test().arg("validate")).failure();
+    // A copied manifest.
     repo.raw_manifest("copied", &format!("agent: bot\nsecrets:\n  A: {BROKEN}\n"));
-    assert_eq!(
-        quiet_about_secrets(
-            "validate of a copied manifest",
-            repo.cmd().args(["validate", "copied"])
-        )
-        .0,
-        1
-    );
+    quiet_about_secrets(repo.test().args(["validate", "copied"])).failure();
 
-    let (code, stdout, _) = outcome(
-        repo.cmd()
-            .args(["show", "bot", "--reveal", "--format", "json"]),
-    );
-    assert_eq!(code, 0);
-    assert!(
-        stdout.contains(EDITED) && !stdout.contains(SET),
-        "the edit landed: {stdout}"
-    );
+    // The edit landed.
+    repo.test()
+        .args(["show", "bot", "--reveal", "--format", "json"])
+        .run()
+        .success()
+        .stdout_has(EDITED)
+        .stdout_lacks(SET);
     assert!(empty_dir(&tmpdir), "edit left scratch files");
     assert_no_canary_in_files(&repo.root);
 }

@@ -22,7 +22,7 @@ impl Fixture {
         let repo = SecretsRepo::new("");
         repo.agent("bot", &[("TOKEN", "old-token")]);
         // Written by castsync, so it carries its recipient record like any authored file.
-        repo.cmd().arg("rekey").assert().success();
+        repo.test().arg("rekey").run().success();
         let tmpdir = repo.home.join("tmp");
         std::fs::create_dir_all(&tmpdir).unwrap();
         Fixture { repo, tmpdir }
@@ -37,14 +37,13 @@ impl Fixture {
     }
 
     /// `castsync edit bot` with EDITOR set to `editor`.
-    fn edit(&self, editor: &Path) -> (i32, String, String) {
-        outcome(
-            self.repo
-                .cmd()
-                .env("TMPDIR", &self.tmpdir)
-                .env("EDITOR", editor)
-                .args(["edit", "bot"]),
-        )
+    fn edit(&self, editor: &Path) -> Run {
+        self.repo
+            .test()
+            .env("TMPDIR", &self.tmpdir)
+            .env("EDITOR", editor)
+            .args(["edit", "bot"])
+            .run()
     }
 
     /// The same as a plain process in a process group of its own (for signals).
@@ -91,8 +90,8 @@ impl Fixture {
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             (out.status.code(), stderr)
         } else {
-            let (code, _, stderr) = self.edit(editor);
-            (Some(code), stderr)
+            let run = self.edit(editor);
+            (Some(run.exit_code()), run.stderr().to_owned())
         };
         assert_eq!(code, Some(1), "{stderr}");
         for e in expect {
@@ -106,9 +105,9 @@ impl Fixture {
     /// the manifest neither rewritten (same bytes, same mtime) nor anything left behind.
     fn assert_not_rewritten(&self, editor_body: &str, says: &str) {
         let (before, mtime) = (self.bytes(), self.mtime());
-        let (code, _, stderr) = self.edit(&self.editor("ed", editor_body));
-        assert_eq!(code, 0, "{stderr}");
-        assert!(stderr.contains(says), "{stderr}");
+        self.edit(&self.editor("ed", editor_body))
+            .success()
+            .stderr_has(says);
         assert_eq!(self.bytes(), before);
         assert_eq!(self.mtime(), mtime);
         self.assert_clean();
@@ -125,20 +124,18 @@ impl Fixture {
 fn a_valid_edit_lands_and_leaves_nothing_behind() {
     let f = Fixture::new();
     let editor = f.editor("ed", "sed -i 's/old-token/new-token/' \"$1\"");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("saved agents/bot/secrets.yaml.age: changed TOKEN"),
-        "{stderr}"
-    );
+    f.edit(&editor)
+        .success()
+        .stderr_has("saved agents/bot/secrets.yaml.age: changed TOKEN");
     assert_eq!(f.token(), "new-token");
     f.assert_clean();
-    let (code, stdout, _) = outcome(f.repo.cmd().args(["rekey", "--check"]));
-    assert_eq!(
-        (code, stdout.as_str()),
-        (0, ""),
-        "the rewrite records its recipients"
-    );
+    // The rewrite records its recipients.
+    f.repo
+        .test()
+        .args(["rekey", "--check"])
+        .run()
+        .success()
+        .stdout_is("");
 }
 
 #[test]
@@ -152,8 +149,7 @@ fn the_editor_sees_a_private_file_without_the_metadata_block() {
             copy.display()
         ),
     );
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 0, "{stderr}");
+    f.edit(&editor).success();
     assert_eq!(
         std::fs::read_to_string(&copy).unwrap(),
         "600\n700\nagent: bot\nsecrets:\n  TOKEN: \"old-token\"\n"
@@ -213,15 +209,14 @@ fn visual_wins_over_editor_and_an_editor_with_arguments_runs_like_git() {
         "ed",
         "[ \"$1\" = --wait ] || exit 9\nsed -i 's/old-token/from-visual/' \"$2\"",
     );
-    let (code, _, stderr) = outcome(
-        f.repo
-            .cmd()
-            .env("TMPDIR", &f.tmpdir)
-            .env("EDITOR", "false")
-            .env("VISUAL", format!("{} --wait", editor.display()))
-            .args(["edit", "bot"]),
-    );
-    assert_eq!(code, 0, "{stderr}");
+    f.repo
+        .test()
+        .env("TMPDIR", &f.tmpdir)
+        .env("EDITOR", "false")
+        .env("VISUAL", format!("{} --wait", editor.display()))
+        .args(["edit", "bot"])
+        .run()
+        .success();
     assert_eq!(f.token(), "from-visual");
     f.assert_clean();
 }
@@ -232,11 +227,11 @@ fn a_manifest_that_breaks_its_own_rules_opens_so_it_can_be_repaired() {
     f.repo
         .raw_manifest("bot", "agent: bot\nsecrets:\n  TOKEN: 1.10\n");
     let editor = f.editor("ed", "sed -i 's/1.10/\"1.10\"/' \"$1\"");
-    let (code, _, stderr) = f.edit(&editor);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("opening the file as it is"), "{stderr}");
+    f.edit(&editor)
+        .success()
+        .stderr_has("opening the file as it is");
     assert_eq!(f.token(), "1.10");
-    f.repo.cmd().arg("validate").assert().success();
+    f.repo.test().arg("validate").run().success();
 }
 
 #[test]

@@ -86,6 +86,11 @@ impl SecretsRepo {
         c
     }
 
+    /// A [`super::Test`] of `castsync -C ROOT -i KEY …` on this repository.
+    pub fn test(&self) -> super::Test {
+        super::Test::in_repo(self)
+    }
+
     /// `castsync … reconcile --api-url URL` with an API key for the emulator.
     pub fn reconcile(&self, emulator_url: &str) -> Command {
         let mut c = self.cmd();
