@@ -172,6 +172,14 @@ impl AgentResult {
         Some(classes.min().unwrap_or(ErrorClass::Transient))
     }
 
+    /// What to do about this agent's failure: the hint of its first platform error.
+    pub fn hint(&self) -> Option<String> {
+        use crate::hint::Hinted as _;
+        self.first_platform_error()
+            .and_then(|e| e.hint())
+            .map(Into::into)
+    }
+
     /// The first platform error behind this agent's failure, for its hint.
     pub fn first_platform_error(&self) -> Option<&PlatformError> {
         self.failed

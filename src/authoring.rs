@@ -60,14 +60,11 @@ pub enum AuthoringError {
         source: Box<ManifestError>,
     },
     /// The agent has no manifest yet.
-    #[error(
-        "agent {agent} has no manifest: {} does not exist\n  hint: create it with `castsync new {agent}`",
-        path.display()
-    )]
+    #[error("agent {agent} has no manifest: {} does not exist", path.display())]
     NoManifest { agent: String, path: PathBuf },
     /// `new` for an agent that already has a manifest.
     #[error(
-        "{} already exists: castsync new never replaces a manifest\n  hint: change it with `castsync edit {agent}` or `castsync set {agent} KEY`",
+        "{} already exists: castsync new never replaces a manifest",
         path.display()
     )]
     Exists { agent: String, path: PathBuf },
@@ -78,7 +75,7 @@ pub enum AuthoringError {
         problems: Vec<String>,
     },
     /// `unset` of a key the manifest does not hold.
-    #[error("key {key} is not in {} (agent {agent})\n  hint: {hint}", path.display())]
+    #[error("key {key} is not in {} (agent {agent})", path.display())]
     NoSuchKey {
         key: String,
         agent: String,
@@ -87,7 +84,7 @@ pub enum AuthoringError {
     },
     /// `import` of keys the manifest holds with other values, without `--overwrite`.
     #[error(
-        "{} already holds {} with a different value: nothing was imported\n  hint: pass --overwrite to replace them",
+        "{} already holds {} with a different value: nothing was imported",
         path.display(),
         keys.join(", ")
     )]
@@ -117,6 +114,24 @@ pub enum AuthoringError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl crate::hint::Hinted for AuthoringError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(match self {
+            AuthoringError::Crypto(e) => return e.hint(),
+            AuthoringError::NoManifest { agent, .. } => {
+                format!("create it with `castsync new {agent}`").into()
+            }
+            AuthoringError::Exists { agent, .. } => {
+                format!("change it with `castsync edit {agent}` or `castsync set {agent} KEY`")
+                    .into()
+            }
+            AuthoringError::NoSuchKey { hint, .. } => hint.as_str().into(),
+            AuthoringError::Conflicts { .. } => "pass --overwrite to replace them".into(),
+            _ => return None,
+        })
+    }
 }
 
 impl From<CryptoError> for AuthoringError {

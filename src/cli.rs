@@ -134,11 +134,14 @@ pub fn parse() -> Result<Cli, clap::Error> {
     for m in levels {
         for (id, var, instead) in ENV_ONLY {
             if m.ids().any(|i| i == id) && m.value_source(id) == Some(ValueSource::CommandLine) {
+                // clap prints usage errors itself; the hint goes into its message, drawn by
+                // the one hint renderer.
                 return Err(command.error(
                     clap::error::ErrorKind::ArgumentConflict,
                     format!(
-                        "--{} is read from the environment only: a secret on the command line shows in `ps` and shell history\n  hint: export {var}=…, or pass {instead}",
+                        "--{} is read from the environment only: a secret on the command line shows in `ps` and shell history\n{}",
                         id.replace('_', "-"),
+                        crate::hint::line("  ", &format!("export {var}=…, or pass {instead}")),
                     ),
                 ));
             }

@@ -184,12 +184,23 @@ pub fn print_notes(notes: &[String]) {
     }
 }
 
-/// Prints an error and its causes on stderr, one per line, in rage's style.
+/// Prints an error on stderr in rage's style: the error, its causes one per line, then the
+/// first hint found in the chain on a line of its own (see [`crate::hint`]).
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    eprint!("{}", error_text(err));
+}
+
+/// The text [`print_error`] prints.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut out = format!("error: {err}\n");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        out.push_str(&format!("  caused by: {cause}\n"));
     }
+    if let Some(hint) = crate::hint::find_any(err) {
+        out.push_str(&crate::hint::line("  ", &hint));
+        out.push('\n');
+    }
+    out
 }
 
 /// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; `--log` /
@@ -229,4 +240,21 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
     };
     // A second init (tests that call run twice in one process) keeps the first subscriber.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::hint::WithHint;
+
+    #[test]
+    fn an_error_prints_its_causes_then_its_hint_once() {
+        let err = anyhow::Error::new(WithHint::new("cannot do x", "run `castsync y`"))
+            .context("while doing z");
+        assert_eq!(
+            super::error_text(&err),
+            "error: while doing z\n  caused by: cannot do x\n  hint: run `castsync y`\n"
+        );
+        let plain = anyhow::anyhow!("no fix known");
+        assert_eq!(super::error_text(&plain), "error: no fix known\n");
+    }
 }

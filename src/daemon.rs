@@ -95,9 +95,7 @@ pub enum DaemonError {
     #[error(transparent)]
     State(#[from] StateError),
     /// The HTTP address cannot be bound.
-    #[error(
-        "cannot listen on {addr}\n  hint: pick another --listen address (port 0 picks a free port)"
-    )]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
@@ -113,6 +111,21 @@ pub enum DaemonError {
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+}
+
+impl crate::hint::Hinted for DaemonError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            DaemonError::Signers(e) => e.hint(),
+            DaemonError::WebhookSecret(e) => e.hint(),
+            DaemonError::Git(e) => e.hint(),
+            DaemonError::State(e) => e.hint(),
+            DaemonError::Listen { .. } => {
+                Some("pick another --listen address (port 0 picks a free port)".into())
+            }
+            DaemonError::Watch { .. } | DaemonError::Signals(_) => None,
+        }
+    }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Prints `listening on http://ADDR` as its first

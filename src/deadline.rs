@@ -348,16 +348,21 @@ impl TimedOut {
         out
     }
 
-    /// The error a command prints: which deadline passed, what did not finish, what to do.
+    /// The error a command prints: which deadline passed and what did not finish.
     pub fn message(&self, flag: &str) -> String {
         format!(
-            "timed out: the run's deadline ({}, {flag}) passed; the requests in flight were cancelled\n  not finished: {}\n  hint: {}",
+            "timed out: the run's deadline ({}, {flag}) passed; the requests in flight were cancelled\n  not finished: {}",
             whole_seconds(&self.after),
             self.unfinished(),
-            PlatformError::DeadlineExceeded { after: self.after }
-                .hint()
-                .unwrap_or_default()
         )
+    }
+
+    /// What to do about it: the hint of a call the deadline cut.
+    pub fn hint(&self) -> Option<String> {
+        use crate::hint::Hinted as _;
+        PlatformError::DeadlineExceeded { after: self.after }
+            .hint()
+            .map(Into::into)
     }
 
     /// `{"seconds": …, "agents": [{"agent", "step"}]}` for `--output json`.

@@ -51,9 +51,7 @@ pub enum EmulatorError {
     #[error("invalid --agents entry")]
     Agent(#[source] NameError),
     /// The listen address could not be bound.
-    #[error(
-        "cannot listen on {addr}\n  hint: pick another --listen address (port 0 picks a free one)"
-    )]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: std::net::SocketAddr,
         #[source]
@@ -65,6 +63,21 @@ pub enum EmulatorError {
     /// Signal handlers or stdout failed.
     #[error("emulator i/o failed")]
     Io(#[from] std::io::Error),
+}
+
+impl crate::hint::Hinted for EmulatorError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            EmulatorError::Bind { .. } => {
+                Some("pick another --listen address (port 0 picks a free one)".into())
+            }
+            EmulatorError::Store(e) => e.hint(),
+            EmulatorError::RateLimit { .. }
+            | EmulatorError::FailRate { .. }
+            | EmulatorError::Agent(_)
+            | EmulatorError::Io(_) => None,
+        }
+    }
 }
 
 /// Which wire format the emulator speaks.

@@ -1,7 +1,9 @@
 //! One problem found while checking a manifest against its rules or its schema.
 //!
 //! `validate` prints one finding per line; reconcile reports them per agent. A finding's
-//! message names the key and the fix but never a secret value.
+//! message names the file and the key but never a secret value. Its severity and its hint
+//! (the fix, when known) are fields of their own, so each printer puts them where its format
+//! wants them: `error: …` and a `hint: …` line in text, `severity` and `hint` in JSON.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -31,6 +33,8 @@ pub struct Finding {
     pub agent: Option<String>,
     pub key: Option<String>,
     pub message: String,
+    /// What to do about it, when castsync knows (see [`crate::hint`]).
+    pub hint: Option<String>,
     /// The message already begins with its location (errors from the manifest, schema and
     /// crypto modules name their file themselves), so Display does not repeat the path.
     pub located: bool,
@@ -53,15 +57,27 @@ impl Finding {
             agent: None,
             key: None,
             message: message.into(),
+            hint: None,
             located: false,
         }
     }
 
-    /// An error whose message already names its file (and line), e.g. a `ManifestError`.
-    pub fn located_error(path: impl Into<PathBuf>, error: &dyn std::error::Error) -> Self {
+    /// An error whose message already names its file (and line), e.g. a `ManifestError`,
+    /// with the error's hint.
+    pub fn located_error(
+        path: impl Into<PathBuf>,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Self {
         let mut f = Self::new(Severity::Error, path, error.to_string());
+        f.hint = crate::hint::find(error);
         f.located = true;
         f
+    }
+
+    /// What to do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 
     pub fn at_line(mut self, line: Option<usize>) -> Self {
@@ -84,23 +100,32 @@ impl Finding {
     }
 }
 
-/// `error: agents/x/.env.example:3: key FOO: message` — the agent is implied by the path.
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Finding {
+    /// `agents/x/.env.example:3: key FOO: message`, escaped for a terminal: where and what,
+    /// without the severity or the hint.
+    pub fn text(&self) -> String {
         // Paths come from directory names a pull request chose: no control characters.
         use crate::escape::{terminal, terminal_lines};
         if self.located {
-            return write!(f, "{}: {}", self.severity, terminal_lines(&self.message));
+            return terminal_lines(&self.message).into_owned();
         }
-        let path = self.path.display().to_string();
-        write!(f, "{}: {}", self.severity, terminal(&path))?;
+        let mut out = terminal(&self.path.display().to_string()).into_owned();
         if let Some(line) = self.line {
-            write!(f, ":{line}")?;
+            out.push_str(&format!(":{line}"));
         }
         if let Some(key) = &self.key {
-            write!(f, ": key {}", terminal(key))?;
+            out.push_str(&format!(": key {}", terminal(key)));
         }
-        write!(f, ": {}", terminal_lines(&self.message))
+        out.push_str(&format!(": {}", terminal_lines(&self.message)));
+        out
+    }
+}
+
+/// `error: agents/x/.env.example:3: key FOO: message` — the agent is implied by the path.
+/// The hint is not part of it: printers put it on a line of its own.
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.severity, self.text())
     }
 }
 
@@ -126,5 +151,13 @@ mod tests {
         let f = Finding::warning("agents/x/.env.example", "no schema");
         assert_eq!(f.to_string(), "warning: agents/x/.env.example: no schema");
         assert!(!f.is_error());
+    }
+
+    #[test]
+    fn severity_and_hint_stay_out_of_the_text() {
+        let f = Finding::error("agents/x/secrets.yaml.age", "missing").with_hint("create it");
+        assert_eq!(f.text(), "agents/x/secrets.yaml.age: missing");
+        assert_eq!(f.to_string(), "error: agents/x/secrets.yaml.age: missing");
+        assert_eq!(f.hint.as_deref(), Some("create it"));
     }
 }

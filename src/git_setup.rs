@@ -68,13 +68,10 @@ const MAX_ATTRIBUTES_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Error)]
 pub enum GitSetupError {
     /// The `git` program cannot be run.
-    #[error("cannot run git\n  hint: install git; castsync git-setup configures a git clone")]
+    #[error("cannot run git")]
     NoGit(#[source] std::io::Error),
     /// The repository is not in a git work tree.
-    #[error(
-        "{} is not in a git work tree\n  hint: run castsync git-setup in a clone of the secrets repository (or after `git init`)",
-        root.display()
-    )]
+    #[error("{} is not in a git work tree", root.display())]
     NotAClone { root: PathBuf },
     /// A git command failed.
     #[error("`git {command}` failed: {stderr}")]
@@ -93,6 +90,23 @@ pub enum GitSetupError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl crate::hint::Hinted for GitSetupError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            GitSetupError::NoGit(_) => {
+                Some("install git; castsync git-setup configures a git clone".into())
+            }
+            GitSetupError::NotAClone { .. } => Some(
+                "run castsync git-setup in a clone of the secrets repository (or after `git init`)"
+                    .into(),
+            ),
+            GitSetupError::Git { .. }
+            | GitSetupError::Read { .. }
+            | GitSetupError::Write { .. } => None,
+        }
+    }
 }
 
 /// What happened to one git config entry.

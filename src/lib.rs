@@ -30,6 +30,7 @@ pub mod escape;
 pub mod finding;
 pub mod fsread;
 pub mod git_setup;
+pub mod hint;
 pub mod manifest;
 pub mod names;
 pub mod observe;

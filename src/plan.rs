@@ -164,12 +164,39 @@ pub struct Change {
     pub action: Action,
 }
 
+/// Why an agent's manifest cannot be used: its first error, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotLoaded {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<String> for NotLoaded {
+    fn from(message: String) -> Self {
+        NotLoaded {
+            message,
+            hint: None,
+        }
+    }
+}
+
+impl From<&str> for NotLoaded {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
 /// Why an agent is left exactly as it is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SkipReason {
     /// Its manifest could not be decrypted, parsed or validated.
-    LoadFailed { message: String },
+    LoadFailed {
+        message: String,
+        /// Rendered apart from the message (see [`SkipReason::hint`]).
+        #[serde(skip)]
+        hint: Option<String>,
+    },
     /// The platform's key list failed.
     ListFailed { error: PlatformError },
     /// The plan would delete too much; `--allow-mass-delete` overrides.
@@ -196,12 +223,26 @@ impl SkipReason {
             _ => None,
         }
     }
+
+    /// What to do about it, when castsync knows.
+    pub fn hint(&self) -> Option<String> {
+        use crate::hint::Hinted as _;
+        match self {
+            SkipReason::LoadFailed { hint, .. } => hint.clone(),
+            SkipReason::ListFailed { error } => error.hint().map(Into::into),
+            SkipReason::MassDelete { .. } => {
+                Some("rerun with --allow-mass-delete if that is intended".to_owned())
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for SkipReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SkipReason::LoadFailed { message } => write!(f, "manifest not loaded: {message}"),
+            SkipReason::LoadFailed { message, .. } => {
+                write!(f, "manifest not loaded: {message}")
+            }
             SkipReason::ListFailed { error } => write!(f, "cannot list platform keys: {error}"),
             SkipReason::MassDelete {
                 deletes,
@@ -211,12 +252,12 @@ impl std::fmt::Display for SkipReason {
                 if deletes == managed {
                     write!(
                         f,
-                        "refusing to delete all {managed} managed keys of this agent; rerun with --allow-mass-delete if that is intended"
+                        "refusing to delete all {managed} managed keys of this agent"
                     )
                 } else {
                     write!(
                         f,
-                        "refusing to delete {deletes} of {managed} managed keys (more than max_delete_fraction {max_fraction}); rerun with --allow-mass-delete if that is intended"
+                        "refusing to delete {deletes} of {managed} managed keys (more than max_delete_fraction {max_fraction})"
                     )
                 }
             }
@@ -356,7 +397,7 @@ impl Plan {
 /// the list error. An agent missing from `actual` is treated as a list failure, never as
 /// "no keys".
 pub fn plan(
-    desired: &BTreeMap<String, Result<DesiredSecrets, String>>,
+    desired: &BTreeMap<String, Result<DesiredSecrets, NotLoaded>>,
     actual: &BTreeMap<String, Result<Listing, PlatformError>>,
     last: &dyn LastApplied,
     policy: &Policy,
@@ -370,18 +411,19 @@ pub fn plan(
 
 fn plan_agent(
     agent: &str,
-    wanted: &Result<DesiredSecrets, String>,
+    wanted: &Result<DesiredSecrets, NotLoaded>,
     listed: Option<&Result<Listing, PlatformError>>,
     last: &dyn LastApplied,
     policy: &Policy,
 ) -> AgentPlan {
     let wanted = match wanted {
         Ok(w) => w,
-        Err(message) => {
+        Err(failure) => {
             return AgentPlan::skipped(
                 agent,
                 SkipReason::LoadFailed {
-                    message: message.clone(),
+                    message: failure.message.clone(),
+                    hint: failure.hint.clone(),
                 },
             );
         }

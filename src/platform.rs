@@ -104,9 +104,7 @@ impl Default for PlatformOptions {
 #[derive(Debug, Error)]
 pub enum OpenError {
     /// An http(s) platform needs an API key.
-    #[error(
-        "no API key for {url}\n  hint: set {API_KEY_ENV}, or pass --api-key-file FILE (or use --api-url local://PATH for the embedded store)"
-    )]
+    #[error("no API key for {url}")]
     MissingApiKey { url: String },
     /// `--api-key-file` could not be read.
     #[error("cannot read the API key file {path}")]
@@ -116,23 +114,17 @@ pub enum OpenError {
         source: std::io::Error,
     },
     /// `--api-key-file` holds nothing but whitespace.
-    #[error(
-        "the API key file {path} is empty\n  hint: write the key (cast_…) into it, or set {API_KEY_ENV}"
-    )]
+    #[error("the API key file {path} is empty")]
     EmptyApiKeyFile { path: PathBuf },
     /// The key has characters an HTTP header cannot carry (the key itself is not shown).
-    #[error(
-        "the API key contains characters that cannot be sent in an HTTP header\n  hint: check {API_KEY_ENV} or the --api-key-file content for stray quotes or control characters"
-    )]
+    #[error("the API key contains characters that cannot be sent in an HTTP header")]
     InvalidApiKey,
     /// The URL is not one castsync can use.
-    #[error(
-        "invalid platform URL {url:?}: {reason}\n  hint: use https://HOST[/PREFIX] or local://PATH"
-    )]
+    #[error("invalid platform URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     /// `http://` to a host that is not loopback would send the API key in clear text.
     #[error(
-        "refusing plain http:// to {host}: the API key and values would cross the network unencrypted\n  hint: use https://, or pass --allow-insecure-http if this network is trusted"
+        "refusing plain http:// to {host}: the API key and values would cross the network unencrypted"
     )]
     InsecureHttp { host: String },
     /// The HTTP client could not be built (TLS setup).
@@ -144,6 +136,30 @@ pub enum OpenError {
     /// The embedded store could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+}
+
+impl crate::hint::Hinted for OpenError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(match self {
+            OpenError::MissingApiKey { .. } => format!(
+                "set {API_KEY_ENV}, or pass --api-key-file FILE (or use --api-url local://PATH for the embedded store)"
+            )
+            .into(),
+            OpenError::EmptyApiKeyFile { .. } => {
+                format!("write the key (cast_…) into it, or set {API_KEY_ENV}").into()
+            }
+            OpenError::InvalidApiKey => format!(
+                "check {API_KEY_ENV} or the --api-key-file content for stray quotes or control characters"
+            )
+            .into(),
+            OpenError::InvalidUrl { .. } => "use https://HOST[/PREFIX] or local://PATH".into(),
+            OpenError::InsecureHttp { .. } => {
+                "use https://, or pass --allow-insecure-http if this network is trusted".into()
+            }
+            OpenError::Store(e) => return e.hint(),
+            OpenError::ApiKeyFile { .. } | OpenError::HttpClient { .. } => return None,
+        })
+    }
 }
 
 /// Connects to the platform named by `opts.url`: `local://PATH` opens the embedded store,

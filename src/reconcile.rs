@@ -89,13 +89,22 @@ pub enum ReconcileError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// `--replace AGENT/KEY` or `--replace-all AGENT` names something the source lacks.
-    #[error("{flag} {target}: {problem}\n  hint: {fix}")]
+    #[error("{flag} {target}: {problem}")]
     ReplaceTarget {
         flag: &'static str,
         target: String,
         problem: String,
         fix: String,
     },
+}
+
+impl crate::hint::Hinted for ReconcileError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            ReconcileError::Load(e) => e.hint(),
+            ReconcileError::ReplaceTarget { fix, .. } => Some(fix.as_str().into()),
+        }
+    }
 }
 
 /// Refuses `--replace`/`--replace-all` targets that are not in the run: a mistyped target
@@ -238,9 +247,19 @@ pub async fn reconcile(
 pub enum PinError {
     /// The revision under review points the platform elsewhere than its base.
     #[error(
-        "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused\n  hint: merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL"
+        "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused"
     )]
     Changed { base: String, head: String },
+}
+
+impl crate::hint::Hinted for PinError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            PinError::Changed { .. } => Some(
+                "merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL".into(),
+            ),
+        }
+    }
 }
 
 /// The platform URL a config names (the default when it names none), as compared by

@@ -17,7 +17,6 @@ use crate::escape::{code_line, code_span, terminal};
 
 pub mod redacted;
 use crate::plan::{Action, AgentPlan, Plan, RedeployReason, Totals};
-use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -77,8 +76,9 @@ fn change_line(action: Action, key: &str) -> (char, String) {
     }
 }
 
-/// A skip reason for a terminal: castsync's own load messages keep their `hint:` lines; a
-/// list failure carries the platform's words, kept to one line.
+/// A skip reason for a terminal: castsync's own load messages keep their detail lines (the
+/// identities looked for, say); a list failure carries the platform's words, kept to one
+/// line. The hint is not part of it (see [`hint_line`]).
 fn reason_text(reason: &crate::plan::SkipReason) -> String {
     let text = reason.to_string();
     match reason {
@@ -113,10 +113,10 @@ pub fn drift_note(blind: &[&str]) -> Option<String> {
     ))
 }
 
-/// `    hint: …` under an error line, when the error has one.
-fn hint_line(out: &mut String, error: Option<&PlatformError>) {
-    if let Some(hint) = error.and_then(PlatformError::hint) {
-        let _ = writeln!(out, "      hint: {hint}");
+/// `      hint: …` under an agent's error line, when castsync knows the fix.
+fn hint_line(out: &mut String, hint: Option<String>) {
+    if let Some(hint) = hint {
+        let _ = writeln!(out, "{}", crate::hint::line("      ", &hint));
     }
 }
 
@@ -212,7 +212,7 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
             p.red("!"),
             reason_text(reason)
         );
-        hint_line(out, reason.platform_error());
+        hint_line(out, reason.hint());
         out.push('\n');
         return;
     }
@@ -290,6 +290,7 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
                 let mut skip = serde_json::to_value(reason).unwrap_or_default();
                 skip["message"] = json!(reason.to_string());
                 skip["class"] = json!(reason.class());
+                skip["hint"] = json!(reason.hint());
                 v["skipped"] = skip;
             }
             v
@@ -336,6 +337,11 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
                     let mut c = serde_json::to_value(&f.change).unwrap_or_default();
                     c["error"] = json!(f.reason.to_string());
                     c["class"] = json!(f.reason.class());
+                    c["hint"] = json!(
+                        f.reason
+                            .platform_error()
+                            .and_then(crate::hint::Hinted::hint)
+                    );
                     c
                 })
                 .collect();
@@ -345,6 +351,7 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
                 "failed": failed,
                 "error": a.error.as_ref().map(ToString::to_string),
                 "class": a.class(),
+                "hint": a.hint(),
                 "redeploy": redeploy_json(a),
             })
         })
@@ -468,6 +475,9 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
                 md_escape(&a.agent),
                 md_escape(&reason.to_string())
             );
+            if let Some(hint) = reason.hint() {
+                let _ = writeln!(skipped, "  - hint: {}", md_escape(&hint));
+            }
         }
     }
     if !skipped.is_empty() {
@@ -608,7 +618,7 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
                     terminal(&a.agent),
                     reason_text(reason)
                 );
-                hint_line(&mut out, reason.platform_error());
+                hint_line(&mut out, reason.hint());
             }
         }
         for a in &report.agents {
@@ -652,7 +662,7 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
                 _ => {}
             }
             if !a.ok() {
-                hint_line(&mut out, a.first_platform_error());
+                hint_line(&mut out, a.hint());
             }
         }
     }

@@ -37,20 +37,29 @@ pub enum StateError {
         source: std::io::Error,
     },
     /// The file is not valid state JSON.
-    #[error(
-        "state file {path} is corrupt: {detail}\n  hint: move it aside; the next reconcile re-sets every key once (as `unverified`) and records fresh state"
-    )]
+    #[error("state file {path} is corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     /// The file was written by a newer castsync.
     #[error(
-        "state file {path} has version {found}, but this castsync understands version {STATE_VERSION}\n  hint: upgrade castsync, or use another --state file"
+        "state file {path} has version {found}, but this castsync understands version {STATE_VERSION}"
     )]
     TooNew { path: PathBuf, found: u32 },
     /// Another reconcile holds the lock.
-    #[error(
-        "state file {path} is locked by another castsync process{holder}\n  hint: wait for it to finish; two reconcilers must never write one state file"
-    )]
+    #[error("state file {path} is locked by another castsync process{holder}")]
     Locked { path: PathBuf, holder: String },
+}
+
+impl crate::hint::Hinted for StateError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(match self {
+            StateError::Io { .. } => return None,
+            StateError::Corrupt { .. } => "move it aside; the next reconcile re-sets every key once (as `unverified`) and records fresh state".into(),
+            StateError::TooNew { .. } => "upgrade castsync, or use another --state file".into(),
+            StateError::Locked { .. } => {
+                "wait for it to finish; two reconcilers must never write one state file".into()
+            }
+        })
+    }
 }
 
 /// What castsync recorded about one key after writing it.
@@ -484,11 +493,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         std::fs::write(&path, r#"{"version": 9, "something": "new"}"#).unwrap();
-        let msg = State::open_read_only(&path).unwrap_err().to_string();
-        assert!(
-            msg.contains("version 9") && msg.contains("upgrade castsync"),
-            "{msg}"
-        );
+        let err = State::open_read_only(&path).unwrap_err();
+        assert!(err.to_string().contains("version 9"), "{err}");
+        let hint = crate::hint::Hinted::hint(&err).unwrap_or_default();
+        assert!(hint.contains("upgrade castsync"), "{hint}");
     }
 
     #[test]
@@ -496,11 +504,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         std::fs::write(&path, "{ not json").unwrap();
-        let msg = State::open_read_only(&path).unwrap_err().to_string();
-        assert!(
-            msg.contains("corrupt") && msg.contains("move it aside"),
-            "{msg}"
-        );
+        let err = State::open_read_only(&path).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        let hint = crate::hint::Hinted::hint(&err).unwrap_or_default();
+        assert!(hint.contains("move it aside"), "{hint}");
     }
 
     #[test]

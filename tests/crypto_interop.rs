@@ -222,18 +222,21 @@ fn a_file_age_writes_for_someone_else_gets_the_no_matching_identity_error() {
     let mine = dir.path().join("mine.txt");
     write_new_identity(&mine).unwrap();
     let ciphertext = run("age", &["-a", "-r", &stranger], PLAINTEXT.as_bytes());
-    let err = identities(dir.path(), std::slice::from_ref(&mine))
+    let error = identities(dir.path(), std::slice::from_ref(&mine))
         .decrypt(
             &ciphertext,
             Path::new("agents/support-bot/secrets.yaml.age"),
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let hint = castsync::hint::Hinted::hint(&error)
+        .unwrap_or_default()
+        .into_owned();
+    let err = error.to_string();
     assert!(err.contains("agents/support-bot/secrets.yaml.age"), "{err}");
     assert!(
         err.contains(&format!("-i {}: loaded 1 identity", mine.display())),
         "{err}"
     );
-    assert!(err.contains("castsync rekey"), "{err}");
-    assert!(!err.contains("canary-7f3a91"), "{err}");
+    assert!(hint.contains("castsync rekey"), "{hint}");
+    assert!(!format!("{err}{hint}").contains("canary-7f3a91"), "{err}");
 }

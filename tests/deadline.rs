@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use castsync::hint::Hinted as _;
 use castsync::platform::castari::{CastariClient, ClientConfig};
 use castsync::platform::retry::RetryPolicy;
 use castsync::platform::{ErrorClass, Platform, PlatformError};

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use crate::support::*;
 
-const OUTSIDE: &str =
-    "no castsync.yaml in this directory or any parent (run castsync init, or pass -C DIR)";
+/// The error outside any repository, and its hint on the next line.
+const OUTSIDE: &str = "error: no castsync.yaml in this directory or any parent\n  hint: run `castsync init`, or pass -C DIR\n";
 
 /// Copies `from` into `to`, files and directories only.
 fn copy_tree(from: &Path, to: &Path) {

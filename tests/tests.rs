@@ -16,6 +16,7 @@ mod emulator;
 mod examples;
 mod hardening;
 mod help;
+mod hints;
 mod keygen;
 mod merge_driver;
 mod platform_client;

@@ -260,14 +260,7 @@ impl Verdict {
     pub fn refusal(&self, files: &AgentFiles<'_>) -> AuthoringError {
         AuthoringError::Refused {
             path: files.shown.clone(),
-            problems: self
-                .blocking
-                .iter()
-                .map(|finding| {
-                    let line = finding.to_string();
-                    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
-                })
-                .collect(),
+            problems: self.blocking.iter().map(Finding::text).collect(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! deadline (`--timeout`).
 //! Exit 0 when nothing failed, 1 otherwise; `-o json` for machines (schemas/doctor.schema.json).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
@@ -24,6 +25,7 @@ use crate::cli::{DoctorArgs, DoctorFormat, GlobalArgs};
 use crate::config::{self, Config, Redeploy};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout};
+use crate::hint::Hinted as _;
 use crate::platform::{
     self, Listing, Paging, Platform, PlatformError, PlatformOptions, Timestamps,
 };
@@ -97,10 +99,21 @@ impl Report {
         });
     }
 
-    /// A failure whose text may carry castsync's `\n  hint: …` convention.
-    fn fail(&mut self, check: &'static str, agent: Option<&str>, error: impl std::fmt::Display) {
-        let (message, fix) = split_hint(&error.to_string());
-        self.push(check, agent, Status::Fail, message, fix);
+    /// A failure: the error's message, and its hint as the fix.
+    fn fail(
+        &mut self,
+        check: &'static str,
+        agent: Option<&str>,
+        error: &(dyn std::error::Error + 'static),
+    ) {
+        let fix = crate::hint::find(error);
+        self.push(check, agent, Status::Fail, error.to_string(), fix);
+    }
+
+    /// A failure from the command edge: the whole chain, and the first hint in it.
+    fn fail_chain(&mut self, check: &'static str, error: &anyhow::Error) {
+        let fix = crate::hint::find_any(error);
+        self.push(check, None, Status::Fail, format!("{error:#}"), fix);
     }
 
     fn problems(&self) -> usize {
@@ -108,14 +121,6 @@ impl Report {
             .iter()
             .filter(|c| c.status == Status::Fail)
             .count()
-    }
-}
-
-/// `message\n  hint: fix` → (message, fix).
-fn split_hint(text: &str) -> (String, Option<String>) {
-    match text.split_once("\n  hint: ") {
-        Some((message, fix)) => (message.to_owned(), Some(fix.replace("\n  hint: ", "; "))),
-        None => (text.to_owned(), None),
     }
 }
 
@@ -178,11 +183,11 @@ async fn check_all(global: &GlobalArgs, args: &DoctorArgs, report: &mut Report) 
     // The same discovery every command uses: `-C DIR`, else the nearest castsync.yaml up.
     let root = match Repo::locate(global) {
         Ok(root) => root,
-        Err(e) => return report.fail("repository", None, format!("{e:#}")),
+        Err(e) => return report.fail_chain("repository", &e),
     };
     let checkout = match Checkout::worktree(&root, global.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => return report.fail("config", None, e),
+        Err(e) => return report.fail("config", None, &e),
     };
     let config_file = global
         .config
@@ -257,7 +262,7 @@ fn check_identities(global: &GlobalArgs, report: &mut Report) -> Option<Identiti
             Some(ids)
         }
         Err(e) => {
-            report.fail("identities", None, e);
+            report.fail("identities", None, &e);
             None
         }
     }
@@ -266,7 +271,7 @@ fn check_identities(global: &GlobalArgs, report: &mut Report) -> Option<Identiti
 fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
     let loaded = match load::load_all(checkout.tree(), &checkout.config, ids, &BTreeSet::new()) {
         Ok(l) => l,
-        Err(e) => return report.fail("manifest", None, e),
+        Err(e) => return report.fail("manifest", None, &e),
     };
     for (slug, agent) in &loaded.agents {
         match (&agent.manifest, agent.failure()) {
@@ -294,14 +299,15 @@ fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
                 );
             }
             (_, failure) => {
-                let failure = failure.unwrap_or_else(|| "cannot be used".to_owned());
-                let (message, fix) = split_hint(&failure);
+                let failure = failure.unwrap_or_else(|| "cannot be used".into());
                 report.push(
                     "manifest",
                     Some(slug),
                     Status::Fail,
-                    message,
-                    fix.or_else(|| Some(format!("`castsync validate {slug}` explains it"))),
+                    failure.message,
+                    failure
+                        .hint
+                        .or_else(|| Some(format!("`castsync validate {slug}` explains it"))),
                 );
             }
         }
@@ -426,7 +432,7 @@ async fn check_platform(
 ) {
     let (url, platform) = match open_platform(root, config, args, slugs) {
         Ok(opened) => opened,
-        Err(e) => return report.fail("platform", None, e),
+        Err(e) => return report.fail("platform", None, &e),
     };
     let deadline = Deadline::start(RunTimeout::from_flag(args.timeout));
     deadline.allow_requests(slugs.len());
@@ -471,7 +477,7 @@ async fn check_platform(
                 let fix = error.hint().map(|h| {
                     h.split("; `castsync doctor`")
                         .next()
-                        .unwrap_or(&h)
+                        .unwrap_or_default()
                         .to_owned()
                 });
                 report.push("api key", None, Status::Fail, error.to_string(), fix);
@@ -492,7 +498,7 @@ async fn check_platform(
                         "timed out ({flag}): {error}; not checked: {}",
                         slugs[n..].join(", ")
                     ),
-                    error.hint(),
+                    error.hint().map(Cow::into_owned),
                 );
                 break;
             }
@@ -505,7 +511,13 @@ async fn check_platform(
                 } else {
                     format!("{error}; not checked: {}", rest.join(", "))
                 };
-                report.push("list", Some(slug), Status::Fail, message, error.hint());
+                report.push(
+                    "list",
+                    Some(slug),
+                    Status::Fail,
+                    message,
+                    error.hint().map(Cow::into_owned),
+                );
                 break;
             }
             Err(error) => {
@@ -515,7 +527,7 @@ async fn check_platform(
                     Some(slug),
                     Status::Fail,
                     error.to_string(),
-                    error.hint(),
+                    error.hint().map(Cow::into_owned),
                 );
             }
         }
@@ -621,22 +633,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hints_are_split_off_into_the_fix() {
-        assert_eq!(
-            split_hint("no API key for x\n  hint: set CASTARI_API_KEY"),
-            (
-                "no API key for x".to_owned(),
-                Some("set CASTARI_API_KEY".to_owned())
-            )
-        );
-        assert_eq!(split_hint("plain"), ("plain".to_owned(), None));
-    }
-
-    #[test]
-    fn a_failure_makes_the_report_a_problem_and_the_text_says_fix() {
+    fn a_failure_makes_the_report_a_problem_and_its_hint_the_fix() {
         let mut r = Report::default();
         r.add("repository", Status::Ok, "/x");
-        r.fail("api key", None, "refused\n  hint: check the key");
+        r.fail(
+            "api key",
+            None,
+            &crate::hint::WithHint::new("refused", "check the key"),
+        );
         assert_eq!(r.problems(), 1);
         let t = text(&r);
         assert!(t.contains("FAIL  api key: refused"), "{t}");

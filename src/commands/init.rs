@@ -8,14 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
 use super::Exit;
 use crate::authoring::create_new_file;
 use crate::cli::GlobalArgs;
 use crate::config;
 use crate::crypto::{self, CryptoError, Env};
 use crate::git_setup::{self, GITATTRIBUTES};
+use crate::hint::WithHint;
 
 const GITIGNORE: &str = "\
 # castsync: local state (last-applied fingerprints, the local:// store) and plaintext leftovers.
@@ -55,11 +54,15 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
             .iter()
             .map(|p| p.strip_prefix(&root).unwrap_or(p).display().to_string())
             .collect();
-        bail!(
-            "{} already exist(s) in {}: castsync init never overwrites, so nothing was written\n  hint: move them aside and run it again, or write castsync.yaml yourself (see \"Authoring secrets\" in the README)",
-            list.join(", "),
-            root.display()
-        );
+        return Err(WithHint::new(
+            format!(
+                "{} already exist(s) in {}: castsync init never overwrites, so nothing was written",
+                list.join(", "),
+                root.display()
+            ),
+            "move them aside and run it again, or write castsync.yaml yourself (see \"Authoring secrets\" in the README)",
+        )
+        .into());
     }
 
     let identities = super::discover_identities(global)?;

@@ -19,6 +19,7 @@ use crate::atomic_write::{self, Mode, Replace};
 use crate::authoring::AgentFiles;
 use crate::authoring::merge::driver::{self, Side, Versions};
 use crate::cli::{GlobalArgs, MergeDriverArgs};
+use crate::hint::WithHint;
 use crate::source::{self, Checkout};
 
 /// The largest version read: an armored manifest at its 1 MiB plaintext limit is about
@@ -33,10 +34,14 @@ pub(super) fn run(global: &GlobalArgs, args: &MergeDriverArgs) -> anyhow::Result
         .components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        bail!(
-            "{}: the merged path must be relative to the top of the work tree, as git's %P is\n  hint: git runs `castsync merge-driver %O %A %B %P` (see `castsync git-setup`)",
-            args.path.display()
-        );
+        return Err(WithHint::new(
+            format!(
+                "{}: the merged path must be relative to the top of the work tree, as git's %P is",
+                args.path.display()
+            ),
+            "git runs `castsync merge-driver %O %A %B %P` (see `castsync git-setup`)",
+        )
+        .into());
     }
     let root =
         source::find_root_of_file(&args.path, global.repo.as_deref(), global.config.as_deref())?;

@@ -143,7 +143,10 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         } else {
             "the default; see --timeout"
         };
-        eprintln!("error: {}", timed_out.message(flag));
+        super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
+            timed_out.message(flag),
+            timed_out.hint().unwrap_or_default(),
+        )));
     }
     Ok(if !outcome.ok() {
         Exit::Failure

@@ -48,6 +48,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
                         "agent": slug,
                         "status": "unreadable",
                         "error": format!("{e:#}"),
+                        "hint": crate::hint::find_any(&e),
                     }));
                 } else {
                     super::print_error(&e);
@@ -78,7 +79,10 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
                 failures(failed)
             );
             if stale > 0 {
-                eprintln!("  hint: run `castsync rekey` to re-encrypt them");
+                eprintln!(
+                    "{}",
+                    crate::hint::line("  ", "run `castsync rekey` to re-encrypt them")
+                );
             }
         } else {
             eprintln!(

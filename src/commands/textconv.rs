@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::cli::{DiffArgs, GlobalArgs, OutputFormat, TextconvArgs};
 use crate::commands::{Exit, Repo};
 use crate::crypto::Identities;
+use crate::hint::WithHint;
 use crate::render::redacted::{self, Fingerprinter};
 use crate::source::Checkout;
 use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE};
@@ -141,8 +142,9 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
     let identities = repo.identities()?;
     let fp = Fingerprinter::for_identities(&identities).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no identity found: castsync diff decrypts both sides\n  hint: pass -i FILE, set CASTSYNC_AGE_KEY, or run `castsync keygen`"
+        WithHint::new(
+            "no identity found: castsync diff decrypts both sides",
+            "pass -i FILE, set CASTSYNC_AGE_KEY, or run `castsync keygen`",
         )
     })?;
     let old_rev = args.rev_a.as_deref().unwrap_or("HEAD");

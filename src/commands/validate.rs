@@ -3,8 +3,8 @@
 //! The config first (a config error is reported like any other problem), then every agent
 //! through `source::load::load_all`: the very code reconcile uses, so a manifest that
 //! validates is a manifest reconcile accepts. One line per problem on stdout, `error:` or
-//! `warning:` with the file, then a summary (or the same as versioned JSON, or Markdown, with
-//! `-o`); exit 1 on any error. Findings never carry a value, so no output format can print one.
+//! `warning:` with the file (and a `hint:` line under it when the fix is known), then a
+//! summary (or the same as versioned JSON, or Markdown, with `-o`); exit 1 on any error. Findings never carry a value, so no output format can print one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -57,7 +57,9 @@ fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
     for (field, recipients) in lists {
         for (i, text) in recipients.iter().enumerate() {
             if let Err(e) = crypto::parse_recipient(text) {
-                findings.push(Finding::error(path, format!("{field}[{i}]: {e}")));
+                let mut finding = Finding::error(path, format!("{field}[{i}]: {e}"));
+                finding.hint = crate::hint::find(&e);
+                findings.push(finding);
             }
         }
     }
@@ -92,6 +94,9 @@ fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> 
         OutputFormat::Text => {
             for finding in findings {
                 println!("{finding}");
+                if let Some(hint) = &finding.hint {
+                    println!("{}", crate::hint::line("  ", hint));
+                }
             }
             println!("{summary}");
         }
@@ -123,6 +128,7 @@ fn finding_json(f: &Finding) -> serde_json::Value {
         "agent": f.agent,
         "key": f.key,
         "message": f.message,
+        "hint": f.hint,
     })
 }
 
@@ -131,18 +137,19 @@ fn markdown(findings: &[Finding], summary: &str) -> String {
     use crate::render::md_escape;
     let mut out = format!("### castsync validate: {}\n", md_escape(summary));
     if !findings.is_empty() {
-        out.push_str("\n| | file | key | problem |\n|---|---|---|---|\n");
+        out.push_str("\n| | file | key | problem | hint |\n|---|---|---|---|---|\n");
         for f in findings {
             let file = match f.line {
                 Some(line) => format!("{}:{line}", f.path.display()),
                 None => f.path.display().to_string(),
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} |\n",
                 f.severity,
                 md_escape(&file),
                 md_escape(f.key.as_deref().unwrap_or("")),
                 md_escape(&f.message),
+                md_escape(f.hint.as_deref().unwrap_or("")),
             ));
         }
     }

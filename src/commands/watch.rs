@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::commands::{Exit, Repo};
 use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
 use crate::deadline::RunTimeout;
+use crate::hint::WithHint;
 use crate::target::{Target, TargetOptions};
 
 /// How long the reconcile in flight may take to stop after SIGTERM: the process is gone
@@ -26,9 +25,12 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
         Some(url) => {
             let data_dir = match &args.data_dir {
                 Some(d) => d.clone(),
-                None => daemon::default_data_dir().context(
-                    "cannot find a data dir: neither XDG_STATE_HOME nor HOME is set\n  hint: pass --data-dir DIR",
-                )?,
+                None => daemon::default_data_dir().ok_or_else(|| {
+                    WithHint::new(
+                        "cannot find a data dir: neither XDG_STATE_HOME nor HOME is set",
+                        "pass --data-dir DIR",
+                    )
+                })?,
             };
             let url = daemon::normalize_url(url);
             let dir = data_dir.join(daemon::remote_dir_name(&url));

@@ -1,6 +1,6 @@
-//! Errors of the crypto layer. Every message names the file or the identity source and says
-//! what to do next; none ever contains key material, plaintext, or more than a short prefix
-//! of a string the user gave as a recipient.
+//! Errors of the crypto layer. Every message names the file or the identity source, and its
+//! hint ([`crate::hint::Hinted`]) says what to do next; none ever contains key material,
+//! plaintext, or more than a short prefix of a string the user gave as a recipient.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,8 +22,7 @@ pub enum CryptoError {
     /// cannot encrypt to yet.
     #[error(
         "recipient `{preview}` is a post-quantum age recipient: post-quantum age recipients are \
-         not supported by this build of castsync; use an age1… X25519 key (`castsync keygen`) \
-         or an ssh-ed25519 key"
+         not supported by this build of castsync"
     )]
     PostQuantumRecipient {
         /// At most the first 20 characters of the string.
@@ -31,20 +30,14 @@ pub enum CryptoError {
     },
 
     /// A private key pasted where a public recipient belongs. The string is not echoed.
-    #[error(
-        "a recipient entry holds {what}, which is secret: remove it from castsync.yaml (and \
-         from git history), and list its public key instead (`age-keygen -y KEYFILE` prints it)"
-    )]
+    #[error("a recipient entry holds {what}, which is secret")]
     SecretKeyAsRecipient {
         /// The kind of secret, e.g. "an age secret key (AGE-SECRET-KEY-1…)".
         what: &'static str,
     },
 
     /// Encryption was asked for with an empty recipient list.
-    #[error(
-        "no recipients to encrypt to: add `recipients:` with at least one public key to \
-         castsync.yaml (the age1… line that `castsync keygen` prints)"
-    )]
+    #[error("no recipients to encrypt to")]
     NoRecipients,
 
     /// age refused the recipient set, or writing the ciphertext failed.
@@ -52,10 +45,7 @@ pub enum CryptoError {
     Encrypt { reason: String },
 
     /// An identity file named explicitly (`-i`, `CASTSYNC_AGE_KEY_FILE`) does not exist.
-    #[error(
-        "identity file {path} (from {origin}) does not exist: check the path, or create an \
-         identity there with `castsync keygen -o {path}`"
-    )]
+    #[error("identity file {path} (from {origin}) does not exist")]
     IdentityFileMissing { path: PathBuf, origin: &'static str },
 
     /// An identity file that exists but cannot be read.
@@ -75,28 +65,21 @@ pub enum CryptoError {
     /// A passphrase-protected OpenSSH (or PEM) private key.
     #[error(
         "{location} is a passphrase-protected ssh key: castsync never prompts for key \
-         passphrases, so passphrase-protected keys are not supported; use an age identity \
-         (`castsync keygen`) instead"
+         passphrases, so passphrase-protected keys are not supported"
     )]
     PassphraseProtectedKey { location: String },
 
     /// An OpenSSH private key of a type age cannot use (ecdsa, security keys, …).
-    #[error(
-        "{location} holds an ssh key of type `{key_type}`, which castsync cannot use: use an \
-         ssh-ed25519 or ssh-rsa key, or an age identity (`castsync keygen`)"
-    )]
+    #[error("{location} holds an ssh key of type `{key_type}`, which castsync cannot use")]
     UnsupportedSshKey { location: String, key_type: String },
 
     /// Decryption was needed but no identity was found anywhere in the search chain.
-    #[error(
-        "cannot decrypt {path}: no identity found\n{tried}\n  create one with `castsync keygen`, \
-         pass `-i FILE`, or set CASTSYNC_AGE_KEY"
-    )]
+    #[error("cannot decrypt {path}: no identity found\n{tried}")]
     NoIdentity { path: PathBuf, tried: Tried },
 
     /// Identities were found, but none of them is a recipient of the file.
     #[error(
-        "cannot decrypt {path}: none of your identities is a recipient of this file\n{tried}\n{hint}"
+        "cannot decrypt {path}: none of your identities is a recipient of this file\n{tried}{hint}"
     )]
     NoMatchingIdentity {
         path: PathBuf,
@@ -111,16 +94,12 @@ pub enum CryptoError {
     /// The file is encrypted to a passphrase (age -p), not to recipients.
     #[error(
         "{path} is encrypted with a passphrase, not to public keys: castsync only reads files \
-         encrypted to the recipients in castsync.yaml; decrypt it with `age -d` and re-create it \
-         with `castsync import`"
+         encrypted to the recipients in castsync.yaml"
     )]
     PassphraseEncrypted { path: PathBuf },
 
     /// `keygen` refuses to replace an existing file.
-    #[error(
-        "{path} already exists: castsync never overwrites an identity; write the new one \
-         elsewhere with `castsync keygen -o FILE`"
-    )]
+    #[error("{path} already exists: castsync never overwrites an identity")]
     IdentityExists { path: PathBuf },
 
     /// Creating the directory or the file of a new identity failed.
@@ -132,11 +111,51 @@ pub enum CryptoError {
     },
 
     /// No default identity path can be built (neither HOME nor XDG_CONFIG_HOME is set).
-    #[error(
-        "cannot find your home directory (HOME is not set): give the identity file explicitly \
-         (`-o FILE` for keygen, `-i FILE` otherwise)"
-    )]
+    #[error("cannot find your home directory (HOME is not set)")]
     NoHome,
+}
+
+impl crate::hint::Hinted for CryptoError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        Some(match self {
+            CryptoError::PostQuantumRecipient { .. } => {
+                "use an age1… X25519 key (`castsync keygen`) or an ssh-ed25519 key".into()
+            }
+            CryptoError::SecretKeyAsRecipient { .. } => "remove it from castsync.yaml (and from git history), and list its public key instead (`age-keygen -y KEYFILE` prints it)".into(),
+            CryptoError::NoRecipients => "add `recipients:` with at least one public key to castsync.yaml (the age1… line that `castsync keygen` prints)".into(),
+            CryptoError::IdentityFileMissing { path, .. } => Cow::Owned(format!(
+                "check the path, or create an identity there with `castsync keygen -o {}`",
+                path.display()
+            )),
+            CryptoError::PassphraseProtectedKey { .. } => {
+                "use an age identity (`castsync keygen`) instead".into()
+            }
+            CryptoError::UnsupportedSshKey { .. } => {
+                "use an ssh-ed25519 or ssh-rsa key, or an age identity (`castsync keygen`)".into()
+            }
+            CryptoError::NoIdentity { .. } => {
+                "create one with `castsync keygen`, pass `-i FILE`, or set CASTSYNC_AGE_KEY".into()
+            }
+            CryptoError::NoMatchingIdentity { hint, .. } => hint.fix().into(),
+            CryptoError::PassphraseEncrypted { .. } => {
+                "decrypt it with `age -d` and re-create it with `castsync import`".into()
+            }
+            CryptoError::IdentityExists { .. } => {
+                "write the new one elsewhere with `castsync keygen -o FILE`".into()
+            }
+            CryptoError::NoHome => {
+                "give the identity file explicitly (`-o FILE` for keygen, `-i FILE` otherwise)"
+                    .into()
+            }
+            CryptoError::InvalidRecipient { .. }
+            | CryptoError::Encrypt { .. }
+            | CryptoError::IdentityUnreadable { .. }
+            | CryptoError::InvalidIdentity { .. }
+            | CryptoError::NotAnAgeFile { .. }
+            | CryptoError::WriteIdentity { .. } => return None,
+        })
+    }
 }
 
 /// The identity sources that were looked at, one per line, for error messages.
@@ -153,7 +172,8 @@ impl fmt::Display for Tried {
     }
 }
 
-/// The end of a "no matching identity" message: who you are, who the file is for, the fix.
+/// What helps with a "no matching identity" error: who you are and who the file is for (the
+/// end of its message), and whom to ask (its hint, [`Hint::fix`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hint {
     /// Public recipients of the identities that were loaded.
@@ -162,22 +182,30 @@ pub struct Hint {
     pub needs: Option<Vec<String>>,
 }
 
+impl Hint {
+    /// Whom to ask, and what they run.
+    pub fn fix(&self) -> &'static str {
+        match &self.needs {
+            Some(needs) if !needs.is_empty() => {
+                "ask one of them to add your public key to castsync.yaml and run `castsync rekey`"
+            }
+            _ => {
+                "ask a recipient of this file to add your public key to castsync.yaml and run \
+                 `castsync rekey`"
+            }
+        }
+    }
+}
+
+/// The facts, one `\n  …` line each: your public keys, and the file's recipients when known.
 impl fmt::Display for Hint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.yours.is_empty() {
-            writeln!(f, "  your public keys: {}", self.yours.join(", "))?;
+            write!(f, "\n  your public keys: {}", self.yours.join(", "))?;
         }
-        match &self.needs {
-            Some(needs) if !needs.is_empty() => {
-                writeln!(f, "  this file is encrypted to: {}", needs.join(", "))?;
-                f.write_str(
-                    "  ask one of them to add your public key to castsync.yaml and run `castsync rekey`",
-                )
-            }
-            _ => f.write_str(
-                "  ask a recipient of this file to add your public key to castsync.yaml and run \
-                 `castsync rekey`",
-            ),
+        if let Some(needs) = self.needs.as_ref().filter(|n| !n.is_empty()) {
+            write!(f, "\n  this file is encrypted to: {}", needs.join(", "))?;
         }
+        Ok(())
     }
 }

@@ -81,10 +81,22 @@ fn decrypt_ok(ids: &Identities, ciphertext: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// A failed decryption's message, then its hint on a line of its own (as the printers show
+/// them).
 fn decrypt_err(ids: &Identities, ciphertext: &[u8]) -> String {
-    ids.decrypt(ciphertext, Path::new("agents/a/secrets.yaml.age"))
-        .expect_err("must fail")
-        .to_string()
+    shown(
+        &ids.decrypt(ciphertext, Path::new("agents/a/secrets.yaml.age"))
+            .expect_err("must fail"),
+    )
+}
+
+/// An error's message and, on the next line, `hint: …`.
+fn shown(e: &CryptoError) -> String {
+    use crate::hint::Hinted as _;
+    match e.hint() {
+        Some(hint) => format!("{e}\nhint: {hint}"),
+        None => e.to_string(),
+    }
 }
 
 /// The manifest encrypted to `recipient` without armor.
@@ -231,7 +243,7 @@ fn a_file_for_someone_else_lists_every_location_tried_and_asks_for_a_rekey() {
     );
     assert!(msg.contains(&format!("your public keys: {bob}")), "{msg}");
     assert!(
-        msg.ends_with("ask a recipient of this file to add your public key to castsync.yaml and run `castsync rekey`"),
+        msg.ends_with("\nhint: ask a recipient of this file to add your public key to castsync.yaml and run `castsync rekey`"),
         "{msg}"
     );
     assert!(
@@ -248,17 +260,17 @@ fn the_error_names_the_recipients_the_file_needs_when_they_are_known() {
     let ciphertext = encrypt(&manifest(), std::slice::from_ref(&alice)).unwrap();
     let ids = Identities::discover_with(&[], &env_with_key(home.path(), &bob_text)).unwrap();
     let needs = vec![alice.to_string()];
-    let msg = ids
-        .decrypt_hinted(&ciphertext, Path::new("x.age"), Some(&needs))
-        .unwrap_err()
-        .to_string();
+    let msg = shown(
+        &ids.decrypt_hinted(&ciphertext, Path::new("x.age"), Some(&needs))
+            .unwrap_err(),
+    );
     assert!(
-        msg.contains(&format!("this file is encrypted to: {alice}")),
+        msg.contains(&format!("this file is encrypted to: {alice}\nhint: ")),
         "{msg}"
     );
     assert!(
         msg.ends_with(
-            "ask one of them to add your public key to castsync.yaml and run `castsync rekey`"
+            "\nhint: ask one of them to add your public key to castsync.yaml and run `castsync rekey`"
         ),
         "{msg}"
     );
@@ -286,7 +298,10 @@ fn with_no_identity_anywhere_the_error_says_none_was_found_and_where_it_looked()
     ] {
         assert!(msg.contains(&line), "missing {line:?} in:\n{msg}");
     }
-    assert!(msg.contains("castsync keygen"), "{msg}");
+    assert!(
+        msg.contains("\nhint: create one with `castsync keygen`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -516,15 +531,19 @@ fn a_passphrase_protected_ssh_key_is_refused_with_a_clear_error() {
     let Some((private, _)) = ssh_key(dir.path(), "ed25519", "correct horse") else {
         return;
     };
-    let msg = Identities::discover_with(std::slice::from_ref(&private), &empty_env(dir.path()))
-        .unwrap_err()
-        .to_string();
+    let msg = shown(
+        &Identities::discover_with(std::slice::from_ref(&private), &empty_env(dir.path()))
+            .unwrap_err(),
+    );
     assert!(msg.contains(&private.display().to_string()), "{msg}");
     assert!(
         msg.contains("passphrase-protected keys are not supported"),
         "{msg}"
     );
-    assert!(msg.contains("castsync keygen"), "{msg}");
+    assert!(
+        msg.contains("\nhint: use an age identity (`castsync keygen`)"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -588,7 +607,11 @@ fn castsync_age_key_may_hold_an_openssh_private_key() {
 
 #[test]
 fn encrypting_with_no_recipients_points_at_castsync_yaml() {
-    let msg = encrypt(&manifest(), &[]).unwrap_err().to_string();
+    let msg = shown(&encrypt(&manifest(), &[]).unwrap_err());
+    assert!(
+        msg.starts_with("no recipients to encrypt to\nhint: "),
+        "{msg}"
+    );
     assert!(msg.contains("add `recipients:`"), "{msg}");
     assert!(msg.contains("castsync.yaml"), "{msg}");
 }

@@ -166,8 +166,10 @@ impl<E: Engine> Controller<E> {
                 self.shared.metrics.fetch(false);
                 self.shared.status().fetch_failed(&error);
                 let delay = self.schedule.failed();
+                let hint = error.hint.as_deref().unwrap_or("");
                 tracing::warn!(
                     %error,
+                    hint,
                     retry_in = ?delay,
                     "fetch failed; keeping the last fetched revision"
                 );
@@ -296,12 +298,13 @@ impl<E: Engine> Controller<E> {
         self.shared
             .metrics
             .record_run(&report, elapsed.as_secs_f64());
-        if let Some(error) = &report.error
-            && self.log_once(&report.revision, "", error)
+        if let Some(failure) = &report.error
+            && self.log_once(&report.revision, "", &failure.message)
         {
             // One event per line: a platform detail may hold line breaks of its own.
-            let error = crate::escape::terminal(&error.to_string()).into_owned();
-            tracing::error!(%error, "reconcile failed; nothing applied");
+            let error = crate::escape::terminal(&failure.message).into_owned();
+            let hint = failure.hint.as_deref().unwrap_or("");
+            tracing::error!(%error, hint, "reconcile failed; nothing applied");
         }
         for (agent, failure) in &report.agent_errors {
             if self.log_once(&report.revision, agent, &failure.message) {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::RateBudget;
+use crate::hint::Explained;
 use crate::platform::ErrorClass;
 
 /// What a refresh of the source found.
@@ -68,7 +69,7 @@ pub struct RunReport {
     pub revision: String,
     /// The run could not start at all (config unreadable, tree unreadable, platform
     /// cannot be opened): nothing was applied.
-    pub error: Option<String>,
+    pub error: Option<Explained>,
     /// Agents this run looked at (their previous errors are replaced by this run's).
     pub checked: Vec<String>,
     /// Per-agent problems: a manifest that failed to load, a list, a write or a redeploy
@@ -121,7 +122,7 @@ pub struct ApiStats {
 pub trait Engine {
     /// Fetches (git) or re-reads (working tree) the source. An error is transient: the
     /// loop keeps the last revision and retries with backoff.
-    async fn refresh(&mut self) -> Result<Refreshed, String>;
+    async fn refresh(&mut self) -> Result<Refreshed, Explained>;
 
     /// Reconciles the last ready revision. `cancel` stops the apply between requests.
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport;

@@ -14,6 +14,7 @@ use super::engine::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope}
 use super::schedule::RateBudget;
 use crate::apply::Redeployed;
 use crate::deadline::RunTimeout;
+use crate::hint::Explained;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, Outcome, Request};
@@ -87,10 +88,10 @@ impl Runner {
     }
 }
 
-fn failed_run(revision: &str, error: String) -> RunReport {
+fn failed_run(revision: &str, error: impl Into<Explained>) -> RunReport {
     RunReport {
         revision: revision.to_owned(),
-        error: Some(error),
+        error: Some(error.into()),
         ..RunReport::default()
     }
 }
@@ -126,7 +127,7 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
                 AgentFailure {
                     message: skip.to_string(),
                     class: skip.class(),
-                    hint: skip.platform_error().and_then(|e| e.hint()),
+                    hint: skip.hint(),
                 },
             );
         }
@@ -164,7 +165,7 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
                 AgentFailure {
                     message,
                     class,
-                    hint: result.first_platform_error().and_then(|e| e.hint()),
+                    hint: result.hint(),
                 },
             );
         }
@@ -173,7 +174,7 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
 }
 
 impl Engine for Runner {
-    async fn refresh(&mut self) -> Result<Refreshed, String> {
+    async fn refresh(&mut self) -> Result<Refreshed, Explained> {
         match self.origin.refresh(self.explicit_config.as_deref()).await? {
             Fetched::Ready {
                 snapshot,
@@ -192,7 +193,7 @@ impl Engine for Runner {
 
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {
         let Some(snapshot) = self.current.take() else {
-            return failed_run("", "nothing fetched yet".to_owned());
+            return failed_run("", "nothing fetched yet");
         };
         let report = self.reconcile_snapshot(&snapshot, scope, cancel).await;
         self.current = Some(snapshot);
@@ -267,7 +268,7 @@ impl Runner {
         let platform = match self.platform_for(checkout) {
             Ok(p) => p,
             // Not retried: a missing key or a bad URL needs a new config or SIGHUP.
-            Err(e) => return failed_run(revision, e.to_string()),
+            Err(e) => return failed_run(revision, Explained::of(&e)),
         };
         let request = Request {
             checkout,
@@ -289,7 +290,7 @@ impl Runner {
         };
         match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => report_of(&outcome, cancel.is_cancelled()),
-            Err(e) => failed_run(revision, e.to_string()),
+            Err(e) => failed_run(revision, Explained::of(&e)),
         }
     }
 }

@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::{Duration, Instant};
 
 use super::engine::{AgentFailure, RunReport};
+use crate::hint::Explained;
 use crate::platform::ErrorClass;
 
 #[derive(Debug, Clone, Copy)]
@@ -40,12 +41,17 @@ impl Stamp {
 #[derive(Debug, Clone)]
 struct Attempt {
     stamp: Stamp,
-    error: Option<String>,
+    error: Option<Explained>,
 }
 
 impl Attempt {
     fn json(&self) -> Value {
-        json!({ "at": self.stamp.rfc3339(), "ok": self.error.is_none(), "error": self.error })
+        json!({
+            "at": self.stamp.rfc3339(),
+            "ok": self.error.is_none(),
+            "error": self.error.as_ref().map(|e| &e.message),
+            "hint": self.error.as_ref().and_then(|e| e.hint.as_ref()),
+        })
     }
 }
 
@@ -67,7 +73,7 @@ pub struct Status {
     last_reconcile: Option<Attempt>,
     last_reconcile_ok: Option<Stamp>,
     /// Errors of the applied revision's last full run (run-level, e.g. a broken config).
-    run_error: Option<String>,
+    run_error: Option<Explained>,
     agent_errors: BTreeMap<String, AgentFailure>,
     /// A fetched commit that is not applied, and why.
     rejected: Option<(String, String)>,
@@ -102,10 +108,10 @@ impl Status {
         self.last_fetch_ok = Some(stamp);
     }
 
-    pub fn fetch_failed(&mut self, error: &str) {
+    pub fn fetch_failed(&mut self, error: &Explained) {
         self.last_fetch = Some(Attempt {
             stamp: Stamp::now(),
-            error: Some(error.to_owned()),
+            error: Some(error.clone()),
         });
     }
 
@@ -249,7 +255,7 @@ impl Status {
     }
 }
 
-fn summary(report: &RunReport) -> String {
+fn summary(report: &RunReport) -> Explained {
     if let Some(e) = &report.error {
         return e.clone();
     }
@@ -257,10 +263,10 @@ fn summary(report: &RunReport) -> String {
         return "interrupted by shutdown".into();
     }
     if let Some(t) = &report.timed_out {
-        return format!("timed out: {t}");
+        return format!("timed out: {t}").into();
     }
     let agents: Vec<&str> = report.agent_errors.keys().map(String::as_str).collect();
-    format!("{} agent(s) failed: {}", agents.len(), agents.join(", "))
+    format!("{} agent(s) failed: {}", agents.len(), agents.join(", ")).into()
 }
 
 #[cfg(test)]
@@ -390,7 +396,7 @@ mod tests {
         assert_eq!(body["rejected_commit"]["commit"], "c2");
         s.accepted();
         assert!(s.readiness().0);
-        s.fetch_failed("connection refused");
+        s.fetch_failed(&"connection refused".into());
         let (ready, body) = s.readiness();
         assert!(!ready);
         assert_eq!(body["last_fetch"]["error"], "connection refused");

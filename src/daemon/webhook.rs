@@ -25,10 +25,19 @@ pub enum SecretFileError {
         source: std::io::Error,
     },
     /// The file is empty (after trimming a trailing newline).
-    #[error(
-        "the webhook secret file {path} is empty\n  hint: write the secret you entered in the repository's webhook settings into it"
-    )]
+    #[error("the webhook secret file {path} is empty")]
     Empty { path: PathBuf },
+}
+
+impl crate::hint::Hinted for SecretFileError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            SecretFileError::Io { .. } => None,
+            SecretFileError::Empty { .. } => Some(
+                "write the secret you entered in the repository's webhook settings into it".into(),
+            ),
+        }
+    }
 }
 
 /// Why a delivery is refused (answered 401).

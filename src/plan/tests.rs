@@ -59,7 +59,7 @@ fn failed_list(detail: &str) -> Result<Listing, PlatformError> {
 
 fn one(
     agent: &str,
-    wanted: Result<DesiredSecrets, String>,
+    wanted: Result<DesiredSecrets, NotLoaded>,
     listed: Result<Listing, PlatformError>,
     last: &dyn LastApplied,
     policy: &Policy,
@@ -433,8 +433,17 @@ fn emptying_an_agent_is_refused_even_when_the_share_allows_it() {
             ..
         })
     ));
-    let reason = p.skipped.unwrap().to_string();
-    assert!(reason.contains("--allow-mass-delete"), "{reason}");
+    let reason = p.skipped.unwrap();
+    assert!(
+        reason
+            .to_string()
+            .contains("refusing to delete all 1 managed keys"),
+        "{reason}"
+    );
+    assert!(
+        reason.hint().unwrap().contains("--allow-mass-delete"),
+        "{reason:?}"
+    );
 }
 
 #[test]
@@ -486,7 +495,7 @@ fn plans_cover_only_the_agents_of_the_run_in_slug_order() {
 fn totals_count_every_kind_of_change_and_skip() {
     let desired = BTreeMap::from([
         ("a".to_owned(), Ok(secrets(&[("NEW", "1"), ("SAME", "1")]))),
-        ("b".to_owned(), Err("bad".to_owned())),
+        ("b".to_owned(), Err("bad".into())),
         ("c".to_owned(), Ok(secrets(&[("X", "1"), ("Y", "2")]))),
     ]);
     let actual = BTreeMap::from([

@@ -39,9 +39,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file is not a store this version understands.
-    #[error(
-        "the store {path} is not valid: {detail}\n  hint: it is written by castsync only; move it aside to start from an empty store"
-    )]
+    #[error("the store {path} is not valid: {detail}")]
     Parse { path: PathBuf, detail: String },
     /// Writing the new content (temp file, fsync, rename) failed.
     #[error("cannot write the store {path}")]
@@ -57,6 +55,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl crate::hint::Hinted for StoreError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            StoreError::Parse { .. } => Some(
+                "it is written by castsync only; move it aside to start from an empty store".into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// One stored secret.

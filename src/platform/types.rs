@@ -131,7 +131,7 @@ pub enum ErrorClass {
 }
 
 /// A failed platform call. Messages carry the API's `detail` text but never a value, the
-/// API key or the Authorization header. [`PlatformError::hint`] says what to do about it.
+/// API key or the Authorization header. Its hint ([`crate::hint::Hinted`]) says what to do about it.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PlatformError {
     /// The agent does not exist on the platform (404 "Agent not found").
@@ -211,10 +211,12 @@ impl PlatformError {
             PlatformError::Local { .. } => "local-store",
         }
     }
+}
 
+impl crate::hint::Hinted for PlatformError {
     /// What a person can do about it, when castsync knows.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(std::borrow::Cow::Owned(match self {
             PlatformError::AgentNotFound { agent } => format!(
                 "create the agent on Castari first (`cast deploy`; `cast agents list` shows the slugs this key sees), or check that the directory agents/{agent} is named after its slug and that the platform URL is right"
             ),
@@ -240,7 +242,7 @@ impl PlatformError {
                 "the platform refused the request as sent; check the platform URL, and the key name and value size in the manifest".to_owned()
             }
             PlatformError::InvalidName { .. } | PlatformError::Local { .. } => return None,
-        })
+        }))
     }
 }
 
@@ -258,7 +260,7 @@ impl Serialize for PlatformError {
         st.serialize_field("kind", self.kind())?;
         st.serialize_field("class", &self.class())?;
         st.serialize_field("message", &self.to_string())?;
-        st.serialize_field("hint", &self.hint())?;
+        st.serialize_field("hint", &crate::hint::Hinted::hint(self))?;
         st.end()
     }
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::plan::{NoBaseline, Policy, plan};
+use crate::plan::{NoBaseline, NotLoaded, Policy, plan};
 use crate::platform::{Listing, RemoteKey};
 use crate::secret::SecretValue;
 
@@ -25,7 +25,7 @@ fn sample() -> Plan {
         ("alpha".to_owned(), Ok(secrets(&["NEW", "OLD_ONE", "STAY"]))),
         (
             "beta".to_owned(),
-            Err("cannot decrypt agents/beta/secrets.yaml.age".to_owned()),
+            Err("cannot decrypt agents/beta/secrets.yaml.age".into()),
         ),
         ("gamma".to_owned(), Ok(secrets(&[]))),
     ]);
@@ -115,7 +115,7 @@ fn the_markdown_plan_has_a_table_details_and_collapsed_in_sync_agents() {
 
 #[test]
 fn a_huge_markdown_plan_is_summarised_under_the_budget() {
-    let many: BTreeMap<String, Result<BTreeMap<String, SecretValue>, String>> = (0..400)
+    let many: BTreeMap<String, Result<BTreeMap<String, SecretValue>, NotLoaded>> = (0..400)
         .map(|i| {
             let keys = (0..60)
                 .map(|k| {

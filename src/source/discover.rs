@@ -19,10 +19,7 @@ pub enum DiscoverError {
     #[error("cannot determine the current directory")]
     CurrentDir(#[source] std::io::Error),
     /// `-C DIR` is not a directory.
-    #[error(
-        "{} is not a directory\n  hint: -C/--repo names the secrets repository (the folder holding castsync.yaml)",
-        path.display()
-    )]
+    #[error("{} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
     /// The directory cannot be made absolute.
     #[error("cannot resolve {}", path.display())]
@@ -32,15 +29,28 @@ pub enum DiscoverError {
         source: std::io::Error,
     },
     /// No `castsync.yaml` from the current directory up to the filesystem root.
-    #[error("no {FILE_NAME} in this directory or any parent (run castsync init, or pass -C DIR)")]
+    #[error("no {FILE_NAME} in this directory or any parent")]
     NotFound,
     /// `-C DIR` holds no `castsync.yaml`.
-    #[error(
-        "no {FILE_NAME} in {} (run castsync init -C {}, or pass -C the folder that holds {FILE_NAME})",
-        path.display(),
-        path.display()
-    )]
+    #[error("no {FILE_NAME} in {}", path.display())]
     NotARepository { path: PathBuf },
+}
+
+impl crate::hint::Hinted for DiscoverError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(match self {
+            DiscoverError::CurrentDir(_) | DiscoverError::Resolve { .. } => return None,
+            DiscoverError::NotADirectory { .. } => {
+                "-C/--repo names the secrets repository (the folder holding castsync.yaml)".into()
+            }
+            DiscoverError::NotFound => "run `castsync init`, or pass -C DIR".into(),
+            DiscoverError::NotARepository { path } => format!(
+                "run `castsync init -C {}`, or pass -C the folder that holds {FILE_NAME}",
+                path.display()
+            )
+            .into(),
+        })
+    }
 }
 
 /// The directory a command works in, canonical: `explicit` (`-C DIR`) or the current

@@ -14,7 +14,7 @@ use crate::crypto::Identities;
 use crate::finding::Finding;
 use crate::manifest::{self, Manifest, ManifestContext};
 use crate::names::validate_slug;
-use crate::plan::DesiredSecrets;
+use crate::plan::{DesiredSecrets, NotLoaded};
 use crate::schema::{self, EnvSchema};
 
 /// File names inside an agent directory.
@@ -31,15 +31,19 @@ pub struct AgentLoad {
 }
 
 impl AgentLoad {
-    /// The reason the agent cannot be used: its first error, plus how many more.
-    pub fn failure(&self) -> Option<String> {
+    /// The reason the agent cannot be used: its first error (plus how many more), and that
+    /// error's hint.
+    pub fn failure(&self) -> Option<NotLoaded> {
         let errors: Vec<&Finding> = self.findings.iter().filter(|f| f.is_error()).collect();
-        let first = errors.first()?.to_string();
-        let first = first.strip_prefix("error: ").unwrap_or(&first);
-        Some(if errors.len() > 1 {
-            format!("{first} (and {} more error(s))", errors.len() - 1)
-        } else {
-            first.to_owned()
+        let first = errors.first()?;
+        let text = first.text();
+        Some(NotLoaded {
+            message: if errors.len() > 1 {
+                format!("{text} (and {} more error(s))", errors.len() - 1)
+            } else {
+                text
+            },
+            hint: first.hint.clone(),
         })
     }
 }
@@ -52,14 +56,14 @@ pub struct Loaded {
 
 impl Loaded {
     /// For the plan: each agent's secrets, or why it failed to load.
-    pub fn desired_or_reasons(&self) -> BTreeMap<String, Result<DesiredSecrets, String>> {
+    pub fn desired_or_reasons(&self) -> BTreeMap<String, Result<DesiredSecrets, NotLoaded>> {
         self.agents
             .iter()
             .map(|(slug, load)| {
                 let wanted = match (&load.manifest, load.failure()) {
                     (Some(m), None) => Ok(m.secrets.clone()),
                     (_, Some(reason)) => Err(reason),
-                    (None, None) => Err("manifest not loaded".to_owned()),
+                    (None, None) => Err("manifest not loaded".into()),
                 };
                 (slug.clone(), wanted)
             })
@@ -74,11 +78,11 @@ impl Loaded {
             .collect()
     }
 
-    /// Warnings of agents that loaded (for the plan's header).
+    /// Warnings of agents that loaded (for the plan's header), without their severity.
     pub fn warnings(&self) -> Vec<String> {
         self.findings()
             .filter(|f| !f.is_error())
-            .map(|f| f.to_string().trim_start_matches("warning: ").to_owned())
+            .map(Finding::text)
             .collect()
     }
 
@@ -128,14 +132,23 @@ pub enum LoadError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// `--agent` (or an argument) names an agent the repository does not declare.
-    #[error(
-        "agent {agent:?} is not declared: there is no directory {agents_dir}/{agent}\n  hint: declared agents: {known}; create one with `castsync new {agent}`"
-    )]
+    #[error("agent {agent:?} is not declared: there is no directory {agents_dir}/{agent}")]
     UnknownAgent {
         agent: String,
         agents_dir: String,
         known: String,
     },
+}
+
+impl crate::hint::Hinted for LoadError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            LoadError::Source(_) => None,
+            LoadError::UnknownAgent { agent, known, .. } => Some(
+                format!("declared agents: {known}; create one with `castsync new {agent}`").into(),
+            ),
+        }
+    }
 }
 
 /// Loads one agent: decrypt, parse, check. Never fails as a whole; problems are findings.
@@ -168,12 +181,15 @@ pub fn load_agent(
     let ciphertext = match tree.read(&manifest_path) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            return fail(at.error(
-                &manifest_path,
-                format!(
-                    "missing: the agent directory has no {MANIFEST_FILE}\n  hint: create it with `castsync new {slug}`, or remove the directory"
-                ),
-            ));
+            return fail(
+                at.error(
+                    &manifest_path,
+                    format!("missing: the agent directory has no {MANIFEST_FILE}"),
+                )
+                .with_hint(format!(
+                    "create it with `castsync new {slug}`, or remove the directory"
+                )),
+            );
         }
         Err(e) => return fail(at.error(&manifest_path, e.to_string())),
     };
@@ -282,7 +298,7 @@ impl Locate<'_> {
     }
 
     /// An error whose message already names its file.
-    fn located(&self, path: &Path, e: &dyn std::error::Error) -> Finding {
+    fn located(&self, path: &Path, e: &(dyn std::error::Error + 'static)) -> Finding {
         Finding::located_error(self.shown(path), e).for_agent(self.slug)
     }
 }

@@ -30,8 +30,17 @@ pub enum GitError {
         message: String,
     },
     /// The branch does not exist on the remote.
-    #[error("branch {branch:?} not found on {url}\n  hint: check --branch")]
+    #[error("branch {branch:?} not found on {url}")]
     NoBranch { url: String, branch: String },
+}
+
+impl crate::hint::Hinted for GitError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            GitError::NoBranch { .. } => Some("check --branch".into()),
+            GitError::Setup { .. } | GitError::Fetch { .. } => None,
+        }
+    }
 }
 
 /// How to authenticate to the remote.

@@ -14,6 +14,7 @@ use super::mirror::Mirror;
 use super::signatures::AllowedSigners;
 use super::{Checkout, GitRevision, Tree, Worktree, read_config};
 use crate::config::{self, Config};
+use crate::hint::Explained;
 
 /// Where manifests come from.
 #[derive(Debug)]
@@ -107,12 +108,12 @@ impl Origin {
     }
 
     /// Fetches or re-reads. `Err` when the source cannot be read.
-    pub async fn refresh(&self, explicit_config: Option<&Path>) -> Result<Fetched, String> {
+    pub async fn refresh(&self, explicit_config: Option<&Path>) -> Result<Fetched, Explained> {
         match self {
             Origin::Local { root } => {
                 let tree = Worktree::new(root);
                 if !root.is_dir() {
-                    return Err(format!("{} is not a directory", root.display()));
+                    return Err(format!("{} is not a directory", root.display()).into());
                 }
                 let revision = worktree_revision(&tree, explicit_config);
                 Ok(Fetched::Ready {
@@ -122,7 +123,7 @@ impl Origin {
             }
             Origin::Remote { mirror, signers } => {
                 let oid = fetch_off_runtime(mirror.clone()).await?;
-                let repo = mirror.repository().map_err(|e| e.to_string())?;
+                let repo = mirror.repository().map_err(|e| Explained::of(&e))?;
                 let revision = oid.to_string();
                 if let Some(signers) = signers {
                     match signers.verify_commit(&repo, oid) {
@@ -144,7 +145,8 @@ impl Origin {
                     .find_commit(oid)
                     .ok()
                     .map(|c| c.committer().when().seconds());
-                let tree = GitRevision::from_repo(repo, &revision).map_err(|e| e.to_string())?;
+                let tree =
+                    GitRevision::from_repo(repo, &revision).map_err(|e| Explained::of(&e))?;
                 Ok(Fetched::Ready {
                     snapshot: snapshot(Box::new(tree), revision, explicit_config),
                     commit_time,
@@ -156,16 +158,16 @@ impl Origin {
 
 /// Runs the (blocking, possibly slow) fetch on its own thread, so a hung network call can
 /// neither stall the runtime nor hold up the process's exit at shutdown.
-async fn fetch_off_runtime(mirror: Mirror) -> Result<git2::Oid, String> {
+async fn fetch_off_runtime(mirror: Mirror) -> Result<git2::Oid, Explained> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("castsync-fetch".into())
         .spawn(move || {
-            let _ = tx.send(mirror.fetch().map_err(|e| e.to_string()));
+            let _ = tx.send(mirror.fetch().map_err(|e| Explained::of(&e)));
         })
-        .map_err(|e| format!("cannot start the fetch thread: {e}"))?;
+        .map_err(|e| Explained::from(format!("cannot start the fetch thread: {e}")))?;
     rx.await
-        .unwrap_or_else(|_| Err("the fetch thread ended without a result".to_owned()))
+        .unwrap_or_else(|_| Err("the fetch thread ended without a result".into()))
 }
 
 #[cfg(test)]

@@ -27,19 +27,29 @@ pub enum SignersError {
         source: std::io::Error,
     },
     /// A line is not `principals [options] keytype base64 [comment]`.
-    #[error(
-        "{path}:{line}: {message}\n  hint: each line is `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY [COMMENT]`, as in ssh-keygen(1) ALLOWED SIGNERS"
-    )]
+    #[error("{path}:{line}: {message}")]
     Syntax {
         path: PathBuf,
         line: usize,
         message: String,
     },
     /// The file lists no key, so no commit could ever be applied.
-    #[error(
-        "the allowed signers file {path} lists no key\n  hint: add a line such as `alice@example.com ssh-ed25519 AAAA…`"
-    )]
+    #[error("the allowed signers file {path} lists no key")]
     Empty { path: PathBuf },
+}
+
+impl crate::hint::Hinted for SignersError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            SignersError::Io { .. } => None,
+            SignersError::Syntax { .. } => Some(
+                "each line is `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY [COMMENT]`, as in ssh-keygen(1) ALLOWED SIGNERS".into(),
+            ),
+            SignersError::Empty { .. } => {
+                Some("add a line such as `alice@example.com ssh-ed25519 AAAA…`".into())
+            }
+        }
+    }
 }
 
 /// Why a commit is not applied.

@@ -56,7 +56,7 @@ impl fmt::Display for Side {
 pub enum MergeError {
     /// The merged path is not `AGENTS_DIR/AGENT/secrets.yaml.age`.
     #[error(
-        "{}: not an agent's manifest: castsync merges only {agents_dir}/AGENT/{MANIFEST_FILE}\n  hint: route only those files to it in .gitattributes (`*.yaml.age merge=castsync`)",
+        "{}: not an agent's manifest: castsync merges only {agents_dir}/AGENT/{MANIFEST_FILE}",
         path.display()
     )]
     NotAManifest { path: PathBuf, agents_dir: String },
@@ -87,10 +87,9 @@ pub enum MergeError {
     },
     /// The versions conflict: the file keeps our version.
     #[error(
-        "{}: cannot merge agent {agent} key by key: {conflicts}\n  the file was left as our version{}\n  hint: settle it with `castsync edit {agent}`, then `git add {}` and commit (see \"Merging branches\" in the README)",
+        "{}: cannot merge agent {agent} key by key: {conflicts}\n  the file was left as our version{}",
         path.display(),
         unapplied(&conflicts.unapplied),
-        path.display()
     )]
     Conflict {
         path: PathBuf,
@@ -108,6 +107,29 @@ pub enum MergeError {
     /// The result cannot be encrypted (no recipients, a bad recipient in the config).
     #[error(transparent)]
     Authoring(#[from] AuthoringError),
+}
+
+impl crate::hint::Hinted for MergeError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            MergeError::NotAManifest { .. } => Some(
+                "route only those files to it in .gitattributes (`*.yaml.age merge=castsync`)"
+                    .into(),
+            ),
+            MergeError::Conflict { path, agent, .. } => Some(
+                format!(
+                    "settle it with `castsync edit {agent}`, then `git add {}` and commit (see \"Merging branches\" in the README)",
+                    path.display()
+                )
+                .into(),
+            ),
+            MergeError::Authoring(e) => e.hint(),
+            MergeError::Decrypt { .. }
+            | MergeError::NotUtf8 { .. }
+            | MergeError::Invalid { .. }
+            | MergeError::MergedInvalid { .. } => None,
+        }
+    }
 }
 
 fn unapplied(keys: &[String]) -> String {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::*;
 use crate::daemon::engine::AgentFailure;
 use crate::daemon::schedule::Timing;
+use crate::hint::Explained;
 use crate::platform::ErrorClass;
 
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ struct Run {
 #[derive(Default)]
 struct Script {
     /// Results of the next refreshes; when empty, the last ready revision again.
-    refreshes: VecDeque<Result<Refreshed, String>>,
+    refreshes: VecDeque<Result<Refreshed, Explained>>,
     current: Option<String>,
     fetched_at: Vec<Instant>,
     runs: Vec<Run>,
@@ -37,7 +38,7 @@ impl Fake {
     fn script(&self) -> MutexGuard<'_, Script> {
         self.0.lock().unwrap()
     }
-    fn push(&self, r: Result<Refreshed, String>) {
+    fn push(&self, r: Result<Refreshed, Explained>) {
         self.script().refreshes.push_back(r);
     }
     fn runs(&self) -> Vec<Run> {
@@ -48,7 +49,7 @@ impl Fake {
     }
 }
 
-fn ready(rev: &str) -> Result<Refreshed, String> {
+fn ready(rev: &str) -> Result<Refreshed, Explained> {
     Ok(Refreshed::Ready {
         revision: rev.into(),
         commit_time: Some(1_700_000_000),
@@ -56,7 +57,7 @@ fn ready(rev: &str) -> Result<Refreshed, String> {
 }
 
 impl Engine for Fake {
-    async fn refresh(&mut self) -> Result<Refreshed, String> {
+    async fn refresh(&mut self) -> Result<Refreshed, Explained> {
         let mut s = self.script();
         s.fetched_at.push(Instant::now());
         let next = match s.refreshes.pop_front() {

@@ -126,11 +126,17 @@ fn a_conflict_names_the_agent_and_keys_and_what_was_not_applied() {
     let ours = keys.sealed(&[("A", "canary-a1"), ("B", "canary-b0")]);
     let theirs = keys.sealed(&[("A", "canary-a2"), ("B", "canary-b2")]);
     let err = keys.merge(&base, &ours, &theirs).unwrap_err();
-    let text = format!("{err} {err:?}");
+    let hint = crate::hint::Hinted::hint(&err)
+        .unwrap_or_default()
+        .into_owned();
+    let text = format!("{err} {err:?} {hint}");
     assert!(text.contains("cannot merge agent bot key by key"), "{text}");
     assert!(text.contains("key A changed on both sides"), "{text}");
     assert!(text.contains("without their changes to B"), "{text}");
-    assert!(text.contains("castsync edit bot"), "{text}");
+    assert!(
+        hint.starts_with("settle it with `castsync edit bot`"),
+        "{hint}"
+    );
     assert!(!text.contains("canary"), "{text}");
 }
 
