@@ -274,6 +274,21 @@ pub enum Command {
         )
     ))]
     Doctor(DoctorArgs),
+    /// List what past applies did, one line per change: when, from which commit, result.
+    #[command(
+        long_about = "List what past applies did, one line per change (and per redeploy): when, from \
+which commit, to which platform, the agent, the key, the action and whether it landed.\n\n\
+Every apply (reconcile and watch) appends to a history file next to the state file \
+(.castsync/state.history.jsonl for .castsync/state.json). It holds no values and no \
+fingerprints. At 8 MiB it is rotated to FILE.1, so at most two generations are kept.",
+        after_long_help = examples!(
+            "castsync history                          # every recorded change, oldest first",
+            "castsync history support-bot --since 24h  # one agent, the last day",
+            "castsync history -o json | jq '.entries[] | select(.result != \"applied\")'",
+            "castsync history --state /var/lib/castsync/acme/state.json   # a daemon's history",
+        )
+    )]
+    History(HistoryArgs),
     /// Run as a daemon that follows a branch and converges on every change.
     #[command(after_long_help = examples!(
         "castsync watch --git-url https://github.com/acme/agent-secrets --branch main",
@@ -571,6 +586,31 @@ pub struct DoctorArgs {
     pub platform: PlatformArgs,
 }
 
+/// `-o/--output` of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// One line per change, aligned in columns.
+    Text,
+    /// Versioned JSON, described by schemas/history.schema.json.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this agent's changes.
+    pub agent: Option<String>,
+    /// Only changes from this long ago until now (e.g. 30m, 24h, 7d; at least 1s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
+    /// How to print the entries.
+    #[arg(short, long, value_enum, default_value_t = HistoryFormat::Text, value_name = "FORMAT")]
+    pub output: HistoryFormat,
+    /// The state file whose history to read (default: .castsync/state.json under the
+    /// repository); the history is the file next to it.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Remote to follow (https://, ssh://, file:// or a path); without it, the -C/--repo
@@ -596,7 +636,7 @@ pub struct WatchArgs {
     /// Secret for GitHub-style X-Hub-Signature-256 on POST /hooks/git.
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
-    /// Address for /healthz, /readyz, /metrics and /hooks/git.
+    /// Address for /healthz, /readyz, /metrics, /history and /hooks/git.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
     /// Apply only commits signed by a key in this ssh allowed_signers file.

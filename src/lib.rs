@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod emulator;
 pub mod finding;
 pub mod git_setup;
+pub mod history;
 pub mod manifest;
 pub mod names;
 pub mod observe;

@@ -325,6 +325,19 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
             None,
             1,
         ),
+        ("history", &["history"], None, 0),
+        (
+            "history -o json",
+            &["history", "alpha", "-o", "json"],
+            None,
+            0,
+        ),
+        (
+            "history with a bad duration",
+            &["history", "--since", "soon"],
+            None,
+            1,
+        ),
         ("doctor", &["doctor"], None, 0),
         ("doctor -o json", &["doctor", "-o", "json"], None, 0),
         (

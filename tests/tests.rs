@@ -12,6 +12,7 @@ mod discovery;
 mod doctor;
 mod emulator;
 mod examples;
+mod history;
 mod keygen;
 mod merge_driver;
 mod platform_client;
