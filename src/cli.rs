@@ -163,12 +163,19 @@ fn secret_value(text: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// `60s`, `10m`, `1h30m`: at least one second.
+/// The longest `--interval` or `--resync`: far beyond any useful period, and small enough
+/// that adding it (with jitter) to the clock can never overflow.
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `60s`, `10m`, `1h30m`: at least one second, at most 365 days.
 fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e} (use a duration such as 30s, 10m or 1h)"))?;
     if d < Duration::from_secs(1) {
         return Err("too short: the minimum is 1s".to_owned());
+    }
+    if d > MAX_PERIOD {
+        return Err("too long: the maximum is 365d".to_owned());
     }
     Ok(d)
 }
@@ -785,6 +792,11 @@ mod tests {
         let err = duration("often").unwrap_err();
         assert!(err.contains("30s, 10m or 1h"), "{err}");
         assert!(duration("10ms").unwrap_err().contains("minimum is 1s"));
+        assert_eq!(duration("365d").unwrap(), Duration::from_secs(365 * 86400));
+        for huge in ["366d", "99999999999999d"] {
+            let err = duration(huge).unwrap_err();
+            assert!(err.contains("the maximum is 365d"), "{huge}: {err}");
+        }
     }
 
     #[test]

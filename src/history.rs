@@ -17,8 +17,8 @@
 //! file, and a line that does not parse (a torn last line, a hand edit) is counted and
 //! skipped, never fatal.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::fs::OpenOptions;
+use std::io::Write as _;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::apply::{AgentResult, FailReason, Redeployed};
+use crate::fsread;
 use crate::plan::Action;
 use crate::platform::ErrorClass;
 
@@ -203,6 +204,9 @@ pub enum HistoryError {
     /// A FIFO, a device or a directory where the history file should be.
     #[error("history file {} is not a regular file", path.display())]
     NotRegular { path: PathBuf },
+    /// The history could not be read (`fsread`: not a regular file, I/O).
+    #[error("cannot read the history: {0}")]
+    Read(#[source] fsread::ReadError),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HistoryError {
@@ -313,30 +317,12 @@ fn read_bounded(path: &Path, bound: u64, want: usize) -> Result<Read, HistoryErr
 
 /// The complete lines among the last `bound` bytes of one file.
 fn read_tail(path: &Path, bound: u64) -> Result<Read, HistoryError> {
-    // Looked at before opening: opening a FIFO would block. The file lives in castsync's own
-    // 0700 directory, so nobody else can swap it between the look and the open.
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_file() => {
-            return Err(HistoryError::NotRegular {
-                path: path.to_owned(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::default()),
-        Err(e) => return Err(io("inspect", path)(e)),
-    }
-    let mut file = File::open(path).map_err(io("open", path))?;
-    let meta = file.metadata().map_err(io("inspect", path))?;
-    let start = meta.len().saturating_sub(bound);
-    file.seek(SeekFrom::Start(start))
-        .map_err(io("read", path))?;
-    let mut bytes = Vec::new();
-    (&mut file)
-        .take(bound)
-        .read_to_end(&mut bytes)
-        .map_err(io("read", path))?;
+    let (bytes, truncated) = match fsread::read_tail(path, bound) {
+        Ok(read) => read,
+        Err(e) if e.is_not_found() => return Ok(Read::default()),
+        Err(e) => return Err(HistoryError::Read(e)),
+    };
     let mut text: &[u8] = &bytes;
-    let truncated = start > 0;
     if truncated {
         // Started mid-file: the first (partial) line is not ours to judge.
         text = match text.iter().position(|&b| b == b'\n') {

@@ -216,6 +216,43 @@ pub async fn reconcile(
     })
 }
 
+/// Why a `--base` plan refuses to run.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The revision under review points the platform elsewhere than its base.
+    #[error(
+        "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused\n  hint: merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL"
+    )]
+    Changed { base: String, head: String },
+}
+
+/// The platform URL a config names (the default when it names none), as compared by
+/// [`check_platform_pinned`]: trimmed, without a trailing `/`.
+fn configured_url(config: &Config) -> String {
+    let url = config
+        .platform
+        .url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(crate::platform::DEFAULT_URL);
+    url.trim_end_matches('/').to_owned()
+}
+
+/// With `--base`, the config under review (`head`) must name the same `platform.url` as the
+/// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
+/// the CI's `Bearer` key to any host it likes.
+pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinError> {
+    let (base_url, head_url) = (configured_url(base), configured_url(head));
+    if base_url != head_url {
+        return Err(PinError::Changed {
+            base: crate::escape::terminal(&base_url).into_owned(),
+            head: crate::escape::terminal(&head_url).into_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The plan policy from the config and the command line (its per-agent `redeploy` set is
 /// filled by [`reconcile`]).
 pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Policy {

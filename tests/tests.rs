@@ -5,6 +5,7 @@ mod support;
 
 mod authoring;
 mod bad_vectors;
+mod canary_forms;
 mod cli;
 mod completions;
 mod crypto_interop;
@@ -12,6 +13,7 @@ mod discovery;
 mod doctor;
 mod emulator;
 mod examples;
+mod hardening;
 mod history;
 mod keygen;
 mod merge_driver;

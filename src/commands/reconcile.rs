@@ -28,7 +28,12 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     };
     let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
     let base = match &args.base {
-        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        Some(rev) => {
+            let base = Checkout::revision(&repo.root, rev, explicit)?;
+            // Before anything is sent: a pull request must not move the API key elsewhere.
+            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+            Some(base)
+        }
         None => None,
     };
     let platform = target

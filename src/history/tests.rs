@@ -240,7 +240,13 @@ fn a_missing_history_is_empty_and_a_directory_in_its_place_is_refused() {
     assert!(read(&path).unwrap().entries.is_empty());
     std::fs::create_dir(dir.path().join("dir.jsonl")).unwrap();
     let err = read(&dir.path().join("dir.jsonl")).unwrap_err();
-    assert!(matches!(err, HistoryError::NotRegular { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            HistoryError::Read(fsread::ReadError::NotRegular { .. })
+        ),
+        "{err}"
+    );
     let err = append(&dir.path().join("dir.jsonl"), &[entry("a", "A")]).unwrap_err();
     assert!(matches!(err, HistoryError::NotRegular { .. }), "{err}");
 }
