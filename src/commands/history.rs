@@ -148,22 +148,8 @@ fn table(entries: &[&Entry]) -> String {
     out
 }
 
-/// The history file is castsync's own, but a key name comes from the platform's list and the
-/// file may have been edited: control characters are shown escaped, never sent to the
-/// terminal.
+/// A key name comes from the platform's list and the file may have been edited: text is
+/// escaped for the terminal (`escape`), never sent to it raw.
 fn escape(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .flat_map(|c| {
-                let escaped: Vec<char> = if c.is_control() {
-                    c.escape_default().collect()
-                } else {
-                    vec![c]
-                };
-                escaped
-            })
-            .collect()
-    } else {
-        s.to_owned()
-    }
+    crate::escape::terminal(s).into_owned()
 }
