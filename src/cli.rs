@@ -266,6 +266,8 @@ pub enum Command {
         "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
         "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
         "castsync reconcile --redeploy                         # redeploy each changed agent",
+        "castsync reconcile --dry-run --base origin/main --save-plan plan.json   # CI: the reviewed plan",
+        "castsync reconcile --plan plan.json                   # apply exactly that plan, if nothing moved",
     )))]
     Reconcile(ReconcileArgs),
     /// Check the setup read-only: repository, identities, recipients, platform, API key,
@@ -557,6 +559,19 @@ pub struct ReconcileArgs {
     /// Rewrite every value of these agents (of every agent when none is named).
     #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
     pub replace_all: Option<Vec<String>>,
+    /// With --dry-run: also write the plan to FILE for `reconcile --plan FILE` (key names,
+    /// actions, the git blob ids of the files it was made from, the target and a digest of
+    /// each agent's key list; never a value).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub save_plan: Option<PathBuf>,
+    /// Apply exactly the changes of a plan saved with --save-plan, and nothing else. Refused
+    /// (exit 1, naming what moved) when the config, a manifest or .env.example, the target or
+    /// the key list of an agent it changes differs from when it was saved. With --dry-run,
+    /// only check that it still applies.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "save_plan", "base", "replace", "replace_all", "agents", "no_prune", "redeploy", "no_redeploy",
+    ])]
+    pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]

@@ -37,6 +37,7 @@ pub mod plan;
 pub mod platform;
 pub mod reconcile;
 pub mod render;
+pub mod saved_plan;
 pub mod schema;
 pub mod secret;
 pub mod source;

@@ -2,7 +2,7 @@
 //! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
 //! call it and how they report.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -15,6 +15,7 @@ use crate::crypto::Identities;
 use crate::observe;
 use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
+use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
@@ -51,6 +52,9 @@ pub struct Outcome {
     pub revision: String,
     /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
     pub declined: bool,
+    /// Each listed agent's key list (or list error) as the plan saw it: what a saved plan
+    /// records (`saved_plan`).
+    pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
 }
 
 impl Outcome {
@@ -213,6 +217,7 @@ pub async fn reconcile(
         report,
         revision,
         declined,
+        observed: actual,
     })
 }
 

@@ -21,6 +21,7 @@ mod platform_client;
 mod readme;
 mod reconcile;
 mod redeploy;
+mod saved_plan;
 mod terminal;
 mod textconv;
 mod validate;
