@@ -266,6 +266,7 @@ pub enum Command {
         "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
         "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
         "castsync reconcile --redeploy                         # redeploy each changed agent",
+        "castsync reconcile --dry-run --timeout 2m             # CI: give up on a silent platform",
         "castsync reconcile --dry-run --base origin/main --save-plan plan.json   # CI: the reviewed plan",
         "castsync reconcile --plan plan.json                   # apply exactly that plan, if nothing moved",
     )))]
@@ -280,6 +281,7 @@ pub enum Command {
             "castsync doctor                             # with the real API key in CASTARI_API_KEY",
             "castsync doctor --api-url local://dev.json  # the embedded store: no server, no key",
             "castsync doctor -o json | jq '.checks[] | select(.status == \"fail\")'",
+            "castsync doctor --timeout 1m --request-timeout 10s",
         )
     ))]
     Doctor(DoctorArgs),
@@ -493,6 +495,10 @@ pub struct PlatformArgs {
     /// Allow plain http:// to a host that is not loopback (the API key would travel in clear).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// How long one HTTP request may take, connecting included (at least 1s); a request
+    /// that runs out is retried once. A redeploy gets at least 120s.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration)]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -572,6 +578,11 @@ pub struct ReconcileArgs {
         "save_plan", "base", "replace", "replace_all", "agents", "no_prune", "redeploy", "no_redeploy",
     ])]
     pub plan: Option<PathBuf>,
+    /// Deadline for the whole run (e.g. 90s, 10m): when it passes, requests in flight are
+    /// cancelled and what did not finish is reported (exit 1). Default: 5m plus 0.6s per
+    /// request the run needs (Castari allows 100 a minute).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -604,6 +615,10 @@ pub struct DoctorArgs {
     /// How to print the report.
     #[arg(short, long, value_enum, default_value_t = DoctorFormat::Text, value_name = "FORMAT")]
     pub output: DoctorFormat,
+    /// Deadline for the platform checks (e.g. 90s); agents not listed by then fail the
+    /// check. Default: 5m plus 0.6s per agent.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
@@ -664,6 +679,10 @@ pub struct WatchArgs {
     /// Apply only commits signed by a key in this ssh allowed_signers file.
     #[arg(long, value_name = "FILE")]
     pub verify_signatures: Option<PathBuf>,
+    /// Deadline for each reconcile cycle; a cycle that runs out is cancelled, reported on
+    /// /readyz and retried with backoff. Default: 5m plus 0.6s per request it needs.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]

@@ -81,6 +81,8 @@ pub struct PlatformOptions {
     pub allow_insecure_http: bool,
     /// Retries after a failed attempt (429, 5xx, connection error).
     pub retries: u32,
+    /// How long one HTTP request may take (`--request-timeout`).
+    pub request_timeout: std::time::Duration,
     /// Agents the repository declares: in `local://` mode they exist automatically.
     pub declared_agents: Vec<String>,
 }
@@ -92,6 +94,7 @@ impl Default for PlatformOptions {
             api_key: None,
             allow_insecure_http: false,
             retries: retry::RetryPolicy::default().retries,
+            request_timeout: castari::REQUEST_TIMEOUT,
             declared_agents: Vec::new(),
         }
     }
@@ -161,6 +164,7 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
             ..retry::RetryPolicy::default()
         },
         allow_insecure_http: opts.allow_insecure_http,
+        request_timeout: opts.request_timeout,
         ..castari::ClientConfig::new(opts.url, api_key)
     };
     Ok(Arc::new(castari::CastariClient::new(config)?))

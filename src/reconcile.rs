@@ -1,6 +1,7 @@
 //! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
 //! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
-//! call it and how they report.
+//! call it and how they report. Every platform call of a run is bounded by one deadline
+//! ([`crate::deadline`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
 use crate::config::{Config, Redeploy};
 use crate::crypto::Identities;
+use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::observe;
 use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
@@ -41,6 +43,8 @@ pub struct Request<'a> {
     pub dry_run: bool,
     pub concurrency: usize,
     pub cancel: CancellationToken,
+    /// The run's deadline: every platform call is bounded by it (see [`crate::deadline`]).
+    pub timeout: RunTimeout,
 }
 
 /// What one reconcile found and did.
@@ -55,6 +59,8 @@ pub struct Outcome {
     /// Each listed agent's key list (or list error) as the plan saw it: what a saved plan
     /// records (`saved_plan`).
     pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
+    /// The agents the run's deadline cut off, if it passed.
+    pub timed_out: Option<TimedOut>,
 }
 
 impl Outcome {
@@ -141,6 +147,8 @@ pub async fn reconcile(
     observer: Arc<dyn Observer>,
 ) -> Result<Outcome, ReconcileError> {
     let checkout = req.checkout;
+    let deadline = Deadline::start(req.timeout);
+    let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
     let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
     check_replace(&req.policy.replace, &loaded)?;
     let mut policy = req.policy;
@@ -167,9 +175,11 @@ pub async fn reconcile(
         .agents
         .iter()
         .filter(|(_, a)| a.failure().is_none())
-        .map(|(slug, _)| slug.clone());
+        .map(|(slug, _)| slug.clone())
+        .collect::<Vec<_>>();
+    deadline.allow_requests(listable.len());
     let actual = observe::list_agents(
-        req.platform.clone(),
+        platform.clone(),
         listable,
         req.concurrency,
         observer.as_ref(),
@@ -188,7 +198,11 @@ pub async fn reconcile(
     };
 
     let revision = checkout.label();
-    let declined = !req.dry_run && plan.has_changes() && !observer.confirm(&plan);
+    let declined = !req.dry_run && plan.has_changes() && {
+        // The person reading the plan is not the platform being slow.
+        let _paused = deadline.pause();
+        !observer.confirm(&plan)
+    };
     let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
@@ -198,11 +212,12 @@ pub async fn reconcile(
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
         };
+        deadline.allow_requests(apply::request_count(&plan));
         Some(
             apply::apply(
                 &plan,
                 &loaded.ok_secrets(),
-                req.platform.clone(),
+                platform,
                 req.state.clone(),
                 &options,
                 &req.cancel,
@@ -211,6 +226,7 @@ pub async fn reconcile(
             .await,
         )
     };
+    let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,
         plan,
@@ -218,6 +234,7 @@ pub async fn reconcile(
         revision,
         declined,
         observed: actual,
+        timed_out,
     })
 }
 

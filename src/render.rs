@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::apply::{AgentResult, ApplyReport, Redeployed};
+use crate::deadline::TimedOut;
 use crate::escape::{code_line, code_span, terminal};
 
 pub mod redacted;
@@ -294,7 +295,7 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
             v
         })
         .collect();
-    json!({
+    let mut v = json!({
         "format_version": PLAN_FORMAT_VERSION,
         "dry_run": ctx.dry_run,
         "platform": ctx.platform,
@@ -305,7 +306,11 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "warnings": ctx.warnings,
         "value_drift_undetectable": plan.drift_blind(),
         "agents": agents,
-    })
+    });
+    if let Some(timed_out) = TimedOut::find(plan, None) {
+        v["timed_out"] = timed_out.json();
+    }
+    v
 }
 
 fn redeploy_json(r: &AgentResult) -> serde_json::Value {
@@ -348,6 +353,9 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
         "ok": report.ok() && !plan.has_skips(),
         "agents": agents,
     });
+    if let Some(timed_out) = TimedOut::find(plan, Some(report)) {
+        v["timed_out"] = timed_out.json();
+    }
     v
 }
 

@@ -7,8 +7,10 @@ use std::process::{Child, Command as StdCommand, Stdio};
 
 pub mod pty;
 mod repo;
+mod silent;
 pub mod tools;
 pub use repo::{SecretsRepo, set_private};
+pub use silent::Silent;
 pub use tools::{tool, tools};
 
 /// Path of the binary under test.

@@ -9,6 +9,7 @@ mod canary_forms;
 mod cli;
 mod completions;
 mod crypto_interop;
+mod deadline;
 mod discovery;
 mod doctor;
 mod emulator;

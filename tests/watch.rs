@@ -1,7 +1,7 @@
 //! `castsync watch` through the binary: a temp git repo as the remote, the real emulator as
 //! the platform (in both wire profiles). Every wait is a poll with a deadline.
 
-mod daemon;
+pub mod daemon;
 mod history;
 mod platform;
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
+use crate::deadline::RunTimeout;
 use crate::plan::Replace;
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
@@ -109,6 +110,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
+        timeout: RunTimeout::from_flag(args.timeout),
     };
     let outcome = match (&saved, args.plan.as_deref()) {
         (Some(saved), Some(file)) => {
@@ -124,6 +126,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
                 dry_run: args.dry_run,
                 concurrency: usize::from(args.apply.concurrency),
                 cancel: CancellationToken::new(),
+                timeout: RunTimeout::from_flag(args.timeout),
             };
             run::apply_saved(request, console.clone())
                 .await
@@ -216,6 +219,14 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         print!("{}", render::apply_text(report, plan, color));
     }
 
+    if let Some(timed_out) = &outcome.timed_out {
+        let flag = if args.timeout.is_some() {
+            "--timeout"
+        } else {
+            "the default; see --timeout"
+        };
+        eprintln!("error: {}", timed_out.message(flag));
+    }
     Ok(if !outcome.ok() || plan_not_saved {
         Exit::Failure
     } else if args.dry_run && args.exit_code && plan.has_changes() {

@@ -21,6 +21,7 @@ use super::{Inputs, Mismatch, SavedPlan};
 use crate::apply::{self, ApplyOptions, ApplyReport};
 use crate::atomic_write::{self, Mode, Replace};
 use crate::crypto::Identities;
+use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::fsread::{self, ReadError};
 use crate::observe;
 use crate::platform::Platform;
@@ -201,6 +202,8 @@ pub struct SavedRequest<'a> {
     pub dry_run: bool,
     pub concurrency: usize,
     pub cancel: CancellationToken,
+    /// The run's deadline (`--timeout`), as for any reconcile.
+    pub timeout: RunTimeout,
 }
 
 /// Checks the saved plan against the tree and the platform, then applies exactly its changes
@@ -211,6 +214,8 @@ pub async fn apply_saved(
 ) -> Result<Outcome, SavedPlanError> {
     let saved = req.saved;
     let checkout = req.checkout;
+    let deadline = Deadline::start(req.timeout);
+    let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
     let refused = |mismatches: Vec<Mismatch>| SavedPlanError::Refused {
         path: req.file.to_owned(),
         mismatches,
@@ -260,8 +265,9 @@ pub async fn apply_saved(
     }
     let desired = loaded.ok_secrets();
 
+    deadline.allow_requests(changing.len());
     let observed = observe::list_agents(
-        req.platform.clone(),
+        platform.clone(),
         changing.iter().cloned(),
         req.concurrency,
         observer.as_ref(),
@@ -300,7 +306,11 @@ pub async fn apply_saved(
 
     let plan = super::to_plan(saved);
     let revision = checkout.label();
-    let declined = !req.dry_run && plan.has_changes() && !observer.confirm(&plan);
+    let declined = !req.dry_run && plan.has_changes() && {
+        // The person reading the plan is not the platform being slow.
+        let _paused = deadline.pause();
+        !observer.confirm(&plan)
+    };
     let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
@@ -310,11 +320,12 @@ pub async fn apply_saved(
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
         };
+        deadline.allow_requests(apply::request_count(&plan));
         Some(
             apply::apply(
                 &plan,
                 &desired,
-                req.platform.clone(),
+                platform,
                 req.state.clone(),
                 &options,
                 &req.cancel,
@@ -323,6 +334,7 @@ pub async fn apply_saved(
             .await,
         )
     };
+    let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,
         plan,
@@ -330,5 +342,6 @@ pub async fn apply_saved(
         revision,
         declined,
         observed,
+        timed_out,
     })
 }
