@@ -76,9 +76,10 @@ fn writes(emu: &Emulator) -> u64 {
     emu.requests("POST") + emu.requests("DELETE")
 }
 
-#[test]
-fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_changes() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_changes(
+    wire: Wire,
+) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = repo_with_feature(&emu);
     let text = save_plan(&repo, &emu);
     let doc = assert_matches_schema("saved-plan.schema.json", &text);
@@ -161,7 +162,11 @@ fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_
 /// Saves the feature plan, merges it, and lets `change` move something; the plan must then be
 /// refused with `named` in the message and nothing written.
 fn refused_after(change: impl FnOnce(&SecretsRepo, &Emulator), named: &str) {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    refused_after_on(Wire::Sdk, change, named)
+}
+
+fn refused_after_on(wire: Wire, change: impl FnOnce(&SecretsRepo, &Emulator), named: &str) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = repo_with_feature(&emu);
     save_plan(&repo, &emu);
     repo.git(&["checkout", "-q", "main"]);
@@ -214,9 +219,9 @@ fn the_plan_is_refused_after_an_agent_was_added() {
     );
 }
 
-#[test]
-fn the_plan_is_refused_after_the_platforms_key_list_changed() {
-    refused_after(
+fn the_plan_is_refused_after_the_platforms_key_list_changed(wire: Wire) {
+    refused_after_on(
+        wire,
         |_, emu| {
             let reply = emu.request(
                 "POST",
@@ -346,3 +351,27 @@ fn plan_flags_that_contradict_each_other_are_usage_errors() {
     assert!(stderr.contains("/nonexistent/plan.json"), "{stderr}");
     assert_eq!(emu.requests("GET") + writes(&emu), 0);
 }
+
+/// A key rewritten on the platform keeps the key list's names; where the platform lists
+/// timestamps (the docs' wire), the digest moves with them and the plan is refused.
+#[test]
+fn with_listed_timestamps_a_value_rewritten_on_the_platform_refuses_the_plan() {
+    refused_after_on(
+        Wire::Docs,
+        |_, emu| {
+            let reply = emu.request(
+                "POST",
+                "/api/v1/agents/alpha/secrets",
+                Some("cast_test"),
+                Some(serde_json::json!({"key": "A2", "value": "rewritten"})),
+            );
+            assert!(reply.status < 300, "{reply:?}");
+        },
+        "the platform's key list for agent alpha changed since the plan (3 key(s) then, 3 now)",
+    );
+}
+
+crate::on_both_wires!(
+    a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_changes,
+    the_plan_is_refused_after_the_platforms_key_list_changed,
+);
