@@ -36,7 +36,8 @@ use crate::platform::ErrorClass;
 /// changes (schemas/history.schema.json).
 pub const FORMAT_VERSION: u32 = 1;
 
-/// A history file this large is rotated before the next append: about 40,000 entries.
+/// A history file this large is rotated before the next append: about 35,000 entries of
+/// 250 bytes.
 pub const MAX_FILE: u64 = 8 * 1024 * 1024;
 
 /// Read beyond [`MAX_FILE`]: the last batch may push a file past the cap before it rotates.
