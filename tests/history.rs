@@ -120,11 +120,15 @@ fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
     assert_eq!(code, 0);
     assert!(!recent.contains("ANCIENT"), "{recent}");
     assert_eq!(recent.lines().count(), 7, "{recent}");
-    let (code, none, _) = history(&repo, &["gamma", "--since", "10m"]);
+    let (code, none, note) = history(&repo, &["gamma", "--since", "10m"]);
     assert_eq!(code, 0);
     assert!(
         none.starts_with("No applies recorded for agent gamma in the last 10m"),
         "{none}"
+    );
+    assert!(
+        note.contains("no entry names agent gamma; agents in the history: alpha, beta"),
+        "{note}"
     );
 }
 

@@ -71,6 +71,20 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                 ));
             }
             println!("{what} ({}).", escape(&path.display().to_string()));
+            // A mistyped agent reads like one never applied: list the ones the history knows.
+            if let Some(agent) = &args.agent
+                && !read.entries.iter().any(|e| &e.agent == agent)
+                && !read.entries.is_empty()
+            {
+                let mut known: Vec<&str> = read.entries.iter().map(|e| e.agent.as_str()).collect();
+                known.sort_unstable();
+                known.dedup();
+                eprintln!(
+                    "note: no entry names agent {}; agents in the history: {}",
+                    escape(agent),
+                    escape(&known.join(", "))
+                );
+            }
         }
         HistoryFormat::Text => print!("{}", table(&entries)),
     }
