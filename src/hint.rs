@@ -72,6 +72,8 @@ fn own_hint<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::platform::PlatformError,
         crate::platform::store::StoreError,
         crate::reconcile::PinError,
+        crate::saved_plan::NotSaved,
+        crate::saved_plan::run::SavedPlanError,
         crate::reconcile::ReconcileError,
         crate::source::DiscoverError,
         crate::source::load::LoadError,
