@@ -12,8 +12,14 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
+use crate::platform::batch::{Batch, BatchResult, Written};
 use crate::platform::{Platform, RemoteKey};
+use crate::secret::SecretValue;
 use crate::state::State;
+
+/// Why a delete was not sent.
+const HELD_BACK: &str =
+    "not attempted: a set for this agent failed, so deletes wait for the next run";
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -166,43 +172,56 @@ async fn apply_agent(
         })
     };
 
+    // Sets without a desired value fail here; the rest go to the platform as one batch.
+    let mut sets: Vec<(&Change, &SecretValue)> = Vec::new();
     for change in plan.sets() {
-        if cancel.is_cancelled() {
-            fail(&mut result, change, "not attempted: shutting down".into());
-            continue;
-        }
-        let Some(value) = values.get(&change.key) else {
-            fail(
+        match values.get(&change.key) {
+            Some(value) => sets.push((change, value)),
+            None => fail(
                 &mut result,
                 change,
                 "internal error: no desired value".into(),
-            );
-            continue;
-        };
-        match platform.set(agent, &change.key, value).await {
-            Ok(()) => landed.push(change.clone()),
-            Err(e) => fail(&mut result, change, e.to_string()),
+            ),
         }
     }
     // A delete after a failed set could leave a renamed key missing altogether.
-    let sets_ok = result.failed.is_empty();
-    for change in plan.deletes() {
-        if !sets_ok {
-            fail(
+    let deletes: Vec<&Change> = if result.failed.is_empty() {
+        plan.deletes().collect()
+    } else {
+        for change in plan.deletes() {
+            fail(&mut result, change, HELD_BACK.into());
+        }
+        Vec::new()
+    };
+    let set_keys: Vec<(&str, &SecretValue)> =
+        sets.iter().map(|(c, v)| (c.key.as_str(), *v)).collect();
+    let delete_keys: Vec<&str> = deletes.iter().map(|c| c.key.as_str()).collect();
+    let batch = Batch {
+        sets: &set_keys,
+        deletes: &delete_keys,
+    };
+    let written = if set_keys.is_empty() && delete_keys.is_empty() {
+        BatchResult::default()
+    } else {
+        platform.write_batch(agent, batch, cancel).await
+    };
+    // A platform that reports fewer outcomes than writes leaves the rest unconfirmed.
+    let pad = |w: Vec<Written>| w.into_iter().map(Some).chain(std::iter::repeat(None));
+    let outcomes = (sets.iter().map(|(c, _)| *c).zip(pad(written.sets)))
+        .chain(deletes.iter().copied().zip(pad(written.deletes)));
+    for (change, outcome) in outcomes {
+        match outcome {
+            Some(Written::Landed) => landed.push(change.clone()),
+            Some(Written::Failed(e)) => fail(&mut result, change, e.to_string()),
+            Some(Written::Cancelled) => {
+                fail(&mut result, change, "not attempted: shutting down".into())
+            }
+            Some(Written::HeldBack) => fail(&mut result, change, HELD_BACK.into()),
+            None => fail(
                 &mut result,
                 change,
-                "not attempted: a set for this agent failed, so deletes wait for the next run"
-                    .into(),
-            );
-            continue;
-        }
-        if cancel.is_cancelled() {
-            fail(&mut result, change, "not attempted: shutting down".into());
-            continue;
-        }
-        match platform.delete(agent, &change.key).await {
-            Ok(()) => landed.push(change.clone()),
-            Err(e) => fail(&mut result, change, e.to_string()),
+                "internal error: the platform reported no outcome".into(),
+            ),
         }
     }
     if landed.is_empty() {

@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
 
+pub mod batch;
 pub mod castari;
 pub mod limiter;
 pub mod local;
@@ -109,6 +110,18 @@ pub trait Platform: Send + Sync {
 
     /// Delete a key; a key that is already gone is success.
     async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError>;
+
+    /// Writes one agent's batch: every set, then every delete unless a set failed (see
+    /// [`batch`]). The default sends one call per key; a platform that can write the batch
+    /// at once (the embedded store: one transaction) overrides it.
+    async fn write_batch(
+        &self,
+        agent: &str,
+        batch: batch::Batch<'_>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> batch::BatchResult {
+        batch::one_by_one(self, agent, batch, cancel).await
+    }
 
     /// Request counters for metrics; None for platforms that make no HTTP requests.
     fn stats(&self) -> Option<ClientStats> {

@@ -10,6 +10,7 @@ mod crypto_interop;
 mod emulator;
 mod examples;
 mod keygen;
+mod local_store;
 mod platform_client;
 mod readme;
 mod reconcile;
