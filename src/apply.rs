@@ -121,36 +121,6 @@ pub async fn apply(
     ApplyReport { agents: results }
 }
 
-/// Lists the keys of every agent in `agents`, at most `concurrency` at once. Every agent gets
-/// an entry: its keys, or the list error as text (which the plan turns into a skip).
-pub async fn list_agents(
-    platform: Arc<dyn Platform>,
-    agents: impl IntoIterator<Item = String>,
-    concurrency: usize,
-) -> BTreeMap<String, Result<Vec<RemoteKey>, String>> {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let agents: Vec<String> = agents.into_iter().collect();
-    for agent in agents.iter().cloned() {
-        let platform = platform.clone();
-        let permits = permits.clone();
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let listed = platform.list(&agent).await.map_err(|e| e.to_string());
-            (agent, listed)
-        });
-    }
-    let mut out = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        // A panicking list task leaves its agent without an entry, which the plan treats as
-        // a list failure (skip), never as an empty list.
-        if let Ok((agent, listed)) = joined {
-            out.insert(agent, listed);
-        }
-    }
-    out
-}
-
 async fn apply_agent(
     plan: &AgentPlan,
     values: &DesiredSecrets,

@@ -24,7 +24,8 @@ pub struct Cli {
 /// Flags accepted before or after any subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Secrets repository to work in (default: the current directory).
+    /// Secrets repository to work in (default: the nearest directory holding castsync.yaml,
+    /// from the current one up to the filesystem root).
     #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
     /// Config file (default: castsync.yaml at the repository root).

@@ -3,18 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs, LogFormat, PlatformArgs};
 use crate::config::Config;
 use crate::crypto::Identities;
-use crate::platform::{self, Platform, PlatformOptions};
+use crate::source::{self, Checkout};
+use crate::target::{PlatformChoice, Target, TargetOptions};
 
-mod agent_files;
 mod completions;
 mod edit;
+mod emulator;
 mod import;
 mod init;
 mod keygen;
@@ -27,89 +25,68 @@ mod textconv;
 mod validate;
 mod watch;
 
-/// The secrets repository a command works on: where it is and its config.
+/// The secrets repository a command works on: where it is, and its worktree checkout (the
+/// config and the agents on disk).
 pub struct Repo {
     pub root: PathBuf,
-    pub config: Config,
+    pub checkout: Checkout,
     identity_files: Vec<PathBuf>,
 }
 
 impl Repo {
-    /// The repository at `-C DIR` (default: the current directory) with its config.
+    /// The repository at `-C DIR`, else the nearest one from the current directory up,
+    /// with its config.
     pub fn open(global: &GlobalArgs) -> anyhow::Result<Repo> {
         let root = Self::locate(global)?;
-        let config = Config::load(&root, global.config.as_deref())?;
-        Ok(Repo {
-            root,
-            config,
-            identity_files: global.identity.clone(),
-        })
+        let checkout = Checkout::worktree(&root, global.config.as_deref())?;
+        Ok(Self::with_checkout(root, checkout, global))
     }
 
-    /// The repository root alone (`-C DIR` or the current directory), canonical, without
-    /// reading its config: for `init`, which creates it, and `validate`, which reports on it.
+    /// The repository root alone, without reading its config: for `validate`, which
+    /// reports a broken config as a finding, and `watch`.
     pub fn locate(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
-        let root = match &global.repo {
-            Some(dir) => dir.clone(),
-            None => std::env::current_dir().context("cannot determine the current directory")?,
-        };
-        if !root.is_dir() {
-            anyhow::bail!(
-                "{} is not a directory\n  hint: -C/--repo names the secrets repository (the folder holding castsync.yaml)",
-                root.display()
-            );
-        }
-        // Absolute, so a `local://` store and the state file are keyed the same from any
-        // working directory.
-        root.canonicalize()
-            .with_context(|| format!("cannot resolve {}", root.display()))
+        Ok(source::find_root(
+            global.repo.as_deref(),
+            global.config.as_deref(),
+        )?)
     }
 
-    /// A repository whose config was loaded elsewhere (`validate` reports config errors
-    /// itself rather than failing on them).
-    pub fn with_config(root: PathBuf, config: Config, global: &GlobalArgs) -> Repo {
+    /// A repository whose worktree was opened elsewhere.
+    pub fn with_checkout(root: PathBuf, checkout: Checkout, global: &GlobalArgs) -> Repo {
         Repo {
             root,
-            config,
+            checkout,
             identity_files: global.identity.clone(),
         }
     }
 
-    /// The platform named by `--api-url`, `CASTARI_API_URL`, the config, or the default. A
-    /// relative `local://PATH` is relative to the repository root, so `-C` works from anywhere.
-    pub fn platform(
-        &self,
-        args: &PlatformArgs,
-        declared_agents: Vec<String>,
-    ) -> anyhow::Result<Arc<dyn Platform>> {
-        let mut url =
-            platform::resolve_url(args.api_url.as_deref(), self.config.platform.url.as_deref());
-        if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
-            && Path::new(path).is_relative()
-        {
-            url = format!(
-                "{}{}",
-                platform::LOCAL_SCHEME,
-                self.root.join(path).display()
-            );
-        }
-        let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
-            None
-        } else {
-            platform::read_api_key(args.api_key_file.as_deref())?
-        };
-        Ok(platform::open(PlatformOptions {
-            url,
-            api_key,
-            allow_insecure_http: args.allow_insecure_http,
-            declared_agents,
-            ..PlatformOptions::default()
-        })?)
+    /// The worktree's config.
+    pub fn config(&self) -> &Config {
+        &self.checkout.config
     }
 
     /// The user's identities (the search chain of DESIGN §5).
     pub fn identities(&self) -> anyhow::Result<Identities> {
         Ok(Identities::discover(&self.identity_files)?)
+    }
+
+    /// The target (identities, state file, platform) that `reconcile` writes to.
+    pub fn target(&self, platform: &PlatformArgs, state: Option<&Path>) -> anyhow::Result<Target> {
+        let options = TargetOptions {
+            identity_files: self.identity_files.clone(),
+            state_file: state.map(Path::to_path_buf),
+            platform: platform_choice(platform),
+        };
+        Ok(Target::for_repository(options, &self.root)?)
+    }
+}
+
+/// The `--api-url`, `--api-key-file` and `--allow-insecure-http` flags.
+pub fn platform_choice(args: &PlatformArgs) -> PlatformChoice {
+    PlatformChoice {
+        api_url: args.api_url.clone(),
+        api_key_file: args.api_key_file.clone(),
+        allow_insecure_http: args.allow_insecure_http,
     }
 }
 
@@ -148,13 +125,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Import(args) => import::run(g, &args),
         Command::Rekey(args) => rekey::run(g, &args),
         Command::Validate(args) => validate::run(g, &args),
-        Command::Emulator(args) => Ok(crate::emulator::run(args).await?),
+        Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Man => completions::man(),
+    }
+}
+
+/// Prints an authoring operation's notes (warnings) on stderr, one per line.
+pub fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("{note}");
     }
 }
 

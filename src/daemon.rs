@@ -9,19 +9,17 @@
 //!
 //! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
 //! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
-//! over a [`source`] ([`git`] clone or working tree, [`signatures`] gate). [`http`] serves
-//! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]) and the [`webhook`].
+//! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
+//! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
+//! `/metrics` ([`metrics`]) and the [`webhook`].
 
 mod controller;
 mod engine;
-mod git;
 mod http;
 mod metrics;
 mod runner;
 mod schedule;
 mod signals;
-mod signatures;
-mod source;
 mod status;
 mod triggers;
 mod watcher;
@@ -37,14 +35,18 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controller::Stopped;
-pub use git::{GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name};
 pub use runner::ApplySettings;
-pub use signatures::{AllowedSigners, Rejection, SignersError};
+
+use crate::source::mirror;
+pub use crate::source::mirror::{
+    GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name,
+};
+use crate::source::origin::Origin;
+pub use crate::source::signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
-use crate::cli::PlatformArgs;
-use crate::crypto::Identities;
 use crate::state::{State, StateError};
+use crate::target::Target;
 
 /// What the daemon follows.
 #[derive(Debug, Clone)]
@@ -53,7 +55,9 @@ pub enum Follow {
     Remote {
         url: String,
         branch: String,
-        data_dir: PathBuf,
+        /// This remote's own directory under the data dir (see [`remote_dir_name`]): the bare
+        /// clone lives in `DIR/repo.git`.
+        dir: PathBuf,
         ssh_key: Option<PathBuf>,
         /// `--verify-signatures`: an ssh allowed_signers file.
         verify_signatures: Option<PathBuf>,
@@ -67,11 +71,10 @@ pub struct DaemonConfig {
     pub follow: Follow,
     /// `--config FILE` (a file on disk); default: `castsync.yaml` of each revision.
     pub explicit_config: Option<PathBuf>,
-    pub identities: Identities,
-    pub platform: PlatformArgs,
+    /// Identities, state file and platform: [`Target::for_mirror`] for a remote,
+    /// [`Target::for_repository`] for a working tree.
+    pub target: Target,
     pub apply: ApplySettings,
-    /// `--state FILE`; default: in the data dir (remote) or `.castsync/state.json` (local).
-    pub state_file: Option<PathBuf>,
     pub interval: Duration,
     pub resync: Duration,
     pub listen: SocketAddr,
@@ -115,11 +118,11 @@ pub enum DaemonError {
 /// Runs the daemon until SIGTERM/SIGINT. Prints `listening on http://ADDR` as its first
 /// stdout line (so a supervisor or a test can find a port picked with `:0`).
 pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
-    let (origin, state_path, branch) = match &config.follow {
+    let (origin, branch) = match &config.follow {
         Follow::Remote {
             url,
             branch,
-            data_dir,
+            dir,
             ssh_key,
             verify_signatures,
         } => {
@@ -127,31 +130,17 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
                 .as_deref()
                 .map(AllowedSigners::load)
                 .transpose()?;
-            let dir = data_dir.join(remote_dir_name(url));
-            let mirror = git::Mirror::open(
+            let mirror = mirror::Mirror::open(
                 url,
                 branch,
                 &dir.join("repo.git"),
                 GitAuth::from_env(ssh_key.clone()),
             )?;
-            let state = config
-                .state_file
-                .clone()
-                .unwrap_or_else(|| dir.join("state.json"));
-            (
-                source::Origin::Remote { mirror, signers },
-                state,
-                Some(branch.clone()),
-            )
+            (Origin::Remote { mirror, signers }, Some(branch.clone()))
         }
-        Follow::Local { root } => {
-            let state = config
-                .state_file
-                .clone()
-                .unwrap_or_else(|| root.join(".castsync/state.json"));
-            (source::Origin::Local { root: root.clone() }, state, None)
-        }
+        Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
     };
+    let state_path = config.target.state_path.clone();
     let hook = config
         .webhook_secret_file
         .as_deref()
@@ -183,13 +172,13 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let shutdown = CancellationToken::new();
     signals::install(shared.clone(), shutdown.clone()).map_err(DaemonError::Signals)?;
     let _watcher = match &origin {
-        source::Origin::Local { root } => Some(
-            watcher::watch(root, shared.triggers.clone()).map_err(|source| DaemonError::Watch {
+        Origin::Local { root } => Some(watcher::watch(root, shared.triggers.clone()).map_err(
+            |source| DaemonError::Watch {
                 root: root.clone(),
                 source,
-            })?,
-        ),
-        source::Origin::Remote { .. } => None,
+            },
+        )?),
+        Origin::Remote { .. } => None,
     };
     let server = tokio::spawn(http::serve(
         listener,
@@ -211,8 +200,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let runner = runner::Runner::new(
         origin,
         config.explicit_config.clone(),
-        config.identities,
-        config.platform.clone(),
+        config.target,
         config.apply.clone(),
         state,
     );

@@ -8,6 +8,7 @@
 //! store: values sit in memory or in the same SQLite store as `local://` (`--data`), and the
 //! admin routes hand them out without authentication. It never logs a value or a request body.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,8 +18,6 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::EmulatorArgs;
-use crate::commands::Exit;
 use crate::names::{NameError, validate_slug};
 use crate::platform::store::{Store, StoreError};
 
@@ -28,6 +27,7 @@ mod conn;
 mod faults;
 
 use conn::{Conn, ResettableListener};
+pub use faults::FailMode;
 use faults::{Faults, Stats, Window};
 
 /// How long open connections may finish after SIGTERM/SIGINT before the emulator exits anyway.
@@ -62,6 +62,30 @@ pub enum EmulatorError {
     /// Signal handlers or stdout failed.
     #[error("emulator i/o failed")]
     Io(#[from] std::io::Error),
+}
+
+/// How to run the emulator (the `castsync emulator` flags, resolved).
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: std::net::SocketAddr,
+    /// Persist the store to this file (default: in memory).
+    pub data: Option<PathBuf>,
+    /// Accept only this bearer token (default: any non-empty token).
+    pub token: Option<String>,
+    /// Agents to create at start.
+    pub agents: Vec<String>,
+    /// Create unknown agents on first use instead of answering 404.
+    pub auto_create_agents: bool,
+    /// Requests allowed per window, as `N/SECONDS` (see [`RateLimit`]).
+    pub rate_limit: String,
+    /// Share of /api/v1 requests to fail (0.0-1.0).
+    pub fail_rate: f64,
+    pub fail_mode: FailMode,
+    /// Delay added to every /api/v1 response.
+    pub latency_ms: u64,
+    /// Seed for fault injection (default: random).
+    pub seed: Option<u64>,
 }
 
 /// The rate budget: `limit` requests per `period`.
@@ -116,7 +140,7 @@ impl Emu {
 }
 
 /// Runs the emulator until SIGTERM or SIGINT.
-pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
+pub async fn run(args: EmulatorConfig) -> Result<(), EmulatorError> {
     let rate: RateLimit = args.rate_limit.parse()?;
     if !(0.0..=1.0).contains(&args.fail_rate) {
         return Err(EmulatorError::FailRate {
@@ -186,7 +210,7 @@ pub async fn run(args: EmulatorArgs) -> Result<Exit, EmulatorError> {
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    Ok(Exit::Success)
+    Ok(())
 }
 
 /// The first stdout line, which tests and scripts wait for: `listening on http://HOST:PORT`.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::platform::RemoteKey;
+use crate::platform::types::RemoteKey;
 use crate::secret::SecretValue;
 
 /// What the repository wants for one agent: key → value.

@@ -6,13 +6,11 @@
 //! implementation from the URL; [`resolve_url`] and [`read_api_key`] find the URL and key
 //! the way every command does.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -24,6 +22,9 @@ pub mod limiter;
 pub mod local;
 pub mod retry;
 pub mod store;
+pub mod types;
+
+pub use types::{ClientStats, RemoteKey};
 
 /// The platform castsync talks to when nothing else is configured.
 pub const DEFAULT_URL: &str = "https://api.castari.com";
@@ -33,23 +34,6 @@ pub const URL_ENV: &str = "CASTARI_API_URL";
 pub const API_KEY_ENV: &str = "CASTARI_API_KEY";
 /// URL scheme of the embedded file-backed store.
 pub const LOCAL_SCHEME: &str = "local://";
-
-/// One key as the platform lists it. Timestamps are kept as the platform's text: the plan
-/// only asks whether they moved, never does arithmetic on them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteKey {
-    pub key: String,
-    pub created_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<String>,
-}
-
-impl RemoteKey {
-    /// The newest timestamp the platform reports for this key.
-    pub fn last_write(&self) -> &str {
-        self.updated_at.as_deref().unwrap_or(&self.created_at)
-    }
-}
 
 /// A failed platform call. Messages carry the API's `detail` text but never a value, the
 /// API key or the Authorization header.
@@ -127,20 +111,6 @@ pub trait Platform: Send + Sync {
     fn stats(&self) -> Option<ClientStats> {
         None
     }
-}
-
-/// What an HTTP platform client has seen so far (for the daemon's metrics).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientStats {
-    /// Responses by HTTP status, retries included.
-    pub responses: BTreeMap<u16, u64>,
-    /// Attempts that ended without a response (connection error, timeout).
-    pub transport_errors: u64,
-    /// Attempts that were retried.
-    pub retries: u64,
-    /// The last `X-RateLimit-Limit` and `X-RateLimit-Remaining` seen.
-    pub rate_limit: Option<u64>,
-    pub rate_limit_remaining: Option<u64>,
 }
 
 /// How to reach the platform: built by `reconcile` and `watch` from their flags and config.

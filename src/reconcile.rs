@@ -1,5 +1,6 @@
-//! One reconcile: source → desired → plan → apply. The CLI's `reconcile` and the daemon both
-//! call [`reconcile`]; they differ only in *when* they call it and how they report.
+//! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
+//! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
+//! call it and how they report.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,18 +11,20 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::observe;
 use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
 use crate::platform::Platform;
-use crate::source::Tree;
+use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
 
 /// Everything one reconcile needs.
 pub struct Request<'a> {
-    pub tree: &'a dyn Tree,
-    /// `--base`: the tree whose values count as last applied (instead of the state).
-    pub base: Option<&'a dyn Tree>,
-    pub config: &'a Config,
+    /// The manifests, and the config they are judged by.
+    pub checkout: &'a Checkout,
+    /// `--base`: the checkout whose values count as last applied (instead of the state),
+    /// judged by its own config.
+    pub base: Option<&'a Checkout>,
     pub identities: &'a Identities,
     pub platform: Arc<dyn Platform>,
     /// The state, shared with apply (which saves it after each agent).
@@ -55,12 +58,13 @@ pub async fn reconcile(
     req: Request<'_>,
     on_done: &(dyn Fn(&AgentResult) + Send + Sync),
 ) -> Result<Outcome, LoadError> {
-    let loaded = load::load_all(req.tree, req.config, req.identities, &req.only)?;
+    let checkout = req.checkout;
+    let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
     let baseline = match req.base {
         Some(base) => {
             // An agent that fails to load at the base has no baseline: its keys show as
             // `unverified`, never as in sync.
-            let base = load::load_all(base, req.config, req.identities, &req.only)?;
+            let base = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
             Some(RevisionBaseline(base.ok_secrets()))
         }
         None => None,
@@ -71,7 +75,7 @@ pub async fn reconcile(
         .iter()
         .filter(|(_, a)| a.failure().is_none())
         .map(|(slug, _)| slug.clone());
-    let actual = apply::list_agents(req.platform.clone(), listable, req.concurrency).await;
+    let actual = observe::list_agents(req.platform.clone(), listable, req.concurrency).await;
 
     let desired = loaded.desired_or_reasons();
     let plan = {
@@ -84,7 +88,7 @@ pub async fn reconcile(
         plan::plan(&desired, &actual, last, &req.policy)
     };
 
-    let revision = req.tree.revision();
+    let revision = checkout.label();
     let report = if req.dry_run {
         None
     } else if !plan.has_changes() {

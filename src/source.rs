@@ -3,16 +3,28 @@
 //!
 //! A [`Tree`] only reads files; deciding what they mean (decrypt, parse, validate) is done
 //! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
-//! can never disagree about a manifest.
+//! can never disagree about a manifest. A [`Checkout`] pairs a tree with the config read
+//! from it; [`find_root`] says which directory is the repository.
+//!
+//! What the daemon follows lives here too: [`origin`] (a followed remote or a working tree,
+//! refreshed into snapshots), [`mirror`] (the remote's bare clone) and [`signatures`] (the
+//! commit signature gate).
 
+mod checkout;
+mod discover;
 mod git;
 pub mod load;
+pub mod mirror;
+pub mod origin;
+pub mod signatures;
 mod worktree;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use checkout::{Checkout, CheckoutError, read_config};
+pub use discover::{DiscoverError, find_root, working_dir};
 pub use git::GitRevision;
 pub use worktree::Worktree;
 

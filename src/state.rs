@@ -19,6 +19,7 @@ use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::atomic_write::{self, Mode, Replace};
 use crate::plan::{Applied, LastApplied};
 use crate::secret::SecretValue;
 
@@ -238,7 +239,8 @@ impl State {
         }
     }
 
-    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename.
+    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
+    /// directory fsync (`atomic_write`).
     pub fn save(&self) -> Result<(), StateError> {
         let io = |action: &'static str| {
             let path = self.path.clone();
@@ -254,26 +256,16 @@ impl State {
             platforms: self.platforms.clone(),
         };
         // The serialized file holds the HMAC key: keep the buffer zeroized.
-        let body = Zeroizing::new(
+        let json = Zeroizing::new(
             serde_json::to_vec_pretty(&file).expect("state serializes: plain strings and maps"),
         );
         drop(Zeroizing::new(file.hmac_key));
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".state.")
-            .suffix(".tmp")
-            .permissions(private_file_permissions())
-            .tempfile_in(&dir)
-            .map_err(io("create a temp file for"))?;
-        tmp.write_all(&body).map_err(io("write"))?;
-        tmp.write_all(b"\n").map_err(io("write"))?;
-        tmp.as_file().sync_all().map_err(io("sync"))?;
-        tmp.persist(&self.path)
-            .map_err(|e| io("replace")(e.error))?;
-        Ok(())
+        // Sized up front: growing it would leave a copy of the key behind.
+        let mut body = Zeroizing::new(Vec::with_capacity(json.len() + 1));
+        body.extend_from_slice(&json);
+        body.push(b'\n');
+        atomic_write::write(&self.path, &body, Replace::Existing, Mode::Private)
+            .map_err(io("replace"))
     }
 }
 
@@ -353,12 +345,6 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-// castsync is a Unix tool: private file modes are part of its security model.
-fn private_file_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o600)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

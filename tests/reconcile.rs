@@ -300,6 +300,88 @@ fn with_a_base_revision_only_values_changed_since_it_are_value_changed() {
     );
 }
 
+/// The keys of a JSON plan's changes, per agent, as `agent/KEY:action`.
+fn planned(stdout: &str) -> Vec<String> {
+    let plan: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    let mut out = Vec::new();
+    for agent in plan["agents"].as_array().unwrap() {
+        for change in agent["changes"].as_array().unwrap() {
+            out.push(format!(
+                "{}/{}:{}",
+                agent["agent"].as_str().unwrap(),
+                change["key"].as_str().unwrap(),
+                change["action"].as_str().unwrap()
+            ));
+        }
+    }
+    out
+}
+
+/// Moves `agents/` to `teams/` and says so in castsync.yaml.
+fn move_agents_dir(repo: &SecretsRepo) {
+    std::fs::rename(repo.path("agents"), repo.path("teams")).unwrap();
+    repo.config("agents_dir: teams");
+}
+
+#[test]
+fn a_ref_is_planned_with_the_config_of_that_revision() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.commit_all("v1");
+    repo.git(&["tag", "v1"]);
+    move_agents_dir(&repo);
+    repo.commit_all("move the agents");
+
+    let (code, stdout, stderr) =
+        output(
+            repo.reconcile(&emu.url)
+                .args(["--dry-run", "--ref", "v1", "--output", "json"]),
+        );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        planned(&stdout),
+        [
+            "alpha/A1:create",
+            "alpha/A2:create",
+            "alpha/A3:create",
+            "beta/B1:create",
+            "beta/B2:create"
+        ]
+    );
+    assert_no_canary("the plan", &stdout, &[CANARY]);
+    assert_eq!(emu.requests("POST"), 0);
+}
+
+#[test]
+fn a_base_is_read_with_the_config_of_that_revision() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    repo.commit_all("v1");
+    repo.git(&["tag", "v1"]);
+    repo.reconcile(&emu.url).assert().success();
+    std::fs::remove_file(repo.path(".castsync/state.json")).unwrap();
+
+    repo.agent(
+        "alpha",
+        &[("A1", "a-one-v2"), ("A2", CANARY), ("A3", "a-three")],
+    );
+    move_agents_dir(&repo);
+    repo.commit_all("change A1 and move the agents");
+
+    let (code, stdout, stderr) = output(repo.reconcile(&emu.url).args([
+        "--dry-run",
+        "--ref",
+        "HEAD",
+        "--base",
+        "v1",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    // Read with HEAD's config, v1 would declare no agent and every key would be unverified.
+    assert_eq!(planned(&stdout), ["alpha/A1:update"]);
+}
+
 #[test]
 fn a_reconcile_killed_mid_apply_converges_on_the_next_run() {
     let emu = Emulator::start(&["--agents", "alpha,beta", "--latency-ms", "200"]);

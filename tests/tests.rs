@@ -7,6 +7,7 @@ mod authoring;
 mod bad_vectors;
 mod completions;
 mod crypto_interop;
+mod discovery;
 mod emulator;
 mod examples;
 mod keygen;

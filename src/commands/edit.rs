@@ -14,15 +14,15 @@ use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, bail};
 
-use super::agent_files::{AgentFiles, Replace};
-use super::{Exit, Repo};
+use super::{Exit, Repo, print_notes};
+use crate::authoring::{AgentFiles, Replace};
 use crate::cli::GlobalArgs;
 use crate::manifest::Manifest;
 use editor::{Ended, Scratch, Signals};
 
 pub(super) async fn run(global: &GlobalArgs, agent: &str) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo, agent)?;
+    let files = AgentFiles::new(&repo.root, repo.config(), agent)?;
     let identities = repo.identities()?;
     let plaintext = files.decrypt(&identities)?.ok_or_else(|| files.missing())?;
 
@@ -63,7 +63,7 @@ pub(super) async fn run(global: &GlobalArgs, agent: &str) -> anyhow::Result<Exit
                 let verdict = files.judge(text);
                 match (verdict.blocking.is_empty(), verdict.manifest.clone()) {
                     (true, Some(manifest)) => {
-                        verdict.report(&files);
+                        print_notes(&verdict.notes(&files));
                         save(&files, original.as_ref(), manifest, &identities, global)?;
                         return Ok(Exit::Success);
                     }
@@ -102,7 +102,8 @@ fn save(
         }
         return Ok(());
     }
-    files.save(&mut manifest, identities, Replace::Existing)?;
+    let note = files.save(&mut manifest, identities, Replace::Existing)?;
+    print_notes(note.as_slice());
     if global.quiet == 0 {
         eprintln!("saved {}: {}", files.shown(), changes(original, &manifest));
     }

@@ -10,15 +10,15 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
 
-use super::agent_files::{AgentFiles, Replace, read_secret_input};
-use super::{Exit, Repo};
+use super::{Exit, Repo, print_notes};
+use crate::authoring::{self, AgentFiles, read_secret_input};
 use crate::cli::{GlobalArgs, ImportArgs};
-use crate::manifest::{MAX_MANIFEST_BYTES, Manifest};
+use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::schema;
 
 pub(super) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo, &args.agent)?;
+    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
     let identities = repo.identities()?;
     let existing = files.open(&identities)?;
 
@@ -32,64 +32,27 @@ pub(super) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<Exit
     let entries = schema::parse_dotenv(&text, source)?;
     drop(text);
 
-    let creating = existing.is_none();
-    let mut manifest = existing.unwrap_or_else(|| Manifest::new(files.slug.clone()));
-    let (mut added, mut updated, mut conflicts, mut skipped) = (0, 0, Vec::new(), Vec::new());
-    for (key, value, _line) in entries {
-        if repo.config.unmanaged_keys.contains(&key) {
-            skipped.push(key);
-            continue;
-        }
-        match manifest.secrets.get(&key) {
-            Some(current) if *current == value => {}
-            Some(_) if !args.overwrite => conflicts.push(key),
-            Some(_) => {
-                manifest.secrets.insert(key, value);
-                updated += 1;
-            }
-            None => {
-                manifest.secrets.insert(key, value);
-                added += 1;
-            }
-        }
-    }
-    if !conflicts.is_empty() {
-        bail!(
-            "{} already holds {} with a different value: nothing was imported\n  hint: pass --overwrite to replace them",
-            files.shown(),
-            conflicts.join(", ")
-        );
-    }
-    for key in &skipped {
+    let written = authoring::import(&files, existing, &identities, entries, args.overwrite)?;
+    let done = &written.outcome;
+    for key in &done.skipped {
         eprintln!(
             "warning: {}: skipped {key}: Castari injects it itself (unmanaged_keys), so castsync never manages it",
             source.display()
         );
     }
-    if added + updated == 0 && !creating {
-        if global.quiet == 0 {
-            eprintln!("no changes: {} already holds these values", files.shown());
-        }
-        return Ok(Exit::Success);
-    }
-
-    let verdict = files.judge(&manifest.to_yaml());
-    if !verdict.blocking.is_empty() {
-        return Err(verdict.refusal(&files));
-    }
-    verdict.report(&files);
-    let replace = if creating {
-        Replace::Never
-    } else {
-        Replace::Existing
-    };
-    files.save(&mut manifest, &identities, replace)?;
+    print_notes(&written.notes);
     if global.quiet == 0 {
-        let verb = if creating { "created" } else { "updated" };
-        eprintln!(
-            "{verb} {}: {added} key(s) added, {updated} replaced",
-            files.shown()
-        );
+        if !done.written {
+            eprintln!("no changes: {} already holds these values", files.shown());
+        } else {
+            let verb = if done.created { "created" } else { "updated" };
+            eprintln!(
+                "{verb} {}: {} key(s) added, {} replaced",
+                files.shown(),
+                done.added,
+                done.updated
+            );
+        }
     }
     Ok(Exit::Success)
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::agent_files::create_new_file;
-use super::{Exit, Repo};
+use super::Exit;
+use crate::authoring::create_new_file;
 use crate::cli::GlobalArgs;
 use crate::config;
 use crate::crypto::{self, CryptoError, Env, Identities};
@@ -36,7 +36,7 @@ const GITATTRIBUTES: &str = "\
 ";
 
 pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
-    let root = Repo::locate(global)?;
+    let root = crate::source::working_dir(global.repo.as_deref())?;
     let config_path = match &global.config {
         Some(path) => path.clone(),
         None => root.join(config::FILE_NAME),

@@ -14,35 +14,32 @@ use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo};
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
-use crate::source::{GitRevision, Tree, Worktree};
+use crate::source::Checkout;
 use crate::state::State;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let identities = repo.identities()?;
-
-    let tree: Box<dyn Tree> = match &args.git_ref {
-        Some(rev) => Box::new(GitRevision::open(&repo.root, rev)?),
-        None => Box::new(Worktree::new(&repo.root)),
-    };
-    let base = match &args.base {
-        Some(rev) => Some(GitRevision::open(&repo.root, rev)?),
+    let target = repo.target(&args.platform, args.apply.state.as_deref())?;
+    let explicit = global.config.as_deref();
+    let at_ref = match &args.git_ref {
+        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
         None => None,
     };
-    let declared = crate::source::load::agent_slugs(tree.as_ref(), &repo.config)?;
-    let platform = repo.platform(&args.platform, declared)?;
+    let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
+    let base = match &args.base {
+        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        None => None,
+    };
+    let platform = target
+        .platform(&checkout.config)?
+        .open(checkout.agents.clone())?;
 
-    let state_path = args
-        .apply
-        .state
-        .clone()
-        .unwrap_or_else(|| repo.root.join(".castsync/state.json"));
     // A dry run reads the state without locking it: it never blocks, or is blocked by, an
     // apply in progress.
     let state = if args.dry_run {
-        State::open_read_only(&state_path)?
+        State::open_read_only(&target.state_path)?
     } else {
-        State::open(&state_path)?
+        State::open(&target.state_path)?
     };
 
     let total = AtomicUsize::new(0);
@@ -58,14 +55,13 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         }
     };
     let request = Request {
-        tree: tree.as_ref(),
-        base: base.as_ref().map(|b| b as &dyn Tree),
-        config: &repo.config,
-        identities: &identities,
+        checkout,
+        base: base.as_ref(),
+        identities: &target.identities,
         platform: platform.clone(),
         state: Arc::new(Mutex::new(state)),
         policy: reconcile::policy(
-            &repo.config,
+            &checkout.config,
             args.apply.no_prune,
             args.apply.allow_mass_delete,
         ),

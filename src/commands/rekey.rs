@@ -1,29 +1,12 @@
 //! `castsync rekey [AGENT…] [--check]`: re-encrypt manifests to the recipients that
-//! `castsync.yaml` now assigns them (after someone joins or leaves).
-//!
-//! Which recipients a file was encrypted to is not readable from an age header, so castsync
-//! records them inside the plaintext (`castsync:` metadata) and compares that record with the
-//! config. A file that does not decrypt is an error for that file; the others go on.
+//! `castsync.yaml` now assigns them (after someone joins or leaves), through
+//! `authoring::rekey`. A file that does not decrypt is an error for that file; the others
+//! go on.
 
-use std::collections::BTreeSet;
-
-use super::agent_files::{AgentFiles, Replace, target_recipients};
-use super::{Exit, Repo};
+use super::{Exit, Repo, print_notes};
+use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{GlobalArgs, RekeyArgs};
-use crate::crypto::Identities;
-use crate::source::Worktree;
-use crate::source::load::{LoadError, agent_slugs};
-
-/// How one file's recorded recipients compare with the config's.
-enum Drift {
-    Current,
-    /// No `castsync:` block: written by hand or by another tool.
-    Unrecorded,
-    Differs {
-        added: Vec<String>,
-        removed: Vec<String>,
-    },
-}
+use crate::source::load::LoadError;
 
 pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
@@ -32,8 +15,12 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
 
     let (mut stale, mut failed, mut rekeyed) = (0usize, 0usize, 0usize);
     for slug in &slugs {
-        let result = AgentFiles::new(&repo, slug)
-            .and_then(|files| rekey_one(&files, &identities, args.check).map(|d| (files, d)));
+        let result = AgentFiles::new(&repo.root, repo.config(), slug).and_then(|files| {
+            authoring::rekey(&files, &identities, args.check).map(|written| {
+                print_notes(&written.notes);
+                (files, written.outcome)
+            })
+        });
         match result {
             Ok((_, Drift::Current)) => {}
             Ok((files, drift)) => {
@@ -46,7 +33,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
             }
             Err(e) => {
                 failed += 1;
-                super::print_error(&e);
+                super::print_error(&e.into());
             }
         }
     }
@@ -85,12 +72,11 @@ fn failures(failed: usize) -> String {
 
 /// The named agents (each must exist), or every agent of the repository.
 pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>> {
-    let tree = Worktree::new(&repo.root);
-    let slugs = agent_slugs(&tree, &repo.config)?;
+    let slugs = repo.checkout.agents.clone();
     if let Some(missing) = named.iter().find(|a| !slugs.contains(a)) {
         return Err(LoadError::UnknownAgent {
             agent: missing.clone(),
-            agents_dir: repo.config.agents_dir.display().to_string(),
+            agents_dir: repo.config().agents_dir.display().to_string(),
             known: slugs.join(", "),
         }
         .into());
@@ -100,36 +86,6 @@ pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<V
     } else {
         slugs.into_iter().filter(|s| named.contains(s)).collect()
     })
-}
-
-fn rekey_one(
-    files: &AgentFiles<'_>,
-    identities: &Identities,
-    check_only: bool,
-) -> anyhow::Result<Drift> {
-    let mut manifest = files.require(identities)?;
-    let target: BTreeSet<String> = target_recipients(&files.repo.config, &files.slug)?
-        .iter()
-        .map(|r| r.as_str().to_owned())
-        .collect();
-    let drift = match &manifest.meta {
-        None => Drift::Unrecorded,
-        Some(meta) => {
-            let recorded: BTreeSet<String> = meta.recipients.iter().cloned().collect();
-            if recorded == target {
-                Drift::Current
-            } else {
-                Drift::Differs {
-                    added: target.difference(&recorded).cloned().collect(),
-                    removed: recorded.difference(&target).cloned().collect(),
-                }
-            }
-        }
-    };
-    if !check_only && !matches!(drift, Drift::Current) {
-        files.save(&mut manifest, identities, Replace::Existing)?;
-    }
-    Ok(drift)
 }
 
 fn describe(drift: &Drift) -> String {

@@ -10,84 +10,52 @@ use std::io::IsTerminal as _;
 use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
 
-use super::agent_files::{AgentFiles, Replace, read_secret_input};
-use super::{Exit, Repo};
+use super::{Exit, Repo, print_notes};
+use crate::authoring::{self, AgentFiles, SetOutcome, UnsetOutcome, read_secret_input};
 use crate::cli::{GlobalArgs, SetArgs, UnsetArgs};
-use crate::manifest::{MAX_VALUE_BYTES, Manifest};
+use crate::manifest::MAX_VALUE_BYTES;
 use crate::names;
 use crate::secret::SecretValue;
 
 pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo, &args.agent)?;
+    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
     names::validate_key(&args.key)?;
     let identities = repo.identities()?;
-    let mut manifest = files.require(&identities)?;
+    let manifest = files.require(&identities)?;
 
     let value = read_value(&args.key, args.raw)?;
     let key = args.key.as_str();
-    let previous = manifest.secrets.insert(key.to_owned(), value.clone());
-    if previous.as_ref() == Some(&value) {
-        if global.quiet == 0 {
-            eprintln!("{key} unchanged in {} (same value)", files.shown());
-        }
-        return Ok(Exit::Success);
-    }
-    commit(&files, manifest, &identities)?;
+    let written = authoring::set_key(&files, manifest, &identities, key, value)?;
+    print_notes(&written.notes);
     if global.quiet == 0 {
-        let verb = if previous.is_some() {
-            "updated"
-        } else {
-            "added"
-        };
-        eprintln!("{verb} {key} in {}", files.shown());
+        match written.outcome {
+            SetOutcome::Unchanged => {
+                eprintln!("{key} unchanged in {} (same value)", files.shown())
+            }
+            SetOutcome::Updated => eprintln!("updated {key} in {}", files.shown()),
+            SetOutcome::Added => eprintln!("added {key} in {}", files.shown()),
+        }
     }
     Ok(Exit::Success)
 }
 
 pub(super) fn unset(global: &GlobalArgs, args: &UnsetArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo, &args.agent)?;
+    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
     let identities = repo.identities()?;
-    let mut manifest = files.require(&identities)?;
     let key = args.key.as_str();
-    if manifest.secrets.remove(key).is_none() {
-        if args.idempotent {
-            if global.quiet == 0 {
-                eprintln!("{key} is not in {}: nothing to do", files.shown());
-            }
-            return Ok(Exit::Success);
-        }
-        let known: Vec<&str> = manifest.secrets.keys().map(String::as_str).collect();
-        let hint = match crate::suggest::nearest(key, &known) {
-            Some(near) => format!("did you mean {near}?"),
-            None => "pass --idempotent to accept an absent key".to_owned(),
-        };
-        bail!(
-            "key {key} is not in {} (agent {})\n  hint: {hint}",
-            files.shown(),
-            files.slug
-        );
-    }
-    commit(&files, manifest, &identities)?;
+    let written = authoring::unset_key(&files, &identities, key, args.idempotent)?;
+    print_notes(&written.notes);
     if global.quiet == 0 {
-        eprintln!("removed {key} from {}", files.shown());
+        match written.outcome {
+            UnsetOutcome::Absent => {
+                eprintln!("{key} is not in {}: nothing to do", files.shown())
+            }
+            UnsetOutcome::Removed => eprintln!("removed {key} from {}", files.shown()),
+        }
     }
     Ok(Exit::Success)
-}
-
-/// Judges the changed manifest and writes it, or refuses with the reasons.
-pub(super) fn commit(
-    files: &AgentFiles<'_>,
-    mut manifest: Manifest,
-    identities: &crate::crypto::Identities,
-) -> anyhow::Result<()> {
-    let verdict = files.judge(&manifest.to_yaml());
-    if !verdict.blocking.is_empty() {
-        return Err(verdict.refusal(files));
-    }
-    verdict.report(files);
-    files.save(&mut manifest, identities, Replace::Existing)
 }
 
 /// The value for `key`: all of stdin when it is not a terminal (one trailing newline removed

@@ -11,8 +11,8 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use zeroize::Zeroizing;
 
-use super::agent_files::AgentFiles;
 use super::{Exit, Repo};
+use crate::authoring::AgentFiles;
 use crate::cli::{GlobalArgs, ShowArgs, ShowFormat};
 use crate::manifest::Manifest;
 use crate::secret::SecretValue;
@@ -22,7 +22,7 @@ const HIDDEN: &str = "<hidden>";
 
 pub(super) fn run(global: &GlobalArgs, args: &ShowArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo, &args.agent)?;
+    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
     let text = render(&manifest, args.format, args.reveal)?;

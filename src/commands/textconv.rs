@@ -7,8 +7,8 @@ use crate::cli::{DiffArgs, GlobalArgs, TextconvArgs};
 use crate::commands::{Exit, Repo};
 use crate::crypto::Identities;
 use crate::render::redacted::{self, Fingerprinter};
-use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE, agent_slugs};
-use crate::source::{GitRevision, Tree, Worktree};
+use crate::source::Checkout;
+use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE};
 
 /// The diff driver must never make `git diff` fail: every problem becomes a one-line notice
 /// in the converted text, and the exit code is 0.
@@ -64,43 +64,46 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
         )
     })?;
     let old_rev = args.rev_a.as_deref().unwrap_or("HEAD");
-    let old = GitRevision::open(&repo.root, old_rev)?;
-    let new: Box<dyn Tree> = match &args.rev_b {
-        Some(rev) => Box::new(GitRevision::open(&repo.root, rev)?),
-        None => Box::new(Worktree::new(&repo.root)),
+    // Each side is read with its own config: the agents directory may have moved between them.
+    let explicit = global.config.as_deref();
+    let old = Checkout::revision(&repo.root, old_rev, explicit)?;
+    let at_rev_b = match &args.rev_b {
+        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        None => None,
     };
-    let mut agents = agent_slugs(&old, &repo.config)?;
-    agents.extend(agent_slugs(new.as_ref(), &repo.config)?);
+    let new = at_rev_b.as_ref().unwrap_or(&repo.checkout);
+    let mut agents = old.agents.clone();
+    agents.extend(new.agents.iter().cloned());
     agents.sort();
     agents.dedup();
 
     let new_label = args.rev_b.as_deref().unwrap_or("worktree");
     for agent in &agents {
         for file in [MANIFEST_FILE, SCHEMA_FILE] {
-            let path = repo.config.agents_dir.join(agent).join(file);
-            let side = |tree: &dyn Tree| -> anyhow::Result<Option<String>> {
-                let Some(bytes) = tree.read(&path)? else {
+            let path_of = |side: &Checkout| side.config.agents_dir.join(agent).join(file);
+            let (path_a, path_b) = (path_of(&old), path_of(new));
+            let side = |side: &Checkout, path: &Path| -> anyhow::Result<Option<String>> {
+                let Some(bytes) = side.tree().read(path)? else {
                     return Ok(None);
                 };
                 Ok(Some(if file == MANIFEST_FILE {
-                    decrypt_view(&identities, &fp, &bytes, &path)
+                    decrypt_view(&identities, &fp, &bytes, path)
                         .unwrap_or_else(|notice| format!("# castsync: {notice}\n"))
                 } else {
                     // `.env.example` holds placeholders, never values: shown as it is.
                     String::from_utf8_lossy(&bytes).into_owned()
                 }))
             };
-            let (a, b) = (side(&old)?, side(new.as_ref())?);
+            let (a, b) = (side(&old, &path_a)?, side(new, &path_b)?);
             if a == b {
                 continue;
             }
-            let shown = path.display();
             let header_a = match a {
-                Some(_) => format!("a/{shown} ({old_rev})"),
+                Some(_) => format!("a/{} ({old_rev})", path_a.display()),
                 None => "/dev/null".to_owned(),
             };
             let header_b = match b {
-                Some(_) => format!("b/{shown} ({new_label})"),
+                Some(_) => format!("b/{} ({new_label})", path_b.display()),
                 None => "/dev/null".to_owned(),
             };
             let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());

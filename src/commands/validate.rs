@@ -13,8 +13,8 @@ use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::config::{self, Config};
 use crate::crypto;
 use crate::finding::Finding;
-use crate::source::Worktree;
 use crate::source::load::load_all;
+use crate::source::{Checkout, CheckoutError};
 
 pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Exit> {
     let root = Repo::locate(global)?;
@@ -22,19 +22,20 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::FILE_NAME));
-    let config = match Config::load(&root, global.config.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
+    let checkout = match Checkout::worktree(&root, global.config.as_deref()) {
+        Ok(checkout) => checkout,
+        Err(CheckoutError::Config(e)) => {
             let finding = Finding::located_error(&config_shown, &e);
             return Ok(report(&[finding], None));
         }
+        Err(e) => return Err(e.into()),
     };
-    let mut findings = recipient_findings(&config, &config_shown);
+    let mut findings = recipient_findings(&checkout.config, &config_shown);
 
-    let repo = Repo::with_config(root, config, global);
+    let repo = Repo::with_checkout(root, checkout, global);
     let identities = repo.identities()?;
     let only: BTreeSet<String> = args.agents.iter().cloned().collect();
-    let loaded = load_all(&Worktree::new(&repo.root), &repo.config, &identities, &only)?;
+    let loaded = load_all(repo.checkout.tree(), repo.config(), &identities, &only)?;
     findings.extend(loaded.findings().cloned());
     Ok(report(&findings, Some(loaded.agents.len())))
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::cli::{GlobalArgs, WatchArgs};
-use crate::commands::Exit;
-use crate::crypto::Identities;
+use crate::commands::{Exit, Repo};
 use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
+use crate::target::{Target, TargetOptions};
 
 /// How long the reconcile in flight may take to stop after SIGTERM: the process is gone
 /// within 10 s.
@@ -27,7 +27,12 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
 pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> {
     let interval = duration("--interval", &args.interval)?;
     let resync = duration("--resync", &args.resync)?;
-    let follow = match &args.git_url {
+    let options = TargetOptions {
+        identity_files: global.identity.clone(),
+        state_file: args.apply.state.clone(),
+        platform: super::platform_choice(&args.platform),
+    };
+    let (follow, target) = match &args.git_url {
         Some(url) => {
             let data_dir = match &args.data_dir {
                 Some(d) => d.clone(),
@@ -35,13 +40,17 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
                     "cannot find a data dir: neither XDG_STATE_HOME nor HOME is set\n  hint: pass --data-dir DIR",
                 )?,
             };
-            Follow::Remote {
-                url: daemon::normalize_url(url),
+            let url = daemon::normalize_url(url);
+            let dir = data_dir.join(daemon::remote_dir_name(&url));
+            let target = Target::for_mirror(options, &dir)?;
+            let follow = Follow::Remote {
+                url,
                 branch: args.branch.clone(),
-                data_dir,
+                dir,
                 ssh_key: args.ssh_key.clone(),
                 verify_signatures: args.verify_signatures.clone(),
-            }
+            };
+            (follow, target)
         }
         None => {
             if args.verify_signatures.is_some() {
@@ -52,33 +61,20 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             if args.ssh_key.is_some() {
                 anyhow::bail!("--ssh-key needs --git-url");
             }
-            let root = match &global.repo {
-                Some(dir) => dir.clone(),
-                None => {
-                    std::env::current_dir().context("cannot determine the current directory")?
-                }
-            };
-            let root = root.canonicalize().with_context(|| {
-                format!(
-                    "cannot watch {}\n  hint: -C/--repo names the secrets repository to watch, or pass --git-url",
-                    root.display()
-                )
-            })?;
-            Follow::Local { root }
+            let root = Repo::locate(global)?;
+            let target = Target::for_repository(options, &root)?;
+            (Follow::Local { root }, target)
         }
     };
-    let identities = Identities::discover(&global.identity)?;
     let config = DaemonConfig {
         follow,
         explicit_config: global.config.clone(),
-        identities,
-        platform: args.platform.clone(),
+        target,
         apply: ApplySettings {
             no_prune: args.apply.no_prune,
             allow_mass_delete: args.apply.allow_mass_delete,
             concurrency: usize::from(args.apply.concurrency),
         },
-        state_file: args.apply.state.clone(),
         interval,
         resync,
         listen: args.listen,

@@ -1,12 +1,12 @@
 //! New X25519 identities, in the `age-keygen` file format, written so that the secret is
 //! never readable by anyone else and an existing identity is never replaced.
 
-use std::io::Write;
 use std::path::Path;
 
 use age::secrecy::{ExposeSecret, SecretString};
 
 use super::CryptoError;
+use crate::atomic_write::{self, Mode, Replace};
 
 /// Generates a new identity. Returns the identity file text (with `# created:` and
 /// `# public key:` comment lines, as `age-keygen` writes) and its `age1…` recipient.
@@ -35,8 +35,8 @@ pub fn generate_identity() -> (SecretString, String) {
 }
 
 /// Generates an identity and writes it to `path`: parent directories are created with mode
-/// 0700, the file with mode 0600, atomically (a temporary file in the same directory, synced,
-/// then linked into place without replacing anything). Returns the public recipient.
+/// 0700, the file with mode 0600, atomically (`atomic_write`, without replacing anything).
+/// Returns the public recipient.
 pub fn write_new_identity(path: &Path) -> Result<String, CryptoError> {
     let exists = || CryptoError::IdentityExists {
         path: path.to_owned(),
@@ -55,27 +55,20 @@ pub fn write_new_identity(path: &Path) -> Result<String, CryptoError> {
     create_private_dir(dir).map_err(write_err)?;
 
     let (text, recipient) = generate_identity();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".castsync-key-")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    set_private(tmp.as_file()).map_err(write_err)?;
-    tmp.write_all(text.expose_secret().as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(write_err)?;
-    // persist_noclobber links without replacing: a file that appeared since the check above
-    // is still never overwritten. On error the temporary file is removed.
-    tmp.persist_noclobber(path).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    // Never replaces: a file that appeared since the check above is still never overwritten.
+    atomic_write::write(
+        path,
+        text.expose_secret().as_bytes(),
+        Replace::Never,
+        Mode::Private,
+    )
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
             exists()
         } else {
-            write_err(e.error)
+            write_err(e)
         }
     })?;
-    // Best effort: make the new directory entry durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
     Ok(recipient)
 }
 
@@ -91,15 +84,4 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
-}
-
-#[cfg(unix)]
-fn set_private(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn set_private(_file: &std::fs::File) -> std::io::Result<()> {
-    Ok(())
 }

@@ -4,7 +4,7 @@
 //! else: every decision about keys stays in the plan.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{ApiStats, Engine, Refreshed, RunReport, Scope};
 use super::schedule::RateBudget;
-use super::source::{Origin, Snapshot};
-use crate::cli::PlatformArgs;
-use crate::crypto::Identities;
 use crate::plan::{Action, SkipReason, UpdateReason};
-use crate::platform::{self, Platform, PlatformOptions};
+use crate::platform::Platform;
 use crate::reconcile::{self, Outcome, Request};
+use crate::source::Checkout;
+use crate::source::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
+use crate::target::Target;
 
 /// How the runner applies (the `watch` flags that `reconcile` also has).
 #[derive(Debug, Clone)]
@@ -31,8 +31,7 @@ pub struct ApplySettings {
 pub struct Runner {
     origin: Origin,
     explicit_config: Option<PathBuf>,
-    identities: Identities,
-    platform_args: PlatformArgs,
+    target: Target,
     settings: ApplySettings,
     state: Arc<Mutex<State>>,
     current: Option<Snapshot>,
@@ -44,16 +43,14 @@ impl Runner {
     pub fn new(
         origin: Origin,
         explicit_config: Option<PathBuf>,
-        identities: Identities,
-        platform_args: PlatformArgs,
+        target: Target,
         settings: ApplySettings,
         state: State,
     ) -> Runner {
         Runner {
             origin,
             explicit_config,
-            identities,
-            platform_args,
+            target,
             settings,
             state: Arc::new(Mutex::new(state)),
             current: None,
@@ -61,28 +58,17 @@ impl Runner {
         }
     }
 
-    /// The platform for `url`, reopened only when the URL (or, for the embedded store, the
-    /// agent list) changes.
-    fn platform_for(
-        &mut self,
-        url: String,
-        agents: &[String],
-    ) -> Result<Arc<dyn Platform>, String> {
-        let mut url = url;
-        if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
-            && Path::new(path).is_relative()
-        {
-            url = format!(
-                "{}{}",
-                platform::LOCAL_SCHEME,
-                self.origin.base_dir().join(path).display()
-            );
-        }
-        let local = url.starts_with(platform::LOCAL_SCHEME);
-        let cache_key = if local {
-            format!("{url}\n{}", agents.join(","))
+    /// The platform for a checkout's config, reopened only when the URL (or, for the
+    /// embedded store, the agent list) changes.
+    fn platform_for(&mut self, checkout: &Checkout) -> Result<Arc<dyn Platform>, String> {
+        let target = self
+            .target
+            .platform(&checkout.config)
+            .map_err(|e| e.to_string())?;
+        let cache_key = if target.is_local() {
+            format!("{}\n{}", target.url, checkout.agents.join(","))
         } else {
-            url.clone()
+            target.url.clone()
         };
         if let Some((key, p)) = &self.platform
             && *key == cache_key
@@ -91,20 +77,9 @@ impl Runner {
         }
         // Drop the old client first: an embedded store must not be open twice.
         self.platform = None;
-        let api_key = if local {
-            None
-        } else {
-            platform::read_api_key(self.platform_args.api_key_file.as_deref())
-                .map_err(|e| e.to_string())?
-        };
-        let opened = platform::open(PlatformOptions {
-            url,
-            api_key,
-            allow_insecure_http: self.platform_args.allow_insecure_http,
-            declared_agents: agents.to_vec(),
-            ..PlatformOptions::default()
-        })
-        .map_err(|e| e.to_string())?;
+        let opened = target
+            .open(checkout.agents.clone())
+            .map_err(|e| e.to_string())?;
         self.platform = Some((cache_key, opened.clone()));
         Ok(opened)
     }
@@ -176,11 +151,20 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
 
 impl Engine for Runner {
     async fn refresh(&mut self) -> Result<Refreshed, String> {
-        let (refreshed, snapshot) = self.origin.refresh(self.explicit_config.as_deref()).await?;
-        if let Some(snapshot) = snapshot {
-            self.current = Some(snapshot);
+        match self.origin.refresh(self.explicit_config.as_deref()).await? {
+            Fetched::Ready {
+                snapshot,
+                commit_time,
+            } => {
+                let revision = snapshot.revision.clone();
+                self.current = Some(snapshot);
+                Ok(Refreshed::Ready {
+                    revision,
+                    commit_time,
+                })
+            }
+            Fetched::Rejected { revision, reason } => Ok(Refreshed::Rejected { revision, reason }),
         }
-        Ok(refreshed)
     }
 
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {
@@ -195,7 +179,7 @@ impl Engine for Runner {
     fn agents(&self) -> Vec<String> {
         self.current
             .as_ref()
-            .map(|s| s.agents.clone())
+            .map(|s| s.agents().to_vec())
             .unwrap_or_default()
     }
 
@@ -232,8 +216,8 @@ impl Runner {
         cancel: CancellationToken,
     ) -> RunReport {
         let revision = snapshot.revision.as_str();
-        let config = match &snapshot.config {
-            Ok(c) => c.clone(),
+        let checkout = match &snapshot.checkout {
+            Ok(c) => c,
             Err(e) => return failed_run(revision, e.clone()),
         };
         let only: BTreeSet<String> = match scope {
@@ -242,7 +226,7 @@ impl Runner {
                 // Agents removed since the resync started are simply not listed.
                 let wanted: BTreeSet<String> = agents
                     .into_iter()
-                    .filter(|a| snapshot.agents.contains(a))
+                    .filter(|a| checkout.agents.contains(a))
                     .collect();
                 if wanted.is_empty() {
                     return RunReport {
@@ -253,27 +237,18 @@ impl Runner {
                 wanted
             }
         };
-        let tree = match self.origin.tree(snapshot) {
-            Ok(t) => t,
-            Err(e) => return failed_run(revision, e),
-        };
-        let url = platform::resolve_url(
-            self.platform_args.api_url.as_deref(),
-            config.platform.url.as_deref(),
-        );
-        let platform = match self.platform_for(url, &snapshot.agents) {
+        let platform = match self.platform_for(checkout) {
             Ok(p) => p,
             Err(e) => return failed_run(revision, e),
         };
         let request = Request {
-            tree: tree.as_ref(),
+            checkout,
             base: None,
-            config: &config,
-            identities: &self.identities,
+            identities: &self.target.identities,
             platform,
             state: self.state.clone(),
             policy: reconcile::policy(
-                &config,
+                &checkout.config,
                 self.settings.no_prune,
                 self.settings.allow_mass_delete,
             ),

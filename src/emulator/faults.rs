@@ -10,7 +10,21 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::{RateLimit, lock};
-use crate::cli::FailMode;
+
+/// Which failure `--fail-rate` injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// 500 with a JSON `detail`.
+    ServerError,
+    /// 429 with `Retry-After`.
+    TooManyRequests,
+    /// The connection is dropped without a response.
+    Reset,
+    /// A successful reply's body is replaced by garbage.
+    Malformed,
+    /// Each of the above in turn, at random.
+    Mixed,
+}
 
 /// The current fixed window. Windows are aligned to multiples of the period in unix time,
 /// so `X-RateLimit-Reset` is an exact whole second.

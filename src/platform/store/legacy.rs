@@ -3,7 +3,7 @@
 //!
 //! The import holds the old store's lock file (`PATH.lock`, which castsync 0.1 took around
 //! every read and write), builds the new database in a 0600 temp file beside the old one and
-//! renames it over the old file: a process sees the JSON store or the finished database,
+//! writes it over the old file atomically: a process sees the JSON store or the finished database,
 //! never half of either, and no copy of the values is left behind. It never quotes the file's
 //! content in an error: a JSON parse error reports a line and column only.
 
@@ -17,6 +17,7 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
+use crate::atomic_write::{self, Mode, Replace};
 use crate::secret::SecretValue;
 
 use super::{APPLICATION_ID, FileKind, SCHEMA, SCHEMA_VERSION, StoreError, file_kind, parent_dir};
@@ -132,7 +133,8 @@ fn read(path: &Path) -> Result<JsonStore, StoreError> {
     Ok(store)
 }
 
-/// Builds the database in a temp file beside `path` and renames it over `path`.
+/// Builds the database in a temp file beside `path`, then replaces `path` with it through
+/// the one atomic-write helper.
 fn write_sqlite(path: &Path, old: &JsonStore) -> Result<(), StoreError> {
     let write_err = |source| StoreError::Write {
         path: path.to_owned(),
@@ -142,15 +144,15 @@ fn write_sqlite(path: &Path, old: &JsonStore) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     };
-    let dir = parent_dir(path);
+    // Removed when dropped, on every way out.
     let tmp = tempfile::Builder::new()
         .prefix(".castsync-store.")
         .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
+        .tempfile_in(parent_dir(path))
         .map_err(write_err)?;
     {
         // The default rollback journal: the finished file stands alone, with no -wal beside
-        // it to lose in the rename.
+        // it.
         let mut conn = Connection::open(tmp.path()).map_err(db)?;
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(db)?;
@@ -202,13 +204,12 @@ fn write_sqlite(path: &Path, old: &JsonStore) -> Result<(), StoreError> {
         tx.commit().map_err(db)?;
         conn.close().map_err(|(_, e)| db(e))?;
     }
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    // The rename is durable only once the directory entry is.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_err)?;
-    Ok(())
+    let mut file = File::open(tmp.path()).map_err(write_err)?;
+    let len = file.metadata().map_err(write_err)?.len();
+    // Sized up front so the buffer never reallocates (which would leave copies of values).
+    let mut bytes = Zeroizing::new(Vec::with_capacity(len as usize + 1));
+    file.read_to_end(&mut bytes).map_err(write_err)?;
+    atomic_write::write(path, &bytes, Replace::Existing, Mode::Private).map_err(write_err)
 }
 
 /// Where and what kind of JSON error, without the offending text (which may be a value).

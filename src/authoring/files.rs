@@ -1,18 +1,18 @@
-//! One agent's files, as the authoring commands (`new`, `edit`, `set`, `unset`, `import`,
-//! `rekey`, `show`) see them: decrypt the manifest for editing, judge a new plaintext by the
-//! very rules `validate` and `reconcile` use, and encrypt and write it back atomically.
+//! One agent's files, as the authoring operations see them: decrypt the manifest for
+//! editing, judge a new plaintext by the very rules `validate` and `reconcile` use, and
+//! encrypt and write it back atomically.
 //!
 //! Plaintext never touches the disk here: it lives in zeroize-on-drop buffers, and only
 //! ciphertext goes into the temporary file that is renamed over the manifest.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write as _};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
 
-use super::Repo;
+use super::AuthoringError;
+use crate::atomic_write::{self, Mode};
 use crate::config::{self, Config};
 use crate::crypto::{self, CryptoError, Identities, Recipient};
 use crate::finding::Finding;
@@ -21,8 +21,11 @@ use crate::source::Worktree;
 use crate::source::load::{self, MANIFEST_FILE, SCHEMA_FILE};
 
 /// Where an agent's manifest and schema are, absolute and as shown in messages.
-pub(super) struct AgentFiles<'r> {
-    pub repo: &'r Repo,
+pub struct AgentFiles<'r> {
+    /// The repository root.
+    pub root: &'r Path,
+    /// The worktree's config.
+    pub config: &'r Config,
     pub slug: String,
     /// `ROOT/agents/SLUG`.
     pub dir: PathBuf,
@@ -34,17 +37,10 @@ pub(super) struct AgentFiles<'r> {
     pub shown: PathBuf,
 }
 
-/// Whether writing the manifest may replace an existing one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Replace {
-    /// `new` and the first `import`: refuse if a manifest appeared meanwhile.
-    Never,
-    /// Every other write.
-    Existing,
-}
+pub use crate::atomic_write::Replace;
 
 /// A new plaintext, judged by `source::load::judge_text`, split the way authoring needs it.
-pub(super) struct Verdict {
+pub struct Verdict {
     /// The parsed manifest, when the text parsed.
     pub manifest: Option<Manifest>,
     /// Errors that refuse the write.
@@ -57,13 +53,15 @@ pub(super) struct Verdict {
 }
 
 impl<'r> AgentFiles<'r> {
-    /// The files of agent `slug` (a valid slug, or an error that says what one is).
-    pub fn new(repo: &'r Repo, slug: &str) -> anyhow::Result<Self> {
+    /// The files of agent `slug` of the repository at `root` (a valid slug, or an error that
+    /// says what one is).
+    pub fn new(root: &'r Path, config: &'r Config, slug: &str) -> Result<Self, AuthoringError> {
         crate::names::validate_slug(slug)?;
-        let rel_dir = repo.config.agents_dir.join(slug);
-        let dir = repo.root.join(&rel_dir);
+        let rel_dir = config.agents_dir.join(slug);
+        let dir = root.join(&rel_dir);
         Ok(AgentFiles {
-            repo,
+            root,
+            config,
             slug: slug.to_owned(),
             manifest: dir.join(MANIFEST_FILE),
             schema: dir.join(SCHEMA_FILE),
@@ -77,11 +75,16 @@ impl<'r> AgentFiles<'r> {
     }
 
     /// The decrypted manifest text, or `None` when the agent has no manifest.
-    pub fn decrypt(&self, ids: &Identities) -> anyhow::Result<Option<Zeroizing<String>>> {
+    pub fn decrypt(&self, ids: &Identities) -> Result<Option<Zeroizing<String>>, AuthoringError> {
         let ciphertext = match std::fs::read(&self.manifest) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", self.shown())),
+            Err(source) => {
+                return Err(AuthoringError::Read {
+                    path: self.shown.clone(),
+                    source,
+                });
+            }
         };
         let plaintext = ids.decrypt(&ciphertext, &self.shown)?;
         match String::from_utf8(plaintext.to_vec()) {
@@ -89,51 +92,51 @@ impl<'r> AgentFiles<'r> {
             Err(e) => {
                 // The rejected bytes are plaintext too.
                 drop(Zeroizing::new(e.into_bytes()));
-                bail!("{}: the decrypted manifest is not UTF-8 text", self.shown())
+                Err(AuthoringError::NotUtf8 {
+                    path: self.shown.clone(),
+                })
             }
         }
     }
 
     /// Decrypts and parses the manifest (`None` when absent). A manifest that does not parse
     /// is an error pointing at `castsync edit`, the one command that opens it as text.
-    pub fn open(&self, ids: &Identities) -> anyhow::Result<Option<Manifest>> {
+    pub fn open(&self, ids: &Identities) -> Result<Option<Manifest>, AuthoringError> {
         let Some(text) = self.decrypt(ids)? else {
             return Ok(None);
         };
         match self.parse(&text) {
             Ok(manifest) => Ok(Some(manifest)),
-            Err(e) => Err(anyhow::Error::new(e).context(format!(
-                "cannot use {}: it breaks the manifest rules; fix it with `castsync edit {}`",
-                self.shown(),
-                self.slug
-            ))),
+            Err(source) => Err(AuthoringError::Broken {
+                path: self.shown.clone(),
+                agent: self.slug.clone(),
+                source: Box::new(source),
+            }),
         }
     }
 
     /// Parses a decrypted text of this agent's manifest (rules only, no schema check).
     pub fn parse(&self, text: &str) -> Result<Manifest, manifest::ManifestError> {
-        let ctx = load::manifest_context(&self.tree(), &self.repo.config, &self.slug);
+        let ctx = load::manifest_context(&self.tree(), self.config, &self.slug);
         manifest::parse(text, &ctx).map(|parsed| parsed.manifest)
     }
 
     /// Like [`AgentFiles::open`], for commands that need a manifest to exist.
-    pub fn require(&self, ids: &Identities) -> anyhow::Result<Manifest> {
+    pub fn require(&self, ids: &Identities) -> Result<Manifest, AuthoringError> {
         self.open(ids)?.ok_or_else(|| self.missing())
     }
 
     /// The error for an agent without a manifest.
-    pub fn missing(&self) -> anyhow::Error {
-        anyhow::anyhow!(
-            "agent {} has no manifest: {} does not exist\n  hint: create it with `castsync new {}`",
-            self.slug,
-            self.shown(),
-            self.slug
-        )
+    pub fn missing(&self) -> AuthoringError {
+        AuthoringError::NoManifest {
+            agent: self.slug.clone(),
+            path: self.shown.clone(),
+        }
     }
 
     /// Judges a plaintext by the rules `validate` and `reconcile` apply.
     pub fn judge(&self, text: &str) -> Verdict {
-        let judged = load::judge_text(&self.tree(), &self.repo.config, &self.slug, text);
+        let judged = load::judge_text(&self.tree(), self.config, &self.slug, text);
         let mut verdict = Verdict {
             manifest: None,
             blocking: Vec::new(),
@@ -162,25 +165,31 @@ impl<'r> AgentFiles<'r> {
     }
 
     /// Encrypts `manifest` to the recipients the config assigns this agent, records them in
-    /// its metadata, and replaces the file atomically. Warns when none of `ids` will be able
-    /// to decrypt the result.
+    /// its metadata, and replaces the file atomically. Returns a warning when none of `ids`
+    /// will be able to decrypt the result.
     pub fn save(
         &self,
         manifest: &mut Manifest,
         ids: &Identities,
         replace: Replace,
-    ) -> anyhow::Result<()> {
-        let recipients = target_recipients(&self.repo.config, &self.slug)?;
+    ) -> Result<Option<String>, AuthoringError> {
+        let recipients = target_recipients(self.config, &self.slug)?;
         manifest.meta = Some(Metadata {
             recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
         });
         let plaintext = manifest.to_yaml();
         let ciphertext = crypto::encrypt(plaintext.as_bytes(), &recipients)?;
         drop(plaintext);
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        write_atomically(&self.manifest, &ciphertext, replace)
-            .with_context(|| format!("cannot write {}", self.shown()))?;
+        std::fs::create_dir_all(&self.dir).map_err(|source| AuthoringError::Create {
+            path: self.dir.clone(),
+            source,
+        })?;
+        atomic_write::write(&self.manifest, &ciphertext, replace, Mode::Default).map_err(
+            |source| AuthoringError::Write {
+                path: self.shown.clone(),
+                source,
+            },
+        )?;
         tracing::debug!(
             agent = %self.slug,
             keys = manifest.secrets.len(),
@@ -193,16 +202,16 @@ impl<'r> AgentFiles<'r> {
             .filter_map(|r| crypto::parse_recipient(r).ok())
             .map(|r| r.as_str().to_owned())
             .collect();
-        if !recipients.iter().any(|r| yours.contains(r.as_str())) {
-            eprintln!(
-                "warning: {} is encrypted to {} recipient(s) from {}, none of them yours: you will not be able to decrypt it; add your public key there and run `castsync rekey {}`",
-                self.shown(),
-                recipients.len(),
-                config::FILE_NAME,
-                self.slug
-            );
+        if recipients.iter().any(|r| yours.contains(r.as_str())) {
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(format!(
+            "warning: {} is encrypted to {} recipient(s) from {}, none of them yours: you will not be able to decrypt it; add your public key there and run `castsync rekey {}`",
+            self.shown(),
+            recipients.len(),
+            config::FILE_NAME,
+            self.slug
+        )))
     }
 
     pub fn shown(&self) -> std::path::Display<'_> {
@@ -210,53 +219,55 @@ impl<'r> AgentFiles<'r> {
     }
 
     fn tree(&self) -> Worktree {
-        Worktree::new(&self.repo.root)
+        Worktree::new(self.root)
     }
 }
 
 impl Verdict {
-    /// Prints the warnings and the still-missing keys on stderr.
-    pub fn report(&self, files: &AgentFiles<'_>) {
-        for warning in &self.warnings {
-            eprintln!("{warning}");
-        }
+    /// The warnings and the still-missing keys, one line each, for stderr.
+    pub fn notes(&self, files: &AgentFiles<'_>) -> Vec<String> {
+        let mut notes: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
         if !self.missing.is_empty() {
-            eprintln!(
+            notes.push(format!(
                 "warning: {}: required by {SCHEMA_FILE} but not set yet: {}; `castsync validate` fails until they are (set each with `castsync set {} KEY`)",
                 files.shown(),
                 self.missing.join(", "),
                 files.slug
-            );
+            ));
         }
+        notes
     }
 
     /// The refusal for blocking errors: each finding on its own line.
-    pub fn refusal(&self, files: &AgentFiles<'_>) -> anyhow::Error {
-        let mut message = format!("{} was not changed:", files.shown());
-        for finding in &self.blocking {
-            let line = finding.to_string();
-            message.push_str("\n  ");
-            message.push_str(line.strip_prefix("error: ").unwrap_or(&line));
+    pub fn refusal(&self, files: &AgentFiles<'_>) -> AuthoringError {
+        AuthoringError::Refused {
+            path: files.shown.clone(),
+            problems: self
+                .blocking
+                .iter()
+                .map(|finding| {
+                    let line = finding.to_string();
+                    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+                })
+                .collect(),
         }
-        anyhow::anyhow!(message)
     }
 }
 
 /// The recipients the config assigns `slug`, parsed and without duplicates, in config order.
-pub(super) fn target_recipients(config: &Config, slug: &str) -> anyhow::Result<Vec<Recipient>> {
+pub fn target_recipients(config: &Config, slug: &str) -> Result<Vec<Recipient>, AuthoringError> {
     let listed = config.recipients_for(slug);
     if listed.is_empty() {
         return Err(CryptoError::NoRecipients.into());
     }
     let mut out: Vec<Recipient> = Vec::with_capacity(listed.len());
     for (i, text) in listed.iter().enumerate() {
-        let recipient = crypto::parse_recipient(text).with_context(|| {
-            format!(
-                "{}: recipient {} of agent {slug} cannot be used",
-                config::FILE_NAME,
-                i + 1
-            )
-        })?;
+        let recipient =
+            crypto::parse_recipient(text).map_err(|source| AuthoringError::Recipient {
+                agent: slug.to_owned(),
+                number: i + 1,
+                source: Box::new(source),
+            })?;
         if !out.contains(&recipient) {
             out.push(recipient);
         }
@@ -264,60 +275,21 @@ pub(super) fn target_recipients(config: &Config, slug: &str) -> anyhow::Result<V
     Ok(out)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory (synced, then
-/// renamed over `path`), so a reader sees the old file or the new one, never half of one.
-/// A replaced file keeps its permissions; a new one gets 0666 less the umask, like any file.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8], replace: Replace) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy());
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    if let Ok(existing) = std::fs::metadata(path) {
-        tmp.as_file().set_permissions(existing.permissions())?;
-    }
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    // On error the temporary file is removed by its guard.
-    match replace {
-        Replace::Never => tmp.persist_noclobber(path).map_err(|e| e.error)?,
-        Replace::Existing => tmp.persist(path).map_err(|e| e.error)?,
-    };
-    // Best effort: make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 /// Creates `path` with `text`, refusing to replace anything (for plain files that are not
 /// secret: `.env.example`, `castsync.yaml`, `.gitignore`).
-pub(super) fn create_new_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+pub fn create_new_file(path: &Path, text: &str) -> Result<(), AuthoringError> {
+    atomic_write::write(path, text.as_bytes(), Replace::Never, Mode::Default).map_err(|source| {
+        AuthoringError::Create {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Reads secret input (a value, a dotenv file) of at most `limit` bytes into a zeroize-on-drop
 /// buffer reserved up front, so that it never reallocates and leaves a copy behind. `Ok(None)`
 /// when the input is longer than `limit`.
-pub(super) fn read_secret_input(
+pub fn read_secret_input(
     reader: impl Read,
     limit: usize,
 ) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {

@@ -156,10 +156,6 @@ impl Mirror {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn url(&self) -> &str {
         &self.url
     }

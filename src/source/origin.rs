@@ -1,19 +1,19 @@
-//! What the daemon follows: a remote branch (bare clone, commits read from git objects,
-//! optionally signature-gated) or a local working tree.
+//! What the daemon follows, its origin: a remote branch (bare clone, commits read from git
+//! objects, optionally signature-gated) or a local working tree.
 //!
-//! A refresh yields a [`Snapshot`]: the revision, its config and its agents. A commit that
-//! fails the signature gate never becomes the snapshot; the previous one stays.
+//! A refresh yields a [`Snapshot`]: the revision and its [`Checkout`] (tree, config,
+//! agents). A commit that fails the signature gate never becomes the snapshot; the previous
+//! one stays.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::engine::Refreshed;
-use super::git::Mirror;
+use super::load::{MANIFEST_FILE, SCHEMA_FILE};
+use super::mirror::Mirror;
 use super::signatures::AllowedSigners;
+use super::{Checkout, GitRevision, Tree, Worktree, read_config};
 use crate::config::{self, Config};
-use crate::source::load::{self, MANIFEST_FILE, SCHEMA_FILE};
-use crate::source::{GitRevision, Tree, Worktree};
 
 /// Where manifests come from.
 #[derive(Debug)]
@@ -27,52 +27,39 @@ pub enum Origin {
     Local { root: PathBuf },
 }
 
+/// What a refresh found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A revision to reconcile from now on.
+    Ready {
+        snapshot: Snapshot,
+        /// The commit's committer time (unix seconds), for a remote.
+        commit_time: Option<i64>,
+    },
+    /// A commit that failed the signature gate: the previous snapshot stays.
+    Rejected { revision: String, reason: String },
+}
+
 /// One revision the daemon may reconcile.
 #[derive(Debug)]
 pub struct Snapshot {
     /// A commit id, or `worktree:` + a digest of the tree's inputs.
     pub revision: String,
-    pub commit: Option<git2::Oid>,
-    /// The revision's config, or why it cannot be used.
-    pub config: Result<Config, String>,
-    /// The agent directories it declares.
-    pub agents: Vec<String>,
+    /// The revision's tree, config and agents, or why they cannot be used.
+    pub checkout: Result<Checkout, String>,
 }
 
-/// Reads the config the way `-C` commands do, but from any tree: `--config FILE` when given
-/// (a file on disk), else `castsync.yaml` at the tree's root (defaults when absent).
-pub fn config_of(tree: &dyn Tree, explicit: Option<&Path>) -> Result<Config, String> {
-    if let Some(path) = explicit {
-        return Config::load(Path::new("."), Some(path)).map_err(|e| e.to_string());
-    }
-    let name = Path::new(config::FILE_NAME);
-    match tree.read(name) {
-        Ok(Some(bytes)) => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| format!("{}: not UTF-8 text", tree.display(name)))?;
-            Config::from_yaml(&text, Path::new(&tree.display(name))).map_err(|e| e.to_string())
-        }
-        Ok(None) => Ok(Config::default()),
-        Err(e) => Err(e.to_string()),
+impl Snapshot {
+    /// The agent directories it declares (none when its config is broken).
+    pub fn agents(&self) -> &[String] {
+        self.checkout.as_ref().map_or(&[], |c| c.agents.as_slice())
     }
 }
 
-fn snapshot(
-    tree: &dyn Tree,
-    revision: String,
-    commit: Option<git2::Oid>,
-    explicit: Option<&Path>,
-) -> Snapshot {
-    let config = config_of(tree, explicit);
-    let agents = match &config {
-        Ok(c) => load::agent_slugs(tree, c).unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
+fn snapshot(tree: Box<dyn Tree + Send>, revision: String, explicit: Option<&Path>) -> Snapshot {
     Snapshot {
         revision,
-        commit,
-        config,
-        agents,
+        checkout: Checkout::open(tree, explicit).map_err(|e| e.to_string()),
     }
 }
 
@@ -96,7 +83,7 @@ pub fn worktree_revision(tree: &Worktree, explicit: Option<&Path>) -> String {
         None => tree.read(Path::new(config::FILE_NAME)).ok().flatten(),
     };
     feed("config", config_bytes);
-    let agents_dir = config_of(tree, explicit)
+    let agents_dir = read_config(tree, explicit)
         .map(|c| c.agents_dir)
         .unwrap_or_else(|_| Config::default().agents_dir);
     for slug in tree.dirs(&agents_dir).unwrap_or_default() {
@@ -111,17 +98,6 @@ pub fn worktree_revision(tree: &Worktree, explicit: Option<&Path>) -> String {
 }
 
 impl Origin {
-    /// Where a relative `local://PATH` platform and similar paths are resolved.
-    pub fn base_dir(&self) -> PathBuf {
-        match self {
-            Origin::Remote { mirror, .. } => mirror
-                .path()
-                .parent()
-                .map_or_else(|| mirror.path().to_owned(), Path::to_path_buf),
-            Origin::Local { root } => root.clone(),
-        }
-    }
-
     /// A label for logs and `/readyz`.
     pub fn describe(&self) -> String {
         match self {
@@ -130,12 +106,8 @@ impl Origin {
         }
     }
 
-    /// Fetches or re-reads. `Ok((Refreshed, Some(snapshot)))` when the revision is usable,
-    /// `Ok((Rejected, None))` when it is refused; `Err` when the source cannot be read.
-    pub async fn refresh(
-        &self,
-        explicit_config: Option<&Path>,
-    ) -> Result<(Refreshed, Option<Snapshot>), String> {
+    /// Fetches or re-reads. `Err` when the source cannot be read.
+    pub async fn refresh(&self, explicit_config: Option<&Path>) -> Result<Fetched, String> {
         match self {
             Origin::Local { root } => {
                 let tree = Worktree::new(root);
@@ -143,14 +115,10 @@ impl Origin {
                     return Err(format!("{} is not a directory", root.display()));
                 }
                 let revision = worktree_revision(&tree, explicit_config);
-                let snap = snapshot(&tree, revision.clone(), None, explicit_config);
-                Ok((
-                    Refreshed::Ready {
-                        revision,
-                        commit_time: None,
-                    },
-                    Some(snap),
-                ))
+                Ok(Fetched::Ready {
+                    snapshot: snapshot(Box::new(tree), revision, explicit_config),
+                    commit_time: None,
+                })
             }
             Origin::Remote { mirror, signers } => {
                 let oid = fetch_off_runtime(mirror.clone()).await?;
@@ -165,13 +133,10 @@ impl Origin {
                             "commit signature verified"
                         ),
                         Err(rejection) => {
-                            return Ok((
-                                Refreshed::Rejected {
-                                    revision,
-                                    reason: rejection.to_string(),
-                                },
-                                None,
-                            ));
+                            return Ok(Fetched::Rejected {
+                                revision,
+                                reason: rejection.to_string(),
+                            });
                         }
                     }
                 }
@@ -180,29 +145,11 @@ impl Origin {
                     .ok()
                     .map(|c| c.committer().when().seconds());
                 let tree = GitRevision::from_repo(repo, &revision).map_err(|e| e.to_string())?;
-                let snap = snapshot(&tree, revision.clone(), Some(oid), explicit_config);
-                Ok((
-                    Refreshed::Ready {
-                        revision,
-                        commit_time,
-                    },
-                    Some(snap),
-                ))
+                Ok(Fetched::Ready {
+                    snapshot: snapshot(Box::new(tree), revision, explicit_config),
+                    commit_time,
+                })
             }
-        }
-    }
-
-    /// The tree of `snapshot`, to reconcile from.
-    pub fn tree(&self, snapshot: &Snapshot) -> Result<Box<dyn Tree>, String> {
-        match (self, snapshot.commit) {
-            (Origin::Remote { mirror, .. }, Some(oid)) => {
-                let repo = mirror.repository().map_err(|e| e.to_string())?;
-                let rev =
-                    GitRevision::from_repo(repo, &oid.to_string()).map_err(|e| e.to_string())?;
-                Ok(Box::new(rev))
-            }
-            (Origin::Local { root }, _) => Ok(Box::new(Worktree::new(root))),
-            (Origin::Remote { .. }, None) => Err("no commit fetched yet".to_owned()),
         }
     }
 }
@@ -251,8 +198,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("castsync.yaml"), "prnue: true\n").unwrap();
         let tree = Worktree::new(dir.path());
-        let snap = snapshot(&tree, "r".into(), None, None);
-        let err = snap.config.unwrap_err();
+        let snap = snapshot(Box::new(tree), "r".into(), None);
+        let err = snap.checkout.unwrap_err();
         assert!(
             err.contains("castsync.yaml") && err.contains("prnue"),
             "{err}"

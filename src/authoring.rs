@@ -1,0 +1,409 @@
+//! Authoring: the write path of `new`, `set`, `unset`, `import`, `rekey` and `edit`. Each
+//! operation decrypts an agent's manifest, changes it, judges the result by the very rules
+//! `validate` and `reconcile` apply, and encrypts it back to the recipients the config
+//! assigns; the commands around it only read input and print.
+//!
+//! It must never write plaintext to disk, never write a manifest that breaks the rules
+//! (missing required keys excepted, so a manifest can be filled one `set` at a time), and
+//! never put a value in an error or a note: they name files, agents and keys only.
+
+mod files;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub use files::{
+    AgentFiles, Replace, Verdict, create_new_file, read_secret_input, target_recipients,
+};
+
+use crate::config;
+use crate::crypto::{CryptoError, Identities};
+use crate::manifest::{Manifest, ManifestError};
+use crate::names::NameError;
+use crate::secret::SecretValue;
+
+/// Why an authoring operation wrote nothing.
+#[derive(Debug, Error)]
+pub enum AuthoringError {
+    /// The agent slug or the key name is not valid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Decryption or encryption failed (no identity, not a recipient, no recipients).
+    #[error(transparent)]
+    Crypto(Box<CryptoError>),
+    /// The manifest exists but cannot be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest decrypts to bytes that are not text.
+    #[error("{}: the decrypted manifest is not UTF-8 text", path.display())]
+    NotUtf8 { path: PathBuf },
+    /// The manifest decrypts but breaks the manifest rules: only `edit` opens it.
+    #[error(
+        "cannot use {}: it breaks the manifest rules; fix it with `castsync edit {agent}`",
+        path.display()
+    )]
+    Broken {
+        path: PathBuf,
+        agent: String,
+        #[source]
+        source: Box<ManifestError>,
+    },
+    /// The agent has no manifest yet.
+    #[error(
+        "agent {agent} has no manifest: {} does not exist\n  hint: create it with `castsync new {agent}`",
+        path.display()
+    )]
+    NoManifest { agent: String, path: PathBuf },
+    /// `new` for an agent that already has a manifest.
+    #[error(
+        "{} already exists: castsync new never replaces a manifest\n  hint: change it with `castsync edit {agent}` or `castsync set {agent} KEY`",
+        path.display()
+    )]
+    Exists { agent: String, path: PathBuf },
+    /// The changed manifest breaks the rules: each problem on its own line.
+    #[error("{} was not changed:{}", path.display(), problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
+    Refused {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    /// `unset` of a key the manifest does not hold.
+    #[error("key {key} is not in {} (agent {agent})\n  hint: {hint}", path.display())]
+    NoSuchKey {
+        key: String,
+        agent: String,
+        path: PathBuf,
+        hint: String,
+    },
+    /// `import` of keys the manifest holds with other values, without `--overwrite`.
+    #[error(
+        "{} already holds {} with a different value: nothing was imported\n  hint: pass --overwrite to replace them",
+        path.display(),
+        keys.join(", ")
+    )]
+    Conflicts { path: PathBuf, keys: Vec<String> },
+    /// A recipient the config assigns this agent cannot be encrypted to.
+    #[error(
+        "{}: recipient {number} of agent {agent} cannot be used",
+        config::FILE_NAME
+    )]
+    Recipient {
+        agent: String,
+        number: usize,
+        #[source]
+        source: Box<CryptoError>,
+    },
+    /// A directory or a new file cannot be created.
+    #[error("cannot create {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file cannot be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<CryptoError> for AuthoringError {
+    fn from(e: CryptoError) -> Self {
+        AuthoringError::Crypto(Box::new(e))
+    }
+}
+
+/// What an operation did, and the warnings for the author (for stderr, in order).
+#[derive(Debug)]
+pub struct Written<T> {
+    pub outcome: T,
+    pub notes: Vec<String>,
+}
+
+/// Judges the changed manifest and writes it over the existing one, or refuses with the
+/// reasons. Returns the notes (warnings, keys still missing, a recipient warning).
+pub fn commit(
+    files: &AgentFiles<'_>,
+    mut manifest: Manifest,
+    identities: &Identities,
+) -> Result<Vec<String>, AuthoringError> {
+    let verdict = files.judge(&manifest.to_yaml());
+    if !verdict.blocking.is_empty() {
+        return Err(verdict.refusal(files));
+    }
+    let mut notes = verdict.notes(files);
+    notes.extend(files.save(&mut manifest, identities, Replace::Existing)?);
+    Ok(notes)
+}
+
+/// What `new` created besides the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    /// A commented `.env.example` was written (the agent had none).
+    pub wrote_schema: bool,
+}
+
+/// `new`: an empty manifest (encrypted, like every manifest) and, when the agent has none, a
+/// commented `.env.example` to fill in. Never replaces a manifest.
+pub fn create(
+    files: &AgentFiles<'_>,
+    identities: &Identities,
+) -> Result<Written<Created>, AuthoringError> {
+    if files.exists() {
+        return Err(AuthoringError::Exists {
+            agent: files.slug.clone(),
+            path: files.shown.clone(),
+        });
+    }
+    let notes = files
+        .save(&mut Manifest::new(&files.slug), identities, Replace::Never)?
+        .into_iter()
+        .collect();
+    let wrote_schema = !files.schema.exists();
+    if wrote_schema {
+        create_new_file(&files.schema, &schema_template(&files.slug))?;
+    }
+    Ok(Written {
+        outcome: Created { wrote_schema },
+        notes,
+    })
+}
+
+fn schema_template(agent: &str) -> String {
+    format!(
+        "# The keys agent {agent} needs, one KEY=placeholder per line. This file is committed in\n\
+         # clear: placeholders only, never real values. castsync checks the manifest against it:\n\
+         # every key listed here is required unless marked `# optional`, and (with strict: true)\n\
+         # the manifest may hold no key that is not listed here.\n\
+         #\n\
+         # OPENAI_API_KEY=sk-your-key-here\n\
+         # SLACK_WEBHOOK_URL=https://hooks.slack.com/services/...  # optional\n"
+    )
+}
+
+/// What `set` did to the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOutcome {
+    Added,
+    Updated,
+    /// The manifest already held this value: nothing was rewritten.
+    Unchanged,
+}
+
+/// `set`: puts `value` under `key` in `manifest` (the agent's current one) and writes it.
+pub fn set_key(
+    files: &AgentFiles<'_>,
+    mut manifest: Manifest,
+    identities: &Identities,
+    key: &str,
+    value: SecretValue,
+) -> Result<Written<SetOutcome>, AuthoringError> {
+    let previous = manifest.secrets.insert(key.to_owned(), value.clone());
+    if previous.as_ref() == Some(&value) {
+        return Ok(Written {
+            outcome: SetOutcome::Unchanged,
+            notes: Vec::new(),
+        });
+    }
+    let notes = commit(files, manifest, identities)?;
+    let outcome = if previous.is_some() {
+        SetOutcome::Updated
+    } else {
+        SetOutcome::Added
+    };
+    Ok(Written { outcome, notes })
+}
+
+/// What `unset` did to the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsetOutcome {
+    Removed,
+    /// The key was not there and `idempotent` was asked: nothing was rewritten.
+    Absent,
+}
+
+/// `unset`: removes `key` from the agent's manifest. An absent key is an error naming the
+/// nearest key, unless `idempotent`.
+pub fn unset_key(
+    files: &AgentFiles<'_>,
+    identities: &Identities,
+    key: &str,
+    idempotent: bool,
+) -> Result<Written<UnsetOutcome>, AuthoringError> {
+    let mut manifest = files.require(identities)?;
+    if manifest.secrets.remove(key).is_none() {
+        if idempotent {
+            return Ok(Written {
+                outcome: UnsetOutcome::Absent,
+                notes: Vec::new(),
+            });
+        }
+        let known: Vec<&str> = manifest.secrets.keys().map(String::as_str).collect();
+        let hint = match crate::suggest::nearest(key, &known) {
+            Some(near) => format!("did you mean {near}?"),
+            None => "pass --idempotent to accept an absent key".to_owned(),
+        };
+        return Err(AuthoringError::NoSuchKey {
+            key: key.to_owned(),
+            agent: files.slug.clone(),
+            path: files.shown.clone(),
+            hint,
+        });
+    }
+    let notes = commit(files, manifest, identities)?;
+    Ok(Written {
+        outcome: UnsetOutcome::Removed,
+        notes,
+    })
+}
+
+/// What `import` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// The manifest did not exist and was created.
+    pub created: bool,
+    pub added: usize,
+    pub updated: usize,
+    /// Keys left out because the platform injects them itself (`unmanaged_keys`).
+    pub skipped: Vec<String>,
+    /// False when the manifest already held every value: nothing was rewritten.
+    pub written: bool,
+}
+
+/// `import`: merges dotenv `entries` into `existing` (the agent's manifest, `None` when it
+/// has none yet). A key held with another value is refused unless `overwrite`; the refusal
+/// names the keys, never the values.
+pub fn import(
+    files: &AgentFiles<'_>,
+    existing: Option<Manifest>,
+    identities: &Identities,
+    entries: Vec<(String, SecretValue, usize)>,
+    overwrite: bool,
+) -> Result<Written<Imported>, AuthoringError> {
+    let creating = existing.is_none();
+    let mut manifest = existing.unwrap_or_else(|| Manifest::new(files.slug.clone()));
+    let mut done = Imported {
+        created: creating,
+        ..Imported::default()
+    };
+    let mut conflicts = Vec::new();
+    for (key, value, _line) in entries {
+        if files.config.unmanaged_keys.contains(&key) {
+            done.skipped.push(key);
+            continue;
+        }
+        match manifest.secrets.get(&key) {
+            Some(current) if *current == value => {}
+            Some(_) if !overwrite => conflicts.push(key),
+            Some(_) => {
+                manifest.secrets.insert(key, value);
+                done.updated += 1;
+            }
+            None => {
+                manifest.secrets.insert(key, value);
+                done.added += 1;
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(AuthoringError::Conflicts {
+            path: files.shown.clone(),
+            keys: conflicts,
+        });
+    }
+    if done.added + done.updated == 0 && !creating {
+        return Ok(Written {
+            outcome: done,
+            notes: Vec::new(),
+        });
+    }
+
+    let verdict = files.judge(&manifest.to_yaml());
+    if !verdict.blocking.is_empty() {
+        return Err(verdict.refusal(files));
+    }
+    let mut notes = verdict.notes(files);
+    let replace = if creating {
+        Replace::Never
+    } else {
+        Replace::Existing
+    };
+    notes.extend(files.save(&mut manifest, identities, replace)?);
+    done.written = true;
+    Ok(Written {
+        outcome: done,
+        notes,
+    })
+}
+
+/// How one file's recorded recipients compare with the config's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    Current,
+    /// No `castsync:` block: written by hand or by another tool.
+    Unrecorded,
+    Differs {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+}
+
+/// `rekey`: compares the recipients recorded in the manifest with those the config now
+/// assigns and, unless `check_only`, re-encrypts a file that differs.
+///
+/// Which recipients a file was encrypted to is not readable from an age header, so castsync
+/// records them inside the plaintext (`castsync:` metadata) and compares that record.
+pub fn rekey(
+    files: &AgentFiles<'_>,
+    identities: &Identities,
+    check_only: bool,
+) -> Result<Written<Drift>, AuthoringError> {
+    let mut manifest = files.require(identities)?;
+    let target: BTreeSet<String> = target_recipients(files.config, &files.slug)?
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    let drift = match &manifest.meta {
+        None => Drift::Unrecorded,
+        Some(meta) => {
+            let recorded: BTreeSet<String> = meta.recipients.iter().cloned().collect();
+            if recorded == target {
+                Drift::Current
+            } else {
+                Drift::Differs {
+                    added: target.difference(&recorded).cloned().collect(),
+                    removed: recorded.difference(&target).cloned().collect(),
+                }
+            }
+        }
+    };
+    let mut notes = Vec::new();
+    if !check_only && drift != Drift::Current {
+        notes.extend(files.save(&mut manifest, identities, Replace::Existing)?);
+    }
+    Ok(Written {
+        outcome: drift,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::schema::EnvSchema;
+
+    #[test]
+    fn the_schema_template_declares_no_key() {
+        let schema = EnvSchema::parse(&schema_template("support-bot"), Path::new("x")).unwrap();
+        assert!(schema.entries.is_empty());
+    }
+}

@@ -1,0 +1,132 @@
+//! Where a reconcile lands and as whom: the platform, the state file and the identities,
+//! resolved from flags, environment and the checkout's config. `reconcile` and `watch` build
+//! it through the same functions, so they can never disagree about which platform or which
+//! state file a repository means.
+//!
+//! Nothing here sends a request: opening the platform is the caller's step. The API key is
+//! read only for an HTTP platform and is never logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::config::Config;
+use crate::crypto::{CryptoError, Identities};
+use crate::platform::{self, OpenError, Platform, PlatformOptions};
+
+/// The state file under a repository root, unless `--state` names another.
+pub const STATE_FILE: &str = ".castsync/state.json";
+
+/// The state file of a daemon that follows a remote, inside that remote's data directory.
+pub const MIRROR_STATE_FILE: &str = "state.json";
+
+/// What flags and the environment say about the platform, before any config is read.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformChoice {
+    /// `--api-url` (it beats `CASTARI_API_URL` and the config's `platform.url`).
+    pub api_url: Option<String>,
+    /// `--api-key-file` (else `CASTARI_API_KEY`).
+    pub api_key_file: Option<PathBuf>,
+    /// `--allow-insecure-http`.
+    pub allow_insecure_http: bool,
+}
+
+/// What the command line says about a target: identities, state file, platform.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// `-i FILE`s, tried before the environment and the default key file.
+    pub identity_files: Vec<PathBuf>,
+    /// `--state FILE`.
+    pub state_file: Option<PathBuf>,
+    pub platform: PlatformChoice,
+}
+
+/// A resolved target. The platform's URL depends on the config, which for the daemon
+/// changes with each commit: [`Target::platform`] resolves it against a checkout's config.
+pub struct Target {
+    pub identities: Identities,
+    pub state_path: PathBuf,
+    platform: PlatformChoice,
+    /// Where a relative `local://PATH` is resolved: the repository root, or the data dir of
+    /// a followed remote.
+    base_dir: PathBuf,
+}
+
+impl Target {
+    /// The target of the repository at `root`: state in `ROOT/.castsync/state.json`, a
+    /// relative `local://PATH` relative to the root (so `-C` works from anywhere).
+    pub fn for_repository(options: TargetOptions, root: &Path) -> Result<Target, CryptoError> {
+        Self::resolve(options, root, STATE_FILE)
+    }
+
+    /// The target of a followed remote whose clone lives in `dir`: state in `DIR/state.json`.
+    pub fn for_mirror(options: TargetOptions, dir: &Path) -> Result<Target, CryptoError> {
+        Self::resolve(options, dir, MIRROR_STATE_FILE)
+    }
+
+    fn resolve(options: TargetOptions, base: &Path, state: &str) -> Result<Target, CryptoError> {
+        let identities = Identities::discover(&options.identity_files)?;
+        Ok(Target {
+            identities,
+            state_path: options.state_file.unwrap_or_else(|| base.join(state)),
+            platform: options.platform,
+            base_dir: base.to_path_buf(),
+        })
+    }
+
+    /// The platform for a checkout whose config is `config`: `--api-url`, then
+    /// `CASTARI_API_URL`, then `platform.url`, then the default. Reads the API key only
+    /// when the platform is reached over HTTP.
+    pub fn platform(&self, config: &Config) -> Result<PlatformTarget, OpenError> {
+        let mut url = platform::resolve_url(
+            self.platform.api_url.as_deref(),
+            config.platform.url.as_deref(),
+        );
+        if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
+            && Path::new(path).is_relative()
+        {
+            url = format!(
+                "{}{}",
+                platform::LOCAL_SCHEME,
+                self.base_dir.join(path).display()
+            );
+        }
+        let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
+            None
+        } else {
+            platform::read_api_key(self.platform.api_key_file.as_deref())?
+        };
+        Ok(PlatformTarget {
+            url,
+            api_key,
+            allow_insecure_http: self.platform.allow_insecure_http,
+        })
+    }
+}
+
+/// A platform resolved but not yet opened.
+pub struct PlatformTarget {
+    /// `https://…`, `http://…` or `local://ABSOLUTE-PATH`.
+    pub url: String,
+    api_key: Option<SecretString>,
+    allow_insecure_http: bool,
+}
+
+impl PlatformTarget {
+    /// The embedded store, whose agents are the ones the repository declares.
+    pub fn is_local(&self) -> bool {
+        self.url.starts_with(platform::LOCAL_SCHEME)
+    }
+
+    /// Opens the platform. `declared_agents` exist automatically in the embedded store.
+    pub fn open(&self, declared_agents: Vec<String>) -> Result<Arc<dyn Platform>, OpenError> {
+        platform::open(PlatformOptions {
+            url: self.url.clone(),
+            api_key: self.api_key.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+            declared_agents,
+            ..PlatformOptions::default()
+        })
+    }
+}
