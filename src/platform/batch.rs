@@ -40,7 +40,7 @@ pub struct BatchResult {
 }
 
 impl BatchResult {
-    /// The deletes' outcomes once the sets are known: held back if any set did not land.
+    /// Whether the deletes may be sent: only when every set landed.
     pub fn deletes_allowed(&self) -> bool {
         self.sets.iter().all(|w| *w == Written::Landed)
     }
