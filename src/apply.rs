@@ -1,9 +1,11 @@
-//! Executes a [`Plan`]: per agent, every set, then every delete, then one list to verify.
+//! Executes a [`Plan`]: per agent, every set, then every delete, then one list to verify,
+//! then (when the plan says so) one redeploy.
 //!
 //! Apply decides nothing: the plan did. It records state only for writes that landed *and*
 //! were seen by the verifying list, and it saves the state after each agent so a run killed
 //! half-way loses at most the agent in flight (whose keys are then re-set next time, which is
-//! safe: sets are idempotent). One agent failing never stops the others.
+//! safe: sets are idempotent). One agent failing never stops the others. Failures keep their
+//! [`PlatformError`] and so their class (transient or terminal) up to the report.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,13 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
 use crate::platform::batch::{Batch, BatchResult, Written};
-use crate::platform::{Platform, RemoteKey};
+use crate::platform::{ErrorClass, Platform, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
 use crate::state::State;
-
-/// Why a delete was not sent.
-const HELD_BACK: &str =
-    "not attempted: a set for this agent failed, so deletes wait for the next run";
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -30,11 +28,107 @@ pub struct ApplyOptions {
     pub revision: Option<String>,
 }
 
+/// Why a change did not land.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FailReason {
+    /// The platform refused or failed the call.
+    #[error(transparent)]
+    Platform(PlatformError),
+    /// Shutdown came first.
+    #[error("not attempted: shutting down")]
+    ShuttingDown,
+    /// A delete waits because a set of the same agent failed (a renamed key must never go
+    /// missing).
+    #[error("not attempted: a set for this agent failed, so deletes wait for the next run")]
+    AfterFailedSet,
+    /// The call succeeded but the verifying list failed.
+    #[error("not verified")]
+    NotVerified,
+    /// A delete succeeded but the key is still listed.
+    #[error("still present after delete")]
+    StillPresent,
+    /// A set succeeded but the key is not listed.
+    #[error("not listed after set")]
+    NotListed,
+    /// A bug: the plan sets a key the desired state does not hold.
+    #[error("internal error: no desired value")]
+    NoDesiredValue,
+}
+
+impl FailReason {
+    /// The class of this failure alone; `None` for changes that were merely not attempted
+    /// (their agent's other failures carry the class).
+    pub fn class(&self) -> Option<ErrorClass> {
+        match self {
+            FailReason::Platform(e) => Some(e.class()),
+            FailReason::ShuttingDown | FailReason::AfterFailedSet => None,
+            // The platform may be slow to show a write: looking again may settle it.
+            FailReason::NotVerified | FailReason::StillPresent | FailReason::NotListed => {
+                Some(ErrorClass::Transient)
+            }
+            FailReason::NoDesiredValue => Some(ErrorClass::Terminal),
+        }
+    }
+
+    pub fn platform_error(&self) -> Option<&PlatformError> {
+        match self {
+            FailReason::Platform(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// A change that did not land, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failed {
     pub change: Change,
-    pub reason: String,
+    pub reason: FailReason,
+}
+
+/// An agent-level failure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AgentError {
+    /// The verifying list failed.
+    #[error("could not verify {pending} change(s): {error}; they will be checked again next run")]
+    Verify {
+        pending: usize,
+        error: PlatformError,
+    },
+    /// The state file could not be written (its message names the file).
+    #[error("changes landed but the state was not saved: {message}")]
+    StateNotSaved { message: String },
+    /// The agent's task panicked (a bug).
+    #[error("internal error while applying: {message}")]
+    Internal { message: String },
+}
+
+impl AgentError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AgentError::Verify { error, .. } => error.class(),
+            // A full disk or a busy file may be fine next time.
+            AgentError::StateNotSaved { .. } => ErrorClass::Transient,
+            AgentError::Internal { .. } => ErrorClass::Terminal,
+        }
+    }
+
+    pub fn platform_error(&self) -> Option<&PlatformError> {
+        match self {
+            AgentError::Verify { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// What became of an agent's redeploy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeployed {
+    /// `POST …/redeploy` succeeded.
+    Done,
+    /// It failed; the secrets stay applied and the next run redeploys again.
+    Failed(PlatformError),
+    /// Not sent because some of the agent's changes did not land; owed to the next run.
+    Postponed,
 }
 
 /// What happened to one agent.
@@ -45,17 +139,55 @@ pub struct AgentResult {
     pub applied: Vec<Change>,
     /// Changes that failed, were not verified, or were not attempted.
     pub failed: Vec<Failed>,
-    /// An agent-level error (verification list failed, state not saved, cancelled).
-    pub error: Option<String>,
+    /// An agent-level error (verification list failed, state not saved, internal).
+    pub error: Option<AgentError>,
+    /// The redeploy, when the plan asked for one.
+    pub redeploy: Option<Redeployed>,
 }
 
 impl AgentResult {
     pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.error.is_none()
+        self.failed.is_empty()
+            && self.error.is_none()
+            && !matches!(
+                self.redeploy,
+                Some(Redeployed::Failed(_) | Redeployed::Postponed)
+            )
+    }
+
+    /// The class of this agent's failure: transient when any part of it is, so a retry is
+    /// scheduled; terminal when every failure needs a person; `None` when nothing failed.
+    pub fn class(&self) -> Option<ErrorClass> {
+        if self.ok() {
+            return None;
+        }
+        let classes = self
+            .failed
+            .iter()
+            .filter_map(|f| f.reason.class())
+            .chain(self.error.iter().map(AgentError::class))
+            .chain(match &self.redeploy {
+                Some(Redeployed::Failed(e)) => Some(e.class()),
+                _ => None,
+            });
+        // Only "not attempted" entries (shutdown): the next run will try them.
+        Some(classes.min().unwrap_or(ErrorClass::Transient))
+    }
+
+    /// The first platform error behind this agent's failure, for its hint.
+    pub fn first_platform_error(&self) -> Option<&PlatformError> {
+        self.failed
+            .iter()
+            .find_map(|f| f.reason.platform_error())
+            .or_else(|| self.error.as_ref().and_then(AgentError::platform_error))
+            .or(match &self.redeploy {
+                Some(Redeployed::Failed(e)) => Some(e),
+                _ => None,
+            })
     }
 }
 
-/// The outcome of an apply, one entry per agent that had changes, in slug order.
+/// The outcome of an apply, one entry per agent that had work, in slug order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApplyReport {
     pub agents: Vec<AgentResult>,
@@ -67,8 +199,8 @@ impl ApplyReport {
     }
 }
 
-/// Applies every agent of `plan` that has changes. `desired` must hold the values of every
-/// key the plan sets. `on_done` is called as each agent finishes (for progress output).
+/// Applies every agent of `plan` that has work (changes or a redeploy). `desired` must hold
+/// the values of every key the plan sets. `on_done` is called as each agent finishes (for progress output).
 pub async fn apply(
     plan: &Plan,
     desired: &BTreeMap<String, DesiredSecrets>,
@@ -80,7 +212,7 @@ pub async fn apply(
 ) -> ApplyReport {
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for agent_plan in plan.agents.iter().filter(|a| a.has_changes()) {
+    for agent_plan in plan.agents.iter().filter(|a| a.has_work()) {
         let agent_plan = agent_plan.clone();
         let values = desired.get(&agent_plan.agent).cloned().unwrap_or_default();
         let platform = platform.clone();
@@ -110,7 +242,9 @@ pub async fn apply(
             // rather than taking the other agents down.
             Err(e) => AgentResult {
                 agent: "<unknown>".into(),
-                error: Some(format!("internal error while applying: {e}")),
+                error: Some(AgentError::Internal {
+                    message: e.to_string(),
+                }),
                 ..AgentResult::default()
             },
         };
@@ -134,24 +268,39 @@ async fn apply_agent(
         agent: agent.to_owned(),
         ..AgentResult::default()
     };
+    let landed = write_changes(plan, values, platform, cancel, &mut result).await;
+    if !landed.is_empty() {
+        verify(plan, values, platform, state, revision, landed, &mut result).await;
+    }
+    if plan.redeploy.is_some() {
+        redeploy(agent, platform, state, cancel, &mut result).await;
+    }
+    result
+}
+
+/// Sends the sets, then the deletes; returns the changes the platform accepted.
+async fn write_changes(
+    plan: &AgentPlan,
+    values: &DesiredSecrets,
+    platform: &dyn Platform,
+    cancel: &CancellationToken,
+    result: &mut AgentResult,
+) -> Vec<Change> {
+    let agent = plan.agent.as_str();
     let mut landed: Vec<Change> = Vec::new();
-    let fail = |result: &mut AgentResult, change: &Change, reason: String| {
+    let fail = |result: &mut AgentResult, change: &Change, reason: FailReason| {
         result.failed.push(Failed {
             change: change.clone(),
             reason,
         })
     };
-
-    // Sets without a desired value fail here; the rest go to the platform as one batch.
+    // Sets without a desired value fail here; the rest go to the platform as one batch
+    // (one call per key over HTTP, one transaction in the embedded store).
     let mut sets: Vec<(&Change, &SecretValue)> = Vec::new();
     for change in plan.sets() {
         match values.get(&change.key) {
             Some(value) => sets.push((change, value)),
-            None => fail(
-                &mut result,
-                change,
-                "internal error: no desired value".into(),
-            ),
+            None => fail(result, change, FailReason::NoDesiredValue),
         }
     }
     // A delete after a failed set could leave a renamed key missing altogether.
@@ -159,7 +308,7 @@ async fn apply_agent(
         plan.deletes().collect()
     } else {
         for change in plan.deletes() {
-            fail(&mut result, change, HELD_BACK.into());
+            fail(result, change, FailReason::AfterFailedSet);
         }
         Vec::new()
     };
@@ -175,40 +324,53 @@ async fn apply_agent(
     } else {
         platform.write_batch(agent, batch, cancel).await
     };
-    // A platform that reports fewer outcomes than writes leaves the rest unconfirmed.
-    let pad = |w: Vec<Written>| w.into_iter().map(Some).chain(std::iter::repeat(None));
+    // Every write gets an outcome; one a platform did not report is unknown, so it is
+    // treated as a reply castsync could not read (checked again next run).
+    let unknown = || {
+        Written::Failed(PlatformError::Protocol {
+            detail: "the platform reported no outcome for this write".to_owned(),
+        })
+    };
+    let pad = |w: Vec<Written>| w.into_iter().chain(std::iter::repeat_with(unknown));
     let outcomes = (sets.iter().map(|(c, _)| *c).zip(pad(written.sets)))
         .chain(deletes.iter().copied().zip(pad(written.deletes)));
     for (change, outcome) in outcomes {
         match outcome {
-            Some(Written::Landed) => landed.push(change.clone()),
-            Some(Written::Failed(e)) => fail(&mut result, change, e.to_string()),
-            Some(Written::Cancelled) => {
-                fail(&mut result, change, "not attempted: shutting down".into())
-            }
-            Some(Written::HeldBack) => fail(&mut result, change, HELD_BACK.into()),
-            None => fail(
-                &mut result,
-                change,
-                "internal error: the platform reported no outcome".into(),
-            ),
+            Written::Landed => landed.push(change.clone()),
+            Written::Failed(e) => fail(result, change, FailReason::Platform(e)),
+            Written::Cancelled => fail(result, change, FailReason::ShuttingDown),
+            Written::HeldBack => fail(result, change, FailReason::AfterFailedSet),
         }
     }
-    if landed.is_empty() {
-        return result;
-    }
+    landed
+}
 
+/// One list to confirm the changes that landed; records the confirmed ones and saves the
+/// state.
+async fn verify(
+    plan: &AgentPlan,
+    values: &DesiredSecrets,
+    platform: &dyn Platform,
+    state: &Mutex<State>,
+    revision: Option<&str>,
+    landed: Vec<Change>,
+    result: &mut AgentResult,
+) {
+    let agent = plan.agent.as_str();
     let listed = match platform.list(agent).await {
-        Ok(keys) => keys,
-        Err(e) => {
-            result.error = Some(format!(
-                "could not verify {} change(s): {e}; they will be checked again next run",
-                landed.len()
-            ));
+        Ok(listing) => listing.keys,
+        Err(error) => {
+            result.error = Some(AgentError::Verify {
+                pending: landed.len(),
+                error,
+            });
             for change in landed {
-                fail(&mut result, &change, "not verified".into());
+                result.failed.push(Failed {
+                    change,
+                    reason: FailReason::NotVerified,
+                });
             }
-            return result;
+            return;
         }
     };
     let present: BTreeMap<&str, &RemoteKey> = listed.iter().map(|k| (k.key.as_str(), k)).collect();
@@ -221,27 +383,80 @@ async fn apply_agent(
                 state.record_delete(&platform_id, agent, &change.key);
                 result.applied.push(change);
             }
-            (Action::Delete, Some(_)) => {
-                fail(&mut result, &change, "still present after delete".into())
-            }
+            (Action::Delete, Some(_)) => result.failed.push(Failed {
+                change,
+                reason: FailReason::StillPresent,
+            }),
             (_, Some(remote)) => {
                 if let Some(value) = values.get(&change.key) {
+                    // Without a listed timestamp (the SDK's shape) there is nothing to
+                    // compare later: value drift is then invisible, and the plan says so.
                     state.record_set(
                         &platform_id,
                         agent,
                         &change.key,
                         value,
-                        Some(remote.last_write().to_owned()),
+                        remote.last_write().map(str::to_owned),
                         revision,
                     );
                 }
                 result.applied.push(change);
             }
-            (_, None) => fail(&mut result, &change, "not listed after set".into()),
+            (_, None) => result.failed.push(Failed {
+                change,
+                reason: FailReason::NotListed,
+            }),
         }
     }
-    if let Err(e) = state.save() {
-        result.error = Some(format!("changes landed but the state was not saved: {e}"));
+    if plan.redeploy.is_some() && !result.applied.is_empty() {
+        // Owed until a redeploy succeeds, even if this process dies before sending it.
+        state.mark_redeploy_pending(&platform_id, agent);
     }
-    result
+    if let Err(e) = state.save() {
+        result.error = Some(AgentError::StateNotSaved {
+            message: e.to_string(),
+        });
+    }
+}
+
+/// The redeploy the plan asked for: sent only when every change of the agent landed and was
+/// verified; otherwise owed to the next run. The outcome is kept in the state.
+async fn redeploy(
+    agent: &str,
+    platform: &dyn Platform,
+    state: &Mutex<State>,
+    cancel: &CancellationToken,
+    result: &mut AgentResult,
+) {
+    let platform_id = platform.id().to_owned();
+    if !result.failed.is_empty() || result.error.is_some() || cancel.is_cancelled() {
+        if !result.applied.is_empty() {
+            let mut state = state.lock().await;
+            state.mark_redeploy_pending(&platform_id, agent);
+            if let Err(e) = state.save() {
+                result.error.get_or_insert(AgentError::StateNotSaved {
+                    message: e.to_string(),
+                });
+            }
+        }
+        result.redeploy = Some(Redeployed::Postponed);
+        return;
+    }
+    let outcome = platform.redeploy(agent).await;
+    let mut state = state.lock().await;
+    result.redeploy = Some(match outcome {
+        Ok(()) => {
+            state.clear_redeploy_pending(&platform_id, agent);
+            Redeployed::Done
+        }
+        Err(e) => {
+            state.mark_redeploy_pending(&platform_id, agent);
+            Redeployed::Failed(e)
+        }
+    });
+    if let Err(e) = state.save() {
+        result.error = Some(AgentError::StateNotSaved {
+            message: e.to_string(),
+        });
+    }
 }

@@ -76,6 +76,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Plan and apply the sets and deletes that make the platform match git.
     Reconcile(ReconcileArgs),
+    /// Check the setup read-only: repository, identities, recipients, platform, API key,
+    /// rate limits, and what each agent's key list means for drift.
+    Doctor(DoctorArgs),
     /// Run as a daemon that follows a branch and converges on every change.
     Watch(WatchArgs),
     /// Serve a local emulator of the Castari secrets API (tests, demos, offline CI).
@@ -203,6 +206,23 @@ pub struct ApplyArgs {
     /// State file (default: .castsync/state.json under the repository).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Redeploy each agent whose secrets change, whatever the config's `redeploy` says.
+    #[arg(long, conflicts_with = "no_redeploy")]
+    pub redeploy: bool,
+    /// Never redeploy, whatever the config's `redeploy` says.
+    #[arg(long)]
+    pub no_redeploy: bool,
+}
+
+impl ApplyArgs {
+    /// `--redeploy` → Some(true), `--no-redeploy` → Some(false), neither → the config.
+    pub fn redeploy_override(&self) -> Option<bool> {
+        match (self.redeploy, self.no_redeploy) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -224,8 +244,42 @@ pub struct ReconcileArgs {
     /// With --dry-run: exit 2 when the plan has changes.
     #[arg(long)]
     pub exit_code: bool,
+    /// Rewrite this key's value whatever the state says (repeatable), as `terraform apply
+    /// -replace`: heals a value changed on a platform that lists no timestamps.
+    #[arg(long = "replace", value_name = "AGENT/KEY", value_parser = parse_replace_target)]
+    pub replace: Vec<(String, String)>,
+    /// Rewrite every value of these agents (of every agent when none is named).
+    #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
+    pub replace_all: Option<Vec<String>>,
     #[command(flatten)]
     pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// `AGENT/KEY` for `--replace`.
+fn parse_replace_target(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((agent, key)) if !agent.is_empty() && !key.is_empty() && !key.contains('/') => {
+            Ok((agent.to_owned(), key.to_owned()))
+        }
+        _ => Err(format!(
+            "expected AGENT/KEY (e.g. support-bot/OPENAI_API_KEY), got {s:?}"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value_t = DoctorFormat::Text)]
+    pub output: DoctorFormat,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
@@ -276,8 +330,22 @@ pub enum FailMode {
     Mixed,
 }
 
+/// Which wire format the emulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Wire {
+    /// Exactly the shapes of Castari's SDK: `{"secrets":[{"key"}]}`, unpaged, no timestamps,
+    /// POST 201, DELETE 204.
+    #[default]
+    Sdk,
+    /// The API docs' variant: paged (`limit`, `offset`, `meta`), timestamped items.
+    Docs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct EmulatorArgs {
+    /// Wire format: the SDK's shapes (default) or the docs' paged, timestamped variant.
+    #[arg(long, value_enum, default_value_t = Wire::Sdk)]
+    pub wire: Wire,
     /// Address to listen on (port 0 picks a free port; the first stdout line says which).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,

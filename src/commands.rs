@@ -11,6 +11,7 @@ use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
 mod completions;
+mod doctor;
 mod edit;
 mod emulator;
 mod import;
@@ -127,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
+        Command::Doctor(args) => doctor::run(g, &args).await,
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),

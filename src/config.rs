@@ -52,6 +52,23 @@ pub struct Config {
     pub max_delete_fraction: f64,
     /// When reconcile finds drift, fix it (`false`: only report it).
     pub self_heal: bool,
+    /// Redeploy an agent after its secrets change (`on-change`) or never; an `access` rule
+    /// may set it per agent.
+    pub redeploy: Redeploy,
+}
+
+/// When to redeploy an agent. Castari's `cast` CLI prints "Redeploy the agent to apply
+/// changes" after `cast secrets set`/`delete` (SDK-confirmed CLI text), while the Secrets
+/// docs say changes take effect on the next invocation; which one holds is not confirmed, so
+/// the default sends nothing extra.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Redeploy {
+    /// Never call the redeploy route.
+    #[default]
+    Never,
+    /// One `POST /api/v1/agents/{slug}/redeploy` after an agent's changes land.
+    OnChange,
 }
 
 /// `platform:` — where the Castari API is.
@@ -70,6 +87,9 @@ pub struct AccessRule {
     pub agents: String,
     /// The recipients for matching agents (replacing the top-level `recipients`).
     pub recipients: Vec<String>,
+    /// `redeploy` for matching agents (default: the top-level `redeploy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeploy: Option<Redeploy>,
 }
 
 impl Default for Config {
@@ -85,6 +105,7 @@ impl Default for Config {
             unmanaged_keys: vec!["ANTHROPIC_API_KEY".to_owned()],
             max_delete_fraction: 0.5,
             self_heal: true,
+            redeploy: Redeploy::Never,
         }
     }
 }
@@ -189,10 +210,23 @@ impl Config {
     /// The recipients an agent's manifest is encrypted to: the first `access` rule whose glob
     /// matches the slug, else the top-level `recipients`.
     pub fn recipients_for(&self, agent: &str) -> &[String] {
+        self.rule_for(agent)
+            .map_or(&self.recipients, |rule| &rule.recipients)
+    }
+
+    /// Whether to redeploy an agent after its changes: the `redeploy` of the first `access`
+    /// rule that matches the slug (the same rule that assigns its recipients), when that rule
+    /// sets one, else the top-level `redeploy`.
+    pub fn redeploy_for(&self, agent: &str) -> Redeploy {
+        self.rule_for(agent)
+            .and_then(|rule| rule.redeploy)
+            .unwrap_or(self.redeploy)
+    }
+
+    fn rule_for(&self, agent: &str) -> Option<&AccessRule> {
         self.access
             .iter()
             .find(|rule| glob::Pattern::new(&rule.agents).is_ok_and(|p| p.matches(agent)))
-            .map_or(&self.recipients, |rule| &rule.recipients)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {

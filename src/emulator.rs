@@ -1,9 +1,12 @@
 //! `castsync emulator`: the Castari secrets API served from the same store model as
 //! `local://`, for tests, demos and offline CI.
 //!
-//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", pagination with the
-//! real defaults, FastAPI-style 422s, a fixed-window rate limit with the real headers) and
-//! can misbehave on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
+//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", FastAPI-style 422s, a
+//! fixed-window rate limit with the real headers, the redeploy route) in one of two wire
+//! profiles (`--wire`): `sdk`, the default, answers exactly the shapes Castari's SDK reads
+//! (`{"secrets":[{"key"}]}`, unpaged, no timestamps, POST 201, DELETE 204); `docs` answers the
+//! API docs' variant (paged with `limit`/`offset`/`meta`, timestamped items). It can misbehave
+//! on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
 //! routes under `/_emulator/` count requests and read values back. It is not a secrets
 //! store: values sit in memory or in the same SQLite store as `local://` (`--data`), and the
 //! admin routes hand them out without authentication. It never logs a value or a request body.
@@ -64,9 +67,22 @@ pub enum EmulatorError {
     Io(#[from] std::io::Error),
 }
 
+/// Which wire format the emulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wire {
+    /// Exactly the shapes of Castari's SDK: `{"secrets":[{"key"}]}`, unpaged, no timestamps,
+    /// POST 201, DELETE 204.
+    #[default]
+    Sdk,
+    /// The API docs' variant: paged (`limit`, `offset`, `meta`), timestamped items.
+    Docs,
+}
+
 /// How to run the emulator (the `castsync emulator` flags, resolved).
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
+    /// The wire profile (`--wire`).
+    pub wire: Wire,
     /// Address to listen on (port 0 picks a free port).
     pub listen: std::net::SocketAddr,
     /// Persist the store to this file (default: in memory).
@@ -117,6 +133,7 @@ impl std::str::FromStr for RateLimit {
 pub(crate) struct Emu {
     /// In memory, or the `--data` file: each write is committed before the reply.
     store: Mutex<Store>,
+    wire: Wire,
     token: Option<String>,
     auto_create: bool,
     rate: RateLimit,
@@ -167,6 +184,7 @@ pub async fn run(args: EmulatorConfig) -> Result<(), EmulatorError> {
         Ok(())
     })?;
     let emu = Arc::new(Emu {
+        wire: args.wire,
         token: args.token.clone().filter(|t| !t.is_empty()),
         auto_create: args.auto_create_agents,
         rate,
@@ -190,6 +208,7 @@ pub async fn run(args: EmulatorConfig) -> Result<(), EmulatorError> {
     announce(addr)?;
     tracing::info!(
         %addr,
+        wire = ?args.wire,
         limit = rate.limit,
         period_secs = rate.period_secs,
         fail_rate = args.fail_rate,

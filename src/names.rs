@@ -3,7 +3,8 @@
 
 use thiserror::Error;
 
-/// Longest key name the platform accepts, in bytes.
+/// Longest key name castsync accepts, in bytes. The platform's own limit is not documented
+/// (assumption: castsync's rule, applied before anything is sent).
 pub const MAX_KEY_LEN: usize = 256;
 /// Longest agent slug, in bytes (`^[a-z0-9][a-z0-9._-]{0,62}$`).
 pub const MAX_SLUG_LEN: usize = 63;

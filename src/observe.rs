@@ -9,15 +9,16 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::platform::{Platform, RemoteKey};
+use crate::platform::{Listing, Platform, PlatformError};
 
 /// Lists the keys of every agent in `agents`, at most `concurrency` at once. Every agent gets
-/// an entry: its keys, or the list error as text (which the plan turns into a skip).
+/// an entry: its listing, or the typed list error (which the plan turns into a skip, keeping
+/// the error's class).
 pub async fn list_agents(
     platform: Arc<dyn Platform>,
     agents: impl IntoIterator<Item = String>,
     concurrency: usize,
-) -> BTreeMap<String, Result<Vec<RemoteKey>, String>> {
+) -> BTreeMap<String, Result<Listing, PlatformError>> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let agents: Vec<String> = agents.into_iter().collect();
@@ -26,7 +27,7 @@ pub async fn list_agents(
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let listed = platform.list(&agent).await.map_err(|e| e.to_string());
+            let listed = platform.list(&agent).await;
             (agent, listed)
         });
     }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::platform::types::RemoteKey;
+use crate::platform::types::{ErrorClass, Listing, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
 
 /// What the repository wants for one agent: key → value.
@@ -29,6 +29,12 @@ pub struct Applied {
 pub trait LastApplied {
     /// The record for `agent`/`key` compared against `value`, or `None` when there is none.
     fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied>;
+
+    /// A redeploy of `agent` is still owed from an earlier run (it failed, or the changes
+    /// before it did not all land).
+    fn redeploy_pending(&self, _agent: &str) -> bool {
+        false
+    }
 }
 
 /// No baseline at all: every present key is `unverified`.
@@ -67,6 +73,11 @@ pub struct Policy {
     pub allow_mass_delete: bool,
     /// Fix drift (`self_heal`); when false, drift is only reported.
     pub self_heal: bool,
+    /// `--replace AGENT/KEY` and `--replace-all [AGENT…]`.
+    pub replace: Replace,
+    /// Agents redeployed once their changes land (`redeploy: on-change`, resolved per agent
+    /// from the config's rules and `--redeploy`/`--no-redeploy`).
+    pub redeploy: BTreeSet<String>,
 }
 
 impl Default for Policy {
@@ -77,7 +88,29 @@ impl Default for Policy {
             max_delete_fraction: 0.5,
             allow_mass_delete: false,
             self_heal: true,
+            replace: Replace::default(),
+            redeploy: BTreeSet::new(),
         }
+    }
+}
+
+/// Keys whose values are rewritten whatever the state says (as `terraform apply -replace`):
+/// the way to heal value drift on a platform that lists no timestamps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replace {
+    /// `--replace AGENT/KEY`.
+    pub keys: BTreeSet<(String, String)>,
+    /// `--replace-all AGENT…`.
+    pub agents: BTreeSet<String>,
+    /// `--replace-all` without agents: every agent of the run.
+    pub all: bool,
+}
+
+impl Replace {
+    pub fn covers(&self, agent: &str, key: &str) -> bool {
+        self.all
+            || self.agents.contains(agent)
+            || self.keys.contains(&(agent.to_owned(), key.to_owned()))
     }
 }
 
@@ -109,7 +142,19 @@ impl UpdateReason {
 pub enum Action {
     Create,
     Update(UpdateReason),
+    /// A present key rewritten because `--replace`/`--replace-all` asked for it.
+    Replace,
     Delete,
+}
+
+/// Why an agent is redeployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedeployReason {
+    /// Its secrets change in this run (`redeploy: on-change`).
+    Changes,
+    /// An earlier run changed its secrets but the redeploy did not succeed.
+    Pending,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,7 +171,7 @@ pub enum SkipReason {
     /// Its manifest could not be decrypted, parsed or validated.
     LoadFailed { message: String },
     /// The platform's key list failed.
-    ListFailed { message: String },
+    ListFailed { error: PlatformError },
     /// The plan would delete too much; `--allow-mass-delete` overrides.
     MassDelete {
         deletes: usize,
@@ -135,11 +180,29 @@ pub enum SkipReason {
     },
 }
 
+impl SkipReason {
+    /// A failed list keeps its error's class; a bad manifest or a refused mass delete needs
+    /// a new commit (or an override) before a retry can help.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SkipReason::ListFailed { error } => error.class(),
+            SkipReason::LoadFailed { .. } | SkipReason::MassDelete { .. } => ErrorClass::Terminal,
+        }
+    }
+
+    pub fn platform_error(&self) -> Option<&PlatformError> {
+        match self {
+            SkipReason::ListFailed { error } => Some(error),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for SkipReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SkipReason::LoadFailed { message } => write!(f, "manifest not loaded: {message}"),
-            SkipReason::ListFailed { message } => write!(f, "cannot list platform keys: {message}"),
+            SkipReason::ListFailed { error } => write!(f, "cannot list platform keys: {error}"),
             SkipReason::MassDelete {
                 deletes,
                 managed,
@@ -178,6 +241,12 @@ pub struct AgentPlan {
     pub kept: Vec<String>,
     /// `unmanaged_keys` present on the platform: never touched.
     pub unmanaged: Vec<String>,
+    /// Redeploy the agent once its changes land and are verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redeploy: Option<RedeployReason>,
+    /// The platform listed keys of this agent without timestamps: a value changed behind
+    /// castsync's back cannot be seen (a key added or deleted still is).
+    pub drift_blind: bool,
 }
 
 impl AgentPlan {
@@ -190,6 +259,8 @@ impl AgentPlan {
             drift_ignored: Vec::new(),
             kept: Vec::new(),
             unmanaged: Vec::new(),
+            redeploy: None,
+            drift_blind: false,
         }
     }
 
@@ -200,8 +271,14 @@ impl AgentPlan {
         }
     }
 
+    /// Key changes (creates, updates, replaces, deletes).
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+    }
+
+    /// Anything to apply: key changes or a redeploy.
+    pub fn has_work(&self) -> bool {
+        self.has_changes() || self.redeploy.is_some()
     }
 
     pub fn sets(&self) -> impl Iterator<Item = &Change> {
@@ -218,9 +295,12 @@ impl AgentPlan {
 pub struct Totals {
     pub create: usize,
     pub update: usize,
+    pub replace: usize,
     pub delete: usize,
     pub unchanged: usize,
     pub skipped_agents: usize,
+    /// Agents to redeploy.
+    pub redeploy: usize,
 }
 
 /// The whole plan: one entry per declared agent in the run, in slug order.
@@ -236,11 +316,15 @@ impl Plan {
             if a.skipped.is_some() {
                 t.skipped_agents += 1;
             }
+            if a.redeploy.is_some() {
+                t.redeploy += 1;
+            }
             t.unchanged += a.unchanged.len();
             for c in &a.changes {
                 match c.action {
                     Action::Create => t.create += 1,
                     Action::Update(_) => t.update += 1,
+                    Action::Replace => t.replace += 1,
                     Action::Delete => t.delete += 1,
                 }
             }
@@ -248,8 +332,18 @@ impl Plan {
         t
     }
 
+    /// Anything to apply in any agent: key changes or redeploys.
     pub fn has_changes(&self) -> bool {
-        self.agents.iter().any(AgentPlan::has_changes)
+        self.agents.iter().any(AgentPlan::has_work)
+    }
+
+    /// Agents whose key list came without timestamps (value drift is invisible there).
+    pub fn drift_blind(&self) -> Vec<&str> {
+        self.agents
+            .iter()
+            .filter(|a| a.drift_blind)
+            .map(|a| a.agent.as_str())
+            .collect()
     }
 
     pub fn has_skips(&self) -> bool {
@@ -263,7 +357,7 @@ impl Plan {
 /// "no keys".
 pub fn plan(
     desired: &BTreeMap<String, Result<DesiredSecrets, String>>,
-    actual: &BTreeMap<String, Result<Vec<RemoteKey>, String>>,
+    actual: &BTreeMap<String, Result<Listing, PlatformError>>,
     last: &dyn LastApplied,
     policy: &Policy,
 ) -> Plan {
@@ -277,7 +371,7 @@ pub fn plan(
 fn plan_agent(
     agent: &str,
     wanted: &Result<DesiredSecrets, String>,
-    listed: Option<&Result<Vec<RemoteKey>, String>>,
+    listed: Option<&Result<Listing, PlatformError>>,
     last: &dyn LastApplied,
     policy: &Policy,
 ) -> AgentPlan {
@@ -292,13 +386,13 @@ fn plan_agent(
             );
         }
     };
-    let remote = match listed {
-        Some(Ok(keys)) => keys,
-        Some(Err(message)) => {
+    let listing = match listed {
+        Some(Ok(listing)) => listing,
+        Some(Err(error)) => {
             return AgentPlan::skipped(
                 agent,
                 SkipReason::ListFailed {
-                    message: message.clone(),
+                    error: error.clone(),
                 },
             );
         }
@@ -306,14 +400,18 @@ fn plan_agent(
             return AgentPlan::skipped(
                 agent,
                 SkipReason::ListFailed {
-                    message: "no key list was fetched for this agent".to_owned(),
+                    error: PlatformError::Transient {
+                        detail: "no key list was fetched for this agent".to_owned(),
+                    },
                 },
             );
         }
     };
-    let remote: BTreeMap<&str, &RemoteKey> = remote.iter().map(|k| (k.key.as_str(), k)).collect();
+    let remote: BTreeMap<&str, &RemoteKey> =
+        listing.keys.iter().map(|k| (k.key.as_str(), k)).collect();
 
     let mut p = AgentPlan::new(agent);
+    p.drift_blind = listing.shape.timestamps.blind();
     for (key, value) in wanted {
         if policy.unmanaged_keys.contains(key) {
             // The manifest loader refuses these; a plan never touches them regardless.
@@ -326,13 +424,25 @@ fn plan_agent(
             });
             continue;
         };
+        if policy.replace.covers(agent, key) {
+            p.changes.push(Change {
+                key: key.clone(),
+                action: Action::Replace,
+            });
+            continue;
+        }
+        // Drift needs a timestamp on both sides: the one seen after castsync's write and the
+        // one listed now. Without either (the SDK's shape has none), only presence is
+        // compared, and the plan says so.
         let reason = match last.applied(agent, key, value) {
             None => Some(UpdateReason::Unverified),
             Some(a) if !a.same_value => Some(UpdateReason::ValueChanged),
             Some(Applied {
                 observed_at: Some(seen),
                 ..
-            }) if seen != present.last_write() => Some(UpdateReason::Drifted),
+            }) if present.last_write().is_some_and(|now| now != seen) => {
+                Some(UpdateReason::Drifted)
+            }
             Some(_) => None,
         };
         match reason {
@@ -385,6 +495,15 @@ fn plan_agent(
                 },
             );
         }
+    }
+    if policy.redeploy.contains(agent) {
+        p.redeploy = if p.has_changes() {
+            Some(RedeployReason::Changes)
+        } else if last.redeploy_pending(agent) {
+            Some(RedeployReason::Pending)
+        } else {
+            None
+        };
     }
     p
 }

@@ -1,10 +1,11 @@
-//! The platform edge: where secrets are set, listed and deleted.
+//! The platform edge: where secrets are set, listed and deleted, and agents redeployed.
 //!
 //! [`Platform`] has two implementations: `castari` (the HTTP API, reqwest) and `local`
 //! (an embedded file-backed store selected with `local://PATH`). The trait never returns
-//! values: like the real API, a list gives key names and timestamps only. [`open`] picks the
-//! implementation from the URL; [`resolve_url`] and [`read_api_key`] find the URL and key
-//! the way every command does.
+//! values: like the real API, a list gives key names (and timestamps, when the platform
+//! sends them) only. [`open`] picks the implementation from the URL; [`resolve_url`] and
+//! [`read_api_key`] find the URL and key the way every command does. The values that cross
+//! this edge (listings, typed errors) live in [`types`], without I/O.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +25,9 @@ pub mod retry;
 pub mod store;
 pub mod types;
 
-pub use types::{ClientStats, RemoteKey};
+pub use types::{
+    ClientStats, ErrorClass, ListShape, Listing, Paging, PlatformError, RemoteKey, Timestamps,
+};
 
 /// The platform castsync talks to when nothing else is configured.
 pub const DEFAULT_URL: &str = "https://api.castari.com";
@@ -35,50 +38,7 @@ pub const API_KEY_ENV: &str = "CASTARI_API_KEY";
 /// URL scheme of the embedded file-backed store.
 pub const LOCAL_SCHEME: &str = "local://";
 
-/// A failed platform call. Messages carry the API's `detail` text but never a value, the
-/// API key or the Authorization header.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum PlatformError {
-    /// The agent does not exist on the platform (404 "Agent not found").
-    #[error("agent {agent:?} not found on the platform")]
-    AgentNotFound { agent: String },
-    /// 401: the API key is missing or wrong.
-    #[error("unauthorized (401): {detail}")]
-    Unauthorized { detail: String },
-    /// 403: the API key may not touch this agent.
-    #[error("forbidden (403): {detail}")]
-    Forbidden { detail: String },
-    /// 429 after every retry.
-    #[error("rate limited (429): {detail}")]
-    RateLimited { detail: String },
-    /// 5xx, a connection error or a timeout, after every retry.
-    #[error("transient platform error: {detail}")]
-    Transient { detail: String },
-    /// Another 4xx: the request itself is wrong; retrying will not help.
-    #[error("platform refused the request ({status}): {detail}")]
-    InvalidRequest { status: u16, detail: String },
-    /// A response we cannot make sense of (unparseable body, a page that repeats keys).
-    #[error("protocol error: {detail}")]
-    Protocol { detail: String },
-    /// An agent slug or key name that the platform would refuse; nothing was sent.
-    #[error("{detail}")]
-    InvalidName { detail: String },
-    /// The embedded `local://` store could not be read or written.
-    #[error("local store: {detail}")]
-    Local { detail: String },
-}
-
-impl PlatformError {
-    /// Transient errors may succeed on a later attempt; terminal ones will not.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            PlatformError::RateLimited { .. } | PlatformError::Transient { .. }
-        )
-    }
-}
-
-/// The three calls castsync needs. Implementations are shared across tasks (`Arc<dyn
+/// The calls castsync needs. Implementations are shared across tasks (`Arc<dyn
 /// Platform>`) and must be safe to call concurrently.
 #[async_trait]
 pub trait Platform: Send + Sync {
@@ -86,14 +46,18 @@ pub trait Platform: Send + Sync {
     /// its records by it, so state for one platform is never used against another.
     fn id(&self) -> &str;
 
-    /// Every key of an agent (all pages).
-    async fn list(&self, agent: &str) -> Result<Vec<RemoteKey>, PlatformError>;
+    /// Every key of an agent (all pages), and how the list route answered.
+    async fn list(&self, agent: &str) -> Result<Listing, PlatformError>;
 
     /// Create or overwrite a key.
     async fn set(&self, agent: &str, key: &str, value: &SecretValue) -> Result<(), PlatformError>;
 
-    /// Delete a key; a key that is already gone is success.
+    /// Delete a key; a key that is already gone is success. The key may be any name the
+    /// platform listed, including ones castsync would never create (`my-key`).
     async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError>;
+
+    /// Redeploy an agent so that it runs with its current secrets.
+    async fn redeploy(&self, agent: &str) -> Result<(), PlatformError>;
 
     /// Writes one agent's batch: every set, then every delete unless a set failed (see
     /// [`batch`]). The default sends one call per key; a platform that can write the batch
@@ -272,20 +236,5 @@ mod tests {
             "local://x.json"
         );
         assert_eq!(url(None, None, None), DEFAULT_URL);
-    }
-
-    #[test]
-    fn only_rate_limits_and_transient_failures_are_worth_retrying() {
-        let detail = || "d".to_owned();
-        assert!(PlatformError::RateLimited { detail: detail() }.is_transient());
-        assert!(PlatformError::Transient { detail: detail() }.is_transient());
-        for terminal in [
-            PlatformError::Unauthorized { detail: detail() },
-            PlatformError::Protocol { detail: detail() },
-            PlatformError::InvalidName { detail: detail() },
-            PlatformError::Local { detail: detail() },
-        ] {
-            assert!(!terminal.is_transient(), "{terminal}");
-        }
     }
 }

@@ -5,14 +5,15 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
-use crate::config::Config;
+use crate::config::{Config, Redeploy};
 use crate::crypto::Identities;
 use crate::observe;
-use crate::plan::{self, LastApplied, Plan, Policy, RevisionBaseline};
+use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
 use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
@@ -29,7 +30,11 @@ pub struct Request<'a> {
     pub platform: Arc<dyn Platform>,
     /// The state, shared with apply (which saves it after each agent).
     pub state: Arc<Mutex<State>>,
+    /// The plan's rules. Its `redeploy` set is filled here from the config and
+    /// [`Request::redeploy`], once the agents are known.
     pub policy: Policy,
+    /// `--redeploy` (true) / `--no-redeploy` (false) over the config's `redeploy`.
+    pub redeploy: Option<bool>,
     /// Only these agents (empty: all declared agents).
     pub only: BTreeSet<String>,
     pub dry_run: bool,
@@ -53,13 +58,78 @@ impl Outcome {
     }
 }
 
+/// A reconcile that could not start; nothing was sent.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `--replace AGENT/KEY` or `--replace-all AGENT` names something the source lacks.
+    #[error("{flag} {target}: {problem}\n  hint: {fix}")]
+    ReplaceTarget {
+        flag: &'static str,
+        target: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// Refuses `--replace`/`--replace-all` targets that are not in the run: a mistyped target
+/// must fail rather than rewrite nothing. An agent whose manifest failed to load is skipped
+/// anyway, so its keys cannot be checked and are accepted.
+fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileError> {
+    let known = || loaded.agents.keys().cloned().collect::<Vec<_>>().join(", ");
+    for agent in &replace.agents {
+        if !loaded.agents.contains_key(agent) {
+            return Err(ReconcileError::ReplaceTarget {
+                flag: "--replace-all",
+                target: agent.clone(),
+                problem: "no such agent in this run".to_owned(),
+                fix: format!("agents in this run: {}", known()),
+            });
+        }
+    }
+    for (agent, key) in &replace.keys {
+        let target = format!("{agent}/{key}");
+        let Some(load) = loaded.agents.get(agent) else {
+            return Err(ReconcileError::ReplaceTarget {
+                flag: "--replace",
+                target,
+                problem: "no such agent in this run".to_owned(),
+                fix: format!("agents in this run: {}", known()),
+            });
+        };
+        if let Some(manifest) = &load.manifest
+            && !manifest.secrets.contains_key(key)
+        {
+            return Err(ReconcileError::ReplaceTarget {
+                flag: "--replace",
+                target,
+                problem: format!("agent {agent} declares no key {key}"),
+                fix: format!("`castsync show {agent}` lists its keys"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs one reconcile. `on_done` is called as each agent's apply finishes.
 pub async fn reconcile(
     req: Request<'_>,
     on_done: &(dyn Fn(&AgentResult) + Send + Sync),
-) -> Result<Outcome, LoadError> {
+) -> Result<Outcome, ReconcileError> {
     let checkout = req.checkout;
     let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
+    check_replace(&req.policy.replace, &loaded)?;
+    let mut policy = req.policy;
+    policy.redeploy = loaded
+        .agents
+        .keys()
+        .filter(|agent| {
+            req.redeploy
+                .unwrap_or(checkout.config.redeploy_for(agent) == Redeploy::OnChange)
+        })
+        .cloned()
+        .collect();
     let baseline = match req.base {
         Some(base) => {
             // An agent that fails to load at the base has no baseline: its keys show as
@@ -85,7 +155,7 @@ pub async fn reconcile(
             Some(b) => b,
             None => &view,
         };
-        plan::plan(&desired, &actual, last, &req.policy)
+        plan::plan(&desired, &actual, last, &policy)
     };
 
     let revision = checkout.label();
@@ -119,7 +189,8 @@ pub async fn reconcile(
     })
 }
 
-/// The plan policy from the config and the command line.
+/// The plan policy from the config and the command line (its per-agent `redeploy` set is
+/// filled by [`reconcile`]).
 pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Policy {
     Policy {
         prune: config.prune && !no_prune,
@@ -127,5 +198,7 @@ pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Polic
         max_delete_fraction: config.max_delete_fraction,
         allow_mass_delete,
         self_heal: config.self_heal,
+        replace: Replace::default(),
+        redeploy: BTreeSet::new(),
     }
 }

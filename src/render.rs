@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::apply::ApplyReport;
+use crate::apply::{AgentResult, ApplyReport, Redeployed};
 
 pub mod redacted;
-use crate::plan::{Action, AgentPlan, Plan, Totals};
+use crate::plan::{Action, AgentPlan, Plan, RedeployReason, Totals};
+use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -62,16 +63,54 @@ fn change_line(action: Action, key: &str) -> (char, String) {
     match action {
         Action::Create => ('+', key.to_owned()),
         Action::Update(reason) => ('~', format!("{key} ({})", reason.describe())),
+        Action::Replace => ('~', format!("{key} (replace requested)")),
         Action::Delete => ('-', key.to_owned()),
     }
 }
 
-/// `Plan: 1 to create, 2 to update, 0 to delete, 5 unchanged.` (+ skipped agents)
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The one line a plan carries when some key lists came without timestamps.
+pub fn drift_note(blind: &[&str]) -> Option<String> {
+    if blind.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the platform lists keys without timestamps ({} agent{}), so a value changed on the platform outside castsync cannot be seen (a key added or deleted there still is); rewrite values with `--replace AGENT/KEY` or `--replace-all`.",
+        blind.len(),
+        plural(blind.len())
+    ))
+}
+
+/// `    hint: …` under an error line, when the error has one.
+fn hint_line(out: &mut String, error: Option<&PlatformError>) {
+    if let Some(hint) = error.and_then(PlatformError::hint) {
+        let _ = writeln!(out, "      hint: {hint}");
+    }
+}
+
+/// `Plan: 1 to create, 2 to update, 0 to delete, 5 unchanged.` (+ replaces, redeploys,
+/// skipped agents)
 pub fn totals_line(t: &Totals) -> String {
+    let replace = if t.replace > 0 {
+        format!(", {} to replace", t.replace)
+    } else {
+        String::new()
+    };
     let mut s = format!(
-        "{} to create, {} to update, {} to delete, {} unchanged",
+        "{} to create, {} to update{replace}, {} to delete, {} unchanged",
         t.create, t.update, t.delete, t.unchanged
     );
+    if t.redeploy > 0 {
+        let _ = write!(
+            s,
+            "; {} agent{} to redeploy",
+            t.redeploy,
+            plural(t.redeploy)
+        );
+    }
     if t.skipped_agents > 0 {
         let _ = write!(
             s,
@@ -114,6 +153,9 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     if !out.ends_with("\n\n") {
         out.push('\n');
     }
+    if let Some(note) = drift_note(&plan.drift_blind()) {
+        let _ = writeln!(out, "note: {note}");
+    }
     if !plan.has_changes() && !plan.has_skips() {
         let _ = writeln!(
             out,
@@ -135,10 +177,11 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
             p.red("!"),
             agent.agent
         );
+        hint_line(out, reason.platform_error());
         out.push('\n');
         return;
     }
-    if !agent.has_changes() {
+    if !agent.has_work() {
         let _ = write!(
             out,
             "  {}: no changes ({} in sync)",
@@ -168,7 +211,19 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
     if !agent.kept.is_empty() {
         let _ = writeln!(out, "      kept (prune is off): {}", agent.kept.join(", "));
     }
-    if agent.has_changes() || !agent.drift_ignored.is_empty() || !agent.kept.is_empty() {
+    match agent.redeploy {
+        Some(RedeployReason::Changes) => {
+            let _ = writeln!(out, "      redeploy: after these changes land");
+        }
+        Some(RedeployReason::Pending) => {
+            let _ = writeln!(
+                out,
+                "      redeploy: owed by an earlier run whose redeploy did not succeed"
+            );
+        }
+        None => {}
+    }
+    if agent.has_work() || !agent.drift_ignored.is_empty() || !agent.kept.is_empty() {
         out.push('\n');
     }
 }
@@ -181,7 +236,7 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         .map(|a| {
             let status = if a.skipped.is_some() {
                 "skipped"
-            } else if a.has_changes() {
+            } else if a.has_work() {
                 "changes"
             } else {
                 "in-sync"
@@ -194,10 +249,12 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
                 "drift_ignored": a.drift_ignored,
                 "kept": a.kept,
                 "unmanaged": a.unmanaged,
+                "redeploy": a.redeploy,
             });
             if let Some(reason) = &a.skipped {
                 let mut skip = serde_json::to_value(reason).unwrap_or_default();
                 skip["message"] = json!(reason.to_string());
+                skip["class"] = json!(reason.class());
                 v["skipped"] = skip;
             }
             v
@@ -212,8 +269,18 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "has_changes": plan.has_changes(),
         "totals": plan.totals(),
         "warnings": ctx.warnings,
+        "value_drift_undetectable": plan.drift_blind(),
         "agents": agents,
     })
+}
+
+fn redeploy_json(r: &AgentResult) -> serde_json::Value {
+    match &r.redeploy {
+        None => serde_json::Value::Null,
+        Some(Redeployed::Done) => json!({ "status": "done", "error": null }),
+        Some(Redeployed::Postponed) => json!({ "status": "postponed", "error": null }),
+        Some(Redeployed::Failed(e)) => json!({ "status": "failed", "error": e }),
+    }
 }
 
 /// The plan as JSON plus what apply did (`result`), for `reconcile --output json`.
@@ -228,7 +295,8 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
                 .iter()
                 .map(|f| {
                     let mut c = serde_json::to_value(&f.change).unwrap_or_default();
-                    c["error"] = json!(f.reason);
+                    c["error"] = json!(f.reason.to_string());
+                    c["class"] = json!(f.reason.class());
                     c
                 })
                 .collect();
@@ -236,7 +304,9 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
                 "agent": a.agent,
                 "applied": a.applied,
                 "failed": failed,
-                "error": a.error,
+                "error": a.error.as_ref().map(ToString::to_string),
+                "class": a.class(),
+                "redeploy": redeploy_json(a),
             })
         })
         .collect();
@@ -296,6 +366,23 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
     } else {
         let _ = writeln!(head, "**Plan:** {}.", totals_line(&totals));
     }
+    let redeploys: Vec<String> = plan
+        .agents
+        .iter()
+        .filter(|a| a.redeploy.is_some())
+        .map(|a| md_escape(&a.agent))
+        .collect();
+    if !redeploys.is_empty() {
+        let _ = writeln!(
+            head,
+            "\n**Redeploy** after their changes land: {}.",
+            redeploys.join(", ")
+        );
+    }
+    if let Some(note) = drift_note(&plan.drift_blind()) {
+        // Our own fixed text (only a count varies): nothing to escape.
+        let _ = writeln!(head, "\n> note: {note}");
+    }
     head.push('\n');
 
     let mut table = String::from(
@@ -306,8 +393,12 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
         let count = |f: fn(&Action) -> bool| a.changes.iter().filter(|c| f(&c.action)).count();
         let status = if a.skipped.is_some() {
             "⚠️ skipped"
+        } else if a.has_changes() && a.redeploy.is_some() {
+            "changes, redeploy"
         } else if a.has_changes() {
             "changes"
+        } else if a.redeploy.is_some() {
+            "redeploy"
         } else {
             in_sync.push(a.agent.as_str());
             continue;
@@ -317,7 +408,7 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             "| {} | {} | {} | {} | {} | {} |",
             md_escape(&a.agent),
             count(|x| *x == Action::Create),
-            count(|x| matches!(x, Action::Update(_))),
+            count(|x| matches!(x, Action::Update(_) | Action::Replace)),
             count(|x| *x == Action::Delete),
             a.unchanged.len(),
             status
@@ -423,12 +514,12 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
             .map(|c| {
                 match c.action {
                     Action::Create => created += 1,
-                    Action::Update(_) => updated += 1,
+                    Action::Update(_) | Action::Replace => updated += 1,
                     Action::Delete => deleted += 1,
                 }
                 let (sign, key) = match c.action {
                     Action::Create => ('+', &c.key),
-                    Action::Update(_) => ('~', &c.key),
+                    Action::Update(_) | Action::Replace => ('~', &c.key),
                     Action::Delete => ('-', &c.key),
                 };
                 format!("{sign} {key}")
@@ -437,12 +528,25 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         if !done.is_empty() {
             let _ = writeln!(out, "  {}: {}", a.agent, done.join(", "));
         }
+        if a.redeploy == Some(Redeployed::Done) {
+            let _ = writeln!(out, "  {}: redeployed", a.agent);
+        }
     }
     let failed: usize = report.agents.iter().map(|a| a.failed.len()).sum();
     let skipped = plan.totals().skipped_agents;
+    let redeployed = report
+        .agents
+        .iter()
+        .filter(|a| a.redeploy == Some(Redeployed::Done))
+        .count();
+    let redeployed = if redeployed > 0 {
+        format!(", {redeployed} agent{} redeployed", plural(redeployed))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\n{} {created} created, {updated} updated, {deleted} deleted{}{}.",
+        "\n{} {created} created, {updated} updated, {deleted} deleted{redeployed}{}{}.",
         if report.ok() && skipped == 0 {
             p.bold("Apply complete:")
         } else {
@@ -467,6 +571,7 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         for a in plan.agents.iter() {
             if let Some(reason) = &a.skipped {
                 let _ = writeln!(out, "  {} {}: {reason}", p.red("!"), a.agent);
+                hint_line(&mut out, reason.platform_error());
             }
         }
         for a in &report.agents {
@@ -482,6 +587,28 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
             }
             if let Some(e) = &a.error {
                 let _ = writeln!(out, "  {} {}: {e}", p.red("!"), a.agent);
+            }
+            match &a.redeploy {
+                Some(Redeployed::Failed(e)) => {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}: redeploy failed: {e}; its secrets are applied and the next run redeploys it",
+                        p.red("!"),
+                        a.agent
+                    );
+                }
+                Some(Redeployed::Postponed) => {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}: not redeployed because some changes did not land; the next run redeploys it",
+                        p.red("!"),
+                        a.agent
+                    );
+                }
+                _ => {}
+            }
+            if !a.ok() {
+                hint_line(&mut out, a.first_platform_error());
             }
         }
     }

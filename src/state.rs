@@ -7,7 +7,7 @@
 //! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
 //! second reconciler away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -79,6 +79,10 @@ struct StateFile {
     /// platform id → agent → key → record.
     #[serde(default)]
     platforms: BTreeMap<String, AgentRecords>,
+    /// platform id → agents whose secrets changed but whose redeploy has not succeeded yet:
+    /// the next run redeploys them even when it changes nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    redeploy_pending: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
@@ -86,6 +90,7 @@ pub struct State {
     path: PathBuf,
     hmac_key: Zeroizing<Vec<u8>>,
     platforms: BTreeMap<String, AgentRecords>,
+    redeploy_pending: BTreeMap<String, BTreeSet<String>>,
     _lock: Option<File>,
 }
 
@@ -131,6 +136,7 @@ impl State {
                     path: path.to_owned(),
                     hmac_key: key,
                     platforms: BTreeMap::new(),
+                    redeploy_pending: BTreeMap::new(),
                     _lock: None,
                 });
             }
@@ -170,6 +176,7 @@ impl State {
             path: path.to_owned(),
             hmac_key: Zeroizing::new(key),
             platforms: file.platforms,
+            redeploy_pending: file.redeploy_pending,
             _lock: None,
         })
     }
@@ -239,6 +246,31 @@ impl State {
         }
     }
 
+    /// Remembers that `agent` needs a redeploy that has not succeeded yet.
+    pub fn mark_redeploy_pending(&mut self, platform: &str, agent: &str) {
+        self.redeploy_pending
+            .entry(platform.to_owned())
+            .or_default()
+            .insert(agent.to_owned());
+    }
+
+    /// Forgets a pending redeploy (it succeeded).
+    pub fn clear_redeploy_pending(&mut self, platform: &str, agent: &str) {
+        if let Some(agents) = self.redeploy_pending.get_mut(platform) {
+            agents.remove(agent);
+            if agents.is_empty() {
+                self.redeploy_pending.remove(platform);
+            }
+        }
+    }
+
+    /// Whether a redeploy of `agent` is still owed.
+    pub fn redeploy_pending(&self, platform: &str, agent: &str) -> bool {
+        self.redeploy_pending
+            .get(platform)
+            .is_some_and(|a| a.contains(agent))
+    }
+
     /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
     /// directory fsync (`atomic_write`).
     pub fn save(&self) -> Result<(), StateError> {
@@ -254,6 +286,7 @@ impl State {
             version: STATE_VERSION,
             hmac_key: base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
             platforms: self.platforms.clone(),
+            redeploy_pending: self.redeploy_pending.clone(),
         };
         // The serialized file holds the HMAC key: keep the buffer zeroized.
         let json = Zeroizing::new(
@@ -282,6 +315,10 @@ impl LastApplied for StateView<'_> {
             same_value: record.fingerprint == self.state.fingerprint(agent, key, value),
             observed_at: record.observed_at.clone(),
         })
+    }
+
+    fn redeploy_pending(&self, agent: &str) -> bool {
+        self.state.redeploy_pending(self.platform, agent)
     }
 }
 
@@ -455,6 +492,25 @@ mod tests {
             msg.contains("corrupt") && msg.contains("move it aside"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_pending_redeploy_survives_a_save_until_it_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        {
+            let mut s = State::open(&path).unwrap();
+            s.mark_redeploy_pending("p", "bot");
+            s.save().unwrap();
+        }
+        let mut s = State::open(&path).unwrap();
+        assert!(s.redeploy_pending("p", "bot"));
+        assert!(s.view("p").redeploy_pending("bot"));
+        assert!(!s.redeploy_pending("other", "bot"));
+        s.clear_redeploy_pending("p", "bot");
+        s.save().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("redeploy_pending"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `castsync emulator` over raw HTTP: the API of DESIGN §6, its limits, its faults and its
-//! admin routes.
+//! `castsync emulator` over raw HTTP: the API of DESIGN §6 in both wire profiles (`sdk`, the
+//! default, and `docs`), its limits, its faults and its admin routes.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -20,10 +20,9 @@ fn set(emu: &Emulator, key: &str, value: &str) -> ApiReply {
 }
 
 fn keys(reply: &ApiReply) -> Vec<String> {
-    reply
-        .json()
+    reply.json()["secrets"]
         .as_array()
-        .expect("a bare array")
+        .expect("{\"secrets\": [...]}")
         .iter()
         .map(|k| k["key"].as_str().unwrap().to_owned())
         .collect()
@@ -84,7 +83,7 @@ fn unknown_agents_are_404_unless_auto_created() {
     assert_eq!(set(&emu, "KEY", "v").status, 404);
 
     let auto = Emulator::start(&["--auto-create-agents"]);
-    assert_eq!(set(&auto, "KEY", "v").status, 200);
+    assert_eq!(set(&auto, "KEY", "v").status, 201);
     assert_eq!(
         keys(&auto.request("GET", SECRETS, Some(TOKEN), None)),
         ["KEY"]
@@ -92,17 +91,81 @@ fn unknown_agents_are_404_unless_auto_created() {
 }
 
 #[test]
-fn lists_page_20_by_default_and_refuse_limits_outside_1_to_100() {
+fn the_sdk_profile_answers_exactly_the_sdk_shapes() {
     let emu = Emulator::start(&["--agents", "support-bot", "--rate-limit", "1000/60"]);
+    let created = set(&emu, "OPENAI_API_KEY", "v");
+    assert_eq!(created.status, 201);
+    for i in 0..149 {
+        assert_eq!(set(&emu, &format!("K{i:03}"), "v").status, 201);
+    }
+    // Unpaged: limit and offset are ignored, every key comes back with its name only.
+    for query in ["", "?limit=100&offset=0", "?limit=100&offset=100"] {
+        let reply = emu.request("GET", &format!("{SECRETS}{query}"), Some(TOKEN), None);
+        assert_eq!(reply.status, 200);
+        let body = reply.json();
+        assert_eq!(body.as_object().unwrap().len(), 1, "only `secrets`: {body}");
+        let items = body["secrets"].as_array().unwrap();
+        assert_eq!(items.len(), 150, "{query}");
+        assert_eq!(items[0], json!({ "key": "K000" }), "names only");
+    }
+    let gone = emu.request(
+        "DELETE",
+        &format!("{SECRETS}/OPENAI_API_KEY"),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(gone.status, 204);
+    assert!(gone.text.is_empty());
+    let unknown = emu.request("GET", "/api/v1/agents/nobody/secrets", Some(TOKEN), None);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json(), json!({ "detail": "Agent not found" }));
+}
+
+#[test]
+fn redeploys_answer_the_agent_and_are_counted_per_agent() {
+    for wire in ["sdk", "docs"] {
+        let emu = Emulator::start(&["--wire", wire, "--agents", "support-bot"]);
+        let reply = emu.request(
+            "POST",
+            "/api/v1/agents/support-bot/redeploy",
+            Some(TOKEN),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{wire}");
+        assert_eq!(reply.json()["slug"], "support-bot");
+        let unknown = emu.request("POST", "/api/v1/agents/nobody/redeploy", Some(TOKEN), None);
+        assert_eq!(unknown.status, 404);
+        assert_eq!(unknown.json(), json!({ "detail": "Agent not found" }));
+        let stats = emu.stats();
+        assert_eq!(stats["redeploys"], json!({ "support-bot": 1 }), "{wire}");
+        assert_eq!(stats["requests"]["POST"], 2);
+    }
+}
+
+#[test]
+fn lists_page_20_by_default_and_refuse_limits_outside_1_to_100_in_the_docs_profile() {
+    let emu = Emulator::start(&[
+        "--wire",
+        "docs",
+        "--agents",
+        "support-bot",
+        "--rate-limit",
+        "1000/60",
+    ]);
     for i in 0..25 {
         assert_eq!(set(&emu, &format!("K{i:02}"), "v").status, 200);
     }
     let get = |query: &str| emu.request("GET", &format!("{SECRETS}{query}"), Some(TOKEN), None);
     assert_eq!(keys(&get("")).len(), 20);
+    assert_eq!(
+        get("").json()["meta"],
+        json!({ "total": 25, "limit": 20, "offset": 0, "has_more": true })
+    );
     assert_eq!(keys(&get("?limit=100")).len(), 25);
-    let rest = keys(&get("?offset=20"));
-    assert_eq!(rest, ["K20", "K21", "K22", "K23", "K24"]);
-    let item = &get("?limit=1").json()[0];
+    let rest = get("?offset=20");
+    assert_eq!(keys(&rest), ["K20", "K21", "K22", "K23", "K24"]);
+    assert_eq!(rest.json()["meta"]["has_more"], false);
+    let item = &get("?limit=1").json()["secrets"][0];
     assert!(item["created_at"].is_string() && item["updated_at"].is_string());
     assert!(item.get("value").is_none(), "lists never return values");
 
@@ -188,17 +251,28 @@ fn stats_count_api_calls_by_method_and_status_until_reset() {
         stats["requests"],
         json!({ "GET": 1, "POST": 1, "DELETE": 2 })
     );
-    assert_eq!(stats["responses"], json!({ "200": 2, "204": 1, "404": 1 }));
+    assert_eq!(
+        stats["responses"],
+        json!({ "200": 1, "201": 1, "204": 1, "404": 1 })
+    );
+    // reqwest sends no Accept header unless asked: these raw calls are counted as such.
+    assert_eq!(stats["missing_accept"], 4);
     emu.reset_stats();
     assert_eq!(
         emu.stats(),
-        json!({ "requests": { "GET": 0, "POST": 0, "DELETE": 0 }, "responses": {} })
+        json!({
+            "requests": { "GET": 0, "POST": 0, "DELETE": 0 },
+            "responses": {},
+            "redeploys": {},
+            "missing_accept": 0,
+            "user_agents": {},
+        })
     );
 }
 
 #[test]
 fn created_at_is_kept_and_updated_at_moves_on_every_write() {
-    let emu = Emulator::start(&["--agents", "support-bot"]);
+    let emu = Emulator::start(&["--wire", "docs", "--agents", "support-bot"]);
     set(&emu, "A", "1");
     let first = emu.get_json("/_emulator/agents/support-bot/secrets/A");
     set(&emu, "A", "2");
@@ -247,7 +321,7 @@ fn the_data_file_survives_a_restart_with_mode_0600() {
     let data = dir.path().join("emulator.db");
     let data_arg = data.to_str().unwrap();
     let emu = Emulator::start(&["--agents", "support-bot", "--data", data_arg]);
-    assert_eq!(set(&emu, "A", "kept").status, 200);
+    assert_eq!(set(&emu, "A", "kept").status, 201);
     assert_eq!(emu.terminate("TERM").code(), Some(0));
     assert_eq!(
         std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
@@ -349,7 +423,7 @@ fn the_emulator_never_logs_values_or_tokens() {
         Some("cast_canary-token-51c2"),
         Some(json!({ "key": "A", "value": value })),
     );
-    assert_eq!(reply.status, 200);
+    assert_eq!(reply.status, 201);
     emu.request(
         "POST",
         SECRETS,

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use castsync::platform::castari::{CastariClient, ClientConfig};
 use castsync::platform::retry::RetryPolicy;
-use castsync::platform::{OpenError, Platform, PlatformError, PlatformOptions, open};
+use castsync::platform::{
+    ErrorClass, Listing, OpenError, Paging, Platform, PlatformError, PlatformOptions, Timestamps,
+    open,
+};
 use castsync::secret::SecretValue;
 use secrecy::SecretString;
 
@@ -36,26 +39,110 @@ fn quick_retries(retries: u32) -> RetryPolicy {
     }
 }
 
-#[test]
-fn the_client_lists_all_250_keys_across_pages() {
-    let emu = Emulator::start(&["--agents", AGENT, "--rate-limit", "10000/60"]);
-    let c = client(&emu, RetryPolicy::default());
+/// Sets `n` keys through the client.
+fn fill(c: &CastariClient, n: usize) {
     block_on(async {
-        for i in 0..250 {
+        for i in 0..n {
             c.set(AGENT, &format!("KEY_{i:03}"), &SecretValue::new("v"))
                 .await
                 .unwrap();
         }
     });
+}
+
+fn names(listing: &Listing) -> Vec<String> {
+    listing.keys.iter().map(|k| k.key.clone()).collect()
+}
+
+#[test]
+fn the_client_lists_all_250_keys_across_pages_of_the_docs_profile() {
+    let emu = Emulator::start(&[
+        "--wire",
+        "docs",
+        "--agents",
+        AGENT,
+        "--rate-limit",
+        "10000/60",
+    ]);
+    let c = client(&emu, RetryPolicy::default());
+    fill(&c, 250);
     emu.reset_stats();
-    let keys = block_on(c.list(AGENT)).unwrap();
-    assert_eq!(keys.len(), 250);
+    let listing = block_on(c.list(AGENT)).unwrap();
     let expected: Vec<String> = (0..250).map(|i| format!("KEY_{i:03}")).collect();
-    assert_eq!(
-        keys.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
-        expected
-    );
+    assert_eq!(names(&listing), expected);
     assert_eq!(emu.requests("GET"), 3, "pages of 100, 100 and 50");
+    assert_eq!(listing.shape.paging, Paging::Paged);
+    assert_eq!(listing.shape.timestamps, Timestamps::All);
+}
+
+#[test]
+fn an_unpaged_sdk_list_is_taken_whole_with_at_most_one_extra_request() {
+    let emu = Emulator::start(&["--agents", AGENT, "--rate-limit", "10000/60"]);
+    let c = client(&emu, RetryPolicy::default());
+    // Exactly one page's worth: the next offset repeats it, so it was the whole list.
+    fill(&c, 100);
+    emu.reset_stats();
+    let listing = block_on(c.list(AGENT)).unwrap();
+    assert_eq!(listing.keys.len(), 100);
+    assert_eq!(emu.requests("GET"), 2);
+    assert_eq!(listing.shape.paging, Paging::Unpaged);
+    assert_eq!(listing.shape.timestamps, Timestamps::None);
+    // More than a page: the server plainly ignores `limit`; one request.
+    fill(&c, 150);
+    emu.reset_stats();
+    let listing = block_on(c.list(AGENT)).unwrap();
+    assert_eq!(listing.keys.len(), 150);
+    assert_eq!(emu.requests("GET"), 1);
+    assert_eq!(listing.shape.paging, Paging::Unpaged);
+    // A short list: one request.
+    let small = Emulator::start(&["--agents", AGENT]);
+    let c = client(&small, RetryPolicy::default());
+    fill(&c, 3);
+    small.reset_stats();
+    assert_eq!(block_on(c.list(AGENT)).unwrap().keys.len(), 3);
+    assert_eq!(small.requests("GET"), 1);
+}
+
+#[test]
+fn every_request_sends_accept_json_and_the_castsync_user_agent() {
+    for wire in ["sdk", "docs"] {
+        let emu = Emulator::start(&["--wire", wire, "--agents", AGENT]);
+        let c = client(&emu, RetryPolicy::default());
+        block_on(async {
+            c.set(AGENT, "A", &SecretValue::new("v")).await.unwrap();
+            c.list(AGENT).await.unwrap();
+            c.delete(AGENT, "A").await.unwrap();
+            c.redeploy(AGENT).await.unwrap();
+        });
+        let stats = emu.stats();
+        assert_eq!(stats["missing_accept"], 0, "{wire}: {stats}");
+        let agents = stats["user_agents"].as_object().unwrap();
+        assert_eq!(agents.len(), 1, "{wire}: {stats}");
+        assert_eq!(
+            agents[concat!("castsync/", env!("CARGO_PKG_VERSION"))],
+            4,
+            "{wire}: {stats}"
+        );
+    }
+}
+
+#[test]
+fn a_redeploy_is_one_post_counted_by_the_emulator_and_an_unknown_agent_is_terminal() {
+    let emu = Emulator::start(&["--agents", AGENT]);
+    let c = client(&emu, RetryPolicy::default());
+    block_on(c.redeploy(AGENT)).unwrap();
+    assert_eq!(emu.stats()["redeploys"][AGENT], 1);
+    assert_eq!(emu.requests("POST"), 1);
+    emu.reset_stats();
+    let err = block_on(c.redeploy("ghost")).unwrap_err();
+    assert_eq!(
+        err,
+        PlatformError::AgentNotFound {
+            agent: "ghost".into()
+        }
+    );
+    assert_eq!(err.class(), ErrorClass::Terminal);
+    assert_eq!(emu.requests("POST"), 1, "a terminal error is never retried");
 }
 
 /// 200 sets then 50 deletes against `--fail-rate 0.3` in `mode`: every call ends in success
@@ -227,11 +314,16 @@ fn a_run_inside_the_budget_never_receives_a_429() {
 #[test]
 fn status_errors_map_to_typed_errors_that_keep_the_detail() {
     let emu = Emulator::start(&["--agents", AGENT, "--token", "cast_right"]);
-    let c = client(&emu, quick_retries(0));
+    // The default policy retries transient errors; a 401 is terminal: one request.
+    let c = client(&emu, RetryPolicy::default());
     match block_on(c.list(AGENT)) {
-        Err(PlatformError::Unauthorized { detail }) => assert_eq!(detail, "Invalid API key"),
+        Err(e @ PlatformError::Unauthorized { .. }) => {
+            assert_eq!(e.class(), ErrorClass::Terminal);
+            assert!(e.to_string().contains("Invalid API key"), "{e}");
+        }
         other => panic!("expected Unauthorized, got {other:?}"),
     }
+    assert_eq!(emu.requests("GET"), 1, "a 401 is never retried");
 
     let good = CastariClient::new(ClientConfig::new(
         &emu.url,
@@ -267,13 +359,16 @@ fn status_errors_map_to_typed_errors_that_keep_the_detail() {
         Err(PlatformError::InvalidName { .. })
     ));
     assert!(matches!(
-        block_on(good.delete(AGENT, "not-a-key")),
+        block_on(good.delete(AGENT, "..")),
         Err(PlatformError::InvalidName { .. })
     ));
     assert_eq!(
         emu.stats()["requests"],
         serde_json::json!({"GET": 0, "POST": 0, "DELETE": 0})
     );
+    // A name the platform listed but castsync would never create is still deletable.
+    block_on(good.delete(AGENT, "my-key")).unwrap();
+    assert_eq!(emu.requests("DELETE"), 1);
 }
 
 #[test]
@@ -302,7 +397,7 @@ fn plain_http_is_refused_for_remote_hosts_and_accepted_on_loopback() {
     let emu = Emulator::start(&["--agents", AGENT]);
     let platform = open(options(&emu.url)).expect("loopback http is fine");
     assert_eq!(platform.id(), emu.url);
-    assert_eq!(block_on(platform.list(AGENT)).unwrap(), vec![]);
+    assert_eq!(block_on(platform.list(AGENT)).unwrap().keys, vec![]);
     assert!(platform.stats().is_some());
 }
 
@@ -327,7 +422,7 @@ fn an_http_platform_without_an_api_key_says_how_to_provide_one() {
         ..PlatformOptions::default()
     })
     .expect("local:// needs no key");
-    assert_eq!(block_on(local.list(AGENT)).unwrap(), vec![]);
+    assert_eq!(block_on(local.list(AGENT)).unwrap().keys, vec![]);
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `castsync reconcile` through the binary against the real emulator.
+//! `castsync reconcile` through the binary against the real emulator, in both of its wire
+//! profiles (`sdk`: the SDK's shapes, no timestamps; `docs`: paged and timestamped).
 
 use serde_json::json;
 
@@ -25,9 +26,8 @@ fn two_agent_repo() -> SecretsRepo {
     repo
 }
 
-#[test]
-fn first_reconcile_creates_every_key_and_a_second_changes_nothing() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn first_reconcile_creates_every_key_and_a_second_changes_nothing(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
 
     let (code, stdout, stderr) = output(&mut repo.reconcile(&emu.url));
@@ -45,9 +45,8 @@ fn first_reconcile_creates_every_key_and_a_second_changes_nothing() {
     assert_eq!(emu.requests("DELETE"), 0);
 }
 
-#[test]
-fn changing_one_value_sends_exactly_one_post() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn changing_one_value_sends_exactly_one_post(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
     repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-rotated")]);
@@ -61,9 +60,8 @@ fn changing_one_value_sends_exactly_one_post() {
     assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two-rotated"));
 }
 
-#[test]
-fn removing_a_key_sends_one_delete_and_a_rename_sets_before_it_deletes() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn removing_a_key_sends_one_delete_and_a_rename_sets_before_it_deletes(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
 
@@ -90,9 +88,8 @@ fn removing_a_key_sends_one_delete_and_a_rename_sets_before_it_deletes() {
     assert_no_canary("stderr at -vv", &stderr, &[CANARY]);
 }
 
-#[test]
-fn out_of_band_writes_are_reported_as_drift_and_healed() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn out_of_band_writes_are_reported_as_drift_and_healed(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
 
@@ -104,14 +101,37 @@ fn out_of_band_writes_are_reported_as_drift_and_healed() {
     emu.reset_stats();
     let (code, stdout, _) = output(&mut repo.reconcile(&emu.url));
     assert_eq!(code, 0);
-    assert!(stdout.contains("~ B1 (drifted)"), "{stdout}");
-    assert_eq!(emu.requests("POST"), 1);
-    assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
+    match wire {
+        Wire::Docs => {
+            assert!(stdout.contains("~ B1 (drifted)"), "{stdout}");
+            assert_eq!(emu.requests("POST"), 1);
+            assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
+            assert!(!stdout.contains("without timestamps"), "{stdout}");
+        }
+        Wire::Sdk => {
+            // No timestamps: the write behind castsync's back is invisible, and the plan
+            // says so in one line; `--replace` is the way to heal it.
+            assert!(stdout.contains("No changes."), "{stdout}");
+            let notes: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.contains("without timestamps"))
+                .collect();
+            assert_eq!(notes.len(), 1, "{stdout}");
+            assert!(notes[0].contains("--replace"), "{stdout}");
+            assert_eq!(emu.requests("POST"), 0);
+            let (code, stdout, _) = output(repo.reconcile(&emu.url).args(["--replace", "beta/B1"]));
+            assert_eq!(code, 0, "{stdout}");
+            assert!(stdout.contains("~ B1 (replace requested)"), "{stdout}");
+            assert_eq!(emu.requests("POST"), 1);
+            assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
+        }
+    }
 }
 
 #[test]
 fn without_self_heal_drift_is_only_reported() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    // Drift needs timestamps: only the docs profile has them.
+    let emu = Emulator::on(Wire::Docs, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
     repo.config("self_heal: false");
@@ -130,8 +150,12 @@ fn without_self_heal_drift_is_only_reported() {
 
 /// Seeds the platform for both agents, breaks `alpha` with `breakage`, and checks that
 /// alpha's keys are untouched while beta still converges; exit 1.
-fn broken_agent_is_left_alone(breakage: impl FnOnce(&SecretsRepo, &Emulator), expect: &str) {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn broken_agent_is_left_alone(
+    wire: Wire,
+    breakage: impl FnOnce(&SecretsRepo, &Emulator),
+    expect: &str,
+) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
     repo.agent("beta", &[("B1", "b-one-new"), ("B2", "b-two")]);
@@ -152,9 +176,9 @@ fn broken_agent_is_left_alone(breakage: impl FnOnce(&SecretsRepo, &Emulator), ex
     assert_no_canary("output", &format!("{stdout}{stderr}"), &[CANARY]);
 }
 
-#[test]
-fn an_undecryptable_manifest_never_touches_its_agent() {
+fn an_undecryptable_manifest_never_touches_its_agent(wire: Wire) {
     broken_agent_is_left_alone(
+        wire,
         |repo, _| {
             let other = castsync::crypto::generate_identity().1;
             let r = castsync::crypto::parse_recipient(&other).unwrap();
@@ -165,25 +189,25 @@ fn an_undecryptable_manifest_never_touches_its_agent() {
     );
 }
 
-#[test]
-fn a_manifest_bound_to_another_agent_never_touches_its_agent() {
+fn a_manifest_bound_to_another_agent_never_touches_its_agent(wire: Wire) {
     broken_agent_is_left_alone(
+        wire,
         |repo, _| repo.raw_manifest("alpha", "agent: beta\nsecrets:\n  A1: x\n"),
         "beta",
     );
 }
 
-#[test]
-fn a_schema_violation_never_touches_its_agent() {
+fn a_schema_violation_never_touches_its_agent(wire: Wire) {
     broken_agent_is_left_alone(
+        wire,
         |repo, _| repo.schema("alpha", "A1=x\nA2=y\nA3=z\nREQUIRED_BUT_MISSING=x\n"),
         "REQUIRED_BUT_MISSING",
     );
 }
 
-#[test]
-fn a_failing_key_list_never_touches_its_agent() {
+fn a_failing_key_list_never_touches_its_agent(wire: Wire) {
     broken_agent_is_left_alone(
+        wire,
         |repo, emu| {
             // alpha would lose A3, but its list call fails: nothing may happen to it.
             repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
@@ -197,9 +221,8 @@ fn a_failing_key_list_never_touches_its_agent() {
     );
 }
 
-#[test]
-fn a_mass_delete_is_refused_without_the_override() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_mass_delete_is_refused_without_the_override(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
     repo.agent("alpha", &[]);
@@ -217,9 +240,8 @@ fn a_mass_delete_is_refused_without_the_override() {
     assert_eq!(emu.requests("DELETE"), 3);
 }
 
-#[test]
-fn unmanaged_keys_and_undeclared_agents_are_never_touched() {
-    let emu = Emulator::start(&["--agents", "alpha,beta,stranger"]);
+fn unmanaged_keys_and_undeclared_agents_are_never_touched(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta,stranger"]);
     for (agent, key) in [("alpha", "ANTHROPIC_API_KEY"), ("stranger", "THEIRS")] {
         emu.post_json(
             &format!("/api/v1/agents/{agent}/secrets"),
@@ -240,9 +262,8 @@ fn unmanaged_keys_and_undeclared_agents_are_never_touched() {
     assert_eq!(emu.requests("DELETE"), 0);
 }
 
-#[test]
-fn a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
 
     let (code, stdout, _) = output(repo.reconcile(&emu.url).args(["--dry-run", "--exit-code"]));
@@ -263,9 +284,8 @@ fn a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes() {
     assert_eq!(code, 0);
 }
 
-#[test]
-fn with_a_base_revision_only_values_changed_since_it_are_value_changed() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn with_a_base_revision_only_values_changed_since_it_are_value_changed(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.commit_all("first");
     // The platform holds the keys, but without a state file nothing is known about them.
@@ -323,9 +343,8 @@ fn move_agents_dir(repo: &SecretsRepo) {
     repo.config("agents_dir: teams");
 }
 
-#[test]
-fn a_ref_is_planned_with_the_config_of_that_revision() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_ref_is_planned_with_the_config_of_that_revision(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.commit_all("v1");
     repo.git(&["tag", "v1"]);
@@ -352,9 +371,8 @@ fn a_ref_is_planned_with_the_config_of_that_revision() {
     assert_eq!(emu.requests("POST"), 0);
 }
 
-#[test]
-fn a_base_is_read_with_the_config_of_that_revision() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_base_is_read_with_the_config_of_that_revision(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.commit_all("v1");
     repo.git(&["tag", "v1"]);
@@ -382,9 +400,8 @@ fn a_base_is_read_with_the_config_of_that_revision() {
     assert_eq!(planned(&stdout), ["alpha/A1:update"]);
 }
 
-#[test]
-fn a_reconcile_killed_mid_apply_converges_on_the_next_run() {
-    let emu = Emulator::start(&["--agents", "alpha,beta", "--latency-ms", "200"]);
+fn a_reconcile_killed_mid_apply_converges_on_the_next_run(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta", "--latency-ms", "200"]);
     let repo = two_agent_repo();
     let mut child = std::process::Command::new(bin())
         .env("HOME", &repo.home)
@@ -423,9 +440,8 @@ fn a_reconcile_killed_mid_apply_converges_on_the_next_run() {
     assert_eq!(emu.requests("POST"), 0, "converged: nothing left to write");
 }
 
-#[test]
-fn the_json_plan_validates_against_its_schema() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn the_json_plan_validates_against_its_schema(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.schema("beta", "B1=x\nB2=y\nB3_MISSING=z\n");
     let schema: serde_json::Value = serde_json::from_str(
@@ -454,9 +470,8 @@ fn the_json_plan_validates_against_its_schema() {
     }
 }
 
-#[test]
-fn text_and_markdown_plans_match_their_snapshots() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn text_and_markdown_plans_match_their_snapshots(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     repo.reconcile(&emu.url).assert().success();
     repo.agent(
@@ -476,7 +491,27 @@ fn text_and_markdown_plans_match_their_snapshots() {
     );
     assert_no_canary("plans", &format!("{text}{md}"), &[CANARY]);
     insta::with_settings!({filters => filters}, {
-        insta::assert_snapshot!("reconcile_text_plan", text);
-        insta::assert_snapshot!("reconcile_markdown_plan", md);
+        insta::assert_snapshot!(format!("reconcile_text_plan_{}", wire.name()), text);
+        insta::assert_snapshot!(format!("reconcile_markdown_plan_{}", wire.name()), md);
     });
 }
+
+crate::on_both_wires!(
+    first_reconcile_creates_every_key_and_a_second_changes_nothing,
+    changing_one_value_sends_exactly_one_post,
+    removing_a_key_sends_one_delete_and_a_rename_sets_before_it_deletes,
+    out_of_band_writes_are_reported_as_drift_and_healed,
+    an_undecryptable_manifest_never_touches_its_agent,
+    a_manifest_bound_to_another_agent_never_touches_its_agent,
+    a_schema_violation_never_touches_its_agent,
+    a_failing_key_list_never_touches_its_agent,
+    a_mass_delete_is_refused_without_the_override,
+    unmanaged_keys_and_undeclared_agents_are_never_touched,
+    a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes,
+    with_a_base_revision_only_values_changed_since_it_are_value_changed,
+    a_ref_is_planned_with_the_config_of_that_revision,
+    a_base_is_read_with_the_config_of_that_revision,
+    a_reconcile_killed_mid_apply_converges_on_the_next_run,
+    the_json_plan_validates_against_its_schema,
+    text_and_markdown_plans_match_their_snapshots,
+);

@@ -39,6 +39,38 @@ pub fn castsync_std(home: &Path) -> StdCommand {
     cmd
 }
 
+/// The emulator's wire profiles (`castsync emulator --wire`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Exactly the SDK's shapes: unpaged `{"secrets":[{"key"}]}`, no timestamps.
+    Sdk,
+    /// The docs' variant: paged, timestamped.
+    Docs,
+}
+
+impl Wire {
+    pub fn name(self) -> &'static str {
+        match self {
+            Wire::Sdk => "sdk",
+            Wire::Docs => "docs",
+        }
+    }
+}
+
+/// Generates, for each named `fn NAME(wire: Wire)`, one `#[test]` per wire profile:
+/// `sdk::NAME` and `docs::NAME`.
+#[macro_export]
+macro_rules! on_both_wires {
+    ($($name:ident),* $(,)?) => {
+        mod sdk {
+            $( #[test] fn $name() { super::$name($crate::support::Wire::Sdk) } )*
+        }
+        mod docs {
+            $( #[test] fn $name() { super::$name($crate::support::Wire::Docs) } )*
+        }
+    };
+}
+
 /// A running `castsync emulator` on 127.0.0.1 with a free port; killed on drop.
 pub struct Emulator {
     child: Child,
@@ -49,6 +81,36 @@ impl Emulator {
     /// Starts the emulator with extra flags (e.g. `["--agents", "a,b"]`).
     pub fn start(args: &[&str]) -> Emulator {
         Emulator::spawn(args, Stdio::inherit())
+    }
+
+    /// Starts the emulator speaking `wire`, with extra flags.
+    pub fn on(wire: Wire, args: &[&str]) -> Emulator {
+        let mut all = vec!["--wire", wire.name()];
+        all.extend_from_slice(args);
+        Emulator::spawn(&all, Stdio::inherit())
+    }
+
+    /// Successful redeploys of `agent`.
+    pub fn redeploys(&self, agent: &str) -> u64 {
+        self.stats()["redeploys"][agent].as_u64().unwrap_or(0)
+    }
+
+    /// Pins a fault: `agent`'s calls (with `method` and on `route`, when given) answer
+    /// `status` until [`Emulator::clear_faults`].
+    pub fn pin_fault(&self, agent: &str, method: Option<&str>, route: Option<&str>, status: u16) {
+        let mut body = serde_json::json!({ "agent": agent, "status": status });
+        if let Some(m) = method {
+            body["method"] = m.into();
+        }
+        if let Some(r) = route {
+            body["route"] = r.into();
+        }
+        let reply = self.post_json("/_emulator/faults", body);
+        assert!(reply.is_success(), "pinning a fault: {reply}");
+    }
+
+    pub fn clear_faults(&self) {
+        self.request("DELETE", "/_emulator/faults", None, None);
     }
 
     /// Starts the emulator with its stderr (logs) going to `stderr`.
@@ -232,4 +294,19 @@ pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Validates a `reconcile --output json` document against `schemas/plan.schema.json`.
+pub fn assert_plan_schema(plan: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/plan.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(plan).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{plan:#}");
 }

@@ -1,7 +1,8 @@
 //! `castsync watch` through the binary: a temp git repo as the remote, the real emulator as
-//! the platform. Every wait is a poll with a deadline.
+//! the platform (in both wire profiles). Every wait is a poll with a deadline.
 
 mod daemon;
+mod platform;
 
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
@@ -69,9 +70,8 @@ fn stays(window: Duration, what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_signed_webhook_converges_a_pushed_change_and_an_unsigned_one_does_nothing() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_signed_webhook_converges_a_pushed_change_and_an_unsigned_one_does_nothing(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     let d = git_watch(&repo, &emu, &[]);
     eventually(STARTUP, "the first reconcile", || {
@@ -112,9 +112,8 @@ fn a_signed_webhook_converges_a_pushed_change_and_an_unsigned_one_does_nothing()
     assert_no_canary("the metrics", &metrics, &[CANARY]);
 }
 
-#[test]
-fn repo_mode_converges_on_a_file_change_without_webhook_or_tick() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn repo_mode_converges_on_a_file_change_without_webhook_or_tick(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     let mut cmd = watch_command(&repo);
     cmd.arg("-C")
@@ -135,9 +134,8 @@ fn repo_mode_converges_on_a_file_change_without_webhook_or_tick() {
     assert_no_canary("the daemon log", &d.log(), &[CANARY]);
 }
 
-#[test]
-fn a_broken_agent_stays_as_applied_while_the_others_converge_until_a_fix() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn a_broken_agent_stays_as_applied_while_the_others_converge_until_a_fix(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     let d = git_watch(&repo, &emu, &[]);
     eventually(STARTUP, "the first reconcile", || {
@@ -164,7 +162,7 @@ fn a_broken_agent_stays_as_applied_while_the_others_converge_until_a_fix() {
     assert!(converged(&emu, "alpha", "A2", CANARY), "alpha was touched");
     let (_, metrics) = d.get("/metrics");
     assert!(
-        metrics.contains("castsync_agent_error{agent=\"alpha\"} 1"),
+        metrics.contains("castsync_agent_error{agent=\"alpha\",class=\"terminal\"} 1"),
         "{metrics}"
     );
 
@@ -297,9 +295,8 @@ fn only_commits_signed_by_an_allowed_key_are_applied() {
     eventually(DEADLINE, "ready", || d.readyz().0 == 200);
 }
 
-#[test]
-fn sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges() {
-    let emu = Emulator::start(&["--agents", "a1,a2,a3", "--latency-ms", "300"]);
+fn sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "a1,a2,a3", "--latency-ms", "300"]);
     let repo = SecretsRepo::new("");
     let keys: Vec<(String, String)> = (0..8)
         .map(|i| (format!("KEY_{i}"), format!("value-{i}")))
@@ -343,9 +340,8 @@ fn sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges() {
     assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
 
-#[test]
-fn the_metrics_pass_promtool_check_metrics() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn the_metrics_pass_promtool_check_metrics(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     let d = git_watch(&repo, &emu, &[]);
     eventually(STARTUP, "the first reconcile", || d.readyz().0 == 200);
@@ -386,9 +382,8 @@ fn the_metrics_pass_promtool_check_metrics() {
     );
 }
 
-#[test]
-fn sighup_reconciles_again_and_json_logs_carry_one_span_per_reconcile() {
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+fn sighup_reconciles_again_and_json_logs_carry_one_span_per_reconcile(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = two_agent_repo();
     let d = git_watch(&repo, &emu, &["--log-format", "json"]);
     let runs = |n: u32| {
@@ -426,3 +421,12 @@ fn sighup_reconciles_again_and_json_logs_carry_one_span_per_reconcile() {
     }
     assert_no_canary("the daemon log", &d.log(), &[CANARY]);
 }
+
+crate::on_both_wires!(
+    a_signed_webhook_converges_a_pushed_change_and_an_unsigned_one_does_nothing,
+    repo_mode_converges_on_a_file_change_without_webhook_or_tick,
+    a_broken_agent_stays_as_applied_while_the_others_converge_until_a_fix,
+    sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges,
+    the_metrics_pass_promtool_check_metrics,
+    sighup_reconciles_again_and_json_logs_carry_one_span_per_reconcile,
+);

@@ -1,6 +1,6 @@
 //! `castsync emulator`: the flags as an [`EmulatorConfig`], then the emulator until a signal.
 
-use crate::cli::{EmulatorArgs, FailMode};
+use crate::cli::{EmulatorArgs, FailMode, Wire};
 use crate::commands::Exit;
 use crate::emulator::{self, EmulatorConfig};
 
@@ -12,7 +12,12 @@ pub(super) async fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         FailMode::Malformed => emulator::FailMode::Malformed,
         FailMode::Mixed => emulator::FailMode::Mixed,
     };
+    let wire = match args.wire {
+        Wire::Sdk => emulator::Wire::Sdk,
+        Wire::Docs => emulator::Wire::Docs,
+    };
     let config = EmulatorConfig {
+        wire,
         listen: args.listen,
         data: args.data,
         token: args.token,

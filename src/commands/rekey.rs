@@ -88,7 +88,7 @@ pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<V
     })
 }
 
-fn describe(drift: &Drift) -> String {
+pub(super) fn describe(drift: &Drift) -> String {
     match drift {
         Drift::Current => "current".to_owned(),
         Drift::Unrecorded => {

@@ -74,6 +74,7 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             no_prune: args.apply.no_prune,
             allow_mass_delete: args.apply.allow_mass_delete,
             concurrency: usize::from(args.apply.concurrency),
+            redeploy: args.apply.redeploy_override(),
         },
         interval,
         resync,

@@ -21,11 +21,13 @@ recipients:
 access:
   - agents: \"billing-*\"
     recipients: [{AGE2}]
+    redeploy: never
 prune: false
 strict: false
 unmanaged_keys: [ANTHROPIC_API_KEY, CASTARI_TOKEN]
 max_delete_fraction: 0.25
 self_heal: false
+redeploy: on-change
 "
     )
 }
@@ -92,6 +94,32 @@ fn every_field_of_a_full_config_is_read() {
     assert!(!config.prune && !config.strict && !config.self_heal);
     assert_eq!(config.unmanaged_keys.len(), 2);
     assert_eq!(config.max_delete_fraction, 0.25);
+    assert_eq!(config.redeploy, Redeploy::OnChange);
+    assert_eq!(config.access[0].redeploy, Some(Redeploy::Never));
+}
+
+#[test]
+fn redeploy_defaults_to_never_and_the_first_matching_access_rule_overrides_it() {
+    assert_eq!(Config::default().redeploy, Redeploy::Never);
+    let config = parse(&format!(
+        "redeploy: on-change
+access:
+  - agents: \"billing-*\"
+    recipients: [{AGE2}]
+    redeploy: never
+  - agents: \"billing-eu\"
+    recipients: [{AGE2}]
+    redeploy: on-change
+  - agents: \"support-*\"
+    recipients: [{AGE2}]
+"
+    ))
+    .unwrap();
+    assert_eq!(config.redeploy_for("billing-eu"), Redeploy::Never);
+    assert_eq!(config.redeploy_for("support-1"), Redeploy::OnChange);
+    assert_eq!(config.redeploy_for("other"), Redeploy::OnChange);
+    let err = parse("redeploy: always\n").unwrap_err().to_string();
+    assert!(err.contains("never") && err.contains("on-change"), "{err}");
 }
 
 #[test]

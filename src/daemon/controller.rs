@@ -4,6 +4,9 @@
 //! Rules it keeps:
 //! - a revision is reconciled when it is new, on SIGHUP, or to retry a transient failure;
 //!   otherwise a cycle only confirms that nothing changed;
+//! - a terminal failure (a bad manifest, a wrong API key, an unknown agent) is never retried
+//!   with backoff: it stays on `/readyz` and in the metrics, its agents are left out of drift
+//!   resyncs, and the daemon waits for a new commit, a config change or SIGHUP;
 //! - a failed fetch keeps the last revision and retries with backoff;
 //! - a rejected commit (signature) is never reconciled; the last good one stays;
 //! - each agent error is logged once per revision and stays in `/readyz` and the metrics
@@ -121,7 +124,12 @@ impl<E: Engine> Controller<E> {
                 Wake::Cycle(batch) => self.cycle(&batch).await,
                 Wake::ResyncDue => {
                     let agents = if self.reconciled.is_some() {
-                        self.engine.agents()
+                        // Agents with a terminal error would only fail the same way again.
+                        let stuck: BTreeSet<String> =
+                            self.shared.status().terminal_agents().cloned().collect();
+                        let mut agents = self.engine.agents();
+                        agents.retain(|a| !stuck.contains(a));
+                        agents
                     } else {
                         Vec::new()
                     };
@@ -197,6 +205,10 @@ impl<E: Engine> Controller<E> {
         }
         let changed = self.reconciled.as_deref() != Some(revision.as_str());
         let forced = batch.contains(Reason::Hangup);
+        if forced {
+            // A fixed API key file or platform setting is read again.
+            self.engine.reload();
+        }
         if !changed && !forced && !self.retry_pending {
             self.shared.status().up_to_date();
             self.schedule.succeeded();
@@ -209,12 +221,17 @@ impl<E: Engine> Controller<E> {
         self.shared.status().reconciled(&report, true);
         self.after_run(&report, true);
         self.reconciled = Some(revision);
-        self.retry_pending = report.transient;
-        if report.transient {
+        self.retry_pending = report.retryable();
+        if report.retryable() {
             let delay = self.schedule.failed();
             tracing::info!(retry_in = ?delay, "some changes did not land; retrying");
         } else {
             self.schedule.succeeded();
+            if !report.agent_errors.is_empty() {
+                tracing::warn!(
+                    "terminal errors: not retrying until a new commit, a config change or SIGHUP"
+                );
+            }
         }
         if report.error.is_none() {
             // Every agent was just listed: that was a drift check too.
@@ -284,9 +301,15 @@ impl<E: Engine> Controller<E> {
         {
             tracing::error!(%error, "reconcile failed; nothing applied");
         }
-        for (agent, error) in &report.agent_errors {
-            if self.log_once(&report.revision, agent, error) {
-                tracing::error!(%agent, %error, "agent not reconciled; it stays as last applied");
+        for (agent, failure) in &report.agent_errors {
+            if self.log_once(&report.revision, agent, &failure.message) {
+                let error = &failure.message;
+                let class = match failure.class {
+                    crate::platform::ErrorClass::Transient => "transient",
+                    crate::platform::ErrorClass::Terminal => "terminal",
+                };
+                let hint = failure.hint.as_deref().unwrap_or("");
+                tracing::error!(%agent, %error, class, hint, "agent not reconciled; it stays as last applied");
             }
         }
         let a = report.applied;
@@ -295,6 +318,7 @@ impl<E: Engine> Controller<E> {
             created = a.create,
             updated = a.update,
             deleted = a.delete,
+            redeployed = report.redeployed,
             drift = report.drift,
             skipped = report.skipped,
             cancelled = report.cancelled,
@@ -310,7 +334,7 @@ impl<E: Engine> Controller<E> {
                 .agents_skipped
                 .set(i64::try_from(report.skipped).unwrap_or(i64::MAX));
         }
-        metrics.set_agent_errors(self.shared.status().agent_errors().keys());
+        metrics.set_agent_errors(self.shared.status().agent_errors());
         if let Some(stats) = self.engine.api_stats() {
             metrics.observe_api(&stats);
         }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::RateBudget;
+use crate::platform::ErrorClass;
 
 /// What a refresh of the source found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,26 @@ pub struct ChangeCounts {
     pub delete: u64,
 }
 
+/// Why one agent did not converge, and whether retrying may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentFailure {
+    pub message: String,
+    pub class: ErrorClass,
+    /// What a person can do about it, when known.
+    pub hint: Option<String>,
+}
+
+impl AgentFailure {
+    #[cfg(test)]
+    pub fn new(message: impl Into<String>, class: ErrorClass) -> AgentFailure {
+        AgentFailure {
+            message: message.into(),
+            class,
+            hint: None,
+        }
+    }
+}
+
 /// What one reconcile did, in the terms the daemon reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -50,11 +71,12 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Agents this run looked at (their previous errors are replaced by this run's).
     pub checked: Vec<String>,
-    /// Per-agent problems: a manifest that failed to load, a list or a write that failed.
-    pub agent_errors: BTreeMap<String, String>,
-    /// Something failed that may succeed on retry (a platform error rather than a bad file).
-    pub transient: bool,
+    /// Per-agent problems: a manifest that failed to load, a list, a write or a redeploy
+    /// that failed, each with its class.
+    pub agent_errors: BTreeMap<String, AgentFailure>,
     pub applied: ChangeCounts,
+    /// Agents redeployed.
+    pub redeployed: u64,
     /// Keys found changed on the platform behind castsync's back.
     pub drift: u64,
     /// Agents skipped whole (bad manifest, failed list, mass delete).
@@ -66,6 +88,15 @@ pub struct RunReport {
 impl RunReport {
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.agent_errors.is_empty() && !self.cancelled
+    }
+
+    /// Something failed that may succeed on retry (a 429, a 5xx, a timeout). Terminal
+    /// failures alone (a bad manifest, a wrong key, an unknown agent) wait for a new commit,
+    /// a config change or SIGHUP instead.
+    pub fn retryable(&self) -> bool {
+        self.agent_errors
+            .values()
+            .any(|f| f.class == ErrorClass::Transient)
     }
 }
 
@@ -101,4 +132,8 @@ pub trait Engine {
     fn api_stats(&self) -> Option<ApiStats> {
         None
     }
+
+    /// SIGHUP: forget what was opened from outside input (the platform client and the API
+    /// key it read), so the next run picks up a fixed key or URL.
+    fn reload(&mut self) {}
 }

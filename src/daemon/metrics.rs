@@ -13,7 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::engine::{ApiStats, RunReport};
+use super::engine::{AgentFailure, ApiStats, RunReport};
+use crate::platform::ErrorClass;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -33,6 +34,8 @@ pub struct CodeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AgentLabel {
     pub agent: String,
+    /// `transient` (retried) or `terminal` (waits for a new commit, config or SIGHUP).
+    pub class: &'static str,
 }
 
 /// Every metric the daemon exposes, registered under the `castsync_` prefix.
@@ -47,6 +50,7 @@ pub struct Metrics {
     pub agents_skipped: Gauge,
     pub agent_errors: Family<AgentLabel, Gauge>,
     pub drift: Counter,
+    pub redeploys: Counter,
     pub last_applied_commit_time: Gauge,
     pub webhooks: Family<ResultLabel, Counter>,
     pub fetches: Family<ResultLabel, Counter>,
@@ -75,6 +79,7 @@ impl Metrics {
             agents_skipped: Gauge::default(),
             agent_errors: Family::default(),
             drift: Counter::default(),
+            redeploys: Counter::default(),
             last_applied_commit_time: Gauge::default(),
             webhooks: Family::default(),
             fetches: Family::default(),
@@ -114,8 +119,13 @@ impl Metrics {
         );
         registry.register(
             "agent_error",
-            "1 for each agent whose last reconcile failed, until a later one succeeds",
+            "1 for each agent whose last reconcile failed, until a later one succeeds; class is transient (retried) or terminal (waits for a new commit, config or SIGHUP)",
             m.agent_errors.clone(),
+        );
+        registry.register(
+            "redeploys",
+            "Agents redeployed after their secrets changed",
+            m.redeploys.clone(),
         );
         registry.register(
             "drift_found",
@@ -173,15 +183,24 @@ impl Metrics {
             self.changes.get_or_create(&KindLabel { kind }).inc_by(n);
         }
         self.drift.inc_by(report.drift);
+        self.redeploys.inc_by(report.redeployed);
     }
 
     /// Sets the per-agent error series to exactly `failing`.
-    pub fn set_agent_errors<'a>(&self, failing: impl IntoIterator<Item = &'a String>) {
+    pub fn set_agent_errors<'a>(
+        &self,
+        failing: impl IntoIterator<Item = (&'a String, &'a AgentFailure)>,
+    ) {
         self.agent_errors.clear();
-        for agent in failing {
+        for (agent, failure) in failing {
+            let class = match failure.class {
+                ErrorClass::Transient => "transient",
+                ErrorClass::Terminal => "terminal",
+            };
             self.agent_errors
                 .get_or_create(&AgentLabel {
                     agent: agent.clone(),
+                    class,
                 })
                 .set(1);
         }
@@ -268,7 +287,8 @@ mod tests {
             responses: BTreeMap::from([(200, 3)]),
             ..ApiStats::default()
         });
-        m.set_agent_errors([&"alpha".to_owned()]);
+        let failure = AgentFailure::new("bad", ErrorClass::Terminal);
+        m.set_agent_errors([(&"alpha".to_owned(), &failure)]);
         let text = m.encode();
         for name in [
             "castsync_reconcile_runs_total{result=\"success\"} 1",
@@ -277,7 +297,8 @@ mod tests {
             "castsync_api_requests_total{code=\"200\"} 3",
             "castsync_rate_limit_remaining",
             "castsync_agents_skipped 0",
-            "castsync_agent_error{agent=\"alpha\"} 1",
+            "castsync_agent_error{agent=\"alpha\",class=\"terminal\"} 1",
+            "castsync_redeploys_total 0",
             "castsync_drift_found_total 0",
             "castsync_last_applied_commit_timestamp_seconds",
             "castsync_webhook_deliveries_total{result=\"accepted\"} 1",
@@ -324,12 +345,13 @@ mod tests {
         let m = Metrics::new();
         let a = "alpha".to_owned();
         let b = "beta".to_owned();
-        m.set_agent_errors([&a, &b]);
-        m.set_agent_errors([&b]);
+        let failure = AgentFailure::new("429", ErrorClass::Transient);
+        m.set_agent_errors([(&a, &failure), (&b, &failure)]);
+        m.set_agent_errors([(&b, &failure)]);
         let text = m.encode();
         assert!(!text.contains("agent=\"alpha\""), "{text}");
         assert!(
-            text.contains("castsync_agent_error{agent=\"beta\"} 1"),
+            text.contains("castsync_agent_error{agent=\"beta\",class=\"transient\"} 1"),
             "{text}"
         );
     }

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{ApiStats, Engine, Refreshed, RunReport, Scope};
+use super::engine::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
 use super::schedule::RateBudget;
-use crate::plan::{Action, SkipReason, UpdateReason};
-use crate::platform::Platform;
+use crate::apply::Redeployed;
+use crate::plan::{Action, UpdateReason};
+use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, Outcome, Request};
 use crate::source::Checkout;
 use crate::source::origin::{Fetched, Origin, Snapshot};
@@ -26,6 +27,8 @@ pub struct ApplySettings {
     pub no_prune: bool,
     pub allow_mass_delete: bool,
     pub concurrency: usize,
+    /// `--redeploy` / `--no-redeploy` over the config's `redeploy`.
+    pub redeploy: Option<bool>,
 }
 
 pub struct Runner {
@@ -60,11 +63,8 @@ impl Runner {
 
     /// The platform for a checkout's config, reopened only when the URL (or, for the
     /// embedded store, the agent list) changes.
-    fn platform_for(&mut self, checkout: &Checkout) -> Result<Arc<dyn Platform>, String> {
-        let target = self
-            .target
-            .platform(&checkout.config)
-            .map_err(|e| e.to_string())?;
+    fn platform_for(&mut self, checkout: &Checkout) -> Result<Arc<dyn Platform>, OpenError> {
+        let target = self.target.platform(&checkout.config)?;
         let cache_key = if target.is_local() {
             format!("{}\n{}", target.url, checkout.agents.join(","))
         } else {
@@ -77,9 +77,7 @@ impl Runner {
         }
         // Drop the old client first: an embedded store must not be open twice.
         self.platform = None;
-        let opened = target
-            .open(checkout.agents.clone())
-            .map_err(|e| e.to_string())?;
+        let opened = target.open(checkout.agents.clone())?;
         self.platform = Some((cache_key, opened.clone()));
         Ok(opened)
     }
@@ -110,14 +108,16 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
             .count() as u64;
         if let Some(skip) = &agent.skipped {
             report.skipped += 1;
-            // A list failure is the platform's (retry); a bad manifest or a refused mass
-            // delete will not get better by retrying the same commit.
-            if matches!(skip, SkipReason::ListFailed { .. }) {
-                report.transient = true;
-            }
-            report
-                .agent_errors
-                .insert(agent.agent.clone(), skip.to_string());
+            // A failed list keeps its class (a 429 is retried, a 401 is not); a bad manifest
+            // or a refused mass delete will not get better by retrying the same commit.
+            report.agent_errors.insert(
+                agent.agent.clone(),
+                AgentFailure {
+                    message: skip.to_string(),
+                    class: skip.class(),
+                    hint: skip.platform_error().and_then(|e| e.hint()),
+                },
+            );
         }
     }
     if let Some(apply) = &outcome.report {
@@ -125,25 +125,37 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
             for change in &result.applied {
                 match change.action {
                     Action::Create => report.applied.create += 1,
-                    Action::Update(_) => report.applied.update += 1,
+                    Action::Update(_) | Action::Replace => report.applied.update += 1,
                     Action::Delete => report.applied.delete += 1,
                 }
             }
-            if result.ok() {
-                continue;
+            if result.redeploy == Some(Redeployed::Done) {
+                report.redeployed += 1;
             }
-            report.transient = true;
-            let message = match (&result.error, result.failed.first()) {
-                (Some(e), _) => e.clone(),
-                (None, Some(first)) => format!(
+            let Some(class) = result.class() else {
+                continue;
+            };
+            let message = match (&result.error, result.failed.first(), &result.redeploy) {
+                (Some(e), _, _) => e.to_string(),
+                (None, Some(first), _) => format!(
                     "{} change(s) did not land; first: {} ({})",
                     result.failed.len(),
                     first.change.key,
                     first.reason
                 ),
-                (None, None) => "apply failed".to_owned(),
+                (None, None, Some(Redeployed::Failed(e))) => format!(
+                    "redeploy failed: {e}; its secrets are applied and the redeploy is retried"
+                ),
+                _ => "apply failed".to_owned(),
             };
-            report.agent_errors.insert(result.agent.clone(), message);
+            report.agent_errors.insert(
+                result.agent.clone(),
+                AgentFailure {
+                    message,
+                    class,
+                    hint: result.first_platform_error().and_then(|e| e.hint()),
+                },
+            );
         }
     }
     report
@@ -198,6 +210,10 @@ impl Engine for Runner {
         }
     }
 
+    fn reload(&mut self) {
+        self.platform = None;
+    }
+
     fn api_stats(&self) -> Option<ApiStats> {
         let stats = self.platform.as_ref()?.1.stats()?;
         Some(ApiStats {
@@ -239,7 +255,8 @@ impl Runner {
         };
         let platform = match self.platform_for(checkout) {
             Ok(p) => p,
-            Err(e) => return failed_run(revision, e),
+            // Not retried: a missing key or a bad URL needs a new config or SIGHUP.
+            Err(e) => return failed_run(revision, e.to_string()),
         };
         let request = Request {
             checkout,
@@ -252,6 +269,7 @@ impl Runner {
                 self.settings.no_prune,
                 self.settings.allow_mass_delete,
             ),
+            redeploy: self.settings.redeploy,
             only,
             dry_run: false,
             concurrency: self.settings.concurrency,

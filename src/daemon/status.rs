@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::{Duration, Instant};
 
-use super::engine::RunReport;
+use super::engine::{AgentFailure, RunReport};
+use crate::platform::ErrorClass;
 
 #[derive(Debug, Clone, Copy)]
 struct Stamp {
@@ -63,7 +64,7 @@ pub struct Status {
     last_reconcile_ok: Option<Stamp>,
     /// Errors of the applied revision's last full run (run-level, e.g. a broken config).
     run_error: Option<String>,
-    agent_errors: BTreeMap<String, String>,
+    agent_errors: BTreeMap<String, AgentFailure>,
     /// A fetched commit that is not applied, and why.
     rejected: Option<(String, String)>,
     shutting_down: bool,
@@ -155,8 +156,17 @@ impl Status {
         self.shutting_down = true;
     }
 
-    pub fn agent_errors(&self) -> &BTreeMap<String, String> {
+    pub fn agent_errors(&self) -> &BTreeMap<String, AgentFailure> {
         &self.agent_errors
+    }
+
+    /// Agents whose standing error is terminal: they wait for a new commit, a config change
+    /// or SIGHUP, and are left out of drift resyncs until then.
+    pub fn terminal_agents(&self) -> impl Iterator<Item = &String> {
+        self.agent_errors
+            .iter()
+            .filter(|(_, f)| f.class == ErrorClass::Terminal)
+            .map(|(a, _)| a)
     }
 
     /// Whether the daemon is ready, and the JSON body of `/readyz`.
@@ -188,8 +198,14 @@ impl Status {
         if let Some(e) = &self.run_error {
             reasons.push(format!("reconcile failed: {e}"));
         }
-        for (agent, error) in &self.agent_errors {
-            reasons.push(format!("agent {agent}: {error}"));
+        for (agent, failure) in &self.agent_errors {
+            let waiting = match failure.class {
+                ErrorClass::Terminal => {
+                    " (terminal: waiting for a new commit, a config change or SIGHUP)"
+                }
+                ErrorClass::Transient => " (transient: retrying with backoff)",
+            };
+            reasons.push(format!("agent {agent}{waiting}: {}", failure.message));
         }
         if let Some((commit, reason)) = &self.rejected {
             reasons.push(format!("commit {commit} not applied: {reason}"));
@@ -205,7 +221,16 @@ impl Status {
             "last_successful_fetch": self.last_fetch_ok.as_ref().map(Stamp::rfc3339),
             "last_reconcile": self.last_reconcile.as_ref().map(Attempt::json),
             "last_successful_reconcile": self.last_reconcile_ok.as_ref().map(Stamp::rfc3339),
-            "agents": self.agent_errors,
+            "agents": self
+                .agent_errors
+                .iter()
+                .map(|(a, f)| (a.clone(), f.message.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            "agent_errors": self
+                .agent_errors
+                .iter()
+                .map(|(a, f)| (a.clone(), json!({ "message": f.message, "class": f.class, "hint": f.hint })))
+                .collect::<serde_json::Map<_, _>>(),
             "rejected_commit": self.rejected.as_ref().map(|(c, r)| json!({"commit": c, "reason": r})),
         });
         (ready, body)
@@ -233,7 +258,7 @@ mod tests {
             checked: vec!["a".into(), "b".into()],
             agent_errors: errors
                 .iter()
-                .map(|(a, e)| (a.to_string(), e.to_string()))
+                .map(|(a, e)| (a.to_string(), AgentFailure::new(*e, ErrorClass::Terminal)))
                 .collect(),
             ..RunReport::default()
         }
@@ -269,6 +294,15 @@ mod tests {
         let (ready, body) = s.readiness();
         assert!(!ready);
         assert_eq!(body["agents"]["a"], "manifest does not decrypt");
+        assert_eq!(body["agent_errors"]["a"]["class"], "terminal");
+        assert!(
+            body["reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("waiting for a new commit, a config change or SIGHUP"),
+            "{body}"
+        );
+        assert_eq!(s.terminal_agents().collect::<Vec<_>>(), ["a"]);
         // A cycle that finds the same commit keeps the error.
         s.up_to_date();
         assert!(!s.readiness().0);

@@ -30,7 +30,7 @@ pub(super) fn routes() -> Router<Arc<Emu>> {
         .route("/_emulator/faults", post(add_fault).delete(clear_faults))
 }
 
-/// `POST /_emulator/faults` with `{"agent": "a", "method": "GET", "status": 500}`.
+/// `POST /_emulator/faults` with `{"agent": "a", "method": "GET", "route": "secrets", "status": 500}`.
 async fn add_fault(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
     match serde_json::from_slice::<Targeted>(&body) {
         Ok(fault) if StatusCode::from_u16(fault.status).is_ok() => {
@@ -40,7 +40,7 @@ async fn add_fault(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
         _ => {
             let issue = ValidationIssue::new(
                 &["body"],
-                "expected {\"agent\": SLUG, \"method\": METHOD (optional), \"status\": CODE}",
+                "expected {\"agent\": SLUG, \"method\": METHOD (optional), \"route\": \"secrets\" or \"redeploy\" (optional), \"status\": CODE}",
                 "value_error",
             );
             detail(StatusCode::UNPROCESSABLE_ENTITY, json!([issue]))

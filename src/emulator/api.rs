@@ -1,6 +1,15 @@
 //! `/api/v1`: the Castari secrets API, and the gate every call passes (counters, bearer
 //! auth, rate budget, fault injection, latency, rate headers).
 //!
+//! Shapes per wire profile. `sdk` (SDK-confirmed, `@castari/sdk` `agents.ts`/`types.ts`):
+//! the list is `{"secrets": [{"key"}]}` with no paging and no timestamps. `docs` (the API
+//! docs' variant, an assumption): the list pages with `limit` (default 20, at most 100) and
+//! `offset` and answers `{"secrets": [{"key", "created_at", "updated_at"}], "meta": {total,
+//! limit, offset, has_more}}` as Castari's other list routes do. Both: set is `POST` with
+//! `{"key", "value"}` (201 with `{"key"}` under `sdk`, whose body the SDK never reads — its
+//! status is an assumption; 200 with timestamps under `docs`), delete answers 204, an unknown
+//! agent 404 `{"detail": "Agent not found"}`, redeploy answers the agent.
+//!
 //! Faults that fail a call (500, 429, reset) are injected before the store is touched, so
 //! the store always holds exactly what successful calls wrote. `malformed` lets the call
 //! run and garbles only a successful reply: the write landed, the client just cannot read
@@ -13,13 +22,16 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
+use super::Wire;
 use super::conn::Conn;
 use super::faults::{Fault, Quota};
 use super::{Emu, lock};
@@ -38,6 +50,7 @@ pub(super) fn routes() -> Router<Arc<Emu>> {
     Router::new()
         .route("/api/v1/agents/{slug}/secrets", get(list).post(set))
         .route("/api/v1/agents/{slug}/secrets/{key}", delete(remove))
+        .route("/api/v1/agents/{slug}/redeploy", post(redeploy))
 }
 
 /// A JSON `{"detail": …}` response.
@@ -73,7 +86,28 @@ pub(super) async fn gate(
     }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    lock(&emu.stats).request(method.as_str());
+    let accepts_json = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    // Bounded: a user agent is counted under at most its first 100 characters.
+    let user_agent: String = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(none)")
+        .chars()
+        .take(100)
+        .collect();
+    {
+        let mut stats = lock(&emu.stats);
+        stats.request(method.as_str());
+        if !accepts_json {
+            stats.missing_accept += 1;
+        }
+        *stats.user_agents.entry(user_agent).or_default() += 1;
+    }
 
     let now = SystemTime::now();
     let (quota, response, reset) = match unauthorized(&emu, request.headers()) {
@@ -236,12 +270,28 @@ fn int_param(
     default
 }
 
-/// `GET /api/v1/agents/{slug}/secrets?limit=&offset=`: key names and timestamps, sorted.
+/// `GET /api/v1/agents/{slug}/secrets`: key names, sorted; paged and timestamped only under
+/// `--wire docs`.
 async fn list(
     State(emu): State<Arc<Emu>>,
     Path(slug): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    if emu.wire == Wire::Sdk {
+        // The SDK sends no query and reads `response.secrets`; a server that ignores
+        // `limit`/`offset` (as FastAPI does with undeclared parameters) answers everything.
+        let mut store = emu.store();
+        if let Some(not_found) = missing_agent(&emu, &mut store, &slug) {
+            return not_found;
+        }
+        return match store.list(&slug) {
+            Ok(keys) => {
+                let secrets: Vec<Value> = keys.iter().map(|k| json!({ "key": k.key })).collect();
+                axum::Json(json!({ "secrets": secrets })).into_response()
+            }
+            Err(e) => store_failure(e),
+        };
+    }
     let mut issues = Vec::new();
     let limit = int_param(
         &query,
@@ -260,10 +310,31 @@ async fn list(
     if let Some(not_found) = missing_agent(&emu, &mut store, &slug) {
         return not_found;
     }
+    let total = store.list(&slug).map(|k| k.len()).unwrap_or(0);
     match store.page(&slug, offset, limit) {
-        Ok(page) => axum::Json(page).into_response(),
+        Ok(page) => axum::Json(json!({
+            "secrets": page,
+            "meta": {
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "has_more": offset.saturating_add(page.len()) < total,
+            },
+        }))
+        .into_response(),
         Err(e) => store_failure(e),
     }
+}
+
+/// `POST /api/v1/agents/{slug}/redeploy`: the agent, rebuilt (here: counted).
+async fn redeploy(State(emu): State<Arc<Emu>>, Path(slug): Path<String>) -> Response {
+    let mut store = emu.store();
+    if let Some(not_found) = missing_agent(&emu, &mut store, &slug) {
+        return not_found;
+    }
+    drop(store);
+    lock(&emu.stats).redeployed(&slug);
+    axum::Json(json!({ "slug": slug, "status": "active" })).into_response()
 }
 
 /// Checks a set body like pydantic would: `{"key": str, "value": str}`.
@@ -344,13 +415,15 @@ async fn set(State(emu): State<Arc<Emu>>, Path(slug): Path<String>, body: Bytes)
     if let Some(not_found) = missing_agent(&emu, &mut store, &slug) {
         return not_found;
     }
-    match store.set(&slug, &key, &value) {
-        Ok(entry) => axum::Json(
+    let reply = match store.set(&slug, &key, &value) {
+        Ok(entry) if emu.wire == Wire::Docs => (
+            StatusCode::OK,
             json!({ "key": key, "created_at": entry.created_at, "updated_at": entry.updated_at }),
-        )
-        .into_response(),
-        Err(e) => store_failure(e),
-    }
+        ),
+        Ok(_) => (StatusCode::CREATED, json!({ "key": key })),
+        Err(e) => return store_failure(e),
+    };
+    (reply.0, axum::Json(reply.1)).into_response()
 }
 
 /// `DELETE /api/v1/agents/{slug}/secrets/{key}`: 204, or 404 when the key is absent.

@@ -143,11 +143,16 @@ impl Faults {
 }
 
 /// Counters of `/api/v1` traffic: requests by method, responses by status (and `reset` for
-/// connections dropped on purpose).
+/// connections dropped on purpose), successful redeploys by agent, requests that came without
+/// `Accept: application/json` (the SDK sends it on every request), and user agents.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Stats {
     pub requests: BTreeMap<String, u64>,
     pub responses: BTreeMap<String, u64>,
+    pub redeploys: BTreeMap<String, u64>,
+    pub missing_accept: u64,
+    /// Requests by `User-Agent` (`(none)` when absent).
+    pub user_agents: BTreeMap<String, u64>,
 }
 
 impl Default for Stats {
@@ -159,6 +164,9 @@ impl Default for Stats {
         Stats {
             requests,
             responses: BTreeMap::new(),
+            redeploys: BTreeMap::new(),
+            missing_accept: 0,
+            user_agents: BTreeMap::new(),
         }
     }
 }
@@ -170,6 +178,10 @@ impl Stats {
 
     pub fn response(&mut self, outcome: &str) {
         *self.responses.entry(outcome.to_owned()).or_default() += 1;
+    }
+
+    pub fn redeployed(&mut self, agent: &str) {
+        *self.redeploys.entry(agent.to_owned()).or_default() += 1;
     }
 }
 
@@ -226,27 +238,33 @@ mod tests {
 }
 
 /// A fault pinned by `POST /_emulator/faults`: every `/api/v1` call for `agent` (with
-/// `method`, when given) answers `status` until `DELETE /_emulator/faults`. Lets a test fail
-/// one agent's list while the others work.
+/// `method` and on `route` — `secrets` or `redeploy` — when given) answers `status` until
+/// `DELETE /_emulator/faults`. Lets a test fail one agent's list, or its redeploy, while the
+/// rest works.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Targeted {
     pub agent: String,
     #[serde(default)]
     pub method: Option<String>,
+    #[serde(default)]
+    pub route: Option<String>,
     pub status: u16,
 }
 
 impl Targeted {
     /// True when this fault applies to `method` on `path` (`/api/v1/agents/{slug}/…`).
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        let agent = path
+        let mut parts = path
             .strip_prefix("/api/v1/agents/")
-            .and_then(|rest| rest.split('/').next());
+            .unwrap_or_default()
+            .split('/');
+        let (agent, route) = (parts.next(), parts.next());
         agent == Some(self.agent.as_str())
             && self
                 .method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.route.as_deref().is_none_or(|r| Some(r) == route)
     }
 }

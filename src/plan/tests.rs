@@ -34,20 +34,33 @@ fn secrets(pairs: &[(&str, &str)]) -> DesiredSecrets {
         .collect()
 }
 
-fn remote(keys: &[(&str, &str)]) -> Vec<RemoteKey> {
-    keys.iter()
-        .map(|(k, ts)| RemoteKey {
-            key: k.to_string(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            updated_at: Some(ts.to_string()),
-        })
-        .collect()
+fn remote(keys: &[(&str, &str)]) -> Listing {
+    Listing::whole(
+        keys.iter()
+            .map(|(k, ts)| RemoteKey {
+                key: k.to_string(),
+                created_at: Some("2026-01-01T00:00:00Z".into()),
+                updated_at: Some(ts.to_string()),
+            })
+            .collect(),
+    )
+}
+
+/// Keys as Castari's SDK lists them: names only.
+fn bare(keys: &[&str]) -> Listing {
+    Listing::whole(keys.iter().map(|k| RemoteKey::bare(*k)).collect())
+}
+
+fn failed_list(detail: &str) -> Result<Listing, PlatformError> {
+    Err(PlatformError::Transient {
+        detail: detail.into(),
+    })
 }
 
 fn one(
     agent: &str,
     wanted: Result<DesiredSecrets, String>,
-    listed: Result<Vec<RemoteKey>, String>,
+    listed: Result<Listing, PlatformError>,
     last: &dyn LastApplied,
     policy: &Policy,
 ) -> AgentPlan {
@@ -73,7 +86,7 @@ fn declared_keys_absent_on_the_platform_are_created() {
     let p = one(
         "bot",
         Ok(secrets(&[("A", "1"), ("B", "2")])),
-        Ok(vec![]),
+        Ok(Listing::default()),
         &NoBaseline,
         &Policy::default(),
     );
@@ -164,11 +177,10 @@ fn a_timestamp_that_moved_since_our_write_is_drift_and_is_healed() {
 #[test]
 fn drift_is_detected_from_created_at_when_the_platform_gives_no_updated_at() {
     let last = Memory::default().with("bot", "A", "1", Some("t1"));
-    let listed = vec![RemoteKey {
-        key: "A".into(),
-        created_at: "t9".into(),
-        updated_at: None,
-    }];
+    let listed = Listing::whole(vec![RemoteKey {
+        created_at: Some("t9".into()),
+        ..RemoteKey::bare("A")
+    }]);
     let p = one(
         "bot",
         Ok(secrets(&[("A", "1")])),
@@ -304,7 +316,7 @@ fn unmanaged_keys_in_the_desired_state_are_never_set() {
     let p = one(
         "bot",
         Ok(secrets(&[("A", "1"), ("ANTHROPIC_API_KEY", "x")])),
-        Ok(vec![]),
+        Ok(Listing::default()),
         &NoBaseline,
         &Policy::default(),
     );
@@ -347,7 +359,7 @@ fn an_agent_whose_key_list_failed_is_skipped_whole() {
     let p = one(
         "bot",
         Ok(secrets(&[("A", "1")])),
-        Err("transient platform error: 500".into()),
+        failed_list("HTTP 500"),
         &NoBaseline,
         &Policy::default(),
     );
@@ -461,8 +473,8 @@ fn plans_cover_only_the_agents_of_the_run_in_slug_order() {
         ("a".to_owned(), Ok(secrets(&[("K", "1")]))),
     ]);
     let actual = BTreeMap::from([
-        ("a".to_owned(), Ok(vec![])),
-        ("b".to_owned(), Ok(vec![])),
+        ("a".to_owned(), Ok(Listing::default())),
+        ("b".to_owned(), Ok(Listing::default())),
         ("undeclared".to_owned(), Ok(remote(&[("X", "t")]))),
     ]);
     let p = plan(&desired, &actual, &NoBaseline, &Policy::default());
@@ -479,7 +491,7 @@ fn totals_count_every_kind_of_change_and_skip() {
     ]);
     let actual = BTreeMap::from([
         ("a".to_owned(), Ok(remote(&[("SAME", "t")]))),
-        ("b".to_owned(), Ok(vec![])),
+        ("b".to_owned(), Ok(Listing::default())),
         (
             "c".to_owned(),
             Ok(remote(&[("X", "t"), ("Y", "t"), ("OLD", "t")])),
@@ -495,9 +507,11 @@ fn totals_count_every_kind_of_change_and_skip() {
         Totals {
             create: 1,
             update: 2,
+            replace: 0,
             delete: 1,
             unchanged: 1,
-            skipped_agents: 1
+            skipped_agents: 1,
+            redeploy: 0,
         }
     );
     assert!(p.has_changes());
@@ -549,3 +563,6 @@ fn with_a_base_revision_only_values_that_differ_from_it_are_updated() {
     );
     assert_eq!(p.unchanged, vec!["SAME"]);
 }
+
+/// Plans against the SDK's wire shape (no timestamps), `--replace` and redeploys.
+mod wire;

@@ -1,40 +1,52 @@
 //! The Castari API client (reqwest with native-tls).
 //!
-//! Every call validates its names, waits for the shared [`RateLimiter`], and retries 429, 5xx
-//! and connection errors with jittered exponential backoff ([`retry`]). Set and delete are
-//! idempotent on the platform, so retrying them is safe.
+//! Every call validates its names, waits for the shared [`RateLimiter`], and retries 429, 5xx,
+//! connection errors and garbled bodies with jittered exponential backoff ([`retry`]); 4xx
+//! answers are terminal and sent once. Set and delete are idempotent on the platform, so
+//! retrying them is safe; a repeated redeploy rebuilds the same agent again.
+//!
+//! The routes and shapes are Castari's published SDK (`@castari/sdk`, `packages/sdk/src/
+//! agents.ts` and `http.ts`, SDK-confirmed): `GET/POST /api/v1/agents/{slug}/secrets`,
+//! `DELETE …/secrets/{key}` (key URL-encoded), `POST /api/v1/agents/{slug}/redeploy` (allowed
+//! 120 s), `Accept: application/json` on every request, errors as `{"detail": …}`. Paging of
+//! the list route is an assumption handled in [`paging`].
 //!
 //! Never logged or put in an error: the API key, the Authorization header (marked sensitive,
 //! and this type's `Debug` leaves it out), request bodies (they hold values), and response
 //! bodies other than the API's `detail`, which is scrubbed of the value just sent.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use crate::names::{validate_key, validate_slug};
+use crate::names::{MAX_KEY_LEN, validate_key, validate_slug};
 use crate::platform::limiter::{Completion, RateLimiter, RateObservation};
 use crate::platform::retry::{AttemptError, RetryPolicy, with_retries};
-use crate::platform::{ClientStats, OpenError, Platform, PlatformError, RemoteKey};
+use crate::platform::{ClientStats, Listing, OpenError, Platform, PlatformError};
 use crate::secret::SecretValue;
 
+pub mod paging;
 pub mod wire;
 
-/// Keys asked for per list page (the API's maximum).
+/// Keys asked for per list page: the maximum `limit` of Castari's other list routes
+/// (assumption: the API docs' `limit` ≤ 100 on paged routes).
 pub const PAGE_SIZE: usize = 100;
-/// A list longer than this is taken for a server that ignores `offset`.
-const MAX_KEYS: usize = 100_000;
+/// How long a redeploy may take: the SDK's `redeploy()` allows 120 s (SDK-confirmed).
+pub const REDEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("castsync/", env!("CARGO_PKG_VERSION"));
 /// Largest response body read.
 const MAX_BODY: usize = 8 * 1024 * 1024;
-/// The API's detail for an unknown agent.
+/// The API's detail for an unknown agent: 404 `{"detail": "Agent not found"}` (the API docs'
+/// error table; the SDK turns any 404 into a `NotFoundError` carrying the `detail`,
+/// SDK-confirmed). Only this detail makes a 404 mean "no such agent".
 pub const AGENT_NOT_FOUND: &str = "Agent not found";
 
 /// Everything the client needs. `Debug` masks the key (secrecy).
@@ -164,6 +176,7 @@ enum Call {
     List,
     Set,
     Delete,
+    Redeploy,
 }
 
 /// A response, before it is judged.
@@ -180,8 +193,12 @@ impl CastariClient {
         let bearer = Zeroizing::new(format!("Bearer {}", config.api_key.expose_secret()));
         let mut auth = HeaderValue::from_str(&bearer).map_err(|_| OpenError::InvalidApiKey)?;
         auth.set_sensitive(true);
+        // The SDK sends `Accept: application/json` on every request (SDK-confirmed).
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
-            .user_agent(concat!("castsync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
+            .default_headers(headers)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             // The API never redirects; following one could carry the key elsewhere.
@@ -212,15 +229,23 @@ impl CastariClient {
 
     /// `BASE/api/v1/agents/{agent}/secrets[/{key}]`, each segment percent-encoded.
     fn endpoint(&self, agent: &str, key: Option<&str>) -> Url {
+        let mut url = self.agent_url(agent, "secrets");
+        if let Some(key) = key
+            && let Ok(mut segments) = url.path_segments_mut()
+        {
+            segments.push(key);
+        }
+        url
+    }
+
+    /// `BASE/api/v1/agents/{agent}/{route}`, the slug percent-encoded.
+    fn agent_url(&self, agent: &str, route: &str) -> Url {
         let mut url = self.base.clone();
         // parse_base_url refused URLs that cannot be a base, the only case where this fails.
         if let Ok(mut segments) = url.path_segments_mut() {
             segments
                 .pop_if_empty()
-                .extend(["api", "v1", "agents", agent, "secrets"]);
-            if let Some(key) = key {
-                segments.push(key);
-            }
+                .extend(["api", "v1", "agents", agent, route]);
         }
         url
     }
@@ -228,6 +253,7 @@ impl CastariClient {
     /// One attempt: wait for the limiter, send, read the reply.
     async fn attempt(
         &self,
+        call: Call,
         method: &Method,
         url: &Url,
         body: Option<&[u8]>,
@@ -248,6 +274,9 @@ impl CastariClient {
             .http
             .request(method.clone(), url.clone())
             .header(AUTHORIZATION, self.auth.clone());
+        if call == Call::Redeploy {
+            request = request.timeout(REDEPLOY_TIMEOUT);
+        }
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, "application/json")
@@ -309,9 +338,9 @@ impl CastariClient {
                 "rate limit"
             );
         }
-        let body = read_body(response).await.map_err(|detail| {
+        let body = read_body(response).await.map_err(|error| {
             self.lock_stats().transport_errors += 1;
-            AttemptError::transient(PlatformError::Transient { detail }, None)
+            AttemptError::transient(error, None)
         })?;
         Ok(Reply {
             status,
@@ -339,7 +368,7 @@ impl CastariClient {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (method, url, accept) = (&method, &url, &accept);
             async move {
-                let outcome = match self.attempt(method, url, body).await {
+                let outcome = match self.attempt(call, method, url, body).await {
                     Ok(reply) => judge(call, agent, reply).and_then(|body| accept(&body)),
                     Err(e) => Err(e),
                 };
@@ -364,30 +393,39 @@ impl Call {
             Call::List => "list",
             Call::Set => "set",
             Call::Delete => "delete",
+            Call::Redeploy => "redeploy",
         }
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes.
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+/// A protocol error's detail prefixed with where it happened.
+fn in_context(error: PlatformError, context: &str) -> PlatformError {
+    match error {
+        PlatformError::Protocol { detail } => PlatformError::Protocol {
+            detail: format!("{context}: {detail}"),
+        },
+        other => other,
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes; a body cut short or too large is transient.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, PlatformError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > MAX_BODY {
-                    return Err(format!(
-                        "response body larger than {} MiB",
-                        MAX_BODY / 1024 / 1024
-                    ));
+                    return Err(PlatformError::Transient {
+                        detail: format!("response body larger than {} MiB", MAX_BODY / 1024 / 1024),
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
             Err(err) => {
-                return Err(format!(
-                    "reading the response: {}",
-                    describe_transport(&err)
-                ));
+                return Err(PlatformError::Transient {
+                    detail: format!("reading the response: {}", describe_transport(&err)),
+                });
             }
         }
     }
@@ -429,15 +467,25 @@ fn judge(call: Call, agent: &str, reply: Reply) -> Result<Vec<u8>, AttemptError>
     let terminal = |error| Err(AttemptError::terminal(error));
     match status.as_u16() {
         401 => terminal(PlatformError::Unauthorized { detail }),
-        403 => terminal(PlatformError::Forbidden { detail }),
+        403 => terminal(PlatformError::Forbidden {
+            agent: agent.to_owned(),
+            detail,
+        }),
         404 if json_detail.as_deref() == Some(AGENT_NOT_FOUND) => {
             terminal(PlatformError::AgentNotFound {
                 agent: agent.to_owned(),
             })
         }
-        // The key is already gone: that is what a delete wants. Only a JSON 404 counts; a
+        // The key is already gone: that is what a delete wants (assumption: the API's answer
+        // for a missing key is not documented). Only a JSON 404 counts; a
         // bare 404 page more likely means a wrong base URL.
         404 if call == Call::Delete && json_detail.is_some() => Ok(Vec::new()),
+        404 if call == Call::Redeploy => terminal(PlatformError::InvalidRequest {
+            status: 404,
+            detail: format!(
+                "{detail}: this platform has no redeploy route for agent {agent:?}; set `redeploy: never` (or pass --no-redeploy) if it does not support redeploys"
+            ),
+        }),
         429 => Err(AttemptError::transient(
             PlatformError::RateLimited { detail },
             reply.wait_hint,
@@ -474,6 +522,26 @@ fn check_key(key: &str) -> Result<(), PlatformError> {
     })
 }
 
+/// A key to delete may be any name the platform listed, including ones castsync would
+/// never create (`my-key`, lowercase): it travels percent-encoded as one path segment, as the
+/// SDK's `encodeURIComponent` sends it. Only names no URL can carry as a segment are refused.
+fn check_listed_key(key: &str) -> Result<(), PlatformError> {
+    let addressable = !key.is_empty()
+        && key.len() <= MAX_KEY_LEN * 4
+        && key != "."
+        && key != ".."
+        && !key.chars().any(char::is_control);
+    if addressable {
+        Ok(())
+    } else {
+        Err(PlatformError::InvalidName {
+            detail: format!(
+                "the platform lists a key {key:?} that cannot be addressed in a URL path; delete it with the Castari dashboard or `cast secrets delete`"
+            ),
+        })
+    }
+}
+
 /// Replaces the value in an error's text, in case the platform echoed it.
 fn scrub(err: PlatformError, value: &SecretValue) -> PlatformError {
     let v = value.expose();
@@ -491,7 +559,8 @@ fn scrub(err: PlatformError, value: &SecretValue) -> PlatformError {
         PlatformError::Unauthorized { detail } => PlatformError::Unauthorized {
             detail: clean(detail),
         },
-        PlatformError::Forbidden { detail } => PlatformError::Forbidden {
+        PlatformError::Forbidden { agent, detail } => PlatformError::Forbidden {
+            agent,
             detail: clean(detail),
         },
         PlatformError::RateLimited { detail } => PlatformError::RateLimited {
@@ -517,12 +586,11 @@ impl Platform for CastariClient {
         &self.id
     }
 
-    async fn list(&self, agent: &str) -> Result<Vec<RemoteKey>, PlatformError> {
+    async fn list(&self, agent: &str) -> Result<Listing, PlatformError> {
         check_slug(agent)?;
-        let mut keys: Vec<RemoteKey> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut pager = paging::Pager::new(PAGE_SIZE);
+        let mut offset = 0usize;
         loop {
-            let offset = keys.len();
             let mut url = self.endpoint(agent, None);
             url.query_pairs_mut()
                 .append_pair("limit", &PAGE_SIZE.to_string())
@@ -531,37 +599,18 @@ impl Platform for CastariClient {
                 .call(Call::List, Method::GET, url, agent, None, |body| {
                     // A garbled page is worth another GET; after the retries it is a
                     // protocol error, never a shorter list.
-                    wire::parse_list(body).map_err(|detail| {
+                    wire::parse_list(body).map_err(|e| {
                         AttemptError::transient(
-                            PlatformError::Protocol {
-                                detail: format!("agent {agent:?}, offset {offset}: {detail}"),
-                            },
+                            in_context(e, &format!("agent {agent:?}, offset {offset}")),
                             None,
                         )
                     })
                 })
                 .await?;
-            let count = page.len();
-            for key in page {
-                if !seen.insert(key.key.clone()) {
-                    return Err(PlatformError::Protocol {
-                        detail: format!(
-                            "the page at offset {offset} of agent {agent:?} repeats key {:?} from an earlier page; the list is inconsistent (was the agent changed during the run?)",
-                            key.key
-                        ),
-                    });
-                }
-                keys.push(key);
-            }
-            if count < PAGE_SIZE {
-                return Ok(keys);
-            }
-            if keys.len() > MAX_KEYS {
-                return Err(PlatformError::Protocol {
-                    detail: format!(
-                        "agent {agent:?} lists more than {MAX_KEYS} keys; is the platform ignoring offset?"
-                    ),
-                });
+            match pager.accept(page) {
+                Ok(paging::Next::Fetch { offset: next }) => offset = next,
+                Ok(paging::Next::Done) => return Ok(pager.finish()),
+                Err(e) => return Err(in_context(e, &format!("agent {agent:?}"))),
             }
         }
     }
@@ -593,9 +642,17 @@ impl Platform for CastariClient {
 
     async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError> {
         check_slug(agent)?;
-        check_key(key)?;
+        check_listed_key(key)?;
         let url = self.endpoint(agent, Some(key));
         self.call(Call::Delete, Method::DELETE, url, agent, None, |_| Ok(()))
+            .await
+    }
+
+    async fn redeploy(&self, agent: &str) -> Result<(), PlatformError> {
+        check_slug(agent)?;
+        let url = self.agent_url(agent, "redeploy");
+        // The reply is the agent (SDK-confirmed type `Agent`); castsync needs nothing from it.
+        self.call(Call::Redeploy, Method::POST, url, agent, None, |_| Ok(()))
             .await
     }
 

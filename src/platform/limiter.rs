@@ -1,8 +1,9 @@
 //! The client-side rate limiter: one per client, shared by every concurrent request, so that
 //! a run inside the platform's budget never receives a 429.
 //!
-//! The platform announces its budget on every response (`X-RateLimit-Limit`, `-Remaining`,
-//! `-Reset` in unix seconds). The limiter keeps, for the current window, the lowest
+//! The platform announces its budget on its responses (`X-RateLimit-Limit`, `-Remaining`,
+//! `-Reset` in unix seconds; from the API docs, which give 100 CRUD requests a minute per key;
+//! that every response carries them is an assumption, tolerated below). The limiter keeps, for the current window, the lowest
 //! `Remaining` seen (the server's count only goes down within a window) and a *debt*: every
 //! request that the server may have counted since that observation — the ones in flight when
 //! it arrived, the ones sent after it, and the ones that ended without telling us anything.

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::names::{validate_key, validate_slug};
 use crate::platform::batch::{Batch, BatchResult, Written};
 use crate::platform::store::{MAX_VALUE_LEN, Store, StoreError, Txn};
-use crate::platform::{LOCAL_SCHEME, OpenError, Platform, PlatformError, RemoteKey};
+use crate::platform::{LOCAL_SCHEME, Listing, OpenError, Platform, PlatformError};
 use crate::secret::SecretValue;
 
 /// The embedded store-backed platform.
@@ -148,22 +148,24 @@ impl Platform for LocalPlatform {
         &self.id
     }
 
-    async fn list(&self, agent: &str) -> Result<Vec<RemoteKey>, PlatformError> {
+    async fn list(&self, agent: &str) -> Result<Listing, PlatformError> {
         check(agent, None)?;
         let name = agent.to_owned();
-        self.with_store(false, move |inner, store| {
-            let declared = inner.declared.contains(&name);
-            match store {
-                Some(store) => match store.list(&name) {
-                    // A declared agent exists before its first write.
-                    Err(StoreError::NoSuchAgent { .. }) if declared => Ok(Vec::new()),
-                    other => other.map_err(local_error),
-                },
-                None if declared => Ok(Vec::new()),
-                None => Err(PlatformError::AgentNotFound { agent: name }),
-            }
-        })
-        .await
+        let keys = self
+            .with_store(false, move |inner, store| {
+                let declared = inner.declared.contains(&name);
+                match store {
+                    Some(store) => match store.list(&name) {
+                        // A declared agent exists before its first write.
+                        Err(StoreError::NoSuchAgent { .. }) if declared => Ok(Vec::new()),
+                        other => other.map_err(local_error),
+                    },
+                    None if declared => Ok(Vec::new()),
+                    None => Err(PlatformError::AgentNotFound { agent: name }),
+                }
+            })
+            .await?;
+        Ok(Listing::whole(keys))
     }
 
     async fn set(&self, agent: &str, key: &str, value: &SecretValue) -> Result<(), PlatformError> {
@@ -198,6 +200,12 @@ impl Platform for LocalPlatform {
             Some(Written::Failed(e)) => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// The embedded store runs no agents, so there is nothing to redeploy: the call only
+    /// checks that the agent exists, as the API would.
+    async fn redeploy(&self, agent: &str) -> Result<(), PlatformError> {
+        self.list(agent).await.map(|_| ())
     }
 
     /// The whole batch in one transaction: checks first (a refused set fails alone and holds

@@ -299,7 +299,7 @@ impl Store {
             .query_map(params![agent, as_sql(limit), as_sql(offset)], |r| {
                 Ok(RemoteKey {
                     key: r.get(0)?,
-                    created_at: r.get(1)?,
+                    created_at: Some(r.get(1)?),
                     updated_at: Some(r.get(2)?),
                 })
             })

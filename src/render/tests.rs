@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::plan::{NoBaseline, Policy, plan};
-use crate::platform::RemoteKey;
+use crate::platform::{Listing, RemoteKey};
 use crate::secret::SecretValue;
 
 fn sample() -> Plan {
@@ -12,14 +12,14 @@ fn sample() -> Plan {
             .collect::<BTreeMap<_, _>>()
     };
     let remote = |keys: &[&str]| {
-        Ok(keys
-            .iter()
-            .map(|k| RemoteKey {
-                key: k.to_string(),
-                created_at: "t".into(),
-                updated_at: None,
-            })
-            .collect::<Vec<_>>())
+        Ok(Listing::whole(
+            keys.iter()
+                .map(|k| RemoteKey {
+                    created_at: Some("t".into()),
+                    ..RemoteKey::bare(*k)
+                })
+                .collect::<Vec<_>>(),
+        ))
     };
     let desired = BTreeMap::from([
         ("alpha".to_owned(), Ok(secrets(&["NEW", "OLD_ONE", "STAY"]))),
@@ -128,7 +128,10 @@ fn a_huge_markdown_plan_is_summarised_under_the_budget() {
             (format!("agent-{i:03}"), Ok(keys))
         })
         .collect();
-    let actual = many.keys().map(|a| (a.clone(), Ok(vec![]))).collect();
+    let actual = many
+        .keys()
+        .map(|a| (a.clone(), Ok(Listing::default())))
+        .collect();
     let p = plan(&many, &actual, &NoBaseline, &Policy::default());
     let md = plan_markdown(&p, &ctx());
     assert!(md.len() < MARKDOWN_BUDGET, "{} chars", md.len());

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
+use crate::daemon::engine::AgentFailure;
 use crate::daemon::schedule::Timing;
+use crate::platform::ErrorClass;
 
 #[derive(Debug, Clone)]
 struct Run {
@@ -19,8 +21,10 @@ struct Script {
     current: Option<String>,
     fetched_at: Vec<Instant>,
     runs: Vec<Run>,
-    /// Agent errors and transient flags of the next runs (default: clean).
-    outcomes: VecDeque<(BTreeMap<String, String>, bool)>,
+    /// Agent errors of the next runs (default: clean).
+    outcomes: VecDeque<BTreeMap<String, AgentFailure>>,
+    /// Times `reload` was called (SIGHUP).
+    reloads: usize,
     run_time: Duration,
     ignore_cancel: bool,
     agents: Vec<String>,
@@ -106,9 +110,8 @@ impl Engine for Fake {
         RunReport {
             revision,
             checked,
-            skipped: outcome.0.len() as u64,
-            agent_errors: outcome.0,
-            transient: outcome.1,
+            skipped: outcome.len() as u64,
+            agent_errors: outcome,
             cancelled,
             ..RunReport::default()
         }
@@ -117,6 +120,14 @@ impl Engine for Fake {
     fn agents(&self) -> Vec<String> {
         self.script().agents.clone()
     }
+
+    fn reload(&mut self) {
+        self.script().reloads += 1;
+    }
+}
+
+fn failing(agent: &str, message: &str, class: ErrorClass) -> BTreeMap<String, AgentFailure> {
+    BTreeMap::from([(agent.to_owned(), AgentFailure::new(message, class))])
 }
 
 const MIN: Duration = Duration::from_secs(60);
@@ -273,9 +284,10 @@ async fn an_agent_error_stays_in_readyz_and_metrics_until_a_later_commit_fixes_i
     let (h, controller) = Harness::new(MIN, 600 * MIN);
     h.fake.script().agents = vec!["a".into(), "b".into()];
     h.fake.push(ready("c1"));
-    h.fake.script().outcomes.push_back((
-        BTreeMap::from([("a".to_owned(), "manifest does not decrypt".to_owned())]),
-        false,
+    h.fake.script().outcomes.push_back(failing(
+        "a",
+        "manifest does not decrypt",
+        ErrorClass::Terminal,
     ));
     let script = async {
         sleep(1.0).await;
@@ -286,7 +298,7 @@ async fn an_agent_error_stays_in_readyz_and_metrics_until_a_later_commit_fixes_i
             h.shared
                 .metrics
                 .encode()
-                .contains("castsync_agent_error{agent=\"a\"} 1")
+                .contains("castsync_agent_error{agent=\"a\",class=\"terminal\"} 1")
         );
         // Polls of the same commit do not reconcile (a bad file will not get better).
         sleep(130.0).await;
@@ -306,10 +318,10 @@ async fn an_agent_error_stays_in_readyz_and_metrics_until_a_later_commit_fixes_i
 async fn a_transient_failure_reconciles_the_same_commit_again_after_backoff() {
     let (h, controller) = Harness::new(60 * MIN, 600 * MIN);
     h.fake.push(ready("c1"));
-    h.fake.script().outcomes.push_back((
-        BTreeMap::from([("b".to_owned(), "rate limited (429)".to_owned())]),
-        true,
-    ));
+    h.fake
+        .script()
+        .outcomes
+        .push_back(failing("b", "rate limited (429)", ErrorClass::Transient));
     let script = async {
         sleep(5.0).await;
         h.shutdown.cancel();
@@ -320,6 +332,50 @@ async fn a_transient_failure_reconciles_the_same_commit_again_after_backoff() {
     assert_eq!(runs[1].revision, "c1");
     let gap = runs[1].at - runs[0].at;
     assert!(gap >= Duration::from_millis(900) && gap <= Duration::from_millis(1101));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminal_failure_is_never_retried_or_resynced_until_sighup() {
+    let (h, controller) = Harness::new(MIN, 10 * MIN);
+    h.fake.script().agents = vec!["a".into(), "b".into()];
+    h.fake.push(ready("c1"));
+    h.fake.script().outcomes.push_back(failing(
+        "a",
+        "the platform refused the API key (401): Invalid API key",
+        ErrorClass::Terminal,
+    ));
+    let script = async {
+        // Polls and a drift resync pass; nothing reconciles `a` again.
+        sleep(12.0 * 60.0).await;
+        let runs = h.fake.runs();
+        assert_eq!(runs.iter().filter(|r| r.scope == Scope::All).count(), 1);
+        for r in runs.iter().filter(|r| matches!(r.scope, Scope::Agents(_))) {
+            assert_eq!(r.scope, Scope::Agents(vec!["b".into()]), "{runs:?}");
+        }
+        let (is_ready, body) = h.readiness();
+        assert!(!is_ready);
+        assert_eq!(body["agent_errors"]["a"]["class"], "terminal");
+        assert!(
+            h.shared
+                .metrics
+                .encode()
+                .contains("castsync_agent_error{agent=\"a\",class=\"terminal\"} 1")
+        );
+        // SIGHUP: the client is reopened (a fixed key is read) and the commit runs again.
+        h.shared.triggers.fire(Reason::Hangup);
+        sleep(1.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let full: Vec<Run> = h
+        .fake
+        .runs()
+        .into_iter()
+        .filter(|r| r.scope == Scope::All)
+        .collect();
+    assert_eq!(full.len(), 2);
+    assert_eq!(h.fake.script().reloads, 1);
+    h.assert_ready_but_stopped();
 }
 
 #[tokio::test(start_paused = true)]

@@ -86,6 +86,7 @@ fn statuses_map_to_typed_errors_marked_transient_or_terminal() {
     assert_eq!(
         err.error,
         PlatformError::Forbidden {
+            agent: "bot".into(),
             detail: "Not your agent".into()
         }
     );

@@ -13,10 +13,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::platform::RemoteKey;
+use crate::platform::{PlatformError, RemoteKey};
 
-/// Fields of a list body that may hold the array of keys.
-pub const LIST_FIELDS: [&str; 3] = ["items", "secrets", "data"];
+/// Fields of a list body that may hold the array of keys. `secrets` is what the SDK reads
+/// (`@castari/sdk` `agents.ts`: `response.secrets`, SDK-confirmed); `items` and `data` are
+/// tolerated in case the route ever follows another convention (assumption).
+pub const LIST_FIELDS: [&str; 3] = ["secrets", "items", "data"];
 
 /// Longest `detail` text kept in an error message.
 const MAX_DETAIL: usize = 600;
@@ -40,54 +42,83 @@ impl ValidationIssue {
     }
 }
 
-/// One page of a list. The body is a bare array or an object holding it under `items`,
-/// `secrets` or `data`; each element has `key`, `created_at` and maybe `updated_at`. The error
-/// says what is wrong in words (never quoting the body).
-pub fn parse_list(body: &[u8]) -> Result<Vec<RemoteKey>, String> {
+/// The paging block other list routes send (`GET /api/v1/agents` returns `{agents, meta:
+/// {total, limit, offset, has_more}}`, SDK-confirmed for that route); whether the secrets
+/// route sends it is an assumption, so every field is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_more: Option<bool>,
+}
+
+/// One list response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub keys: Vec<RemoteKey>,
+    pub meta: Option<Meta>,
+}
+
+/// One list response. The body is `{"secrets": [...]}` (the SDK's shape), or the array under
+/// `items`/`data`, or a bare array; `meta` is read when present. Each item needs a `key`
+/// string; `created_at`/`updated_at` are used when they are strings and ignored otherwise,
+/// as is every other field. The error says what is wrong in words (never quoting the body).
+pub fn parse_list(body: &[u8]) -> Result<Page, PlatformError> {
+    let malformed = |detail: String| PlatformError::Protocol { detail };
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        format!(
+        malformed(format!(
             "the list response is not JSON (line {} column {}, {} bytes)",
             e.line(),
             e.column(),
             body.len()
-        )
+        ))
     })?;
-    let items = match &value {
-        Value::Array(items) => items,
-        Value::Object(map) => LIST_FIELDS
-            .iter()
-            .find_map(|f| map.get(*f).and_then(Value::as_array))
-            .ok_or_else(|| {
-                "the list response is an object without an array under \"items\", \"secrets\" or \"data\"".to_owned()
-            })?,
-        _ => return Err("the list response is neither an array nor an object".to_owned()),
+    let (items, meta) = match &value {
+        Value::Array(items) => (items, None),
+        Value::Object(map) => {
+            let items = LIST_FIELDS
+                .iter()
+                .find_map(|f| map.get(*f).and_then(Value::as_array))
+                .ok_or_else(|| {
+                    malformed("the list response is an object without an array under \"secrets\", \"items\" or \"data\"".to_owned())
+                })?;
+            // A `meta` that is not the expected object is ignored, not an error: paging then
+            // falls back to page lengths.
+            let meta = map
+                .get("meta")
+                .and_then(|m| serde_json::from_value::<Meta>(m.clone()).ok());
+            (items, meta)
+        }
+        _ => {
+            return Err(malformed(
+                "the list response is neither an array nor an object".to_owned(),
+            ));
+        }
     };
     let mut keys = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let text = |field: &str| item.get(field).and_then(Value::as_str).map(str::to_owned);
-        let key = text("key").ok_or_else(|| format!("list item {i} has no \"key\" string"))?;
-        let created_at = text("created_at")
-            .ok_or_else(|| format!("list item {i} ({key}) has no \"created_at\" string"))?;
-        let updated_at = match item.get("updated_at") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(format!(
-                    "list item {i} ({key}) has an \"updated_at\" that is not a string"
-                ));
-            }
-        };
+        let key = text("key")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| malformed(format!("list item {i} has no \"key\" string")))?;
         if !seen.insert(key.clone()) {
-            return Err(format!("the list response names key {key:?} twice"));
+            return Err(malformed(format!(
+                "the list response names key {key:?} twice"
+            )));
         }
         keys.push(RemoteKey {
             key,
-            created_at,
-            updated_at,
+            created_at: text("created_at"),
+            updated_at: text("updated_at"),
         });
     }
-    Ok(keys)
+    Ok(Page { keys, meta })
 }
 
 /// The `detail` of an error body, rendered for a person; None when the body is not JSON with
@@ -144,7 +175,8 @@ fn truncate(mut text: String) -> String {
     text
 }
 
-/// `Retry-After` as a wait: delta seconds or an HTTP date.
+/// `Retry-After` as a wait: whole seconds (the SDK reads it with `parseInt`, SDK-confirmed),
+/// or an HTTP date (allowed by HTTP; tolerated as an assumption).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<u64>() {
@@ -162,21 +194,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_may_be_bare_arrays_or_wrapped_under_items_secrets_or_data() {
-        let item = r#"{"key":"A","created_at":"t1","updated_at":"t2"}"#;
+    fn the_sdk_shape_has_keys_only_and_is_accepted() {
+        let page =
+            parse_list(br#"{"secrets":[{"key":"OPENAI_API_KEY"},{"key":"my-key"}]}"#).unwrap();
+        assert_eq!(
+            page.keys,
+            [RemoteKey::bare("OPENAI_API_KEY"), RemoteKey::bare("my-key")]
+        );
+        assert_eq!(page.meta, None);
+    }
+
+    #[test]
+    fn lists_may_be_bare_arrays_or_wrapped_under_secrets_items_or_data() {
+        let item = r#"{"key":"A","created_at":"t1","updated_at":"t2","extra":{"x":1}}"#;
         for body in [
             format!("[{item}]"),
             format!(r#"{{"items":[{item}],"total":1}}"#),
             format!(r#"{{"secrets":[{item}]}}"#),
             format!(r#"{{"data":[{item}]}}"#),
         ] {
-            let keys = parse_list(body.as_bytes()).unwrap();
+            let keys = parse_list(body.as_bytes()).unwrap().keys;
             assert_eq!(keys.len(), 1, "{body}");
             assert_eq!(keys[0].key, "A");
-            assert_eq!(keys[0].updated_at.as_deref(), Some("t2"));
+            assert_eq!(keys[0].last_write(), Some("t2"));
         }
-        let keys = parse_list(br#"[{"key":"B","created_at":"t1","updated_at":null}]"#).unwrap();
+        let keys = parse_list(br#"[{"key":"B","created_at":"t1","updated_at":null}]"#)
+            .unwrap()
+            .keys;
         assert_eq!(keys[0].updated_at, None);
+        assert_eq!(keys[0].last_write(), Some("t1"));
+        // Timestamps of another type are ignored, not an error.
+        let keys = parse_list(br#"[{"key":"C","created_at":17,"updated_at":false}]"#)
+            .unwrap()
+            .keys;
+        assert_eq!(keys[0], RemoteKey::bare("C"));
+    }
+
+    #[test]
+    fn meta_is_read_when_present_and_ignored_when_odd() {
+        let page = parse_list(
+            br#"{"secrets":[],"meta":{"total":150,"limit":100,"offset":100,"has_more":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            page.meta,
+            Some(Meta {
+                total: Some(150),
+                limit: Some(100),
+                offset: Some(100),
+                has_more: Some(false)
+            })
+        );
+        let page = parse_list(br#"{"secrets":[],"meta":"soon"}"#).unwrap();
+        assert_eq!(page.meta, None);
+        let page = parse_list(br#"{"secrets":[],"meta":{"has_more":true}}"#).unwrap();
+        assert_eq!(page.meta.unwrap().has_more, Some(true));
     }
 
     #[test]
@@ -185,12 +257,14 @@ mod tests {
             &b"canary-7f3a91-do-not-print"[..],
             br#"{"keys":["canary-7f3a91-do-not-print"]}"#,
             br#"[{"name":"canary-7f3a91-do-not-print"}]"#,
-            br#"[{"key":"A"}]"#,
+            br#"[{"key":""}]"#,
+            br#"[{"key":7}]"#,
             b"42",
-            br#"[{"key":"A","created_at":"t"},{"key":"A","created_at":"t"}]"#,
+            br#"[{"key":"A"},{"key":"A"}]"#,
         ] {
             let err = parse_list(body).unwrap_err();
-            assert!(!err.contains("canary"), "{err}");
+            assert!(matches!(err, PlatformError::Protocol { .. }));
+            assert!(!err.to_string().contains("canary"), "{err}");
         }
     }
 

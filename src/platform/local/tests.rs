@@ -14,7 +14,7 @@ async fn declared_agents_exist_and_others_are_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("platform.json");
     let p = open(&path, &["support-bot"]);
-    assert_eq!(p.list("support-bot").await.unwrap(), vec![]);
+    assert_eq!(p.list("support-bot").await.unwrap().keys, vec![]);
     assert!(!path.exists(), "listing writes nothing");
     let err = p.list("billing-agent").await.unwrap_err();
     assert_eq!(
@@ -58,13 +58,10 @@ async fn writes_persist_across_opens_in_a_0600_file() {
 
     // A new process that does not declare the agent still finds it: it was written.
     let again = open(&path, &[]);
-    let keys = again.list("a").await.unwrap();
+    let keys = again.list("a").await.unwrap().keys;
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].key, "OPENAI_API_KEY");
-    assert_eq!(
-        keys[0].updated_at.as_deref(),
-        Some(keys[0].created_at.as_str())
-    );
+    assert_eq!(keys[0].updated_at.as_deref(), keys[0].created_at.as_deref());
     let stored = Store::open(&path).unwrap();
     assert_eq!(
         stored
@@ -83,9 +80,9 @@ async fn rewriting_a_key_moves_its_updated_at() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(&dir.path().join("s.json"), &["a"]);
     p.set("a", "K", &SecretValue::new("1")).await.unwrap();
-    let before = p.list("a").await.unwrap().remove(0);
+    let before = p.list("a").await.unwrap().keys.remove(0);
     p.set("a", "K", &SecretValue::new("2")).await.unwrap();
-    let after = p.list("a").await.unwrap().remove(0);
+    let after = p.list("a").await.unwrap().keys.remove(0);
     assert_eq!(before.created_at, after.created_at);
     assert!(after.last_write() > before.last_write());
 }
@@ -114,7 +111,7 @@ async fn concurrent_writers_never_lose_a_write() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    let keys = open(&path, &[]).list("a").await.unwrap();
+    let keys = open(&path, &[]).list("a").await.unwrap().keys;
     assert_eq!(keys.len(), 60);
 }
 
@@ -167,7 +164,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
         .await;
     assert_eq!(done.sets, [Written::Landed]);
     assert_eq!(done.deletes, [Written::Landed]);
-    let names = |keys: Vec<RemoteKey>| keys.into_iter().map(|k| k.key).collect::<Vec<_>>();
+    let names = |listing: Listing| listing.keys.into_iter().map(|k| k.key).collect::<Vec<_>>();
     assert_eq!(names(p.list("a").await.unwrap()), ["KEEP", "NEW"]);
 
     // A set the platform refuses fails alone; the deletes wait.
@@ -235,7 +232,10 @@ async fn a_json_store_of_castsync_0_1_opens_after_an_import() {
     )
     .unwrap();
     let p = open(&path, &[]);
-    let keys = p.list("a").await.unwrap();
+    let keys = p.list("a").await.unwrap().keys;
     assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].created_at, "2026-01-01T00:00:00.000000Z");
+    assert_eq!(
+        keys[0].created_at.as_deref(),
+        Some("2026-01-01T00:00:00.000000Z")
+    );
 }
