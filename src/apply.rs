@@ -199,8 +199,47 @@ impl ApplyReport {
     }
 }
 
+/// What apply tells its caller as it goes (a progress bar, one line per agent). Every method
+/// has a no-op default; they are called from the apply tasks, so they must be quick and must
+/// never block. They see key names and counts only, never a value.
+pub trait Progress: Send + Sync {
+    /// Before the plan: this many agents' keys are about to be listed.
+    fn listing(&self, _agents: usize) {}
+    /// One agent's list ended, listed or not.
+    fn listed(&self) {}
+    /// Before the first write: the agents with work and the requests they take (see
+    /// [`request_count`]).
+    fn started(&self, _agents: usize, _requests: usize) {}
+    /// One of those requests ended, landed or not.
+    fn request_done(&self) {}
+    /// One agent is finished.
+    fn agent_done(&self, _result: &AgentResult) {}
+}
+
+/// Progress that nobody watches (the daemon, tests).
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The requests applying `plan` takes when everything lands: per agent with work, every set
+/// and delete, one verifying list when it has key changes, and one redeploy when the plan
+/// asks for it. (Requests that are not attempted, such as deletes after a failed set, leave
+/// the count short; the rate limiter's retries are not counted.)
+pub fn request_count(plan: &Plan) -> usize {
+    plan.agents
+        .iter()
+        .filter(|a| a.has_work())
+        .map(|a| {
+            let verify = usize::from(a.has_changes());
+            let redeploy = usize::from(a.redeploy.is_some());
+            a.changes.len() + verify + redeploy
+        })
+        .sum()
+}
+
 /// Applies every agent of `plan` that has work (changes or a redeploy). `desired` must hold
-/// the values of every key the plan sets. `on_done` is called as each agent finishes (for progress output).
+/// the values of every key the plan sets. `progress` hears of each request and agent as it
+/// finishes.
 pub async fn apply(
     plan: &Plan,
     desired: &BTreeMap<String, DesiredSecrets>,
@@ -208,8 +247,12 @@ pub async fn apply(
     state: Arc<Mutex<State>>,
     options: &ApplyOptions,
     cancel: &CancellationToken,
-    on_done: &(dyn Fn(&AgentResult) + Send + Sync),
+    progress: Arc<dyn Progress>,
 ) -> ApplyReport {
+    progress.started(
+        plan.agents.iter().filter(|a| a.has_work()).count(),
+        request_count(plan),
+    );
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for agent_plan in plan.agents.iter().filter(|a| a.has_work()) {
@@ -220,6 +263,7 @@ pub async fn apply(
         let permits = permits.clone();
         let revision = options.revision.clone();
         let cancel = cancel.clone();
+        let progress = progress.clone();
         tasks.spawn(async move {
             // The semaphore is never closed, so acquire cannot fail.
             let _permit = permits.acquire_owned().await;
@@ -230,6 +274,7 @@ pub async fn apply(
                 &state,
                 revision.as_deref(),
                 &cancel,
+                progress.as_ref(),
             )
             .await
         });
@@ -248,7 +293,7 @@ pub async fn apply(
                 ..AgentResult::default()
             },
         };
-        on_done(&result);
+        progress.agent_done(&result);
         results.push(result);
     }
     results.sort_by(|a, b| a.agent.cmp(&b.agent));
@@ -262,20 +307,29 @@ async fn apply_agent(
     state: &Mutex<State>,
     revision: Option<&str>,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
 ) -> AgentResult {
     let agent = plan.agent.as_str();
     let mut result = AgentResult {
         agent: agent.to_owned(),
         ..AgentResult::default()
     };
-    let landed = write_changes(plan, values, platform, cancel, &mut result).await;
+    let landed = write_changes(plan, values, platform, cancel, progress, &mut result).await;
     if !landed.is_empty() {
-        verify(plan, values, platform, state, revision, landed, &mut result).await;
+        let sent = Sent { platform, progress };
+        verify(plan, values, sent, state, revision, landed, &mut result).await;
     }
     if plan.redeploy.is_some() {
-        redeploy(agent, platform, state, cancel, &mut result).await;
+        redeploy(agent, platform, state, cancel, progress, &mut result).await;
     }
     result
+}
+
+/// The platform and who hears of each request sent to it.
+#[derive(Clone, Copy)]
+struct Sent<'a> {
+    platform: &'a dyn Platform,
+    progress: &'a dyn Progress,
 }
 
 /// Sends the sets, then the deletes; returns the changes the platform accepted.
@@ -284,6 +338,7 @@ async fn write_changes(
     values: &DesiredSecrets,
     platform: &dyn Platform,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
     result: &mut AgentResult,
 ) -> Vec<Change> {
     let agent = plan.agent.as_str();
@@ -315,9 +370,11 @@ async fn write_changes(
     let set_keys: Vec<(&str, &SecretValue)> =
         sets.iter().map(|(c, v)| (c.key.as_str(), *v)).collect();
     let delete_keys: Vec<&str> = deletes.iter().map(|c| c.key.as_str()).collect();
+    let sent = || progress.request_done();
     let batch = Batch {
         sets: &set_keys,
         deletes: &delete_keys,
+        sent: &sent,
     };
     let written = if set_keys.is_empty() && delete_keys.is_empty() {
         BatchResult::default()
@@ -350,14 +407,17 @@ async fn write_changes(
 async fn verify(
     plan: &AgentPlan,
     values: &DesiredSecrets,
-    platform: &dyn Platform,
+    sent: Sent<'_>,
     state: &Mutex<State>,
     revision: Option<&str>,
     landed: Vec<Change>,
     result: &mut AgentResult,
 ) {
+    let Sent { platform, progress } = sent;
     let agent = plan.agent.as_str();
-    let listed = match platform.list(agent).await {
+    let listed = platform.list(agent).await;
+    progress.request_done();
+    let listed = match listed {
         Ok(listing) => listing.keys,
         Err(error) => {
             result.error = Some(AgentError::Verify {
@@ -426,6 +486,7 @@ async fn redeploy(
     platform: &dyn Platform,
     state: &Mutex<State>,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
     result: &mut AgentResult,
 ) {
     let platform_id = platform.id().to_owned();
@@ -443,6 +504,7 @@ async fn redeploy(
         return;
     }
     let outcome = platform.redeploy(agent).await;
+    progress.request_done();
     let mut state = state.lock().await;
     result.redeploy = Some(match outcome {
         Ok(()) => {
@@ -458,5 +520,60 @@ async fn redeploy(
         result.error = Some(AgentError::StateNotSaved {
             message: e.to_string(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RedeployReason;
+
+    fn agent(
+        name: &str,
+        changes: &[(&str, Action)],
+        redeploy: Option<RedeployReason>,
+    ) -> AgentPlan {
+        AgentPlan {
+            agent: name.to_owned(),
+            skipped: None,
+            changes: changes
+                .iter()
+                .map(|(key, action)| Change {
+                    key: (*key).to_owned(),
+                    action: *action,
+                })
+                .collect(),
+            unchanged: Vec::new(),
+            drift_ignored: Vec::new(),
+            kept: Vec::new(),
+            unmanaged: Vec::new(),
+            redeploy,
+            drift_blind: false,
+        }
+    }
+
+    #[test]
+    fn the_request_count_covers_sets_deletes_verifying_lists_and_redeploys() {
+        let plan = Plan {
+            agents: vec![
+                // 2 sets + 1 delete + 1 verifying list + 1 redeploy.
+                agent(
+                    "a",
+                    &[
+                        ("A1", Action::Create),
+                        ("A2", Action::Replace),
+                        ("A3", Action::Delete),
+                    ],
+                    Some(RedeployReason::Changes),
+                ),
+                // An owed redeploy alone: no write, so no verifying list either.
+                agent("b", &[], Some(RedeployReason::Pending)),
+                // 1 set + 1 verifying list.
+                agent("c", &[("C1", Action::Create)], None),
+                // Nothing to do: no request.
+                agent("d", &[], None),
+            ],
+        };
+        assert_eq!(request_count(&plan), 5 + 1 + 2);
     }
 }

@@ -75,6 +75,12 @@ pub trait Platform: Send + Sync {
     fn stats(&self) -> Option<ClientStats> {
         None
     }
+
+    /// How long a request sent now would wait for the platform's rate budget (None: it would
+    /// go at once), for progress output.
+    fn rate_wait(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// How to reach the platform: built by `reconcile` and `watch` from their flags and config.

@@ -9,7 +9,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
+use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
 use crate::config::{Config, Redeploy};
 use crate::crypto::Identities;
 use crate::observe;
@@ -49,14 +49,33 @@ pub struct Outcome {
     /// `None` for a dry run.
     pub report: Option<ApplyReport>,
     pub revision: String,
+    /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
+    pub declined: bool,
 }
 
 impl Outcome {
     /// True when every agent loaded, listed and applied without error.
     pub fn ok(&self) -> bool {
-        !self.plan.has_skips() && self.report.as_ref().is_none_or(ApplyReport::ok)
+        !self.declined && !self.plan.has_skips() && self.report.as_ref().is_none_or(ApplyReport::ok)
     }
 }
+
+/// Whoever started the reconcile: asked once before anything is written, then told how the
+/// apply goes. The CLI asks the person at the terminal and draws progress; the daemon uses
+/// [`Unattended`].
+pub trait Observer: Progress {
+    /// Called with the plan when it has changes and this is not a dry run, before the first
+    /// write; false stops the run with nothing written.
+    fn confirm(&self, _plan: &Plan) -> bool {
+        true
+    }
+}
+
+/// Never asks, reports nothing.
+pub struct Unattended;
+
+impl Progress for Unattended {}
+impl Observer for Unattended {}
 
 /// A reconcile that could not start; nothing was sent.
 #[derive(Debug, Error)]
@@ -112,10 +131,10 @@ fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileErro
     Ok(())
 }
 
-/// Runs one reconcile. `on_done` is called as each agent's apply finishes.
+/// Runs one reconcile. `observer` confirms the plan before any write and follows the apply.
 pub async fn reconcile(
     req: Request<'_>,
-    on_done: &(dyn Fn(&AgentResult) + Send + Sync),
+    observer: Arc<dyn Observer>,
 ) -> Result<Outcome, ReconcileError> {
     let checkout = req.checkout;
     let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
@@ -145,7 +164,13 @@ pub async fn reconcile(
         .iter()
         .filter(|(_, a)| a.failure().is_none())
         .map(|(slug, _)| slug.clone());
-    let actual = observe::list_agents(req.platform.clone(), listable, req.concurrency).await;
+    let actual = observe::list_agents(
+        req.platform.clone(),
+        listable,
+        req.concurrency,
+        observer.as_ref(),
+    )
+    .await;
 
     let desired = loaded.desired_or_reasons();
     let plan = {
@@ -159,7 +184,8 @@ pub async fn reconcile(
     };
 
     let revision = checkout.label();
-    let report = if req.dry_run {
+    let declined = !req.dry_run && plan.has_changes() && !observer.confirm(&plan);
+    let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
         Some(ApplyReport::default())
@@ -176,7 +202,7 @@ pub async fn reconcile(
                 req.state.clone(),
                 &options,
                 &req.cancel,
-                on_done,
+                observer,
             )
             .await,
         )
@@ -186,6 +212,7 @@ pub async fn reconcile(
         plan,
         report,
         revision,
+        declined,
     })
 }
 

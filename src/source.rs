@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use checkout::{Checkout, CheckoutError, read_config};
-pub use discover::{DiscoverError, find_root, working_dir};
+pub use discover::{DiscoverError, find_root, find_root_of_file, working_dir};
 pub use git::GitRevision;
 pub use worktree::Worktree;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use crate::config::Config;
-use crate::crypto::{CryptoError, Identities};
+use crate::crypto::{CryptoError, Env, Identities};
 use crate::platform::{self, OpenError, Platform, PlatformOptions};
 
 /// The state file under a repository root, unless `--state` names another.
@@ -37,6 +37,9 @@ pub struct PlatformChoice {
 pub struct TargetOptions {
     /// `-i FILE`s, tried before the environment and the default key file.
     pub identity_files: Vec<PathBuf>,
+    /// `CASTSYNC_AGE_KEY` and `CASTSYNC_AGE_KEY_FILE` as the command line read them (None:
+    /// the process environment).
+    pub identity_env: Option<Env>,
     /// `--state FILE`.
     pub state_file: Option<PathBuf>,
     pub platform: PlatformChoice,
@@ -66,7 +69,8 @@ impl Target {
     }
 
     fn resolve(options: TargetOptions, base: &Path, state: &str) -> Result<Target, CryptoError> {
-        let identities = Identities::discover(&options.identity_files)?;
+        let env = options.identity_env.unwrap_or_else(Env::from_process);
+        let identities = Identities::discover_with(&options.identity_files, &env)?;
         Ok(Target {
             identities,
             state_path: options.state_file.unwrap_or_else(|| base.join(state)),

@@ -5,7 +5,8 @@
 //!
 //! The linters are external programs. `.ci/run` installs them all; with `CI` set a missing one
 //! fails its test (so a broken install can never pass as a skipped check). On a developer's
-//! machine without them, the test says which is missing and passes.
+//! machine without them, the test prints one `skipped:` line naming what to install and
+//! passes (`support::tool`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -16,23 +17,6 @@ use crate::support::*;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The linter `name` on PATH; None (after a note) when it is missing outside CI.
-fn linter(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed: .ci/run installs it (see the linter section there)"
-        );
-        eprintln!("note: {name} is not installed; skipping this check (.ci/run installs it)");
-    }
-    found
 }
 
 /// Runs `program args…` in the repository root and fails the test, with its output, unless
@@ -78,7 +62,7 @@ fn every_workflow_file_passes_action_validator() {
     ] {
         assert!(workflows.iter().any(|w| w == expected), "{workflows:?}");
     }
-    let Some(validator) = linter("action-validator") else {
+    let Some(validator) = tool("action-validator") else {
         return;
     };
     for workflow in &workflows {
@@ -92,7 +76,7 @@ fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
     assert_eq!(scripts.len(), 3, "{scripts:?}");
     scripts.push(".ci/run".to_owned());
     scripts.push(".ci/install-linters".to_owned());
-    let Some(shellcheck) = linter("shellcheck") else {
+    let Some(shellcheck) = tool("shellcheck") else {
         return;
     };
     let mut args = vec!["--severity=style"];
@@ -102,7 +86,7 @@ fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
 
 #[test]
 fn dockerfile_passes_hadolint() {
-    let Some(hadolint) = linter("hadolint") else {
+    let Some(hadolint) = tool("hadolint") else {
         return;
     };
     run_ok(
@@ -112,19 +96,24 @@ fn dockerfile_passes_hadolint() {
 }
 
 #[test]
-fn kubernetes_manifest_passes_yamllint_and_the_kubernetes_schemas() {
-    let manifest = "examples/deploy/kubernetes.yaml";
-    if let Some(yamllint) = linter("yamllint") {
-        run_ok(&yamllint, &["--strict", manifest]);
-    }
-    if let Some(validate) = linter("kubernetes-validate") {
-        // --strict: a misspelt field is an error, not silently dropped.
-        let (stdout, stderr) = run_ok(&validate, &["--strict", manifest]);
-        let passed = format!("{stdout}{stderr}")
-            .matches(" passed for resource ")
-            .count();
-        assert_eq!(passed, 4, "{stdout}\n{stderr}");
-    }
+fn kubernetes_manifest_passes_yamllint() {
+    let Some(yamllint) = tool("yamllint") else {
+        return;
+    };
+    run_ok(&yamllint, &["--strict", "examples/deploy/kubernetes.yaml"]);
+}
+
+#[test]
+fn kubernetes_manifest_passes_the_kubernetes_schemas() {
+    let Some(validate) = tool("kubernetes-validate") else {
+        return;
+    };
+    // --strict: a misspelt field is an error, not silently dropped.
+    let (stdout, stderr) = run_ok(&validate, &["--strict", "examples/deploy/kubernetes.yaml"]);
+    let passed = format!("{stdout}{stderr}")
+        .matches(" passed for resource ")
+        .count();
+    assert_eq!(passed, 4, "{stdout}\n{stderr}");
 }
 
 /// The unit with ExecStart pointing at the binary under test (verify checks that the
@@ -145,7 +134,7 @@ fn unit_for_test() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn systemd_unit_verifies_without_warnings() {
-    let Some(analyze) = linter("systemd-analyze") else {
+    let Some(analyze) = tool("systemd-analyze") else {
         return;
     };
     let (_dir, unit) = unit_for_test();
@@ -160,7 +149,7 @@ fn systemd_unit_verifies_without_warnings() {
 
 #[test]
 fn systemd_unit_is_rated_hardened_by_systemd_analyze_security() {
-    let Some(analyze) = linter("systemd-analyze") else {
+    let Some(analyze) = tool("systemd-analyze") else {
         return;
     };
     let (_dir, unit) = unit_for_test();

@@ -7,8 +7,11 @@ use std::process::{Child, Command as StdCommand, Stdio};
 
 pub use assert_cmd::Command;
 
+pub mod pty;
 mod repo;
+pub mod tools;
 pub use repo::{SecretsRepo, set_private};
+pub use tools::{tool, tools};
 
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
@@ -188,12 +191,7 @@ impl Emulator {
 
     /// Sends `signal` (e.g. "TERM") and waits for the emulator to exit.
     pub fn terminate(mut self, signal: &str) -> std::process::ExitStatus {
-        let sent = StdCommand::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} failed");
+        send_signal(self.child.id(), signal);
         self.child.wait().expect("wait for the emulator")
     }
 
@@ -265,6 +263,17 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` (e.g. "TERM") to `pid` with the shell's `kill` builtin: `sh` is on every
+/// machine, the `kill` program (procps) is not.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = StdCommand::new("sh")
+        .args(["-c", "kill -s \"$1\" \"$2\"", "sh", signal])
+        .arg(pid.to_string())
+        .status()
+        .expect("run sh -c kill");
+    assert!(sent.success(), "kill -s {signal} {pid} failed");
 }
 
 /// Runs a future to completion on a fresh current-thread runtime (for sync tests).

@@ -6,7 +6,7 @@
 //!
 //! It must never write: no state file is opened for writing, no manifest is re-encrypted, and
 //! the only requests are the `GET`s of a dry run (at most one list per agent after a 401).
-//! Exit 0 when nothing failed, 1 otherwise; `-o json` for machines.
+//! Exit 0 when nothing failed, 1 otherwise; `-o json` for machines (schemas/doctor.schema.json).
 
 use std::collections::BTreeSet;
 
@@ -26,6 +26,10 @@ use crate::platform::{
 };
 use crate::source::Checkout;
 use crate::source::load;
+
+/// The `doctor -o json` format version (schemas/doctor.schema.json); bump on incompatible
+/// changes.
+pub const DOCTOR_FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,6 +122,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Resul
     match args.output {
         DoctorFormat::Json => {
             let v = serde_json::json!({
+                "format_version": DOCTOR_FORMAT_VERSION,
                 "ok": report.problems() == 0,
                 "problems": report.problems(),
                 "checks": report.checks,

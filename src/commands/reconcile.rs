@@ -1,17 +1,17 @@
-//! `castsync reconcile`: run one reconcile and report it as text, JSON or Markdown.
+//! `castsync reconcile`: run one reconcile and report it as text, JSON or Markdown. On a
+//! terminal a plan that deletes keys is confirmed first (unless --yes) and the apply shows a
+//! progress bar; without one it never asks and logs one line per agent (`progress`).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::AgentResult;
+use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
-use crate::commands::{Exit, Repo};
+use crate::commands::{Exit, Repo, use_color};
 use crate::plan::Replace;
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
@@ -43,18 +43,32 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         State::open(&target.state_path)?
     };
 
-    let total = AtomicUsize::new(0);
-    let started = Instant::now();
-    let progress = std::io::stderr().is_terminal();
-    let on_done = |_: &AgentResult| {
-        let n = total.fetch_add(1, Ordering::Relaxed) + 1;
-        if progress && started.elapsed() > Duration::from_secs(3) {
-            eprint!(
-                "\r  applied {n} agent(s) in {}s",
-                started.elapsed().as_secs()
-            );
-        }
+    let color = use_color(global.color, std::io::stdout().is_terminal());
+    let ctx = |revision: Option<String>, warnings: Vec<String>| RenderContext {
+        platform: platform.id().to_owned(),
+        revision,
+        base: args.base.clone(),
+        dry_run: args.dry_run,
+        color,
+        warnings,
     };
+    // The plan shown with the question: as -o asks, or as text when stdout carries JSON.
+    let shown_ctx = ctx(Some(checkout.label()), Vec::new());
+    let output = args.output;
+    let mut console = ConsoleOptions::detect(
+        args.yes,
+        global.quiet > 0,
+        use_color(global.color, std::io::stderr().is_terminal()),
+        Box::new(move |plan| match output {
+            OutputFormat::Markdown => render::plan_markdown(plan, &shown_ctx),
+            _ => render::plan_text(plan, &shown_ctx),
+        }),
+    );
+    console.prompt_on_stderr = output == OutputFormat::Json;
+    let console = Console::new(console);
+    let stop = CancellationToken::new();
+    let follower = console.follow_rate_limit(platform.clone(), stop.clone());
+
     let mut policy = reconcile::policy(
         &checkout.config,
         args.apply.no_prune,
@@ -78,21 +92,19 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
     };
-    let outcome = reconcile::reconcile(request, &on_done).await?;
-    if progress && total.load(Ordering::Relaxed) > 0 && started.elapsed() > Duration::from_secs(3) {
-        eprintln!();
-    }
+    let outcome = reconcile::reconcile(request, console.clone()).await;
+    stop.cancel();
+    let _ = follower.await;
+    console.finish();
+    let outcome = outcome?;
 
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let ctx = RenderContext {
-        platform: platform.id().to_owned(),
-        revision: Some(outcome.revision.clone()),
-        base: args.base.clone(),
-        dry_run: args.dry_run,
-        color,
-        warnings: outcome.loaded.warnings(),
-    };
+    let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
     let plan = &outcome.plan;
+    if outcome.declined {
+        eprintln!("Apply cancelled: nothing was changed on the platform.");
+        return Ok(Exit::Failure);
+    }
+    let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
     match (args.output, &outcome.report) {
         (OutputFormat::Json, None) => {
             println!(
@@ -104,6 +116,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             "{}",
             serde_json::to_string_pretty(&render::apply_json(report, plan, &ctx))?
         ),
+        (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
         (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, &ctx)),
         (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, &ctx)),
     }
@@ -111,7 +124,9 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         (args.output, &outcome.report)
         && plan.has_changes()
     {
-        println!();
+        if !plan_shown {
+            println!();
+        }
         print!("{}", render::apply_text(report, plan, color));
     }
 

@@ -25,7 +25,7 @@ use super::unwrap::{Remembering, UnwrapMemory};
 const MAX_IDENTITY_FILE: u64 = 1 << 20;
 
 /// The environment that the search chain reads, injectable for tests.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Env {
     /// `CASTSYNC_AGE_KEY`: identity text (an age identity file or an OpenSSH private key).
     pub age_key: Option<SecretString>,

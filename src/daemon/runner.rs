@@ -275,7 +275,7 @@ impl Runner {
             concurrency: self.settings.concurrency,
             cancel: cancel.clone(),
         };
-        match reconcile::reconcile(request, &|_| {}).await {
+        match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => report_of(&outcome, cancel.is_cancelled()),
             Err(e) => failed_run(revision, e.to_string()),
         }

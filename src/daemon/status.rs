@@ -49,6 +49,10 @@ impl Attempt {
     }
 }
 
+/// The `/readyz` body's format version (schemas/readyz.schema.json); bump on incompatible
+/// changes.
+pub const READYZ_FORMAT_VERSION: u32 = 1;
+
 /// The daemon's state as `/readyz` shows it.
 #[derive(Debug)]
 pub struct Status {
@@ -212,6 +216,7 @@ impl Status {
         }
         let ready = reasons.is_empty();
         let body = json!({
+            "format_version": READYZ_FORMAT_VERSION,
             "ready": ready,
             "reasons": reasons,
             "source": self.source,

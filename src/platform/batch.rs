@@ -13,11 +13,27 @@ use super::{Platform, PlatformError};
 use crate::secret::SecretValue;
 
 /// The writes of one agent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Batch<'a> {
     pub sets: &'a [(&'a str, &'a SecretValue)],
     pub deletes: &'a [&'a str],
+    /// Called once for every write that was sent (landed or failed), as it completes: the
+    /// progress bar follows it.
+    pub sent: &'a (dyn Fn() + Send + Sync),
 }
+
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.sets.iter().map(|(k, _)| *k).collect();
+        f.debug_struct("Batch")
+            .field("sets", &keys)
+            .field("deletes", &self.deletes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `sent` hook for callers that do not follow progress.
+pub fn unobserved() {}
 
 /// What became of one write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +74,9 @@ pub async fn one_by_one<P: Platform + ?Sized>(
         let written = if cancel.is_cancelled() {
             Written::Cancelled
         } else {
-            match platform.set(agent, key, value).await {
+            let set = platform.set(agent, key, value).await;
+            (batch.sent)();
+            match set {
                 Ok(()) => Written::Landed,
                 Err(e) => Written::Failed(e),
             }
@@ -72,7 +90,9 @@ pub async fn one_by_one<P: Platform + ?Sized>(
         } else if cancel.is_cancelled() {
             Written::Cancelled
         } else {
-            match platform.delete(agent, key).await {
+            let deleted = platform.delete(agent, key).await;
+            (batch.sent)();
+            match deleted {
                 Ok(()) => Written::Landed,
                 Err(e) => Written::Failed(e),
             }

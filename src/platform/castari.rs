@@ -659,6 +659,10 @@ impl Platform for CastariClient {
     fn stats(&self) -> Option<ClientStats> {
         Some(CastariClient::stats(self))
     }
+
+    fn rate_wait(&self) -> Option<std::time::Duration> {
+        self.limiter.wait_left()
+    }
 }
 
 #[cfg(test)]

@@ -139,6 +139,21 @@ impl RateLimiter {
         (s.last_limit, s.last_remaining)
     }
 
+    /// How long the budget is spent for: a request starting now would wait this long for the
+    /// next window. None when it could go at once (or wait only for a request in flight).
+    pub fn wait_left(&self) -> Option<Duration> {
+        let s = self.lock();
+        match &s.budget {
+            Budget::Window {
+                lowest, debt, ends, ..
+            } if lowest.saturating_sub(*debt) == 0 => {
+                let left = ends.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then_some(left)
+            }
+            _ => None,
+        }
+    }
+
     /// Waits until a request may be sent within the budget.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
         loop {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::names::{validate_key, validate_slug};
-use crate::platform::batch::{Batch, BatchResult, Written};
+use crate::platform::batch::{Batch, BatchResult, Written, unobserved};
 use crate::platform::store::{MAX_VALUE_LEN, Store, StoreError, Txn};
 use crate::platform::{LOCAL_SCHEME, Listing, OpenError, Platform, PlatformError};
 use crate::secret::SecretValue;
@@ -173,6 +173,7 @@ impl Platform for LocalPlatform {
         let batch = Batch {
             sets: &sets,
             deletes: &[],
+            sent: &unobserved,
         };
         match self
             .write_batch(agent, batch, &CancellationToken::new())
@@ -190,6 +191,7 @@ impl Platform for LocalPlatform {
         let batch = Batch {
             sets: &[],
             deletes: &deletes,
+            sent: &unobserved,
         };
         match self
             .write_batch(agent, batch, &CancellationToken::new())
@@ -280,11 +282,12 @@ impl Platform for LocalPlatform {
                     .map_err(local_error)
             })
             .await;
-        if let Err(e) = committed {
-            for w in result.sets.iter_mut().chain(result.deletes.iter_mut()) {
-                if *w == Written::Landed {
-                    *w = Written::Failed(e.clone());
-                }
+        for w in result.sets.iter_mut().chain(result.deletes.iter_mut()) {
+            if let (Err(e), Written::Landed) = (&committed, &w) {
+                *w = Written::Failed(e.clone());
+            }
+            if matches!(w, Written::Landed | Written::Failed(_)) {
+                (batch.sent)();
             }
         }
         result

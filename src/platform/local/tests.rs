@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::platform::batch::{Batch, Written};
+use crate::platform::batch::{Batch, Written, unobserved};
 
 const CANARY: &str = "canary-7f3a91-do-not-print";
 
@@ -144,6 +144,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
             Batch {
                 sets: &sets,
                 deletes: &[],
+                sent: &unobserved,
             },
             &cancel,
         )
@@ -158,6 +159,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
             Batch {
                 sets: &sets,
                 deletes: &["OLD"],
+                sent: &unobserved,
             },
             &cancel,
         )
@@ -176,6 +178,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
             Batch {
                 sets: &sets,
                 deletes: &["KEEP"],
+                sent: &unobserved,
             },
             &cancel,
         )
@@ -196,6 +199,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
             Batch {
                 sets: &sets,
                 deletes: &["KEEP"],
+                sent: &unobserved,
             },
             &cancel,
         )
@@ -210,6 +214,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
             Batch {
                 sets: &[("K", &one)],
                 deletes: &["GONE"],
+                sent: &unobserved,
             },
             &CancellationToken::new(),
         )
