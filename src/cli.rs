@@ -163,12 +163,19 @@ fn secret_value(text: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// `60s`, `10m`, `1h30m`: at least one second.
+/// The longest `--interval` or `--resync`: far beyond any useful period, and small enough
+/// that adding it (with jitter) to the clock can never overflow.
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `60s`, `10m`, `1h30m`: at least one second, at most 365 days.
 fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e} (use a duration such as 30s, 10m or 1h)"))?;
     if d < Duration::from_secs(1) {
         return Err("too short: the minimum is 1s".to_owned());
+    }
+    if d > MAX_PERIOD {
+        return Err("too long: the maximum is 365d".to_owned());
     }
     Ok(d)
 }
@@ -259,6 +266,7 @@ pub enum Command {
         "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
         "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
         "castsync reconcile --redeploy                         # redeploy each changed agent",
+        "castsync reconcile --dry-run --timeout 2m             # CI: give up on a silent platform",
     )))]
     Reconcile(ReconcileArgs),
     /// Check the setup read-only: repository, identities, recipients, platform, API key,
@@ -271,6 +279,7 @@ pub enum Command {
             "castsync doctor                             # with the real API key in CASTARI_API_KEY",
             "castsync doctor --api-url local://dev.json  # the embedded store: no server, no key",
             "castsync doctor -o json | jq '.checks[] | select(.status == \"fail\")'",
+            "castsync doctor --timeout 1m --request-timeout 10s",
         )
     ))]
     Doctor(DoctorArgs),
@@ -469,6 +478,10 @@ pub struct PlatformArgs {
     /// Allow plain http:// to a host that is not loopback (the API key would travel in clear).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// How long one HTTP request may take, connecting included (at least 1s); a request
+    /// that runs out is retried once. A redeploy gets at least 120s.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration)]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -535,6 +548,11 @@ pub struct ReconcileArgs {
     /// Rewrite every value of these agents (of every agent when none is named).
     #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
     pub replace_all: Option<Vec<String>>,
+    /// Deadline for the whole run (e.g. 90s, 10m): when it passes, requests in flight are
+    /// cancelled and what did not finish is reported (exit 1). Default: 5m plus 0.6s per
+    /// request the run needs (Castari allows 100 a minute).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -567,6 +585,10 @@ pub struct DoctorArgs {
     /// How to print the report.
     #[arg(short, long, value_enum, default_value_t = DoctorFormat::Text, value_name = "FORMAT")]
     pub output: DoctorFormat,
+    /// Deadline for the platform checks (e.g. 90s); agents not listed by then fail the
+    /// check. Default: 5m plus 0.6s per agent.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
@@ -602,6 +624,10 @@ pub struct WatchArgs {
     /// Apply only commits signed by a key in this ssh allowed_signers file.
     #[arg(long, value_name = "FILE")]
     pub verify_signatures: Option<PathBuf>,
+    /// Deadline for each reconcile cycle; a cycle that runs out is cancelled, reported on
+    /// /readyz and retried with backoff. Default: 5m plus 0.6s per request it needs.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -745,6 +771,11 @@ mod tests {
         let err = duration("often").unwrap_err();
         assert!(err.contains("30s, 10m or 1h"), "{err}");
         assert!(duration("10ms").unwrap_err().contains("minimum is 1s"));
+        assert_eq!(duration("365d").unwrap(), Duration::from_secs(365 * 86400));
+        for huge in ["366d", "99999999999999d"] {
+            let err = duration(huge).unwrap_err();
+            assert!(err.contains("the maximum is 365d"), "{huge}: {err}");
+        }
     }
 
     #[test]

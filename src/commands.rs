@@ -119,12 +119,13 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
-/// The `--api-url`, `--api-key-file` and `--allow-insecure-http` flags.
+/// The `--api-url`, `--api-key-file`, `--allow-insecure-http` and `--request-timeout` flags.
 pub fn platform_choice(args: &PlatformArgs) -> PlatformChoice {
     PlatformChoice {
         api_url: args.api_url.clone(),
         api_key_file: args.api_key_file.clone(),
         allow_insecure_http: args.allow_insecure_http,
+        request_timeout: Some(args.request_timeout),
     }
 }
 

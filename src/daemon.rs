@@ -220,3 +220,15 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     tracing::info!(?stopped, "castsync watch stopped");
     Ok(stopped)
 }
+
+/// The daemon's HTTP routes with the webhook (secret `secret`, following `main`) and a fresh
+/// status: the real handlers, for the fuzz target in `fuzz/` to drive without a socket.
+#[doc(hidden)]
+pub fn router_for_fuzzing(secret: &[u8]) -> axum::Router {
+    let status = status::Status::new("fuzz".into(), Duration::from_secs(60));
+    let hook = http::Hook {
+        secret: WebhookSecret::new(secret.to_vec()),
+        branch: Some("main".into()),
+    };
+    http::router(Arc::new(controller::Shared::new(status)), Some(hook))
+}

@@ -5,13 +5,16 @@ mod support;
 
 mod authoring;
 mod bad_vectors;
+mod canary_forms;
 mod cli;
 mod completions;
 mod crypto_interop;
+mod deadline;
 mod discovery;
 mod doctor;
 mod emulator;
 mod examples;
+mod hardening;
 mod keygen;
 mod local_store;
 mod merge_driver;

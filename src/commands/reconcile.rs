@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
+use crate::deadline::RunTimeout;
 use crate::plan::Replace;
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
@@ -28,7 +29,12 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     };
     let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
     let base = match &args.base {
-        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        Some(rev) => {
+            let base = Checkout::revision(&repo.root, rev, explicit)?;
+            // Before anything is sent: a pull request must not move the API key elsewhere.
+            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+            Some(base)
+        }
         None => None,
     };
     let platform = target
@@ -91,6 +97,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
+        timeout: RunTimeout::from_flag(args.timeout),
     };
     let outcome = reconcile::reconcile(request, console.clone()).await;
     stop.cancel();
@@ -130,6 +137,14 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         print!("{}", render::apply_text(report, plan, color));
     }
 
+    if let Some(timed_out) = &outcome.timed_out {
+        let flag = if args.timeout.is_some() {
+            "--timeout"
+        } else {
+            "the default; see --timeout"
+        };
+        eprintln!("error: {}", timed_out.message(flag));
+    }
     Ok(if !outcome.ok() {
         Exit::Failure
     } else if args.dry_run && args.exit_code && plan.has_changes() {

@@ -171,10 +171,18 @@ struct AgentFiles {
 impl AgentFiles {
     fn read(tree: &dyn Tree, config: &Config, slug: String) -> AgentFiles {
         let names = Names::new(tree, config, slug);
-        if let Err(e) = validate_slug(&names.slug) {
+        let bad_slug = if names.slug.contains('\u{fffd}') {
+            Some(format!(
+                "the agent directory name is not valid UTF-8 (the bytes that are not are shown as \u{fffd}): {}; rename it to a slug of a-z, 0-9, '.', '_' and '-'",
+                crate::escape::terminal(&names.slug)
+            ))
+        } else {
+            validate_slug(&names.slug).err().map(|e| e.to_string())
+        };
+        if bad_slug.is_some() {
             return AgentFiles {
                 names,
-                bad_slug: Some(e.to_string()),
+                bad_slug,
                 manifest: Ok(None),
                 schema: Ok(None),
             };
