@@ -267,6 +267,8 @@ pub enum Command {
         "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
         "castsync reconcile --redeploy                         # redeploy each changed agent",
         "castsync reconcile --dry-run --timeout 2m             # CI: give up on a silent platform",
+        "castsync reconcile --dry-run --base origin/main --save-plan plan.json   # CI: the reviewed plan",
+        "castsync reconcile --plan plan.json                   # apply exactly that plan, if nothing moved",
     )))]
     Reconcile(ReconcileArgs),
     /// Check the setup read-only: repository, identities, recipients, platform, API key,
@@ -283,6 +285,21 @@ pub enum Command {
         )
     ))]
     Doctor(DoctorArgs),
+    /// List what past applies did, one line per change: when, from which commit, result.
+    #[command(
+        long_about = "List what past applies did, one line per change (and per redeploy): when, from \
+which commit, to which platform, the agent, the key, the action and whether it landed.\n\n\
+Every apply (reconcile and watch) appends to a history file next to the state file \
+(.castsync/state.history.jsonl for .castsync/state.json). It holds no values and no \
+fingerprints. At 8 MiB it is rotated to FILE.1, so at most two generations are kept.",
+        after_long_help = examples!(
+            "castsync history                          # every recorded change, oldest first",
+            "castsync history support-bot --since 24h  # one agent, the last day",
+            "castsync history -o json | jq '.entries[] | select(.result != \"applied\")'",
+            "castsync history --state /var/lib/castsync/acme/state.json   # a daemon's history",
+        )
+    )]
+    History(HistoryArgs),
     /// Run as a daemon that follows a branch and converges on every change.
     #[command(after_long_help = examples!(
         "castsync watch --git-url https://github.com/acme/agent-secrets --branch main",
@@ -548,6 +565,19 @@ pub struct ReconcileArgs {
     /// Rewrite every value of these agents (of every agent when none is named).
     #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
     pub replace_all: Option<Vec<String>>,
+    /// With --dry-run: also write the plan to FILE for `reconcile --plan FILE` (key names,
+    /// actions, the git blob ids of the files it was made from, the target and a digest of
+    /// each agent's key list; never a value).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub save_plan: Option<PathBuf>,
+    /// Apply exactly the changes of a plan saved with --save-plan, and nothing else. Refused
+    /// (exit 1, naming what moved) when the config, a manifest or .env.example, the target or
+    /// the key list of an agent it changes differs from when it was saved. With --dry-run,
+    /// only check that it still applies.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "save_plan", "base", "replace", "replace_all", "agents", "no_prune", "redeploy", "no_redeploy",
+    ])]
+    pub plan: Option<PathBuf>,
     /// Deadline for the whole run (e.g. 90s, 10m): when it passes, requests in flight are
     /// cancelled and what did not finish is reported (exit 1). Default: 5m plus 0.6s per
     /// request the run needs (Castari allows 100 a minute).
@@ -593,6 +623,31 @@ pub struct DoctorArgs {
     pub platform: PlatformArgs,
 }
 
+/// `-o/--output` of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// One line per change, aligned in columns.
+    Text,
+    /// Versioned JSON, described by schemas/history.schema.json.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this agent's changes.
+    pub agent: Option<String>,
+    /// Only changes from this long ago until now (e.g. 30m, 24h, 7d; at least 1s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
+    /// How to print the entries.
+    #[arg(short, long, value_enum, default_value_t = HistoryFormat::Text, value_name = "FORMAT")]
+    pub output: HistoryFormat,
+    /// The state file whose history to read (default: .castsync/state.json under the
+    /// repository); the history is the file next to it.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Remote to follow (https://, ssh://, file:// or a path); without it, the -C/--repo
@@ -618,7 +673,7 @@ pub struct WatchArgs {
     /// Secret for GitHub-style X-Hub-Signature-256 on POST /hooks/git.
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
-    /// Address for /healthz, /readyz, /metrics and /hooks/git.
+    /// Address for /healthz, /readyz, /metrics, /history and /hooks/git.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
     /// Apply only commits signed by a key in this ssh allowed_signers file.

@@ -15,6 +15,7 @@ mod doctor;
 mod edit;
 mod emulator;
 mod git_setup;
+mod history;
 mod import;
 mod init;
 mod keygen;
@@ -167,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Doctor(args) => doctor::run(g, &args).await,
+        Command::History(args) => history::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),

@@ -11,7 +11,7 @@
 //! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
 //! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
 //! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
-//! `/metrics` ([`metrics`]) and the [`webhook`].
+//! `/metrics` ([`metrics`]), `/history` (the apply history) and the [`webhook`].
 
 mod controller;
 mod engine;
@@ -182,7 +182,9 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     };
     let server = tokio::spawn(http::serve(
         listener,
-        http::router(shared.clone(), hook),
+        http::router(shared.clone(), hook).merge(http::history_routes(
+            crate::history::path_for_state(&state_path),
+        )),
         shutdown.clone(),
     ));
 

@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::fs::{File, Metadata};
-use std::io::Read as _;
+use std::io::{Read as _, Seek as _};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -169,6 +169,28 @@ pub fn read_secret_file(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, R
     let mut buf = Zeroizing::new(Vec::new());
     read_regular(path, path, limit, &mut buf)?;
     Ok(buf)
+}
+
+/// The last `bound` bytes of a regular file of any size (an append-only log such as the
+/// apply history), and whether older bytes were left unread.
+pub fn read_tail(path: &Path, bound: u64) -> Result<(Vec<u8>, bool), ReadError> {
+    let meta = std::fs::metadata(path).map_err(|e| ReadError::io(path, e))?;
+    check(&meta, path, u64::MAX)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| ReadError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| ReadError::io(path, e))?;
+    check(&meta, path, u64::MAX)?;
+    let start = meta.len().saturating_sub(bound);
+    file.seek(std::io::SeekFrom::Start(start))
+        .map_err(|e| ReadError::io(path, e))?;
+    let mut buf = Vec::new();
+    file.take(bound)
+        .read_to_end(&mut buf)
+        .map_err(|e| ReadError::io(path, e))?;
+    Ok((buf, start > 0))
 }
 
 /// The bytes of a file as text (UTF-8), a byte order mark at the start removed.

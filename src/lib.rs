@@ -7,8 +7,10 @@
 //! The pipeline is `source` (a checkout: tree and config) → load → `observe` (list the
 //! platform) → `plan` (pure) → `apply`, run by `reconcile` for the CLI and the `daemon`
 //! alike, with `platform`, `state` and `target` at the edges, `deadline` bounding each run's
-//! platform calls, and `authoring` writing manifests. No secret value ever reaches a log,
-//! an error message, plan output or the state file.
+//! platform calls, and `authoring` writing manifests. Every apply appends to the `history`
+//! next to the state; `saved_plan` applies a plan saved earlier exactly, or refuses it. No
+//! secret value ever reaches a log, an error message, plan output, a plan file, the history
+//! or the state file.
 //!
 //! Outside input is hostile: every file is read through `fsread` (regular files only, inside
 //! the repository, size-capped), every YAML text passes `yaml_depth` before it is parsed, and
@@ -30,6 +32,7 @@ pub mod escape;
 pub mod finding;
 pub mod fsread;
 pub mod git_setup;
+pub mod history;
 pub mod manifest;
 pub mod names;
 pub mod observe;
@@ -37,6 +40,7 @@ pub mod plan;
 pub mod platform;
 pub mod reconcile;
 pub mod render;
+pub mod saved_plan;
 pub mod schema;
 pub mod secret;
 pub mod source;

@@ -3,7 +3,7 @@
 //! call it and how they report. Every platform call of a run is bounded by one deadline
 //! ([`crate::deadline`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -17,6 +17,7 @@ use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::observe;
 use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
+use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
@@ -55,6 +56,9 @@ pub struct Outcome {
     pub revision: String,
     /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
     pub declined: bool,
+    /// Each listed agent's key list (or list error) as the plan saw it: what a saved plan
+    /// records (`saved_plan`).
+    pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
     /// The agents the run's deadline cut off, if it passed.
     pub timed_out: Option<TimedOut>,
 }
@@ -229,6 +233,7 @@ pub async fn reconcile(
         report,
         revision,
         declined,
+        observed: actual,
         timed_out,
     })
 }

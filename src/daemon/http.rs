@@ -1,4 +1,4 @@
-//! The daemon's HTTP endpoints (axum): `/healthz`, `/readyz`, `/metrics`, and
+//! The daemon's HTTP endpoints (axum): `/healthz`, `/readyz`, `/metrics`, `/history`, and
 //! `POST /hooks/git` when a webhook secret is configured (without one the route does not
 //! exist: 404).
 //!
@@ -14,6 +14,7 @@
 
 mod idle;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ use super::controller::Shared;
 use super::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 use super::triggers::Reason;
 use super::webhook::{Delivery, Refused, SIGNATURE_HEADER, WebhookSecret, classify};
+use crate::history;
 
 /// The largest delivery read. A GitHub `push` delivery for one commit is about 7–10 KB (the
 /// repository object dominates; each further commit adds about 1 KB with its file lists), so
@@ -238,6 +240,38 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
                 metrics.webhook("shutting_down");
                 (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
             }
+        }
+    }
+}
+
+/// `GET /history`: the last [`history::DAEMON_ENTRIES`] entries of the apply history kept
+/// next to the daemon's state file, as `castsync history -o json` prints them (without the
+/// file's path). Each request reads at most a small tail of the file.
+pub fn history_routes(history_file: PathBuf) -> Router {
+    Router::new()
+        .route("/history", get(history))
+        .with_state(Arc::new(history_file))
+}
+
+async fn history(State(path): State<Arc<PathBuf>>) -> Response {
+    let read =
+        tokio::task::spawn_blocking(move || history::last(&path, history::DAEMON_ENTRIES)).await;
+    match read {
+        Ok(Ok(read)) => {
+            let entries: Vec<&history::Entry> = read.entries.iter().collect();
+            axum::Json(history::document(&entries, &read, None)).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "GET /history: cannot read the history");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the history; the daemon's log says why\n",
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "GET /history: the reader failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }
