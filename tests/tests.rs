@@ -19,6 +19,7 @@ mod help;
 mod hints;
 mod history;
 mod keygen;
+mod local_store;
 mod merge_driver;
 mod platform_client;
 mod readme;

@@ -12,12 +12,14 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::CryptoError;
 use super::error::{Hint, Tried};
+use super::unwrap::{Remembering, UnwrapMemory};
 
 /// Identity files larger than this are refused unread (a keys.txt is a few hundred bytes).
 const MAX_IDENTITY_FILE: u64 = crate::fsread::MAX_KEY_FILE;
@@ -187,6 +189,8 @@ pub struct Identities {
     keys: Vec<LoadedKey>,
     attempts: Vec<Attempt>,
     warnings: Vec<String>,
+    /// Which identity opened which stanza last (shared by clones and threads).
+    unwrap: Arc<UnwrapMemory>,
 }
 
 impl fmt::Debug for Identities {
@@ -286,6 +290,12 @@ impl Identities {
         self.keys.len()
     }
 
+    /// Identity-on-stanza unwrap attempts made by every decryption so far (one per file once
+    /// the first file of a repository has shown which stanza is ours; see `unwrap`).
+    pub fn unwrap_attempts(&self) -> u64 {
+        self.unwrap.attempts()
+    }
+
     /// Decrypts an armored or binary age file. `path` is only used in messages.
     pub fn decrypt(
         &self,
@@ -326,20 +336,25 @@ impl Identities {
                 tried: Tried(self.attempts.clone()),
             });
         }
-        let mut reader = match decryptor.decrypt(self.keys.iter().map(LoadedKey::as_age)) {
-            Ok(reader) => reader,
-            Err(age::DecryptError::NoMatchingKeys) => {
-                return Err(CryptoError::NoMatchingIdentity {
-                    path: path.to_owned(),
-                    tried: Tried(self.attempts.clone()),
-                    hint: Hint {
-                        yours: self.recipients(),
-                        needs: known_recipients.map(<[String]>::to_vec),
-                    },
-                });
-            }
-            Err(e) => return Err(not_age(describe(&e))),
+        let remembering = Remembering {
+            identities: self.keys.iter().map(LoadedKey::as_age).collect(),
+            memory: &self.unwrap,
         };
+        let mut reader =
+            match decryptor.decrypt(std::iter::once(&remembering as &dyn age::Identity)) {
+                Ok(reader) => reader,
+                Err(age::DecryptError::NoMatchingKeys) => {
+                    return Err(CryptoError::NoMatchingIdentity {
+                        path: path.to_owned(),
+                        tried: Tried(self.attempts.clone()),
+                        hint: Hint {
+                            yours: self.recipients(),
+                            needs: known_recipients.map(<[String]>::to_vec),
+                        },
+                    });
+                }
+                Err(e) => return Err(not_age(describe(&e))),
+            };
 
         // The plaintext is shorter than the ciphertext: reserving that much up front means
         // the buffer never reallocates, so no unzeroized copy of the plaintext is left behind.
