@@ -91,6 +91,16 @@ impl SecretsRepo {
         super::Test::in_repo(self)
     }
 
+    /// A [`super::Test`] of `castsync … reconcile --api-url URL` with an API key for the
+    /// emulator.
+    pub fn test_reconcile(&self, emulator_url: &str) -> super::Test {
+        self.test().env("CASTARI_API_KEY", "cast_test").args([
+            "reconcile",
+            "--api-url",
+            emulator_url,
+        ])
+    }
+
     /// `castsync … reconcile --api-url URL` with an API key for the emulator.
     pub fn reconcile(&self, emulator_url: &str) -> Command {
         let mut c = self.cmd();
