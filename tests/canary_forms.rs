@@ -296,11 +296,12 @@ fn assert_clean(what: &str, output: &str, forms: &[Form]) {
     }
 }
 
-fn run(what: &str, cmd: &mut Command, forms: &[Form]) -> i32 {
-    let (code, stdout, stderr) = outcome(cmd);
-    assert_clean(&format!("stdout of {what}"), &stdout, forms);
-    assert_clean(&format!("stderr of {what}"), &stderr, forms);
-    code
+/// Runs `test`; no form may show on stdout or stderr.
+fn run(what: &str, test: Test, forms: &[Form]) -> Run {
+    let run = test.run();
+    assert_clean(&format!("stdout of {what}"), run.stdout(), forms);
+    assert_clean(&format!("stderr of {what}"), run.stderr(), forms);
+    run
 }
 
 fn write_forms(repo: &SecretsRepo, forms: &[Form]) {
@@ -348,44 +349,49 @@ fn one_case(emu: &Emulator, p: &Payload) {
     };
     forms.push(edited);
 
-    assert_eq!(run("validate", repo.cmd().arg("validate"), &forms), 1);
-    let (_, plan, _) = outcome(repo.reconcile(&emu.url).args(["--dry-run"]));
-    assert!(
-        plan.contains("+ PLAIN") && plan.contains("+ CERT"),
-        "the valid forms reach the plan: {plan}"
-    );
-    for format in ["text", "json", "markdown"] {
-        let code = run(
+    run("validate", repo.test().arg("validate"), &forms).failure();
+    run(
+        "reconcile --dry-run",
+        repo.test_reconcile(&emu.url).arg("--dry-run"),
+        &forms,
+    )
+    // The valid forms reach the plan; the bad agents make the run fail.
+    .failure()
+    .stdout_has("+ PLAIN")
+    .stdout_has("+ CERT");
+    for format in ["json", "markdown"] {
+        run(
             &format!("reconcile --dry-run --output {format}"),
-            repo.reconcile(&emu.url)
+            repo.test_reconcile(&emu.url)
                 .args(["--dry-run", "--output", format]),
             &forms,
-        );
-        assert_eq!(code, 1, "bad agents make the run fail");
+        )
+        .failure();
     }
-    run("diff", repo.cmd().arg("diff"), &forms);
+    run("diff", repo.test().arg("diff"), &forms);
     for (i, form) in forms.iter().enumerate().filter(|(_, f)| f.name != "edited") {
         let agent = format!("f{i:02}-{}", form.name);
         run(
             &format!("show {agent}"),
-            repo.cmd().args(["show", &agent]),
+            repo.test().args(["show", &agent]),
             &forms,
         );
         let file = repo.path(&format!("agents/{agent}/secrets.yaml.age"));
         run(
             &format!("textconv {agent}"),
-            repo.cmd().arg("textconv").arg(&file),
+            repo.test().arg("textconv").arg(&file),
             &forms,
         );
-        let code = run(
+        // The editor saves a broken manifest: refused.
+        run(
             &format!("edit {agent}"),
-            repo.cmd()
+            repo.test()
                 .env("EDITOR", &edit)
                 .env("TMPDIR", &repo.home)
                 .args(["edit", &agent]),
             &forms,
-        );
-        assert_eq!(code, 1, "edit {agent} saved a broken manifest");
+        )
+        .failure();
     }
 }
 
