@@ -27,8 +27,10 @@ fn three_agents_one_with_150_keys_converge_and_stay_converged(wire: Wire) {
     );
     let repo = three_agent_repo();
 
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    repo.test_reconcile(&emu.url)
+        .run()
+        .success()
+        .no_canary(&[CANARY]);
     assert_eq!(emu.requests("POST"), 153);
     assert_eq!(emu.value("alpha", "KEY_149").as_deref(), Some("value-149"));
     assert_eq!(emu.value("beta", "B2").as_deref(), Some(CANARY));
@@ -36,9 +38,10 @@ fn three_agents_one_with_150_keys_converge_and_stay_converged(wire: Wire) {
 
     // The second run finds nothing to do and writes nothing.
     emu.reset_stats();
-    let (code, stdout, _) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("No changes."), "{stdout}");
+    repo.test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stdout_has("No changes.");
     assert_eq!(emu.requests("POST"), 0);
     assert_eq!(emu.requests("DELETE"), 0);
     // sdk: one unpaged response per agent; docs: alpha takes two pages.
@@ -55,13 +58,14 @@ fn three_agents_one_with_150_keys_converge_and_stay_converged(wire: Wire) {
     );
     assert_eq!(gone.status, 204);
     emu.reset_stats();
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("+ B1"), "{stdout}");
+    repo.test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stdout_has("+ B1")
+        .no_canary(&[CANARY]);
     assert_eq!(emu.requests("POST"), 1);
     assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
     assert_eq!(emu.stats()["missing_accept"], 0, "no request lacks Accept");
-    assert_no_canary("output", &format!("{stdout}{stderr}"), &[CANARY]);
 }
 
 fn a_wrong_api_key_fails_once_per_agent_with_a_message_about_the_key(wire: Wire) {
@@ -70,21 +74,24 @@ fn a_wrong_api_key_fails_once_per_agent_with_a_message_about_the_key(wire: Wire)
         &["--agents", "alpha,beta,gamma", "--token", "cast_right"],
     );
     let repo = three_agent_repo();
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stdout.contains("refused the API key (401)"), "{stdout}");
-    assert!(
-        stdout.contains("hint: check the API key in CASTARI_API_KEY"),
-        "{stdout}"
-    );
+    repo.test_reconcile(&emu.url)
+        .run()
+        .failure()
+        .stdout_has("refused the API key (401)")
+        .stdout_has("hint: check the API key in CASTARI_API_KEY")
+        .no_canary(&[CANARY, "cast_right"]);
     let gets = emu.requests("GET");
     assert!(gets <= 6, "at most two requests per agent, got {gets}");
     assert_eq!(emu.requests("POST") + emu.requests("DELETE"), 0);
 
     // The JSON plan carries the error with its class.
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).args(["--output", "json"]));
-    assert_eq!(code, 1);
-    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = repo
+        .test_reconcile(&emu.url)
+        .args(["--output", "json"])
+        .run()
+        .failure()
+        .no_canary(&[CANARY, "cast_right"])
+        .json();
     assert_plan_schema(&plan);
     let skipped = &plan["agents"][0]["skipped"];
     assert_eq!(skipped["kind"], "list-failed");
@@ -96,7 +103,7 @@ fn a_wrong_api_key_fails_once_per_agent_with_a_message_about_the_key(wire: Wire)
             .unwrap()
             .contains("CASTARI_API_KEY")
     );
-    assert_no_canary("output", &stdout, &[CANARY, "cast_right"]);
+    assert_eq!(skipped["hint"], skipped["error"]["hint"]);
 }
 
 fn an_agent_the_platform_does_not_know_fails_naming_it_without_a_retry(wire: Wire) {
@@ -104,16 +111,12 @@ fn an_agent_the_platform_does_not_know_fails_naming_it_without_a_retry(wire: Wir
     let repo = SecretsRepo::new("");
     repo.agent("beta", &[("B1", "b-one")]);
     repo.agent("ghost", &[("G1", "g-one")]);
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("agent \"ghost\" not found on the platform"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("agents/ghost"),
-        "the hint names the directory: {stdout}"
-    );
+    repo.test_reconcile(&emu.url)
+        .run()
+        .failure()
+        .stdout_has("agent \"ghost\" not found on the platform")
+        // The hint names the directory.
+        .stdout_line_with(&["hint: ", "agents/ghost"]);
     // beta: one list and one verify; ghost: one list, never retried.
     assert_eq!(emu.requests("GET"), 3);
     assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
@@ -150,21 +153,21 @@ fn remote_keys_castsync_would_not_create_are_listed_and_pruned(wire: Wire) {
         &[("A1", "a-one"), ("A2", "a-two"), ("A3", "a-three")],
     );
 
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).arg("--dry-run"));
-    assert_eq!(code, 0, "{stdout}");
-    assert!(
-        stdout.contains("- my-key") && stdout.contains("- lower_case"),
-        "{stdout}"
-    );
-    let (_, json, _) = outcome(
-        repo.reconcile(&emu.url)
-            .args(["--dry-run", "--output", "json"]),
-    );
-    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    repo.test_reconcile(&emu.url)
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stdout_has("- my-key")
+        .stdout_has("- lower_case");
+    let plan = repo
+        .test_reconcile(&emu.url)
+        .args(["--dry-run", "--output", "json"])
+        .run()
+        .success()
+        .json();
     assert_plan_schema(&plan);
     assert_eq!(plan["totals"]["delete"], 2);
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    repo.test_reconcile(&emu.url).run().success();
     assert_eq!(emu.value("alpha", "my-key"), None);
     assert_eq!(emu.value("alpha", "lower_case"), None);
     assert_eq!(emu.value("alpha", "A1").as_deref(), Some("a-one"));
@@ -175,33 +178,32 @@ fn replace_rewrites_named_values_and_refuses_unknown_targets(wire: Wire) {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
     repo.agent("beta", &[("B1", "b-one")]);
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
 
     emu.reset_stats();
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).args(["--replace", "alpha/A1"]));
-    assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("~ A1 (replace requested)"), "{stdout}");
-    assert!(stdout.contains("1 to replace"), "{stdout}");
+    repo.test_reconcile(&emu.url)
+        .args(["--replace", "alpha/A1"])
+        .run()
+        .success()
+        .stdout_has("~ A1 (replace requested)")
+        .stdout_has("1 to replace");
     assert_eq!(emu.requests("POST"), 1);
 
     emu.reset_stats();
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).args([
-        "--dry-run",
-        "--output",
-        "json",
-        "--replace-all",
-        "beta",
-    ]));
-    assert_eq!(code, 0, "{stdout}");
-    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = repo
+        .test_reconcile(&emu.url)
+        .args(["--dry-run", "--output", "json", "--replace-all", "beta"])
+        .run()
+        .success()
+        .json();
     assert_plan_schema(&plan);
     assert_eq!(plan["totals"]["replace"], 1);
     assert_eq!(plan["agents"][1]["changes"][0]["action"], "replace");
     assert_eq!(emu.requests("POST"), 0);
 
-    repo.reconcile(&emu.url)
+    repo.test_reconcile(&emu.url)
         .arg("--replace-all")
-        .assert()
+        .run()
         .success();
     assert_eq!(emu.requests("POST"), 3);
 
@@ -214,13 +216,18 @@ fn replace_rewrites_named_values_and_refuses_unknown_targets(wire: Wire) {
         (&["--replace", "ghost/A1"][..], "no such agent"),
         (&["--replace-all", "ghost"][..], "no such agent"),
     ] {
-        let (code, stdout, stderr) = outcome(repo.reconcile(&emu.url).args(args));
-        assert_eq!(code, 1, "{args:?}: {stdout}\n{stderr}");
-        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        repo.test_reconcile(&emu.url)
+            .args(args)
+            .run()
+            .failure()
+            .stderr_has(expect);
     }
-    let (code, _, stderr) = outcome(repo.reconcile(&emu.url).args(["--replace", "A1"]));
-    assert_ne!(code, 0);
-    assert!(stderr.contains("AGENT/KEY"), "{stderr}");
+    // A usage error.
+    repo.test_reconcile(&emu.url)
+        .args(["--replace", "A1"])
+        .run()
+        .failure()
+        .stderr_has("AGENT/KEY");
     let stats = emu.stats();
     assert_eq!(stats["requests"], json!({"GET": 0, "POST": 0, "DELETE": 0}));
 }
