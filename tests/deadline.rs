@@ -60,44 +60,34 @@ fn a_silent_platform_is_a_typed_timeout_retried_once() {
 fn a_dry_run_over_four_agents_of_a_silent_platform_exits_1_naming_the_timeout() {
     let silent = Silent::start();
     let repo = four_agent_repo();
-    let (code, stdout, stderr) = outcome(
-        repo.reconcile(&silent.url)
-            .args(["--dry-run", "--timeout", "4s"])
-            .timeout(HANG),
-    );
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("error: timed out: the run's deadline (4s, --timeout) passed"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("not finished: listing alpha, beta, delta, gamma"),
-        "{stderr}"
-    );
+    let mut run = repo
+        .test_reconcile(&silent.url)
+        .args(["--dry-run", "--timeout", "4s"])
+        .timeout(HANG)
+        .run()
+        .failure()
+        .stderr_has("error: timed out: the run's deadline (4s, --timeout) passed")
+        .stderr_has("\n  not finished: listing alpha, beta, delta, gamma\n  hint: only verified changes are recorded")
+        .no_canary(&[CANARY]);
     for agent in AGENTS {
-        assert!(
-            stdout.contains(&format!("{agent}: skipped, nothing changed: cannot list platform keys: cancelled: the run's deadline (4s) passed")),
-            "{stdout}"
-        );
+        run = run.stdout_has(format!("{agent}: skipped, nothing changed: cannot list platform keys: cancelled: the run's deadline (4s) passed"));
     }
     // The agents were listed side by side: the first request alone while the rate budget
     // is unknown, the other three once its patience (2 s) ran out, within the 4 s.
     assert_eq!(silent.accepted(), 4, "one connection per agent");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_no_canary("the output", &format!("{stdout}{stderr}"), &[CANARY]);
 }
 
 #[test]
 fn the_json_plan_names_the_timed_out_agents_as_transient() {
     let silent = Silent::start();
     let repo = four_agent_repo();
-    let (code, stdout, stderr) = outcome(
-        repo.reconcile(&silent.url)
-            .args(["--dry-run", "--timeout", "2s", "-o", "json"])
-            .timeout(HANG),
-    );
-    assert_eq!(code, 1, "{stderr}");
-    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    let plan = repo
+        .test_reconcile(&silent.url)
+        .args(["--dry-run", "--timeout", "2s", "-o", "json"])
+        .timeout(HANG)
+        .run()
+        .failure()
+        .json();
     assert_plan_schema(&plan);
     assert_eq!(plan["timed_out"]["seconds"], 2.0);
     let cut: Vec<(&str, &str)> = plan["timed_out"]["agents"]
@@ -121,6 +111,7 @@ fn the_json_plan_names_the_timed_out_agents_as_transient() {
         assert_eq!(skipped["class"], "transient", "{agent}");
         assert_eq!(skipped["error"]["kind"], "deadline-exceeded", "{agent}");
         assert_eq!(skipped["error"]["class"], "transient", "{agent}");
+        assert_eq!(skipped["hint"], skipped["error"]["hint"], "{agent}");
     }
 }
 
@@ -130,20 +121,13 @@ fn a_deadline_during_an_apply_records_nothing_half_done(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "alpha", "--latency-ms", "2500"]);
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("API_KEY", CANARY)]);
-    let (code, stdout, stderr) = outcome(
-        repo.reconcile(&emu.url)
-            .args(["--yes", "--timeout", "4s"])
-            .timeout(HANG),
-    );
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("not finished: applying alpha"),
-        "{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("alpha: + API_KEY: cancelled: the run's deadline (4s) passed"),
-        "{stdout}"
-    );
+    repo.test_reconcile(&emu.url)
+        .args(["--yes", "--timeout", "4s"])
+        .timeout(HANG)
+        .run()
+        .failure()
+        .stderr_has("not finished: applying alpha")
+        .stdout_has("alpha: + API_KEY: cancelled: the run's deadline (4s) passed");
     assert_eq!(emu.requests("POST"), 1, "the set was sent");
     assert_eq!(emu.value("alpha", "API_KEY").as_deref(), Some(CANARY));
     let state = std::fs::read_to_string(repo.path(".castsync/state.json")).unwrap_or_default();
@@ -153,13 +137,13 @@ fn a_deadline_during_an_apply_records_nothing_half_done(wire: Wire) {
     );
 
     // The next run does not trust the unconfirmed write: it sets it again and verifies it.
-    let (code, stdout, stderr) = outcome(
-        repo.reconcile(&emu.url)
-            .args(["--dry-run", "-o", "json"])
-            .timeout(HANG),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = repo
+        .test_reconcile(&emu.url)
+        .args(["--dry-run", "-o", "json"])
+        .timeout(HANG)
+        .run()
+        .success()
+        .json();
     assert_eq!(
         plan["agents"][0]["changes"],
         serde_json::json!([{"key": "API_KEY", "action": "update", "reason": "unverified"}]),
@@ -174,45 +158,28 @@ crate::on_both_wires!(a_deadline_during_an_apply_records_nothing_half_done);
 fn doctor_reports_the_agents_it_could_not_check_before_its_deadline() {
     let silent = Silent::start();
     let repo = four_agent_repo();
-    let (code, stdout, stderr) = outcome(
-        repo.cmd()
-            .env("CASTARI_API_KEY", "cast_test")
-            .args(["doctor", "--timeout", "2s", "--api-url", &silent.url])
-            .timeout(HANG),
-    );
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("FAIL  platform: timed out (--timeout): cancelled: the run's deadline (2s) passed before this call finished; not checked: alpha, beta, delta, gamma"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("fix: only verified changes are recorded"),
-        "{stdout}"
-    );
+    repo.test()
+        .env("CASTARI_API_KEY", "cast_test")
+        .args(["doctor", "--timeout", "2s", "--api-url", &silent.url])
+        .timeout(HANG)
+        .run()
+        .failure()
+        .stdout_has("FAIL  platform: timed out (--timeout): cancelled: the run's deadline (2s) passed before this call finished; not checked: alpha, beta, delta, gamma")
+        .stdout_has("fix: only verified changes are recorded");
 }
 
 #[test]
 fn doctor_stops_at_the_first_agent_a_silent_platform_does_not_answer_for() {
     let silent = Silent::start();
     let repo = four_agent_repo();
-    let (code, stdout, stderr) = outcome(
-        repo.cmd()
-            .env("CASTARI_API_KEY", "cast_test")
-            .args([
-                "doctor",
-                "--request-timeout",
-                "1s",
-                "--api-url",
-                &silent.url,
-            ])
-            .timeout(HANG),
-    );
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("FAIL  list alpha: the platform did not answer in time: no complete answer to GET /api/v1/agents/alpha/secrets within 1s; not checked: beta, delta, gamma"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("--request-timeout"), "{stdout}");
+    repo.test()
+        .env("CASTARI_API_KEY", "cast_test")
+        .args(["doctor", "--request-timeout", "1s", "--api-url", &silent.url])
+        .timeout(HANG)
+        .run()
+        .failure()
+        .stdout_has("FAIL  list alpha: the platform did not answer in time: no complete answer to GET /api/v1/agents/alpha/secrets within 1s; not checked: beta, delta, gamma")
+        .stdout_line_with(&["fix: ", "--request-timeout"]);
     assert_eq!(
         silent.accepted(),
         2,
@@ -229,13 +196,11 @@ fn timeouts_that_are_not_durations_are_usage_errors() {
         ("--request-timeout", "0s", "minimum is 1s"),
         ("--timeout", "99999999999999d", "maximum is 365d"),
     ] {
-        let (code, _, stderr) =
-            outcome(
-                repo.reconcile("http://127.0.0.1:9")
-                    .args(["--dry-run", flag, value]),
-            );
-        assert_eq!(code, 1, "{flag} {value}: {stderr}");
-        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+        repo.test_reconcile("http://127.0.0.1:9")
+            .args(["--dry-run", flag, value])
+            .run()
+            .failure()
+            .stderr_has(says);
     }
 }
 

@@ -32,38 +32,29 @@ fn links_to_devices_fifos_and_files_outside_the_repository_are_refused_by_name()
     std::fs::remove_file(&linked).unwrap();
     symlink(&outside, &linked).unwrap();
 
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains("agents/alpha/secrets.yaml.age is a symbolic link that leads outside the repository (to \"/dev/zero\")"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("agents/beta/.env.example is a FIFO (named pipe), not a regular file"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("agents/gamma/.env.example is a symbolic link that leads outside"),
-        "{stdout}"
-    );
+    repo.test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_has("agents/alpha/secrets.yaml.age is a symbolic link that leads outside the repository (to \"/dev/zero\")")
+        .stdout_has("agents/beta/.env.example is a FIFO (named pipe), not a regular file")
+        .stdout_has("agents/gamma/.env.example is a symbolic link that leads outside");
 
     // castsync.yaml itself.
     std::fs::remove_file(repo.path("castsync.yaml")).unwrap();
     symlink("/dev/zero", repo.path("castsync.yaml")).unwrap();
-    let (code, stdout, stderr) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 1);
-    assert!(
-        format!("{stdout}{stderr}").contains("castsync.yaml is a symbolic link that leads outside"),
-        "{stdout}{stderr}"
-    );
+    repo.test()
+        .arg("validate")
+        .run()
+        .failure()
+        .output_has("castsync.yaml is a symbolic link that leads outside");
     std::fs::remove_file(repo.path("castsync.yaml")).unwrap();
     mkfifo(&repo.path("castsync.yaml"));
-    let (code, stdout, stderr) = outcome(repo.cmd().args(["show", "gamma"]));
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("castsync.yaml is a FIFO"),
-        "{stdout}{stderr}"
-    );
+    repo.test()
+        .args(["show", "gamma"])
+        .run()
+        .failure()
+        .stderr_has("castsync.yaml is a FIFO");
 }
 
 #[test]
@@ -74,8 +65,7 @@ fn a_link_inside_the_repository_is_followed() {
     let schema = repo.path("agents/beta/.env.example");
     std::fs::remove_file(&schema).unwrap();
     symlink("../alpha/.env.example", &schema).unwrap();
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 0, "{stdout}");
+    repo.test().arg("validate").run().success();
 }
 
 #[test]
@@ -86,22 +76,24 @@ fn deep_nesting_is_refused_before_it_is_parsed() {
         "alpha",
         &format!("agent: alpha\nsecrets:\n  A: {}\n", "[".repeat(200_000)),
     );
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 1);
-    assert!(
-        stdout.contains("agents/alpha/secrets.yaml.age (decrypted), line 3, column ")
-            && stdout.contains("the YAML is nested more than 16 levels deep"),
-        "{stdout}"
-    );
+    repo.test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_line_with(&[
+            "agents/alpha/secrets.yaml.age (decrypted), line 3, column ",
+            "the YAML is nested more than 16 levels deep",
+        ]);
 
     std::fs::write(repo.path("castsync.yaml"), "{a: ".repeat(50_000)).unwrap();
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(code, 1);
-    assert!(
-        stdout.contains("castsync.yaml, line 1, column ")
-            && stdout.contains("the YAML is nested more than 16 levels deep"),
-        "{stdout}"
-    );
+    repo.test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_line_with(&[
+            "castsync.yaml, line 1, column ",
+            "the YAML is nested more than 16 levels deep",
+        ]);
 }
 
 #[test]
@@ -113,18 +105,13 @@ fn an_agent_directory_whose_name_is_not_utf8_is_an_error_naming_it() {
         .path("agents")
         .join(std::ffi::OsStr::from_bytes(b"bad-\xff-agent"));
     std::fs::create_dir_all(&bad).unwrap();
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(
-        code, 1,
-        "it used to be skipped and validate said ok: {stdout}"
-    );
-    assert!(
-        stdout.contains(
-            "error: agents/bad-\u{fffd}-agent: the agent directory name is not valid UTF-8"
-        ),
-        "{stdout}"
-    );
-    assert!(stdout.contains("failed: 2 agents checked"), "{stdout}");
+    // It used to be skipped, and validate said ok.
+    repo.test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_has("error: agents/bad-\u{fffd}-agent: the agent directory name is not valid UTF-8")
+        .stdout_has("failed: 2 agents checked");
 }
 
 #[test]
@@ -132,18 +119,12 @@ fn an_interval_too_large_for_the_clock_is_a_usage_error_not_a_panic() {
     let repo = SecretsRepo::new("");
     // It panicked in 3 to 4 runs of 10.
     for _ in 0..10 {
-        let (code, _, stderr) = outcome(repo.cmd().args([
-            "watch",
-            "--interval",
-            "99999999999999d",
-            "--api-url",
-            "local://store.json",
-        ]));
-        assert_eq!(code, 1, "{stderr}");
-        assert!(
-            stderr.contains("--interval") && stderr.contains("too long"),
-            "{stderr}"
-        );
+        repo.test()
+            .args(["watch", "--interval", "99999999999999d"])
+            .args(["--api-url", "local://store.json"])
+            .run()
+            .failure()
+            .stderr_line_with(&["--interval", "too long"]);
     }
 }
 
@@ -152,11 +133,8 @@ fn a_byte_order_mark_at_the_start_of_a_manifest_is_accepted() {
     let repo = SecretsRepo::new("");
     repo.raw_manifest("alpha", "\u{feff}agent: alpha\nsecrets:\n  A: \"a\"\n");
     repo.schema("alpha", "\u{feff}A=placeholder\n");
-    let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
-    assert_eq!(
-        code, 0,
-        "it was reported as more than one document: {stdout}"
-    );
+    // It was reported as more than one document.
+    repo.test().arg("validate").run().success();
 }
 
 #[test]
@@ -168,29 +146,22 @@ fn a_pull_request_plan_refuses_a_changed_platform_url() {
     // The one line a pull request needs to send the CI's API key elsewhere.
     repo.config("platform:\n  url: https://collector.example.net\n");
     repo.commit_all("redirect");
-    let (code, stdout, stderr) = outcome(repo.reconcile(&emu.url).args([
-        "--dry-run",
-        "--base",
-        &base,
-        "--output",
-        "markdown",
-    ]));
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.is_empty(), "no plan is printed: {stdout}");
-    assert!(
-        stderr.contains("platform.url in castsync.yaml differs between the base revision (https://api.castari.com) and this revision (https://collector.example.net)"),
-        "{stderr}"
-    );
+    repo.test_reconcile(&emu.url)
+        .args(["--dry-run", "--base", &base, "--output", "markdown"])
+        .run()
+        .failure()
+        // No plan is printed.
+        .stdout_is("")
+        .stderr_has("platform.url in castsync.yaml differs between the base revision (https://api.castari.com) and this revision (https://collector.example.net)")
+        .stderr_has("\n  hint: merge the change of platform.url on its own first");
     assert_eq!(emu.requests("GET"), 0, "nothing was sent anywhere");
 
     // The same URL spelled the same way as the default: allowed.
     repo.config("platform:\n  url: https://api.castari.com/\n");
-    let (code, stdout, stderr) =
-        outcome(
-            repo.reconcile(&emu.url)
-                .args(["--dry-run", "--base", &base]),
-        );
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    repo.test_reconcile(&emu.url)
+        .args(["--dry-run", "--base", &base])
+        .run()
+        .success();
 }
 
 #[test]
@@ -222,14 +193,12 @@ fn remote_key_names_reach_the_terminal_and_the_pr_comment_escaped() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A", "a")]);
     let run = |format: &str| {
-        let (code, stdout, stderr) = outcome(repo.reconcile(&url).args([
-            "--dry-run",
-            "--allow-mass-delete",
-            "--output",
-            format,
-        ]));
-        assert_eq!(code, 0, "{stdout}{stderr}");
-        stdout
+        repo.test_reconcile(&url)
+            .args(["--dry-run", "--allow-mass-delete", "--output", format])
+            .run()
+            .success()
+            .stdout()
+            .to_owned()
     };
     let text = run("text");
     assert!(!text.contains('\u{1b}'), "{text}");

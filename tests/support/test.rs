@@ -129,6 +129,12 @@ impl Test {
         self
     }
 
+    /// Kills the run after `timeout` (a hung command fails the test instead of the suite).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Test {
+        self.cmd.timeout(timeout);
+        self
+    }
+
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Test {
         self.cmd.write_stdin(input);
         self
