@@ -17,7 +17,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 fn deleting_plan(emu: &Emulator) -> SecretsRepo {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
     repo.agent("alpha", &[("A1", "a-one")]);
     repo
 }
@@ -100,20 +100,21 @@ fn a_plan_without_deletes_is_applied_on_a_terminal_without_asking() {
 fn without_a_terminal_a_deleting_plan_is_applied_without_asking() {
     let emu = Emulator::start(&["--agents", "alpha"]);
     let repo = deleting_plan(&emu);
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(!stdout.contains(PROMPT) && !stderr.contains(PROMPT));
+    repo.test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stdout_lacks(PROMPT)
+        .stderr_lacks(PROMPT)
+        .stderr_has("alpha: 1 change(s) applied (1/1 agents, 2/2 requests)");
     assert_eq!(emu.value("alpha", "A2"), None);
-    assert!(
-        stderr.contains("alpha: 1 change(s) applied (1/1 agents, 2/2 requests)"),
-        "{stderr}"
-    );
 
     // -q: no progress lines.
     repo.agent("alpha", &[("A1", "a-one-v2")]);
-    let (code, _, stderr) = outcome(repo.reconcile(&emu.url).arg("-q"));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(!stderr.contains("alpha:"), "{stderr}");
+    repo.test_reconcile(&emu.url)
+        .arg("-q")
+        .run()
+        .success()
+        .stderr_lacks("alpha:");
     assert_eq!(emu.value("alpha", "A1").as_deref(), Some("a-one-v2"));
 }
 
@@ -131,8 +132,13 @@ fn rate_limited() -> (Emulator, SecretsRepo) {
 #[test]
 fn without_a_terminal_each_finished_agent_is_one_log_line_and_rate_limit_waits_are_said() {
     let (emu, repo) = rate_limited();
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    let run = repo
+        .test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stderr_has("3/3 agents, 9/9 requests)")
+        .no_canary(&[CANARY]);
+    let stderr = run.stderr();
     for agent in ["alpha", "beta", "gamma"] {
         let lines: Vec<&str> = stderr
             .lines()
@@ -143,7 +149,6 @@ fn without_a_terminal_each_finished_agent_is_one_log_line_and_rate_limit_waits_a
         assert!(lines[0].contains(" agents, "), "{stderr}");
         assert!(lines[0].ends_with("/9 requests)"), "{stderr}");
     }
-    assert!(stderr.contains("3/3 agents, 9/9 requests)"), "{stderr}");
     assert!(
         stderr
             .lines()
@@ -151,7 +156,6 @@ fn without_a_terminal_each_finished_agent_is_one_log_line_and_rate_limit_waits_a
         "{stderr}"
     );
     assert_eq!(emu.value("gamma", "G2").as_deref(), Some("g-two"));
-    assert_no_canary("progress", &format!("{stdout}{stderr}"), &[CANARY]);
 }
 
 #[test]
@@ -178,32 +182,28 @@ fn progress_counts_redeploys_including_one_owed_by_an_earlier_run() {
     repo.agent("alpha", &[("A1", "a-one")]);
     repo.agent("beta", &[("B1", "b-one"), ("B2", CANARY)]);
     // alpha: 1 set, 1 verifying list, 1 redeploy; beta: 2 sets, 1 list, 1 redeploy.
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stderr.contains("1 change(s) applied, redeployed ("),
-        "{stderr}"
-    );
-    assert!(stderr.contains("2/2 agents, 7/7 requests)"), "{stderr}");
+    repo.test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stderr_has("1 change(s) applied, redeployed (")
+        .stderr_has("2/2 agents, 7/7 requests)")
+        .no_canary(&[CANARY]);
     assert_eq!(emu.redeploys("alpha"), 1);
     assert_eq!(emu.redeploys("beta"), 1);
 
     // A failed redeploy is owed; the next run's only request for alpha is that redeploy.
     repo.agent("alpha", &[("A1", "a-one-v2")]);
     emu.pin_fault("alpha", Some("POST"), Some("redeploy"), 403);
-    let (code, _, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("alpha: 1 change(s) applied, redeploy failed (1/1 agents, 3/3 requests)"),
-        "{stderr}"
-    );
+    repo.test_reconcile(&emu.url)
+        .run()
+        .failure()
+        .stderr_has("alpha: 1 change(s) applied, redeploy failed (1/1 agents, 3/3 requests)")
+        .no_canary(&[CANARY]);
     emu.clear_faults();
-    let (code, stdout, stderr) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stderr.contains("alpha: 0 change(s) applied, redeployed (1/1 agents, 1/1 requests)"),
-        "{stderr}"
-    );
+    repo.test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stderr_has("alpha: 0 change(s) applied, redeployed (1/1 agents, 1/1 requests)")
+        .no_canary(&[CANARY]);
     assert_eq!(emu.redeploys("alpha"), 2);
-    assert_no_canary("progress", &format!("{stdout}{stderr}"), &[CANARY]);
 }
