@@ -14,25 +14,22 @@ fn history_file(repo: &SecretsRepo) -> std::path::PathBuf {
     repo.path(".castsync/state.history.jsonl")
 }
 
-/// `castsync history ARGS…`; asserts that no canary reaches either stream.
-fn history(repo: &SecretsRepo, args: &[&str]) -> (i32, String, String) {
-    let (code, stdout, stderr) = outcome(repo.cmd().arg("history").args(args));
-    assert_no_canary(
-        "castsync history",
-        &format!("{stdout}{stderr}"),
-        &[CANARY, CANARY_ROTATED],
-    );
-    (code, stdout, stderr)
+/// `castsync history ARGS…`; no canary may reach either stream.
+fn history(repo: &SecretsRepo, args: &[&str]) -> Run {
+    repo.test()
+        .arg("history")
+        .args(args)
+        .run()
+        .no_canary(&[CANARY, CANARY_ROTATED])
 }
 
-fn reconcile(repo: &SecretsRepo, emu: &Emulator, extra: &[&str]) -> i32 {
-    let (code, stdout, stderr) = outcome(repo.reconcile(&emu.url).arg("--yes").args(extra));
-    assert_no_canary(
-        "reconcile",
-        &format!("{stdout}{stderr}"),
-        &[CANARY, CANARY_ROTATED],
-    );
-    code
+/// `castsync reconcile --yes EXTRA…`; no canary may reach either stream.
+fn reconcile(repo: &SecretsRepo, emu: &Emulator, extra: &[&str]) -> Run {
+    repo.test_reconcile(&emu.url)
+        .arg("--yes")
+        .args(extra)
+        .run()
+        .no_canary(&[CANARY, CANARY_ROTATED])
 }
 
 #[test]
@@ -42,14 +39,13 @@ fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
     repo.agent("alpha", &[("A1", CANARY), ("A2", "a-two")]);
     repo.agent("beta", &[("B1", "b-one")]);
     let first = repo.commit_all("first");
-    assert_eq!(reconcile(&repo, &emu, &["--ref", "HEAD"]), 0);
+    reconcile(&repo, &emu, &["--ref", "HEAD"]).success();
 
     repo.agent("alpha", &[("A1", CANARY_ROTATED), ("A3", "a-three")]);
     let second = repo.commit_all("rotate A1, replace A2 by A3");
-    assert_eq!(reconcile(&repo, &emu, &["--ref", "HEAD"]), 0);
+    reconcile(&repo, &emu, &["--ref", "HEAD"]).success();
     // A dry run applies nothing and records nothing.
-    let (code, _, _) = outcome(repo.reconcile(&emu.url).arg("--dry-run"));
-    assert_eq!(code, 0);
+    reconcile(&repo, &emu, &["--dry-run"]).success();
 
     let file = history_file(&repo);
     let raw = std::fs::read_to_string(&file).unwrap();
@@ -59,8 +55,8 @@ fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
-    let (code, text, stderr) = history(&repo, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let run = history(&repo, &[]).success();
+    let text = run.stdout();
     let mut rows: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
@@ -91,9 +87,8 @@ fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
     assert_eq!(rows, expected, "{text}");
     assert!(text.starts_with("TIME "), "{text}");
 
-    let (code, json, _) = history(&repo, &["-o", "json"]);
-    assert_eq!(code, 0);
-    let doc = assert_matches_schema("history.schema.json", &json);
+    let json = history(&repo, &["-o", "json"]).success();
+    let doc = assert_matches_schema("history.schema.json", json.stdout());
     assert_eq!(doc["format_version"], 1);
     let entries = doc["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 6);
@@ -102,8 +97,8 @@ fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
     assert!(entries.iter().all(|e| e["platform"] == emu.url.as_str()));
 
     // One agent; a window.
-    let (_, beta, _) = history(&repo, &["beta", "-o", "json"]);
-    let beta = assert_matches_schema("history.schema.json", &beta);
+    let beta = history(&repo, &["beta", "-o", "json"]).success();
+    let beta = assert_matches_schema("history.schema.json", beta.stdout());
     assert_eq!(beta["entries"].as_array().unwrap().len(), 1);
     assert_eq!(beta["entries"][0]["key"], "B1");
     let mut old = serde_json::from_str::<serde_json::Value>(raw.lines().next().unwrap()).unwrap();
@@ -114,21 +109,19 @@ fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
         .open(&file)
         .unwrap();
     writeln!(f, "{old}").unwrap();
-    let (_, all, _) = history(&repo, &[]);
-    assert!(all.contains("ANCIENT"), "{all}");
-    let (code, recent, _) = history(&repo, &["--since", "1h"]);
-    assert_eq!(code, 0);
-    assert!(!recent.contains("ANCIENT"), "{recent}");
-    assert_eq!(recent.lines().count(), 7, "{recent}");
-    let (code, none, note) = history(&repo, &["gamma", "--since", "10m"]);
-    assert_eq!(code, 0);
+    history(&repo, &[]).success().stdout_has("ANCIENT");
+    let recent = history(&repo, &["--since", "1h"])
+        .success()
+        .stdout_lacks("ANCIENT");
+    assert_eq!(recent.stdout().lines().count(), 7, "{}", recent.stdout());
+    let none = history(&repo, &["gamma", "--since", "10m"])
+        .success()
+        .stderr_has("no entry names agent gamma; agents in the history: alpha, beta");
     assert!(
-        none.starts_with("No applies recorded for agent gamma in the last 10m"),
-        "{none}"
-    );
-    assert!(
-        note.contains("no entry names agent gamma; agents in the history: alpha, beta"),
-        "{note}"
+        none.stdout()
+            .starts_with("No applies recorded for agent gamma in the last 10m"),
+        "{}",
+        none.stdout()
     );
 }
 
@@ -140,11 +133,10 @@ fn failures_and_redeploys_are_recorded_with_their_result_and_class() {
     repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
     repo.commit_all("first");
     emu.pin_fault("beta", Some("POST"), Some("secrets"), 422);
-    assert_eq!(reconcile(&repo, &emu, &["--redeploy"]), 1);
+    reconcile(&repo, &emu, &["--redeploy"]).failure();
 
-    let (code, json, _) = history(&repo, &["-o", "json"]);
-    assert_eq!(code, 0);
-    let doc = assert_matches_schema("history.schema.json", &json);
+    let json = history(&repo, &["-o", "json"]).success();
+    let doc = assert_matches_schema("history.schema.json", json.stdout());
     let mut brief: Vec<String> = doc["entries"]
         .as_array()
         .unwrap()
@@ -171,13 +163,12 @@ fn failures_and_redeploys_are_recorded_with_their_result_and_class() {
             "beta B1 create failed terminal invalid-request",
             "beta B2 create failed terminal invalid-request",
         ],
-        "{json}"
+        "{}",
+        json.stdout()
     );
-    let (_, text, _) = history(&repo, &["beta"]);
-    assert!(
-        text.contains("failed (terminal: invalid-request)"),
-        "{text}"
-    );
+    history(&repo, &["beta"])
+        .success()
+        .stdout_has("failed (terminal: invalid-request)");
 }
 
 #[test]
@@ -186,7 +177,7 @@ fn a_torn_last_line_is_skipped_with_a_note_and_the_next_apply_still_reads() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", CANARY)]);
     repo.commit_all("first");
-    assert_eq!(reconcile(&repo, &emu, &[]), 0);
+    reconcile(&repo, &emu, &[]).success();
     // An apply killed in the middle of a line.
     let file = history_file(&repo);
     let mut f = std::fs::OpenOptions::new()
@@ -197,16 +188,16 @@ fn a_torn_last_line_is_skipped_with_a_note_and_the_next_apply_still_reads() {
         .unwrap();
     drop(f);
 
-    let (code, text, stderr) = history(&repo, &[]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("1 unreadable line"), "{stderr}");
-    assert_eq!(text.lines().count(), 2, "{text}");
+    let run = history(&repo, &[])
+        .success()
+        .stderr_has("1 unreadable line");
+    assert_eq!(run.stdout().lines().count(), 2, "{}", run.stdout());
 
     repo.agent("alpha", &[("A1", CANARY), ("A2", "a-two")]);
     repo.commit_all("add A2");
-    assert_eq!(reconcile(&repo, &emu, &[]), 0);
-    let (_, json, _) = history(&repo, &["-o", "json"]);
-    let doc = assert_matches_schema("history.schema.json", &json);
+    reconcile(&repo, &emu, &[]).success();
+    let json = history(&repo, &["-o", "json"]).success();
+    let doc = assert_matches_schema("history.schema.json", json.stdout());
     let keys: Vec<&str> = doc["entries"]
         .as_array()
         .unwrap()
@@ -221,15 +212,16 @@ fn a_torn_last_line_is_skipped_with_a_note_and_the_next_apply_still_reads() {
 fn history_without_any_state_fails_and_names_the_fix() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", CANARY)]);
-    let (code, stdout, stderr) = history(&repo, &[]);
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stderr.contains("no state file at"), "{stderr}");
-    assert!(stderr.contains("--state FILE"), "{stderr}");
+    history(&repo, &[])
+        .failure()
+        .stderr_has("no state file at")
+        .stderr_line_with(&["hint: ", "--state FILE"]);
     let elsewhere = repo.home.join("nowhere/state.json");
-    let (code, _, stderr) = history(&repo, &["--state", elsewhere.to_str().unwrap()]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("nowhere/state.json"), "{stderr}");
-    let (code, _, stderr) = history(&repo, &["--since", "soon"]);
-    assert_eq!(code, 1, "a bad duration is a usage error");
-    assert!(stderr.contains("30s, 10m or 1h"), "{stderr}");
+    history(&repo, &["--state", elsewhere.to_str().unwrap()])
+        .failure()
+        .stderr_has("nowhere/state.json");
+    // A bad duration is a usage error.
+    history(&repo, &["--since", "soon"])
+        .failure()
+        .stderr_has("30s, 10m or 1h");
 }
