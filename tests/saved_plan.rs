@@ -22,8 +22,7 @@ fn repo_with_feature(emu: &Emulator) -> SecretsRepo {
     );
     repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
     repo.commit_all("main");
-    let (code, out, err) = outcome(repo.reconcile(&emu.url).arg("--yes"));
-    assert_eq!(code, 0, "{out}{err}");
+    reconcile(&repo, &emu.url, &["--yes"]).success();
     repo.git(&["checkout", "-q", "-b", "feature"]);
     repo.agent(
         "alpha",
@@ -38,16 +37,17 @@ fn plan_path(repo: &SecretsRepo) -> PathBuf {
 }
 
 /// `reconcile ARGS…` against the emulator; no canary in either stream.
-fn reconcile(repo: &SecretsRepo, emu_url: &str, args: &[&str]) -> (i32, String, String) {
-    let (code, stdout, stderr) = outcome(repo.reconcile(emu_url).args(args));
-    assert_no_canary("reconcile", &format!("{stdout}{stderr}"), &CANARIES);
-    (code, stdout, stderr)
+fn reconcile(repo: &SecretsRepo, emu_url: &str, args: &[&str]) -> Run {
+    repo.test_reconcile(emu_url)
+        .args(args)
+        .run()
+        .no_canary(&CANARIES)
 }
 
 /// The pull-request plan of `feature` against main, saved.
 fn save_plan(repo: &SecretsRepo, emu: &Emulator) -> String {
     let file = plan_path(repo);
-    let (code, stdout, stderr) = reconcile(
+    reconcile(
         repo,
         &emu.url,
         &[
@@ -57,15 +57,15 @@ fn save_plan(repo: &SecretsRepo, emu: &Emulator) -> String {
             "--save-plan",
             file.to_str().unwrap(),
         ],
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stderr.contains("Saved the plan to"), "{stderr}");
+    )
+    .success()
+    .stderr_has("Saved the plan to");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_no_canary("the plan file", &text, &CANARIES);
     text
 }
 
-fn apply_plan(repo: &SecretsRepo, emu_url: &str, extra: &[&str]) -> (i32, String, String) {
+fn apply_plan(repo: &SecretsRepo, emu_url: &str, extra: &[&str]) -> Run {
     let file = plan_path(repo);
     let mut args = vec!["--yes", "--plan", file.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -107,12 +107,9 @@ fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["merge", "-q", "--ff-only", "feature"]);
     emu.reset_stats();
-    let (code, stdout, stderr) = apply_plan(&repo, &emu.url, &[]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stderr.contains("matched the tree and the platform: exactly its changes were applied"),
-        "{stderr}"
-    );
+    apply_plan(&repo, &emu.url, &[])
+        .success()
+        .stderr_has("matched the tree and the platform: exactly its changes were applied");
     // Exactly the plan: two sets and one delete for alpha; one list to check its key list and
     // one to verify; beta is not even listed.
     assert_eq!(emu.requests("POST"), 2);
@@ -123,9 +120,12 @@ fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_
     assert_eq!(emu.value("alpha", "A3"), None);
 
     // The history has them, last.
-    let (code, history, _) = outcome(repo.cmd().args(["history", "-o", "json"]));
-    assert_eq!(code, 0);
-    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let history = repo
+        .test()
+        .args(["history", "-o", "json"])
+        .run()
+        .success()
+        .json();
     let entries = history["entries"].as_array().unwrap();
     let last: Vec<(String, String)> = entries[entries.len() - 3..]
         .iter()
@@ -147,16 +147,12 @@ fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_
 
     // Applied: the platform's key list moved, so the same plan is refused now.
     emu.reset_stats();
-    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("the platform's key list for agent alpha changed since the plan"),
-        "{stderr}"
-    );
+    apply_plan(&repo, &emu.url, &[])
+        .failure()
+        .stderr_has("the platform's key list for agent alpha changed since the plan");
     assert_eq!(writes(&emu), 0);
     // A fresh plan agrees that nothing is left to do.
-    let (code, stdout, _) = reconcile(&repo, &emu.url, &["--dry-run", "--exit-code"]);
-    assert_eq!(code, 0, "{stdout}");
+    reconcile(&repo, &emu.url, &["--dry-run", "--exit-code"]).success();
 }
 
 /// Saves the feature plan, merges it, and lets `change` move something; the plan must then be
@@ -173,20 +169,17 @@ fn refused_after_on(wire: Wire, change: impl FnOnce(&SecretsRepo, &Emulator), na
     repo.git(&["merge", "-q", "--ff-only", "feature"]);
     change(&repo, &emu);
     emu.reset_stats();
-    let (code, stdout, stderr) = apply_plan(&repo, &emu.url, &[]);
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(
-        stderr.contains("does not match, so nothing was applied"),
-        "{stderr}"
-    );
-    assert!(stderr.contains(named), "{named} not named:\n{stderr}");
-    assert!(stderr.contains("plan afresh"), "{stderr}");
+    apply_plan(&repo, &emu.url, &[])
+        .failure()
+        .stderr_has("does not match, so nothing was applied")
+        .stderr_has(named)
+        .stderr_has("\n  hint: plan afresh");
     assert_eq!(writes(&emu), 0, "a refused plan writes nothing");
     assert_eq!(emu.value("alpha", "A1").as_deref(), Some(CANARY));
     // A dry run of the plan says the same, with the same exit status.
-    let (code, _, dry) = apply_plan(&repo, &emu.url, &["--dry-run"]);
-    assert_eq!(code, 1);
-    assert!(dry.contains(named), "{dry}");
+    apply_plan(&repo, &emu.url, &["--dry-run"])
+        .failure()
+        .stderr_has(named);
 }
 
 #[test]
@@ -241,15 +234,12 @@ fn the_plan_is_refused_for_another_target() {
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = repo_with_feature(&emu);
     save_plan(&repo, &emu);
-    let (code, _, stderr) = apply_plan(&repo, &other.url, &[]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains(&format!(
+    apply_plan(&repo, &other.url, &[])
+        .failure()
+        .stderr_has(format!(
             "the target differs: the plan is for platform {}, this run targets {}",
             emu.url, other.url
-        )),
-        "{stderr}"
-    );
+        ));
     assert_eq!(other.requests("GET") + writes(&other), 0);
 }
 
@@ -260,14 +250,14 @@ fn a_plan_that_checks_out_with_dry_run_writes_nothing() {
     save_plan(&repo, &emu);
     emu.reset_stats();
     let file = plan_path(&repo);
-    let (code, stdout, stderr) = reconcile(
+    reconcile(
         &repo,
         &emu.url,
         &["--dry-run", "--exit-code", "--plan", file.to_str().unwrap()],
-    );
-    assert_eq!(code, 2, "{stdout}{stderr}");
-    assert!(stdout.contains("A4"), "{stdout}");
-    assert!(stderr.contains("would apply it"), "{stderr}");
+    )
+    .code(2)
+    .stdout_has("A4")
+    .stderr_has("would apply it");
     assert_eq!(writes(&emu), 0);
     assert_eq!(emu.requests("GET"), 1, "only alpha, which the plan changes");
 }
@@ -278,13 +268,14 @@ fn a_plan_with_a_skipped_agent_is_not_saved() {
     let repo = repo_with_feature(&emu);
     repo.raw_manifest("beta", "not: [valid");
     let file = plan_path(&repo);
-    let (code, _, stderr) = reconcile(
+    reconcile(
         &repo,
         &emu.url,
         &["--dry-run", "--save-plan", file.to_str().unwrap()],
-    );
-    assert_eq!(code, 1);
-    assert!(stderr.contains("skips agent(s) beta"), "{stderr}");
+    )
+    .failure()
+    .stderr_has("skips agent(s) beta")
+    .stderr_has("\n  hint: fix what the plan says about them, or leave them out with --agent");
     assert!(!file.exists());
 }
 
@@ -302,28 +293,23 @@ fn a_tampered_plan_cannot_make_a_change_a_fresh_plan_would_not() {
         .push(serde_json::json!({"key": "NOT_DECLARED", "action": "create"}));
     std::fs::write(plan_path(&repo), doc.to_string()).unwrap();
     emu.reset_stats();
-    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("the plan deletes B1 of agent beta, which its manifest declares"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("the plan sets NOT_DECLARED of agent alpha"),
-        "{stderr}"
-    );
+    apply_plan(&repo, &emu.url, &[])
+        .failure()
+        .stderr_has("the plan deletes B1 of agent beta, which its manifest declares")
+        .stderr_has("the plan sets NOT_DECLARED of agent alpha");
     assert_eq!(writes(&emu), 0);
 
     // Not a plan at all, and a plan from the future.
     std::fs::write(plan_path(&repo), "{\"format_version\": 1}").unwrap();
-    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("is not a castsync plan file"), "{stderr}");
+    apply_plan(&repo, &emu.url, &[])
+        .failure()
+        .stderr_has("is not a castsync plan file")
+        .stderr_has("\n  hint: save one with `castsync reconcile --dry-run --save-plan FILE`");
     doc["format_version"] = 9.into();
     std::fs::write(plan_path(&repo), doc.to_string()).unwrap();
-    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("plan format version 9"), "{stderr}");
+    apply_plan(&repo, &emu.url, &[])
+        .failure()
+        .stderr_has("plan format version 9");
     assert_eq!(writes(&emu), 0);
 }
 
@@ -339,16 +325,16 @@ fn plan_flags_that_contradict_each_other_are_usage_errors() {
         &["--plan", "x.json", "--dry-run", "--save-plan", "y.json"],
         &["--plan", "x.json", "--replace-all"],
     ] {
-        let (code, _, stderr) = reconcile(&repo, &emu.url, args);
-        assert_eq!(code, 1, "{args:?}: {stderr}");
+        let run = reconcile(&repo, &emu.url, args).failure();
         assert!(
-            stderr.contains("Usage:") || stderr.contains("usage"),
-            "{stderr}"
+            run.stderr().contains("Usage:") || run.stderr().contains("usage"),
+            "{args:?}: {}",
+            run.stderr()
         );
     }
-    let (code, _, stderr) = reconcile(&repo, &emu.url, &["--plan", "/nonexistent/plan.json"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("/nonexistent/plan.json"), "{stderr}");
+    reconcile(&repo, &emu.url, &["--plan", "/nonexistent/plan.json"])
+        .failure()
+        .stderr_has("/nonexistent/plan.json");
     assert_eq!(emu.requests("GET") + writes(&emu), 0);
 }
 

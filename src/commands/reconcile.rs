@@ -181,7 +181,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                super::print_error(&anyhow::Error::new(e));
                 plan_not_saved = true;
             }
         }
