@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::apply::{AgentResult, ApplyReport, Redeployed};
 
 pub mod redacted;
-use crate::plan::{Action, AgentPlan, Plan, RedeployReason, Totals};
+use crate::plan::{Action, AgentPlan, Change, Plan, RedeployReason, Totals};
 use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
@@ -59,11 +59,23 @@ impl Paint {
     }
 }
 
-fn change_line(action: Action, key: &str) -> (char, String) {
-    match action {
-        Action::Create => ('+', key.to_owned()),
-        Action::Update(reason) => ('~', format!("{key} ({})", reason.describe())),
-        Action::Replace => ('~', format!("{key} (replace requested)")),
+/// `~ KEY (value changed, from shared/openai)`: the sign and the text of one change; a key
+/// taken from a shared group names the group as the cause.
+fn change_line(change: &Change) -> (char, String) {
+    let key = change.key.as_str();
+    let from = change.from.as_ref().map(|o| format!("from {}", o.path));
+    let with = |reason: Option<&str>| {
+        let parts: Vec<&str> = reason.into_iter().chain(from.as_deref()).collect();
+        if parts.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{key} ({})", parts.join(", "))
+        }
+    };
+    match change.action {
+        Action::Create => ('+', with(None)),
+        Action::Update(reason) => ('~', with(Some(reason.describe()))),
+        Action::Replace => ('~', with(Some("replace requested"))),
         Action::Delete => ('-', key.to_owned()),
     }
 }
@@ -193,7 +205,7 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
     }
     out.push('\n');
     for change in &agent.changes {
-        let (sign, text) = change_line(change.action, &change.key);
+        let (sign, text) = change_line(change);
         let painted = match sign {
             '+' => p.green(&format!("{sign} {text}")),
             '-' => p.red(&format!("{sign} {text}")),
@@ -452,7 +464,7 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             if a.changes.len() == 1 { "" } else { "s" }
         );
         for c in &a.changes {
-            let (sign, text) = change_line(c.action, &c.key);
+            let (sign, text) = change_line(c);
             // `!` is what GitHub's diff highlighting colours as a modification.
             let sign = if sign == '~' { '!' } else { sign };
             let _ = writeln!(d, "{sign} {text}");
@@ -576,7 +588,7 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         }
         for a in &report.agents {
             for f in &a.failed {
-                let (sign, text) = change_line(f.change.action, &f.change.key);
+                let (sign, text) = change_line(&f.change);
                 let _ = writeln!(
                     out,
                     "  {} {}: {sign} {text}: {}",

@@ -16,6 +16,7 @@ mod git;
 pub mod load;
 pub mod mirror;
 pub mod origin;
+pub mod shared;
 pub mod signatures;
 mod worktree;
 

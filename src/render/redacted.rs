@@ -1,5 +1,5 @@
-//! The redacted view of a manifest: its agent and, sorted, each key with a short keyed
-//! fingerprint of its value. It is what `git diff` shows through `castsync textconv` and what
+//! The redacted view of a manifest: its agent (or shared group), the shared groups it uses
+//! (`uses: GROUP (KEY, …)`), and, sorted, each key with a short keyed fingerprint of its value. It is what `git diff` shows through `castsync textconv` and what
 //! `castsync diff` compares: enough to see which keys were added, removed or changed, never a
 //! value and never an unkeyed hash of one.
 
@@ -52,11 +52,22 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
         }
     };
     let mut out = String::new();
-    let agent = doc
-        .get("agent")
-        .and_then(serde_yaml::Value::as_str)
-        .unwrap_or("<missing>");
-    out.push_str(&format!("agent: {agent}\n"));
+    match doc.get("group").and_then(serde_yaml::Value::as_str) {
+        Some(group) if doc.get("agent").is_none() => {
+            out.push_str(&format!("group: {}\n", one_line(group)));
+        }
+        _ => {
+            let agent = doc
+                .get("agent")
+                .and_then(serde_yaml::Value::as_str)
+                .unwrap_or("<missing>");
+            out.push_str(&format!("agent: {}\n", one_line(agent)));
+        }
+    }
+    for line in uses_lines(doc.get("uses")) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     let mut lines: Vec<String> = Vec::new();
     if let Some(secrets) = doc.get("secrets").and_then(serde_yaml::Value::as_mapping) {
         for (k, v) in secrets {
@@ -81,6 +92,61 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `uses: GROUP (KEY, KEY)` or `uses: GROUP (*)` per group, sorted: names only (a group and
+/// its keys are names, never values).
+fn uses_lines(uses: Option<&serde_yaml::Value>) -> Vec<String> {
+    let name = |v: &serde_yaml::Value| scalar_text(v).map(|t| one_line(&t));
+    let mut lines = Vec::new();
+    match uses {
+        Some(serde_yaml::Value::Sequence(groups)) => {
+            for g in groups.iter().filter_map(name) {
+                lines.push(format!("uses: {g} (*)"));
+            }
+        }
+        Some(serde_yaml::Value::Mapping(groups)) => {
+            for (g, keys) in groups {
+                let Some(g) = name(g) else { continue };
+                let keys = match keys {
+                    serde_yaml::Value::Sequence(keys) => {
+                        let mut keys: Vec<String> = keys.iter().filter_map(name).collect();
+                        keys.sort();
+                        keys.join(", ")
+                    }
+                    _ => "*".to_owned(),
+                };
+                lines.push(format!("uses: {g} ({keys})"));
+            }
+        }
+        _ => {}
+    }
+    lines.sort();
+    lines
+}
+
+/// What a view says an agent takes from one group: the group and its keys (`None`: every
+/// key).
+pub type UsedGroup = (String, Option<Vec<String>>);
+
+/// The groups and keys a view's `uses:` lines name.
+pub fn uses_of(view: &str) -> Vec<UsedGroup> {
+    view.lines()
+        .filter_map(|l| l.strip_prefix("uses: "))
+        .filter_map(|rest| {
+            let (group, keys) = rest.split_once(" (")?;
+            let keys = keys.strip_suffix(')')?;
+            let keys = (keys != "*").then(|| keys.split(", ").map(str::to_owned).collect());
+            Some((group.to_owned(), keys))
+        })
+        .collect()
+}
+
+/// A name on one line (a malformed file's text must not add lines to the view).
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
@@ -122,6 +188,33 @@ mod tests {
         assert_ne!(f.fingerprint("A", "same"), f.fingerprint("B", "same"));
         assert_eq!(f.fingerprint("A", "same"), f.fingerprint("A", "same"));
         assert_ne!(f.fingerprint("A", "same"), f.fingerprint("A", "other"));
+    }
+
+    #[test]
+    fn a_group_view_names_the_group_and_an_agent_view_its_uses() {
+        let v = view("group: openai\nsecrets:\n  K: canary-view-3\n", &fp());
+        assert!(v.starts_with("group: openai\nK "), "{v}");
+        let v = view(
+            "agent: bot\nuses:\n  openai: [B, A]\n  stripe: \"*\"\nsecrets: {}\n",
+            &fp(),
+        );
+        assert_eq!(
+            v, "agent: bot\nuses: openai (A, B)\nuses: stripe (*)\n",
+            "{v}"
+        );
+        assert_eq!(
+            uses_of(&v),
+            vec![
+                (
+                    "openai".to_owned(),
+                    Some(vec!["A".to_owned(), "B".to_owned()])
+                ),
+                ("stripe".to_owned(), None)
+            ]
+        );
+        let short = view("agent: bot\nuses: [openai]\n", &fp());
+        assert_eq!(uses_of(&short), vec![("openai".to_owned(), None)]);
+        assert!(!v.contains("canary"));
     }
 
     #[test]

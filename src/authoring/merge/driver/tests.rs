@@ -224,10 +224,7 @@ fn the_merged_path_must_be_an_agents_manifest() {
         "secrets.yaml.age",
     ] {
         let err = agent_of(&config, Path::new(bad)).unwrap_err();
-        assert!(
-            err.to_string().contains("not an agent's manifest"),
-            "{bad}: {err}"
-        );
+        assert!(err.to_string().contains("not a manifest"), "{bad}: {err}");
     }
     let nested = Config {
         agents_dir: "secrets/agents".into(),
@@ -237,4 +234,9 @@ fn the_merged_path_must_be_an_agents_manifest() {
         agent_of(&nested, Path::new("secrets/agents/bot/secrets.yaml.age")).unwrap(),
         "bot"
     );
+    assert_eq!(
+        manifest_of(&config, Path::new("shared/openai/secrets.yaml.age")).unwrap(),
+        (Kind::Group, "openai".to_owned())
+    );
+    assert!(agent_of(&config, Path::new("shared/openai/secrets.yaml.age")).is_err());
 }
