@@ -96,6 +96,41 @@ pub fn drift_note(blind: &[&str]) -> Option<String> {
     ))
 }
 
+/// "Shared groups behind these changes: shared/openai (3 agents)", when any change comes from
+/// a shared group: a pull request that rotates a shared key shows the group as the cause.
+pub fn shared_causes(plan: &Plan) -> Option<String> {
+    let mut groups: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for agent in &plan.agents {
+        for change in &agent.changes {
+            if let Some(from) = &change.from {
+                groups
+                    .entry(from.path.as_str())
+                    .or_default()
+                    .insert(agent.agent.as_str());
+            }
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(path, agents)| {
+            format!(
+                "{path} ({} agent{}: {})",
+                agents.len(),
+                plural(agents.len()),
+                agents.iter().copied().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    Some(format!(
+        "Shared groups behind these changes: {}.",
+        parts.join("; ")
+    ))
+}
+
 /// `    hint: …` under an error line, when the error has one.
 fn hint_line(out: &mut String, error: Option<&PlatformError>) {
     if let Some(hint) = error.and_then(PlatformError::hint) {
@@ -390,6 +425,9 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             "\n**Redeploy** after their changes land: {}.",
             redeploys.join(", ")
         );
+    }
+    if let Some(line) = shared_causes(plan) {
+        let _ = writeln!(head, "\n{}", md_escape(&line));
     }
     if let Some(note) = drift_note(&plan.drift_blind()) {
         // Our own fixed text (only a count varies): nothing to escape.

@@ -7,6 +7,7 @@ use std::process::{Child, Command as StdCommand, Stdio};
 
 pub use assert_cmd::Command;
 
+pub mod plugin;
 pub mod pty;
 mod repo;
 pub mod tools;

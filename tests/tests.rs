@@ -18,6 +18,7 @@ mod platform_client;
 mod readme;
 mod reconcile;
 mod redeploy;
+mod shared;
 mod terminal;
 mod textconv;
 mod validate;

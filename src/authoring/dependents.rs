@@ -55,12 +55,21 @@ pub(super) fn check(
             continue;
         }
         users.push(slug.clone());
+        // What `validate` would fail the agent for: errors, and required keys it would lack.
         let blocking = |groups: &SharedGroups<'_>| -> BTreeSet<String> {
-            agent
-                .judge_with(&text, groups, super::Verdict::empty())
+            let verdict = agent.judge_with(&text, groups, super::Verdict::empty());
+            let missing = verdict.missing.iter().map(|key| {
+                format!(
+                    "{}: key {key}: required by {} but it would no longer get it",
+                    agent.schema_shown().display(),
+                    crate::schema::FILE_NAME
+                )
+            });
+            verdict
                 .blocking
                 .iter()
                 .map(ToString::to_string)
+                .chain(missing)
                 .collect()
         };
         let had = blocking(&before);

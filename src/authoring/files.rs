@@ -330,6 +330,11 @@ impl<'r> AgentFiles<'r> {
         ))
     }
 
+    /// The schema's path as shown in messages (`agents/SLUG/.env.example`).
+    pub fn schema_shown(&self) -> PathBuf {
+        self.shown.with_file_name(SCHEMA_FILE)
+    }
+
     pub fn shown(&self) -> std::path::Display<'_> {
         self.shown.display()
     }

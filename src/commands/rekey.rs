@@ -130,19 +130,19 @@ fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_json::
         Drift::Unrecorded => ("unrecorded", &[][..], &[][..]),
         Drift::Differs { added, removed } => ("stale", &added[..], &removed[..]),
     };
-    let (agent, group) = match kind {
-        Kind::Agent => (Some(name), None),
-        Kind::Group => (None, Some(name)),
-    };
-    json!({
-        "agent": agent,
-        "group": group,
+    let mut entry = json!({
+        "agent": name,
         "file": file,
         "status": status,
         "added_recipients": added,
         "removed_recipients": removed,
         "description": describe(drift),
-    })
+    });
+    if kind == Kind::Group {
+        entry["agent"] = serde_json::Value::Null;
+        entry["group"] = json!(name);
+    }
+    entry
 }
 
 fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
