@@ -15,6 +15,7 @@ mod examples;
 mod keygen;
 mod merge_driver;
 mod platform_client;
+mod plugin;
 mod readme;
 mod reconcile;
 mod redeploy;

@@ -7,6 +7,11 @@
 //! passed through so its prompts and errors are seen, its stdout read into a zeroize-on-drop
 //! buffer of at most [`MAX_OUTPUT`] bytes, and a time limit. The output is never logged and
 //! never quoted in an error; neither is the command (it may carry a session token).
+//!
+//! Without a terminal (CI, the daemon) the command gets a process group of its own, so that a
+//! timeout stops everything it started. With one it stays in castsync's group: a password
+//! manager asking on the terminal must be in the foreground group to read it; a timeout then
+//! stops the command itself, and castsync does not wait for anything it left behind.
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
@@ -28,7 +33,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs `command` and returns what it printed on stdout.
 pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, CryptoError> {
     let fail = |reason: String| CryptoError::KeyCommand { reason };
-    let mut child = shell(command)
+    let own_group = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err();
+    let mut command = shell(command);
+    #[cfg(unix)]
+    if own_group {
+        use std::os::unix::process::CommandExt as _;
+        command.process_group(0);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -51,9 +67,17 @@ pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, Crypto
     let status = match child.wait_timeout(timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
+            #[cfg(unix)]
+            if own_group {
+                use rustix::process::{Pid, Signal, kill_process_group};
+                let _ = kill_process_group(Pid::from_child(&child), Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
-            let _ = reader.join();
+            if own_group {
+                // Everything that held the pipe is gone: the reader ends at once.
+                let _ = reader.join();
+            }
             return Err(fail(format!(
                 "did not finish within {}s and was stopped (CASTSYNC_AGE_KEY_CMD_TIMEOUT sets the limit in seconds)",
                 timeout.as_secs_f64()

@@ -22,6 +22,7 @@ const INSTALL: &[(&str, &str)] = &[
     ("yamllint", "bash .ci/install-linters"),
     ("kubernetes-validate", "bash .ci/install-linters"),
     ("shellcheck", "bash .ci/install-linters"),
+    ("setsid", "apt-get install util-linux"),
 ];
 
 /// The program `name` found on PATH, or None after one line on the real stderr saying
