@@ -405,8 +405,8 @@ pub struct SetArgs {
 pub struct UnsetArgs {
     /// Agent slug (its directory name under agents/), or with --shared the group name.
     pub agent: String,
-    /// Work on the shared group named instead of an agent (refused while an agent takes the
-    /// key with `uses:`).
+    /// Work on the shared group named instead of an agent (refused when an agent using the
+    /// group would break, e.g. its `uses:` names the key).
     #[arg(long)]
     pub shared: bool,
     /// Key name to remove.

@@ -136,10 +136,23 @@ impl Loaded {
     }
 
     /// Warnings of agents that loaded (for the plan's header).
+    /// Also the errors of shared groups no agent of the run uses: nothing is skipped for
+    /// them, but they must not pass unseen.
     pub fn warnings(&self) -> Vec<String> {
+        let unused_group_errors = self
+            .groups
+            .iter()
+            .filter(|(name, _)| !self.agents.values().any(|a| a.uses.contains(name)))
+            .flat_map(|(_, g)| g.findings.iter().filter(|f| f.is_error()))
+            .map(|f| {
+                let line = f.to_string();
+                let line = line.strip_prefix("error: ").unwrap_or(&line);
+                format!("{line} (no agent of this run uses this shared group)")
+            });
         self.findings()
             .filter(|f| !f.is_error())
             .map(|f| f.to_string().trim_start_matches("warning: ").to_owned())
+            .chain(unused_group_errors)
             .collect()
     }
 

@@ -218,7 +218,8 @@ pub fn merge_versions(
     let three_way =
         merge(base.as_ref(), &ours, &theirs).map_err(|conflicts| MergeError::Conflict {
             path: files.shown.clone(),
-            agent: files.slug.clone(),
+            // As commands name it: `bot`, or `--shared openai` (the hint is `castsync edit …`).
+            agent: files.arg(),
             conflicts: Box::new(conflicts),
         })?;
     let mut merged = Merged {
