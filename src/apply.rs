@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::history;
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
 use crate::platform::{ErrorClass, Platform, PlatformError, RemoteKey};
 use crate::state::State;
@@ -98,6 +99,9 @@ pub enum AgentError {
     /// The agent's task panicked (a bug).
     #[error("internal error while applying: {message}")]
     Internal { message: String },
+    /// The apply history could not be appended to (its message names the file).
+    #[error("changes were sent but not recorded in the history: {message}")]
+    HistoryNotWritten { message: String },
 }
 
 impl AgentError {
@@ -105,7 +109,9 @@ impl AgentError {
         match self {
             AgentError::Verify { error, .. } => error.class(),
             // A full disk or a busy file may be fine next time.
-            AgentError::StateNotSaved { .. } => ErrorClass::Transient,
+            AgentError::StateNotSaved { .. } | AgentError::HistoryNotWritten { .. } => {
+                ErrorClass::Transient
+            }
             AgentError::Internal { .. } => ErrorClass::Terminal,
         }
     }
@@ -237,7 +243,8 @@ pub fn request_count(plan: &Plan) -> usize {
 
 /// Applies every agent of `plan` that has work (changes or a redeploy). `desired` must hold
 /// the values of every key the plan sets. `progress` hears of each request and agent as it
-/// finishes.
+/// finishes. Each agent's changes and redeploy are appended to the history next to the state
+/// as soon as the agent is done (`history`).
 pub async fn apply(
     plan: &Plan,
     desired: &BTreeMap<String, DesiredSecrets>,
@@ -251,6 +258,11 @@ pub async fn apply(
         plan.agents.iter().filter(|a| a.has_work()).count(),
         request_count(plan),
     );
+    let history_path = history::path_for_state(state.lock().await.path());
+    let history_ctx = history::Context {
+        commit: options.revision.clone(),
+        platform: platform.id().to_owned(),
+    };
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for agent_plan in plan.agents.iter().filter(|a| a.has_work()) {
@@ -280,7 +292,17 @@ pub async fn apply(
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let result = match joined {
-            Ok(r) => r,
+            Ok(mut r) => {
+                // Appended here, one agent at a time, by the process that holds the state
+                // lock: no two batches interleave.
+                let entries = history::entries(&r, &history_ctx, &history::now());
+                if let Err(e) = history::append(&history_path, &entries) {
+                    r.error.get_or_insert(AgentError::HistoryNotWritten {
+                        message: e.to_string(),
+                    });
+                }
+                r
+            }
             // A panic inside an agent task is a bug; report it as that agent's failure
             // rather than taking the other agents down.
             Err(e) => AgentResult {

@@ -51,6 +51,9 @@ pub enum AuthoringError {
         #[source]
         source: std::io::Error,
     },
+    /// The manifest is not a regular file inside the repository, or is too large.
+    #[error(transparent)]
+    Unreadable(crate::fsread::ReadError),
     /// The manifest decrypts to bytes that are not text.
     #[error("{}: the decrypted manifest is not UTF-8 text", path.display())]
     NotUtf8 { path: PathBuf },

@@ -174,12 +174,19 @@ fn secret_value(text: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// `60s`, `10m`, `1h30m`: at least one second.
+/// The longest `--interval` or `--resync`: far beyond any useful period, and small enough
+/// that adding it (with jitter) to the clock can never overflow.
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `60s`, `10m`, `1h30m`: at least one second, at most 365 days.
 fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e} (use a duration such as 30s, 10m or 1h)"))?;
     if d < Duration::from_secs(1) {
         return Err("too short: the minimum is 1s".to_owned());
+    }
+    if d > MAX_PERIOD {
+        return Err("too long: the maximum is 365d".to_owned());
     }
     Ok(d)
 }
@@ -279,6 +286,9 @@ pub enum Command {
         "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
         "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
         "castsync reconcile --redeploy                         # redeploy each changed agent",
+        "castsync reconcile --dry-run --timeout 2m             # CI: give up on a silent platform",
+        "castsync reconcile --dry-run --base origin/main --save-plan plan.json   # CI: the reviewed plan",
+        "castsync reconcile --plan plan.json                   # apply exactly that plan, if nothing moved",
     )))]
     Reconcile(ReconcileArgs),
     /// Check the setup read-only: repository, identities, recipients, platform, API key,
@@ -291,9 +301,25 @@ pub enum Command {
             "castsync doctor                             # with the real API key in CASTARI_API_KEY",
             "castsync doctor --api-url local://dev.json  # the embedded store: no server, no key",
             "castsync doctor -o json | jq '.checks[] | select(.status == \"fail\")'",
+            "castsync doctor --timeout 1m --request-timeout 10s",
         )
     ))]
     Doctor(DoctorArgs),
+    /// List what past applies did, one line per change: when, from which commit, result.
+    #[command(
+        long_about = "List what past applies did, one line per change (and per redeploy): when, from \
+which commit, to which platform, the agent, the key, the action and whether it landed.\n\n\
+Every apply (reconcile and watch) appends to a history file next to the state file \
+(.castsync/state.history.jsonl for .castsync/state.json). It holds no values and no \
+fingerprints. At 8 MiB it is rotated to FILE.1, so at most two generations are kept.",
+        after_long_help = examples!(
+            "castsync history                          # every recorded change, oldest first",
+            "castsync history support-bot --since 24h  # one agent, the last day",
+            "castsync history -o json | jq '.entries[] | select(.result != \"applied\")'",
+            "castsync history --state /var/lib/castsync/acme/state.json   # a daemon's history",
+        )
+    )]
+    History(HistoryArgs),
     /// Run as a daemon that follows a branch and converges on every change.
     #[command(after_long_help = examples!(
         "castsync watch --git-url https://github.com/acme/agent-secrets --branch main",
@@ -506,6 +532,10 @@ pub struct PlatformArgs {
     /// Allow plain http:// to a host that is not loopback (the API key would travel in clear).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// How long one HTTP request may take, connecting included (at least 1s); a request
+    /// that runs out is retried once. A redeploy gets at least 120s.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration)]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -572,6 +602,24 @@ pub struct ReconcileArgs {
     /// Rewrite every value of these agents (of every agent when none is named).
     #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
     pub replace_all: Option<Vec<String>>,
+    /// With --dry-run: also write the plan to FILE for `reconcile --plan FILE` (key names,
+    /// actions, the git blob ids of the files it was made from, the target and a digest of
+    /// each agent's key list; never a value).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub save_plan: Option<PathBuf>,
+    /// Apply exactly the changes of a plan saved with --save-plan, and nothing else. Refused
+    /// (exit 1, naming what moved) when the config, a manifest or .env.example, the target or
+    /// the key list of an agent it changes differs from when it was saved. With --dry-run,
+    /// only check that it still applies.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "save_plan", "base", "replace", "replace_all", "agents", "no_prune", "redeploy", "no_redeploy",
+    ])]
+    pub plan: Option<PathBuf>,
+    /// Deadline for the whole run (e.g. 90s, 10m): when it passes, requests in flight are
+    /// cancelled and what did not finish is reported (exit 1). Default: 5m plus 0.6s per
+    /// request the run needs (Castari allows 100 a minute).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -604,8 +652,37 @@ pub struct DoctorArgs {
     /// How to print the report.
     #[arg(short, long, value_enum, default_value_t = DoctorFormat::Text, value_name = "FORMAT")]
     pub output: DoctorFormat,
+    /// Deadline for the platform checks (e.g. 90s); agents not listed by then fail the
+    /// check. Default: 5m plus 0.6s per agent.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub platform: PlatformArgs,
+}
+
+/// `-o/--output` of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// One line per change, aligned in columns.
+    Text,
+    /// Versioned JSON, described by schemas/history.schema.json.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this agent's changes.
+    pub agent: Option<String>,
+    /// Only changes from this long ago until now (e.g. 30m, 24h, 7d; at least 1s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
+    /// How to print the entries.
+    #[arg(short, long, value_enum, default_value_t = HistoryFormat::Text, value_name = "FORMAT")]
+    pub output: HistoryFormat,
+    /// The state file whose history to read (default: .castsync/state.json under the
+    /// repository); the history is the file next to it.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -633,12 +710,16 @@ pub struct WatchArgs {
     /// Secret for GitHub-style X-Hub-Signature-256 on POST /hooks/git.
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
-    /// Address for /healthz, /readyz, /metrics and /hooks/git.
+    /// Address for /healthz, /readyz, /metrics, /history and /hooks/git.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
     /// Apply only commits signed by a key in this ssh allowed_signers file.
     #[arg(long, value_name = "FILE")]
     pub verify_signatures: Option<PathBuf>,
+    /// Deadline for each reconcile cycle; a cycle that runs out is cancelled, reported on
+    /// /readyz and retried with backoff. Default: 5m plus 0.6s per request it needs.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -782,6 +863,11 @@ mod tests {
         let err = duration("often").unwrap_err();
         assert!(err.contains("30s, 10m or 1h"), "{err}");
         assert!(duration("10ms").unwrap_err().contains("minimum is 1s"));
+        assert_eq!(duration("365d").unwrap(), Duration::from_secs(365 * 86400));
+        for huge in ["366d", "99999999999999d"] {
+            let err = duration(huge).unwrap_err();
+            assert!(err.contains("the maximum is 365d"), "{huge}: {err}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod doctor;
 mod edit;
 mod emulator;
 mod git_setup;
+mod history;
 mod import;
 mod init;
 mod keygen;
@@ -120,12 +121,13 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
-/// The `--api-url`, `--api-key-file` and `--allow-insecure-http` flags.
+/// The `--api-url`, `--api-key-file`, `--allow-insecure-http` and `--request-timeout` flags.
 pub fn platform_choice(args: &PlatformArgs) -> PlatformChoice {
     PlatformChoice {
         api_url: args.api_url.clone(),
         api_key_file: args.api_key_file.clone(),
         allow_insecure_http: args.allow_insecure_http,
+        request_timeout: Some(args.request_timeout),
     }
 }
 
@@ -167,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Doctor(args) => doctor::run(g, &args).await,
+        Command::History(args) => history::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),

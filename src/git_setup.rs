@@ -9,7 +9,6 @@
 //! (`--local`), never replace a driver configured differently unless told to, and never
 //! leave `.gitattributes` half-written.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -204,19 +203,13 @@ fn read_attributes(path: &Path) -> Result<Vec<u8>, GitSetupError> {
         path: path.to_owned(),
         source,
     };
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(read_error(source)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_ATTRIBUTES_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_ATTRIBUTES_BYTES {
-        return Err(read_error(std::io::Error::other("the file is over 1 MiB")));
+    // A regular file only, size-checked before it is read (`fsread`).
+    match crate::fsread::read_file(path, MAX_ATTRIBUTES_BYTES) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        Err(crate::fsread::ReadError::Io { source, .. }) => Err(read_error(source)),
+        Err(refused) => Err(read_error(std::io::Error::other(refused.to_string()))),
     }
-    Ok(bytes)
 }
 
 /// Appends `lines` to `text`, the attributes file's bytes, and writes it atomically.

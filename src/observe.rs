@@ -12,7 +12,9 @@ use tokio::sync::Semaphore;
 use crate::apply::Progress;
 use crate::platform::{Listing, Platform, PlatformError};
 
-/// Lists the keys of every agent in `agents`, at most `concurrency` at once. Every agent gets
+/// Lists the keys of every agent in `agents`, at most `concurrency` at once (and within the
+/// rate budget: the client's limiter paces them, holding them back behind a first probe for
+/// at most `limiter::PROBE_PATIENCE` while the budget is unknown). Every agent gets
 /// an entry: its listing, or the typed list error (which the plan turns into a skip, keeping
 /// the error's class). `progress` hears how many agents there are and as each list ends.
 pub async fn list_agents(

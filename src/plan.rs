@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::platform::types::{ErrorClass, Listing, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
@@ -115,7 +115,7 @@ impl Replace {
 }
 
 /// Why an existing key is written again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpdateReason {
     /// The desired value differs from the value castsync last wrote.
@@ -137,7 +137,7 @@ impl UpdateReason {
 }
 
 /// One planned call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "action", content = "reason", rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -148,7 +148,7 @@ pub enum Action {
 }
 
 /// Why an agent is redeployed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RedeployReason {
     /// Its secrets change in this run (`redeploy: on-change`).
@@ -157,14 +157,14 @@ pub enum RedeployReason {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub key: String,
     #[serde(flatten)]
     pub action: Action,
     /// The shared group the key's value comes from (the agent takes it with `uses:`), so
     /// that a plan shows a group's change as the cause of each agent's update.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<SharedOrigin>,
 }
 
@@ -179,7 +179,8 @@ impl Change {
 }
 
 /// Where a key an agent takes from a shared group comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SharedOrigin {
     /// The group's name.
     pub group: String,
@@ -273,7 +274,8 @@ pub struct AgentPlan {
 }
 
 impl AgentPlan {
-    fn new(agent: &str) -> Self {
+    /// An agent with nothing to do yet.
+    pub fn new(agent: &str) -> Self {
         AgentPlan {
             agent: agent.to_owned(),
             skipped: None,

@@ -81,6 +81,8 @@ pub struct PlatformOptions {
     pub allow_insecure_http: bool,
     /// Retries after a failed attempt (429, 5xx, connection error).
     pub retries: u32,
+    /// How long one HTTP request may take (`--request-timeout`).
+    pub request_timeout: std::time::Duration,
     /// Agents the repository declares: in `local://` mode they exist automatically.
     pub declared_agents: Vec<String>,
 }
@@ -92,6 +94,7 @@ impl Default for PlatformOptions {
             api_key: None,
             allow_insecure_http: false,
             retries: retry::RetryPolicy::default().retries,
+            request_timeout: castari::REQUEST_TIMEOUT,
             declared_agents: Vec::new(),
         }
     }
@@ -161,6 +164,7 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
             ..retry::RetryPolicy::default()
         },
         allow_insecure_http: opts.allow_insecure_http,
+        request_timeout: opts.request_timeout,
         ..castari::ClientConfig::new(opts.url, api_key)
     };
     Ok(Arc::new(castari::CastariClient::new(config)?))
@@ -187,12 +191,30 @@ fn first_url(candidates: [Option<&str>; 3]) -> String {
 /// else None. Whether None is an error depends on the URL (see [`open`]).
 pub fn read_api_key(file: Option<&Path>) -> Result<Option<SecretString>, OpenError> {
     if let Some(path) = file {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            OpenError::ApiKeyFile {
-                path: path.to_owned(),
-                source,
-            }
-        })?);
+        let file_error = |source| OpenError::ApiKeyFile {
+            path: path.to_owned(),
+            source,
+        };
+        let bytes =
+            crate::fsread::read_secret_file(path, crate::fsread::MAX_KEY_FILE).map_err(|e| {
+                file_error(match e {
+                    crate::fsread::ReadError::Io { source, .. } => source,
+                    crate::fsread::ReadError::NotFound { .. } => {
+                        std::io::Error::from(std::io::ErrorKind::NotFound)
+                    }
+                    refused => std::io::Error::other(refused.to_string()),
+                })
+            })?;
+        let text = Zeroizing::new(
+            std::str::from_utf8(&bytes)
+                .map_err(|_| {
+                    file_error(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "not UTF-8 text",
+                    ))
+                })?
+                .to_owned(),
+        );
         let key = text.trim();
         if key.is_empty() {
             return Err(OpenError::EmptyApiKeyFile {

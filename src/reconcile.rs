@@ -1,8 +1,9 @@
 //! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
 //! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
-//! call it and how they report.
+//! call it and how they report. Every platform call of a run is bounded by one deadline
+//! ([`crate::deadline`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -12,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
 use crate::config::{Config, Redeploy};
 use crate::crypto::Identities;
+use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::observe;
 use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
+use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
@@ -40,6 +43,8 @@ pub struct Request<'a> {
     pub dry_run: bool,
     pub concurrency: usize,
     pub cancel: CancellationToken,
+    /// The run's deadline: every platform call is bounded by it (see [`crate::deadline`]).
+    pub timeout: RunTimeout,
 }
 
 /// What one reconcile found and did.
@@ -51,6 +56,11 @@ pub struct Outcome {
     pub revision: String,
     /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
     pub declined: bool,
+    /// Each listed agent's key list (or list error) as the plan saw it: what a saved plan
+    /// records (`saved_plan`).
+    pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
+    /// The agents the run's deadline cut off, if it passed.
+    pub timed_out: Option<TimedOut>,
 }
 
 impl Outcome {
@@ -137,6 +147,8 @@ pub async fn reconcile(
     observer: Arc<dyn Observer>,
 ) -> Result<Outcome, ReconcileError> {
     let checkout = req.checkout;
+    let deadline = Deadline::start(req.timeout);
+    let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
     let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
     check_replace(&req.policy.replace, &loaded)?;
     let mut policy = req.policy;
@@ -163,9 +175,11 @@ pub async fn reconcile(
         .agents
         .iter()
         .filter(|(_, a)| a.failure().is_none())
-        .map(|(slug, _)| slug.clone());
+        .map(|(slug, _)| slug.clone())
+        .collect::<Vec<_>>();
+    deadline.allow_requests(listable.len());
     let actual = observe::list_agents(
-        req.platform.clone(),
+        platform.clone(),
         listable,
         req.concurrency,
         observer.as_ref(),
@@ -184,7 +198,11 @@ pub async fn reconcile(
     };
 
     let revision = checkout.label();
-    let declined = !req.dry_run && plan.has_changes() && !observer.confirm(&plan);
+    let declined = !req.dry_run && plan.has_changes() && {
+        // The person reading the plan is not the platform being slow.
+        let _paused = deadline.pause();
+        !observer.confirm(&plan)
+    };
     let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
@@ -194,11 +212,12 @@ pub async fn reconcile(
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
         };
+        deadline.allow_requests(apply::request_count(&plan));
         Some(
             apply::apply(
                 &plan,
                 &loaded.ok_secrets(),
-                req.platform.clone(),
+                platform,
                 req.state.clone(),
                 &options,
                 &req.cancel,
@@ -207,13 +226,53 @@ pub async fn reconcile(
             .await,
         )
     };
+    let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,
         plan,
         report,
         revision,
         declined,
+        observed: actual,
+        timed_out,
     })
+}
+
+/// Why a `--base` plan refuses to run.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The revision under review points the platform elsewhere than its base.
+    #[error(
+        "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused\n  hint: merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL"
+    )]
+    Changed { base: String, head: String },
+}
+
+/// The platform URL a config names (the default when it names none), as compared by
+/// [`check_platform_pinned`]: trimmed, without a trailing `/`.
+fn configured_url(config: &Config) -> String {
+    let url = config
+        .platform
+        .url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(crate::platform::DEFAULT_URL);
+    url.trim_end_matches('/').to_owned()
+}
+
+/// With `--base`, the config under review (`head`) must name the same `platform.url` as the
+/// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
+/// the CI's `Bearer` key to any host it likes.
+pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinError> {
+    let (base_url, head_url) = (configured_url(base), configured_url(head));
+    if base_url != head_url {
+        return Err(PinError::Changed {
+            base: crate::escape::terminal(&base_url).into_owned(),
+            head: crate::escape::terminal(&head_url).into_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The plan policy from the config and the command line (its per-agent `redeploy` set is

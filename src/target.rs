@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -30,6 +31,8 @@ pub struct PlatformChoice {
     pub api_key_file: Option<PathBuf>,
     /// `--allow-insecure-http`.
     pub allow_insecure_http: bool,
+    /// `--request-timeout` (None: the client's default).
+    pub request_timeout: Option<Duration>,
 }
 
 /// What the command line says about a target: identities, state file, platform.
@@ -105,6 +108,7 @@ impl Target {
             url,
             api_key,
             allow_insecure_http: self.platform.allow_insecure_http,
+            request_timeout: self.platform.request_timeout,
         })
     }
 }
@@ -115,6 +119,7 @@ pub struct PlatformTarget {
     pub url: String,
     api_key: Option<SecretString>,
     allow_insecure_http: bool,
+    request_timeout: Option<Duration>,
 }
 
 impl PlatformTarget {
@@ -130,6 +135,9 @@ impl PlatformTarget {
             api_key: self.api_key.clone(),
             allow_insecure_http: self.allow_insecure_http,
             declared_agents,
+            request_timeout: self
+                .request_timeout
+                .unwrap_or(PlatformOptions::default().request_timeout),
             ..PlatformOptions::default()
         })
     }

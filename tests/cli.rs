@@ -258,6 +258,8 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
     // The value `set` gives A1 below: importing it changes nothing.
     std::fs::write(&dotenv, "A1=a-one-v2\n").unwrap();
     let dotenv = dotenv.to_str().unwrap();
+    let plan_file = fresh.path().join("plan.json");
+    let plan_file = plan_file.to_str().unwrap();
     let stranger = fresh.path().join("stranger");
     std::fs::create_dir_all(&stranger).unwrap();
 
@@ -320,8 +322,51 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
             0,
         ),
         (
+            "reconcile --dry-run --save-plan",
+            &["reconcile", "--dry-run", "--save-plan", plan_file],
+            None,
+            0,
+        ),
+        (
+            "reconcile --plan --dry-run",
+            &["reconcile", "--plan", plan_file, "--dry-run"],
+            None,
+            0,
+        ),
+        (
+            "reconcile --plan",
+            &["reconcile", "--plan", plan_file],
+            None,
+            0,
+        ),
+        (
+            "reconcile --plan of a missing file",
+            &["reconcile", "--plan", "/nonexistent/plan.json"],
+            None,
+            1,
+        ),
+        (
+            "reconcile --save-plan without --dry-run",
+            &["reconcile", "--save-plan", plan_file],
+            None,
+            1,
+        ),
+        (
             "reconcile an unknown agent",
             &["reconcile", "--agent", "nope"],
+            None,
+            1,
+        ),
+        ("history", &["history"], None, 0),
+        (
+            "history -o json",
+            &["history", "alpha", "-o", "json"],
+            None,
+            0,
+        ),
+        (
+            "history with a bad duration",
+            &["history", "--since", "soon"],
             None,
             1,
         ),

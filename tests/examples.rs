@@ -73,7 +73,7 @@ fn every_workflow_file_passes_action_validator() {
 #[test]
 fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
     let mut scripts = files("examples/github-actions/scripts", &[".sh"]);
-    assert_eq!(scripts.len(), 3, "{scripts:?}");
+    assert_eq!(scripts.len(), 4, "{scripts:?}");
     scripts.push(".ci/run".to_owned());
     scripts.push(".ci/install-linters".to_owned());
     let Some(shellcheck) = tool("shellcheck") else {
@@ -249,4 +249,89 @@ fn systemd_exec_start_is_a_command_line_castsync_accepts() {
         })
         .collect();
     assert_castsync_accepts("castsync-watch.service", &args);
+}
+
+/// The steps of a job of a workflow file, by name.
+fn workflow_steps(file: &str, job: &str) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(root().join(file)).expect("read the workflow");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    doc["jobs"][job]["steps"]
+        .as_sequence()
+        .expect("steps")
+        .clone()
+}
+
+fn step<'a>(steps: &'a [serde_yaml::Value], name: &str) -> &'a serde_yaml::Value {
+    steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no step {name:?}"))
+}
+
+#[test]
+fn the_plan_artifact_the_pull_request_keeps_is_the_one_the_merge_looks_for() {
+    let plan = workflow_steps("examples/github-actions/pr-plan.yml", "plan");
+    let saved = step(&plan, "Validate and plan")["env"]["CASTSYNC_PLAN_FILE"]
+        .as_str()
+        .expect("pr-plan.sh saves the plan");
+    let upload = step(&plan, "Keep the plan");
+    assert!(
+        upload["uses"]
+            .as_str()
+            .unwrap()
+            .starts_with("actions/upload-artifact@")
+    );
+    assert_eq!(upload["with"]["path"].as_str(), Some(saved));
+    assert_eq!(
+        upload["with"]["name"].as_str(),
+        Some("castsync-plan-${{ github.event.pull_request.head.sha }}")
+    );
+    // fetch-plan.sh looks for that name with the merged pull request's head commit.
+    let fetch =
+        std::fs::read_to_string(root().join("examples/github-actions/scripts/fetch-plan.sh"))
+            .unwrap();
+    assert!(fetch.contains("name=\"castsync-plan-$head\""), "{fetch}");
+    assert!(fetch.contains("plan.json -d \"$dir\""), "{fetch}");
+
+    let apply = workflow_steps("examples/github-actions/apply-on-merge.yml", "apply");
+    let found = step(&apply, "Find the reviewed plan");
+    assert_eq!(
+        found["run"].as_str(),
+        Some(".github/castsync/fetch-plan.sh \"$RUNNER_TEMP/castsync-plan\"")
+    );
+    assert_eq!(
+        step(&apply, "Reconcile")["env"]["CASTSYNC_PLAN_FILE"].as_str(),
+        Some("${{ runner.temp }}/castsync-plan/plan.json")
+    );
+    let names: Vec<&str> = apply.iter().filter_map(|s| s["name"].as_str()).collect();
+    let position = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    assert!(position("Find the reviewed plan") < position("Reconcile"));
+    // The pr-plan.sh line that saves it passes the flag castsync has.
+    let script =
+        std::fs::read_to_string(root().join("examples/github-actions/scripts/pr-plan.sh")).unwrap();
+    assert!(script.contains("--save-plan \"$CASTSYNC_PLAN_FILE\""));
+    assert_castsync_accepts(
+        "pr-plan.sh",
+        &[
+            "reconcile",
+            "--dry-run",
+            "--base",
+            "origin/main",
+            "--save-plan",
+            "p.json",
+        ]
+        .map(String::from),
+    );
+    assert_castsync_accepts(
+        "apply.sh",
+        &[
+            "reconcile",
+            "--plan",
+            "p.json",
+            "--dry-run",
+            "--state",
+            "s.json",
+        ]
+        .map(String::from),
+    );
 }

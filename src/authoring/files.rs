@@ -127,15 +127,13 @@ impl<'r> AgentFiles<'r> {
 
     /// The decrypted manifest text, or `None` when the agent has no manifest.
     pub fn decrypt(&self, ids: &Identities) -> Result<Option<Zeroizing<String>>, AuthoringError> {
-        let ciphertext = match std::fs::read(&self.manifest) {
+        // A regular file inside the repository, size-checked (see `fsread`).
+        let read =
+            crate::fsread::read_in_repo(self.root, &self.shown, crate::fsread::MAX_REPO_FILE);
+        let ciphertext = match read {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(AuthoringError::Read {
-                    path: self.shown.clone(),
-                    source,
-                });
-            }
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(AuthoringError::Unreadable(e)),
         };
         let plaintext = ids.decrypt(&ciphertext, &self.shown)?;
         match String::from_utf8(plaintext.to_vec()) {

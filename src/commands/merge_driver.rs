@@ -10,7 +10,6 @@
 //! conflict with `%A` as it was, byte for byte. Nothing is written before everything is
 //! known to merge, and no value is ever printed.
 
-use std::io::Read as _;
 use std::path::{Component, Path};
 
 use anyhow::{Context as _, bail};
@@ -103,23 +102,9 @@ fn taken(side: &str, keys: &[String]) -> String {
     }
 }
 
-/// One of git's temporary files, bounded. Only a regular file is opened (opening a FIFO
-/// would block).
+/// One of git's temporary files, bounded: a regular file only (opening a FIFO would block),
+/// size-checked before it is read (`fsread`).
 fn read_version(path: &Path, side: Side) -> anyhow::Result<Vec<u8>> {
-    let cannot = || format!("cannot read {side} ({})", path.display());
-    let meta = std::fs::metadata(path).with_context(cannot)?;
-    if !meta.is_file() {
-        bail!("{}: not a regular file", cannot());
-    }
-    let mut bytes = Vec::with_capacity(meta.len().min(MAX_VERSION_BYTES) as usize);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_VERSION_BYTES + 1).read_to_end(&mut bytes))
-        .with_context(cannot)?;
-    if bytes.len() as u64 > MAX_VERSION_BYTES {
-        bail!(
-            "{}: over {MAX_VERSION_BYTES} bytes, more than any encrypted manifest",
-            cannot()
-        );
-    }
-    Ok(bytes)
+    crate::fsread::read_file(path, MAX_VERSION_BYTES)
+        .with_context(|| format!("cannot read {side} ({})", path.display()))
 }

@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
+use crate::deadline::RunTimeout;
 use crate::plan::Replace;
 use crate::reconcile::{self, Request};
 use crate::render::{self, RenderContext};
+use crate::saved_plan::{self, run};
 use crate::source::Checkout;
 use crate::state::State;
 
@@ -28,9 +30,16 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     };
     let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
     let base = match &args.base {
-        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        Some(rev) => {
+            let base = Checkout::revision(&repo.root, rev, explicit)?;
+            // Before anything is sent: a pull request must not move the API key elsewhere.
+            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+            Some(base)
+        }
         None => None,
     };
+    // A plan file that cannot be used fails before anything is opened or sent.
+    let saved = args.plan.as_deref().map(run::read).transpose()?;
     let platform = target
         .platform(&checkout.config)?
         .open(checkout.agents.clone())?;
@@ -79,24 +88,104 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         agents: args.replace_all.iter().flatten().cloned().collect(),
         all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
     };
+    // Read before the run, so a file that changes meanwhile makes the saved plan refuse
+    // rather than record blobs newer than the plan.
+    let save_inputs = match &args.save_plan {
+        Some(_) if args.agents.is_empty() => {
+            Some(run::inputs(checkout, explicit, &checkout.agents)?)
+        }
+        Some(_) => Some(run::inputs(checkout, explicit, &args.agents)?),
+        None => None,
+    };
+    let state = Arc::new(Mutex::new(state));
     let request = Request {
         checkout,
         base: base.as_ref(),
         identities: &target.identities,
         platform: platform.clone(),
-        state: Arc::new(Mutex::new(state)),
+        state: state.clone(),
         policy,
         redeploy: args.apply.redeploy_override(),
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
+        timeout: RunTimeout::from_flag(args.timeout),
     };
-    let outcome = reconcile::reconcile(request, console.clone()).await;
+    let outcome = match (&saved, args.plan.as_deref()) {
+        (Some(saved), Some(file)) => {
+            let request = run::SavedRequest {
+                saved,
+                file,
+                checkout,
+                explicit_config: explicit,
+                identities: &target.identities,
+                platform: platform.clone(),
+                state,
+                allow_mass_delete: args.apply.allow_mass_delete,
+                dry_run: args.dry_run,
+                concurrency: usize::from(args.apply.concurrency),
+                cancel: CancellationToken::new(),
+                timeout: RunTimeout::from_flag(args.timeout),
+            };
+            run::apply_saved(request, console.clone())
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        _ => reconcile::reconcile(request, console.clone())
+            .await
+            .map_err(anyhow::Error::from),
+    };
     stop.cancel();
     let _ = follower.await;
     console.finish();
     let outcome = outcome?;
+    if let (Some(saved), Some(file)) = (&saved, &args.plan)
+        && global.quiet == 0
+    {
+        let made = format!(
+            "{} (made from {} at {})",
+            file.display(),
+            crate::escape::terminal(&saved.revision),
+            crate::escape::terminal(&saved.created_at),
+        );
+        if args.dry_run {
+            eprintln!(
+                "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
+            );
+        } else if outcome.report.is_some() {
+            eprintln!(
+                "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
+            );
+        }
+    }
+    let mut plan_not_saved = false;
+    if let (Some(file), Some(inputs)) = (&args.save_plan, &save_inputs) {
+        let origin = saved_plan::Origin {
+            inputs,
+            observed: &outcome.observed,
+            platform: platform.id(),
+            revision: &outcome.revision,
+            all_agents: args.agents.is_empty(),
+            created_at: &crate::history::now(),
+        };
+        match saved_plan::save(&outcome.plan, &origin) {
+            Ok(saved) => {
+                run::write(file, &saved)?;
+                if global.quiet == 0 {
+                    eprintln!(
+                        "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
+                        file.display(),
+                        file.display()
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                plan_not_saved = true;
+            }
+        }
+    }
 
     let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
     let plan = &outcome.plan;
@@ -130,7 +219,15 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         print!("{}", render::apply_text(report, plan, color));
     }
 
-    Ok(if !outcome.ok() {
+    if let Some(timed_out) = &outcome.timed_out {
+        let flag = if args.timeout.is_some() {
+            "--timeout"
+        } else {
+            "the default; see --timeout"
+        };
+        eprintln!("error: {}", timed_out.message(flag));
+    }
+    Ok(if !outcome.ok() || plan_not_saved {
         Exit::Failure
     } else if args.dry_run && args.exit_code && plan.has_changes() {
         Exit::Changes

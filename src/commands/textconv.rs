@@ -26,7 +26,9 @@ pub fn textconv(global: &GlobalArgs, args: &TextconvArgs) -> anyhow::Result<Exit
 }
 
 fn convert(global: &GlobalArgs, file: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    // git hands the driver a temporary file outside the repository: a regular file, capped.
+    let bytes = crate::fsread::read_file(file, crate::fsread::MAX_REPO_FILE)
+        .map_err(|e| crate::escape::terminal(&e.to_string()).into_owned())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }

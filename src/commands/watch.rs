@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::commands::{Exit, Repo};
 use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
+use crate::deadline::RunTimeout;
 use crate::target::{Target, TargetOptions};
 
 /// How long the reconcile in flight may take to stop after SIGTERM: the process is gone
@@ -64,6 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             allow_mass_delete: args.apply.allow_mass_delete,
             concurrency: usize::from(args.apply.concurrency),
             redeploy: args.apply.redeploy_override(),
+            timeout: RunTimeout::from_flag(args.timeout),
         },
         interval,
         resync,

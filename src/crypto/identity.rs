@@ -28,7 +28,7 @@ use super::keycmd;
 use super::plugin::PluginIdentities;
 
 /// Identity files larger than this are refused unread (a keys.txt is a few hundred bytes).
-const MAX_IDENTITY_FILE: u64 = 1 << 20;
+const MAX_IDENTITY_FILE: u64 = crate::fsread::MAX_KEY_FILE;
 
 /// The environment that the search chain reads, injectable for tests.
 #[derive(Default, Clone)]
@@ -429,10 +429,11 @@ impl Identities {
             }
             match e {
                 age::DecryptError::Plugin(_) | age::DecryptError::PluginResolve(_) => {
+                    // The plugin's own words: outside text, bounded and escaped.
                     let message: String = e.to_string().chars().take(1000).collect();
                     Some(CryptoError::PluginFailed {
                         path: path.to_owned(),
-                        message: message.trim().to_owned(),
+                        message: crate::escape::terminal(message.trim()).into_owned(),
                     })
                 }
                 _ => None,
@@ -561,23 +562,25 @@ impl Identities {
 /// Reads an identity file into a zeroize-on-drop buffer, refusing non-files, huge files and
 /// non-UTF-8 content (as `InvalidData`, with a message that quotes nothing).
 fn read_identity_file(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    use crate::fsread::{ReadError, read_secret_file};
     use std::io::{Error, ErrorKind};
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(Error::new(ErrorKind::IsADirectory, "is a directory"));
-    }
-    if meta.len() > MAX_IDENTITY_FILE {
-        return Err(Error::new(
+    let bytes = read_secret_file(path, MAX_IDENTITY_FILE).map_err(|e| match e {
+        ReadError::NotFound { .. } => Error::from(ErrorKind::NotFound),
+        ReadError::Io { source, .. } => source,
+        ReadError::TooLarge { .. } => Error::new(
             ErrorKind::InvalidData,
             "the file is too large to be an identity file",
-        ));
-    }
-    // Sized up front so that the buffer never reallocates (which would leave key copies).
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    (&mut file)
-        .take(MAX_IDENTITY_FILE)
-        .read_to_end(&mut bytes)?;
+        ),
+        ReadError::NotRegular {
+            kind: crate::fsread::Kind::Directory,
+            ..
+        } => Error::new(ErrorKind::IsADirectory, "is a directory"),
+        ReadError::NotRegular { kind, .. } => Error::new(
+            ErrorKind::InvalidData,
+            format!("it is {kind}, not a regular file"),
+        ),
+        other => Error::new(ErrorKind::InvalidData, other.to_string()),
+    })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(Error::new(

@@ -80,18 +80,21 @@ impl TerminalCallbacks {
 
 impl age::Callbacks for TerminalCallbacks {
     fn display_message(&self, message: &str) {
-        // A plugin's message is outside text: one line, control characters dropped.
-        let clean: String = message
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(500)
-            .collect();
-        eprintln!("{}: {clean}", self.binary);
+        // A plugin's message is outside text: one line, bounded, control characters escaped.
+        let bounded: String = message.chars().take(500).collect();
+        eprintln!("{}: {}", self.binary, crate::escape::terminal(&bounded));
     }
 
     fn confirm(&self, message: &str, yes_string: &str, no_string: Option<&str>) -> Option<bool> {
         let no = no_string.unwrap_or("no");
-        let answer = self.ask_line(&format!("{}: {message} [{yes_string}/{no}] ", self.binary));
+        let t = |s: &str| crate::escape::terminal(s).into_owned();
+        let answer = self.ask_line(&format!(
+            "{}: {} [{}/{}] ",
+            self.binary,
+            t(message),
+            t(yes_string),
+            t(no)
+        ));
         match answer {
             None => {
                 self.no_terminal("a confirmation");
@@ -105,7 +108,11 @@ impl age::Callbacks for TerminalCallbacks {
     }
 
     fn request_public_string(&self, description: &str) -> Option<String> {
-        let answer = self.ask_line(&format!("{}: {description} ", self.binary));
+        let answer = self.ask_line(&format!(
+            "{}: {} ",
+            self.binary,
+            crate::escape::terminal(description)
+        ));
         if answer.is_none() {
             self.no_terminal("an answer");
         }
@@ -118,7 +125,12 @@ impl age::Callbacks for TerminalCallbacks {
             return None;
         }
         // rpassword reads from /dev/tty with echo off.
-        match rpassword::prompt_password(format!("{}: {description}: ", self.binary)) {
+        let prompt = format!(
+            "{}: {}: ",
+            self.binary,
+            crate::escape::terminal(description)
+        );
+        match rpassword::prompt_password(prompt) {
             Ok(text) => Some(SecretString::from(text)),
             Err(_) => {
                 self.no_terminal("a secret (a PIN or passphrase)");

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
 use super::schedule::RateBudget;
 use crate::apply::Redeployed;
+use crate::deadline::RunTimeout;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, Outcome, Request};
@@ -29,6 +30,9 @@ pub struct ApplySettings {
     pub concurrency: usize,
     /// `--redeploy` / `--no-redeploy` over the config's `redeploy`.
     pub redeploy: Option<bool>,
+    /// Each cycle's deadline (`--timeout`, else the default that grows with the cycle's
+    /// requests).
+    pub timeout: RunTimeout,
 }
 
 pub struct Runner {
@@ -96,6 +100,13 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
     let mut report = RunReport {
         revision: outcome.revision.clone(),
         cancelled,
+        timed_out: outcome.timed_out.as_ref().map(|t| {
+            format!(
+                "the cycle's deadline ({}) passed; not finished: {}",
+                crate::platform::types::whole_seconds(&t.after),
+                t.unfinished()
+            )
+        }),
         ..RunReport::default()
     };
     for agent in &outcome.plan.agents {
@@ -274,6 +285,7 @@ impl Runner {
             dry_run: false,
             concurrency: self.settings.concurrency,
             cancel: cancel.clone(),
+            timeout: self.settings.timeout,
         };
         match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => report_of(&outcome, cancel.is_cancelled()),

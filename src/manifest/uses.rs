@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::Pos;
 use super::reader::{RawScalar, RawUsed, RawUses};
 use super::write::push_name;
 use crate::names;
@@ -60,20 +61,17 @@ pub enum UsedKeys {
 /// An agent's `uses:`: group name → what it takes. Sorted, so output is deterministic.
 pub type Uses = BTreeMap<String, UsedKeys>;
 
-/// Why a `uses:` block was refused: the problem and the 1-based line when known. The problem
-/// names a group or a key only when it is a valid name (anything else may be a pasted value).
+/// Why a `uses:` block was refused: the problem and where, when known. The problem names a
+/// group or a key only when it is a valid name (anything else may be a pasted value).
 pub(super) struct UsesProblem {
-    pub line: Option<usize>,
+    pub pos: Pos,
     pub problem: String,
 }
 
 /// Applies the naming rules to a `uses:` block as read.
-pub(super) fn check(
-    raw: RawUses,
-    line_of: impl Fn(&RawScalar) -> Option<usize>,
-) -> Result<Uses, UsesProblem> {
+pub(super) fn check(raw: RawUses, pos_of: impl Fn(&RawScalar) -> Pos) -> Result<Uses, UsesProblem> {
     let fail = |scalar: &RawScalar, problem: String| UsesProblem {
-        line: line_of(scalar),
+        pos: pos_of(scalar),
         problem,
     };
     let group_name = |scalar: &RawScalar| -> Result<String, UsesProblem> {

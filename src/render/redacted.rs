@@ -45,6 +45,11 @@ impl Fingerprinter {
 /// can even of an invalid manifest, so this reads the YAML loosely (any scalar's text) and
 /// says so in one line when it cannot.
 pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
+    let plaintext = plaintext.strip_prefix('\u{feff}').unwrap_or(plaintext);
+    if crate::yaml_depth::check(plaintext).is_err() {
+        return "# castsync: decrypted, but not valid YAML or nested too deeply (run `castsync validate`)\n"
+            .into();
+    }
     let doc: serde_yaml::Value = match serde_yaml::from_str(plaintext) {
         Ok(v) => v,
         Err(_) => {
@@ -52,17 +57,20 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
         }
     };
     let mut out = String::new();
-    match doc.get("group").and_then(serde_yaml::Value::as_str) {
+    // Only a valid slug is shown: anything else in `agent:` (or `group:`) may be a misplaced
+    // value.
+    let slug = |v: Option<&serde_yaml::Value>| -> String {
+        match v.and_then(serde_yaml::Value::as_str) {
+            Some(a) if crate::names::validate_slug(a).is_ok() => a.to_owned(),
+            Some(_) => "<not a valid slug>".to_owned(),
+            None => "<missing>".to_owned(),
+        }
+    };
+    match doc.get("group") {
         Some(group) if doc.get("agent").is_none() => {
-            out.push_str(&format!("group: {}\n", one_line(group)));
+            out.push_str(&format!("group: {}\n", slug(Some(group))));
         }
-        _ => {
-            let agent = doc
-                .get("agent")
-                .and_then(serde_yaml::Value::as_str)
-                .unwrap_or("<missing>");
-            out.push_str(&format!("agent: {}\n", one_line(agent)));
-        }
+        _ => out.push_str(&format!("agent: {}\n", slug(doc.get("agent")))),
     }
     for line in uses_lines(doc.get("uses")) {
         out.push_str(&line);
@@ -71,10 +79,13 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
     let mut lines: Vec<String> = Vec::new();
     if let Some(secrets) = doc.get("secrets").and_then(serde_yaml::Value::as_mapping) {
         for (k, v) in secrets {
-            let key = match k {
+            // The key's text, held only to hash it unless it is a valid name: a typo such as
+            // `{K: x, TOKEN value}` puts a value into a key.
+            let key = Zeroizing::new(match k {
                 serde_yaml::Value::String(s) => s.clone(),
-                other => scalar_text(other).unwrap_or_else(|| "<non-scalar key>".into()),
-            };
+                other => scalar_text(other).unwrap_or_default(),
+            });
+            let valid = crate::names::validate_key(&key).is_ok();
             let shown = match scalar_text(v) {
                 Some(text) => {
                     // The value's text is held only for hashing.
@@ -83,7 +94,11 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
                 }
                 None => "<not a scalar>".into(),
             };
-            lines.push(format!("{key} {shown}"));
+            lines.push(if valid {
+                format!("{} {shown}", key.as_str())
+            } else {
+                format!("<invalid key name> {shown}")
+            });
         }
     }
     lines.sort();
@@ -94,23 +109,38 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
     out
 }
 
-/// `uses: GROUP (KEY, KEY)` or `uses: GROUP (*)` per group, sorted: names only (a group and
-/// its keys are names, never values).
+/// `uses: GROUP (KEY, KEY)` or `uses: GROUP (*)` per group, sorted: names only, and only valid
+/// ones (anything else there may be a misplaced value).
 fn uses_lines(uses: Option<&serde_yaml::Value>) -> Vec<String> {
-    let name = |v: &serde_yaml::Value| scalar_text(v).map(|t| one_line(&t));
+    let group_name = |v: &serde_yaml::Value| {
+        let text = scalar_text(v)?;
+        Some(if crate::names::validate_slug(&text).is_ok() {
+            text
+        } else {
+            "<not a valid slug>".to_owned()
+        })
+    };
+    let key_name = |v: &serde_yaml::Value| {
+        let text = scalar_text(v)?;
+        Some(if crate::names::validate_key(&text).is_ok() {
+            text
+        } else {
+            "<invalid key name>".to_owned()
+        })
+    };
     let mut lines = Vec::new();
     match uses {
         Some(serde_yaml::Value::Sequence(groups)) => {
-            for g in groups.iter().filter_map(name) {
+            for g in groups.iter().filter_map(group_name) {
                 lines.push(format!("uses: {g} (*)"));
             }
         }
         Some(serde_yaml::Value::Mapping(groups)) => {
             for (g, keys) in groups {
-                let Some(g) = name(g) else { continue };
+                let Some(g) = group_name(g) else { continue };
                 let keys = match keys {
                     serde_yaml::Value::Sequence(keys) => {
-                        let mut keys: Vec<String> = keys.iter().filter_map(name).collect();
+                        let mut keys: Vec<String> = keys.iter().filter_map(key_name).collect();
                         keys.sort();
                         keys.join(", ")
                     }
@@ -139,13 +169,6 @@ pub fn uses_of(view: &str) -> Vec<UsedGroup> {
             let keys = (keys != "*").then(|| keys.split(", ").map(str::to_owned).collect());
             Some((group.to_owned(), keys))
         })
-        .collect()
-}
-
-/// A name on one line (a malformed file's text must not add lines to the view).
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
 
@@ -215,6 +238,17 @@ mod tests {
         let short = view("agent: bot\nuses: [openai]\n", &fp());
         assert_eq!(uses_of(&short), vec![("openai".to_owned(), None)]);
         assert!(!v.contains("canary"));
+    }
+
+    #[test]
+    fn keys_that_are_not_names_and_agents_that_are_not_slugs_are_not_shown() {
+        let v = view(
+            "agent: canary-agent!\nsecrets: {K: x, TOKEN canary-in-key, 0x4c08canary: 1}\n",
+            &fp(),
+        );
+        assert!(!v.contains("canary"), "{v}");
+        assert_eq!(v.matches("<invalid key name> ").count(), 2, "{v}");
+        assert!(v.starts_with("agent: <not a valid slug>\n"), "{v}");
     }
 
     #[test]

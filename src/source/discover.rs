@@ -104,8 +104,10 @@ pub fn find_root_of_file(
     }
 }
 
+/// Anything named castsync.yaml marks the repository, even a link or a FIFO: reading it then
+/// says what is wrong with it (`fsread`), instead of "no castsync.yaml".
 fn is_repository(dir: &Path) -> bool {
-    dir.join(FILE_NAME).is_file()
+    dir.join(FILE_NAME).symlink_metadata().is_ok()
 }
 
 #[cfg(test)]

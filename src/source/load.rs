@@ -257,6 +257,15 @@ pub fn load_agent(
     let manifest_path = dir.join(MANIFEST_FILE);
     let fail = AgentLoad::failed;
 
+    if slug.contains('\u{fffd}') {
+        return fail(at.error(
+            &dir,
+            format!(
+                "the agent directory name is not valid UTF-8 (the bytes that are not are shown as \u{fffd}): {}; rename it to a slug of a-z, 0-9, '.', '_' and '-'",
+                crate::escape::terminal(slug)
+            ),
+        ));
+    }
     if let Err(e) = validate_slug(slug) {
         return fail(at.error(&dir, e.to_string()));
     }

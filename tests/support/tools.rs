@@ -22,6 +22,8 @@ const INSTALL: &[(&str, &str)] = &[
     ("yamllint", "bash .ci/install-linters"),
     ("kubernetes-validate", "bash .ci/install-linters"),
     ("shellcheck", "bash .ci/install-linters"),
+    ("zip", "apt-get install zip"),
+    ("unzip", "apt-get install unzip"),
     ("setsid", "apt-get install util-linux"),
 ];
 

@@ -166,6 +166,10 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if !std::thread::panicking() {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            crate::support::assert_no_panic("the daemon", &log);
+        }
     }
 }
 

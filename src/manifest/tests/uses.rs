@@ -70,7 +70,7 @@ fn bad_uses_blocks_are_refused_with_the_line_and_the_fix() {
         ("agent: bad-agent\nuses: [[a]]\n", "must be a group name"),
         (
             "agent: bad-agent\nuses:\n  openai: []\n",
-            "line 3: group openai under `uses:` lists no keys",
+            "line 3, column 3: group openai under `uses:` lists no keys",
         ),
         (
             "agent: bad-agent\nuses:\n  openai: all\n",
