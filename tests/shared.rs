@@ -142,7 +142,7 @@ fn a_group_no_agent_uses_is_a_warning_and_a_broken_group_fails_only_its_users() 
     assert_eq!(out.0, 1, "{}", all_output(&out));
     assert!(
         out.1.contains(
-            "error: shared/openai/secrets.yaml.age (decrypted), line 3: key OPENAI_API_KEY"
+            "error: shared/openai/secrets.yaml.age (decrypted), line 3, column 3: key OPENAI_API_KEY"
         ),
         "{}",
         out.1
@@ -610,4 +610,48 @@ fn a_pull_request_plan_with_base_shows_a_rotation_through_the_group() {
         .count();
     assert_eq!(updates, 2, "{}", plan.1);
     assert_no_canary("plan", &all_output(&plan), CANARIES);
+}
+
+#[test]
+fn a_saved_plan_is_refused_after_a_group_it_depends_on_changed() {
+    let emu = Emulator::start(&["--agents", "alpha,beta,gamma,delta"]);
+    let repo = four_agents();
+    std::fs::write(repo.path(".gitignore"), ".castsync/\n*.plan.json\n").unwrap();
+    repo.commit_all("four agents");
+    let file = repo.path("pr.plan.json");
+    let saved = outcome(
+        repo.reconcile(&emu.url)
+            .args(["--dry-run", "--save-plan"])
+            .arg(&file),
+    );
+    assert_eq!(saved.0, 0, "{}", all_output(&saved));
+    // The key is rotated in the group after the review: the reviewed plan no longer holds.
+    let set = outcome(
+        repo.cmd()
+            .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+            .write_stdin(NEW),
+    );
+    assert_eq!(set.0, 0, "{}", all_output(&set));
+    repo.commit_all("rotate after the review");
+    emu.reset_stats();
+    let applied = outcome(
+        repo.reconcile(&emu.url)
+            .args(["--yes", "--plan"])
+            .arg(&file),
+    );
+    assert_eq!(applied.0, 1, "{}", all_output(&applied));
+    assert!(
+        applied
+            .2
+            .contains("shared/openai/secrets.yaml.age (agent alpha) changed since the plan"),
+        "{}",
+        applied.2
+    );
+    assert_eq!(emu.requests("POST") + emu.requests("DELETE"), 0);
+    assert_no_canary("saved plan", &all_output(&applied), CANARIES);
+    assert_no_canary(
+        "the plan file",
+        &std::fs::read_to_string(&file).unwrap(),
+        CANARIES,
+    );
 }
