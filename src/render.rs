@@ -148,11 +148,20 @@ pub fn shared_causes(plan: &Plan) -> Option<String> {
     let parts: Vec<String> = groups
         .iter()
         .map(|(path, agents)| {
+            // At most ten names: a group may serve hundreds of agents.
+            let mut names = agents
+                .iter()
+                .take(10)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if agents.len() > 10 {
+                let _ = write!(names, " and {} more", agents.len() - 10);
+            }
             format!(
-                "{path} ({} agent{}: {})",
+                "{path} ({} agent{}: {names})",
                 agents.len(),
                 plural(agents.len()),
-                agents.iter().copied().collect::<Vec<_>>().join(", ")
             )
         })
         .collect();

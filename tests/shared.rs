@@ -195,7 +195,7 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
     );
     assert!(
         set.2.contains(
-            "used by agent(s) alpha, beta, gamma: one `castsync reconcile` updates them all"
+            "used by 3 agent(s), alpha, beta, gamma: one `castsync reconcile` updates them all"
         ),
         "{}",
         set.2

@@ -92,15 +92,32 @@ pub(super) fn check(
         ));
     } else if !users.is_empty() {
         notes.push(format!(
-            "note: used by agent(s) {}: one `castsync reconcile` updates them all",
-            users.join(", ")
+            "note: used by {} agent(s), {}: one `castsync reconcile` updates them all",
+            users.len(),
+            some_names(&users)
         ));
     }
     if !unchecked.is_empty() {
         notes.push(format!(
-            "warning: could not check agent(s) {} against the change (their manifests do not decrypt with your identities); `castsync validate` by one of their recipients will",
-            unchecked.join(", ")
+            "warning: could not check {} agent(s), {}, against the change (their manifests do not decrypt with your identities); `castsync validate` by one of their recipients will",
+            unchecked.len(),
+            some_names(&unchecked)
         ));
     }
     Ok(notes)
+}
+
+/// At most ten names, then how many more: a group may serve hundreds of agents.
+fn some_names(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
 }

@@ -168,14 +168,20 @@ impl FileDiff {
         Some(if self.affects.is_empty() {
             format!("no agent takes the changed keys of shared group {group} ({folder})")
         } else {
+            // At most twenty agents on the line (all of them are in the JSON).
+            let mut names = self
+                .affects
+                .iter()
+                .take(20)
+                .map(|(agent, keys)| format!("{agent} ({})", keys.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if self.affects.len() > 20 {
+                names.push_str(&format!(" and {} more", self.affects.len() - 20));
+            }
             format!(
-                "shared group {group} ({folder}) is the cause of changes to {} agent(s): {}",
+                "shared group {group} ({folder}) is the cause of changes to {} agent(s): {names}",
                 self.affects.len(),
-                self.affects
-                    .iter()
-                    .map(|(agent, keys)| format!("{agent} ({})", keys.join(", ")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
             )
         })
     }
