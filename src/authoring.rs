@@ -2,7 +2,7 @@
 //! operation decrypts an agent's (or a shared group's) manifest, changes it, judges the result
 //! by the very rules `validate` and `reconcile` apply, and encrypts it back to the recipients
 //! the config assigns; the commands around it only read input and print. A change to a shared
-//! group is also judged from the side of every agent that uses it ([`dependents`]): a change
+//! group is also judged from the side of every agent that uses it (`dependents`): a change
 //! that would break one of them is refused. [`merge`] is the git merge
 //! driver's part: two branches' versions of a manifest merged key by key.
 //!
@@ -162,7 +162,7 @@ pub fn commit(
 }
 
 /// Judges a shared group's next content from the side of every agent that uses it (see
-/// [`dependents`]); `Refused` when it would break one. Returns notes for the author.
+/// `dependents`); `Refused` when it would break one. Returns notes for the author.
 pub fn check_group_users(
     files: &AgentFiles<'_>,
     next: &Manifest,
