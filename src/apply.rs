@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::history;
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
+use crate::platform::batch::{Batch, BatchResult, Written};
 use crate::platform::{ErrorClass, Platform, PlatformError, RemoteKey};
+use crate::secret::SecretValue;
 use crate::state::State;
 
 /// How to apply.
@@ -369,38 +371,54 @@ async fn write_changes(
             reason,
         })
     };
+    // Sets without a desired value fail here; the rest go to the platform as one batch
+    // (one call per key over HTTP, one transaction in the embedded store).
+    let mut sets: Vec<(&Change, &SecretValue)> = Vec::new();
     for change in plan.sets() {
-        if cancel.is_cancelled() {
-            fail(result, change, FailReason::ShuttingDown);
-            continue;
-        }
-        let Some(value) = values.get(&change.key) else {
-            fail(result, change, FailReason::NoDesiredValue);
-            continue;
-        };
-        let set = platform.set(agent, &change.key, value).await;
-        progress.request_done();
-        match set {
-            Ok(()) => landed.push(change.clone()),
-            Err(e) => fail(result, change, FailReason::Platform(e)),
+        match values.get(&change.key) {
+            Some(value) => sets.push((change, value)),
+            None => fail(result, change, FailReason::NoDesiredValue),
         }
     }
     // A delete after a failed set could leave a renamed key missing altogether.
-    let sets_ok = result.failed.is_empty();
-    for change in plan.deletes() {
-        if !sets_ok {
+    let deletes: Vec<&Change> = if result.failed.is_empty() {
+        plan.deletes().collect()
+    } else {
+        for change in plan.deletes() {
             fail(result, change, FailReason::AfterFailedSet);
-            continue;
         }
-        if cancel.is_cancelled() {
-            fail(result, change, FailReason::ShuttingDown);
-            continue;
-        }
-        let deleted = platform.delete(agent, &change.key).await;
-        progress.request_done();
-        match deleted {
-            Ok(()) => landed.push(change.clone()),
-            Err(e) => fail(result, change, FailReason::Platform(e)),
+        Vec::new()
+    };
+    let set_keys: Vec<(&str, &SecretValue)> =
+        sets.iter().map(|(c, v)| (c.key.as_str(), *v)).collect();
+    let delete_keys: Vec<&str> = deletes.iter().map(|c| c.key.as_str()).collect();
+    let sent = || progress.request_done();
+    let batch = Batch {
+        sets: &set_keys,
+        deletes: &delete_keys,
+        sent: &sent,
+    };
+    let written = if set_keys.is_empty() && delete_keys.is_empty() {
+        BatchResult::default()
+    } else {
+        platform.write_batch(agent, batch, cancel).await
+    };
+    // Every write gets an outcome; one a platform did not report is unknown, so it is
+    // treated as a reply castsync could not read (checked again next run).
+    let unknown = || {
+        Written::Failed(PlatformError::Protocol {
+            detail: "the platform reported no outcome for this write".to_owned(),
+        })
+    };
+    let pad = |w: Vec<Written>| w.into_iter().chain(std::iter::repeat_with(unknown));
+    let outcomes = (sets.iter().map(|(c, _)| *c).zip(pad(written.sets)))
+        .chain(deletes.iter().copied().zip(pad(written.deletes)));
+    for (change, outcome) in outcomes {
+        match outcome {
+            Written::Landed => landed.push(change.clone()),
+            Written::Failed(e) => fail(result, change, FailReason::Platform(e)),
+            Written::Cancelled => fail(result, change, FailReason::ShuttingDown),
+            Written::HeldBack => fail(result, change, FailReason::AfterFailedSet),
         }
     }
     landed

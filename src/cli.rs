@@ -761,7 +761,7 @@ pub struct EmulatorArgs {
     /// Address to listen on (port 0 picks a free port; the first stdout line says which).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
-    /// Persist the store to this JSON file (default: in memory).
+    /// Keep the store in this SQLite file, the same store as local://FILE (default: in memory).
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Accept only this bearer token (default: any non-empty token).

@@ -18,6 +18,7 @@ mod keycmd;
 mod keygen;
 pub mod plugin;
 mod recipient;
+mod unwrap;
 
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
 
+pub mod batch;
 pub mod castari;
 pub mod limiter;
 pub mod local;
@@ -57,6 +58,18 @@ pub trait Platform: Send + Sync {
 
     /// Redeploy an agent so that it runs with its current secrets.
     async fn redeploy(&self, agent: &str) -> Result<(), PlatformError>;
+
+    /// Writes one agent's batch: every set, then every delete unless a set failed (see
+    /// [`batch`]). The default sends one call per key; a platform that can write the batch
+    /// at once (the embedded store: one transaction) overrides it.
+    async fn write_batch(
+        &self,
+        agent: &str,
+        batch: batch::Batch<'_>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> batch::BatchResult {
+        batch::one_by_one(self, agent, batch, cancel).await
+    }
 
     /// Request counters for metrics; None for platforms that make no HTTP requests.
     fn stats(&self) -> Option<ClientStats> {

@@ -417,7 +417,7 @@ fn an_http_platform_without_an_api_key_says_how_to_provide_one() {
 
     let dir = tempfile::tempdir().unwrap();
     let local = open(PlatformOptions {
-        url: format!("local://{}", dir.path().join("p.json").display()),
+        url: format!("local://{}", dir.path().join("p.db").display()),
         declared_agents: vec![AGENT.into()],
         ..PlatformOptions::default()
     })

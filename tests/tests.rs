@@ -17,6 +17,7 @@ mod examples;
 mod hardening;
 mod history;
 mod keygen;
+mod local_store;
 mod merge_driver;
 mod platform_client;
 mod plugin;

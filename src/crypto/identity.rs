@@ -15,17 +15,18 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::CryptoError;
 use super::error::{Hint, Tried};
 use super::keycmd;
 use super::plugin::PluginIdentities;
+use super::unwrap::{Remembering, UnwrapMemory};
 
 /// Identity files larger than this are refused unread (a keys.txt is a few hundred bytes).
 const MAX_IDENTITY_FILE: u64 = crate::fsread::MAX_KEY_FILE;
@@ -216,6 +217,8 @@ pub struct Identities {
     plugins: Vec<Arc<PluginIdentities>>,
     attempts: Vec<Attempt>,
     warnings: Vec<String>,
+    /// Which identity opened which stanza last (shared by clones and threads).
+    unwrap: Arc<UnwrapMemory>,
 }
 
 impl fmt::Debug for Identities {
@@ -374,6 +377,12 @@ impl Identities {
         self.keys.len()
     }
 
+    /// Identity-on-stanza unwrap attempts made by every decryption so far (one per file once
+    /// the first file of a repository has shown which stanza is ours; see `unwrap`).
+    pub fn unwrap_attempts(&self) -> u64 {
+        self.unwrap.attempts()
+    }
+
     /// Decrypts an armored or binary age file. `path` is only used in messages.
     pub fn decrypt(
         &self,
@@ -414,8 +423,15 @@ impl Identities {
                 tried: Tried(self.attempts.clone()),
             });
         }
-        // Native keys first, in search order; then one identity per plugin.
-        let order = self.keys.iter().filter_map(LoadedKey::as_age).chain(
+        // Native keys first (with the memory of which identity opened which stanza, so a
+        // repository costs one key agreement per file); then one identity per plugin, which
+        // gets all of a file's stanzas in one call (one program run, maybe one touch) and is
+        // asked only when no native key opened the file.
+        let remembering = Remembering {
+            identities: self.keys.iter().filter_map(LoadedKey::as_age).collect(),
+            memory: &self.unwrap,
+        };
+        let order = std::iter::once(&remembering as &dyn age::Identity).chain(
             self.plugins
                 .iter()
                 .map(|p| p.as_ref() as &dyn age::Identity),

@@ -168,6 +168,41 @@ fn a_file_for_several_recipients_opens_with_any_of_them() {
 }
 
 #[test]
+fn files_of_one_repository_open_with_one_unwrap_attempt_each() {
+    let home = TempDir::new().unwrap();
+    let others: Vec<Recipient> = (0..4).map(|_| age_key().1).collect();
+    let (text, mine) = age_key();
+    // Two identities, the one that opens the files second, and our stanza last of five (age
+    // appends a sixth, "grease" stanza): the first file costs the full search, 6 attempts
+    // for the other key and 5 for ours.
+    let (other_text, _) = age_key();
+    let env = env_with_key(home.path(), &format!("{other_text}\n{text}"));
+    let ids = Identities::discover_with(&[], &env).unwrap();
+    assert_eq!(ids.len(), 2);
+    let mut recipients = others.clone();
+    recipients.push(mine.clone());
+    for _ in 0..10 {
+        let ciphertext = encrypt(&manifest(), &recipients).unwrap();
+        assert_eq!(decrypt_ok(&ids, &ciphertext), manifest());
+    }
+    assert_eq!(
+        ids.unwrap_attempts(),
+        11 + 9,
+        "full search once, then one per file"
+    );
+
+    // A file with another recipient order still opens (the full search runs again) …
+    let mut shuffled = vec![mine.clone()];
+    shuffled.extend(others.iter().cloned());
+    let ciphertext = encrypt(&manifest(), &shuffled).unwrap();
+    assert_eq!(decrypt_ok(&ids, &ciphertext), manifest());
+    // … and a file not for us fails as it always did.
+    let ciphertext = encrypt(&manifest(), &others).unwrap();
+    let err = decrypt_err(&ids, &ciphertext);
+    assert!(err.contains("none of your identities"), "{err}");
+}
+
+#[test]
 fn binary_input_is_decrypted() {
     let home = TempDir::new().unwrap();
     let identity = age::x25519::Identity::generate();

@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
+
 use super::shared::{self, Effective, GroupLoad, SharedGroups};
 use super::{SourceError, Tree};
 use crate::config::Config;
@@ -176,6 +178,11 @@ pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, Sour
 }
 
 /// Loads every agent of `tree`, or only those in `only` (each must exist).
+///
+/// The files are read through the tree one after the other (a git tree cannot be shared
+/// between threads, and reading is the cheap part); decrypting, parsing and checking them
+/// runs on every core. The result is keyed by slug, so its order never depends on which
+/// thread finished first.
 pub fn load_all(
     tree: &dyn Tree,
     config: &Config,
@@ -190,14 +197,22 @@ pub fn load_all(
             known: slugs.join(", "),
         });
     }
+    // The shared groups' files are read here too; each is decrypted once, by the first
+    // thread whose agent uses it.
     let groups = SharedGroups::read(tree, config, identities)?;
-    let agents: BTreeMap<String, AgentLoad> = slugs
+    let files: Vec<AgentFiles> = slugs
         .into_iter()
         .filter(|s| only.is_empty() || only.contains(s))
-        .map(|slug| {
-            let load = load_agent(tree, config, identities, &slug, &groups);
-            (slug, load)
+        .map(|slug| AgentFiles::read(tree, config, slug))
+        .collect();
+    let agents: BTreeMap<String, AgentLoad> = files
+        .into_par_iter()
+        .map(|files| {
+            let slug = files.names.slug.clone();
+            (slug, files.judge(config, identities, &groups))
         })
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect();
     let mut notes = Vec::new();
     if only.is_empty() {
@@ -252,72 +267,104 @@ pub fn load_agent(
     slug: &str,
     groups: &SharedGroups<'_>,
 ) -> AgentLoad {
-    let at = Locate { tree, slug };
-    let dir = config.agents_dir.join(slug);
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let fail = AgentLoad::failed;
+    AgentFiles::read(tree, config, slug.to_owned()).judge(config, identities, groups)
+}
 
-    if slug.contains('\u{fffd}') {
-        return fail(at.error(
-            &dir,
-            format!(
+/// What one agent's directory holds, read from the tree: everything the CPU-bound steps need,
+/// so they can run on any thread.
+struct AgentFiles {
+    names: Names,
+    /// Why the slug itself is refused, if it is.
+    bad_slug: Option<String>,
+    manifest: Result<Option<Vec<u8>>, SourceError>,
+    schema: Result<Option<Vec<u8>>, SourceError>,
+}
+
+impl AgentFiles {
+    fn read(tree: &dyn Tree, config: &Config, slug: String) -> AgentFiles {
+        let names = Names::new(tree, config, slug);
+        let bad_slug = if names.slug.contains('\u{fffd}') {
+            Some(format!(
                 "the agent directory name is not valid UTF-8 (the bytes that are not are shown as \u{fffd}): {}; rename it to a slug of a-z, 0-9, '.', '_' and '-'",
-                crate::escape::terminal(slug)
-            ),
-        ));
-    }
-    if let Err(e) = validate_slug(slug) {
-        return fail(at.error(&dir, e.to_string()));
-    }
-    let ciphertext = match tree.read(&manifest_path) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => {
-            return fail(at.error(
-                &manifest_path,
-                format!(
-                    "missing: the agent directory has no {MANIFEST_FILE}\n  hint: create it with `castsync new {slug}`, or remove the directory"
-                ),
-            ));
+                crate::escape::terminal(&names.slug)
+            ))
+        } else {
+            validate_slug(&names.slug).err().map(|e| e.to_string())
+        };
+        if bad_slug.is_some() {
+            return AgentFiles {
+                names,
+                bad_slug,
+                manifest: Ok(None),
+                schema: Ok(None),
+            };
         }
-        Err(e) => return fail(at.error(&manifest_path, e.to_string())),
-    };
-    let plaintext = match identities.decrypt(&ciphertext, &at.shown(&manifest_path)) {
-        Ok(p) => p,
-        Err(e) => return fail(at.located(&manifest_path, &e)),
-    };
-    let Ok(text) = std::str::from_utf8(&plaintext) else {
-        return fail(at.error(
-            &manifest_path,
-            "the decrypted manifest is not UTF-8 text".to_owned(),
-        ));
-    };
-    let mut judged = judge_text(tree, config, slug, text, groups);
-    // Here a group that did not load fails the agent: it is skipped whole, never pruned.
-    judged.findings.append(&mut judged.references);
-    judged.findings.append(&mut judged.unavailable);
-    let ok = !judged.findings.iter().any(Finding::is_error);
-    AgentLoad {
-        parsed: judged.manifest.is_some(),
-        uses: judged
-            .manifest
-            .as_ref()
-            .map(|m| m.uses.keys().cloned().collect())
-            .unwrap_or_default(),
-        manifest: judged.manifest.filter(|_| ok),
-        effective: judged.effective.filter(|_| ok),
-        findings: judged.findings,
+        let dir = config.agents_dir.join(&names.slug);
+        AgentFiles {
+            bad_slug: None,
+            manifest: tree.read(&dir.join(MANIFEST_FILE)),
+            schema: tree.read(&dir.join(SCHEMA_FILE)),
+            names,
+        }
+    }
+
+    fn judge(
+        self,
+        config: &Config,
+        identities: &Identities,
+        groups: &SharedGroups<'_>,
+    ) -> AgentLoad {
+        let at = &self.names;
+        let fail = AgentLoad::failed;
+        if let Some(message) = self.bad_slug {
+            return fail(at.error(&at.dir, message));
+        }
+        let ciphertext = match self.manifest {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let slug = &at.slug;
+                return fail(at.error(
+                    &at.manifest,
+                    format!(
+                        "missing: the agent directory has no {MANIFEST_FILE}\n  hint: create it with `castsync new {slug}`, or remove the directory"
+                    ),
+                ));
+            }
+            Err(e) => return fail(at.error(&at.manifest, e.to_string())),
+        };
+        let plaintext = match identities.decrypt(&ciphertext, &at.manifest) {
+            Ok(p) => p,
+            Err(e) => return fail(at.located(&at.manifest, &e)),
+        };
+        let Ok(text) = std::str::from_utf8(&plaintext) else {
+            return fail(at.error(
+                &at.manifest,
+                "the decrypted manifest is not UTF-8 text".to_owned(),
+            ));
+        };
+        let mut judged = judge(config, at, text, self.schema, groups);
+        // Here a group that did not load fails the agent: it is skipped whole, never pruned.
+        judged.findings.append(&mut judged.references);
+        judged.findings.append(&mut judged.unavailable);
+        let ok = !judged.findings.iter().any(Finding::is_error);
+        AgentLoad {
+            parsed: judged.manifest.is_some(),
+            uses: judged
+                .manifest
+                .as_ref()
+                .map(|m| m.uses.keys().cloned().collect())
+                .unwrap_or_default(),
+            manifest: judged.manifest.filter(|_| ok),
+            effective: judged.effective.filter(|_| ok),
+            findings: judged.findings,
+        }
     }
 }
 
 /// How `parse` sees the manifest of agent `slug` in `tree`: its shown path, the agent it must
 /// name, and the keys it may not declare.
 pub fn manifest_context(tree: &dyn Tree, config: &Config, slug: &str) -> ManifestContext {
-    ManifestContext {
-        path: Locate { tree, slug }.shown(&config.agents_dir.join(slug).join(MANIFEST_FILE)),
-        expected_agent: slug.to_owned(),
-        kind: Kind::Agent,
-        unmanaged_keys: config.unmanaged_keys.clone(),
-    }
+    Names::new(tree, config, slug.to_owned()).context(config)
 }
 
 /// A decrypted manifest text, judged.
@@ -351,28 +398,39 @@ pub fn judge_text(
     text: &str,
     groups: &SharedGroups<'_>,
 ) -> Judged {
-    let at = Locate { tree, slug };
-    let schema_path = config.agents_dir.join(slug).join(SCHEMA_FILE);
-    let manifest_path = config.agents_dir.join(slug).join(MANIFEST_FILE);
-    let parsed = match manifest::parse(text, &manifest_context(tree, config, slug)) {
+    let names = Names::new(tree, config, slug.to_owned());
+    let schema = tree.read(&config.agents_dir.join(slug).join(SCHEMA_FILE));
+    judge(config, &names, text, schema, groups)
+}
+
+/// [`judge_text`] with the schema file already read (no tree: it runs on any thread).
+fn judge(
+    config: &Config,
+    at: &Names,
+    text: &str,
+    schema_file: Result<Option<Vec<u8>>, SourceError>,
+    groups: &SharedGroups<'_>,
+) -> Judged {
+    let parsed = match manifest::parse(text, &at.context(config)) {
         Ok(p) => p,
         Err(e) => {
             return Judged {
                 manifest: None,
                 effective: None,
-                findings: vec![at.located(&manifest_path, &e)],
+                findings: vec![at.located(&at.manifest, &e)],
                 references: Vec::new(),
                 keys: Default::default(),
                 unavailable: Vec::new(),
             };
         }
     };
+    let slug = at.slug.as_str();
     let mut findings: Vec<Finding> = parsed
         .warnings
         .into_iter()
         .map(|f| f.for_agent(slug))
         .collect();
-    let resolution = shared::resolve(&parsed.manifest, groups, &at.shown(&manifest_path));
+    let resolution = shared::resolve(&parsed.manifest, groups, &at.manifest);
     // The schema is checked against what the agent will get: its keys and the shared ones
     // that resolved.
     let mut effective = resolution.effective.clone().unwrap_or_else(|| Effective {
@@ -398,16 +456,16 @@ pub fn judge_text(
             }
         }
     }
-    let schema = match tree.read(&schema_path) {
+    let schema = match schema_file {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(text) => match EnvSchema::parse(&text, &at.shown(&schema_path)) {
+            Ok(text) => match EnvSchema::parse(&text, &at.schema) {
                 Ok(s) => Ok(Some(s)),
-                Err(e) => Err(at.located(&schema_path, &e)),
+                Err(e) => Err(at.located(&at.schema, &e)),
             },
-            Err(_) => Err(at.error(&schema_path, "not UTF-8 text".to_owned())),
+            Err(_) => Err(at.error(&at.schema, "not UTF-8 text".to_owned())),
         },
         Ok(None) => Ok(None),
-        Err(e) => Err(at.error(&schema_path, e.to_string())),
+        Err(e) => Err(at.error(&at.schema, e.to_string())),
     };
     let partial = !resolution.unavailable.is_empty() || resolution.effective.is_none();
     match schema {
@@ -421,7 +479,7 @@ pub fn judge_text(
                 &effective.origins,
                 config.strict,
                 &config.unmanaged_keys,
-                &at.shown(&schema_path),
+                &at.schema,
             )
             .into_iter()
             // While a group is missing, a key "required but missing" may be in it.
@@ -445,23 +503,41 @@ pub fn judge_text(
     }
 }
 
-/// Names paths as the tree shows them, in findings about one agent.
-struct Locate<'a> {
-    tree: &'a dyn Tree,
-    slug: &'a str,
+/// An agent's slug and its paths as the tree shows them, for findings about it.
+struct Names {
+    slug: String,
+    dir: PathBuf,
+    manifest: PathBuf,
+    schema: PathBuf,
 }
 
-impl Locate<'_> {
-    fn shown(&self, path: &Path) -> PathBuf {
-        PathBuf::from(self.tree.display(path))
+impl Names {
+    fn new(tree: &dyn Tree, config: &Config, slug: String) -> Names {
+        let dir = config.agents_dir.join(&slug);
+        let shown = |path: &Path| PathBuf::from(tree.display(path));
+        Names {
+            manifest: shown(&dir.join(MANIFEST_FILE)),
+            schema: shown(&dir.join(SCHEMA_FILE)),
+            dir: shown(&dir),
+            slug,
+        }
     }
 
-    fn error(&self, path: &Path, message: String) -> Finding {
-        Finding::error(self.shown(path), message).for_agent(self.slug)
+    fn context(&self, config: &Config) -> ManifestContext {
+        ManifestContext {
+            path: self.manifest.clone(),
+            expected_agent: self.slug.clone(),
+            kind: Kind::Agent,
+            unmanaged_keys: config.unmanaged_keys.clone(),
+        }
+    }
+
+    fn error(&self, shown: &Path, message: String) -> Finding {
+        Finding::error(shown.to_owned(), message).for_agent(&self.slug)
     }
 
     /// An error whose message already names its file.
-    fn located(&self, path: &Path, e: &dyn std::error::Error) -> Finding {
-        Finding::located_error(self.shown(path), e).for_agent(self.slug)
+    fn located(&self, shown: &Path, e: &dyn std::error::Error) -> Finding {
+        Finding::located_error(shown.to_owned(), e).for_agent(&self.slug)
     }
 }
