@@ -7,6 +7,8 @@
 //! safe: sets are idempotent). One agent failing never stops the others. Failures keep their
 //! [`PlatformError`] and so their class (transient or terminal) up to the report.
 
+mod record;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -305,7 +307,7 @@ pub async fn apply(
             Ok(mut r) => {
                 // Appended here, one agent at a time, by the process that holds the state
                 // lock: no two batches interleave.
-                let entries = history::entries(&r, &history_ctx, &history::now());
+                let entries = record::entries(&r, &history_ctx, &history::now());
                 if let Err(e) = history::append(&history_path, &entries) {
                     r.error.get_or_insert(AgentError::HistoryNotWritten {
                         message: e.to_string(),
@@ -568,10 +570,7 @@ mod tests {
             skipped: None,
             changes: changes
                 .iter()
-                .map(|(key, action)| Change {
-                    key: (*key).to_owned(),
-                    action: *action,
-                })
+                .map(|(key, action)| Change::new(*key, *action))
                 .collect(),
             unchanged: Vec::new(),
             drift_ignored: Vec::new(),

@@ -24,6 +24,7 @@ mod new;
 mod progress;
 mod reconcile;
 mod rekey;
+mod report;
 mod set;
 mod show;
 mod textconv;
@@ -99,6 +100,7 @@ pub fn identity_env(global: &GlobalArgs) -> Env {
     Env {
         age_key: global.age_key.clone(),
         age_key_file: global.age_key_file.clone(),
+        age_key_cmd: global.age_key_cmd.clone(),
         ..Env::from_process()
     }
 }
@@ -157,8 +159,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Init(_) => init::run(g),
         Command::Keygen(args) => keygen::run(&args, g),
-        Command::New(args) => new::run(g, &args.agent),
-        Command::Edit(args) => edit::run(g, &args.agent).await,
+        Command::New(args) => new::run(g, &args),
+        Command::Edit(args) => edit::run(g, &args).await,
         Command::Set(args) => set::set(g, &args),
         Command::Unset(args) => set::unset(g, &args),
         Command::Show(args) => show::run(g, &args),
@@ -179,30 +181,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
+/// The files `set`, `unset`, `show`, `new` and `edit` work on: an agent's, or with
+/// `--shared` a shared group's.
+pub fn manifest_files<'r>(
+    repo: &'r Repo,
+    name: &str,
+    shared: bool,
+) -> Result<crate::authoring::AgentFiles<'r>, crate::authoring::AuthoringError> {
+    let kind = if shared {
+        crate::manifest::Kind::Group
+    } else {
+        crate::manifest::Kind::Agent
+    };
+    crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)
+}
+
+pub use report::{error_text, hint_of, print_error};
+
 /// Prints an authoring operation's notes (warnings) on stderr, one per line.
 pub fn print_notes(notes: &[String]) {
     for note in notes {
         eprintln!("{note}");
     }
-}
-
-/// Prints an error on stderr in rage's style: the error, its causes one per line, then the
-/// first hint found in the chain on a line of its own (see [`crate::hint`]).
-pub fn print_error(err: &anyhow::Error) {
-    eprint!("{}", error_text(err));
-}
-
-/// The text [`print_error`] prints.
-pub fn error_text(err: &anyhow::Error) -> String {
-    let mut out = format!("error: {err}\n");
-    for cause in err.chain().skip(1) {
-        out.push_str(&format!("  caused by: {cause}\n"));
-    }
-    if let Some(hint) = crate::hint::find_any(err) {
-        out.push_str(&crate::hint::line("  ", &hint));
-        out.push('\n');
-    }
-    out
 }
 
 /// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; `--log` /
@@ -242,21 +242,4 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
     };
     // A second init (tests that call run twice in one process) keeps the first subscriber.
     let _ = result;
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::hint::WithHint;
-
-    #[test]
-    fn an_error_prints_its_causes_then_its_hint_once() {
-        let err = anyhow::Error::new(WithHint::new("cannot do x", "run `castsync y`"))
-            .context("while doing z");
-        assert_eq!(
-            super::error_text(&err),
-            "error: while doing z\n  caused by: cannot do x\n  hint: run `castsync y`\n"
-        );
-        let plain = anyhow::anyhow!("no fix known");
-        assert_eq!(super::error_text(&plain), "error: no fix known\n");
-    }
 }

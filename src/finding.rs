@@ -64,12 +64,12 @@ impl Finding {
 
     /// An error whose message already names its file (and line), e.g. a `ManifestError`,
     /// with the error's hint.
-    pub fn located_error(
-        path: impl Into<PathBuf>,
-        error: &(dyn std::error::Error + 'static),
-    ) -> Self {
+    pub fn located_error<E>(path: impl Into<PathBuf>, error: &E) -> Self
+    where
+        E: std::error::Error + crate::hint::Hinted + ?Sized,
+    {
         let mut f = Self::new(Severity::Error, path, error.to_string());
-        f.hint = crate::hint::find(error);
+        f.hint = error.hint().map(std::borrow::Cow::into_owned);
         f.located = true;
         f
     }

@@ -27,10 +27,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::apply::{AgentResult, FailReason, Redeployed};
 use crate::fsread;
-use crate::plan::Action;
-use crate::platform::ErrorClass;
 
 /// The `castsync history -o json` and `GET /history` format version; bump on incompatible
 /// changes (schemas/history.schema.json).
@@ -104,85 +101,6 @@ pub struct Entry {
 pub struct Context {
     pub commit: Option<String>,
     pub platform: String,
-}
-
-fn class_name(class: ErrorClass) -> String {
-    match class {
-        ErrorClass::Transient => "transient",
-        ErrorClass::Terminal => "terminal",
-    }
-    .to_owned()
-}
-
-/// (result, error kind) of a change that did not land.
-fn failure(reason: &FailReason) -> (&'static str, &'static str) {
-    match reason {
-        FailReason::Platform(e) => ("failed", e.kind()),
-        FailReason::ShuttingDown => ("not-attempted", "shutting-down"),
-        FailReason::AfterFailedSet => ("not-attempted", "after-failed-set"),
-        FailReason::NotVerified => ("unverified", "not-verified"),
-        FailReason::StillPresent => ("failed", "still-present"),
-        FailReason::NotListed => ("failed", "not-listed"),
-        FailReason::NoDesiredValue => ("failed", "internal"),
-    }
-}
-
-/// (action, reason) as the history names them.
-fn action_names(action: Action) -> (&'static str, Option<String>) {
-    match action {
-        Action::Create => ("create", None),
-        Action::Update(r) => ("update", Some(r.describe().replace(' ', "-").to_owned())),
-        Action::Replace => ("replace", None),
-        Action::Delete => ("delete", None),
-    }
-}
-
-/// The entries of one agent's apply: every change (landed or not), then its redeploy.
-pub fn entries(result: &AgentResult, ctx: &Context, time: &str) -> Vec<Entry> {
-    let entry = |key: Option<&str>, action: &str, reason: Option<String>| Entry {
-        time: time.to_owned(),
-        commit: ctx.commit.clone(),
-        platform: ctx.platform.clone(),
-        agent: result.agent.clone(),
-        key: key.map(str::to_owned),
-        action: action.to_owned(),
-        reason,
-        result: "applied".to_owned(),
-        error_class: None,
-        error: None,
-    };
-    let mut out = Vec::new();
-    for change in &result.applied {
-        let (action, reason) = action_names(change.action);
-        out.push(entry(Some(&change.key), action, reason));
-    }
-    for failed in &result.failed {
-        let (action, reason) = action_names(failed.change.action);
-        let (outcome, kind) = failure(&failed.reason);
-        out.push(Entry {
-            result: outcome.to_owned(),
-            error_class: failed.reason.class().map(class_name),
-            error: Some(kind.to_owned()),
-            ..entry(Some(&failed.change.key), action, reason)
-        });
-    }
-    if let Some(redeploy) = &result.redeploy {
-        let base = entry(None, "redeploy", None);
-        out.push(match redeploy {
-            Redeployed::Done => base,
-            Redeployed::Failed(e) => Entry {
-                result: "failed".to_owned(),
-                error_class: Some(class_name(e.class())),
-                error: Some(e.kind().to_owned()),
-                ..base
-            },
-            Redeployed::Postponed => Entry {
-                result: "postponed".to_owned(),
-                ..base
-            },
-        });
-    }
-    out
 }
 
 /// Now, as history entries write it.

@@ -136,8 +136,8 @@ fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileErro
                 fix: format!("agents in this run: {}", known()),
             });
         };
-        if let Some(manifest) = &load.manifest
-            && !manifest.secrets.contains_key(key)
+        if let Some(secrets) = load.secrets()
+            && !secrets.contains_key(key)
         {
             return Err(ReconcileError::ReplaceTarget {
                 flag: "--replace",
@@ -203,7 +203,7 @@ pub async fn reconcile(
             Some(b) => b,
             None => &view,
         };
-        plan::plan(&desired, &actual, last, &policy)
+        plan::plan(&desired, &actual, last, &policy).with_origins(&loaded.origins(&checkout.config))
     };
 
     let revision = checkout.label();

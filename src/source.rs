@@ -3,8 +3,9 @@
 //!
 //! A [`Tree`] only reads files; deciding what they mean (decrypt, parse, validate) is done
 //! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
-//! can never disagree about a manifest. A [`Checkout`] pairs a tree with the config read
-//! from it; [`find_root`] says which directory is the repository.
+//! can never disagree about a manifest; [`shared`] adds the keys agents take from shared
+//! groups. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
+//! directory is the repository.
 //!
 //! What the daemon follows lives here too: [`origin`] (a followed remote or a working tree,
 //! refreshed into snapshots), [`mirror`] (the remote's bare clone) and [`signatures`] (the
@@ -16,6 +17,7 @@ mod git;
 pub mod load;
 pub mod mirror;
 pub mod origin;
+pub mod shared;
 pub mod signatures;
 mod worktree;
 
@@ -44,6 +46,14 @@ pub enum SourceError {
     /// large (see `fsread`).
     #[error(transparent)]
     Refused(#[from] crate::fsread::ReadError),
+}
+
+/// No fix beyond what the message says (it names the file, line and key); implemented so
+/// findings and reports can be built from it like from any error that has one.
+impl crate::hint::Hinted for SourceError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        None
+    }
 }
 
 /// A read-only view of a secrets repository at one point in time.

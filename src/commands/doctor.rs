@@ -106,13 +106,13 @@ impl Report {
         agent: Option<&str>,
         error: &(dyn std::error::Error + 'static),
     ) {
-        let fix = crate::hint::find(error);
+        let fix = super::report::hint_of_error(error);
         self.push(check, agent, Status::Fail, error.to_string(), fix);
     }
 
     /// A failure from the command edge: the whole chain, and the first hint in it.
     fn fail_chain(&mut self, check: &'static str, error: &anyhow::Error) {
-        let fix = crate::hint::find_any(error);
+        let fix = super::hint_of(error);
         self.push(check, None, Status::Fail, format!("{error:#}"), fix);
     }
 
@@ -274,8 +274,8 @@ fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
         Err(e) => return report.fail("manifest", None, &e),
     };
     for (slug, agent) in &loaded.agents {
-        match (&agent.manifest, agent.failure()) {
-            (Some(m), None) => {
+        match (agent.secrets(), agent.failure()) {
+            (Some(secrets), None) => {
                 let warnings = agent.findings.iter().filter(|f| !f.is_error()).count();
                 let tail = if warnings > 0 {
                     format!(", {warnings} warning(s): `castsync validate {slug}` shows them")
@@ -292,8 +292,8 @@ fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
                     },
                     format!(
                         "decrypts and validates ({} key{}){tail}",
-                        m.secrets.len(),
-                        if m.secrets.len() == 1 { "" } else { "s" }
+                        secrets.len(),
+                        if secrets.len() == 1 { "" } else { "s" }
                     ),
                     None,
                 );

@@ -58,7 +58,7 @@ fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
         for (i, text) in recipients.iter().enumerate() {
             if let Err(e) = crypto::parse_recipient(text) {
                 let mut finding = Finding::error(path, format!("{field}[{i}]: {e}"));
-                finding.hint = crate::hint::find(&e);
+                finding.hint = crate::hint::Hinted::hint(&e).map(Into::into);
                 findings.push(finding);
             }
         }

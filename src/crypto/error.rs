@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::identity::Attempt;
+use super::search::Tried;
 
 /// Everything that can go wrong while parsing keys, encrypting or decrypting.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,26 @@ pub enum CryptoError {
         source: std::io::Error,
     },
 
+    /// An age plugin's program is not on PATH.
+    #[error("{binary} is not on PATH, and it is needed for {needed_for}")]
+    MissingPlugin { binary: String, needed_for: String },
+
+    /// An age plugin answered with an error while unwrapping a file key.
+    #[error("cannot decrypt {path}: the age plugin reported: {message}")]
+    PluginFailed { path: PathBuf, message: String },
+
+    /// An age plugin asked for a PIN, a touch confirmation or another answer, and there was
+    /// no terminal to ask on.
+    #[error(
+        "cannot decrypt {path}: {binary} needs a terminal to ask for a PIN or a confirmation, \
+         and castsync has none here (no /dev/tty)"
+    )]
+    PluginNeedsTerminal { path: PathBuf, binary: String },
+
+    /// `CASTSYNC_AGE_KEY_CMD` could not give an identity.
+    #[error("CASTSYNC_AGE_KEY_CMD {reason}")]
+    KeyCommand { reason: String },
+
     /// No default identity path can be built (neither HOME nor XDG_CONFIG_HOME is set).
     #[error("cannot find your home directory (HOME is not set)")]
     NoHome,
@@ -144,6 +164,11 @@ impl crate::hint::Hinted for CryptoError {
             CryptoError::IdentityExists { .. } => {
                 "write the new one elsewhere with `castsync keygen -o FILE`".into()
             }
+            CryptoError::MissingPlugin { binary, .. } => Cow::Owned(format!(
+                "install the plugin (its program must be named {binary} and be on PATH), or use another key"
+            )),
+            CryptoError::PluginNeedsTerminal { .. } => "run it in a terminal, or give unattended runs (CI, the daemon) an identity that needs no interaction".into(),
+            CryptoError::KeyCommand { .. } => "it must print an identity (age-keygen format or an OpenSSH private key) on stdout and exit 0; check the command, or unset the variable".into(),
             CryptoError::NoHome => {
                 "give the identity file explicitly (`-o FILE` for keygen, `-i FILE` otherwise)"
                     .into()
@@ -153,22 +178,9 @@ impl crate::hint::Hinted for CryptoError {
             | CryptoError::IdentityUnreadable { .. }
             | CryptoError::InvalidIdentity { .. }
             | CryptoError::NotAnAgeFile { .. }
+            | CryptoError::PluginFailed { .. }
             | CryptoError::WriteIdentity { .. } => return None,
         })
-    }
-}
-
-/// The identity sources that were looked at, one per line, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tried(pub Vec<Attempt>);
-
-impl fmt::Display for Tried {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("  identities looked for, in order:")?;
-        for attempt in &self.0 {
-            write!(f, "\n    - {attempt}")?;
-        }
-        Ok(())
     }
 }
 

@@ -2,23 +2,6 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 
 use super::*;
-use crate::apply::Failed;
-use crate::plan::{Change, UpdateReason};
-use crate::platform::PlatformError;
-
-fn ctx() -> Context {
-    Context {
-        commit: Some("c0ffee".into()),
-        platform: "local://x".into(),
-    }
-}
-
-fn change(key: &str, action: Action) -> Change {
-    Change {
-        key: key.into(),
-        action,
-    }
-}
 
 fn entry(agent: &str, key: &str) -> Entry {
     Entry {
@@ -49,90 +32,6 @@ fn the_history_sits_next_to_the_state() {
         rotated(Path::new("/d/state.history.jsonl")),
         Path::new("/d/state.history.jsonl.1")
     );
-}
-
-/// (key, action, reason, result, error class, error) of an entry.
-type Brief<'a> = (
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-);
-
-#[test]
-fn every_change_and_the_redeploy_become_one_entry_each_with_its_class() {
-    let result = AgentResult {
-        agent: "bot".into(),
-        applied: vec![
-            change("A", Action::Create),
-            change("B", Action::Update(UpdateReason::ValueChanged)),
-        ],
-        failed: vec![
-            Failed {
-                change: change("C", Action::Replace),
-                reason: FailReason::Platform(PlatformError::RateLimited {
-                    detail: "slow down".into(),
-                }),
-            },
-            Failed {
-                change: change("D", Action::Delete),
-                reason: FailReason::AfterFailedSet,
-            },
-        ],
-        error: None,
-        redeploy: Some(Redeployed::Postponed),
-    };
-    let got = entries(&result, &ctx(), "T");
-    let brief: Vec<Brief> = got
-        .iter()
-        .map(|e| {
-            (
-                e.key.as_deref(),
-                e.action.as_str(),
-                e.reason.as_deref(),
-                e.result.as_str(),
-                e.error_class.as_deref(),
-                e.error.as_deref(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        brief,
-        vec![
-            (Some("A"), "create", None, "applied", None, None),
-            (
-                Some("B"),
-                "update",
-                Some("value-changed"),
-                "applied",
-                None,
-                None
-            ),
-            (
-                Some("C"),
-                "replace",
-                None,
-                "failed",
-                Some("transient"),
-                Some("rate-limited")
-            ),
-            (
-                Some("D"),
-                "delete",
-                None,
-                "not-attempted",
-                None,
-                Some("after-failed-set")
-            ),
-            (None, "redeploy", None, "postponed", None, None),
-        ]
-    );
-    assert!(got.iter().all(|e| e.time == "T" && e.agent == "bot"));
-    // The platform's detail text is outside input: it never reaches the history.
-    let text = serde_json::to_string(&got).unwrap();
-    assert!(!text.contains("slow down"), "{text}");
 }
 
 #[test]

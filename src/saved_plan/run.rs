@@ -154,6 +154,18 @@ pub fn inputs(
                 .map(|b| blob_id(&b)),
         },
     };
+    // Every shared group's manifest counts as an input of every agent: which groups an
+    // agent uses is only known once its manifest is decrypted, and the comparison must work
+    // without. A group changed since the plan was made refuses the plan (for every agent,
+    // even one that does not use it: narrower, never wider).
+    let mut groups = Vec::new();
+    for group in crate::source::shared::group_names(tree, &checkout.config)? {
+        let path = crate::source::shared::group_manifest_path(&checkout.config, &group);
+        groups.push(super::FileBlob {
+            path: path.display().to_string(),
+            blob: tree.read(&path)?.map(|b| blob_id(&b)),
+        });
+    }
     let mut out = BTreeMap::new();
     for agent in agents {
         let dir = checkout.config.agents_dir.join(agent);
@@ -165,6 +177,7 @@ pub fn inputs(
                 blob: tree.read(&path)?.map(|b| blob_id(&b)),
             });
         }
+        files.extend(groups.iter().cloned());
         out.insert(agent.clone(), files);
     }
     Ok(Inputs {
@@ -282,6 +295,8 @@ pub async fn apply_saved(
     let loaded = if changing.is_empty() {
         load::Loaded {
             agents: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            notes: Vec::new(),
         }
     } else {
         load::load_all(checkout.tree(), &checkout.config, req.identities, &changing)?
