@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod authoring;
 mod bad_vectors;
 mod canary_forms;
