@@ -54,17 +54,16 @@ fn repo_on_main() -> SecretsRepo {
 struct Transcript(String);
 
 impl Transcript {
-    fn run(&mut self, cmd: &mut Command) -> (i32, String, String) {
-        let (code, stdout, stderr) = outcome(cmd);
-        self.0.push_str(&stdout);
-        self.0.push_str(&stderr);
-        (code, stdout, stderr)
+    fn run(&mut self, test: Test) -> Run {
+        let run = test.run();
+        self.0.push_str(&run.output());
+        run
     }
 
     /// `castsync set bot KEY` with `value` on stdin.
     fn set(&mut self, repo: &SecretsRepo, key: &str, value: &str) {
-        let (code, _, stderr) = self.run(repo.cmd().args(["set", "bot", key]).write_stdin(value));
-        assert_eq!(code, 0, "{stderr}");
+        self.run(repo.test().args(["set", "bot", key]).stdin(value))
+            .success();
     }
 
     /// `git ARGS` in the repository, whatever its exit code.
@@ -92,12 +91,12 @@ impl Transcript {
 
 /// The agent's keys and values, as `show --reveal --format json` prints them.
 fn secrets(repo: &SecretsRepo) -> serde_json::Value {
-    let (code, stdout, stderr) = outcome(
-        repo.cmd()
-            .args(["show", "bot", "--reveal", "--format", "json"]),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["secrets"].clone()
+    repo.test()
+        .args(["show", "bot", "--reveal", "--format", "json"])
+        .run()
+        .success()
+        .json()["secrets"]
+        .clone()
 }
 
 /// Two branches off `main`: `theirs` runs `their_change`, then `main` runs `our_change`.
@@ -140,10 +139,8 @@ fn branches_changing_different_keys_merge_with_git_and_keep_both_changes() {
     );
     // The merge is committed, the result is valid and encrypted to the configured recipients.
     assert_eq!(out.git(&repo, &["status", "--porcelain"]).1, "");
-    let (code, _, stderr) = out.run(repo.cmd().arg("validate"));
-    assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = out.run(repo.cmd().args(["rekey", "--check"]));
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    out.run(repo.test().arg("validate")).success();
+    out.run(repo.test().args(["rekey", "--check"])).success();
     out.assert_clean();
 }
 
@@ -161,8 +158,7 @@ fn a_key_deleted_on_one_side_and_left_alone_on_the_other_is_deleted() {
         &repo,
         &mut out,
         |out| {
-            let (code, _, stderr) = out.run(repo.cmd().args(["unset", "bot", "B"]));
-            assert_eq!(code, 0, "{stderr}");
+            out.run(repo.test().args(["unset", "bot", "B"])).success();
         },
         |out| out.set(&repo, "A", CANARIES[3]),
     );
@@ -230,8 +226,8 @@ fn the_same_key_changed_differently_stops_the_merge_naming_it_and_edit_settles_i
     )
     .unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (code, _, stderr) = out.run(repo.cmd().env("EDITOR", &editor).args(["edit", "bot"]));
-    assert_eq!(code, 0, "{stderr}");
+    out.run(repo.test().env("EDITOR", &editor).args(["edit", "bot"]))
+        .success();
     out.git(&repo, &["add", MANIFEST]);
     let (code, _, stderr) = out.git(&repo, &["commit", "--no-edit"]);
     assert_eq!(code, 0, "{stderr}");
@@ -242,19 +238,22 @@ fn the_same_key_changed_differently_stops_the_merge_naming_it_and_edit_settles_i
     out.assert_clean();
 }
 
-/// The driver run by hand, as git would: `(exit code, stderr)`.
-fn drive(repo: &SecretsRepo, versions: [&Path; 3]) -> (i32, String) {
-    let (code, stdout, stderr) = outcome(
-        castsync(&repo.home)
-            .current_dir(&repo.root)
-            .arg("-i")
-            .arg(&repo.key_file)
-            .arg("merge-driver")
-            .args(versions)
-            .arg(MANIFEST),
-    );
-    assert_eq!(stdout, "", "the driver prints nothing on stdout");
-    (code, stderr)
+/// `castsync merge-driver` run by hand, as git would (from `dir`, on `merged`).
+fn driver(repo: &SecretsRepo, dir: &Path, versions: [&Path; 3], merged: &str) -> Test {
+    Test::at_home(&repo.home)
+        .current_dir(dir)
+        .arg("-i")
+        .arg(&repo.key_file)
+        .arg("merge-driver")
+        .args(versions)
+        .arg(merged)
+}
+
+/// The driver run on the manifest from the top of the work tree; it prints nothing on stdout.
+fn drive(repo: &SecretsRepo, versions: [&Path; 3]) -> Run {
+    driver(repo, &repo.root, versions, MANIFEST)
+        .run()
+        .stdout_is("")
 }
 
 /// The current manifest's ciphertext, saved to `dir/name`.
@@ -279,18 +278,14 @@ fn a_change_against_a_deletion_or_an_unreadable_side_leaves_ours_as_it_was() {
     out.set(&repo, "A", CANARIES[3]);
     let ours = save(&repo, dir, "ours");
     std::fs::copy(&base, repo.path(MANIFEST)).unwrap();
-    let (code, _, stderr) = out.run(repo.cmd().args(["unset", "bot", "A"]));
-    assert_eq!(code, 0, "{stderr}");
+    out.run(repo.test().args(["unset", "bot", "A"])).success();
     let theirs = save(&repo, dir, "theirs");
     let before = std::fs::read(&ours).unwrap();
 
-    let (code, stderr) = drive(&repo, [&base, &ours, &theirs]);
-    out.0.push_str(&stderr);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("key A changed on our side, deleted on theirs"),
-        "{stderr}"
-    );
+    let run = drive(&repo, [&base, &ours, &theirs])
+        .failure()
+        .stderr_has("key A changed on our side, deleted on theirs");
+    out.0.push_str(run.stderr());
     assert_eq!(std::fs::read(&ours).unwrap(), before);
 
     // Their version encrypted to someone else: a clear error, ours untouched.
@@ -298,31 +293,26 @@ fn a_change_against_a_deletion_or_an_unreadable_side_leaves_ours_as_it_was() {
     stranger.agent("bot", &[("A", CANARIES[4])]);
     let foreign = dir.join("foreign");
     std::fs::copy(stranger.path(MANIFEST), &foreign).unwrap();
-    let (code, stderr) = drive(&repo, [&base, &ours, &foreign]);
-    out.0.push_str(&stderr);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains(
-            "cannot merge agents/bot/secrets.yaml.age (agent bot): their version does not decrypt"
-        ),
-        "{stderr}"
-    );
-    assert!(stderr.contains("secrets.yaml.age (theirs)"), "{stderr}");
+    let run = drive(&repo, [&base, &ours, &foreign])
+        .failure()
+        .stderr_has(
+            "cannot merge agents/bot/secrets.yaml.age (agent bot): their version does not decrypt",
+        )
+        .stderr_has("secrets.yaml.age (theirs)");
+    out.0.push_str(run.stderr());
     assert_eq!(std::fs::read(&ours).unwrap(), before);
 
     // A secrets repository in a folder below the top of the work tree, where git runs the
     // driver: found from the merged path. Their version deletes A, ours leaves it alone.
-    let (code, _, stderr) = outcome(
-        castsync(&repo.home)
-            .current_dir(repo.root.parent().unwrap())
-            .arg("-i")
-            .arg(&repo.key_file)
-            .arg("merge-driver")
-            .args([&base, &base, &theirs])
-            .arg(format!("repo/{MANIFEST}")),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("from theirs: A"), "{stderr}");
+    let top = repo.root.parent().unwrap();
+    out.run(driver(
+        &repo,
+        top,
+        [&base, &base, &theirs],
+        &format!("repo/{MANIFEST}"),
+    ))
+    .success()
+    .stderr_has("from theirs: A");
     let merged = std::fs::read(&base).unwrap();
     assert_eq!(
         merged,
@@ -333,17 +323,15 @@ fn a_change_against_a_deletion_or_an_unreadable_side_leaves_ours_as_it_was() {
     assert_eq!(secrets(&repo), serde_json::json!({"B": CANARIES[1]}));
 
     // The same with a path that is not a manifest.
-    let (code, _, stderr) = outcome(
-        castsync(&repo.home)
-            .current_dir(&repo.root)
-            .args(["-i"])
-            .arg(&repo.key_file)
-            .arg("merge-driver")
-            .args([&base, &ours, &theirs])
-            .arg("notes/other.yaml.age"),
-    );
-    assert_eq!(code, 1);
-    assert!(stderr.contains("not a manifest"), "{stderr}");
+    out.run(driver(
+        &repo,
+        &repo.root,
+        [&base, &ours, &theirs],
+        "notes/other.yaml.age",
+    ))
+    .failure()
+    .stderr_has("not a manifest")
+    .stderr_has("\n  hint: route only those files to it in .gitattributes");
     assert_eq!(std::fs::read(&ours).unwrap(), before);
     out.assert_clean();
 }
@@ -392,16 +380,16 @@ fn git_setup_configures_a_fresh_clone_so_manifests_merge() {
         stdout
     };
 
-    let (code, _, stderr) = outcome(user("castsync").arg("git-setup"));
-    assert_eq!(code, 0, "{stderr}");
-    for expected in [
-        "set diff.castsync.textconv = castsync textconv",
-        "set merge.castsync.driver = castsync merge-driver %O %A %B %P",
-        "added to .gitattributes: *.yaml.age merge=castsync",
-    ] {
-        assert!(stderr.contains(expected), "{expected:?} missing:\n{stderr}");
-    }
-    assert!(!stderr.contains("warning"), "{stderr}");
+    // castsync as found on PATH, in the user's environment.
+    let castsync_on_path = || Test::with(user("castsync"), &clone_dir, &origin.home);
+    castsync_on_path()
+        .arg("git-setup")
+        .run()
+        .success()
+        .stderr_has("set diff.castsync.textconv = castsync textconv")
+        .stderr_has("set merge.castsync.driver = castsync merge-driver %O %A %B %P")
+        .stderr_has("added to .gitattributes: *.yaml.age merge=castsync")
+        .stderr_lacks("warning");
     assert_eq!(
         git(&["config", "merge.castsync.driver"]).trim(),
         "castsync merge-driver %O %A %B %P"
@@ -409,16 +397,12 @@ fn git_setup_configures_a_fresh_clone_so_manifests_merge() {
     let attributes = std::fs::read(clone_dir.join(".gitattributes")).unwrap();
 
     // Idempotent: a second run changes nothing.
-    let (code, _, stderr) = outcome(user("castsync").arg("git-setup"));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("already set: merge.castsync.driver"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(".gitattributes already routes manifests to castsync"),
-        "{stderr}"
-    );
+    castsync_on_path()
+        .arg("git-setup")
+        .run()
+        .success()
+        .stderr_has("already set: merge.castsync.driver")
+        .stderr_has(".gitattributes already routes manifests to castsync");
     assert_eq!(
         std::fs::read(clone_dir.join(".gitattributes")).unwrap(),
         attributes
@@ -427,12 +411,11 @@ fn git_setup_configures_a_fresh_clone_so_manifests_merge() {
 
     // Two branches change different keys; git merges them through the driver.
     let set = |key: &str, value: &str| {
-        let (code, _, stderr) = outcome(
-            user("castsync")
-                .args(["set", "bot", key])
-                .write_stdin(value),
-        );
-        assert_eq!(code, 0, "{stderr}");
+        castsync_on_path()
+            .args(["set", "bot", key])
+            .stdin(value)
+            .run()
+            .success();
     };
     git(&["checkout", "-q", "-b", "theirs"]);
     set("B", CANARIES[6]);
@@ -443,10 +426,11 @@ fn git_setup_configures_a_fresh_clone_so_manifests_merge() {
     let (code, stdout, stderr) = outcome(user("git").args(["merge", "--no-edit", "theirs"]));
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_no_canary("git merge", &format!("{stdout}{stderr}"), CANARIES);
-    let (code, stdout, stderr) =
-        outcome(user("castsync").args(["show", "bot", "--reveal", "--format", "json"]));
-    assert_eq!(code, 0, "{stderr}");
-    let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let shown = castsync_on_path()
+        .args(["show", "bot", "--reveal", "--format", "json"])
+        .run()
+        .success()
+        .json();
     assert_eq!(
         shown["secrets"],
         serde_json::json!({"A": CANARIES[3], "B": CANARIES[6]})
@@ -460,22 +444,20 @@ fn git_setup_keeps_a_driver_configured_differently_unless_forced_and_fails_when_
     repo.commit_all("base");
     repo.git(&["config", "merge.castsync.driver", "my-own-driver %A"]);
 
-    let (code, _, stderr) = outcome(repo.cmd().arg("git-setup"));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("warning: kept merge.castsync.driver = \"my-own-driver %A\""),
-        "{stderr}"
-    );
+    repo.test()
+        .arg("git-setup")
+        .run()
+        .success()
+        .stderr_has("warning: kept merge.castsync.driver = \"my-own-driver %A\"");
     assert_eq!(
         repo.git(&["config", "merge.castsync.driver"]),
         "my-own-driver %A"
     );
-    let (code, _, stderr) = outcome(repo.cmd().args(["git-setup", "--force"]));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("replaced merge.castsync.driver = castsync merge-driver %O %A %B %P (was \"my-own-driver %A\")"),
-        "{stderr}"
-    );
+    repo.test()
+        .args(["git-setup", "--force"])
+        .run()
+        .success()
+        .stderr_has("replaced merge.castsync.driver = castsync merge-driver %O %A %B %P (was \"my-own-driver %A\")");
     assert_eq!(
         repo.git(&["config", "merge.castsync.driver"]),
         "castsync merge-driver %O %A %B %P"
@@ -490,13 +472,8 @@ fn git_setup_keeps_a_driver_configured_differently_unless_forced_and_fails_when_
     .unwrap();
     let attributes = std::fs::read(repo.path(".gitattributes")).unwrap();
     for _ in 0..2 {
-        let (code, _, stderr) = outcome(repo.cmd().arg("git-setup"));
-        assert_eq!(code, 1, "{stderr}");
-        assert!(
-            stderr.contains(
-                "warning: git still gives \"agents/bot/secrets.yaml.age\" merge=\"binary\""
-            ),
-            "{stderr}"
+        repo.test().arg("git-setup").run().failure().stderr_has(
+            "warning: git still gives \"agents/bot/secrets.yaml.age\" merge=\"binary\"",
         );
     }
     assert_eq!(
@@ -506,7 +483,11 @@ fn git_setup_keeps_a_driver_configured_differently_unless_forced_and_fails_when_
 
     // Outside a git work tree: a clear error.
     let plain = SecretsRepo::new("");
-    let (code, _, stderr) = outcome(plain.cmd().arg("git-setup"));
-    assert_eq!(code, 1);
-    assert!(stderr.contains("is not in a git work tree"), "{stderr}");
+    plain
+        .test()
+        .arg("git-setup")
+        .run()
+        .failure()
+        .stderr_has("is not in a git work tree")
+        .stderr_has("\n  hint: run castsync git-setup in a clone");
 }
