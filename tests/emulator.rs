@@ -446,19 +446,17 @@ fn the_emulator_never_logs_values_or_tokens() {
 
 #[test]
 fn bad_flags_fail_with_a_message_naming_the_flag() {
-    let home = tempfile::tempdir().unwrap();
     for (flag, value) in [
         ("--rate-limit", "0/60"),
         ("--rate-limit", "ten"),
         ("--fail-rate", "1.5"),
     ] {
-        let out = castsync(home.path())
+        Test::new()
             .args(["emulator", "--listen", "127.0.0.1:0", flag, value])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{flag} {value}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(flag), "{stderr}");
-        assert!(out.stdout.is_empty(), "nothing announced");
+            .run()
+            .failure()
+            .stderr_has(flag)
+            // Nothing announced.
+            .stdout_is("");
     }
 }

@@ -170,16 +170,12 @@ fn systemd_unit_is_rated_hardened_by_systemd_analyze_security() {
 /// it with `--help` appended: clap rejects an unknown flag or a bad value before it prints
 /// help, so this checks every flag without starting the daemon.
 fn assert_castsync_accepts(origin: &str, args: &[String]) {
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = castsync(home.path())
-        .args(args)
-        .arg("--help")
-        .output()
-        .expect("run castsync");
-    assert!(
-        out.status.success(),
+    let run = Test::new().args(args).arg("--help").run();
+    assert_eq!(
+        run.exit_code(),
+        0,
         "{origin}: castsync rejects {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        run.stderr()
     );
 }
 

@@ -86,10 +86,10 @@ fn two_reconciles_and_an_emulator_share_one_local_store() {
     }
     // And each repo now sees no change.
     for repo in [&red, &blue] {
-        repo.cmd()
+        repo.test()
             .args(["reconcile", "--dry-run", "--exit-code", "--api-url", &url])
-            .assert()
-            .code(0);
+            .run()
+            .success();
     }
 }
 
@@ -113,18 +113,16 @@ fn a_json_store_of_castsync_0_1_is_imported_on_first_use() {
     )
     .unwrap();
     let url = format!("local://{}", store.display());
-    let (code, stdout, stderr) = outcome(repo.cmd().args(["-v", "reconcile", "--api-url", &url]));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("imported the JSON store"),
-        "the import is logged: {stderr}"
-    );
-    assert_no_canary("reconcile output", &format!("{stdout}{stderr}"), &[CANARY]);
-    // STALE was pruned, NEW_KEY created: the imported store behaved as the platform.
-    assert!(
-        stdout.contains("+ NEW_KEY") && stdout.contains("- STALE"),
-        "{stdout}"
-    );
+    repo.test()
+        .args(["-v", "reconcile", "--api-url", &url])
+        .run()
+        .success()
+        // The import is logged.
+        .stderr_has("imported the JSON store")
+        .no_canary(&[CANARY])
+        // STALE was pruned, NEW_KEY created: the imported store behaved as the platform.
+        .stdout_has("+ NEW_KEY")
+        .stdout_has("- STALE");
     let head = std::fs::read(&store).unwrap();
     assert!(head.starts_with(b"SQLite format 3\0"));
 

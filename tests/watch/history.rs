@@ -60,15 +60,14 @@ fn get_history_serves_the_daemons_applies_by_commit_without_a_value() {
 
     // The same file, from the command line, while the daemon holds the state lock.
     let state = state_file(&repo);
-    let (code, stdout, stderr) = outcome(
-        castsync(&repo.home)
-            .arg("history")
-            .arg("--state")
-            .arg(&state)
-            .args(["beta", "-o", "json"]),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let cli = assert_matches_schema("history.schema.json", &stdout);
+    let run = Test::at_home(&repo.home)
+        .arg("history")
+        .arg("--state")
+        .arg(&state)
+        .args(["beta", "-o", "json"])
+        .run()
+        .success()
+        .no_canary(&[CANARY, "b-two-rotated"]);
+    let cli = assert_matches_schema("history.schema.json", run.stdout());
     assert_eq!(cli["entries"].as_array().unwrap().len(), 3);
-    assert_no_canary("castsync history", &stdout, &[CANARY, "b-two-rotated"]);
 }
