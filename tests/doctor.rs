@@ -40,7 +40,7 @@ fn snapshot(root: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 fn a_working_setup_passes_read_only_and_explains_drift(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
     let repo = repo();
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
     let before = snapshot(&repo.root);
     emu.reset_stats();
 
