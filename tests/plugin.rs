@@ -55,15 +55,14 @@ impl PluginRepo {
     }
 
     /// `castsync -C ROOT -i PLUGIN-KEY …` with the plugin on PATH.
-    fn cmd(&self) -> Command {
-        let mut c = castsync(&self.repo.home);
-        c.arg("-C")
+    fn test(&self) -> Test {
+        Test::at_home(&self.repo.home)
+            .arg("-C")
             .arg(&self.repo.root)
             .arg("-i")
             .arg(&self.identity_file)
             .env("PATH", &self.path)
-            .env("CASTSYNC_TEST_PLUGIN_LOG", &self.log);
-        c
+            .env("CASTSYNC_TEST_PLUGIN_LOG", &self.log)
     }
 
     /// How many `wrap` / `unwrap` calls the plugin logged.
@@ -78,16 +77,14 @@ impl PluginRepo {
     /// `new AGENT`, an .env.example, and `set AGENT KEY` with `value`: every write goes
     /// through the plugin.
     fn agent(&self, agent: &str, key: &str, value: &str) {
-        let new = outcome(self.cmd().args(["new", agent]));
-        assert_eq!(new.0, 0, "{}\n{}", new.1, new.2);
+        self.test().args(["new", agent]).run().success();
         self.repo.schema(agent, &format!("{key}=placeholder\n"));
-        let set = outcome(self.cmd().args(["set", agent, key]).write_stdin(value));
-        assert_eq!(set.0, 0, "{}\n{}", set.1, set.2);
+        self.test()
+            .args(["set", agent, key])
+            .stdin(value)
+            .run()
+            .success();
     }
-}
-
-fn both(out: &(i32, String, String)) -> String {
-    format!("{}\n{}", out.1, out.2)
 }
 
 #[test]
@@ -101,32 +98,33 @@ fn castsync_encrypts_to_plugin_recipients_and_decrypts_through_the_plugin() {
     );
 
     // Only the plugin opens it: the repository's native key is not a recipient.
-    let native = outcome(p.repo.cmd().arg("validate"));
-    assert_eq!(native.0, 1, "{}", both(&native));
-    assert!(native.1.contains("none of your identities"), "{}", native.1);
-
-    let validate = outcome(p.cmd().arg("validate"));
-    assert_eq!(validate.0, 0, "{}", both(&validate));
-    assert!(
-        validate
-            .2
-            .contains("age-plugin-castsynctest: touch the castsynctest key"),
-        "the plugin's message is shown: {}",
-        validate.2
-    );
-    let show = outcome(p.cmd().args(["show", "alpha"]));
-    assert!(show.1.contains("API_KEY: \"<hidden>\""), "{}", show.1);
-
-    let reconcile = outcome(p.cmd().env("CASTARI_API_KEY", "cast_test").args([
-        "reconcile",
-        "--api-url",
-        &emu.url,
-    ]));
-    assert_eq!(reconcile.0, 0, "{}", both(&reconcile));
+    p.repo
+        .test()
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_has("none of your identities")
+        .no_canary(&[CANARY]);
+    p.test()
+        .arg("validate")
+        .run()
+        .success()
+        // The plugin's message is shown.
+        .stderr_has("age-plugin-castsynctest: touch the castsynctest key")
+        .no_canary(&[CANARY]);
+    p.test()
+        .args(["show", "alpha"])
+        .run()
+        .success()
+        .stdout_has("API_KEY: \"<hidden>\"")
+        .no_canary(&[CANARY]);
+    p.test()
+        .env("CASTARI_API_KEY", "cast_test")
+        .args(["reconcile", "--api-url", &emu.url])
+        .run()
+        .success()
+        .no_canary(&[CANARY]);
     assert_eq!(emu.value("alpha", "API_KEY").as_deref(), Some(CANARY));
-    for out in [&native, &validate, &show, &reconcile] {
-        assert_no_canary("plugin run", &both(out), &[CANARY]);
-    }
 }
 
 #[test]
@@ -135,13 +133,20 @@ fn a_file_for_a_plugin_and_a_native_key_opens_with_either_and_the_plugin_is_not_
     p.agent("alpha", "API_KEY", CANARY);
     let before = p.calls("unwrap");
     // The native key is tried first: the plugin (which might want a touch) is not asked.
-    let native = outcome(p.repo.cmd().env("PATH", &p.path).arg("validate"));
-    assert_eq!(native.0, 0, "{}", both(&native));
-    let both_keys = outcome(p.cmd().arg("-i").arg(&p.repo.key_file).arg("validate"));
-    assert_eq!(both_keys.0, 0, "{}", both(&both_keys));
+    p.repo
+        .test()
+        .env("PATH", &p.path)
+        .arg("validate")
+        .run()
+        .success();
+    p.test()
+        .arg("-i")
+        .arg(&p.repo.key_file)
+        .arg("validate")
+        .run()
+        .success();
     assert_eq!(p.calls("unwrap"), before);
-    let plugin_only = outcome(p.cmd().arg("validate"));
-    assert_eq!(plugin_only.0, 0, "{}", both(&plugin_only));
+    p.test().arg("validate").run().success();
     assert_eq!(p.calls("unwrap"), before + 1);
 }
 
@@ -156,17 +161,21 @@ fn each_file_is_unwrapped_by_the_plugin_once_per_run() {
     std::fs::remove_file(&p.log).unwrap();
     // `--base HEAD` opens every manifest twice (the worktree's and HEAD's, the same bytes):
     // the plugin is asked once per file.
-    let plan = outcome(p.cmd().env("CASTARI_API_KEY", "cast_test").args([
-        "reconcile",
-        "--dry-run",
-        "--base",
-        "HEAD",
-        "--api-url",
-        &emu.url,
-    ]));
-    assert_eq!(plan.0, 0, "{}", both(&plan));
-    assert_eq!(p.calls("unwrap"), 3, "{}", both(&plan));
-    assert_no_canary("plan", &both(&plan), &[CANARY]);
+    let plan = p
+        .test()
+        .env("CASTARI_API_KEY", "cast_test")
+        .args([
+            "reconcile",
+            "--dry-run",
+            "--base",
+            "HEAD",
+            "--api-url",
+            &emu.url,
+        ])
+        .run()
+        .success()
+        .no_canary(&[CANARY]);
+    assert_eq!(p.calls("unwrap"), 3, "{}", plan.output());
 }
 
 #[test]
@@ -175,24 +184,23 @@ fn a_missing_plugin_program_is_named_when_encrypting_and_when_decrypting() {
     p.agent("alpha", "API_KEY", CANARY);
     let bare_path = std::env::var_os("PATH").unwrap_or_default();
 
-    let validate = outcome(p.cmd().env("PATH", &bare_path).arg("validate"));
-    assert_eq!(validate.0, 1, "{}", both(&validate));
-    assert!(
-        validate.1.contains(
-            "age-plugin-castsynctest is not on PATH, and it is needed for your plugin identity"
-        ),
-        "{}",
-        validate.1
-    );
-    let new = outcome(p.repo.cmd().env("PATH", &bare_path).args(["new", "beta"]));
-    assert_eq!(new.0, 1, "{}", both(&new));
-    assert!(
-        new.2.contains(
-            "age-plugin-castsynctest is not on PATH, and it is needed for recipient age1castsynctest1… in castsync.yaml"
-        ),
-        "{}",
-        new.2
-    );
+    p.test()
+        .env("PATH", &bare_path)
+        .arg("validate")
+        .run()
+        .failure()
+        .stdout_has(
+            "age-plugin-castsynctest is not on PATH, and it is needed for your plugin identity",
+        )
+        .stdout_has("hint: install the plugin");
+    p.repo
+        .test()
+        .env("PATH", &bare_path)
+        .args(["new", "beta"])
+        .run()
+        .failure()
+        .stderr_has("age-plugin-castsynctest is not on PATH, and it is needed for recipient age1castsynctest1… in castsync.yaml")
+        .stderr_has("\n  hint: install the plugin (its program must be named age-plugin-castsynctest and be on PATH), or use another key\n");
     assert!(!p.repo.path("agents/beta/secrets.yaml.age").exists());
     assert!(p.recipient.starts_with("age1castsynctest1"));
 }
@@ -283,10 +291,8 @@ fn key_script(repo: &SecretsRepo, body: &str) -> PathBuf {
     script
 }
 
-fn without_identity_flag(repo: &SecretsRepo) -> Command {
-    let mut c = castsync(&repo.home);
-    c.arg("-C").arg(&repo.root);
-    c
+fn without_identity_flag(repo: &SecretsRepo) -> Test {
+    Test::at_home(&repo.home).arg("-C").arg(&repo.root)
 }
 
 #[test]
@@ -306,72 +312,52 @@ fn castsync_age_key_cmd_supplies_the_identity_from_a_command() {
             repo.key_file.display()
         ),
     );
-    let ok = outcome(
-        without_identity_flag(&repo)
-            .env("CASTSYNC_AGE_KEY_CMD", &script)
-            .arg("validate"),
-    );
-    assert_eq!(ok.0, 0, "{}", both(&ok));
-    assert!(
-        ok.2.contains("vault: unlocked"),
-        "stderr passes through: {}",
-        ok.2
-    );
+    let key_cmd = |command: &std::path::Path| {
+        without_identity_flag(&repo).env("CASTSYNC_AGE_KEY_CMD", command)
+    };
+    let no_secret: &[&str] = &[CANARY, &secret_line];
+    key_cmd(&script)
+        .arg("validate")
+        .run()
+        .success()
+        // The command's stderr passes through.
+        .stderr_has("vault: unlocked")
+        .no_canary(no_secret);
     // The flag form works too, and a shell pipeline is fine.
-    let flag = outcome(
-        without_identity_flag(&repo)
-            .arg("--age-key-cmd")
-            .arg(format!("cat '{}' | cat", repo.key_file.display()))
-            .args(["show", "alpha"]),
-    );
-    assert_eq!(flag.0, 0, "{}", both(&flag));
+    without_identity_flag(&repo)
+        .arg("--age-key-cmd")
+        .arg(format!("cat '{}' | cat", repo.key_file.display()))
+        .args(["show", "alpha"])
+        .run()
+        .success()
+        .no_canary(no_secret);
 
     let failing = key_script(&repo, "echo 'vault: locked' >&2\nexit 4");
-    let failed = outcome(
-        without_identity_flag(&repo)
-            .env("CASTSYNC_AGE_KEY_CMD", &failing)
-            .arg("validate"),
-    );
-    assert_eq!(failed.0, 1, "{}", both(&failed));
-    assert!(
-        failed.2.contains(
-            "CASTSYNC_AGE_KEY_CMD failed (exit status 4; its own message, if any, is above)"
-        ),
-        "{}",
-        failed.2
-    );
-    assert!(failed.2.contains("vault: locked"), "{}", failed.2);
+    key_cmd(&failing)
+        .arg("validate")
+        .run()
+        .failure()
+        .stderr_has(
+            "CASTSYNC_AGE_KEY_CMD failed (exit status 4; its own message, if any, is above)",
+        )
+        .stderr_has("vault: locked")
+        .stderr_has("\n  hint: it must print an identity")
+        .no_canary(no_secret);
 
     let slow = key_script(&repo, "sleep 30");
-    let timed_out = outcome(
-        without_identity_flag(&repo)
-            .env("CASTSYNC_AGE_KEY_CMD", &slow)
-            .env("CASTSYNC_AGE_KEY_CMD_TIMEOUT", "1")
-            .arg("validate"),
-    );
-    assert_eq!(timed_out.0, 1, "{}", both(&timed_out));
-    assert!(
-        timed_out
-            .2
-            .contains("did not finish within 1s and was stopped"),
-        "{}",
-        timed_out.2
-    );
+    key_cmd(&slow)
+        .env("CASTSYNC_AGE_KEY_CMD_TIMEOUT", "1")
+        .arg("validate")
+        .run()
+        .failure()
+        .stderr_has("did not finish within 1s and was stopped")
+        .no_canary(no_secret);
 
     let garbage = key_script(&repo, "echo not-a-key");
-    let bad = outcome(
-        without_identity_flag(&repo)
-            .env("CASTSYNC_AGE_KEY_CMD", &garbage)
-            .arg("validate"),
-    );
-    assert_eq!(bad.0, 1, "{}", both(&bad));
-    assert!(
-        bad.2
-            .contains("CASTSYNC_AGE_KEY_CMD is not a usable identity: line 1 is not an identity"),
-        "{}",
-        bad.2
-    );
-    for out in [&ok, &flag, &failed, &timed_out, &bad] {
-        assert_no_canary("key cmd", &both(out), &[CANARY, &secret_line]);
-    }
+    key_cmd(&garbage)
+        .arg("validate")
+        .run()
+        .failure()
+        .stderr_has("CASTSYNC_AGE_KEY_CMD is not a usable identity: line 1 is not an identity")
+        .no_canary(no_secret);
 }
