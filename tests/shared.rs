@@ -39,40 +39,39 @@ fn four_agents() -> SecretsRepo {
     repo
 }
 
-fn all_output(out: &(i32, String, String)) -> String {
-    format!("{}\n{}", out.1, out.2)
+fn all_output(run: &Run) -> String {
+    run.output()
 }
 
 #[test]
 fn validate_accepts_agents_taking_keys_from_a_group_and_checks_them_against_their_schemas() {
     let repo = four_agents();
-    let out = outcome(repo.cmd().arg("validate"));
-    assert_eq!(out.0, 0, "{}", all_output(&out));
+    let out = repo.test().arg("validate").run().success();
     assert!(
-        out.1.contains("ok: 4 agents valid, 0 warning(s)"),
+        out.stdout().contains("ok: 4 agents valid, 0 warning(s)"),
         "{}",
-        out.1
+        out.stdout()
     );
 
     // A key the agent takes from the group counts for its schema like its own: an empty
     // shared value breaks the agents that require it, and says where to set it.
     repo.group("openai", &[("OPENAI_API_KEY", ""), ("OPENAI_ORG", ORG)]);
-    let out = outcome(repo.cmd().arg("validate"));
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo.test().arg("validate").run().failure();
     for agent in ["alpha", "beta"] {
         assert!(
-            out.1.contains(&format!("agents/{agent}/.env.example:")),
+            out.stdout()
+                .contains(&format!("agents/{agent}/.env.example:")),
             "{}",
-            out.1
+            out.stdout()
         );
     }
     assert!(
-        out.1
+        out.stdout()
             .contains("the value (taken from shared group openai) is empty but .env.example requires it; set it with `castsync set --shared openai OPENAI_API_KEY`"),
         "{}",
-        out.1
+        out.stdout()
     );
-    assert!(!out.1.contains("agents/gamma"), "{}", out.1);
+    assert!(!out.stdout().contains("agents/gamma"), "{}", out.stdout());
     assert_no_canary("validate", &all_output(&out), CANARIES);
 }
 
@@ -91,8 +90,7 @@ fn bad_references_fail_with_a_message_naming_both_places() {
     );
     repo.agent_using("twice", "[openai, other]", &[], &["OPENAI_API_KEY"]);
     repo.agent_using("unlisted", "[openai]", &[("X", "x")], &["X"]);
-    let out = outcome(repo.cmd().arg("validate"));
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo.test().arg("validate").run().failure();
     let expected = [
         "agents/no-group/secrets.yaml.age: `uses:` names shared group stripe, but there is no shared/stripe/secrets.yaml.age: create it with `castsync new --shared stripe`",
         "agents/no-key/secrets.yaml.age: key OPENAI_ORG: `uses: openai` takes OPENAI_ORG from shared group openai, but shared/openai/secrets.yaml.age has no such key",
@@ -101,15 +99,23 @@ fn bad_references_fail_with_a_message_naming_both_places() {
         "agents/unlisted/.env.example: key OPENAI_API_KEY: the agent takes it from shared group openai (`uses:`) but .env.example does not list it",
     ];
     for line in expected {
-        assert!(out.1.contains(line), "missing {line:?} in:\n{}", out.1);
+        assert!(
+            out.stdout().contains(line),
+            "missing {line:?} in:\n{}",
+            out.stdout()
+        );
     }
     // A reference problem is reported once, not again as a schema error.
-    assert!(!out.1.contains("agents/no-key/.env.example"), "{}", out.1);
+    assert!(
+        !out.stdout().contains("agents/no-key/.env.example"),
+        "{}",
+        out.stdout()
+    );
     assert_no_canary("validate", &all_output(&out), CANARIES);
 
     // The JSON findings carry the agent and the key.
-    let out = outcome(repo.cmd().args(["validate", "-o", "json"]));
-    let doc: serde_json::Value = serde_json::from_str(&out.1).unwrap();
+    let out = repo.test().args(["validate", "-o", "json"]).run();
+    let doc: serde_json::Value = serde_json::from_str(out.stdout()).unwrap();
     let finding = doc["findings"]
         .as_array()
         .unwrap()
@@ -123,14 +129,13 @@ fn bad_references_fail_with_a_message_naming_both_places() {
 fn a_group_no_agent_uses_is_a_warning_and_a_broken_group_fails_only_its_users() {
     let repo = four_agents();
     repo.group("unused", &[("K", "v")]);
-    let out = outcome(repo.cmd().arg("validate"));
-    assert_eq!(out.0, 0, "{}", all_output(&out));
+    let out = repo.test().arg("validate").run().success();
     assert!(
-        out.1.contains(
+        out.stdout().contains(
             "warning: shared/unused/secrets.yaml.age: shared group unused is used by no agent"
         ),
         "{}",
-        out.1
+        out.stdout()
     );
 
     // A group file that does not parse: the group's own error, and one per agent using it.
@@ -138,40 +143,42 @@ fn a_group_no_agent_uses_is_a_warning_and_a_broken_group_fails_only_its_users() 
         "openai",
         "group: openai\nsecrets:\n  OPENAI_API_KEY: 1.10\n",
     );
-    let out = outcome(repo.cmd().arg("validate"));
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo.test().arg("validate").run().failure();
     assert!(
-        out.1.contains(
+        out.stdout().contains(
             "error: shared/openai/secrets.yaml.age (decrypted), line 3, column 3: key OPENAI_API_KEY"
         ),
         "{}",
-        out.1
+        out.stdout()
     );
     for agent in ["alpha", "beta", "gamma"] {
         assert!(
-            out.1.contains(&format!(
+            out.stdout().contains(&format!(
                 "error: agents/{agent}/secrets.yaml.age: uses shared group openai, which did not load, so this agent is skipped"
             )),
             "{}",
-            out.1
+            out.stdout()
         );
     }
-    assert!(!out.1.contains("agents/delta"), "{}", out.1);
+    assert!(!out.stdout().contains("agents/delta"), "{}", out.stdout());
 }
 
-fn reconcile_plan(repo: &SecretsRepo, url: &str, format: &str) -> (i32, String, String) {
-    outcome(repo.reconcile(url).args(["--dry-run", "-o", format]))
+fn reconcile_plan(repo: &SecretsRepo, url: &str, format: &str) -> Run {
+    repo.test_reconcile(url)
+        .args(["--dry-run", "-o", format])
+        .run()
 }
 
 fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "alpha,beta,gamma,delta"]);
     let repo = four_agents();
-    let first = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(first.0, 0, "{}", all_output(&first));
+    let first = repo.test_reconcile(&emu.url).run().success();
     assert!(
-        first.1.contains("+ OPENAI_API_KEY (from shared/openai)"),
+        first
+            .stdout()
+            .contains("+ OPENAI_API_KEY (from shared/openai)"),
         "{}",
-        first.1
+        first.stdout()
     );
     assert_eq!(emu.value("alpha", "OPENAI_API_KEY").as_deref(), Some(OLD));
     assert_eq!(emu.value("alpha", "OPENAI_ORG").as_deref(), Some(ORG));
@@ -181,30 +188,30 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
     assert_eq!(emu.value("gamma", "OPENAI_API_KEY"), None);
 
     // One `set --shared`…
-    let set = outcome(
-        repo.cmd()
-            .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
-            .write_stdin(NEW),
-    );
-    assert_eq!(set.0, 0, "{}", all_output(&set));
+    let set = repo
+        .test()
+        .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+        .stdin(NEW)
+        .run()
+        .success();
     assert!(
-        set.2
+        set.stderr()
             .contains("updated OPENAI_API_KEY in shared/openai/secrets.yaml.age"),
         "{}",
-        set.2
+        set.stderr()
     );
     assert!(
-        set.2.contains(
+        set.stderr().contains(
             "used by 3 agent(s), alpha, beta, gamma: one `castsync reconcile` updates them all"
         ),
         "{}",
-        set.2
+        set.stderr()
     );
 
     // … plans one update per agent that takes the key, with the group as the cause.
     let plan = reconcile_plan(&repo, &emu.url, "text");
-    assert_eq!(plan.0, 0, "{}", all_output(&plan));
-    let updates: Vec<&str> = plan.1.lines().filter(|l| l.contains("~ ")).collect();
+    assert_eq!(plan.exit_code(), 0, "{}", all_output(&plan));
+    let updates: Vec<&str> = plan.stdout().lines().filter(|l| l.contains("~ ")).collect();
     assert_eq!(
         updates,
         [
@@ -212,23 +219,31 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
             "      ~ OPENAI_API_KEY (value changed, from shared/openai)"
         ],
         "{}",
-        plan.1
+        plan.stdout()
     );
     assert!(
-        plan.1.contains("  alpha:\n      ~ OPENAI_API_KEY"),
+        plan.stdout().contains("  alpha:\n      ~ OPENAI_API_KEY"),
         "{}",
-        plan.1
+        plan.stdout()
     );
     assert!(
-        plan.1.contains("  beta:\n      ~ OPENAI_API_KEY"),
+        plan.stdout().contains("  beta:\n      ~ OPENAI_API_KEY"),
         "{}",
-        plan.1
+        plan.stdout()
     );
-    assert!(plan.1.contains("gamma: no changes"), "{}", plan.1);
-    assert!(plan.1.contains("delta: no changes"), "{}", plan.1);
+    assert!(
+        plan.stdout().contains("gamma: no changes"),
+        "{}",
+        plan.stdout()
+    );
+    assert!(
+        plan.stdout().contains("delta: no changes"),
+        "{}",
+        plan.stdout()
+    );
 
     let json = reconcile_plan(&repo, &emu.url, "json");
-    let doc: serde_json::Value = serde_json::from_str(&json.1).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(json.stdout()).unwrap();
     assert_plan_schema(&doc);
     let change = &doc["agents"][0]["changes"][0];
     assert_eq!(change["key"], "OPENAI_API_KEY");
@@ -238,15 +253,15 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
 
     let md = reconcile_plan(&repo, &emu.url, "markdown");
     assert!(
-        md.1.contains("Shared groups behind these changes: shared/openai (2 agents: alpha, beta)."),
+        md.stdout()
+            .contains("Shared groups behind these changes: shared/openai (2 agents: alpha, beta)."),
         "{}",
-        md.1
+        md.stdout()
     );
 
     // One reconcile writes it to alpha and beta, and nowhere else.
     emu.reset_stats();
-    let applied = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(applied.0, 0, "{}", all_output(&applied));
+    let applied = repo.test_reconcile(&emu.url).run().success();
     assert_eq!(emu.requests("POST"), 2);
     assert_eq!(emu.requests("DELETE"), 0);
     assert_eq!(emu.value("alpha", "OPENAI_API_KEY").as_deref(), Some(NEW));
@@ -257,8 +272,8 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
         Some("delta-own-key")
     );
 
-    let again = outcome(&mut repo.reconcile(&emu.url));
-    assert!(again.1.contains("No changes."), "{}", again.1);
+    let again = repo.test_reconcile(&emu.url).run();
+    assert!(again.stdout().contains("No changes."), "{}", again.stdout());
     for out in [&first, &set, &plan, &json, &md, &applied, &again] {
         assert_no_canary("reconcile output", &all_output(out), CANARIES);
     }
@@ -267,7 +282,7 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
 fn a_broken_group_skips_its_users_whole_and_deletes_nothing(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "alpha,beta,gamma,delta"]);
     let repo = four_agents();
-    assert_eq!(outcome(&mut repo.reconcile(&emu.url)).0, 0);
+    repo.test_reconcile(&emu.url).run().success();
 
     // The group is re-encrypted to someone else: nobody here can open it.
     let (_, stranger) = castsync::crypto::generate_identity();
@@ -278,21 +293,20 @@ fn a_broken_group_skips_its_users_whole_and_deletes_nothing(wire: Wire) {
     repo.agent("delta", &[("OPENAI_API_KEY", "delta-rotated")]);
 
     emu.reset_stats();
-    let out = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo.test_reconcile(&emu.url).run().failure();
     for agent in ["alpha", "beta", "gamma"] {
         assert!(
-            out.1
+            out.stdout()
                 .contains(&format!("! {agent}: skipped, nothing changed")),
             "{}",
-            out.1
+            out.stdout()
         );
     }
     assert!(
-        out.1
+        out.stdout()
             .contains("uses shared group openai, which did not load, so this agent is skipped"),
         "{}",
-        out.1
+        out.stdout()
     );
     assert_eq!(emu.requests("DELETE"), 0);
     assert_eq!(emu.requests("POST"), 1, "delta alone is updated");
@@ -325,25 +339,28 @@ fn groups_are_encrypted_to_their_groups_rule_and_never_to_an_agents_rule() {
         repo.recipient
     ));
     // Our key is in the groups rule only: we can write and read the group…
-    let out = outcome(repo.cmd().args(["new", "--shared", "openai"]));
-    assert_eq!(out.0, 0, "{}", all_output(&out));
+    let out = repo
+        .test()
+        .args(["new", "--shared", "openai"])
+        .run()
+        .success();
     assert!(
-        out.2
+        out.stderr()
             .contains("created shared/openai/secrets.yaml.age (no secrets yet)"),
         "{}",
-        out.2
+        out.stderr()
     );
-    let set = outcome(
-        repo.cmd()
-            .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
-            .write_stdin(OLD),
-    );
-    assert_eq!(set.0, 0, "{}", all_output(&set));
+    let set = repo
+        .test()
+        .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+        .stdin(OLD)
+        .run()
+        .success();
     assert!(
-        set.2
+        set.stderr()
             .contains("warning: no agent uses shared group openai yet"),
         "{}",
-        set.2
+        set.stderr()
     );
     let ct = std::fs::read(repo.path("shared/openai/secrets.yaml.age")).unwrap();
     for key in [&repo.key_file, &team_key] {
@@ -357,7 +374,10 @@ fn groups_are_encrypted_to_their_groups_rule_and_never_to_an_agents_rule() {
     }
     // … and a group no `groups:` rule matches goes to the top-level recipients (ours), not to
     // the `agents: "*"` rule.
-    assert_eq!(outcome(repo.cmd().args(["new", "--shared", "stripe"])).0, 0);
+    repo.test()
+        .args(["new", "--shared", "stripe"])
+        .run()
+        .success();
     let ct = std::fs::read(repo.path("shared/stripe/secrets.yaml.age")).unwrap();
     let team_only = castsync::crypto::Identities::discover_with(
         std::slice::from_ref(&team_key),
@@ -367,34 +387,42 @@ fn groups_are_encrypted_to_their_groups_rule_and_never_to_an_agents_rule() {
     assert!(team_only.decrypt(&ct, std::path::Path::new("x")).is_err());
 
     // show --shared hides values; rekey covers groups.
-    let show = outcome(repo.cmd().args(["show", "--shared", "openai"]));
+    let show = repo.test().args(["show", "--shared", "openai"]).run();
     assert_eq!(
-        show.1,
+        show.stdout(),
         "group: openai\nsecrets:\n  OPENAI_API_KEY: \"<hidden>\"\n"
     );
     repo.config(&format!(
         "access:\n  - groups: \"*\"\n    recipients: [{}]\n",
         repo.recipient
     ));
-    let check = outcome(repo.cmd().args(["rekey", "--check", "-o", "json"]));
-    assert_eq!(check.0, 1, "{}", all_output(&check));
-    let doc: serde_json::Value = serde_json::from_str(&check.1).unwrap();
+    let check = repo
+        .test()
+        .args(["rekey", "--check", "-o", "json"])
+        .run()
+        .failure();
+    let doc: serde_json::Value = serde_json::from_str(check.stdout()).unwrap();
     let stale = &doc["files"][0];
     assert_eq!(stale["group"], "openai");
     assert_eq!(stale["agent"], serde_json::Value::Null);
     assert_eq!(stale["file"], "shared/openai/secrets.yaml.age");
     assert_eq!(stale["removed_recipients"][0], team.as_str());
-    let rekey = outcome(repo.cmd().args(["rekey", "--shared", "openai"]));
-    assert_eq!(rekey.0, 0, "{}", all_output(&rekey));
-    assert_eq!(outcome(repo.cmd().args(["rekey", "--check"])).0, 0);
+    let rekey = repo
+        .test()
+        .args(["rekey", "--shared", "openai"])
+        .run()
+        .success();
+    repo.test().args(["rekey", "--check"]).run().success();
     let ct = std::fs::read(repo.path("shared/openai/secrets.yaml.age")).unwrap();
     assert!(team_only.decrypt(&ct, std::path::Path::new("x")).is_err());
-    let unknown = outcome(repo.cmd().args(["rekey", "--shared", "nope"]));
-    assert_eq!(unknown.0, 1);
+    let unknown = repo.test().args(["rekey", "--shared", "nope"]).run();
+    assert_eq!(unknown.exit_code(), 1);
     assert!(
-        unknown.2.contains("shared group \"nope\" is not declared"),
+        unknown
+            .stderr()
+            .contains("shared group \"nope\" is not declared"),
         "{}",
-        unknown.2
+        unknown.stderr()
     );
     for out in [&set, &show, &check, &rekey] {
         assert_no_canary("authoring", &all_output(out), CANARIES);
@@ -409,47 +437,46 @@ fn a_group_change_that_would_break_an_agent_is_refused_naming_the_agent() {
 
     // beta names OPENAI_API_KEY in its `uses:`, and alpha's schema requires it: removing it
     // from the group would break both.
-    let out = outcome(
-        repo.cmd()
-            .args(["unset", "--shared", "openai", "OPENAI_API_KEY"]),
-    );
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo
+        .test()
+        .args(["unset", "--shared", "openai", "OPENAI_API_KEY"])
+        .run()
+        .failure();
     assert!(
-        out.2.contains("would break agent beta: agents/beta/secrets.yaml.age: key OPENAI_API_KEY: `uses: openai` takes OPENAI_API_KEY from shared group openai, but shared/openai/secrets.yaml.age has no such key"),
+        out.stderr().contains("would break agent beta: agents/beta/secrets.yaml.age: key OPENAI_API_KEY: `uses: openai` takes OPENAI_API_KEY from shared group openai, but shared/openai/secrets.yaml.age has no such key"),
         "{}",
-        out.2
+        out.stderr()
     );
     assert!(
-        out.2.contains("would break agent alpha: agents/alpha/.env.example: key OPENAI_API_KEY: required by .env.example but it would no longer get it"),
+        out.stderr().contains("would break agent alpha: agents/alpha/.env.example: key OPENAI_API_KEY: required by .env.example but it would no longer get it"),
         "{}",
-        out.2
+        out.stderr()
     );
     assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
 
     // alpha takes every key of the group and its (strict) schema does not list EXTRA: adding
     // EXTRA to the group would break alpha, and no other agent.
-    let out = outcome(
-        repo.cmd()
-            .args(["set", "--shared", "openai", "EXTRA"])
-            .write_stdin("x"),
-    );
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo
+        .test()
+        .args(["set", "--shared", "openai", "EXTRA"])
+        .stdin("x")
+        .run()
+        .failure();
     assert!(
-        out.2.contains("would break agent alpha: agents/alpha/.env.example: key EXTRA: the agent takes it from shared group openai"),
+        out.stderr().contains("would break agent alpha: agents/alpha/.env.example: key EXTRA: the agent takes it from shared group openai"),
         "{}",
-        out.2
+        out.stderr()
     );
-    assert!(!out.2.contains("agent beta"), "{}", out.2);
+    assert!(!out.stderr().contains("agent beta"), "{}", out.stderr());
     assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
 
     // A change that breaks nobody goes through.
-    let out = outcome(
-        repo.cmd()
-            .args(["set", "--shared", "openai", "OPENAI_ORG"])
-            .write_stdin(NEW),
-    );
-    assert_eq!(out.0, 0, "{}", all_output(&out));
-    assert_eq!(outcome(repo.cmd().arg("validate")).0, 0);
+    repo.test()
+        .args(["set", "--shared", "openai", "OPENAI_ORG"])
+        .stdin(NEW)
+        .run()
+        .success();
+    repo.test().arg("validate").run().success();
 }
 
 #[test]
@@ -467,31 +494,35 @@ fn edit_shared_opens_the_group_and_an_agents_edit_checks_its_uses() {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     // alpha takes every key and its schema does not list OPENAI_BASE: refused, naming alpha.
-    let out = outcome(
-        repo.cmd()
-            .env("EDITOR", &script)
-            .args(["edit", "--shared", "openai"]),
+    let out = repo
+        .test()
+        .env("EDITOR", &script)
+        .args(["edit", "--shared", "openai"])
+        .run()
+        .failure();
+    assert!(
+        out.stderr().contains("would break agent alpha"),
+        "{}",
+        out.stderr()
     );
-    assert_eq!(out.0, 1, "{}", all_output(&out));
-    assert!(out.2.contains("would break agent alpha"), "{}", out.2);
 
     repo.schema(
         "alpha",
         "A_OWN=x\nOPENAI_API_KEY=x\nOPENAI_ORG=x\nOPENAI_BASE=x\n",
     );
-    let out = outcome(
-        repo.cmd()
-            .env("EDITOR", &script)
-            .args(["edit", "--shared", "openai"]),
-    );
-    assert_eq!(out.0, 0, "{}", all_output(&out));
+    let out = repo
+        .test()
+        .env("EDITOR", &script)
+        .args(["edit", "--shared", "openai"])
+        .run()
+        .success();
     assert!(
-        out.2
+        out.stderr()
             .contains("saved shared/openai/secrets.yaml.age: added OPENAI_BASE"),
         "{}",
-        out.2
+        out.stderr()
     );
-    assert_eq!(outcome(repo.cmd().arg("validate")).0, 0);
+    repo.test().arg("validate").run().success();
 
     // An agent's edit that names a key the group lacks is refused with both places.
     let script2 = repo.home.join("editor2.sh");
@@ -505,12 +536,16 @@ fn edit_shared_opens_the_group_and_an_agents_edit_checks_its_uses() {
         std::fs::set_permissions(&script2, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let before = std::fs::read(repo.path("agents/beta/secrets.yaml.age")).unwrap();
-    let out = outcome(repo.cmd().env("EDITOR", &script2).args(["edit", "beta"]));
-    assert_eq!(out.0, 1, "{}", all_output(&out));
+    let out = repo
+        .test()
+        .env("EDITOR", &script2)
+        .args(["edit", "beta"])
+        .run()
+        .failure();
     assert!(
-        out.2.contains("key NOPE: `uses: openai` takes NOPE from shared group openai, but shared/openai/secrets.yaml.age has no such key"),
+        out.stderr().contains("key NOPE: `uses: openai` takes NOPE from shared group openai, but shared/openai/secrets.yaml.age has no such key"),
         "{}",
-        out.2
+        out.stderr()
     );
     assert_eq!(
         std::fs::read(repo.path("agents/beta/secrets.yaml.age")).unwrap(),
@@ -523,28 +558,32 @@ fn edit_shared_opens_the_group_and_an_agents_edit_checks_its_uses() {
 fn diff_and_textconv_show_the_group_as_the_cause() {
     let repo = four_agents();
     repo.commit_all("four agents");
-    let set = outcome(
-        repo.cmd()
-            .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
-            .write_stdin(NEW),
-    );
-    assert_eq!(set.0, 0, "{}", all_output(&set));
+    let set = repo
+        .test()
+        .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+        .stdin(NEW)
+        .run()
+        .success();
 
-    let diff = outcome(repo.cmd().arg("diff"));
-    assert_eq!(diff.0, 0, "{}", all_output(&diff));
+    let diff = repo.test().arg("diff").run().success();
     assert!(
-        diff.1.contains("a/shared/openai/secrets.yaml.age (HEAD)"),
+        diff.stdout()
+            .contains("a/shared/openai/secrets.yaml.age (HEAD)"),
         "{}",
-        diff.1
+        diff.stdout()
     );
-    assert!(diff.1.contains("-OPENAI_API_KEY "), "{}", diff.1);
     assert!(
-        diff.1.contains("# castsync: shared group openai (shared/openai) is the cause of changes to 2 agent(s): alpha (OPENAI_API_KEY), beta (OPENAI_API_KEY)"),
+        diff.stdout().contains("-OPENAI_API_KEY "),
         "{}",
-        diff.1
+        diff.stdout()
     );
-    let json = outcome(repo.cmd().args(["diff", "-o", "json"]));
-    let doc: serde_json::Value = serde_json::from_str(&json.1).unwrap();
+    assert!(
+        diff.stdout().contains("# castsync: shared group openai (shared/openai) is the cause of changes to 2 agent(s): alpha (OPENAI_API_KEY), beta (OPENAI_API_KEY)"),
+        "{}",
+        diff.stdout()
+    );
+    let json = repo.test().args(["diff", "-o", "json"]).run();
+    let doc: serde_json::Value = serde_json::from_str(json.stdout()).unwrap();
     let file = &doc["files"][0];
     assert_eq!(file["group"], "openai");
     assert_eq!(file["agent"], serde_json::Value::Null);
@@ -560,21 +599,24 @@ fn diff_and_textconv_show_the_group_as_the_cause() {
     );
 
     // textconv (git's diff driver) shows an agent's uses: and a group's binding.
-    let agent = outcome(
-        repo.cmd()
-            .arg("textconv")
-            .arg(repo.path("agents/beta/secrets.yaml.age")),
+    let agent = repo
+        .test()
+        .arg("textconv")
+        .arg(repo.path("agents/beta/secrets.yaml.age"))
+        .run();
+    assert_eq!(
+        agent.stdout(),
+        "agent: beta\nuses: openai (OPENAI_API_KEY)\n"
     );
-    assert_eq!(agent.1, "agent: beta\nuses: openai (OPENAI_API_KEY)\n");
-    let group = outcome(
-        repo.cmd()
-            .arg("textconv")
-            .arg(repo.path("shared/openai/secrets.yaml.age")),
-    );
+    let group = repo
+        .test()
+        .arg("textconv")
+        .arg(repo.path("shared/openai/secrets.yaml.age"))
+        .run();
     assert!(
-        group.1.starts_with("group: openai\nOPENAI_API_KEY "),
+        group.stdout().starts_with("group: openai\nOPENAI_API_KEY "),
         "{}",
-        group.1
+        group.stdout()
     );
     for out in [&set, &diff, &json, &agent, &group] {
         assert_no_canary("diff", &all_output(out), CANARIES);
@@ -586,29 +628,24 @@ fn a_pull_request_plan_with_base_shows_a_rotation_through_the_group() {
     let emu = Emulator::start(&["--agents", "alpha,beta,gamma,delta"]);
     let repo = four_agents();
     let base = repo.commit_all("before");
-    assert_eq!(
-        outcome(
-            repo.cmd()
-                .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
-                .write_stdin(NEW)
-        )
-        .0,
-        0
-    );
+    repo.test()
+        .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+        .stdin(NEW)
+        .run()
+        .success();
     repo.commit_all("rotate");
-    assert_eq!(outcome(&mut repo.reconcile(&emu.url)).0, 0);
-    let plan =
-        outcome(
-            repo.reconcile(&emu.url)
-                .args(["--dry-run", "--ref", "HEAD", "--base", &base]),
-        );
-    assert_eq!(plan.0, 0, "{}", all_output(&plan));
+    repo.test_reconcile(&emu.url).run().success();
+    let plan = repo
+        .test_reconcile(&emu.url)
+        .args(["--dry-run", "--ref", "HEAD", "--base", &base])
+        .run()
+        .success();
     let updates = plan
-        .1
+        .stdout()
         .lines()
         .filter(|l| l.contains("~ OPENAI_API_KEY (value changed, from shared/openai)"))
         .count();
-    assert_eq!(updates, 2, "{}", plan.1);
+    assert_eq!(updates, 2, "{}", plan.stdout());
     assert_no_canary("plan", &all_output(&plan), CANARIES);
 }
 
@@ -619,33 +656,31 @@ fn a_saved_plan_is_refused_after_a_group_it_depends_on_changed() {
     std::fs::write(repo.path(".gitignore"), ".castsync/\n*.plan.json\n").unwrap();
     repo.commit_all("four agents");
     let file = repo.path("pr.plan.json");
-    let saved = outcome(
-        repo.reconcile(&emu.url)
-            .args(["--dry-run", "--save-plan"])
-            .arg(&file),
-    );
-    assert_eq!(saved.0, 0, "{}", all_output(&saved));
+    repo.test_reconcile(&emu.url)
+        .args(["--dry-run", "--save-plan"])
+        .arg(&file)
+        .run()
+        .success();
     // The key is rotated in the group after the review: the reviewed plan no longer holds.
-    let set = outcome(
-        repo.cmd()
-            .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
-            .write_stdin(NEW),
-    );
-    assert_eq!(set.0, 0, "{}", all_output(&set));
+    repo.test()
+        .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+        .stdin(NEW)
+        .run()
+        .success();
     repo.commit_all("rotate after the review");
     emu.reset_stats();
-    let applied = outcome(
-        repo.reconcile(&emu.url)
-            .args(["--yes", "--plan"])
-            .arg(&file),
-    );
-    assert_eq!(applied.0, 1, "{}", all_output(&applied));
+    let applied = repo
+        .test_reconcile(&emu.url)
+        .args(["--yes", "--plan"])
+        .arg(&file)
+        .run()
+        .failure();
     assert!(
         applied
-            .2
+            .stderr()
             .contains("shared/openai/secrets.yaml.age (agent alpha) changed since the plan"),
         "{}",
-        applied.2
+        applied.stderr()
     );
     assert_eq!(emu.requests("POST") + emu.requests("DELETE"), 0);
     assert_no_canary("saved plan", &all_output(&applied), CANARIES);
