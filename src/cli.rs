@@ -239,6 +239,14 @@ pub struct ReconcileArgs {
     /// Treat values at this git revision as last applied (for pull-request plans).
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
+    /// Refresh only agents whose manifest, .env.example or bearing settings changed since
+    /// they last converged (as the state recorded), or since --since REF; the plan says how
+    /// many were left unrefreshed. Without a usable baseline every agent is refreshed.
+    #[arg(long)]
+    pub changed: bool,
+    /// With --changed: compare with this git revision instead of the state.
+    #[arg(long, value_name = "REF", requires = "changed")]
+    pub since: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// With --dry-run: exit 2 when the plan has changes.

@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod emulator;
 pub mod finding;
+pub mod incremental;
 pub mod manifest;
 pub mod names;
 pub mod observe;

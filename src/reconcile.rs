@@ -1,8 +1,14 @@
 //! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
 //! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
 //! call it and how they report.
+//!
+//! Asked to refresh only what changed ([`Request::changed`]), it first compares each agent's
+//! inputs with a baseline (`incremental`) and loads, lists and plans only the agents that
+//! changed; the plan's coverage names the rest. After an apply it records, per agent that
+//! converged, what it converged from, and forgets that record for an agent that failed, so
+//! the next run refreshes it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -10,14 +16,25 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
-use crate::config::{Config, Redeploy};
+use crate::config::Config;
 use crate::crypto::Identities;
+use crate::incremental::{self, Baseline, Selection};
 use crate::observe;
-use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
+use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
 use crate::source::Checkout;
+use crate::source::inputs::{self, AgentInputs, Overrides};
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::State;
+
+/// What a run that refreshes only changed agents compares with.
+pub enum ChangedSince<'a> {
+    /// What the state recorded for each agent when it last converged.
+    State,
+    /// The inputs at another revision (`--since REF`): its checkout, or why its
+    /// `castsync.yaml` cannot be read (then every agent is refreshed).
+    Revision(Result<&'a Checkout, String>),
+}
 
 /// Everything one reconcile needs.
 pub struct Request<'a> {
@@ -35,8 +52,13 @@ pub struct Request<'a> {
     pub policy: Policy,
     /// `--redeploy` (true) / `--no-redeploy` (false) over the config's `redeploy`.
     pub redeploy: Option<bool>,
+    /// `--no-prune` (already applied to `policy`; recorded with each agent's inputs).
+    pub no_prune: bool,
     /// Only these agents (empty: all declared agents).
     pub only: BTreeSet<String>,
+    /// Refresh only the agents whose inputs changed since this baseline (`--changed`);
+    /// `None` refreshes every agent of the run.
+    pub changed: Option<ChangedSince<'a>>,
     pub dry_run: bool,
     pub concurrency: usize,
     pub cancel: CancellationToken,
@@ -49,6 +71,9 @@ pub struct Outcome {
     /// `None` for a dry run.
     pub report: Option<ApplyReport>,
     pub revision: String,
+    /// The state could not be saved after the run (what each agent converged from is then
+    /// not remembered, and the next `--changed` run refreshes those agents again).
+    pub state_warning: Option<String>,
 }
 
 impl Outcome {
@@ -118,16 +143,34 @@ pub async fn reconcile(
     on_done: &(dyn Fn(&AgentResult) + Send + Sync),
 ) -> Result<Outcome, ReconcileError> {
     let checkout = req.checkout;
-    let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
+    let overrides = Overrides {
+        no_prune: req.no_prune,
+        redeploy: req.redeploy,
+    };
+    let candidates = candidates(checkout, &req.only)?;
+    let current = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
+    let selection = select(&req, &candidates, &current, overrides).await;
+    let loaded = match selection.coverage.mode {
+        CoverageMode::Full => {
+            load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?
+        }
+        // Only the changed agents are decrypted; none changed, nothing is read.
+        CoverageMode::Changed if selection.refresh.is_empty() => Loaded {
+            agents: BTreeMap::new(),
+        },
+        CoverageMode::Changed => load::load_all(
+            checkout.tree(),
+            &checkout.config,
+            req.identities,
+            &selection.refresh,
+        )?,
+    };
     check_replace(&req.policy.replace, &loaded)?;
     let mut policy = req.policy;
     policy.redeploy = loaded
         .agents
         .keys()
-        .filter(|agent| {
-            req.redeploy
-                .unwrap_or(checkout.config.redeploy_for(agent) == Redeploy::OnChange)
-        })
+        .filter(|agent| inputs::redeploys(&checkout.config, overrides, agent))
         .cloned()
         .collect();
     let baseline = match req.base {
@@ -148,7 +191,7 @@ pub async fn reconcile(
     let actual = observe::list_agents(req.platform.clone(), listable, req.concurrency).await;
 
     let desired = loaded.desired_or_reasons();
-    let plan = {
+    let mut plan = {
         let state = req.state.lock().await;
         let view = state.view(req.platform.id());
         let last: &dyn LastApplied = match &baseline {
@@ -157,13 +200,16 @@ pub async fn reconcile(
         };
         plan::plan(&desired, &actual, last, &policy)
     };
+    plan.coverage = selection.coverage;
 
     let revision = checkout.label();
+    let mut state_warning = None;
     let report = if req.dry_run {
         None
     } else if !plan.has_changes() {
         Some(ApplyReport::default())
     } else {
+        state_warning = forget_before_writing(&plan, &req.state, req.platform.id()).await;
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
@@ -181,12 +227,155 @@ pub async fn reconcile(
             .await,
         )
     };
+    if let Some(report) = &report {
+        let recorded = record_converged(
+            &plan,
+            report,
+            &current,
+            &req.state,
+            req.platform.id(),
+            &revision,
+        )
+        .await;
+        state_warning = recorded.or(state_warning);
+    }
     Ok(Outcome {
         loaded,
         plan,
         report,
         revision,
+        state_warning,
     })
+}
+
+/// The agents of the run: `only` (each must be declared), else every declared agent.
+fn candidates(checkout: &Checkout, only: &BTreeSet<String>) -> Result<Vec<String>, LoadError> {
+    if only.is_empty() {
+        return Ok(checkout.agents.clone());
+    }
+    if let Some(missing) = only.iter().find(|a| !checkout.agents.contains(a)) {
+        let tree = checkout.tree();
+        return Err(LoadError::UnknownAgent {
+            agent: missing.clone(),
+            agents_dir: tree.display(&checkout.config.agents_dir),
+            known: checkout.agents.join(", "),
+        });
+    }
+    Ok(only.iter().cloned().collect())
+}
+
+/// Which candidates this run refreshes: all of them, or (with [`Request::changed`]) those
+/// whose inputs changed, plus every agent a `--replace`/`--replace-all` names.
+async fn select(
+    req: &Request<'_>,
+    candidates: &[String],
+    current: &BTreeMap<String, AgentInputs>,
+    overrides: Overrides,
+) -> Selection {
+    let mut selection = match &req.changed {
+        None => return Selection::all(candidates),
+        Some(ChangedSince::State) => {
+            let state = req.state.lock().await;
+            let platform = req.platform.id();
+            let gap = state.change_tracking_gap(platform);
+            incremental::select(
+                candidates,
+                current,
+                Baseline::State {
+                    records: state.applied_from_all(platform),
+                    gap: gap.as_deref(),
+                },
+            )
+        }
+        Some(ChangedSince::Revision(Err(reason))) => {
+            incremental::select(candidates, current, Baseline::Unreadable { reason })
+        }
+        Some(ChangedSince::Revision(Ok(since))) => {
+            let there: Vec<&String> = candidates
+                .iter()
+                .filter(|a| since.agents.contains(a))
+                .collect();
+            let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
+            incremental::select(
+                candidates,
+                current,
+                Baseline::Revision {
+                    label: &since.label(),
+                    inputs: &then,
+                },
+            )
+        }
+    };
+    let replace = &req.policy.replace;
+    let named = replace
+        .agents
+        .iter()
+        .chain(replace.keys.iter().map(|(agent, _)| agent));
+    for agent in named {
+        if candidates.contains(agent) {
+            selection.refresh.insert(agent.clone());
+        }
+    }
+    let refresh = &selection.refresh;
+    selection
+        .coverage
+        .unrefreshed
+        .retain(|a| !refresh.contains(a));
+    selection
+}
+
+/// Before the first write to an agent, forgets what it converged from: should the run die
+/// half-way, the next run must not take the agent for unchanged (the platform may then hold
+/// a mix of old and new values even if the source goes back to the old inputs).
+async fn forget_before_writing(
+    plan: &Plan,
+    state: &Mutex<State>,
+    platform: &str,
+) -> Option<String> {
+    let mut state = state.lock().await;
+    let mut forgot = false;
+    for agent in plan.agents.iter().filter(|a| a.has_work()) {
+        forgot |= state.applied_from(platform, &agent.agent).is_some();
+        state.forget_applied_from(platform, &agent.agent);
+    }
+    if !forgot {
+        return None;
+    }
+    state.save().err().map(|e| e.to_string())
+}
+
+/// Records, for each agent of the plan, what it converged from; forgets it for an agent
+/// that was skipped or did not fully apply (so the next run refreshes it). Saves once.
+async fn record_converged(
+    plan: &Plan,
+    report: &ApplyReport,
+    current: &BTreeMap<String, AgentInputs>,
+    state: &Mutex<State>,
+    platform: &str,
+    revision: &str,
+) -> Option<String> {
+    if plan.agents.is_empty() {
+        return None;
+    }
+    let results: BTreeMap<&str, &AgentResult> = report
+        .agents
+        .iter()
+        .map(|r| (r.agent.as_str(), r))
+        .collect();
+    let at = crate::state::now_rfc3339();
+    let mut state = state.lock().await;
+    for agent in &plan.agents {
+        let converged = agent.skipped.is_none()
+            && (!agent.has_work() || results.get(agent.agent.as_str()).is_some_and(|r| r.ok()));
+        let record = current
+            .get(&agent.agent)
+            .and_then(|inputs| inputs.record(revision, &at));
+        match record {
+            Some(record) if converged => state.record_applied_from(platform, &agent.agent, record),
+            _ => state.forget_applied_from(platform, &agent.agent),
+        }
+    }
+    state.save().err().map(|e| e.to_string())
 }
 
 /// The plan policy from the config and the command line (its per-agent `redeploy` set is

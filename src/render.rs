@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::apply::{AgentResult, ApplyReport, Redeployed};
 
 pub mod redacted;
-use crate::plan::{Action, AgentPlan, Plan, RedeployReason, Totals};
+use crate::plan::{Action, AgentPlan, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals};
 use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
@@ -82,6 +82,44 @@ pub fn drift_note(blind: &[&str]) -> Option<String> {
         blind.len(),
         plural(blind.len())
     ))
+}
+
+/// Where a refresh came from, as people read it: a commit id shortened to 7 characters, or
+/// (for a working tree, which has no id) `the worktree run of TIME`.
+fn refreshed_at(since: &Since) -> String {
+    let r = &since.revision;
+    if r.len() >= 40 && r.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return r[..7].to_owned();
+    }
+    match &since.at {
+        Some(at) => format!("the {r} run of {at}"),
+        None => r.clone(),
+    }
+}
+
+/// The one line a plan carries when it did not refresh every agent of the run
+/// (`997 agents unchanged since 1a2b3c4, not refreshed`), or when a run asked to refresh
+/// only changed agents refreshed every one (`full reconcile: …`). None otherwise.
+pub fn coverage_line(coverage: &Coverage) -> Option<String> {
+    if let Some(reason) = &coverage.full_reason {
+        return Some(format!("full reconcile: {reason}"));
+    }
+    let n = coverage.unrefreshed.len();
+    if coverage.mode != CoverageMode::Changed || n == 0 {
+        return None;
+    }
+    let agents = format!("{n} agent{}", plural(n));
+    Some(match &coverage.since {
+        Some(since) if since.uniform => format!(
+            "{agents} unchanged since {}, not refreshed",
+            refreshed_at(since)
+        ),
+        Some(since) => format!(
+            "{agents} unchanged since their last refresh (the oldest at {}), not refreshed",
+            refreshed_at(since)
+        ),
+        None => format!("{agents} unchanged, not refreshed"),
+    })
 }
 
 /// `    hint: …` under an error line, when the error has one.
@@ -156,7 +194,18 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     if let Some(note) = drift_note(&plan.drift_blind()) {
         let _ = writeln!(out, "note: {note}");
     }
-    if !plan.has_changes() && !plan.has_skips() {
+    let partial = plan.coverage.mode == CoverageMode::Changed;
+    if let Some(line) = coverage_line(&plan.coverage) {
+        let _ = writeln!(out, "{line}.");
+    }
+    if !plan.has_changes() && !plan.has_skips() && partial {
+        let _ = writeln!(
+            out,
+            "{} The refreshed agents match git ({} keys in sync).",
+            p.bold("No changes."),
+            totals.unchanged
+        );
+    } else if !plan.has_changes() && !plan.has_skips() {
         let _ = writeln!(
             out,
             "{} The platform matches git ({} keys in sync).",
@@ -270,7 +319,21 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "totals": plan.totals(),
         "warnings": ctx.warnings,
         "value_drift_undetectable": plan.drift_blind(),
+        "coverage": coverage_json(plan),
         "agents": agents,
+    })
+}
+
+fn coverage_json(plan: &Plan) -> serde_json::Value {
+    let c = &plan.coverage;
+    json!({
+        "mode": c.mode,
+        "full_reason": c.full_reason,
+        "refreshed": plan.agents.len(),
+        "unrefreshed": c.unrefreshed.len(),
+        "unrefreshed_agents": c.unrefreshed,
+        "since": c.since,
+        "summary": coverage_line(c),
     })
 }
 
@@ -357,7 +420,17 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             .map(|b| format!(", base `{}`", md_escape(b)))
             .unwrap_or_default()
     );
-    if !plan.has_changes() && !plan.has_skips() {
+    if let Some(line) = coverage_line(&plan.coverage) {
+        // Our own text around agent counts and a revision label.
+        let _ = writeln!(head, "{}.\n", md_escape(&line));
+    }
+    if !plan.has_changes() && !plan.has_skips() && plan.coverage.mode == CoverageMode::Changed {
+        let _ = writeln!(
+            head,
+            "**No changes.** The refreshed agents match git ({} keys in sync).",
+            totals.unchanged
+        );
+    } else if !plan.has_changes() && !plan.has_skips() {
         let _ = writeln!(
             head,
             "**No changes.** The platform matches git ({} keys in sync).",

@@ -13,6 +13,7 @@
 mod checkout;
 mod discover;
 mod git;
+pub mod inputs;
 pub mod load;
 pub mod mirror;
 pub mod origin;

@@ -6,6 +6,11 @@
 //! *and* the key — and the file is 0600 anyway. No value, and no unkeyed hash of a value, is
 //! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
 //! second reconciler away.
+//!
+//! It also remembers, per platform and agent, what that agent was last reconciled *from*
+//! ([`AppliedFrom`]: digests of its manifest's ciphertext, its `.env.example` and the settings
+//! that bear on it, and the commit), so a reconcile can refresh only the agents whose inputs
+//! changed. A missing record means "unknown": that agent is refreshed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -23,8 +28,11 @@ use crate::atomic_write::{self, Mode, Replace};
 use crate::plan::{Applied, LastApplied};
 use crate::secret::SecretValue;
 
-/// The state format this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+/// The state format this build writes. It reads this one and every older one: version 1
+/// (before [`AppliedFrom`] records) reads as a state that knows no agent's inputs, so the
+/// next reconcile refreshes every agent once. Builds that know only version 1 refuse a
+/// version 2 file as too new rather than misreading it.
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -70,6 +78,25 @@ pub struct KeyRecord {
 
 type AgentRecords = BTreeMap<String, BTreeMap<String, KeyRecord>>;
 
+/// What one agent was last reconciled from: the platform was listed, the plan applied and
+/// verified (or found nothing to do) for exactly these inputs. Digests are SHA-256 of bytes
+/// that are public in the repository anyway (the age ciphertext, the `.env.example`, the
+/// settings), never of a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedFrom {
+    /// `sha256:` + hex of the manifest file's bytes (its ciphertext).
+    pub manifest: String,
+    /// `sha256:` + hex of the `.env.example`, or `absent`.
+    pub schema: String,
+    /// `sha256:` + hex of the settings that bear on this agent (see `source::inputs`).
+    pub settings: String,
+    /// The source revision: a commit id, or `worktree`.
+    pub revision: String,
+    /// When the agent was last refreshed (RFC 3339, UTC).
+    pub at: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StateFile {
@@ -83,6 +110,9 @@ struct StateFile {
     /// the next run redeploys them even when it changes nothing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     redeploy_pending: BTreeMap<String, BTreeSet<String>>,
+    /// platform id → agent → what it was last reconciled from (version 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
 }
 
 /// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
@@ -91,6 +121,9 @@ pub struct State {
     hmac_key: Zeroizing<Vec<u8>>,
     platforms: BTreeMap<String, AgentRecords>,
     redeploy_pending: BTreeMap<String, BTreeSet<String>>,
+    applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
+    /// The format version of the file as read (`None`: there was no file).
+    read_version: Option<u32>,
     _lock: Option<File>,
 }
 
@@ -137,6 +170,8 @@ impl State {
                     hmac_key: key,
                     platforms: BTreeMap::new(),
                     redeploy_pending: BTreeMap::new(),
+                    applied_from: BTreeMap::new(),
+                    read_version: None,
                     _lock: None,
                 });
             }
@@ -177,6 +212,8 @@ impl State {
             hmac_key: Zeroizing::new(key),
             platforms: file.platforms,
             redeploy_pending: file.redeploy_pending,
+            applied_from: file.applied_from,
+            read_version: Some(file.version),
             _lock: None,
         })
     }
@@ -271,6 +308,61 @@ impl State {
             .is_some_and(|a| a.contains(agent))
     }
 
+    /// What `agent` was last reconciled from on `platform`, if known.
+    pub fn applied_from(&self, platform: &str, agent: &str) -> Option<&AppliedFrom> {
+        self.applied_from.get(platform)?.get(agent)
+    }
+
+    /// Every [`AppliedFrom`] record of one platform.
+    pub fn applied_from_all(&self, platform: &str) -> Option<&BTreeMap<String, AppliedFrom>> {
+        self.applied_from.get(platform).filter(|m| !m.is_empty())
+    }
+
+    /// Remembers that `agent` converged on `platform` from these inputs.
+    pub fn record_applied_from(&mut self, platform: &str, agent: &str, from: AppliedFrom) {
+        self.applied_from
+            .entry(platform.to_owned())
+            .or_default()
+            .insert(agent.to_owned(), from);
+    }
+
+    /// Forgets what `agent` was reconciled from (its last run failed): the next reconcile
+    /// refreshes it whatever changed.
+    pub fn forget_applied_from(&mut self, platform: &str, agent: &str) {
+        if let Some(agents) = self.applied_from.get_mut(platform) {
+            agents.remove(agent);
+            if agents.is_empty() {
+                self.applied_from.remove(platform);
+            }
+        }
+    }
+
+    /// Why this state cannot say which agents of `platform` changed, when it cannot: the
+    /// reason a `--changed` reconcile refreshes every agent instead.
+    pub fn change_tracking_gap(&self, platform: &str) -> Option<String> {
+        if self.applied_from_all(platform).is_some() {
+            return None;
+        }
+        let this_platform = self.platforms.get(platform).is_some_and(|a| !a.is_empty());
+        let other_platforms = self
+            .platforms
+            .keys()
+            .chain(self.applied_from.keys())
+            .any(|p| p != platform);
+        Some(match self.read_version {
+            None => format!("no state file yet ({})", self.path.display()),
+            Some(v) if v < 2 => format!(
+                "the state was written by a castsync that did not record what each agent was applied from (state version {v})"
+            ),
+            Some(_) if !this_platform && other_platforms => {
+                format!(
+                    "the state holds no record for {platform} (it was written for another platform)"
+                )
+            }
+            Some(_) => format!("the state records no agent applied to {platform} yet"),
+        })
+    }
+
     /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
     /// directory fsync (`atomic_write`).
     pub fn save(&self) -> Result<(), StateError> {
@@ -287,6 +379,7 @@ impl State {
             hmac_key: base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
             platforms: self.platforms.clone(),
             redeploy_pending: self.redeploy_pending.clone(),
+            applied_from: self.applied_from.clone(),
         };
         // The serialized file holds the HMAC key: keep the buffer zeroized.
         let json = Zeroizing::new(
@@ -378,7 +471,7 @@ fn acquire_lock(path: &Path) -> Result<File, StateError> {
     Ok(file)
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

@@ -11,6 +11,7 @@ mod discovery;
 mod doctor;
 mod emulator;
 mod examples;
+mod incremental;
 mod keygen;
 mod platform_client;
 mod readme;

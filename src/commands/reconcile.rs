@@ -13,9 +13,9 @@ use crate::apply::AgentResult;
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo};
 use crate::plan::Replace;
-use crate::reconcile::{self, Request};
+use crate::reconcile::{self, ChangedSince, Request};
 use crate::render::{self, RenderContext};
-use crate::source::Checkout;
+use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
@@ -29,6 +29,10 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
     let base = match &args.base {
         Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        None => None,
+    };
+    let since = match &args.since {
+        Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
         None => None,
     };
     let platform = target
@@ -73,12 +77,21 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         state: Arc::new(Mutex::new(state)),
         policy,
         redeploy: args.apply.redeploy_override(),
+        no_prune: args.apply.no_prune,
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
+        changed: match (&since, args.changed) {
+            (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
+            (None, true) => Some(ChangedSince::State),
+            (None, false) => None,
+        },
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
     };
     let outcome = reconcile::reconcile(request, &on_done).await?;
+    if let Some(warning) = &outcome.state_warning {
+        eprintln!("warning: {warning}");
+    }
     if progress && total.load(Ordering::Relaxed) > 0 && started.elapsed() > Duration::from_secs(3) {
         eprintln!();
     }
@@ -121,5 +134,25 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         Exit::Changes
     } else {
         Exit::Success
+    })
+}
+
+/// The `--since` revision: its checkout, or (when the revision exists but its
+/// `castsync.yaml` cannot be used) why every agent must be refreshed. A revision that does
+/// not resolve is an error: a mistyped `--since` must not pass as a full reconcile.
+fn since_checkout(
+    root: &std::path::Path,
+    rev: &str,
+    explicit: Option<&std::path::Path>,
+) -> anyhow::Result<Result<Checkout, String>> {
+    let tree = GitRevision::open(root, rev)?;
+    let label = tree.revision();
+    Ok(match Checkout::open(Box::new(tree), explicit) {
+        Ok(checkout) => Ok(checkout),
+        Err(CheckoutError::Config(e)) => Err(format!(
+            "the config at --since {rev} ({}) cannot be read: {e}",
+            &label[..label.len().min(7)]
+        )),
+        Err(e) => return Err(e.into()),
     })
 }
