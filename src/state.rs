@@ -614,4 +614,68 @@ mod tests {
         s.record_delete("p", "bot", "A");
         assert!(s.records("p", "bot").is_none());
     }
+
+    fn from(revision: &str) -> AppliedFrom {
+        AppliedFrom {
+            manifest: format!("sha256:{}", "a".repeat(64)),
+            schema: "absent".into(),
+            settings: format!("sha256:{}", "b".repeat(64)),
+            revision: revision.into(),
+            at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn what_an_agent_was_applied_from_survives_a_save_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        {
+            let mut s = State::open(&path).unwrap();
+            assert!(
+                s.change_tracking_gap("p")
+                    .unwrap()
+                    .starts_with("no state file yet")
+            );
+            s.record_applied_from("p", "bot", from("c1"));
+            s.record_applied_from("p", "other", from("c1"));
+            s.save().unwrap();
+        }
+        let mut s = State::open(&path).unwrap();
+        assert_eq!(s.applied_from("p", "bot"), Some(&from("c1")));
+        assert_eq!(s.change_tracking_gap("p"), None);
+        assert!(
+            s.change_tracking_gap("q")
+                .unwrap()
+                .contains("written for another platform")
+        );
+        s.forget_applied_from("p", "bot");
+        assert_eq!(s.applied_from("p", "bot"), None);
+        assert_eq!(s.applied_from_all("p").map(BTreeMap::len), Some(1));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+    }
+
+    #[test]
+    fn a_version_1_state_reads_with_its_fingerprints_and_no_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        {
+            let mut s = State::open(&path).unwrap();
+            s.record_set("p", "bot", "A", &SecretValue::new(CANARY), None, None);
+            s.save().unwrap();
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"version\": 2", "\"version\": 1");
+        std::fs::write(&path, text).unwrap();
+        let s = State::open(&path).unwrap();
+        assert!(
+            s.view("p")
+                .applied("bot", "A", &SecretValue::new(CANARY))
+                .unwrap()
+                .same_value
+        );
+        let gap = s.change_tracking_gap("p").unwrap();
+        assert!(gap.contains("state version 1"), "{gap}");
+    }
 }

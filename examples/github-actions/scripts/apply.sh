@@ -3,6 +3,12 @@
 # castsync's state kept between runs in a directory that the workflow caches.
 # It runs the same way on a laptop (tests/workflows.rs runs it against the emulator).
 #
+# A push refreshes only the agents whose manifest, .env.example or settings changed since
+# they last converged, or that failed last time (`--changed`): one changed key costs one list,
+# one write and one verify, whatever the number of agents. The scheduled run refreshes every
+# agent (`full`), which is what finds keys changed or deleted on the platform behind git's
+# back. Without a usable cached state, `--changed` refreshes every agent and says why.
+#
 # The state holds, per key, an HMAC of the value castsync wrote and the random HMAC key
 # itself. Anyone holding both can test guesses of a weak value offline, and GitHub lets
 # workflow runs of pull requests (from forks too) restore the default branch's caches. So the
@@ -15,6 +21,7 @@
 #   CASTSYNC_AGE_KEY_FILE a file holding it
 #   CASTSYNC_STATE_DIR    the cached directory (default: .castsync-cache); holds state.json.age
 #   GITHUB_STEP_SUMMARY   file the Markdown is appended to (set by GitHub; default: none)
+#   CASTSYNC_SCOPE        changed (default): only changed agents; full: every agent
 #
 # Needs age and age-keygen. Exit status: castsync's (0 applied, 1 something did not land).
 set -euo pipefail
@@ -22,6 +29,14 @@ set -euo pipefail
 castsync=${CASTSYNC:-castsync}
 summary=${GITHUB_STEP_SUMMARY:-/dev/null}
 cache=${CASTSYNC_STATE_DIR:-.castsync-cache}
+case ${CASTSYNC_SCOPE:-changed} in
+  changed) scope=(--changed) ;;
+  full) scope=() ;;
+  *)
+    echo "error: CASTSYNC_SCOPE must be changed or full, not '${CASTSYNC_SCOPE}'" >&2
+    exit 1
+    ;;
+esac
 
 umask 077
 work=$(mktemp -d)
@@ -51,7 +66,9 @@ else
 fi
 
 status=0
-"$castsync" reconcile --state "$state" --output markdown >"$work/result.md" || status=$?
+# --ref HEAD: the pushed commit, read from git objects; the plan and the state name it.
+"$castsync" reconcile --ref HEAD "${scope[@]}" --state "$state" --output markdown \
+  >"$work/result.md" || status=$?
 cat "$work/result.md"
 cat "$work/result.md" >>"$summary"
 
