@@ -79,15 +79,15 @@ pub struct KeyRecord {
 type AgentRecords = BTreeMap<String, BTreeMap<String, KeyRecord>>;
 
 /// What one agent was last reconciled from: the platform was listed, the plan applied and
-/// verified (or found nothing to do) for exactly these inputs. Digests are SHA-256 of bytes
+/// verified (or found nothing to do) for exactly these inputs. The digests identify bytes
 /// that are public in the repository anyway (the age ciphertext, the `.env.example`, the
-/// settings), never of a value.
+/// settings), never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppliedFrom {
-    /// `sha256:` + hex of the manifest file's bytes (its ciphertext).
+    /// `git-blob:` + git's blob id of the manifest file (its ciphertext).
     pub manifest: String,
-    /// `sha256:` + hex of the `.env.example`, or `absent`.
+    /// `git-blob:` + git's blob id of the `.env.example`, or `absent`.
     pub schema: String,
     /// `sha256:` + hex of the settings that bear on this agent (see `source::inputs`).
     pub settings: String,
@@ -189,10 +189,14 @@ impl State {
         };
         // Look at the version before the full parse, so a newer format says "too new", not
         // "corrupt".
-        let version = serde_json::from_str::<serde_json::Value>(&text)
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: Option<serde_json::Value>,
+        }
+        let version = serde_json::from_str::<VersionOnly>(&text)
             .map_err(|e| corrupt(e.to_string()))?
-            .get("version")
-            .and_then(serde_json::Value::as_u64)
+            .version
+            .and_then(|v| v.as_u64())
             .ok_or_else(|| corrupt("no numeric `version` field".into()))?;
         if version > u64::from(STATE_VERSION) {
             return Err(StateError::TooNew {
@@ -364,34 +368,86 @@ impl State {
     }
 
     /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
-    /// directory fsync (`atomic_write`).
+    /// directory fsync (`atomic_write`). The JSON is streamed into the file through a small
+    /// buffer that is wiped afterwards (it passes the HMAC key), so a large state is never
+    /// copied whole in memory.
     pub fn save(&self) -> Result<(), StateError> {
-        let io = |action: &'static str| {
-            let path = self.path.clone();
-            move |source| StateError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        let file = StateFile {
-            version: STATE_VERSION,
-            hmac_key: base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
-            platforms: self.platforms.clone(),
-            redeploy_pending: self.redeploy_pending.clone(),
-            applied_from: self.applied_from.clone(),
-        };
-        // The serialized file holds the HMAC key: keep the buffer zeroized.
-        let json = Zeroizing::new(
-            serde_json::to_vec_pretty(&file).expect("state serializes: plain strings and maps"),
+        let hmac_key = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
         );
-        drop(Zeroizing::new(file.hmac_key));
-        // Sized up front: growing it would leave a copy of the key behind.
-        let mut body = Zeroizing::new(Vec::with_capacity(json.len() + 1));
-        body.extend_from_slice(&json);
-        body.push(b'\n');
-        atomic_write::write(&self.path, &body, Replace::Existing, Mode::Private)
-            .map_err(io("replace"))
+        let file = StateFileOut {
+            version: STATE_VERSION,
+            hmac_key: &hmac_key,
+            platforms: &self.platforms,
+            redeploy_pending: &self.redeploy_pending,
+            applied_from: &self.applied_from,
+        };
+        atomic_write::write_with(&self.path, Replace::Existing, Mode::Private, |out| {
+            let mut buffered = WipingWriter::new(out);
+            serde_json::to_writer_pretty(&mut buffered, &file).map_err(std::io::Error::other)?;
+            buffered.write_all(b"\n")?;
+            buffered.flush()
+        })
+        .map_err(|source| StateError::Io {
+            action: "replace",
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// The state file as written: [`StateFile`]'s fields, borrowed.
+#[derive(Serialize)]
+struct StateFileOut<'a> {
+    version: u32,
+    hmac_key: &'a str,
+    platforms: &'a BTreeMap<String, AgentRecords>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    redeploy_pending: &'a BTreeMap<String, BTreeSet<String>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    applied_from: &'a BTreeMap<String, BTreeMap<String, AppliedFrom>>,
+}
+
+/// A write buffer of fixed capacity (it never reallocates, so it leaves no stray copy of
+/// what passed through it) that is zeroed when dropped.
+struct WipingWriter<'a> {
+    inner: &'a mut dyn Write,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl<'a> WipingWriter<'a> {
+    const CAPACITY: usize = 64 * 1024;
+
+    fn new(inner: &'a mut dyn Write) -> Self {
+        WipingWriter {
+            inner,
+            buf: Zeroizing::new(Vec::with_capacity(Self::CAPACITY)),
+        }
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for WipingWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > Self::CAPACITY {
+            self.drain()?;
+        }
+        if data.len() >= Self::CAPACITY {
+            self.inner.write_all(data)?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        self.inner.flush()
     }
 }
 

@@ -97,6 +97,24 @@ impl Tree for GitRevision {
         }
     }
 
+    fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
+        // The tree entry carries the id: the blob itself is never read or inflated.
+        let tree = self
+            .repo
+            .find_tree(self.tree)
+            .map_err(git_err("cannot read the commit's tree"))?;
+        let full = self.prefix.join(path);
+        match tree.get_path(&full) {
+            Ok(entry) if entry.kind() == Some(git2::ObjectType::Blob) => {
+                Ok(Some(entry.id().to_string()))
+            }
+            // A directory (or a submodule) is not a file, as `read` says too.
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(git_err(&format!("cannot read {}", full.display()))(e)),
+        }
+    }
+
     fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError> {
         let Some(obj) = self.entry(path)? else {
             return Ok(Vec::new());

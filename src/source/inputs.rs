@@ -4,12 +4,17 @@
 //! what the state recorded (`state::AppliedFrom`), or with another revision's (`--since`),
 //! to refresh only the agents whose inputs changed.
 //!
-//! The manifest is digested as stored: the age ciphertext. That needs no identity and no
-//! decryption, so an unchanged agent costs two file reads and two hashes, and it digests
-//! nothing secret (the ciphertext is in git already). Re-encrypting an unchanged manifest
-//! (`rekey`) changes the digest, which costs that agent one refresh: a list and no write.
+//! Files are identified as git does, by their blob id (`git hash-object`): for a commit that
+//! comes from the tree without reading the file, so an unchanged agent costs two tree
+//! lookups; a working tree's files are read and hashed the same way, so the two agree. The
+//! manifest is identified as stored, the age ciphertext: that needs no identity and no
+//! decryption, and identifies nothing secret (the ciphertext is in git already). Git's ids
+//! are SHA-1, as git itself names the content: someone able to craft a colliding manifest
+//! can commit whatever they like anyway, and the full reconcile lists every agent regardless.
+//! Re-encrypting an unchanged manifest (`rekey`) changes its id, which costs that agent one
+//! refresh: a list and no write.
 //!
-//! It reads files and hashes them; it never decrypts, and never digests a value.
+//! It never decrypts, and never digests a value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -115,7 +120,7 @@ pub fn of_agents<'a>(
 /// The inputs of one agent.
 pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &str) -> AgentInputs {
     let dir = config.agents_dir.join(slug);
-    let file = |name: &str| read_digest(tree, &dir.join(name));
+    let file = |name: &str| file_digest(tree, &dir.join(name));
     AgentInputs {
         manifest: file(MANIFEST_FILE).flatten(),
         schema: file(SCHEMA_FILE).map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
@@ -125,28 +130,36 @@ pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &s
 
 /// `Some(Some(digest))` for a file, `Some(None)` when it is absent, `None` when it cannot be
 /// read.
-fn read_digest(tree: &dyn Tree, path: &Path) -> Option<Option<String>> {
-    match tree.read(path) {
-        Ok(Some(bytes)) => Some(Some(sha256(&bytes))),
+fn file_digest(tree: &dyn Tree, path: &Path) -> Option<Option<String>> {
+    match tree.blob_id(path) {
+        Ok(Some(id)) => Some(Some(format!("{BLOB}{id}"))),
         Ok(None) => Some(None),
         Err(_) => None,
     }
 }
 
+/// The prefix of a file's digest: git's blob id follows.
+const BLOB: &str = "git-blob:";
+
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Whether `digest` has the form this module writes (anything else in a state file was
+fn lower_hex(s: &str, lengths: &[usize]) -> bool {
+    lengths.contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `digest` has a form this module writes (anything else in a state file was
 /// written by something else, and means "unknown").
 pub fn well_formed(digest: &str) -> bool {
     digest == ABSENT
-        || digest.strip_prefix("sha256:").is_some_and(|hex| {
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
+        || digest
+            .strip_prefix("sha256:")
+            .is_some_and(|h| lower_hex(h, &[64]))
+        // SHA-1 ids, or SHA-256 ones in a repository that uses them.
+        || digest.strip_prefix(BLOB).is_some_and(|h| lower_hex(h, &[40, 64]))
 }
 
 #[cfg(test)]
@@ -232,6 +245,31 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_and_its_checkout_give_the_same_file_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("agents/a")).unwrap();
+        std::fs::write(root.join("agents/a/secrets.yaml.age"), "ciphertext").unwrap();
+        std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
+        let repo = git2::Repository::init(root).unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["agents"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap();
+        let at_head = crate::source::GitRevision::open(root, "HEAD").unwrap();
+        let c = Config::default();
+        let o = Overrides::default();
+        let from_git = of_agent(&at_head, &c, o, "a");
+        assert_eq!(from_git, of_agent(&Worktree::new(root), &c, o, "a"));
+        assert!(from_git.manifest.as_deref().is_some_and(well_formed));
+        assert_eq!(of_agent(&at_head, &c, o, "absent").manifest, None);
+    }
+
+    #[test]
     fn a_missing_manifest_has_no_digest_and_is_never_recorded() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("agents/a")).unwrap();
@@ -245,6 +283,8 @@ mod tests {
     fn only_digests_of_the_written_form_are_well_formed() {
         assert!(well_formed(ABSENT));
         assert!(well_formed(&sha256(b"x")));
+        assert!(well_formed(&format!("{BLOB}{}", "0a".repeat(20))));
+        assert!(!well_formed(&format!("{BLOB}{}", "0a".repeat(19))));
         assert!(!well_formed("md5:abc"));
         assert!(!well_formed("sha256:XYZ"));
     }
