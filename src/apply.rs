@@ -13,8 +13,11 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::history;
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
+use crate::platform::batch::{Batch, BatchResult, Written};
 use crate::platform::{ErrorClass, Platform, PlatformError, RemoteKey};
+use crate::secret::SecretValue;
 use crate::state::State;
 
 /// How to apply.
@@ -98,6 +101,9 @@ pub enum AgentError {
     /// The agent's task panicked (a bug).
     #[error("internal error while applying: {message}")]
     Internal { message: String },
+    /// The apply history could not be appended to (its message names the file).
+    #[error("changes were sent but not recorded in the history: {message}")]
+    HistoryNotWritten { message: String },
 }
 
 impl AgentError {
@@ -105,7 +111,9 @@ impl AgentError {
         match self {
             AgentError::Verify { error, .. } => error.class(),
             // A full disk or a busy file may be fine next time.
-            AgentError::StateNotSaved { .. } => ErrorClass::Transient,
+            AgentError::StateNotSaved { .. } | AgentError::HistoryNotWritten { .. } => {
+                ErrorClass::Transient
+            }
             AgentError::Internal { .. } => ErrorClass::Terminal,
         }
     }
@@ -197,8 +205,48 @@ impl ApplyReport {
     }
 }
 
+/// What apply tells its caller as it goes (a progress bar, one line per agent). Every method
+/// has a no-op default; they are called from the apply tasks, so they must be quick and must
+/// never block. They see key names and counts only, never a value.
+pub trait Progress: Send + Sync {
+    /// Before the plan: this many agents' keys are about to be listed.
+    fn listing(&self, _agents: usize) {}
+    /// One agent's list ended, listed or not.
+    fn listed(&self) {}
+    /// Before the first write: the agents with work and the requests they take (see
+    /// [`request_count`]).
+    fn started(&self, _agents: usize, _requests: usize) {}
+    /// One of those requests ended, landed or not.
+    fn request_done(&self) {}
+    /// One agent is finished.
+    fn agent_done(&self, _result: &AgentResult) {}
+}
+
+/// Progress that nobody watches (the daemon, tests).
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The requests applying `plan` takes when everything lands: per agent with work, every set
+/// and delete, one verifying list when it has key changes, and one redeploy when the plan
+/// asks for it. (Requests that are not attempted, such as deletes after a failed set, leave
+/// the count short; the rate limiter's retries are not counted.)
+pub fn request_count(plan: &Plan) -> usize {
+    plan.agents
+        .iter()
+        .filter(|a| a.has_work())
+        .map(|a| {
+            let verify = usize::from(a.has_changes());
+            let redeploy = usize::from(a.redeploy.is_some());
+            a.changes.len() + verify + redeploy
+        })
+        .sum()
+}
+
 /// Applies every agent of `plan` that has work (changes or a redeploy). `desired` must hold
-/// the values of every key the plan sets. `on_done` is called as each agent finishes (for progress output).
+/// the values of every key the plan sets. `progress` hears of each request and agent as it
+/// finishes. Each agent's changes and redeploy are appended to the history next to the state
+/// as soon as the agent is done (`history`).
 pub async fn apply(
     plan: &Plan,
     desired: &BTreeMap<String, DesiredSecrets>,
@@ -206,8 +254,17 @@ pub async fn apply(
     state: Arc<Mutex<State>>,
     options: &ApplyOptions,
     cancel: &CancellationToken,
-    on_done: &(dyn Fn(&AgentResult) + Send + Sync),
+    progress: Arc<dyn Progress>,
 ) -> ApplyReport {
+    progress.started(
+        plan.agents.iter().filter(|a| a.has_work()).count(),
+        request_count(plan),
+    );
+    let history_path = history::path_for_state(state.lock().await.path());
+    let history_ctx = history::Context {
+        commit: options.revision.clone(),
+        platform: platform.id().to_owned(),
+    };
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for agent_plan in plan.agents.iter().filter(|a| a.has_work()) {
@@ -218,6 +275,7 @@ pub async fn apply(
         let permits = permits.clone();
         let revision = options.revision.clone();
         let cancel = cancel.clone();
+        let progress = progress.clone();
         tasks.spawn(async move {
             // The semaphore is never closed, so acquire cannot fail.
             let _permit = permits.acquire_owned().await;
@@ -228,6 +286,7 @@ pub async fn apply(
                 &state,
                 revision.as_deref(),
                 &cancel,
+                progress.as_ref(),
             )
             .await
         });
@@ -235,7 +294,17 @@ pub async fn apply(
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let result = match joined {
-            Ok(r) => r,
+            Ok(mut r) => {
+                // Appended here, one agent at a time, by the process that holds the state
+                // lock: no two batches interleave.
+                let entries = history::entries(&r, &history_ctx, &history::now());
+                if let Err(e) = history::append(&history_path, &entries) {
+                    r.error.get_or_insert(AgentError::HistoryNotWritten {
+                        message: e.to_string(),
+                    });
+                }
+                r
+            }
             // A panic inside an agent task is a bug; report it as that agent's failure
             // rather than taking the other agents down.
             Err(e) => AgentResult {
@@ -246,7 +315,7 @@ pub async fn apply(
                 ..AgentResult::default()
             },
         };
-        on_done(&result);
+        progress.agent_done(&result);
         results.push(result);
     }
     results.sort_by(|a, b| a.agent.cmp(&b.agent));
@@ -260,20 +329,29 @@ async fn apply_agent(
     state: &Mutex<State>,
     revision: Option<&str>,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
 ) -> AgentResult {
     let agent = plan.agent.as_str();
     let mut result = AgentResult {
         agent: agent.to_owned(),
         ..AgentResult::default()
     };
-    let landed = write_changes(plan, values, platform, cancel, &mut result).await;
+    let landed = write_changes(plan, values, platform, cancel, progress, &mut result).await;
     if !landed.is_empty() {
-        verify(plan, values, platform, state, revision, landed, &mut result).await;
+        let sent = Sent { platform, progress };
+        verify(plan, values, sent, state, revision, landed, &mut result).await;
     }
     if plan.redeploy.is_some() {
-        redeploy(agent, platform, state, cancel, &mut result).await;
+        redeploy(agent, platform, state, cancel, progress, &mut result).await;
     }
     result
+}
+
+/// The platform and who hears of each request sent to it.
+#[derive(Clone, Copy)]
+struct Sent<'a> {
+    platform: &'a dyn Platform,
+    progress: &'a dyn Progress,
 }
 
 /// Sends the sets, then the deletes; returns the changes the platform accepted.
@@ -282,6 +360,7 @@ async fn write_changes(
     values: &DesiredSecrets,
     platform: &dyn Platform,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
     result: &mut AgentResult,
 ) -> Vec<Change> {
     let agent = plan.agent.as_str();
@@ -292,34 +371,54 @@ async fn write_changes(
             reason,
         })
     };
+    // Sets without a desired value fail here; the rest go to the platform as one batch
+    // (one call per key over HTTP, one transaction in the embedded store).
+    let mut sets: Vec<(&Change, &SecretValue)> = Vec::new();
     for change in plan.sets() {
-        if cancel.is_cancelled() {
-            fail(result, change, FailReason::ShuttingDown);
-            continue;
-        }
-        let Some(value) = values.get(&change.key) else {
-            fail(result, change, FailReason::NoDesiredValue);
-            continue;
-        };
-        match platform.set(agent, &change.key, value).await {
-            Ok(()) => landed.push(change.clone()),
-            Err(e) => fail(result, change, FailReason::Platform(e)),
+        match values.get(&change.key) {
+            Some(value) => sets.push((change, value)),
+            None => fail(result, change, FailReason::NoDesiredValue),
         }
     }
     // A delete after a failed set could leave a renamed key missing altogether.
-    let sets_ok = result.failed.is_empty();
-    for change in plan.deletes() {
-        if !sets_ok {
+    let deletes: Vec<&Change> = if result.failed.is_empty() {
+        plan.deletes().collect()
+    } else {
+        for change in plan.deletes() {
             fail(result, change, FailReason::AfterFailedSet);
-            continue;
         }
-        if cancel.is_cancelled() {
-            fail(result, change, FailReason::ShuttingDown);
-            continue;
-        }
-        match platform.delete(agent, &change.key).await {
-            Ok(()) => landed.push(change.clone()),
-            Err(e) => fail(result, change, FailReason::Platform(e)),
+        Vec::new()
+    };
+    let set_keys: Vec<(&str, &SecretValue)> =
+        sets.iter().map(|(c, v)| (c.key.as_str(), *v)).collect();
+    let delete_keys: Vec<&str> = deletes.iter().map(|c| c.key.as_str()).collect();
+    let sent = || progress.request_done();
+    let batch = Batch {
+        sets: &set_keys,
+        deletes: &delete_keys,
+        sent: &sent,
+    };
+    let written = if set_keys.is_empty() && delete_keys.is_empty() {
+        BatchResult::default()
+    } else {
+        platform.write_batch(agent, batch, cancel).await
+    };
+    // Every write gets an outcome; one a platform did not report is unknown, so it is
+    // treated as a reply castsync could not read (checked again next run).
+    let unknown = || {
+        Written::Failed(PlatformError::Protocol {
+            detail: "the platform reported no outcome for this write".to_owned(),
+        })
+    };
+    let pad = |w: Vec<Written>| w.into_iter().chain(std::iter::repeat_with(unknown));
+    let outcomes = (sets.iter().map(|(c, _)| *c).zip(pad(written.sets)))
+        .chain(deletes.iter().copied().zip(pad(written.deletes)));
+    for (change, outcome) in outcomes {
+        match outcome {
+            Written::Landed => landed.push(change.clone()),
+            Written::Failed(e) => fail(result, change, FailReason::Platform(e)),
+            Written::Cancelled => fail(result, change, FailReason::ShuttingDown),
+            Written::HeldBack => fail(result, change, FailReason::AfterFailedSet),
         }
     }
     landed
@@ -330,14 +429,17 @@ async fn write_changes(
 async fn verify(
     plan: &AgentPlan,
     values: &DesiredSecrets,
-    platform: &dyn Platform,
+    sent: Sent<'_>,
     state: &Mutex<State>,
     revision: Option<&str>,
     landed: Vec<Change>,
     result: &mut AgentResult,
 ) {
+    let Sent { platform, progress } = sent;
     let agent = plan.agent.as_str();
-    let listed = match platform.list(agent).await {
+    let listed = platform.list(agent).await;
+    progress.request_done();
+    let listed = match listed {
         Ok(listing) => listing.keys,
         Err(error) => {
             result.error = Some(AgentError::Verify {
@@ -406,6 +508,7 @@ async fn redeploy(
     platform: &dyn Platform,
     state: &Mutex<State>,
     cancel: &CancellationToken,
+    progress: &dyn Progress,
     result: &mut AgentResult,
 ) {
     let platform_id = platform.id().to_owned();
@@ -423,6 +526,7 @@ async fn redeploy(
         return;
     }
     let outcome = platform.redeploy(agent).await;
+    progress.request_done();
     let mut state = state.lock().await;
     result.redeploy = Some(match outcome {
         Ok(()) => {
@@ -438,5 +542,61 @@ async fn redeploy(
         result.error = Some(AgentError::StateNotSaved {
             message: e.to_string(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RedeployReason;
+
+    fn agent(
+        name: &str,
+        changes: &[(&str, Action)],
+        redeploy: Option<RedeployReason>,
+    ) -> AgentPlan {
+        AgentPlan {
+            agent: name.to_owned(),
+            skipped: None,
+            changes: changes
+                .iter()
+                .map(|(key, action)| Change {
+                    key: (*key).to_owned(),
+                    action: *action,
+                })
+                .collect(),
+            unchanged: Vec::new(),
+            drift_ignored: Vec::new(),
+            kept: Vec::new(),
+            unmanaged: Vec::new(),
+            redeploy,
+            drift_blind: false,
+        }
+    }
+
+    #[test]
+    fn the_request_count_covers_sets_deletes_verifying_lists_and_redeploys() {
+        let plan = Plan {
+            coverage: Default::default(),
+            agents: vec![
+                // 2 sets + 1 delete + 1 verifying list + 1 redeploy.
+                agent(
+                    "a",
+                    &[
+                        ("A1", Action::Create),
+                        ("A2", Action::Replace),
+                        ("A3", Action::Delete),
+                    ],
+                    Some(RedeployReason::Changes),
+                ),
+                // An owed redeploy alone: no write, so no verifying list either.
+                agent("b", &[], Some(RedeployReason::Pending)),
+                // 1 set + 1 verifying list.
+                agent("c", &[("C1", Action::Create)], None),
+                // Nothing to do: no request.
+                agent("d", &[], None),
+            ],
+        };
+        assert_eq!(request_count(&plan), 5 + 1 + 2);
     }
 }

@@ -1,13 +1,15 @@
 //! Authoring: the write path of `new`, `set`, `unset`, `import`, `rekey` and `edit`. Each
 //! operation decrypts an agent's manifest, changes it, judges the result by the very rules
 //! `validate` and `reconcile` apply, and encrypts it back to the recipients the config
-//! assigns; the commands around it only read input and print.
+//! assigns; the commands around it only read input and print. [`merge`] is the git merge
+//! driver's part: two branches' versions of a manifest merged key by key.
 //!
 //! It must never write plaintext to disk, never write a manifest that breaks the rules
 //! (missing required keys excepted, so a manifest can be filled one `set` at a time), and
 //! never put a value in an error or a note: they name files, agents and keys only.
 
 mod files;
+pub mod merge;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -40,6 +42,9 @@ pub enum AuthoringError {
         #[source]
         source: std::io::Error,
     },
+    /// The manifest is not a regular file inside the repository, or is too large.
+    #[error(transparent)]
+    Unreadable(crate::fsread::ReadError),
     /// The manifest decrypts to bytes that are not text.
     #[error("{}: the decrypted manifest is not UTF-8 text", path.display())]
     NotUtf8 { path: PathBuf },

@@ -4,9 +4,9 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, GlobalArgs, LogFormat, PlatformArgs};
+use crate::cli::{Cli, ColorChoice, Command, GlobalArgs, LogFormat, PlatformArgs};
 use crate::config::Config;
-use crate::crypto::Identities;
+use crate::crypto::{Env, Identities};
 use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
@@ -14,10 +14,14 @@ mod completions;
 mod doctor;
 mod edit;
 mod emulator;
+mod git_setup;
+mod history;
 mod import;
 mod init;
 mod keygen;
+mod merge_driver;
 mod new;
+mod progress;
 mod reconcile;
 mod rekey;
 mod set;
@@ -32,6 +36,7 @@ pub struct Repo {
     pub root: PathBuf,
     pub checkout: Checkout,
     identity_files: Vec<PathBuf>,
+    identity_env: Env,
 }
 
 impl Repo {
@@ -58,6 +63,7 @@ impl Repo {
             root,
             checkout,
             identity_files: global.identity.clone(),
+            identity_env: identity_env(global),
         }
     }
 
@@ -68,13 +74,17 @@ impl Repo {
 
     /// The user's identities (the search chain of DESIGN §5).
     pub fn identities(&self) -> anyhow::Result<Identities> {
-        Ok(Identities::discover(&self.identity_files)?)
+        Ok(Identities::discover_with(
+            &self.identity_files,
+            &self.identity_env,
+        )?)
     }
 
     /// The target (identities, state file, platform) that `reconcile` writes to.
     pub fn target(&self, platform: &PlatformArgs, state: Option<&Path>) -> anyhow::Result<Target> {
         let options = TargetOptions {
             identity_files: self.identity_files.clone(),
+            identity_env: Some(self.identity_env.clone()),
             state_file: state.map(Path::to_path_buf),
             platform: platform_choice(platform),
         };
@@ -82,12 +92,41 @@ impl Repo {
     }
 }
 
-/// The `--api-url`, `--api-key-file` and `--allow-insecure-http` flags.
+/// The identity search chain's environment: `CASTSYNC_AGE_KEY` and `CASTSYNC_AGE_KEY_FILE` as
+/// clap read them (so `--help` documents them and `--age-key-file` works), HOME and
+/// XDG_CONFIG_HOME from the process.
+pub fn identity_env(global: &GlobalArgs) -> Env {
+    Env {
+        age_key: global.age_key.clone(),
+        age_key_file: global.age_key_file.clone(),
+        ..Env::from_process()
+    }
+}
+
+/// The identities of `-i` and the environment, without a repository.
+pub fn discover_identities(global: &GlobalArgs) -> Result<Identities, crate::crypto::CryptoError> {
+    Identities::discover_with(&global.identity, &identity_env(global))
+}
+
+/// Whether to colour what goes to a stream that `is_terminal` describes: `--color`, then
+/// NO_COLOR (set and not empty: no colour; https://no-color.org).
+pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// The `--api-url`, `--api-key-file`, `--allow-insecure-http` and `--request-timeout` flags.
 pub fn platform_choice(args: &PlatformArgs) -> PlatformChoice {
     PlatformChoice {
         api_url: args.api_url.clone(),
         api_key_file: args.api_key_file.clone(),
         allow_insecure_http: args.allow_insecure_http,
+        request_timeout: Some(args.request_timeout),
     }
 }
 
@@ -129,9 +168,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Doctor(args) => doctor::run(g, &args).await,
+        Command::History(args) => history::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),
+        Command::MergeDriver(args) => merge_driver::run(g, &args),
+        Command::GitSetup(args) => git_setup::run(g, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Man => completions::man(),
     }
@@ -152,8 +194,8 @@ pub fn print_error(err: &anyhow::Error) {
     }
 }
 
-/// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; the
-/// `CASTSYNC_LOG` variable (an EnvFilter directive) overrides both.
+/// Logs go to stderr. `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only; `--log` /
+/// the `CASTSYNC_LOG` variable (an EnvFilter directive) overrides both.
 /// `timestamps`: the long-running commands (watch, emulator) stamp each text line; a
 /// one-shot command's warnings read better without.
 pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
@@ -165,7 +207,12 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
         (_, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("CASTSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = global
+        .log
+        .as_deref()
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -173,9 +220,8 @@ pub fn init_tracing(global: &GlobalArgs, timestamps: bool) {
     let result = match global.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => {
-            let builder = builder.with_ansi(
-                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-            );
+            let builder =
+                builder.with_ansi(use_color(global.color, std::io::stderr().is_terminal()));
             if timestamps {
                 builder.try_init()
             } else {

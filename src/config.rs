@@ -113,19 +113,33 @@ impl Default for Config {
 /// Why the config could not be used. Each message names the file and the fix.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// The file exists but could not be read.
+    /// The file exists but is not UTF-8 text.
     #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+    /// Not a regular file, leading outside the repository, too large, or unreadable.
+    #[error(transparent)]
+    Refused(crate::fsread::ReadError),
     /// A config file named explicitly (`--config`) does not exist.
     #[error("config file {} does not exist (check the --config path)", path.display())]
     NotFound { path: PathBuf },
     /// The file is not valid YAML (or has a duplicate key).
     #[error("{}: invalid YAML: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
+    /// Nested deeper than [`crate::yaml_depth::MAX_DEPTH`] (refused before parsing).
+    #[error(
+        "{}, line {line}, column {column}: the YAML is nested more than {} levels deep; castsync.yaml needs at most 4",
+        path.display(),
+        crate::yaml_depth::MAX_DEPTH
+    )]
+    TooDeep {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
     /// The document is not a mapping of settings.
     #[error("{}: the config must be a YAML mapping of settings (see DESIGN §4)", path.display())]
     NotAMapping { path: PathBuf },
@@ -171,20 +185,52 @@ impl Config {
     /// (defaults when absent). A relative `explicit` path is taken as given, relative to the
     /// current directory.
     pub fn load(repo_root: &Path, explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let path = explicit.map_or_else(|| repo_root.join(FILE_NAME), Path::to_path_buf);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_yaml(&text, &path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => {
-                Ok(Config::default())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ConfigError::NotFound { path }),
-            Err(source) => Err(ConfigError::Read { path, source }),
+        use crate::fsread::{self, MAX_REPO_FILE, ReadError};
+        // The repository's own file must be a regular file inside it; a `--config` the user
+        // names may be anywhere, but is still only read when it is a regular file.
+        let (path, read) = match explicit {
+            Some(p) => (p.to_path_buf(), fsread::read_file(p, MAX_REPO_FILE)),
+            None => (
+                repo_root.join(FILE_NAME),
+                fsread::read_in_repo(repo_root, Path::new(FILE_NAME), MAX_REPO_FILE),
+            ),
+        };
+        match read {
+            Ok(bytes) => match fsread::text(bytes) {
+                Ok(text) => Self::from_yaml(&text, &path),
+                Err(_) => Err(ConfigError::Read {
+                    path,
+                    source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"),
+                }),
+            },
+            Err(ReadError::NotFound { .. }) if explicit.is_none() => Ok(Config::default()),
+            Err(ReadError::NotFound { .. }) => Err(ConfigError::NotFound { path }),
+            Err(e) => Err(ConfigError::Refused(e)),
         }
     }
 
-    /// Parses and checks a config text; `path` is only used in messages.
+    /// Parses and checks a config text; `path` is only used in messages. A byte order mark
+    /// at the start is ignored.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let path = path.to_path_buf();
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Before any parse: libyaml's time grows faster than linearly with nesting.
+        match crate::yaml_depth::check(text) {
+            Ok(()) => {}
+            Err(crate::yaml_depth::DepthError::TooDeep { line, column }) => {
+                return Err(ConfigError::TooDeep { path, line, column });
+            }
+            Err(crate::yaml_depth::DepthError::Syntax {
+                line,
+                column,
+                problem,
+            }) => {
+                return Err(ConfigError::Syntax {
+                    path,
+                    message: format!("{problem} at line {line} column {column}"),
+                });
+            }
+        }
         // Parsing into a `Value` first refuses duplicate keys and lets us check the version
         // and the field names before the types.
         let value: serde_yaml::Value =

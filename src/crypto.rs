@@ -15,6 +15,7 @@ mod error;
 mod identity;
 mod keygen;
 mod recipient;
+mod unwrap;
 
 #[cfg(test)]
 mod tests;

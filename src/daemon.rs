@@ -11,7 +11,7 @@
 //! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
 //! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
 //! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
-//! `/metrics` ([`metrics`]) and the [`webhook`].
+//! `/metrics` ([`metrics`]), `/history` (the apply history) and the [`webhook`].
 
 mod controller;
 mod engine;
@@ -182,7 +182,9 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     };
     let server = tokio::spawn(http::serve(
         listener,
-        http::router(shared.clone(), hook),
+        http::router(shared.clone(), hook).merge(http::history_routes(
+            crate::history::path_for_state(&state_path),
+        )),
         shutdown.clone(),
     ));
 
@@ -219,4 +221,16 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
     tracing::info!(?stopped, "castsync watch stopped");
     Ok(stopped)
+}
+
+/// The daemon's HTTP routes with the webhook (secret `secret`, following `main`) and a fresh
+/// status: the real handlers, for the fuzz target in `fuzz/` to drive without a socket.
+#[doc(hidden)]
+pub fn router_for_fuzzing(secret: &[u8]) -> axum::Router {
+    let status = status::Status::new("fuzz".into(), Duration::from_secs(60));
+    let hook = http::Hook {
+        secret: WebhookSecret::new(secret.to_vec()),
+        branch: Some("main".into()),
+    };
+    http::router(Arc::new(controller::Shared::new(status)), Some(hook))
 }

@@ -8,8 +8,8 @@
 //! API docs' variant (paged with `limit`/`offset`/`meta`, timestamped items). It can misbehave
 //! on purpose (`--fail-rate`, `--fail-mode`, `--latency-ms`, `--seed`). Admin
 //! routes under `/_emulator/` count requests and read values back. It is not a secrets
-//! store: values sit in memory or in a plain JSON file, and the admin routes hand them out
-//! without authentication. It never logs a value or a request body.
+//! store: values sit in memory or in the same SQLite store as `local://` (`--data`), and the
+//! admin routes hand them out without authentication. It never logs a value or a request body.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::names::{NameError, validate_slug};
-use crate::platform::store::{Store, StoreError, StoreLock};
+use crate::platform::store::{Store, StoreError};
 
 mod admin;
 mod api;
@@ -131,9 +131,9 @@ impl std::str::FromStr for RateLimit {
 /// Shared state of a running emulator.
 #[derive(Debug)]
 pub(crate) struct Emu {
+    /// In memory, or the `--data` file: each write is committed before the reply.
     store: Mutex<Store>,
     wire: Wire,
-    data: Option<PathBuf>,
     token: Option<String>,
     auto_create: bool,
     rate: RateLimit,
@@ -154,16 +154,6 @@ impl Emu {
     fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
     }
-
-    /// Writes the store to `--data`, if set. Called with the store lock held so saves land in
-    /// the order of the writes.
-    fn persist(&self, store: &Store) -> Result<(), StoreError> {
-        let Some(path) = &self.data else {
-            return Ok(());
-        };
-        let _lock = StoreLock::acquire(path)?;
-        store.save(path)
-    }
 }
 
 /// Runs the emulator until SIGTERM or SIGINT.
@@ -174,23 +164,27 @@ pub async fn run(args: EmulatorConfig) -> Result<(), EmulatorError> {
             value: args.fail_rate,
         });
     }
-    let mut store = match &args.data {
-        Some(path) => Store::load(path)?,
-        None => Store::new(),
-    };
-    let mut created = false;
-    for agent in args
+    let agents: Vec<&str> = args
         .agents
         .iter()
         .map(|a| a.trim())
         .filter(|a| !a.is_empty())
-    {
+        .collect();
+    for agent in &agents {
         validate_slug(agent).map_err(EmulatorError::Agent)?;
-        created |= store.ensure_agent(agent);
     }
+    let mut store = match &args.data {
+        Some(path) => Store::open(path)?,
+        None => Store::in_memory()?,
+    };
+    store.write(|tx| {
+        for agent in &agents {
+            tx.ensure_agent(agent)?;
+        }
+        Ok(())
+    })?;
     let emu = Arc::new(Emu {
         wire: args.wire,
-        data: args.data.clone(),
         token: args.token.clone().filter(|t| !t.is_empty()),
         auto_create: args.auto_create_agents,
         rate,
@@ -201,11 +195,6 @@ pub async fn run(args: EmulatorConfig) -> Result<(), EmulatorError> {
         targeted: Mutex::new(Vec::new()),
         store: Mutex::new(store),
     });
-    if created || args.data.as_ref().is_some_and(|p| !p.exists()) {
-        let store = emu.store();
-        emu.persist(&store)?;
-    }
-
     // Handlers first, so a signal sent right after the first line is never fatal.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;

@@ -87,17 +87,20 @@ impl Finding {
 /// `error: agents/x/.env.example:3: key FOO: message` — the agent is implied by the path.
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Paths come from directory names a pull request chose: no control characters.
+        use crate::escape::{terminal, terminal_lines};
         if self.located {
-            return write!(f, "{}: {}", self.severity, self.message);
+            return write!(f, "{}: {}", self.severity, terminal_lines(&self.message));
         }
-        write!(f, "{}: {}", self.severity, self.path.display())?;
+        let path = self.path.display().to_string();
+        write!(f, "{}: {}", self.severity, terminal(&path))?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
         if let Some(key) = &self.key {
-            write!(f, ": key {key}")?;
+            write!(f, ": key {}", terminal(key))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", terminal_lines(&self.message))
     }
 }
 

@@ -6,9 +6,15 @@
 //!
 //! The pipeline is `source` (a checkout: tree and config) → load → `observe` (list the
 //! platform) → `plan` (pure) → `apply`, run by `reconcile` for the CLI and the `daemon`
-//! alike, with `platform`, `state` and `target` at the edges and `authoring` writing
-//! manifests. No secret value ever reaches a log, an error message, plan output or the
-//! state file.
+//! alike, with `platform`, `state` and `target` at the edges, `deadline` bounding each run's
+//! platform calls, and `authoring` writing manifests. Every apply appends to the `history`
+//! next to the state; `saved_plan` applies a plan saved earlier exactly, or refuses it. No
+//! secret value ever reaches a log, an error message, plan output, a plan file, the history
+//! or the state file.
+//!
+//! Outside input is hostile: every file is read through `fsread` (regular files only, inside
+//! the repository, size-capped), every YAML text passes `yaml_depth` before it is parsed, and
+//! text from the platform or a pull request is printed through `escape`.
 
 #![forbid(unsafe_code)]
 
@@ -20,8 +26,13 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod deadline;
 pub mod emulator;
+pub mod escape;
 pub mod finding;
+pub mod fsread;
+pub mod git_setup;
+pub mod history;
 pub mod incremental;
 pub mod manifest;
 pub mod names;
@@ -30,11 +41,13 @@ pub mod plan;
 pub mod platform;
 pub mod reconcile;
 pub mod render;
+pub mod saved_plan;
 pub mod schema;
 pub mod secret;
 pub mod source;
 pub mod state;
 pub mod suggest;
 pub mod target;
+pub mod yaml_depth;
 
 pub use commands::{Exit, run};

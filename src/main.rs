@@ -1,7 +1,14 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = castsync::cli::Cli::parse();
+    let cli = match castsync::cli::parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version print to stdout and succeed; every usage error (unknown
+            // flag, bad value, missing argument) exits 1, never clap's default 2, which
+            // `--exit-code` reserves for "there are changes".
+            let _ = err.print();
+            return std::process::ExitCode::from(if err.use_stderr() { 1 } else { 0 });
+        }
+    };
     let long_running = matches!(
         cli.command,
         castsync::cli::Command::Watch(_) | castsync::cli::Command::Emulator(_)

@@ -3,9 +3,10 @@
 //! A manifest binds itself to its directory (`agent:`), declares string values under
 //! `secrets:`, and may carry a `castsync:` block recording the recipients it was encrypted to.
 //! Parsing refuses anything whose meaning could differ between YAML readers, and every error
-//! names the file, the line and the key and shows the fix — but never a secret value: the
-//! only source text an error may show is a number, boolean, null or date token that the
-//! typing rules are about.
+//! names the file, the line, the column and the key and shows the fix — but never a secret
+//! value, nor anything a value could hide in: a key name that is not a valid name (a flow
+//! mapping typo such as `{K: x, TOKEN value}` makes the value part of a key) is described by
+//! its position only.
 
 mod reader;
 mod scalar;
@@ -72,11 +73,12 @@ pub struct Parsed {
     pub warnings: Vec<Finding>,
 }
 
-/// Where a problem is: the manifest's path and, when known, the line.
+/// Where a problem is: the manifest's path and, when known, the line and column (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct At {
     pub path: PathBuf,
     pub line: Option<usize>,
+    pub column: Option<usize>,
 }
 
 impl fmt::Display for At {
@@ -87,6 +89,9 @@ impl fmt::Display for At {
         }
         if let Some(line) = self.line {
             write!(f, ", line {line}")?;
+            if let Some(column) = self.column {
+                write!(f, ", column {column}")?;
+            }
         }
         Ok(())
     }
@@ -102,22 +107,26 @@ pub enum ManifestError {
     TooLarge { at: At, size: usize },
     /// The text is not valid YAML.
     #[error("{at}: invalid YAML: {problem}")]
-    Syntax {
-        at: At,
-        column: Option<usize>,
-        problem: String,
-    },
+    Syntax { at: At, problem: String },
+    /// Nested deeper than [`crate::yaml_depth::MAX_DEPTH`] levels (refused before parsing).
+    #[error(
+        "{at}: the YAML is nested more than {} levels deep; a manifest needs 2 (the mapping and `secrets:`)",
+        crate::yaml_depth::MAX_DEPTH
+    )]
+    TooDeep { at: At },
     /// The document is not a mapping.
     #[error("{at}: the manifest must be a YAML mapping with `agent:` and `secrets:` fields")]
     NotAMapping { at: At },
     /// A top-level field other than `agent`, `secrets`, `castsync`.
     #[error(
-        "{at}: unknown top-level field {field:?}{}: a manifest has only agent, secrets and castsync",
+        "{at}: unknown top-level field {}{}: a manifest has only agent, secrets and castsync",
+        field.as_ref().map_or_else(|| "(not shown: not a valid name)".to_owned(), |f| format!("{f:?}")),
         suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
     )]
     UnknownField {
         at: At,
-        field: String,
+        /// The field's name when it is a valid key name (else it may be a value: not shown).
+        field: Option<String>,
         suggestion: Option<&'static str>,
     },
     /// The same top-level field twice.
@@ -157,12 +166,13 @@ pub enum ManifestError {
     /// A mapping key that is a list or a mapping.
     #[error("{at}: a key must be a plain name, not a list or a mapping")]
     ComplexKey { at: At },
-    /// A key that is not an environment variable name.
+    /// A key that is not an environment variable name. Its text is not kept: a key such as
+    /// `TOKEN sk-…` (a missing colon) holds a value.
     #[error(
-        "{at}: key {key:?} is not a valid environment variable name: use letters, digits and _, not starting with a digit, at most {} bytes",
+        "{at}: the key there is not a valid environment variable name ({why}), so it is not shown: use letters, digits and _, not starting with a digit, at most {} bytes",
         names::MAX_KEY_LEN
     )]
-    InvalidKey { at: At, key: String },
+    InvalidKey { at: At, why: KeyFault },
     /// A value whose type or form is not a plain string.
     #[error("{at}: key {key}: {}", problem.describe(key))]
     Value {
@@ -183,6 +193,52 @@ pub enum ManifestError {
     /// The `castsync:` metadata block is malformed.
     #[error("{at}: {problem}")]
     Metadata { at: At, problem: String },
+}
+
+/// What is wrong with a key name, in words that cannot leak its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFault {
+    Empty,
+    TooLong,
+    StartsWithDigit,
+    /// A space or tab: usually a missing `: ` between a key and its value.
+    Whitespace,
+    OtherCharacters,
+}
+
+impl KeyFault {
+    fn of(key: &str) -> KeyFault {
+        if key.is_empty() {
+            KeyFault::Empty
+        } else if key.len() > names::MAX_KEY_LEN {
+            KeyFault::TooLong
+        } else if key.contains([' ', '\t']) {
+            KeyFault::Whitespace
+        } else if key.starts_with(|c: char| c.is_ascii_digit()) {
+            KeyFault::StartsWithDigit
+        } else {
+            KeyFault::OtherCharacters
+        }
+    }
+}
+
+impl fmt::Display for KeyFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyFault::Empty => "it is empty",
+            KeyFault::TooLong => "it is too long",
+            KeyFault::StartsWithDigit => "it starts with a digit",
+            KeyFault::Whitespace => {
+                "it contains a space: is a `:` missing between the key and its value?"
+            }
+            KeyFault::OtherCharacters => "it contains characters other than letters, digits and _",
+        })
+    }
+}
+
+/// A name shown in a message only when it is a valid key name (anything else may be a value).
+fn shown_name(name: &str) -> Option<String> {
+    names::validate_key(name).is_ok().then(|| name.to_owned())
 }
 
 fn first(line: Option<usize>) -> String {
@@ -214,81 +270,111 @@ impl Manifest {
 }
 
 /// Parses and checks a decrypted manifest (or an edited text without the `castsync:` block).
+/// A UTF-8 byte order mark at the start (some Windows editors write one) is ignored.
 pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError> {
-    let at = |line: Option<usize>| At {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines = LineIndex::new(text);
+    let at = |pos: Pos| At {
         path: ctx.path.clone(),
-        line,
+        line: pos.line,
+        column: pos.column,
     };
+    let nowhere = Pos::default();
     if text.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge {
-            at: at(None),
+            at: at(nowhere),
             size: text.len(),
         });
     }
+    // Refused before the parser sees it: libyaml's time grows faster than linearly with depth.
+    if let Err(e) = crate::yaml_depth::check(text) {
+        return Err(match e {
+            crate::yaml_depth::DepthError::TooDeep { line, column } => ManifestError::TooDeep {
+                at: at(Pos::at(line, column)),
+            },
+            crate::yaml_depth::DepthError::Syntax {
+                line,
+                column,
+                problem,
+            } => ManifestError::Syntax {
+                at: at(Pos::at(line, column)),
+                problem: redact_quoted(&problem),
+            },
+        });
+    }
     let (mut doc, failure) = reader::read(text);
-    let lines = LineIndex::new(text);
-    let line_of = |s: &RawScalar| s.offset.map(|o| lines.line(o));
+    let pos_of = |s: &RawScalar| s.offset.map_or(nowhere, |o| lines.pos(text, o));
 
     // A syntax error first: what was read before it cannot be trusted to be complete.
-    if let Some((Failure::Yaml(err), line)) = &failure {
-        return Err(syntax_error(at(*line), err));
+    if let Some((Failure::Yaml(err), pos)) = &failure {
+        return Err(syntax_error(at(*pos), err));
     }
 
-    let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
+    let mut seen: HashMap<&str, Pos> = HashMap::new();
     for key in &doc.top {
         let name = key.text.as_str();
-        if let Some(first_line) = seen.insert(name, line_of(key)) {
+        if let Some(first) = seen.insert(name, pos_of(key)) {
             return Err(ManifestError::DuplicateField {
-                at: at(line_of(key)),
+                at: at(pos_of(key)),
                 field: name.to_owned(),
-                first_line,
+                first_line: first.line,
             });
         }
         if !TOP_LEVEL_FIELDS.contains(&name) {
             return Err(ManifestError::UnknownField {
-                at: at(line_of(key)),
-                field: name.to_owned(),
+                at: at(pos_of(key)),
+                field: shown_name(name),
                 suggestion: crate::suggest::nearest(name, TOP_LEVEL_FIELDS),
             });
         }
     }
-    let top_line = |field: &str| {
+    let top_pos = |field: &str| {
         doc.top
             .iter()
             .find(|k| k.text.as_str() == field)
-            .and_then(line_of)
+            .map_or(nowhere, pos_of)
     };
 
     // The binding to the directory comes before anything about the values.
     if let Some(agent) = &doc.agent {
-        check_agent(agent.text.as_str(), ctx, at(top_line("agent")))?;
+        check_agent(agent.text.as_str(), ctx, at(top_pos("agent")))?;
     }
-    if let Some((failure, line)) = failure {
+    if let Some((failure, pos)) = failure {
+        let or = |p: Pos| if p.line.is_some() { p } else { pos };
         return Err(match failure {
-            Failure::Yaml(err) => syntax_error(at(line), &err),
-            Failure::NotAMapping => ManifestError::NotAMapping { at: at(line) },
-            Failure::ComplexKey => ManifestError::ComplexKey { at: at(line) },
+            Failure::Yaml(err) => syntax_error(at(pos), &err),
+            Failure::NotAMapping => ManifestError::NotAMapping { at: at(pos) },
+            Failure::ComplexKey => ManifestError::ComplexKey { at: at(pos) },
             Failure::AgentNotScalar => ManifestError::InvalidAgent {
-                at: at(top_line("agent").or(line)),
+                at: at(or(top_pos("agent"))),
                 expected: ctx.expected_agent.clone(),
             },
             Failure::SecretsNotMapping => ManifestError::SecretsNotMapping {
-                at: at(top_line("secrets").or(line)),
+                at: at(or(top_pos("secrets"))),
             },
-            Failure::NotScalar { key, problem } => ManifestError::Value {
-                at: at(key.as_ref().and_then(line_of).or(line)),
-                key: key.map_or_else(String::new, |k| k.text.as_str().to_owned()),
-                problem,
-            },
+            Failure::NotScalar { key, problem } => {
+                let key_pos = key.as_ref().map_or(nowhere, pos_of);
+                match key.as_ref().map(|k| k.text.as_str()) {
+                    Some(name) if names::validate_key(name).is_err() => ManifestError::InvalidKey {
+                        at: at(or(key_pos)),
+                        why: KeyFault::of(name),
+                    },
+                    name => ManifestError::Value {
+                        at: at(or(key_pos)),
+                        key: name.unwrap_or_default().to_owned(),
+                        problem,
+                    },
+                }
+            }
             Failure::Meta(problem) => ManifestError::Metadata {
-                at: at(top_line("castsync").or(line)),
+                at: at(or(top_pos("castsync"))),
                 problem: problem.to_owned(),
             },
         });
     }
     let Some(mut agent) = doc.agent.take() else {
         return Err(ManifestError::MissingAgent {
-            at: at(None),
+            at: at(nowhere),
             expected: ctx.expected_agent.clone(),
         });
     };
@@ -297,37 +383,37 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     let mut warnings = Vec::new();
     let mut key_lines: HashMap<String, Option<usize>> = HashMap::new();
     for (key, mut value) in std::mem::take(&mut doc.secrets) {
-        let line = line_of(&key);
+        let pos = pos_of(&key);
         let name = key.text.as_str();
         if names::validate_key(name).is_err() {
             return Err(ManifestError::InvalidKey {
-                at: at(line),
-                key: name.to_owned(),
+                at: at(pos),
+                why: KeyFault::of(name),
             });
         }
-        if let Some(first_line) = key_lines.insert(name.to_owned(), line) {
+        if let Some(first_line) = key_lines.insert(name.to_owned(), pos.line) {
             return Err(ManifestError::DuplicateKey {
-                at: at(line),
+                at: at(pos),
                 key: name.to_owned(),
                 first_line,
             });
         }
         if ctx.unmanaged_keys.iter().any(|k| k == name) {
             return Err(ManifestError::UnmanagedKey {
-                at: at(line),
+                at: at(pos),
                 key: name.to_owned(),
             });
         }
         if let Err(problem) = check_value(text, &value) {
             return Err(ManifestError::Value {
-                at: at(line),
+                at: at(pos),
                 key: name.to_owned(),
                 problem,
             });
         }
         if value.text.len() > MAX_VALUE_BYTES {
             return Err(ManifestError::ValueTooLarge {
-                at: at(line),
+                at: at(pos),
                 key: name.to_owned(),
                 size: value.text.len(),
             });
@@ -341,7 +427,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
                         name.to_ascii_uppercase()
                     ),
                 )
-                .at_line(line)
+                .at_line(pos.line)
                 .for_agent(ctx.expected_agent.clone())
                 .for_key(name),
             );
@@ -355,7 +441,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     let meta = match doc.meta.take() {
         None => None,
         Some(raw) => {
-            let meta_at = || at(top_line("castsync"));
+            let meta_at = || at(top_pos("castsync"));
             let mut fields = HashMap::new();
             for key in &raw.keys {
                 let name = key.text.as_str();
@@ -363,9 +449,11 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
                     let hint = crate::suggest::nearest(name, METADATA_FIELDS)
                         .map(|s| format!(" (did you mean {s:?}?)"))
                         .unwrap_or_default();
+                    let shown = shown_name(name)
+                        .map_or_else(|| "(not shown)".to_owned(), |n| format!("{n:?}"));
                     return Err(ManifestError::Metadata {
-                        at: at(line_of(key)),
-                        problem: format!("unknown field {name:?} in the castsync: block{hint}"),
+                        at: at(pos_of(key)),
+                        problem: format!("unknown field {shown} in the castsync: block{hint}"),
                     });
                 }
                 if fields.insert(name, ()).is_some() {
@@ -452,7 +540,6 @@ fn has_tag(before: &str) -> bool {
 fn syntax_error(at: At, err: &serde_yaml::Error) -> ManifestError {
     ManifestError::Syntax {
         at,
-        column: err.location().map(|l| l.column()),
         problem: redact_quoted(&err.to_string()),
     }
 }
@@ -476,7 +563,23 @@ fn redact_quoted(message: &str) -> String {
     out
 }
 
-/// Byte offset → 1-based line number.
+/// A 1-based line and column (in characters), when known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Pos {
+    line: Option<usize>,
+    column: Option<usize>,
+}
+
+impl Pos {
+    fn at(line: usize, column: usize) -> Pos {
+        Pos {
+            line: Some(line),
+            column: Some(column),
+        }
+    }
+}
+
+/// Byte offset → 1-based line and column.
 struct LineIndex(Vec<usize>);
 
 impl LineIndex {
@@ -487,7 +590,12 @@ impl LineIndex {
         Self(starts)
     }
 
-    fn line(&self, offset: usize) -> usize {
-        self.0.partition_point(|&start| start <= offset)
+    fn pos(&self, text: &str, offset: usize) -> Pos {
+        let line = self.0.partition_point(|&start| start <= offset);
+        let start = self.0[line - 1];
+        let column = text
+            .get(start..offset)
+            .map_or(1, |before| before.chars().count() + 1);
+        Pos::at(line, column)
     }
 }

@@ -9,19 +9,24 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::apply::Progress;
 use crate::platform::{Listing, Platform, PlatformError};
 
-/// Lists the keys of every agent in `agents`, at most `concurrency` at once. Every agent gets
+/// Lists the keys of every agent in `agents`, at most `concurrency` at once (and within the
+/// rate budget: the client's limiter paces them, holding them back behind a first probe for
+/// at most `limiter::PROBE_PATIENCE` while the budget is unknown). Every agent gets
 /// an entry: its listing, or the typed list error (which the plan turns into a skip, keeping
-/// the error's class).
+/// the error's class). `progress` hears how many agents there are and as each list ends.
 pub async fn list_agents(
     platform: Arc<dyn Platform>,
     agents: impl IntoIterator<Item = String>,
     concurrency: usize,
+    progress: &dyn Progress,
 ) -> BTreeMap<String, Result<Listing, PlatformError>> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let agents: Vec<String> = agents.into_iter().collect();
+    progress.listing(agents.len());
     for agent in agents.iter().cloned() {
         let platform = platform.clone();
         let permits = permits.clone();
@@ -33,6 +38,7 @@ pub async fn list_agents(
     }
     let mut out = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
+        progress.listed();
         // A panicking list task leaves its agent without an entry, which the plan treats as
         // a list failure (skip), never as an empty list.
         if let Ok((agent, listed)) = joined {

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::platform::types::{ErrorClass, Listing, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
@@ -115,7 +115,7 @@ impl Replace {
 }
 
 /// Why an existing key is written again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpdateReason {
     /// The desired value differs from the value castsync last wrote.
@@ -137,7 +137,7 @@ impl UpdateReason {
 }
 
 /// One planned call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "action", content = "reason", rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -148,7 +148,7 @@ pub enum Action {
 }
 
 /// Why an agent is redeployed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RedeployReason {
     /// Its secrets change in this run (`redeploy: on-change`).
@@ -157,7 +157,7 @@ pub enum RedeployReason {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub key: String,
     #[serde(flatten)]
@@ -250,7 +250,8 @@ pub struct AgentPlan {
 }
 
 impl AgentPlan {
-    fn new(agent: &str) -> Self {
+    /// An agent with nothing to do yet.
+    pub fn new(agent: &str) -> Self {
         AgentPlan {
             agent: agent.to_owned(),
             skipped: None,

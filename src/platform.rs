@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
 
+pub mod batch;
 pub mod castari;
 pub mod limiter;
 pub mod local;
@@ -58,8 +59,26 @@ pub trait Platform: Send + Sync {
     /// Redeploy an agent so that it runs with its current secrets.
     async fn redeploy(&self, agent: &str) -> Result<(), PlatformError>;
 
+    /// Writes one agent's batch: every set, then every delete unless a set failed (see
+    /// [`batch`]). The default sends one call per key; a platform that can write the batch
+    /// at once (the embedded store: one transaction) overrides it.
+    async fn write_batch(
+        &self,
+        agent: &str,
+        batch: batch::Batch<'_>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> batch::BatchResult {
+        batch::one_by_one(self, agent, batch, cancel).await
+    }
+
     /// Request counters for metrics; None for platforms that make no HTTP requests.
     fn stats(&self) -> Option<ClientStats> {
+        None
+    }
+
+    /// How long a request sent now would wait for the platform's rate budget (None: it would
+    /// go at once), for progress output.
+    fn rate_wait(&self) -> Option<std::time::Duration> {
         None
     }
 }
@@ -75,6 +94,8 @@ pub struct PlatformOptions {
     pub allow_insecure_http: bool,
     /// Retries after a failed attempt (429, 5xx, connection error).
     pub retries: u32,
+    /// How long one HTTP request may take (`--request-timeout`).
+    pub request_timeout: std::time::Duration,
     /// Agents the repository declares: in `local://` mode they exist automatically.
     pub declared_agents: Vec<String>,
 }
@@ -86,6 +107,7 @@ impl Default for PlatformOptions {
             api_key: None,
             allow_insecure_http: false,
             retries: retry::RetryPolicy::default().retries,
+            request_timeout: castari::REQUEST_TIMEOUT,
             declared_agents: Vec::new(),
         }
     }
@@ -155,6 +177,7 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
             ..retry::RetryPolicy::default()
         },
         allow_insecure_http: opts.allow_insecure_http,
+        request_timeout: opts.request_timeout,
         ..castari::ClientConfig::new(opts.url, api_key)
     };
     Ok(Arc::new(castari::CastariClient::new(config)?))
@@ -181,12 +204,30 @@ fn first_url(candidates: [Option<&str>; 3]) -> String {
 /// else None. Whether None is an error depends on the URL (see [`open`]).
 pub fn read_api_key(file: Option<&Path>) -> Result<Option<SecretString>, OpenError> {
     if let Some(path) = file {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            OpenError::ApiKeyFile {
-                path: path.to_owned(),
-                source,
-            }
-        })?);
+        let file_error = |source| OpenError::ApiKeyFile {
+            path: path.to_owned(),
+            source,
+        };
+        let bytes =
+            crate::fsread::read_secret_file(path, crate::fsread::MAX_KEY_FILE).map_err(|e| {
+                file_error(match e {
+                    crate::fsread::ReadError::Io { source, .. } => source,
+                    crate::fsread::ReadError::NotFound { .. } => {
+                        std::io::Error::from(std::io::ErrorKind::NotFound)
+                    }
+                    refused => std::io::Error::other(refused.to_string()),
+                })
+            })?;
+        let text = Zeroizing::new(
+            std::str::from_utf8(&bytes)
+                .map_err(|_| {
+                    file_error(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "not UTF-8 text",
+                    ))
+                })?
+                .to_owned(),
+        );
         let key = text.trim();
         if key.is_empty() {
             return Err(OpenError::EmptyApiKeyFile {

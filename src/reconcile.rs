@@ -1,6 +1,7 @@
 //! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
 //! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
-//! call it and how they report.
+//! call it and how they report. Every platform call of a run is bounded by one deadline
+//! ([`crate::deadline`]).
 //!
 //! Asked to refresh only what changed ([`Request::changed`]), it first compares each agent's
 //! inputs with a baseline (`incremental`) and loads, lists and plans only the agents that
@@ -15,13 +16,15 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport};
+use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport, Progress};
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::incremental::{self, Baseline, Selection};
 use crate::observe;
 use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
+use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
 use crate::source::inputs::{self, AgentInputs, Overrides};
 use crate::source::load::{self, LoadError, Loaded};
@@ -62,6 +65,8 @@ pub struct Request<'a> {
     pub dry_run: bool,
     pub concurrency: usize,
     pub cancel: CancellationToken,
+    /// The run's deadline: every platform call is bounded by it (see [`crate::deadline`]).
+    pub timeout: RunTimeout,
 }
 
 /// What one reconcile found and did.
@@ -71,6 +76,13 @@ pub struct Outcome {
     /// `None` for a dry run.
     pub report: Option<ApplyReport>,
     pub revision: String,
+    /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
+    pub declined: bool,
+    /// Each listed agent's key list (or list error) as the plan saw it: what a saved plan
+    /// records (`saved_plan`).
+    pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
+    /// The agents the run's deadline cut off, if it passed.
+    pub timed_out: Option<TimedOut>,
     /// The state could not be saved after the run (what each agent converged from is then
     /// not remembered, and the next `--changed` run refreshes those agents again).
     pub state_warning: Option<String>,
@@ -79,9 +91,26 @@ pub struct Outcome {
 impl Outcome {
     /// True when every agent loaded, listed and applied without error.
     pub fn ok(&self) -> bool {
-        !self.plan.has_skips() && self.report.as_ref().is_none_or(ApplyReport::ok)
+        !self.declined && !self.plan.has_skips() && self.report.as_ref().is_none_or(ApplyReport::ok)
     }
 }
+
+/// Whoever started the reconcile: asked once before anything is written, then told how the
+/// apply goes. The CLI asks the person at the terminal and draws progress; the daemon uses
+/// [`Unattended`].
+pub trait Observer: Progress {
+    /// Called with the plan when it has changes and this is not a dry run, before the first
+    /// write; false stops the run with nothing written.
+    fn confirm(&self, _plan: &Plan) -> bool {
+        true
+    }
+}
+
+/// Never asks, reports nothing.
+pub struct Unattended;
+
+impl Progress for Unattended {}
+impl Observer for Unattended {}
 
 /// A reconcile that could not start; nothing was sent.
 #[derive(Debug, Error)]
@@ -137,12 +166,14 @@ fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileErro
     Ok(())
 }
 
-/// Runs one reconcile. `on_done` is called as each agent's apply finishes.
+/// Runs one reconcile. `observer` confirms the plan before any write and follows the apply.
 pub async fn reconcile(
     req: Request<'_>,
-    on_done: &(dyn Fn(&AgentResult) + Send + Sync),
+    observer: Arc<dyn Observer>,
 ) -> Result<Outcome, ReconcileError> {
     let checkout = req.checkout;
+    let deadline = Deadline::start(req.timeout);
+    let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
     let overrides = Overrides {
         no_prune: req.no_prune,
         redeploy: req.redeploy,
@@ -187,8 +218,16 @@ pub async fn reconcile(
         .agents
         .iter()
         .filter(|(_, a)| a.failure().is_none())
-        .map(|(slug, _)| slug.clone());
-    let actual = observe::list_agents(req.platform.clone(), listable, req.concurrency).await;
+        .map(|(slug, _)| slug.clone())
+        .collect::<Vec<_>>();
+    deadline.allow_requests(listable.len());
+    let actual = observe::list_agents(
+        platform.clone(),
+        listable,
+        req.concurrency,
+        observer.as_ref(),
+    )
+    .await;
 
     let desired = loaded.desired_or_reasons();
     let mut plan = {
@@ -204,7 +243,12 @@ pub async fn reconcile(
 
     let revision = checkout.label();
     let mut state_warning = None;
-    let report = if req.dry_run {
+    let declined = !req.dry_run && plan.has_changes() && {
+        // The person reading the plan is not the platform being slow.
+        let _paused = deadline.pause();
+        !observer.confirm(&plan)
+    };
+    let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
         Some(ApplyReport::default())
@@ -214,15 +258,16 @@ pub async fn reconcile(
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
         };
+        deadline.allow_requests(apply::request_count(&plan));
         Some(
             apply::apply(
                 &plan,
                 &loaded.ok_secrets(),
-                req.platform.clone(),
+                platform,
                 req.state.clone(),
                 &options,
                 &req.cancel,
-                on_done,
+                observer,
             )
             .await,
         )
@@ -239,11 +284,15 @@ pub async fn reconcile(
         .await;
         state_warning = recorded.or(state_warning);
     }
+    let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,
         plan,
         report,
         revision,
+        declined,
+        observed: actual,
+        timed_out,
         state_warning,
     })
 }
@@ -327,7 +376,7 @@ async fn select(
 /// Before the first write to an agent, forgets what it converged from: should the run die
 /// half-way, the next run must not take the agent for unchanged (the platform may then hold
 /// a mix of old and new values even if the source goes back to the old inputs).
-async fn forget_before_writing(
+pub(crate) async fn forget_before_writing(
     plan: &Plan,
     state: &Mutex<State>,
     platform: &str,
@@ -346,7 +395,7 @@ async fn forget_before_writing(
 
 /// Records, for each agent of the plan, what it converged from; forgets it for an agent
 /// that was skipped or did not fully apply (so the next run refreshes it). Saves once.
-async fn record_converged(
+pub(crate) async fn record_converged(
     plan: &Plan,
     report: &ApplyReport,
     current: &BTreeMap<String, AgentInputs>,
@@ -376,6 +425,43 @@ async fn record_converged(
         }
     }
     state.save().err().map(|e| e.to_string())
+}
+
+/// Why a `--base` plan refuses to run.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The revision under review points the platform elsewhere than its base.
+    #[error(
+        "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused\n  hint: merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL"
+    )]
+    Changed { base: String, head: String },
+}
+
+/// The platform URL a config names (the default when it names none), as compared by
+/// [`check_platform_pinned`]: trimmed, without a trailing `/`.
+fn configured_url(config: &Config) -> String {
+    let url = config
+        .platform
+        .url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(crate::platform::DEFAULT_URL);
+    url.trim_end_matches('/').to_owned()
+}
+
+/// With `--base`, the config under review (`head`) must name the same `platform.url` as the
+/// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
+/// the CI's `Bearer` key to any host it likes.
+pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinError> {
+    let (base_url, head_url) = (configured_url(base), configured_url(head));
+    if base_url != head_url {
+        return Err(PinError::Changed {
+            base: crate::escape::terminal(&base_url).into_owned(),
+            head: crate::escape::terminal(&head_url).into_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The plan policy from the config and the command line (its per-agent `redeploy` set is

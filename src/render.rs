@@ -2,12 +2,18 @@
 //!
 //! Renderers see key names, actions and reasons only: a [`Plan`] holds no values, so nothing
 //! here can print one. Skip reasons are error messages, which are built without values.
+//!
+//! Key names the platform lists, its error details and directory names are outside text:
+//! text output shows their control characters as escapes and Markdown output escapes them
+//! for Markdown and HTML (`crate::escape`); JSON output keeps them exact.
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
 use crate::apply::{AgentResult, ApplyReport, Redeployed};
+use crate::deadline::TimedOut;
+use crate::escape::{code_line, code_span, terminal};
 
 pub mod redacted;
 use crate::plan::{Action, AgentPlan, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals};
@@ -59,13 +65,36 @@ impl Paint {
     }
 }
 
+/// The sign and text of one change; the key is escaped for a terminal (and so also for a
+/// line of a code block: it never holds a line break).
 fn change_line(action: Action, key: &str) -> (char, String) {
+    let key = terminal(key);
     match action {
-        Action::Create => ('+', key.to_owned()),
+        Action::Create => ('+', key.into_owned()),
         Action::Update(reason) => ('~', format!("{key} ({})", reason.describe())),
         Action::Replace => ('~', format!("{key} (replace requested)")),
-        Action::Delete => ('-', key.to_owned()),
+        Action::Delete => ('-', key.into_owned()),
     }
+}
+
+/// A skip reason for a terminal: castsync's own load messages keep their `hint:` lines; a
+/// list failure carries the platform's words, kept to one line.
+fn reason_text(reason: &crate::plan::SkipReason) -> String {
+    let text = reason.to_string();
+    match reason {
+        crate::plan::SkipReason::LoadFailed { .. } => {
+            crate::escape::terminal_lines(&text).into_owned()
+        }
+        _ => terminal(&text).into_owned(),
+    }
+}
+
+/// A list of names for a terminal.
+fn names(list: &[String]) -> String {
+    list.iter()
+        .map(|n| terminal(n).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn plural(n: usize) -> &'static str {
@@ -165,7 +194,12 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     let p = Paint(ctx.color);
     let mut out = String::new();
     for w in &ctx.warnings {
-        let _ = writeln!(out, "{} {w}", p.yellow("warning:"));
+        let _ = writeln!(
+            out,
+            "{} {}",
+            p.yellow("warning:"),
+            crate::escape::terminal_lines(w)
+        );
     }
     if !ctx.warnings.is_empty() {
         out.push('\n');
@@ -173,14 +207,14 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     let _ = writeln!(
         out,
         "castsync plan for {}{}{}",
-        ctx.platform,
+        terminal(&ctx.platform),
         ctx.revision
             .as_deref()
-            .map(|r| format!(" from {r}"))
+            .map(|r| format!(" from {}", terminal(r)))
             .unwrap_or_default(),
         ctx.base
             .as_deref()
-            .map(|b| format!(" (base {b})"))
+            .map(|b| format!(" (base {})", terminal(b)))
             .unwrap_or_default()
     );
     out.push('\n');
@@ -219,12 +253,13 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
 }
 
 fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
+    let name = terminal(&agent.agent);
     if let Some(reason) = &agent.skipped {
         let _ = writeln!(
             out,
-            "{} {}: skipped, nothing changed: {reason}",
+            "{} {name}: skipped, nothing changed: {}",
             p.red("!"),
-            agent.agent
+            reason_text(reason)
         );
         hint_line(out, reason.platform_error());
         out.push('\n');
@@ -233,12 +268,11 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
     if !agent.has_work() {
         let _ = write!(
             out,
-            "  {}: no changes ({} in sync)",
-            agent.agent,
+            "  {name}: no changes ({} in sync)",
             agent.unchanged.len()
         );
     } else {
-        let _ = write!(out, "  {}:", p.bold(&agent.agent));
+        let _ = write!(out, "  {}:", p.bold(&name));
     }
     out.push('\n');
     for change in &agent.changes {
@@ -253,12 +287,13 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
     for key in &agent.drift_ignored {
         let _ = writeln!(
             out,
-            "      {} {key} (drifted; not fixed because self_heal is false)",
-            p.yellow("?")
+            "      {} {} (drifted; not fixed because self_heal is false)",
+            p.yellow("?"),
+            terminal(key)
         );
     }
     if !agent.kept.is_empty() {
-        let _ = writeln!(out, "      kept (prune is off): {}", agent.kept.join(", "));
+        let _ = writeln!(out, "      kept (prune is off): {}", names(&agent.kept));
     }
     match agent.redeploy {
         Some(RedeployReason::Changes) => {
@@ -309,7 +344,7 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
             v
         })
         .collect();
-    json!({
+    let mut v = json!({
         "format_version": PLAN_FORMAT_VERSION,
         "dry_run": ctx.dry_run,
         "platform": ctx.platform,
@@ -321,7 +356,11 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "value_drift_undetectable": plan.drift_blind(),
         "coverage": coverage_json(plan),
         "agents": agents,
-    })
+    });
+    if let Some(timed_out) = TimedOut::find(plan, None) {
+        v["timed_out"] = timed_out.json();
+    }
+    v
 }
 
 fn coverage_json(plan: &Plan) -> serde_json::Value {
@@ -377,23 +416,15 @@ pub fn apply_json(report: &ApplyReport, plan: &Plan, ctx: &RenderContext) -> ser
         "ok": report.ok() && !plan.has_skips(),
         "agents": agents,
     });
+    if let Some(timed_out) = TimedOut::find(plan, Some(report)) {
+        v["timed_out"] = timed_out.json();
+    }
     v
 }
 
-/// Escapes text for a Markdown paragraph or table cell.
-fn md_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
+/// Escapes text for a Markdown paragraph, table cell or HTML element.
+pub(crate) fn md_escape(s: &str) -> String {
+    crate::escape::markdown(s)
 }
 
 /// The plan as Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`: a summary
@@ -410,14 +441,14 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
     let _ = writeln!(
         head,
         "Platform `{}`{}{}.\n",
-        md_escape(&ctx.platform).replace('`', ""),
+        code_span(&ctx.platform),
         ctx.revision
             .as_deref()
-            .map(|r| format!(", source `{}`", md_escape(r)))
+            .map(|r| format!(", source `{}`", code_span(r)))
             .unwrap_or_default(),
         ctx.base
             .as_deref()
-            .map(|b| format!(", base `{}`", md_escape(b)))
+            .map(|b| format!(", base `{}`", code_span(b)))
             .unwrap_or_default()
     );
     if let Some(line) = coverage_line(&plan.coverage) {
@@ -528,7 +559,7 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             let (sign, text) = change_line(c.action, &c.key);
             // `!` is what GitHub's diff highlighting colours as a modification.
             let sign = if sign == '~' { '!' } else { sign };
-            let _ = writeln!(d, "{sign} {text}");
+            let _ = writeln!(d, "{sign} {}", code_line(&text));
         }
         d.push_str("```\n\n</details>\n");
         details.push(d);
@@ -595,14 +626,14 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
                     Action::Update(_) | Action::Replace => ('~', &c.key),
                     Action::Delete => ('-', &c.key),
                 };
-                format!("{sign} {key}")
+                format!("{sign} {}", terminal(key))
             })
             .collect();
         if !done.is_empty() {
-            let _ = writeln!(out, "  {}: {}", a.agent, done.join(", "));
+            let _ = writeln!(out, "  {}: {}", terminal(&a.agent), done.join(", "));
         }
         if a.redeploy == Some(Redeployed::Done) {
-            let _ = writeln!(out, "  {}: redeployed", a.agent);
+            let _ = writeln!(out, "  {}: redeployed", terminal(&a.agent));
         }
     }
     let failed: usize = report.agents.iter().map(|a| a.failed.len()).sum();
@@ -643,7 +674,13 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "\nNot applied:");
         for a in plan.agents.iter() {
             if let Some(reason) = &a.skipped {
-                let _ = writeln!(out, "  {} {}: {reason}", p.red("!"), a.agent);
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    p.red("!"),
+                    terminal(&a.agent),
+                    reason_text(reason)
+                );
                 hint_line(&mut out, reason.platform_error());
             }
         }
@@ -654,20 +691,27 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
                     out,
                     "  {} {}: {sign} {text}: {}",
                     p.red("!"),
-                    a.agent,
-                    f.reason
+                    terminal(&a.agent),
+                    terminal(&f.reason.to_string())
                 );
             }
             if let Some(e) = &a.error {
-                let _ = writeln!(out, "  {} {}: {e}", p.red("!"), a.agent);
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    p.red("!"),
+                    terminal(&a.agent),
+                    terminal(&e.to_string())
+                );
             }
             match &a.redeploy {
                 Some(Redeployed::Failed(e)) => {
                     let _ = writeln!(
                         out,
-                        "  {} {}: redeploy failed: {e}; its secrets are applied and the next run redeploys it",
+                        "  {} {}: redeploy failed: {}; its secrets are applied and the next run redeploys it",
                         p.red("!"),
-                        a.agent
+                        terminal(&a.agent),
+                        terminal(&e.to_string())
                     );
                 }
                 Some(Redeployed::Postponed) => {
@@ -675,7 +719,7 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
                         out,
                         "  {} {}: not redeployed because some changes did not land; the next run redeploys it",
                         p.red("!"),
-                        a.agent
+                        terminal(&a.agent)
                     );
                 }
                 _ => {}

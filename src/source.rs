@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use checkout::{Checkout, CheckoutError, read_config};
-pub use discover::{DiscoverError, find_root, working_dir};
+pub use discover::{DiscoverError, find_root, find_root_of_file, working_dir};
 pub use git::GitRevision;
 pub use worktree::Worktree;
 
@@ -41,6 +41,10 @@ pub enum SourceError {
     /// The repository or revision cannot be opened.
     #[error("git: {message}")]
     Git { message: String },
+    /// A file that is refused: not a regular file, leading outside the repository, or too
+    /// large (see `fsread`).
+    #[error(transparent)]
+    Refused(#[from] crate::fsread::ReadError),
 }
 
 /// A read-only view of a secrets repository at one point in time.

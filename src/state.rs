@@ -160,9 +160,15 @@ impl State {
     }
 
     fn read(path: &Path) -> Result<State, StateError> {
-        let text = match std::fs::read_to_string(path) {
+        let read = crate::fsread::read_file(path, crate::fsread::MAX_STATE_FILE).and_then(|b| {
+            crate::fsread::text(b).map_err(|_| crate::fsread::ReadError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+            })
+        });
+        let text = match read {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.is_not_found() => {
                 let mut key = Zeroizing::new(vec![0u8; 32]);
                 rand::fill(&mut key[..]);
                 return Ok(State {
@@ -175,11 +181,14 @@ impl State {
                     _lock: None,
                 });
             }
-            Err(source) => {
+            Err(e) => {
                 return Err(StateError::Io {
                     action: "read",
                     path: path.to_owned(),
-                    source,
+                    source: match e {
+                        crate::fsread::ReadError::Io { source, .. } => source,
+                        refused => std::io::Error::other(refused.to_string()),
+                    },
                 });
             }
         };
@@ -372,9 +381,8 @@ impl State {
     /// buffer that is wiped afterwards (it passes the HMAC key), so a large state is never
     /// copied whole in memory.
     pub fn save(&self) -> Result<(), StateError> {
-        let hmac_key = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
-        );
+        let hmac_key =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]));
         let file = StateFileOut {
             version: STATE_VERSION,
             hmac_key: &hmac_key,

@@ -8,11 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::config::Config;
-use crate::crypto::{CryptoError, Identities};
+use crate::crypto::{CryptoError, Env, Identities};
 use crate::platform::{self, OpenError, Platform, PlatformOptions};
 
 /// The state file under a repository root, unless `--state` names another.
@@ -30,6 +31,8 @@ pub struct PlatformChoice {
     pub api_key_file: Option<PathBuf>,
     /// `--allow-insecure-http`.
     pub allow_insecure_http: bool,
+    /// `--request-timeout` (None: the client's default).
+    pub request_timeout: Option<Duration>,
 }
 
 /// What the command line says about a target: identities, state file, platform.
@@ -37,6 +40,9 @@ pub struct PlatformChoice {
 pub struct TargetOptions {
     /// `-i FILE`s, tried before the environment and the default key file.
     pub identity_files: Vec<PathBuf>,
+    /// `CASTSYNC_AGE_KEY` and `CASTSYNC_AGE_KEY_FILE` as the command line read them (None:
+    /// the process environment).
+    pub identity_env: Option<Env>,
     /// `--state FILE`.
     pub state_file: Option<PathBuf>,
     pub platform: PlatformChoice,
@@ -66,7 +72,8 @@ impl Target {
     }
 
     fn resolve(options: TargetOptions, base: &Path, state: &str) -> Result<Target, CryptoError> {
-        let identities = Identities::discover(&options.identity_files)?;
+        let env = options.identity_env.unwrap_or_else(Env::from_process);
+        let identities = Identities::discover_with(&options.identity_files, &env)?;
         Ok(Target {
             identities,
             state_path: options.state_file.unwrap_or_else(|| base.join(state)),
@@ -101,6 +108,7 @@ impl Target {
             url,
             api_key,
             allow_insecure_http: self.platform.allow_insecure_http,
+            request_timeout: self.platform.request_timeout,
         })
     }
 }
@@ -111,6 +119,7 @@ pub struct PlatformTarget {
     pub url: String,
     api_key: Option<SecretString>,
     allow_insecure_http: bool,
+    request_timeout: Option<Duration>,
 }
 
 impl PlatformTarget {
@@ -126,6 +135,9 @@ impl PlatformTarget {
             api_key: self.api_key.clone(),
             allow_insecure_http: self.allow_insecure_http,
             declared_agents,
+            request_timeout: self
+                .request_timeout
+                .unwrap_or(PlatformOptions::default().request_timeout),
             ..PlatformOptions::default()
         })
     }

@@ -69,10 +69,12 @@ fn init_writes_config_agents_gitignore_and_gitattributes_and_a_new_identity() {
     assert_eq!(stdout, "");
     let key_file = home.join(".config/castsync/keys.txt");
     assert!(stderr.contains(&key_file.display().to_string()), "{stderr}");
-    assert!(
-        stderr.contains("git config diff.castsync.textconv \"castsync textconv\""),
-        "{stderr}"
-    );
+    for command in [
+        "git config diff.castsync.textconv \"castsync textconv\"",
+        "git config merge.castsync.driver \"castsync merge-driver %O %A %B %P\"",
+    ] {
+        assert!(stderr.contains(command), "{stderr}");
+    }
     let public = std::fs::read_to_string(&key_file)
         .unwrap()
         .lines()
@@ -86,11 +88,9 @@ fn init_writes_config_agents_gitignore_and_gitattributes_and_a_new_identity() {
         assert!(gitignore.lines().any(|l| l == line), "{line}: {gitignore}");
     }
     let gitattributes = std::fs::read_to_string(root.join(".gitattributes")).unwrap();
-    assert!(
-        gitattributes
-            .lines()
-            .any(|l| l == "*.yaml.age diff=castsync")
-    );
+    for line in ["*.yaml.age diff=castsync", "*.yaml.age merge=castsync"] {
+        assert!(gitattributes.lines().any(|l| l == line), "{gitattributes}");
+    }
 
     // The new repository is usable at once: an agent, a value, a clean validate.
     castsync(&home)

@@ -1,7 +1,8 @@
 //! Interoperability with the reference age CLI (Debian's `age` 1.1.1 in CI): files castsync
 //! writes open with `age -d`, and files `age` writes (armored or binary, to X25519 or
 //! ssh-ed25519 keys) are read by castsync. These tests need `age`, `age-keygen` and
-//! `ssh-keygen` on PATH; a missing `age` is a failure, never a skip.
+//! `ssh-keygen` on PATH: without them a test prints one `skipped:` line naming what to install,
+//! and with `CI` set it fails (`support::tools`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::process::{Command, Stdio};
 
 use castsync::crypto::{Env, Identities, encrypt, parse_recipient, write_new_identity};
 use tempfile::TempDir;
+
+use crate::support::tools;
 
 const PLAINTEXT: &str =
     "agent: support-bot\nsecrets:\n  OPENAI_API_KEY: canary-7f3a91-do-not-print\n";
@@ -21,12 +24,7 @@ fn run(program: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{program}` ({e}): the interop tests need the reference age CLI; \
-                 install it with `apt-get install age` (CI does) and ssh-keygen (openssh-client)"
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
     child
         .stdin
         .take()
@@ -103,12 +101,18 @@ fn age_decrypt(dir: &Path, key: &Path, ciphertext: &[u8]) -> String {
 
 #[test]
 fn the_reference_age_cli_is_installed() {
+    let Some(_) = tools(&["age"]) else {
+        return;
+    };
     let version = run("age", &["--version"], b"");
     assert!(!version.is_empty(), "age --version printed nothing");
 }
 
 #[test]
 fn a_file_castsync_writes_opens_with_age_d_and_an_age_keygen_key() {
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (key, recipient) = age_keygen(dir.path());
     let ciphertext = encrypt(
@@ -122,6 +126,9 @@ fn a_file_castsync_writes_opens_with_age_d_and_an_age_keygen_key() {
 
 #[test]
 fn an_identity_castsync_keygen_writes_is_accepted_by_age() {
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let key = dir.path().join("keys.txt");
     let recipient = write_new_identity(&key).unwrap();
@@ -137,6 +144,9 @@ fn an_identity_castsync_keygen_writes_is_accepted_by_age() {
 
 #[test]
 fn an_armored_file_age_writes_to_an_x25519_recipient_is_read_by_castsync() {
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (key, recipient) = age_keygen(dir.path());
     let ciphertext = run("age", &["-a", "-r", &recipient], PLAINTEXT.as_bytes());
@@ -146,6 +156,9 @@ fn an_armored_file_age_writes_to_an_x25519_recipient_is_read_by_castsync() {
 
 #[test]
 fn a_binary_file_age_writes_to_an_x25519_recipient_is_read_by_castsync() {
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (key, recipient) = age_keygen(dir.path());
     let ciphertext = run("age", &["-r", &recipient], PLAINTEXT.as_bytes());
@@ -155,6 +168,9 @@ fn a_binary_file_age_writes_to_an_x25519_recipient_is_read_by_castsync() {
 
 #[test]
 fn a_file_castsync_writes_to_an_ssh_ed25519_key_opens_with_age_d() {
+    let Some(_) = tools(&["age", "ssh-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (key, public) = ssh_keygen(dir.path());
     let line = std::fs::read_to_string(&public).unwrap();
@@ -164,6 +180,9 @@ fn a_file_castsync_writes_to_an_ssh_ed25519_key_opens_with_age_d() {
 
 #[test]
 fn files_age_writes_to_an_ssh_ed25519_key_are_read_by_castsync() {
+    let Some(_) = tools(&["age", "ssh-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (key, public) = ssh_keygen(dir.path());
     let armored = run(
@@ -178,6 +197,9 @@ fn files_age_writes_to_an_ssh_ed25519_key_are_read_by_castsync() {
 
 #[test]
 fn a_file_castsync_writes_to_an_age_and_an_ssh_recipient_opens_with_either_key() {
+    let Some(_) = tools(&["age", "age-keygen", "ssh-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (age_key, recipient) = age_keygen(dir.path());
     let (ssh_key, public) = ssh_keygen(dir.path());
@@ -192,6 +214,9 @@ fn a_file_castsync_writes_to_an_age_and_an_ssh_recipient_opens_with_either_key()
 
 #[test]
 fn a_file_age_writes_for_someone_else_gets_the_no_matching_identity_error() {
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let dir = TempDir::new().unwrap();
     let (_, stranger) = age_keygen(dir.path());
     let mine = dir.path().join("mine.txt");

@@ -91,7 +91,8 @@ fn a_working_setup_passes_read_only_and_explains_drift(wire: Wire) {
 
     let (code, json, _) = outcome(doctor(&repo, &emu).args(["-o", "json"]));
     assert_eq!(code, 0, "{json}");
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let report = crate::cli::assert_matches_schema("doctor.schema.json", &json);
+    assert_eq!(report["format_version"], 1);
     assert_eq!(report["ok"], true);
     assert_eq!(report["problems"], 0);
     let alpha = &report["agents"][0];
@@ -132,7 +133,7 @@ fn a_wrong_key_fails_with_the_fix_after_one_request(wire: Wire) {
     );
     let (code, json, _) = outcome(doctor(&repo, &emu).args(["--output", "json"]));
     assert_eq!(code, 1);
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let report = crate::cli::assert_matches_schema("doctor.schema.json", &json);
     assert_eq!(report["ok"], false);
     let failed: Vec<&serde_json::Value> = report["checks"]
         .as_array()

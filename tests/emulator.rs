@@ -318,7 +318,7 @@ fn admin_routes_create_agents_and_read_values_back() {
 #[test]
 fn the_data_file_survives_a_restart_with_mode_0600() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("emulator.json");
+    let data = dir.path().join("emulator.db");
     let data_arg = data.to_str().unwrap();
     let emu = Emulator::start(&["--agents", "support-bot", "--data", data_arg]);
     assert_eq!(set(&emu, "A", "kept").status, 201);

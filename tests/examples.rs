@@ -5,7 +5,8 @@
 //!
 //! The linters are external programs. `.ci/run` installs them all; with `CI` set a missing one
 //! fails its test (so a broken install can never pass as a skipped check). On a developer's
-//! machine without them, the test says which is missing and passes.
+//! machine without them, the test prints one `skipped:` line naming what to install and
+//! passes (`support::tool`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -16,23 +17,6 @@ use crate::support::*;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The linter `name` on PATH; None (after a note) when it is missing outside CI.
-fn linter(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed: .ci/run installs it (see the linter section there)"
-        );
-        eprintln!("note: {name} is not installed; skipping this check (.ci/run installs it)");
-    }
-    found
 }
 
 /// Runs `program args…` in the repository root and fails the test, with its output, unless
@@ -78,7 +62,7 @@ fn every_workflow_file_passes_action_validator() {
     ] {
         assert!(workflows.iter().any(|w| w == expected), "{workflows:?}");
     }
-    let Some(validator) = linter("action-validator") else {
+    let Some(validator) = tool("action-validator") else {
         return;
     };
     for workflow in &workflows {
@@ -89,10 +73,10 @@ fn every_workflow_file_passes_action_validator() {
 #[test]
 fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
     let mut scripts = files("examples/github-actions/scripts", &[".sh"]);
-    assert_eq!(scripts.len(), 3, "{scripts:?}");
+    assert_eq!(scripts.len(), 4, "{scripts:?}");
     scripts.push(".ci/run".to_owned());
     scripts.push(".ci/install-linters".to_owned());
-    let Some(shellcheck) = linter("shellcheck") else {
+    let Some(shellcheck) = tool("shellcheck") else {
         return;
     };
     let mut args = vec!["--severity=style"];
@@ -102,7 +86,7 @@ fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
 
 #[test]
 fn dockerfile_passes_hadolint() {
-    let Some(hadolint) = linter("hadolint") else {
+    let Some(hadolint) = tool("hadolint") else {
         return;
     };
     run_ok(
@@ -112,19 +96,24 @@ fn dockerfile_passes_hadolint() {
 }
 
 #[test]
-fn kubernetes_manifest_passes_yamllint_and_the_kubernetes_schemas() {
-    let manifest = "examples/deploy/kubernetes.yaml";
-    if let Some(yamllint) = linter("yamllint") {
-        run_ok(&yamllint, &["--strict", manifest]);
-    }
-    if let Some(validate) = linter("kubernetes-validate") {
-        // --strict: a misspelt field is an error, not silently dropped.
-        let (stdout, stderr) = run_ok(&validate, &["--strict", manifest]);
-        let passed = format!("{stdout}{stderr}")
-            .matches(" passed for resource ")
-            .count();
-        assert_eq!(passed, 4, "{stdout}\n{stderr}");
-    }
+fn kubernetes_manifest_passes_yamllint() {
+    let Some(yamllint) = tool("yamllint") else {
+        return;
+    };
+    run_ok(&yamllint, &["--strict", "examples/deploy/kubernetes.yaml"]);
+}
+
+#[test]
+fn kubernetes_manifest_passes_the_kubernetes_schemas() {
+    let Some(validate) = tool("kubernetes-validate") else {
+        return;
+    };
+    // --strict: a misspelt field is an error, not silently dropped.
+    let (stdout, stderr) = run_ok(&validate, &["--strict", "examples/deploy/kubernetes.yaml"]);
+    let passed = format!("{stdout}{stderr}")
+        .matches(" passed for resource ")
+        .count();
+    assert_eq!(passed, 4, "{stdout}\n{stderr}");
 }
 
 /// The unit with ExecStart pointing at the binary under test (verify checks that the
@@ -145,7 +134,7 @@ fn unit_for_test() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn systemd_unit_verifies_without_warnings() {
-    let Some(analyze) = linter("systemd-analyze") else {
+    let Some(analyze) = tool("systemd-analyze") else {
         return;
     };
     let (_dir, unit) = unit_for_test();
@@ -160,7 +149,7 @@ fn systemd_unit_verifies_without_warnings() {
 
 #[test]
 fn systemd_unit_is_rated_hardened_by_systemd_analyze_security() {
-    let Some(analyze) = linter("systemd-analyze") else {
+    let Some(analyze) = tool("systemd-analyze") else {
         return;
     };
     let (_dir, unit) = unit_for_test();
@@ -260,4 +249,89 @@ fn systemd_exec_start_is_a_command_line_castsync_accepts() {
         })
         .collect();
     assert_castsync_accepts("castsync-watch.service", &args);
+}
+
+/// The steps of a job of a workflow file, by name.
+fn workflow_steps(file: &str, job: &str) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(root().join(file)).expect("read the workflow");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    doc["jobs"][job]["steps"]
+        .as_sequence()
+        .expect("steps")
+        .clone()
+}
+
+fn step<'a>(steps: &'a [serde_yaml::Value], name: &str) -> &'a serde_yaml::Value {
+    steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no step {name:?}"))
+}
+
+#[test]
+fn the_plan_artifact_the_pull_request_keeps_is_the_one_the_merge_looks_for() {
+    let plan = workflow_steps("examples/github-actions/pr-plan.yml", "plan");
+    let saved = step(&plan, "Validate and plan")["env"]["CASTSYNC_PLAN_FILE"]
+        .as_str()
+        .expect("pr-plan.sh saves the plan");
+    let upload = step(&plan, "Keep the plan");
+    assert!(
+        upload["uses"]
+            .as_str()
+            .unwrap()
+            .starts_with("actions/upload-artifact@")
+    );
+    assert_eq!(upload["with"]["path"].as_str(), Some(saved));
+    assert_eq!(
+        upload["with"]["name"].as_str(),
+        Some("castsync-plan-${{ github.event.pull_request.head.sha }}")
+    );
+    // fetch-plan.sh looks for that name with the merged pull request's head commit.
+    let fetch =
+        std::fs::read_to_string(root().join("examples/github-actions/scripts/fetch-plan.sh"))
+            .unwrap();
+    assert!(fetch.contains("name=\"castsync-plan-$head\""), "{fetch}");
+    assert!(fetch.contains("plan.json -d \"$dir\""), "{fetch}");
+
+    let apply = workflow_steps("examples/github-actions/apply-on-merge.yml", "apply");
+    let found = step(&apply, "Find the reviewed plan");
+    assert_eq!(
+        found["run"].as_str(),
+        Some(".github/castsync/fetch-plan.sh \"$RUNNER_TEMP/castsync-plan\"")
+    );
+    assert_eq!(
+        step(&apply, "Reconcile")["env"]["CASTSYNC_PLAN_FILE"].as_str(),
+        Some("${{ runner.temp }}/castsync-plan/plan.json")
+    );
+    let names: Vec<&str> = apply.iter().filter_map(|s| s["name"].as_str()).collect();
+    let position = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    assert!(position("Find the reviewed plan") < position("Reconcile"));
+    // The pr-plan.sh line that saves it passes the flag castsync has.
+    let script =
+        std::fs::read_to_string(root().join("examples/github-actions/scripts/pr-plan.sh")).unwrap();
+    assert!(script.contains("--save-plan \"$CASTSYNC_PLAN_FILE\""));
+    assert_castsync_accepts(
+        "pr-plan.sh",
+        &[
+            "reconcile",
+            "--dry-run",
+            "--base",
+            "origin/main",
+            "--save-plan",
+            "p.json",
+        ]
+        .map(String::from),
+    );
+    assert_castsync_accepts(
+        "apply.sh",
+        &[
+            "reconcile",
+            "--plan",
+            "p.json",
+            "--dry-run",
+            "--state",
+            "s.json",
+        ]
+        .map(String::from),
+    );
 }

@@ -417,7 +417,7 @@ fn an_http_platform_without_an_api_key_says_how_to_provide_one() {
 
     let dir = tempfile::tempdir().unwrap();
     let local = open(PlatformOptions {
-        url: format!("local://{}", dir.path().join("p.json").display()),
+        url: format!("local://{}", dir.path().join("p.db").display()),
         declared_agents: vec![AGENT.into()],
         ..PlatformOptions::default()
     })
@@ -479,6 +479,11 @@ fn trace_logs_never_contain_the_api_key_or_a_value() {
     let c = client(&emu, quick_retries(5));
     block_on(async {
         for i in 0..10 {
+            // Other tests in this process use the client at the same time, with no
+            // subscriber; one of them registering a callsite while ours is being set up can
+            // leave it cached as "never" (tracing-core's interest cache). Rebuilding before
+            // each call closes that window.
+            tracing::callsite::rebuild_interest_cache();
             let _ = c
                 .set(AGENT, &format!("KEY_{i}"), &SecretValue::new(CANARY))
                 .await;

@@ -5,10 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 
-pub use assert_cmd::Command;
-
+pub mod pty;
 mod repo;
+mod silent;
+pub mod tools;
 pub use repo::{SecretsRepo, set_private};
+pub use silent::Silent;
+pub use tools::{tool, tools};
 
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
@@ -18,7 +21,88 @@ pub fn bin() -> PathBuf {
 /// The binary with a hermetic environment: no inherited castsync/Castari variables, HOME
 /// and XDG dirs pointing into `home` (so no real identity is picked up), no colour.
 pub fn castsync(home: &Path) -> Command {
-    Command::from_std(castsync_std(home))
+    Command(assert_cmd::Command::from_std(castsync_std(home)))
+}
+
+/// Fails the test when a run's stderr shows a panic: a panic is a bug, whatever the exit code
+/// the test expected. Every run through [`Command`] (and the emulator's and daemon's logs)
+/// passes through here.
+pub fn assert_no_panic(what: &str, stderr: &[u8]) {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(!text.contains("panicked"), "{what} panicked:\n{text}");
+}
+
+/// `assert_cmd::Command` whose every run is checked with [`assert_no_panic`]. It offers the
+/// builder methods the tests use; each returns this type, so a run can never bypass the
+/// check through `Deref`.
+pub struct Command(assert_cmd::Command);
+
+impl Command {
+    /// Any program (git running castsync as its driver, say), checked the same way.
+    pub fn new(program: impl AsRef<std::ffi::OsStr>) -> Command {
+        Command(assert_cmd::Command::new(program))
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.0.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.0.args(args);
+        self
+    }
+
+    pub fn env(
+        &mut self,
+        key: impl AsRef<std::ffi::OsStr>,
+        value: impl AsRef<std::ffi::OsStr>,
+    ) -> &mut Self {
+        self.0.env(key, value);
+        self
+    }
+
+    pub fn env_remove(&mut self, key: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.0.env_remove(key);
+        self
+    }
+
+    pub fn env_clear(&mut self) -> &mut Self {
+        self.0.env_clear();
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.0.current_dir(dir);
+        self
+    }
+
+    pub fn write_stdin(&mut self, input: impl Into<Vec<u8>>) -> &mut Self {
+        self.0.write_stdin(input);
+        self
+    }
+
+    pub fn timeout(&mut self, timeout: std::time::Duration) -> &mut Self {
+        self.0.timeout(timeout);
+        self
+    }
+
+    /// Runs the command; its stderr is checked for a panic.
+    pub fn output(&mut self) -> std::io::Result<std::process::Output> {
+        let out = self.0.output()?;
+        assert_no_panic("castsync", &out.stderr);
+        Ok(out)
+    }
+
+    /// Runs the command for `assert_cmd`'s assertions; its stderr is checked for a panic.
+    pub fn assert(&mut self) -> assert_cmd::assert::Assert {
+        use assert_cmd::assert::OutputAssertExt as _;
+        self.output().expect("run castsync").assert()
+    }
 }
 
 /// [`castsync`] as a plain `std::process::Command`, for tests that need what assert_cmd does
@@ -75,19 +159,26 @@ macro_rules! on_both_wires {
 pub struct Emulator {
     child: Child,
     pub url: String,
+    /// The stderr log of [`Emulator::start`], checked for a panic on drop.
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl Emulator {
-    /// Starts the emulator with extra flags (e.g. `["--agents", "a,b"]`).
+    /// Starts the emulator with extra flags (e.g. `["--agents", "a,b"]`). Its stderr goes to
+    /// a temporary log that is checked for a panic when the emulator is dropped.
     pub fn start(args: &[&str]) -> Emulator {
-        Emulator::spawn(args, Stdio::inherit())
+        let log = tempfile::NamedTempFile::new().expect("emulator log");
+        let file = log.reopen().expect("reopen the emulator log");
+        let mut emulator = Emulator::spawn(args, Stdio::from(file));
+        emulator.log = Some(log);
+        emulator
     }
 
     /// Starts the emulator speaking `wire`, with extra flags.
     pub fn on(wire: Wire, args: &[&str]) -> Emulator {
         let mut all = vec!["--wire", wire.name()];
         all.extend_from_slice(args);
-        Emulator::spawn(&all, Stdio::inherit())
+        Emulator::start(&all)
     }
 
     /// Successful redeploys of `agent`.
@@ -125,7 +216,11 @@ impl Emulator {
             .spawn()
             .expect("spawn castsync emulator");
         let url = first_line_url(&mut child);
-        Emulator { child, url }
+        Emulator {
+            child,
+            url,
+            log: None,
+        }
     }
 
     /// Raw JSON from an admin or API route, with a bearer token.
@@ -188,12 +283,7 @@ impl Emulator {
 
     /// Sends `signal` (e.g. "TERM") and waits for the emulator to exit.
     pub fn terminate(mut self, signal: &str) -> std::process::ExitStatus {
-        let sent = StdCommand::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} failed");
+        send_signal(self.child.id(), signal);
         self.child.wait().expect("wait for the emulator")
     }
 
@@ -264,7 +354,24 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(log) = &self.log
+            && !std::thread::panicking()
+        {
+            let text = std::fs::read(log.path()).unwrap_or_default();
+            assert_no_panic("the emulator", &text);
+        }
     }
+}
+
+/// Sends `signal` (e.g. "TERM") to `pid` with the shell's `kill` builtin: `sh` is on every
+/// machine, the `kill` program (procps) is not.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = StdCommand::new("sh")
+        .args(["-c", "kill -s \"$1\" \"$2\"", "sh", signal])
+        .arg(pid.to_string())
+        .status()
+        .expect("run sh -c kill");
+    assert!(sent.success(), "kill -s {signal} {pid} failed");
 }
 
 /// Runs a future to completion on a fresh current-thread runtime (for sync tests).
@@ -286,7 +393,8 @@ pub fn assert_no_canary(what: &str, haystack: &str, canaries: &[&str]) {
     }
 }
 
-/// Runs a command: `(exit code, stdout, stderr)`; -1 when it died of a signal.
+/// Runs a command: `(exit code, stdout, stderr)`; -1 when it died of a signal. Its stderr is
+/// checked for a panic.
 pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("run castsync");
     (

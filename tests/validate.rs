@@ -196,7 +196,9 @@ fn validate_reports_every_bad_agent_not_only_the_first() {
     let (code, stdout, _) = outcome(repo.cmd().arg("validate"));
     assert_eq!(code, 1);
     assert!(
-        stdout.contains("error: agents/alpha/secrets.yaml.age (decrypted), line 3: key RATE"),
+        stdout.contains(
+            "error: agents/alpha/secrets.yaml.age (decrypted), line 3, column 3: key RATE"
+        ),
         "{stdout}"
     );
     assert!(

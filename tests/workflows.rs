@@ -324,6 +324,10 @@ fn the_sticky_comment_is_created_once_then_edited_in_place() {
 
 #[test]
 fn apply_on_merge_applies_and_the_next_run_reuses_the_cached_state() {
+    // apply.sh seals the cached state with age.
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
@@ -389,6 +393,10 @@ fn apply_on_merge_applies_and_the_next_run_reuses_the_cached_state() {
 
 #[test]
 fn an_apply_with_a_broken_agent_exits_1_and_still_keeps_what_landed() {
+    // apply.sh seals the cached state with age.
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
@@ -485,5 +493,205 @@ fn the_scheduled_full_run_heals_drift_that_pushes_leave_alone() {
     assert!(wrong.stderr.contains("CASTSYNC_SCOPE"), "{}", wrong.stderr);
     for run in [&first, &push, &nightly, &wrong] {
         run.assert_no_canary(&[]);
+    }
+}
+
+/// The pull request of `merged_repo`: on `feature`, alpha's A1 rotated, A3 dropped and A4
+/// (holding the second canary) added; its plan saved by pr-plan.sh into the runner's dir.
+fn reviewed_feature(emu: &Emulator, runner: &Runner) -> (SecretsRepo, PathBuf) {
+    let repo = merged_repo(emu);
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.agent(
+        "alpha",
+        &[("A1", "a-one-v2"), ("A2", CANARY), ("A4", CANARY_NEW)],
+    );
+    repo.commit_all("rotate A1, add A4, drop A3");
+    let plan = runner.path("artifact/plan.json");
+    let key = identity(&repo);
+    let mut env = secrets(&key, emu);
+    let plan_env = plan.to_str().unwrap().to_owned();
+    env.push(("CASTSYNC_PLAN_FILE", &plan_env));
+    let run = runner.run(&script("pr-plan.sh"), &repo, &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let saved = std::fs::read_to_string(&plan).expect("pr-plan.sh saved the plan");
+    run.assert_no_canary(&[&saved, &runner.comments().concat()]);
+    assert!(
+        !runner.comments()[0].contains("Saved the plan"),
+        "where the plan went is for the log only"
+    );
+    (repo, plan)
+}
+
+#[test]
+fn the_reviewed_plan_is_applied_exactly_after_a_fast_forward_merge() {
+    // apply.sh seals the cached state with age.
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let runner = Runner::new();
+    let (repo, plan) = reviewed_feature(&emu, &runner);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "--ff-only", "feature"]);
+
+    emu.reset_stats();
+    let key = identity(&repo);
+    let mut env = secrets(&key, &emu);
+    let plan_env = plan.to_str().unwrap().to_owned();
+    env.push(("CASTSYNC_PLAN_FILE", &plan_env));
+    let run = runner.run(&script("apply.sh"), &repo, &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.summary.contains("applying the reviewed plan"),
+        "{}",
+        run.summary
+    );
+    // Exactly the plan's three changes, although the job had no cached state (a fresh plan
+    // would have set every key again as unverified). alpha is listed three times: by the
+    // check, by the apply's own check and to verify; beta never.
+    assert_eq!(emu.requests("POST"), 2, "{}", run.summary);
+    assert_eq!(emu.requests("DELETE"), 1);
+    assert_eq!(emu.requests("GET"), 3);
+    assert_eq!(emu.value("alpha", "A4").as_deref(), Some(CANARY_NEW));
+    assert_eq!(emu.value("alpha", "A1").as_deref(), Some("a-one-v2"));
+    assert_eq!(emu.value("alpha", "A3"), None);
+    run.assert_no_canary(&[]);
+}
+
+#[test]
+fn a_reviewed_plan_that_no_longer_matches_is_replaced_by_a_fresh_one_and_the_summary_says_why() {
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let runner = Runner::new();
+    let (repo, plan) = reviewed_feature(&emu, &runner);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "--ff-only", "feature"]);
+    // Pushed after the review: the merged tree is not the reviewed one.
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-late")]);
+    repo.commit_all("rotate B2 after the review");
+
+    let key = identity(&repo);
+    let mut env = secrets(&key, &emu);
+    let plan_env = plan.to_str().unwrap().to_owned();
+    env.push(("CASTSYNC_PLAN_FILE", &plan_env));
+    let run = runner.run(&script("apply.sh"), &repo, &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.summary.contains("so this run planned afresh"),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.summary
+            .contains("agents/beta/secrets.yaml.age (agent beta) changed since the plan"),
+        "{}",
+        run.summary
+    );
+    // The fresh plan applied everything the merged tree holds.
+    assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two-late"));
+    assert_eq!(emu.value("alpha", "A4").as_deref(), Some(CANARY_NEW));
+    run.assert_no_canary(&[]);
+
+    // No plan found at all (a direct push): planned afresh, and said so.
+    std::fs::remove_file(&plan).unwrap();
+    let run = runner.run(&script("apply.sh"), &repo, &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.summary
+            .contains("no reviewed plan for this commit, so this run planned afresh"),
+        "{}",
+        run.summary
+    );
+}
+
+/// A fake `gh` for fetch-plan.sh: the merged pull request of a commit, the artifacts by name,
+/// and the download. `FAKE_GH_HEAD` is the pull request's head ("" for none),
+/// `FAKE_GH_ZIP` the artifact's archive ("" for no artifact).
+const FAKE_GH_ARTIFACTS: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+echo "$*" >>"$FAKE_GH_LOG"
+[ "$1" = api ] || exit 2
+case $2 in
+  repos/acme/secrets/commits/*/pulls)
+    case $4 in *merged_at*head.sha*) ;; *) echo "fake gh: filter $4" >&2; exit 2 ;; esac
+    [ -n "$FAKE_GH_HEAD" ] && echo "$FAKE_GH_HEAD"
+    exit 0 ;;
+  "repos/acme/secrets/actions/artifacts?name=castsync-plan-$FAKE_GH_HEAD&per_page=100")
+    case $4 in *expired*workflow_run.head_sha*"$FAKE_GH_HEAD"*) ;; *) echo "fake gh: filter $4" >&2; exit 2 ;; esac
+    [ -n "$FAKE_GH_ZIP" ] && echo "https://api.github.com/repos/acme/secrets/actions/artifacts/9/zip"
+    exit 0 ;;
+  https://api.github.com/repos/acme/secrets/actions/artifacts/9/zip)
+    cat "$FAKE_GH_ZIP" ;;
+  *) echo "fake gh: unexpected $*" >&2; exit 2 ;;
+esac
+"#;
+
+#[test]
+fn fetch_plan_finds_the_merged_pull_requests_plan_or_leaves_none() {
+    let Some(found) = tools(&["zip", "unzip"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    write_executable(&bin_dir.join("gh"), FAKE_GH_ARTIFACTS);
+    // The artifact as upload-artifact stores it: a zip holding plan.json.
+    std::fs::write(
+        dir.path().join("plan.json"),
+        "{\"kind\": \"castsync-plan\"}\n",
+    )
+    .unwrap();
+    let zipped = StdCommand::new(&found[0])
+        .args(["-q", "artifact.zip", "plan.json"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(zipped.success());
+
+    let fetch = |head: &str, zip: &str, out: &Path| {
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        StdCommand::new(script("fetch-plan.sh"))
+            .arg(out)
+            .env("PATH", path)
+            .env("FAKE_GH_LOG", dir.path().join("calls.log"))
+            .env("FAKE_GH_HEAD", head)
+            .env("FAKE_GH_ZIP", zip)
+            .env("GITHUB_REPOSITORY", "acme/secrets")
+            .env("GITHUB_SHA", "0123abcd")
+            .output()
+            .expect("run fetch-plan.sh")
+    };
+    let zip = dir.path().join("artifact.zip");
+    let zip = zip.to_str().unwrap();
+
+    let out = dir.path().join("found");
+    let run = fetch("feed5eed", zip, &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("plan.json")).unwrap(),
+        "{\"kind\": \"castsync-plan\"}\n"
+    );
+
+    // No merged pull request, or no artifact: exit 0 and no plan (apply.sh plans afresh).
+    for (head, zip, why) in [
+        ("", zip, "belongs to no merged pull request"),
+        ("feed5eed", "", "no artifact castsync-plan-feed5eed"),
+    ] {
+        let out = dir.path().join(format!("none-{}", head.len() + zip.len()));
+        let run = fetch(head, zip, &out);
+        assert!(run.status.success());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!out.join("plan.json").exists());
     }
 }

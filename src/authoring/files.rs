@@ -16,7 +16,7 @@ use crate::atomic_write::{self, Mode};
 use crate::config::{self, Config};
 use crate::crypto::{self, CryptoError, Identities, Recipient};
 use crate::finding::Finding;
-use crate::manifest::{self, Manifest, Metadata};
+use crate::manifest::{self, Manifest, ManifestContext, Metadata};
 use crate::source::Worktree;
 use crate::source::load::{self, MANIFEST_FILE, SCHEMA_FILE};
 
@@ -76,15 +76,13 @@ impl<'r> AgentFiles<'r> {
 
     /// The decrypted manifest text, or `None` when the agent has no manifest.
     pub fn decrypt(&self, ids: &Identities) -> Result<Option<Zeroizing<String>>, AuthoringError> {
-        let ciphertext = match std::fs::read(&self.manifest) {
+        // A regular file inside the repository, size-checked (see `fsread`).
+        let read =
+            crate::fsread::read_in_repo(self.root, &self.shown, crate::fsread::MAX_REPO_FILE);
+        let ciphertext = match read {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(AuthoringError::Read {
-                    path: self.shown.clone(),
-                    source,
-                });
-            }
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(AuthoringError::Unreadable(e)),
         };
         let plaintext = ids.decrypt(&ciphertext, &self.shown)?;
         match String::from_utf8(plaintext.to_vec()) {
@@ -117,8 +115,13 @@ impl<'r> AgentFiles<'r> {
 
     /// Parses a decrypted text of this agent's manifest (rules only, no schema check).
     pub fn parse(&self, text: &str) -> Result<Manifest, manifest::ManifestError> {
-        let ctx = load::manifest_context(&self.tree(), self.config, &self.slug);
-        manifest::parse(text, &ctx).map(|parsed| parsed.manifest)
+        manifest::parse(text, &self.context()).map(|parsed| parsed.manifest)
+    }
+
+    /// How `manifest::parse` sees this agent's manifest: its shown path, the agent it must
+    /// name, the keys it may not declare.
+    pub fn context(&self) -> ManifestContext {
+        load::manifest_context(&self.tree(), self.config, &self.slug)
     }
 
     /// Like [`AgentFiles::open`], for commands that need a manifest to exist.
@@ -173,13 +176,7 @@ impl<'r> AgentFiles<'r> {
         ids: &Identities,
         replace: Replace,
     ) -> Result<Option<String>, AuthoringError> {
-        let recipients = target_recipients(self.config, &self.slug)?;
-        manifest.meta = Some(Metadata {
-            recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
-        });
-        let plaintext = manifest.to_yaml();
-        let ciphertext = crypto::encrypt(plaintext.as_bytes(), &recipients)?;
-        drop(plaintext);
+        let (ciphertext, recipients) = self.seal(manifest)?;
         std::fs::create_dir_all(&self.dir).map_err(|source| AuthoringError::Create {
             path: self.dir.clone(),
             source,
@@ -196,6 +193,27 @@ impl<'r> AgentFiles<'r> {
             recipients = recipients.len(),
             "wrote the encrypted manifest"
         );
+        Ok(self.recipient_warning(&recipients, ids))
+    }
+
+    /// Records the recipients the config assigns this agent in `manifest`'s metadata, and
+    /// encrypts it to them. Returns the ciphertext and those recipients.
+    pub fn seal(
+        &self,
+        manifest: &mut Manifest,
+    ) -> Result<(Vec<u8>, Vec<Recipient>), AuthoringError> {
+        let recipients = target_recipients(self.config, &self.slug)?;
+        manifest.meta = Some(Metadata {
+            recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
+        });
+        let plaintext = manifest.to_yaml();
+        let ciphertext = crypto::encrypt(plaintext.as_bytes(), &recipients)?;
+        Ok((ciphertext, recipients))
+    }
+
+    /// A warning when none of `ids` is among `recipients`: the author will not be able to
+    /// decrypt what was just written.
+    pub fn recipient_warning(&self, recipients: &[Recipient], ids: &Identities) -> Option<String> {
         let yours: BTreeSet<String> = ids
             .recipients()
             .iter()
@@ -203,15 +221,15 @@ impl<'r> AgentFiles<'r> {
             .map(|r| r.as_str().to_owned())
             .collect();
         if recipients.iter().any(|r| yours.contains(r.as_str())) {
-            return Ok(None);
+            return None;
         }
-        Ok(Some(format!(
+        Some(format!(
             "warning: {} is encrypted to {} recipient(s) from {}, none of them yours: you will not be able to decrypt it; add your public key there and run `castsync rekey {}`",
             self.shown(),
             recipients.len(),
             config::FILE_NAME,
             self.slug
-        )))
+        ))
     }
 
     pub fn shown(&self) -> std::path::Display<'_> {

@@ -6,7 +6,9 @@
 //!
 //! It must never write: no state file is opened for writing, no manifest is re-encrypted, and
 //! the only requests are the `GET`s of a dry run (at most one list per agent after a 401).
-//! Exit 0 when nothing failed, 1 otherwise; `-o json` for machines.
+//! The platform checks stop at the first agent the platform does not answer for, and at the
+//! deadline (`--timeout`).
+//! Exit 0 when nothing failed, 1 otherwise; `-o json` for machines (schemas/doctor.schema.json).
 
 use std::collections::BTreeSet;
 
@@ -21,11 +23,16 @@ use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{DoctorArgs, DoctorFormat, GlobalArgs};
 use crate::config::{self, Config, Redeploy};
 use crate::crypto::Identities;
+use crate::deadline::{Bounded, Deadline, RunTimeout};
 use crate::platform::{
     self, Listing, Paging, Platform, PlatformError, PlatformOptions, Timestamps,
 };
 use crate::source::Checkout;
 use crate::source::load;
+
+/// The `doctor -o json` format version (schemas/doctor.schema.json); bump on incompatible
+/// changes.
+pub const DOCTOR_FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,6 +125,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Resul
     match args.output {
         DoctorFormat::Json => {
             let v = serde_json::json!({
+                "format_version": DOCTOR_FORMAT_VERSION,
                 "ok": report.problems() == 0,
                 "problems": report.problems(),
                 "checks": report.checks,
@@ -403,6 +411,7 @@ fn open_platform(
         api_key,
         allow_insecure_http: args.platform.allow_insecure_http,
         declared_agents: slugs.to_vec(),
+        request_timeout: args.platform.request_timeout,
         ..PlatformOptions::default()
     })?;
     Ok((url, opened))
@@ -419,6 +428,9 @@ async fn check_platform(
         Ok(opened) => opened,
         Err(e) => return report.fail("platform", None, e),
     };
+    let deadline = Deadline::start(RunTimeout::from_flag(args.timeout));
+    deadline.allow_requests(slugs.len());
+    let platform = Bounded::wrap(platform, deadline);
     let transport = if url.starts_with(platform::LOCAL_SCHEME) {
         format!(
             "{}: the embedded store (no network, no API key)",
@@ -437,7 +449,7 @@ async fn check_platform(
     };
     let mut listed = 0usize;
     let mut blind = Vec::new();
-    for slug in slugs {
+    for (n, slug) in slugs.iter().enumerate() {
         match platform.list(slug).await {
             Ok(listing) => {
                 if listed == 0 {
@@ -465,6 +477,36 @@ async fn check_platform(
                 report.push("api key", None, Status::Fail, error.to_string(), fix);
                 // Every other agent would answer the same: stop here.
                 return;
+            }
+            Err(error @ PlatformError::DeadlineExceeded { .. }) => {
+                let flag = if args.timeout.is_some() {
+                    "--timeout"
+                } else {
+                    "the default"
+                };
+                report.push(
+                    "platform",
+                    None,
+                    Status::Fail,
+                    format!(
+                        "timed out ({flag}): {error}; not checked: {}",
+                        slugs[n..].join(", ")
+                    ),
+                    error.hint(),
+                );
+                break;
+            }
+            Err(error @ PlatformError::Timeout { .. }) => {
+                // A platform that took the connection and said nothing, twice: the next
+                // agents would cost the same minute each.
+                let rest = &slugs[n + 1..];
+                let message = if rest.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("{error}; not checked: {}", rest.join(", "))
+                };
+                report.push("list", Some(slug), Status::Fail, message, error.hint());
+                break;
             }
             Err(error) => {
                 let check = if is_tls(&error) { "tls" } else { "list" };

@@ -2,8 +2,9 @@
 //!
 //! Writes `castsync.yaml` (listing the public key of the user's identity, made with `keygen`
 //! when there is none), `agents/`, a `.gitignore` for castsync's local state and plaintext
-//! leftovers, and a `.gitattributes` that routes manifests through the `castsync textconv`
-//! diff driver. It never overwrites: every target is checked before anything is written.
+//! leftovers, and a `.gitattributes` that routes manifests through castsync's diff and merge
+//! drivers (`git_setup`). It never overwrites: every target is checked before anything is
+//! written.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,8 @@ use super::Exit;
 use crate::authoring::create_new_file;
 use crate::cli::GlobalArgs;
 use crate::config;
-use crate::crypto::{self, CryptoError, Env, Identities};
+use crate::crypto::{self, CryptoError, Env};
+use crate::git_setup::{self, GITATTRIBUTES};
 
 const GITIGNORE: &str = "\
 # castsync: local state (last-applied fingerprints, the local:// store) and plaintext leftovers.
@@ -27,12 +29,6 @@ const GITIGNORE: &str = "\
 *.swp
 *.swo
 .#*
-";
-
-const GITATTRIBUTES: &str = "\
-# Show key-level diffs of encrypted manifests: needs
-#   git config diff.castsync.textconv \"castsync textconv\"
-*.yaml.age diff=castsync
 ";
 
 pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
@@ -66,7 +62,7 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
     }
 
-    let identities = Identities::discover(&global.identity)?;
+    let identities = super::discover_identities(global)?;
     let (recipients, made) = match identities.recipients() {
         found if !found.is_empty() => (found, None),
         _ => {
@@ -96,8 +92,12 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
             config_path.display()
         );
         eprintln!("encrypting to: {}", recipients.join(", "));
-        eprintln!("to see key-level diffs of manifests in git, run once in this repository:");
-        eprintln!("  git config diff.castsync.textconv \"castsync textconv\"");
+        eprintln!(
+            "for key-level diffs and key-by-key merges of manifests in git, run once per clone (or `castsync git-setup`, which does both):"
+        );
+        for command in git_setup::config_commands() {
+            eprintln!("  {command}");
+        }
         eprintln!("next: `castsync new AGENT`");
     }
     Ok(Exit::Success)

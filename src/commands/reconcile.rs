@@ -1,20 +1,22 @@
-//! `castsync reconcile`: run one reconcile and report it as text, JSON or Markdown.
+//! `castsync reconcile`: run one reconcile and report it as text, JSON or Markdown. On a
+//! terminal a plan that deletes keys is confirmed first (unless --yes) and the apply shows a
+//! progress bar; without one it never asks and logs one line per agent (`progress`).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::AgentResult;
+use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
-use crate::commands::{Exit, Repo};
+use crate::commands::{Exit, Repo, use_color};
+use crate::deadline::RunTimeout;
 use crate::plan::Replace;
 use crate::reconcile::{self, ChangedSince, Request};
 use crate::render::{self, RenderContext};
+use crate::saved_plan::{self, run};
 use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
 
@@ -28,13 +30,20 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     };
     let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
     let base = match &args.base {
-        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
+        Some(rev) => {
+            let base = Checkout::revision(&repo.root, rev, explicit)?;
+            // Before anything is sent: a pull request must not move the API key elsewhere.
+            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+            Some(base)
+        }
         None => None,
     };
     let since = match &args.since {
         Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
         None => None,
     };
+    // A plan file that cannot be used fails before anything is opened or sent.
+    let saved = args.plan.as_deref().map(run::read).transpose()?;
     let platform = target
         .platform(&checkout.config)?
         .open(checkout.agents.clone())?;
@@ -47,18 +56,32 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         State::open(&target.state_path)?
     };
 
-    let total = AtomicUsize::new(0);
-    let started = Instant::now();
-    let progress = std::io::stderr().is_terminal();
-    let on_done = |_: &AgentResult| {
-        let n = total.fetch_add(1, Ordering::Relaxed) + 1;
-        if progress && started.elapsed() > Duration::from_secs(3) {
-            eprint!(
-                "\r  applied {n} agent(s) in {}s",
-                started.elapsed().as_secs()
-            );
-        }
+    let color = use_color(global.color, std::io::stdout().is_terminal());
+    let ctx = |revision: Option<String>, warnings: Vec<String>| RenderContext {
+        platform: platform.id().to_owned(),
+        revision,
+        base: args.base.clone(),
+        dry_run: args.dry_run,
+        color,
+        warnings,
     };
+    // The plan shown with the question: as -o asks, or as text when stdout carries JSON.
+    let shown_ctx = ctx(Some(checkout.label()), Vec::new());
+    let output = args.output;
+    let mut console = ConsoleOptions::detect(
+        args.yes,
+        global.quiet > 0,
+        use_color(global.color, std::io::stderr().is_terminal()),
+        Box::new(move |plan| match output {
+            OutputFormat::Markdown => render::plan_markdown(plan, &shown_ctx),
+            _ => render::plan_text(plan, &shown_ctx),
+        }),
+    );
+    console.prompt_on_stderr = output == OutputFormat::Json;
+    let console = Console::new(console);
+    let stop = CancellationToken::new();
+    let follower = console.follow_rate_limit(platform.clone(), stop.clone());
+
     let mut policy = reconcile::policy(
         &checkout.config,
         args.apply.no_prune,
@@ -69,12 +92,22 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         agents: args.replace_all.iter().flatten().cloned().collect(),
         all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
     };
+    // Read before the run, so a file that changes meanwhile makes the saved plan refuse
+    // rather than record blobs newer than the plan.
+    let save_inputs = match &args.save_plan {
+        Some(_) if args.agents.is_empty() => {
+            Some(run::inputs(checkout, explicit, &checkout.agents)?)
+        }
+        Some(_) => Some(run::inputs(checkout, explicit, &args.agents)?),
+        None => None,
+    };
+    let state = Arc::new(Mutex::new(state));
     let request = Request {
         checkout,
         base: base.as_ref(),
         identities: &target.identities,
         platform: platform.clone(),
-        state: Arc::new(Mutex::new(state)),
+        state: state.clone(),
         policy,
         redeploy: args.apply.redeploy_override(),
         no_prune: args.apply.no_prune,
@@ -87,25 +120,93 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
+        timeout: RunTimeout::from_flag(args.timeout),
     };
-    let outcome = reconcile::reconcile(request, &on_done).await?;
+    let outcome = match (&saved, args.plan.as_deref()) {
+        (Some(saved), Some(file)) => {
+            let request = run::SavedRequest {
+                saved,
+                file,
+                checkout,
+                explicit_config: explicit,
+                identities: &target.identities,
+                platform: platform.clone(),
+                state,
+                allow_mass_delete: args.apply.allow_mass_delete,
+                dry_run: args.dry_run,
+                concurrency: usize::from(args.apply.concurrency),
+                cancel: CancellationToken::new(),
+                timeout: RunTimeout::from_flag(args.timeout),
+            };
+            run::apply_saved(request, console.clone())
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        _ => reconcile::reconcile(request, console.clone())
+            .await
+            .map_err(anyhow::Error::from),
+    };
+    stop.cancel();
+    let _ = follower.await;
+    console.finish();
+    let outcome = outcome?;
     if let Some(warning) = &outcome.state_warning {
         eprintln!("warning: {warning}");
     }
-    if progress && total.load(Ordering::Relaxed) > 0 && started.elapsed() > Duration::from_secs(3) {
-        eprintln!();
+    if let (Some(saved), Some(file)) = (&saved, &args.plan)
+        && global.quiet == 0
+    {
+        let made = format!(
+            "{} (made from {} at {})",
+            file.display(),
+            crate::escape::terminal(&saved.revision),
+            crate::escape::terminal(&saved.created_at),
+        );
+        if args.dry_run {
+            eprintln!(
+                "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
+            );
+        } else if outcome.report.is_some() {
+            eprintln!(
+                "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
+            );
+        }
+    }
+    let mut plan_not_saved = false;
+    if let (Some(file), Some(inputs)) = (&args.save_plan, &save_inputs) {
+        let origin = saved_plan::Origin {
+            inputs,
+            observed: &outcome.observed,
+            platform: platform.id(),
+            revision: &outcome.revision,
+            all_agents: args.agents.is_empty(),
+            created_at: &crate::history::now(),
+        };
+        match saved_plan::save(&outcome.plan, &origin) {
+            Ok(saved) => {
+                run::write(file, &saved)?;
+                if global.quiet == 0 {
+                    eprintln!(
+                        "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
+                        file.display(),
+                        file.display()
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                plan_not_saved = true;
+            }
+        }
     }
 
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let ctx = RenderContext {
-        platform: platform.id().to_owned(),
-        revision: Some(outcome.revision.clone()),
-        base: args.base.clone(),
-        dry_run: args.dry_run,
-        color,
-        warnings: outcome.loaded.warnings(),
-    };
+    let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
     let plan = &outcome.plan;
+    if outcome.declined {
+        eprintln!("Apply cancelled: nothing was changed on the platform.");
+        return Ok(Exit::Failure);
+    }
+    let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
     match (args.output, &outcome.report) {
         (OutputFormat::Json, None) => {
             println!(
@@ -117,6 +218,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             "{}",
             serde_json::to_string_pretty(&render::apply_json(report, plan, &ctx))?
         ),
+        (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
         (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, &ctx)),
         (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, &ctx)),
     }
@@ -124,11 +226,21 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         (args.output, &outcome.report)
         && plan.has_changes()
     {
-        println!();
+        if !plan_shown {
+            println!();
+        }
         print!("{}", render::apply_text(report, plan, color));
     }
 
-    Ok(if !outcome.ok() {
+    if let Some(timed_out) = &outcome.timed_out {
+        let flag = if args.timeout.is_some() {
+            "--timeout"
+        } else {
+            "the default; see --timeout"
+        };
+        eprintln!("error: {}", timed_out.message(flag));
+    }
+    Ok(if !outcome.ok() || plan_not_saved {
         Exit::Failure
     } else if args.dry_run && args.exit_code && plan.has_changes() {
         Exit::Changes

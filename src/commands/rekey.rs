@@ -3,9 +3,11 @@
 //! `authoring::rekey`. A file that does not decrypt is an error for that file; the others
 //! go on.
 
+use serde_json::json;
+
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, Drift};
-use crate::cli::{GlobalArgs, RekeyArgs};
+use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
 use crate::source::load::LoadError;
 
 pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit> {
@@ -13,6 +15,9 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     let identities = repo.identities()?;
     let slugs = selected_agents(&repo, &args.agents)?;
 
+    // `-o json|markdown` (only with --check) collects instead of printing as it goes.
+    let report = args.output.filter(|o| *o != OutputFormat::Text);
+    let mut entries: Vec<serde_json::Value> = Vec::new();
     let (mut stale, mut failed, mut rekeyed) = (0usize, 0usize, 0usize);
     for slug in &slugs {
         let result = AgentFiles::new(&repo.root, repo.config(), slug).and_then(|files| {
@@ -25,17 +30,45 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
             Ok((_, Drift::Current)) => {}
             Ok((files, drift)) => {
                 stale += 1;
-                let verb = if args.check { "stale" } else { "re-encrypted" };
-                println!("{}: {verb}: {}", files.shown(), describe(&drift));
+                if report.is_some() {
+                    entries.push(drift_json(slug, &files.shown().to_string(), &drift));
+                } else {
+                    let verb = if args.check { "stale" } else { "re-encrypted" };
+                    println!("{}: {verb}: {}", files.shown(), describe(&drift));
+                }
                 if !args.check {
                     rekeyed += 1;
                 }
             }
             Err(e) => {
                 failed += 1;
-                super::print_error(&e.into());
+                let e = anyhow::Error::from(e);
+                if report.is_some() {
+                    entries.push(json!({
+                        "agent": slug,
+                        "status": "unreadable",
+                        "error": format!("{e:#}"),
+                    }));
+                } else {
+                    super::print_error(&e);
+                }
             }
         }
+    }
+    match report {
+        Some(OutputFormat::Json) => println!(
+            "{:#}",
+            json!({
+                "format_version": REKEY_CHECK_FORMAT_VERSION,
+                "ok": stale == 0 && failed == 0,
+                "checked": slugs.len(),
+                "stale": stale,
+                "unreadable": failed,
+                "files": entries,
+            })
+        ),
+        Some(_) => print!("{}", markdown(slugs.len(), &entries)),
+        None => {}
     }
     if global.quiet == 0 {
         let checked = slugs.len();
@@ -60,6 +93,52 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     } else {
         Exit::Success
     })
+}
+
+/// The `rekey --check -o json` format version (schemas/rekey-check.schema.json); bump on
+/// incompatible changes.
+pub const REKEY_CHECK_FORMAT_VERSION: u32 = 1;
+
+fn drift_json(agent: &str, file: &str, drift: &Drift) -> serde_json::Value {
+    let (status, added, removed) = match drift {
+        Drift::Current => ("current", &[][..], &[][..]),
+        Drift::Unrecorded => ("unrecorded", &[][..], &[][..]),
+        Drift::Differs { added, removed } => ("stale", &added[..], &removed[..]),
+    };
+    json!({
+        "agent": agent,
+        "file": file,
+        "status": status,
+        "added_recipients": added,
+        "removed_recipients": removed,
+        "description": describe(drift),
+    })
+}
+
+fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
+    use crate::render::md_escape;
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let mut out = format!(
+        "### castsync rekey --check: {} of {checked} manifest(s) need `castsync rekey`\n",
+        entries.len()
+    );
+    if !entries.is_empty() {
+        out.push_str("\n| agent | status | detail |\n|---|---|---|\n");
+        for e in entries {
+            let detail = if e["status"] == "unreadable" {
+                text(e, "error")
+            } else {
+                text(e, "description")
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                md_escape(&text(e, "agent")),
+                text(e, "status"),
+                md_escape(&detail)
+            ));
+        }
+    }
+    out
 }
 
 fn failures(failed: usize) -> String {

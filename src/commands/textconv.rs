@@ -1,9 +1,10 @@
 //! `castsync textconv FILE` (the git diff driver) and `castsync diff [A [B]]`: key-level,
-//! redacted views of manifests. Neither ever prints a value.
+//! redacted views of manifests. Neither ever prints a value, in any `-o` format.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::cli::{DiffArgs, GlobalArgs, TextconvArgs};
+use crate::cli::{DiffArgs, GlobalArgs, OutputFormat, TextconvArgs};
 use crate::commands::{Exit, Repo};
 use crate::crypto::Identities;
 use crate::render::redacted::{self, Fingerprinter};
@@ -22,11 +23,13 @@ pub fn textconv(global: &GlobalArgs, args: &TextconvArgs) -> anyhow::Result<Exit
 }
 
 fn convert(global: &GlobalArgs, file: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    // git hands the driver a temporary file outside the repository: a regular file, capped.
+    let bytes = crate::fsread::read_file(file, crate::fsread::MAX_REPO_FILE)
+        .map_err(|e| crate::escape::terminal(&e.to_string()).into_owned())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }
-    let identities = Identities::discover(&global.identity)
+    let identities = crate::commands::discover_identities(global)
         .map_err(|_| "no usable identity (see `castsync validate`); key names hidden".to_owned())?;
     let fp = Fingerprinter::for_identities(&identities)
         .ok_or_else(|| "no identity found; key names hidden".to_owned())?;
@@ -54,6 +57,85 @@ fn decrypt_view(
     Ok(redacted::view(text, fp))
 }
 
+/// The `diff -o json` format version (schemas/diff.schema.json); bump on incompatible changes.
+pub const DIFF_FORMAT_VERSION: u32 = 1;
+
+/// One file that differs between the two sides, as redacted views (never a value).
+struct FileDiff {
+    agent: String,
+    /// The file's path on each side (each side's config names its agents directory).
+    old_path: String,
+    new_path: String,
+    old: Option<String>,
+    new: Option<String>,
+    /// Whether it is the encrypted manifest (else the agent's `.env.example`).
+    manifest: bool,
+}
+
+impl FileDiff {
+    fn status(&self) -> &'static str {
+        match (&self.old, &self.new) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ => "modified",
+        }
+    }
+
+    /// The path to name the file by: the newer side's, unless it was removed.
+    fn path(&self) -> &str {
+        if self.new.is_some() {
+            &self.new_path
+        } else {
+            &self.old_path
+        }
+    }
+
+    fn unified(&self, old_rev: &str, new_label: &str) -> String {
+        let header_a = match self.old {
+            Some(_) => format!("a/{} ({old_rev})", self.old_path),
+            None => "/dev/null".to_owned(),
+        };
+        let header_b = match self.new {
+            Some(_) => format!("b/{} ({new_label})", self.new_path),
+            None => "/dev/null".to_owned(),
+        };
+        let (a, b) = (
+            self.old.as_deref().unwrap_or_default(),
+            self.new.as_deref().unwrap_or_default(),
+        );
+        similar::TextDiff::from_lines(a, b)
+            .unified_diff()
+            .context_radius(3)
+            .header(&header_a, &header_b)
+            .to_string()
+    }
+
+    /// Keys added, removed and changed, from the redacted views' `KEY FINGERPRINT` lines.
+    fn keys(&self) -> serde_json::Value {
+        if !self.manifest {
+            return serde_json::Value::Null;
+        }
+        let entries = |view: &Option<String>| -> BTreeMap<String, String> {
+            view.as_deref()
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.starts_with("agent:") && !l.starts_with('#'))
+                .filter_map(|l| l.split_once(' '))
+                .map(|(k, fp)| (k.to_owned(), fp.to_owned()))
+                .collect()
+        };
+        let (old, new) = (entries(&self.old), entries(&self.new));
+        let added: Vec<&String> = new.keys().filter(|k| !old.contains_key(*k)).collect();
+        let removed: Vec<&String> = old.keys().filter(|k| !new.contains_key(*k)).collect();
+        let changed: Vec<&String> = new
+            .iter()
+            .filter(|(k, fp)| old.get(*k).is_some_and(|o| o != *fp))
+            .map(|(k, _)| k)
+            .collect();
+        serde_json::json!({ "added": added, "removed": removed, "changed": changed })
+    }
+}
+
 /// `castsync diff [REV_A [REV_B]]`: REV_A defaults to HEAD, REV_B to the worktree.
 pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
@@ -78,6 +160,7 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
     agents.dedup();
 
     let new_label = args.rev_b.as_deref().unwrap_or("worktree");
+    let mut diffs = Vec::new();
     for agent in &agents {
         for file in [MANIFEST_FILE, SCHEMA_FILE] {
             let path_of = |side: &Checkout| side.config.agents_dir.join(agent).join(file);
@@ -98,24 +181,74 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
             if a == b {
                 continue;
             }
-            let header_a = match a {
-                Some(_) => format!("a/{} ({old_rev})", path_a.display()),
-                None => "/dev/null".to_owned(),
-            };
-            let header_b = match b {
-                Some(_) => format!("b/{} ({new_label})", path_b.display()),
-                None => "/dev/null".to_owned(),
-            };
-            let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
-            let text_diff = similar::TextDiff::from_lines(&a, &b);
-            print!(
-                "{}",
-                text_diff
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(&header_a, &header_b)
-            );
+            diffs.push(FileDiff {
+                agent: agent.clone(),
+                old_path: path_a.display().to_string(),
+                new_path: path_b.display().to_string(),
+                old: a,
+                new: b,
+                manifest: file == MANIFEST_FILE,
+            });
         }
     }
-    Ok(Exit::Success)
+
+    match args.output {
+        OutputFormat::Text => {
+            for d in &diffs {
+                print!("{}", d.unified(old_rev, new_label));
+            }
+        }
+        OutputFormat::Json => {
+            let files: Vec<serde_json::Value> = diffs
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "agent": d.agent,
+                        "path": d.path(),
+                        "status": d.status(),
+                        "keys": d.keys(),
+                        "diff": d.unified(old_rev, new_label),
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "format_version": DIFF_FORMAT_VERSION,
+                "from": old_rev,
+                "to": new_label,
+                "has_changes": !diffs.is_empty(),
+                "files": files,
+            });
+            println!("{doc:#}");
+        }
+        OutputFormat::Markdown => {
+            use crate::render::md_escape;
+            if diffs.is_empty() {
+                println!(
+                    "No differences between {} and {}.",
+                    md_escape(old_rev),
+                    md_escape(new_label)
+                );
+            }
+            for d in &diffs {
+                // A fence longer than any backtick run in the text, so nothing closes it early.
+                let text = d.unified(old_rev, new_label);
+                let fence = "`".repeat(longest_backtick_run(&text).max(2) + 1);
+                println!(
+                    "#### {} ({})\n\n{fence}diff\n{}{fence}\n",
+                    md_escape(d.path()),
+                    d.status(),
+                    text
+                );
+            }
+        }
+    }
+    Ok(if args.exit_code && !diffs.is_empty() {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }

@@ -3,13 +3,16 @@
 //! The config first (a config error is reported like any other problem), then every agent
 //! through `source::load::load_all`: the very code reconcile uses, so a manifest that
 //! validates is a manifest reconcile accepts. One line per problem on stdout, `error:` or
-//! `warning:` with the file, then a summary; exit 1 on any error.
+//! `warning:` with the file, then a summary (or the same as versioned JSON, or Markdown, with
+//! `-o`); exit 1 on any error. Findings never carry a value, so no output format can print one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use serde_json::json;
+
 use super::{Exit, Repo};
-use crate::cli::{GlobalArgs, ValidateArgs};
+use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
 use crate::config::{self, Config};
 use crate::crypto;
 use crate::finding::Finding;
@@ -26,7 +29,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
         Ok(checkout) => checkout,
         Err(CheckoutError::Config(e)) => {
             let finding = Finding::located_error(&config_shown, &e);
-            return Ok(report(&[finding], None));
+            return Ok(report(&[finding], None, args.output));
         }
         Err(e) => return Err(e.into()),
     };
@@ -37,7 +40,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
     let only: BTreeSet<String> = args.agents.iter().cloned().collect();
     let loaded = load_all(repo.checkout.tree(), repo.config(), &identities, &only)?;
     findings.extend(loaded.findings().cloned());
-    Ok(report(&findings, Some(loaded.agents.len())))
+    Ok(report(&findings, Some(loaded.agents.len()), args.output))
 }
 
 /// Recipients that pass the config's syntax check but that castsync cannot encrypt to (a
@@ -67,11 +70,12 @@ fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
     findings
 }
 
-/// Prints the findings and a summary line; the exit code follows the errors.
-fn report(findings: &[Finding], agents: Option<usize>) -> Exit {
-    for finding in findings {
-        println!("{finding}");
-    }
+/// The `validate -o json` format version (schemas/validate.schema.json); bump on
+/// incompatible changes.
+pub const VALIDATE_FORMAT_VERSION: u32 = 1;
+
+/// Prints the findings and a summary; the exit code follows the errors.
+fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> Exit {
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;
     let scope = match agents {
@@ -79,11 +83,68 @@ fn report(findings: &[Finding], agents: Option<usize>) -> Exit {
         Some(n) => format!("{n} agents"),
         None => "the config".to_owned(),
     };
+    let summary = if errors == 0 {
+        format!("ok: {scope} valid, {warnings} warning(s)")
+    } else {
+        format!("failed: {scope} checked, {errors} error(s), {warnings} warning(s)")
+    };
+    match output {
+        OutputFormat::Text => {
+            for finding in findings {
+                println!("{finding}");
+            }
+            println!("{summary}");
+        }
+        OutputFormat::Json => {
+            let doc = json!({
+                "format_version": VALIDATE_FORMAT_VERSION,
+                "ok": errors == 0,
+                "agents_checked": agents,
+                "errors": errors,
+                "warnings": warnings,
+                "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+            });
+            println!("{doc:#}");
+        }
+        OutputFormat::Markdown => print!("{}", markdown(findings, &summary)),
+    }
     if errors == 0 {
-        println!("ok: {scope} valid, {warnings} warning(s)");
         Exit::Success
     } else {
-        println!("failed: {scope} checked, {errors} error(s), {warnings} warning(s)");
         Exit::Failure
     }
+}
+
+fn finding_json(f: &Finding) -> serde_json::Value {
+    json!({
+        "severity": f.severity.to_string(),
+        "file": f.path.display().to_string(),
+        "line": f.line,
+        "agent": f.agent,
+        "key": f.key,
+        "message": f.message,
+    })
+}
+
+/// A heading with the summary and one table row per finding.
+fn markdown(findings: &[Finding], summary: &str) -> String {
+    use crate::render::md_escape;
+    let mut out = format!("### castsync validate: {}\n", md_escape(summary));
+    if !findings.is_empty() {
+        out.push_str("\n| | file | key | problem |\n|---|---|---|---|\n");
+        for f in findings {
+            let file = match f.line {
+                Some(line) => format!("{}:{line}", f.path.display()),
+                None => f.path.display().to_string(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                f.severity,
+                md_escape(&file),
+                md_escape(f.key.as_deref().unwrap_or("")),
+                md_escape(&f.message),
+            ));
+        }
+    }
+    out
 }

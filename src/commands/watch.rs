@@ -7,28 +7,18 @@ use anyhow::Context as _;
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::commands::{Exit, Repo};
 use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
+use crate::deadline::RunTimeout;
 use crate::target::{Target, TargetOptions};
 
 /// How long the reconcile in flight may take to stop after SIGTERM: the process is gone
 /// within 10 s.
 const GRACE: Duration = Duration::from_secs(9);
 
-/// `60s`, `10m`, `1h30m`, at least one second.
-fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let d = humantime::parse_duration(text.trim()).with_context(|| {
-        format!("invalid {flag} {text:?}\n  hint: use a duration such as 30s, 10m or 1h")
-    })?;
-    if d < Duration::from_secs(1) {
-        anyhow::bail!("{flag} {text:?} is too short: the minimum is 1s");
-    }
-    Ok(d)
-}
-
 pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> {
-    let interval = duration("--interval", &args.interval)?;
-    let resync = duration("--resync", &args.resync)?;
+    let (interval, resync) = (args.interval, args.resync);
     let options = TargetOptions {
         identity_files: global.identity.clone(),
+        identity_env: Some(super::identity_env(global)),
         state_file: args.apply.state.clone(),
         platform: super::platform_choice(&args.platform),
     };
@@ -75,6 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             allow_mass_delete: args.apply.allow_mass_delete,
             concurrency: usize::from(args.apply.concurrency),
             redeploy: args.apply.redeploy_override(),
+            timeout: RunTimeout::from_flag(args.timeout),
         },
         interval,
         resync,
@@ -84,32 +75,4 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
     };
     daemon::run(config).await?;
     Ok(Exit::Success)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_accept_units_and_refuse_nonsense() {
-        assert_eq!(
-            duration("--interval", "60s").unwrap(),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            duration("--interval", "10m").unwrap(),
-            Duration::from_secs(600)
-        );
-        assert_eq!(
-            duration("--interval", "1h").unwrap(),
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            duration("--interval", "1h30m").unwrap(),
-            Duration::from_secs(5400)
-        );
-        let err = duration("--interval", "often").unwrap_err().to_string();
-        assert!(err.contains("--interval") && err.contains("often"), "{err}");
-        assert!(duration("--resync", "10ms").is_err());
-    }
 }

@@ -12,18 +12,20 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::CryptoError;
 use super::error::{Hint, Tried};
+use super::unwrap::{Remembering, UnwrapMemory};
 
 /// Identity files larger than this are refused unread (a keys.txt is a few hundred bytes).
-const MAX_IDENTITY_FILE: u64 = 1 << 20;
+const MAX_IDENTITY_FILE: u64 = crate::fsread::MAX_KEY_FILE;
 
 /// The environment that the search chain reads, injectable for tests.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Env {
     /// `CASTSYNC_AGE_KEY`: identity text (an age identity file or an OpenSSH private key).
     pub age_key: Option<SecretString>,
@@ -187,6 +189,8 @@ pub struct Identities {
     keys: Vec<LoadedKey>,
     attempts: Vec<Attempt>,
     warnings: Vec<String>,
+    /// Which identity opened which stanza last (shared by clones and threads).
+    unwrap: Arc<UnwrapMemory>,
 }
 
 impl fmt::Debug for Identities {
@@ -286,6 +290,12 @@ impl Identities {
         self.keys.len()
     }
 
+    /// Identity-on-stanza unwrap attempts made by every decryption so far (one per file once
+    /// the first file of a repository has shown which stanza is ours; see `unwrap`).
+    pub fn unwrap_attempts(&self) -> u64 {
+        self.unwrap.attempts()
+    }
+
     /// Decrypts an armored or binary age file. `path` is only used in messages.
     pub fn decrypt(
         &self,
@@ -326,20 +336,25 @@ impl Identities {
                 tried: Tried(self.attempts.clone()),
             });
         }
-        let mut reader = match decryptor.decrypt(self.keys.iter().map(LoadedKey::as_age)) {
-            Ok(reader) => reader,
-            Err(age::DecryptError::NoMatchingKeys) => {
-                return Err(CryptoError::NoMatchingIdentity {
-                    path: path.to_owned(),
-                    tried: Tried(self.attempts.clone()),
-                    hint: Hint {
-                        yours: self.recipients(),
-                        needs: known_recipients.map(<[String]>::to_vec),
-                    },
-                });
-            }
-            Err(e) => return Err(not_age(describe(&e))),
+        let remembering = Remembering {
+            identities: self.keys.iter().map(LoadedKey::as_age).collect(),
+            memory: &self.unwrap,
         };
+        let mut reader =
+            match decryptor.decrypt(std::iter::once(&remembering as &dyn age::Identity)) {
+                Ok(reader) => reader,
+                Err(age::DecryptError::NoMatchingKeys) => {
+                    return Err(CryptoError::NoMatchingIdentity {
+                        path: path.to_owned(),
+                        tried: Tried(self.attempts.clone()),
+                        hint: Hint {
+                            yours: self.recipients(),
+                            needs: known_recipients.map(<[String]>::to_vec),
+                        },
+                    });
+                }
+                Err(e) => return Err(not_age(describe(&e))),
+            };
 
         // The plaintext is shorter than the ciphertext: reserving that much up front means
         // the buffer never reallocates, so no unzeroized copy of the plaintext is left behind.
@@ -434,23 +449,25 @@ impl Identities {
 /// Reads an identity file into a zeroize-on-drop buffer, refusing non-files, huge files and
 /// non-UTF-8 content (as `InvalidData`, with a message that quotes nothing).
 fn read_identity_file(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    use crate::fsread::{ReadError, read_secret_file};
     use std::io::{Error, ErrorKind};
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(Error::new(ErrorKind::IsADirectory, "is a directory"));
-    }
-    if meta.len() > MAX_IDENTITY_FILE {
-        return Err(Error::new(
+    let bytes = read_secret_file(path, MAX_IDENTITY_FILE).map_err(|e| match e {
+        ReadError::NotFound { .. } => Error::from(ErrorKind::NotFound),
+        ReadError::Io { source, .. } => source,
+        ReadError::TooLarge { .. } => Error::new(
             ErrorKind::InvalidData,
             "the file is too large to be an identity file",
-        ));
-    }
-    // Sized up front so that the buffer never reallocates (which would leave key copies).
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    (&mut file)
-        .take(MAX_IDENTITY_FILE)
-        .read_to_end(&mut bytes)?;
+        ),
+        ReadError::NotRegular {
+            kind: crate::fsread::Kind::Directory,
+            ..
+        } => Error::new(ErrorKind::IsADirectory, "is a directory"),
+        ReadError::NotRegular { kind, .. } => Error::new(
+            ErrorKind::InvalidData,
+            format!("it is {kind}, not a regular file"),
+        ),
+        other => Error::new(ErrorKind::InvalidData, other.to_string()),
+    })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(Error::new(

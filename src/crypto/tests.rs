@@ -1,5 +1,7 @@
 //! Unit tests for the crypto layer: round trips, armor handling, the search chain and its
-//! error messages. ssh keys are made with the real `ssh-keygen`.
+//! error messages. ssh keys are made with the real `ssh-keygen`; a test that needs it skips
+//! with one line when it is missing (and fails with `CI` set), through the integration tests'
+//! shared helper.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +10,9 @@ use age::secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
 
 use super::*;
+
+#[path = "../../tests/support/tools.rs"]
+mod tools;
 
 const CANARY: &str = "canary-7f3a91-do-not-print";
 
@@ -32,10 +37,12 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Makes an unencrypted OpenSSH key pair with ssh-keygen; returns (private key path, public line).
-fn ssh_key(dir: &Path, kind: &str, passphrase: &str) -> (PathBuf, String) {
+/// Makes an OpenSSH key pair with ssh-keygen; returns (private key path, public line), or None
+/// (after a skip line) when ssh-keygen is not installed.
+fn ssh_key(dir: &Path, kind: &str, passphrase: &str) -> Option<(PathBuf, String)> {
+    let ssh_keygen = tools::tool("ssh-keygen")?;
     let path = dir.join(format!("id_{kind}"));
-    let mut cmd = Command::new("ssh-keygen");
+    let mut cmd = Command::new(ssh_keygen);
     cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", "alice@test", "-f"])
         .arg(&path);
     if kind == "rsa" {
@@ -50,7 +57,7 @@ fn ssh_key(dir: &Path, kind: &str, passphrase: &str) -> (PathBuf, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    (path, public.trim().to_owned())
+    Some((path, public.trim().to_owned()))
 }
 
 /// An environment with nothing set and a home directory that holds no identity.
@@ -118,7 +125,9 @@ fn round_trip_with_an_x25519_identity_and_armored_output() {
 #[test]
 fn round_trip_with_an_ssh_ed25519_key() {
     let dir = TempDir::new().unwrap();
-    let (private, public) = ssh_key(dir.path(), "ed25519", "");
+    let Some((private, public)) = ssh_key(dir.path(), "ed25519", "") else {
+        return;
+    };
     let recipient = parse_recipient(&public).unwrap();
     assert_eq!(recipient.kind(), RecipientKind::SshEd25519);
     assert_eq!(recipient.comment(), Some("alice@test"));
@@ -132,7 +141,9 @@ fn round_trip_with_an_ssh_ed25519_key() {
 #[test]
 fn round_trip_with_an_ssh_rsa_key() {
     let dir = TempDir::new().unwrap();
-    let (private, public) = ssh_key(dir.path(), "rsa", "");
+    let Some((private, public)) = ssh_key(dir.path(), "rsa", "") else {
+        return;
+    };
     let recipient = parse_recipient(&public).unwrap();
     assert_eq!(recipient.kind(), RecipientKind::SshRsa);
     let ciphertext = encrypt(&manifest(), &[recipient]).unwrap();
@@ -151,6 +162,41 @@ fn a_file_for_several_recipients_opens_with_any_of_them() {
         let ids = Identities::discover_with(&[], &env_with_key(home.path(), &text)).unwrap();
         assert_eq!(decrypt_ok(&ids, &ciphertext), manifest());
     }
+}
+
+#[test]
+fn files_of_one_repository_open_with_one_unwrap_attempt_each() {
+    let home = TempDir::new().unwrap();
+    let others: Vec<Recipient> = (0..4).map(|_| age_key().1).collect();
+    let (text, mine) = age_key();
+    // Two identities, the one that opens the files second, and our stanza last of five (age
+    // appends a sixth, "grease" stanza): the first file costs the full search, 6 attempts
+    // for the other key and 5 for ours.
+    let (other_text, _) = age_key();
+    let env = env_with_key(home.path(), &format!("{other_text}\n{text}"));
+    let ids = Identities::discover_with(&[], &env).unwrap();
+    assert_eq!(ids.len(), 2);
+    let mut recipients = others.clone();
+    recipients.push(mine.clone());
+    for _ in 0..10 {
+        let ciphertext = encrypt(&manifest(), &recipients).unwrap();
+        assert_eq!(decrypt_ok(&ids, &ciphertext), manifest());
+    }
+    assert_eq!(
+        ids.unwrap_attempts(),
+        11 + 9,
+        "full search once, then one per file"
+    );
+
+    // A file with another recipient order still opens (the full search runs again) …
+    let mut shuffled = vec![mine.clone()];
+    shuffled.extend(others.iter().cloned());
+    let ciphertext = encrypt(&manifest(), &shuffled).unwrap();
+    assert_eq!(decrypt_ok(&ids, &ciphertext), manifest());
+    // … and a file not for us fails as it always did.
+    let ciphertext = encrypt(&manifest(), &others).unwrap();
+    let err = decrypt_err(&ids, &ciphertext);
+    assert!(err.contains("none of your identities"), "{err}");
 }
 
 #[test]
@@ -502,7 +548,9 @@ fn a_group_readable_identity_file_gets_a_chmod_600_warning() {
 #[test]
 fn a_passphrase_protected_ssh_key_is_refused_with_a_clear_error() {
     let dir = TempDir::new().unwrap();
-    let (private, _) = ssh_key(dir.path(), "ed25519", "correct horse");
+    let Some((private, _)) = ssh_key(dir.path(), "ed25519", "correct horse") else {
+        return;
+    };
     let msg = Identities::discover_with(std::slice::from_ref(&private), &empty_env(dir.path()))
         .unwrap_err()
         .to_string();
@@ -562,7 +610,9 @@ fn a_malformed_castsync_age_key_is_an_error_naming_the_variable_only() {
 #[test]
 fn castsync_age_key_may_hold_an_openssh_private_key() {
     let dir = TempDir::new().unwrap();
-    let (private, public) = ssh_key(dir.path(), "ed25519", "");
+    let Some((private, public)) = ssh_key(dir.path(), "ed25519", "") else {
+        return;
+    };
     let text = std::fs::read_to_string(private).unwrap();
     let ids = Identities::discover_with(&[], &env_with_key(dir.path(), &text)).unwrap();
     let recipient = parse_recipient(&public).unwrap();

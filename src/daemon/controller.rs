@@ -313,11 +313,13 @@ impl<E: Engine> Controller<E> {
         if let Some(error) = &report.error
             && self.log_once(&report.revision, "", error)
         {
+            // One event per line: a platform detail may hold line breaks of its own.
+            let error = crate::escape::terminal(&error.to_string()).into_owned();
             tracing::error!(%error, "reconcile failed; nothing applied");
         }
         for (agent, failure) in &report.agent_errors {
             if self.log_once(&report.revision, agent, &failure.message) {
-                let error = &failure.message;
+                let error = crate::escape::terminal(&failure.message);
                 let class = match failure.class {
                     crate::platform::ErrorClass::Transient => "transient",
                     crate::platform::ErrorClass::Terminal => "terminal",

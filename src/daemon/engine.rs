@@ -93,11 +93,17 @@ pub struct RunReport {
     pub skipped: BTreeSet<String>,
     /// Shutdown stopped the apply between requests.
     pub cancelled: bool,
+    /// The cycle's deadline passed: which one, and what did not finish (the agents cut off
+    /// are also in `agent_errors`, as transient).
+    pub timed_out: Option<String>,
 }
 
 impl RunReport {
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.agent_errors.is_empty() && !self.cancelled
+        self.error.is_none()
+            && self.agent_errors.is_empty()
+            && !self.cancelled
+            && self.timed_out.is_none()
     }
 
     /// Something failed that may succeed on retry (a 429, a 5xx, a timeout). Terminal

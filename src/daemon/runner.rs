@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
 use super::schedule::RateBudget;
 use crate::apply::Redeployed;
+use crate::deadline::RunTimeout;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, ChangedSince, Outcome, Request};
@@ -29,6 +30,9 @@ pub struct ApplySettings {
     pub concurrency: usize,
     /// `--redeploy` / `--no-redeploy` over the config's `redeploy`.
     pub redeploy: Option<bool>,
+    /// Each cycle's deadline (`--timeout`, else the default that grows with the cycle's
+    /// requests).
+    pub timeout: RunTimeout,
 }
 
 pub struct Runner {
@@ -98,6 +102,13 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
         cancelled,
         unrefreshed: outcome.plan.coverage.unrefreshed.len(),
         full_reason: outcome.plan.coverage.full_reason.clone(),
+        timed_out: outcome.timed_out.as_ref().map(|t| {
+            format!(
+                "the cycle's deadline ({}) passed; not finished: {}",
+                crate::platform::types::whole_seconds(&t.after),
+                t.unfinished()
+            )
+        }),
         ..RunReport::default()
     };
     for agent in &outcome.plan.agents {
@@ -279,8 +290,9 @@ impl Runner {
             dry_run: false,
             concurrency: self.settings.concurrency,
             cancel: cancel.clone(),
+            timeout: self.settings.timeout,
         };
-        match reconcile::reconcile(request, &|_| {}).await {
+        match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => {
                 if let Some(warning) = &outcome.state_warning {
                     tracing::warn!(%warning, "state not saved");

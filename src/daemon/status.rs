@@ -49,6 +49,10 @@ impl Attempt {
     }
 }
 
+/// The `/readyz` body's format version (schemas/readyz.schema.json); bump on incompatible
+/// changes.
+pub const READYZ_FORMAT_VERSION: u32 = 1;
+
 /// The daemon's state as `/readyz` shows it.
 #[derive(Debug)]
 pub struct Status {
@@ -67,6 +71,8 @@ pub struct Status {
     agent_errors: BTreeMap<String, AgentFailure>,
     /// A fetched commit that is not applied, and why.
     rejected: Option<(String, String)>,
+    /// The last reconcile (full or resync batch) ran out of its deadline.
+    timed_out: Option<String>,
     shutting_down: bool,
 }
 
@@ -84,6 +90,7 @@ impl Status {
             run_error: None,
             agent_errors: BTreeMap::new(),
             rejected: None,
+            timed_out: None,
             shutting_down: false,
         }
     }
@@ -133,6 +140,7 @@ impl Status {
                 .map(|(a, e)| (a.clone(), e.clone())),
         );
         self.applied = Some(report.revision.clone());
+        self.timed_out = report.timed_out.clone();
         let error = if report.ok() {
             None
         } else {
@@ -201,6 +209,9 @@ impl Status {
         if let Some(e) = &self.run_error {
             reasons.push(format!("reconcile failed: {e}"));
         }
+        if let Some(t) = &self.timed_out {
+            reasons.push(format!("last reconcile timed out: {t}"));
+        }
         for (agent, failure) in &self.agent_errors {
             let waiting = match failure.class {
                 ErrorClass::Terminal => {
@@ -215,6 +226,7 @@ impl Status {
         }
         let ready = reasons.is_empty();
         let body = json!({
+            "format_version": READYZ_FORMAT_VERSION,
             "ready": ready,
             "reasons": reasons,
             "source": self.source,
@@ -246,6 +258,9 @@ fn summary(report: &RunReport) -> String {
     }
     if report.cancelled {
         return "interrupted by shutdown".into();
+    }
+    if let Some(t) = &report.timed_out {
+        return format!("timed out: {t}");
     }
     let agents: Vec<&str> = report.agent_errors.keys().map(String::as_str).collect();
     format!("{} agent(s) failed: {}", agents.len(), agents.join(", "))
@@ -328,6 +343,43 @@ mod tests {
         let (_, body) = s.readiness();
         assert!(body["agents"].get("a").is_none(), "{body}");
         assert_eq!(body["agents"]["z"], "bad too");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_cycle_makes_it_unready_until_a_run_finishes_in_time() {
+        let mut s = Status::new("x".into(), Duration::from_secs(60));
+        s.fetch_ok("c1");
+        let cut = RunReport {
+            timed_out: Some("the cycle's deadline (2s) passed; not finished: listing a".into()),
+            agent_errors: [(
+                "a".to_owned(),
+                AgentFailure::new(
+                    "cancelled: the run's deadline (2s) passed",
+                    ErrorClass::Transient,
+                ),
+            )]
+            .into(),
+            ..report(&[])
+        };
+        s.reconciled(&cut, true);
+        let (ready, body) = s.readiness();
+        assert!(!ready);
+        assert!(
+            body["reasons"]
+                .to_string()
+                .contains("last reconcile timed out: the cycle's deadline (2s) passed"),
+            "{body}"
+        );
+        assert_eq!(body["agent_errors"]["a"]["class"], "transient");
+        assert!(
+            body["last_reconcile"]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("timed out"),
+            "{body}"
+        );
+        s.reconciled(&report(&[]), true);
+        assert!(s.readiness().0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -62,10 +62,16 @@ impl WebhookSecret {
 
     /// Reads the secret from a file; one trailing newline (or CRLF) is not part of it.
     pub fn load(path: &Path) -> Result<WebhookSecret, SecretFileError> {
-        let mut bytes = std::fs::read(path).map_err(|source| SecretFileError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let read = crate::fsread::read_secret_file(path, crate::fsread::MAX_KEY_FILE);
+        let mut bytes = read
+            .map_err(|e| SecretFileError::Io {
+                path: path.to_owned(),
+                source: match e {
+                    crate::fsread::ReadError::Io { source, .. } => source,
+                    refused => std::io::Error::other(refused.to_string()),
+                },
+            })?
+            .to_vec();
         if bytes.ends_with(b"\n") {
             bytes.pop();
             if bytes.ends_with(b"\r") {
@@ -88,15 +94,25 @@ impl WebhookSecret {
 
     /// Checks a delivery's signature header against its raw body.
     pub fn check(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), Refused> {
+        let mut verifier = self.verifier(header)?;
+        verifier.update(body);
+        verifier.finish()
+    }
+
+    /// Starts checking a delivery whose body arrives in pieces: the header is judged at once
+    /// (a missing or malformed one is refused before any of the body is read), then the HMAC
+    /// is computed as the body streams in, so the body never has to be held to be checked.
+    pub fn verifier(&self, header: Option<&[u8]>) -> Result<Verifier, Refused> {
         let header = header.ok_or(Refused::Missing)?;
         let hex_digest = header.strip_prefix(b"sha256=").ok_or(Refused::Malformed)?;
-        let expected = hex::decode(hex_digest).map_err(|_| Refused::Malformed)?;
-        if expected.len() != 32 {
-            return Err(Refused::Malformed);
-        }
-        let mut mac = self.mac();
-        mac.update(body);
-        mac.verify_slice(&expected).map_err(|_| Refused::Mismatch)
+        let expected: [u8; 32] = hex::decode(hex_digest)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or(Refused::Malformed)?;
+        Ok(Verifier {
+            mac: self.mac(),
+            expected,
+        })
     }
 
     /// The header value a sender would compute for `body` (for tests and tools).
@@ -104,6 +120,25 @@ impl WebhookSecret {
         let mut mac = self.mac();
         mac.update(body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// An HMAC check in progress (see [`WebhookSecret::verifier`]).
+pub struct Verifier {
+    mac: Hmac<Sha256>,
+    expected: [u8; 32],
+}
+
+impl Verifier {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.mac.update(chunk);
+    }
+
+    /// Constant-time comparison with the header's digest.
+    pub fn finish(self) -> Result<(), Refused> {
+        self.mac
+            .verify_slice(&self.expected)
+            .map_err(|_| Refused::Mismatch)
     }
 }
 

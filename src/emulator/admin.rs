@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::api::{detail, persist_failure};
+use super::api::{detail, store_failure};
 use super::faults::{Stats, Targeted};
 use super::{Emu, lock};
 use crate::names::validate_slug;
@@ -83,11 +83,10 @@ async fn create_agent(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
         );
         return detail(StatusCode::UNPROCESSABLE_ENTITY, json!([issue]));
     }
-    let mut store = emu.store();
-    let created = store.ensure_agent(&slug);
-    if let Some(failed) = persist_failure(&emu, &store) {
-        return failed;
-    }
+    let created = match emu.store().ensure_agent(&slug) {
+        Ok(created) => created,
+        Err(e) => return store_failure(e),
+    };
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -108,13 +107,18 @@ fn readback(key: &str, entry: &Entry) -> Value {
 /// `GET /_emulator/agents/{slug}/secrets`: every key of an agent with its value, unpaged.
 async fn dump_agent(State(emu): State<Arc<Emu>>, Path(slug): Path<String>) -> Response {
     let store = emu.store();
-    let Ok(keys) = store.list(&slug) else {
-        return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND);
+    let keys = match store.list(&slug) {
+        Ok(keys) => keys,
+        Err(e) => return store_failure(e),
     };
-    let items: Vec<Value> = keys
-        .iter()
-        .filter_map(|k| store.get(&slug, &k.key).map(|e| readback(&k.key, e)))
-        .collect();
+    let mut items: Vec<Value> = Vec::with_capacity(keys.len());
+    for k in &keys {
+        match store.get(&slug, &k.key) {
+            Ok(Some(e)) => items.push(readback(&k.key, &e)),
+            Ok(None) => {}
+            Err(e) => return store_failure(e),
+        }
+    }
     axum::Json(items).into_response()
 }
 
@@ -124,11 +128,14 @@ async fn read_secret(
     Path((slug, key)): Path<(String, String)>,
 ) -> Response {
     let store = emu.store();
-    if !store.has_agent(&slug) {
-        return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND);
+    match store.has_agent(&slug) {
+        Ok(true) => {}
+        Ok(false) => return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
+        Err(e) => return store_failure(e),
     }
     match store.get(&slug, &key) {
-        Some(entry) => axum::Json(readback(&key, entry)).into_response(),
-        None => detail(StatusCode::NOT_FOUND, "Secret not found"),
+        Ok(Some(entry)) => axum::Json(readback(&key, &entry)).into_response(),
+        Ok(None) => detail(StatusCode::NOT_FOUND, "Secret not found"),
+        Err(e) => store_failure(e),
     }
 }

@@ -38,7 +38,7 @@ use super::{Emu, lock};
 use crate::names::{MAX_KEY_LEN, validate_key, validate_slug};
 use crate::platform::castari::AGENT_NOT_FOUND;
 use crate::platform::castari::wire::ValidationIssue;
-use crate::platform::store::MAX_VALUE_LEN;
+use crate::platform::store::{MAX_VALUE_LEN, Store, StoreError};
 use crate::secret::SecretValue;
 
 /// The API's page size when `limit` is not given, and its maximum.
@@ -58,17 +58,16 @@ pub(super) fn detail(status: StatusCode, detail: impl Into<Value>) -> Response {
     (status, axum::Json(json!({ "detail": detail.into() }))).into_response()
 }
 
-/// Saves the store after a write (see `Emu::persist`); on failure, the 500 to answer with.
-pub(super) fn persist_failure(
-    emu: &Emu,
-    store: &crate::platform::store::Store,
-) -> Option<Response> {
-    let err = emu.persist(store).err()?;
-    tracing::error!(error = %err, "cannot persist the emulator store");
-    Some(detail(
+/// The reply to a failed store call: 404 for a missing agent, else a 500.
+pub(super) fn store_failure(err: StoreError) -> Response {
+    if let StoreError::NoSuchAgent { .. } = err {
+        return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND);
+    }
+    tracing::error!(error = %err, "the emulator store failed");
+    detail(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "The emulator could not save its store",
-    ))
+        "The emulator could not read or save its store",
+    )
 }
 
 fn validation(issues: Vec<ValidationIssue>) -> Response {
@@ -222,17 +221,14 @@ fn unauthorized(emu: &Emu, headers: &HeaderMap) -> Option<Response> {
 
 /// Finds the agent (creating it with `--auto-create-agents`); returns the 404 to send when
 /// it does not exist.
-fn missing_agent(
-    emu: &Emu,
-    store: &mut crate::platform::store::Store,
-    slug: &str,
-) -> Option<Response> {
-    if store.has_agent(slug) {
-        return None;
+fn missing_agent(emu: &Emu, store: &mut Store, slug: &str) -> Option<Response> {
+    match store.has_agent(slug) {
+        Ok(true) => return None,
+        Ok(false) => {}
+        Err(e) => return Some(store_failure(e)),
     }
     if emu.auto_create && validate_slug(slug).is_ok() {
-        store.ensure_agent(slug);
-        return None;
+        return store.ensure_agent(slug).err().map(store_failure);
     }
     Some(detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND))
 }
@@ -293,7 +289,7 @@ async fn list(
                 let secrets: Vec<Value> = keys.iter().map(|k| json!({ "key": k.key })).collect();
                 axum::Json(json!({ "secrets": secrets })).into_response()
             }
-            Err(_) => detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
+            Err(e) => store_failure(e),
         };
     }
     let mut issues = Vec::new();
@@ -326,7 +322,7 @@ async fn list(
             },
         }))
         .into_response(),
-        Err(_) => detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
+        Err(e) => store_failure(e),
     }
 }
 
@@ -419,17 +415,14 @@ async fn set(State(emu): State<Arc<Emu>>, Path(slug): Path<String>, body: Bytes)
     if let Some(not_found) = missing_agent(&emu, &mut store, &slug) {
         return not_found;
     }
-    let reply = match store.set(&slug, &key, value) {
+    let reply = match store.set(&slug, &key, &value) {
         Ok(entry) if emu.wire == Wire::Docs => (
             StatusCode::OK,
             json!({ "key": key, "created_at": entry.created_at, "updated_at": entry.updated_at }),
         ),
         Ok(_) => (StatusCode::CREATED, json!({ "key": key })),
-        Err(_) => return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
+        Err(e) => return store_failure(e),
     };
-    if let Some(failed) = persist_failure(&emu, &store) {
-        return failed;
-    }
     (reply.0, axum::Json(reply.1)).into_response()
 }
 
@@ -443,14 +436,10 @@ async fn remove(
         return not_found;
     }
     match store.delete(&slug, &key) {
-        Ok(true) => {}
-        Ok(false) => return detail(StatusCode::NOT_FOUND, "Secret not found"),
-        Err(_) => return detail(StatusCode::NOT_FOUND, AGENT_NOT_FOUND),
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => detail(StatusCode::NOT_FOUND, "Secret not found"),
+        Err(e) => store_failure(e),
     }
-    if let Some(failed) = persist_failure(&emu, &store) {
-        return failed;
-    }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 #[cfg(test)]

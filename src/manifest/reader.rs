@@ -65,7 +65,7 @@ pub(super) enum Failure {
 
 /// Reads `text`; on failure returns what was read before it, so that the caller can still
 /// report an earlier, more useful problem (e.g. a wrong `agent`).
-pub(super) fn read(text: &str) -> (RawDoc, Option<(Failure, Option<usize>)>) {
+pub(super) fn read(text: &str) -> (RawDoc, Option<(Failure, super::Pos)>) {
     let mut state = State {
         text,
         doc: RawDoc::default(),
@@ -76,8 +76,10 @@ pub(super) fn read(text: &str) -> (RawDoc, Option<(Failure, Option<usize>)>) {
     let failure = match result {
         Ok(()) => None,
         Err(err) => {
-            let line = err.location().map(|l| l.line());
-            Some((state.failure.take().unwrap_or(Failure::Yaml(err)), line))
+            let pos = err.location().map_or_else(super::Pos::default, |l| {
+                super::Pos::at(l.line(), l.column())
+            });
+            Some((state.failure.take().unwrap_or(Failure::Yaml(err)), pos))
         }
     };
     (state.doc, failure)

@@ -7,30 +7,35 @@
 //! `2024-01-01`, `.inf`, `yes`, `True` — is refused with the quoted fix, because the same file
 //! would then mean different things to different tools.
 //!
-//! The tokens these rules match are numbers, booleans, nulls and dates, never free text, so
-//! an error may show them; anything else is described without its text.
+//! No message ever shows the scalar or what a reader would turn it into: an unquoted
+//! `0x4c08…` may be a private key and `0123` a PIN, so a problem is described by its kind
+//! (the caller adds the file, line, column and key) and the fix is shown with `...` in place
+//! of the value.
 
 use std::fmt;
 
-/// What a plain scalar would be read as, when that is not simply its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a plain scalar would be read as, when that is not simply its text. No variant holds
+/// the scalar's text or its reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueProblem {
-    /// `~`, `null`, `Null`, `NULL` or nothing at all.
-    Null { token: String },
-    /// A float in YAML 1.2 (`1.10`, `1e3`, `.5`, `.inf`, `.nan`): `reading` is what it becomes.
-    Float { token: String, reading: String },
+    /// Nothing at all: YAML reads an empty plain value as null.
+    Empty,
+    /// `~`, `null`, `Null` or `NULL`.
+    Null,
+    /// A float in YAML 1.2 (`1.10`, `1e3`, `.5`, `.inf`, `.nan`).
+    Float,
     /// An integer written in a non-canonical form YAML 1.2 converts (`0x1F`, `0o17`, `+5`, `-0`).
-    Number { token: String, reading: String },
+    Number,
     /// A number only in YAML 1.1 (`0755` octal, `1_000`, `1:20` base 60, `1_0.5`).
-    Yaml11Number { token: String },
+    Yaml11Number,
     /// A canonical integer too large for 64 bits, which many tools round.
-    BigNumber { token: String },
+    BigNumber,
     /// `True`, `FALSE`…: YAML 1.2 reads a boolean and writes it back lowercase.
-    Bool { token: String, reading: bool },
+    Bool,
     /// `yes`, `no`, `on`, `off`, `y`, `n` (any case): booleans in YAML 1.1.
-    Yaml11Bool { token: String },
+    Yaml11Bool,
     /// A YAML 1.1 timestamp such as `2024-01-01`, which some tools turn into a date.
-    Timestamp { token: String },
+    Timestamp,
     /// An explicit YAML tag (`!!float`, `!foo`).
     Tagged,
     /// A list where a string belongs.
@@ -40,51 +45,39 @@ pub enum ValueProblem {
 }
 
 impl ValueProblem {
-    /// The message for key `key`, with the quoted fix where one exists.
+    /// The message for key `key`, with the quoted fix where one exists; never the value.
     pub fn describe(&self, key: &str) -> String {
-        let fix = |token: &str| format!("quote it: {key}: \"{token}\"");
+        let fix = format!("put the value in double quotes: {key}: \"...\"");
         match self {
-            ValueProblem::Null { token } if token.is_empty() => format!(
+            ValueProblem::Empty => format!(
                 "the value is empty, which YAML reads as null; write {key}: \"\" for an empty value, or remove the key"
             ),
-            ValueProblem::Null { token } => format!(
-                "the value {token} would be read as null (no value); {} (or {key}: \"\" for an empty value)",
-                fix(token)
+            ValueProblem::Null => format!(
+                "the unquoted value is a null word (such as ~ or null), which YAML reads as no value; {fix} (or {key}: \"\" for an empty value)"
             ),
-            ValueProblem::Float { token, reading } => {
-                format!(
-                    "the value {token} would be read as the number {reading}; {}",
-                    fix(token)
-                )
-            }
-            ValueProblem::Number { token, reading } => {
-                format!(
-                    "the value {token} would be read as the number {reading}; {}",
-                    fix(token)
-                )
-            }
-            ValueProblem::Yaml11Number { token } => format!(
-                "the value {token} is a number in YAML 1.1 and some tools would rewrite it; {}",
-                fix(token)
+            ValueProblem::Float => format!(
+                "the unquoted value is read as a floating-point number, which YAML tools rewrite (trailing zeros are lost, for one); {fix}"
             ),
-            ValueProblem::BigNumber { token } => format!(
-                "the value {token} is a number too large for many YAML tools, which would round it; {}",
-                fix(token)
+            ValueProblem::Number => format!(
+                "the unquoted value is read as a hexadecimal, octal, binary or signed integer, which YAML tools rewrite in decimal; {fix}"
             ),
-            ValueProblem::Bool { token, reading } => format!(
-                "the value {token} would be read as the boolean {reading} and written back as {reading}; {}",
-                fix(token)
+            ValueProblem::Yaml11Number => format!(
+                "the unquoted value is a number in YAML 1.1 (a leading zero, underscores or colons) and some tools would rewrite it; {fix}"
             ),
-            ValueProblem::Yaml11Bool { token } => format!(
-                "the value {token} is a boolean in YAML 1.1 and some tools would rewrite it as true/false; {}",
-                fix(token)
+            ValueProblem::BigNumber => format!(
+                "the unquoted value is an integer too large for 64 bits, which many YAML tools round; {fix}"
             ),
-            ValueProblem::Timestamp { token } => format!(
-                "the value {token} is a timestamp in YAML 1.1 and some tools would rewrite it as a date; {}",
-                fix(token)
+            ValueProblem::Bool => format!(
+                "the unquoted value is a capitalised boolean word, which YAML reads as a boolean and writes back in lowercase; {fix}"
+            ),
+            ValueProblem::Yaml11Bool => format!(
+                "the unquoted value is a boolean word in YAML 1.1 (such as yes, no, on, off) and some tools would rewrite it as true/false; {fix}"
+            ),
+            ValueProblem::Timestamp => format!(
+                "the unquoted value looks like a date, which some YAML tools rewrite as a timestamp; {fix}"
             ),
             ValueProblem::Tagged => format!(
-                "the value (hidden) carries a YAML tag such as !!float; remove the tag and write the value as a quoted string: {key}: \"...\""
+                "the value carries a YAML tag such as !!float; remove the tag and write the value as a quoted string: {key}: \"...\""
             ),
             ValueProblem::List => format!(
                 "the value is a list, but secret values are strings; write it as one quoted string: {key}: \"...\""
@@ -104,27 +97,18 @@ impl fmt::Display for ValueProblem {
 
 /// Checks a plain (unquoted) scalar: `Ok(())` when its text is what every reader sees.
 pub fn check_plain(token: &str) -> Result<(), ValueProblem> {
-    let owned = || token.to_owned();
-    if matches!(token, "" | "~" | "null" | "Null" | "NULL") {
-        return Err(ValueProblem::Null { token: owned() });
+    if token.is_empty() {
+        return Err(ValueProblem::Empty);
+    }
+    if matches!(token, "~" | "null" | "Null" | "NULL") {
+        return Err(ValueProblem::Null);
     }
     match token {
         "true" | "false" => return Ok(()),
-        "True" | "TRUE" => {
-            return Err(ValueProblem::Bool {
-                token: owned(),
-                reading: true,
-            });
-        }
-        "False" | "FALSE" => {
-            return Err(ValueProblem::Bool {
-                token: owned(),
-                reading: false,
-            });
-        }
+        "True" | "TRUE" | "False" | "FALSE" => return Err(ValueProblem::Bool),
         "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON"
         | "off" | "Off" | "OFF" => {
-            return Err(ValueProblem::Yaml11Bool { token: owned() });
+            return Err(ValueProblem::Yaml11Bool);
         }
         _ => {}
     }
@@ -133,26 +117,20 @@ pub fn check_plain(token: &str) -> Result<(), ValueProblem> {
         return if fits {
             Ok(())
         } else {
-            Err(ValueProblem::BigNumber { token: owned() })
+            Err(ValueProblem::BigNumber)
         };
     }
-    if let Some(n) = yaml12_int(token) {
-        return Err(ValueProblem::Number {
-            token: owned(),
-            reading: n.to_string(),
-        });
+    if yaml12_int(token).is_some() {
+        return Err(ValueProblem::Number);
     }
-    if let Some(reading) = yaml12_float(token) {
-        return Err(ValueProblem::Float {
-            token: owned(),
-            reading,
-        });
+    if is_yaml12_float(token) {
+        return Err(ValueProblem::Float);
     }
     if is_yaml11_number(token) {
-        return Err(ValueProblem::Yaml11Number { token: owned() });
+        return Err(ValueProblem::Yaml11Number);
     }
     if is_yaml11_timestamp(token) {
-        return Err(ValueProblem::Timestamp { token: owned() });
+        return Err(ValueProblem::Timestamp);
     }
     Ok(())
 }
@@ -204,25 +182,18 @@ fn radix(digits: &str, radix: u32) -> Option<i128> {
     i128::from_str_radix(digits, radix).ok()
 }
 
-/// The float serde_norway would read (as text), if any.
-fn yaml12_float(token: &str) -> Option<String> {
-    let (negative, rest) = split_sign(token);
-    if matches!(rest, ".inf" | ".Inf" | ".INF") {
-        return Some(if negative { "-infinity" } else { "infinity" }.to_owned());
-    }
-    if matches!(token, ".nan" | ".NaN" | ".NAN") {
-        return Some("NaN".to_owned());
+/// Whether serde_norway would read a float.
+fn is_yaml12_float(token: &str) -> bool {
+    let (_, rest) = split_sign(token);
+    if matches!(rest, ".inf" | ".Inf" | ".INF") || matches!(token, ".nan" | ".NaN" | ".NAN") {
+        return true;
     }
     let leading_zero_digits =
         rest.len() > 1 && rest.starts_with('0') && rest.bytes().all(|b| b.is_ascii_digit());
     if leading_zero_digits || rest.starts_with(['+', '-']) {
-        return None;
+        return false;
     }
-    let value: f64 = rest.parse().ok()?;
-    if !value.is_finite() {
-        return None;
-    }
-    Some(format!("{:?}", if negative { -value } else { value }))
+    rest.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 /// YAML 1.1 integers and floats that YAML 1.2 leaves as strings: `0755`, `1_000`, `0b1_0`,
@@ -383,26 +354,13 @@ mod tests {
     }
 
     #[test]
-    fn floats_are_refused_with_what_they_would_become() {
-        for (token, reading) in [
-            ("1.10", "1.1"),
-            ("1e3", "1000.0"),
-            (".5", "0.5"),
-            ("-2.50", "-2.5"),
-            ("1.", "1.0"),
-            ("+1.5", "1.5"),
-        ] {
-            assert_eq!(
-                check_plain(token),
-                Err(ValueProblem::Float {
-                    token: token.into(),
-                    reading: reading.into()
-                })
-            );
+    fn floats_are_refused() {
+        for token in ["1.10", "1e3", ".5", "-2.50", "1.", "+1.5"] {
+            assert_eq!(check_plain(token), Err(ValueProblem::Float), "{token}");
         }
         for special in [".inf", "-.inf", "+.INF", ".nan", ".NaN"] {
             assert!(
-                matches!(check_plain(special), Err(ValueProblem::Float { .. })),
+                matches!(check_plain(special), Err(ValueProblem::Float)),
                 "{special}"
             );
         }
@@ -410,32 +368,16 @@ mod tests {
 
     #[test]
     fn nulls_and_empty_values_are_refused() {
-        for token in ["", "~", "null", "Null", "NULL"] {
-            assert!(
-                matches!(check_plain(token), Err(ValueProblem::Null { .. })),
-                "{token:?}"
-            );
+        assert_eq!(check_plain(""), Err(ValueProblem::Empty));
+        for token in ["~", "null", "Null", "NULL"] {
+            assert_eq!(check_plain(token), Err(ValueProblem::Null), "{token:?}");
         }
     }
 
     #[test]
-    fn non_canonical_integers_are_refused_with_their_reading() {
-        for (token, reading) in [
-            ("0x1F", "31"),
-            ("0o17", "15"),
-            ("0b101", "5"),
-            ("+5", "5"),
-            ("-0", "0"),
-            ("-0x10", "-16"),
-        ] {
-            assert_eq!(
-                check_plain(token),
-                Err(ValueProblem::Number {
-                    token: token.into(),
-                    reading: reading.into()
-                }),
-                "{token}"
-            );
+    fn non_canonical_integers_are_refused() {
+        for token in ["0x1F", "0o17", "0b101", "+5", "-0", "-0x10"] {
+            assert_eq!(check_plain(token), Err(ValueProblem::Number), "{token}");
         }
     }
 
@@ -456,7 +398,7 @@ mod tests {
             "+0755",
         ] {
             assert!(
-                matches!(check_plain(token), Err(ValueProblem::Yaml11Number { .. })),
+                matches!(check_plain(token), Err(ValueProblem::Yaml11Number)),
                 "{token}"
             );
         }
@@ -466,33 +408,21 @@ mod tests {
     fn integers_too_large_for_64_bits_are_refused() {
         assert!(matches!(
             check_plain("99999999999999999999"),
-            Err(ValueProblem::BigNumber { .. })
+            Err(ValueProblem::BigNumber)
         ));
         assert!(matches!(
             check_plain("-9223372036854775809"),
-            Err(ValueProblem::BigNumber { .. })
+            Err(ValueProblem::BigNumber)
         ));
     }
 
     #[test]
     fn capitalised_and_yaml_1_1_booleans_are_refused() {
-        assert_eq!(
-            check_plain("True"),
-            Err(ValueProblem::Bool {
-                token: "True".into(),
-                reading: true
-            })
-        );
-        assert_eq!(
-            check_plain("FALSE"),
-            Err(ValueProblem::Bool {
-                token: "FALSE".into(),
-                reading: false
-            })
-        );
+        assert_eq!(check_plain("True"), Err(ValueProblem::Bool));
+        assert_eq!(check_plain("FALSE"), Err(ValueProblem::Bool));
         for token in ["yes", "No", "ON", "off", "y", "N"] {
             assert!(
-                matches!(check_plain(token), Err(ValueProblem::Yaml11Bool { .. })),
+                matches!(check_plain(token), Err(ValueProblem::Yaml11Bool)),
                 "{token}"
             );
         }
@@ -509,25 +439,35 @@ mod tests {
             "2024-1-1T1:00:00",
         ] {
             assert!(
-                matches!(check_plain(token), Err(ValueProblem::Timestamp { .. })),
+                matches!(check_plain(token), Err(ValueProblem::Timestamp)),
                 "{token}"
             );
         }
         for not in ["2024-1-1", "2024-01-01x", "2024-01-01T", "20240-01-01"] {
             assert!(
-                !matches!(check_plain(not), Err(ValueProblem::Timestamp { .. })),
+                !matches!(check_plain(not), Err(ValueProblem::Timestamp)),
                 "{not}"
             );
         }
     }
 
     #[test]
-    fn the_message_shows_the_quoted_fix() {
-        let p = check_plain("1.10").unwrap_err();
-        assert_eq!(
-            p.describe("VERSION"),
-            "the value 1.10 would be read as the number 1.1; quote it: VERSION: \"1.10\""
-        );
+    fn the_message_shows_the_quoted_fix_but_never_the_value_or_its_reading() {
+        for token in [
+            "1.25",
+            "0x4c08",
+            "0123",
+            "12345678901234567890123",
+            "Yes",
+            "2931-07-19",
+        ] {
+            let message = check_plain(token).unwrap_err().describe("PIN");
+            assert!(message.ends_with("PIN: \"...\""), "{message}");
+            assert!(!message.contains(token), "{message}");
+        }
+        // What a reader would make of it is as secret as the value itself.
+        let hex = check_plain("0x4c08").unwrap_err().describe("K");
+        assert!(!hex.contains("19464"), "{hex}");
     }
 
     #[test]

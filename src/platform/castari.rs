@@ -2,7 +2,9 @@
 //!
 //! Every call validates its names, waits for the shared [`RateLimiter`], and retries 429, 5xx,
 //! connection errors and garbled bodies with jittered exponential backoff ([`retry`]); 4xx
-//! answers are terminal and sent once. Set and delete are idempotent on the platform, so
+//! answers are terminal and sent once. Every request has a connect timeout and a whole-request
+//! timeout ([`ClientConfig`]); a request that runs out of it is a typed
+//! [`PlatformError::Timeout`], retried once. Set and delete are idempotent on the platform, so
 //! retrying them is safe; a repeated redeploy rebuilds the same agent again.
 //!
 //! The routes and shapes are Castari's published SDK (`@castari/sdk`, `packages/sdk/src/
@@ -56,21 +58,30 @@ pub struct ClientConfig {
     pub api_key: SecretString,
     pub allow_insecure_http: bool,
     pub retry: RetryPolicy,
+    /// TCP and TLS setup.
     pub connect_timeout: Duration,
-    /// Whole request, body included.
+    /// Whole request, connecting and body included (a redeploy gets at least
+    /// [`REDEPLOY_TIMEOUT`]).
     pub request_timeout: Duration,
 }
 
+/// How long to wait for a connection (TCP and TLS).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take, connecting and reading the body included. A list of a few
+/// hundred keys is a few kilobytes: 30 s is generous on any working link, and a timeout is
+/// retried once, so a silent platform holds one call for about a minute.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl ClientConfig {
-    /// Defaults: 5 retries, 10 s to connect, 30 s per request, https only.
+    /// Defaults: 5 retries (1 after a timeout), 10 s to connect, 30 s per request, https only.
     pub fn new(base_url: impl Into<String>, api_key: SecretString) -> ClientConfig {
         ClientConfig {
             base_url: base_url.into(),
             api_key,
             allow_insecure_http: false,
             retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -83,6 +94,7 @@ pub struct CastariClient {
     /// `Bearer …`, marked sensitive so no header dump shows it.
     auth: HeaderValue,
     retry: RetryPolicy,
+    request_timeout: Duration,
     limiter: Arc<RateLimiter>,
     stats: Mutex<ClientStats>,
 }
@@ -199,7 +211,7 @@ impl CastariClient {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .default_headers(headers)
-            .connect_timeout(config.connect_timeout)
+            .connect_timeout(config.connect_timeout.min(config.request_timeout))
             .timeout(config.request_timeout)
             // The API never redirects; following one could carry the key elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -211,6 +223,7 @@ impl CastariClient {
             http,
             auth,
             retry: config.retry,
+            request_timeout: config.request_timeout,
             limiter: Arc::new(RateLimiter::new()),
             stats: Mutex::new(ClientStats::default()),
         })
@@ -274,9 +287,12 @@ impl CastariClient {
             .http
             .request(method.clone(), url.clone())
             .header(AUTHORIZATION, self.auth.clone());
-        if call == Call::Redeploy {
-            request = request.timeout(REDEPLOY_TIMEOUT);
-        }
+        let timeout = if call == Call::Redeploy {
+            self.request_timeout.max(REDEPLOY_TIMEOUT)
+        } else {
+            self.request_timeout
+        };
+        request = request.timeout(timeout);
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, "application/json")
@@ -290,10 +306,12 @@ impl CastariClient {
                 self.lock_stats().transport_errors += 1;
                 let detail = describe_transport(&err);
                 tracing::debug!(%method, path = url.path(), error = %detail, "request failed");
-                return Err(AttemptError::transient(
-                    PlatformError::Transient { detail },
-                    None,
-                ));
+                let error = if err.is_timeout() {
+                    timed_out(method, url, timeout)
+                } else {
+                    PlatformError::Transient { detail }
+                };
+                return Err(AttemptError::transient(error, None));
             }
         };
         let status = response.status();
@@ -338,10 +356,12 @@ impl CastariClient {
                 "rate limit"
             );
         }
-        let body = read_body(response).await.map_err(|error| {
-            self.lock_stats().transport_errors += 1;
-            AttemptError::transient(error, None)
-        })?;
+        let body = read_body(response, || timed_out(method, url, timeout))
+            .await
+            .map_err(|error| {
+                self.lock_stats().transport_errors += 1;
+                AttemptError::transient(error, None)
+            })?;
         Ok(Reply {
             status,
             body,
@@ -408,8 +428,23 @@ fn in_context(error: PlatformError, context: &str) -> PlatformError {
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes; a body cut short or too large is transient.
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, PlatformError> {
+/// A request that ran out of its timeout, for the error: which call, and how long it had.
+fn timed_out(method: &Method, url: &Url, timeout: Duration) -> PlatformError {
+    PlatformError::Timeout {
+        detail: format!(
+            "no complete answer to {method} {} within {}",
+            url.path(),
+            super::types::whole_seconds(&timeout)
+        ),
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes; a body cut short or too large is transient, one that
+/// trickles in past the request's timeout is `timed_out()`.
+async fn read_body(
+    mut response: reqwest::Response,
+    timed_out: impl FnOnce() -> PlatformError,
+) -> Result<Vec<u8>, PlatformError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -422,6 +457,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, PlatformE
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
+            Err(err) if err.is_timeout() => return Err(timed_out()),
             Err(err) => {
                 return Err(PlatformError::Transient {
                     detail: format!("reading the response: {}", describe_transport(&err)),
@@ -569,6 +605,9 @@ fn scrub(err: PlatformError, value: &SecretValue) -> PlatformError {
         PlatformError::Transient { detail } => PlatformError::Transient {
             detail: clean(detail),
         },
+        PlatformError::Timeout { detail } => PlatformError::Timeout {
+            detail: clean(detail),
+        },
         PlatformError::InvalidRequest { status, detail } => PlatformError::InvalidRequest {
             status,
             detail: clean(detail),
@@ -658,6 +697,10 @@ impl Platform for CastariClient {
 
     fn stats(&self) -> Option<ClientStats> {
         Some(CastariClient::stats(self))
+    }
+
+    fn rate_wait(&self) -> Option<std::time::Duration> {
+        self.limiter.wait_left()
     }
 }
 

@@ -12,6 +12,12 @@
 //! Before any header has been seen it also sends one request at a time; a server that never
 //! sends the headers (no limit announced) is not throttled at all.
 //!
+//! A probe holds the others back for at most [`PROBE_PATIENCE`]: a platform that accepts
+//! connections and never answers would otherwise make every caller wait a whole request
+//! timeout in turn (four agents, four timeouts, one after another). After that the waiting
+//! requests go too — as many as the callers run at once (`--concurrency`); a slow platform
+//! whose budget is already spent answers them 429 with `Retry-After`, which is honoured.
+//!
 //! All waiting uses tokio's clock, so tests drive it with `tokio::time::pause()`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +31,11 @@ use tokio::time::Instant;
 /// of `Reset` to whole seconds on the server and the instant between our clock reading and
 /// the server's.
 pub const RESET_MARGIN: Duration = Duration::from_millis(250);
+
+/// How long a probe (the one request sent while the budget is unknown) may hold the others
+/// back. A healthy platform answers well within it, so a healthy run still learns the budget
+/// before it sends a second request.
+pub const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Values below this in `X-RateLimit-Reset` are read as "seconds from now" rather than a unix
 /// time (some APIs send a delta).
@@ -89,6 +100,8 @@ enum Budget {
 struct State {
     budget: Budget,
     in_flight: u64,
+    /// When the probe in flight was sent, while the budget is unknown.
+    probe_sent: Option<Instant>,
     last_limit: Option<u64>,
     last_remaining: Option<u64>,
 }
@@ -120,6 +133,7 @@ impl RateLimiter {
             state: Mutex::new(State {
                 budget: Budget::Unknown,
                 in_flight: 0,
+                probe_sent: None,
                 last_limit: None,
                 last_remaining: None,
             }),
@@ -137,6 +151,21 @@ impl RateLimiter {
     pub fn last_seen(&self) -> (Option<u64>, Option<u64>) {
         let s = self.lock();
         (s.last_limit, s.last_remaining)
+    }
+
+    /// How long the budget is spent for: a request starting now would wait this long for the
+    /// next window. None when it could go at once (or wait only for a request in flight).
+    pub fn wait_left(&self) -> Option<Duration> {
+        let s = self.lock();
+        match &s.budget {
+            Budget::Window {
+                lowest, debt, ends, ..
+            } if lowest.saturating_sub(*debt) == 0 => {
+                let left = ends.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then_some(left)
+            }
+            _ => None,
+        }
     }
 
     /// Waits until a request may be sent within the budget.
@@ -161,6 +190,9 @@ impl RateLimiter {
                 let mut s = self.lock();
                 let decision = s.decide(Instant::now());
                 if let Decision::Go = decision {
+                    if matches!(s.budget, Budget::Unknown) && s.in_flight == 0 {
+                        s.probe_sent = Some(Instant::now());
+                    }
                     s.in_flight += 1;
                     if let Budget::Window { debt, .. } = &mut s.budget {
                         *debt += 1;
@@ -180,7 +212,7 @@ impl RateLimiter {
                     }
                     tracing::debug!(
                         wait_ms = wait.as_millis() as u64,
-                        "rate budget spent; waiting for the next window"
+                        "waiting for the rate budget"
                     );
                     tokio::select! {
                         _ = &mut notified => {}
@@ -208,13 +240,19 @@ impl State {
             && now >= ends
         {
             // The window is over; the next one is unknown until a probe comes back. Stale
-            // responses from the old window are told apart by their reset time.
+            // responses from the old window are told apart by their reset time, and requests
+            // still in flight from it are no probe.
             self.budget = Budget::Unknown;
+            self.probe_sent = None;
         }
         match &self.budget {
             Budget::Unlimited => Decision::Go,
             Budget::Unknown if self.in_flight == 0 => Decision::Go,
-            Budget::Unknown => Decision::WaitForCompletion,
+            Budget::Unknown => match self.probe_sent {
+                Some(sent) if now >= sent + PROBE_PATIENCE => Decision::Go,
+                Some(sent) => Decision::WaitUntil(sent + PROBE_PATIENCE),
+                None => Decision::WaitForCompletion,
+            },
             Budget::Window {
                 lowest, debt, ends, ..
             } => {

@@ -5,6 +5,11 @@
 //! exactly where a server's wait hint belongs: we wait `max(backoff, hint)`, and give up at
 //! once when the hint is longer than [`RetryPolicy::max_wait`] (a server asking for an hour
 //! is not a blip). Sleeping goes through tokio, so tests run on a paused clock.
+//!
+//! A timeout gets fewer retries than other transient errors ([`RetryPolicy::timeout_retries`]):
+//! each one has already cost a whole request timeout, and a platform that accepted the
+//! connection and said nothing twice in a row is not having a blip. Six tries of 30 s would
+//! hold one call for three minutes.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +28,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// The longest server-requested wait we honour; a longer one ends the retries.
     pub max_wait: Duration,
+    /// Of `retries`, how many may follow a timeout ([`PlatformError::Timeout`]).
+    pub timeout_retries: u32,
 }
 
 impl Default for RetryPolicy {
@@ -32,6 +39,7 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(20),
             max_wait: Duration::from_secs(120),
+            timeout_retries: 1,
         }
     }
 }
@@ -81,9 +89,17 @@ where
         .with_max_times(policy.retries as usize)
         .with_jitter();
     let max_wait = policy.max_wait;
+    let mut timeouts = 0u32;
+    let timeout_retries = policy.timeout_retries;
     attempt
         .retry(backoff)
-        .when(|e: &AttemptError| e.retryable)
+        .when(move |e: &AttemptError| {
+            if matches!(e.error, PlatformError::Timeout { .. }) {
+                timeouts += 1;
+                return e.retryable && timeouts <= timeout_retries;
+            }
+            e.retryable
+        })
         .adjust(move |e: &AttemptError, proposed: Option<Duration>| {
             let proposed = proposed?;
             match e.wait_hint {
@@ -180,6 +196,41 @@ mod tests {
             let base = Duration::from_secs(1 << n);
             assert!(*gap >= base && *gap <= base * 2, "gap {n} was {gap:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_is_retried_once_other_transient_errors_more() {
+        let timeout = || {
+            AttemptError::transient(
+                PlatformError::Timeout {
+                    detail: "no answer within 30s".into(),
+                },
+                None,
+            )
+        };
+        let (result, starts) = run(RetryPolicy::default(), usize::MAX, timeout).await;
+        assert!(matches!(
+            result.unwrap_err().error,
+            PlatformError::Timeout { .. }
+        ));
+        assert_eq!(starts.len(), 2, "one attempt plus one retry");
+
+        // A timeout does not use up the retries of other errors.
+        let calls = Arc::new(Mutex::new(0usize));
+        let mixed = {
+            let calls = Arc::clone(&calls);
+            move || {
+                let mut n = calls.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    timeout()
+                } else {
+                    AttemptError::transient(transient(), None)
+                }
+            }
+        };
+        let (_, starts) = run(RetryPolicy::default(), usize::MAX, mixed).await;
+        assert_eq!(starts.len(), 6);
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,6 +4,7 @@
 //! the client that talks to the network.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -145,9 +146,18 @@ pub enum PlatformError {
     /// 429 after every retry.
     #[error("rate limited (429): {detail}")]
     RateLimited { detail: String },
-    /// 5xx, a connection error or a timeout, after every retry.
+    /// 5xx, a connection error or a reset, after every retry.
     #[error("transient platform error: {detail}")]
     Transient { detail: String },
+    /// No answer within the per-request timeout (connecting included), after the retries
+    /// a timeout gets: a platform that accepts connections and never answers.
+    #[error("the platform did not answer in time: {detail}")]
+    Timeout { detail: String },
+    /// The run's deadline passed before this call finished: the call was cancelled, or never
+    /// sent. A write cut off this way may or may not have landed; it is not recorded, so the
+    /// next run checks it again.
+    #[error("cancelled: the run's deadline ({}) passed before this call finished", whole_seconds(.after))]
+    DeadlineExceeded { after: Duration },
     /// Another 4xx: the request itself is wrong; retrying will not help.
     #[error("platform refused the request ({status}): {detail}")]
     InvalidRequest { status: u16, detail: String },
@@ -169,6 +179,8 @@ impl PlatformError {
         match self {
             PlatformError::RateLimited { .. }
             | PlatformError::Transient { .. }
+            | PlatformError::Timeout { .. }
+            | PlatformError::DeadlineExceeded { .. }
             | PlatformError::Protocol { .. } => ErrorClass::Transient,
             PlatformError::AgentNotFound { .. }
             | PlatformError::Unauthorized { .. }
@@ -191,6 +203,8 @@ impl PlatformError {
             PlatformError::Forbidden { .. } => "forbidden",
             PlatformError::RateLimited { .. } => "rate-limited",
             PlatformError::Transient { .. } => "transient",
+            PlatformError::Timeout { .. } => "timeout",
+            PlatformError::DeadlineExceeded { .. } => "deadline-exceeded",
             PlatformError::InvalidRequest { .. } => "invalid-request",
             PlatformError::Protocol { .. } => "protocol",
             PlatformError::InvalidName { .. } => "invalid-name",
@@ -216,12 +230,24 @@ impl PlatformError {
             PlatformError::Transient { .. } | PlatformError::Protocol { .. } => {
                 "the next run retries; if it keeps failing, check the platform URL and the platform's status".to_owned()
             }
+            PlatformError::Timeout { .. } => {
+                "the next run retries; a platform that accepts connections but does not answer is down or overloaded: check its status, or allow slower answers with --request-timeout".to_owned()
+            }
+            PlatformError::DeadlineExceeded { .. } => {
+                "only verified changes are recorded, so the next run picks up what did not finish; allow more time with --timeout, or check the platform's status".to_owned()
+            }
             PlatformError::InvalidRequest { .. } => {
                 "the platform refused the request as sent; check the platform URL, and the key name and value size in the manifest".to_owned()
             }
             PlatformError::InvalidName { .. } | PlatformError::Local { .. } => return None,
         })
     }
+}
+
+/// A duration for messages, in whole seconds (at least 1 s): `2s`, `5m 3s`.
+pub fn whole_seconds(d: &Duration) -> String {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() >= 500_000_000);
+    humantime::format_duration(Duration::from_secs(secs.max(1))).to_string()
 }
 
 /// `{"kind", "class", "message", "hint"}`: the JSON form of an error in plans and reports.
@@ -261,6 +287,10 @@ mod tests {
         for transient in [
             PlatformError::RateLimited { detail: detail() },
             PlatformError::Transient { detail: detail() },
+            PlatformError::Timeout { detail: detail() },
+            PlatformError::DeadlineExceeded {
+                after: Duration::from_secs(2),
+            },
             PlatformError::Protocol { detail: detail() },
         ] {
             assert_eq!(transient.class(), ErrorClass::Transient, "{transient}");

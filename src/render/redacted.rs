@@ -45,6 +45,11 @@ impl Fingerprinter {
 /// can even of an invalid manifest, so this reads the YAML loosely (any scalar's text) and
 /// says so in one line when it cannot.
 pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
+    let plaintext = plaintext.strip_prefix('\u{feff}').unwrap_or(plaintext);
+    if crate::yaml_depth::check(plaintext).is_err() {
+        return "# castsync: decrypted, but not valid YAML or nested too deeply (run `castsync validate`)\n"
+            .into();
+    }
     let doc: serde_yaml::Value = match serde_yaml::from_str(plaintext) {
         Ok(v) => v,
         Err(_) => {
@@ -52,18 +57,23 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
         }
     };
     let mut out = String::new();
-    let agent = doc
-        .get("agent")
-        .and_then(serde_yaml::Value::as_str)
-        .unwrap_or("<missing>");
+    // Only a valid slug is shown: anything else in `agent:` may be a misplaced value.
+    let agent = match doc.get("agent").and_then(serde_yaml::Value::as_str) {
+        Some(a) if crate::names::validate_slug(a).is_ok() => a,
+        Some(_) => "<not a valid slug>",
+        None => "<missing>",
+    };
     out.push_str(&format!("agent: {agent}\n"));
     let mut lines: Vec<String> = Vec::new();
     if let Some(secrets) = doc.get("secrets").and_then(serde_yaml::Value::as_mapping) {
         for (k, v) in secrets {
-            let key = match k {
+            // The key's text, held only to hash it unless it is a valid name: a typo such as
+            // `{K: x, TOKEN value}` puts a value into a key.
+            let key = Zeroizing::new(match k {
                 serde_yaml::Value::String(s) => s.clone(),
-                other => scalar_text(other).unwrap_or_else(|| "<non-scalar key>".into()),
-            };
+                other => scalar_text(other).unwrap_or_default(),
+            });
+            let valid = crate::names::validate_key(&key).is_ok();
             let shown = match scalar_text(v) {
                 Some(text) => {
                     // The value's text is held only for hashing.
@@ -72,7 +82,11 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
                 }
                 None => "<not a scalar>".into(),
             };
-            lines.push(format!("{key} {shown}"));
+            lines.push(if valid {
+                format!("{} {shown}", key.as_str())
+            } else {
+                format!("<invalid key name> {shown}")
+            });
         }
     }
     lines.sort();
@@ -122,6 +136,17 @@ mod tests {
         assert_ne!(f.fingerprint("A", "same"), f.fingerprint("B", "same"));
         assert_eq!(f.fingerprint("A", "same"), f.fingerprint("A", "same"));
         assert_ne!(f.fingerprint("A", "same"), f.fingerprint("A", "other"));
+    }
+
+    #[test]
+    fn keys_that_are_not_names_and_agents_that_are_not_slugs_are_not_shown() {
+        let v = view(
+            "agent: canary-agent!\nsecrets: {K: x, TOKEN canary-in-key, 0x4c08canary: 1}\n",
+            &fp(),
+        );
+        assert!(!v.contains("canary"), "{v}");
+        assert_eq!(v.matches("<invalid key name> ").count(), 2, "{v}");
+        assert!(v.starts_with("agent: <not a valid slug>\n"), "{v}");
     }
 
     #[test]

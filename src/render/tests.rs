@@ -232,3 +232,82 @@ fn a_full_plan_says_nothing_about_coverage_unless_a_changed_run_fell_back() {
     );
     assert!(plan_markdown(&fell_back, &ctx()).contains("full reconcile: no state file yet"));
 }
+
+/// A plan whose platform lists keys built to fool a reader: escapes, fake lines, fences, HTML.
+fn hostile() -> Plan {
+    let keys = [
+        "RED\u{1b}[31mKEY",
+        "X\n\nPlan: 0 to create, 0 to update, 0 to delete, 9 unchanged.",
+        "F\n```\n<img src=x onerror=alert(1)>",
+        "BIDI\u{202e}YEK",
+    ];
+    let actual = BTreeMap::from([(
+        "alpha".to_owned(),
+        Ok(Listing::whole(
+            keys.iter()
+                .map(|k| RemoteKey {
+                    created_at: Some("t".into()),
+                    ..RemoteKey::bare(*k)
+                })
+                .collect::<Vec<_>>(),
+        )),
+    )]);
+    let desired = BTreeMap::from([("alpha".to_owned(), Ok(BTreeMap::new()))]);
+    let policy = Policy {
+        allow_mass_delete: true,
+        ..Policy::default()
+    };
+    plan(&desired, &actual, &NoBaseline, &policy)
+}
+
+#[test]
+fn remote_key_names_are_escaped_in_text_and_markdown_and_exact_in_json() {
+    let plan = hostile();
+    assert_eq!(plan.agents[0].changes.len(), 4, "{plan:?}");
+    let text = plan_text(&plan, &RenderContext::default());
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("Plan:")).count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("- RED\\x1b[31mKEY"), "{text}");
+    assert!(text.contains("- X\\n\\nPlan: 0 to create"), "{text}");
+
+    let md = plan_markdown(&plan, &RenderContext::default());
+    assert!(!md.contains('\u{1b}'), "{md}");
+    // Only a line starting with ``` closes a fence; the hostile text stays inside one line
+    // of the code block, where HTML is shown as text.
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("```")).count(),
+        2,
+        "one fence opened and closed: {md}"
+    );
+    assert!(
+        md.lines()
+            .filter(|l| l.contains("<img"))
+            .all(|l| l.starts_with("- F\\n```")),
+        "{md}"
+    );
+    assert!(!md.lines().any(|l| l.starts_with("Plan:")), "{md}");
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("**Plan:**")).count(),
+        1,
+        "{md}"
+    );
+
+    let json = plan_json(&plan, &RenderContext::default());
+    let listed: Vec<&str> = json["agents"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"F\n```\n<img src=x onerror=alert(1)>"),
+        "{listed:?}"
+    );
+}

@@ -33,6 +33,8 @@ pub(super) fn parse(
     path: &Path,
     show_keys: bool,
 ) -> Result<Vec<Assignment>, SchemaError> {
+    // Some Windows editors start a file with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out: Vec<Assignment> = Vec::new();
     let mut first_lines: HashMap<String, usize> = HashMap::new();
     let mut pending_optional = false;

@@ -82,8 +82,32 @@ pub fn find_root(
     }
 }
 
+/// The repository holding `file`, a path relative to the current directory: `-C DIR` when
+/// given (as [`find_root`]), else the nearest directory holding `castsync.yaml` from the
+/// file's directory up. git runs a merge driver at the top of the work tree and names the
+/// file relative to it (`%P`); the secrets repository may be a folder below that top, so the
+/// search starts at the file, not at the current directory.
+pub fn find_root_of_file(
+    file: &Path,
+    explicit: Option<&Path>,
+    explicit_config: Option<&Path>,
+) -> Result<PathBuf, DiscoverError> {
+    if explicit.is_some() {
+        return find_root(explicit, explicit_config);
+    }
+    let cwd = working_dir(None)?;
+    let path = cwd.join(file);
+    match path.ancestors().skip(1).find(|dir| is_repository(dir)) {
+        Some(root) => Ok(root.to_path_buf()),
+        None if explicit_config.is_some() => Ok(cwd),
+        None => Err(DiscoverError::NotFound),
+    }
+}
+
+/// Anything named castsync.yaml marks the repository, even a link or a FIFO: reading it then
+/// says what is wrong with it (`fsread`), instead of "no castsync.yaml".
 fn is_repository(dir: &Path) -> bool {
-    dir.join(FILE_NAME).is_file()
+    dir.join(FILE_NAME).symlink_metadata().is_ok()
 }
 
 #[cfg(test)]

@@ -1,6 +1,21 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{SourceError, Tree};
+use crate::fsread::{MAX_REPO_FILE, ReadError};
+
+/// git's file mode for a symbolic link.
+const LINK_MODE: i32 = 0o120000;
+/// Most symbolic links followed while resolving one path.
+const MAX_LINKS: usize = 8;
+/// Most trees whose entries one revision keeps parsed (a tree per agent, and a few more).
+const MAX_CACHED_TREES: usize = 16_384;
+
+/// A tree's entries: name → (id, kind, file mode).
+type TreeEntries = HashMap<Vec<u8>, (git2::Oid, git2::ObjectType, i32)>;
 
 /// A commit's tree, read from git objects with git2: no checkout, untracked and ignored
 /// files invisible, the worktree's state irrelevant.
@@ -11,6 +26,8 @@ pub struct GitRevision {
     /// Where the secrets repository sits inside the git repository: empty unless castsync
     /// was pointed (`-C`) at a sub-directory of a larger repository.
     prefix: PathBuf,
+    /// Trees already parsed ([`GitRevision::entries`]).
+    trees: RefCell<HashMap<git2::Oid, Arc<TreeEntries>>>,
 }
 
 fn git_err(context: &str) -> impl Fn(git2::Error) -> SourceError + '_ {
@@ -54,6 +71,7 @@ impl GitRevision {
             tree,
             commit,
             prefix: PathBuf::new(),
+            trees: RefCell::new(HashMap::new()),
         })
     }
 
@@ -65,68 +83,189 @@ impl GitRevision {
         &self.repo
     }
 
-    /// The object at a repository-relative `path` (under the prefix), or `None`.
-    fn entry(&self, path: &Path) -> Result<Option<git2::Object<'_>>, SourceError> {
-        let tree = self
+    /// What a repository-relative `path` (under the prefix) names: symbolic links committed
+    /// in the tree are followed like the filesystem would, but only while they stay inside the
+    /// secrets repository (the prefix), and at most [`MAX_LINKS`] of them.
+    fn resolve(&self, path: &Path) -> Result<Option<(git2::Oid, git2::ObjectType)>, SourceError> {
+        let root = self
             .repo
             .find_tree(self.tree)
             .map_err(git_err("cannot read the commit's tree"))?;
-        let full = self.prefix.join(path);
-        if full.as_os_str().is_empty() {
-            return Ok(Some(tree.into_object()));
+        let outside = |target: PathBuf| {
+            SourceError::Refused(ReadError::Outside {
+                path: PathBuf::from(self.display(path)),
+                target,
+            })
+        };
+        let mut pending: Vec<OsString> = self
+            .prefix
+            .join(path)
+            .components()
+            .rev()
+            .map(|c| c.as_os_str().to_owned())
+            .collect();
+        let mut walked: Vec<OsString> = Vec::new();
+        let mut current = (root.id(), git2::ObjectType::Tree);
+        let mut links = 0;
+        while let Some(name) = pending.pop() {
+            if name == "." || name.is_empty() {
+                continue;
+            }
+            if name == ".." {
+                if walked.pop().is_none() {
+                    return Err(outside(PathBuf::from("..")));
+                }
+                current = self.walk(&root, &walked)?;
+                continue;
+            }
+            if current.1 != git2::ObjectType::Tree {
+                return Ok(None);
+            }
+            let entries = self.entries(current.0)?;
+            let Some(&(id, kind, mode)) = entries.get(name.as_encoded_bytes()) else {
+                return Ok(None);
+            };
+            if mode == LINK_MODE {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(SourceError::Git {
+                        message: format!(
+                            "{}: more than {MAX_LINKS} symbolic links to follow",
+                            self.display(path)
+                        ),
+                    });
+                }
+                let blob = self
+                    .repo
+                    .find_blob(id)
+                    .map_err(git_err("cannot read a symbolic link of the commit"))?;
+                let target = PathBuf::from(String::from_utf8_lossy(blob.content()).into_owned());
+                if target.is_absolute() {
+                    return Err(outside(target));
+                }
+                for c in target.components().rev() {
+                    pending.push(c.as_os_str().to_owned());
+                }
+                continue;
+            }
+            walked.push(name);
+            current = (id, kind);
         }
-        match tree.get_path(&full) {
-            Ok(entry) => entry
-                .to_object(&self.repo)
-                .map(Some)
-                .map_err(git_err(&format!("cannot read {}", full.display()))),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(git_err(&format!("cannot read {}", full.display()))(e)),
+        // Everything must stay under the prefix (the secrets repository's root).
+        let resolved: PathBuf = walked.iter().collect();
+        if !resolved.starts_with(&self.prefix) {
+            return Err(outside(resolved));
         }
+        Ok(Some(current))
+    }
+
+    /// The entries of the tree `id` (name → id, kind, mode), parsed once per revision:
+    /// libgit2 keeps no tree over 4 KiB in its object cache, so a directory of a thousand
+    /// agents would otherwise be inflated, hash-checked and parsed again for every file
+    /// looked up in it.
+    fn entries(&self, id: git2::Oid) -> Result<Arc<TreeEntries>, SourceError> {
+        if let Some(entries) = self.trees.borrow().get(&id) {
+            return Ok(entries.clone());
+        }
+        let tree = self
+            .repo
+            .find_tree(id)
+            .map_err(git_err("cannot read a tree of the commit"))?;
+        let entries: Arc<TreeEntries> = Arc::new(
+            tree.iter()
+                .map(|e| {
+                    let kind = e.kind().unwrap_or(git2::ObjectType::Any);
+                    (e.name_bytes().to_vec(), (e.id(), kind, e.filemode()))
+                })
+                .collect(),
+        );
+        let mut trees = self.trees.borrow_mut();
+        if trees.len() < MAX_CACHED_TREES {
+            trees.insert(id, entries.clone());
+        }
+        Ok(entries)
+    }
+
+    /// The object at `walked` (components without links) from the root tree.
+    fn walk(
+        &self,
+        root: &git2::Tree<'_>,
+        walked: &[OsString],
+    ) -> Result<(git2::Oid, git2::ObjectType), SourceError> {
+        if walked.is_empty() {
+            return Ok((root.id(), git2::ObjectType::Tree));
+        }
+        let path: PathBuf = walked.iter().collect();
+        let entry = root
+            .get_path(&path)
+            .map_err(git_err(&format!("cannot read {}", path.display())))?;
+        Ok((entry.id(), entry.kind().unwrap_or(git2::ObjectType::Any)))
     }
 }
 
 impl Tree for GitRevision {
+    /// Only blobs of at most [`MAX_REPO_FILE`] bytes, sized before they are loaded.
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError> {
-        match self.entry(path)? {
-            Some(obj) => match obj.as_blob() {
-                Some(blob) => Ok(Some(blob.content().to_vec())),
-                None => Ok(None),
-            },
-            None => Ok(None),
+        let Some((oid, kind)) = self.resolve(path)? else {
+            return Ok(None);
+        };
+        if kind != git2::ObjectType::Blob {
+            return Ok(None);
+        }
+        let odb = self
+            .repo
+            .odb()
+            .map_err(git_err("cannot open the object database"))?;
+        let (size, _) = odb
+            .read_header(oid)
+            .map_err(git_err(&format!("cannot read {}", self.display(path))))?;
+        if size as u64 > MAX_REPO_FILE {
+            return Err(SourceError::Refused(ReadError::TooLarge {
+                path: PathBuf::from(self.display(path)),
+                limit: MAX_REPO_FILE,
+            }));
+        }
+        let blob = self
+            .repo
+            .find_blob(oid)
+            .map_err(git_err(&format!("cannot read {}", self.display(path))))?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    /// The id from the tree entry: the blob itself is never read or inflated.
+    fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
+        match self.resolve(path)? {
+            Some((oid, git2::ObjectType::Blob)) => Ok(Some(oid.to_string())),
+            // A directory (or a submodule) is not a file, as `read` says too.
+            _ => Ok(None),
         }
     }
 
-    fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
-        // The tree entry carries the id: the blob itself is never read or inflated.
+    /// Sub-directories (and links to sub-directories) of `path`; a name that is not UTF-8 is
+    /// kept, lossily, so that it is reported rather than silently left out.
+    fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError> {
+        let Some((oid, git2::ObjectType::Tree)) = self.resolve(path)? else {
+            return Ok(Vec::new());
+        };
         let tree = self
             .repo
-            .find_tree(self.tree)
-            .map_err(git_err("cannot read the commit's tree"))?;
-        let full = self.prefix.join(path);
-        match tree.get_path(&full) {
-            Ok(entry) if entry.kind() == Some(git2::ObjectType::Blob) => {
-                Ok(Some(entry.id().to_string()))
+            .find_tree(oid)
+            .map_err(git_err("cannot read a tree of the commit"))?;
+        let mut names = Vec::new();
+        for e in tree.iter() {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            let is_dir = match (e.kind(), e.filemode()) {
+                (Some(git2::ObjectType::Tree), _) => true,
+                (_, LINK_MODE) => matches!(
+                    self.resolve(&path.join(&name)),
+                    Ok(Some((_, git2::ObjectType::Tree)))
+                ),
+                _ => false,
+            };
+            if is_dir {
+                names.push(name);
             }
-            // A directory (or a submodule) is not a file, as `read` says too.
-            Ok(_) => Ok(None),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(git_err(&format!("cannot read {}", full.display()))(e)),
         }
-    }
-
-    fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError> {
-        let Some(obj) = self.entry(path)? else {
-            return Ok(Vec::new());
-        };
-        let Some(tree) = obj.as_tree() else {
-            return Ok(Vec::new());
-        };
-        let mut names: Vec<String> = tree
-            .iter()
-            .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
-            .filter_map(|e| e.name().ok().map(str::to_owned))
-            .collect();
         names.sort();
         Ok(names)
     }

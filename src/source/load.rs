@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
+
 use super::{SourceError, Tree};
 use crate::config::Config;
 use crate::crypto::Identities;
@@ -97,6 +99,11 @@ pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, Sour
 }
 
 /// Loads every agent of `tree`, or only those in `only` (each must exist).
+///
+/// The files are read through the tree one after the other (a git tree cannot be shared
+/// between threads, and reading is the cheap part); decrypting, parsing and checking them
+/// runs on every core. The result is keyed by slug, so its order never depends on which
+/// thread finished first.
 pub fn load_all(
     tree: &dyn Tree,
     config: &Config,
@@ -111,13 +118,16 @@ pub fn load_all(
             known: slugs.join(", "),
         });
     }
-    let agents = slugs
+    let files: Vec<AgentFiles> = slugs
         .into_iter()
         .filter(|s| only.is_empty() || only.contains(s))
-        .map(|slug| {
-            let load = load_agent(tree, config, identities, &slug);
-            (slug, load)
-        })
+        .map(|slug| AgentFiles::read(tree, config, slug))
+        .collect();
+    let agents = files
+        .into_par_iter()
+        .map(|files| (files.names.slug.clone(), files.judge(config, identities)))
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect();
     Ok(Loaded { agents })
 }
@@ -145,55 +155,92 @@ pub fn load_agent(
     identities: &Identities,
     slug: &str,
 ) -> AgentLoad {
-    let at = Locate { tree, slug };
-    let dir = config.agents_dir.join(slug);
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let fail = |finding: Finding| AgentLoad {
-        manifest: None,
-        findings: vec![finding],
-    };
+    AgentFiles::read(tree, config, slug.to_owned()).judge(config, identities)
+}
 
-    if let Err(e) = validate_slug(slug) {
-        return fail(at.error(&dir, e.to_string()));
-    }
-    let ciphertext = match tree.read(&manifest_path) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => {
-            return fail(at.error(
-                &manifest_path,
-                format!(
-                    "missing: the agent directory has no {MANIFEST_FILE}\n  hint: create it with `castsync new {slug}`, or remove the directory"
-                ),
-            ));
+/// What one agent's directory holds, read from the tree: everything the CPU-bound steps need,
+/// so they can run on any thread.
+struct AgentFiles {
+    names: Names,
+    /// Why the slug itself is refused, if it is.
+    bad_slug: Option<String>,
+    manifest: Result<Option<Vec<u8>>, SourceError>,
+    schema: Result<Option<Vec<u8>>, SourceError>,
+}
+
+impl AgentFiles {
+    fn read(tree: &dyn Tree, config: &Config, slug: String) -> AgentFiles {
+        let names = Names::new(tree, config, slug);
+        let bad_slug = if names.slug.contains('\u{fffd}') {
+            Some(format!(
+                "the agent directory name is not valid UTF-8 (the bytes that are not are shown as \u{fffd}): {}; rename it to a slug of a-z, 0-9, '.', '_' and '-'",
+                crate::escape::terminal(&names.slug)
+            ))
+        } else {
+            validate_slug(&names.slug).err().map(|e| e.to_string())
+        };
+        if bad_slug.is_some() {
+            return AgentFiles {
+                names,
+                bad_slug,
+                manifest: Ok(None),
+                schema: Ok(None),
+            };
         }
-        Err(e) => return fail(at.error(&manifest_path, e.to_string())),
-    };
-    let plaintext = match identities.decrypt(&ciphertext, &at.shown(&manifest_path)) {
-        Ok(p) => p,
-        Err(e) => return fail(at.located(&manifest_path, &e)),
-    };
-    let Ok(text) = std::str::from_utf8(&plaintext) else {
-        return fail(at.error(
-            &manifest_path,
-            "the decrypted manifest is not UTF-8 text".to_owned(),
-        ));
-    };
-    let judged = judge_text(tree, config, slug, text);
-    let ok = !judged.findings.iter().any(Finding::is_error);
-    AgentLoad {
-        manifest: judged.manifest.filter(|_| ok),
-        findings: judged.findings,
+        let dir = config.agents_dir.join(&names.slug);
+        AgentFiles {
+            bad_slug: None,
+            manifest: tree.read(&dir.join(MANIFEST_FILE)),
+            schema: tree.read(&dir.join(SCHEMA_FILE)),
+            names,
+        }
+    }
+
+    fn judge(self, config: &Config, identities: &Identities) -> AgentLoad {
+        let at = &self.names;
+        let fail = |finding: Finding| AgentLoad {
+            manifest: None,
+            findings: vec![finding],
+        };
+        if let Some(message) = self.bad_slug {
+            return fail(at.error(&at.dir, message));
+        }
+        let ciphertext = match self.manifest {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let slug = &at.slug;
+                return fail(at.error(
+                    &at.manifest,
+                    format!(
+                        "missing: the agent directory has no {MANIFEST_FILE}\n  hint: create it with `castsync new {slug}`, or remove the directory"
+                    ),
+                ));
+            }
+            Err(e) => return fail(at.error(&at.manifest, e.to_string())),
+        };
+        let plaintext = match identities.decrypt(&ciphertext, &at.manifest) {
+            Ok(p) => p,
+            Err(e) => return fail(at.located(&at.manifest, &e)),
+        };
+        let Ok(text) = std::str::from_utf8(&plaintext) else {
+            return fail(at.error(
+                &at.manifest,
+                "the decrypted manifest is not UTF-8 text".to_owned(),
+            ));
+        };
+        let judged = judge(config, at, text, self.schema);
+        let ok = !judged.findings.iter().any(Finding::is_error);
+        AgentLoad {
+            manifest: judged.manifest.filter(|_| ok),
+            findings: judged.findings,
+        }
     }
 }
 
 /// How `parse` sees the manifest of agent `slug` in `tree`: its shown path, the agent it must
 /// name, and the keys it may not declare.
 pub fn manifest_context(tree: &dyn Tree, config: &Config, slug: &str) -> ManifestContext {
-    ManifestContext {
-        path: Locate { tree, slug }.shown(&config.agents_dir.join(slug).join(MANIFEST_FILE)),
-        expected_agent: slug.to_owned(),
-        unmanaged_keys: config.unmanaged_keys.clone(),
-    }
+    Names::new(tree, config, slug.to_owned()).context(config)
 }
 
 /// A decrypted manifest text, judged.
@@ -209,33 +256,43 @@ pub struct Judged {
 /// `.env.example` in `tree`. The one place these rules are applied, whether the text came
 /// from a file (`load_agent`) or from an author (`castsync edit`, `set`, `import`).
 pub fn judge_text(tree: &dyn Tree, config: &Config, slug: &str, text: &str) -> Judged {
-    let at = Locate { tree, slug };
-    let schema_path = config.agents_dir.join(slug).join(SCHEMA_FILE);
-    let parsed = match manifest::parse(text, &manifest_context(tree, config, slug)) {
+    let names = Names::new(tree, config, slug.to_owned());
+    let schema = tree.read(&config.agents_dir.join(slug).join(SCHEMA_FILE));
+    judge(config, &names, text, schema)
+}
+
+/// [`judge_text`] with the schema file already read (no tree: it runs on any thread).
+fn judge(
+    config: &Config,
+    at: &Names,
+    text: &str,
+    schema_file: Result<Option<Vec<u8>>, SourceError>,
+) -> Judged {
+    let parsed = match manifest::parse(text, &at.context(config)) {
         Ok(p) => p,
         Err(e) => {
-            let manifest_path = config.agents_dir.join(slug).join(MANIFEST_FILE);
             return Judged {
                 manifest: None,
-                findings: vec![at.located(&manifest_path, &e)],
+                findings: vec![at.located(&at.manifest, &e)],
             };
         }
     };
+    let slug = at.slug.as_str();
     let mut findings: Vec<Finding> = parsed
         .warnings
         .into_iter()
         .map(|f| f.for_agent(slug))
         .collect();
-    let schema = match tree.read(&schema_path) {
+    let schema = match schema_file {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(text) => match EnvSchema::parse(&text, &at.shown(&schema_path)) {
+            Ok(text) => match EnvSchema::parse(&text, &at.schema) {
                 Ok(s) => Ok(Some(s)),
-                Err(e) => Err(at.located(&schema_path, &e)),
+                Err(e) => Err(at.located(&at.schema, &e)),
             },
-            Err(_) => Err(at.error(&schema_path, "not UTF-8 text".to_owned())),
+            Err(_) => Err(at.error(&at.schema, "not UTF-8 text".to_owned())),
         },
         Ok(None) => Ok(None),
-        Err(e) => Err(at.error(&schema_path, e.to_string())),
+        Err(e) => Err(at.error(&at.schema, e.to_string())),
     };
     match schema {
         Ok(schema) => findings.extend(
@@ -244,7 +301,7 @@ pub fn judge_text(tree: &dyn Tree, config: &Config, slug: &str, text: &str) -> J
                 &parsed.manifest,
                 config.strict,
                 &config.unmanaged_keys,
-                &at.shown(&schema_path),
+                &at.schema,
             )
             .into_iter()
             .map(|f| f.for_agent(slug)),
@@ -257,23 +314,40 @@ pub fn judge_text(tree: &dyn Tree, config: &Config, slug: &str, text: &str) -> J
     }
 }
 
-/// Names paths as the tree shows them, in findings about one agent.
-struct Locate<'a> {
-    tree: &'a dyn Tree,
-    slug: &'a str,
+/// An agent's slug and its paths as the tree shows them, for findings about it.
+struct Names {
+    slug: String,
+    dir: PathBuf,
+    manifest: PathBuf,
+    schema: PathBuf,
 }
 
-impl Locate<'_> {
-    fn shown(&self, path: &Path) -> PathBuf {
-        PathBuf::from(self.tree.display(path))
+impl Names {
+    fn new(tree: &dyn Tree, config: &Config, slug: String) -> Names {
+        let dir = config.agents_dir.join(&slug);
+        let shown = |path: &Path| PathBuf::from(tree.display(path));
+        Names {
+            manifest: shown(&dir.join(MANIFEST_FILE)),
+            schema: shown(&dir.join(SCHEMA_FILE)),
+            dir: shown(&dir),
+            slug,
+        }
     }
 
-    fn error(&self, path: &Path, message: String) -> Finding {
-        Finding::error(self.shown(path), message).for_agent(self.slug)
+    fn context(&self, config: &Config) -> ManifestContext {
+        ManifestContext {
+            path: self.manifest.clone(),
+            expected_agent: self.slug.clone(),
+            unmanaged_keys: config.unmanaged_keys.clone(),
+        }
+    }
+
+    fn error(&self, shown: &Path, message: String) -> Finding {
+        Finding::error(shown.to_owned(), message).for_agent(&self.slug)
     }
 
     /// An error whose message already names its file.
-    fn located(&self, path: &Path, e: &dyn std::error::Error) -> Finding {
-        Finding::located_error(self.shown(path), e).for_agent(self.slug)
+    fn located(&self, shown: &Path, e: &dyn std::error::Error) -> Finding {
+        Finding::located_error(shown.to_owned(), e).for_agent(&self.slug)
     }
 }

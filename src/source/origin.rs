@@ -79,7 +79,7 @@ pub fn worktree_revision(tree: &Worktree, explicit: Option<&Path>) -> String {
         }
     };
     let config_bytes = match explicit {
-        Some(p) => std::fs::read(p).ok(),
+        Some(p) => crate::fsread::read_file(p, crate::fsread::MAX_REPO_FILE).ok(),
         None => tree.read(Path::new(config::FILE_NAME)).ok().flatten(),
     };
     feed("config", config_bytes);

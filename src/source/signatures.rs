@@ -105,9 +105,24 @@ pub struct AllowedSigners {
 impl AllowedSigners {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<AllowedSigners, SignersError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SignersError::Io {
+        let io = |source| SignersError::Io {
             path: path.to_owned(),
             source,
+        };
+        let bytes = crate::fsread::read_file(path, crate::fsread::MAX_SIGNERS_FILE).map_err(
+            |e| match e {
+                crate::fsread::ReadError::Io { source, .. } => io(source),
+                crate::fsread::ReadError::NotFound { .. } => {
+                    io(std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+                refused => io(std::io::Error::other(refused.to_string())),
+            },
+        )?;
+        let text = crate::fsread::text(bytes).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8 text",
+            ))
         })?;
         AllowedSigners::parse(&text, path)
     }

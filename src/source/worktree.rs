@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{SourceError, Tree};
+use crate::fsread::{self, MAX_REPO_FILE};
 
 /// The files on disk under a repository root.
 #[derive(Debug, Clone)]
@@ -19,12 +20,12 @@ impl Worktree {
 }
 
 impl Tree for Worktree {
+    /// Only regular files inside the root, of at most [`MAX_REPO_FILE`] bytes (`fsread`).
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError> {
-        let full = self.root.join(path);
-        match std::fs::read(&full) {
+        match fsread::read_in_repo(&self.root, path, MAX_REPO_FILE) {
             Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(SourceError::Io { path: full, source }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -41,9 +42,12 @@ impl Tree for Worktree {
                 path: full.clone(),
                 source,
             })?;
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
-                names.push(name.to_owned());
+            // A link to a directory counts (its files are still read only when they resolve
+            // inside the repository); a name that is not UTF-8 is kept, lossily, so that the
+            // agent is reported as invalid instead of silently left out.
+            let is_dir = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+            if is_dir {
+                names.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
         names.sort();

@@ -60,6 +60,7 @@ impl Fixture {
             .stdin(std::process::Stdio::null())
             .process_group(0)
             .output()
+            .inspect(|out| assert_no_panic("castsync edit", &out.stderr))
             .unwrap()
     }
 

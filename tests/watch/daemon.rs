@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{SecretsRepo, bin, block_on};
+use crate::support::{SecretsRepo, bin, block_on, send_signal};
 
 pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
 
@@ -99,6 +99,12 @@ impl Daemon {
     pub fn readyz(&self) -> (u16, serde_json::Value) {
         let (status, body) = self.get("/readyz");
         let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        // Every answer, ready or not, matches the published schema.
+        let errors: Vec<String> = readyz_schema()
+            .iter_errors(&json)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "/readyz: {errors:#?}\n{json:#}");
         (status, json)
     }
 
@@ -130,13 +136,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let sent = StdCommand::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} failed");
+        send_signal(self.child.as_ref().expect("running").id(), signal);
     }
 
     /// Waits for the process to exit, at most `deadline`.
@@ -166,5 +166,23 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if !std::thread::panicking() {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            crate::support::assert_no_panic("the daemon", &log);
+        }
     }
+}
+
+/// schemas/readyz.schema.json, compiled once.
+fn readyz_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/readyz.schema.json"
+        ))
+        .expect("read schemas/readyz.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::draft202012::new(&schema).expect("compile the schema")
+    })
 }

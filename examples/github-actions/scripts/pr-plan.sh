@@ -9,6 +9,8 @@
 #   GITHUB_STEP_SUMMARY   file the Markdown is appended to (set by GitHub; default: none)
 #   CASTSYNC_COMMENT_CMD  program that publishes the comment, called with the body file as its
 #                         only argument (default: sticky-comment.sh beside this script)
+#   CASTSYNC_PLAN_FILE    where to save the plan for apply-on-merge.yml (`--save-plan`; default:
+#                         not saved). Saved only when the plan covers every agent.
 #
 # Exit status: 0 when the plan was made (whatever it holds), 1 when a manifest is invalid,
 # an agent was skipped or castsync failed. The plan never holds a secret value.
@@ -54,16 +56,25 @@ if [ "$validate_status" -ne 0 ]; then
   exit 1
 fi
 
+save=()
+if [ -n "${CASTSYNC_PLAN_FILE:-}" ]; then
+  mkdir -p "$(dirname "$CASTSYNC_PLAN_FILE")"
+  rm -f "$CASTSYNC_PLAN_FILE"
+  save=(--save-plan "$CASTSYNC_PLAN_FILE")
+fi
+
 plan_status=0
-"$castsync" reconcile --dry-run --base "$base" --output markdown \
+"$castsync" reconcile --dry-run --base "$base" "${save[@]}" --output markdown \
   >"$work/plan.md" 2>"$work/plan.err" || plan_status=$?
 cat "$work/plan.err" >&2
 cat "$work/plan.md"
+# Where the plan was saved is for the job log, not for the comment.
+grep -v '^Saved the plan to ' "$work/plan.err" >"$work/plan.said" || true
 if [ -s "$work/plan.md" ]; then
   cp "$work/plan.md" "$work/body.md"
-  if [ -s "$work/plan.err" ]; then
+  if [ -s "$work/plan.said" ]; then
     printf '\n' >>"$work/body.md"
-    fenced "castsync said" "$work/plan.err" >>"$work/body.md"
+    fenced "castsync said" "$work/plan.said" >>"$work/body.md"
   fi
 else
   # castsync stopped before it had a plan (bad config, no identity, platform unreachable).

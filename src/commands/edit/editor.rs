@@ -50,12 +50,14 @@ impl Scratch {
 
     /// The edited text, or `None` when it is not UTF-8.
     pub fn read(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
-        let bytes = Zeroizing::new(std::fs::read(&self.file).with_context(|| {
-            format!(
-                "the edited file {} is gone (did the editor move it?)",
-                self.file.display()
-            )
-        })?);
+        // Capped like a manifest file: the editor may have replaced it with anything.
+        let bytes = crate::fsread::read_secret_file(&self.file, crate::fsread::MAX_REPO_FILE)
+            .with_context(|| {
+                format!(
+                    "cannot read the edited file {} (did the editor move it?)",
+                    self.file.display()
+                )
+            })?;
         Ok(std::str::from_utf8(&bytes)
             .ok()
             .map(|t| Zeroizing::new(t.to_owned())))

@@ -28,17 +28,48 @@ async fn blocked(l: &Arc<RateLimiter>) -> bool {
         .is_err()
 }
 
+/// True when `acquire` is still waiting just before the probe's patience runs out.
+async fn held_back_by_the_probe(l: &Arc<RateLimiter>) -> bool {
+    timeout(PROBE_PATIENCE - Duration::from_millis(1), l.acquire())
+        .await
+        .is_err()
+}
+
 #[tokio::test(start_paused = true)]
 async fn before_any_header_one_request_goes_at_a_time() {
     let l = Arc::new(RateLimiter::new());
     let start = Instant::now();
     let first = l.acquire().await;
     assert!(
-        blocked(&l).await,
+        held_back_by_the_probe(&l).await,
         "a second request waits for the first answer"
     );
     first.complete(headers(5, BASE + 86_400), sys(Instant::now(), start));
     assert!(!blocked(&l).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_without_an_answer_holds_the_others_back_only_for_a_while() {
+    let l = Arc::new(RateLimiter::new());
+    let start = Instant::now();
+    let silent = l.acquire().await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(l.acquire().await);
+    }
+    assert_eq!(
+        Instant::now() - start,
+        PROBE_PATIENCE,
+        "the others went together once the probe's patience ran out"
+    );
+    // They all end without an answer: the budget is still unknown, so the next request is
+    // a new probe, which goes at once and holds the others back again.
+    drop(others);
+    drop(silent);
+    let again = Instant::now();
+    let _probe = l.acquire().await;
+    assert_eq!(Instant::now(), again);
+    assert!(held_back_by_the_probe(&l).await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -76,7 +107,7 @@ async fn a_spent_window_waits_for_the_reset_then_sends_one_probe() {
         "sent before the window reset"
     );
     assert!(
-        blocked(&l).await,
+        held_back_by_the_probe(&l).await,
         "only the probe goes until the new budget is known"
     );
     probe.complete(headers(9, reset + 10), sys(Instant::now(), start));

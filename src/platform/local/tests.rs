@@ -1,6 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::platform::batch::{Batch, Written, unobserved};
 
 const CANARY: &str = "canary-7f3a91-do-not-print";
 
@@ -61,9 +62,14 @@ async fn writes_persist_across_opens_in_a_0600_file() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].key, "OPENAI_API_KEY");
     assert_eq!(keys[0].updated_at.as_deref(), keys[0].created_at.as_deref());
-    let stored = Store::load(&path).unwrap();
+    let stored = Store::open(&path).unwrap();
     assert_eq!(
-        stored.get("a", "OPENAI_API_KEY").unwrap().value.expose(),
+        stored
+            .get("a", "OPENAI_API_KEY")
+            .unwrap()
+            .unwrap()
+            .value
+            .expose(),
         CANARY
     );
     assert_eq!(again.id(), format!("local://{}", path.display()));
@@ -85,8 +91,8 @@ async fn rewriting_a_key_moves_its_updated_at() {
 async fn concurrent_writers_never_lose_a_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("platform.json");
-    // Separate handles stand in for separate processes: each reads, writes and renames
-    // under the file lock.
+    // Separate handles have separate connections, as separate processes would (the
+    // integration tests run two processes too).
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..4 {
         let p = open(&path, &["a"]);
@@ -117,9 +123,124 @@ fn an_empty_path_or_a_corrupt_store_is_refused_at_open() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
-    std::fs::write(&path, "not json").unwrap();
+    std::fs::write(&path, "not a store").unwrap();
     assert!(matches!(
         LocalPlatform::open(&path, vec![]),
         Err(OpenError::Store(_))
     ));
+}
+
+#[tokio::test]
+async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let p = open(&path, &["a"]);
+    let (one, two) = (SecretValue::new("1"), SecretValue::new("2"));
+    let sets = [("OLD", &one), ("KEEP", &two)];
+    let cancel = CancellationToken::new();
+    let done = p
+        .write_batch(
+            "a",
+            Batch {
+                sets: &sets,
+                deletes: &[],
+                sent: &unobserved,
+            },
+            &cancel,
+        )
+        .await;
+    assert_eq!(done.sets, [Written::Landed, Written::Landed]);
+
+    // A rename: the new key lands and the old one goes, in one commit.
+    let sets = [("NEW", &one)];
+    let done = p
+        .write_batch(
+            "a",
+            Batch {
+                sets: &sets,
+                deletes: &["OLD"],
+                sent: &unobserved,
+            },
+            &cancel,
+        )
+        .await;
+    assert_eq!(done.sets, [Written::Landed]);
+    assert_eq!(done.deletes, [Written::Landed]);
+    let names = |listing: Listing| listing.keys.into_iter().map(|k| k.key).collect::<Vec<_>>();
+    assert_eq!(names(p.list("a").await.unwrap()), ["KEEP", "NEW"]);
+
+    // A set the platform refuses fails alone; the deletes wait.
+    let huge = SecretValue::new("x".repeat(MAX_VALUE_LEN + 1));
+    let sets = [("BIG", &huge), ("OTHER", &one)];
+    let done = p
+        .write_batch(
+            "a",
+            Batch {
+                sets: &sets,
+                deletes: &["KEEP"],
+                sent: &unobserved,
+            },
+            &cancel,
+        )
+        .await;
+    assert!(matches!(
+        done.sets[0],
+        Written::Failed(PlatformError::InvalidRequest { status: 422, .. })
+    ));
+    assert_eq!(done.sets[1], Written::Landed);
+    assert_eq!(done.deletes, [Written::HeldBack]);
+    assert_eq!(names(p.list("a").await.unwrap()), ["KEEP", "NEW", "OTHER"]);
+
+    // Once cancelled, nothing is written.
+    cancel.cancel();
+    let done = p
+        .write_batch(
+            "a",
+            Batch {
+                sets: &sets,
+                deletes: &["KEEP"],
+                sent: &unobserved,
+            },
+            &cancel,
+        )
+        .await;
+    assert_eq!(done.sets, [Written::Cancelled, Written::Cancelled]);
+    assert_eq!(done.deletes, [Written::HeldBack]);
+
+    // An undeclared agent is not found, for every write of the batch.
+    let done = p
+        .write_batch(
+            "other",
+            Batch {
+                sets: &[("K", &one)],
+                deletes: &["GONE"],
+                sent: &unobserved,
+            },
+            &CancellationToken::new(),
+        )
+        .await;
+    for w in done.sets.iter().chain(&done.deletes) {
+        assert!(
+            matches!(w, Written::Failed(PlatformError::AgentNotFound { .. })),
+            "{w:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_json_store_of_castsync_0_1_opens_after_an_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.json");
+    std::fs::write(
+        &path,
+        r#"{"version":1,"agents":{"a":{"K":{"value":"v","created_at":"2026-01-01T00:00:00.000000Z","updated_at":"2026-01-01T00:00:00.000000Z"}}}}"#,
+    )
+    .unwrap();
+    let p = open(&path, &[]);
+    let keys = p.list("a").await.unwrap().keys;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        keys[0].created_at.as_deref(),
+        Some("2026-01-01T00:00:00.000000Z")
+    );
 }

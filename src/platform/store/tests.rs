@@ -4,25 +4,46 @@ use super::*;
 
 const CANARY: &str = "canary-7f3a91-do-not-print";
 
+fn v(s: &str) -> SecretValue {
+    SecretValue::new(s)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
 #[test]
 fn writes_set_created_once_and_updated_every_time() {
-    let mut store = Store::new();
-    assert!(store.ensure_agent("a"));
-    assert!(!store.ensure_agent("a"));
-    let first = store.set("a", "K", SecretValue::new("1")).unwrap().clone();
-    let second = store.set("a", "K", SecretValue::new("2")).unwrap().clone();
+    let mut store = Store::in_memory().unwrap();
+    assert!(store.ensure_agent("a").unwrap());
+    assert!(!store.ensure_agent("a").unwrap());
+    let first = store.set("a", "K", &v("1")).unwrap();
+    let second = store.set("a", "K", &v("2")).unwrap();
     assert_eq!(first.created_at, second.created_at);
     assert!(
         second.updated_at > first.updated_at,
         "two writes in a row must differ"
     );
-    assert_eq!(store.get("a", "K").unwrap().value.expose(), "2");
+    assert_eq!(store.get("a", "K").unwrap().unwrap().value.expose(), "2");
     assert!(store.delete("a", "K").unwrap());
     assert!(!store.delete("a", "K").unwrap());
-    assert_eq!(
-        store.set("b", "K", SecretValue::new("x")).unwrap_err(),
-        NoSuchAgent
-    );
+    assert!(store.get("a", "K").unwrap().is_none());
+    for missing in [
+        store.set("b", "K", &v("x")).map(|_| ()),
+        store.delete("b", "K").map(|_| ()),
+        store.list("b").map(|_| ()),
+    ] {
+        assert!(
+            matches!(missing, Err(StoreError::NoSuchAgent { ref agent }) if agent == "b"),
+            "{missing:?}"
+        );
+    }
 }
 
 #[test]
@@ -35,72 +56,182 @@ fn timestamps_are_rfc3339_utc_with_microseconds() {
 
 #[test]
 fn pages_walk_keys_in_name_order() {
-    let mut store = Store::new();
-    store.ensure_agent("a");
-    for k in ["C", "A", "B", "D"] {
-        store.set("a", k, SecretValue::new("v")).unwrap();
+    let mut store = Store::in_memory().unwrap();
+    store.ensure_agent("a").unwrap();
+    for k in ["C", "A", "b", "B", "D"] {
+        store.set("a", k, &v("v")).unwrap();
     }
     let names = |p: Vec<RemoteKey>| p.into_iter().map(|k| k.key).collect::<Vec<_>>();
+    // Byte order, as the JSON store's BTreeMap had it: uppercase before lowercase.
     assert_eq!(names(store.page("a", 0, 3).unwrap()), ["A", "B", "C"]);
-    assert_eq!(names(store.page("a", 3, 3).unwrap()), ["D"]);
+    assert_eq!(names(store.page("a", 3, 3).unwrap()), ["D", "b"]);
     assert!(store.page("a", 9, 3).unwrap().is_empty());
-    assert_eq!(store.page("zz", 0, 3), Err(NoSuchAgent));
+    assert_eq!(store.list("a").unwrap().len(), 5);
+    assert!(matches!(
+        store.page("zz", 0, 3),
+        Err(StoreError::NoSuchAgent { .. })
+    ));
+    assert_eq!(store.agents().unwrap(), ["a"]);
 }
 
 #[test]
-fn a_saved_store_loads_back_with_mode_0600() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.json");
-    assert_eq!(
-        Store::load(&path).unwrap().agents().count(),
-        0,
-        "missing file = empty store"
-    );
-    let mut store = Store::new();
-    store.ensure_agent("support-bot");
+fn a_transaction_lands_whole_or_not_at_all() {
+    let mut store = Store::in_memory().unwrap();
+    store.ensure_agent("a").unwrap();
+    let failed = store.write(|tx| {
+        tx.set("a", "FIRST", &v("1"))?;
+        tx.set("missing-agent", "SECOND", &v("2"))
+    });
+    assert!(matches!(failed, Err(StoreError::NoSuchAgent { .. })));
+    assert!(store.list("a").unwrap().is_empty(), "FIRST was rolled back");
     store
-        .set("support-bot", "OPENAI_API_KEY", SecretValue::new(CANARY))
+        .write(|tx| {
+            tx.ensure_agent("b")?;
+            tx.set("b", "ONE", &v("1"))?;
+            tx.set("b", "TWO", &v("2"))?;
+            tx.delete("b", "ONE")
+        })
         .unwrap();
-    store.save(&path).unwrap();
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-    let loaded = Store::load(&path).unwrap();
-    assert_eq!(
-        loaded
-            .get("support-bot", "OPENAI_API_KEY")
-            .unwrap()
-            .value
-            .expose(),
-        CANARY
-    );
-    // Only the store file remains: the temp file was renamed over it.
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(files.len(), 1);
+    let keys = store.list("b").unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key, "TWO");
 }
 
 #[test]
-fn writes_after_a_reload_stay_later_than_the_stored_ones() {
+fn a_store_file_and_its_wal_are_mode_0600_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.json");
-    let mut store = Store::new();
-    store.ensure_agent("a");
-    let first = store
-        .set("a", "K", SecretValue::new("1"))
-        .unwrap()
-        .updated_at
-        .clone();
-    store.save(&path).unwrap();
-    let mut again = Store::load(&path).unwrap();
-    let second = again
-        .set("a", "K", SecretValue::new("2"))
-        .unwrap()
-        .updated_at
-        .clone();
-    assert!(second > first);
+    let path = dir.path().join("nested/store.db");
+    assert!(Store::open_existing(&path).unwrap().is_none());
+    assert!(!path.exists(), "open_existing creates nothing");
+    let mut store = Store::open(&path).unwrap();
+    store.ensure_agent("support-bot").unwrap();
+    store
+        .set("support-bot", "OPENAI_API_KEY", &v(CANARY))
+        .unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    for suffix in ["-wal", "-shm"] {
+        let file = companion(&path, suffix);
+        assert!(file.exists(), "WAL mode: {} exists", file.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    drop(store);
+    let again = Store::open_existing(&path).unwrap().unwrap();
+    let entry = again.get("support-bot", "OPENAI_API_KEY").unwrap().unwrap();
+    assert_eq!(entry.value.expose(), CANARY);
 }
 
 #[test]
-fn a_corrupt_store_is_an_error_that_never_quotes_its_content() {
+fn a_store_others_could_read_is_narrowed_to_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    Store::open(&path).unwrap().ensure_agent("a").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Store::open(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+}
+
+#[test]
+fn writes_after_a_reopen_stay_later_than_the_stored_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut store = Store::open(&path).unwrap();
+    store.ensure_agent("a").unwrap();
+    // A stored clock far in the future: the next write must still be later.
+    store
+        .write(|tx| {
+            tx.set("a", "K", &v("1"))?;
+            Ok(())
+        })
+        .unwrap();
+    store
+        .conn
+        .execute(
+            "UPDATE meta SET value = '2999-01-01T00:00:00.000000Z' WHERE name = 'clock'",
+            [],
+        )
+        .unwrap();
+    drop(store);
+    let mut again = Store::open(&path).unwrap();
+    let second = again.set("a", "K", &v("2")).unwrap();
+    assert_eq!(second.updated_at, "2999-01-01T00:00:00.000001Z");
+}
+
+#[test]
+fn two_connections_share_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut one = Store::open(&path).unwrap();
+    let mut two = Store::open(&path).unwrap();
+    one.ensure_agent("a").unwrap();
+    let first = one.set("a", "K", &v("1")).unwrap();
+    let second = two.set("a", "K", &v("2")).unwrap();
+    assert!(second.updated_at > first.updated_at);
+    assert_eq!(one.get("a", "K").unwrap().unwrap().value.expose(), "2");
+}
+
+fn write_json_store(path: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            r#"{{
+  "version": 1,
+  "agents": {{
+    "support-bot": {{
+      "OPENAI_API_KEY": {{
+        "value": "{CANARY}",
+        "created_at": "2026-01-01T00:00:00.000000Z",
+        "updated_at": "2026-02-01T00:00:00.000000Z"
+      }}
+    }},
+    "empty-agent": {{}}
+  }}
+}}"#
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_json_store_of_castsync_0_1_is_imported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.json");
+    write_json_store(&path);
+    let imported = legacy::import_if_json(&path).unwrap();
+    assert_eq!(imported, Some(legacy::Imported { agents: 2, keys: 1 }));
+    assert_eq!(file_kind(&path).unwrap(), FileKind::Sqlite);
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(legacy::import_if_json(&path).unwrap(), None, "only once");
+
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.agents().unwrap(), ["empty-agent", "support-bot"]);
+    let entry = store.get("support-bot", "OPENAI_API_KEY").unwrap().unwrap();
+    assert_eq!(entry.value.expose(), CANARY);
+    assert_eq!(entry.created_at, "2026-01-01T00:00:00.000000Z");
+    assert_eq!(entry.updated_at, "2026-02-01T00:00:00.000000Z");
+    let later = store.set("empty-agent", "K", &v("x")).unwrap();
+    assert!(later.updated_at > entry.updated_at);
+    // Only the store (and the old lock file) remain: no JSON copy of the values.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["platform.json", "platform.json.lock"]);
+}
+
+#[test]
+fn a_json_store_is_imported_by_open_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.json");
+    write_json_store(&path);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.list("support-bot").unwrap().len(), 1);
+}
+
+#[test]
+fn a_corrupt_json_store_is_refused_without_quoting_its_content() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.json");
     std::fs::write(
@@ -108,26 +239,49 @@ fn a_corrupt_store_is_an_error_that_never_quotes_its_content() {
         format!(r#"{{"version":1,"agents":{{"a":{{"K":{{"value":7,"x":"{CANARY}"}}}}}}}}"#),
     )
     .unwrap();
-    let err = Store::load(&path).unwrap_err();
-    let text = err.to_string();
+    let text = Store::open(&path).unwrap_err().to_string();
     assert!(
         text.contains("store.json") && text.contains("line 1"),
         "{text}"
     );
     assert!(!text.contains(CANARY), "{text}");
     std::fs::write(&path, r#"{"version":9,"agents":{}}"#).unwrap();
-    assert!(
-        Store::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("version 9")
-    );
+    let text = Store::open(&path).unwrap_err().to_string();
+    assert!(text.contains("version 9"), "{text}");
+    assert_eq!(file_kind(&path).unwrap(), FileKind::Json, "left as it was");
+}
+
+#[test]
+fn a_file_that_is_no_castsync_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, format!("{CANARY}\n")).unwrap();
+    let text = Store::open(&path).unwrap_err().to_string();
+    assert!(text.contains("neither an SQLite database"), "{text}");
+    assert!(!text.contains(CANARY), "{text}");
+
+    let other = dir.path().join("other.db");
+    let conn = Connection::open(&other).unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    drop(conn);
+    let text = Store::open(&other).unwrap_err().to_string();
+    assert!(text.contains("another program"), "{text}");
+
+    let newer = dir.path().join("newer.db");
+    Store::open(&newer).unwrap();
+    let conn = Connection::open(&newer).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let text = Store::open(&newer).unwrap_err().to_string();
+    assert!(text.contains("newer castsync"), "{text}");
 }
 
 #[test]
 fn debug_output_masks_values() {
-    let mut store = Store::new();
-    store.ensure_agent("a");
-    store.set("a", "K", SecretValue::new(CANARY)).unwrap();
+    let mut store = Store::in_memory().unwrap();
+    store.ensure_agent("a").unwrap();
+    let entry = store.set("a", "K", &v(CANARY)).unwrap();
+    assert!(!format!("{entry:?}").contains(CANARY));
     assert!(!format!("{store:?}").contains(CANARY));
 }

@@ -1,0 +1,232 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::apply::{AgentResult, Failed};
+use crate::plan::{Action, AgentPlan, Change, SkipReason};
+
+/// A platform that answers `list` after `answer_after` (never, when None) and counts calls.
+struct Slow {
+    answer_after: Option<Duration>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Platform for Slow {
+    fn id(&self) -> &str {
+        "slow"
+    }
+
+    async fn list(&self, _agent: &str) -> Result<Listing, PlatformError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.answer_after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+        Ok(Listing::default())
+    }
+
+    async fn set(&self, _: &str, _: &str, _: &SecretValue) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    async fn delete(&self, _: &str, _: &str) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    async fn redeploy(&self, _: &str) -> Result<(), PlatformError> {
+        Ok(())
+    }
+}
+
+fn slow(answer_after: Option<Duration>) -> Arc<Slow> {
+    Arc::new(Slow {
+        answer_after,
+        calls: AtomicUsize::new(0),
+    })
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_in_flight_is_cancelled_when_the_deadline_passes_and_later_calls_fail_at_once() {
+    let inner = slow(None);
+    let deadline = Deadline::start(RunTimeout::Fixed(secs(2)));
+    let platform = Bounded::wrap(inner.clone(), deadline.clone());
+    let start = Instant::now();
+    let err = platform.list("a").await.unwrap_err();
+    assert_eq!(Instant::now() - start, secs(2));
+    assert_eq!(err, PlatformError::DeadlineExceeded { after: secs(2) });
+    assert!(err.is_transient());
+    assert_eq!(err.kind(), "deadline-exceeded");
+    assert!(err.to_string().contains("deadline (2s)"), "{err}");
+
+    let err = platform.list("b").await.unwrap_err();
+    assert_eq!(
+        Instant::now() - start,
+        secs(2),
+        "no wait after the deadline"
+    );
+    assert!(matches!(err, PlatformError::DeadlineExceeded { .. }));
+    assert_eq!(
+        inner.calls.load(Ordering::SeqCst),
+        1,
+        "nothing sent after it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_answers_in_time_is_untouched() {
+    let deadline = Deadline::start(RunTimeout::Fixed(secs(2)));
+    let platform = Bounded::wrap(slow(Some(secs(1))), deadline.clone());
+    assert!(platform.list("a").await.is_ok());
+    assert!(!deadline.passed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_deadline_grows_with_the_requests_a_run_needs() {
+    let deadline = Deadline::start(RunTimeout::Auto);
+    assert_eq!(deadline.allowed(), DEFAULT_BASE);
+    deadline.allow_requests(100);
+    assert_eq!(deadline.allowed(), DEFAULT_BASE + secs(60));
+    let platform = Bounded::wrap(slow(None), deadline.clone());
+    let start = Instant::now();
+    let _ = platform.list("a").await;
+    assert_eq!(Instant::now() - start, DEFAULT_BASE + secs(60));
+
+    // A fixed deadline stays as it was given.
+    let fixed = Deadline::start(RunTimeout::Fixed(secs(5)));
+    fixed.allow_requests(1_000);
+    assert_eq!(fixed.allowed(), secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_extension_reaches_a_call_already_waiting() {
+    let deadline = Deadline::start(RunTimeout::Auto);
+    let platform = Bounded::wrap(slow(None), deadline.clone());
+    let start = Instant::now();
+    let call = tokio::spawn({
+        let platform = platform.clone();
+        async move { platform.list("a").await }
+    });
+    tokio::time::sleep(secs(1)).await;
+    deadline.allow_requests(10);
+    let _ = call.await.unwrap();
+    assert_eq!(Instant::now() - start, DEFAULT_BASE + secs(6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_at_the_prompt_does_not_count() {
+    let deadline = Deadline::start(RunTimeout::Fixed(secs(10)));
+    tokio::time::sleep(secs(4)).await;
+    {
+        let _paused = deadline.pause();
+        tokio::time::sleep(secs(3_600)).await;
+        assert!(!deadline.passed());
+    }
+    let start = Instant::now();
+    let platform = Bounded::wrap(slow(None), deadline.clone());
+    let _ = platform.list("a").await;
+    assert_eq!(
+        Instant::now() - start,
+        secs(6),
+        "the 6 s left before the pause"
+    );
+}
+
+#[test]
+fn a_timeout_too_large_for_the_clock_means_never() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let deadline = Deadline::start(RunTimeout::Fixed(Duration::MAX));
+        deadline.allow_requests(usize::MAX);
+        assert!(!deadline.passed());
+    });
+}
+
+fn agent(name: &str) -> AgentPlan {
+    AgentPlan {
+        agent: name.to_owned(),
+        skipped: None,
+        changes: Vec::new(),
+        unchanged: Vec::new(),
+        drift_ignored: Vec::new(),
+        kept: Vec::new(),
+        unmanaged: Vec::new(),
+        redeploy: None,
+        drift_blind: false,
+    }
+}
+
+#[test]
+fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
+    let cut = PlatformError::DeadlineExceeded { after: secs(2) };
+    let other = PlatformError::Transient {
+        detail: "HTTP 503".into(),
+    };
+    let plan = Plan {
+        coverage: Default::default(),
+        agents: vec![
+            AgentPlan {
+                skipped: Some(SkipReason::ListFailed { error: cut.clone() }),
+                ..agent("a")
+            },
+            AgentPlan {
+                skipped: Some(SkipReason::ListFailed {
+                    error: other.clone(),
+                }),
+                ..agent("b")
+            },
+            agent("c"),
+            agent("d"),
+        ],
+    };
+    assert_eq!(
+        TimedOut::find(&plan, None).unwrap().unfinished(),
+        "listing a"
+    );
+
+    let change = Change {
+        key: "K".into(),
+        action: Action::Create,
+    };
+    let report = ApplyReport {
+        agents: vec![
+            AgentResult {
+                agent: "c".into(),
+                failed: vec![Failed {
+                    change: change.clone(),
+                    reason: FailReason::Platform(cut.clone()),
+                }],
+                ..AgentResult::default()
+            },
+            AgentResult {
+                agent: "d".into(),
+                failed: vec![Failed {
+                    change,
+                    reason: FailReason::Platform(other),
+                }],
+                ..AgentResult::default()
+            },
+        ],
+    };
+    let timed_out = TimedOut::find(&plan, Some(&report)).unwrap();
+    assert_eq!(timed_out.after, secs(2));
+    assert_eq!(timed_out.unfinished(), "listing a; applying c");
+    let message = timed_out.message("--timeout");
+    assert!(message.contains("deadline (2s, --timeout)"), "{message}");
+    assert_eq!(
+        timed_out.json()["agents"],
+        serde_json::json!([{"agent": "a", "step": "list"}, {"agent": "c", "step": "apply"}])
+    );
+
+    let nothing_cut = Plan {
+        coverage: Default::default(),
+        agents: vec![agent("c")],
+    };
+    assert_eq!(TimedOut::find(&nothing_cut, None), None);
+}

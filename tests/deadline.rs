@@ -1,0 +1,286 @@
+//! Deadlines: a platform that accepts connections and never answers must not hold a run,
+//! a doctor or a daemon cycle for long. Per-request timeouts are typed and retried once; one
+//! deadline per run (`--timeout`) cancels what is in flight, records nothing half done, and
+//! says which agents did not finish. Every bound here is a small real timeout; no test sleeps
+//! to wait for an outcome.
+
+use std::time::Duration;
+
+use castsync::platform::castari::{CastariClient, ClientConfig};
+use castsync::platform::retry::RetryPolicy;
+use castsync::platform::{ErrorClass, Platform, PlatformError};
+use secrecy::SecretString;
+
+use crate::support::*;
+use crate::watch::daemon::{Daemon, eventually, watch_command};
+
+const CANARY: &str = "canary-deadline-4c1f-never-print";
+const AGENTS: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
+/// A guard against a hang: far above every deadline these tests set, so only a run that
+/// ignores its deadline reaches it.
+const HANG: Duration = Duration::from_secs(90);
+
+fn four_agent_repo() -> SecretsRepo {
+    let repo = SecretsRepo::new("");
+    for agent in AGENTS {
+        repo.agent(agent, &[("API_KEY", CANARY), ("REGION", "eu-west-1")]);
+    }
+    repo
+}
+
+#[test]
+fn a_silent_platform_is_a_typed_timeout_retried_once() {
+    let silent = Silent::start();
+    let client = CastariClient::new(ClientConfig {
+        retry: RetryPolicy {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        },
+        request_timeout: Duration::from_secs(1),
+        ..ClientConfig::new(&silent.url, SecretString::from("cast_test"))
+    })
+    .expect("client");
+    let error = block_on(client.list("alpha")).unwrap_err();
+    assert!(matches!(error, PlatformError::Timeout { .. }), "{error:?}");
+    assert_eq!(error.class(), ErrorClass::Transient);
+    assert_eq!(error.kind(), "timeout");
+    let text = error.to_string();
+    assert!(
+        text.contains("did not answer in time") && text.contains("within 1s"),
+        "{text}"
+    );
+    assert!(error.hint().unwrap().contains("--request-timeout"));
+    assert_eq!(silent.accepted(), 2, "one attempt and one retry");
+    assert_eq!(client.stats().transport_errors, 2);
+}
+
+#[test]
+fn a_dry_run_over_four_agents_of_a_silent_platform_exits_1_naming_the_timeout() {
+    let silent = Silent::start();
+    let repo = four_agent_repo();
+    let (code, stdout, stderr) = outcome(
+        repo.reconcile(&silent.url)
+            .args(["--dry-run", "--timeout", "4s"])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("error: timed out: the run's deadline (4s, --timeout) passed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not finished: listing alpha, beta, delta, gamma"),
+        "{stderr}"
+    );
+    for agent in AGENTS {
+        assert!(
+            stdout.contains(&format!("{agent}: skipped, nothing changed: cannot list platform keys: cancelled: the run's deadline (4s) passed")),
+            "{stdout}"
+        );
+    }
+    // The agents were listed side by side: the first request alone while the rate budget
+    // is unknown, the other three once its patience (2 s) ran out, within the 4 s.
+    assert_eq!(silent.accepted(), 4, "one connection per agent");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_no_canary("the output", &format!("{stdout}{stderr}"), &[CANARY]);
+}
+
+#[test]
+fn the_json_plan_names_the_timed_out_agents_as_transient() {
+    let silent = Silent::start();
+    let repo = four_agent_repo();
+    let (code, stdout, stderr) = outcome(
+        repo.reconcile(&silent.url)
+            .args(["--dry-run", "--timeout", "2s", "-o", "json"])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert_plan_schema(&plan);
+    assert_eq!(plan["timed_out"]["seconds"], 2.0);
+    let cut: Vec<(&str, &str)> = plan["timed_out"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["agent"].as_str().unwrap(), a["step"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cut,
+        [
+            ("alpha", "list"),
+            ("beta", "list"),
+            ("delta", "list"),
+            ("gamma", "list")
+        ]
+    );
+    for agent in plan["agents"].as_array().unwrap() {
+        let skipped = &agent["skipped"];
+        assert_eq!(skipped["kind"], "list-failed", "{agent}");
+        assert_eq!(skipped["class"], "transient", "{agent}");
+        assert_eq!(skipped["error"]["kind"], "deadline-exceeded", "{agent}");
+        assert_eq!(skipped["error"]["class"], "transient", "{agent}");
+    }
+}
+
+fn a_deadline_during_an_apply_records_nothing_half_done(wire: Wire) {
+    // Every reply comes 2.5 s late, so the list lands within the 4 s deadline and the set's
+    // reply does not: the value reaches the platform, but castsync cannot know it did.
+    let emu = Emulator::on(wire, &["--agents", "alpha", "--latency-ms", "2500"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("API_KEY", CANARY)]);
+    let (code, stdout, stderr) = outcome(
+        repo.reconcile(&emu.url)
+            .args(["--yes", "--timeout", "4s"])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("not finished: applying alpha"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("alpha: + API_KEY: cancelled: the run's deadline (4s) passed"),
+        "{stdout}"
+    );
+    assert_eq!(emu.requests("POST"), 1, "the set was sent");
+    assert_eq!(emu.value("alpha", "API_KEY").as_deref(), Some(CANARY));
+    let state = std::fs::read_to_string(repo.path(".castsync/state.json")).unwrap_or_default();
+    assert!(
+        !state.contains("API_KEY"),
+        "a write that was never confirmed is recorded: {state}"
+    );
+
+    // The next run does not trust the unconfirmed write: it sets it again and verifies it.
+    let (code, stdout, stderr) = outcome(
+        repo.reconcile(&emu.url)
+            .args(["--dry-run", "-o", "json"])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        plan["agents"][0]["changes"],
+        serde_json::json!([{"key": "API_KEY", "action": "update", "reason": "unverified"}]),
+        "{plan:#}"
+    );
+    assert!(plan.get("timed_out").is_none(), "{plan:#}");
+}
+
+crate::on_both_wires!(a_deadline_during_an_apply_records_nothing_half_done);
+
+#[test]
+fn doctor_reports_the_agents_it_could_not_check_before_its_deadline() {
+    let silent = Silent::start();
+    let repo = four_agent_repo();
+    let (code, stdout, stderr) = outcome(
+        repo.cmd()
+            .env("CASTARI_API_KEY", "cast_test")
+            .args(["doctor", "--timeout", "2s", "--api-url", &silent.url])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAIL  platform: timed out (--timeout): cancelled: the run's deadline (2s) passed before this call finished; not checked: alpha, beta, delta, gamma"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: only verified changes are recorded"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn doctor_stops_at_the_first_agent_a_silent_platform_does_not_answer_for() {
+    let silent = Silent::start();
+    let repo = four_agent_repo();
+    let (code, stdout, stderr) = outcome(
+        repo.cmd()
+            .env("CASTARI_API_KEY", "cast_test")
+            .args([
+                "doctor",
+                "--request-timeout",
+                "1s",
+                "--api-url",
+                &silent.url,
+            ])
+            .timeout(HANG),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAIL  list alpha: the platform did not answer in time: no complete answer to GET /api/v1/agents/alpha/secrets within 1s; not checked: beta, delta, gamma"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--request-timeout"), "{stdout}");
+    assert_eq!(
+        silent.accepted(),
+        2,
+        "one attempt and one retry, for one agent"
+    );
+}
+
+#[test]
+fn timeouts_that_are_not_durations_are_usage_errors() {
+    let repo = four_agent_repo();
+    for (flag, value, says) in [
+        ("--timeout", "soon", "30s, 10m or 1h"),
+        ("--timeout", "500ms", "minimum is 1s"),
+        ("--request-timeout", "0s", "minimum is 1s"),
+        ("--timeout", "99999999999999d", "maximum is 365d"),
+    ] {
+        let (code, _, stderr) =
+            outcome(
+                repo.reconcile("http://127.0.0.1:9")
+                    .args(["--dry-run", flag, value]),
+            );
+        assert_eq!(code, 1, "{flag} {value}: {stderr}");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+}
+
+#[test]
+fn a_daemon_whose_cycle_times_out_is_not_ready_and_still_healthy() {
+    let silent = Silent::start();
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("API_KEY", CANARY)]);
+    repo.agent("beta", &[("REGION", "eu-west-1")]);
+    let mut cmd = watch_command(&repo);
+    cmd.arg("-C").arg(&repo.root).arg("watch").args([
+        "--interval",
+        "1h",
+        "--timeout",
+        "2s",
+        "--api-url",
+        &silent.url,
+    ]);
+    let d = Daemon::start(cmd, &repo.home.join("watch.log"));
+    let mut last = serde_json::Value::Null;
+    eventually(
+        Duration::from_secs(30),
+        "a timed-out cycle on /readyz",
+        || {
+            let (status, body) = d.readyz();
+            last = body;
+            status == 503
+                && last["reasons"]
+                    .to_string()
+                    .contains("last reconcile timed out")
+        },
+    );
+    let reasons = last["reasons"].to_string();
+    assert!(
+        reasons.contains("the cycle's deadline (2s) passed; not finished: listing alpha, beta"),
+        "{last:#}"
+    );
+    for agent in ["alpha", "beta"] {
+        assert_eq!(
+            last["agent_errors"][agent]["class"], "transient",
+            "{last:#}"
+        );
+    }
+    assert_eq!(d.get("/healthz"), (200, "ok\n".to_owned()));
+    let log = d.log();
+    assert!(log.contains("deadline"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert_no_canary("the daemon log", &log, &[CANARY]);
+}

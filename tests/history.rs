@@ -1,0 +1,235 @@
+//! `castsync history` and the history file every apply appends to: one line per change and
+//! per redeploy, never a value; read back as text or JSON (schemas/history.schema.json).
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+
+use crate::cli::assert_matches_schema;
+use crate::support::*;
+
+const CANARY: &str = "canary-history-3f9a-never-print";
+const CANARY_ROTATED: &str = "canary-history-rotated-77d0-never-print";
+
+fn history_file(repo: &SecretsRepo) -> std::path::PathBuf {
+    repo.path(".castsync/state.history.jsonl")
+}
+
+/// `castsync history ARGS…`; asserts that no canary reaches either stream.
+fn history(repo: &SecretsRepo, args: &[&str]) -> (i32, String, String) {
+    let (code, stdout, stderr) = outcome(repo.cmd().arg("history").args(args));
+    assert_no_canary(
+        "castsync history",
+        &format!("{stdout}{stderr}"),
+        &[CANARY, CANARY_ROTATED],
+    );
+    (code, stdout, stderr)
+}
+
+fn reconcile(repo: &SecretsRepo, emu: &Emulator, extra: &[&str]) -> i32 {
+    let (code, stdout, stderr) = outcome(repo.reconcile(&emu.url).arg("--yes").args(extra));
+    assert_no_canary(
+        "reconcile",
+        &format!("{stdout}{stderr}"),
+        &[CANARY, CANARY_ROTATED],
+    );
+    code
+}
+
+#[test]
+fn history_lists_every_change_of_the_last_applies_and_never_a_value() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY), ("A2", "a-two")]);
+    repo.agent("beta", &[("B1", "b-one")]);
+    let first = repo.commit_all("first");
+    assert_eq!(reconcile(&repo, &emu, &["--ref", "HEAD"]), 0);
+
+    repo.agent("alpha", &[("A1", CANARY_ROTATED), ("A3", "a-three")]);
+    let second = repo.commit_all("rotate A1, replace A2 by A3");
+    assert_eq!(reconcile(&repo, &emu, &["--ref", "HEAD"]), 0);
+    // A dry run applies nothing and records nothing.
+    let (code, _, _) = outcome(repo.reconcile(&emu.url).arg("--dry-run"));
+    assert_eq!(code, 0);
+
+    let file = history_file(&repo);
+    let raw = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(raw.lines().count(), 6, "{raw}");
+    assert_no_canary("the history file", &raw, &[CANARY, CANARY_ROTATED]);
+    assert!(!raw.contains("hmac-sha256"), "no fingerprint: {raw}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let (code, text, stderr) = history(&repo, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().skip(1).collect())
+        .collect();
+    let short = |c: &str| c[..12].to_owned();
+    // Oldest first: the first apply's three lines, then the second's. Within an apply, agents
+    // are written as they finish (in parallel), each agent's changes in apply order.
+    assert!(rows[..3].iter().all(|r| r[0] == short(&first)), "{text}");
+    assert!(rows[3..].iter().all(|r| r[0] == short(&second)), "{text}");
+    rows[..3].sort();
+    let expected: Vec<Vec<String>> = [
+        (&first, "alpha", "A1", "create"),
+        (&first, "alpha", "A2", "create"),
+        (&first, "beta", "B1", "create"),
+        (&second, "alpha", "A1", "update (value-changed)"),
+        (&second, "alpha", "A3", "create"),
+        (&second, "alpha", "A2", "delete"),
+    ]
+    .iter()
+    .map(|(c, a, k, act)| {
+        let mut row = vec![short(c), (*a).to_owned(), (*k).to_owned()];
+        row.extend(act.split(' ').map(str::to_owned));
+        row.push("applied".to_owned());
+        row
+    })
+    .collect();
+    assert_eq!(rows, expected, "{text}");
+    assert!(text.starts_with("TIME "), "{text}");
+
+    let (code, json, _) = history(&repo, &["-o", "json"]);
+    assert_eq!(code, 0);
+    let doc = assert_matches_schema("history.schema.json", &json);
+    assert_eq!(doc["format_version"], 1);
+    let entries = doc["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 6);
+    assert_eq!(entries[3]["commit"], second.as_str());
+    assert_eq!(entries[3]["reason"], "value-changed");
+    assert!(entries.iter().all(|e| e["platform"] == emu.url.as_str()));
+
+    // One agent; a window.
+    let (_, beta, _) = history(&repo, &["beta", "-o", "json"]);
+    let beta = assert_matches_schema("history.schema.json", &beta);
+    assert_eq!(beta["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(beta["entries"][0]["key"], "B1");
+    let mut old = serde_json::from_str::<serde_json::Value>(raw.lines().next().unwrap()).unwrap();
+    old["time"] = "2020-01-01T00:00:00Z".into();
+    old["key"] = "ANCIENT".into();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    writeln!(f, "{old}").unwrap();
+    let (_, all, _) = history(&repo, &[]);
+    assert!(all.contains("ANCIENT"), "{all}");
+    let (code, recent, _) = history(&repo, &["--since", "1h"]);
+    assert_eq!(code, 0);
+    assert!(!recent.contains("ANCIENT"), "{recent}");
+    assert_eq!(recent.lines().count(), 7, "{recent}");
+    let (code, none, note) = history(&repo, &["gamma", "--since", "10m"]);
+    assert_eq!(code, 0);
+    assert!(
+        none.starts_with("No applies recorded for agent gamma in the last 10m"),
+        "{none}"
+    );
+    assert!(
+        note.contains("no entry names agent gamma; agents in the history: alpha, beta"),
+        "{note}"
+    );
+}
+
+#[test]
+fn failures_and_redeploys_are_recorded_with_their_result_and_class() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
+    repo.commit_all("first");
+    emu.pin_fault("beta", Some("POST"), Some("secrets"), 422);
+    assert_eq!(reconcile(&repo, &emu, &["--redeploy"]), 1);
+
+    let (code, json, _) = history(&repo, &["-o", "json"]);
+    assert_eq!(code, 0);
+    let doc = assert_matches_schema("history.schema.json", &json);
+    let mut brief: Vec<String> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {} {} {}",
+                e["agent"].as_str().unwrap(),
+                e["key"].as_str().unwrap_or("-"),
+                e["action"].as_str().unwrap(),
+                e["result"].as_str().unwrap(),
+                e["error_class"].as_str().unwrap_or("-"),
+                e["error"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    brief.sort();
+    assert_eq!(
+        brief,
+        [
+            "alpha - redeploy applied - -",
+            "alpha A1 create applied - -",
+            "beta - redeploy postponed - -",
+            "beta B1 create failed terminal invalid-request",
+            "beta B2 create failed terminal invalid-request",
+        ],
+        "{json}"
+    );
+    let (_, text, _) = history(&repo, &["beta"]);
+    assert!(
+        text.contains("failed (terminal: invalid-request)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_with_a_note_and_the_next_apply_still_reads() {
+    let emu = Emulator::start(&["--agents", "alpha"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    repo.commit_all("first");
+    assert_eq!(reconcile(&repo, &emu, &[]), 0);
+    // An apply killed in the middle of a line.
+    let file = history_file(&repo);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    f.write_all(br#"{"time":"2026-11-20T10:00:00Z","commit":"ab"#)
+        .unwrap();
+    drop(f);
+
+    let (code, text, stderr) = history(&repo, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 unreadable line"), "{stderr}");
+    assert_eq!(text.lines().count(), 2, "{text}");
+
+    repo.agent("alpha", &[("A1", CANARY), ("A2", "a-two")]);
+    repo.commit_all("add A2");
+    assert_eq!(reconcile(&repo, &emu, &[]), 0);
+    let (_, json, _) = history(&repo, &["-o", "json"]);
+    let doc = assert_matches_schema("history.schema.json", &json);
+    let keys: Vec<&str> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["A1", "A2"]);
+    assert_eq!(doc["skipped_lines"], 1);
+}
+
+#[test]
+fn history_without_any_state_fails_and_names_the_fix() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    let (code, stdout, stderr) = history(&repo, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.contains("no state file at"), "{stderr}");
+    assert!(stderr.contains("--state FILE"), "{stderr}");
+    let elsewhere = repo.home.join("nowhere/state.json");
+    let (code, _, stderr) = history(&repo, &["--state", elsewhere.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("nowhere/state.json"), "{stderr}");
+    let (code, _, stderr) = history(&repo, &["--since", "soon"]);
+    assert_eq!(code, 1, "a bad duration is a usage error");
+    assert!(stderr.contains("30s, 10m or 1h"), "{stderr}");
+}

@@ -1,0 +1,377 @@
+//! `reconcile --dry-run --save-plan FILE` and `reconcile --plan FILE`: a plan saved on a
+//! branch applies after the merge with exactly its changes, and is refused, naming what
+//! moved, when a manifest, the config, the target or an agent's key list changed.
+
+use std::path::PathBuf;
+
+use crate::cli::assert_matches_schema;
+use crate::support::*;
+
+const CANARY: &str = "canary-plan-2d4e-never-print";
+const CANARY_NEW: &str = "canary-plan-new-9a13-never-print";
+const CANARIES: [&str; 2] = [CANARY, CANARY_NEW];
+
+/// main: alpha (A1 holds the canary, A2, A3) and beta (B1, B2), applied to the emulator;
+/// then a branch `feature` that rotates A1, drops A3 and adds A4.
+fn repo_with_feature(emu: &Emulator) -> SecretsRepo {
+    let repo = SecretsRepo::new("");
+    std::fs::write(repo.path(".gitignore"), ".castsync/\n*.plan.json\n").unwrap();
+    repo.agent(
+        "alpha",
+        &[("A1", CANARY), ("A2", "a-two"), ("A3", "a-three")],
+    );
+    repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two")]);
+    repo.commit_all("main");
+    let (code, out, err) = outcome(repo.reconcile(&emu.url).arg("--yes"));
+    assert_eq!(code, 0, "{out}{err}");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.agent(
+        "alpha",
+        &[("A1", CANARY_NEW), ("A2", "a-two"), ("A4", "a-four")],
+    );
+    repo.commit_all("rotate A1, replace A3 by A4");
+    repo
+}
+
+fn plan_path(repo: &SecretsRepo) -> PathBuf {
+    repo.path("pr.plan.json")
+}
+
+/// `reconcile ARGS…` against the emulator; no canary in either stream.
+fn reconcile(repo: &SecretsRepo, emu_url: &str, args: &[&str]) -> (i32, String, String) {
+    let (code, stdout, stderr) = outcome(repo.reconcile(emu_url).args(args));
+    assert_no_canary("reconcile", &format!("{stdout}{stderr}"), &CANARIES);
+    (code, stdout, stderr)
+}
+
+/// The pull-request plan of `feature` against main, saved.
+fn save_plan(repo: &SecretsRepo, emu: &Emulator) -> String {
+    let file = plan_path(repo);
+    let (code, stdout, stderr) = reconcile(
+        repo,
+        &emu.url,
+        &[
+            "--dry-run",
+            "--base",
+            "main",
+            "--save-plan",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("Saved the plan to"), "{stderr}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_no_canary("the plan file", &text, &CANARIES);
+    text
+}
+
+fn apply_plan(repo: &SecretsRepo, emu_url: &str, extra: &[&str]) -> (i32, String, String) {
+    let file = plan_path(repo);
+    let mut args = vec!["--yes", "--plan", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    reconcile(repo, emu_url, &args)
+}
+
+fn writes(emu: &Emulator) -> u64 {
+    emu.requests("POST") + emu.requests("DELETE")
+}
+
+fn a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_changes(
+    wire: Wire,
+) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
+    let repo = repo_with_feature(&emu);
+    let text = save_plan(&repo, &emu);
+    let doc = assert_matches_schema("saved-plan.schema.json", &text);
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["platform"], emu.url.as_str());
+    let alpha = &doc["agents"][0];
+    assert_eq!(alpha["agent"], "alpha");
+    assert_eq!(
+        alpha["changes"],
+        serde_json::json!([
+            {"key": "A1", "action": "update", "reason": "value-changed"},
+            {"key": "A4", "action": "create"},
+            {"key": "A3", "action": "delete"},
+        ])
+    );
+    assert_eq!(alpha["files"][0]["path"], "agents/alpha/secrets.yaml.age");
+    let blob = repo.git(&["rev-parse", "HEAD:agents/alpha/secrets.yaml.age"]);
+    assert_eq!(alpha["files"][0]["blob"], blob.as_str());
+    assert_eq!(
+        doc["config"]["blob"],
+        repo.git(&["rev-parse", "HEAD:castsync.yaml"]).as_str()
+    );
+    assert_eq!(doc["agents"][1]["changes"], serde_json::json!([]));
+
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "--ff-only", "feature"]);
+    emu.reset_stats();
+    let (code, stdout, stderr) = apply_plan(&repo, &emu.url, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("matched the tree and the platform: exactly its changes were applied"),
+        "{stderr}"
+    );
+    // Exactly the plan: two sets and one delete for alpha; one list to check its key list and
+    // one to verify; beta is not even listed.
+    assert_eq!(emu.requests("POST"), 2);
+    assert_eq!(emu.requests("DELETE"), 1);
+    assert_eq!(emu.requests("GET"), 2);
+    assert_eq!(emu.value("alpha", "A1").as_deref(), Some(CANARY_NEW));
+    assert_eq!(emu.value("alpha", "A4").as_deref(), Some("a-four"));
+    assert_eq!(emu.value("alpha", "A3"), None);
+
+    // The history has them, last.
+    let (code, history, _) = outcome(repo.cmd().args(["history", "-o", "json"]));
+    assert_eq!(code, 0);
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let entries = history["entries"].as_array().unwrap();
+    let last: Vec<(String, String)> = entries[entries.len() - 3..]
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("A1".to_owned(), "update".to_owned()),
+            ("A4".to_owned(), "create".to_owned()),
+            ("A3".to_owned(), "delete".to_owned()),
+        ]
+    );
+
+    // Applied: the platform's key list moved, so the same plan is refused now.
+    emu.reset_stats();
+    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("the platform's key list for agent alpha changed since the plan"),
+        "{stderr}"
+    );
+    assert_eq!(writes(&emu), 0);
+    // A fresh plan agrees that nothing is left to do.
+    let (code, stdout, _) = reconcile(&repo, &emu.url, &["--dry-run", "--exit-code"]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+/// Saves the feature plan, merges it, and lets `change` move something; the plan must then be
+/// refused with `named` in the message and nothing written.
+fn refused_after(change: impl FnOnce(&SecretsRepo, &Emulator), named: &str) {
+    refused_after_on(Wire::Sdk, change, named)
+}
+
+fn refused_after_on(wire: Wire, change: impl FnOnce(&SecretsRepo, &Emulator), named: &str) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
+    let repo = repo_with_feature(&emu);
+    save_plan(&repo, &emu);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "--ff-only", "feature"]);
+    change(&repo, &emu);
+    emu.reset_stats();
+    let (code, stdout, stderr) = apply_plan(&repo, &emu.url, &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("does not match, so nothing was applied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(named), "{named} not named:\n{stderr}");
+    assert!(stderr.contains("plan afresh"), "{stderr}");
+    assert_eq!(writes(&emu), 0, "a refused plan writes nothing");
+    assert_eq!(emu.value("alpha", "A1").as_deref(), Some(CANARY));
+    // A dry run of the plan says the same, with the same exit status.
+    let (code, _, dry) = apply_plan(&repo, &emu.url, &["--dry-run"]);
+    assert_eq!(code, 1);
+    assert!(dry.contains(named), "{dry}");
+}
+
+#[test]
+fn the_plan_is_refused_after_a_manifest_changed() {
+    refused_after(
+        |repo, _| {
+            repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-rotated")]);
+            repo.commit_all("rotate B2 after the review");
+        },
+        "agents/beta/secrets.yaml.age (agent beta) changed since the plan",
+    );
+}
+
+#[test]
+fn the_plan_is_refused_after_the_config_changed() {
+    refused_after(
+        |repo, _| {
+            repo.config("max_delete_fraction: 0.9");
+            repo.commit_all("loosen the guard");
+        },
+        "castsync.yaml changed since the plan",
+    );
+}
+
+#[test]
+fn the_plan_is_refused_after_an_agent_was_added() {
+    refused_after(
+        |repo, _| repo.agent("gamma", &[("G1", "g")]),
+        "agent gamma was added since the plan",
+    );
+}
+
+fn the_plan_is_refused_after_the_platforms_key_list_changed(wire: Wire) {
+    refused_after_on(
+        wire,
+        |_, emu| {
+            let reply = emu.request(
+                "POST",
+                "/api/v1/agents/alpha/secrets",
+                Some("cast_test"),
+                Some(serde_json::json!({"key": "ADDED_BY_HAND", "value": "x"})),
+            );
+            assert!(reply.status < 300, "{reply:?}");
+        },
+        "the platform's key list for agent alpha changed since the plan (3 key(s) then, 4 now)",
+    );
+}
+
+#[test]
+fn the_plan_is_refused_for_another_target() {
+    let other = Emulator::start(&["--agents", "alpha,beta"]);
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = repo_with_feature(&emu);
+    save_plan(&repo, &emu);
+    let (code, _, stderr) = apply_plan(&repo, &other.url, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "the target differs: the plan is for platform {}, this run targets {}",
+            emu.url, other.url
+        )),
+        "{stderr}"
+    );
+    assert_eq!(other.requests("GET") + writes(&other), 0);
+}
+
+#[test]
+fn a_plan_that_checks_out_with_dry_run_writes_nothing() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = repo_with_feature(&emu);
+    save_plan(&repo, &emu);
+    emu.reset_stats();
+    let file = plan_path(&repo);
+    let (code, stdout, stderr) = reconcile(
+        &repo,
+        &emu.url,
+        &["--dry-run", "--exit-code", "--plan", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.contains("A4"), "{stdout}");
+    assert!(stderr.contains("would apply it"), "{stderr}");
+    assert_eq!(writes(&emu), 0);
+    assert_eq!(emu.requests("GET"), 1, "only alpha, which the plan changes");
+}
+
+#[test]
+fn a_plan_with_a_skipped_agent_is_not_saved() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = repo_with_feature(&emu);
+    repo.raw_manifest("beta", "not: [valid");
+    let file = plan_path(&repo);
+    let (code, _, stderr) = reconcile(
+        &repo,
+        &emu.url,
+        &["--dry-run", "--save-plan", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("skips agent(s) beta"), "{stderr}");
+    assert!(!file.exists());
+}
+
+#[test]
+fn a_tampered_plan_cannot_make_a_change_a_fresh_plan_would_not() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = repo_with_feature(&emu);
+    let text = save_plan(&repo, &emu);
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Delete a declared key of beta, and set a key alpha does not declare.
+    doc["agents"][1]["changes"] = serde_json::json!([{"key": "B1", "action": "delete"}]);
+    doc["agents"][0]["changes"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"key": "NOT_DECLARED", "action": "create"}));
+    std::fs::write(plan_path(&repo), doc.to_string()).unwrap();
+    emu.reset_stats();
+    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("the plan deletes B1 of agent beta, which its manifest declares"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the plan sets NOT_DECLARED of agent alpha"),
+        "{stderr}"
+    );
+    assert_eq!(writes(&emu), 0);
+
+    // Not a plan at all, and a plan from the future.
+    std::fs::write(plan_path(&repo), "{\"format_version\": 1}").unwrap();
+    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a castsync plan file"), "{stderr}");
+    doc["format_version"] = 9.into();
+    std::fs::write(plan_path(&repo), doc.to_string()).unwrap();
+    let (code, _, stderr) = apply_plan(&repo, &emu.url, &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("plan format version 9"), "{stderr}");
+    assert_eq!(writes(&emu), 0);
+}
+
+#[test]
+fn plan_flags_that_contradict_each_other_are_usage_errors() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    for args in [
+        &["--save-plan", "x.json"][..],
+        &["--plan", "x.json", "--base", "main"],
+        &["--plan", "x.json", "--agent", "alpha"],
+        &["--plan", "x.json", "--dry-run", "--save-plan", "y.json"],
+        &["--plan", "x.json", "--replace-all"],
+    ] {
+        let (code, _, stderr) = reconcile(&repo, &emu.url, args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Usage:") || stderr.contains("usage"),
+            "{stderr}"
+        );
+    }
+    let (code, _, stderr) = reconcile(&repo, &emu.url, &["--plan", "/nonexistent/plan.json"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("/nonexistent/plan.json"), "{stderr}");
+    assert_eq!(emu.requests("GET") + writes(&emu), 0);
+}
+
+/// A key rewritten on the platform keeps the key list's names; where the platform lists
+/// timestamps (the docs' wire), the digest moves with them and the plan is refused.
+#[test]
+fn with_listed_timestamps_a_value_rewritten_on_the_platform_refuses_the_plan() {
+    refused_after_on(
+        Wire::Docs,
+        |_, emu| {
+            let reply = emu.request(
+                "POST",
+                "/api/v1/agents/alpha/secrets",
+                Some("cast_test"),
+                Some(serde_json::json!({"key": "A2", "value": "rewritten"})),
+            );
+            assert!(reply.status < 300, "{reply:?}");
+        },
+        "the platform's key list for agent alpha changed since the plan (3 key(s) then, 3 now)",
+    );
+}
+
+crate::on_both_wires!(
+    a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_changes,
+    the_plan_is_refused_after_the_platforms_key_list_changed,
+);
