@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, AgentResult, ApplyOptions, ApplyReport, Progress};
+use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
@@ -28,7 +28,7 @@ use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
 use crate::source::inputs::{self, AgentInputs, Overrides};
 use crate::source::load::{self, LoadError, Loaded};
-use crate::state::State;
+use crate::state::{AppliedFrom, State};
 
 /// What a run that refreshes only changed agents compares with.
 pub enum ChangedSince<'a> {
@@ -257,6 +257,7 @@ pub async fn reconcile(
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
+            converged: converged_from(&plan, &current, &revision),
         };
         deadline.allow_requests(apply::request_count(&plan));
         Some(
@@ -272,16 +273,9 @@ pub async fn reconcile(
             .await,
         )
     };
-    if let Some(report) = &report {
-        let recorded = record_converged(
-            &plan,
-            report,
-            &current,
-            &req.state,
-            req.platform.id(),
-            &revision,
-        )
-        .await;
+    if report.is_some() {
+        let recorded =
+            record_converged(&plan, &current, &req.state, req.platform.id(), &revision).await;
         state_warning = recorded.or(state_warning);
     }
     let timed_out = TimedOut::find(&plan, report.as_ref());
@@ -393,36 +387,66 @@ pub(crate) async fn forget_before_writing(
     state.save().err().map(|e| e.to_string())
 }
 
-/// Records, for each agent of the plan, what it converged from; forgets it for an agent
-/// that was skipped or did not fully apply (so the next run refreshes it). Saves once.
+/// What each agent with work converges from once its work lands, for apply to record with
+/// its verified writes ([`ApplyOptions::converged`]).
+pub(crate) fn converged_from(
+    plan: &Plan,
+    current: &BTreeMap<String, AgentInputs>,
+    revision: &str,
+) -> BTreeMap<String, AppliedFrom> {
+    let at = crate::state::now_rfc3339();
+    plan.agents
+        .iter()
+        .filter(|a| a.has_work())
+        .filter_map(|a| {
+            let record = current.get(&a.agent)?.record(revision, &at)?;
+            Some((a.agent.clone(), record))
+        })
+        .collect()
+}
+
+/// After a run: records what each agent without work converged from (it was listed and
+/// matched), and forgets it for an agent that was skipped. Agents with work were recorded by
+/// apply when all of it landed, and forgotten before it began otherwise. Saves only when a
+/// record changed.
 pub(crate) async fn record_converged(
     plan: &Plan,
-    report: &ApplyReport,
     current: &BTreeMap<String, AgentInputs>,
     state: &Mutex<State>,
     platform: &str,
     revision: &str,
 ) -> Option<String> {
-    if plan.agents.is_empty() {
-        return None;
-    }
-    let results: BTreeMap<&str, &AgentResult> = report
-        .agents
-        .iter()
-        .map(|r| (r.agent.as_str(), r))
-        .collect();
     let at = crate::state::now_rfc3339();
     let mut state = state.lock().await;
+    let mut changed = false;
     for agent in &plan.agents {
-        let converged = agent.skipped.is_none()
-            && (!agent.has_work() || results.get(agent.agent.as_str()).is_some_and(|r| r.ok()));
-        let record = current
-            .get(&agent.agent)
-            .and_then(|inputs| inputs.record(revision, &at));
-        match record {
-            Some(record) if converged => state.record_applied_from(platform, &agent.agent, record),
-            _ => state.forget_applied_from(platform, &agent.agent),
+        let name = agent.agent.as_str();
+        let before = state.applied_from(platform, name);
+        if agent.skipped.is_some() {
+            if before.is_some() {
+                state.forget_applied_from(platform, name);
+                changed = true;
+            }
+            continue;
         }
+        if agent.has_work() {
+            continue;
+        }
+        match current.get(name).and_then(|i| i.record(revision, &at)) {
+            Some(record) if before.is_none_or(|b| !b.same_inputs(&record)) => {
+                state.record_applied_from(platform, name, record);
+                changed = true;
+            }
+            Some(_) => {}
+            None if before.is_some() => {
+                state.forget_applied_from(platform, name);
+                changed = true;
+            }
+            None => {}
+        }
+    }
+    if !changed {
+        return None;
     }
     state.save().err().map(|e| e.to_string())
 }

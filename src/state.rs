@@ -115,6 +115,16 @@ struct StateFile {
     applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
 }
 
+impl AppliedFrom {
+    /// The same inputs at the same revision (the time aside).
+    pub fn same_inputs(&self, other: &AppliedFrom) -> bool {
+        self.manifest == other.manifest
+            && self.schema == other.schema
+            && self.settings == other.settings
+            && self.revision == other.revision
+    }
+}
+
 /// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
 pub struct State {
     path: PathBuf,
@@ -379,7 +389,8 @@ impl State {
     /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
     /// directory fsync (`atomic_write`). The JSON is streamed into the file through a small
     /// buffer that is wiped afterwards (it passes the HMAC key), so a large state is never
-    /// copied whole in memory.
+    /// copied whole in memory; it is compact (no indentation), since a run may save it a few
+    /// times and it grows with every key of every agent.
     pub fn save(&self) -> Result<(), StateError> {
         let hmac_key =
             Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]));
@@ -392,7 +403,7 @@ impl State {
         };
         atomic_write::write_with(&self.path, Replace::Existing, Mode::Private, |out| {
             let mut buffered = WipingWriter::new(out);
-            serde_json::to_writer_pretty(&mut buffered, &file).map_err(std::io::Error::other)?;
+            serde_json::to_writer(&mut buffered, &file).map_err(std::io::Error::other)?;
             buffered.write_all(b"\n")?;
             buffered.flush()
         })
@@ -716,7 +727,8 @@ mod tests {
         assert_eq!(s.applied_from("p", "bot"), None);
         assert_eq!(s.applied_from_all("p").map(BTreeMap::len), Some(1));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 2"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["version"], 2, "{text}");
     }
 
     #[test]
@@ -730,7 +742,7 @@ mod tests {
         }
         let text = std::fs::read_to_string(&path)
             .unwrap()
-            .replace("\"version\": 2", "\"version\": 1");
+            .replace("\"version\":2", "\"version\":1");
         std::fs::write(&path, text).unwrap();
         let s = State::open(&path).unwrap();
         assert!(

@@ -24,7 +24,6 @@ use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::fsread::{self, ReadError};
 use crate::observe;
-use crate::plan::{Coverage, Plan};
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::reconcile::{self, Observer, Outcome};
@@ -321,9 +320,17 @@ pub async fn apply_saved(
     } else {
         let platform_id = req.platform.id();
         state_warning = reconcile::forget_before_writing(&plan, &req.state, platform_id).await;
+        // A saved plan takes no flag that bears on the settings.
+        let now = inputs::of_agents(
+            checkout.tree(),
+            &checkout.config,
+            inputs::Overrides::default(),
+            &changing,
+        );
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
+            converged: reconcile::converged_from(&plan, &now, &revision),
         };
         deadline.allow_requests(apply::request_count(&plan));
         Some(
@@ -339,35 +346,6 @@ pub async fn apply_saved(
             .await,
         )
     };
-    if let Some(report) = &report {
-        // Only the agents it changed were listed and verified now: they alone are recorded
-        // as converged (a saved plan takes no flag that bears on the settings).
-        let applied = Plan {
-            agents: plan
-                .agents
-                .iter()
-                .filter(|a| a.has_work())
-                .cloned()
-                .collect(),
-            coverage: Coverage::default(),
-        };
-        let now = inputs::of_agents(
-            checkout.tree(),
-            &checkout.config,
-            inputs::Overrides::default(),
-            &changing,
-        );
-        let recorded = reconcile::record_converged(
-            &applied,
-            report,
-            &now,
-            &req.state,
-            req.platform.id(),
-            &revision,
-        )
-        .await;
-        state_warning = recorded.or(state_warning);
-    }
     let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,
