@@ -231,7 +231,8 @@ pub async fn reconcile(
 
     let desired = loaded.desired_or_reasons();
     let mut plan = {
-        let state = req.state.lock().await;
+        let mut state = req.state.lock().await;
+        state.prepare(req.platform.id(), desired.keys());
         let view = state.view(req.platform.id());
         let last: &dyn LastApplied = match &baseline {
             Some(b) => b,
@@ -278,6 +279,8 @@ pub async fn reconcile(
             record_converged(&plan, &current, &req.state, req.platform.id(), &revision).await;
         state_warning = recorded.or(state_warning);
     }
+    // Held as compact text until the next run (a daemon's memory).
+    req.state.lock().await.compact();
     let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,

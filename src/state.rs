@@ -7,11 +7,15 @@
 //! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
 //! second reconciler away.
 //!
+//! Between runs the key records are held as compact text and parsed per agent when needed
+//! (`keys`), so a daemon's memory and each save stay small as agents add up.
+//!
 //! It also remembers, per platform and agent, what that agent was last reconciled *from*
 //! ([`AppliedFrom`]: digests of its manifest's ciphertext, its `.env.example` and the settings
 //! that bear on it, and the commit), so a reconcile can refresh only the agents whose inputs
 //! changed. A missing record means "unknown": that agent is refreshed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -76,7 +80,12 @@ pub struct KeyRecord {
     pub applied_at: String,
 }
 
-type AgentRecords = BTreeMap<String, BTreeMap<String, KeyRecord>>;
+mod keys;
+
+use keys::{AgentKeys, Records};
+
+/// agent → its key records.
+type AgentRecords = BTreeMap<String, AgentKeys>;
 
 /// What one agent was last reconciled from: the platform was listed, the plan applied and
 /// verified (or found nothing to do) for exactly these inputs. The digests identify bytes
@@ -170,14 +179,11 @@ impl State {
     }
 
     fn read(path: &Path) -> Result<State, StateError> {
-        let read = crate::fsread::read_file(path, crate::fsread::MAX_STATE_FILE).and_then(|b| {
-            crate::fsread::text(b).map_err(|_| crate::fsread::ReadError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
-            })
-        });
-        let text = match read {
-            Ok(t) => t,
+        // Streamed, twice (the version alone, then everything): the file grows with every
+        // key of every agent, and is never held whole in memory.
+        let open = || crate::fsread::open_file(path, crate::fsread::MAX_STATE_FILE);
+        let first = match open() {
+            Ok(reader) => reader,
             Err(e) if e.is_not_found() => {
                 let mut key = Zeroizing::new(vec![0u8; 32]);
                 rand::fill(&mut key[..]);
@@ -191,16 +197,7 @@ impl State {
                     _lock: None,
                 });
             }
-            Err(e) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source: match e {
-                        crate::fsread::ReadError::Io { source, .. } => source,
-                        refused => std::io::Error::other(refused.to_string()),
-                    },
-                });
-            }
+            Err(e) => return Err(read_error(path, e)),
         };
         let corrupt = |detail: String| StateError::Corrupt {
             path: path.to_owned(),
@@ -212,7 +209,7 @@ impl State {
         struct VersionOnly {
             version: Option<serde_json::Value>,
         }
-        let version = serde_json::from_str::<VersionOnly>(&text)
+        let version = serde_json::from_reader::<_, VersionOnly>(std::io::BufReader::new(first))
             .map_err(|e| corrupt(e.to_string()))?
             .version
             .and_then(|v| v.as_u64())
@@ -223,20 +220,32 @@ impl State {
                 found: u32::try_from(version).unwrap_or(u32::MAX),
             });
         }
-        let file: StateFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(file.hmac_key.as_bytes())
-            .map_err(|e| corrupt(format!("hmac_key: {e}")))?;
+        let second = open().map_err(|e| read_error(path, e))?;
+        let file: StateFile = serde_json::from_reader(std::io::BufReader::new(second))
+            .map_err(|e| corrupt(e.to_string()))?;
+        let StateFile {
+            version,
+            hmac_key,
+            platforms,
+            redeploy_pending,
+            applied_from,
+        } = file;
+        let hmac_key = Zeroizing::new(hmac_key);
+        let key = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(hmac_key.as_bytes())
+                .map_err(|e| corrupt(format!("hmac_key: {e}")))?,
+        );
         if key.len() < 32 {
             return Err(corrupt("hmac_key is shorter than 32 bytes".into()));
         }
         Ok(State {
             path: path.to_owned(),
-            hmac_key: Zeroizing::new(key),
-            platforms: file.platforms,
-            redeploy_pending: file.redeploy_pending,
-            applied_from: file.applied_from,
-            read_version: Some(file.version),
+            hmac_key: key,
+            platforms,
+            redeploy_pending,
+            applied_from,
+            read_version: Some(version),
             _lock: None,
         })
     }
@@ -258,8 +267,28 @@ impl State {
     }
 
     /// The records of one agent on one platform.
-    pub fn records(&self, platform: &str, agent: &str) -> Option<&BTreeMap<String, KeyRecord>> {
-        self.platforms.get(platform)?.get(agent)
+    pub fn records(&self, platform: &str, agent: &str) -> Option<Cow<'_, Records>> {
+        Some(self.platforms.get(platform)?.get(agent)?.get())
+    }
+
+    /// Makes the records of `agents` ready for a plan (held parsed until the next
+    /// [`State::compact`] or save): the plan reads each agent's records once per key.
+    pub fn prepare<'a>(&mut self, platform: &str, agents: impl IntoIterator<Item = &'a String>) {
+        if let Some(records) = self.platforms.get_mut(platform) {
+            for agent in agents {
+                if let Some(keys) = records.get_mut(agent) {
+                    keys.get_mut();
+                }
+            }
+        }
+    }
+
+    /// Holds every agent's records as compact text again (see `state::keys`): what a
+    /// long-running process does between runs.
+    pub fn compact(&mut self) {
+        for keys in self.platforms.values_mut().flat_map(BTreeMap::values_mut) {
+            keys.compact();
+        }
     }
 
     /// The plan's view of this state for one platform.
@@ -291,6 +320,7 @@ impl State {
             .or_default()
             .entry(agent.to_owned())
             .or_default()
+            .get_mut()
             .insert(key.to_owned(), record);
     }
 
@@ -299,6 +329,7 @@ impl State {
         if let Some(agents) = self.platforms.get_mut(platform)
             && let Some(keys) = agents.get_mut(agent)
         {
+            let keys = keys.get_mut();
             keys.remove(key);
             if keys.is_empty() {
                 agents.remove(agent);
@@ -391,7 +422,10 @@ impl State {
     /// buffer that is wiped afterwards (it passes the HMAC key), so a large state is never
     /// copied whole in memory; it is compact (no indentation), since a run may save it a few
     /// times and it grows with every key of every agent.
-    pub fn save(&self) -> Result<(), StateError> {
+    pub fn save(&mut self) -> Result<(), StateError> {
+        // Records changed since the last save are serialized once, here, and kept as the
+        // text that is written; the others are written as they are.
+        self.compact();
         let hmac_key =
             Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]));
         let file = StateFileOut {
@@ -478,7 +512,8 @@ pub struct StateView<'a> {
 
 impl LastApplied for StateView<'_> {
     fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied> {
-        let record = self.state.records(self.platform, agent)?.get(key)?;
+        let records = self.state.records(self.platform, agent)?;
+        let record = records.get(key)?;
         Some(Applied {
             same_value: record.fingerprint == self.state.fingerprint(agent, key, value),
             observed_at: record.observed_at.clone(),
@@ -487,6 +522,17 @@ impl LastApplied for StateView<'_> {
 
     fn redeploy_pending(&self, agent: &str) -> bool {
         self.state.redeploy_pending(self.platform, agent)
+    }
+}
+
+fn read_error(path: &Path, e: crate::fsread::ReadError) -> StateError {
+    StateError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source: match e {
+            crate::fsread::ReadError::Io { source, .. } => source,
+            refused => std::io::Error::other(refused.to_string()),
+        },
     }
 }
 
@@ -563,195 +609,4 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CANARY: &str = "canary-state-0b7c-never-print";
-
-    #[test]
-    fn a_saved_state_reads_back_with_the_same_fingerprints() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".castsync/state.json");
-        let v = SecretValue::new(CANARY);
-        {
-            let mut s = State::open(&path).unwrap();
-            s.record_set("local://x", "bot", "A", &v, Some("t1".into()), Some("abc"));
-            s.save().unwrap();
-        }
-        let s = State::open(&path).unwrap();
-        let applied = s.view("local://x").applied("bot", "A", &v).unwrap();
-        assert_eq!(
-            applied,
-            Applied {
-                same_value: true,
-                observed_at: Some("t1".into())
-            }
-        );
-        let other = SecretValue::new("other");
-        assert!(
-            !s.view("local://x")
-                .applied("bot", "A", &other)
-                .unwrap()
-                .same_value
-        );
-        assert!(s.view("https://api").applied("bot", "A", &v).is_none());
-    }
-
-    #[test]
-    fn the_state_file_is_private_and_never_holds_a_value() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let mut s = State::open(&path).unwrap();
-        s.record_set("p", "bot", "A", &SecretValue::new(CANARY), None, None);
-        s.save().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(CANARY));
-        assert!(text.contains("hmac-sha256:"));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn fingerprints_are_keyed_per_state_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = State::open(&dir.path().join("a.json")).unwrap();
-        let b = State::open(&dir.path().join("b.json")).unwrap();
-        let v = SecretValue::new("same");
-        assert_ne!(a.fingerprint("x", "K", &v), b.fingerprint("x", "K", &v));
-        assert_ne!(a.fingerprint("x", "K", &v), a.fingerprint("x", "L", &v));
-    }
-
-    #[test]
-    fn a_second_writer_is_refused_with_the_holders_pid() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let _held = State::open(&path).unwrap();
-        let err = State::open(&path).unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, StateError::Locked { .. }));
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
-        // Readers are never blocked.
-        assert!(State::open_read_only(&path).is_ok());
-    }
-
-    #[test]
-    fn a_newer_state_version_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        std::fs::write(&path, r#"{"version": 9, "something": "new"}"#).unwrap();
-        let msg = State::open_read_only(&path).unwrap_err().to_string();
-        assert!(
-            msg.contains("version 9") && msg.contains("upgrade castsync"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn a_corrupt_state_file_is_an_error_with_the_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        std::fs::write(&path, "{ not json").unwrap();
-        let msg = State::open_read_only(&path).unwrap_err().to_string();
-        assert!(
-            msg.contains("corrupt") && msg.contains("move it aside"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn a_pending_redeploy_survives_a_save_until_it_is_cleared() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.json");
-        {
-            let mut s = State::open(&path).unwrap();
-            s.mark_redeploy_pending("p", "bot");
-            s.save().unwrap();
-        }
-        let mut s = State::open(&path).unwrap();
-        assert!(s.redeploy_pending("p", "bot"));
-        assert!(s.view("p").redeploy_pending("bot"));
-        assert!(!s.redeploy_pending("other", "bot"));
-        s.clear_redeploy_pending("p", "bot");
-        s.save().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("redeploy_pending"), "{text}");
-    }
-
-    #[test]
-    fn deleting_the_last_key_of_an_agent_forgets_the_agent() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open(&dir.path().join("s.json")).unwrap();
-        s.record_set("p", "bot", "A", &SecretValue::new("1"), None, None);
-        s.record_delete("p", "bot", "A");
-        assert!(s.records("p", "bot").is_none());
-    }
-
-    fn from(revision: &str) -> AppliedFrom {
-        AppliedFrom {
-            manifest: format!("sha256:{}", "a".repeat(64)),
-            schema: "absent".into(),
-            settings: format!("sha256:{}", "b".repeat(64)),
-            revision: revision.into(),
-            at: "2026-01-01T00:00:00Z".into(),
-        }
-    }
-
-    #[test]
-    fn what_an_agent_was_applied_from_survives_a_save_until_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.json");
-        {
-            let mut s = State::open(&path).unwrap();
-            assert!(
-                s.change_tracking_gap("p")
-                    .unwrap()
-                    .starts_with("no state file yet")
-            );
-            s.record_applied_from("p", "bot", from("c1"));
-            s.record_applied_from("p", "other", from("c1"));
-            s.save().unwrap();
-        }
-        let mut s = State::open(&path).unwrap();
-        assert_eq!(s.applied_from("p", "bot"), Some(&from("c1")));
-        assert_eq!(s.change_tracking_gap("p"), None);
-        assert!(
-            s.change_tracking_gap("q")
-                .unwrap()
-                .contains("written for another platform")
-        );
-        s.forget_applied_from("p", "bot");
-        assert_eq!(s.applied_from("p", "bot"), None);
-        assert_eq!(s.applied_from_all("p").map(BTreeMap::len), Some(1));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["version"], 2, "{text}");
-    }
-
-    #[test]
-    fn a_version_1_state_reads_with_its_fingerprints_and_no_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.json");
-        {
-            let mut s = State::open(&path).unwrap();
-            s.record_set("p", "bot", "A", &SecretValue::new(CANARY), None, None);
-            s.save().unwrap();
-        }
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("\"version\":2", "\"version\":1");
-        std::fs::write(&path, text).unwrap();
-        let s = State::open(&path).unwrap();
-        assert!(
-            s.view("p")
-                .applied("bot", "A", &SecretValue::new(CANARY))
-                .unwrap()
-                .same_value
-        );
-        let gap = s.change_tracking_gap("p").unwrap();
-        assert!(gap.contains("state version 1"), "{gap}");
-    }
-}
+mod tests;
