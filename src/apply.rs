@@ -587,10 +587,7 @@ mod tests {
             skipped: None,
             changes: changes
                 .iter()
-                .map(|(key, action)| Change {
-                    key: (*key).to_owned(),
-                    action: *action,
-                })
+                .map(|(key, action)| Change::new(*key, *action))
                 .collect(),
             unchanged: Vec::new(),
             drift_ignored: Vec::new(),

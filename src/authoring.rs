@@ -1,13 +1,16 @@
 //! Authoring: the write path of `new`, `set`, `unset`, `import`, `rekey` and `edit`. Each
-//! operation decrypts an agent's manifest, changes it, judges the result by the very rules
-//! `validate` and `reconcile` apply, and encrypts it back to the recipients the config
-//! assigns; the commands around it only read input and print. [`merge`] is the git merge
+//! operation decrypts an agent's (or a shared group's) manifest, changes it, judges the result
+//! by the very rules `validate` and `reconcile` apply, and encrypts it back to the recipients
+//! the config assigns; the commands around it only read input and print. A change to a shared
+//! group is also judged from the side of every agent that uses it (`dependents`): a change
+//! that would break one of them is refused. [`merge`] is the git merge
 //! driver's part: two branches' versions of a manifest merged key by key.
 //!
 //! It must never write plaintext to disk, never write a manifest that breaks the rules
 //! (missing required keys excepted, so a manifest can be filled one `set` at a time), and
 //! never put a value in an error or a note: they name files, agents and keys only.
 
+mod dependents;
 mod files;
 pub mod merge;
 
@@ -18,11 +21,12 @@ use thiserror::Error;
 
 pub use files::{
     AgentFiles, Replace, Verdict, create_new_file, read_secret_input, target_recipients,
+    target_recipients_of,
 };
 
 use crate::config;
 use crate::crypto::{CryptoError, Identities};
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::{Kind, Manifest, ManifestError};
 use crate::names::NameError;
 use crate::secret::SecretValue;
 
@@ -32,6 +36,11 @@ pub enum AuthoringError {
     /// The agent slug or the key name is not valid.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// A shared group name that is not valid.
+    #[error(
+        "invalid shared group name {name:?}: group names follow the agent slug rules (1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit, without '..')"
+    )]
+    GroupName { name: String },
     /// Decryption or encryption failed (no identity, not a recipient, no recipients).
     #[error(transparent)]
     Crypto(Box<CryptoError>),
@@ -59,9 +68,9 @@ pub enum AuthoringError {
         #[source]
         source: Box<ManifestError>,
     },
-    /// The agent has no manifest yet.
+    /// The agent (or shared group) has no manifest yet.
     #[error(
-        "agent {agent} has no manifest: {} does not exist\n  hint: create it with `castsync new {agent}`",
+        "no manifest: {} does not exist\n  hint: create it with `castsync new {agent}`",
         path.display()
     )]
     NoManifest { agent: String, path: PathBuf },
@@ -78,7 +87,7 @@ pub enum AuthoringError {
         problems: Vec<String>,
     },
     /// `unset` of a key the manifest does not hold.
-    #[error("key {key} is not in {} (agent {agent})\n  hint: {hint}", path.display())]
+    #[error("key {key} is not in {}\n  hint: {hint}", path.display())]
     NoSuchKey {
         key: String,
         agent: String,
@@ -92,17 +101,18 @@ pub enum AuthoringError {
         keys.join(", ")
     )]
     Conflicts { path: PathBuf, keys: Vec<String> },
-    /// A recipient the config assigns this agent cannot be encrypted to.
-    #[error(
-        "{}: recipient {number} of agent {agent} cannot be used",
-        config::FILE_NAME
-    )]
+    /// A recipient the config assigns this agent (or group) cannot be encrypted to. `agent`
+    /// says which: "agent support-bot" or "shared group openai".
+    #[error("{}: recipient {number} for {agent} cannot be used", config::FILE_NAME)]
     Recipient {
         agent: String,
         number: usize,
         #[source]
         source: Box<CryptoError>,
     },
+    /// The repository's folders cannot be listed (while checking a shared group's users).
+    #[error(transparent)]
+    Source(Box<crate::source::SourceError>),
     /// A directory or a new file cannot be created.
     #[error("cannot create {}", path.display())]
     Create {
@@ -139,13 +149,26 @@ pub fn commit(
     mut manifest: Manifest,
     identities: &Identities,
 ) -> Result<Vec<String>, AuthoringError> {
-    let verdict = files.judge(&manifest.to_yaml());
+    let verdict = files.judge(&manifest.to_yaml(), identities);
     if !verdict.blocking.is_empty() {
         return Err(verdict.refusal(files));
     }
     let mut notes = verdict.notes(files);
+    if files.kind == Kind::Group {
+        notes.extend(dependents::check(files, &manifest, identities)?);
+    }
     notes.extend(files.save(&mut manifest, identities, Replace::Existing)?);
     Ok(notes)
+}
+
+/// Judges a shared group's next content from the side of every agent that uses it (see
+/// `dependents`); `Refused` when it would break one. Returns notes for the author.
+pub fn check_group_users(
+    files: &AgentFiles<'_>,
+    next: &Manifest,
+    identities: &Identities,
+) -> Result<Vec<String>, AuthoringError> {
+    dependents::check(files, next, identities)
 }
 
 /// What `new` created besides the manifest.
@@ -156,21 +179,30 @@ pub struct Created {
 }
 
 /// `new`: an empty manifest (encrypted, like every manifest) and, when the agent has none, a
-/// commented `.env.example` to fill in. Never replaces a manifest.
+/// commented `.env.example` to fill in (a shared group has no schema: each agent's lists the
+/// keys it takes). Never replaces a manifest.
 pub fn create(
     files: &AgentFiles<'_>,
     identities: &Identities,
 ) -> Result<Written<Created>, AuthoringError> {
     if files.exists() {
         return Err(AuthoringError::Exists {
-            agent: files.slug.clone(),
+            agent: files.arg(),
             path: files.shown.clone(),
         });
     }
     let notes = files
-        .save(&mut Manifest::new(&files.slug), identities, Replace::Never)?
+        .save(&mut files.empty_manifest(), identities, Replace::Never)?
         .into_iter()
         .collect();
+    if files.kind == Kind::Group {
+        return Ok(Written {
+            outcome: Created {
+                wrote_schema: false,
+            },
+            notes,
+        });
+    }
     let wrote_schema = !files.schema.exists();
     if wrote_schema {
         create_new_file(&files.schema, &schema_template(&files.slug))?;
@@ -257,7 +289,7 @@ pub fn unset_key(
         };
         return Err(AuthoringError::NoSuchKey {
             key: key.to_owned(),
-            agent: files.slug.clone(),
+            agent: files.arg(),
             path: files.shown.clone(),
             hint,
         });
@@ -293,7 +325,7 @@ pub fn import(
     overwrite: bool,
 ) -> Result<Written<Imported>, AuthoringError> {
     let creating = existing.is_none();
-    let mut manifest = existing.unwrap_or_else(|| Manifest::new(files.slug.clone()));
+    let mut manifest = existing.unwrap_or_else(|| files.empty_manifest());
     let mut done = Imported {
         created: creating,
         ..Imported::default()
@@ -330,7 +362,7 @@ pub fn import(
         });
     }
 
-    let verdict = files.judge(&manifest.to_yaml());
+    let verdict = files.judge(&manifest.to_yaml(), identities);
     if !verdict.blocking.is_empty() {
         return Err(verdict.refusal(files));
     }
@@ -371,7 +403,7 @@ pub fn rekey(
     check_only: bool,
 ) -> Result<Written<Drift>, AuthoringError> {
     let mut manifest = files.require(identities)?;
-    let target: BTreeSet<String> = target_recipients(files.config, &files.slug)?
+    let target: BTreeSet<String> = target_recipients_of(files.config, files.kind, &files.slug)?
         .iter()
         .map(|r| r.as_str().to_owned())
         .collect();

@@ -97,6 +97,17 @@ pub struct GlobalArgs {
         value_parser = OsStringValueParser::new().map(PathBuf::from)
     )]
     pub age_key_file: Option<PathBuf>,
+    /// A command whose stdout is an identity (run by `sh -c`, e.g. `op read
+    /// op://vault/castsync/key`), tried after CASTSYNC_AGE_KEY_FILE, before
+    /// ~/.config/castsync/keys.txt. Its stdin is closed, its stderr shown; it may take
+    /// CASTSYNC_AGE_KEY_CMD_TIMEOUT seconds (default 60) and print at most 64 KiB.
+    #[arg(
+        long = "age-key-cmd",
+        global = true,
+        env = "CASTSYNC_AGE_KEY_CMD",
+        value_name = "COMMAND"
+    )]
+    pub age_key_cmd: Option<String>,
     /// Log filter (tracing EnvFilter syntax, e.g. `debug` or `castsync=trace`); overrides -v
     /// and -q.
     #[arg(
@@ -204,16 +215,20 @@ pub enum Command {
         "castsync keygen -q -o teammate.txt      # prints only the public key",
     ))]
     Keygen(KeygenArgs),
-    /// Create agents/AGENT/secrets.yaml.age with no secrets (and an .env.example).
+    /// Create agents/AGENT/secrets.yaml.age with no secrets (and an .env.example), or with
+    /// --shared a shared group's shared/GROUP/secrets.yaml.age.
     #[command(after_long_help = examples!(
         "castsync new support-bot",
         "castsync -C agent-secrets new billing-agent",
+        "castsync new --shared openai            # a group agents take keys from with `uses:`",
     ))]
     New(AgentArg),
-    /// Decrypt an agent's manifest into $VISUAL/$EDITOR, validate, re-encrypt.
+    /// Decrypt an agent's (or a shared group's) manifest into $VISUAL/$EDITOR, validate,
+    /// re-encrypt.
     #[command(after_long_help = examples!(
         "castsync edit support-bot",
         "EDITOR=\"code --wait\" castsync edit support-bot",
+        "castsync edit --shared openai",
     ))]
     Edit(AgentArg),
     /// Set one key; the value is read from stdin or a hidden prompt, never from argv.
@@ -221,19 +236,22 @@ pub enum Command {
         "castsync set support-bot OPENAI_API_KEY                 # hidden prompt",
         "printf %s \"$KEY\" | castsync set support-bot OPENAI_API_KEY",
         "castsync set --raw support-bot TLS_CERT < cert.pem      # keep the trailing newline",
+        "castsync set --shared openai OPENAI_API_KEY             # every agent using it follows",
     ))]
     Set(SetArgs),
-    /// Remove one key from an agent's manifest.
+    /// Remove one key from an agent's (or a shared group's) manifest.
     #[command(after_long_help = examples!(
         "castsync unset support-bot OLD_API_KEY",
         "castsync unset --idempotent support-bot OLD_API_KEY    # scripts: absent is fine",
+        "castsync unset --shared openai OLD_API_KEY",
     ))]
     Unset(UnsetArgs),
-    /// List an agent's keys (values only with --reveal).
+    /// List an agent's (or a shared group's) keys (values only with --reveal).
     #[command(after_long_help = examples!(
         "castsync show support-bot                              # keys, values hidden",
         "castsync show support-bot --reveal --format dotenv > .env",
         "castsync show support-bot --format json | jq -r '.secrets | keys[]'",
+        "castsync show --shared openai",
     ))]
     Show(ShowArgs),
     /// Create or merge an agent's manifest from a dotenv file.
@@ -242,11 +260,13 @@ pub enum Command {
         "castsync import support-bot --from-dotenv - --overwrite < new.env",
     ))]
     Import(ImportArgs),
-    /// Re-encrypt manifests to the recipients the config now assigns.
+    /// Re-encrypt manifests (agents' and shared groups') to the recipients the config now
+    /// assigns.
     #[command(after_long_help = examples!(
         "castsync rekey                         # after editing recipients in castsync.yaml",
         "castsync rekey --check                 # CI: exit 1 if any file is stale",
         "castsync rekey --check -o json",
+        "castsync rekey --shared openai         # one shared group",
     ))]
     Rekey(RekeyArgs),
     /// Decrypt, parse and check every manifest against its schema (offline).
@@ -387,14 +407,21 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArg {
-    /// Agent slug (its directory name under agents/).
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
     pub agent: String,
+    /// Work on the shared group named instead of an agent (shared/GROUP/secrets.yaml.age).
+    #[arg(long)]
+    pub shared: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// Agent slug (its directory name under agents/).
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
     pub agent: String,
+    /// Work on the shared group named instead of an agent: every agent whose `uses:` takes
+    /// the key gets the new value at the next reconcile.
+    #[arg(long)]
+    pub shared: bool,
     /// Key name, an environment variable name such as OPENAI_API_KEY.
     pub key: String,
     /// Keep the value exactly as read (by default one trailing newline is removed).
@@ -404,8 +431,12 @@ pub struct SetArgs {
 
 #[derive(Debug, Args)]
 pub struct UnsetArgs {
-    /// Agent slug (its directory name under agents/).
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
     pub agent: String,
+    /// Work on the shared group named instead of an agent (refused when an agent using the
+    /// group would break, e.g. its `uses:` names the key).
+    #[arg(long)]
+    pub shared: bool,
     /// Key name to remove.
     pub key: String,
     /// Succeed when the key is already absent.
@@ -425,8 +456,11 @@ pub enum ShowFormat {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Agent slug (its directory name under agents/).
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
     pub agent: String,
+    /// Show the shared group named instead of an agent.
+    #[arg(long)]
+    pub shared: bool,
     /// Print values too (they are hidden by default).
     #[arg(long)]
     pub reveal: bool,
@@ -449,8 +483,11 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
-    /// Agents to rekey (default: all).
+    /// Agents to rekey, or with --shared shared groups (default: every agent and group).
     pub agents: Vec<String>,
+    /// Rekey shared groups: those named, or every group when none is named.
+    #[arg(long)]
+    pub shared: bool,
     /// Only list files whose recipients differ from the config; exit 1 if any.
     #[arg(long)]
     pub check: bool,

@@ -99,6 +99,7 @@ pub fn identity_env(global: &GlobalArgs) -> Env {
     Env {
         age_key: global.age_key.clone(),
         age_key_file: global.age_key_file.clone(),
+        age_key_cmd: global.age_key_cmd.clone(),
         ..Env::from_process()
     }
 }
@@ -157,8 +158,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Init(_) => init::run(g),
         Command::Keygen(args) => keygen::run(&args, g),
-        Command::New(args) => new::run(g, &args.agent),
-        Command::Edit(args) => edit::run(g, &args.agent).await,
+        Command::New(args) => new::run(g, &args),
+        Command::Edit(args) => edit::run(g, &args).await,
         Command::Set(args) => set::set(g, &args),
         Command::Unset(args) => set::unset(g, &args),
         Command::Show(args) => show::run(g, &args),
@@ -177,6 +178,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Completions(args) => completions::run(&args),
         Command::Man => completions::man(),
     }
+}
+
+/// The files `set`, `unset`, `show`, `new` and `edit` work on: an agent's, or with
+/// `--shared` a shared group's.
+pub fn manifest_files<'r>(
+    repo: &'r Repo,
+    name: &str,
+    shared: bool,
+) -> Result<crate::authoring::AgentFiles<'r>, crate::authoring::AuthoringError> {
+    let kind = if shared {
+        crate::manifest::Kind::Group
+    } else {
+        crate::manifest::Kind::Agent
+    };
+    crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)
 }
 
 /// Prints an authoring operation's notes (warnings) on stderr, one per line.

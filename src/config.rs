@@ -32,13 +32,17 @@ pub struct Config {
     pub version: u32,
     /// Where the agent directories live, relative to the repository root.
     pub agents_dir: PathBuf,
+    /// Where the shared group directories live (`SHARED_DIR/GROUP/secrets.yaml.age`),
+    /// relative to the repository root.
+    pub shared_dir: PathBuf,
     /// Which platform to reconcile onto.
     #[serde(deserialize_with = "null_as_default")]
     pub platform: PlatformConfig,
     /// Who can decrypt manifests, unless an `access` rule says otherwise.
     #[serde(deserialize_with = "null_as_default")]
     pub recipients: Vec<String>,
-    /// Per-agent recipient sets; the first rule whose glob matches the agent wins.
+    /// Per-agent and per-group recipient sets; the first rule whose glob matches the agent
+    /// (an `agents:` rule) or the shared group (a `groups:` rule) wins.
     #[serde(deserialize_with = "null_as_default")]
     pub access: Vec<AccessRule>,
     /// Delete platform keys that the manifest does not declare.
@@ -79,17 +83,37 @@ pub struct PlatformConfig {
     pub url: Option<String>,
 }
 
-/// One `access:` rule: agents whose slug matches the glob are encrypted to these recipients.
+/// One `access:` rule: the agents (`agents:`) or the shared groups (`groups:`) whose name
+/// matches the glob are encrypted to these recipients. A rule names exactly one of the two,
+/// so an `agents: "*"` rule never reaches a shared group: groups are matched by `groups:`
+/// rules only (and fall back to the top-level `recipients`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRule {
     /// A glob over agent slugs, e.g. `billing-*`.
-    pub agents: String,
-    /// The recipients for matching agents (replacing the top-level `recipients`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<String>,
+    /// A glob over shared group names (the directories under `shared_dir`), e.g. `openai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
+    /// The recipients for matching agents or groups (replacing the top-level `recipients`).
     pub recipients: Vec<String>,
-    /// `redeploy` for matching agents (default: the top-level `redeploy`).
+    /// `redeploy` for matching agents (default: the top-level `redeploy`); not allowed in a
+    /// `groups:` rule (a group is never deployed: the agents using it are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeploy: Option<Redeploy>,
+}
+
+impl AccessRule {
+    /// What the rule's glob is over, and the glob: `("agents", …)` or `("groups", …)`.
+    pub fn pattern(&self) -> (&'static str, &str) {
+        match (&self.agents, &self.groups) {
+            (Some(glob), _) => ("agents", glob),
+            (None, Some(glob)) => ("groups", glob),
+            // `validate` refuses a rule with neither; match nothing.
+            (None, None) => ("agents", ""),
+        }
+    }
 }
 
 impl Default for Config {
@@ -97,6 +121,7 @@ impl Default for Config {
         Self {
             version: VERSION,
             agents_dir: PathBuf::from("agents"),
+            shared_dir: PathBuf::from("shared"),
             platform: PlatformConfig::default(),
             recipients: Vec::new(),
             access: Vec::new(),
@@ -269,10 +294,25 @@ impl Config {
             .unwrap_or(self.redeploy)
     }
 
+    /// The recipients a shared group's manifest is encrypted to: the first `groups:` rule
+    /// whose glob matches the group name, else the top-level `recipients`.
+    pub fn recipients_for_group(&self, group: &str) -> &[String] {
+        self.matching_rule(group, |rule| rule.groups.as_deref())
+            .map_or(&self.recipients, |rule| &rule.recipients)
+    }
+
     fn rule_for(&self, agent: &str) -> Option<&AccessRule> {
-        self.access
-            .iter()
-            .find(|rule| glob::Pattern::new(&rule.agents).is_ok_and(|p| p.matches(agent)))
+        self.matching_rule(agent, |rule| rule.agents.as_deref())
+    }
+
+    fn matching_rule(
+        &self,
+        name: &str,
+        glob_of: impl Fn(&AccessRule) -> Option<&str>,
+    ) -> Option<&AccessRule> {
+        self.access.iter().find(|rule| {
+            glob_of(rule).is_some_and(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(name)))
+        })
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -293,24 +333,58 @@ impl Config {
         if let Some(problem) = agents_dir_problem(&self.agents_dir) {
             return Err(invalid("agents_dir", problem.to_owned()));
         }
+        if let Some(problem) = agents_dir_problem(&self.shared_dir) {
+            return Err(invalid("shared_dir", problem.replace("agents", "shared")));
+        }
+        if self.shared_dir == self.agents_dir {
+            return Err(invalid(
+                "shared_dir",
+                format!(
+                    "must differ from agents_dir ({}): a shared group's folder is not an agent's",
+                    self.agents_dir.display()
+                ),
+            ));
+        }
         for (i, r) in self.recipients.iter().enumerate() {
             if let Some(problem) = recipient_problem(r) {
                 return Err(invalid(&format!("recipients[{i}]"), problem.to_owned()));
             }
         }
         for (i, rule) in self.access.iter().enumerate() {
-            if let Err(e) = glob::Pattern::new(&rule.agents) {
+            match (&rule.agents, &rule.groups) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &format!("access[{i}]"),
+                        "names both `agents:` and `groups:`; a rule covers agents or shared groups, not both: split it into two rules".to_owned(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &format!("access[{i}]"),
+                        "names neither `agents:` nor `groups:`: add `agents: \"GLOB\"` (agent slugs) or `groups: \"GLOB\"` (shared groups)".to_owned(),
+                    ));
+                }
+                _ => {}
+            }
+            let (over, glob) = rule.pattern();
+            if let Err(e) = glob::Pattern::new(glob) {
                 return Err(invalid(
-                    &format!("access[{i}].agents"),
-                    format!("{:?} is not a valid glob: {}", rule.agents, e.msg),
+                    &format!("access[{i}].{over}"),
+                    format!("{glob:?} is not a valid glob: {}", e.msg),
+                ));
+            }
+            if over == "groups" && rule.redeploy.is_some() {
+                return Err(invalid(
+                    &format!("access[{i}].redeploy"),
+                    "a `groups:` rule cannot set redeploy: a shared group is never deployed, the agents using it are; set redeploy in the agents' rule".to_owned(),
                 ));
             }
             if rule.recipients.is_empty() {
+                let what = if over == "groups" { "groups" } else { "agents" };
                 return Err(invalid(
                     &format!("access[{i}].recipients"),
                     format!(
-                        "the rule for {:?} lists no recipients, so nobody could decrypt those agents; add at least one",
-                        rule.agents
+                        "the rule for {glob:?} lists no recipients, so nobody could decrypt those {what}; add at least one"
                     ),
                 ));
             }

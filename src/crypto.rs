@@ -5,15 +5,18 @@
 //! read here. No home-made cryptography.
 //!
 //! This module must never put key material or plaintext into an error, a log line or a
-//! `Debug` string, and never write plaintext to disk. Post-quantum (`age1pq1…`) and plugin
-//! recipients are refused with a clear message rather than half-supported.
+//! `Debug` string, and never write plaintext to disk. Post-quantum (`age1pq1…`) recipients
+//! are refused with a clear message rather than half-supported; age plugins (`age1NAME1…`,
+//! `AGE-PLUGIN-NAME-1…`) are run through the `age` crate's plugin support ([`plugin`]).
 
 use std::collections::HashSet;
 use std::io::Write;
 
 mod error;
 mod identity;
+mod keycmd;
 mod keygen;
+pub mod plugin;
 mod recipient;
 mod unwrap;
 
@@ -32,13 +35,22 @@ pub fn encrypt(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>, Cr
         return Err(CryptoError::NoRecipients);
     }
     let mut seen = HashSet::new();
-    let unique = recipients.iter().filter(|r| seen.insert(r.as_str()));
-    let encryptor =
-        age::Encryptor::with_recipients(unique.map(Recipient::as_age)).map_err(|e| {
-            CryptoError::Encrypt {
-                reason: e.to_string(),
-            }
-        })?;
+    let unique: Vec<&Recipient> = recipients
+        .iter()
+        .filter(|r| seen.insert(r.as_str()))
+        .collect();
+    // Native recipients are age's own; plugin recipients are wrapped by their plugin, one
+    // program per plugin for all of its recipients.
+    let native: Vec<&dyn age::Recipient> = unique.iter().filter_map(|r| r.as_age().ok()).collect();
+    let plugged: Vec<&age::plugin::Recipient> =
+        unique.iter().filter_map(|r| r.as_age().err()).collect();
+    let plugins = plugin::recipients(&plugged)?;
+    let all = native
+        .into_iter()
+        .chain(plugins.iter().map(|p| p.as_ref() as &dyn age::Recipient));
+    let encryptor = age::Encryptor::with_recipients(all).map_err(|e| CryptoError::Encrypt {
+        reason: e.to_string(),
+    })?;
 
     let write = || -> std::io::Result<Vec<u8>> {
         let armored =

@@ -11,16 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::{Coverage, CoverageMode, Since};
-use crate::source::inputs::{AgentInputs, well_formed};
+use crate::source::inputs::{AgentInputs, GroupDigests, well_formed};
 use crate::state::AppliedFrom;
 
 /// What the current inputs are compared with.
 #[derive(Debug, Clone, Copy)]
 pub enum Baseline<'a> {
     /// The state's records for the platform; `gap` says why it has none, when it has none.
+    /// `groups` holds the shared group files' digests now (`None` when they cannot be
+    /// listed: then every agent that used a group is refreshed).
     State {
         records: Option<&'a BTreeMap<String, AppliedFrom>>,
         gap: Option<&'a str>,
+        groups: Option<&'a GroupDigests>,
     },
     /// The inputs at another revision (`--since REF`), labelled by its commit id.
     Revision {
@@ -77,18 +80,32 @@ enum Compared {
     Unreadable,
 }
 
-fn compare_record(now: &AgentInputs, record: Option<&AppliedFrom>) -> Compared {
+fn compare_record(
+    now: &AgentInputs,
+    record: Option<&AppliedFrom>,
+    groups: Option<&GroupDigests>,
+) -> Compared {
     let Some(record) = record else {
         return Compared::Changed;
     };
     if ![&record.manifest, &record.schema, &record.settings]
-        .iter()
+        .into_iter()
+        .chain(record.groups.values())
         .all(|d| well_formed(d))
     {
         return Compared::Unreadable;
     }
     if now.manifest.as_deref() != Some(record.manifest.as_str())
         || now.schema.as_deref() != Some(record.schema.as_str())
+    {
+        return Compared::Changed;
+    }
+    // A shared group it used changed (or is gone, or cannot be read now).
+    let group_now = |g: &str| groups.and_then(|all| all.get(g)).and_then(Option::as_deref);
+    if record
+        .groups
+        .iter()
+        .any(|(g, then)| group_now(g) != Some(then.as_str()))
     {
         return Compared::Changed;
     }
@@ -132,17 +149,20 @@ pub fn select(
         Baseline::Unreadable { reason } => {
             return Selection::full(candidates, reason.to_owned());
         }
-        Baseline::State { records: None, gap } => {
+        Baseline::State {
+            records: None, gap, ..
+        } => {
             let reason = gap.unwrap_or("the state records no applied agent yet");
             return Selection::full(candidates, reason.to_owned());
         }
         Baseline::State {
             records: Some(records),
+            groups,
             ..
         } => candidates
             .iter()
             .map(|a| match current.get(a) {
-                Some(now) => (a, compare_record(now, records.get(a))),
+                Some(now) => (a, compare_record(now, records.get(a), groups)),
                 None => (a, Compared::Changed),
             })
             .collect(),
@@ -225,6 +245,7 @@ mod tests {
             manifest: Some(digest(m)),
             schema: Some(ABSENT.to_owned()),
             settings: digest(settings),
+            groups: Some(BTreeMap::new()),
         }
     }
 
@@ -259,6 +280,7 @@ mod tests {
             Baseline::State {
                 records: Some(&records),
                 gap: None,
+                groups: None,
             },
         );
         assert_eq!(
@@ -285,6 +307,7 @@ mod tests {
             Baseline::State {
                 records: None,
                 gap: Some("no state file yet"),
+                groups: None,
             },
         );
         assert_eq!(s.refresh.len(), 3);
@@ -309,6 +332,7 @@ mod tests {
             Baseline::State {
                 records: Some(&before),
                 gap: None,
+                groups: None,
             },
         );
         assert_eq!(s.refresh.len(), 3);
@@ -340,6 +364,7 @@ mod tests {
             Baseline::State {
                 records: Some(&records),
                 gap: None,
+                groups: None,
             },
         );
         assert_eq!(s.refresh.len(), 2);
@@ -370,6 +395,7 @@ mod tests {
             Baseline::State {
                 records: Some(&records),
                 gap: None,
+                groups: None,
             },
         );
         assert_eq!(s.refresh.len(), 2);
@@ -407,5 +433,65 @@ mod tests {
         let s = select(&agents, &now, Baseline::Unreadable { reason: "broken" });
         assert_eq!(s.refresh.len(), 3);
         assert_eq!(s.coverage.full_reason.as_deref(), Some("broken"));
+    }
+
+    #[test]
+    fn an_agent_is_refreshed_when_a_shared_group_it_used_changed_and_only_then() {
+        let agents = names(3);
+        let now: BTreeMap<String, AgentInputs> = agents
+            .iter()
+            .map(|a| (a.clone(), inputs('a', 'c')))
+            .collect();
+        let mut records: BTreeMap<String, AppliedFrom> = now
+            .iter()
+            .map(|(a, i)| (a.clone(), record(i, "c1", "t")))
+            .collect();
+        records
+            .get_mut("agent-0")
+            .unwrap()
+            .groups
+            .insert("openai".into(), digest('1'));
+        records
+            .get_mut("agent-1")
+            .unwrap()
+            .groups
+            .insert("stripe".into(), digest('2'));
+        let select_with = |groups: &GroupDigests| {
+            select(
+                &agents,
+                &now,
+                Baseline::State {
+                    records: Some(&records),
+                    gap: None,
+                    groups: Some(groups),
+                },
+            )
+        };
+        let same = GroupDigests::from([
+            ("openai".into(), Some(digest('1'))),
+            ("stripe".into(), Some(digest('2'))),
+        ]);
+        assert!(select_with(&same).refresh.is_empty());
+        let rotated = GroupDigests::from([
+            ("openai".into(), Some(digest('9'))),
+            ("stripe".into(), Some(digest('2'))),
+        ]);
+        assert_eq!(
+            select_with(&rotated).refresh,
+            BTreeSet::from(["agent-0".to_owned()])
+        );
+        let gone = GroupDigests::from([("openai".into(), Some(digest('1')))]);
+        assert_eq!(
+            select_with(&gone).refresh,
+            BTreeSet::from(["agent-1".to_owned()])
+        );
+        let unreadable = GroupDigests::from([
+            ("openai".into(), None),
+            ("stripe".into(), Some(digest('2'))),
+        ]);
+        assert_eq!(
+            select_with(&unreadable).refresh,
+            BTreeSet::from(["agent-0".to_owned()])
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The decrypted manifest (DESIGN §2): its model, its rules, and its YAML form.
 //!
-//! A manifest binds itself to its directory (`agent:`), declares string values under
-//! `secrets:`, and may carry a `castsync:` block recording the recipients it was encrypted to.
+//! A manifest binds itself to its directory (`agent:` for an agent's, `group:` for a shared
+//! group's), declares string values under `secrets:`, may take keys from shared groups
+//! (`uses:`, agents only), and may carry a `castsync:` block recording the recipients it was
+//! encrypted to.
 //! Parsing refuses anything whose meaning could differ between YAML readers, and every error
 //! names the file, the line, the column and the key and shows the fix — but never a secret
 //! value, nor anything a value could hide in: a key name that is not a valid name (a flow
@@ -12,6 +14,7 @@ mod reader;
 mod scalar;
 #[cfg(test)]
 mod tests;
+mod uses;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,21 +30,28 @@ use crate::secret::SecretValue;
 use reader::{Failure, RawScalar};
 
 pub use scalar::ValueProblem;
+pub use uses::{Kind, UsedKeys, Uses};
 
 /// Largest value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Largest manifest plaintext, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
-/// The top-level fields a manifest may have.
-pub const TOP_LEVEL_FIELDS: &[&str] = &["agent", "secrets", "castsync"];
+/// The top-level fields a manifest may have (`agent` and `uses` in an agent's, `group` in a
+/// shared group's).
+pub const TOP_LEVEL_FIELDS: &[&str] = &["agent", "group", "uses", "secrets", "castsync"];
 /// The fields of the `castsync:` metadata block.
 pub const METADATA_FIELDS: &[&str] = &["recipients"];
 
-/// An agent's secrets, decrypted.
+/// An agent's (or a shared group's) secrets, decrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    /// The agent slug; equals the directory the file lives in.
+    /// The agent slug, or for a shared group's manifest the group name: the name of the
+    /// directory the file lives in.
     pub agent: String,
+    /// An agent's manifest or a shared group's.
+    pub kind: Kind,
+    /// The keys this agent takes from shared groups (always empty for a group).
+    pub uses: Uses,
     /// Key → value; sorted, so output is deterministic.
     pub secrets: BTreeMap<String, SecretValue>,
     /// The hidden `castsync:` block (absent in a file edited by hand).
@@ -60,8 +70,10 @@ pub struct Metadata {
 pub struct ManifestContext {
     /// The manifest's path, for messages (an `.age` path is shown as "(decrypted)").
     pub path: PathBuf,
-    /// The directory name the manifest lives in: its `agent:` must say the same.
+    /// The directory name the manifest lives in: its `agent:` (or `group:`) must say the same.
     pub expected_agent: String,
+    /// Whether the file is in an agent's folder or a shared group's.
+    pub kind: Kind,
     /// Keys the platform injects itself (config `unmanaged_keys`), refused in manifests.
     pub unmanaged_keys: Vec<String>,
 }
@@ -117,9 +129,9 @@ pub enum ManifestError {
     /// The document is not a mapping.
     #[error("{at}: the manifest must be a YAML mapping with `agent:` and `secrets:` fields")]
     NotAMapping { at: At },
-    /// A top-level field other than `agent`, `secrets`, `castsync`.
+    /// A top-level field other than `agent`, `group`, `uses`, `secrets`, `castsync`.
     #[error(
-        "{at}: unknown top-level field {}{}: a manifest has only agent, secrets and castsync",
+        "{at}: unknown top-level field {}{}: an agent's manifest has only agent, uses, secrets and castsync (a shared group's: group, secrets and castsync)",
         field.as_ref().map_or_else(|| "(not shown: not a valid name)".to_owned(), |f| format!("{f:?}")),
         suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
     )]
@@ -160,6 +172,44 @@ pub enum ManifestError {
         found: Option<String>,
         expected: String,
     },
+    /// An agent's manifest in a shared group's folder, or the other way round.
+    #[error(
+        "{at}: this is {} manifest ({}) but it is in the folder of {} {expected:?}: move it to the right folder, or rewrite its binding with `castsync edit {}{expected}`",
+        match found { Kind::Agent => "an agent's", Kind::Group => "a shared group's" },
+        match found { Kind::Agent => "`agent:`", Kind::Group => "`group:`" },
+        expected_kind.noun(),
+        if *expected_kind == Kind::Group { "--shared " } else { "" },
+    )]
+    KindMismatch {
+        at: At,
+        found: Kind,
+        expected_kind: Kind,
+        expected: String,
+    },
+    /// A shared group's manifest without `group:`.
+    #[error(
+        "{at}: the shared group's manifest has no `group:` field; add `group: {expected}` as its first line"
+    )]
+    MissingGroup { at: At, expected: String },
+    /// `group:` names another group than the directory the file is in, or is not a name.
+    #[error(
+        "{at}: the manifest says group {} but it is in the folder of shared group {expected:?}: the file may have been copied or moved from another group's folder. Move it back, or, if it really belongs here, run `castsync edit --shared {expected}` and set `group: {expected}`",
+        found.as_ref().map_or_else(|| "(not a valid name)".to_owned(), |f| format!("{f:?}"))
+    )]
+    GroupMismatch {
+        at: At,
+        /// The `group:` text when it is a valid name (else not shown).
+        found: Option<String>,
+        expected: String,
+    },
+    /// A shared group's manifest with a `uses:` block.
+    #[error(
+        "{at}: a shared group cannot take keys from other groups: remove `uses:` (an agent lists every group it uses itself)"
+    )]
+    UsesInGroup { at: At },
+    /// The `uses:` block breaks its rules.
+    #[error("{at}: {problem}")]
+    Uses { at: At, problem: String },
     /// `secrets:` is neither a mapping nor empty.
     #[error("{at}: `secrets:` must be a mapping of KEY: value lines")]
     SecretsNotMapping { at: At },
@@ -251,8 +301,18 @@ impl Manifest {
     pub fn new(agent: impl Into<String>) -> Self {
         Self {
             agent: agent.into(),
+            kind: Kind::Agent,
+            uses: Uses::new(),
             secrets: BTreeMap::new(),
             meta: None,
+        }
+    }
+
+    /// An empty manifest for shared group `group`.
+    pub fn new_group(group: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::Group,
+            ..Self::new(group)
         }
     }
 
@@ -335,9 +395,46 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
             .map_or(nowhere, pos_of)
     };
 
-    // The binding to the directory comes before anything about the values.
-    if let Some(agent) = &doc.agent {
-        check_agent(agent.text.as_str(), ctx, at(top_pos("agent")))?;
+    // The binding to the directory comes before anything about the values: first the kind
+    // of manifest (an agent's in a group's folder, or the other way round), then the name.
+    let (binding, other) = match ctx.kind {
+        Kind::Agent => (&doc.agent, &doc.group),
+        Kind::Group => (&doc.group, &doc.agent),
+    };
+    if other.is_some() && binding.is_none() {
+        let found = match ctx.kind {
+            Kind::Agent => Kind::Group,
+            Kind::Group => Kind::Agent,
+        };
+        return Err(ManifestError::KindMismatch {
+            at: at(top_pos(found.field())),
+            found,
+            expected_kind: ctx.kind,
+            expected: ctx.expected_agent.clone(),
+        });
+    }
+    if other.is_some() {
+        let field = match ctx.kind {
+            Kind::Agent => "group",
+            Kind::Group => "agent",
+        };
+        return Err(ManifestError::UnknownField {
+            at: at(top_pos(field)),
+            field: Some(field.to_owned()),
+            suggestion: None,
+        });
+    }
+    if let Some(name) = binding {
+        let shown = at(top_pos(ctx.kind.field()));
+        match ctx.kind {
+            Kind::Agent => check_agent(name.text.as_str(), ctx, shown)?,
+            Kind::Group => check_group(name.text.as_str(), ctx, shown)?,
+        }
+    }
+    if ctx.kind == Kind::Group && doc.uses.is_some() {
+        return Err(ManifestError::UsesInGroup {
+            at: at(top_pos("uses")),
+        });
     }
     if let Some((failure, pos)) = failure {
         let or = |p: Pos| if p.line.is_some() { p } else { pos };
@@ -370,13 +467,47 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
                 at: at(or(top_pos("castsync"))),
                 problem: problem.to_owned(),
             },
+            Failure::GroupNotScalar => ManifestError::GroupMismatch {
+                at: at(or(top_pos("group"))),
+                found: None,
+                expected: ctx.expected_agent.clone(),
+            },
+            Failure::Uses(problem) => ManifestError::Uses {
+                at: at(if pos.line.is_some() {
+                    pos
+                } else {
+                    top_pos("uses")
+                }),
+                problem: problem.to_owned(),
+            },
         });
     }
-    let Some(mut agent) = doc.agent.take() else {
-        return Err(ManifestError::MissingAgent {
-            at: at(nowhere),
-            expected: ctx.expected_agent.clone(),
+    let binding = match ctx.kind {
+        Kind::Agent => doc.agent.take(),
+        Kind::Group => doc.group.take(),
+    };
+    let Some(mut agent) = binding else {
+        return Err(match ctx.kind {
+            Kind::Agent => ManifestError::MissingAgent {
+                at: at(nowhere),
+                expected: ctx.expected_agent.clone(),
+            },
+            Kind::Group => ManifestError::MissingGroup {
+                at: at(nowhere),
+                expected: ctx.expected_agent.clone(),
+            },
         });
+    };
+    let uses = match doc.uses.take() {
+        None => Uses::new(),
+        Some(raw) => uses::check(raw, pos_of).map_err(|p| ManifestError::Uses {
+            at: at(if p.pos.line.is_some() {
+                p.pos
+            } else {
+                top_pos("uses")
+            }),
+            problem: p.problem,
+        })?,
     };
 
     let mut secrets = BTreeMap::new();
@@ -472,11 +603,26 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     Ok(Parsed {
         manifest: Manifest {
             agent: std::mem::take(&mut *agent.text),
+            kind: ctx.kind,
+            uses,
             secrets,
             meta,
         },
         warnings,
     })
+}
+
+fn check_group(found: &str, ctx: &ManifestContext, at: At) -> Result<(), ManifestError> {
+    if found != ctx.expected_agent {
+        return Err(ManifestError::GroupMismatch {
+            at,
+            found: names::validate_slug(found)
+                .is_ok()
+                .then(|| found.to_owned()),
+            expected: ctx.expected_agent.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn check_agent(found: &str, ctx: &ManifestContext, at: At) -> Result<(), ManifestError> {

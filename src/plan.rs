@@ -162,6 +162,30 @@ pub struct Change {
     pub key: String,
     #[serde(flatten)]
     pub action: Action,
+    /// The shared group the key's value comes from (the agent takes it with `uses:`), so
+    /// that a plan shows a group's change as the cause of each agent's update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<SharedOrigin>,
+}
+
+impl Change {
+    pub fn new(key: impl Into<String>, action: Action) -> Change {
+        Change {
+            key: key.into(),
+            action,
+            from: None,
+        }
+    }
+}
+
+/// Where a key an agent takes from a shared group comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedOrigin {
+    /// The group's name.
+    pub group: String,
+    /// Its folder in the repository (`shared/openai`), for messages.
+    pub path: String,
 }
 
 /// Why an agent is left exactly as it is.
@@ -390,6 +414,25 @@ impl Plan {
     pub fn has_skips(&self) -> bool {
         self.agents.iter().any(|a| a.skipped.is_some())
     }
+
+    /// Names, on each change of a key an agent takes from a shared group, the group: `origins`
+    /// maps agent → key → origin. Decisions are not changed, only annotated.
+    pub fn with_origins(
+        mut self,
+        origins: &BTreeMap<String, BTreeMap<String, SharedOrigin>>,
+    ) -> Plan {
+        for agent in &mut self.agents {
+            let Some(keys) = origins.get(&agent.agent) else {
+                continue;
+            };
+            for change in &mut agent.changes {
+                if change.action != Action::Delete {
+                    change.from = keys.get(&change.key).cloned();
+                }
+            }
+        }
+        self
+    }
 }
 
 /// Builds the plan. `desired` holds every agent of the run (already narrowed by `--agent`)
@@ -462,17 +505,11 @@ fn plan_agent(
             continue;
         }
         let Some(present) = remote.get(key.as_str()) else {
-            p.changes.push(Change {
-                key: key.clone(),
-                action: Action::Create,
-            });
+            p.changes.push(Change::new(key.clone(), Action::Create));
             continue;
         };
         if policy.replace.covers(agent, key) {
-            p.changes.push(Change {
-                key: key.clone(),
-                action: Action::Replace,
-            });
+            p.changes.push(Change::new(key.clone(), Action::Replace));
             continue;
         }
         // Drift needs a timestamp on both sides: the one seen after castsync's write and the
@@ -491,10 +528,9 @@ fn plan_agent(
         };
         match reason {
             Some(UpdateReason::Drifted) if !policy.self_heal => p.drift_ignored.push(key.clone()),
-            Some(reason) => p.changes.push(Change {
-                key: key.clone(),
-                action: Action::Update(reason),
-            }),
+            Some(reason) => p
+                .changes
+                .push(Change::new(key.clone(), Action::Update(reason))),
             None => p.unchanged.push(key.clone()),
         }
     }
@@ -510,10 +546,8 @@ fn plan_agent(
             continue;
         }
         if policy.prune {
-            p.changes.push(Change {
-                key: (*key).to_owned(),
-                action: Action::Delete,
-            });
+            p.changes
+                .push(Change::new((*key).to_owned(), Action::Delete));
         } else {
             p.kept.push((*key).to_owned());
         }

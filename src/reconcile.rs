@@ -26,7 +26,7 @@ use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, Revisi
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
-use crate::source::inputs::{self, AgentInputs, Overrides};
+use crate::source::inputs::{self, AgentInputs, GroupDigests, Overrides};
 use crate::source::load::{self, LoadError, Loaded};
 use crate::state::{AppliedFrom, State};
 
@@ -152,8 +152,8 @@ fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileErro
                 fix: format!("agents in this run: {}", known()),
             });
         };
-        if let Some(manifest) = &load.manifest
-            && !manifest.secrets.contains_key(key)
+        if let Some(secrets) = load.secrets()
+            && !secrets.contains_key(key)
         {
             return Err(ReconcileError::ReplaceTarget {
                 flag: "--replace",
@@ -179,8 +179,9 @@ pub async fn reconcile(
         redeploy: req.redeploy,
     };
     let candidates = candidates(checkout, &req.only)?;
-    let current = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
-    let selection = select(&req, &candidates, &current, overrides).await;
+    let mut current = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
+    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+    let selection = select(&req, &candidates, &current, &groups, overrides).await;
     let loaded = match selection.coverage.mode {
         CoverageMode::Full => {
             load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?
@@ -188,6 +189,8 @@ pub async fn reconcile(
         // Only the changed agents are decrypted; none changed, nothing is read.
         CoverageMode::Changed if selection.refresh.is_empty() => Loaded {
             agents: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            notes: Vec::new(),
         },
         CoverageMode::Changed => load::load_all(
             checkout.tree(),
@@ -197,6 +200,7 @@ pub async fn reconcile(
         )?,
     };
     check_replace(&req.policy.replace, &loaded)?;
+    inputs::with_groups(&mut current, &loaded, &groups);
     let mut policy = req.policy;
     policy.redeploy = loaded
         .agents
@@ -238,7 +242,7 @@ pub async fn reconcile(
             Some(b) => b,
             None => &view,
         };
-        plan::plan(&desired, &actual, last, &policy)
+        plan::plan(&desired, &actual, last, &policy).with_origins(&loaded.origins(&checkout.config))
     };
     plan.coverage = selection.coverage;
 
@@ -316,9 +320,10 @@ async fn select(
     req: &Request<'_>,
     candidates: &[String],
     current: &BTreeMap<String, AgentInputs>,
+    groups: &Result<GroupDigests, String>,
     overrides: Overrides,
 ) -> Selection {
-    let mut selection = match &req.changed {
+    let selection = match &req.changed {
         None => return Selection::all(candidates),
         Some(ChangedSince::State) => {
             let state = req.state.lock().await;
@@ -330,6 +335,7 @@ async fn select(
                 Baseline::State {
                     records: state.applied_from_all(platform),
                     gap: gap.as_deref(),
+                    groups: groups.as_ref().ok(),
                 },
             )
         }
@@ -341,6 +347,20 @@ async fn select(
                 .iter()
                 .filter(|a| since.agents.contains(a))
                 .collect();
+            // Which agents use a group is written in their encrypted manifests: a changed
+            // group refreshes them all.
+            let groups_then = inputs::of_groups(since.tree(), &since.config);
+            if let Some(reason) = groups_changed(groups, &groups_then, &since.label()) {
+                return with_replaced(
+                    req,
+                    candidates,
+                    incremental::select(
+                        candidates,
+                        current,
+                        Baseline::Unreadable { reason: &reason },
+                    ),
+                );
+            }
             let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
             incremental::select(
                 candidates,
@@ -352,6 +372,38 @@ async fn select(
             )
         }
     };
+    with_replaced(req, candidates, selection)
+}
+
+/// Why every agent is refreshed against another revision, when a shared group file differs
+/// (or the groups cannot be listed at one of the two).
+fn groups_changed(
+    now: &Result<GroupDigests, String>,
+    then: &Result<GroupDigests, String>,
+    label: &str,
+) -> Option<String> {
+    match (now, then) {
+        (Ok(now), Ok(then)) if now == then => None,
+        (Ok(now), Ok(then)) => {
+            let changed: Vec<&str> = now
+                .keys()
+                .chain(then.keys())
+                .filter(|g| now.get(*g) != then.get(*g))
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            Some(format!(
+                "shared group {} changed since {label} (which agents use it is written in their encrypted manifests)",
+                changed.join(", ")
+            ))
+        }
+        (Err(why), _) | (_, Err(why)) => Some(format!("the shared groups cannot be listed: {why}")),
+    }
+}
+
+/// Adds to `selection` every agent a `--replace`/`--replace-all` names.
+fn with_replaced(req: &Request<'_>, candidates: &[String], mut selection: Selection) -> Selection {
     let replace = &req.policy.replace;
     let named = replace
         .agents

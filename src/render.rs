@@ -16,7 +16,9 @@ use crate::deadline::TimedOut;
 use crate::escape::{code_line, code_span, terminal};
 
 pub mod redacted;
-use crate::plan::{Action, AgentPlan, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals};
+use crate::plan::{
+    Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
+};
 use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
@@ -65,15 +67,29 @@ impl Paint {
     }
 }
 
-/// The sign and text of one change; the key is escaped for a terminal (and so also for a
-/// line of a code block: it never holds a line break).
-fn change_line(action: Action, key: &str) -> (char, String) {
-    let key = terminal(key);
-    match action {
-        Action::Create => ('+', key.into_owned()),
-        Action::Update(reason) => ('~', format!("{key} ({})", reason.describe())),
-        Action::Replace => ('~', format!("{key} (replace requested)")),
-        Action::Delete => ('-', key.into_owned()),
+/// `~ KEY (value changed, from shared/openai)`: the sign and the text of one change; a key
+/// taken from a shared group names the group as the cause. The key and the group's path are
+/// escaped for a terminal (and so also for a line of a code block: they never hold a line
+/// break).
+fn change_line(change: &Change) -> (char, String) {
+    let key = terminal(&change.key);
+    let from = change
+        .from
+        .as_ref()
+        .map(|o| format!("from {}", terminal(&o.path)));
+    let with = |reason: Option<&str>| {
+        let parts: Vec<&str> = reason.into_iter().chain(from.as_deref()).collect();
+        if parts.is_empty() {
+            key.clone().into_owned()
+        } else {
+            format!("{key} ({})", parts.join(", "))
+        }
+    };
+    match change.action {
+        Action::Create => ('+', with(None)),
+        Action::Update(reason) => ('~', with(Some(reason.describe()))),
+        Action::Replace => ('~', with(Some("replace requested"))),
+        Action::Delete => ('-', key.clone().into_owned()),
     }
 }
 
@@ -149,6 +165,50 @@ pub fn coverage_line(coverage: &Coverage) -> Option<String> {
         ),
         None => format!("{agents} unchanged, not refreshed"),
     })
+}
+
+/// "Shared groups behind these changes: shared/openai (3 agents)", when any change comes from
+/// a shared group: a pull request that rotates a shared key shows the group as the cause.
+pub fn shared_causes(plan: &Plan) -> Option<String> {
+    let mut groups: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for agent in &plan.agents {
+        for change in &agent.changes {
+            if let Some(from) = &change.from {
+                groups
+                    .entry(from.path.as_str())
+                    .or_default()
+                    .insert(agent.agent.as_str());
+            }
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(path, agents)| {
+            // At most ten names: a group may serve hundreds of agents.
+            let mut names = agents
+                .iter()
+                .take(10)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if agents.len() > 10 {
+                let _ = write!(names, " and {} more", agents.len() - 10);
+            }
+            format!(
+                "{path} ({} agent{}: {names})",
+                agents.len(),
+                plural(agents.len()),
+            )
+        })
+        .collect();
+    Some(format!(
+        "Shared groups behind these changes: {}.",
+        parts.join("; ")
+    ))
 }
 
 /// `    hint: …` under an error line, when the error has one.
@@ -276,7 +336,7 @@ fn agent_text(out: &mut String, agent: &AgentPlan, p: &Paint) {
     }
     out.push('\n');
     for change in &agent.changes {
-        let (sign, text) = change_line(change.action, &change.key);
+        let (sign, text) = change_line(change);
         let painted = match sign {
             '+' => p.green(&format!("{sign} {text}")),
             '-' => p.red(&format!("{sign} {text}")),
@@ -483,6 +543,9 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             redeploys.join(", ")
         );
     }
+    if let Some(line) = shared_causes(plan) {
+        let _ = writeln!(head, "\n{}", md_escape(&line));
+    }
     if let Some(note) = drift_note(&plan.drift_blind()) {
         // Our own fixed text (only a count varies): nothing to escape.
         let _ = writeln!(head, "\n> note: {note}");
@@ -556,7 +619,7 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             if a.changes.len() == 1 { "" } else { "s" }
         );
         for c in &a.changes {
-            let (sign, text) = change_line(c.action, &c.key);
+            let (sign, text) = change_line(c);
             // `!` is what GitHub's diff highlighting colours as a modification.
             let sign = if sign == '~' { '!' } else { sign };
             let _ = writeln!(d, "{sign} {}", code_line(&text));
@@ -686,7 +749,7 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         }
         for a in &report.agents {
             for f in &a.failed {
-                let (sign, text) = change_line(f.change.action, &f.change.key);
+                let (sign, text) = change_line(&f.change);
                 let _ = writeln!(
                     out,
                     "  {} {}: {sign} {text}: {}",

@@ -10,7 +10,7 @@ mod dotenv;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -117,10 +117,13 @@ pub fn parse_dotenv(
 }
 
 /// Checks a manifest against its agent's schema. Keys in `unmanaged_keys` (which the
-/// platform injects) are not required even when the schema lists them.
+/// platform injects) are not required even when the schema lists them. `origins` names the
+/// shared group of each key the agent takes from one (`uses:`), so that a problem with such
+/// a key points at the group.
 pub fn check(
     schema: Option<&EnvSchema>,
     manifest: &Manifest,
+    origins: &BTreeMap<String, String>,
     strict: bool,
     unmanaged_keys: &[String],
     schema_path: &Path,
@@ -136,6 +139,15 @@ pub fn check(
             )
             .for_agent(agent),
         ];
+    };
+    // Where a key's value is set: the agent's manifest, or the shared group it comes from.
+    let set_with = |key: &str| match origins.get(key) {
+        Some(group) => format!("castsync set --shared {group} {key}"),
+        None => format!("castsync set {agent} {key}"),
+    };
+    let from = |key: &str| match origins.get(key) {
+        Some(group) => format!(" (taken from shared group {group})"),
+        None => String::new(),
     };
     let mut findings = Vec::new();
     let error = |entry: &SchemaEntry, message: String| {
@@ -153,21 +165,25 @@ pub fn check(
             None if !entry.optional => findings.push(error(
                 entry,
                 format!(
-                    "required by {FILE_NAME} but missing from the manifest; set it with `castsync set {agent} {key}`, or mark it `# optional`"
+                    "required by {FILE_NAME} but missing from the manifest; set it with `castsync set {agent} {key}` (or take it from a shared group with `uses:`), or mark it `# optional`"
                 ),
             )),
             None => {}
             Some(value) if value.is_empty() && !entry.optional => findings.push(error(
                 entry,
                 format!(
-                    "the value is empty but {FILE_NAME} requires it; set it with `castsync set {agent} {key}`, or mark it `# optional`"
+                    "the value{} is empty but {FILE_NAME} requires it; set it with `{}`, or mark it `# optional`",
+                    from(key),
+                    set_with(key)
                 ),
             )),
             Some(value) if !entry.placeholder.is_empty() && value.expose() == entry.placeholder => {
                 findings.push(error(
                     entry,
                     format!(
-                        "the value equals the {FILE_NAME} placeholder: someone copied the example; set the real value with `castsync set {agent} {key}`"
+                        "the value{} equals the {FILE_NAME} placeholder: someone copied the example; set the real value with `{}`",
+                        from(key),
+                        set_with(key)
                     ),
                 ));
             }
@@ -180,9 +196,14 @@ pub fn check(
         .keys()
         .filter(|k| !declared.contains(k.as_str()))
     {
-        let message = format!(
-            "the manifest declares it but {FILE_NAME} does not list it; add `{key}=` to {FILE_NAME}, or remove it with `castsync unset {agent} {key}`"
-        );
+        let message = match origins.get(key) {
+            Some(group) => format!(
+                "the agent takes it from shared group {group} (`uses:`) but {FILE_NAME} does not list it; add `{key}=` to {FILE_NAME}, or list only the keys the agent needs (`uses: {{{group}: [..]}}`)"
+            ),
+            None => format!(
+                "the manifest declares it but {FILE_NAME} does not list it; add `{key}=` to {FILE_NAME}, or remove it with `castsync unset {agent} {key}`"
+            ),
+        };
         let finding = if strict {
             Finding::error(schema_path, message)
         } else {

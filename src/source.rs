@@ -3,8 +3,9 @@
 //!
 //! A [`Tree`] only reads files; deciding what they mean (decrypt, parse, validate) is done
 //! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
-//! can never disagree about a manifest. A [`Checkout`] pairs a tree with the config read
-//! from it; [`find_root`] says which directory is the repository.
+//! can never disagree about a manifest; [`shared`] adds the keys agents take from shared
+//! groups. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
+//! directory is the repository.
 //!
 //! What the daemon follows lives here too: [`origin`] (a followed remote or a working tree,
 //! refreshed into snapshots), [`mirror`] (the remote's bare clone) and [`signatures`] (the
@@ -17,6 +18,7 @@ pub mod inputs;
 pub mod load;
 pub mod mirror;
 pub mod origin;
+pub mod shared;
 pub mod signatures;
 mod worktree;
 

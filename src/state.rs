@@ -100,6 +100,10 @@ pub struct AppliedFrom {
     pub schema: String,
     /// `sha256:` + hex of the settings that bear on this agent (see `source::inputs`).
     pub settings: String,
+    /// shared group → `git-blob:` + git's blob id of its manifest file, for each shared group
+    /// the agent used (`uses:`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, String>,
     /// The source revision: a commit id, or `worktree`.
     pub revision: String,
     /// When the agent was last refreshed (RFC 3339, UTC).
@@ -130,6 +134,7 @@ impl AppliedFrom {
         self.manifest == other.manifest
             && self.schema == other.schema
             && self.settings == other.settings
+            && self.groups == other.groups
             && self.revision == other.revision
     }
 }

@@ -43,6 +43,7 @@ fn ctx() -> ManifestContext {
     ManifestContext {
         path: PathBuf::from("agents/bad-agent/secrets.yaml.age"),
         expected_agent: "bad-agent".to_owned(),
+        kind: castsync::manifest::Kind::Agent,
         unmanaged_keys: vec!["ANTHROPIC_API_KEY".to_owned()],
     }
 }
@@ -102,6 +103,7 @@ fn every_bad_schema_vector_fails_to_parse_or_fails_the_check_with_its_expected_m
                 let findings = schema::check(
                     Some(&schema),
                     &parsed.manifest,
+                    &Default::default(),
                     true,
                     &["ANTHROPIC_API_KEY".to_owned()],
                     &schema_path,

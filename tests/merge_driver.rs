@@ -343,7 +343,7 @@ fn a_change_against_a_deletion_or_an_unreadable_side_leaves_ours_as_it_was() {
             .arg("notes/other.yaml.age"),
     );
     assert_eq!(code, 1);
-    assert!(stderr.contains("not an agent's manifest"), "{stderr}");
+    assert!(stderr.contains("not a manifest"), "{stderr}");
     assert_eq!(std::fs::read(&ours).unwrap(), before);
     out.assert_clean();
 }

@@ -1,6 +1,6 @@
-//! One agent's files, as the authoring operations see them: decrypt the manifest for
-//! editing, judge a new plaintext by the very rules `validate` and `reconcile` use, and
-//! encrypt and write it back atomically.
+//! One agent's files (or one shared group's), as the authoring operations see them: decrypt
+//! the manifest for editing, judge a new plaintext by the very rules `validate` and
+//! `reconcile` use, and encrypt and write it back atomically.
 //!
 //! Plaintext never touches the disk here: it lives in zeroize-on-drop buffers, and only
 //! ciphertext goes into the temporary file that is renamed over the manifest.
@@ -16,22 +16,27 @@ use crate::atomic_write::{self, Mode};
 use crate::config::{self, Config};
 use crate::crypto::{self, CryptoError, Identities, Recipient};
 use crate::finding::Finding;
-use crate::manifest::{self, Manifest, ManifestContext, Metadata};
+use crate::manifest::{self, Kind, Manifest, ManifestContext, Metadata};
 use crate::source::Worktree;
 use crate::source::load::{self, MANIFEST_FILE, SCHEMA_FILE};
+use crate::source::shared::{self, SharedGroups};
 
-/// Where an agent's manifest and schema are, absolute and as shown in messages.
+/// Where an agent's (or a shared group's) manifest and schema are, absolute and as shown in
+/// messages.
 pub struct AgentFiles<'r> {
     /// The repository root.
     pub root: &'r Path,
     /// The worktree's config.
     pub config: &'r Config,
+    /// The agent slug, or the shared group's name.
     pub slug: String,
-    /// `ROOT/agents/SLUG`.
+    /// An agent's files or a shared group's.
+    pub kind: Kind,
+    /// `ROOT/agents/SLUG` (`ROOT/shared/GROUP`).
     pub dir: PathBuf,
     /// `ROOT/agents/SLUG/secrets.yaml.age`.
     pub manifest: PathBuf,
-    /// `ROOT/agents/SLUG/.env.example`.
+    /// `ROOT/agents/SLUG/.env.example` (a group has none: never read).
     pub schema: PathBuf,
     /// `agents/SLUG/secrets.yaml.age`, for messages.
     pub shown: PathBuf,
@@ -56,18 +61,64 @@ impl<'r> AgentFiles<'r> {
     /// The files of agent `slug` of the repository at `root` (a valid slug, or an error that
     /// says what one is).
     pub fn new(root: &'r Path, config: &'r Config, slug: &str) -> Result<Self, AuthoringError> {
-        crate::names::validate_slug(slug)?;
-        let rel_dir = config.agents_dir.join(slug);
+        Self::of_kind(root, config, Kind::Agent, slug)
+    }
+
+    /// The files of shared group `group` (its name follows the slug rules).
+    pub fn group(root: &'r Path, config: &'r Config, group: &str) -> Result<Self, AuthoringError> {
+        Self::of_kind(root, config, Kind::Group, group)
+    }
+
+    /// An agent's files or a shared group's.
+    pub fn of_kind(
+        root: &'r Path,
+        config: &'r Config,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Self, AuthoringError> {
+        crate::names::validate_slug(name).map_err(|e| match kind {
+            Kind::Agent => AuthoringError::Name(e),
+            Kind::Group => AuthoringError::GroupName {
+                name: name.to_owned(),
+            },
+        })?;
+        let parent = match kind {
+            Kind::Agent => &config.agents_dir,
+            Kind::Group => &config.shared_dir,
+        };
+        let rel_dir = parent.join(name);
         let dir = root.join(&rel_dir);
         Ok(AgentFiles {
             root,
             config,
-            slug: slug.to_owned(),
+            slug: name.to_owned(),
+            kind,
             manifest: dir.join(MANIFEST_FILE),
             schema: dir.join(SCHEMA_FILE),
             shown: rel_dir.join(MANIFEST_FILE),
             dir,
         })
+    }
+
+    /// How commands name this manifest: `support-bot`, or `--shared openai`.
+    pub fn arg(&self) -> String {
+        match self.kind {
+            Kind::Agent => self.slug.clone(),
+            Kind::Group => format!("--shared {}", self.slug),
+        }
+    }
+
+    /// "agent support-bot" or "shared group openai", for messages.
+    pub fn who(&self) -> String {
+        format!("{} {}", self.kind.noun(), self.slug)
+    }
+
+    /// A new, empty manifest bound to these files.
+    pub fn empty_manifest(&self) -> Manifest {
+        match self.kind {
+            Kind::Agent => Manifest::new(&self.slug),
+            Kind::Group => Manifest::new_group(&self.slug),
+        }
     }
 
     pub fn exists(&self) -> bool {
@@ -107,7 +158,7 @@ impl<'r> AgentFiles<'r> {
             Ok(manifest) => Ok(Some(manifest)),
             Err(source) => Err(AuthoringError::Broken {
                 path: self.shown.clone(),
-                agent: self.slug.clone(),
+                agent: self.arg(),
                 source: Box::new(source),
             }),
         }
@@ -121,7 +172,10 @@ impl<'r> AgentFiles<'r> {
     /// How `manifest::parse` sees this agent's manifest: its shown path, the agent it must
     /// name, the keys it may not declare.
     pub fn context(&self) -> ManifestContext {
-        load::manifest_context(&self.tree(), self.config, &self.slug)
+        match self.kind {
+            Kind::Agent => load::manifest_context(&self.tree(), self.config, &self.slug),
+            Kind::Group => shared::group_context(self.config, &self.slug, self.shown.clone()),
+        }
     }
 
     /// Like [`AgentFiles::open`], for commands that need a manifest to exist.
@@ -132,32 +186,65 @@ impl<'r> AgentFiles<'r> {
     /// The error for an agent without a manifest.
     pub fn missing(&self) -> AuthoringError {
         AuthoringError::NoManifest {
-            agent: self.slug.clone(),
+            agent: self.arg(),
             path: self.shown.clone(),
         }
     }
 
-    /// Judges a plaintext by the rules `validate` and `reconcile` apply.
-    pub fn judge(&self, text: &str) -> Verdict {
-        let judged = load::judge_text(&self.tree(), self.config, &self.slug, text);
-        let mut verdict = Verdict {
-            manifest: None,
-            blocking: Vec::new(),
-            missing: Vec::new(),
-            warnings: Vec::new(),
+    /// Judges a plaintext by the rules `validate` and `reconcile` apply. An agent's keys
+    /// taken from shared groups are checked too, with `ids`; a group the author cannot
+    /// decrypt is a warning here (the write is the agent's own), and an error in `validate`.
+    pub fn judge(&self, text: &str, ids: &Identities) -> Verdict {
+        let mut verdict = Verdict::empty();
+        if self.kind == Kind::Group {
+            match manifest::parse(text, &self.context()) {
+                Ok(parsed) => {
+                    verdict.warnings = parsed.warnings;
+                    verdict.manifest = Some(parsed.manifest);
+                }
+                Err(e) => verdict
+                    .blocking
+                    .push(Finding::located_error(self.shown.clone(), &e)),
+            }
+            return verdict;
+        }
+        let tree = self.tree();
+        let groups = match SharedGroups::read(&tree, self.config, ids) {
+            Ok(groups) => groups,
+            Err(e) => {
+                verdict.blocking.push(Finding::error(
+                    self.config.shared_dir.clone(),
+                    e.to_string(),
+                ));
+                return verdict;
+            }
         };
+        self.judge_with(text, &groups, verdict)
+    }
+
+    /// [`AgentFiles::judge`] of an agent's text against `groups`.
+    pub fn judge_with(&self, text: &str, groups: &SharedGroups<'_>, verdict: Verdict) -> Verdict {
+        let mut verdict = verdict;
+        let judged = load::judge_text(&self.tree(), self.config, &self.slug, text, groups);
+        for mut finding in judged.unavailable {
+            finding.severity = crate::finding::Severity::Warning;
+            finding.message.push_str(
+                " (its keys were not checked: `castsync validate` fails until you, or a recipient of the group, can check them)",
+            );
+            verdict.warnings.push(finding);
+        }
+        verdict.blocking.extend(judged.references);
         for finding in judged.findings {
-            // A schema error about a key the manifest lacks can only be "required but
-            // missing": every other key-level error is about a key that is present.
-            let absent = |m: &Manifest| {
-                finding
-                    .key
-                    .as_ref()
-                    .is_some_and(|k| !m.secrets.contains_key(k))
-            };
+            // A schema error about a key the agent does not get (neither its own nor a
+            // shared one) can only be "required but missing": every other key-level error is
+            // about a key that is present.
+            let absent = finding
+                .key
+                .as_ref()
+                .is_some_and(|k| !judged.keys.contains(k));
             match (&judged.manifest, finding.is_error()) {
                 (_, false) => verdict.warnings.push(finding),
-                (Some(m), true) if absent(m) => {
+                (Some(_), true) if absent => {
                     verdict.missing.extend(finding.key.clone());
                 }
                 (_, true) => verdict.blocking.push(finding),
@@ -202,7 +289,7 @@ impl<'r> AgentFiles<'r> {
         &self,
         manifest: &mut Manifest,
     ) -> Result<(Vec<u8>, Vec<Recipient>), AuthoringError> {
-        let recipients = target_recipients(self.config, &self.slug)?;
+        let recipients = target_recipients_of(self.config, self.kind, &self.slug)?;
         manifest.meta = Some(Metadata {
             recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
         });
@@ -223,13 +310,27 @@ impl<'r> AgentFiles<'r> {
         if recipients.iter().any(|r| yours.contains(r.as_str())) {
             return None;
         }
+        // A plugin identity's public key is known only to its plugin: when one of the same
+        // plugin is loaded, the author may well be a recipient, so say nothing.
+        let plugins = ids.plugin_names();
+        if recipients
+            .iter()
+            .any(|r| r.plugin().is_some_and(|p| plugins.iter().any(|q| q == p)))
+        {
+            return None;
+        }
         Some(format!(
             "warning: {} is encrypted to {} recipient(s) from {}, none of them yours: you will not be able to decrypt it; add your public key there and run `castsync rekey {}`",
             self.shown(),
             recipients.len(),
             config::FILE_NAME,
-            self.slug
+            self.arg()
         ))
+    }
+
+    /// The schema's path as shown in messages (`agents/SLUG/.env.example`).
+    pub fn schema_shown(&self) -> PathBuf {
+        self.shown.with_file_name(SCHEMA_FILE)
     }
 
     pub fn shown(&self) -> std::path::Display<'_> {
@@ -242,12 +343,22 @@ impl<'r> AgentFiles<'r> {
 }
 
 impl Verdict {
+    /// A verdict with nothing in it yet.
+    pub fn empty() -> Verdict {
+        Verdict {
+            manifest: None,
+            blocking: Vec::new(),
+            missing: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// The warnings and the still-missing keys, one line each, for stderr.
     pub fn notes(&self, files: &AgentFiles<'_>) -> Vec<String> {
         let mut notes: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
         if !self.missing.is_empty() {
             notes.push(format!(
-                "warning: {}: required by {SCHEMA_FILE} but not set yet: {}; `castsync validate` fails until they are (set each with `castsync set {} KEY`)",
+                "warning: {}: required by {SCHEMA_FILE} but not set yet: {}; `castsync validate` fails until they are (set each with `castsync set {} KEY`, or take them from a shared group with `uses:`)",
                 files.shown(),
                 self.missing.join(", "),
                 files.slug
@@ -272,9 +383,23 @@ impl Verdict {
     }
 }
 
-/// The recipients the config assigns `slug`, parsed and without duplicates, in config order.
+/// The recipients the config assigns agent `slug`, parsed and without duplicates, in config
+/// order.
 pub fn target_recipients(config: &Config, slug: &str) -> Result<Vec<Recipient>, AuthoringError> {
-    let listed = config.recipients_for(slug);
+    target_recipients_of(config, Kind::Agent, slug)
+}
+
+/// The recipients the config assigns an agent (`agents:` rules) or a shared group (`groups:`
+/// rules), parsed and without duplicates, in config order.
+pub fn target_recipients_of(
+    config: &Config,
+    kind: Kind,
+    name: &str,
+) -> Result<Vec<Recipient>, AuthoringError> {
+    let listed = match kind {
+        Kind::Agent => config.recipients_for(name),
+        Kind::Group => config.recipients_for_group(name),
+    };
     if listed.is_empty() {
         return Err(CryptoError::NoRecipients.into());
     }
@@ -282,7 +407,7 @@ pub fn target_recipients(config: &Config, slug: &str) -> Result<Vec<Recipient>, 
     for (i, text) in listed.iter().enumerate() {
         let recipient =
             crypto::parse_recipient(text).map_err(|source| AuthoringError::Recipient {
-                agent: slug.to_owned(),
+                agent: format!("{} {name}", kind.noun()),
                 number: i + 1,
                 source: Box::new(source),
             })?;

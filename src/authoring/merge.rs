@@ -66,6 +66,8 @@ pub struct Conflicts {
     pub binding: Option<(String, String)>,
     /// The conflicting keys, sorted.
     pub keys: Vec<KeyConflict>,
+    /// Both sides changed the agent's `uses:` block, differently (it merges as a whole).
+    pub uses: bool,
     /// Keys whose change on their side alone would have merged cleanly. A conflict leaves our
     /// version as it is, so these changes are not in it either: whoever settles the conflict
     /// has to bring them over too.
@@ -79,6 +81,9 @@ impl fmt::Display for Conflicts {
             parts.push(format!(
                 "the two versions belong to different agents (`agent: {ours}` on our side, `agent: {theirs}` on theirs)"
             ));
+        }
+        if self.uses {
+            parts.push("the `uses:` block changed on both sides, differently".to_owned());
         }
         for conflict in &self.keys {
             parts.push(format!("key {} {}", conflict.key, conflict.kind));
@@ -144,17 +149,34 @@ pub fn merge(
         }
     }
 
-    let binding = (ours.agent != theirs.agent).then(|| (ours.agent.clone(), theirs.agent.clone()));
-    if binding.is_some() || !conflicts.is_empty() {
+    // `uses:` (an agent's shared groups) merges as one unit, like a key: a change on one
+    // side is taken, different changes on both sides conflict.
+    let base_uses = base.map(|b| &b.uses);
+    let uses = if ours.uses == theirs.uses || Some(&ours.uses) == base_uses {
+        Some(theirs.uses.clone())
+    } else if Some(&theirs.uses) == base_uses || (base.is_none() && theirs.uses.is_empty()) {
+        Some(ours.uses.clone())
+    } else if base.is_none() && ours.uses.is_empty() {
+        Some(theirs.uses.clone())
+    } else {
+        None
+    };
+
+    let binding = (ours.agent != theirs.agent || ours.kind != theirs.kind)
+        .then(|| (ours.agent.clone(), theirs.agent.clone()));
+    if binding.is_some() || !conflicts.is_empty() || uses.is_none() {
         return Err(Conflicts {
             binding,
             keys: conflicts,
+            uses: uses.is_none(),
             unapplied: from_theirs,
         });
     }
     Ok(ThreeWay {
         manifest: Manifest {
             agent: ours.agent.clone(),
+            kind: ours.kind,
+            uses: uses.unwrap_or_default(),
             secrets,
             meta: None,
         },
@@ -170,14 +192,12 @@ mod tests {
     use crate::secret::SecretValue;
 
     fn m(agent: &str, secrets: &[(&str, &str)]) -> Manifest {
-        Manifest {
-            agent: agent.to_owned(),
-            secrets: secrets
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), SecretValue::new(*v)))
-                .collect(),
-            meta: None,
-        }
+        let mut m = Manifest::new(agent);
+        m.secrets = secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), SecretValue::new(*v)))
+            .collect();
+        m
     }
 
     fn names(keys: &[&str]) -> Vec<String> {

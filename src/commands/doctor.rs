@@ -269,8 +269,8 @@ fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
         Err(e) => return report.fail("manifest", None, e),
     };
     for (slug, agent) in &loaded.agents {
-        match (&agent.manifest, agent.failure()) {
-            (Some(m), None) => {
+        match (agent.secrets(), agent.failure()) {
+            (Some(secrets), None) => {
                 let warnings = agent.findings.iter().filter(|f| !f.is_error()).count();
                 let tail = if warnings > 0 {
                     format!(", {warnings} warning(s): `castsync validate {slug}` shows them")
@@ -287,8 +287,8 @@ fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
                     },
                     format!(
                         "decrypts and validates ({} key{}){tail}",
-                        m.secrets.len(),
-                        if m.secrets.len() == 1 { "" } else { "s" }
+                        secrets.len(),
+                        if secrets.len() == 1 { "" } else { "s" }
                     ),
                     None,
                 );

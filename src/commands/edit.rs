@@ -1,4 +1,5 @@
-//! `castsync edit AGENT`: the manifest in `$VISUAL`/`$EDITOR`, judged on save.
+//! `castsync edit AGENT` (or `edit --shared GROUP`): the manifest in `$VISUAL`/`$EDITOR`,
+//! judged on save (a shared group's change also from the side of the agents that use it).
 //!
 //! The plaintext goes to a 0600 file in a private 0700 temporary directory (editors leave
 //! swap and backup files next to the file they edit: they land in that directory too), and
@@ -14,15 +15,15 @@ use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, bail};
 
-use super::{Exit, Repo, print_notes};
-use crate::authoring::{AgentFiles, Replace};
-use crate::cli::GlobalArgs;
-use crate::manifest::Manifest;
+use super::{Exit, Repo, manifest_files, print_notes};
+use crate::authoring::{self, AgentFiles, AuthoringError, Replace};
+use crate::cli::{AgentArg, GlobalArgs};
+use crate::manifest::{Kind, Manifest};
 use editor::{Ended, Scratch, Signals};
 
-pub(super) async fn run(global: &GlobalArgs, agent: &str) -> anyhow::Result<Exit> {
+pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), agent)?;
+    let files = manifest_files(&repo, &args.agent, args.shared)?;
     let identities = repo.identities()?;
     let plaintext = files.decrypt(&identities)?.ok_or_else(|| files.missing())?;
 
@@ -60,12 +61,28 @@ pub(super) async fn run(global: &GlobalArgs, agent: &str) -> anyhow::Result<Exit
                 return Ok(Exit::Success);
             }
             Some(text) => {
-                let verdict = files.judge(text);
+                let verdict = files.judge(text, &identities);
                 match (verdict.blocking.is_empty(), verdict.manifest.clone()) {
                     (true, Some(manifest)) => {
-                        print_notes(&verdict.notes(&files));
-                        save(&files, original.as_ref(), manifest, &identities, global)?;
-                        return Ok(Exit::Success);
+                        // A shared group's change is judged by the agents that use it too.
+                        let users =
+                            if files.kind == Kind::Group && original.as_ref() != Some(&manifest) {
+                                authoring::check_group_users(&files, &manifest, &identities)
+                            } else {
+                                Ok(Vec::new())
+                            };
+                        match users {
+                            Ok(notes) => {
+                                print_notes(&verdict.notes(&files));
+                                print_notes(&notes);
+                                save(&files, original.as_ref(), manifest, &identities, global)?;
+                                return Ok(Exit::Success);
+                            }
+                            Err(AuthoringError::Refused { problems, .. }) => {
+                                problems.iter().map(|p| format!("error: {p}")).collect()
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                     _ => verdict.blocking.iter().map(ToString::to_string).collect(),
                 }
@@ -92,7 +109,9 @@ fn save(
     identities: &crate::crypto::Identities,
     global: &GlobalArgs,
 ) -> anyhow::Result<()> {
-    let same = original.is_some_and(|o| o.agent == manifest.agent && o.secrets == manifest.secrets);
+    let same = original.is_some_and(|o| {
+        o.agent == manifest.agent && o.uses == manifest.uses && o.secrets == manifest.secrets
+    });
     if same {
         if global.quiet == 0 {
             eprintln!(
@@ -148,6 +167,9 @@ fn changes(before: Option<&Manifest>, after: &Manifest) -> String {
         .filter(|k| before.secrets.get(*k) != after.secrets.get(*k))
         .collect();
     let mut parts = Vec::new();
+    if before.uses != after.uses {
+        parts.push("changed uses".to_owned());
+    }
     for (label, keys) in [("added", added), ("changed", changed), ("removed", removed)] {
         if !keys.is_empty() {
             parts.push(format!("{label} {}", join(keys)));

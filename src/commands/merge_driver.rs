@@ -50,8 +50,8 @@ pub(super) fn run(global: &GlobalArgs, args: &MergeDriverArgs) -> anyhow::Result
             repo.root.display()
         );
     };
-    let slug = driver::agent_of(repo.config(), rel)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), &slug)?;
+    let (kind, name) = driver::manifest_of(repo.config(), rel)?;
+    let files = AgentFiles::of_kind(&repo.root, repo.config(), kind, &name)?;
     let identities = repo.identities()?;
 
     let base = read_version(&args.base, Side::Base)?;

@@ -1,18 +1,25 @@
-//! `castsync new AGENT`: an empty manifest and, when the agent has none, a commented
-//! `.env.example` to fill in (`authoring::create`). Never replaces a manifest.
+//! `castsync new AGENT` (or `new --shared GROUP`): an empty manifest and, for an agent that
+//! has none, a commented `.env.example` to fill in (`authoring::create`). Never replaces a
+//! manifest.
 
-use super::{Exit, Repo, print_notes};
-use crate::authoring::{self, AgentFiles};
-use crate::cli::GlobalArgs;
+use super::{Exit, Repo, manifest_files, print_notes};
+use crate::authoring;
+use crate::cli::{AgentArg, GlobalArgs};
 
-pub(super) fn run(global: &GlobalArgs, agent: &str) -> anyhow::Result<Exit> {
+pub(super) fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), agent)?;
+    let files = manifest_files(&repo, &args.agent, args.shared)?;
     let identities = repo.identities()?;
     let created = authoring::create(&files, &identities)?;
     print_notes(&created.notes);
+    let agent = &args.agent;
     if global.quiet == 0 {
         eprintln!("created {} (no secrets yet)", files.shown());
+        if args.shared {
+            eprintln!(
+                "set its keys with `castsync set --shared {agent} KEY`, then take them in an agent's manifest with `uses: [{agent}]` (`castsync edit AGENT`)"
+            );
+        }
         if created.outcome.wrote_schema {
             eprintln!(
                 "created {}: list the keys agent {agent} needs there, then `castsync set {agent} KEY`",

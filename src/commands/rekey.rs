@@ -1,37 +1,57 @@
-//! `castsync rekey [AGENT…] [--check]`: re-encrypt manifests to the recipients that
-//! `castsync.yaml` now assigns them (after someone joins or leaves), through
-//! `authoring::rekey`. A file that does not decrypt is an error for that file; the others
-//! go on.
+//! `castsync rekey [AGENT…] [--check]` (or `rekey --shared [GROUP…]`): re-encrypt manifests,
+//! agents' and shared groups', to the recipients that `castsync.yaml` now assigns them (after
+//! someone joins or leaves), through `authoring::rekey`. A file that does not decrypt is an
+//! error for that file; the others go on.
 
 use serde_json::json;
 
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
+use crate::manifest::Kind;
 use crate::source::load::LoadError;
 
 pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
     let identities = repo.identities()?;
-    let slugs = selected_agents(&repo, &args.agents)?;
+    // (kind, name): the named agents, the named (or every) group with --shared, or every
+    // agent and every group.
+    let mut targets: Vec<(Kind, String)> = Vec::new();
+    if !args.shared {
+        targets.extend(
+            selected_agents(&repo, &args.agents)?
+                .into_iter()
+                .map(|s| (Kind::Agent, s)),
+        );
+    }
+    if args.shared || args.agents.is_empty() {
+        let named = if args.shared { &args.agents[..] } else { &[] };
+        targets.extend(
+            selected_groups(&repo, named)?
+                .into_iter()
+                .map(|g| (Kind::Group, g)),
+        );
+    }
+    let slugs: Vec<String> = targets.iter().map(|(_, s)| s.clone()).collect();
 
     // `-o json|markdown` (only with --check) collects instead of printing as it goes.
     let report = args.output.filter(|o| *o != OutputFormat::Text);
     let mut entries: Vec<serde_json::Value> = Vec::new();
     let (mut stale, mut failed, mut rekeyed) = (0usize, 0usize, 0usize);
-    for slug in &slugs {
-        let result = AgentFiles::new(&repo.root, repo.config(), slug).and_then(|files| {
-            authoring::rekey(&files, &identities, args.check).map(|written| {
-                print_notes(&written.notes);
-                (files, written.outcome)
-            })
-        });
+    for (kind, slug) in &targets {
+        let result =
+            AgentFiles::of_kind(&repo.root, repo.config(), *kind, slug).and_then(|files| {
+                authoring::rekey(&files, &identities, args.check).map(|written| {
+                    print_notes(&written.notes);
+                    (files, written.outcome)
+                })
+            });
         match result {
             Ok((_, Drift::Current)) => {}
             Ok((files, drift)) => {
                 stale += 1;
                 if report.is_some() {
-                    entries.push(drift_json(slug, &files.shown().to_string(), &drift));
+                    entries.push(drift_json(*kind, slug, &files.shown().to_string(), &drift));
                 } else {
                     let verb = if args.check { "stale" } else { "re-encrypted" };
                     println!("{}: {verb}: {}", files.shown(), describe(&drift));
@@ -44,11 +64,16 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
                 failed += 1;
                 let e = anyhow::Error::from(e);
                 if report.is_some() {
-                    entries.push(json!({
+                    let mut entry = json!({
                         "agent": slug,
                         "status": "unreadable",
                         "error": format!("{e:#}"),
-                    }));
+                    });
+                    if *kind == Kind::Group {
+                        entry["group"] = json!(slug);
+                        entry["agent"] = serde_json::Value::Null;
+                    }
+                    entries.push(entry);
                 } else {
                     super::print_error(&e);
                 }
@@ -99,20 +124,25 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
 /// incompatible changes.
 pub const REKEY_CHECK_FORMAT_VERSION: u32 = 1;
 
-fn drift_json(agent: &str, file: &str, drift: &Drift) -> serde_json::Value {
+fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_json::Value {
     let (status, added, removed) = match drift {
         Drift::Current => ("current", &[][..], &[][..]),
         Drift::Unrecorded => ("unrecorded", &[][..], &[][..]),
         Drift::Differs { added, removed } => ("stale", &added[..], &removed[..]),
     };
-    json!({
-        "agent": agent,
+    let mut entry = json!({
+        "agent": name,
         "file": file,
         "status": status,
         "added_recipients": added,
         "removed_recipients": removed,
         "description": describe(drift),
-    })
+    });
+    if kind == Kind::Group {
+        entry["agent"] = serde_json::Value::Null;
+        entry["group"] = json!(name);
+    }
+    entry
 }
 
 fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
@@ -123,7 +153,7 @@ fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
         entries.len()
     );
     if !entries.is_empty() {
-        out.push_str("\n| agent | status | detail |\n|---|---|---|\n");
+        out.push_str("\n| agent or group | status | detail |\n|---|---|---|\n");
         for e in entries {
             let detail = if e["status"] == "unreadable" {
                 text(e, "error")
@@ -132,7 +162,10 @@ fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
             };
             out.push_str(&format!(
                 "| {} | {} | {} |\n",
-                md_escape(&text(e, "agent")),
+                md_escape(&match e["group"].as_str() {
+                    Some(group) => format!("shared/{group}"),
+                    None => text(e, "agent"),
+                }),
                 text(e, "status"),
                 md_escape(&detail)
             ));
@@ -164,6 +197,27 @@ pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<V
         slugs
     } else {
         slugs.into_iter().filter(|s| named.contains(s)).collect()
+    })
+}
+
+/// The named shared groups (each must exist), or every group of the repository.
+fn selected_groups(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>> {
+    let groups = crate::source::shared::group_names(repo.checkout.tree(), repo.config())?;
+    if let Some(missing) = named.iter().find(|g| !groups.contains(g)) {
+        anyhow::bail!(
+            "shared group {missing:?} is not declared: there is no directory {}/{missing}\n  hint: declared groups: {}; create one with `castsync new --shared {missing}`",
+            repo.config().shared_dir.display(),
+            if groups.is_empty() {
+                "none".to_owned()
+            } else {
+                groups.join(", ")
+            }
+        );
+    }
+    Ok(if named.is_empty() {
+        groups
+    } else {
+        groups.into_iter().filter(|g| named.contains(g)).collect()
     })
 }
 

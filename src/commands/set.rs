@@ -1,4 +1,5 @@
-//! `castsync set AGENT KEY` and `castsync unset AGENT KEY`.
+//! `castsync set AGENT KEY` and `castsync unset AGENT KEY` (with `--shared`, on a shared
+//! group: every agent that takes the key follows at the next reconcile).
 //!
 //! The value comes from stdin when stdin is not a terminal (`printf %s "$TOKEN" | castsync
 //! set …`), otherwise from a hidden prompt asked twice; never from the command line, where it
@@ -10,8 +11,8 @@ use std::io::IsTerminal as _;
 use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
 
-use super::{Exit, Repo, print_notes};
-use crate::authoring::{self, AgentFiles, SetOutcome, UnsetOutcome, read_secret_input};
+use super::{Exit, Repo, manifest_files, print_notes};
+use crate::authoring::{self, SetOutcome, UnsetOutcome, read_secret_input};
 use crate::cli::{GlobalArgs, SetArgs, UnsetArgs};
 use crate::manifest::MAX_VALUE_BYTES;
 use crate::names;
@@ -19,7 +20,7 @@ use crate::secret::SecretValue;
 
 pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
+    let files = manifest_files(&repo, &args.agent, args.shared)?;
     names::validate_key(&args.key)?;
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
@@ -42,7 +43,7 @@ pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
 
 pub(super) fn unset(global: &GlobalArgs, args: &UnsetArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
+    let files = manifest_files(&repo, &args.agent, args.shared)?;
     let identities = repo.identities()?;
     let key = args.key.as_str();
     let written = authoring::unset_key(&files, &identities, key, args.idempotent)?;

@@ -1,4 +1,5 @@
-//! `castsync show AGENT [--reveal] [--format yaml|dotenv|json]`.
+//! `castsync show AGENT [--reveal] [--format yaml|dotenv|json]` (or `show --shared GROUP`).
+//! An agent's `uses:` is shown as written (the keys it takes are in the groups' manifests).
 //!
 //! Without `--reveal` every format has the same shape, with `<hidden>` in place of each
 //! value, so scripts can list keys without ever handling a secret. With `--reveal` the values
@@ -11,8 +12,7 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use zeroize::Zeroizing;
 
-use super::{Exit, Repo};
-use crate::authoring::AgentFiles;
+use super::{Exit, Repo, manifest_files};
 use crate::cli::{GlobalArgs, ShowArgs, ShowFormat};
 use crate::manifest::Manifest;
 use crate::secret::SecretValue;
@@ -22,7 +22,7 @@ const HIDDEN: &str = "<hidden>";
 
 pub(super) fn run(global: &GlobalArgs, args: &ShowArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
+    let files = manifest_files(&repo, &args.agent, args.shared)?;
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
     let text = render(&manifest, args.format, args.reveal)?;
@@ -91,6 +91,8 @@ fn render(
 fn masked(manifest: &Manifest) -> Manifest {
     Manifest {
         agent: manifest.agent.clone(),
+        kind: manifest.kind,
+        uses: manifest.uses.clone(),
         secrets: manifest
             .secrets
             .keys()

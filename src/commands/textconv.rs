@@ -1,5 +1,7 @@
 //! `castsync textconv FILE` (the git diff driver) and `castsync diff [A [B]]`: key-level,
-//! redacted views of manifests. Neither ever prints a value, in any `-o` format.
+//! redacted views of manifests, agents' and shared groups'. A shared group's change is shown
+//! with the agents it reaches (those whose `uses:` takes a changed key), so the group is seen
+//! as the cause of their updates. Neither ever prints a value, in any `-o` format.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +12,7 @@ use crate::crypto::Identities;
 use crate::render::redacted::{self, Fingerprinter};
 use crate::source::Checkout;
 use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE};
+use crate::source::shared::{group_manifest_path, group_names};
 
 /// The diff driver must never make `git diff` fail: every problem becomes a one-line notice
 /// in the converted text, and the exit code is 0.
@@ -62,7 +65,12 @@ pub const DIFF_FORMAT_VERSION: u32 = 1;
 
 /// One file that differs between the two sides, as redacted views (never a value).
 struct FileDiff {
+    /// The agent (empty for a shared group's file).
     agent: String,
+    /// The shared group, for a group's manifest.
+    group: Option<String>,
+    /// For a group: the agents (on the newer side) that take a changed key, with those keys.
+    affects: Vec<(String, Vec<String>)>,
     /// The file's path on each side (each side's config names its agents directory).
     old_path: String,
     new_path: String,
@@ -119,7 +127,12 @@ impl FileDiff {
             view.as_deref()
                 .unwrap_or_default()
                 .lines()
-                .filter(|l| !l.starts_with("agent:") && !l.starts_with('#'))
+                .filter(|l| {
+                    !l.starts_with("agent:")
+                        && !l.starts_with("group:")
+                        && !l.starts_with("uses: ")
+                        && !l.starts_with('#')
+                })
                 .filter_map(|l| l.split_once(' '))
                 .map(|(k, fp)| (k.to_owned(), fp.to_owned()))
                 .collect()
@@ -133,6 +146,44 @@ impl FileDiff {
             .map(|(k, _)| k)
             .collect();
         serde_json::json!({ "added": added, "removed": removed, "changed": changed })
+    }
+
+    /// For a group: every key added, removed or changed.
+    fn touched_keys(&self) -> Vec<String> {
+        let keys = self.keys();
+        ["added", "removed", "changed"]
+            .iter()
+            .flat_map(|k| keys[k].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The line naming the agents a group's change reaches (text and Markdown).
+    fn affects_line(&self) -> Option<String> {
+        let group = self.group.as_ref()?;
+        let folder = self
+            .path()
+            .trim_end_matches(MANIFEST_FILE)
+            .trim_end_matches('/');
+        Some(if self.affects.is_empty() {
+            format!("no agent takes the changed keys of shared group {group} ({folder})")
+        } else {
+            // At most twenty agents on the line (all of them are in the JSON).
+            let mut names = self
+                .affects
+                .iter()
+                .take(20)
+                .map(|(agent, keys)| format!("{agent} ({})", keys.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if self.affects.len() > 20 {
+                names.push_str(&format!(" and {} more", self.affects.len() - 20));
+            }
+            format!(
+                "shared group {group} ({folder}) is the cause of changes to {} agent(s): {names}",
+                self.affects.len(),
+            )
+        })
     }
 }
 
@@ -161,6 +212,8 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
 
     let new_label = args.rev_b.as_deref().unwrap_or("worktree");
     let mut diffs = Vec::new();
+    // Which shared groups (and keys) each agent takes, on the newer side.
+    let mut uses: BTreeMap<String, Vec<redacted::UsedGroup>> = BTreeMap::new();
     for agent in &agents {
         for file in [MANIFEST_FILE, SCHEMA_FILE] {
             let path_of = |side: &Checkout| side.config.agents_dir.join(agent).join(file);
@@ -178,11 +231,18 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
                 }))
             };
             let (a, b) = (side(&old, &path_a)?, side(new, &path_b)?);
+            if file == MANIFEST_FILE
+                && let Some(view) = &b
+            {
+                uses.insert(agent.clone(), redacted::uses_of(view));
+            }
             if a == b {
                 continue;
             }
             diffs.push(FileDiff {
                 agent: agent.clone(),
+                group: None,
+                affects: Vec::new(),
                 old_path: path_a.display().to_string(),
                 new_path: path_b.display().to_string(),
                 old: a,
@@ -192,23 +252,83 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
         }
     }
 
+    let mut groups = group_names(old.tree(), &old.config)?;
+    groups.extend(group_names(new.tree(), &new.config)?);
+    groups.sort();
+    groups.dedup();
+    for group in &groups {
+        let path_of = |side: &Checkout| group_manifest_path(&side.config, group);
+        let (path_a, path_b) = (path_of(&old), path_of(new));
+        let side = |side: &Checkout, path: &Path| -> anyhow::Result<Option<String>> {
+            let Some(bytes) = side.tree().read(path)? else {
+                return Ok(None);
+            };
+            Ok(Some(
+                decrypt_view(&identities, &fp, &bytes, path)
+                    .unwrap_or_else(|notice| format!("# castsync: {notice}\n")),
+            ))
+        };
+        let (a, b) = (side(&old, &path_a)?, side(new, &path_b)?);
+        if a == b {
+            continue;
+        }
+        let mut d = FileDiff {
+            agent: String::new(),
+            group: Some(group.clone()),
+            affects: Vec::new(),
+            old_path: path_a.display().to_string(),
+            new_path: path_b.display().to_string(),
+            old: a,
+            new: b,
+            manifest: true,
+        };
+        let touched = d.touched_keys();
+        for (agent, used) in &uses {
+            for (_, keys) in used.iter().filter(|(g, _)| g == group) {
+                let hit: Vec<String> = touched
+                    .iter()
+                    .filter(|k| keys.as_ref().is_none_or(|ks| ks.contains(k)))
+                    .cloned()
+                    .collect();
+                if !hit.is_empty() {
+                    d.affects.push((agent.clone(), hit));
+                }
+            }
+        }
+        diffs.push(d);
+    }
+
     match args.output {
         OutputFormat::Text => {
             for d in &diffs {
                 print!("{}", d.unified(old_rev, new_label));
+                if let Some(line) = d.affects_line() {
+                    println!("# castsync: {line}");
+                }
             }
         }
         OutputFormat::Json => {
             let files: Vec<serde_json::Value> = diffs
                 .iter()
                 .map(|d| {
-                    serde_json::json!({
-                        "agent": d.agent,
+                    let mut file = serde_json::json!({
+                        "agent": (d.group.is_none()).then_some(&d.agent),
                         "path": d.path(),
                         "status": d.status(),
                         "keys": d.keys(),
                         "diff": d.unified(old_rev, new_label),
-                    })
+                    });
+                    if let Some(group) = &d.group {
+                        file["group"] = serde_json::json!(group);
+                        file["affects"] = d
+                            .affects
+                            .iter()
+                            .map(
+                                |(agent, keys)| serde_json::json!({ "agent": agent, "keys": keys }),
+                            )
+                            .collect();
+                    }
+                    file
                 })
                 .collect();
             let doc = serde_json::json!({
@@ -239,6 +359,9 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
                     d.status(),
                     text
                 );
+                if let Some(line) = d.affects_line() {
+                    println!("{}\n", md_escape(&line));
+                }
             }
         }
     }

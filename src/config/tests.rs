@@ -13,6 +13,7 @@ fn full_example() -> String {
     format!(
         "version: 1
 agents_dir: secrets/agents
+shared_dir: secrets/shared
 platform:
   url: https://api.castari.com
 recipients:
@@ -22,6 +23,8 @@ access:
   - agents: \"billing-*\"
     recipients: [{AGE2}]
     redeploy: never
+  - groups: \"openai\"
+    recipients: [{AGE2}]
 prune: false
 strict: false
 unmanaged_keys: [ANTHROPIC_API_KEY, CASTARI_TOKEN]
@@ -89,8 +92,10 @@ fn every_field_of_a_full_config_is_read() {
         Some("https://api.castari.com")
     );
     assert_eq!(config.recipients, vec![AGE.to_owned(), SSH.to_owned()]);
-    assert_eq!(config.access.len(), 1);
-    assert_eq!(config.access[0].agents, "billing-*");
+    assert_eq!(config.shared_dir, PathBuf::from("secrets/shared"));
+    assert_eq!(config.access.len(), 2);
+    assert_eq!(config.access[0].agents.as_deref(), Some("billing-*"));
+    assert_eq!(config.access[1].groups.as_deref(), Some("openai"));
     assert!(!config.prune && !config.strict && !config.self_heal);
     assert_eq!(config.unmanaged_keys.len(), 2);
     assert_eq!(config.max_delete_fraction, 0.25);
@@ -339,6 +344,54 @@ access:
     assert_eq!(config.recipients_for("other"), [AGE.to_owned()]);
 }
 
+#[test]
+fn groups_rules_assign_shared_groups_and_agents_rules_never_do() {
+    let config = parse(&format!(
+        "access:
+  - agents: \"*\"
+    recipients: [{AGE2}]
+  - groups: \"open*\"
+    recipients: [{SSH}]
+"
+    ))
+    .unwrap();
+    assert_eq!(config.shared_dir, PathBuf::from("shared"));
+    assert_eq!(config.recipients_for("openai"), [AGE2.to_owned()]);
+    assert_eq!(config.recipients_for_group("openai"), [SSH.to_owned()]);
+    // No groups rule matches: the top-level recipients, never an agents rule's.
+    assert!(config.recipients_for_group("stripe").is_empty());
+}
+
+#[test]
+fn an_access_rule_names_agents_or_groups_exactly_once() {
+    for (text, expected) in [
+        (
+            format!("access:\n  - agents: a\n    groups: b\n    recipients: [{AGE}]\n"),
+            "names both `agents:` and `groups:`",
+        ),
+        (
+            format!("access:\n  - recipients: [{AGE}]\n"),
+            "names neither `agents:` nor `groups:`",
+        ),
+        (
+            format!("access:\n  - groups: b\n    recipients: [{AGE}]\n    redeploy: on-change\n"),
+            "a `groups:` rule cannot set redeploy",
+        ),
+        (
+            "access:\n  - groups: b\n    recipients: []\n".to_owned(),
+            "nobody could decrypt those groups",
+        ),
+        ("shared_dir: ../x\n".to_owned(), "shared_dir"),
+        (
+            "shared_dir: agents\n".to_owned(),
+            "must differ from agents_dir",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
 mod json_schema {
     use super::*;
     use serde_json::Value as Json;
@@ -415,6 +468,9 @@ mod json_schema {
             "max_delete_fraction: 2\n",
             "agents_dir: ../x\n",
             "recipients: [nope]\n",
+            "access:\n  - agents: a\n    groups: b\n    recipients: [age1qqqqqqqqqqqq]\n",
+            "access:\n  - recipients: [age1qqqqqqqqqqqq]\n",
+            "access:\n  - groups: b\n    recipients: [age1qqqqqqqqqqqq]\n    redeploy: never\n",
         ] {
             let instance = yaml_to_json(bad);
             assert!(!validator.is_valid(&instance), "schema accepted {bad:?}");

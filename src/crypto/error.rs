@@ -131,6 +131,33 @@ pub enum CryptoError {
         source: std::io::Error,
     },
 
+    /// An age plugin's program is not on PATH.
+    #[error(
+        "{binary} is not on PATH, and it is needed for {needed_for}: install the plugin (its \
+         program must be named {binary} and be on PATH), or use another key"
+    )]
+    MissingPlugin { binary: String, needed_for: String },
+
+    /// An age plugin answered with an error while unwrapping a file key.
+    #[error("cannot decrypt {path}: the age plugin reported: {message}")]
+    PluginFailed { path: PathBuf, message: String },
+
+    /// An age plugin asked for a PIN, a touch confirmation or another answer, and there was
+    /// no terminal to ask on.
+    #[error(
+        "cannot decrypt {path}: {binary} needs a terminal to ask for a PIN or a confirmation, \
+         and castsync has none here (no /dev/tty): run it in a terminal, or give unattended \
+         runs (CI, the daemon) an identity that needs no interaction"
+    )]
+    PluginNeedsTerminal { path: PathBuf, binary: String },
+
+    /// `CASTSYNC_AGE_KEY_CMD` could not give an identity.
+    #[error(
+        "CASTSYNC_AGE_KEY_CMD {reason}: it must print an identity (age-keygen format or an \
+         OpenSSH private key) on stdout and exit 0; check the command, or unset the variable"
+    )]
+    KeyCommand { reason: String },
+
     /// No default identity path can be built (neither HOME nor XDG_CONFIG_HOME is set).
     #[error(
         "cannot find your home directory (HOME is not set): give the identity file explicitly \

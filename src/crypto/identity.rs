@@ -1,10 +1,13 @@
 //! Private keys, where to find them, and decryption.
 //!
 //! The search chain (DESIGN §5), in order: the `-i` files (all of them), `CASTSYNC_AGE_KEY`
-//! (the key text itself), the file named by `CASTSYNC_AGE_KEY_FILE`, and
-//! `$XDG_CONFIG_HOME/castsync/keys.txt` (`~/.config/castsync/keys.txt` when
-//! `XDG_CONFIG_HOME` is unset). Every source present is loaded, as sops does, so a file
-//! encrypted to any of the user's keys opens; the order decides which identity is tried first.
+//! (the key text itself), the file named by `CASTSYNC_AGE_KEY_FILE`, the output of
+//! `CASTSYNC_AGE_KEY_CMD` (a password manager), and `$XDG_CONFIG_HOME/castsync/keys.txt`
+//! (`~/.config/castsync/keys.txt` when `XDG_CONFIG_HOME` is unset). Every source present is
+//! loaded, as sops does, so a file encrypted to any of the user's keys opens; the order
+//! decides which identity is tried first, except that age plugin identities
+//! (`AGE-PLUGIN-NAME-1…`) are tried after every native key: a plugin may want a touch, and a
+//! file one of the native keys opens should not cost one.
 //!
 //! Key text is held in zeroize-on-drop buffers and never appears in an error, a log line or
 //! `Debug` output: errors name the source and a line number only.
@@ -17,8 +20,12 @@ use std::sync::Arc;
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use std::time::Duration;
+
 use super::CryptoError;
 use super::error::{Hint, Tried};
+use super::keycmd;
+use super::plugin::PluginIdentities;
 use super::unwrap::{Remembering, UnwrapMemory};
 
 /// Identity files larger than this are refused unread (a keys.txt is a few hundred bytes).
@@ -31,6 +38,10 @@ pub struct Env {
     pub age_key: Option<SecretString>,
     /// `CASTSYNC_AGE_KEY_FILE`.
     pub age_key_file: Option<PathBuf>,
+    /// `CASTSYNC_AGE_KEY_CMD`: a command (run by `sh -c`) that prints an identity.
+    pub age_key_cmd: Option<String>,
+    /// `CASTSYNC_AGE_KEY_CMD_TIMEOUT` (default 60 s).
+    pub age_key_cmd_timeout: Option<Duration>,
     /// `HOME`.
     pub home: Option<PathBuf>,
     /// `XDG_CONFIG_HOME`; honoured only when absolute, as the XDG spec says.
@@ -51,6 +62,9 @@ impl Env {
             age_key: std::env::var_os("CASTSYNC_AGE_KEY")
                 .map(|v| SecretString::from(v.to_string_lossy().into_owned())),
             age_key_file: std::env::var_os("CASTSYNC_AGE_KEY_FILE").map(PathBuf::from),
+            age_key_cmd: std::env::var_os("CASTSYNC_AGE_KEY_CMD")
+                .map(|v| v.to_string_lossy().into_owned()),
+            age_key_cmd_timeout: key_cmd_timeout(),
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
         }
@@ -71,6 +85,7 @@ impl fmt::Debug for Env {
         f.debug_struct("Env")
             .field("age_key", &self.age_key.as_ref().map(|_| "<redacted>"))
             .field("age_key_file", &self.age_key_file)
+            .field("age_key_cmd", &self.age_key_cmd.as_ref().map(|_| "<set>"))
             .field("home", &self.home)
             .field("xdg_config_home", &self.xdg_config_home)
             .finish()
@@ -86,6 +101,8 @@ pub enum Source {
     EnvKey,
     /// `CASTSYNC_AGE_KEY_FILE` (None when the variable is unset).
     EnvKeyFile(Option<PathBuf>),
+    /// `CASTSYNC_AGE_KEY_CMD`.
+    EnvKeyCmd,
     /// The default file (None when no home directory is known).
     Default(Option<PathBuf>),
 }
@@ -96,6 +113,7 @@ impl Source {
             Source::Flag(_) => "-i",
             Source::EnvKey => "CASTSYNC_AGE_KEY",
             Source::EnvKeyFile(_) => "CASTSYNC_AGE_KEY_FILE",
+            Source::EnvKeyCmd => "CASTSYNC_AGE_KEY_CMD",
             Source::Default(_) => "the default location",
         }
     }
@@ -108,6 +126,7 @@ impl fmt::Display for Source {
             Source::EnvKey => f.write_str("CASTSYNC_AGE_KEY"),
             Source::EnvKeyFile(Some(p)) => write!(f, "CASTSYNC_AGE_KEY_FILE={}", p.display()),
             Source::EnvKeyFile(None) => f.write_str("CASTSYNC_AGE_KEY_FILE"),
+            Source::EnvKeyCmd => f.write_str("CASTSYNC_AGE_KEY_CMD"),
             Source::Default(Some(p)) => write!(f, "{}", p.display()),
             Source::Default(None) => f.write_str("~/.config/castsync/keys.txt"),
         }
@@ -158,13 +177,18 @@ impl fmt::Display for Attempt {
 enum Key {
     X25519(age::x25519::Identity),
     Ssh(age::ssh::Identity),
+    /// Served by `age-plugin-NAME`; decrypts through [`PluginIdentities`].
+    Plugin(age::plugin::Identity),
 }
 
 #[derive(Clone)]
 struct LoadedKey {
     key: Key,
-    /// The public recipient, for `recipients()` and error hints.
-    recipient: String,
+    /// Where it was loaded from (for messages about plugins).
+    origin: String,
+    /// The public recipient, for `recipients()` and error hints (unknown for a plugin
+    /// identity: only its plugin can tell).
+    recipient: Option<String>,
     /// SHA-256 of the private key text: the root of [`Identities::derive_key`].
     seed: Zeroizing<[u8; 32]>,
 }
@@ -175,10 +199,12 @@ fn seed_of(secret_text: &str) -> Zeroizing<[u8; 32]> {
 }
 
 impl LoadedKey {
-    fn as_age(&self) -> &dyn age::Identity {
+    /// A native key as age's identity (plugin keys decrypt through their plugin).
+    fn as_age(&self) -> Option<&dyn age::Identity> {
         match &self.key {
-            Key::X25519(k) => k,
-            Key::Ssh(k) => k,
+            Key::X25519(k) => Some(k),
+            Key::Ssh(k) => Some(k),
+            Key::Plugin(_) => None,
         }
     }
 }
@@ -187,6 +213,8 @@ impl LoadedKey {
 #[derive(Clone, Default)]
 pub struct Identities {
     keys: Vec<LoadedKey>,
+    /// One per plugin named by a loaded plugin identity (built once the chain is read).
+    plugins: Vec<Arc<PluginIdentities>>,
     attempts: Vec<Attempt>,
     warnings: Vec<String>,
     /// Which identity opened which stanza last (shared by clones and threads).
@@ -239,21 +267,80 @@ impl Identities {
             Some(p) => ids.load_file(Source::EnvKeyFile(Some(p.clone())), p, true)?,
         }
 
+        match &env.age_key_cmd {
+            None => ids.record(Source::EnvKeyCmd, Outcome::NotSet),
+            Some(cmd) if cmd.trim().is_empty() => ids.record(Source::EnvKeyCmd, Outcome::Empty),
+            Some(cmd) => {
+                let timeout = env.age_key_cmd_timeout.unwrap_or(keycmd::DEFAULT_TIMEOUT);
+                let text = keycmd::run(cmd, timeout)?;
+                let keys = parse_identities(&text, &Source::EnvKeyCmd)?;
+                ids.add(Source::EnvKeyCmd, keys);
+            }
+        }
+
         match env.default_identity_path() {
             None => ids.record(Source::Default(None), Outcome::NotSet),
             Some(p) => ids.load_file(Source::Default(Some(p.clone())), &p, false)?,
         }
 
+        ids.resolve_plugins();
         Ok(ids)
+    }
+
+    /// Groups the plugin identities by plugin and finds each plugin's program on PATH. A
+    /// missing program is a warning now and an error naming it when a file does not open.
+    fn resolve_plugins(&mut self) {
+        let mut names: Vec<String> = Vec::new();
+        for key in &self.keys {
+            if let Key::Plugin(id) = &key.key
+                && !names.iter().any(|n| n == id.plugin())
+            {
+                names.push(id.plugin().to_owned());
+            }
+        }
+        for name in names {
+            let (mut ids, mut sources) = (Vec::new(), Vec::new());
+            for key in &self.keys {
+                if let Key::Plugin(id) = &key.key
+                    && id.plugin() == name
+                {
+                    ids.push(id.clone());
+                    if !sources.contains(&key.origin) {
+                        sources.push(key.origin.clone());
+                    }
+                }
+            }
+            let plugin = PluginIdentities::new(&name, &ids, sources);
+            if let Some(binary) = plugin.missing_binary() {
+                let message = format!(
+                    "age plugin identity for `{name}` ({}) needs {binary}, which is not on PATH: files encrypted only to it will not open",
+                    plugin.sources.join(", ")
+                );
+                tracing::warn!("{message}");
+                self.warnings.push(message);
+            }
+            self.plugins.push(Arc::new(plugin));
+        }
+    }
+
+    /// The names of the plugins of the loaded plugin identities (`yubikey`, …).
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.plugins.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// How many times a plugin program was asked to unwrap a file key so far (files opened
+    /// again come from memory).
+    pub fn plugin_calls(&self) -> u64 {
+        self.plugins.iter().map(|p| p.calls()).sum()
     }
 
     /// Public recipients of the loaded identities, in search order (for `init`, and for the
     /// hint in decryption errors).
     pub fn recipients(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(self.keys.len());
-        for key in &self.keys {
-            if !out.contains(&key.recipient) {
-                out.push(key.recipient.clone());
+        for recipient in self.keys.iter().filter_map(|k| k.recipient.as_ref()) {
+            if !out.contains(recipient) {
+                out.push(recipient.clone());
             }
         }
         out
@@ -336,25 +423,64 @@ impl Identities {
                 tried: Tried(self.attempts.clone()),
             });
         }
+        // Native keys first (with the memory of which identity opened which stanza, so a
+        // repository costs one key agreement per file); then one identity per plugin, which
+        // gets all of a file's stanzas in one call (one program run, maybe one touch) and is
+        // asked only when no native key opened the file.
         let remembering = Remembering {
-            identities: self.keys.iter().map(LoadedKey::as_age).collect(),
+            identities: self.keys.iter().filter_map(LoadedKey::as_age).collect(),
             memory: &self.unwrap,
         };
-        let mut reader =
-            match decryptor.decrypt(std::iter::once(&remembering as &dyn age::Identity)) {
-                Ok(reader) => reader,
-                Err(age::DecryptError::NoMatchingKeys) => {
-                    return Err(CryptoError::NoMatchingIdentity {
+        let order = std::iter::once(&remembering as &dyn age::Identity).chain(
+            self.plugins
+                .iter()
+                .map(|p| p.as_ref() as &dyn age::Identity),
+        );
+        let plugin_error = |e: &age::DecryptError| -> Option<CryptoError> {
+            if let Some(p) = self.plugins.iter().find(|p| p.needed_terminal()) {
+                return Some(CryptoError::PluginNeedsTerminal {
+                    path: path.to_owned(),
+                    binary: super::plugin::binary_name(&p.name),
+                });
+            }
+            match e {
+                age::DecryptError::Plugin(_) | age::DecryptError::PluginResolve(_) => {
+                    // The plugin's own words: outside text, bounded and escaped.
+                    let message: String = e.to_string().chars().take(1000).collect();
+                    Some(CryptoError::PluginFailed {
                         path: path.to_owned(),
-                        tried: Tried(self.attempts.clone()),
-                        hint: Hint {
-                            yours: self.recipients(),
-                            needs: known_recipients.map(<[String]>::to_vec),
-                        },
+                        message: crate::escape::terminal(message.trim()).into_owned(),
+                    })
+                }
+                _ => None,
+            }
+        };
+        let mut reader = match decryptor.decrypt(order) {
+            Ok(reader) => reader,
+            Err(e) if plugin_error(&e).is_some() => {
+                return Err(plugin_error(&e).expect("checked just above"));
+            }
+            Err(age::DecryptError::NoMatchingKeys) => {
+                if let Some(binary) = self.plugins.iter().find_map(|p| p.missing_binary()) {
+                    return Err(CryptoError::MissingPlugin {
+                        binary: binary.to_owned(),
+                        needed_for: format!(
+                            "your plugin identity (none of your other identities opens {})",
+                            path.display()
+                        ),
                     });
                 }
-                Err(e) => return Err(not_age(describe(&e))),
-            };
+                return Err(CryptoError::NoMatchingIdentity {
+                    path: path.to_owned(),
+                    tried: Tried(self.attempts.clone()),
+                    hint: Hint {
+                        yours: self.recipients(),
+                        needs: known_recipients.map(<[String]>::to_vec),
+                    },
+                });
+            }
+            Err(e) => return Err(not_age(describe(&e))),
+        };
 
         // The plaintext is shorter than the ciphertext: reserving that much up front means
         // the buffer never reallocates, so no unzeroized copy of the plaintext is left behind.
@@ -369,8 +495,11 @@ impl Identities {
         self.attempts.push(Attempt { source, outcome });
     }
 
-    fn add(&mut self, source: Source, keys: Vec<LoadedKey>) {
-        self.record(source, Outcome::Loaded(keys.len()));
+    fn add(&mut self, source: Source, mut keys: Vec<LoadedKey>) {
+        self.record(source.clone(), Outcome::Loaded(keys.len()));
+        for key in &mut keys {
+            key.origin = source.to_string();
+        }
         self.keys.extend(keys);
     }
 
@@ -506,13 +635,22 @@ fn parse_identities(text: &str, source: &Source) -> Result<Vec<LoadedKey>, Crypt
             let recipient = identity.to_public().to_string();
             keys.push(LoadedKey {
                 key: Key::X25519(identity),
-                recipient,
+                origin: String::new(),
+                recipient: Some(recipient),
                 seed: seed_of(line),
             });
         } else if line.starts_with("AGE-PLUGIN-") {
-            return Err(invalid(format!(
-                "line {n} is an age plugin identity, which castsync does not support"
-            )));
+            let identity = line.parse::<age::plugin::Identity>().map_err(|_| {
+                invalid(format!(
+                    "line {n} is a malformed age plugin identity (AGE-PLUGIN-NAME-1…: wrong checksum or plugin name)"
+                ))
+            })?;
+            keys.push(LoadedKey {
+                key: Key::Plugin(identity),
+                origin: String::new(),
+                recipient: None,
+                seed: seed_of(line),
+            });
         } else if line.starts_with("age1") {
             return Err(invalid(format!(
                 "line {n} is a public recipient (age1…), not a secret key: identity files hold AGE-SECRET-KEY-1… lines"
@@ -529,7 +667,7 @@ fn parse_identities(text: &str, source: &Source) -> Result<Vec<LoadedKey>, Crypt
     }
     if keys.is_empty() {
         return Err(invalid(
-            "it contains no identity (no AGE-SECRET-KEY-1… line)".to_owned(),
+            "it contains no identity (no AGE-SECRET-KEY-1… or AGE-PLUGIN-… line)".to_owned(),
         ));
     }
     Ok(keys)
@@ -567,9 +705,17 @@ fn parse_ssh_identity(text: &str, source: &Source) -> Result<LoadedKey, CryptoEr
         .to_string();
     Ok(LoadedKey {
         key: Key::Ssh(identity),
-        recipient,
+        origin: String::new(),
+        recipient: Some(recipient),
         seed: seed_of(text),
     })
+}
+
+/// `CASTSYNC_AGE_KEY_CMD_TIMEOUT`: whole seconds, at least 1; anything else means the default.
+fn key_cmd_timeout() -> Option<Duration> {
+    let text = std::env::var("CASTSYNC_AGE_KEY_CMD_TIMEOUT").ok()?;
+    let secs: u64 = text.trim().parse().ok().filter(|s| *s > 0)?;
+    Some(Duration::from_secs(secs))
 }
 
 /// An armored file may be preceded by blank lines, indentation or a UTF-8 byte order mark

@@ -1,5 +1,6 @@
-//! Public keys that manifests are encrypted to: `age1…` X25519 keys and `ssh-ed25519` /
-//! `ssh-rsa` public key lines, as written in castsync.yaml.
+//! Public keys that manifests are encrypted to: `age1…` X25519 keys, `age1NAME1…` age plugin
+//! recipients (served by `age-plugin-NAME` on PATH) and `ssh-ed25519` / `ssh-rsa` public key
+//! lines, as written in castsync.yaml.
 //!
 //! A string that is not a supported recipient is refused with an error that says what kind
 //! of string it looks like; the error shows at most its first 20 characters, and nothing of
@@ -23,6 +24,8 @@ pub enum RecipientKind {
     SshEd25519,
     /// An `ssh-rsa AAAA…` public key (at least 2048 bits).
     SshRsa,
+    /// An `age1NAME1…` age plugin recipient (a YubiKey, a TPM, …).
+    Plugin,
 }
 
 /// A parsed public key. Two recipients are equal when their keys are, whatever the comment.
@@ -37,6 +40,7 @@ pub struct Recipient {
 enum Key {
     X25519(age::x25519::Recipient),
     Ssh(age::ssh::Recipient),
+    Plugin(age::plugin::Recipient),
 }
 
 impl Recipient {
@@ -56,13 +60,24 @@ impl Recipient {
             Key::X25519(_) => RecipientKind::X25519,
             Key::Ssh(age::ssh::Recipient::SshEd25519(..)) => RecipientKind::SshEd25519,
             Key::Ssh(age::ssh::Recipient::SshRsa(..)) => RecipientKind::SshRsa,
+            Key::Plugin(_) => RecipientKind::Plugin,
         }
     }
 
-    pub(super) fn as_age(&self) -> &dyn age::Recipient {
+    /// The plugin's name (`yubikey` for `age1yubikey1…`), for a plugin recipient.
+    pub fn plugin(&self) -> Option<&str> {
         match &self.key {
-            Key::X25519(r) => r,
-            Key::Ssh(r) => r,
+            Key::Plugin(r) => Some(r.plugin()),
+            _ => None,
+        }
+    }
+
+    /// A native recipient as age's, or the plugin recipient (which age wraps per plugin).
+    pub(super) fn as_age(&self) -> Result<&dyn age::Recipient, &age::plugin::Recipient> {
+        match &self.key {
+            Key::X25519(r) => Ok(r),
+            Key::Ssh(r) => Ok(r),
+            Key::Plugin(r) => Err(r),
         }
     }
 }
@@ -103,9 +118,10 @@ impl FromStr for Recipient {
 
 /// Parses one recipient as written in castsync.yaml.
 ///
-/// Accepts `age1…` X25519 keys and `ssh-ed25519` / `ssh-rsa` public key lines (with an
-/// optional trailing comment). Refuses `age1pq1…` post-quantum keys, age plugin recipients,
-/// other ssh key types, and anything that looks like a private key, each with its own message.
+/// Accepts `age1…` X25519 keys, `age1NAME1…` plugin recipients and `ssh-ed25519` / `ssh-rsa`
+/// public key lines (with an optional trailing comment). Refuses `age1pq1…` post-quantum
+/// keys, other ssh key types, and anything that looks like a private key, each with its own
+/// message. Whether a plugin's program is installed is checked when encrypting.
 pub fn parse_recipient(s: &str) -> Result<Recipient, CryptoError> {
     let s = s.trim();
     if s.is_empty() {
@@ -161,14 +177,20 @@ fn parse_age(s: &str) -> Result<Recipient, CryptoError> {
         "age1pq" => Err(CryptoError::PostQuantumRecipient {
             preview: preview(s),
         }),
-        plugin if plugin.len() > 4 => Err(invalid(
-            s,
-            &format!(
-                "age plugin recipients (plugin `{}`) are not supported by castsync: use an age1… \
-                 X25519 key or an ssh-ed25519/ssh-rsa key",
-                preview(&plugin[4..])
-            ),
-        )),
+        plugin if plugin.len() > 4 => match lower.parse::<age::plugin::Recipient>() {
+            Ok(key) => Ok(Recipient {
+                canonical: lower.clone(),
+                key: Key::Plugin(key),
+                comment: None,
+            }),
+            Err(_) => Err(invalid(
+                s,
+                &format!(
+                    "not a valid age plugin recipient (plugin `{}`): wrong checksum or a name with characters other than a-z, 0-9, '+', '-', '.', '_' (was it copied whole?)",
+                    preview(&plugin[4..])
+                ),
+            )),
+        },
         _ => Err(invalid(s, "not a valid age1… recipient")),
     }
 }
@@ -288,7 +310,13 @@ mod tests {
     }
 
     #[test]
-    fn a_plugin_recipient_names_its_plugin() {
+    fn a_plugin_recipient_is_parsed_and_a_broken_one_names_its_plugin() {
+        // A well-formed plugin recipient (bech32 of 33 bytes, as age-plugin-yubikey writes).
+        let yubikey = "age1yubikey1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0jqmenk29";
+        let r = parse_recipient(&yubikey.to_uppercase()).unwrap();
+        assert_eq!(r.kind(), RecipientKind::Plugin);
+        assert_eq!(r.plugin(), Some("yubikey"));
+        assert_eq!(r.as_str(), yubikey);
         let msg = message("age1yubikey1qwerty0000000000000000000000000000000");
         assert!(msg.contains("plugin `yubikey`"), "{msg}");
     }

@@ -90,7 +90,10 @@ fn decrypt_err(ids: &Identities, ciphertext: &[u8]) -> String {
 /// The manifest encrypted to `recipient` without armor.
 fn binary(recipient: &Recipient) -> Vec<u8> {
     use std::io::Write;
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient.as_age())).unwrap();
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(
+        recipient.as_age().ok().expect("a native recipient"),
+    ))
+    .unwrap();
     let mut out = Vec::new();
     let mut writer = encryptor.wrap_output(&mut out).unwrap();
     writer.write_all(&manifest()).unwrap();
@@ -393,14 +396,17 @@ fn every_source_of_the_chain_is_loaded_in_order() {
     let (flag_text, flag_recipient) = age_key();
     let (env_text, env_recipient) = age_key();
     let (file_text, file_recipient) = age_key();
+    let (cmd_text, cmd_recipient) = age_key();
     let (default_text, default_recipient) = age_key();
     let flag = write_key(home.path(), "flag.txt", &flag_text);
     let key_file = write_key(home.path(), "file.txt", &file_text);
+    let cmd_file = write_key(home.path(), "vault.txt", &cmd_text);
     std::fs::create_dir_all(home.path().join(".config/castsync")).unwrap();
     write_key(home.path(), ".config/castsync/keys.txt", &default_text);
 
     let env = Env {
         age_key_file: Some(key_file),
+        age_key_cmd: Some(format!("cat '{}'", cmd_file.display())),
         ..env_with_key(home.path(), &env_text)
     };
     let ids = Identities::discover_with(&[flag], &env).unwrap();
@@ -410,11 +416,13 @@ fn every_source_of_the_chain_is_loaded_in_order() {
             flag_recipient.to_string(),
             env_recipient.to_string(),
             file_recipient.to_string(),
+            cmd_recipient.to_string(),
             default_recipient.to_string()
         ]
     );
     let outcomes: Vec<_> = ids.attempts().iter().map(|a| a.outcome.clone()).collect();
-    assert_eq!(outcomes, vec![Outcome::Loaded(1); 4]);
+    assert_eq!(outcomes, vec![Outcome::Loaded(1); 5]);
+    assert_eq!(ids.attempts()[3].source, Source::EnvKeyCmd);
     // A file encrypted to any one of them opens.
     for r in [file_recipient, default_recipient] {
         let ct = encrypt(&manifest(), &[r]).unwrap();

@@ -190,10 +190,7 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
         "listing a"
     );
 
-    let change = Change {
-        key: "K".into(),
-        action: Action::Create,
-    };
+    let change = Change::new("K", Action::Create);
     let report = ApplyReport {
         agents: vec![
             AgentResult {

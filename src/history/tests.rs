@@ -14,10 +14,7 @@ fn ctx() -> Context {
 }
 
 fn change(key: &str, action: Action) -> Change {
-    Change {
-        key: key.into(),
-        action,
-    }
+    Change::new(key, action)
 }
 
 fn entry(agent: &str, key: &str) -> Entry {

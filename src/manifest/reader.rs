@@ -18,6 +18,9 @@ use zeroize::Zeroizing;
 
 use super::ValueProblem;
 
+mod uses;
+pub(super) use uses::{RawUsed, RawUses};
+
 /// A scalar as written: its text (decoded for quoted styles) and, when the text was borrowed
 /// from the input, its byte offset there.
 pub(super) struct RawScalar {
@@ -31,6 +34,10 @@ pub(super) struct RawDoc {
     /// Top-level keys in document order.
     pub top: Vec<RawScalar>,
     pub agent: Option<RawScalar>,
+    /// `group:` of a shared group's manifest.
+    pub group: Option<RawScalar>,
+    /// `uses:` as written (`None` when absent or empty).
+    pub uses: Option<RawUses>,
     /// `secrets:` entries in document order (duplicates kept, so the caller can name them).
     pub secrets: Vec<(RawScalar, RawScalar)>,
     pub meta: Option<RawMeta>,
@@ -61,6 +68,10 @@ pub(super) enum Failure {
     },
     /// The `castsync:` block is malformed.
     Meta(&'static str),
+    /// `group:` is not a scalar.
+    GroupNotScalar,
+    /// The `uses:` block is malformed (the problem, in words that quote nothing).
+    Uses(&'static str),
 }
 
 /// Reads `text`; on failure returns what was read before it, so that the caller can still
@@ -236,6 +247,8 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
             state.doc.top.push(key);
             match name.as_str() {
                 "agent" => map.next_value_seed(Agent(state))?,
+                "group" => map.next_value_seed(uses::Group(state))?,
+                "uses" => map.next_value_seed(uses::Uses(state))?,
                 "secrets" => map.next_value_seed(Secrets(state))?,
                 "castsync" => map.next_value_seed(Meta(state))?,
                 _ => {

@@ -7,6 +7,7 @@ fn ctx() -> ManifestContext {
     ManifestContext {
         path: PathBuf::from("agents/bad-agent/secrets.yaml.age"),
         expected_agent: "bad-agent".to_owned(),
+        kind: Kind::Agent,
         unmanaged_keys: vec!["ANTHROPIC_API_KEY".to_owned()],
     }
 }
@@ -276,7 +277,7 @@ fn an_unknown_top_level_field_is_refused_with_a_suggestion() {
     let e = err("agent: bad-agent\nsecret:\n  A: x\n");
     assert_eq!(
         e.to_string(),
-        "agents/bad-agent/secrets.yaml.age (decrypted), line 2, column 1: unknown top-level field \"secret\" (did you mean \"secrets\"?): a manifest has only agent, secrets and castsync"
+        "agents/bad-agent/secrets.yaml.age (decrypted), line 2, column 1: unknown top-level field \"secret\" (did you mean \"secrets\"?): an agent's manifest has only agent, uses, secrets and castsync (a shared group's: group, secrets and castsync)"
     );
 }
 
@@ -608,15 +609,39 @@ fn canary_inputs() -> Vec<String> {
         format!("agent: bad-agent\ncastsync: {c}\n"),
         format!("agent: bad-agent\ncastsync:\n  recipients: {c}\n"),
         secrets(&format!("  A: {}{c}{}\n", "[".repeat(40), "]".repeat(40))),
+        format!("group: bad-agent\nsecrets:\n  A: {c}\n"),
+        format!("agent: bad-agent\nuses: [\"{c} x\"]\nsecrets:\n  A: {c}\n"),
+    ]
+}
+
+/// Inputs for a shared group's folder, one per group-only error variant.
+fn group_canary_inputs() -> Vec<String> {
+    let c = CANARY;
+    vec![
+        format!("secrets:\n  A: {c}\n"),
+        format!("group: \"{c} \"\n"),
+        format!("group: bad-agent\nuses: [x]\nsecrets:\n  A: {c}\n"),
     ]
 }
 
 #[test]
 fn no_error_ever_contains_a_secret_value() {
     let mut seen = std::collections::BTreeSet::new();
-    for text in canary_inputs() {
-        let e = err(&text);
+    let group = ManifestContext {
+        kind: Kind::Group,
+        ..ctx()
+    };
+    let agent_errors = canary_inputs().into_iter().map(|text| err(&text));
+    let group_errors = group_canary_inputs()
+        .into_iter()
+        .map(|text| parse(&text, &group).expect_err("refused"));
+    for e in agent_errors.chain(group_errors) {
         let name = match &e {
+            ManifestError::KindMismatch { .. } => "KindMismatch",
+            ManifestError::MissingGroup { .. } => "MissingGroup",
+            ManifestError::GroupMismatch { .. } => "GroupMismatch",
+            ManifestError::UsesInGroup { .. } => "UsesInGroup",
+            ManifestError::Uses { .. } => "Uses",
             ManifestError::TooLarge { .. } => "TooLarge",
             ManifestError::Syntax { .. } => "Syntax",
             ManifestError::TooDeep { .. } => "TooDeep",
@@ -639,7 +664,7 @@ fn no_error_ever_contains_a_secret_value() {
         assert!(!e.to_string().contains("canary"), "{name}: {e}");
         assert!(!format!("{e:?}").contains("canary"), "{name}: {e:?}");
     }
-    assert_eq!(seen.len(), 17, "every variant is exercised: {seen:?}");
+    assert_eq!(seen.len(), 22, "every variant is exercised: {seen:?}");
 }
 
 #[test]
@@ -668,3 +693,4 @@ fn an_age_path_is_shown_as_decrypted_and_another_path_as_is() {
 }
 
 mod json_schema;
+mod uses;

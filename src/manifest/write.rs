@@ -6,11 +6,18 @@ use zeroize::Zeroizing;
 use super::Manifest;
 use super::scalar::needs_quotes;
 
-/// `agent`, `secrets` (sorted by key, since they live in a `BTreeMap`), then the metadata.
+/// `agent` (or `group`), `uses`, `secrets` (sorted by key, since they live in a `BTreeMap`),
+/// then the metadata.
 pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> {
     // Reserve the worst case up front (an escape is at most 4 bytes per input byte), so that
     // the buffer never reallocates and leaves an unzeroized copy of a value behind.
     let mut capacity = 64 + 4 * manifest.agent.len();
+    for (group, used) in &manifest.uses {
+        capacity += 16 + 4 * group.len();
+        if let super::UsedKeys::Keys(keys) = used {
+            capacity += keys.iter().map(|k| 4 + 4 * k.len()).sum::<usize>();
+        }
+    }
     for (key, value) in &manifest.secrets {
         capacity += 16 + 4 * key.len() + 4 * value.len();
     }
@@ -24,13 +31,15 @@ pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> 
     }
     let mut out = Zeroizing::new(String::with_capacity(capacity));
 
-    out.push_str("agent: ");
+    out.push_str(manifest.kind.field());
+    out.push_str(": ");
     push_name(
         &mut out,
         &manifest.agent,
         crate::names::validate_slug(&manifest.agent).is_ok(),
     );
     out.push('\n');
+    super::uses::render(&mut out, &manifest.uses);
     if manifest.secrets.is_empty() {
         out.push_str("secrets: {}\n");
     } else {
@@ -60,7 +69,7 @@ pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> 
 }
 
 /// A key or agent name: plain when it is a valid name that reads back as itself.
-fn push_name(out: &mut String, name: &str, valid: bool) {
+pub(super) fn push_name(out: &mut String, name: &str, valid: bool) {
     if valid && !needs_quotes(name) {
         out.push_str(name);
     } else {

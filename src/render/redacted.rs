@@ -1,5 +1,5 @@
-//! The redacted view of a manifest: its agent and, sorted, each key with a short keyed
-//! fingerprint of its value. It is what `git diff` shows through `castsync textconv` and what
+//! The redacted view of a manifest: its agent (or shared group), the shared groups it uses
+//! (`uses: GROUP (KEY, …)`), and, sorted, each key with a short keyed fingerprint of its value. It is what `git diff` shows through `castsync textconv` and what
 //! `castsync diff` compares: enough to see which keys were added, removed or changed, never a
 //! value and never an unkeyed hash of one.
 
@@ -57,13 +57,25 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
         }
     };
     let mut out = String::new();
-    // Only a valid slug is shown: anything else in `agent:` may be a misplaced value.
-    let agent = match doc.get("agent").and_then(serde_yaml::Value::as_str) {
-        Some(a) if crate::names::validate_slug(a).is_ok() => a,
-        Some(_) => "<not a valid slug>",
-        None => "<missing>",
+    // Only a valid slug is shown: anything else in `agent:` (or `group:`) may be a misplaced
+    // value.
+    let slug = |v: Option<&serde_yaml::Value>| -> String {
+        match v.and_then(serde_yaml::Value::as_str) {
+            Some(a) if crate::names::validate_slug(a).is_ok() => a.to_owned(),
+            Some(_) => "<not a valid slug>".to_owned(),
+            None => "<missing>".to_owned(),
+        }
     };
-    out.push_str(&format!("agent: {agent}\n"));
+    match doc.get("group") {
+        Some(group) if doc.get("agent").is_none() => {
+            out.push_str(&format!("group: {}\n", slug(Some(group))));
+        }
+        _ => out.push_str(&format!("agent: {}\n", slug(doc.get("agent")))),
+    }
+    for line in uses_lines(doc.get("uses")) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     let mut lines: Vec<String> = Vec::new();
     if let Some(secrets) = doc.get("secrets").and_then(serde_yaml::Value::as_mapping) {
         for (k, v) in secrets {
@@ -95,6 +107,69 @@ pub fn view(plaintext: &str, fp: &Fingerprinter) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `uses: GROUP (KEY, KEY)` or `uses: GROUP (*)` per group, sorted: names only, and only valid
+/// ones (anything else there may be a misplaced value).
+fn uses_lines(uses: Option<&serde_yaml::Value>) -> Vec<String> {
+    let group_name = |v: &serde_yaml::Value| {
+        let text = scalar_text(v)?;
+        Some(if crate::names::validate_slug(&text).is_ok() {
+            text
+        } else {
+            "<not a valid slug>".to_owned()
+        })
+    };
+    let key_name = |v: &serde_yaml::Value| {
+        let text = scalar_text(v)?;
+        Some(if crate::names::validate_key(&text).is_ok() {
+            text
+        } else {
+            "<invalid key name>".to_owned()
+        })
+    };
+    let mut lines = Vec::new();
+    match uses {
+        Some(serde_yaml::Value::Sequence(groups)) => {
+            for g in groups.iter().filter_map(group_name) {
+                lines.push(format!("uses: {g} (*)"));
+            }
+        }
+        Some(serde_yaml::Value::Mapping(groups)) => {
+            for (g, keys) in groups {
+                let Some(g) = group_name(g) else { continue };
+                let keys = match keys {
+                    serde_yaml::Value::Sequence(keys) => {
+                        let mut keys: Vec<String> = keys.iter().filter_map(key_name).collect();
+                        keys.sort();
+                        keys.join(", ")
+                    }
+                    _ => "*".to_owned(),
+                };
+                lines.push(format!("uses: {g} ({keys})"));
+            }
+        }
+        _ => {}
+    }
+    lines.sort();
+    lines
+}
+
+/// What a view says an agent takes from one group: the group and its keys (`None`: every
+/// key).
+pub type UsedGroup = (String, Option<Vec<String>>);
+
+/// The groups and keys a view's `uses:` lines name.
+pub fn uses_of(view: &str) -> Vec<UsedGroup> {
+    view.lines()
+        .filter_map(|l| l.strip_prefix("uses: "))
+        .filter_map(|rest| {
+            let (group, keys) = rest.split_once(" (")?;
+            let keys = keys.strip_suffix(')')?;
+            let keys = (keys != "*").then(|| keys.split(", ").map(str::to_owned).collect());
+            Some((group.to_owned(), keys))
+        })
+        .collect()
 }
 
 fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
@@ -136,6 +211,33 @@ mod tests {
         assert_ne!(f.fingerprint("A", "same"), f.fingerprint("B", "same"));
         assert_eq!(f.fingerprint("A", "same"), f.fingerprint("A", "same"));
         assert_ne!(f.fingerprint("A", "same"), f.fingerprint("A", "other"));
+    }
+
+    #[test]
+    fn a_group_view_names_the_group_and_an_agent_view_its_uses() {
+        let v = view("group: openai\nsecrets:\n  K: canary-view-3\n", &fp());
+        assert!(v.starts_with("group: openai\nK "), "{v}");
+        let v = view(
+            "agent: bot\nuses:\n  openai: [B, A]\n  stripe: \"*\"\nsecrets: {}\n",
+            &fp(),
+        );
+        assert_eq!(
+            v, "agent: bot\nuses: openai (A, B)\nuses: stripe (*)\n",
+            "{v}"
+        );
+        assert_eq!(
+            uses_of(&v),
+            vec![
+                (
+                    "openai".to_owned(),
+                    Some(vec!["A".to_owned(), "B".to_owned()])
+                ),
+                ("stripe".to_owned(), None)
+            ]
+        );
+        let short = view("agent: bot\nuses: [openai]\n", &fp());
+        assert_eq!(uses_of(&short), vec![("openai".to_owned(), None)]);
+        assert!(!v.contains("canary"));
     }
 
     #[test]

@@ -233,6 +233,48 @@ fn a_full_plan_says_nothing_about_coverage_unless_a_changed_run_fell_back() {
     assert!(plan_markdown(&fell_back, &ctx()).contains("full reconcile: no state file yet"));
 }
 
+#[test]
+fn a_key_from_a_shared_group_names_the_group_in_every_format() {
+    let origin = crate::plan::SharedOrigin {
+        group: "openai".into(),
+        path: "shared/openai".into(),
+    };
+    let origins = BTreeMap::from([(
+        "alpha".to_owned(),
+        BTreeMap::from([
+            ("OLD_ONE".to_owned(), origin.clone()),
+            ("NEW".to_owned(), origin),
+        ]),
+    )]);
+    let plan = sample().with_origins(&origins);
+    let text = plan_text(&plan, &ctx());
+    assert!(text.contains("+ NEW (from shared/openai)"), "{text}");
+    assert!(
+        text.contains("~ OLD_ONE (unverified, from shared/openai)"),
+        "{text}"
+    );
+    assert!(text.contains("~ STAY (unverified)\n"), "{text}");
+    let json = plan_json(&plan, &ctx());
+    let changes = json["agents"][0]["changes"].as_array().unwrap();
+    let new = changes.iter().find(|c| c["key"] == "NEW").unwrap();
+    assert_eq!(new["from"]["group"], "openai");
+    assert_eq!(new["from"]["path"], "shared/openai");
+    let gone = changes.iter().find(|c| c["key"] == "GONE").unwrap();
+    assert!(gone.get("from").is_none(), "{gone}");
+    let md = plan_markdown(&plan, &ctx());
+    assert!(
+        md.contains("Shared groups behind these changes: shared/openai (1 agent: alpha)."),
+        "{md}"
+    );
+    assert!(
+        md.contains("! OLD_ONE (unverified, from shared/openai)"),
+        "{md}"
+    );
+    for out in [text, json.to_string(), md] {
+        assert!(!out.contains("canary"), "{out}");
+    }
+}
+
 /// A plan whose platform lists keys built to fool a reader: escapes, fake lines, fences, HTML.
 fn hostile() -> Plan {
     let keys = [

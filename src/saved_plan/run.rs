@@ -125,6 +125,18 @@ pub fn inputs(
                 .map(|b| blob_id(&b)),
         },
     };
+    // Every shared group's manifest counts as an input of every agent: which groups an
+    // agent uses is only known once its manifest is decrypted, and the comparison must work
+    // without. A group changed since the plan was made refuses the plan (for every agent,
+    // even one that does not use it: narrower, never wider).
+    let mut groups = Vec::new();
+    for group in crate::source::shared::group_names(tree, &checkout.config)? {
+        let path = crate::source::shared::group_manifest_path(&checkout.config, &group);
+        groups.push(super::FileBlob {
+            path: path.display().to_string(),
+            blob: tree.read(&path)?.map(|b| blob_id(&b)),
+        });
+    }
     let mut out = BTreeMap::new();
     for agent in agents {
         let dir = checkout.config.agents_dir.join(agent);
@@ -136,6 +148,7 @@ pub fn inputs(
                 blob: tree.read(&path)?.map(|b| blob_id(&b)),
             });
         }
+        files.extend(groups.iter().cloned());
         out.insert(agent.clone(), files);
     }
     Ok(Inputs {
@@ -253,6 +266,8 @@ pub async fn apply_saved(
     let loaded = if changing.is_empty() {
         load::Loaded {
             agents: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            notes: Vec::new(),
         }
     } else {
         load::load_all(checkout.tree(), &checkout.config, req.identities, &changing)?
@@ -321,12 +336,14 @@ pub async fn apply_saved(
         let platform_id = req.platform.id();
         state_warning = reconcile::forget_before_writing(&plan, &req.state, platform_id).await;
         // A saved plan takes no flag that bears on the settings.
-        let now = inputs::of_agents(
+        let mut now = inputs::of_agents(
             checkout.tree(),
             &checkout.config,
             inputs::Overrides::default(),
             &changing,
         );
+        let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+        inputs::with_groups(&mut now, &loaded, &groups);
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),

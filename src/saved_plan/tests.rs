@@ -14,10 +14,7 @@ fn listing(keys: &[&str]) -> Listing {
 }
 
 fn change(key: &str, action: Action) -> Change {
-    Change {
-        key: key.into(),
-        action,
-    }
+    Change::new(key, action)
 }
 
 fn inputs() -> Inputs {

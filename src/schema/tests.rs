@@ -28,6 +28,7 @@ fn run(schema_text: &str, pairs: &[(&str, &str)], strict: bool) -> Vec<Finding> 
     check(
         Some(&s),
         &manifest(pairs),
+        &Default::default(),
         strict,
         &["ANTHROPIC_API_KEY".to_owned()],
         &path(),
@@ -298,7 +299,14 @@ fn an_unmanaged_key_listed_in_the_schema_is_not_required() {
 
 #[test]
 fn an_agent_without_a_schema_gets_one_warning() {
-    let findings = check(None, &manifest(&[("A", "v")]), true, &[], &path());
+    let findings = check(
+        None,
+        &manifest(&[("A", "v")]),
+        &Default::default(),
+        true,
+        &[],
+        &path(),
+    );
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].severity, Severity::Warning);
     assert!(

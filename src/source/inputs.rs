@@ -14,6 +14,13 @@
 //! Re-encrypting an unchanged manifest (`rekey`) changes its id, which costs that agent one
 //! refresh: a list and no write.
 //!
+//! An agent that takes keys from shared groups (`uses:`) depends on those groups' files as
+//! well. Which groups it uses is written inside its encrypted manifest, so it is known only
+//! after a load: the state records, with each agent, the digest of every group file it used
+//! ([`AgentInputs::with_groups`]), and an agent is refreshed when one of those files changed.
+//! A new `uses:` entry changes the agent's own manifest, so it is seen too. Against another
+//! revision (`--since`), which records nothing, any changed group file refreshes every agent.
+//!
 //! It never decrypts, and never digests a value.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +30,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::Tree;
-use super::load::{MANIFEST_FILE, SCHEMA_FILE};
+use super::load::{Loaded, MANIFEST_FILE, SCHEMA_FILE};
+use super::shared;
 use crate::config::{Config, Redeploy};
 use crate::state::AppliedFrom;
 
@@ -88,19 +96,67 @@ pub struct AgentInputs {
     /// The `.env.example`'s digest, [`ABSENT`] without one; `None` when it cannot be read.
     pub schema: Option<String>,
     pub settings: String,
+    /// The digest of each shared group file the agent uses, once its manifest was loaded
+    /// ([`AgentInputs::with_groups`]); `None` before that, or when such a file cannot be read.
+    pub groups: Option<BTreeMap<String, String>>,
 }
 
 impl AgentInputs {
     /// The state record for these inputs at `revision`, or `None` when a digest is
-    /// unknown (an agent whose files cannot be read is never recorded as applied).
+    /// unknown (an agent whose files cannot be read, or whose groups are not known, is
+    /// never recorded as applied).
     pub fn record(&self, revision: &str, at: &str) -> Option<AppliedFrom> {
         Some(AppliedFrom {
             manifest: self.manifest.clone()?,
             schema: self.schema.clone()?,
             settings: self.settings.clone(),
+            groups: self.groups.clone()?,
             revision: revision.to_owned(),
             at: at.to_owned(),
         })
+    }
+
+    /// Sets the groups this agent uses (`uses`), with their files' digests from `groups`.
+    fn set_groups(&mut self, uses: &[String], groups: &GroupDigests) {
+        self.groups = uses
+            .iter()
+            .map(|g| Some((g.clone(), groups.get(g)?.clone()?)))
+            .collect();
+    }
+}
+
+/// Each shared group's manifest digest (`None` when it cannot be read), or why the groups
+/// cannot be listed.
+pub type GroupDigests = BTreeMap<String, Option<String>>;
+
+/// The digests of every shared group file of `tree`.
+pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
+    let names = shared::group_names(tree, config).map_err(|e| e.to_string())?;
+    Ok(names
+        .into_iter()
+        .map(|g| {
+            let digest = file_digest(tree, &shared::group_manifest_path(config, &g)).flatten();
+            (g, digest)
+        })
+        .collect())
+}
+
+/// Fills in, for each agent of `loaded` whose manifest was read, the shared groups it uses:
+/// from then on its inputs can be recorded. `groups` is [`of_groups`] of the same tree.
+pub fn with_groups(
+    current: &mut BTreeMap<String, AgentInputs>,
+    loaded: &Loaded,
+    groups: &Result<GroupDigests, String>,
+) {
+    let Ok(groups) = groups else {
+        return;
+    };
+    for (slug, load) in &loaded.agents {
+        if let Some(inputs) = current.get_mut(slug)
+            && load.manifest.is_some()
+        {
+            inputs.set_groups(&load.uses, groups);
+        }
     }
 }
 
@@ -125,6 +181,7 @@ pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &s
         manifest: file(MANIFEST_FILE).flatten(),
         schema: file(SCHEMA_FILE).map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
         settings: settings_digest(config, overrides, slug),
+        groups: None,
     }
 }
 

@@ -1,22 +1,24 @@
 //! Turns a [`Tree`] into desired state: for every agent directory, decrypt the manifest,
-//! parse it, check it against its `.env.example`. Used by `validate`, `reconcile` (worktree,
-//! `--ref`, `--base`) and the daemon, so they all judge a manifest the same way.
+//! parse it, add the keys it takes from shared groups (`shared`), check the result against its
+//! `.env.example`. Used by `validate`, `reconcile` (worktree, `--ref`, `--base`) and the
+//! daemon, so they all judge a manifest the same way.
 //!
-//! An agent that fails any step is returned as an error (with its findings), never as an
-//! empty manifest: the plan skips it whole.
+//! An agent that fails any step (its own file, or a group it uses) is returned as an error
+//! (with its findings), never as an empty manifest: the plan skips it whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
+use super::shared::{self, Effective, GroupLoad, SharedGroups};
 use super::{SourceError, Tree};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::finding::Finding;
-use crate::manifest::{self, Manifest, ManifestContext};
+use crate::manifest::{self, Kind, Manifest, ManifestContext};
 use crate::names::validate_slug;
-use crate::plan::DesiredSecrets;
+use crate::plan::{DesiredSecrets, SharedOrigin};
 use crate::schema::{self, EnvSchema};
 
 /// File names inside an agent directory.
@@ -26,13 +28,44 @@ pub const SCHEMA_FILE: &str = ".env.example";
 /// One agent's manifest and the findings about it.
 #[derive(Debug)]
 pub struct AgentLoad {
-    /// The manifest, when it decrypted, parsed and passed every check with no error.
+    /// The agent's own manifest, when it decrypted, parsed and passed every check (its
+    /// shared groups' included) with no error.
     pub manifest: Option<Manifest>,
+    /// Its own keys plus those it takes from shared groups, when `manifest` is set.
+    pub effective: Option<Effective>,
+    /// The shared groups its `uses:` names (known once the manifest parsed, even when a
+    /// later check failed): what its desired state depends on besides its own files.
+    pub uses: Vec<String>,
     /// Every problem found, errors and warnings.
     pub findings: Vec<Finding>,
+    /// The manifest decrypted and parsed, so `uses` is known.
+    parsed: bool,
 }
 
 impl AgentLoad {
+    fn failed(finding: Finding) -> AgentLoad {
+        AgentLoad {
+            manifest: None,
+            effective: None,
+            uses: Vec::new(),
+            findings: vec![finding],
+            parsed: false,
+        }
+    }
+
+    /// The effective secrets (own and shared), when the agent loaded cleanly.
+    pub fn secrets(&self) -> Option<&DesiredSecrets> {
+        self.effective.as_ref().map(|e| &e.secrets)
+    }
+
+    /// The files, relative to the repository root, of the shared groups this agent uses.
+    pub fn group_files(&self, config: &Config) -> Vec<PathBuf> {
+        self.uses
+            .iter()
+            .map(|g| shared::group_manifest_path(config, g))
+            .collect()
+    }
+
     /// The reason the agent cannot be used: its first error, plus how many more.
     pub fn failure(&self) -> Option<String> {
         let errors: Vec<&Finding> = self.findings.iter().filter(|f| f.is_error()).collect();
@@ -46,24 +79,52 @@ impl AgentLoad {
     }
 }
 
-/// Every agent of a tree (narrowed by a filter), loaded.
+/// Every agent of a tree (narrowed by a filter), loaded, and the shared groups they use.
 #[derive(Debug)]
 pub struct Loaded {
     pub agents: BTreeMap<String, AgentLoad>,
+    /// The shared groups that were loaded: every group of the tree for a full run, the ones
+    /// the selected agents use otherwise.
+    pub groups: BTreeMap<String, GroupLoad>,
+    /// Findings about the repository as a whole (a group no agent uses).
+    pub notes: Vec<Finding>,
 }
 
 impl Loaded {
-    /// For the plan: each agent's secrets, or why it failed to load.
+    /// For the plan: each agent's effective secrets, or why it failed to load.
     pub fn desired_or_reasons(&self) -> BTreeMap<String, Result<DesiredSecrets, String>> {
         self.agents
             .iter()
             .map(|(slug, load)| {
-                let wanted = match (&load.manifest, load.failure()) {
-                    (Some(m), None) => Ok(m.secrets.clone()),
+                let wanted = match (load.secrets(), load.failure()) {
+                    (Some(secrets), None) => Ok(secrets.clone()),
                     (_, Some(reason)) => Err(reason),
                     (None, None) => Err("manifest not loaded".to_owned()),
                 };
                 (slug.clone(), wanted)
+            })
+            .collect()
+    }
+
+    /// For the plan: per agent, the keys it takes from shared groups and where each comes
+    /// from (see [`crate::plan::Plan::with_origins`]).
+    pub fn origins(&self, config: &Config) -> BTreeMap<String, BTreeMap<String, SharedOrigin>> {
+        self.agents
+            .iter()
+            .filter_map(|(slug, load)| {
+                let e = load.effective.as_ref()?;
+                let keys: BTreeMap<String, SharedOrigin> = e
+                    .origins
+                    .iter()
+                    .map(|(key, group)| {
+                        let origin = SharedOrigin {
+                            group: group.clone(),
+                            path: config.shared_dir.join(group).display().to_string(),
+                        };
+                        (key.clone(), origin)
+                    })
+                    .collect();
+                (!keys.is_empty()).then(|| (slug.clone(), keys))
             })
             .collect()
     }
@@ -77,15 +138,33 @@ impl Loaded {
     }
 
     /// Warnings of agents that loaded (for the plan's header).
+    /// Also the errors of shared groups no agent of the run uses: nothing is skipped for
+    /// them, but they must not pass unseen.
     pub fn warnings(&self) -> Vec<String> {
+        let unused_group_errors = self
+            .groups
+            .iter()
+            .filter(|(name, _)| !self.agents.values().any(|a| a.uses.contains(name)))
+            .flat_map(|(_, g)| g.findings.iter().filter(|f| f.is_error()))
+            .map(|f| {
+                let line = f.to_string();
+                let line = line.strip_prefix("error: ").unwrap_or(&line);
+                format!("{line} (no agent of this run uses this shared group)")
+            });
         self.findings()
             .filter(|f| !f.is_error())
             .map(|f| f.to_string().trim_start_matches("warning: ").to_owned())
+            .chain(unused_group_errors)
             .collect()
     }
 
+    /// Every finding: the groups' first, then each agent's, then the repository's.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.agents.values().flat_map(|a| a.findings.iter())
+        self.groups
+            .values()
+            .flat_map(|g| g.findings.iter())
+            .chain(self.agents.values().flat_map(|a| a.findings.iter()))
+            .chain(self.notes.iter())
     }
 
     pub fn has_errors(&self) -> bool {
@@ -118,18 +197,49 @@ pub fn load_all(
             known: slugs.join(", "),
         });
     }
+    // The shared groups' files are read here too; each is decrypted once, by the first
+    // thread whose agent uses it.
+    let groups = SharedGroups::read(tree, config, identities)?;
     let files: Vec<AgentFiles> = slugs
         .into_iter()
         .filter(|s| only.is_empty() || only.contains(s))
         .map(|slug| AgentFiles::read(tree, config, slug))
         .collect();
-    let agents = files
+    let agents: BTreeMap<String, AgentLoad> = files
         .into_par_iter()
-        .map(|files| (files.names.slug.clone(), files.judge(config, identities)))
+        .map(|files| {
+            let slug = files.names.slug.clone();
+            (slug, files.judge(config, identities, &groups))
+        })
         .collect::<Vec<_>>()
         .into_iter()
         .collect();
-    Ok(Loaded { agents })
+    let mut notes = Vec::new();
+    if only.is_empty() {
+        // A full run checks every group, used or not, and names the unused ones (when every
+        // agent could be read: an unreadable agent's `uses:` is unknown).
+        let names: Vec<String> = groups.names().map(str::to_owned).collect();
+        let all_read = agents.values().all(|a| a.parsed);
+        for name in &names {
+            let Some(group) = groups.get(name) else {
+                continue;
+            };
+            if all_read && !agents.values().any(|a| a.uses.contains(name)) {
+                notes.push(Finding::warning(
+                    group.shown.clone(),
+                    format!(
+                        "shared group {name} is used by no agent (no agent's `uses:` names it): add it to the `uses:` of the agents that need it, or remove {}",
+                        config.shared_dir.join(name).display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Loaded {
+        agents,
+        groups: groups.into_loaded(),
+        notes,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,14 +258,16 @@ pub enum LoadError {
     },
 }
 
-/// Loads one agent: decrypt, parse, check. Never fails as a whole; problems are findings.
+/// Loads one agent: decrypt, parse, resolve its shared groups, check. Never fails as a whole;
+/// problems are findings.
 pub fn load_agent(
     tree: &dyn Tree,
     config: &Config,
     identities: &Identities,
     slug: &str,
+    groups: &SharedGroups<'_>,
 ) -> AgentLoad {
-    AgentFiles::read(tree, config, slug.to_owned()).judge(config, identities)
+    AgentFiles::read(tree, config, slug.to_owned()).judge(config, identities, groups)
 }
 
 /// What one agent's directory holds, read from the tree: everything the CPU-bound steps need,
@@ -196,12 +308,14 @@ impl AgentFiles {
         }
     }
 
-    fn judge(self, config: &Config, identities: &Identities) -> AgentLoad {
+    fn judge(
+        self,
+        config: &Config,
+        identities: &Identities,
+        groups: &SharedGroups<'_>,
+    ) -> AgentLoad {
         let at = &self.names;
-        let fail = |finding: Finding| AgentLoad {
-            manifest: None,
-            findings: vec![finding],
-        };
+        let fail = AgentLoad::failed;
         if let Some(message) = self.bad_slug {
             return fail(at.error(&at.dir, message));
         }
@@ -228,10 +342,20 @@ impl AgentFiles {
                 "the decrypted manifest is not UTF-8 text".to_owned(),
             ));
         };
-        let judged = judge(config, at, text, self.schema);
+        let mut judged = judge(config, at, text, self.schema, groups);
+        // Here a group that did not load fails the agent: it is skipped whole, never pruned.
+        judged.findings.append(&mut judged.references);
+        judged.findings.append(&mut judged.unavailable);
         let ok = !judged.findings.iter().any(Finding::is_error);
         AgentLoad {
+            parsed: judged.manifest.is_some(),
+            uses: judged
+                .manifest
+                .as_ref()
+                .map(|m| m.uses.keys().cloned().collect())
+                .unwrap_or_default(),
             manifest: judged.manifest.filter(|_| ok),
+            effective: judged.effective.filter(|_| ok),
             findings: judged.findings,
         }
     }
@@ -246,19 +370,37 @@ pub fn manifest_context(tree: &dyn Tree, config: &Config, slug: &str) -> Manifes
 /// A decrypted manifest text, judged.
 #[derive(Debug)]
 pub struct Judged {
-    /// The manifest when the text parsed, even if the schema check then found errors.
+    /// The manifest when the text parsed, even if a later check then found errors.
     pub manifest: Option<Manifest>,
-    /// Every problem found, errors and warnings.
+    /// Its own keys plus the shared ones, when every `uses:` reference resolved.
+    pub effective: Option<Effective>,
+    /// Every problem found with the text and against the schema, errors and warnings.
     pub findings: Vec<Finding>,
+    /// Bad `uses:` references: a missing group or key, a key defined twice (errors).
+    pub references: Vec<Finding>,
+    /// The keys the schema was checked against: the agent's own and the shared ones that
+    /// resolved. A schema error about a key not among them can only be "required but missing".
+    pub keys: std::collections::BTreeSet<String>,
+    /// Shared groups it uses that did not load (errors, kept apart: see
+    /// [`shared::Resolution::unavailable`]). Keys the schema requires are not reported missing
+    /// while a group is unavailable: they may be in it.
+    pub unavailable: Vec<Finding>,
 }
 
-/// Judges a decrypted manifest text of agent `slug`: parse, then check it against the agent's
-/// `.env.example` in `tree`. The one place these rules are applied, whether the text came
-/// from a file (`load_agent`) or from an author (`castsync edit`, `set`, `import`).
-pub fn judge_text(tree: &dyn Tree, config: &Config, slug: &str, text: &str) -> Judged {
+/// Judges a decrypted manifest text of agent `slug`: parse, take the keys it uses from
+/// `groups`, then check the result against the agent's `.env.example` in `tree`. The one
+/// place these rules are applied, whether the text came from a file (`load_agent`) or from an
+/// author (`castsync edit`, `set`, `import`).
+pub fn judge_text(
+    tree: &dyn Tree,
+    config: &Config,
+    slug: &str,
+    text: &str,
+    groups: &SharedGroups<'_>,
+) -> Judged {
     let names = Names::new(tree, config, slug.to_owned());
     let schema = tree.read(&config.agents_dir.join(slug).join(SCHEMA_FILE));
-    judge(config, &names, text, schema)
+    judge(config, &names, text, schema, groups)
 }
 
 /// [`judge_text`] with the schema file already read (no tree: it runs on any thread).
@@ -267,13 +409,18 @@ fn judge(
     at: &Names,
     text: &str,
     schema_file: Result<Option<Vec<u8>>, SourceError>,
+    groups: &SharedGroups<'_>,
 ) -> Judged {
     let parsed = match manifest::parse(text, &at.context(config)) {
         Ok(p) => p,
         Err(e) => {
             return Judged {
                 manifest: None,
+                effective: None,
                 findings: vec![at.located(&at.manifest, &e)],
+                references: Vec::new(),
+                keys: Default::default(),
+                unavailable: Vec::new(),
             };
         }
     };
@@ -283,6 +430,32 @@ fn judge(
         .into_iter()
         .map(|f| f.for_agent(slug))
         .collect();
+    let resolution = shared::resolve(&parsed.manifest, groups, &at.manifest);
+    // The schema is checked against what the agent will get: its keys and the shared ones
+    // that resolved.
+    let mut effective = resolution.effective.clone().unwrap_or_else(|| Effective {
+        secrets: parsed.manifest.secrets.clone(),
+        origins: Default::default(),
+    });
+    if resolution.effective.is_none() {
+        // Keys of groups that did resolve still count, so a broken reference is reported
+        // once, not again as "required but missing".
+        for (group, used) in &parsed.manifest.uses {
+            let Some(m) = groups.get(group).and_then(|g| g.manifest.as_ref()) else {
+                continue;
+            };
+            for (key, value) in &m.secrets {
+                let taken = match used {
+                    manifest::UsedKeys::All => true,
+                    manifest::UsedKeys::Keys(keys) => keys.contains(key),
+                };
+                if taken && !effective.secrets.contains_key(key) {
+                    effective.secrets.insert(key.clone(), value.clone());
+                    effective.origins.insert(key.clone(), group.clone());
+                }
+            }
+        }
+    }
     let schema = match schema_file {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(text) => match EnvSchema::parse(&text, &at.schema) {
@@ -294,23 +467,39 @@ fn judge(
         Ok(None) => Ok(None),
         Err(e) => Err(at.error(&at.schema, e.to_string())),
     };
+    let partial = !resolution.unavailable.is_empty() || resolution.effective.is_none();
     match schema {
         Ok(schema) => findings.extend(
             schema::check(
                 schema.as_ref(),
-                &parsed.manifest,
+                &Manifest {
+                    secrets: effective.secrets.clone(),
+                    ..parsed.manifest.clone()
+                },
+                &effective.origins,
                 config.strict,
                 &config.unmanaged_keys,
                 &at.schema,
             )
             .into_iter()
+            // While a group is missing, a key "required but missing" may be in it.
+            .filter(|f| {
+                !partial
+                    || f.key
+                        .as_ref()
+                        .is_none_or(|k| effective.secrets.contains_key(k))
+            })
             .map(|f| f.for_agent(slug)),
         ),
         Err(finding) => findings.push(finding),
     }
     Judged {
         manifest: Some(parsed.manifest),
+        effective: resolution.effective,
         findings,
+        references: resolution.errors,
+        keys: effective.secrets.keys().cloned().collect(),
+        unavailable: resolution.unavailable,
     }
 }
 
@@ -338,6 +527,7 @@ impl Names {
         ManifestContext {
             path: self.manifest.clone(),
             expected_agent: self.slug.clone(),
+            kind: Kind::Agent,
             unmanaged_keys: config.unmanaged_keys.clone(),
         }
     }

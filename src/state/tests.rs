@@ -129,6 +129,7 @@ fn from(revision: &str) -> AppliedFrom {
         manifest: format!("sha256:{}", "a".repeat(64)),
         schema: "absent".into(),
         settings: format!("sha256:{}", "b".repeat(64)),
+        groups: BTreeMap::from([("openai".to_owned(), format!("git-blob:{}", "c".repeat(40)))]),
         revision: revision.into(),
         at: "2026-01-01T00:00:00Z".into(),
     }

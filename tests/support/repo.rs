@@ -69,6 +69,51 @@ impl SecretsRepo {
         self.schema(agent, &schema);
     }
 
+    /// Encrypts `plaintext` as shared/GROUP/secrets.yaml.age (to our recipient).
+    pub fn raw_group(&self, group: &str, plaintext: &str) {
+        let dir = self.root.join("shared").join(group);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = castsync::crypto::parse_recipient(&self.recipient).unwrap();
+        let ct = castsync::crypto::encrypt(plaintext.as_bytes(), &[r]).unwrap();
+        std::fs::write(dir.join("secrets.yaml.age"), ct).unwrap();
+    }
+
+    /// A valid shared group manifest with `secrets`.
+    pub fn group(&self, group: &str, secrets: &[(&str, &str)]) {
+        let mut yaml = format!("group: {group}\nsecrets:\n");
+        for (k, v) in secrets {
+            yaml.push_str(&format!("  {k}: {}\n", serde_json::to_string(v).unwrap()));
+        }
+        if secrets.is_empty() {
+            yaml = format!("group: {group}\nsecrets: {{}}\n");
+        }
+        self.raw_group(group, &yaml);
+    }
+
+    /// An agent with its own `secrets`, a `uses:` block (`uses` is its YAML value, e.g.
+    /// `[openai]` or `{openai: [OPENAI_API_KEY]}`), and an .env.example listing `schema_keys`.
+    pub fn agent_using(
+        &self,
+        agent: &str,
+        uses: &str,
+        secrets: &[(&str, &str)],
+        schema_keys: &[&str],
+    ) {
+        let mut yaml = format!("agent: {agent}\nuses: {uses}\nsecrets:\n");
+        for (k, v) in secrets {
+            yaml.push_str(&format!("  {k}: {}\n", serde_json::to_string(v).unwrap()));
+        }
+        if secrets.is_empty() {
+            yaml = format!("agent: {agent}\nuses: {uses}\nsecrets: {{}}\n");
+        }
+        self.raw_manifest(agent, &yaml);
+        let schema: String = schema_keys
+            .iter()
+            .map(|k| format!("{k}=placeholder-for-{}\n", k.to_lowercase()))
+            .collect();
+        self.schema(agent, &schema);
+    }
+
     pub fn schema(&self, agent: &str, text: &str) {
         let dir = self.root.join("agents").join(agent);
         std::fs::create_dir_all(&dir).unwrap();

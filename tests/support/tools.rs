@@ -24,6 +24,7 @@ const INSTALL: &[(&str, &str)] = &[
     ("shellcheck", "bash .ci/install-linters"),
     ("zip", "apt-get install zip"),
     ("unzip", "apt-get install unzip"),
+    ("setsid", "apt-get install util-linux"),
 ];
 
 /// The program `name` found on PATH, or None after one line on the real stderr saying

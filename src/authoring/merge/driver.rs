@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::{Conflicts, merge};
-use crate::authoring::{AgentFiles, AuthoringError, target_recipients};
+use crate::authoring::{AgentFiles, AuthoringError, target_recipients_of};
 use crate::config::Config;
 use crate::crypto::{CryptoError, Identities};
-use crate::manifest::{self, Manifest, ManifestError, Metadata};
+use crate::manifest::{self, Kind, Manifest, ManifestError, Metadata};
 use crate::source::load::MANIFEST_FILE;
 
 /// Which of the three versions.
@@ -54,12 +54,17 @@ impl fmt::Display for Side {
 /// Why a merge wrote nothing. No variant holds a value.
 #[derive(Debug, Error)]
 pub enum MergeError {
-    /// The merged path is not `AGENTS_DIR/AGENT/secrets.yaml.age`.
+    /// The merged path is not `AGENTS_DIR/AGENT/secrets.yaml.age` nor
+    /// `SHARED_DIR/GROUP/secrets.yaml.age`.
     #[error(
-        "{}: not an agent's manifest: castsync merges only {agents_dir}/AGENT/{MANIFEST_FILE}\n  hint: route only those files to it in .gitattributes (`*.yaml.age merge=castsync`)",
+        "{}: not a manifest: castsync merges only {agents_dir}/AGENT/{MANIFEST_FILE} and {shared_dir}/GROUP/{MANIFEST_FILE}\n  hint: route only those files to it in .gitattributes (`*.yaml.age merge=castsync`)",
         path.display()
     )]
-    NotAManifest { path: PathBuf, agents_dir: String },
+    NotAManifest {
+        path: PathBuf,
+        agents_dir: String,
+        shared_dir: String,
+    },
     /// A version does not decrypt with the user's identities.
     #[error("cannot merge {} (agent {agent}): {side} does not decrypt; the file was left as it was", path.display())]
     Decrypt {
@@ -124,10 +129,25 @@ fn unapplied(keys: &[String]) -> String {
 /// The agent whose manifest is at `rel`, a path relative to the repository root: it must be
 /// `AGENTS_DIR/AGENT/secrets.yaml.age`. The slug itself is checked by [`AgentFiles::new`].
 pub fn agent_of(config: &Config, rel: &Path) -> Result<String, MergeError> {
-    let not_a_manifest = || MergeError::NotAManifest {
+    match manifest_of(config, rel)? {
+        (Kind::Agent, slug) => Ok(slug),
+        (Kind::Group, _) => Err(not_a_manifest(config, rel)),
+    }
+}
+
+fn not_a_manifest(config: &Config, rel: &Path) -> MergeError {
+    MergeError::NotAManifest {
         path: rel.to_owned(),
         agents_dir: config.agents_dir.display().to_string(),
-    };
+        shared_dir: config.shared_dir.display().to_string(),
+    }
+}
+
+/// Whose manifest is at `rel`: an agent's (`AGENTS_DIR/AGENT/secrets.yaml.age`) or a shared
+/// group's (`SHARED_DIR/GROUP/secrets.yaml.age`). The name itself is checked by
+/// [`AgentFiles::of_kind`].
+pub fn manifest_of(config: &Config, rel: &Path) -> Result<(Kind, String), MergeError> {
+    let not_a_manifest = || not_a_manifest(config, rel);
     let normal = |p: &Path| -> Vec<std::ffi::OsString> {
         p.components()
             .filter(|c| !matches!(c, std::path::Component::CurDir))
@@ -136,9 +156,23 @@ pub fn agent_of(config: &Config, rel: &Path) -> Result<String, MergeError> {
     };
     let parts = normal(rel);
     let agents_dir = normal(&config.agents_dir);
+    let shared_dir = normal(&config.shared_dir);
     match parts.split_last() {
         Some((file, [dir @ .., slug])) if file == MANIFEST_FILE && dir == agents_dir.as_slice() => {
-            slug.to_str().map(str::to_owned).ok_or_else(not_a_manifest)
+            let slug = slug
+                .to_str()
+                .map(str::to_owned)
+                .ok_or_else(not_a_manifest)?;
+            Ok((Kind::Agent, slug))
+        }
+        Some((file, [dir @ .., group]))
+            if file == MANIFEST_FILE && dir == shared_dir.as_slice() =>
+        {
+            let group = group
+                .to_str()
+                .map(str::to_owned)
+                .ok_or_else(not_a_manifest)?;
+            Ok((Kind::Group, group))
         }
         _ => Err(not_a_manifest()),
     }
@@ -184,7 +218,8 @@ pub fn merge_versions(
     let three_way =
         merge(base.as_ref(), &ours, &theirs).map_err(|conflicts| MergeError::Conflict {
             path: files.shown.clone(),
-            agent: files.slug.clone(),
+            // As commands name it: `bot`, or `--shared openai` (the hint is `castsync edit …`).
+            agent: files.arg(),
             conflicts: Box::new(conflicts),
         })?;
     let mut merged = Merged {
@@ -198,13 +233,14 @@ pub fn merge_versions(
     // A side that already is the result, recipient record included, is taken byte for byte:
     // encrypting again would change the file without changing anything in it.
     let record = Metadata {
-        recipients: target_recipients(files.config, &files.slug)?
+        recipients: target_recipients_of(files.config, files.kind, &files.slug)?
             .iter()
             .map(|r| r.as_str().to_owned())
             .collect(),
     };
     let is_result = |side: &Manifest| {
         side.agent == files.slug
+            && side.uses == result.uses
             && side.secrets == result.secrets
             && side.meta.as_ref() == Some(&record)
     };
@@ -266,9 +302,14 @@ fn open(
     ctx.path = shown;
     match manifest::parse(text, &ctx) {
         Ok(parsed) => Ok(parsed.manifest),
-        Err(ManifestError::AgentMismatch {
-            found: Some(other), ..
-        }) => {
+        Err(
+            ManifestError::AgentMismatch {
+                found: Some(other), ..
+            }
+            | ManifestError::GroupMismatch {
+                found: Some(other), ..
+            },
+        ) => {
             ctx.expected_agent = other;
             manifest::parse(text, &ctx)
                 .map(|parsed| parsed.manifest)

@@ -44,6 +44,8 @@ fn example_manifests_validate() {
         "agent: support-bot\nsecrets:\n  OPENAI_API_KEY: sk-abc\n  DATABASE_URL: \"postgres://u:p@db/app\"\n".to_owned(),
         "agent: bad-agent\nsecrets:\n  PORT: 8080\n  DEBUG: true\n  lower: x\n".to_owned(),
         "agent: bad-agent\n".to_owned(),
+        "agent: bad-agent\nuses: [openai, stripe]\nsecrets: {}\n".to_owned(),
+        "agent: bad-agent\nuses:\n  openai: [OPENAI_API_KEY]\n  stripe: \"*\"\n".to_owned(),
     ];
     for example in &examples {
         ok(&example.replace("support-bot", "bad-agent"));
@@ -54,6 +56,24 @@ fn example_manifests_validate() {
             validator.validate(&instance).err()
         );
     }
+}
+
+#[test]
+fn shared_group_manifests_validate_and_group_only_rules_hold() {
+    let validator = jsonschema::draft202012::new(&schema()).unwrap();
+    let group = ManifestContext {
+        kind: Kind::Group,
+        ..ctx()
+    };
+    let good = "group: bad-agent\nsecrets:\n  OPENAI_API_KEY: sk-x\n";
+    parse(good, &group).unwrap();
+    assert!(validator.is_valid(&json(good)));
+    let written = Manifest::new_group("bad-agent").to_yaml();
+    parse(&written, &group).unwrap();
+    assert!(validator.is_valid(&json(&written)));
+    let bad = "group: bad-agent\nuses: [x]\n";
+    assert!(!validator.is_valid(&json(bad)));
+    assert!(parse(bad, &group).is_err());
 }
 
 #[test]
@@ -69,6 +89,12 @@ fn manifests_the_parser_refuses_for_their_shape_fail_the_schema() {
         "agent: bad-agent\nsecrets:\n  A: 1.10\n",
         "agent: bad-agent\nsecrets:\n  A: ~\n",
         "agent: bad-agent\ncastsync:\n  recipient: []\n",
+        "agent: bad-agent\nuses: openai\n",
+        "agent: bad-agent\nuses:\n  openai: []\n",
+        "agent: bad-agent\nuses:\n  openai: all\n",
+        "agent: bad-agent\nuses: [Open]\n",
+        "agent: bad-agent\nuses:\n  openai: [1KEY]\n",
+        "agent: bad-agent\ngroup: bad-agent\n",
     ] {
         assert!(!validator.is_valid(&json(bad)), "schema accepted {bad:?}");
         assert!(parse(bad, &ctx()).is_err(), "parser accepted {bad:?}");

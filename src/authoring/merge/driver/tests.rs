@@ -224,10 +224,7 @@ fn the_merged_path_must_be_an_agents_manifest() {
         "secrets.yaml.age",
     ] {
         let err = agent_of(&config, Path::new(bad)).unwrap_err();
-        assert!(
-            err.to_string().contains("not an agent's manifest"),
-            "{bad}: {err}"
-        );
+        assert!(err.to_string().contains("not a manifest"), "{bad}: {err}");
     }
     let nested = Config {
         agents_dir: "secrets/agents".into(),
@@ -237,4 +234,77 @@ fn the_merged_path_must_be_an_agents_manifest() {
         agent_of(&nested, Path::new("secrets/agents/bot/secrets.yaml.age")).unwrap(),
         "bot"
     );
+    assert_eq!(
+        manifest_of(&config, Path::new("shared/openai/secrets.yaml.age")).unwrap(),
+        (Kind::Group, "openai".to_owned())
+    );
+    assert!(agent_of(&config, Path::new("shared/openai/secrets.yaml.age")).is_err());
+}
+
+#[test]
+fn a_shared_groups_manifest_merges_key_by_key_and_stays_bound_to_its_group() {
+    let keys = Keys::new();
+    let files = AgentFiles::group(Path::new("/nonexistent-repo"), &keys.config, "openai").unwrap();
+    let sealed = |secrets: &[(&str, &str)]| {
+        let mut m = Manifest::new_group("openai");
+        for (k, v) in secrets {
+            m.secrets.insert((*k).to_owned(), (*v).into());
+        }
+        files.seal(&mut m).unwrap().0
+    };
+    let base = sealed(&[("A", "a0"), ("B", "b0")]);
+    let ours = sealed(&[("A", "a1"), ("B", "b0")]);
+    let theirs = sealed(&[("A", "a0"), ("B", "b2")]);
+    let merged = merge_versions(
+        &files,
+        &keys.ids,
+        Versions {
+            base: &base,
+            ours: &ours,
+            theirs: &theirs,
+        },
+    )
+    .unwrap();
+    let plain = keys
+        .ids
+        .decrypt(&merged.ciphertext.unwrap(), Path::new("x"))
+        .unwrap();
+    let result = files.parse(std::str::from_utf8(&plain).unwrap()).unwrap();
+    assert_eq!(result.kind, Kind::Group);
+    assert_eq!(values(&result), pairs(&[("A", "a1"), ("B", "b2")]));
+}
+
+#[test]
+fn an_agents_uses_merges_as_a_whole() {
+    let keys = Keys::new();
+    let with_uses = |uses: &[&str], secrets: &[(&str, &str)]| {
+        let mut m = Manifest::new("bot");
+        for g in uses {
+            m.uses.insert((*g).to_owned(), manifest::UsedKeys::All);
+        }
+        for (k, v) in secrets {
+            m.secrets.insert((*k).to_owned(), (*v).into());
+        }
+        keys.files().seal(&mut m).unwrap().0
+    };
+    let base = with_uses(&[], &[("A", "a0")]);
+    let ours = with_uses(&["openai"], &[("A", "a0")]);
+    let theirs = with_uses(&[], &[("A", "a2")]);
+    let merged = keys.merge(&base, &ours, &theirs).unwrap();
+    let result = keys.decrypt(&merged.ciphertext.unwrap());
+    assert_eq!(result.uses.keys().collect::<Vec<_>>(), ["openai"]);
+    assert_eq!(values(&result), pairs(&[("A", "a2")]));
+
+    let other = with_uses(&["stripe"], &[("A", "a0")]);
+    match keys.merge(&base, &ours, &other) {
+        Err(MergeError::Conflict { conflicts, .. }) => {
+            assert!(conflicts.uses);
+            assert!(
+                conflicts
+                    .to_string()
+                    .contains("the `uses:` block changed on both sides")
+            );
+        }
+        other => panic!("expected a conflict: {other:?}"),
+    }
 }

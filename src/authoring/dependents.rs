@@ -1,0 +1,123 @@
+//! A change to a shared group, seen from the agents that use it. `set --shared`, `unset
+//! --shared` and `edit --shared` judge every agent that uses the group against the group's new
+//! content before anything is written: a change that would break an agent (a key it takes
+//! removed, a key it also defines added, a value equal to its schema's placeholder) is refused
+//! with each agent's problem on its own line, so that a group change can never quietly take an
+//! agent off the platform's reconcile.
+//!
+//! Agents the author cannot decrypt are named in a warning, not checked; problems an agent
+//! already had before the change do not block it.
+
+use std::collections::BTreeSet;
+
+use super::{AgentFiles, AuthoringError};
+use crate::crypto::Identities;
+use crate::manifest::Manifest;
+use crate::source::Worktree;
+use crate::source::load;
+use crate::source::shared::SharedGroups;
+
+/// Checks the agents that use `files`' group against `new` (the group's next content).
+/// Returns notes for the author: who uses the group, who could not be checked.
+pub(super) fn check(
+    files: &AgentFiles<'_>,
+    new: &Manifest,
+    ids: &Identities,
+) -> Result<Vec<String>, AuthoringError> {
+    let tree = Worktree::new(files.root);
+    let source_error = |e: crate::source::SourceError| AuthoringError::Source(Box::new(e));
+    let slugs = load::agent_slugs(&tree, files.config).map_err(source_error)?;
+    let before = SharedGroups::read(&tree, files.config, ids).map_err(source_error)?;
+    let after = SharedGroups::read(&tree, files.config, ids)
+        .map_err(source_error)?
+        .with_override(&files.slug, new.clone(), files.shown.clone());
+
+    let mut users = Vec::new();
+    let mut unchecked = Vec::new();
+    let mut problems = Vec::new();
+    for slug in &slugs {
+        let Ok(agent) = AgentFiles::new(files.root, files.config, slug) else {
+            continue;
+        };
+        let text = match agent.decrypt(ids) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(_) => {
+                unchecked.push(slug.clone());
+                continue;
+            }
+        };
+        let Ok(manifest) = agent.parse(&text) else {
+            // A broken agent manifest fails on its own; `validate` names it.
+            continue;
+        };
+        if !manifest.uses.contains_key(&files.slug) {
+            continue;
+        }
+        users.push(slug.clone());
+        // What `validate` would fail the agent for: errors, and required keys it would lack.
+        let blocking = |groups: &SharedGroups<'_>| -> BTreeSet<String> {
+            let verdict = agent.judge_with(&text, groups, super::Verdict::empty());
+            let missing = verdict.missing.iter().map(|key| {
+                format!(
+                    "{}: key {key}: required by {} but it would no longer get it",
+                    agent.schema_shown().display(),
+                    crate::schema::FILE_NAME
+                )
+            });
+            verdict
+                .blocking
+                .iter()
+                .map(ToString::to_string)
+                .chain(missing)
+                .collect()
+        };
+        let had = blocking(&before);
+        for problem in blocking(&after).difference(&had) {
+            let line = problem.strip_prefix("error: ").unwrap_or(problem);
+            problems.push(format!("would break agent {slug}: {line}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AuthoringError::Refused {
+            path: files.shown.clone(),
+            problems,
+        });
+    }
+    let mut notes = Vec::new();
+    if users.is_empty() && unchecked.is_empty() {
+        notes.push(format!(
+            "warning: no agent uses shared group {group} yet: add `uses: [{group}]` (every key) or `uses: {{{group}: [KEY]}}` to the agents that need it (`castsync edit AGENT`)",
+            group = files.slug
+        ));
+    } else if !users.is_empty() {
+        notes.push(format!(
+            "note: used by {} agent(s), {}: one `castsync reconcile` updates them all",
+            users.len(),
+            some_names(&users)
+        ));
+    }
+    if !unchecked.is_empty() {
+        notes.push(format!(
+            "warning: could not check {} agent(s), {}, against the change (their manifests do not decrypt with your identities); `castsync validate` by one of their recipients will",
+            unchecked.len(),
+            some_names(&unchecked)
+        ));
+    }
+    Ok(notes)
+}
+
+/// At most ten names, then how many more: a group may serve hundreds of agents.
+fn some_names(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
+}
