@@ -20,7 +20,7 @@ use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
 use crate::platform::batch::{Batch, BatchResult, Written};
 use crate::platform::{ErrorClass, Platform, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
-use crate::state::State;
+use crate::state::{AppliedFrom, State};
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// The source revision recorded with each write (a commit id, or `worktree`).
     pub revision: Option<String>,
+    /// What each agent is being applied from: recorded in the state, in the same save as its
+    /// verified writes (or its redeploy), once every part of the agent's work has landed.
+    pub converged: BTreeMap<String, AppliedFrom>,
 }
 
 /// Why a change did not land.
@@ -284,21 +287,22 @@ pub async fn apply(
         let state = state.clone();
         let permits = permits.clone();
         let revision = options.revision.clone();
+        let converged = options.converged.get(&agent_plan.agent).cloned();
         let cancel = cancel.clone();
         let progress = progress.clone();
         tasks.spawn(async move {
             // The semaphore is never closed, so acquire cannot fail.
             let _permit = permits.acquire_owned().await;
-            apply_agent(
-                &agent_plan,
-                &values,
-                platform.as_ref(),
-                &state,
-                revision.as_deref(),
-                &cancel,
-                progress.as_ref(),
-            )
-            .await
+            let sent = Sent {
+                platform: platform.as_ref(),
+                progress: progress.as_ref(),
+            };
+            let record = Record {
+                state: &state,
+                revision: revision.as_deref(),
+                converged: converged.as_ref(),
+            };
+            apply_agent(&agent_plan, &values, sent, record, &cancel).await
         });
     }
     let mut results = Vec::new();
@@ -332,15 +336,35 @@ pub async fn apply(
     ApplyReport { agents: results }
 }
 
+/// Where an agent's outcome is recorded.
+#[derive(Clone, Copy)]
+struct Record<'a> {
+    state: &'a Mutex<State>,
+    revision: Option<&'a str>,
+    /// What the agent converges from once all its work lands ([`ApplyOptions::converged`]).
+    converged: Option<&'a AppliedFrom>,
+}
+
+impl Record<'_> {
+    /// Records what the agent converged from, when all of its work has landed.
+    fn converged(&self, state: &mut State, platform_id: &str, agent: &str, result: &AgentResult) {
+        if let Some(from) = self.converged
+            && result.failed.is_empty()
+            && result.error.is_none()
+        {
+            state.record_applied_from(platform_id, agent, from.clone());
+        }
+    }
+}
+
 async fn apply_agent(
     plan: &AgentPlan,
     values: &DesiredSecrets,
-    platform: &dyn Platform,
-    state: &Mutex<State>,
-    revision: Option<&str>,
+    sent: Sent<'_>,
+    record: Record<'_>,
     cancel: &CancellationToken,
-    progress: &dyn Progress,
 ) -> AgentResult {
+    let Sent { platform, progress } = sent;
     let agent = plan.agent.as_str();
     let mut result = AgentResult {
         agent: agent.to_owned(),
@@ -348,11 +372,10 @@ async fn apply_agent(
     };
     let landed = write_changes(plan, values, platform, cancel, progress, &mut result).await;
     if !landed.is_empty() {
-        let sent = Sent { platform, progress };
-        verify(plan, values, sent, state, revision, landed, &mut result).await;
+        verify(plan, values, sent, record, landed, &mut result).await;
     }
     if plan.redeploy.is_some() {
-        redeploy(agent, platform, state, cancel, progress, &mut result).await;
+        redeploy(agent, sent, record, cancel, &mut result).await;
     }
     result
 }
@@ -440,12 +463,12 @@ async fn verify(
     plan: &AgentPlan,
     values: &DesiredSecrets,
     sent: Sent<'_>,
-    state: &Mutex<State>,
-    revision: Option<&str>,
+    record: Record<'_>,
     landed: Vec<Change>,
     result: &mut AgentResult,
 ) {
     let Sent { platform, progress } = sent;
+    let revision = record.revision;
     let agent = plan.agent.as_str();
     let listed = platform.list(agent).await;
     progress.request_done();
@@ -467,7 +490,7 @@ async fn verify(
     };
     let present: BTreeMap<&str, &RemoteKey> = listed.iter().map(|k| (k.key.as_str(), k)).collect();
 
-    let mut state = state.lock().await;
+    let mut state = record.state.lock().await;
     let platform_id = platform.id().to_owned();
     for change in landed {
         match (change.action, present.get(change.key.as_str())) {
@@ -503,6 +526,8 @@ async fn verify(
     if plan.redeploy.is_some() && !result.applied.is_empty() {
         // Owed until a redeploy succeeds, even if this process dies before sending it.
         state.mark_redeploy_pending(&platform_id, agent);
+    } else if plan.redeploy.is_none() {
+        record.converged(&mut state, &platform_id, agent, result);
     }
     if let Err(e) = state.save() {
         result.error = Some(AgentError::StateNotSaved {
@@ -515,12 +540,13 @@ async fn verify(
 /// verified; otherwise owed to the next run. The outcome is kept in the state.
 async fn redeploy(
     agent: &str,
-    platform: &dyn Platform,
-    state: &Mutex<State>,
+    sent: Sent<'_>,
+    record: Record<'_>,
     cancel: &CancellationToken,
-    progress: &dyn Progress,
     result: &mut AgentResult,
 ) {
+    let Sent { platform, progress } = sent;
+    let state = record.state;
     let platform_id = platform.id().to_owned();
     if !result.failed.is_empty() || result.error.is_some() || cancel.is_cancelled() {
         if !result.applied.is_empty() {
@@ -541,6 +567,7 @@ async fn redeploy(
     result.redeploy = Some(match outcome {
         Ok(()) => {
             state.clear_redeploy_pending(&platform_id, agent);
+            record.converged(&mut state, &platform_id, agent, result);
             Redeployed::Done
         }
         Err(e) => {
@@ -584,6 +611,7 @@ mod tests {
     #[test]
     fn the_request_count_covers_sets_deletes_verifying_lists_and_redeploys() {
         let plan = Plan {
+            coverage: Default::default(),
             agents: vec![
                 // 2 sets + 1 delete + 1 verifying list + 1 redeploy.
                 agent(

@@ -7,7 +7,6 @@
 //! creates. It must never follow a half-done write with a success, and never widen the
 //! permissions of a private file.
 
-use std::io::Write as _;
 use std::path::Path;
 
 /// Whether the write may replace an existing file.
@@ -31,6 +30,17 @@ pub enum Mode {
 
 /// Writes `bytes` to `path` atomically and durably (see the module doc).
 pub fn write(path: &Path, bytes: &[u8], replace: Replace, mode: Mode) -> std::io::Result<()> {
+    write_with(path, replace, mode, |file| file.write_all(bytes))
+}
+
+/// As [`write`], with the content streamed by `fill` into the temporary file (for a large
+/// file that need not be held in memory whole).
+pub fn write_with(
+    path: &Path,
+    replace: Replace,
+    mode: Mode,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -56,7 +66,7 @@ pub fn write(path: &Path, bytes: &[u8], replace: Replace, mode: Mode) -> std::io
     {
         tmp.as_file().set_permissions(existing.permissions())?;
     }
-    tmp.write_all(bytes)?;
+    fill(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     // On error the temporary file is removed by its guard.
     match replace {

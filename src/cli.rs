@@ -57,8 +57,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags accepted before or after any subcommand.
+/// Flags accepted before or after any subcommand; listed after each command's own, under
+/// their own heading, so a command's help reads its options first.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Secrets repository to work in (default: the nearest directory holding castsync.yaml,
     /// from the current one up to the filesystem root).
@@ -289,6 +291,8 @@ pub enum Command {
         "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
         "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
         "castsync reconcile --redeploy                         # redeploy each changed agent",
+        "castsync reconcile --changed                          # only agents changed since they last converged",
+        "castsync reconcile --changed --since HEAD~1           # only agents changed since a revision",
         "castsync reconcile --dry-run --timeout 2m             # CI: give up on a silent platform",
         "castsync reconcile --dry-run --base origin/main --save-plan plan.json   # CI: the reviewed plan",
         "castsync reconcile --plan plan.json                   # apply exactly that plan, if nothing moved",
@@ -588,6 +592,16 @@ pub struct ReconcileArgs {
     /// Treat values at this git revision as last applied (for pull-request plans).
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
+    /// Refresh only agents whose manifest, .env.example, bearing settings or used shared
+    /// groups changed since they last converged (as the state recorded), or since --since REF; the plan says how
+    /// many were left unrefreshed. Without a usable baseline every agent is refreshed.
+    /// Not with --plan (a saved plan is applied exactly) or --save-plan (a saved plan covers
+    /// every agent of its run).
+    #[arg(long, conflicts_with_all = ["plan", "save_plan"])]
+    pub changed: bool,
+    /// With --changed: compare with this git revision instead of the state.
+    #[arg(long, value_name = "REF", requires = "changed")]
+    pub since: Option<String>,
     /// How to print the plan (and, after an apply, what landed).
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,

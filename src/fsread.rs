@@ -163,6 +163,22 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     Ok(buf)
 }
 
+/// [`read_file`] as a stream, for a file too large to want whole in memory (the state): the
+/// same checks before it is opened; the stream ends `limit` bytes in, so a file that grew
+/// past the limit since reads as cut short (and fails to parse) rather than without end.
+pub fn open_file(path: &Path, limit: u64) -> Result<std::io::Take<File>, ReadError> {
+    let meta = std::fs::metadata(path).map_err(|e| ReadError::io(path, e))?;
+    check(&meta, path, limit)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| ReadError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| ReadError::io(path, e))?;
+    check(&meta, path, limit)?;
+    Ok(file.take(limit))
+}
+
 /// [`read_file`] for secrets (identities, API keys, webhook secrets): the buffer is reserved
 /// once, so it never reallocates and leaves a copy behind, and is zeroized on drop.
 pub fn read_secret_file(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {

@@ -7,7 +7,9 @@
 //! The pipeline is `source` (a checkout: tree and config) → load → `observe` (list the
 //! platform) → `plan` (pure) → `apply`, run by `reconcile` for the CLI and the `daemon`
 //! alike, with `platform`, `state` and `target` at the edges, `deadline` bounding each run's
-//! platform calls, and `authoring` writing manifests. Every apply appends to the `history`
+//! platform calls, and `authoring` writing manifests. `incremental` (pure) chooses which
+//! agents a run refreshes when only changed ones are asked for, from `source::inputs` and what
+//! the state recorded. Every apply appends to the `history`
 //! next to the state; `saved_plan` applies a plan saved earlier exactly, or refuses it. No
 //! secret value ever reaches a log, an error message, plan output, a plan file, the history
 //! or the state file.
@@ -34,6 +36,7 @@ pub mod fsread;
 pub mod git_setup;
 pub mod hint;
 pub mod history;
+pub mod incremental;
 pub mod manifest;
 pub mod names;
 pub mod observe;

@@ -369,10 +369,50 @@ pub struct Totals {
     pub redeploy: usize,
 }
 
+/// Whether a plan refreshed every agent of the run, or only those whose inputs changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoverageMode {
+    /// Every agent of the run was listed and planned.
+    #[default]
+    Full,
+    /// Only agents whose inputs changed (`reconcile --changed`, the daemon on a new commit).
+    Changed,
+}
+
+/// Since when the agents a plan left out are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Since {
+    /// The revision (a commit id, or `worktree`) of the oldest last refresh among them, or
+    /// the `--since` revision.
+    pub revision: String,
+    /// When that refresh happened (RFC 3339), when known.
+    pub at: Option<String>,
+    /// Every one of them was last refreshed at that same revision.
+    pub uniform: bool,
+}
+
+/// Which agents of the run the plan covers. A plan never drops an agent silently: the
+/// agents it did not refresh are named here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    pub mode: CoverageMode,
+    /// Why a run asked to refresh only changed agents refreshed every one (no state, a
+    /// state for another platform, a config change that bears on every agent, a record that
+    /// cannot be read).
+    pub full_reason: Option<String>,
+    /// Agents whose inputs did not change, left unrefreshed (not listed, not planned).
+    pub unrefreshed: Vec<String>,
+    pub since: Option<Since>,
+}
+
 /// The whole plan: one entry per declared agent in the run, in slug order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub agents: Vec<AgentPlan>,
+    /// Which agents were left out, and why (the run's business, not the plan's: [`plan`]
+    /// always covers every agent it is given).
+    pub coverage: Coverage,
 }
 
 impl Plan {
@@ -450,7 +490,10 @@ pub fn plan(
         .iter()
         .map(|(agent, wanted)| plan_agent(agent, wanted, actual.get(agent), last, policy))
         .collect();
-    Plan { agents }
+    Plan {
+        agents,
+        coverage: Coverage::default(),
+    }
 }
 
 fn plan_agent(

@@ -2,6 +2,12 @@
 //! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
 //! call it and how they report. Every platform call of a run is bounded by one deadline
 //! ([`crate::deadline`]).
+//!
+//! Asked to refresh only what changed ([`Request::changed`]), it first compares each agent's
+//! inputs with a baseline (`incremental`) and loads, lists and plans only the agents that
+//! changed; the plan's coverage names the rest. After an apply it records, per agent that
+//! converged, what it converged from, and forgets that record for an agent that failed, so
+//! the next run refreshes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,16 +17,27 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
-use crate::config::{Config, Redeploy};
+use crate::config::Config;
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
+use crate::incremental::{self, Baseline, Selection};
 use crate::observe;
-use crate::plan::{self, LastApplied, Plan, Policy, Replace, RevisionBaseline};
+use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
+use crate::source::inputs::{self, AgentInputs, GroupDigests, Overrides};
 use crate::source::load::{self, LoadError, Loaded};
-use crate::state::State;
+use crate::state::{AppliedFrom, State};
+
+/// What a run that refreshes only changed agents compares with.
+pub enum ChangedSince<'a> {
+    /// What the state recorded for each agent when it last converged.
+    State,
+    /// The inputs at another revision (`--since REF`): its checkout, or why its
+    /// `castsync.yaml` cannot be read (then every agent is refreshed).
+    Revision(Result<&'a Checkout, String>),
+}
 
 /// Everything one reconcile needs.
 pub struct Request<'a> {
@@ -38,8 +55,13 @@ pub struct Request<'a> {
     pub policy: Policy,
     /// `--redeploy` (true) / `--no-redeploy` (false) over the config's `redeploy`.
     pub redeploy: Option<bool>,
+    /// `--no-prune` (already applied to `policy`; recorded with each agent's inputs).
+    pub no_prune: bool,
     /// Only these agents (empty: all declared agents).
     pub only: BTreeSet<String>,
+    /// Refresh only the agents whose inputs changed since this baseline (`--changed`);
+    /// `None` refreshes every agent of the run.
+    pub changed: Option<ChangedSince<'a>>,
     pub dry_run: bool,
     pub concurrency: usize,
     pub cancel: CancellationToken,
@@ -61,6 +83,9 @@ pub struct Outcome {
     pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
     /// The agents the run's deadline cut off, if it passed.
     pub timed_out: Option<TimedOut>,
+    /// The state could not be saved after the run (what each agent converged from is then
+    /// not remembered, and the next `--changed` run refreshes those agents again).
+    pub state_warning: Option<String>,
 }
 
 impl Outcome {
@@ -158,16 +183,38 @@ pub async fn reconcile(
     let checkout = req.checkout;
     let deadline = Deadline::start(req.timeout);
     let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
-    let loaded = load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?;
+    let overrides = Overrides {
+        no_prune: req.no_prune,
+        redeploy: req.redeploy,
+    };
+    let candidates = candidates(checkout, &req.only)?;
+    let mut current = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
+    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+    let selection = select(&req, &candidates, &current, &groups, overrides).await;
+    let loaded = match selection.coverage.mode {
+        CoverageMode::Full => {
+            load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?
+        }
+        // Only the changed agents are decrypted; none changed, nothing is read.
+        CoverageMode::Changed if selection.refresh.is_empty() => Loaded {
+            agents: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            notes: Vec::new(),
+        },
+        CoverageMode::Changed => load::load_all(
+            checkout.tree(),
+            &checkout.config,
+            req.identities,
+            &selection.refresh,
+        )?,
+    };
     check_replace(&req.policy.replace, &loaded)?;
+    inputs::with_groups(&mut current, &loaded, &groups);
     let mut policy = req.policy;
     policy.redeploy = loaded
         .agents
         .keys()
-        .filter(|agent| {
-            req.redeploy
-                .unwrap_or(checkout.config.redeploy_for(agent) == Redeploy::OnChange)
-        })
+        .filter(|agent| inputs::redeploys(&checkout.config, overrides, agent))
         .cloned()
         .collect();
     let baseline = match req.base {
@@ -196,8 +243,9 @@ pub async fn reconcile(
     .await;
 
     let desired = loaded.desired_or_reasons();
-    let plan = {
-        let state = req.state.lock().await;
+    let mut plan = {
+        let mut state = req.state.lock().await;
+        state.prepare(req.platform.id(), desired.keys());
         let view = state.view(req.platform.id());
         let last: &dyn LastApplied = match &baseline {
             Some(b) => b,
@@ -205,8 +253,10 @@ pub async fn reconcile(
         };
         plan::plan(&desired, &actual, last, &policy).with_origins(&loaded.origins(&checkout.config))
     };
+    plan.coverage = selection.coverage;
 
     let revision = checkout.label();
+    let mut state_warning = None;
     let declined = !req.dry_run && plan.has_changes() && {
         // The person reading the plan is not the platform being slow.
         let _paused = deadline.pause();
@@ -217,9 +267,11 @@ pub async fn reconcile(
     } else if !plan.has_changes() {
         Some(ApplyReport::default())
     } else {
+        state_warning = forget_before_writing(&plan, &req.state, req.platform.id()).await;
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
+            converged: converged_from(&plan, &current, &revision),
         };
         deadline.allow_requests(apply::request_count(&plan));
         Some(
@@ -235,6 +287,13 @@ pub async fn reconcile(
             .await,
         )
     };
+    if report.is_some() {
+        let recorded =
+            record_converged(&plan, &current, &req.state, req.platform.id(), &revision).await;
+        state_warning = recorded.or(state_warning);
+    }
+    // Held as compact text until the next run (a daemon's memory).
+    req.state.lock().await.compact();
     let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,
@@ -244,7 +303,216 @@ pub async fn reconcile(
         declined,
         observed: actual,
         timed_out,
+        state_warning,
     })
+}
+
+/// The agents of the run: `only` (each must be declared), else every declared agent.
+fn candidates(checkout: &Checkout, only: &BTreeSet<String>) -> Result<Vec<String>, LoadError> {
+    if only.is_empty() {
+        return Ok(checkout.agents.clone());
+    }
+    if let Some(missing) = only.iter().find(|a| !checkout.agents.contains(a)) {
+        let tree = checkout.tree();
+        return Err(LoadError::UnknownAgent {
+            agent: missing.clone(),
+            agents_dir: tree.display(&checkout.config.agents_dir),
+            known: checkout.agents.join(", "),
+        });
+    }
+    Ok(only.iter().cloned().collect())
+}
+
+/// Which candidates this run refreshes: all of them, or (with [`Request::changed`]) those
+/// whose inputs changed, plus every agent a `--replace`/`--replace-all` names.
+async fn select(
+    req: &Request<'_>,
+    candidates: &[String],
+    current: &BTreeMap<String, AgentInputs>,
+    groups: &Result<GroupDigests, String>,
+    overrides: Overrides,
+) -> Selection {
+    let selection = match &req.changed {
+        None => return Selection::all(candidates),
+        Some(ChangedSince::State) => {
+            let state = req.state.lock().await;
+            let platform = req.platform.id();
+            let gap = state.change_tracking_gap(platform);
+            incremental::select(
+                candidates,
+                current,
+                Baseline::State {
+                    records: state.applied_from_all(platform),
+                    gap: gap.as_deref(),
+                    groups: groups.as_ref().ok(),
+                },
+            )
+        }
+        Some(ChangedSince::Revision(Err(reason))) => {
+            incremental::select(candidates, current, Baseline::Unreadable { reason })
+        }
+        Some(ChangedSince::Revision(Ok(since))) => {
+            let there: Vec<&String> = candidates
+                .iter()
+                .filter(|a| since.agents.contains(a))
+                .collect();
+            // Which agents use a group is written in their encrypted manifests: a changed
+            // group refreshes them all.
+            let groups_then = inputs::of_groups(since.tree(), &since.config);
+            if let Some(reason) = groups_changed(groups, &groups_then, &since.label()) {
+                return with_replaced(
+                    req,
+                    candidates,
+                    incremental::select(
+                        candidates,
+                        current,
+                        Baseline::Unreadable { reason: &reason },
+                    ),
+                );
+            }
+            let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
+            incremental::select(
+                candidates,
+                current,
+                Baseline::Revision {
+                    label: &since.label(),
+                    inputs: &then,
+                },
+            )
+        }
+    };
+    with_replaced(req, candidates, selection)
+}
+
+/// Why every agent is refreshed against another revision, when a shared group file differs
+/// (or the groups cannot be listed at one of the two).
+fn groups_changed(
+    now: &Result<GroupDigests, String>,
+    then: &Result<GroupDigests, String>,
+    label: &str,
+) -> Option<String> {
+    match (now, then) {
+        (Ok(now), Ok(then)) if now == then => None,
+        (Ok(now), Ok(then)) => {
+            let changed: Vec<&str> = now
+                .keys()
+                .chain(then.keys())
+                .filter(|g| now.get(*g) != then.get(*g))
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            Some(format!(
+                "shared group {} changed since {label} (which agents use it is written in their encrypted manifests)",
+                changed.join(", ")
+            ))
+        }
+        (Err(why), _) | (_, Err(why)) => Some(format!("the shared groups cannot be listed: {why}")),
+    }
+}
+
+/// Adds to `selection` every agent a `--replace`/`--replace-all` names.
+fn with_replaced(req: &Request<'_>, candidates: &[String], mut selection: Selection) -> Selection {
+    let replace = &req.policy.replace;
+    let named = replace
+        .agents
+        .iter()
+        .chain(replace.keys.iter().map(|(agent, _)| agent));
+    for agent in named {
+        if candidates.contains(agent) {
+            selection.refresh.insert(agent.clone());
+        }
+    }
+    let refresh = &selection.refresh;
+    selection
+        .coverage
+        .unrefreshed
+        .retain(|a| !refresh.contains(a));
+    selection
+}
+
+/// Before the first write to an agent, forgets what it converged from: should the run die
+/// half-way, the next run must not take the agent for unchanged (the platform may then hold
+/// a mix of old and new values even if the source goes back to the old inputs).
+pub(crate) async fn forget_before_writing(
+    plan: &Plan,
+    state: &Mutex<State>,
+    platform: &str,
+) -> Option<String> {
+    let mut state = state.lock().await;
+    let mut forgot = false;
+    for agent in plan.agents.iter().filter(|a| a.has_work()) {
+        forgot |= state.applied_from(platform, &agent.agent).is_some();
+        state.forget_applied_from(platform, &agent.agent);
+    }
+    if !forgot {
+        return None;
+    }
+    state.save().err().map(|e| e.to_string())
+}
+
+/// What each agent with work converges from once its work lands, for apply to record with
+/// its verified writes ([`ApplyOptions::converged`]).
+pub(crate) fn converged_from(
+    plan: &Plan,
+    current: &BTreeMap<String, AgentInputs>,
+    revision: &str,
+) -> BTreeMap<String, AppliedFrom> {
+    let at = crate::state::now_rfc3339();
+    plan.agents
+        .iter()
+        .filter(|a| a.has_work())
+        .filter_map(|a| {
+            let record = current.get(&a.agent)?.record(revision, &at)?;
+            Some((a.agent.clone(), record))
+        })
+        .collect()
+}
+
+/// After a run: records what each agent without work converged from (it was listed and
+/// matched), and forgets it for an agent that was skipped. Agents with work were recorded by
+/// apply when all of it landed, and forgotten before it began otherwise. Saves only when a
+/// record changed.
+pub(crate) async fn record_converged(
+    plan: &Plan,
+    current: &BTreeMap<String, AgentInputs>,
+    state: &Mutex<State>,
+    platform: &str,
+    revision: &str,
+) -> Option<String> {
+    let at = crate::state::now_rfc3339();
+    let mut state = state.lock().await;
+    let mut changed = false;
+    for agent in &plan.agents {
+        let name = agent.agent.as_str();
+        let before = state.applied_from(platform, name);
+        if agent.skipped.is_some() {
+            if before.is_some() {
+                state.forget_applied_from(platform, name);
+                changed = true;
+            }
+            continue;
+        }
+        if agent.has_work() {
+            continue;
+        }
+        match current.get(name).and_then(|i| i.record(revision, &at)) {
+            Some(record) if before.is_none_or(|b| !b.same_inputs(&record)) => {
+                state.record_applied_from(platform, name, record);
+                changed = true;
+            }
+            Some(_) => {}
+            None if before.is_some() => {
+                state.forget_applied_from(platform, name);
+                changed = true;
+            }
+            None => {}
+        }
+    }
+    if !changed {
+        return None;
+    }
+    state.save().err().map(|e| e.to_string())
 }
 
 /// Why a `--base` plan refuses to run.

@@ -16,7 +16,9 @@ use crate::deadline::TimedOut;
 use crate::escape::{code_line, code_span, terminal};
 
 pub mod redacted;
-use crate::plan::{Action, AgentPlan, Change, Plan, RedeployReason, Totals};
+use crate::plan::{
+    Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
+};
 
 /// The `--output json` format version; bump on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -125,6 +127,44 @@ pub fn drift_note(blind: &[&str]) -> Option<String> {
         blind.len(),
         plural(blind.len())
     ))
+}
+
+/// Where a refresh came from, as people read it: a commit id shortened to 7 characters, or
+/// (for a working tree, which has no id) `the worktree run of TIME`.
+fn refreshed_at(since: &Since) -> String {
+    let r = &since.revision;
+    if r.len() >= 40 && r.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return r[..7].to_owned();
+    }
+    match &since.at {
+        Some(at) => format!("the {r} run of {at}"),
+        None => r.clone(),
+    }
+}
+
+/// The one line a plan carries when it did not refresh every agent of the run
+/// (`997 agents unchanged since 1a2b3c4, not refreshed`), or when a run asked to refresh
+/// only changed agents refreshed every one (`full reconcile: …`). None otherwise.
+pub fn coverage_line(coverage: &Coverage) -> Option<String> {
+    if let Some(reason) = &coverage.full_reason {
+        return Some(format!("full reconcile: {reason}"));
+    }
+    let n = coverage.unrefreshed.len();
+    if coverage.mode != CoverageMode::Changed || n == 0 {
+        return None;
+    }
+    let agents = format!("{n} agent{}", plural(n));
+    Some(match &coverage.since {
+        Some(since) if since.uniform => format!(
+            "{agents} unchanged since {}, not refreshed",
+            refreshed_at(since)
+        ),
+        Some(since) => format!(
+            "{agents} unchanged since their last refresh (the oldest at {}), not refreshed",
+            refreshed_at(since)
+        ),
+        None => format!("{agents} unchanged, not refreshed"),
+    })
 }
 
 /// "Shared groups behind these changes: shared/openai (3 agents)", when any change comes from
@@ -248,7 +288,18 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     if let Some(note) = drift_note(&plan.drift_blind()) {
         let _ = writeln!(out, "note: {note}");
     }
-    if !plan.has_changes() && !plan.has_skips() {
+    let partial = plan.coverage.mode == CoverageMode::Changed;
+    if let Some(line) = coverage_line(&plan.coverage) {
+        let _ = writeln!(out, "{line}.");
+    }
+    if !plan.has_changes() && !plan.has_skips() && partial {
+        let _ = writeln!(
+            out,
+            "{} The refreshed agents match git ({} keys in sync).",
+            p.bold("No changes."),
+            totals.unchanged
+        );
+    } else if !plan.has_changes() && !plan.has_skips() {
         let _ = writeln!(
             out,
             "{} The platform matches git ({} keys in sync).",
@@ -364,12 +415,26 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "totals": plan.totals(),
         "warnings": ctx.warnings,
         "value_drift_undetectable": plan.drift_blind(),
+        "coverage": coverage_json(plan),
         "agents": agents,
     });
     if let Some(timed_out) = TimedOut::find(plan, None) {
         v["timed_out"] = timed_out.json();
     }
     v
+}
+
+fn coverage_json(plan: &Plan) -> serde_json::Value {
+    let c = &plan.coverage;
+    json!({
+        "mode": c.mode,
+        "full_reason": c.full_reason,
+        "refreshed": plan.agents.len(),
+        "unrefreshed": c.unrefreshed.len(),
+        "unrefreshed_agents": c.unrefreshed,
+        "since": c.since,
+        "summary": coverage_line(c),
+    })
 }
 
 fn redeploy_json(r: &AgentResult) -> serde_json::Value {
@@ -453,7 +518,17 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
             .map(|b| format!(", base `{}`", code_span(b)))
             .unwrap_or_default()
     );
-    if !plan.has_changes() && !plan.has_skips() {
+    if let Some(line) = coverage_line(&plan.coverage) {
+        // Our own text around agent counts and a revision label.
+        let _ = writeln!(head, "{}.\n", md_escape(&line));
+    }
+    if !plan.has_changes() && !plan.has_skips() && plan.coverage.mode == CoverageMode::Changed {
+        let _ = writeln!(
+            head,
+            "**No changes.** The refreshed agents match git ({} keys in sync).",
+            totals.unchanged
+        );
+    } else if !plan.has_changes() && !plan.has_skips() {
         let _ = writeln!(
             head,
             "**No changes.** The platform matches git ({} keys in sync).",

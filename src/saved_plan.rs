@@ -433,6 +433,7 @@ pub fn to_plan(saved: &SavedPlan) -> Plan {
                 ..AgentPlan::new(&a.agent)
             })
             .collect(),
+        coverage: crate::plan::Coverage::default(),
     }
 }
 

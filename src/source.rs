@@ -14,6 +14,7 @@
 mod checkout;
 mod discover;
 mod git;
+pub mod inputs;
 pub mod load;
 pub mod mirror;
 pub mod origin;
@@ -62,6 +63,19 @@ pub trait Tree {
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError>;
     /// Names of the sub-directories of `path`, sorted; empty when `path` is absent.
     fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError>;
+    /// Git's blob id of the file at `path` (what `git hash-object` prints for it), or `None`
+    /// when it is absent: equal ids mean equal bytes. A git revision answers from its tree
+    /// without reading the file; any other tree reads and hashes it.
+    fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
+        match self.read(path)? {
+            Some(bytes) => git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)
+                .map(|oid| Some(oid.to_string()))
+                .map_err(|e| SourceError::Git {
+                    message: format!("cannot hash {}: {}", self.display(path), e.message()),
+                }),
+            None => Ok(None),
+        }
+    }
     /// A label for this tree: a full commit id, or `worktree`.
     fn revision(&self) -> String;
     /// How to name `path` in messages (e.g. `agents/x/secrets.yaml.age` or

@@ -6,7 +6,16 @@
 //! *and* the key — and the file is 0600 anyway. No value, and no unkeyed hash of a value, is
 //! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
 //! second reconciler away.
+//!
+//! Between runs the key records are held as compact text and parsed per agent when needed
+//! (`keys`), so a daemon's memory and each save stay small as agents add up.
+//!
+//! It also remembers, per platform and agent, what that agent was last reconciled *from*
+//! ([`AppliedFrom`]: digests of its manifest's ciphertext, its `.env.example` and the settings
+//! that bear on it, and the commit), so a reconcile can refresh only the agents whose inputs
+//! changed. A missing record means "unknown": that agent is refreshed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -23,8 +32,11 @@ use crate::atomic_write::{self, Mode, Replace};
 use crate::plan::{Applied, LastApplied};
 use crate::secret::SecretValue;
 
-/// The state format this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+/// The state format this build writes. It reads this one and every older one: version 1
+/// (before [`AppliedFrom`] records) reads as a state that knows no agent's inputs, so the
+/// next reconcile refreshes every agent once. Builds that know only version 1 refuse a
+/// version 2 file as too new rather than misreading it.
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -77,7 +89,35 @@ pub struct KeyRecord {
     pub applied_at: String,
 }
 
-type AgentRecords = BTreeMap<String, BTreeMap<String, KeyRecord>>;
+mod keys;
+
+use keys::{AgentKeys, Records};
+
+/// agent → its key records.
+type AgentRecords = BTreeMap<String, AgentKeys>;
+
+/// What one agent was last reconciled from: the platform was listed, the plan applied and
+/// verified (or found nothing to do) for exactly these inputs. The digests identify bytes
+/// that are public in the repository anyway (the age ciphertext, the `.env.example`, the
+/// settings), never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedFrom {
+    /// `git-blob:` + git's blob id of the manifest file (its ciphertext).
+    pub manifest: String,
+    /// `git-blob:` + git's blob id of the `.env.example`, or `absent`.
+    pub schema: String,
+    /// `sha256:` + hex of the settings that bear on this agent (see `source::inputs`).
+    pub settings: String,
+    /// shared group → `git-blob:` + git's blob id of its manifest file, for each shared group
+    /// the agent used (`uses:`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, String>,
+    /// The source revision: a commit id, or `worktree`.
+    pub revision: String,
+    /// When the agent was last refreshed (RFC 3339, UTC).
+    pub at: String,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +132,20 @@ struct StateFile {
     /// the next run redeploys them even when it changes nothing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     redeploy_pending: BTreeMap<String, BTreeSet<String>>,
+    /// platform id → agent → what it was last reconciled from (version 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
+}
+
+impl AppliedFrom {
+    /// The same inputs at the same revision (the time aside).
+    pub fn same_inputs(&self, other: &AppliedFrom) -> bool {
+        self.manifest == other.manifest
+            && self.schema == other.schema
+            && self.settings == other.settings
+            && self.groups == other.groups
+            && self.revision == other.revision
+    }
 }
 
 /// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
@@ -100,6 +154,9 @@ pub struct State {
     hmac_key: Zeroizing<Vec<u8>>,
     platforms: BTreeMap<String, AgentRecords>,
     redeploy_pending: BTreeMap<String, BTreeSet<String>>,
+    applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
+    /// The format version of the file as read (`None`: there was no file).
+    read_version: Option<u32>,
     _lock: Option<File>,
 }
 
@@ -136,14 +193,11 @@ impl State {
     }
 
     fn read(path: &Path) -> Result<State, StateError> {
-        let read = crate::fsread::read_file(path, crate::fsread::MAX_STATE_FILE).and_then(|b| {
-            crate::fsread::text(b).map_err(|_| crate::fsread::ReadError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
-            })
-        });
-        let text = match read {
-            Ok(t) => t,
+        // Streamed, twice (the version alone, then everything): the file grows with every
+        // key of every agent, and is never held whole in memory.
+        let open = || crate::fsread::open_file(path, crate::fsread::MAX_STATE_FILE);
+        let first = match open() {
+            Ok(reader) => reader,
             Err(e) if e.is_not_found() => {
                 let mut key = Zeroizing::new(vec![0u8; 32]);
                 rand::fill(&mut key[..]);
@@ -152,19 +206,12 @@ impl State {
                     hmac_key: key,
                     platforms: BTreeMap::new(),
                     redeploy_pending: BTreeMap::new(),
+                    applied_from: BTreeMap::new(),
+                    read_version: None,
                     _lock: None,
                 });
             }
-            Err(e) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source: match e {
-                        crate::fsread::ReadError::Io { source, .. } => source,
-                        refused => std::io::Error::other(refused.to_string()),
-                    },
-                });
-            }
+            Err(e) => return Err(read_error(path, e)),
         };
         let corrupt = |detail: String| StateError::Corrupt {
             path: path.to_owned(),
@@ -172,10 +219,14 @@ impl State {
         };
         // Look at the version before the full parse, so a newer format says "too new", not
         // "corrupt".
-        let version = serde_json::from_str::<serde_json::Value>(&text)
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: Option<serde_json::Value>,
+        }
+        let version = serde_json::from_reader::<_, VersionOnly>(std::io::BufReader::new(first))
             .map_err(|e| corrupt(e.to_string()))?
-            .get("version")
-            .and_then(serde_json::Value::as_u64)
+            .version
+            .and_then(|v| v.as_u64())
             .ok_or_else(|| corrupt("no numeric `version` field".into()))?;
         if version > u64::from(STATE_VERSION) {
             return Err(StateError::TooNew {
@@ -183,18 +234,32 @@ impl State {
                 found: u32::try_from(version).unwrap_or(u32::MAX),
             });
         }
-        let file: StateFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(file.hmac_key.as_bytes())
-            .map_err(|e| corrupt(format!("hmac_key: {e}")))?;
+        let second = open().map_err(|e| read_error(path, e))?;
+        let file: StateFile = serde_json::from_reader(std::io::BufReader::new(second))
+            .map_err(|e| corrupt(e.to_string()))?;
+        let StateFile {
+            version,
+            hmac_key,
+            platforms,
+            redeploy_pending,
+            applied_from,
+        } = file;
+        let hmac_key = Zeroizing::new(hmac_key);
+        let key = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(hmac_key.as_bytes())
+                .map_err(|e| corrupt(format!("hmac_key: {e}")))?,
+        );
         if key.len() < 32 {
             return Err(corrupt("hmac_key is shorter than 32 bytes".into()));
         }
         Ok(State {
             path: path.to_owned(),
-            hmac_key: Zeroizing::new(key),
-            platforms: file.platforms,
-            redeploy_pending: file.redeploy_pending,
+            hmac_key: key,
+            platforms,
+            redeploy_pending,
+            applied_from,
+            read_version: Some(version),
             _lock: None,
         })
     }
@@ -216,8 +281,28 @@ impl State {
     }
 
     /// The records of one agent on one platform.
-    pub fn records(&self, platform: &str, agent: &str) -> Option<&BTreeMap<String, KeyRecord>> {
-        self.platforms.get(platform)?.get(agent)
+    pub fn records(&self, platform: &str, agent: &str) -> Option<Cow<'_, Records>> {
+        Some(self.platforms.get(platform)?.get(agent)?.get())
+    }
+
+    /// Makes the records of `agents` ready for a plan (held parsed until the next
+    /// [`State::compact`] or save): the plan reads each agent's records once per key.
+    pub fn prepare<'a>(&mut self, platform: &str, agents: impl IntoIterator<Item = &'a String>) {
+        if let Some(records) = self.platforms.get_mut(platform) {
+            for agent in agents {
+                if let Some(keys) = records.get_mut(agent) {
+                    keys.get_mut();
+                }
+            }
+        }
+    }
+
+    /// Holds every agent's records as compact text again (see `state::keys`): what a
+    /// long-running process does between runs.
+    pub fn compact(&mut self) {
+        for keys in self.platforms.values_mut().flat_map(BTreeMap::values_mut) {
+            keys.compact();
+        }
     }
 
     /// The plan's view of this state for one platform.
@@ -249,6 +334,7 @@ impl State {
             .or_default()
             .entry(agent.to_owned())
             .or_default()
+            .get_mut()
             .insert(key.to_owned(), record);
     }
 
@@ -257,6 +343,7 @@ impl State {
         if let Some(agents) = self.platforms.get_mut(platform)
             && let Some(keys) = agents.get_mut(agent)
         {
+            let keys = keys.get_mut();
             keys.remove(key);
             if keys.is_empty() {
                 agents.remove(agent);
@@ -289,34 +376,145 @@ impl State {
             .is_some_and(|a| a.contains(agent))
     }
 
-    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
-    /// directory fsync (`atomic_write`).
-    pub fn save(&self) -> Result<(), StateError> {
-        let io = |action: &'static str| {
-            let path = self.path.clone();
-            move |source| StateError::Io {
-                action,
-                path,
-                source,
+    /// What `agent` was last reconciled from on `platform`, if known.
+    pub fn applied_from(&self, platform: &str, agent: &str) -> Option<&AppliedFrom> {
+        self.applied_from.get(platform)?.get(agent)
+    }
+
+    /// Every [`AppliedFrom`] record of one platform.
+    pub fn applied_from_all(&self, platform: &str) -> Option<&BTreeMap<String, AppliedFrom>> {
+        self.applied_from.get(platform).filter(|m| !m.is_empty())
+    }
+
+    /// Remembers that `agent` converged on `platform` from these inputs.
+    pub fn record_applied_from(&mut self, platform: &str, agent: &str, from: AppliedFrom) {
+        self.applied_from
+            .entry(platform.to_owned())
+            .or_default()
+            .insert(agent.to_owned(), from);
+    }
+
+    /// Forgets what `agent` was reconciled from (its last run failed): the next reconcile
+    /// refreshes it whatever changed.
+    pub fn forget_applied_from(&mut self, platform: &str, agent: &str) {
+        if let Some(agents) = self.applied_from.get_mut(platform) {
+            agents.remove(agent);
+            if agents.is_empty() {
+                self.applied_from.remove(platform);
             }
-        };
-        let file = StateFile {
+        }
+    }
+
+    /// Why this state cannot say which agents of `platform` changed, when it cannot: the
+    /// reason a `--changed` reconcile refreshes every agent instead.
+    pub fn change_tracking_gap(&self, platform: &str) -> Option<String> {
+        if self.applied_from_all(platform).is_some() {
+            return None;
+        }
+        let this_platform = self.platforms.get(platform).is_some_and(|a| !a.is_empty());
+        let other_platforms = self
+            .platforms
+            .keys()
+            .chain(self.applied_from.keys())
+            .any(|p| p != platform);
+        Some(match self.read_version {
+            None => format!("no state file yet ({})", self.path.display()),
+            Some(v) if v < 2 => format!(
+                "the state was written by a castsync that did not record what each agent was applied from (state version {v})"
+            ),
+            Some(_) if !this_platform && other_platforms => {
+                format!(
+                    "the state holds no record for {platform} (it was written for another platform)"
+                )
+            }
+            Some(_) => format!("the state records no agent applied to {platform} yet"),
+        })
+    }
+
+    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
+    /// directory fsync (`atomic_write`). The JSON is streamed into the file through a small
+    /// buffer that is wiped afterwards (it passes the HMAC key), so a large state is never
+    /// copied whole in memory; it is compact (no indentation), since a run may save it a few
+    /// times and it grows with every key of every agent.
+    pub fn save(&mut self) -> Result<(), StateError> {
+        // Records changed since the last save are serialized once, here, and kept as the
+        // text that is written; the others are written as they are.
+        self.compact();
+        let hmac_key =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]));
+        let file = StateFileOut {
             version: STATE_VERSION,
-            hmac_key: base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]),
-            platforms: self.platforms.clone(),
-            redeploy_pending: self.redeploy_pending.clone(),
+            hmac_key: &hmac_key,
+            platforms: &self.platforms,
+            redeploy_pending: &self.redeploy_pending,
+            applied_from: &self.applied_from,
         };
-        // The serialized file holds the HMAC key: keep the buffer zeroized.
-        let json = Zeroizing::new(
-            serde_json::to_vec_pretty(&file).expect("state serializes: plain strings and maps"),
-        );
-        drop(Zeroizing::new(file.hmac_key));
-        // Sized up front: growing it would leave a copy of the key behind.
-        let mut body = Zeroizing::new(Vec::with_capacity(json.len() + 1));
-        body.extend_from_slice(&json);
-        body.push(b'\n');
-        atomic_write::write(&self.path, &body, Replace::Existing, Mode::Private)
-            .map_err(io("replace"))
+        atomic_write::write_with(&self.path, Replace::Existing, Mode::Private, |out| {
+            let mut buffered = WipingWriter::new(out);
+            serde_json::to_writer(&mut buffered, &file).map_err(std::io::Error::other)?;
+            buffered.write_all(b"\n")?;
+            buffered.flush()
+        })
+        .map_err(|source| StateError::Io {
+            action: "replace",
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// The state file as written: [`StateFile`]'s fields, borrowed.
+#[derive(Serialize)]
+struct StateFileOut<'a> {
+    version: u32,
+    hmac_key: &'a str,
+    platforms: &'a BTreeMap<String, AgentRecords>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    redeploy_pending: &'a BTreeMap<String, BTreeSet<String>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    applied_from: &'a BTreeMap<String, BTreeMap<String, AppliedFrom>>,
+}
+
+/// A write buffer of fixed capacity (it never reallocates, so it leaves no stray copy of
+/// what passed through it) that is zeroed when dropped.
+struct WipingWriter<'a> {
+    inner: &'a mut dyn Write,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl<'a> WipingWriter<'a> {
+    const CAPACITY: usize = 64 * 1024;
+
+    fn new(inner: &'a mut dyn Write) -> Self {
+        WipingWriter {
+            inner,
+            buf: Zeroizing::new(Vec::with_capacity(Self::CAPACITY)),
+        }
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for WipingWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > Self::CAPACITY {
+            self.drain()?;
+        }
+        if data.len() >= Self::CAPACITY {
+            self.inner.write_all(data)?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        self.inner.flush()
     }
 }
 
@@ -328,7 +526,8 @@ pub struct StateView<'a> {
 
 impl LastApplied for StateView<'_> {
     fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied> {
-        let record = self.state.records(self.platform, agent)?.get(key)?;
+        let records = self.state.records(self.platform, agent)?;
+        let record = records.get(key)?;
         Some(Applied {
             same_value: record.fingerprint == self.state.fingerprint(agent, key, value),
             observed_at: record.observed_at.clone(),
@@ -337,6 +536,17 @@ impl LastApplied for StateView<'_> {
 
     fn redeploy_pending(&self, agent: &str) -> bool {
         self.state.redeploy_pending(self.platform, agent)
+    }
+}
+
+fn read_error(path: &Path, e: crate::fsread::ReadError) -> StateError {
+    StateError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source: match e {
+            crate::fsread::ReadError::Io { source, .. } => source,
+            refused => std::io::Error::other(refused.to_string()),
+        },
     }
 }
 
@@ -396,7 +606,7 @@ fn acquire_lock(path: &Path) -> Result<File, StateError> {
     Ok(file)
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -413,128 +623,4 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CANARY: &str = "canary-state-0b7c-never-print";
-
-    #[test]
-    fn a_saved_state_reads_back_with_the_same_fingerprints() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".castsync/state.json");
-        let v = SecretValue::new(CANARY);
-        {
-            let mut s = State::open(&path).unwrap();
-            s.record_set("local://x", "bot", "A", &v, Some("t1".into()), Some("abc"));
-            s.save().unwrap();
-        }
-        let s = State::open(&path).unwrap();
-        let applied = s.view("local://x").applied("bot", "A", &v).unwrap();
-        assert_eq!(
-            applied,
-            Applied {
-                same_value: true,
-                observed_at: Some("t1".into())
-            }
-        );
-        let other = SecretValue::new("other");
-        assert!(
-            !s.view("local://x")
-                .applied("bot", "A", &other)
-                .unwrap()
-                .same_value
-        );
-        assert!(s.view("https://api").applied("bot", "A", &v).is_none());
-    }
-
-    #[test]
-    fn the_state_file_is_private_and_never_holds_a_value() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let mut s = State::open(&path).unwrap();
-        s.record_set("p", "bot", "A", &SecretValue::new(CANARY), None, None);
-        s.save().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(CANARY));
-        assert!(text.contains("hmac-sha256:"));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn fingerprints_are_keyed_per_state_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = State::open(&dir.path().join("a.json")).unwrap();
-        let b = State::open(&dir.path().join("b.json")).unwrap();
-        let v = SecretValue::new("same");
-        assert_ne!(a.fingerprint("x", "K", &v), b.fingerprint("x", "K", &v));
-        assert_ne!(a.fingerprint("x", "K", &v), a.fingerprint("x", "L", &v));
-    }
-
-    #[test]
-    fn a_second_writer_is_refused_with_the_holders_pid() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let _held = State::open(&path).unwrap();
-        let err = State::open(&path).unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, StateError::Locked { .. }));
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
-        // Readers are never blocked.
-        assert!(State::open_read_only(&path).is_ok());
-    }
-
-    #[test]
-    fn a_newer_state_version_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        std::fs::write(&path, r#"{"version": 9, "something": "new"}"#).unwrap();
-        let err = State::open_read_only(&path).unwrap_err();
-        assert!(err.to_string().contains("version 9"), "{err}");
-        let hint = crate::hint::Hinted::hint(&err).unwrap_or_default();
-        assert!(hint.contains("upgrade castsync"), "{hint}");
-    }
-
-    #[test]
-    fn a_corrupt_state_file_is_an_error_with_the_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        std::fs::write(&path, "{ not json").unwrap();
-        let err = State::open_read_only(&path).unwrap_err();
-        assert!(err.to_string().contains("corrupt"), "{err}");
-        let hint = crate::hint::Hinted::hint(&err).unwrap_or_default();
-        assert!(hint.contains("move it aside"), "{hint}");
-    }
-
-    #[test]
-    fn a_pending_redeploy_survives_a_save_until_it_is_cleared() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.json");
-        {
-            let mut s = State::open(&path).unwrap();
-            s.mark_redeploy_pending("p", "bot");
-            s.save().unwrap();
-        }
-        let mut s = State::open(&path).unwrap();
-        assert!(s.redeploy_pending("p", "bot"));
-        assert!(s.view("p").redeploy_pending("bot"));
-        assert!(!s.redeploy_pending("other", "bot"));
-        s.clear_redeploy_pending("p", "bot");
-        s.save().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("redeploy_pending"), "{text}");
-    }
-
-    #[test]
-    fn deleting_the_last_key_of_an_agent_forgets_the_agent() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open(&dir.path().join("s.json")).unwrap();
-        s.record_set("p", "bot", "A", &SecretValue::new("1"), None, None);
-        s.record_delete("p", "bot", "A");
-        assert!(s.records("p", "bot").is_none());
-    }
-}
+mod tests;

@@ -319,8 +319,64 @@ fn a_broken_group_skips_its_users_whole_and_deletes_nothing(wire: Wire) {
     assert_no_canary("reconcile", &all_output(&out), CANARIES);
 }
 
+/// `reconcile --changed`: a rotated group refreshes the agents that used it (known from the
+/// state, since `uses:` is encrypted) and no other; against a revision (`--since`), which
+/// records no `uses:`, a changed group refreshes every agent and says why.
+fn changed_refreshes_exactly_the_users_of_a_changed_group(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta,gamma,delta"]);
+    let repo = four_agents();
+    repo.commit_all("four agents");
+    let at_head = || repo.test_reconcile(&emu.url).args(["--ref", "HEAD"]);
+    let first = at_head().run().success();
+    let before = repo.git(&["rev-parse", "HEAD"]);
+
+    let set = repo
+        .test()
+        .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
+        .stdin(NEW)
+        .run()
+        .success();
+    repo.commit_all("rotate the shared key");
+
+    emu.reset_stats();
+    let changed = at_head()
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has(format!(
+            "1 agent unchanged since {}, not refreshed.",
+            &before[..7]
+        ))
+        .stdout_has("gamma: no changes")
+        .stdout_lacks("delta");
+    // alpha, beta and gamma use the group: listed, and alpha and beta verified after a write.
+    assert_eq!(emu.requests("GET"), 5, "{}", changed.stdout());
+    assert_eq!(emu.requests("POST"), 2, "{}", changed.stdout());
+    assert_eq!(emu.value("alpha", "OPENAI_API_KEY").as_deref(), Some(NEW));
+    assert_eq!(emu.value("beta", "OPENAI_API_KEY").as_deref(), Some(NEW));
+
+    emu.reset_stats();
+    let again = at_head().arg("--changed").run().success();
+    assert_eq!(emu.requests("GET"), 0, "{}", again.stdout());
+
+    let fresh_state = repo.home.join("elsewhere/state.json");
+    let since = at_head()
+        .args(["--changed", "--since", "HEAD~1", "--dry-run"])
+        .arg("--state")
+        .arg(&fresh_state)
+        .run()
+        .success()
+        .stdout_has(format!(
+            "full reconcile: shared group openai changed since {before}"
+        ));
+    for out in [&first, &set, &changed, &again, &since] {
+        assert_no_canary("reconcile --changed", &all_output(out), CANARIES);
+    }
+}
+
 crate::on_both_wires!(
     rotating_a_shared_key_updates_exactly_the_agents_that_use_it,
+    changed_refreshes_exactly_the_users_of_a_changed_group,
     a_broken_group_skips_its_users_whole_and_deletes_nothing,
 );
 

@@ -19,6 +19,7 @@ mod hardening;
 mod help;
 mod hints;
 mod history;
+mod incremental;
 mod keygen;
 mod local_store;
 mod merge_driver;

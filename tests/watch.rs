@@ -3,6 +3,7 @@
 
 pub mod daemon;
 mod history;
+mod incremental;
 mod platform;
 
 use std::path::PathBuf;
@@ -364,7 +365,7 @@ fn sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges(wire: Wire)
 
     let text = std::fs::read_to_string(state_file(&repo)).expect("state file");
     let state: serde_json::Value = serde_json::from_str(&text).expect("the state file parses");
-    assert_eq!(state["version"], 1);
+    assert_eq!(state["version"], castsync::state::STATE_VERSION);
     assert_no_canary("the state file", &text, &["value-1", "value-7"]);
 
     let d = git_watch(&repo, &emu, &[]);

@@ -366,14 +366,25 @@ fn apply_on_merge_applies_and_the_next_run_reuses_the_cached_state() {
     assert!(second.summary.contains("No changes"), "{}", second.summary);
     assert_eq!(emu.requests("POST"), 0);
 
+    let before = repo.git(&["rev-parse", "HEAD"]);
     repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-rotated")]);
     repo.commit_all("rotate B2");
     emu.reset_stats();
     let third = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
     assert_eq!(third.code, 0, "{}\n{}", third.stdout, third.stderr);
+    // A push refreshes only what it changed: beta's list, write and verify.
+    assert_eq!(emu.requests("GET"), 2, "{}", third.summary);
     assert_eq!(emu.requests("POST"), 1);
     assert_eq!(emu.requests("DELETE"), 0);
     assert_eq!(emu.value("beta", "B2").as_deref(), Some("b-two-rotated"));
+    assert!(
+        third.summary.contains(&format!(
+            "1 agent unchanged since {}, not refreshed.",
+            &before[..7]
+        )),
+        "{}",
+        third.summary
+    );
 
     for run in [&first, &second, &third] {
         run.assert_no_canary(&[&sealed]);
@@ -434,6 +445,55 @@ fn an_apply_without_the_identity_secret_fails_before_any_request() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("CASTSYNC_AGE_KEY"), "{}", run.stderr);
     assert_eq!(emu.requests("GET") + emu.requests("POST"), 0);
+}
+
+#[test]
+fn the_scheduled_full_run_heals_drift_that_pushes_leave_alone() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one")]);
+    repo.commit_all("main");
+    let runner = Runner::new();
+    let key = identity(&repo);
+    let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+
+    // Deleted on the platform, outside git.
+    let gone = emu.request(
+        "DELETE",
+        "/api/v1/agents/alpha/secrets/A1",
+        Some("cast_test"),
+        None,
+    );
+    assert!(gone.status < 300, "{gone:?}");
+    repo.agent("beta", &[("B1", "b-one-rotated")]);
+    repo.commit_all("rotate B1");
+    let push = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(push.code, 0, "{}\n{}", push.stdout, push.stderr);
+    assert_eq!(emu.value("alpha", "A1"), None, "a push leaves alpha alone");
+
+    let mut env = secrets(&key, &emu);
+    env.push(("CASTSYNC_SCOPE", "full"));
+    emu.reset_stats();
+    let nightly = runner.run(&script("apply.sh"), &repo, &env);
+    assert_eq!(nightly.code, 0, "{}\n{}", nightly.stdout, nightly.stderr);
+    assert_eq!(emu.value("alpha", "A1").as_deref(), Some("a-one"));
+    assert!(
+        !nightly.summary.contains("not refreshed"),
+        "{}",
+        nightly.summary
+    );
+    assert!(emu.requests("GET") >= 2);
+
+    env.pop();
+    env.push(("CASTSYNC_SCOPE", "everything"));
+    let wrong = runner.run(&script("apply.sh"), &repo, &env);
+    assert_eq!(wrong.code, 1);
+    assert!(wrong.stderr.contains("CASTSYNC_SCOPE"), "{}", wrong.stderr);
+    for run in [&first, &push, &nightly, &wrong] {
+        run.assert_no_canary(&[]);
+    }
 }
 
 /// The pull request of `merged_repo`: on `feature`, alpha's A1 rotated, A3 dropped and A4

@@ -14,10 +14,10 @@ use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
 use crate::deadline::RunTimeout;
 use crate::plan::Replace;
-use crate::reconcile::{self, Request};
+use crate::reconcile::{self, ChangedSince, Request};
 use crate::render::{self, RenderContext};
 use crate::saved_plan::{self, run};
-use crate::source::Checkout;
+use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
@@ -36,6 +36,10 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             reconcile::check_platform_pinned(&checkout.config, &base.config)?;
             Some(base)
         }
+        None => None,
+    };
+    let since = match &args.since {
+        Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
         None => None,
     };
     // A plan file that cannot be used fails before anything is opened or sent.
@@ -106,7 +110,13 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         state: state.clone(),
         policy,
         redeploy: args.apply.redeploy_override(),
+        no_prune: args.apply.no_prune,
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
+        changed: match (&since, args.changed) {
+            (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
+            (None, true) => Some(ChangedSince::State),
+            (None, false) => None,
+        },
         dry_run: args.dry_run,
         concurrency: usize::from(args.apply.concurrency),
         cancel: CancellationToken::new(),
@@ -140,6 +150,9 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let _ = follower.await;
     console.finish();
     let outcome = outcome?;
+    if let Some(warning) = &outcome.state_warning {
+        eprintln!("warning: {warning}");
+    }
     if let (Some(saved), Some(file)) = (&saved, &args.plan)
         && global.quiet == 0
     {
@@ -236,5 +249,25 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         Exit::Changes
     } else {
         Exit::Success
+    })
+}
+
+/// The `--since` revision: its checkout, or (when the revision exists but its
+/// `castsync.yaml` cannot be used) why every agent must be refreshed. A revision that does
+/// not resolve is an error: a mistyped `--since` must not pass as a full reconcile.
+fn since_checkout(
+    root: &std::path::Path,
+    rev: &str,
+    explicit: Option<&std::path::Path>,
+) -> anyhow::Result<Result<Checkout, String>> {
+    let tree = GitRevision::open(root, rev)?;
+    let label = tree.revision();
+    Ok(match Checkout::open(Box::new(tree), explicit) {
+        Ok(checkout) => Ok(checkout),
+        Err(CheckoutError::Config(e)) => Err(format!(
+            "the config at --since {rev} ({}) cannot be read: {e}",
+            &label[..label.len().min(7)]
+        )),
+        Err(e) => return Err(e.into()),
     })
 }

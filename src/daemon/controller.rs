@@ -4,6 +4,9 @@
 //! Rules it keeps:
 //! - a revision is reconciled when it is new, on SIGHUP, or to retry a transient failure;
 //!   otherwise a cycle only confirms that nothing changed;
+//! - a new revision (or a retry) refreshes only the agents whose inputs changed, and those
+//!   whose last run failed ([`Scope::Changed`]); the rest wait for the paced drift resync.
+//!   SIGHUP refreshes every agent;
 //! - a terminal failure (a bad manifest, a wrong API key, an unknown agent) is never retried
 //!   with backoff: it stays on `/readyz` and in the metrics, its agents are left out of drift
 //!   resyncs, and the daemon waits for a new commit, a config change or SIGHUP;
@@ -84,8 +87,10 @@ pub struct Controller<E: Engine> {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     grace: Duration,
-    /// The revision last reconciled in full.
+    /// The revision last reconciled (every agent of it, or those that changed).
     reconciled: Option<String>,
+    /// Agents skipped whole (bad manifest, failed list, mass delete) by their last run.
+    skipped: BTreeSet<String>,
     /// That reconcile failed in a way a retry may fix.
     retry_pending: bool,
     /// (revision, agent or "", message) already logged, so each error is logged once per
@@ -109,6 +114,7 @@ impl<E: Engine> Controller<E> {
             shutdown,
             grace,
             reconciled: None,
+            skipped: BTreeSet::new(),
             retry_pending: false,
             logged: BTreeSet::new(),
             abandoned: false,
@@ -217,11 +223,13 @@ impl<E: Engine> Controller<E> {
             tracing::debug!(revision = %short(&revision), trigger = %batch.label(), "up to date");
             return;
         }
-        let Some(report) = self.reconcile(Scope::All, &batch.label(), &revision).await else {
+        // SIGHUP asks for everything; otherwise only what changed (or failed) is refreshed.
+        let scope = if forced { Scope::All } else { Scope::Changed };
+        let Some(report) = self.reconcile(scope, &batch.label(), &revision).await else {
             return;
         };
         self.shared.status().reconciled(&report, true);
-        self.after_run(&report, true);
+        self.after_run(&report);
         self.reconciled = Some(revision);
         self.retry_pending = report.retryable();
         if report.retryable() {
@@ -236,8 +244,10 @@ impl<E: Engine> Controller<E> {
             }
         }
         if report.error.is_none() {
-            // Every agent was just listed: that was a drift check too.
-            self.schedule.resynced();
+            if report.unrefreshed == 0 {
+                // Every agent was just listed: that was a drift check too.
+                self.schedule.resynced();
+            }
             if let Some(t) = commit_time {
                 self.shared.metrics.last_applied_commit_time.set(t);
             }
@@ -255,7 +265,7 @@ impl<E: Engine> Controller<E> {
             .await;
         if let Some(report) = report {
             self.shared.status().reconciled(&report, false);
-            self.after_run(&report, false);
+            self.after_run(&report);
         }
         self.schedule.batch_done(n, self.engine.budget());
     }
@@ -269,6 +279,7 @@ impl<E: Engine> Controller<E> {
     ) -> Option<RunReport> {
         let scope_label = match &scope {
             Scope::All => "all".to_owned(),
+            Scope::Changed => "changed".to_owned(),
             Scope::Agents(a) => a.join(","),
         };
         let span = tracing::info_span!(
@@ -298,6 +309,9 @@ impl<E: Engine> Controller<E> {
         self.shared
             .metrics
             .record_run(&report, elapsed.as_secs_f64());
+        if let Some(reason) = &report.full_reason {
+            tracing::info!("full reconcile: {reason}");
+        }
         if let Some(failure) = &report.error
             && self.log_once(&report.revision, "", &failure.message)
         {
@@ -325,20 +339,24 @@ impl<E: Engine> Controller<E> {
             deleted = a.delete,
             redeployed = report.redeployed,
             drift = report.drift,
-            skipped = report.skipped,
+            skipped = report.skipped.len(),
+            refreshed = report.checked.len(),
+            unrefreshed = report.unrefreshed,
             cancelled = report.cancelled,
             "reconcile finished"
         );
         Some(report)
     }
 
-    fn after_run(&self, report: &RunReport, full: bool) {
-        let metrics = &self.shared.metrics;
-        if full {
-            metrics
-                .agents_skipped
-                .set(i64::try_from(report.skipped).unwrap_or(i64::MAX));
+    fn after_run(&mut self, report: &RunReport) {
+        for agent in &report.checked {
+            self.skipped.remove(agent);
         }
+        self.skipped.extend(report.skipped.iter().cloned());
+        let metrics = &self.shared.metrics;
+        metrics
+            .agents_skipped
+            .set(i64::try_from(self.skipped.len()).unwrap_or(i64::MAX));
         metrics.set_agent_errors(self.shared.status().agent_errors());
         if let Some(stats) = self.engine.api_stats() {
             metrics.observe_api(&stats);

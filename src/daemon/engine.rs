@@ -2,7 +2,7 @@
 //! source, reconcile it). The real engine drives git and `reconcile::reconcile`; the loop's
 //! tests drive a fake one on a paused clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,10 @@ pub enum Refreshed {
 pub enum Scope {
     /// Every agent the revision declares.
     All,
+    /// The agents whose inputs changed since they last converged, and those the state
+    /// knows nothing about (new, or failed last time); every agent when the state cannot
+    /// tell.
+    Changed,
     /// Only these (a paced resync batch).
     Agents(Vec<String>),
 }
@@ -72,6 +76,12 @@ pub struct RunReport {
     pub error: Option<Explained>,
     /// Agents this run looked at (their previous errors are replaced by this run's).
     pub checked: Vec<String>,
+    /// Agents of the revision this run left alone because their inputs did not change
+    /// ([`Scope::Changed`]); 0 when it looked at every one.
+    pub unrefreshed: usize,
+    /// Why a [`Scope::Changed`] run looked at every agent anyway (no state, a config change
+    /// that bears on every agent, …).
+    pub full_reason: Option<String>,
     /// Per-agent problems: a manifest that failed to load, a list, a write or a redeploy
     /// that failed, each with its class.
     pub agent_errors: BTreeMap<String, AgentFailure>,
@@ -81,7 +91,7 @@ pub struct RunReport {
     /// Keys found changed on the platform behind castsync's back.
     pub drift: u64,
     /// Agents skipped whole (bad manifest, failed list, mass delete).
-    pub skipped: u64,
+    pub skipped: BTreeSet<String>,
     /// Shutdown stopped the apply between requests.
     pub cancelled: bool,
     /// The cycle's deadline passed: which one, and what did not finish (the agents cut off

@@ -114,7 +114,7 @@ impl Metrics {
         );
         registry.register(
             "agents_skipped",
-            "Agents skipped whole by the last reconcile (bad manifest, failed list, mass delete)",
+            "Agents skipped whole by their last reconcile (bad manifest, failed list, mass delete)",
             m.agents_skipped.clone(),
         );
         registry.register(

@@ -17,7 +17,7 @@ use crate::deadline::RunTimeout;
 use crate::hint::Explained;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
-use crate::reconcile::{self, Outcome, Request};
+use crate::reconcile::{self, ChangedSince, Outcome, Request};
 use crate::source::Checkout;
 use crate::source::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
@@ -101,6 +101,8 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
     let mut report = RunReport {
         revision: outcome.revision.clone(),
         cancelled,
+        unrefreshed: outcome.plan.coverage.unrefreshed.len(),
+        full_reason: outcome.plan.coverage.full_reason.clone(),
         timed_out: outcome.timed_out.as_ref().map(|t| {
             format!(
                 "the cycle's deadline ({}) passed; not finished: {}",
@@ -119,7 +121,7 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
             .filter(|c| c.action == Action::Update(UpdateReason::Drifted))
             .count() as u64;
         if let Some(skip) = &agent.skipped {
-            report.skipped += 1;
+            report.skipped.insert(agent.agent.clone());
             // A failed list keeps its class (a 429 is retried, a 401 is not); a bad manifest
             // or a refused mass delete will not get better by retrying the same commit.
             report.agent_errors.insert(
@@ -248,8 +250,9 @@ impl Runner {
             Ok(c) => c,
             Err(e) => return failed_run(revision, e.clone()),
         };
-        let only: BTreeSet<String> = match scope {
-            Scope::All => BTreeSet::new(),
+        let (only, changed): (BTreeSet<String>, _) = match scope {
+            Scope::All => (BTreeSet::new(), None),
+            Scope::Changed => (BTreeSet::new(), Some(ChangedSince::State)),
             Scope::Agents(agents) => {
                 // Agents removed since the resync started are simply not listed.
                 let wanted: BTreeSet<String> = agents
@@ -262,7 +265,7 @@ impl Runner {
                         ..RunReport::default()
                     };
                 }
-                wanted
+                (wanted, None)
             }
         };
         let platform = match self.platform_for(checkout) {
@@ -282,14 +285,21 @@ impl Runner {
                 self.settings.allow_mass_delete,
             ),
             redeploy: self.settings.redeploy,
+            no_prune: self.settings.no_prune,
             only,
+            changed,
             dry_run: false,
             concurrency: self.settings.concurrency,
             cancel: cancel.clone(),
             timeout: self.settings.timeout,
         };
         match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
-            Ok(outcome) => report_of(&outcome, cancel.is_cancelled()),
+            Ok(outcome) => {
+                if let Some(warning) = &outcome.state_warning {
+                    tracing::warn!(%warning, "state not saved");
+                }
+                report_of(&outcome, cancel.is_cancelled())
+            }
             Err(e) => failed_run(revision, Explained::of(&e)),
         }
     }

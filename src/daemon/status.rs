@@ -124,13 +124,16 @@ impl Status {
         self.rejected = None;
     }
 
-    /// Records a reconcile. A full run replaces every agent's error; a resync batch only
-    /// the errors of the agents it checked.
-    pub fn reconciled(&mut self, report: &RunReport, full: bool) {
+    /// Records a reconcile. A cycle (not a resync batch) replaces the run's error; a cycle
+    /// that looked at every agent replaces every agent's error, any other run only the
+    /// errors of the agents it checked.
+    pub fn reconciled(&mut self, report: &RunReport, cycle: bool) {
         let stamp = Stamp::now();
-        if full {
-            self.agent_errors.clear();
+        if cycle {
             self.run_error = report.error.clone();
+        }
+        if cycle && report.unrefreshed == 0 {
+            self.agent_errors.clear();
         } else {
             for agent in &report.checked {
                 self.agent_errors.remove(agent);

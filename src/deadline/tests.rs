@@ -169,6 +169,7 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
         detail: "HTTP 503".into(),
     };
     let plan = Plan {
+        coverage: Default::default(),
         agents: vec![
             AgentPlan {
                 skipped: Some(SkipReason::ListFailed { error: cut.clone() }),
@@ -221,6 +222,7 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
     );
 
     let nothing_cut = Plan {
+        coverage: Default::default(),
         agents: vec![agent("c")],
     };
     assert_eq!(TimedOut::find(&nothing_cut, None), None);

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::plan::{NoBaseline, NotLoaded, Policy, plan};
+use crate::plan::{CoverageMode, NoBaseline, NotLoaded, Policy, plan};
 use crate::platform::{Listing, RemoteKey};
 use crate::secret::SecretValue;
 
@@ -172,6 +172,65 @@ fn no_rendering_contains_a_value() {
     ] {
         assert!(!out.contains("canary-render-77"));
     }
+}
+
+fn partial(since: &str, uniform: bool, unrefreshed: usize) -> Plan {
+    let mut p = sample();
+    p.coverage = crate::plan::Coverage {
+        mode: CoverageMode::Changed,
+        full_reason: None,
+        unrefreshed: (0..unrefreshed).map(|i| format!("idle-{i:04}")).collect(),
+        since: Some(crate::plan::Since {
+            revision: since.to_owned(),
+            at: Some("2026-11-20T10:00:00Z".to_owned()),
+            uniform,
+        }),
+    };
+    p
+}
+
+#[test]
+fn a_partial_plan_says_how_many_agents_were_left_unrefreshed_in_every_format() {
+    let commit = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
+    let p = partial(commit, true, 997);
+    let line = "997 agents unchanged since 1a2b3c4, not refreshed.";
+    assert!(
+        plan_text(&p, &ctx()).contains(line),
+        "{}",
+        plan_text(&p, &ctx())
+    );
+    assert!(plan_markdown(&p, &ctx()).contains(line));
+    let v = plan_json(&p, &ctx());
+    assert_eq!(v["coverage"]["mode"], "changed");
+    assert_eq!(v["coverage"]["unrefreshed"], 997);
+    assert_eq!(v["coverage"]["refreshed"], 3);
+    assert_eq!(v["coverage"]["since"]["revision"], commit);
+    assert_eq!(v["coverage"]["summary"], line.trim_end_matches('.'));
+
+    let mixed = partial(commit, false, 1);
+    assert!(
+        plan_text(&mixed, &ctx())
+            .contains("1 agent unchanged since their last refresh (the oldest at 1a2b3c4)")
+    );
+}
+
+#[test]
+fn a_full_plan_says_nothing_about_coverage_unless_a_changed_run_fell_back() {
+    let p = sample();
+    assert!(!plan_text(&p, &ctx()).contains("refresh"));
+    assert_eq!(plan_json(&p, &ctx())["coverage"]["mode"], "full");
+    let mut fell_back = sample();
+    fell_back.coverage.full_reason = Some("no state file yet (.castsync/state.json)".into());
+    let text = plan_text(&fell_back, &ctx());
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("full reconcile"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["full reconcile: no state file yet (.castsync/state.json)."]
+    );
+    assert!(plan_markdown(&fell_back, &ctx()).contains("full reconcile: no state file yet"));
 }
 
 #[test]

@@ -27,6 +27,7 @@ use crate::observe;
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::reconcile::{self, Observer, Outcome};
+use crate::source::inputs;
 use crate::source::load::{self, LoadError, MANIFEST_FILE, SCHEMA_FILE};
 use crate::source::{Checkout, SourceError};
 use crate::state::State;
@@ -360,14 +361,27 @@ pub async fn apply_saved(
         let _paused = deadline.pause();
         !observer.confirm(&plan)
     };
+    let mut state_warning = None;
     let report = if req.dry_run || declined {
         None
     } else if !plan.has_changes() {
         Some(ApplyReport::default())
     } else {
+        let platform_id = req.platform.id();
+        state_warning = reconcile::forget_before_writing(&plan, &req.state, platform_id).await;
+        // A saved plan takes no flag that bears on the settings.
+        let mut now = inputs::of_agents(
+            checkout.tree(),
+            &checkout.config,
+            inputs::Overrides::default(),
+            &changing,
+        );
+        let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+        inputs::with_groups(&mut now, &loaded, &groups);
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),
+            converged: reconcile::converged_from(&plan, &now, &revision),
         };
         deadline.allow_requests(apply::request_count(&plan));
         Some(
@@ -392,5 +406,6 @@ pub async fn apply_saved(
         declined,
         observed,
         timed_out,
+        state_warning,
     })
 }

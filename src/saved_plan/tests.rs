@@ -38,6 +38,7 @@ fn inputs() -> Inputs {
 
 fn saved() -> SavedPlan {
     let plan = Plan {
+        coverage: Default::default(),
         agents: vec![
             AgentPlan {
                 changes: vec![change("K1", Action::Create), change("OLD", Action::Delete)],

@@ -1,5 +1,8 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{SourceError, Tree};
 use crate::fsread::{MAX_REPO_FILE, ReadError};
@@ -8,6 +11,11 @@ use crate::fsread::{MAX_REPO_FILE, ReadError};
 const LINK_MODE: i32 = 0o120000;
 /// Most symbolic links followed while resolving one path.
 const MAX_LINKS: usize = 8;
+/// Most trees whose entries one revision keeps parsed (a tree per agent, and a few more).
+const MAX_CACHED_TREES: usize = 16_384;
+
+/// A tree's entries: name → (id, kind, file mode).
+type TreeEntries = HashMap<Vec<u8>, (git2::Oid, git2::ObjectType, i32)>;
 
 /// A commit's tree, read from git objects with git2: no checkout, untracked and ignored
 /// files invisible, the worktree's state irrelevant.
@@ -18,6 +26,8 @@ pub struct GitRevision {
     /// Where the secrets repository sits inside the git repository: empty unless castsync
     /// was pointed (`-C`) at a sub-directory of a larger repository.
     prefix: PathBuf,
+    /// Trees already parsed ([`GitRevision::entries`]).
+    trees: RefCell<HashMap<git2::Oid, Arc<TreeEntries>>>,
 }
 
 fn git_err(context: &str) -> impl Fn(git2::Error) -> SourceError + '_ {
@@ -61,6 +71,7 @@ impl GitRevision {
             tree,
             commit,
             prefix: PathBuf::new(),
+            trees: RefCell::new(HashMap::new()),
         })
     }
 
@@ -110,14 +121,11 @@ impl GitRevision {
             if current.1 != git2::ObjectType::Tree {
                 return Ok(None);
             }
-            let tree = self
-                .repo
-                .find_tree(current.0)
-                .map_err(git_err("cannot read a tree of the commit"))?;
-            let Some(entry) = tree.get_name_bytes(name.as_encoded_bytes()) else {
+            let entries = self.entries(current.0)?;
+            let Some(&(id, kind, mode)) = entries.get(name.as_encoded_bytes()) else {
                 return Ok(None);
             };
-            if entry.filemode() == LINK_MODE {
+            if mode == LINK_MODE {
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(SourceError::Git {
@@ -129,7 +137,7 @@ impl GitRevision {
                 }
                 let blob = self
                     .repo
-                    .find_blob(entry.id())
+                    .find_blob(id)
                     .map_err(git_err("cannot read a symbolic link of the commit"))?;
                 let target = PathBuf::from(String::from_utf8_lossy(blob.content()).into_owned());
                 if target.is_absolute() {
@@ -141,7 +149,7 @@ impl GitRevision {
                 continue;
             }
             walked.push(name);
-            current = (entry.id(), entry.kind().unwrap_or(git2::ObjectType::Any));
+            current = (id, kind);
         }
         // Everything must stay under the prefix (the secrets repository's root).
         let resolved: PathBuf = walked.iter().collect();
@@ -149,6 +157,33 @@ impl GitRevision {
             return Err(outside(resolved));
         }
         Ok(Some(current))
+    }
+
+    /// The entries of the tree `id` (name → id, kind, mode), parsed once per revision:
+    /// libgit2 keeps no tree over 4 KiB in its object cache, so a directory of a thousand
+    /// agents would otherwise be inflated, hash-checked and parsed again for every file
+    /// looked up in it.
+    fn entries(&self, id: git2::Oid) -> Result<Arc<TreeEntries>, SourceError> {
+        if let Some(entries) = self.trees.borrow().get(&id) {
+            return Ok(entries.clone());
+        }
+        let tree = self
+            .repo
+            .find_tree(id)
+            .map_err(git_err("cannot read a tree of the commit"))?;
+        let entries: Arc<TreeEntries> = Arc::new(
+            tree.iter()
+                .map(|e| {
+                    let kind = e.kind().unwrap_or(git2::ObjectType::Any);
+                    (e.name_bytes().to_vec(), (e.id(), kind, e.filemode()))
+                })
+                .collect(),
+        );
+        let mut trees = self.trees.borrow_mut();
+        if trees.len() < MAX_CACHED_TREES {
+            trees.insert(id, entries.clone());
+        }
+        Ok(entries)
     }
 
     /// The object at `walked` (components without links) from the root tree.
@@ -195,6 +230,15 @@ impl Tree for GitRevision {
             .find_blob(oid)
             .map_err(git_err(&format!("cannot read {}", self.display(path))))?;
         Ok(Some(blob.content().to_vec()))
+    }
+
+    /// The id from the tree entry: the blob itself is never read or inflated.
+    fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
+        match self.resolve(path)? {
+            Some((oid, git2::ObjectType::Blob)) => Ok(Some(oid.to_string())),
+            // A directory (or a submodule) is not a file, as `read` says too.
+            _ => Ok(None),
+        }
     }
 
     /// Sub-directories (and links to sub-directories) of `path`; a name that is not UTF-8 is

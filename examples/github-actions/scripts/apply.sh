@@ -3,6 +3,13 @@
 # castsync's state kept between runs in a directory that the workflow caches.
 # It runs the same way on a laptop (tests/workflows.rs runs it against the emulator).
 #
+# A push refreshes only the agents whose manifest, .env.example or settings changed since
+# they last converged, or that failed last time (`--changed`): one changed key costs one list,
+# one write and one verify, whatever the number of agents. The scheduled run refreshes every
+# agent (`full`), which is what finds keys changed or deleted on the platform behind git's
+# back. Without a usable cached state, `--changed` refreshes every agent and says why. A
+# reviewed plan (below) is applied exactly as saved; the full run ignores it.
+#
 # The state holds, per key, an HMAC of the value castsync wrote and the random HMAC key
 # itself. Anyone holding both can test guesses of a weak value offline, and GitHub lets
 # workflow runs of pull requests (from forks too) restore the default branch's caches. So the
@@ -20,6 +27,8 @@
 #   CASTSYNC_AGE_KEY_FILE a file holding it
 #   CASTSYNC_STATE_DIR    the cached directory (default: .castsync-cache); holds state.json.age
 #   GITHUB_STEP_SUMMARY   file the Markdown is appended to (set by GitHub; default: none)
+#   CASTSYNC_SCOPE        changed (default): only changed agents; full: every agent, afresh
+#                         (CASTSYNC_PLAN_FILE is then ignored)
 #   CASTSYNC_PLAN_FILE    the reviewed plan, when there is one (default: none: plan afresh)
 #
 # Needs age and age-keygen. Exit status: castsync's (0 applied, 1 something did not land).
@@ -28,6 +37,16 @@ set -euo pipefail
 castsync=${CASTSYNC:-castsync}
 summary=${GITHUB_STEP_SUMMARY:-/dev/null}
 cache=${CASTSYNC_STATE_DIR:-.castsync-cache}
+reviewed=${CASTSYNC_PLAN_FILE:-}
+case ${CASTSYNC_SCOPE:-changed} in
+  changed) scope=(--changed) ;;
+  # The full run looks at everything afresh: a reviewed plan is a push's business.
+  full) scope=() reviewed= ;;
+  *)
+    echo "error: CASTSYNC_SCOPE must be changed or full, not '${CASTSYNC_SCOPE}'" >&2
+    exit 1
+    ;;
+esac
 
 umask 077
 work=$(mktemp -d)
@@ -69,8 +88,10 @@ note() {
   } >>"$summary"
 }
 
-apply=(reconcile)
-plan=${CASTSYNC_PLAN_FILE:-}
+# Afresh: the pushed commit, read from git objects (the plan and the state name it), and
+# only the agents it changed unless CASTSYNC_SCOPE=full.
+apply=(reconcile --ref HEAD "${scope[@]}")
+plan=$reviewed
 if [ -n "$plan" ] && [ -f "$plan" ]; then
   # Checked first without writing: a plan that no longer matches is replaced by a fresh one
   # here, while a plan that matches but then fails to land fails the job.

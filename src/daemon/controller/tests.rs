@@ -29,6 +29,8 @@ struct Script {
     run_time: Duration,
     ignore_cancel: bool,
     agents: Vec<String>,
+    /// What a [`Scope::Changed`] run covers (default: every agent, as with no state).
+    changed: Option<Vec<String>>,
 }
 
 #[derive(Clone, Default)]
@@ -74,7 +76,7 @@ impl Engine for Fake {
     }
 
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {
-        let (revision, run_time, ignore_cancel, outcome, agents) = {
+        let (revision, run_time, ignore_cancel, outcome, agents, changed) = {
             let mut s = self.script();
             let revision = s.current.clone().unwrap_or_default();
             s.runs.push(Run {
@@ -89,6 +91,7 @@ impl Engine for Fake {
                 s.ignore_cancel,
                 outcome,
                 s.agents.clone(),
+                s.changed.clone(),
             )
         };
         let mut cancelled = false;
@@ -104,14 +107,19 @@ impl Engine for Fake {
                 }
             }
         }
+        let total = agents.len();
+        let is_changed = scope == Scope::Changed;
         let checked = match scope {
             Scope::All => agents,
+            Scope::Changed => changed.unwrap_or(agents),
             Scope::Agents(a) => a,
         };
+        let unrefreshed = if is_changed { total - checked.len() } else { 0 };
         RunReport {
             revision,
             checked,
-            skipped: outcome.len() as u64,
+            unrefreshed,
+            skipped: outcome.keys().cloned().collect(),
             agent_errors: outcome,
             cancelled,
             ..RunReport::default()
@@ -349,7 +357,8 @@ async fn a_terminal_failure_is_never_retried_or_resynced_until_sighup() {
         // Polls and a drift resync pass; nothing reconciles `a` again.
         sleep(12.0 * 60.0).await;
         let runs = h.fake.runs();
-        assert_eq!(runs.iter().filter(|r| r.scope == Scope::All).count(), 1);
+        assert_eq!(runs.iter().filter(|r| r.scope == Scope::Changed).count(), 1);
+        assert_eq!(runs.iter().filter(|r| r.scope == Scope::All).count(), 0);
         for r in runs.iter().filter(|r| matches!(r.scope, Scope::Agents(_))) {
             assert_eq!(r.scope, Scope::Agents(vec!["b".into()]), "{runs:?}");
         }
@@ -374,7 +383,7 @@ async fn a_terminal_failure_is_never_retried_or_resynced_until_sighup() {
         .into_iter()
         .filter(|r| r.scope == Scope::All)
         .collect();
-    assert_eq!(full.len(), 2);
+    assert_eq!(full.len(), 1, "SIGHUP refreshes every agent");
     assert_eq!(h.fake.script().reloads, 1);
     h.assert_ready_but_stopped();
 }
@@ -445,4 +454,69 @@ async fn a_reconcile_that_ignores_shutdown_is_abandoned_after_the_grace_period()
     let (stopped, ()) = tokio::join!(controller.run(), script);
     assert_eq!(stopped, Stopped::Abandoned);
     assert_eq!(start.elapsed(), Duration::from_secs(11));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_commit_refreshes_only_what_changed_and_the_rest_waits_for_the_resync() {
+    let (h, controller) = Harness::new(60 * MIN, 10 * MIN);
+    h.fake.script().agents = (0..6).map(|i| format!("a{i}")).collect();
+    h.fake.push(ready("c1"));
+    let script = async {
+        // Startup with no state: every agent, which counts as a drift check.
+        sleep(5.0 * 60.0).await;
+        h.fake.script().changed = Some(vec!["a3".into()]);
+        h.fake.push(ready("c2"));
+        h.shared.triggers.fire(Reason::Webhook);
+        // The partial run does not postpone the resync: it comes about ten minutes after
+        // startup (±10%), not ten minutes after c2.
+        sleep(7.0 * 60.0).await;
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    let runs = h.fake.runs();
+    let scopes: Vec<&Scope> = runs.iter().map(|r| &r.scope).collect();
+    assert_eq!(scopes[..2], [&Scope::Changed, &Scope::Changed], "{runs:?}");
+    assert_eq!(runs[1].revision, "c2");
+    assert!(
+        runs[2..]
+            .iter()
+            .all(|r| matches!(r.scope, Scope::Agents(_)) && r.revision == "c2"),
+        "{runs:?}"
+    );
+    assert_eq!(runs.len(), 4, "two resync batches: {runs:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_run_keeps_the_errors_and_skips_of_the_agents_it_did_not_look_at() {
+    let (h, controller) = Harness::new(60 * MIN, 600 * MIN);
+    h.fake.script().agents = vec!["a".into(), "b".into(), "c".into()];
+    h.fake.push(ready("c1"));
+    h.fake.script().outcomes.push_back(failing(
+        "a",
+        "manifest does not decrypt",
+        ErrorClass::Terminal,
+    ));
+    let script = async {
+        sleep(1.0).await;
+        assert_eq!(h.shared.metrics.agents_skipped.get(), 1);
+        // c2 changes b only; a is still broken but was not looked at again.
+        h.fake.script().changed = Some(vec!["b".into()]);
+        h.fake.push(ready("c2"));
+        h.shared.triggers.fire(Reason::Webhook);
+        sleep(1.0).await;
+        let (is_ready, body) = h.readiness();
+        assert!(!is_ready);
+        assert_eq!(body["agents"]["a"], "manifest does not decrypt");
+        assert_eq!(body["applied_revision"], "c2");
+        assert_eq!(h.shared.metrics.agents_skipped.get(), 1);
+        // c3 looks at a again and it is fixed.
+        h.fake.script().changed = Some(vec!["a".into()]);
+        h.fake.push(ready("c3"));
+        h.shared.triggers.fire(Reason::Webhook);
+        sleep(1.0).await;
+        assert_eq!(h.shared.metrics.agents_skipped.get(), 0);
+        h.shutdown.cancel();
+    };
+    tokio::join!(controller.run(), script);
+    h.assert_ready_but_stopped();
 }

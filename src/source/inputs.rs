@@ -1,0 +1,348 @@
+//! What one agent's reconcile depends on, as digests: its manifest file, its `.env.example`,
+//! and the settings (from `castsync.yaml`, after the command line's overrides) that change
+//! what a reconcile does with it. `reconcile --changed` and the daemon compare these with
+//! what the state recorded (`state::AppliedFrom`), or with another revision's (`--since`),
+//! to refresh only the agents whose inputs changed.
+//!
+//! Files are identified as git does, by their blob id (`git hash-object`): for a commit that
+//! comes from the tree without reading the file, so an unchanged agent costs two tree
+//! lookups; a working tree's files are read and hashed the same way, so the two agree. The
+//! manifest is identified as stored, the age ciphertext: that needs no identity and no
+//! decryption, and identifies nothing secret (the ciphertext is in git already). Git's ids
+//! are SHA-1, as git itself names the content: someone able to craft a colliding manifest
+//! can commit whatever they like anyway, and the full reconcile lists every agent regardless.
+//! Re-encrypting an unchanged manifest (`rekey`) changes its id, which costs that agent one
+//! refresh: a list and no write.
+//!
+//! An agent that takes keys from shared groups (`uses:`) depends on those groups' files as
+//! well. Which groups it uses is written inside its encrypted manifest, so it is known only
+//! after a load: the state records, with each agent, the digest of every group file it used
+//! ([`AgentInputs::with_groups`]), and an agent is refreshed when one of those files changed.
+//! A new `uses:` entry changes the agent's own manifest, so it is seen too. Against another
+//! revision (`--since`), which records nothing, any changed group file refreshes every agent.
+//!
+//! It never decrypts, and never digests a value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::Tree;
+use super::load::{Loaded, MANIFEST_FILE, SCHEMA_FILE};
+use super::shared;
+use crate::config::{Config, Redeploy};
+use crate::state::AppliedFrom;
+
+/// The schema digest of an agent without `.env.example`.
+pub const ABSENT: &str = "absent";
+
+/// What the command line changes about the config for one run (the same flags for every
+/// agent, and for both sides of a `--since` comparison).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--no-prune`.
+    pub no_prune: bool,
+    /// `--redeploy` (true) / `--no-redeploy` (false).
+    pub redeploy: Option<bool>,
+}
+
+/// Whether `agent` is redeployed after its changes land: `--redeploy`/`--no-redeploy`, else
+/// the config's rule for it.
+pub fn redeploys(config: &Config, overrides: Overrides, agent: &str) -> bool {
+    overrides
+        .redeploy
+        .unwrap_or(config.redeploy_for(agent) == Redeploy::OnChange)
+}
+
+/// The settings that bear on one agent. Recipients do not (they decide who can decrypt, not
+/// what is applied); the platform URL does not either (the state is kept per platform).
+#[derive(Debug, Serialize)]
+struct Settings<'a> {
+    /// Bumped when the meaning of a field changes, so every agent is refreshed once.
+    format: u32,
+    prune: bool,
+    strict: bool,
+    unmanaged_keys: BTreeSet<&'a str>,
+    max_delete_fraction: f64,
+    self_heal: bool,
+    redeploy: bool,
+}
+
+/// The digest of the settings that bear on `agent`.
+pub fn settings_digest(config: &Config, overrides: Overrides, agent: &str) -> String {
+    let settings = Settings {
+        format: 1,
+        prune: config.prune && !overrides.no_prune,
+        strict: config.strict,
+        unmanaged_keys: config.unmanaged_keys.iter().map(String::as_str).collect(),
+        max_delete_fraction: config.max_delete_fraction,
+        self_heal: config.self_heal,
+        redeploy: redeploys(config, overrides, agent),
+    };
+    // Field order is fixed by the struct and the set is sorted: the same settings always
+    // give the same bytes.
+    let bytes = serde_json::to_vec(&settings).expect("plain settings serialize");
+    sha256(&bytes)
+}
+
+/// One agent's inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInputs {
+    /// The manifest file's digest; `None` when it cannot be read (missing, or an I/O error):
+    /// such an agent is always refreshed, and its load says what is wrong.
+    pub manifest: Option<String>,
+    /// The `.env.example`'s digest, [`ABSENT`] without one; `None` when it cannot be read.
+    pub schema: Option<String>,
+    pub settings: String,
+    /// The digest of each shared group file the agent uses, once its manifest was loaded
+    /// ([`AgentInputs::with_groups`]); `None` before that, or when such a file cannot be read.
+    pub groups: Option<BTreeMap<String, String>>,
+}
+
+impl AgentInputs {
+    /// The state record for these inputs at `revision`, or `None` when a digest is
+    /// unknown (an agent whose files cannot be read, or whose groups are not known, is
+    /// never recorded as applied).
+    pub fn record(&self, revision: &str, at: &str) -> Option<AppliedFrom> {
+        Some(AppliedFrom {
+            manifest: self.manifest.clone()?,
+            schema: self.schema.clone()?,
+            settings: self.settings.clone(),
+            groups: self.groups.clone()?,
+            revision: revision.to_owned(),
+            at: at.to_owned(),
+        })
+    }
+
+    /// Sets the groups this agent uses (`uses`), with their files' digests from `groups`.
+    fn set_groups(&mut self, uses: &[String], groups: &GroupDigests) {
+        self.groups = uses
+            .iter()
+            .map(|g| Some((g.clone(), groups.get(g)?.clone()?)))
+            .collect();
+    }
+}
+
+/// Each shared group's manifest digest (`None` when it cannot be read), or why the groups
+/// cannot be listed.
+pub type GroupDigests = BTreeMap<String, Option<String>>;
+
+/// The digests of every shared group file of `tree`.
+pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
+    let names = shared::group_names(tree, config).map_err(|e| e.to_string())?;
+    Ok(names
+        .into_iter()
+        .map(|g| {
+            let digest = file_digest(tree, &shared::group_manifest_path(config, &g)).flatten();
+            (g, digest)
+        })
+        .collect())
+}
+
+/// Fills in, for each agent of `loaded` whose manifest was read, the shared groups it uses:
+/// from then on its inputs can be recorded. `groups` is [`of_groups`] of the same tree.
+pub fn with_groups(
+    current: &mut BTreeMap<String, AgentInputs>,
+    loaded: &Loaded,
+    groups: &Result<GroupDigests, String>,
+) {
+    let Ok(groups) = groups else {
+        return;
+    };
+    for (slug, load) in &loaded.agents {
+        if let Some(inputs) = current.get_mut(slug)
+            && load.manifest.is_some()
+        {
+            inputs.set_groups(&load.uses, groups);
+        }
+    }
+}
+
+/// The inputs of each agent in `slugs`, read from `tree` and judged by `config`.
+pub fn of_agents<'a>(
+    tree: &dyn Tree,
+    config: &Config,
+    overrides: Overrides,
+    slugs: impl IntoIterator<Item = &'a String>,
+) -> BTreeMap<String, AgentInputs> {
+    slugs
+        .into_iter()
+        .map(|slug| (slug.clone(), of_agent(tree, config, overrides, slug)))
+        .collect()
+}
+
+/// The inputs of one agent.
+pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &str) -> AgentInputs {
+    let dir = config.agents_dir.join(slug);
+    let file = |name: &str| file_digest(tree, &dir.join(name));
+    AgentInputs {
+        manifest: file(MANIFEST_FILE).flatten(),
+        schema: file(SCHEMA_FILE).map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
+        settings: settings_digest(config, overrides, slug),
+        groups: None,
+    }
+}
+
+/// `Some(Some(digest))` for a file, `Some(None)` when it is absent, `None` when it cannot be
+/// read.
+fn file_digest(tree: &dyn Tree, path: &Path) -> Option<Option<String>> {
+    match tree.blob_id(path) {
+        Ok(Some(id)) => Some(Some(format!("{BLOB}{id}"))),
+        Ok(None) => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// The prefix of a file's digest: git's blob id follows.
+const BLOB: &str = "git-blob:";
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn lower_hex(s: &str, lengths: &[usize]) -> bool {
+    lengths.contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `digest` has a form this module writes (anything else in a state file was
+/// written by something else, and means "unknown").
+pub fn well_formed(digest: &str) -> bool {
+    digest == ABSENT
+        || digest
+            .strip_prefix("sha256:")
+            .is_some_and(|h| lower_hex(h, &[64]))
+        // SHA-1 ids, or SHA-256 ones in a repository that uses them.
+        || digest.strip_prefix(BLOB).is_some_and(|h| lower_hex(h, &[40, 64]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Worktree;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml(yaml, Path::new("castsync.yaml")).unwrap()
+    }
+
+    #[test]
+    fn each_file_and_each_bearing_setting_changes_the_inputs_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("agents/a")).unwrap();
+        std::fs::write(root.join("agents/a/secrets.yaml.age"), "ciphertext-1").unwrap();
+        let tree = Worktree::new(root);
+        let base = config("prune: true\n");
+        let o = Overrides::default();
+        let first = of_agent(&tree, &base, o, "a");
+        assert_eq!(first.schema.as_deref(), Some(ABSENT));
+        assert!(first.manifest.as_deref().is_some_and(well_formed));
+
+        std::fs::write(root.join("agents/a/notes.md"), "not an input").unwrap();
+        assert_eq!(of_agent(&tree, &base, o, "a"), first);
+        // Recipients decide who can decrypt, not what is applied.
+        let recipients = config(
+            "recipients:\n  - age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq\n",
+        );
+        assert_eq!(of_agent(&tree, &recipients, o, "a"), first);
+
+        for changed in [
+            "prune: false\n",
+            "strict: false\n",
+            "unmanaged_keys: [OTHER]\n",
+            "max_delete_fraction: 0.9\n",
+            "self_heal: false\n",
+            "redeploy: on-change\n",
+        ] {
+            assert_ne!(
+                of_agent(&tree, &config(changed), o, "a").settings,
+                first.settings,
+                "{changed}"
+            );
+        }
+        let no_prune = Overrides {
+            no_prune: true,
+            ..o
+        };
+        assert_ne!(
+            of_agent(&tree, &base, no_prune, "a").settings,
+            first.settings
+        );
+
+        std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
+        let with_schema = of_agent(&tree, &base, o, "a");
+        assert_ne!(with_schema.schema, first.schema);
+        std::fs::write(root.join("agents/a/secrets.yaml.age"), "ciphertext-2").unwrap();
+        assert_ne!(
+            of_agent(&tree, &base, o, "a").manifest,
+            with_schema.manifest
+        );
+    }
+
+    #[test]
+    fn a_redeploy_rule_bears_only_on_the_agents_it_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(
+            "access:\n  - agents: \"billing-*\"\n    recipients: [age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq]\n    redeploy: on-change\n",
+        );
+        let o = Overrides::default();
+        let plain = Config::default();
+        assert_ne!(
+            settings_digest(&c, o, "billing-x"),
+            settings_digest(&plain, o, "billing-x")
+        );
+        assert_eq!(
+            settings_digest(&c, o, "support"),
+            settings_digest(&plain, o, "support")
+        );
+        drop(dir);
+    }
+
+    #[test]
+    fn a_commit_and_its_checkout_give_the_same_file_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("agents/a")).unwrap();
+        std::fs::write(root.join("agents/a/secrets.yaml.age"), "ciphertext").unwrap();
+        std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
+        let repo = git2::Repository::init(root).unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["agents"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap();
+        let at_head = crate::source::GitRevision::open(root, "HEAD").unwrap();
+        let c = Config::default();
+        let o = Overrides::default();
+        let from_git = of_agent(&at_head, &c, o, "a");
+        assert_eq!(from_git, of_agent(&Worktree::new(root), &c, o, "a"));
+        assert!(from_git.manifest.as_deref().is_some_and(well_formed));
+        assert_eq!(of_agent(&at_head, &c, o, "absent").manifest, None);
+    }
+
+    #[test]
+    fn a_missing_manifest_has_no_digest_and_is_never_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("agents/a")).unwrap();
+        let tree = Worktree::new(dir.path());
+        let inputs = of_agent(&tree, &Config::default(), Overrides::default(), "a");
+        assert_eq!(inputs.manifest, None);
+        assert!(inputs.record("c1", "t").is_none());
+    }
+
+    #[test]
+    fn only_digests_of_the_written_form_are_well_formed() {
+        assert!(well_formed(ABSENT));
+        assert!(well_formed(&sha256(b"x")));
+        assert!(well_formed(&format!("{BLOB}{}", "0a".repeat(20))));
+        assert!(!well_formed(&format!("{BLOB}{}", "0a".repeat(19))));
+        assert!(!well_formed("md5:abc"));
+        assert!(!well_formed("sha256:XYZ"));
+    }
+}
