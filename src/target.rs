@@ -86,29 +86,37 @@ impl Target {
     /// `CASTARI_API_URL`, then `platform.url`, then the default. Reads the API key only
     /// when the platform is reached over HTTP.
     pub fn platform(&self, config: &Config) -> Result<PlatformTarget, OpenError> {
-        let mut url = platform::resolve_url(
-            self.platform.api_url.as_deref(),
-            config.platform.url.as_deref(),
-        );
+        self.platform.resolve(config, &self.base_dir)
+    }
+}
+
+impl PlatformChoice {
+    /// The platform these flags and `config` name: `--api-url`, then `CASTARI_API_URL`, then
+    /// `platform.url`, then the default; a relative `local://PATH` is taken under
+    /// `base_dir`. Reads the API key only when the platform is reached over HTTP. Needs no
+    /// identity, so `doctor` checks the platform even when the identities are broken.
+    pub fn resolve(&self, config: &Config, base_dir: &Path) -> Result<PlatformTarget, OpenError> {
+        let mut url =
+            platform::resolve_url(self.api_url.as_deref(), config.platform.url.as_deref());
         if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
             && Path::new(path).is_relative()
         {
             url = format!(
                 "{}{}",
                 platform::LOCAL_SCHEME,
-                self.base_dir.join(path).display()
+                base_dir.join(path).display()
             );
         }
         let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
             None
         } else {
-            platform::read_api_key(self.platform.api_key_file.as_deref())?
+            platform::read_api_key(self.api_key_file.as_deref())?
         };
         Ok(PlatformTarget {
             url,
             api_key,
-            allow_insecure_http: self.platform.allow_insecure_http,
-            request_timeout: self.platform.request_timeout,
+            allow_insecure_http: self.allow_insecure_http,
+            request_timeout: self.request_timeout,
         })
     }
 }

@@ -116,18 +116,19 @@ fn the_json_plan_names_the_timed_out_agents_as_transient() {
 }
 
 fn a_deadline_during_an_apply_records_nothing_half_done(wire: Wire) {
-    // Every reply comes 2.5 s late, so the list lands within the 4 s deadline and the set's
-    // reply does not: the value reaches the platform, but castsync cannot know it did.
-    let emu = Emulator::on(wire, &["--agents", "alpha", "--latency-ms", "2500"]);
+    // The list answers at once; the set lands, and its reply is held back a minute, far past
+    // the 2 s deadline: the value reaches the platform, but castsync cannot know it did.
+    let emu = Emulator::on(wire, &["--agents", "alpha"]);
+    emu.pin_delay("alpha", "POST", 60_000);
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("API_KEY", CANARY)]);
     repo.test_reconcile(&emu.url)
-        .args(["--yes", "--timeout", "4s"])
+        .args(["--yes", "--timeout", "2s"])
         .timeout(HANG)
         .run()
         .failure()
         .stderr_has("not finished: applying alpha")
-        .stdout_has("alpha: + API_KEY: cancelled: the run's deadline (4s) passed");
+        .stdout_has("alpha: + API_KEY: cancelled: the run's deadline (2s) passed");
     assert_eq!(emu.requests("POST"), 1, "the set was sent");
     assert_eq!(emu.value("alpha", "API_KEY").as_deref(), Some(CANARY));
     let state = std::fs::read_to_string(repo.path(".castsync/state.json")).unwrap_or_default();
@@ -137,6 +138,7 @@ fn a_deadline_during_an_apply_records_nothing_half_done(wire: Wire) {
     );
 
     // The next run does not trust the unconfirmed write: it sets it again and verifies it.
+    emu.clear_faults();
     let plan = repo
         .test_reconcile(&emu.url)
         .args(["--dry-run", "-o", "json"])

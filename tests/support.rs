@@ -204,6 +204,14 @@ impl Emulator {
         assert!(reply.is_success(), "pinning a fault: {reply}");
     }
 
+    /// Pins a delay: `agent`'s calls with `method` are served, and their replies held back
+    /// `ms` milliseconds.
+    pub fn pin_delay(&self, agent: &str, method: &str, ms: u64) {
+        let body = serde_json::json!({ "agent": agent, "method": method, "delay_ms": ms });
+        let reply = self.post_json("/_emulator/faults", body);
+        assert!(reply.is_success(), "pinning a delay: {reply}");
+    }
+
     pub fn clear_faults(&self) {
         self.request("DELETE", "/_emulator/faults", None, None);
     }

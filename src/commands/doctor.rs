@@ -26,9 +26,7 @@ use crate::config::{self, Config, Redeploy};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout};
 use crate::hint::Hinted as _;
-use crate::platform::{
-    self, Listing, Paging, Platform, PlatformError, PlatformOptions, Timestamps,
-};
+use crate::platform::{self, Listing, Paging, Platform, PlatformError, Timestamps};
 use crate::source::Checkout;
 use crate::source::load;
 
@@ -388,39 +386,17 @@ fn check_redeploy(config: &Config, slugs: &[String], report: &mut Report) {
     report.add("redeploy", Status::Note, message);
 }
 
-/// The platform a reconcile of this repository would use (`--api-url`, `CASTARI_API_URL`,
-/// `platform.url`, the default; a relative `local://PATH` under the root). Opened here
-/// rather than through `target::Target`, which also needs working identities: doctor
-/// checks the platform even when they are broken.
+/// The platform a reconcile of this repository would use, resolved as reconcile resolves it
+/// but without `target::Target`, which also needs working identities.
 fn open_platform(
     root: &Path,
     config: &Config,
     args: &DoctorArgs,
     slugs: &[String],
 ) -> Result<(String, Arc<dyn Platform>), platform::OpenError> {
-    let mut url = platform::resolve_url(
-        args.platform.api_url.as_deref(),
-        config.platform.url.as_deref(),
-    );
-    if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
-        && Path::new(path).is_relative()
-    {
-        url = format!("{}{}", platform::LOCAL_SCHEME, root.join(path).display());
-    }
-    let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
-        None
-    } else {
-        platform::read_api_key(args.platform.api_key_file.as_deref())?
-    };
-    let opened = platform::open(PlatformOptions {
-        url: url.clone(),
-        api_key,
-        allow_insecure_http: args.platform.allow_insecure_http,
-        declared_agents: slugs.to_vec(),
-        request_timeout: args.platform.request_timeout,
-        ..PlatformOptions::default()
-    })?;
-    Ok((url, opened))
+    let target = super::platform_choice(&args.platform).resolve(config, root)?;
+    let opened = target.open(slugs.to_vec())?;
+    Ok((target.url, opened))
 }
 
 async fn check_platform(

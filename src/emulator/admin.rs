@@ -30,17 +30,18 @@ pub(super) fn routes() -> Router<Arc<Emu>> {
         .route("/_emulator/faults", post(add_fault).delete(clear_faults))
 }
 
-/// `POST /_emulator/faults` with `{"agent": "a", "method": "GET", "route": "secrets", "status": 500}`.
+/// `POST /_emulator/faults` with `{"agent": "a", "method": "GET", "route": "secrets", "status": 500}`
+/// (or `"delay_ms": 30000` instead of, or as well as, `status`).
 async fn add_fault(State(emu): State<Arc<Emu>>, body: Bytes) -> Response {
     match serde_json::from_slice::<Targeted>(&body) {
-        Ok(fault) if StatusCode::from_u16(fault.status).is_ok() => {
+        Ok(fault) if fault.is_valid() => {
             lock(&emu.targeted).push(fault);
             StatusCode::NO_CONTENT.into_response()
         }
         _ => {
             let issue = ValidationIssue::new(
                 &["body"],
-                "expected {\"agent\": SLUG, \"method\": METHOD (optional), \"route\": \"secrets\" or \"redeploy\" (optional), \"status\": CODE}",
+                "expected {\"agent\": SLUG, \"method\": METHOD (optional), \"route\": \"secrets\" or \"redeploy\" (optional), \"status\": CODE and/or \"delay_ms\": MS (at most 3600000)}",
                 "value_error",
             );
             detail(StatusCode::UNPROCESSABLE_ENTITY, json!([issue]))

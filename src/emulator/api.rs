@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -110,6 +110,10 @@ pub(super) async fn gate(
     }
 
     let now = SystemTime::now();
+    let pinned = lock(&emu.targeted)
+        .iter()
+        .find(|f| f.matches(method.as_str(), &path))
+        .cloned();
     let (quota, response, reset) = match unauthorized(&emu, request.headers()) {
         Some(denied) => (lock(&emu.window).peek(emu.rate, now), denied, false),
         None => {
@@ -125,10 +129,10 @@ pub(super) async fn gate(
                 r.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(quota.retry_after));
                 (quota, r, false)
-            } else if let Some(status) = lock(&emu.targeted)
-                .iter()
-                .find(|f| f.matches(method.as_str(), &path))
-                .and_then(|f| StatusCode::from_u16(f.status).ok())
+            } else if let Some(status) = pinned
+                .as_ref()
+                .and_then(|f| f.status)
+                .and_then(|s| StatusCode::from_u16(s).ok())
             {
                 (quota, detail(status, "Injected fault (pinned)"), false)
             } else {
@@ -168,8 +172,11 @@ pub(super) async fn gate(
             }
         }
     };
-    if !emu.latency.is_zero() {
-        tokio::time::sleep(emu.latency).await;
+    // A pinned delay holds back a reply that was served: the write has landed, its answer
+    // is late.
+    let delay = emu.latency + Duration::from_millis(pinned.and_then(|f| f.delay_ms).unwrap_or(0));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     if reset {
         tracing::debug!(%method, path, "connection reset (injected fault)");

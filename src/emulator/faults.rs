@@ -238,9 +238,10 @@ mod tests {
 }
 
 /// A fault pinned by `POST /_emulator/faults`: every `/api/v1` call for `agent` (with
-/// `method` and on `route` — `secrets` or `redeploy` — when given) answers `status` until
-/// `DELETE /_emulator/faults`. Lets a test fail one agent's list, or its redeploy, while the
-/// rest works.
+/// `method` and on `route` — `secrets` or `redeploy` — when given) answers `status`, or is
+/// served and its reply held back `delay_ms`, until `DELETE /_emulator/faults`. Lets a test
+/// fail one agent's list, or its redeploy, or make a write land while its reply is late,
+/// while the rest works at full speed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Targeted {
@@ -249,10 +250,22 @@ pub(crate) struct Targeted {
     pub method: Option<String>,
     #[serde(default)]
     pub route: Option<String>,
-    pub status: u16,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
 }
 
 impl Targeted {
+    /// A status that is an HTTP status, or a delay (at most an hour); at least one of them.
+    pub fn is_valid(&self) -> bool {
+        let status_ok = self
+            .status
+            .is_none_or(|s| axum::http::StatusCode::from_u16(s).is_ok());
+        let delay_ok = self.delay_ms.is_none_or(|d| d <= 3_600_000);
+        status_ok && delay_ok && (self.status.is_some() || self.delay_ms.is_some())
+    }
+
     /// True when this fault applies to `method` on `path` (`/api/v1/agents/{slug}/…`).
     pub fn matches(&self, method: &str, path: &str) -> bool {
         let mut parts = path

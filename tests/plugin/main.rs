@@ -33,7 +33,9 @@ fn log(what: &str) {
             .append(true)
             .open(path)
     {
-        let _ = writeln!(f, "{what}");
+        // One write per line: plugins run in parallel, and a line written in pieces could
+        // interleave with another process's.
+        let _ = f.write_all(format!("{what}\n").as_bytes());
     }
 }
 

@@ -1,0 +1,179 @@
+//! The arguments of the commands that write or read the repository: init, keygen, new, set,
+//! unset, show, import, rekey, validate, and the git drivers (textconv, merge-driver,
+//! git-setup, diff) and completions.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::OutputFormat;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write the identity here (default: ~/.config/castsync/keys.txt).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArg {
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
+    pub agent: String,
+    /// Work on the shared group named instead of an agent (shared/GROUP/secrets.yaml.age).
+    #[arg(long)]
+    pub shared: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
+    pub agent: String,
+    /// Work on the shared group named instead of an agent: every agent whose `uses:` takes
+    /// the key gets the new value at the next reconcile.
+    #[arg(long)]
+    pub shared: bool,
+    /// Key name, an environment variable name such as OPENAI_API_KEY.
+    pub key: String,
+    /// Keep the value exactly as read (by default one trailing newline is removed).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
+    pub agent: String,
+    /// Work on the shared group named instead of an agent (refused when an agent using the
+    /// group would break, e.g. its `uses:` names the key).
+    #[arg(long)]
+    pub shared: bool,
+    /// Key name to remove.
+    pub key: String,
+    /// Succeed when the key is already absent.
+    #[arg(long)]
+    pub idempotent: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// The manifest as YAML (what `castsync edit` shows).
+    Yaml,
+    /// KEY='value' lines that `castsync import --from-dotenv` reads back.
+    Dotenv,
+    /// {"agent": …, "secrets": {…}} (schemas/manifest.schema.json).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
+    pub agent: String,
+    /// Show the shared group named instead of an agent.
+    #[arg(long)]
+    pub shared: bool,
+    /// Print values too (they are hidden by default).
+    #[arg(long)]
+    pub reveal: bool,
+    /// How to print the manifest.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Yaml)]
+    pub format: ShowFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Agent slug (its directory name under agents/).
+    pub agent: String,
+    /// dotenv file to read (`-` for stdin).
+    #[arg(long = "from-dotenv", value_name = "FILE")]
+    pub from_dotenv: PathBuf,
+    /// Replace keys whose value differs from the manifest's.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Agents to rekey, or with --shared shared groups (default: every agent and group).
+    pub agents: Vec<String>,
+    /// Rekey shared groups: those named, or every group when none is named.
+    #[arg(long)]
+    pub shared: bool,
+    /// Only list files whose recipients differ from the config; exit 1 if any.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: how to print the result.
+    #[arg(short, long, value_enum, value_name = "FORMAT", requires = "check")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Agents to validate (default: all).
+    pub agents: Vec<String>,
+    /// How to print the findings.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TextconvArgs {
+    /// The encrypted manifest git hands the driver (a temporary copy of one version).
+    pub file: PathBuf,
+}
+
+/// The placeholders git fills in for a merge driver (gitattributes(5), "Defining a custom
+/// merge driver"): `%O %A %B %P`.
+#[derive(Debug, Args)]
+pub struct MergeDriverArgs {
+    /// The common ancestor's version (git's %O; an empty file when both branches added it).
+    #[arg(value_name = "ANCESTOR")]
+    pub base: PathBuf,
+    /// Our version (git's %A): replaced by the merged result, left as it was on a conflict.
+    #[arg(value_name = "OURS")]
+    pub ours: PathBuf,
+    /// Their version (git's %B).
+    #[arg(value_name = "THEIRS")]
+    pub theirs: PathBuf,
+    /// Where the manifest lives in the repository (git's %P): it names the agent.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GitSetupArgs {
+    /// Replace diff and merge drivers that are configured differently.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Older revision (default: HEAD).
+    pub rev_a: Option<String>,
+    /// Newer revision (default: the worktree).
+    pub rev_b: Option<String>,
+    /// Exit 2 when the manifests differ (0 when they do not), like `git diff --exit-code`.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// How to print the differences.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
