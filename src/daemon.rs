@@ -16,6 +16,7 @@
 mod controller;
 mod engine;
 mod http;
+mod memory;
 mod metrics;
 mod runner;
 mod schedule;

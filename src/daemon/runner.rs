@@ -293,7 +293,7 @@ impl Runner {
             cancel: cancel.clone(),
             timeout: self.settings.timeout,
         };
-        match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
+        let report = match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => {
                 if let Some(warning) = &outcome.state_warning {
                     tracing::warn!(%warning, "state not saved");
@@ -301,6 +301,11 @@ impl Runner {
                 report_of(&outcome, cancel.is_cancelled())
             }
             Err(e) => failed_run(revision, Explained::of(&e)),
-        }
+        };
+        // The cycle's manifests, listings and plan are dropped by now: give their pages
+        // back, so an idle daemon holds what it keeps, not what its last cycle peaked at.
+        let released = super::memory::release_free();
+        tracing::debug!(released, "freed memory returned to the system");
+        report
     }
 }
