@@ -302,8 +302,10 @@ impl Runner {
             }
             Err(e) => failed_run(revision, Explained::of(&e)),
         };
-        // The cycle's manifests, listings and plan are dropped by now: give their pages
-        // back, so an idle daemon holds what it keeps, not what its last cycle peaked at.
+        // The cycle's manifests, listings and plan are dropped by now: pack what is kept and
+        // give the rest back, so an idle daemon holds what it keeps, not what its last cycle
+        // peaked at.
+        self.state.lock().await.repack();
         let released = super::memory::release_free();
         tracing::debug!(released, "freed memory returned to the system");
         report

@@ -187,3 +187,32 @@ fn a_version_1_state_reads_with_its_fingerprints_and_no_records() {
     let gap = s.change_tracking_gap("p").unwrap();
     assert!(gap.contains("state version 1"), "{gap}");
 }
+
+#[test]
+fn a_repacked_state_holds_and_saves_exactly_what_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let mut s = State::open(&path).unwrap();
+    s.record_set(
+        "p",
+        "bot",
+        "A",
+        &SecretValue::new("1"),
+        Some("t".into()),
+        Some("c1"),
+    );
+    s.record_applied_from("p", "bot", from("c1"));
+    s.mark_redeploy_pending("p", "bot");
+    s.save().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    s.repack();
+    assert!(
+        s.view("p")
+            .applied("bot", "A", &SecretValue::new("1"))
+            .unwrap()
+            .same_value
+    );
+    assert_eq!(s.applied_from("p", "bot"), Some(&from("c1")));
+    s.save().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
