@@ -40,16 +40,14 @@ fn short(commit: &str) -> &str {
 }
 
 /// `reconcile --ref HEAD`: manifests from the commit, so the state records commit ids.
-fn at_head(repo: &SecretsRepo, emu: &Emulator) -> Command {
-    let mut cmd = repo.reconcile(&emu.url);
-    cmd.args(["--ref", "HEAD"]);
-    cmd
+fn at_head(repo: &SecretsRepo, emu: &Emulator) -> Test {
+    repo.test_reconcile(&emu.url).args(["--ref", "HEAD"])
 }
 
 fn a_one_key_commit_lists_one_agent_and_a_full_reconcile_still_heals_the_rest(wire: Wire) {
     let emu = auto_emulator(wire);
     let repo = repo_with_agents(40);
-    at_head(&repo, &emu).assert().success();
+    at_head(&repo, &emu).run().success();
     let first = repo.git(&["rev-parse", "HEAD"]);
 
     repo.agent("agent-017", &[("K1", "one-17-rotated"), ("K2", CANARY)]);
@@ -64,19 +62,18 @@ fn a_one_key_commit_lists_one_agent_and_a_full_reconcile_still_heals_the_rest(wi
     assert!(gone.status < 300, "{gone:?}");
 
     emu.reset_stats();
-    let (code, stdout, stderr) = outcome(at_head(&repo, &emu).arg("--changed"));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    // One list, one write, one verifying list.
-    assert_eq!(requests(&emu), (2, 1, 0), "{stdout}");
-    assert!(stdout.contains("~ K1 (value changed)"), "{stdout}");
-    assert!(
-        stdout.contains(&format!(
+    let changed = at_head(&repo, &emu)
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has("~ K1 (value changed)")
+        .stdout_has(format!(
             "39 agents unchanged since {}, not refreshed.",
             short(&first)
-        )),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("agent-003"), "{stdout}");
+        ))
+        .stdout_lacks("agent-003");
+    // One list, one write, one verifying list.
+    assert_eq!(requests(&emu), (2, 1, 0), "{}", changed.stdout());
     assert_eq!(
         emu.value("agent-017", "K1").as_deref(),
         Some("one-17-rotated")
@@ -89,37 +86,39 @@ fn a_one_key_commit_lists_one_agent_and_a_full_reconcile_still_heals_the_rest(wi
 
     // Nothing changed since: nothing is listed.
     emu.reset_stats();
-    let (code, stdout, _) = outcome(at_head(&repo, &emu).arg("--changed"));
-    assert_eq!(code, 0);
-    assert_eq!(requests(&emu), (0, 0, 0), "{stdout}");
-    assert!(
-        stdout.contains("40 agents unchanged since their last refresh"),
-        "{stdout}"
-    );
+    let idle = at_head(&repo, &emu)
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has("40 agents unchanged since their last refresh");
+    assert_eq!(requests(&emu), (0, 0, 0), "{}", idle.stdout());
 
     // The full reconcile lists everyone and heals the deleted key.
     emu.reset_stats();
-    let (code, stdout, _) = outcome(&mut at_head(&repo, &emu));
-    assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("agent-003:\n      + K1"), "{stdout}");
-    assert_eq!(emu.requests("POST"), 1);
+    let full = at_head(&repo, &emu)
+        .run()
+        .success()
+        .stdout_has("agent-003:\n      + K1");
+    assert_eq!(emu.requests("POST"), 1, "{}", full.stdout());
     assert_eq!(emu.value("agent-003", "K1").as_deref(), Some("one-3"));
     let head = repo.git(&["rev-parse", "HEAD"]);
-    let (_, stdout, _) = outcome(at_head(&repo, &emu).arg("--changed"));
-    assert!(
-        stdout.contains(&format!(
+    let after = at_head(&repo, &emu)
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has(format!(
             "40 agents unchanged since {}, not refreshed.",
             short(&head)
-        )),
-        "{stdout}"
-    );
-    assert_no_canary("the output", &format!("{stdout}{stderr}"), &[CANARY]);
+        ));
+    for run in [&changed, &idle, &full, &after] {
+        assert_no_canary("the output", &run.output(), &[CANARY]);
+    }
 }
 
 fn since_a_revision_compares_with_its_inputs_without_any_state(wire: Wire) {
     let emu = auto_emulator(wire);
     let repo = repo_with_agents(6);
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
     let before = repo.git(&["rev-parse", "HEAD"]);
     repo.agent(
         "agent-002",
@@ -130,46 +129,44 @@ fn since_a_revision_compares_with_its_inputs_without_any_state(wire: Wire) {
 
     let fresh_state = repo.home.join("elsewhere/state.json");
     emu.reset_stats();
-    let (code, stdout, stderr) = outcome(
-        repo.reconcile(&emu.url)
-            .args(["--changed", "--since", "HEAD~1", "--dry-run"])
-            .arg("--state")
-            .arg(&fresh_state),
-    );
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert_eq!(emu.requests("GET"), 2, "{stdout}");
-    assert!(stdout.contains("+ K3"), "{stdout}");
-    assert!(stdout.contains("agent-006:"), "{stdout}");
-    assert!(
-        stdout.contains(&format!(
+    let since = repo
+        .test_reconcile(&emu.url)
+        .args(["--changed", "--since", "HEAD~1", "--dry-run"])
+        .arg("--state")
+        .arg(&fresh_state)
+        .run()
+        .success()
+        .stdout_has("+ K3")
+        .stdout_has("agent-006:")
+        .stdout_has(format!(
             "5 agents unchanged since {}, not refreshed.",
             short(&before)
-        )),
-        "{stdout}"
-    );
+        ));
+    assert_eq!(emu.requests("GET"), 2, "{}", since.stdout());
 
-    let (code, _, stderr) =
-        outcome(
-            repo.reconcile(&emu.url)
-                .args(["--changed", "--since", "no-such-ref"]),
-        );
-    assert_eq!(code, 1);
-    assert!(stderr.contains("no-such-ref"), "{stderr}");
-    let (code, _, stderr) = outcome(repo.reconcile(&emu.url).args(["--since", "HEAD~1"]));
-    assert_ne!(code, 0, "--since without --changed is a usage error");
-    assert!(stderr.contains("--changed"), "{stderr}");
+    repo.test_reconcile(&emu.url)
+        .args(["--changed", "--since", "no-such-ref"])
+        .run()
+        .code(1)
+        .stderr_has("no-such-ref");
+    // --since without --changed is a usage error.
+    repo.test_reconcile(&emu.url)
+        .args(["--since", "HEAD~1"])
+        .run()
+        .code(1)
+        .stderr_has("--changed");
 }
 
 /// Runs `reconcile --changed` and returns its `full reconcile: …` lines and stdout.
-fn fallback_lines(cmd: &mut Command) -> (Vec<String>, String) {
-    let (code, stdout, stderr) = outcome(cmd.arg("--changed"));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let lines = stdout
+fn fallback_lines(test: Test) -> (Vec<String>, String) {
+    let run = test.arg("--changed").run().success();
+    let lines = run
+        .stdout()
         .lines()
         .filter(|l| l.starts_with("full reconcile: "))
         .map(str::to_owned)
         .collect();
-    (lines, stdout)
+    (lines, run.stdout().to_owned())
 }
 
 fn every_fallback_refreshes_every_agent_and_says_why_in_one_line(wire: Wire) {
@@ -177,7 +174,7 @@ fn every_fallback_refreshes_every_agent_and_says_why_in_one_line(wire: Wire) {
     let repo = repo_with_agents(3);
 
     // No state yet.
-    let (lines, stdout) = fallback_lines(&mut repo.reconcile(&emu.url));
+    let (lines, stdout) = fallback_lines(repo.test_reconcile(&emu.url));
     assert_eq!(lines.len(), 1, "{stdout}");
     assert!(lines[0].contains("no state file yet"), "{stdout}");
     assert_eq!(emu.value("agent-002", "K1").as_deref(), Some("one-2"));
@@ -186,7 +183,7 @@ fn every_fallback_refreshes_every_agent_and_says_why_in_one_line(wire: Wire) {
     repo.config("max_delete_fraction: 0.9");
     repo.commit_all("allow larger deletes");
     emu.reset_stats();
-    let (lines, stdout) = fallback_lines(&mut repo.reconcile(&emu.url));
+    let (lines, stdout) = fallback_lines(repo.test_reconcile(&emu.url));
     assert_eq!(lines.len(), 1, "{stdout}");
     assert!(lines[0].contains("castsync.yaml"), "{stdout}");
     assert_eq!(emu.requests("GET"), 3);
@@ -198,13 +195,13 @@ fn every_fallback_refreshes_every_agent_and_says_why_in_one_line(wire: Wire) {
     let config = config.replace("recipients:\n", &format!("recipients:\n  - {extra}\n"));
     std::fs::write(repo.path("castsync.yaml"), config).unwrap();
     emu.reset_stats();
-    let (lines, stdout) = fallback_lines(&mut repo.reconcile(&emu.url));
+    let (lines, stdout) = fallback_lines(repo.test_reconcile(&emu.url));
     assert!(lines.is_empty(), "{stdout}");
     assert_eq!(emu.requests("GET"), 0, "{stdout}");
 
     // The same state, another platform.
     let other = auto_emulator(wire);
-    let (lines, stdout) = fallback_lines(&mut repo.reconcile(&other.url));
+    let (lines, stdout) = fallback_lines(repo.test_reconcile(&other.url));
     assert_eq!(lines.len(), 1, "{stdout}");
     assert!(lines[0].contains("holds no record for"), "{stdout}");
     assert_eq!(other.value("agent-001", "K1").as_deref(), Some("one-1"));
@@ -217,7 +214,7 @@ fn every_fallback_refreshes_every_agent_and_says_why_in_one_line(wire: Wire) {
     records.get_mut("agent-001").unwrap()["manifest"] = "md5:00".into();
     std::fs::write(&path, state.to_string()).unwrap();
     emu.reset_stats();
-    let (lines, stdout) = fallback_lines(&mut repo.reconcile(&emu.url));
+    let (lines, stdout) = fallback_lines(repo.test_reconcile(&emu.url));
     assert_eq!(lines.len(), 1, "{stdout}");
     assert!(
         lines[0].contains("agent-001 was applied from cannot be read"),
@@ -230,60 +227,65 @@ fn an_agent_that_failed_last_time_is_refreshed_by_the_next_changed_run(wire: Wir
     let emu = auto_emulator(wire);
     let repo = repo_with_agents(4);
     emu.pin_fault("agent-001", Some("GET"), None, 404);
-    let (code, stdout, _) = outcome(&mut repo.reconcile(&emu.url));
-    assert_eq!(code, 1, "{stdout}");
+    repo.test_reconcile(&emu.url).run().code(1);
     emu.clear_faults();
 
     emu.reset_stats();
-    let (code, stdout, stderr) = outcome(repo.reconcile(&emu.url).arg("--changed"));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("agent-001:"), "{stdout}");
-    assert!(stdout.contains("3 agents unchanged since"), "{stdout}");
+    repo.test_reconcile(&emu.url)
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has("agent-001:")
+        .stdout_has("3 agents unchanged since");
     assert_eq!(emu.value("agent-001", "K1").as_deref(), Some("one-1"));
 }
 
 fn a_bad_manifest_never_prunes_and_the_mass_delete_guard_holds_with_changed(wire: Wire) {
     let emu = auto_emulator(wire);
     let repo = repo_with_agents(3);
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
 
     repo.raw_manifest("agent-000", "agent: agent-000\nsecrets: [broken\n");
     repo.agent("agent-001", &[]);
     repo.schema("agent-001", "");
     repo.commit_all("break agent-000, empty agent-001");
     emu.reset_stats();
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).arg("--changed"));
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("agent-000: skipped"), "{stdout}");
-    assert!(stdout.contains("agent-001: skipped"), "{stdout}");
-    assert!(stdout.contains("--allow-mass-delete"), "{stdout}");
+    repo.test_reconcile(&emu.url)
+        .arg("--changed")
+        .run()
+        .code(1)
+        .stdout_has("agent-000: skipped")
+        .stdout_has("agent-001: skipped")
+        .stdout_has("--allow-mass-delete")
+        .stdout_has("1 agent unchanged since");
     assert_eq!(emu.requests("DELETE"), 0);
     assert_eq!(emu.requests("POST"), 0);
-    assert!(stdout.contains("1 agent unchanged since"), "{stdout}");
 
     // Both stay refreshed by every --changed run until fixed.
     emu.reset_stats();
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).arg("--changed"));
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("agent-000: skipped"), "{stdout}");
+    repo.test_reconcile(&emu.url)
+        .arg("--changed")
+        .run()
+        .code(1)
+        .stdout_has("agent-000: skipped");
     assert_eq!(emu.requests("DELETE"), 0);
 }
 
 fn the_changed_json_plan_validates_and_names_the_unrefreshed_agents(wire: Wire) {
     let emu = auto_emulator(wire);
     let repo = repo_with_agents(3);
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
     repo.agent("agent-001", &[("K1", "rotated"), ("K2", CANARY)]);
     repo.commit_all("rotate");
     for dry in [true, false] {
-        let mut cmd = repo.reconcile(&emu.url);
-        cmd.args(["--changed", "--output", "json"]);
+        let mut test = repo
+            .test_reconcile(&emu.url)
+            .args(["--changed", "--output", "json"]);
         if dry {
-            cmd.arg("--dry-run");
+            test = test.arg("--dry-run");
         }
-        let (code, stdout, stderr) = outcome(&mut cmd);
-        assert_eq!(code, 0, "{stdout}\n{stderr}");
-        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let run = test.run().success().no_canary(&[CANARY]);
+        let v = run.json();
         assert_plan_schema(&v);
         assert_eq!(v["coverage"]["mode"], "changed");
         assert_eq!(v["coverage"]["refreshed"], 1);
@@ -299,14 +301,12 @@ fn the_changed_json_plan_validates_and_names_the_unrefreshed_agents(wire: Wire) 
                 .is_some_and(|s| s.starts_with("2 agents unchanged since the worktree run of 20")),
             "{v:#}"
         );
-        assert_no_canary("the JSON plan", &stdout, &[CANARY]);
     }
-    let (_, md, _) =
-        outcome(
-            repo.reconcile(&emu.url)
-                .args(["--changed", "--dry-run", "--output", "markdown"]),
-        );
-    assert!(md.contains("3 agents unchanged since"), "{md}");
+    repo.test_reconcile(&emu.url)
+        .args(["--changed", "--dry-run", "--output", "markdown"])
+        .run()
+        .success()
+        .stdout_has("3 agents unchanged since");
 }
 
 crate::on_both_wires!(
@@ -322,7 +322,7 @@ crate::on_both_wires!(
 fn a_version_1_state_is_read_and_its_fingerprints_kept_while_every_agent_is_refreshed() {
     let emu = auto_emulator(Wire::Sdk);
     let repo = repo_with_agents(2);
-    repo.reconcile(&emu.url).assert().success();
+    repo.test_reconcile(&emu.url).run().success();
     // What a castsync without change tracking left: the same file, version 1, no records.
     let path = repo.path(".castsync/state.json");
     let mut state: serde_json::Value =
@@ -333,13 +333,18 @@ fn a_version_1_state_is_read_and_its_fingerprints_kept_while_every_agent_is_refr
     std::fs::write(&path, state.to_string()).unwrap();
 
     emu.reset_stats();
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).arg("--changed"));
-    assert_eq!(code, 0, "{stdout}");
-    assert!(
-        stdout.contains("full reconcile: the state was written by a castsync that did not record"),
-        "{stdout}"
+    let run = repo
+        .test_reconcile(&emu.url)
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has("full reconcile: the state was written by a castsync that did not record");
+    assert_eq!(
+        emu.requests("POST"),
+        0,
+        "fingerprints kept: {}",
+        run.stdout()
     );
-    assert_eq!(emu.requests("POST"), 0, "fingerprints kept: {stdout}");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(state["version"], 2);
@@ -355,15 +360,18 @@ fn changed_in_a_300_agent_repository_lists_one_agent() {
         repo.agent(&format!("agent-{i:03}"), &[("K1", &format!("one-{i}"))]);
     }
     repo.commit_all("initial");
-    repo.reconcile(&emu.url)
+    repo.test_reconcile(&emu.url)
         .args(["--concurrency", "16"])
-        .assert()
+        .run()
         .success();
     repo.agent("agent-150", &[("K1", "rotated")]);
     repo.commit_all("rotate");
     emu.reset_stats();
-    let (code, stdout, _) = outcome(repo.reconcile(&emu.url).arg("--changed"));
-    assert_eq!(code, 0, "{stdout}");
-    assert_eq!(requests(&emu), (2, 1, 0), "{stdout}");
-    assert!(stdout.contains("299 agents unchanged since"), "{stdout}");
+    let run = repo
+        .test_reconcile(&emu.url)
+        .arg("--changed")
+        .run()
+        .success()
+        .stdout_has("299 agents unchanged since");
+    assert_eq!(requests(&emu), (2, 1, 0), "{}", run.stdout());
 }
