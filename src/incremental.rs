@@ -253,6 +253,21 @@ mod tests {
         i.record(revision, at).unwrap()
     }
 
+    /// Every agent with the same inputs.
+    fn all_with(agents: &[String], m: char, settings: char) -> BTreeMap<String, AgentInputs> {
+        agents
+            .iter()
+            .map(|a| (a.clone(), inputs(m, settings)))
+            .collect()
+    }
+
+    /// The records of `now`, all at revision c1.
+    fn recorded(now: &BTreeMap<String, AgentInputs>, at: &str) -> BTreeMap<String, AppliedFrom> {
+        now.iter()
+            .map(|(a, i)| (a.clone(), record(i, "c1", at)))
+            .collect()
+    }
+
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("agent-{i}")).collect()
     }
@@ -260,14 +275,8 @@ mod tests {
     #[test]
     fn only_agents_whose_inputs_changed_or_that_are_unknown_are_refreshed() {
         let agents = names(4);
-        let mut now: BTreeMap<String, AgentInputs> = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'c')))
-            .collect();
-        let mut records: BTreeMap<String, AppliedFrom> = now
-            .iter()
-            .map(|(a, i)| (a.clone(), record(i, "c1", "2026-01-01T00:00:00Z")))
-            .collect();
+        let mut now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
+        let mut records: BTreeMap<String, AppliedFrom> = recorded(&now, "2026-01-01T00:00:00Z");
         now.insert("agent-1".into(), inputs('b', 'c')); // a new manifest
         records.remove("agent-2"); // failed last time, or never applied
         records.insert(
@@ -297,10 +306,7 @@ mod tests {
     #[test]
     fn without_records_every_agent_is_refreshed_and_the_reason_given() {
         let agents = names(3);
-        let now = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'c')))
-            .collect();
+        let now = all_with(&agents, 'a', 'c');
         let s = select(
             &agents,
             &now,
@@ -322,10 +328,7 @@ mod tests {
             .iter()
             .map(|a| (a.clone(), record(&inputs('a', 'c'), "c1", "t")))
             .collect();
-        let now = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'd')))
-            .collect();
+        let now = all_with(&agents, 'a', 'd');
         let s = select(
             &agents,
             &now,
@@ -349,14 +352,8 @@ mod tests {
     #[test]
     fn one_unreadable_record_distrusts_the_whole_state() {
         let agents = names(2);
-        let now: BTreeMap<String, AgentInputs> = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'c')))
-            .collect();
-        let mut records: BTreeMap<String, AppliedFrom> = now
-            .iter()
-            .map(|(a, i)| (a.clone(), record(i, "c1", "t")))
-            .collect();
+        let now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
+        let mut records: BTreeMap<String, AppliedFrom> = recorded(&now, "t");
         records.get_mut("agent-1").unwrap().manifest = "md5:0".into();
         let s = select(
             &agents,
@@ -379,14 +376,8 @@ mod tests {
     #[test]
     fn an_unreadable_current_file_is_refreshed_never_skipped() {
         let agents = names(2);
-        let mut now: BTreeMap<String, AgentInputs> = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'c')))
-            .collect();
-        let records: BTreeMap<String, AppliedFrom> = now
-            .iter()
-            .map(|(a, i)| (a.clone(), record(i, "c1", "t")))
-            .collect();
+        let mut now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
+        let records: BTreeMap<String, AppliedFrom> = recorded(&now, "t");
         now.get_mut("agent-0").unwrap().manifest = None;
         now.get_mut("agent-1").unwrap().schema = None;
         let s = select(
@@ -409,10 +400,7 @@ mod tests {
             .iter()
             .map(|a| (a.clone(), inputs('a', 'c')))
             .collect();
-        let mut now: BTreeMap<String, AgentInputs> = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'c')))
-            .collect();
+        let mut now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
         now.insert("agent-0".into(), inputs('z', 'c'));
         let s = select(
             &agents,
@@ -438,14 +426,8 @@ mod tests {
     #[test]
     fn an_agent_is_refreshed_when_a_shared_group_it_used_changed_and_only_then() {
         let agents = names(3);
-        let now: BTreeMap<String, AgentInputs> = agents
-            .iter()
-            .map(|a| (a.clone(), inputs('a', 'c')))
-            .collect();
-        let mut records: BTreeMap<String, AppliedFrom> = now
-            .iter()
-            .map(|(a, i)| (a.clone(), record(i, "c1", "t")))
-            .collect();
+        let now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
+        let mut records: BTreeMap<String, AppliedFrom> = recorded(&now, "t");
         records
             .get_mut("agent-0")
             .unwrap()
