@@ -18,6 +18,41 @@ use zeroize::Zeroizing;
 
 use super::ValueProblem;
 
+/// Answers every scalar kind but a string (and `Some`, and an enum) with `$failure`, so that
+/// no serde default (which quotes the value) can produce the error. Defined before `mod uses`
+/// so that the `uses:` visitors can call it too.
+macro_rules! refuse_scalars {
+    ($failure:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<Self::Value, D::Error> {
+            Err(self.0.fail($failure))
+        }
+        fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(self.0.fail($failure))
+        }
+    };
+}
+
 mod uses;
 pub(super) use uses::{RawUsed, RawUses};
 
@@ -177,37 +212,11 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 /// serde default (which quotes the value) can produce the error.
 macro_rules! refuse_non_mappings {
     ($failure:expr) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
+        refuse_scalars!($failure);
         fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
             Err(self.0.fail($failure))
         }
-        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<Self::Value, D::Error> {
-            Err(self.0.fail($failure))
-        }
         fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
             Err(self.0.fail($failure))
         }
     };

@@ -57,40 +57,6 @@ impl<'de> DeserializeSeed<'de> for Uses<'_, '_> {
     }
 }
 
-/// Answers every scalar kind with `$failure`, so that no serde default (which quotes the
-/// value) can produce the error.
-macro_rules! refuse_scalars {
-    ($failure:expr) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<Self::Value, D::Error> {
-            Err(self.0.fail($failure))
-        }
-        fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            Err(self.0.fail($failure))
-        }
-    };
-}
-
 impl<'de> Visitor<'de> for Uses<'_, '_> {
     type Value = ();
 
