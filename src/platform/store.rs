@@ -123,10 +123,7 @@ impl Store {
     /// A store that lives in memory only (the emulator without `--data`).
     pub fn in_memory() -> Result<Store, StoreError> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Database {
-            path: path.clone(),
-            source,
-        })?;
+        let conn = Connection::open_in_memory().map_err(db_error(&path))?;
         let mut store = Store { conn, path };
         store.configure()?;
         Ok(store)
@@ -148,10 +145,7 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|source| StoreError::Database {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(db_error(path))?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
@@ -172,20 +166,14 @@ impl Store {
         }
     }
 
-    fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Database {
-            path: self.path.clone(),
-            source,
-        }
+    fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+        db_error(&self.path)
     }
 
     /// Connection settings, then the schema when the database is new.
     fn configure(&mut self) -> Result<(), StoreError> {
         let conn = &self.conn;
-        let db = |source| StoreError::Database {
-            path: self.path.clone(),
-            source,
-        };
+        let db = self.db();
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         // WAL: readers never block the writer and a commit is one append (and one fsync).
         // An in-memory database answers "memory", which is fine.
@@ -211,10 +199,7 @@ impl Store {
             return Ok(());
         }
         let path = self.path.clone();
-        let db = |source| StoreError::Database {
-            path: path.clone(),
-            source,
-        };
+        let db = db_error(&path);
         // Two processes may open a new store at once: decide under the write lock.
         let tx = self
             .conn
@@ -341,10 +326,7 @@ impl Store {
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let path = self.path.clone();
-        let db = |source| StoreError::Database {
-            path: path.clone(),
-            source,
-        };
+        let db = db_error(&path);
         // IMMEDIATE takes the write lock up front: a deferred transaction that later needs
         // it could fail with "busy" instead of waiting.
         let tx = self
@@ -391,11 +373,8 @@ pub struct Txn<'c> {
 }
 
 impl Txn<'_> {
-    fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Database {
-            path: self.path.to_owned(),
-            source,
-        }
+    fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+        db_error(self.path)
     }
 
     pub fn has_agent(&self, agent: &str) -> Result<bool, StoreError> {
@@ -493,10 +472,7 @@ impl Txn<'_> {
     }
 
     fn commit(self) -> Result<(), StoreError> {
-        let db = |source| StoreError::Database {
-            path: self.path.to_owned(),
-            source,
-        };
+        let db = db_error(self.path);
         if let Some(clock) = self.clock {
             self.tx
                 .execute(
@@ -522,6 +498,14 @@ fn no_such_agent(agent: &str) -> StoreError {
 }
 
 /// SQLite integers are i64; a count past that means "no limit".
+/// The error of a database call on the store at `path`.
+pub(crate) fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Database {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 fn as_sql(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

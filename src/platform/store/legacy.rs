@@ -140,10 +140,7 @@ fn write_sqlite(path: &Path, old: &JsonStore) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     };
-    let db = |source| StoreError::Database {
-        path: path.to_owned(),
-        source,
-    };
+    let db = super::db_error(path);
     // Removed when dropped, on every way out.
     let tmp = tempfile::Builder::new()
         .prefix(".castsync-store.")
