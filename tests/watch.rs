@@ -114,15 +114,20 @@ fn a_signed_webhook_converges_a_pushed_change_and_an_unsigned_one_does_nothing(w
     assert_no_canary("the metrics", &metrics, &[CANARY]);
 }
 
-fn repo_mode_converges_on_a_file_change_without_webhook_or_tick(wire: Wire) {
-    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
-    let repo = two_agent_repo();
-    let mut cmd = watch_command(&repo);
+/// `castsync watch` on the repository's working tree (no remote), ticking hourly.
+fn repo_mode_daemon(repo: &SecretsRepo, emu: &Emulator) -> Daemon {
+    let mut cmd = watch_command(repo);
     cmd.arg("-C")
         .arg(&repo.root)
         .arg("watch")
         .args(["--interval", "1h", "--api-url", &emu.url]);
-    let d = Daemon::start(cmd, &repo.home.join("watch.log"));
+    Daemon::start(cmd, &repo.home.join("watch.log"))
+}
+
+fn repo_mode_converges_on_a_file_change_without_webhook_or_tick(wire: Wire) {
+    let emu = Emulator::on(wire, &["--agents", "alpha,beta"]);
+    let repo = two_agent_repo();
+    let d = repo_mode_daemon(&repo, &emu);
     eventually(STARTUP, "the first reconcile", || {
         converged(&emu, "alpha", "A1", "a-one")
     });
@@ -155,12 +160,7 @@ fn repo_mode_keeps_converging_past_a_fifo_and_a_link_to_dev_zero() {
     let schema = repo.root.join("agents/beta/.env.example");
     std::fs::remove_file(&schema).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &schema).unwrap();
-    let mut cmd = watch_command(&repo);
-    cmd.arg("-C")
-        .arg(&repo.root)
-        .arg("watch")
-        .args(["--interval", "1h", "--api-url", &emu.url]);
-    let d = Daemon::start(cmd, &repo.home.join("watch.log"));
+    let d = repo_mode_daemon(&repo, &emu);
     eventually(STARTUP, "the healthy agent's first reconcile", || {
         converged(&emu, "alpha", "A1", "a-one")
     });
