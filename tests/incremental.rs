@@ -53,13 +53,7 @@ fn a_one_key_commit_lists_one_agent_and_a_full_reconcile_still_heals_the_rest(wi
     repo.agent("agent-017", &[("K1", "one-17-rotated"), ("K2", CANARY)]);
     repo.commit_all("rotate agent-017 K1");
     // Someone deletes a key of another agent on the platform.
-    let gone = emu.request(
-        "DELETE",
-        "/api/v1/agents/agent-003/secrets/K1",
-        Some("cast_test"),
-        None,
-    );
-    assert!(gone.status < 300, "{gone:?}");
+    emu.delete_out_of_band("agent-003", "K1");
 
     emu.reset_stats();
     let changed = at_head(&repo, &emu)

@@ -299,6 +299,15 @@ impl Emulator {
         self.child.wait().expect("wait for the emulator")
     }
 
+    /// Deletes `agent`'s `key` through the API, as someone outside git would: drift for the
+    /// next full reconcile to heal.
+    pub fn delete_out_of_band(&self, agent: &str, key: &str) -> ApiReply {
+        let path = format!("/api/v1/agents/{agent}/secrets/{key}");
+        let gone = self.request("DELETE", &path, Some("cast_test"), None);
+        assert!(gone.status < 300, "deleting {agent}/{key}: {gone:?}");
+        gone
+    }
+
     /// One raw HTTP call: `bearer` None sends no Authorization header.
     pub fn request(
         &self,

@@ -50,12 +50,7 @@ fn three_agents_one_with_150_keys_converge_and_stay_converged(wire: Wire) {
     assert_eq!(emu.stats()["missing_accept"], 0);
 
     // A key deleted on the platform comes back.
-    let gone = emu.request(
-        "DELETE",
-        "/api/v1/agents/beta/secrets/B1",
-        Some("cast_test"),
-        None,
-    );
+    let gone = emu.delete_out_of_band("beta", "B1");
     assert_eq!(gone.status, 204);
     emu.reset_stats();
     repo.test_reconcile(&emu.url)

@@ -464,13 +464,7 @@ fn the_scheduled_full_run_heals_drift_that_pushes_leave_alone() {
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
 
     // Deleted on the platform, outside git.
-    let gone = emu.request(
-        "DELETE",
-        "/api/v1/agents/alpha/secrets/A1",
-        Some("cast_test"),
-        None,
-    );
-    assert!(gone.status < 300, "{gone:?}");
+    emu.delete_out_of_band("alpha", "A1");
     repo.agent("beta", &[("B1", "b-one-rotated")]);
     repo.commit_all("rotate B1");
     let push = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));

@@ -148,20 +148,6 @@ fn a_timeout_too_large_for_the_clock_means_never() {
     });
 }
 
-fn agent(name: &str) -> AgentPlan {
-    AgentPlan {
-        agent: name.to_owned(),
-        skipped: None,
-        changes: Vec::new(),
-        unchanged: Vec::new(),
-        drift_ignored: Vec::new(),
-        kept: Vec::new(),
-        unmanaged: Vec::new(),
-        redeploy: None,
-        drift_blind: false,
-    }
-}
-
 #[test]
 fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
     let cut = PlatformError::DeadlineExceeded { after: secs(2) };
@@ -173,16 +159,16 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
         agents: vec![
             AgentPlan {
                 skipped: Some(SkipReason::ListFailed { error: cut.clone() }),
-                ..agent("a")
+                ..AgentPlan::new("a")
             },
             AgentPlan {
                 skipped: Some(SkipReason::ListFailed {
                     error: other.clone(),
                 }),
-                ..agent("b")
+                ..AgentPlan::new("b")
             },
-            agent("c"),
-            agent("d"),
+            AgentPlan::new("c"),
+            AgentPlan::new("d"),
         ],
     };
     assert_eq!(
@@ -223,7 +209,7 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
 
     let nothing_cut = Plan {
         coverage: Default::default(),
-        agents: vec![agent("c")],
+        agents: vec![AgentPlan::new("c")],
     };
     assert_eq!(TimedOut::find(&nothing_cut, None), None);
 }

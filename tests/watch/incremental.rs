@@ -75,13 +75,7 @@ fn a_restart_refreshes_nothing_and_the_resync_still_heals_a_deleted_key(wire: Wi
     assert!(d.log().contains("unrefreshed=50"), "{}", d.log());
 
     // A key deleted on the platform is found by the paced resync, not by a commit.
-    let gone = emu.request(
-        "DELETE",
-        "/api/v1/agents/agent-003/secrets/K1",
-        Some("cast_test"),
-        None,
-    );
-    assert!(gone.status < 300, "{gone:?}");
+    emu.delete_out_of_band("agent-003", "K1");
     eventually(
         Duration::from_secs(30),
         "the resync healing agent-003",
