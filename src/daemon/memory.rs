@@ -7,7 +7,9 @@
 //! cycle is over brings an idle daemon back to what it really holds.
 //!
 //! The one `unsafe` call of the crate lives here (the crate denies `unsafe_code`
-//! everywhere else).
+//! everywhere else). Every daemon test runs it after each cycle; what it buys is measured
+//! in BENCHMARKS.md (idle RSS), not asserted in a test, since whether glibc has pages to
+//! return depends on the allocator's state.
 
 /// Returns the allocator's free pages to the system; true when any came back. Call it when
 /// no work is in flight (glibc locks each arena in turn while it walks it). Does nothing
@@ -24,17 +26,4 @@ pub fn release_free() -> bool {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_free() -> bool {
     false
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn freed_memory_can_be_released_and_nothing_live_is_touched() {
-        let live = vec![7u8; 1 << 20];
-        drop((0..64).map(|_| vec![1u8; 256 << 10]).collect::<Vec<_>>());
-        // Whether anything came back depends on the allocator's state; what must hold is
-        // that the call is safe to make at any time and keeps live memory intact.
-        let _ = super::release_free();
-        assert!(live.iter().all(|b| *b == 7));
-    }
 }
