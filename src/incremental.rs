@@ -25,10 +25,13 @@ pub enum Baseline<'a> {
         gap: Option<&'a str>,
         groups: Option<&'a GroupDigests>,
     },
-    /// The inputs at another revision (`--since REF`), labelled by its commit id.
+    /// The inputs at another revision (`--since REF`), labelled by its commit id, with the
+    /// shared group files' digests now and there (or why they cannot be listed).
     Revision {
         label: &'a str,
         inputs: &'a BTreeMap<String, AgentInputs>,
+        groups: Result<&'a GroupDigests, &'a String>,
+        groups_then: Result<&'a GroupDigests, &'a String>,
     },
     /// No baseline can be read (e.g. the `--since` revision's config is broken).
     Unreadable { reason: &'a str },
@@ -138,6 +141,33 @@ fn compare_inputs(now: &AgentInputs, then: Option<&AgentInputs>, label: &str) ->
     }
 }
 
+/// Why every agent is refreshed against another revision: a shared group file differs (which
+/// agents use a group is written only in their encrypted manifests, and a revision records
+/// nothing of it), or the groups cannot be listed at one of the two.
+fn groups_changed(
+    now: Result<&GroupDigests, &String>,
+    then: Result<&GroupDigests, &String>,
+    label: &str,
+) -> Option<String> {
+    match (now, then) {
+        (Ok(now), Ok(then)) if now == then => None,
+        (Ok(now), Ok(then)) => {
+            let changed: BTreeSet<&str> = now
+                .keys()
+                .chain(then.keys())
+                .filter(|g| now.get(*g) != then.get(*g))
+                .map(String::as_str)
+                .collect();
+            let changed: Vec<&str> = changed.into_iter().collect();
+            Some(format!(
+                "shared group {} changed since {label} (which agents use it is written in their encrypted manifests)",
+                changed.join(", ")
+            ))
+        }
+        (Err(why), _) | (_, Err(why)) => Some(format!("the shared groups cannot be listed: {why}")),
+    }
+}
+
 /// Chooses the agents to refresh among `candidates` (the run's agents, after `--agent`).
 /// `current` holds each candidate's inputs now.
 pub fn select(
@@ -145,6 +175,16 @@ pub fn select(
     current: &BTreeMap<String, AgentInputs>,
     baseline: Baseline<'_>,
 ) -> Selection {
+    if let Baseline::Revision {
+        label,
+        groups,
+        groups_then,
+        ..
+    } = baseline
+        && let Some(reason) = groups_changed(groups, groups_then, label)
+    {
+        return Selection::full(candidates, reason);
+    }
     let compared: Vec<(&String, Compared)> = match baseline {
         Baseline::Unreadable { reason } => {
             return Selection::full(candidates, reason.to_owned());
@@ -166,7 +206,7 @@ pub fn select(
                 None => (a, Compared::Changed),
             })
             .collect(),
-        Baseline::Revision { label, inputs } => candidates
+        Baseline::Revision { label, inputs, .. } => candidates
             .iter()
             .map(|a| match current.get(a) {
                 Some(now) => (a, compare_inputs(now, inputs.get(a), label)),
@@ -402,12 +442,15 @@ mod tests {
             .collect();
         let mut now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
         now.insert("agent-0".into(), inputs('z', 'c'));
+        let no_groups = GroupDigests::new();
         let s = select(
             &agents,
             &now,
             Baseline::Revision {
                 label: "abc123",
                 inputs: &then,
+                groups: Ok(&no_groups),
+                groups_then: Ok(&no_groups),
             },
         );
         assert_eq!(
@@ -474,6 +517,45 @@ mod tests {
         assert_eq!(
             select_with(&unreadable).refresh,
             BTreeSet::from(["agent-0".to_owned()])
+        );
+    }
+
+    #[test]
+    fn since_a_revision_a_changed_or_unlistable_group_refreshes_every_agent_and_names_it() {
+        let agents = names(3);
+        let now = all_with(&agents, 'a', 'c');
+        let then = now.clone();
+        let group = |d: char| GroupDigests::from([("openai".to_owned(), Some(digest(d)))]);
+        let (before, after) = (group('1'), group('2'));
+        let since = |groups, groups_then| {
+            select(
+                &agents,
+                &now,
+                Baseline::Revision {
+                    label: "abc123",
+                    inputs: &then,
+                    groups,
+                    groups_then,
+                },
+            )
+        };
+        assert!(since(Ok(&before), Ok(&before)).refresh.is_empty());
+        let rotated = since(Ok(&after), Ok(&before));
+        assert_eq!(rotated.refresh.len(), 3);
+        assert_eq!(
+            rotated.coverage.full_reason.as_deref(),
+            Some(
+                "shared group openai changed since abc123 (which agents use it is written in their encrypted manifests)"
+            )
+        );
+        let why = "cannot read shared".to_owned();
+        let unlistable = since(Ok(&before), Err(&why));
+        assert_eq!(unlistable.refresh.len(), 3);
+        assert!(
+            unlistable
+                .coverage
+                .full_reason
+                .is_some_and(|r| r.contains("cannot read shared"))
         );
     }
 }

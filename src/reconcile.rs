@@ -356,59 +356,21 @@ async fn select(
                 .iter()
                 .filter(|a| since.agents.contains(a))
                 .collect();
-            // Which agents use a group is written in their encrypted manifests: a changed
-            // group refreshes them all.
-            let groups_then = inputs::of_groups(since.tree(), &since.config);
-            if let Some(reason) = groups_changed(groups, &groups_then, &since.label()) {
-                return with_replaced(
-                    req,
-                    candidates,
-                    incremental::select(
-                        candidates,
-                        current,
-                        Baseline::Unreadable { reason: &reason },
-                    ),
-                );
-            }
             let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
+            let groups_then = inputs::of_groups(since.tree(), &since.config);
             incremental::select(
                 candidates,
                 current,
                 Baseline::Revision {
                     label: &since.label(),
                     inputs: &then,
+                    groups: groups.as_ref(),
+                    groups_then: groups_then.as_ref(),
                 },
             )
         }
     };
     with_replaced(req, candidates, selection)
-}
-
-/// Why every agent is refreshed against another revision, when a shared group file differs
-/// (or the groups cannot be listed at one of the two).
-fn groups_changed(
-    now: &Result<GroupDigests, String>,
-    then: &Result<GroupDigests, String>,
-    label: &str,
-) -> Option<String> {
-    match (now, then) {
-        (Ok(now), Ok(then)) if now == then => None,
-        (Ok(now), Ok(then)) => {
-            let changed: Vec<&str> = now
-                .keys()
-                .chain(then.keys())
-                .filter(|g| now.get(*g) != then.get(*g))
-                .map(String::as_str)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            Some(format!(
-                "shared group {} changed since {label} (which agents use it is written in their encrypted manifests)",
-                changed.join(", ")
-            ))
-        }
-        (Err(why), _) | (_, Err(why)) => Some(format!("the shared groups cannot be listed: {why}")),
-    }
 }
 
 /// Adds to `selection` every agent a `--replace`/`--replace-all` names.
