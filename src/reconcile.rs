@@ -332,7 +332,7 @@ async fn select(
     groups: &Result<GroupDigests, String>,
     overrides: Overrides,
 ) -> Selection {
-    let selection = match &req.changed {
+    let mut selection = match &req.changed {
         None => return Selection::all(candidates),
         Some(ChangedSince::State) => {
             let state = req.state.lock().await;
@@ -370,11 +370,7 @@ async fn select(
             )
         }
     };
-    with_replaced(req, candidates, selection)
-}
-
-/// Adds to `selection` every agent a `--replace`/`--replace-all` names.
-fn with_replaced(req: &Request<'_>, candidates: &[String], mut selection: Selection) -> Selection {
+    // Every agent a `--replace`/`--replace-all` names is refreshed.
     let replace = &req.policy.replace;
     let named = replace
         .agents
