@@ -78,6 +78,10 @@ pub trait Tree {
     }
     /// A label for this tree: a full commit id, or `worktree`.
     fn revision(&self) -> String;
+    /// Lets go of what the tree holds open or cached for reading (an open repository, parsed
+    /// directories), for a process that keeps the tree while it idles; the next read opens
+    /// them again.
+    fn release(&mut self) {}
     /// How to name `path` in messages (e.g. `agents/x/secrets.yaml.age` or
     /// `abc1234:agents/x/secrets.yaml.age`).
     fn display(&self, path: &Path) -> String;

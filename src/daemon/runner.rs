@@ -194,11 +194,21 @@ impl Engine for Runner {
     }
 
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {
-        let Some(snapshot) = self.current.take() else {
+        let Some(mut snapshot) = self.current.take() else {
             return failed_run("", "nothing fetched yet");
         };
         let report = self.reconcile_snapshot(&snapshot, scope, cancel).await;
+        // The cycle's manifests, listings and plan are dropped by now. Close the snapshot's
+        // repository (its pack files stay mapped while it is open), pack what is kept and give
+        // the rest back, so an idle daemon holds what it keeps, not what its last cycle
+        // peaked at.
+        if let Ok(checkout) = &mut snapshot.checkout {
+            checkout.release();
+        }
         self.current = Some(snapshot);
+        self.state.lock().await.repack();
+        let released = super::memory::release_free();
+        tracing::debug!(released, "freed memory returned to the system");
         report
     }
 
@@ -293,7 +303,7 @@ impl Runner {
             cancel: cancel.clone(),
             timeout: self.settings.timeout,
         };
-        let report = match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
+        match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => {
                 if let Some(warning) = &outcome.state_warning {
                     tracing::warn!(%warning, "state not saved");
@@ -301,13 +311,6 @@ impl Runner {
                 report_of(&outcome, cancel.is_cancelled())
             }
             Err(e) => failed_run(revision, Explained::of(&e)),
-        };
-        // The cycle's manifests, listings and plan are dropped by now: pack what is kept and
-        // give the rest back, so an idle daemon holds what it keeps, not what its last cycle
-        // peaked at.
-        self.state.lock().await.repack();
-        let released = super::memory::release_free();
-        tracing::debug!(released, "freed memory returned to the system");
-        report
+        }
     }
 }

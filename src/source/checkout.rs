@@ -58,6 +58,11 @@ impl Checkout {
         })
     }
 
+    /// Lets go of what the tree holds open or cached between uses (see [`Tree::release`]).
+    pub fn release(&mut self) {
+        self.tree.release();
+    }
+
     /// The files on disk under `root`.
     pub fn worktree(
         root: &Path,

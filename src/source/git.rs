@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,9 @@ type TreeEntries = HashMap<Vec<u8>, (git2::Oid, git2::ObjectType, i32)>;
 /// A commit's tree, read from git objects with git2: no checkout, untracked and ignored
 /// files invisible, the worktree's state irrelevant.
 pub struct GitRevision {
-    repo: git2::Repository,
+    /// The open repository: opened again from `git_dir` after [`Tree::release`].
+    repo: OnceCell<git2::Repository>,
+    git_dir: PathBuf,
     tree: git2::Oid,
     commit: git2::Oid,
     /// Where the secrets repository sits inside the git repository: empty unless castsync
@@ -67,7 +69,8 @@ impl GitRevision {
             (commit.id(), commit.tree_id())
         };
         Ok(GitRevision {
-            repo,
+            git_dir: repo.path().to_owned(),
+            repo: OnceCell::from(repo),
             tree,
             commit,
             prefix: PathBuf::new(),
@@ -79,8 +82,16 @@ impl GitRevision {
         self.commit
     }
 
-    pub fn repository(&self) -> &git2::Repository {
-        &self.repo
+    /// The repository, opened again if [`Tree::release`] closed it.
+    fn repo(&self) -> Result<&git2::Repository, SourceError> {
+        if let Some(repo) = self.repo.get() {
+            return Ok(repo);
+        }
+        let repo = git2::Repository::open(&self.git_dir).map_err(git_err(&format!(
+            "cannot open the git repository at {} again",
+            self.git_dir.display()
+        )))?;
+        Ok(self.repo.get_or_init(|| repo))
     }
 
     /// What a repository-relative `path` (under the prefix) names: symbolic links committed
@@ -88,7 +99,7 @@ impl GitRevision {
     /// secrets repository (the prefix), and at most [`MAX_LINKS`] of them.
     fn resolve(&self, path: &Path) -> Result<Option<(git2::Oid, git2::ObjectType)>, SourceError> {
         let root = self
-            .repo
+            .repo()?
             .find_tree(self.tree)
             .map_err(git_err("cannot read the commit's tree"))?;
         let outside = |target: PathBuf| {
@@ -136,7 +147,7 @@ impl GitRevision {
                     });
                 }
                 let blob = self
-                    .repo
+                    .repo()?
                     .find_blob(id)
                     .map_err(git_err("cannot read a symbolic link of the commit"))?;
                 let target = PathBuf::from(String::from_utf8_lossy(blob.content()).into_owned());
@@ -168,7 +179,7 @@ impl GitRevision {
             return Ok(entries.clone());
         }
         let tree = self
-            .repo
+            .repo()?
             .find_tree(id)
             .map_err(git_err("cannot read a tree of the commit"))?;
         let entries: Arc<TreeEntries> = Arc::new(
@@ -212,8 +223,8 @@ impl Tree for GitRevision {
         if kind != git2::ObjectType::Blob {
             return Ok(None);
         }
-        let odb = self
-            .repo
+        let repo = self.repo()?;
+        let odb = repo
             .odb()
             .map_err(git_err("cannot open the object database"))?;
         let (size, _) = odb
@@ -225,8 +236,7 @@ impl Tree for GitRevision {
                 limit: MAX_REPO_FILE,
             }));
         }
-        let blob = self
-            .repo
+        let blob = repo
             .find_blob(oid)
             .map_err(git_err(&format!("cannot read {}", self.display(path))))?;
         Ok(Some(blob.content().to_vec()))
@@ -248,7 +258,7 @@ impl Tree for GitRevision {
             return Ok(Vec::new());
         };
         let tree = self
-            .repo
+            .repo()?
             .find_tree(oid)
             .map_err(git_err("cannot read a tree of the commit"))?;
         let mut names = Vec::new();
@@ -274,8 +284,62 @@ impl Tree for GitRevision {
         self.commit.to_string()
     }
 
+    /// Closes the repository (libgit2 unmaps its pack files) and forgets the parsed trees.
+    fn release(&mut self) {
+        self.repo.take();
+        self.trees.get_mut().clear();
+        self.trees.get_mut().shrink_to_fit();
+    }
+
     fn display(&self, path: &Path) -> String {
         let id = self.commit.to_string();
         format!("{}:{}", &id[..id.len().min(12)], path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_revision_reads_the_same_files_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("agents/a")).unwrap();
+        std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
+        let repo = git2::Repository::init(root).unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["agents"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap();
+        drop((tree, index));
+        let mut rev = GitRevision::from_repo(repo, "HEAD").unwrap();
+        let path = Path::new("agents/a/.env.example");
+        let before = (
+            rev.read(path).unwrap(),
+            rev.dirs(Path::new("agents")).unwrap(),
+        );
+        assert!(!rev.trees.borrow().is_empty());
+
+        rev.release();
+        assert!(rev.repo.get().is_none() && rev.trees.borrow().is_empty());
+        let after = (
+            rev.read(path).unwrap(),
+            rev.dirs(Path::new("agents")).unwrap(),
+        );
+        assert_eq!(after, before);
+        assert_eq!(after.0.as_deref(), Some(&b"K=v\n"[..]));
+        assert_eq!(
+            rev.blob_id(path).unwrap(),
+            Some(
+                git2::Oid::hash_object(git2::ObjectType::Blob, b"K=v\n")
+                    .unwrap()
+                    .to_string()
+            )
+        );
     }
 }
