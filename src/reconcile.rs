@@ -292,8 +292,8 @@ pub async fn reconcile(
             record_converged(&plan, &current, &req.state, req.platform.id(), &revision).await;
         state_warning = recorded.or(state_warning);
     }
-    // Held as compact text until the next run (a daemon's memory).
-    req.state.lock().await.compact();
+    // The records parsed for the plan stay parsed: a command exits now, and the daemon packs
+    // everything once the cycle is over (`State::repack`).
     let timed_out = TimedOut::find(&plan, report.as_ref());
     Ok(Outcome {
         loaded,

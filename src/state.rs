@@ -297,21 +297,23 @@ impl State {
         }
     }
 
-    /// Holds every agent's records as compact text again (see `state::keys`): what a
-    /// long-running process does between runs.
+    /// Holds every agent's records as the compact text a save writes (see `state::keys`).
     pub fn compact(&mut self) {
         for keys in self.platforms.values_mut().flat_map(BTreeMap::values_mut) {
             keys.compact();
         }
     }
 
-    /// Holds everything compact, in fresh allocations. The daemon calls it once a cycle is
-    /// over: the records made during the cycle sit scattered among the memory the cycle
-    /// freed, each pinning a page; copied now, they pack together, and the allocator can
-    /// give the pages they leave back to the system (the daemon's idle RSS in
-    /// BENCHMARKS.md).
+    /// Holds everything in its smallest form (every agent's records packed, see
+    /// `state::keys`), in fresh allocations. The daemon calls it once a cycle is over: the
+    /// records made during the cycle sit scattered among the memory the cycle freed, each
+    /// pinning a page; copied now, they pack together, and the allocator can give the pages
+    /// they leave back to the system (the daemon's idle RSS in BENCHMARKS.md). The next save
+    /// turns them back into text once (see [`State::compact`]).
     pub fn repack(&mut self) {
-        self.compact();
+        for keys in self.platforms.values_mut().flat_map(BTreeMap::values_mut) {
+            keys.pack();
+        }
         self.platforms = self.platforms.clone();
         self.applied_from = self.applied_from.clone();
         self.redeploy_pending = self.redeploy_pending.clone();

@@ -1,20 +1,24 @@
-//! One agent's key records in memory: packed into one small byte string between runs, and
-//! parsed only while the agent is planned or written. A daemon following a thousand agents
-//! holds twenty thousand records between runs: as JSON they took about 200 bytes each, most of
-//! it field names, a hex fingerprint and the same revision and time repeated on every key.
-//! Packed, a record is its name, the fingerprint's 32 bytes and three small indices into the
-//! agent's table of distinct strings: about 50 bytes.
+//! One agent's key records in memory, in one of three forms:
+//! - parsed, while the agent is planned or written;
+//! - the compact JSON text the state file holds ([`AgentKeys::compact`]), once saved: every
+//!   save writes each agent's text as it is, so a run that saves after each of a thousand
+//!   agents does not serialize the others a thousand times;
+//! - packed into one small byte string ([`AgentKeys::pack`]), for a process that idles with
+//!   them: a daemon following a thousand agents holds twenty thousand records between runs.
+//!   As JSON a record takes about 200 bytes, most of it field names, a hex fingerprint and the
+//!   same revision and time repeated on every key; packed, it is its name, the fingerprint's
+//!   32 bytes and three small indices into the agent's table of distinct strings: about 54.
 //!
-//! The packed form lives only in memory; the state file is JSON, written from it record by
-//! record without building the map again. Packed bytes are only ever made from a parsed map
-//! (when the state is read, or by [`AgentKeys::compact`]), so they always read back. Nothing
-//! here holds a value: a record is a keyed fingerprint.
+//! Text and packed bytes are only ever made from a parsed map, so they always read back.
+//! Nothing here holds a value: a record is a keyed fingerprint.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::KeyRecord;
 
@@ -23,6 +27,8 @@ pub type Records = BTreeMap<String, KeyRecord>;
 
 #[derive(Debug, Clone)]
 pub enum AgentKeys {
+    /// Compact JSON of a [`Records`] map.
+    Text(Box<RawValue>),
     /// A [`Records`] map packed by [`pack`].
     Packed(Box<[u8]>),
     Parsed(Records),
@@ -242,10 +248,10 @@ fn unpack(bytes: &[u8]) -> Option<Vec<(&str, RecordView<'_>)>> {
     r.bytes.is_empty().then_some(records)
 }
 
-/// Reads bytes this module packed. It cannot fail (see the module doc); if it ever did, the
-/// agent's keys would read as unrecorded (and be saved so), so they are set once more as
-/// `unverified`: the safe direction.
-fn parse(bytes: &[u8]) -> Records {
+/// Reads bytes or text this module made. It cannot fail (see the module doc); if it ever
+/// did, the agent's keys would read as unrecorded (and be saved so), so they are set once more
+/// as `unverified`: the safe direction.
+fn unpacked(bytes: &[u8]) -> Records {
     unpack(bytes)
         .unwrap_or_default()
         .into_iter()
@@ -253,40 +259,59 @@ fn parse(bytes: &[u8]) -> Records {
         .collect()
 }
 
+fn parsed(text: &RawValue) -> Records {
+    serde_json::from_str(text.get()).unwrap_or_default()
+}
+
 impl AgentKeys {
-    /// The records, parsed if they are packed.
+    /// The records, parsed if they are text or packed.
     pub fn get(&self) -> Cow<'_, Records> {
         match self {
             AgentKeys::Parsed(records) => Cow::Borrowed(records),
-            AgentKeys::Packed(bytes) => Cow::Owned(parse(bytes)),
+            AgentKeys::Text(text) => Cow::Owned(parsed(text)),
+            AgentKeys::Packed(bytes) => Cow::Owned(unpacked(bytes)),
         }
     }
 
-    /// The records to change (parsed now if they were packed).
+    /// The records to change (parsed now if they were text or packed).
     pub fn get_mut(&mut self) -> &mut Records {
-        if let AgentKeys::Packed(bytes) = self {
-            *self = AgentKeys::Parsed(parse(bytes));
+        match self {
+            AgentKeys::Parsed(_) => {}
+            AgentKeys::Text(text) => *self = AgentKeys::Parsed(parsed(text)),
+            AgentKeys::Packed(bytes) => *self = AgentKeys::Parsed(unpacked(bytes)),
         }
         match self {
             AgentKeys::Parsed(records) => records,
             // Parsed just above.
-            AgentKeys::Packed(_) => unreachable!("packed records were parsed above"),
+            AgentKeys::Text(_) | AgentKeys::Packed(_) => unreachable!("parsed above"),
         }
     }
 
-    /// Packed again, to hold between runs.
+    /// As the text that is saved (before a save).
     pub fn compact(&mut self) {
-        if let AgentKeys::Parsed(records) = self {
-            *self = AgentKeys::Packed(pack(records));
+        if !matches!(self, AgentKeys::Text(_))
+            && let Ok(text) = serde_json::value::to_raw_value(self)
+        {
+            *self = AgentKeys::Text(text);
+        }
+    }
+
+    /// Packed, the smallest form, to hold while idle.
+    pub fn pack(&mut self) {
+        match self {
+            AgentKeys::Packed(_) => {}
+            AgentKeys::Parsed(records) => *self = AgentKeys::Packed(pack(records)),
+            AgentKeys::Text(text) => *self = AgentKeys::Packed(pack(&parsed(text))),
         }
     }
 }
 
 impl Serialize for AgentKeys {
-    /// The same JSON from either form: packed records are written one by one as they are
+    /// The same JSON from every form: packed records are written one by one as they are
     /// read, as [`KeyRecord`] writes them.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let bytes = match self {
+            AgentKeys::Text(text) => return text.serialize(serializer),
             AgentKeys::Parsed(records) => return records.serialize(serializer),
             AgentKeys::Packed(bytes) => bytes,
         };
@@ -318,9 +343,13 @@ impl Serialize for RecordView<'_> {
 }
 
 impl<'de> Deserialize<'de> for AgentKeys {
-    /// Every record is checked as it is read, then packed.
+    /// Every record is checked as it is read; what is kept is the compact text of the parsed
+    /// map (whatever the file's layout was).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Records::deserialize(deserializer).map(|records| AgentKeys::Packed(pack(&records)))
+        let records = Records::deserialize(deserializer)?;
+        serde_json::value::to_raw_value(&records)
+            .map(AgentKeys::Text)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -343,26 +372,41 @@ mod tests {
     }
 
     #[test]
-    fn packed_and_parsed_records_read_and_save_alike() {
+    fn records_in_every_form_read_and_save_alike() {
         let mut keys = AgentKeys::default();
         keys.get_mut().insert("A".into(), record(&hmac(0xaa)));
         let parsed = serde_json::to_string(&keys).unwrap();
-        keys.compact();
-        assert!(matches!(keys, AgentKeys::Packed(_)));
-        assert_eq!(serde_json::to_string(&keys).unwrap(), parsed);
-        assert_eq!(keys.get()["A"], record(&hmac(0xaa)));
+        for (step, form) in [
+            (AgentKeys::pack as fn(&mut AgentKeys), "packed"),
+            (AgentKeys::compact, "text"),
+            (AgentKeys::pack, "packed"),
+            (AgentKeys::compact, "text"),
+        ] {
+            step(&mut keys);
+            let held = match keys {
+                AgentKeys::Text(_) => "text",
+                AgentKeys::Packed(_) => "packed",
+                AgentKeys::Parsed(_) => "parsed",
+            };
+            assert_eq!(held, form);
+            assert_eq!(serde_json::to_string(&keys).unwrap(), parsed);
+            assert_eq!(keys.get()["A"], record(&hmac(0xaa)));
+        }
+        keys.pack();
         keys.get_mut().insert("B".into(), record("hmac-sha256:bb"));
         assert!(matches!(keys, AgentKeys::Parsed(_)));
         assert_eq!(keys.get().len(), 2);
     }
 
     #[test]
-    fn a_file_is_held_packed_and_a_bad_record_refused() {
+    fn a_file_of_any_layout_is_held_compact_and_a_bad_record_refused() {
         let pretty = "{\n  \"A\": {\n    \"fingerprint\": \"hmac-sha256:aa\",\n    \"applied_at\": \"t\"\n  }\n}";
         let keys: AgentKeys = serde_json::from_str(pretty).unwrap();
-        assert!(matches!(keys, AgentKeys::Packed(_)));
+        let AgentKeys::Text(text) = &keys else {
+            panic!("read as text")
+        };
         assert_eq!(
-            serde_json::to_string(&keys).unwrap(),
+            text.get(),
             r#"{"A":{"fingerprint":"hmac-sha256:aa","applied_at":"t"}}"#
         );
         assert!(serde_json::from_str::<AgentKeys>(r#"{"A": {"applied_at": 1}}"#).is_err());
@@ -420,12 +464,14 @@ mod tests {
         ) {
             let parsed = AgentKeys::Parsed(records.clone());
             let mut packed = parsed.clone();
+            packed.pack();
+            prop_assert_eq!(packed.get().into_owned(), records.clone());
+            let saved = serde_json::to_string(&parsed).unwrap();
+            prop_assert_eq!(serde_json::to_string(&packed).unwrap(), saved.clone());
             packed.compact();
+            prop_assert_eq!(serde_json::to_string(&packed).unwrap(), saved);
+            packed.pack();
             prop_assert_eq!(packed.get().into_owned(), records);
-            prop_assert_eq!(
-                serde_json::to_string(&packed).unwrap(),
-                serde_json::to_string(&parsed).unwrap()
-            );
         }
 
         #[test]
