@@ -298,8 +298,24 @@ impl Tree for GitRevision {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A new repository at `root` with everything under `root/agents` committed as HEAD.
+    pub(crate) fn commit_agents(root: &Path) -> git2::Repository {
+        let repo = git2::Repository::init(root).unwrap();
+        {
+            let mut index = repo.index().unwrap();
+            index
+                .add_all(["agents"], git2::IndexAddOption::DEFAULT, None)
+                .unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = git2::Signature::now("t", "t@example.com").unwrap();
+            repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+                .unwrap();
+        }
+        repo
+    }
 
     #[test]
     fn a_released_revision_reads_the_same_files_again() {
@@ -307,17 +323,7 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("agents/a")).unwrap();
         std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
-        let repo = git2::Repository::init(root).unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["agents"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("t", "t@example.com").unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
-            .unwrap();
-        drop((tree, index));
-        let mut rev = GitRevision::from_repo(repo, "HEAD").unwrap();
+        let mut rev = GitRevision::from_repo(commit_agents(root), "HEAD").unwrap();
         let path = Path::new("agents/a/.env.example");
         let before = (
             rev.read(path).unwrap(),

@@ -308,15 +308,7 @@ mod tests {
         std::fs::create_dir_all(root.join("agents/a")).unwrap();
         std::fs::write(root.join("agents/a/secrets.yaml.age"), "ciphertext").unwrap();
         std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
-        let repo = git2::Repository::init(root).unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["agents"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("t", "t@example.com").unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
-            .unwrap();
+        crate::source::git::tests::commit_agents(root);
         let at_head = crate::source::GitRevision::open(root, "HEAD").unwrap();
         let c = Config::default();
         let o = Overrides::default();
