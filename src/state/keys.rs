@@ -16,7 +16,6 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::de::Error as _;
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -73,7 +72,8 @@ fn pack(records: &Records) -> Box<[u8]> {
             put_number(&mut body, n);
         }
     }
-    let mut packed = Vec::with_capacity(strings.len + body.len());
+    let table: usize = strings.list.iter().map(|s| s.len() + 2).sum();
+    let mut packed = Vec::with_capacity(table + body.len());
     put_number(&mut packed, strings.list.len());
     for s in &strings.list {
         put_text(&mut packed, s);
@@ -87,8 +87,6 @@ fn pack(records: &Records) -> Box<[u8]> {
 struct Strings<'a> {
     list: Vec<&'a str>,
     index: HashMap<&'a str, usize>,
-    /// About the bytes the list takes packed.
-    len: usize,
 }
 
 impl<'a> Strings<'a> {
@@ -97,7 +95,6 @@ impl<'a> Strings<'a> {
             return i;
         }
         self.list.push(s);
-        self.len += s.len() + 2;
         self.index.insert(s, self.list.len() - 1);
         self.list.len() - 1
     }
@@ -169,94 +166,42 @@ impl<'a> Reader<'a> {
     }
 }
 
-enum Fingerprint<'a> {
-    Hmac(&'a [u8]),
-    Other(&'a str),
-}
-
-/// One record read from packed bytes, borrowing them.
-struct RecordView<'a> {
-    fingerprint: Fingerprint<'a>,
-    observed_at: Option<&'a str>,
-    revision: Option<&'a str>,
-    applied_at: &'a str,
-}
-
-impl RecordView<'_> {
-    /// The fingerprint as saved: `buf` holds the text of the packed form.
-    fn fingerprint<'b>(&'b self, buf: &'b mut [u8; 76]) -> &'b str {
-        match self.fingerprint {
-            Fingerprint::Other(s) => s,
-            Fingerprint::Hmac(bytes) => {
-                let (prefix, digits) = buf.split_at_mut(HMAC_PREFIX.len());
-                prefix.copy_from_slice(HMAC_PREFIX.as_bytes());
-                // 32 bytes fill 64 digits exactly, and hex digits are ASCII.
-                match hex::encode_to_slice(bytes, digits) {
-                    Ok(()) => std::str::from_utf8(&buf[..]).unwrap_or_default(),
-                    Err(_) => "",
-                }
-            }
-        }
-    }
-
-    fn to_record(&self) -> KeyRecord {
-        let mut buf = [0u8; 76];
-        KeyRecord {
-            fingerprint: self.fingerprint(&mut buf).to_owned(),
-            observed_at: self.observed_at.map(str::to_owned),
-            revision: self.revision.map(str::to_owned),
-            applied_at: self.applied_at.to_owned(),
-        }
-    }
-}
-
-/// The records in packed bytes, in key order; `None` if the bytes are not what [`pack`]
-/// makes (which cannot happen; see the module doc).
-fn unpack(bytes: &[u8]) -> Option<Vec<(&str, RecordView<'_>)>> {
+/// The records in packed bytes; `None` if the bytes are not what [`pack`] makes (which
+/// cannot happen; see the module doc).
+fn unpack(bytes: &[u8]) -> Option<Records> {
     let mut r = Reader { bytes };
     let strings = (0..r.number()?)
         .map(|_| r.text())
         .collect::<Option<Vec<&str>>>()?;
-    let string = |i: usize| strings.get(i).copied();
+    let string = |i: usize| strings.get(i).map(|s| s.to_string());
     let optional = |i: usize| match i {
         0 => Some(None),
         i => string(i - 1).map(Some),
     };
-    let count = r.number()?;
-    // Bounded by the bytes there are, not by a count read from them.
-    let mut records = Vec::with_capacity(count.min(bytes.len() / 36));
-    for _ in 0..count {
-        let key = r.text()?;
+    let mut records = Records::new();
+    for _ in 0..r.number()? {
+        let key = r.text()?.to_owned();
         let fingerprint = match r.byte()? {
-            TAG_HMAC => Fingerprint::Hmac(r.take(32)?),
-            TAG_STRING => Fingerprint::Other(string(r.number()?)?),
+            TAG_HMAC => format!("{HMAC_PREFIX}{}", hex::encode(r.take(32)?)),
+            TAG_STRING => string(r.number()?)?,
             _ => return None,
         };
-        let observed_at = optional(r.number()?)?;
-        let revision = optional(r.number()?)?;
-        let applied_at = string(r.number()?)?;
-        records.push((
-            key,
-            RecordView {
-                fingerprint,
-                observed_at,
-                revision,
-                applied_at,
-            },
-        ));
+        let record = KeyRecord {
+            fingerprint,
+            observed_at: optional(r.number()?)?,
+            revision: optional(r.number()?)?,
+            applied_at: string(r.number()?)?,
+        };
+        records.insert(key, record);
     }
     r.bytes.is_empty().then_some(records)
 }
 
-/// Reads bytes or text this module made. It cannot fail (see the module doc); if it ever
-/// did, the agent's keys would read as unrecorded (and be saved so), so they are set once more
-/// as `unverified`: the safe direction.
+/// Reads bytes this module packed, and (below) text it wrote. Neither can fail (see the
+/// module doc); if one ever did, the agent's keys would read as unrecorded (and be saved so),
+/// so they are set once more as `unverified`: the safe direction.
 fn unpacked(bytes: &[u8]) -> Records {
-    unpack(bytes)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(key, view)| (key.to_owned(), view.to_record()))
-        .collect()
+    unpack(bytes).unwrap_or_default()
 }
 
 fn parsed(text: &RawValue) -> Records {
@@ -307,38 +252,14 @@ impl AgentKeys {
 }
 
 impl Serialize for AgentKeys {
-    /// The same JSON from every form: packed records are written one by one as they are
-    /// read, as [`KeyRecord`] writes them.
+    /// The same JSON from every form. Packed records are read back first: a save makes every
+    /// agent text once ([`AgentKeys::compact`]), so this is once per agent and cycle.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let bytes = match self {
-            AgentKeys::Text(text) => return text.serialize(serializer),
-            AgentKeys::Parsed(records) => return records.serialize(serializer),
-            AgentKeys::Packed(bytes) => bytes,
-        };
-        let records = unpack(bytes).unwrap_or_default();
-        let mut map = serializer.serialize_map(Some(records.len()))?;
-        for (key, view) in &records {
-            map.serialize_entry(key, view)?;
+        match self {
+            AgentKeys::Text(text) => text.serialize(serializer),
+            AgentKeys::Parsed(records) => records.serialize(serializer),
+            AgentKeys::Packed(bytes) => unpacked(bytes).serialize(serializer),
         }
-        map.end()
-    }
-}
-
-impl Serialize for RecordView<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 76];
-        let fields =
-            2 + usize::from(self.observed_at.is_some()) + usize::from(self.revision.is_some());
-        let mut map = serializer.serialize_map(Some(fields))?;
-        map.serialize_entry("fingerprint", self.fingerprint(&mut buf))?;
-        if let Some(observed_at) = self.observed_at {
-            map.serialize_entry("observed_at", observed_at)?;
-        }
-        if let Some(revision) = self.revision {
-            map.serialize_entry("revision", revision)?;
-        }
-        map.serialize_entry("applied_at", self.applied_at)?;
-        map.end()
     }
 }
 
