@@ -177,8 +177,10 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         // WAL: readers never block the writer and a commit is one append (and one fsync).
         // An in-memory database answers "memory", which is fine.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-            .map_err(db)?;
+        retry_busy(BUSY_TIMEOUT, || {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        })
+        .map_err(db)?;
         // Every commit is durable before the call returns: apply records a write as done only
         // after the platform (this store) said so.
         conn.pragma_update(None, "synchronous", "FULL")
@@ -503,6 +505,29 @@ pub(crate) fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + 
     move |source| StoreError::Database {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Runs `op` again while SQLite answers "busy", for up to `limit`. Switching a database to
+/// WAL needs a lock that SQLite does not wait for with the busy timeout: a second process
+/// opening a store while the first one converts or creates it gets "database is locked" at
+/// once. Every other statement here waits through the connection's busy timeout instead.
+fn retry_busy<T>(
+    limit: Duration,
+    mut op: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && start.elapsed() < limit =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -89,30 +89,32 @@ async fn rewriting_a_key_moves_its_updated_at() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_never_lose_a_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("platform.json");
-    // Separate handles have separate connections, as separate processes would (the
-    // integration tests run two processes too).
-    let mut tasks = tokio::task::JoinSet::new();
-    for writer in 0..4 {
-        let p = open(&path, &["a"]);
-        tasks.spawn(async move {
-            for i in 0..15 {
-                p.set(
-                    "a",
-                    &format!("K_{writer}_{i}"),
-                    &SecretValue::new(format!("v{i}")),
-                )
-                .await
-                .unwrap();
-            }
-        });
+    // Several rounds, each on a new store: the handles open while the first one creates the
+    // database, which is where a lock SQLite does not wait for used to fail a write.
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.json");
+        // Separate handles have separate connections, as separate processes would (the
+        // integration tests run two processes too).
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in 0..4 {
+            let p = LocalPlatform::open(&path, vec!["a".to_owned()])
+                .unwrap_or_else(|e| panic!("round {round}, opening handle {writer}: {e}"));
+            tasks.spawn(async move {
+                for i in 0..15 {
+                    let value = SecretValue::new(format!("v{i}"));
+                    if let Err(e) = p.set("a", &format!("K_{writer}_{i}"), &value).await {
+                        panic!("round {round}, writer {writer}, set {i}: {e}");
+                    }
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let keys = open(&path, &[]).list("a").await.unwrap().keys;
+        assert_eq!(keys.len(), 60, "round {round}");
     }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-    let keys = open(&path, &[]).list("a").await.unwrap().keys;
-    assert_eq!(keys.len(), 60);
 }
 
 #[test]
