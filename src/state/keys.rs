@@ -220,10 +220,8 @@ impl AgentKeys {
 
     /// The records to change (parsed now if they were text or packed).
     pub fn get_mut(&mut self) -> &mut Records {
-        match self {
-            AgentKeys::Parsed(_) => {}
-            AgentKeys::Text(text) => *self = AgentKeys::Parsed(parsed(text)),
-            AgentKeys::Packed(bytes) => *self = AgentKeys::Parsed(unpacked(bytes)),
+        if !matches!(self, AgentKeys::Parsed(_)) {
+            *self = AgentKeys::Parsed(self.get().into_owned());
         }
         match self {
             AgentKeys::Parsed(records) => records,
@@ -243,10 +241,8 @@ impl AgentKeys {
 
     /// Packed, the smallest form, to hold while idle.
     pub fn pack(&mut self) {
-        match self {
-            AgentKeys::Packed(_) => {}
-            AgentKeys::Parsed(records) => *self = AgentKeys::Packed(pack(records)),
-            AgentKeys::Text(text) => *self = AgentKeys::Packed(pack(&parsed(text))),
+        if !matches!(self, AgentKeys::Packed(_)) {
+            *self = AgentKeys::Packed(pack(&self.get()));
         }
     }
 }
