@@ -209,7 +209,7 @@ pub async fn reconcile(
         )?,
     };
     check_replace(&req.policy.replace, &loaded)?;
-    inputs::with_groups(&mut current, &loaded, &groups);
+    inputs::with_groups(&mut current, loaded.groups_used(), &groups);
     let mut policy = req.policy;
     policy.redeploy = loaded
         .agents

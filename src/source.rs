@@ -26,10 +26,32 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::config::Config;
+
 pub use checkout::{Checkout, CheckoutError, read_config};
 pub use discover::{DiscoverError, find_root, find_root_of_file, working_dir};
 pub use git::GitRevision;
 pub use worktree::Worktree;
+
+/// The manifest file inside an agent's (or a shared group's) directory.
+pub const MANIFEST_FILE: &str = "secrets.yaml.age";
+/// The schema file inside an agent's directory.
+pub const SCHEMA_FILE: &str = ".env.example";
+
+/// The agents a tree declares (directories under `agents_dir`), sorted.
+pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
+    tree.dirs(&config.agents_dir)
+}
+
+/// The shared groups a tree declares (directories under `shared_dir`), sorted.
+pub fn group_names(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
+    tree.dirs(&config.shared_dir)
+}
+
+/// Where a shared group's manifest lives, relative to the repository root.
+pub fn group_manifest_path(config: &Config, group: &str) -> PathBuf {
+    config.shared_dir.join(group).join(MANIFEST_FILE)
+}
 
 #[derive(Debug, Error)]
 pub enum SourceError {

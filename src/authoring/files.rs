@@ -18,8 +18,9 @@ use crate::crypto::{self, CryptoError, Identities, Recipient};
 use crate::finding::Finding;
 use crate::manifest::{self, Kind, Manifest, ManifestContext, Metadata};
 use crate::source::Worktree;
-use crate::source::load::{self, MANIFEST_FILE, SCHEMA_FILE};
+use crate::source::load;
 use crate::source::shared::{self, SharedGroups};
+use crate::source::{MANIFEST_FILE, SCHEMA_FILE};
 
 /// Where an agent's (or a shared group's) manifest and schema are, absolute and as shown in
 /// messages.

@@ -206,7 +206,7 @@ pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<V
 
 /// The named shared groups (each must exist), or every group of the repository.
 fn selected_groups(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>> {
-    let groups = crate::source::shared::group_names(repo.checkout.tree(), repo.config())?;
+    let groups = crate::source::group_names(repo.checkout.tree(), repo.config())?;
     if let Some(missing) = named.iter().find(|g| !groups.contains(g)) {
         return Err(crate::hint::WithHint::new(
             format!(

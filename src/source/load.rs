@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use super::shared::{self, Effective, GroupLoad, SharedGroups};
-use super::{SourceError, Tree};
+use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, agent_slugs};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::finding::Finding;
@@ -20,10 +20,6 @@ use crate::manifest::{self, Kind, Manifest, ManifestContext};
 use crate::names::validate_slug;
 use crate::plan::{DesiredSecrets, NotLoaded, SharedOrigin};
 use crate::schema::{self, EnvSchema};
-
-/// File names inside an agent directory.
-pub const MANIFEST_FILE: &str = "secrets.yaml.age";
-pub const SCHEMA_FILE: &str = ".env.example";
 
 /// One agent's manifest and the findings about it.
 #[derive(Debug)]
@@ -62,7 +58,7 @@ impl AgentLoad {
     pub fn group_files(&self, config: &Config) -> Vec<PathBuf> {
         self.uses
             .iter()
-            .map(|g| shared::group_manifest_path(config, g))
+            .map(|g| super::group_manifest_path(config, g))
             .collect()
     }
 
@@ -95,6 +91,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Each agent whose manifest loaded, with the shared groups it uses (what
+    /// `source::inputs::with_groups` records with its inputs).
+    pub fn groups_used(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.agents
+            .iter()
+            .filter(|(_, load)| load.manifest.is_some())
+            .map(|(slug, load)| (slug.as_str(), load.uses.as_slice()))
+    }
+
     /// For the plan: each agent's effective secrets, or why it failed to load.
     pub fn desired_or_reasons(&self) -> BTreeMap<String, Result<DesiredSecrets, NotLoaded>> {
         self.agents
@@ -170,11 +175,6 @@ impl Loaded {
     pub fn has_errors(&self) -> bool {
         self.findings().any(Finding::is_error)
     }
-}
-
-/// The agent slugs a tree declares (directories under `agents_dir`), sorted.
-pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
-    tree.dirs(&config.agents_dir)
 }
 
 /// Loads every agent of `tree`, or only those in `only` (each must exist).
