@@ -39,6 +39,7 @@ pub mod git_setup;
 pub mod hint;
 pub mod history;
 pub mod incremental;
+pub mod load;
 pub mod manifest;
 pub mod names;
 pub mod observe;

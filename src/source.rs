@@ -2,9 +2,8 @@
 //! git objects (no checkout, untracked files ignored).
 //!
 //! A [`Tree`] only reads files; deciding what they mean (decrypt, parse, validate) is done
-//! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
-//! can never disagree about a manifest; [`shared`] adds the keys agents take from shared
-//! groups. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
+//! once, by the load stage (`load`), for every kind of tree, so `--ref`, `--base`, the daemon and the
+//! worktree can never disagree about a manifest. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
 //! directory is the repository.
 //!
 //! What the daemon follows lives here too: [`origin`] (a followed remote or a working tree,
@@ -15,10 +14,8 @@ mod checkout;
 mod discover;
 mod git;
 pub mod inputs;
-pub mod load;
 pub mod mirror;
 pub mod origin;
-pub mod shared;
 pub mod signatures;
 mod worktree;
 

@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use super::{AgentFiles, AuthoringError};
 use crate::crypto::Identities;
 use crate::finding::Finding;
+use crate::load::shared::SharedGroups;
 use crate::manifest::Manifest;
 use crate::source::Worktree;
-use crate::source::shared::SharedGroups;
 
 /// Checks the agents that use `files`' group against `new` (the group's next content).
 /// Returns notes for the author: who uses the group, who could not be checked.

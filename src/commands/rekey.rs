@@ -8,8 +8,8 @@ use serde_json::json;
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
+use crate::load::LoadError;
 use crate::manifest::Kind;
-use crate::source::load::LoadError;
 
 pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;

@@ -12,7 +12,7 @@
 //!
 //! `uses: [openai, stripe]` is the short form of "every key of each". This module checks the
 //! names only; whether the groups and keys exist is decided when the repository is loaded
-//! (`source::shared`), since it needs the group files.
+//! (`load::shared`), since it needs the group files.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -23,12 +23,12 @@ use crate::atomic_write::{self, Mode, Replace};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::fsread::{self, ReadError};
+use crate::load::{self, LoadError};
 use crate::observe;
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::reconcile::{self, Observer, Outcome};
 use crate::source::inputs;
-use crate::source::load::{self, LoadError};
 use crate::source::{Checkout, MANIFEST_FILE, SCHEMA_FILE, SourceError};
 use crate::state::State;
 

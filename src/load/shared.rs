@@ -15,13 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::{MANIFEST_FILE, SourceError, Tree, group_manifest_path, group_names};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::finding::Finding;
 use crate::manifest::{self, Kind, Manifest, ManifestContext, UsedKeys};
 use crate::names::validate_slug;
 use crate::plan::{DesiredSecrets, NotLoaded};
+use crate::source::{MANIFEST_FILE, SourceError, Tree, group_manifest_path, group_names};
 
 /// A group's manifest and the findings about it.
 #[derive(Debug)]

@@ -6,13 +6,13 @@
 //! An agent that fails any step (its own file, or a group it uses) is returned as an error
 //! (with its findings), never as an empty manifest: the plan skips it whole.
 
+pub mod shared;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use super::shared::{self, Effective, GroupLoad, SharedGroups};
-use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, agent_slugs};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::finding::Finding;
@@ -20,6 +20,8 @@ use crate::manifest::{self, Kind, Manifest, ManifestContext};
 use crate::names::validate_slug;
 use crate::plan::{DesiredSecrets, NotLoaded, SharedOrigin};
 use crate::schema::{self, EnvSchema};
+use crate::source::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, agent_slugs};
+use shared::{Effective, GroupLoad, SharedGroups};
 
 /// One agent's manifest and the findings about it.
 #[derive(Debug)]
@@ -58,7 +60,7 @@ impl AgentLoad {
     pub fn group_files(&self, config: &Config) -> Vec<PathBuf> {
         self.uses
             .iter()
-            .map(|g| super::group_manifest_path(config, g))
+            .map(|g| crate::source::group_manifest_path(config, g))
             .collect()
     }
 
