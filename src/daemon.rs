@@ -9,8 +9,8 @@
 //!
 //! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
 //! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
-//! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
-//! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
+//! over an origin (`source::remote::origin`: a `source::remote::mirror` clone or a working tree, behind the
+//! `source::remote::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
 //! `/metrics` ([`metrics`]), `/history` (the apply history) and the [`webhook`].
 
 mod controller;
@@ -38,12 +38,12 @@ use tokio_util::sync::CancellationToken;
 pub use controller::Stopped;
 pub use runner::ApplySettings;
 
-use crate::source::mirror;
-pub use crate::source::mirror::{
+use crate::source::remote::mirror;
+pub use crate::source::remote::mirror::{
     GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name,
 };
-use crate::source::origin::Origin;
-pub use crate::source::signatures::{AllowedSigners, Rejection, SignersError};
+use crate::source::remote::origin::Origin;
+pub use crate::source::remote::signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
 use crate::state::{State, StateError};

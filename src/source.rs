@@ -6,17 +6,14 @@
 //! worktree can never disagree about a manifest. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
 //! directory is the repository.
 //!
-//! What the daemon follows lives here too: [`origin`] (a followed remote or a working tree,
-//! refreshed into snapshots), [`mirror`] (the remote's bare clone) and [`signatures`] (the
-//! commit signature gate).
+//! What the daemon follows (a remote branch's bare clone, its signature gate) is in
+//! [`remote`].
 
 mod checkout;
 mod discover;
 mod git;
 pub mod inputs;
-pub mod mirror;
-pub mod origin;
-pub mod signatures;
+pub mod remote;
 mod worktree;
 
 use std::path::{Path, PathBuf};

@@ -84,8 +84,8 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::source::DiscoverError,
         crate::source::SourceError,
         crate::load::LoadError,
-        crate::source::mirror::GitError,
-        crate::source::signatures::SignersError,
+        crate::source::remote::mirror::GitError,
+        crate::source::remote::signatures::SignersError,
         crate::state::StateError,
     );
     None

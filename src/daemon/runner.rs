@@ -19,7 +19,7 @@ use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, ChangedSince, Outcome, Request};
 use crate::source::Checkout;
-use crate::source::origin::{Fetched, Origin, Snapshot};
+use crate::source::remote::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
 
