@@ -8,17 +8,17 @@
 //! put a secret value in a log line, a metric or an HTTP response.
 //!
 //! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
-//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
-//! over an origin (`source::remote::origin`: a `source::remote::mirror` clone or a working tree, behind the
-//! `source::remote::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
-//! `/metrics` ([`metrics`]), `/history` (the apply history) and the [`webhook`].
+//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is
+//! [`engine::live`] over an origin (`source::remote::origin`: a `source::remote::mirror` clone
+//! or a working tree, behind the `source::remote::signatures` gate). [`http`] serves
+//! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]), `/history` (the apply
+//! history) and the [`webhook`].
 
 mod controller;
 mod engine;
 mod http;
 mod memory;
 mod metrics;
-mod runner;
 mod schedule;
 mod signals;
 mod status;
@@ -36,7 +36,7 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controller::Stopped;
-pub use runner::ApplySettings;
+pub use engine::live::ApplySettings;
 
 use crate::source::remote::mirror;
 pub use crate::source::remote::mirror::{
@@ -213,7 +213,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         "castsync watch started"
     );
 
-    let runner = runner::Runner::new(
+    let engine = engine::live::LiveEngine::new(
         origin,
         config.explicit_config.clone(),
         config.target,
@@ -222,7 +222,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     );
     let timing = schedule::Timing::new(config.interval, config.resync);
     let stopped = controller::Controller::new(
-        runner,
+        engine,
         schedule::Schedule::new(timing, None),
         shared.clone(),
         shutdown.clone(),
