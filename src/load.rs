@@ -56,14 +56,6 @@ impl AgentLoad {
         self.effective.as_ref().map(|e| &e.secrets)
     }
 
-    /// The files, relative to the repository root, of the shared groups this agent uses.
-    pub fn group_files(&self, config: &Config) -> Vec<PathBuf> {
-        self.uses
-            .iter()
-            .map(|g| crate::source::group_manifest_path(config, g))
-            .collect()
-    }
-
     /// The reason the agent cannot be used: its first error (plus how many more), and that
     /// error's hint.
     pub fn failure(&self) -> Option<NotLoaded> {
@@ -172,10 +164,6 @@ impl Loaded {
             .flat_map(|g| g.findings.iter())
             .chain(self.agents.values().flat_map(|a| a.findings.iter()))
             .chain(self.notes.iter())
-    }
-
-    pub fn has_errors(&self) -> bool {
-        self.findings().any(Finding::is_error)
     }
 }
 
