@@ -60,6 +60,8 @@ pub mod hint; // errors expose their fix as data
 pub mod fsread; // every read of an outside file
 pub mod yaml_depth; // a nesting limit before any YAML parser runs
 pub mod escape; // outside text made safe for a terminal or Markdown
+pub mod redact; // credentials taken out of URLs before one is shown or kept
+pub mod net; // whether a host is this machine, and which proxy a URL goes through
 pub mod atomic_write; // the one way to replace a file
 pub mod suggest; // "did you mean"
 
