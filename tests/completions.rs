@@ -2,6 +2,8 @@
 
 use std::process::Command as StdCommand;
 
+use clap::CommandFactory as _;
+
 use crate::support::*;
 
 /// What `castsync ARGS` prints; it must succeed and print nothing on stderr.
@@ -118,7 +120,66 @@ fn man_page_is_roff_and_documents_reconcile() {
     assert!(page.contains("castsync"), "{page}");
     assert!(page.contains("reconcile"), "{page}");
     assert!(page.contains("SUBCOMMANDS"), "{page}");
-    assert!(page.contains("castsync reconcile \\-\\-help"), "{page}");
+    assert!(page.contains("castsync\\-reconcile(1)"), "{page}");
+    // The global options are documented here, in full.
+    assert!(page.contains("\\-\\-age\\-key\\-cmd"), "{page}");
+}
+
+#[test]
+fn man_dir_writes_a_page_per_command_and_every_reference_resolves() {
+    let run = Test::new()
+        .args(["man", "--dir", "man/man1"])
+        .run()
+        .success();
+    let dir = run.path("man/man1");
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the man directory")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    pages.sort();
+    let mut expected: Vec<String> = castsync::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| format!("castsync-{}.1", c.get_name()))
+        .chain(["castsync.1".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(pages, expected);
+
+    // Every page's references to castsync(1) and castsync-COMMAND(1) name a page written.
+    let mut references = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(dir.join(page)).expect("read a page");
+        let text = text.replace("\\-", "-");
+        for (at, _) in text.match_indices("(1)") {
+            let start = text[..at]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .map_or(0, |i| i + 1);
+            let name = &text[start..at];
+            if name.starts_with("castsync") {
+                references += 1;
+                assert!(
+                    pages.contains(&format!("{name}.1")),
+                    "{page} refers to {name}(1), which has no page"
+                );
+            }
+        }
+    }
+    assert!(
+        references > pages.len(),
+        "only {references} references found"
+    );
+
+    // A command's page has its own flags and points at castsync(1) for the global ones.
+    let reconcile = std::fs::read_to_string(dir.join("castsync-reconcile.1")).expect("page");
+    assert!(reconcile.contains("\\-\\-dry\\-run"), "{reconcile}");
+    assert!(reconcile.contains("castsync(1)"), "{reconcile}");
+    assert!(!reconcile.contains("\\-\\-age\\-key\\-cmd"), "{reconcile}");
 }
 
 #[test]

@@ -177,3 +177,11 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: Shell,
 }
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write castsync.1 and a page per command into this directory (created if missing),
+    /// instead of printing castsync.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
