@@ -62,6 +62,8 @@ pub enum Follow {
         ssh_key: Option<PathBuf>,
         /// `--verify-signatures`: an ssh allowed_signers file.
         verify_signatures: Option<PathBuf>,
+        /// `--allow-insecure-http`: git credentials may cross plain http to another host.
+        allow_insecure_http: bool,
     },
     /// `--repo` mode: a working tree, watched for file changes.
     Local { root: PathBuf },
@@ -139,6 +141,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
             dir,
             ssh_key,
             verify_signatures,
+            allow_insecure_http,
         } => {
             let signers = verify_signatures
                 .as_deref()
@@ -148,7 +151,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
                 url,
                 branch,
                 &dir.join("repo.git"),
-                GitAuth::from_env(ssh_key.clone()),
+                GitAuth::from_env(ssh_key.clone(), *allow_insecure_http),
             )?;
             (Origin::Remote { mirror, signers }, Some(branch.clone()))
         }
