@@ -14,10 +14,12 @@ use secrecy::SecretString;
 // The arguments of each command, grouped as the commands are: the authoring and git-side
 // commands, the commands that reach a platform, and the long-running services.
 mod authoring;
+mod complete;
 mod help;
 mod run;
 mod service;
 
+pub use complete::{COMPLETE_VAR, complete_if_asked, registration};
 pub use help::{OPTIONS, command, man_command};
 
 pub use authoring::*;
@@ -246,7 +248,7 @@ pub enum Command {
         "castsync -C agent-secrets new billing-agent",
         "castsync new --shared openai            # a group agents take keys from with `uses:`",
     ))]
-    New(AgentArg),
+    New(NewArgs),
     /// Edit a manifest in your editor.
     ///
     /// Decrypts an agent's (or a shared group's) manifest into a private temporary file,

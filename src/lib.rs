@@ -27,6 +27,7 @@ pub mod atomic_write;
 pub mod authoring;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod config;
 pub mod crypto;
 pub mod daemon;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
+use super::complete::agents;
 use super::{duration, secret_value};
 
 /// `-o/--output` of reconcile, validate, diff and rekey --check.
@@ -95,7 +96,7 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Only this agent (repeatable).
-    #[arg(long = "agent", value_name = "AGENT")]
+    #[arg(long = "agent", value_name = "AGENT", add = agents())]
     pub agents: Vec<String>,
     /// Read the manifests from this git revision, not the worktree.
     #[arg(long = "ref", value_name = "REF")]
@@ -137,7 +138,7 @@ pub struct ReconcileArgs {
     #[arg(long = "replace", value_name = "AGENT/KEY", value_parser = parse_replace_target)]
     pub replace: Vec<(String, String)>,
     /// Rewrite every value of these agents (all when none is named).
-    #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
+    #[arg(long = "replace-all", value_name = "AGENT", num_args = 0.., add = agents())]
     pub replace_all: Option<Vec<String>>,
     /// With --dry-run: also save the plan, for --plan.
     ///
@@ -214,6 +215,7 @@ pub enum HistoryFormat {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only this agent's changes.
+    #[arg(add = agents())]
     pub agent: Option<String>,
     /// Only changes from this long ago until now (e.g. 30m, 24h, 7d; at least 1s).
     #[arg(long, value_name = "DURATION", value_parser = duration)]

@@ -7,10 +7,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use clap::CommandFactory;
 
 use crate::atomic_write::{self, Mode, Replace};
-use crate::cli::{Cli, CompletionsArgs, ManArgs, Shell};
+use crate::cli::{CompletionsArgs, ManArgs, Shell};
 use crate::commands::Exit;
 
 /// Prints the completion script for `args.shell` on stdout.
@@ -63,19 +62,10 @@ pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     Ok(pages)
 }
 
-/// The completion script for one shell, for a binary named `castsync`.
+/// The completion script for one shell: it asks the `castsync` on PATH for candidates,
+/// so agent and shared group names complete from the repository being worked on.
 pub fn completion_script(shell: Shell) -> Vec<u8> {
-    let shell = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
-        Shell::Powershell => clap_complete::Shell::PowerShell,
-    };
-    let mut cmd = Cli::command();
-    let mut script = Vec::new();
-    // Writing into a Vec cannot fail, so clap_complete's internal expect cannot fire.
-    clap_complete::generate(shell, &mut cmd, "castsync", &mut script);
-    script
+    crate::cli::registration(shell)
 }
 
 /// Prints the options every command accepts (`castsync help options` shows the same).
