@@ -33,7 +33,7 @@ pub fn candidates(words: &[String], prefix: &str, kind: Names) -> Vec<String> {
     };
     let groups = kind == Names::AgentsOrGroups && words.iter().any(|w| w == "--shared");
     let names = if groups {
-        source::shared::group_names(checkout.tree(), &checkout.config).unwrap_or_default()
+        source::group_names(checkout.tree(), &checkout.config).unwrap_or_default()
     } else {
         checkout.agents.clone()
     };
