@@ -73,6 +73,12 @@ impl Repo {
         &self.checkout.config
     }
 
+    /// Who each recipient is, for reports: the names in the config, then those of the
+    /// committed config (HEAD), so that someone just removed from the file is still named.
+    pub fn recipient_names(&self) -> crate::config::Names {
+        source::recipient_names(&self.root, self.config())
+    }
+
     /// The user's identities (the search chain of docs/security.md, "Identities").
     pub fn identities(&self) -> anyhow::Result<Identities> {
         Ok(Identities::discover_with(

@@ -7,6 +7,8 @@
 //! echoed.
 
 mod fields;
+mod period;
+mod recipients;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +19,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 pub use fields::fields_of;
+pub use period::Period;
+pub use recipients::{Names, Recipients, canonical as canonical_recipient, short_label};
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
@@ -38,9 +42,9 @@ pub struct Config {
     /// Which platform to reconcile onto.
     #[serde(deserialize_with = "null_as_default")]
     pub platform: PlatformConfig,
-    /// Who can decrypt manifests, unless an `access` rule says otherwise.
-    #[serde(deserialize_with = "null_as_default")]
-    pub recipients: Vec<String>,
+    /// Who can decrypt manifests, unless an `access` rule says otherwise; each key may be
+    /// named (`alice: age1…`) for reports.
+    pub recipients: Recipients,
     /// Per-agent and per-group recipient sets; the first rule whose glob matches the agent
     /// (an `agents:` rule) or the shared group (a `groups:` rule) wins.
     #[serde(deserialize_with = "null_as_default")]
@@ -59,6 +63,10 @@ pub struct Config {
     /// Redeploy an agent after its secrets change (`on-change`) or never; an `access` rule
     /// may set it per agent.
     pub redeploy: Redeploy,
+    /// Values unchanged for longer than this are overdue for rotation (`audit`); an `access`
+    /// rule may set it per agent or group, an `.env.example` per key (`# rotate: 30d`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_after: Option<Period>,
 }
 
 /// When to redeploy an agent. Castari's `cast` CLI prints "Redeploy the agent to apply
@@ -97,11 +105,14 @@ pub struct AccessRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<String>,
     /// The recipients for matching agents or groups (replacing the top-level `recipients`).
-    pub recipients: Vec<String>,
+    pub recipients: Recipients,
     /// `redeploy` for matching agents (default: the top-level `redeploy`); not allowed in a
     /// `groups:` rule (a group is never deployed: the agents using it are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeploy: Option<Redeploy>,
+    /// `rotate_after` for matching agents or groups (default: the top-level one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_after: Option<Period>,
 }
 
 impl AccessRule {
@@ -123,7 +134,7 @@ impl Default for Config {
             agents_dir: PathBuf::from("agents"),
             shared_dir: PathBuf::from("shared"),
             platform: PlatformConfig::default(),
-            recipients: Vec::new(),
+            recipients: Recipients::default(),
             access: Vec::new(),
             prune: true,
             strict: true,
@@ -131,6 +142,7 @@ impl Default for Config {
             max_delete_fraction: 0.5,
             self_heal: true,
             redeploy: Redeploy::Never,
+            rotate_after: None,
         }
     }
 }
@@ -297,6 +309,7 @@ impl Config {
     pub fn recipients_for(&self, agent: &str) -> &[String] {
         self.rule_for(agent)
             .map_or(&self.recipients, |rule| &rule.recipients)
+            .keys()
     }
 
     /// Whether to redeploy an agent after its changes: the `redeploy` of the first `access`
@@ -313,6 +326,47 @@ impl Config {
     pub fn recipients_for_group(&self, group: &str) -> &[String] {
         self.matching_rule(group, |rule| rule.groups.as_deref())
             .map_or(&self.recipients, |rule| &rule.recipients)
+            .keys()
+    }
+
+    /// How long an agent's values may stay unchanged: the `rotate_after` of the first
+    /// `access` rule matching the slug, when it sets one, else the top-level one.
+    pub fn rotate_after_for(&self, agent: &str) -> Option<Period> {
+        self.rule_for(agent)
+            .and_then(|rule| rule.rotate_after)
+            .or(self.rotate_after)
+    }
+
+    /// [`Config::rotate_after_for`] for a shared group (`groups:` rules).
+    pub fn rotate_after_for_group(&self, group: &str) -> Option<Period> {
+        self.matching_rule(group, |rule| rule.groups.as_deref())
+            .and_then(|rule| rule.rotate_after)
+            .or(self.rotate_after)
+    }
+
+    /// Whether any rotation period is set in the config (`.env.example` files may set more).
+    pub fn has_rotation_policy(&self) -> bool {
+        self.rotate_after.is_some() || self.access.iter().any(|r| r.rotate_after.is_some())
+    }
+
+    /// The names given to recipients anywhere in the file.
+    pub fn names(&self) -> Names {
+        let mut names = Names::default();
+        names.add(&self.recipients);
+        for rule in &self.access {
+            names.add(&rule.recipients);
+        }
+        names
+    }
+
+    /// Every recipient list with its field name: `recipients`, then `access[i].recipients`.
+    pub fn recipient_lists(&self) -> impl Iterator<Item = (String, &Recipients)> {
+        std::iter::once(("recipients".to_owned(), &self.recipients)).chain(
+            self.access
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| (format!("access[{i}].recipients"), &rule.recipients)),
+        )
     }
 
     fn rule_for(&self, agent: &str) -> Option<&AccessRule> {
@@ -359,11 +413,7 @@ impl Config {
                 ),
             ));
         }
-        for (i, r) in self.recipients.iter().enumerate() {
-            if let Some(problem) = recipient_problem(r) {
-                return Err(invalid(&format!("recipients[{i}]"), problem.to_owned()));
-            }
-        }
+        check_recipient_lists(self, path)?;
         for (i, rule) in self.access.iter().enumerate() {
             match (&rule.agents, &rule.groups) {
                 (Some(_), Some(_)) => {
@@ -402,14 +452,6 @@ impl Config {
                     ),
                 ));
             }
-            for (j, r) in rule.recipients.iter().enumerate() {
-                if let Some(problem) = recipient_problem(r) {
-                    return Err(invalid(
-                        &format!("access[{i}].recipients[{j}]"),
-                        problem.to_owned(),
-                    ));
-                }
-            }
         }
         for (i, key) in self.unmanaged_keys.iter().enumerate() {
             if let Err(e) = crate::names::validate_key(key) {
@@ -418,6 +460,56 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Every key is a recipient, every name well formed, and a name stands for one key (and a
+/// key has one name) across the whole file. Messages name the field, never a bad key.
+fn check_recipient_lists(config: &Config, path: &Path) -> Result<(), ConfigError> {
+    let invalid = |field: String, problem: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        field,
+        problem,
+    };
+    // name -> (key, where), key -> (name, where)
+    let mut keys_of: std::collections::BTreeMap<&str, (String, String)> = Default::default();
+    let mut names_of: std::collections::BTreeMap<String, (&str, String)> = Default::default();
+    for (field, list) in config.recipient_lists() {
+        for (j, (name, key)) in list.entries().enumerate() {
+            let at = format!("{field}[{j}]");
+            // The name first: swapped `KEY: NAME` reads best as "the name looks like a key".
+            if let Some(problem) = name.and_then(recipients::name_problem) {
+                return Err(invalid(at, problem.to_owned()));
+            }
+            if let Some(problem) = recipient_problem(key) {
+                return Err(invalid(at, problem.to_owned()));
+            }
+            let Some(name) = name else { continue };
+            let key = recipients::canonical(key);
+            if let Some((other, first)) = keys_of.get(name)
+                && *other != key
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "the name {name:?} stands for another key at {first}: a name is one person or machine; give this key its own name"
+                    ),
+                ));
+            }
+            if let Some((other, first)) = names_of.get(&key)
+                && *other != name
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "this key is named {other:?} at {first}: a key has one name; use {other:?} here too"
+                    ),
+                ));
+            }
+            keys_of.insert(name, (key.clone(), at.clone()));
+            names_of.insert(key, (name, at));
+        }
+    }
+    Ok(())
 }
 
 /// `null` (e.g. a list whose items are all commented out) means the default.

@@ -320,6 +320,7 @@ fn check_recipients(
     report: &mut Report,
 ) {
     let mut stale = 0usize;
+    let names = crate::source::recipient_names(root, config);
     for slug in slugs {
         // `rekey` with `check_only` compares and never writes.
         let drift = AgentFiles::new(root, config, slug)
@@ -348,7 +349,7 @@ fn check_recipients(
                     format!(
                         "encrypted to other recipients than {} assigns: {}",
                         config::FILE_NAME,
-                        describe(&drift)
+                        describe(&drift, &names)
                     ),
                     Some(format!("`castsync rekey {slug}` re-encrypts it")),
                 );

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
+use crate::config::Names;
 use crate::load::LoadError;
 use crate::manifest::Kind;
 
@@ -33,6 +34,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
         );
     }
     let slugs: Vec<String> = targets.iter().map(|(_, s)| s.clone()).collect();
+    let names = repo.recipient_names();
 
     // `-o json|markdown` (only with --check) collects instead of printing as it goes.
     let report = args.output.filter(|o| *o != OutputFormat::Text);
@@ -51,10 +53,16 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
             Ok((files, drift)) => {
                 stale += 1;
                 if report.is_some() {
-                    entries.push(drift_json(*kind, slug, &files.shown().to_string(), &drift));
+                    entries.push(drift_json(
+                        *kind,
+                        slug,
+                        &files.shown().to_string(),
+                        &drift,
+                        &names,
+                    ));
                 } else {
                     let verb = if args.check { "stale" } else { "re-encrypted" };
-                    println!("{}: {verb}: {}", files.shown(), describe(&drift));
+                    println!("{}: {verb}: {}", files.shown(), describe(&drift, &names));
                 }
                 if !args.check {
                     rekeyed += 1;
@@ -128,7 +136,13 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
 /// incompatible changes.
 pub const REKEY_CHECK_FORMAT_VERSION: u32 = 1;
 
-fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_json::Value {
+fn drift_json(
+    kind: Kind,
+    name: &str,
+    file: &str,
+    drift: &Drift,
+    names: &Names,
+) -> serde_json::Value {
     let (status, added, removed) = match drift {
         Drift::Current => ("current", &[][..], &[][..]),
         Drift::Unrecorded => ("unrecorded", &[][..], &[][..]),
@@ -140,7 +154,7 @@ fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_json::
         "status": status,
         "added_recipients": added,
         "removed_recipients": removed,
-        "description": describe(drift),
+        "description": describe(drift, names),
     });
     if kind == Kind::Group {
         entry["agent"] = serde_json::Value::Null;
@@ -231,7 +245,9 @@ fn selected_groups(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>>
     })
 }
 
-pub(super) fn describe(drift: &Drift) -> String {
+/// The drift in words, each recipient by its name or short fingerprint once the config
+/// names anyone (else by its key, as always).
+pub(super) fn describe(drift: &Drift, names: &Names) -> String {
     match drift {
         Drift::Current => "current".to_owned(),
         Drift::Unrecorded => {
@@ -239,11 +255,18 @@ pub(super) fn describe(drift: &Drift) -> String {
         }
         Drift::Differs { added, removed } => {
             let mut parts = Vec::new();
+            let labels = |keys: &[String]| {
+                let shown: Vec<String> = keys
+                    .iter()
+                    .map(|k| crate::escape::terminal(&names.shown(k)).into_owned())
+                    .collect();
+                shown.join(", ")
+            };
             if !added.is_empty() {
-                parts.push(format!("for {}", added.join(", ")));
+                parts.push(format!("for {}", labels(added)));
             }
             if !removed.is_empty() {
-                parts.push(format!("no longer for {}", removed.join(", ")));
+                parts.push(format!("no longer for {}", labels(removed)));
             }
             parts.join("; ")
         }

@@ -47,15 +47,8 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
 /// bad checksum, a post-quantum key, a short RSA key), and a config with none at all.
 fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let lists = std::iter::once(("recipients".to_owned(), &config.recipients)).chain(
-        config
-            .access
-            .iter()
-            .enumerate()
-            .map(|(i, rule)| (format!("access[{i}].recipients"), &rule.recipients)),
-    );
-    for (field, recipients) in lists {
-        for (i, text) in recipients.iter().enumerate() {
+    for (field, recipients) in config.recipient_lists() {
+        for (i, text) in recipients.keys().iter().enumerate() {
             if let Err(e) = crypto::parse_recipient(text) {
                 let mut finding = Finding::error(path, format!("{field}[{i}]: {e}"));
                 finding.hint = crate::hint::Hinted::hint(&e).map(Into::into);
