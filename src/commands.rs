@@ -10,6 +10,7 @@ use crate::crypto::{Env, Identities};
 use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
+mod audit;
 mod completions;
 mod doctor;
 mod edit;
@@ -145,7 +146,8 @@ pub enum Exit {
     Success,
     /// 1: an error, an invalid manifest, or an agent that failed or was skipped.
     Failure,
-    /// 2: with `--exit-code`, a dry run that found changes.
+    /// 2: with `--exit-code`, a dry run that found changes (or an audit that found values
+    /// to rotate).
     Changes,
 }
 
@@ -176,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Doctor(args) => doctor::run(g, &args).await,
+        Command::Audit(args) => audit::run(g, &args),
         Command::History(args) => history::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),

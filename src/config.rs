@@ -306,10 +306,9 @@ impl Config {
 
     /// The recipients an agent's manifest is encrypted to: the first `access` rule whose glob
     /// matches the slug, else the top-level `recipients`.
-    pub fn recipients_for(&self, agent: &str) -> &[String] {
+    pub fn recipients_for(&self, agent: &str) -> &Recipients {
         self.rule_for(agent)
             .map_or(&self.recipients, |rule| &rule.recipients)
-            .keys()
     }
 
     /// Whether to redeploy an agent after its changes: the `redeploy` of the first `access`
@@ -323,25 +322,36 @@ impl Config {
 
     /// The recipients a shared group's manifest is encrypted to: the first `groups:` rule
     /// whose glob matches the group name, else the top-level `recipients`.
-    pub fn recipients_for_group(&self, group: &str) -> &[String] {
+    pub fn recipients_for_group(&self, group: &str) -> &Recipients {
         self.matching_rule(group, |rule| rule.groups.as_deref())
             .map_or(&self.recipients, |rule| &rule.recipients)
-            .keys()
     }
 
-    /// How long an agent's values may stay unchanged: the `rotate_after` of the first
-    /// `access` rule matching the slug, when it sets one, else the top-level one.
-    pub fn rotate_after_for(&self, agent: &str) -> Option<Period> {
-        self.rule_for(agent)
-            .and_then(|rule| rule.rotate_after)
-            .or(self.rotate_after)
+    /// How long an agent's values may stay unchanged, and where that is set: the
+    /// `rotate_after` of the first `access` rule matching the slug (`access[i]`), when it
+    /// sets one, else the top-level one (`rotate_after`).
+    pub fn rotate_after_for(&self, agent: &str) -> Option<(Period, String)> {
+        self.rotation(agent, |rule| rule.agents.as_deref())
     }
 
     /// [`Config::rotate_after_for`] for a shared group (`groups:` rules).
-    pub fn rotate_after_for_group(&self, group: &str) -> Option<Period> {
-        self.matching_rule(group, |rule| rule.groups.as_deref())
-            .and_then(|rule| rule.rotate_after)
-            .or(self.rotate_after)
+    pub fn rotate_after_for_group(&self, group: &str) -> Option<(Period, String)> {
+        self.rotation(group, |rule| rule.groups.as_deref())
+    }
+
+    fn rotation(
+        &self,
+        name: &str,
+        glob_of: impl Fn(&AccessRule) -> Option<&str>,
+    ) -> Option<(Period, String)> {
+        let rule = self.matching_rule(name, glob_of);
+        match rule.and_then(|rule| Some((rule, rule.rotate_after?))) {
+            Some((rule, period)) => {
+                let i = self.access.iter().position(|r| std::ptr::eq(r, rule));
+                Some((period, format!("access[{}].rotate_after", i.unwrap_or(0))))
+            }
+            None => self.rotate_after.map(|p| (p, "rotate_after".to_owned())),
+        }
     }
 
     /// Whether any rotation period is set in the config (`.env.example` files may set more).

@@ -525,7 +525,10 @@ fn rekey_check_names_the_recipients_the_config_names_even_once_removed() {
     let (_, ci) = castsync::crypto::generate_identity();
     let (_, bare) = castsync::crypto::generate_identity();
     let named = |extra: &str| {
-        let text = format!("version: 1\nrecipients:\n  - me: {}\n{extra}", repo.recipient);
+        let text = format!(
+            "version: 1\nrecipients:\n  - me: {}\n{extra}",
+            repo.recipient
+        );
         std::fs::write(repo.path("castsync.yaml"), text).unwrap();
     };
     named(&format!("  - ci-prod: {ci}\n"));

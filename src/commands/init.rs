@@ -146,7 +146,7 @@ mod tests {
         let config =
             config::Config::from_yaml(&config_text(&recipients), Path::new("castsync.yaml"))
                 .unwrap();
-        assert_eq!(config.recipients.keys(), recipients);
+        assert_eq!(config.recipients.keys().collect::<Vec<_>>(), recipients);
         assert_eq!(
             config,
             config::Config {

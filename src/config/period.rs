@@ -10,10 +10,11 @@ const DAY: u64 = 24 * 60 * 60;
 /// The longest period accepted: a hundred years (a typo such as `900y` is refused).
 const MAX_DAYS: u64 = 36_525;
 
-/// At least a day, at most a hundred years, to the second.
+/// At least a day, at most a hundred years, to the second (never zero, so an
+/// `Option<Period>` is a plain 8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Period {
-    seconds: u64,
+    seconds: std::num::NonZeroU64,
 }
 
 impl Period {
@@ -29,30 +30,34 @@ impl Period {
         if seconds > MAX_DAYS * DAY {
             return Err("too long: a rotation period is at most 100 years".to_owned());
         }
-        Ok(Period { seconds })
+        Ok(Period::from_secs(seconds))
+    }
+
+    fn from_secs(seconds: u64) -> Period {
+        Period {
+            seconds: std::num::NonZeroU64::new(seconds.max(1)).unwrap_or(std::num::NonZeroU64::MIN),
+        }
     }
 
     /// A whole number of days.
     pub fn days(days: u64) -> Period {
-        Period {
-            seconds: days.clamp(1, MAX_DAYS) * DAY,
-        }
+        Period::from_secs(days.clamp(1, MAX_DAYS) * DAY)
     }
 
     pub fn as_duration(self) -> Duration {
-        Duration::from_secs(self.seconds)
+        Duration::from_secs(self.seconds.get())
     }
 
     pub fn as_secs(self) -> u64 {
-        self.seconds
+        self.seconds.get()
     }
 }
 
 impl fmt::Display for Period {
     /// `90d` for whole days, else humantime's form (`36h`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.seconds % DAY == 0 {
-            write!(f, "{}d", self.seconds / DAY)
+        if self.as_secs().is_multiple_of(DAY) {
+            write!(f, "{}d", self.as_secs() / DAY)
         } else {
             write!(f, "{}", humantime::format_duration(self.as_duration()))
         }

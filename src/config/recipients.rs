@@ -29,43 +29,40 @@ pub const MAX_NAME_LEN: usize = 64;
 /// One list of recipients, in file order, each with its name when it has one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recipients {
-    keys: Vec<String>,
-    names: Vec<Option<String>>,
+    entries: Vec<(Option<String>, String)>,
 }
 
 impl Recipients {
     /// Unnamed keys (what a list of plain strings means).
     pub fn from_keys(keys: impl IntoIterator<Item = impl Into<String>>) -> Recipients {
-        let keys: Vec<String> = keys.into_iter().map(Into::into).collect();
-        let names = vec![None; keys.len()];
-        Recipients { keys, names }
+        Recipients {
+            entries: keys.into_iter().map(|k| (None, k.into())).collect(),
+        }
     }
 
     /// Adds one key, named or not.
     pub fn push(&mut self, name: Option<String>, key: String) {
-        self.names.push(name);
-        self.keys.push(key);
+        self.entries.push((name, key));
     }
 
     /// The keys, in file order: what a manifest is encrypted to.
-    pub fn keys(&self) -> &[String] {
-        &self.keys
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.entries.iter().map(|(_, key)| key.as_str())
     }
 
     /// `(name, key)` in file order.
     pub fn entries(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
-        self.names
+        self.entries
             .iter()
-            .map(Option::as_deref)
-            .zip(self.keys.iter().map(String::as_str))
+            .map(|(name, key)| (name.as_deref(), key.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.entries.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.entries.len()
     }
 }
 
@@ -214,7 +211,7 @@ impl Serialize for Recipients {
                 map.end()
             }
         }
-        let mut seq = serializer.serialize_seq(Some(self.keys.len()))?;
+        let mut seq = serializer.serialize_seq(Some(self.entries.len()))?;
         for (name, key) in self.entries() {
             match name {
                 Some(name) => seq.serialize_element(&Named(name, key))?,
@@ -254,7 +251,9 @@ impl<'de> Visitor<'de> for ListVisitor {
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Recipients, E> {
-        Err(E::custom(format!("recipients must be {EXPECTED}, not a single text")))
+        Err(E::custom(format!(
+            "recipients must be {EXPECTED}, not a single text"
+        )))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Recipients, A::Error> {
@@ -377,8 +376,7 @@ mod tests {
     use super::*;
 
     const AGE: &str = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
-    const SSH: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@laptop";
+    const SSH: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@laptop";
 
     fn list(yaml: &str) -> Result<Recipients, String> {
         serde_yaml::from_str(yaml).map_err(|e| e.to_string())
@@ -457,7 +455,14 @@ mod tests {
     fn names_that_are_keys_or_odd_are_refused() {
         assert_eq!(name_problem("alice"), None);
         assert_eq!(name_problem("ci-prod.eu@team+1"), None);
-        for bad in ["", "age1abc", "AGE-SECRET-KEY-1X", "ssh-ed25519", "-x", "a b"] {
+        for bad in [
+            "",
+            "age1abc",
+            "AGE-SECRET-KEY-1X",
+            "ssh-ed25519",
+            "-x",
+            "a b",
+        ] {
             let problem = name_problem(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(!problem.contains("SECRET"), "{problem}");
         }

@@ -5,6 +5,10 @@ const AGE2: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnuj
 const SSH: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake alice@laptop";
 
+fn keys(list: &Recipients) -> Vec<&str> {
+    list.keys().collect()
+}
+
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_yaml(text, Path::new("castsync.yaml"))
 }
@@ -94,7 +98,7 @@ fn every_field_of_a_full_config_is_read() {
         config.platform.url.as_deref(),
         Some("https://api.castari.com")
     );
-    assert_eq!(config.recipients.keys(), [AGE.to_owned(), SSH.to_owned()]);
+    assert_eq!(keys(&config.recipients), [AGE, SSH]);
     assert_eq!(config.shared_dir, PathBuf::from("secrets/shared"));
     assert_eq!(config.access.len(), 2);
     assert_eq!(config.access[0].agents.as_deref(), Some("billing-*"));
@@ -340,11 +344,11 @@ access:
 "
     ))
     .unwrap();
-    assert_eq!(config.recipients_for("billing-eu"), [AGE2.to_owned()]);
-    assert_eq!(config.recipients_for("billing-us"), [AGE2.to_owned()]);
-    assert_eq!(config.recipients_for("support-1"), [SSH.to_owned()]);
-    assert_eq!(config.recipients_for("support-10"), [AGE.to_owned()]);
-    assert_eq!(config.recipients_for("other"), [AGE.to_owned()]);
+    assert_eq!(keys(config.recipients_for("billing-eu")), [AGE2]);
+    assert_eq!(keys(config.recipients_for("billing-us")), [AGE2]);
+    assert_eq!(keys(config.recipients_for("support-1")), [SSH]);
+    assert_eq!(keys(config.recipients_for("support-10")), [AGE]);
+    assert_eq!(keys(config.recipients_for("other")), [AGE]);
 }
 
 #[test]
@@ -359,8 +363,8 @@ fn groups_rules_assign_shared_groups_and_agents_rules_never_do() {
     ))
     .unwrap();
     assert_eq!(config.shared_dir, PathBuf::from("shared"));
-    assert_eq!(config.recipients_for("openai"), [AGE2.to_owned()]);
-    assert_eq!(config.recipients_for_group("openai"), [SSH.to_owned()]);
+    assert_eq!(keys(config.recipients_for("openai")), [AGE2]);
+    assert_eq!(keys(config.recipients_for_group("openai")), [SSH]);
     // No groups rule matches: the top-level recipients, never an agents rule's.
     assert!(config.recipients_for_group("stripe").is_empty());
 }
@@ -485,8 +489,8 @@ mod json_schema {
 #[test]
 fn recipients_may_be_named_and_reports_find_the_names() {
     let config = parse(&full_example()).unwrap();
-    assert_eq!(config.recipients.keys(), [AGE.to_owned(), SSH.to_owned()]);
-    assert_eq!(config.recipients_for_group("openai"), [AGE2.to_owned()]);
+    assert_eq!(keys(&config.recipients), [AGE, SSH]);
+    assert_eq!(keys(config.recipients_for_group("openai")), [AGE2]);
     let names = config.names();
     assert_eq!(names.label(SSH), "alice");
     assert_eq!(names.label(AGE2), "ci-prod");
@@ -494,7 +498,10 @@ fn recipients_may_be_named_and_reports_find_the_names() {
     // Named or not, the keys are the same: a plain list means what it always meant.
     let plain = parse(&format!("recipients: [{AGE}, {SSH}]\n")).unwrap();
     assert!(plain.names().is_empty());
-    assert_eq!(plain.recipients.keys(), config.recipients.keys());
+    assert_eq!(
+        plain.recipients.keys().collect::<Vec<_>>(),
+        keys(&config.recipients)
+    );
 }
 
 #[test]
@@ -534,9 +541,16 @@ fn a_name_is_one_key_and_a_key_has_one_name() {
 #[test]
 fn rotation_periods_come_from_the_first_matching_rule_then_the_top_level() {
     let config = parse(&full_example()).unwrap();
-    assert_eq!(config.rotate_after_for("billing-eu"), Some(Period::days(30)));
-    assert_eq!(config.rotate_after_for("support"), Some(Period::days(90)));
-    assert_eq!(config.rotate_after_for_group("openai"), Some(Period::days(90)));
+    let days = |d, from: &str| Some((Period::days(d), from.to_owned()));
+    assert_eq!(
+        config.rotate_after_for("billing-eu"),
+        days(30, "access[0].rotate_after")
+    );
+    assert_eq!(config.rotate_after_for("support"), days(90, "rotate_after"));
+    assert_eq!(
+        config.rotate_after_for_group("openai"),
+        days(90, "rotate_after")
+    );
     assert!(config.has_rotation_policy());
     assert!(!Config::default().has_rotation_policy());
     let err = parse("rotate_after: soon\n").unwrap_err().to_string();
