@@ -18,6 +18,7 @@ mod engine;
 mod http;
 mod memory;
 mod metrics;
+mod missed;
 mod runner;
 mod schedule;
 mod signals;
@@ -194,6 +195,11 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         )?),
         Origin::Remote { .. } => None,
     };
+    tokio::spawn(shared.missed.clone().run(
+        shared.triggers.clone(),
+        missed::MIN_GAP,
+        shutdown.clone(),
+    ));
     let server = tokio::spawn(http::serve(
         listener,
         http::router(shared.clone(), hook).merge(http::history_routes(

@@ -2,6 +2,7 @@
 //! the platform (in both wire profiles). Every wait is a poll with a deadline.
 
 pub mod daemon;
+mod flood;
 mod history;
 mod incremental;
 mod platform;

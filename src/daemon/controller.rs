@@ -27,6 +27,7 @@ use tracing::Instrument;
 
 use super::engine::{Engine, Refreshed, RunReport, Scope};
 use super::metrics::Metrics;
+use super::missed::Missed;
 use super::schedule::{Schedule, Wake};
 use super::status::Status;
 use super::triggers::{Batch, Reason, Triggers};
@@ -37,6 +38,8 @@ pub struct Shared {
     pub status: Mutex<Status>,
     pub metrics: Metrics,
     pub triggers: Triggers,
+    /// Webhook deliveries refused unread, each owing a fetch.
+    pub missed: Missed,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
             status: Mutex::new(status),
             metrics: Metrics::new(),
             triggers: Triggers::new(),
+            missed: Missed::new(),
         }
     }
 

@@ -11,6 +11,10 @@
 //! [`MAX_BODY`] or [`BODY_DEADLINE`]; at most [`MAX_CONCURRENT_HOOKS`] deliveries are read at
 //! once, and any more are answered 429 at once without reading their bodies; and every
 //! connection closes after [`idle::IDLE`] without progress.
+//!
+//! A delivery refused unread (429, 413, 408) may still have announced a real push, and GitHub
+//! does not send it again: each one owes a fetch, paid by `daemon::missed` as one coalesced
+//! fetch at most every few seconds, however many were refused.
 
 mod idle;
 
@@ -136,6 +140,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     // Held until the delivery is read and judged.
     let Ok(_permit) = app.readers.clone().try_acquire_owned() else {
         metrics.webhook("busy");
+        app.shared.missed.owe();
         let mut response = refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "too many deliveries at once; retry later\n".into(),
@@ -157,6 +162,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     };
     let too_large = || {
         metrics.webhook("too_large");
+        app.shared.missed.owe();
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("a delivery is at most {MAX_BODY} bytes\n"),
@@ -196,6 +202,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
         }
         Err(_) => {
             metrics.webhook("timeout");
+            app.shared.missed.owe();
             return refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
@@ -435,6 +442,8 @@ mod tests {
         };
         assert_eq!(status, 429);
         assert_eq!(slow.len(), MAX_CONCURRENT_HOOKS);
+        // The refused delivery may have been a real push: a fetch is owed.
+        assert!(shared.missed.is_owed());
         let text = shared.metrics.encode();
         assert!(
             text.contains("castsync_webhook_deliveries_total{result=\"busy\"} 1"),
