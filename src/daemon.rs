@@ -121,6 +121,9 @@ impl crate::hint::Hinted for DaemonError {
             DaemonError::Signers(e) => e.hint(),
             DaemonError::WebhookSecret(e) => e.hint(),
             DaemonError::Git(e) => e.hint(),
+            DaemonError::State(StateError::Locked { .. }) => Some(
+                "only one daemon may apply from a state directory: two at different commits would undo each other's changes in turn; stop the other one, or give this one its own --data-dir (see docs/daemon.md)".into(),
+            ),
             DaemonError::State(e) => e.hint(),
             DaemonError::Listen { .. } => {
                 Some("pick another --listen address (port 0 picks a free port)".into())
@@ -133,6 +136,11 @@ impl crate::hint::Hinted for DaemonError {
 /// Runs the daemon until SIGTERM/SIGINT. Prints `listening on http://ADDR` as its first
 /// stdout line (so a supervisor or a test can find a port picked with `:0`).
 pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
+    let state_path = config.target.state_path.clone();
+    // First, before the clone is touched: the lock is held for the daemon's life, so a second
+    // daemon (or a manual reconcile) on the same state is refused, naming the holder, rather
+    // than racing this one.
+    let state = State::open(&state_path)?;
     let (origin, branch) = match &config.follow {
         Follow::Remote {
             url,
@@ -155,16 +163,12 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         }
         Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
     };
-    let state_path = config.target.state_path.clone();
     let hook = config
         .webhook_secret_file
         .as_deref()
         .map(WebhookSecret::load)
         .transpose()?
         .map(|secret| http::Hook { secret, branch });
-    // The lock is held for the daemon's life: a second daemon or a manual reconcile on the
-    // same state file is refused rather than racing this one.
-    let state = State::open(&state_path)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
