@@ -5,8 +5,8 @@ pub mod daemon;
 mod flood;
 mod history;
 mod incremental;
-mod single;
 mod platform;
+mod single;
 
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};

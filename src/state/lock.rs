@@ -78,7 +78,11 @@ impl Holder {
         if self.host.is_empty() {
             format!(" (pid {})", self.pid)
         } else {
-            format!(" (pid {} on host {})", self.pid, crate::escape::terminal(&self.host))
+            format!(
+                " (pid {} on host {})",
+                self.pid,
+                crate::escape::terminal(&self.host)
+            )
         }
     }
 }
