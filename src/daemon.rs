@@ -19,6 +19,7 @@ mod http;
 mod memory;
 mod metrics;
 mod missed;
+mod notifier;
 mod runner;
 mod schedule;
 mod signals;
@@ -168,7 +169,11 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         .as_deref()
         .map(WebhookSecret::load)
         .transpose()?
-        .map(|secret| http::Hook { secret, branch });
+        .map(|secret| http::Hook {
+            secret,
+            branch: branch.clone(),
+        });
+    let branch_name = branch;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -230,6 +235,17 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         config.apply.clone(),
         state,
     );
+    let notifier = notifier::Notifier::new(
+        notifier::Followed {
+            remote: match &config.follow {
+                Follow::Remote { url, .. } => Some(url.clone()),
+                Follow::Local { .. } => None,
+            },
+            branch: branch_name,
+            context: notifier::message::context(None),
+        },
+        shared.metrics.notifications.clone(),
+    );
     let timing = schedule::Timing::new(config.interval, config.resync);
     let stopped = controller::Controller::new(
         runner,
@@ -238,6 +254,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         shutdown.clone(),
         config.grace,
     )
+    .with_notifier(notifier)
     .run()
     .await;
     // The HTTP server stops with the same token; do not let a slow client hold the exit.

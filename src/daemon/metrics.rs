@@ -38,6 +38,15 @@ pub struct AgentLabel {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabel {
+    /// The `notify:` kind: `github_status`, `gitlab_status`, `gitea_status`, `webhook`,
+    /// `slack` (never its URL).
+    pub target: &'static str,
+    /// `sent`, `failed` (retries spent or refused) or `dropped` (its queue was full).
+    pub result: &'static str,
+}
+
 /// Every metric the daemon exposes, registered under the `castsync_` prefix.
 #[derive(Debug)]
 pub struct Metrics {
@@ -55,6 +64,7 @@ pub struct Metrics {
     pub webhooks: Family<ResultLabel, Counter>,
     pub fetches: Family<ResultLabel, Counter>,
     pub commit_rejected: Gauge,
+    pub notifications: Family<NotifyLabel, Counter>,
     /// The client counters seen last, to turn its totals into increments.
     api_seen: Mutex<BTreeMap<u16, u64>>,
 }
@@ -84,6 +94,7 @@ impl Metrics {
             webhooks: Family::default(),
             fetches: Family::default(),
             commit_rejected: Gauge::default(),
+            notifications: Family::default(),
             api_seen: Mutex::new(BTreeMap::new()),
         };
         registry.register(
@@ -152,6 +163,11 @@ impl Metrics {
             "commit_rejected",
             "1 while the newest fetched commit is refused (signature not verified)",
             m.commit_rejected.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications (commit statuses, webhooks, chat) by target kind and result (sent, failed, dropped)",
+            m.notifications.clone(),
         );
         Metrics { registry, ..m }
     }
