@@ -5,6 +5,7 @@ pub mod daemon;
 mod flood;
 mod history;
 mod incremental;
+mod notify;
 mod platform;
 mod single;
 
