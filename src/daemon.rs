@@ -1,4 +1,4 @@
-//! `castsync watch`: the long-running mode (DESIGN §9). It follows a branch (or a working
+//! `castsync watch`: the long-running mode (docs/daemon.md). It follows a branch (or a working
 //! tree) and converges the platform on every change.
 //!
 //! The daemon decides *when* to reconcile and for which agents — on a webhook, a file

@@ -1,6 +1,6 @@
 //! Private keys, where to find them, and decryption.
 //!
-//! The search chain (DESIGN §5), in order: the `-i` files (all of them), `CASTSYNC_AGE_KEY`
+//! The search chain (docs/security.md, "Identities"), in order: the `-i` files (all of them), `CASTSYNC_AGE_KEY`
 //! (the key text itself), the file named by `CASTSYNC_AGE_KEY_FILE`, the output of
 //! `CASTSYNC_AGE_KEY_CMD` (a password manager), and `$XDG_CONFIG_HOME/castsync/keys.txt`
 //! (`~/.config/castsync/keys.txt` when `XDG_CONFIG_HOME` is unset). Every source present is

@@ -123,7 +123,7 @@ impl crate::hint::Hinted for MergeError {
             ),
             MergeError::Conflict { path, agent, .. } => Some(
                 format!(
-                    "settle it with `castsync edit {agent}`, then `git add {}` and commit (see \"Merging branches\" in the README)",
+                    "settle it with `castsync edit {agent}`, then `git add {}` and commit (see \"Merging branches\" in castsync's docs/git.md)",
                     path.display()
                 )
                 .into(),
