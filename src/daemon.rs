@@ -20,6 +20,7 @@ mod memory;
 mod metrics;
 mod missed;
 mod notifier;
+mod page;
 mod runner;
 mod schedule;
 mod signals;
@@ -211,9 +212,14 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     ));
     let server = tokio::spawn(http::serve(
         listener,
-        http::router(shared.clone(), hook).merge(http::history_routes(
-            crate::history::path_for_state(&state_path),
-        )),
+        http::router(shared.clone(), hook)
+            .merge(http::history_routes(crate::history::path_for_state(
+                &state_path,
+            )))
+            .merge(page::routes(
+                shared.clone(),
+                crate::history::path_for_state(&state_path),
+            )),
         shutdown.clone(),
     ));
 

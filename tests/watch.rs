@@ -6,6 +6,7 @@ mod flood;
 mod history;
 mod incremental;
 mod notify;
+mod page;
 mod platform;
 mod single;
 

@@ -168,6 +168,8 @@ impl<E: Engine> Controller<E> {
             if self.shutdown.is_cancelled() {
                 break;
             }
+            let (poll, resync) = self.schedule.due_in();
+            self.shared.status().set_schedule(poll, resync);
         }
         self.shared.status().shutting_down();
         if self.abandoned {
@@ -381,6 +383,9 @@ impl<E: Engine> Controller<E> {
             self.skipped.remove(agent);
         }
         self.skipped.extend(report.skipped.iter().cloned());
+        self.shared
+            .status()
+            .set_agents(self.engine.agents(), &self.skipped);
         let metrics = &self.shared.metrics;
         metrics
             .agents_skipped
