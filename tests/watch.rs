@@ -5,6 +5,7 @@ pub mod daemon;
 mod flood;
 mod history;
 mod incremental;
+mod monitoring;
 mod notify;
 mod page;
 mod platform;

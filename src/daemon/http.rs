@@ -115,6 +115,7 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
+    app.shared.metrics.sample();
     let (body, content_type) = if wants_openmetrics {
         (app.shared.metrics.encode_openmetrics(), OPENMETRICS_TEXT)
     } else {
