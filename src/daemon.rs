@@ -143,28 +143,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     // daemon (or a manual reconcile) on the same state is refused, naming the holder, rather
     // than racing this one.
     let state = State::open(&state_path)?;
-    let (origin, branch) = match &config.follow {
-        Follow::Remote {
-            url,
-            branch,
-            dir,
-            ssh_key,
-            verify_signatures,
-        } => {
-            let signers = verify_signatures
-                .as_deref()
-                .map(AllowedSigners::load)
-                .transpose()?;
-            let mirror = mirror::Mirror::open(
-                url,
-                branch,
-                &dir.join("repo.git"),
-                GitAuth::from_env(ssh_key.clone()),
-            )?;
-            (Origin::Remote { mirror, signers }, Some(branch.clone()))
-        }
-        Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
-    };
+    let (origin, branch) = open_origin(&config.follow)?;
     let hook = config
         .webhook_secret_file
         .as_deref()
@@ -174,20 +153,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
             secret,
             branch: branch.clone(),
         });
-    let branch_name = branch;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let (listener, addr) = bind(config.listen).await?;
 
     let described = origin.describe();
     let shared = Arc::new(controller::Shared::new(status::Status::new(
@@ -210,18 +176,11 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         missed::MIN_GAP,
         shutdown.clone(),
     ));
-    let server = tokio::spawn(http::serve(
-        listener,
-        http::router(shared.clone(), hook)
-            .merge(http::history_routes(crate::history::path_for_state(
-                &state_path,
-            )))
-            .merge(page::routes(
-                shared.clone(),
-                crate::history::path_for_state(&state_path),
-            )),
-        shutdown.clone(),
-    ));
+    let history_file = crate::history::path_for_state(&state_path);
+    let routes = http::router(shared.clone(), hook)
+        .merge(http::history_routes(history_file.clone()))
+        .merge(page::routes(shared.clone(), history_file));
+    let server = tokio::spawn(http::serve(listener, routes, shutdown.clone()));
 
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
@@ -241,17 +200,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         config.apply.clone(),
         state,
     );
-    let notifier = notifier::Notifier::new(
-        notifier::Followed {
-            remote: match &config.follow {
-                Follow::Remote { url, .. } => Some(url.clone()),
-                Follow::Local { .. } => None,
-            },
-            branch: branch_name,
-            context: notifier::message::context(None),
-        },
-        shared.metrics.notifications.clone(),
-    );
+    let notifier = notifier_for(&config.follow, &shared);
     let timing = schedule::Timing::new(config.interval, config.resync);
     let stopped = controller::Controller::new(
         runner,
@@ -268,6 +217,61 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
     tracing::info!(?stopped, "castsync watch stopped");
     Ok(stopped)
+}
+
+/// The origin `follow` names, and the followed branch (`None` for a working tree).
+fn open_origin(follow: &Follow) -> Result<(Origin, Option<String>), DaemonError> {
+    Ok(match follow {
+        Follow::Remote {
+            url,
+            branch,
+            dir,
+            ssh_key,
+            verify_signatures,
+        } => {
+            let signers = verify_signatures
+                .as_deref()
+                .map(AllowedSigners::load)
+                .transpose()?;
+            let mirror = mirror::Mirror::open(
+                url,
+                branch,
+                &dir.join("repo.git"),
+                GitAuth::from_env(ssh_key.clone()),
+            )?;
+            (Origin::Remote { mirror, signers }, Some(branch.clone()))
+        }
+        Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
+    })
+}
+
+/// The listener on `listen`, and the address it got (a port picked for `:0`).
+async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), DaemonError> {
+    let failed = |source| DaemonError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+/// Where the commit statuses and alerts of `notify:` go, for what `follow` names.
+fn notifier_for(follow: &Follow, shared: &controller::Shared) -> notifier::Notifier {
+    let (remote, branch) = match follow {
+        Follow::Remote { url, branch, .. } => (Some(url.clone()), Some(branch.clone())),
+        Follow::Local { .. } => (None, None),
+    };
+    notifier::Notifier::new(
+        notifier::Followed {
+            remote,
+            branch,
+            context: notifier::message::context(None),
+        },
+        shared.metrics.notifications.clone(),
+    )
 }
 
 /// The daemon's HTTP routes with the webhook (secret `secret`, following `main`) and a fresh

@@ -133,6 +133,20 @@ fn refuse(status: StatusCode, text: String) -> Response {
     response
 }
 
+/// Every reader is busy: 429 at once, the body unread; the delivery still owes a fetch.
+fn busy(shared: &Shared) -> Response {
+    shared.metrics.webhook("busy");
+    shared.missed.owe();
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many deliveries at once; retry later\n".into(),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(hook) = &app.hook else {
         return StatusCode::NOT_FOUND.into_response();
@@ -140,16 +154,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     let metrics = &app.shared.metrics;
     // Held until the delivery is read and judged.
     let Ok(_permit) = app.readers.clone().try_acquire_owned() else {
-        metrics.webhook("busy");
-        app.shared.missed.owe();
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many deliveries at once; retry later\n".into(),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return busy(&app.shared);
     };
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     let unauthorized = |refused: Refused| {

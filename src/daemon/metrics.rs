@@ -175,6 +175,13 @@ impl Metrics {
             "1 while the newest fetched commit is refused (signature not verified)",
             m.commit_rejected.clone(),
         );
+        m.register_visibility(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// What the status page, the dashboard and the notifications added.
+    fn register_visibility(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "agent_applies",
             "Runs in which changes landed on this agent",
@@ -196,7 +203,6 @@ impl Metrics {
             "Notifications (commit statuses, webhooks, chat) by target kind and result (sent, failed, dropped)",
             m.notifications.clone(),
         );
-        Metrics { registry, ..m }
     }
 
     /// The OpenMetrics exposition (what `prometheus-client` writes).

@@ -193,7 +193,7 @@ impl Engine for Runner {
                 commit_time,
             } => {
                 let revision = snapshot.revision.clone();
-                self.current = Some(snapshot);
+                self.current = Some(*snapshot);
                 Ok(Refreshed::Ready {
                     revision,
                     commit_time,
