@@ -8,10 +8,12 @@
 //! put a secret value in a log line, a metric or an HTTP response.
 //!
 //! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
-//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
-//! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
-//! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
-//! `/metrics` ([`metrics`]), `/history` (the apply history) and the [`webhook`].
+//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is
+//! [`engine::live`] over an origin (`source::remote::origin`: a `source::remote::mirror` clone
+//! or a working tree, behind the `source::remote::signatures` gate). [`http`] serves
+//! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]), `/history` (the apply
+//! history), the status page at `/` ([`page`]) and the [`webhook`] (whose deliveries refused
+//! unread still owe a fetch: [`missed`]); the [`notifier`] reports to `notify:` targets.
 
 mod controller;
 mod engine;
@@ -21,7 +23,6 @@ mod metrics;
 mod missed;
 mod notifier;
 mod page;
-mod runner;
 mod schedule;
 mod signals;
 mod status;
@@ -39,14 +40,14 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controller::Stopped;
-pub use runner::ApplySettings;
+pub use engine::live::ApplySettings;
 
-use crate::source::mirror;
-pub use crate::source::mirror::{
+use crate::source::remote::mirror;
+pub use crate::source::remote::mirror::{
     GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name,
 };
-use crate::source::origin::Origin;
-pub use crate::source::signatures::{AllowedSigners, Rejection, SignersError};
+use crate::source::remote::origin::Origin;
+pub use crate::source::remote::signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
 use crate::state::{State, StateError};
@@ -65,6 +66,8 @@ pub enum Follow {
         ssh_key: Option<PathBuf>,
         /// `--verify-signatures`: an ssh allowed_signers file.
         verify_signatures: Option<PathBuf>,
+        /// `--allow-insecure-http`: git credentials may cross plain http to another host.
+        allow_insecure_http: bool,
     },
     /// `--repo` mode: a working tree, watched for file changes.
     Local { root: PathBuf },
@@ -193,7 +196,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         "castsync watch started"
     );
 
-    let runner = runner::Runner::new(
+    let engine = engine::live::LiveEngine::new(
         origin,
         config.explicit_config.clone(),
         config.target,
@@ -203,7 +206,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     let notifier = notifier_for(&config.follow, &shared);
     let timing = schedule::Timing::new(config.interval, config.resync);
     let stopped = controller::Controller::new(
-        runner,
+        engine,
         schedule::Schedule::new(timing, None),
         shared.clone(),
         shutdown.clone(),
@@ -228,6 +231,7 @@ fn open_origin(follow: &Follow) -> Result<(Origin, Option<String>), DaemonError>
             dir,
             ssh_key,
             verify_signatures,
+            allow_insecure_http,
         } => {
             let signers = verify_signatures
                 .as_deref()
@@ -237,7 +241,7 @@ fn open_origin(follow: &Follow) -> Result<(Origin, Option<String>), DaemonError>
                 url,
                 branch,
                 &dir.join("repo.git"),
-                GitAuth::from_env(ssh_key.clone()),
+                GitAuth::from_env(ssh_key.clone(), *allow_insecure_http),
             )?;
             (Origin::Remote { mirror, signers }, Some(branch.clone()))
         }

@@ -9,6 +9,7 @@ mod bad_vectors;
 mod canary_forms;
 mod cli;
 mod completions;
+mod credentials;
 mod crypto_interop;
 mod deadline;
 mod discovery;

@@ -249,12 +249,6 @@ impl Identities {
         self.plugins.iter().map(|p| p.name.clone()).collect()
     }
 
-    /// How many times a plugin program was asked to unwrap a file key so far (files opened
-    /// again come from memory).
-    pub fn plugin_calls(&self) -> u64 {
-        self.plugins.iter().map(|p| p.calls()).sum()
-    }
-
     /// Public recipients of the loaded identities, in search order (for `init`, and for the
     /// hint in decryption errors).
     pub fn recipients(&self) -> Vec<String> {

@@ -23,13 +23,13 @@ use crate::atomic_write::{self, Mode, Replace};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::fsread::{self, ReadError};
+use crate::load::{self, LoadError};
 use crate::observe;
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::reconcile::{self, Observer, Outcome};
 use crate::source::inputs;
-use crate::source::load::{self, LoadError, MANIFEST_FILE, SCHEMA_FILE};
-use crate::source::{Checkout, SourceError};
+use crate::source::{Checkout, MANIFEST_FILE, SCHEMA_FILE, SourceError};
 use crate::state::State;
 
 /// A saved plan could not be read, checked or applied.
@@ -160,8 +160,8 @@ pub fn inputs(
     // without. A group changed since the plan was made refuses the plan (for every agent,
     // even one that does not use it: narrower, never wider).
     let mut groups = Vec::new();
-    for group in crate::source::shared::group_names(tree, &checkout.config)? {
-        let path = crate::source::shared::group_manifest_path(&checkout.config, &group);
+    for group in crate::source::group_names(tree, &checkout.config)? {
+        let path = crate::source::group_manifest_path(&checkout.config, &group);
         groups.push(super::FileBlob {
             path: path.display().to_string(),
             blob: tree.read(&path)?.map(|b| blob_id(&b)),
@@ -377,7 +377,7 @@ pub async fn apply_saved(
             &changing,
         );
         let groups = inputs::of_groups(checkout.tree(), &checkout.config);
-        inputs::with_groups(&mut now, &loaded, &groups);
+        inputs::with_groups(&mut now, loaded.groups_used(), &groups);
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),

@@ -17,7 +17,7 @@ use crate::authoring::{AgentFiles, AuthoringError, target_recipients_of};
 use crate::config::Config;
 use crate::crypto::{CryptoError, Identities};
 use crate::manifest::{self, Kind, Manifest, ManifestError, Metadata};
-use crate::source::load::MANIFEST_FILE;
+use crate::source::MANIFEST_FILE;
 
 /// Which of the three versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
