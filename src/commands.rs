@@ -190,7 +190,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::MergeDriver(args) => merge_driver::run(g, &args),
         Command::GitSetup(args) => git_setup::run(g, &args),
         Command::Completions(args) => completions::run(&args),
-        Command::Man => completions::man(),
+        Command::Man(args) => completions::man(&args),
+        Command::Options => completions::options(),
     }
 }
 
