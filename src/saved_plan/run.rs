@@ -112,12 +112,35 @@ impl crate::hint::Hinted for SavedPlanError {
     }
 }
 
+/// How many mismatches a refusal names; a forged plan can hold any number of them.
+const SHOWN: usize = 20;
+
 fn list(mismatches: &[Mismatch]) -> String {
-    mismatches
+    let mut lines: Vec<String> = mismatches
         .iter()
+        .take(SHOWN)
         .map(|m| format!("  - {}", crate::escape::terminal(&m.to_string())))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if mismatches.len() > SHOWN {
+        lines.push(format!(
+            "  - and {} more",
+            thousands(mismatches.len() - SHOWN)
+        ));
+    }
+    lines.join("\n")
+}
+
+/// `49980` as `49,980`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What `checkout` holds for the config and for `agents`, as blob ids: the files of each
@@ -232,7 +255,11 @@ pub async fn apply_saved(
 ) -> Result<Outcome, SavedPlanError> {
     let run = Run::start(&req);
     let scope = scope(file.saved, req.checkout);
-    refuse_unless_empty(&file, check_tree(&req, &file, &scope)?)?;
+    let mut mismatches = super::check_shape(file.saved);
+    if mismatches.is_empty() {
+        mismatches = check_tree(&req, &file, &scope)?;
+    }
+    refuse_unless_empty(&file, mismatches)?;
     let changing = changing(file.saved);
     let loaded = load_scope(&req, &scope, &changing)?;
     run.deadline.allow_requests(changing.len());
@@ -252,6 +279,7 @@ pub async fn apply_saved(
         &listed,
         &req.policy(),
     ));
+    mismatches.extend(check_redeploys(&req, file.saved).await);
     // A working tree may have changed while the agents were decrypted and listed.
     mismatches.extend(check_tree(&req, &file, &scope)?);
     refuse_unless_empty(&file, mismatches)?;
@@ -381,4 +409,18 @@ fn listed(
         listed.insert(agent.clone(), listing);
     }
     Ok(listed)
+}
+
+/// The plan's redeploys against what the config calls for, and what the state owes. A saved
+/// plan takes no `--redeploy` / `--no-redeploy`: the config decides.
+async fn check_redeploys(req: &Request<'_>, saved: &SavedPlan) -> Vec<Mismatch> {
+    let state = req.state.lock().await;
+    let platform_id = req.platform.id();
+    let config = &req.checkout.config;
+    let overrides = req.settings.overrides();
+    super::check_redeploys(
+        saved,
+        |agent| inputs::redeploys(config, overrides, agent),
+        |agent| state.redeploy_pending(platform_id, agent),
+    )
 }
