@@ -9,6 +9,7 @@
 mod fields;
 mod period;
 mod recipients;
+mod notify;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 pub use fields::fields_of;
 pub use period::Period;
 pub use recipients::{Names, Recipients, canonical as canonical_recipient, short_label};
+pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
@@ -67,6 +69,9 @@ pub struct Config {
     /// rule may set it per agent or group, an `.env.example` per key (`# rotate: 30d`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotate_after: Option<Period>,
+    /// Where `castsync watch` reports: commit statuses, webhooks, chat.
+    #[serde(deserialize_with = "null_as_default")]
+    pub notify: Vec<NotifyEntry>,
 }
 
 /// When to redeploy an agent. Castari's `cast` CLI prints "Redeploy the agent to apply
@@ -143,6 +148,7 @@ impl Default for Config {
             self_heal: true,
             redeploy: Redeploy::Never,
             rotate_after: None,
+            notify: Vec::new(),
         }
     }
 }
@@ -463,6 +469,11 @@ impl Config {
                 ));
             }
         }
+        for (i, entry) in self.notify.iter().enumerate() {
+            if let Some((at, problem)) = entry.problem() {
+                return Err(invalid(&format!("notify[{i}]{at}"), problem));
+            }
+        }
         for (i, key) in self.unmanaged_keys.iter().enumerate() {
             if let Err(e) = crate::names::validate_key(key) {
                 return Err(invalid(&format!("unmanaged_keys[{i}]"), e.to_string()));
@@ -568,6 +579,38 @@ fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<()
             if let serde_yaml::Value::Mapping(rule) = rule {
                 let under = Some(format!("access[{i}]"));
                 check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
+            }
+        }
+    }
+    if let Some(serde_yaml::Value::Sequence(entries)) = map.get("notify") {
+        for (i, entry) in entries.iter().enumerate() {
+            let serde_yaml::Value::Mapping(entry) = entry else {
+                continue;
+            };
+            check_map(
+                entry,
+                fields_of::<NotifyEntry>(),
+                Some(format!("notify[{i}]")),
+                text,
+                path,
+            )?;
+            for (kind, target) in entry {
+                let (Some(kind), serde_yaml::Value::Mapping(target)) = (kind.as_str(), target)
+                else {
+                    continue;
+                };
+                let valid = match kind {
+                    "webhook" => fields_of::<WebhookTarget>(),
+                    "slack" => fields_of::<SlackTarget>(),
+                    _ => fields_of::<CommitStatus>(),
+                };
+                check_map(
+                    target,
+                    valid,
+                    Some(format!("notify[{i}].{kind}")),
+                    text,
+                    path,
+                )?;
             }
         }
     }
