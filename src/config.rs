@@ -20,9 +20,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 pub use fields::fields_of;
+pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
 pub use period::Period;
 pub use recipients::{Names, Recipients, canonical as canonical_recipient, short_label};
-pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
