@@ -18,7 +18,6 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::rekey::describe;
 use super::{Exit, Repo};
 use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{DoctorArgs, DoctorFormat, GlobalArgs};
@@ -348,7 +347,7 @@ fn check_recipients(
                     format!(
                         "encrypted to other recipients than {} assigns: {}",
                         config::FILE_NAME,
-                        describe(&drift)
+                        drift.describe()
                     ),
                     Some(format!("`castsync rekey {slug}` re-encrypts it")),
                 );

@@ -54,7 +54,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
                     entries.push(drift_json(*kind, slug, &files.shown().to_string(), &drift));
                 } else {
                     let verb = if args.check { "stale" } else { "re-encrypted" };
-                    println!("{}: {verb}: {}", files.shown(), describe(&drift));
+                    println!("{}: {verb}: {}", files.shown(), drift.describe());
                 }
                 if !args.check {
                     rekeyed += 1;
@@ -140,7 +140,7 @@ fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_json::
         "status": status,
         "added_recipients": added,
         "removed_recipients": removed,
-        "description": describe(drift),
+        "description": drift.describe(),
     });
     if kind == Kind::Group {
         entry["agent"] = serde_json::Value::Null;
@@ -229,23 +229,4 @@ fn selected_groups(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>>
     } else {
         groups.into_iter().filter(|g| named.contains(g)).collect()
     })
-}
-
-pub(super) fn describe(drift: &Drift) -> String {
-    match drift {
-        Drift::Current => "current".to_owned(),
-        Drift::Unrecorded => {
-            "no record of its recipients (written by hand or another tool)".to_owned()
-        }
-        Drift::Differs { added, removed } => {
-            let mut parts = Vec::new();
-            if !added.is_empty() {
-                parts.push(format!("for {}", added.join(", ")));
-            }
-            if !removed.is_empty() {
-                parts.push(format!("no longer for {}", removed.join(", ")));
-            }
-            parts.join("; ")
-        }
-    }
 }
