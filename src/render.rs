@@ -15,6 +15,7 @@ use crate::apply::{AgentResult, ApplyReport, Redeployed};
 use crate::deadline::TimedOut;
 use crate::escape::{code_line, code_span, terminal};
 
+pub mod doctor;
 pub mod redacted;
 use crate::plan::{
     Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
