@@ -17,6 +17,7 @@ use crate::escape::{code_line, code_span, terminal};
 
 pub mod doctor;
 pub mod redacted;
+pub mod rekey;
 use crate::plan::{
     Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
 };
