@@ -15,6 +15,7 @@ use crate::apply::{AgentResult, ApplyReport, Redeployed};
 use crate::deadline::TimedOut;
 use crate::escape::{code_line, code_span, terminal};
 
+pub mod diff;
 pub mod doctor;
 pub mod redacted;
 pub mod rekey;
