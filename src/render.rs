@@ -17,6 +17,7 @@ use crate::escape::{code_line, code_span, terminal};
 
 pub mod diff;
 pub mod doctor;
+pub mod history;
 pub mod redacted;
 pub mod rekey;
 use crate::plan::{
