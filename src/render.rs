@@ -123,7 +123,7 @@ pub fn drift_note(blind: &[&str]) -> Option<String> {
         return None;
     }
     Some(format!(
-        "the platform lists keys without timestamps ({} agent{}), so a value changed on the platform outside castsync cannot be seen (a key added or deleted there still is); rewrite values with `--replace AGENT/KEY` or `--replace-all`.",
+        "the platform lists no timestamps, so a value changed there outside castsync is not seen ({} agent{} with keys in sync); `--replace-all` rewrites values.",
         blind.len(),
         plural(blind.len())
     ))
@@ -285,7 +285,7 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     if !out.ends_with("\n\n") {
         out.push('\n');
     }
-    if let Some(note) = drift_note(&plan.drift_blind()) {
+    if let Some(note) = drift_note(&plan.drift_unseen()) {
         let _ = writeln!(out, "note: {note}");
     }
     let partial = plan.coverage.mode == CoverageMode::Changed;
@@ -553,7 +553,7 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
     if let Some(line) = shared_causes(plan) {
         let _ = writeln!(head, "\n{}", md_escape(&line));
     }
-    if let Some(note) = drift_note(&plan.drift_blind()) {
+    if let Some(note) = drift_note(&plan.drift_unseen()) {
         // Our own fixed text (only a count varies): nothing to escape.
         let _ = writeln!(head, "\n> note: {note}");
     }
@@ -679,34 +679,18 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
     out
 }
 
-/// What apply did, in the plan's style; failures last, with their reasons.
+/// What apply did, after the plan it applied: the counts, then what did not land, with the
+/// reasons. The plan above already lists each change, so the changes that landed are not
+/// listed again.
 pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
     let (mut created, mut updated, mut deleted) = (0, 0, 0);
-    for a in &report.agents {
-        let done: Vec<String> = a
-            .applied
-            .iter()
-            .map(|c| {
-                match c.action {
-                    Action::Create => created += 1,
-                    Action::Update(_) | Action::Replace => updated += 1,
-                    Action::Delete => deleted += 1,
-                }
-                let (sign, key) = match c.action {
-                    Action::Create => ('+', &c.key),
-                    Action::Update(_) | Action::Replace => ('~', &c.key),
-                    Action::Delete => ('-', &c.key),
-                };
-                format!("{sign} {}", terminal(key))
-            })
-            .collect();
-        if !done.is_empty() {
-            let _ = writeln!(out, "  {}: {}", terminal(&a.agent), done.join(", "));
-        }
-        if a.redeploy == Some(Redeployed::Done) {
-            let _ = writeln!(out, "  {}: redeployed", terminal(&a.agent));
+    for change in report.agents.iter().flat_map(|a| &a.applied) {
+        match change.action {
+            Action::Create => created += 1,
+            Action::Update(_) | Action::Replace => updated += 1,
+            Action::Delete => deleted += 1,
         }
     }
     let failed: usize = report.agents.iter().map(|a| a.failed.len()).sum();
