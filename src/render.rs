@@ -17,8 +17,10 @@ use crate::escape::{code_line, code_span, terminal};
 
 pub mod redacted;
 use crate::plan::{
-    Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
+    Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, SkipReason,
+    Totals,
 };
+use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -105,6 +107,50 @@ fn reason_text(reason: &crate::plan::SkipReason) -> String {
     }
 }
 
+/// A platform that refused the connection refuses it for every agent: said once, with the
+/// agents it left skipped, instead of once per agent. Returns the agents it covered.
+fn unreachable_text(out: &mut String, plan: &Plan, p: &Paint) -> Vec<String> {
+    let mut first = None;
+    let mut agents = Vec::new();
+    for agent in &plan.agents {
+        if let Some(error @ PlatformError::Unreachable { .. }) =
+            agent.skipped.as_ref().and_then(SkipReason::platform_error)
+        {
+            first.get_or_insert(error);
+            agents.push(agent.agent.clone());
+        }
+    }
+    let Some(error) = first else {
+        return agents;
+    };
+    let _ = writeln!(out, "{} {}", p.red("!"), terminal(&error.to_string()));
+    let _ = writeln!(
+        out,
+        "      {} agent{} skipped, nothing changed: {}",
+        agents.len(),
+        plural(agents.len()),
+        terminal(&first_names(&agents, 10))
+    );
+    hint_line(out, crate::hint::Hinted::hint(error).map(|h| h.into_owned()));
+    out.push('\n');
+    agents
+}
+
+/// At most `n` names, then how many more there are.
+fn first_names<S: AsRef<str>>(list: impl IntoIterator<Item = S>, n: usize) -> String {
+    let list: Vec<S> = list.into_iter().collect();
+    let mut out = list
+        .iter()
+        .take(n)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > n {
+        let _ = write!(out, " and {} more", list.len() - n);
+    }
+    out
+}
+
 /// A list of names for a terminal.
 fn names(list: &[String]) -> String {
     list.iter()
@@ -189,15 +235,7 @@ pub fn shared_causes(plan: &Plan) -> Option<String> {
         .iter()
         .map(|(path, agents)| {
             // At most ten names: a group may serve hundreds of agents.
-            let mut names = agents
-                .iter()
-                .take(10)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if agents.len() > 10 {
-                let _ = write!(names, " and {} more", agents.len() - 10);
-            }
+            let names = first_names(agents.iter(), 10);
             format!(
                 "{path} ({} agent{}: {names})",
                 agents.len(),
@@ -278,7 +316,8 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
             .unwrap_or_default()
     );
     out.push('\n');
-    for agent in &plan.agents {
+    let unreachable = unreachable_text(&mut out, plan, &p);
+    for agent in plan.agents.iter().filter(|a| !unreachable.contains(&a.agent)) {
         agent_text(&mut out, agent, &p);
     }
     let totals = plan.totals();

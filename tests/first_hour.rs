@@ -103,3 +103,21 @@ fn the_timestamps_note_appears_once_and_only_when_values_could_change_unseen() {
     assert!(notes[0].contains("(2 agents with keys in sync)"), "{}", notes[0]);
     assert!(!third.contains("canary-first-hour-rotated"), "{third}");
 }
+
+#[test]
+fn an_unreachable_platform_is_reported_once_with_its_address() {
+    let repo = three_agents();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, log) = combined_log(&repo, &url, &[]);
+    assert_eq!(code, 1, "{log}");
+    let said = format!("cannot connect to the platform at {url}: connection refused");
+    assert_eq!(log.matches(&said).count(), 1, "{log}");
+    assert_eq!(log.matches("is the platform running").count(), 1, "{log}");
+    assert!(log.contains("3 agents skipped, nothing changed: alpha, beta, gamma"), "{log}");
+    assert!(!log.contains("tcp connect error"), "no transport dump:\n{log}");
+}
