@@ -121,3 +121,24 @@ fn an_unreachable_platform_is_reported_once_with_its_address() {
     assert!(log.contains("3 agents skipped, nothing changed: alpha, beta, gamma"), "{log}");
     assert!(!log.contains("tcp connect error"), "no transport dump:\n{log}");
 }
+
+#[test]
+fn a_new_teammate_without_a_key_is_told_the_whole_way_in_order() {
+    let repo = three_agents();
+    // A fresh HOME: no identity anywhere, and no -i.
+    let home = tempfile::tempdir().expect("tempdir");
+    let run = Test::at_home(home.path())
+        .args(["-C"])
+        .arg(&repo.root)
+        .arg("validate")
+        .run()
+        .failure();
+    let output = run.output();
+    let hint = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("hint: new here?"))
+        .unwrap_or_else(|| panic!("no newcomer hint:\n{output}"))
+        .to_owned();
+    let at = |what: &str| hint.find(what).unwrap_or_else(|| panic!("{what} missing: {hint}"));
+    assert!(at("castsync keygen") < at("send") && at("send") < at("castsync rekey"), "{hint}");
+}
