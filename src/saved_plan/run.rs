@@ -117,12 +117,35 @@ impl crate::hint::Hinted for SavedPlanError {
     }
 }
 
+/// How many mismatches a refusal names; a forged plan can hold any number of them.
+const SHOWN: usize = 20;
+
 fn list(mismatches: &[Mismatch]) -> String {
-    mismatches
+    let mut lines: Vec<String> = mismatches
         .iter()
+        .take(SHOWN)
         .map(|m| format!("  - {}", crate::escape::terminal(&m.to_string())))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if mismatches.len() > SHOWN {
+        lines.push(format!(
+            "  - and {} more",
+            thousands(mismatches.len() - SHOWN)
+        ));
+    }
+    lines.join("\n")
+}
+
+/// `49980` as `49,980`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The git blob id of `bytes`, as `git hash-object` prints it.
@@ -282,7 +305,10 @@ pub async fn apply_saved(
         mismatches.extend(super::check_inputs(saved, &now));
         Ok(mismatches)
     };
-    let mismatches = check_tree()?;
+    let mut mismatches = super::check_shape(saved);
+    if mismatches.is_empty() {
+        mismatches = check_tree()?;
+    }
     if !mismatches.is_empty() {
         return Err(refused(mismatches));
     }
@@ -348,6 +374,16 @@ pub async fn apply_saved(
     let policy = reconcile::policy(&checkout.config, false, req.allow_mass_delete);
     let mut mismatches = super::check_key_lists(saved, &listed);
     mismatches.extend(super::check_changes(saved, &desired, &listed, &policy));
+    {
+        // A saved plan takes no --redeploy / --no-redeploy: the config decides.
+        let state = req.state.lock().await;
+        let platform_id = req.platform.id();
+        mismatches.extend(super::check_redeploys(
+            saved,
+            |agent| inputs::redeploys(&checkout.config, inputs::Overrides::default(), agent),
+            |agent| state.redeploy_pending(platform_id, agent),
+        ));
+    }
     // A working tree may have changed while the agents were decrypted and listed.
     mismatches.extend(check_tree()?);
     if !mismatches.is_empty() {
