@@ -56,9 +56,12 @@ pub async fn list_agents(
                 }
                 Some(listed) => listed,
                 // Cancelled only after the error was set.
-                None => Err(unreachable.get().cloned().unwrap_or(PlatformError::Transient {
-                    detail: "the platform could not be reached".to_owned(),
-                })),
+                None => Err(unreachable
+                    .get()
+                    .cloned()
+                    .unwrap_or(PlatformError::Transient {
+                        detail: "the platform could not be reached".to_owned(),
+                    })),
             };
             (agent, listed)
         });

@@ -131,7 +131,10 @@ fn unreachable_text(out: &mut String, plan: &Plan, p: &Paint) -> Vec<String> {
         plural(agents.len()),
         terminal(&first_names(&agents, 10))
     );
-    hint_line(out, crate::hint::Hinted::hint(error).map(|h| h.into_owned()));
+    hint_line(
+        out,
+        crate::hint::Hinted::hint(error).map(|h| h.into_owned()),
+    );
     out.push('\n');
     agents
 }
@@ -317,7 +320,11 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     );
     out.push('\n');
     let unreachable = unreachable_text(&mut out, plan, &p);
-    for agent in plan.agents.iter().filter(|a| !unreachable.contains(&a.agent)) {
+    for agent in plan
+        .agents
+        .iter()
+        .filter(|a| !unreachable.contains(&a.agent))
+    {
         agent_text(&mut out, agent, &p);
     }
     let totals = plan.totals();

@@ -718,10 +718,16 @@ fn every_json_command_that_fails_prints_the_error_as_json() {
     ] {
         let error = json_failure(Test::at_home(nowhere.path()).args(args).run());
         assert!(
-            error["message"].as_str().unwrap().contains("no castsync.yaml"),
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("no castsync.yaml"),
             "{args:?}: {error}"
         );
-        assert!(error["hint"].as_str().unwrap().contains("castsync init"), "{args:?}: {error}");
+        assert!(
+            error["hint"].as_str().unwrap().contains("castsync init"),
+            "{args:?}: {error}"
+        );
     }
 
     // A config that does not parse, under reconcile -o json.
@@ -733,18 +739,31 @@ fn every_json_command_that_fails_prints_the_error_as_json() {
             .args(["reconcile", "-o", "json", "--api-url", "local://dev.db"])
             .run(),
     );
-    assert!(error["message"].as_str().unwrap().contains("castsync.yaml"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("castsync.yaml"),
+        "{error}"
+    );
 
     // A diff of a revision that does not exist; a history whose --state is not there.
     let repo = committed_repo();
-    let error = json_failure(repo.test().args(["diff", "no-such-rev", "-o", "json"]).run());
-    assert!(error["message"].as_str().unwrap().contains("no-such-rev"), "{error}");
+    let error = json_failure(
+        repo.test()
+            .args(["diff", "no-such-rev", "-o", "json"])
+            .run(),
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("no-such-rev"),
+        "{error}"
+    );
     let error = json_failure(
         repo.test()
             .args(["history", "-o", "json", "--state", "missing/state.json"])
             .run(),
     );
-    assert!(error["hint"].as_str().unwrap().contains("check the path"), "{error}");
+    assert!(
+        error["hint"].as_str().unwrap().contains("check the path"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -765,7 +784,16 @@ fn a_saved_plan_that_no_longer_matches_fails_as_json_under_o_json() {
             .arg(&plan)
             .run(),
     );
-    assert!(error["message"].as_str().unwrap().contains("does not match"), "{error}");
-    assert!(error["hint"].as_str().unwrap().contains("plan afresh"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{error}"
+    );
+    assert!(
+        error["hint"].as_str().unwrap().contains("plan afresh"),
+        "{error}"
+    );
     assert_eq!(emu.requests("POST"), 0);
 }

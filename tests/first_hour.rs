@@ -76,7 +76,10 @@ fn progress_lines_count_the_requests_of_the_agents_done() {
     for (i, line) in lines.iter().enumerate() {
         let done = i + 1;
         let expected = format!("({done}/3 agents, {}/6 requests)", 2 * done);
-        assert!(line.ends_with(&expected), "{line:?} should end with {expected:?}");
+        assert!(
+            line.ends_with(&expected),
+            "{line:?} should end with {expected:?}"
+        );
     }
 }
 
@@ -94,13 +97,21 @@ fn the_timestamps_note_appears_once_and_only_when_values_could_change_unseen() {
     let (_, second) = combined_log(&repo, &emu.url, &[]);
     let notes: Vec<&str> = second.lines().filter(|l| l.contains(note)).collect();
     assert_eq!(notes.len(), 1, "{second}");
-    assert!(notes[0].contains("(3 agents with keys in sync)"), "{}", notes[0]);
+    assert!(
+        notes[0].contains("(3 agents with keys in sync)"),
+        "{}",
+        notes[0]
+    );
     // An agent whose every key this run rewrites is not counted.
     repo.agent("alpha", &[("TOKEN", "canary-first-hour-rotated")]);
     let (_, third) = combined_log(&repo, &emu.url, &[]);
     let notes: Vec<&str> = third.lines().filter(|l| l.contains(note)).collect();
     assert_eq!(notes.len(), 1, "{third}");
-    assert!(notes[0].contains("(2 agents with keys in sync)"), "{}", notes[0]);
+    assert!(
+        notes[0].contains("(2 agents with keys in sync)"),
+        "{}",
+        notes[0]
+    );
     assert!(!third.contains("canary-first-hour-rotated"), "{third}");
 }
 
@@ -118,8 +129,14 @@ fn an_unreachable_platform_is_reported_once_with_its_address() {
     let said = format!("cannot connect to the platform at {url}: connection refused");
     assert_eq!(log.matches(&said).count(), 1, "{log}");
     assert_eq!(log.matches("is the platform running").count(), 1, "{log}");
-    assert!(log.contains("3 agents skipped, nothing changed: alpha, beta, gamma"), "{log}");
-    assert!(!log.contains("tcp connect error"), "no transport dump:\n{log}");
+    assert!(
+        log.contains("3 agents skipped, nothing changed: alpha, beta, gamma"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("tcp connect error"),
+        "no transport dump:\n{log}"
+    );
 }
 
 #[test]
@@ -139,6 +156,12 @@ fn a_new_teammate_without_a_key_is_told_the_whole_way_in_order() {
         .find(|l| l.trim_start().starts_with("hint: new here?"))
         .unwrap_or_else(|| panic!("no newcomer hint:\n{output}"))
         .to_owned();
-    let at = |what: &str| hint.find(what).unwrap_or_else(|| panic!("{what} missing: {hint}"));
-    assert!(at("castsync keygen") < at("send") && at("send") < at("castsync rekey"), "{hint}");
+    let at = |what: &str| {
+        hint.find(what)
+            .unwrap_or_else(|| panic!("{what} missing: {hint}"))
+    };
+    assert!(
+        at("castsync keygen") < at("send") && at("send") < at("castsync rekey"),
+        "{hint}"
+    );
 }

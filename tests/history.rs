@@ -213,7 +213,9 @@ fn history_before_any_apply_is_empty_and_a_missing_state_file_names_the_fix() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", CANARY)]);
     // Nothing applied yet: an empty history, `[]` for a script.
-    history(&repo, &[]).success().stdout_has("No applies recorded");
+    history(&repo, &[])
+        .success()
+        .stdout_has("No applies recorded");
     let doc = assert_matches_schema(
         "history.schema.json",
         history(&repo, &["-o", "json"]).success().stdout(),

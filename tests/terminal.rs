@@ -70,7 +70,10 @@ fn on_a_terminal_a_deleting_plan_asks_first_and_n_changes_nothing() {
         1,
         "the change once, in the plan; the apply adds only its summary:\n{output}"
     );
-    assert!(output.contains("Apply complete: 0 created, 0 updated, 1 deleted."), "{output}");
+    assert!(
+        output.contains("Apply complete: 0 created, 0 updated, 1 deleted."),
+        "{output}"
+    );
 }
 
 #[test]
