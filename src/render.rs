@@ -774,65 +774,71 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         }
     );
     if !report.ok() || skipped > 0 {
-        let _ = writeln!(out, "\nNot applied:");
-        for a in plan.agents.iter() {
-            if let Some(reason) = &a.skipped {
-                let _ = writeln!(
-                    out,
-                    "  {} {}: {}",
-                    p.red("!"),
-                    terminal(&a.agent),
-                    reason_text(reason)
-                );
-                hint_line(&mut out, reason.hint());
-            }
+        not_applied(&mut out, report, plan, &p);
+    }
+    out
+}
+
+/// The `Not applied:` part of [`apply_text`]: skipped agents, failed changes, agent errors
+/// and redeploys, each with its reason and hint.
+fn not_applied(out: &mut String, report: &ApplyReport, plan: &Plan, p: &Paint) {
+    let _ = writeln!(out, "\nNot applied:");
+    for a in plan.agents.iter() {
+        if let Some(reason) = &a.skipped {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                p.red("!"),
+                terminal(&a.agent),
+                reason_text(reason)
+            );
+            hint_line(out, reason.hint());
         }
-        for a in &report.agents {
-            for f in &a.failed {
-                let (sign, text) = change_line(&f.change);
+    }
+    for a in &report.agents {
+        for f in &a.failed {
+            let (sign, text) = change_line(&f.change);
+            let _ = writeln!(
+                out,
+                "  {} {}: {sign} {text}: {}",
+                p.red("!"),
+                terminal(&a.agent),
+                terminal(&f.reason.to_string())
+            );
+        }
+        if let Some(e) = &a.error {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                p.red("!"),
+                terminal(&a.agent),
+                terminal(&e.to_string())
+            );
+        }
+        match &a.redeploy {
+            Some(Redeployed::Failed(e)) => {
                 let _ = writeln!(
                     out,
-                    "  {} {}: {sign} {text}: {}",
-                    p.red("!"),
-                    terminal(&a.agent),
-                    terminal(&f.reason.to_string())
-                );
-            }
-            if let Some(e) = &a.error {
-                let _ = writeln!(
-                    out,
-                    "  {} {}: {}",
+                    "  {} {}: redeploy failed: {}; its secrets are applied and the next run redeploys it",
                     p.red("!"),
                     terminal(&a.agent),
                     terminal(&e.to_string())
                 );
             }
-            match &a.redeploy {
-                Some(Redeployed::Failed(e)) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}: redeploy failed: {}; its secrets are applied and the next run redeploys it",
-                        p.red("!"),
-                        terminal(&a.agent),
-                        terminal(&e.to_string())
-                    );
-                }
-                Some(Redeployed::Postponed) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}: not redeployed because some changes did not land; the next run redeploys it",
-                        p.red("!"),
-                        terminal(&a.agent)
-                    );
-                }
-                _ => {}
+            Some(Redeployed::Postponed) => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: not redeployed because some changes did not land; the next run redeploys it",
+                    p.red("!"),
+                    terminal(&a.agent)
+                );
             }
-            if !a.ok() {
-                hint_line(&mut out, a.hint());
-            }
+            _ => {}
+        }
+        if !a.ok() {
+            hint_line(out, a.hint());
         }
     }
-    out
 }
 
 #[cfg(test)]
