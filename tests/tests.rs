@@ -15,6 +15,7 @@ mod crypto_interop;
 mod deadline;
 mod discovery;
 mod doc_pages;
+mod first_hour;
 mod doctor;
 mod emulator;
 mod examples;

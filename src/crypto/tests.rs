@@ -336,8 +336,10 @@ fn with_no_identity_anywhere_the_error_says_none_was_found_and_where_it_looked()
     ] {
         assert!(msg.contains(&line), "missing {line:?} in:\n{msg}");
     }
+    // A newcomer's way comes first (tests/first_hour.rs checks its order through the binary).
+    assert!(msg.contains("\nhint: new here? `castsync keygen`"), "{msg}");
     assert!(
-        msg.contains("\nhint: create one with `castsync keygen`"),
+        msg.contains("`castsync rekey`. Your key is elsewhere?"),
         "{msg}"
     );
 }
