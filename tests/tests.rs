@@ -28,6 +28,7 @@ mod plugin;
 mod readme;
 mod reconcile;
 mod redeploy;
+mod release;
 mod saved_plan;
 mod shared;
 mod terminal;
