@@ -14,8 +14,13 @@ use secrecy::SecretString;
 // The arguments of each command, grouped as the commands are: the authoring and git-side
 // commands, the commands that reach a platform, and the long-running services.
 mod authoring;
+mod complete;
+mod help;
 mod run;
 mod service;
+
+pub use complete::{COMPLETE_VAR, complete_if_asked, registration};
+pub use help::{OPTIONS, command, man_command};
 
 pub use authoring::*;
 pub use run::*;
@@ -49,7 +54,6 @@ pub const EXIT_STATUS: &str = exit_status!();
     name = "castsync",
     version,
     about = "Keep Castari agents' secrets in git: age-encrypted manifests, planned and applied like terraform",
-    propagate_version = true,
     after_long_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync init                       # a new secrets repository here",
         "castsync new support-bot            # an empty manifest and .env.example",
@@ -148,9 +152,9 @@ pub enum ColorChoice {
 /// Parses the command line. Usage errors come back as clap errors, which `main` turns into
 /// exit status 1; a secret given as a flag value is refused here.
 pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches as _;
     use clap::parser::ValueSource;
-    use clap::{CommandFactory as _, FromArgMatches as _};
-    let mut command = Cli::command();
+    let mut command = command();
     let matches = command.try_get_matches_from_mut(std::env::args_os())?;
     let levels = std::iter::once(&matches).chain(matches.subcommand().map(|(_, m)| m));
     for m in levels {
@@ -215,101 +219,120 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set up a secrets repository: castsync.yaml, agents/, .gitignore, .gitattributes.
-    #[command(after_long_help = examples!(
+    /// Set up a secrets repository here.
+    ///
+    /// Writes castsync.yaml (your public key as the recipient), agents/, .gitignore and
+    /// .gitattributes, and creates your identity first when you have none.
+    #[command(after_help = examples!(
         "castsync init",
         "castsync -C agent-secrets init",
         "castsync -i ci-key.txt init            # recipients: that key's public key",
     ))]
     Init(InitArgs),
-    /// Generate a new age X25519 identity (mode 0600) and print its public recipient.
-    #[command(after_long_help = examples!(
+    /// Create your age identity and print its public key.
+    ///
+    /// A new age X25519 identity, written with mode 0600 (never over an existing file); the
+    /// public key it prints is what a teammate adds to `recipients` in castsync.yaml.
+    #[command(after_help = examples!(
         "castsync keygen                          # ~/.config/castsync/keys.txt",
         "castsync keygen -o ci-key.txt           # a key for CI; store its text as CASTSYNC_AGE_KEY",
         "castsync keygen -q -o teammate.txt      # prints only the public key",
     ))]
     Keygen(KeygenArgs),
-    /// Create agents/AGENT/secrets.yaml.age with no secrets (and an .env.example), or with
-    /// --shared a shared group's shared/GROUP/secrets.yaml.age.
-    #[command(after_long_help = examples!(
+    /// Create an agent's (or a shared group's) empty manifest.
+    ///
+    /// Writes agents/AGENT/secrets.yaml.age with no secrets and a commented .env.example, or
+    /// with --shared a shared group's shared/GROUP/secrets.yaml.age.
+    #[command(after_help = examples!(
         "castsync new support-bot",
         "castsync -C agent-secrets new billing-agent",
         "castsync new --shared openai            # a group agents take keys from with `uses:`",
     ))]
-    New(AgentArg),
-    /// Decrypt an agent's (or a shared group's) manifest into $VISUAL/$EDITOR, validate,
-    /// re-encrypt.
-    #[command(after_long_help = examples!(
+    New(NewArgs),
+    /// Edit a manifest in your editor.
+    ///
+    /// Decrypts an agent's (or a shared group's) manifest into a private temporary file,
+    /// opens $VISUAL or $EDITOR, validates the result and encrypts it again.
+    #[command(after_help = examples!(
         "castsync edit support-bot",
         "EDITOR=\"code --wait\" castsync edit support-bot",
         "castsync edit --shared openai",
     ))]
     Edit(AgentArg),
-    /// Set one key; the value is read from stdin or a hidden prompt, never from argv.
-    #[command(after_long_help = examples!(
+    /// Set one key from stdin or a hidden prompt.
+    ///
+    /// The value is read from stdin, or on a terminal from a hidden prompt (asked twice);
+    /// never from the command line, where it would show in `ps` and shell history.
+    #[command(after_help = examples!(
         "castsync set support-bot OPENAI_API_KEY                 # hidden prompt",
         "printf %s \"$KEY\" | castsync set support-bot OPENAI_API_KEY",
         "castsync set --raw support-bot TLS_CERT < cert.pem      # keep the trailing newline",
         "castsync set --shared openai OPENAI_API_KEY             # every agent using it follows",
     ))]
     Set(SetArgs),
-    /// Remove one key from an agent's (or a shared group's) manifest.
-    #[command(after_long_help = examples!(
+    /// Remove one key from a manifest.
+    #[command(after_help = examples!(
         "castsync unset support-bot OLD_API_KEY",
         "castsync unset --idempotent support-bot OLD_API_KEY    # scripts: absent is fine",
         "castsync unset --shared openai OLD_API_KEY",
     ))]
     Unset(UnsetArgs),
-    /// List an agent's (or a shared group's) keys (values only with --reveal).
-    #[command(after_long_help = examples!(
+    /// List a manifest's keys (values only with --reveal).
+    #[command(after_help = examples!(
         "castsync show support-bot                              # keys, values hidden",
         "castsync show support-bot --reveal --format dotenv > .env",
         "castsync show support-bot --format json | jq -r '.secrets | keys[]'",
         "castsync show --shared openai",
     ))]
     Show(ShowArgs),
-    /// Create or merge an agent's manifest from a dotenv file.
-    #[command(after_long_help = examples!(
+    /// Create or merge a manifest from a .env file.
+    #[command(after_help = examples!(
         "castsync import support-bot --from-dotenv .env",
         "castsync import support-bot --from-dotenv - --overwrite < new.env",
     ))]
     Import(ImportArgs),
-    /// Re-encrypt manifests (agents' and shared groups') to the recipients the config now
-    /// assigns.
-    #[command(after_long_help = examples!(
+    /// Re-encrypt manifests to the recipients castsync.yaml names.
+    ///
+    /// After someone joins or leaves: re-encrypts the agents' and shared groups' manifests
+    /// whose recipients differ from what the config now assigns. --check only lists them.
+    #[command(after_help = examples!(
         "castsync rekey                         # after editing recipients in castsync.yaml",
         "castsync rekey --check                 # CI: exit 1 if any file is stale",
         "castsync rekey --check -o json",
         "castsync rekey --shared openai         # one shared group",
     ))]
     Rekey(RekeyArgs),
-    /// Decrypt, parse and check every manifest against its schema (offline).
-    #[command(after_long_help = examples!(
+    /// Check every manifest offline, as reconcile will.
+    ///
+    /// Reads castsync.yaml, then decrypts, parses and checks every manifest against its
+    /// .env.example; one line per problem with its file and fix, exit 1 on any error.
+    #[command(after_help = examples!(
         "castsync validate",
         "castsync validate support-bot billing-agent",
         "castsync validate -o json | jq '.findings[] | select(.severity == \"error\")'",
     ))]
     Validate(ValidateArgs),
-    /// Plan and apply the sets and deletes that make the platform match git.
-    #[command(after_long_help = concat!(exit_status!(), "\n\n", examples!(
-        "castsync reconcile --dry-run                          # the plan; nothing written",
-        "castsync reconcile                                    # asks before deleting on a terminal",
+    /// Plan and apply what makes the platform match git.
+    ///
+    /// Decrypts and checks every manifest, lists each agent's keys on the platform, prints
+    /// the plan (sets and deletes), applies it, verifies it and records what landed.
+    #[command(after_help = concat!(exit_status!(), "\n\n", examples!(
+        "castsync reconcile --dry-run                   # the plan; nothing written",
+        "castsync reconcile                             # asks before deleting on a terminal",
         "castsync reconcile --yes --agent support-bot",
-        "castsync reconcile --dry-run --exit-code -o markdown  # CI: exit 2 when there are changes",
-        "castsync reconcile --api-url local://dev.json         # the embedded store: no server, no key",
-        "castsync reconcile --replace support-bot/OPENAI_API_KEY  # rewrite one value, whatever the state",
-        "castsync reconcile --replace-all billing-agent        # rewrite every value of an agent",
-        "castsync reconcile --redeploy                         # redeploy each changed agent",
-        "castsync reconcile --changed                          # only agents changed since they last converged",
-        "castsync reconcile --changed --since HEAD~1           # only agents changed since a revision",
-        "castsync reconcile --dry-run --timeout 2m             # CI: give up on a silent platform",
-        "castsync reconcile --dry-run --base origin/main --save-plan plan.json   # CI: the reviewed plan",
-        "castsync reconcile --plan plan.json                   # apply exactly that plan, if nothing moved",
+        "castsync reconcile --dry-run --exit-code       # CI: exit 2 when there are changes",
+        "castsync reconcile --dry-run --base origin/main -o markdown   # a pull request's plan",
+        "castsync reconcile --changed                   # only the agents that changed",
+        "castsync reconcile --replace support-bot/OPENAI_API_KEY       # rewrite one value",
+        "castsync reconcile --api-url local://dev.db    # the embedded store: no server, no key",
+        "castsync reconcile --dry-run --save-plan plan.json   # then: reconcile --plan plan.json",
     )))]
     Reconcile(ReconcileArgs),
-    /// Check the setup read-only: repository, identities, recipients, platform, API key,
-    /// rate limits, and what each agent's key list means for drift.
-    #[command(after_long_help = concat!(
+    /// Check the setup read-only and say what to fix.
+    ///
+    /// Checks the repository, your identities, recipients, the platform, the API key, rate
+    /// limits, and what each agent's key list means for drift.
+    #[command(after_help = concat!(
         "Exit status:\n",
         "  0  nothing failed (notes and warnings may be listed)\n",
         "  1  a check failed (each is listed with its fix) or a usage error\n\n",
@@ -321,14 +344,14 @@ pub enum Command {
         )
     ))]
     Doctor(DoctorArgs),
-    /// List what past applies did, one line per change: when, from which commit, result.
+    /// List what past applies changed.
     #[command(
         long_about = "List what past applies did, one line per change (and per redeploy): when, from \
 which commit, to which platform, the agent, the key, the action and whether it landed.\n\n\
 Every apply (reconcile and watch) appends to a history file next to the state file \
 (.castsync/state.history.jsonl for .castsync/state.json). It holds no values and no \
 fingerprints. At 8 MiB it is rotated to FILE.1, so at most two generations are kept.",
-        after_long_help = examples!(
+        after_help = examples!(
             "castsync history                          # every recorded change, oldest first",
             "castsync history support-bot --since 24h  # one agent, the last day",
             "castsync history -o json | jq '.entries[] | select(.result != \"applied\")'",
@@ -336,37 +359,48 @@ fingerprints. At 8 MiB it is rotated to FILE.1, so at most two generations are k
         )
     )]
     History(HistoryArgs),
-    /// Run as a daemon that follows a branch and converges on every change.
-    #[command(after_long_help = examples!(
+    /// Run as a daemon that follows a branch.
+    ///
+    /// Follows a branch of a remote (or a working tree) and reconciles on every change, on
+    /// a signed webhook, on SIGHUP and on a timer; serves /healthz, /readyz and /metrics.
+    #[command(after_help = examples!(
         "castsync watch --git-url https://github.com/acme/agent-secrets --branch main",
-        "castsync watch --git-url ssh://git@github.com/acme/agent-secrets --ssh-key deploy_key --interval 5m",
+        "castsync watch --git-url ssh://git@github.com/acme/agent-secrets --ssh-key deploy_key",
         "castsync -C agent-secrets watch --api-url local://dev.json   # follow a working tree",
         "castsync watch --git-url https://github.com/acme/agent-secrets --no-redeploy",
     ))]
     Watch(WatchArgs),
-    /// Serve a local emulator of the Castari secrets API (tests, demos, offline CI).
-    #[command(after_long_help = examples!(
+    /// Serve the Castari API locally, for tests and demos.
+    ///
+    /// A local emulator of the Castari secrets API (the SDK's wire format, or the docs'
+    /// with --wire docs), with rate limits and fault injection, for tests, demos and offline
+    /// CI. Its values are kept in clear: test values only.
+    #[command(after_help = examples!(
         "castsync emulator --auto-create-agents",
         "castsync emulator --listen 127.0.0.1:0 --rate-limit 10/6 --data emu.json",
         "castsync emulator --fail-rate 0.2 --fail-mode 429 --seed 7",
         "castsync emulator --wire docs --agents support-bot   # the docs' paged, timestamped lists",
     ))]
     Emulator(EmulatorArgs),
-    /// git diff driver: print an encrypted manifest's keys with keyed fingerprints.
-    #[command(after_long_help = examples!(
+    /// git diff driver: a manifest's keys with fingerprints.
+    ///
+    /// Prints an encrypted manifest's agent and each key with a short fingerprint keyed by
+    /// your identity, never a value; git runs it for `git diff` once `castsync git-setup`
+    /// has set it up.
+    #[command(after_help = examples!(
         "git config diff.castsync.textconv \"castsync textconv\"   # once per clone",
         "castsync textconv agents/support-bot/secrets.yaml.age",
     ))]
     Textconv(TextconvArgs),
-    /// Key-level redacted diff of manifests between two revisions.
-    #[command(after_long_help = concat!(exit_status!(), "\n\n", examples!(
+    /// Show which keys changed between revisions, never values.
+    #[command(after_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync diff                          # HEAD against the worktree",
         "castsync diff main HEAD",
         "castsync diff origin/main --exit-code  # exit 2 when manifests differ",
         "castsync diff main HEAD -o json",
     )))]
     Diff(DiffArgs),
-    /// git merge driver: merge two branches' versions of a manifest key by key.
+    /// git merge driver: merge manifests key by key.
     #[command(
         long_about = "git merge driver: merge two branches' versions of an encrypted manifest key by key.\n\n\
 git runs it when both branches changed one agent's manifest (set it up once per clone with \
@@ -375,13 +409,13 @@ git runs it when both branches changed one agent's manifest (set it up once per 
 the agent, and writes it over OURS. A key changed differently on both sides, or changed on one \
 and deleted on the other, is a conflict: it exits 1 naming the keys (never a value), leaves \
 OURS byte for byte as it was, and git stops the merge; settle it with `castsync edit AGENT`.",
-        after_long_help = examples!(
+        after_help = examples!(
             "git config merge.castsync.driver \"castsync merge-driver %O %A %B %P\"   # what git-setup sets",
             "castsync merge-driver base.age ours.age theirs.age agents/support-bot/secrets.yaml.age",
         )
     )]
     MergeDriver(MergeDriverArgs),
-    /// Set up this clone's git for manifests: the diff and merge drivers, .gitattributes.
+    /// Set up this clone's git diff and merge drivers.
     #[command(
         long_about = "Set up this clone's git for encrypted manifests.\n\n\
 git config is per clone and never committed, so every clone needs this once. It sets \
@@ -389,7 +423,7 @@ diff.castsync.textconv (key-level diffs), merge.castsync.name and merge.castsync
 (key-by-key merges) in the repository's own git config, and adds the lines that route \
 *.yaml.age files to them to .gitattributes when git does not route them yet. Running it \
 again changes nothing. A driver you configured differently is kept unless --force.",
-        after_long_help = examples!(
+        after_help = examples!(
             "castsync git-setup                      # in a fresh clone of the secrets repository",
             "castsync -C agent-secrets git-setup",
             "castsync git-setup --force              # replace drivers configured differently",
@@ -397,16 +431,24 @@ again changes nothing. A driver you configured differently is kept unless --forc
     )]
     GitSetup(GitSetupArgs),
     /// Print a shell completion script.
-    #[command(after_long_help = examples!(
+    #[command(after_help = examples!(
         "castsync completions bash > ~/.local/share/bash-completion/completions/castsync",
         "castsync completions zsh > \"${fpath[1]}/_castsync\"",
     ))]
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
-    #[command(after_long_help = examples!(
+    /// Write the man pages: castsync(1) and one per command.
+    ///
+    /// With --dir, writes castsync.1 and castsync-COMMAND.1 for every command into DIR;
+    /// without it, prints castsync.1 (roff) on stdout.
+    #[command(after_help = examples!(
+        "castsync man --dir ~/.local/share/man/man1   # then: man castsync-reconcile",
+        "sudo castsync man --dir /usr/local/share/man/man1",
         "castsync man > castsync.1 && man ./castsync.1",
     ))]
-    Man,
+    Man(ManArgs),
+    /// The options every command accepts.
+    #[command(hide = true)]
+    Options,
 }
 
 #[cfg(test)]

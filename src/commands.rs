@@ -73,7 +73,7 @@ impl Repo {
         &self.checkout.config
     }
 
-    /// The user's identities (the search chain of DESIGN §5).
+    /// The user's identities (the search chain of docs/security.md, "Identities").
     pub fn identities(&self) -> anyhow::Result<Identities> {
         Ok(Identities::discover_with(
             &self.identity_files,
@@ -132,7 +132,7 @@ pub fn platform_choice(args: &PlatformArgs) -> PlatformChoice {
     }
 }
 
-/// How a command ended, as the process exit code (DESIGN §8).
+/// How a command ended, as the process exit code (docs/config.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0: success.
@@ -177,7 +177,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::MergeDriver(args) => merge_driver::run(g, &args),
         Command::GitSetup(args) => git_setup::run(g, &args),
         Command::Completions(args) => completions::run(&args),
-        Command::Man => completions::man(),
+        Command::Man(args) => completions::man(&args),
+        Command::Options => completions::options(),
     }
 }
 

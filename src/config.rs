@@ -1,4 +1,4 @@
-//! `castsync.yaml`: the repository's settings (DESIGN §4).
+//! `castsync.yaml`: the repository's settings (documented for users in docs/config.md).
 //!
 //! Every field has a default, so a repository without the file works. Anything the file says
 //! that castsync does not understand is an error rather than silently ignored: a misspelled
@@ -166,7 +166,7 @@ pub enum ConfigError {
         column: usize,
     },
     /// The document is not a mapping of settings.
-    #[error("{}: the config must be a YAML mapping of settings (see DESIGN §4)", path.display())]
+    #[error("{}: the config must be a YAML mapping of settings", path.display())]
     NotAMapping { path: PathBuf },
     /// A field castsync does not know, at any level.
     #[error(
@@ -209,7 +209,13 @@ pub enum ConfigError {
 /// findings and reports can be built from it like from any error that has one.
 impl crate::hint::Hinted for ConfigError {
     fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
-        None
+        match self {
+            ConfigError::NotAMapping { .. } => Some(
+                "write one `setting: value` per line, starting with `version: 1` (castsync's docs/config.md lists every setting)"
+                    .into(),
+            ),
+            _ => None,
+        }
     }
 }
 

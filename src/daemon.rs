@@ -1,4 +1,4 @@
-//! `castsync watch`: the long-running mode (DESIGN §9). It follows a branch (or a working
+//! `castsync watch`: the long-running mode (docs/daemon.md). It follows a branch (or a working
 //! tree) and converges the platform on every change.
 //!
 //! The daemon decides *when* to reconcile and for which agents — on a webhook, a file
@@ -8,17 +8,17 @@
 //! put a secret value in a log line, a metric or an HTTP response.
 //!
 //! Parts: [`triggers`] (the hub every trigger fires into) and [`schedule`] (pure timing) feed
-//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is [`runner`]
-//! over an origin (`source::origin`: a `source::mirror` clone or a working tree, behind the
-//! `source::signatures` gate). [`http`] serves `/healthz`, `/readyz` ([`status`]),
-//! `/metrics` ([`metrics`]), `/history` (the apply history) and the [`webhook`].
+//! the [`controller`] loop, which drives an [`engine::Engine`] — the real one is
+//! [`engine::live`] over an origin (`source::remote::origin`: a `source::remote::mirror` clone
+//! or a working tree, behind the `source::remote::signatures` gate). [`http`] serves
+//! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]), `/history` (the apply
+//! history) and the [`webhook`].
 
 mod controller;
 mod engine;
 mod http;
 mod memory;
 mod metrics;
-mod runner;
 mod schedule;
 mod signals;
 mod status;
@@ -36,14 +36,14 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controller::Stopped;
-pub use runner::ApplySettings;
+pub use engine::live::ApplySettings;
 
-use crate::source::mirror;
-pub use crate::source::mirror::{
+use crate::source::remote::mirror;
+pub use crate::source::remote::mirror::{
     GitAuth, GitError, TOKEN_ENV, default_data_dir, normalize_url, remote_dir_name,
 };
-use crate::source::origin::Origin;
-pub use crate::source::signatures::{AllowedSigners, Rejection, SignersError};
+use crate::source::remote::origin::Origin;
+pub use crate::source::remote::signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
 use crate::state::{State, StateError};
@@ -62,6 +62,8 @@ pub enum Follow {
         ssh_key: Option<PathBuf>,
         /// `--verify-signatures`: an ssh allowed_signers file.
         verify_signatures: Option<PathBuf>,
+        /// `--allow-insecure-http`: git credentials may cross plain http to another host.
+        allow_insecure_http: bool,
     },
     /// `--repo` mode: a working tree, watched for file changes.
     Local { root: PathBuf },
@@ -139,6 +141,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
             dir,
             ssh_key,
             verify_signatures,
+            allow_insecure_http,
         } => {
             let signers = verify_signatures
                 .as_deref()
@@ -148,7 +151,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
                 url,
                 branch,
                 &dir.join("repo.git"),
-                GitAuth::from_env(ssh_key.clone()),
+                GitAuth::from_env(ssh_key.clone(), *allow_insecure_http),
             )?;
             (Origin::Remote { mirror, signers }, Some(branch.clone()))
         }
@@ -213,7 +216,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         "castsync watch started"
     );
 
-    let runner = runner::Runner::new(
+    let engine = engine::live::LiveEngine::new(
         origin,
         config.explicit_config.clone(),
         config.target,
@@ -222,7 +225,7 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
     );
     let timing = schedule::Timing::new(config.interval, config.resync);
     let stopped = controller::Controller::new(
-        runner,
+        engine,
         schedule::Schedule::new(timing, None),
         shared.clone(),
         shutdown.clone(),

@@ -37,7 +37,7 @@ use crate::secret::SecretValue;
 pub const DEFAULT_BASE: Duration = Duration::from_secs(300);
 
 /// What the default deadline adds per request: Castari allows 100 requests a minute per key
-/// (API docs, DESIGN §6), so a run of N requests needs at least N × 0.6 s whatever the
+/// (the API docs; docs/platform.md), so a run of N requests needs at least N × 0.6 s whatever the
 /// deadline says.
 pub const PER_REQUEST: Duration = Duration::from_millis(600);
 

@@ -1,7 +1,7 @@
 //! `castsync emulator`: the Castari secrets API served from the same store model as
 //! `local://`, for tests, demos and offline CI.
 //!
-//! It speaks the API of DESIGN §6 (bearer auth, 404 "Agent not found", FastAPI-style 422s, a
+//! It speaks the API of docs/platform.md (bearer auth, 404 "Agent not found", FastAPI-style 422s, a
 //! fixed-window rate limit with the real headers, the redeploy route) in one of two wire
 //! profiles (`--wire`): `sdk`, the default, answers exactly the shapes Castari's SDK reads
 //! (`{"secrets":[{"key"}]}`, unpaged, no timestamps, POST 201, DELETE 204); `docs` answers the

@@ -4,7 +4,7 @@
 //! them against each agent's `.env.example`, compares them with the keys the platform lists,
 //! and applies the sets and deletes that make the platform match git.
 //!
-//! The pipeline is `source` (a checkout: tree and config) → load → `observe` (list the
+//! The pipeline is `source` (a checkout: tree and config) → `load` → `observe` (list the
 //! platform) → `plan` (pure) → `apply`, run by `reconcile` for the CLI and the `daemon`
 //! alike, with `platform`, `state` and `target` at the edges, `deadline` bounding each run's
 //! platform calls, and `authoring` writing manifests. `incremental` (pure) chooses which
@@ -22,37 +22,48 @@
 // pages between the daemon's cycles.
 #![deny(unsafe_code)]
 
-pub mod apply;
-pub mod atomic_write;
-pub mod authoring;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod crypto;
-pub mod daemon;
-pub mod deadline;
-pub mod emulator;
-pub mod escape;
-pub mod finding;
-pub mod fsread;
-pub mod git_setup;
-pub mod hint;
-pub mod history;
-pub mod incremental;
-pub mod manifest;
-pub mod names;
-pub mod observe;
-pub mod plan;
-pub mod platform;
-pub mod reconcile;
-pub mod render;
-pub mod saved_plan;
-pub mod schema;
-pub mod secret;
-pub mod source;
-pub mod state;
-pub mod suggest;
-pub mod target;
-pub mod yaml_depth;
+// Entry points: the binary's edge.
+pub mod cli; // the clap definitions; nothing else acts on them
+pub mod commands; // one file per subcommand: parse, call the library, render
+
+// The pipeline, in the order a reconcile runs it.
+pub mod source; // a checkout: a tree (the worktree or a git revision) and its config
+pub mod incremental; // which agents a run refreshes when only changed ones are asked for
+pub mod load; // each agent's desired secrets, or the findings that say why not
+pub mod observe; // each agent's keys as the platform lists them
+pub mod plan; // the pure diff of desired, actual and last applied
+pub mod apply; // executes a plan: sets, deletes, a verifying list, a redeploy
+pub mod state; // the last-applied fingerprints, and what each agent converged from
+pub mod history; // the apply history file beside the state
+pub mod reconcile; // one run of the pipeline, for the CLI and the daemon
+pub mod target; // where a run lands: platform, state file, identities
+pub mod deadline; // one deadline per run, bounding every platform call
+pub mod saved_plan; // a plan saved to a file and applied exactly later, or refused
+pub mod render; // plans and reports as text, JSON and Markdown
+
+// The edges.
+pub mod platform; // the Platform trait: the Castari API client and the local store
+pub mod emulator; // the Castari API served locally, for tests and trials
+pub mod daemon; // `castsync watch`: the loop that decides when to reconcile
+pub mod crypto; // age: recipients, identities, plugins, encrypt and decrypt
+pub mod authoring; // the write path of new, set, unset, import, rekey and edit
+pub mod git_setup; // the git diff and merge drivers' configuration
+pub mod completion; // the agent and group names shell completion offers
+
+// The model and the guards.
+pub mod config; // castsync.yaml
+pub mod manifest; // the decrypted manifest: parsing and rules
+pub mod schema; // .env.example
+pub mod finding; // one problem with a file, its fix kept apart
+pub mod names; // slug and key-name rules
+pub mod secret; // `SecretValue`, the only type that holds a value
+pub mod hint; // errors expose their fix as data
+pub mod fsread; // every read of an outside file
+pub mod yaml_depth; // a nesting limit before any YAML parser runs
+pub mod escape; // outside text made safe for a terminal or Markdown
+pub mod redact; // credentials taken out of URLs before one is shown or kept
+pub mod net; // whether a host is this machine, and which proxy a URL goes through
+pub mod atomic_write; // the one way to replace a file
+pub mod suggest; // "did you mean"
 
 pub use commands::{Exit, run};

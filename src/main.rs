@@ -6,6 +6,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // The shell's completion function calls castsync with CASTSYNC_COMPLETE set: answer, exit.
+    castsync::cli::complete_if_asked();
     let cli = match castsync::cli::parse() {
         Ok(cli) => cli,
         Err(err) => {

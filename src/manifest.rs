@@ -1,4 +1,4 @@
-//! The decrypted manifest (DESIGN §2): its model, its rules, and its YAML form.
+//! The decrypted manifest (docs/config.md): its model, its rules, and its YAML form.
 //!
 //! A manifest binds itself to its directory (`agent:` for an agent's, `group:` for a shared
 //! group's), declares string values under `secrets:`, may take keys from shared groups

@@ -140,6 +140,14 @@ pub enum OpenError {
         "refusing plain http:// to {host}: the API key and values would cross the network unencrypted"
     )]
     InsecureHttp { host: String },
+    /// `http://` through a proxy on another host would hand it the API key in clear text.
+    #[error(
+        "refusing plain http:// through the proxy {proxy} to {host}: the proxy would see the API key and values"
+    )]
+    InsecureProxy { proxy: String, host: String },
+    /// The proxy the environment names cannot be used.
+    #[error("cannot use the proxy {proxy}: {reason}")]
+    BadProxy { proxy: String, reason: String },
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot set up the HTTP client")]
     HttpClient {
@@ -168,6 +176,13 @@ impl crate::hint::Hinted for OpenError {
             OpenError::InvalidUrl { .. } => "use https://HOST[/PREFIX] or local://PATH".into(),
             OpenError::InsecureHttp { .. } => {
                 "use https://, or pass --allow-insecure-http if this network is trusted".into()
+            }
+            OpenError::InsecureProxy { host, .. } => format!(
+                "add {host} to NO_PROXY to reach it directly, use https://, or pass --allow-insecure-http if this network is trusted"
+            )
+            .into(),
+            OpenError::BadProxy { .. } => {
+                "check HTTPS_PROXY, HTTP_PROXY and ALL_PROXY (and NO_PROXY for hosts to reach directly)".into()
             }
             OpenError::Store(e) => return e.hint(),
             OpenError::ApiKeyFile { .. } | OpenError::HttpClient { .. } => return None,

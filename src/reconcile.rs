@@ -21,13 +21,13 @@ use crate::config::Config;
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::incremental::{self, Baseline, Selection};
+use crate::load::{self, LoadError, Loaded};
 use crate::observe;
 use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::source::Checkout;
 use crate::source::inputs::{self, AgentInputs, GroupDigests, Overrides};
-use crate::source::load::{self, LoadError, Loaded};
 use crate::state::{AppliedFrom, State};
 
 /// What a run that refreshes only changed agents compares with.
@@ -209,7 +209,7 @@ pub async fn reconcile(
         )?,
     };
     check_replace(&req.policy.replace, &loaded)?;
-    inputs::with_groups(&mut current, &loaded, &groups);
+    inputs::with_groups(&mut current, loaded.groups_used(), &groups);
     let mut policy = req.policy;
     policy.redeploy = loaded
         .agents

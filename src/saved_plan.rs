@@ -8,8 +8,10 @@
 //! and the platform it would apply to, and refuses, naming each difference, when anything
 //! moved. It also refuses a change that a fresh plan of the same tree could never make (a set
 //! of an undeclared key, a delete of a declared or unmanaged key, a delete with prune off, a
-//! mass delete without `--allow-mass-delete`): a plan file is an artifact that passed through
-//! CI storage, so it narrows what an apply does and never widens it.
+//! mass delete without `--allow-mass-delete`, a redeploy the config does not call for), and a
+//! plan no castsync could write (an agent listed twice, a key changed twice, a file list that
+//! leaves out a file of the tree): a plan file is an artifact that passed through CI storage,
+//! reviewed but not authenticated, so it narrows what an apply does and never widens it.
 //!
 //! This module is pure (the I/O is in [`run`]). A plan never holds a value, a fingerprint or
 //! any hash of a value: key names, actions and blob ids of ciphertexts only.
@@ -257,6 +259,22 @@ pub enum Mismatch {
         deletes: usize,
         managed: usize,
     },
+    #[error(
+        "the plan lists agent {agent} {times} times: a fresh plan lists each agent once, and its guards hold for the whole agent"
+    )]
+    DuplicateAgent { agent: String, times: usize },
+    #[error(
+        "the plan changes {key} of agent {agent} {times} times: a fresh plan changes a key once"
+    )]
+    RepeatedChange {
+        agent: String,
+        key: String,
+        times: usize,
+    },
+    #[error("the plan redeploys agent {agent}, which {why}: a fresh plan would not")]
+    RedeployRefused { agent: String, why: &'static str },
+    #[error("the plan does not record {path} (agent {agent}), which this tree has")]
+    FileNotRecorded { agent: String, path: String },
 }
 
 fn short(blob: &str) -> &str {
@@ -287,6 +305,71 @@ fn config_moved(planned: &FileBlob, now: &FileBlob) -> String {
     }
 }
 
+/// What no plan castsync writes can hold, whatever the tree: an agent listed twice (each
+/// entry would pass the mass-delete guard on its own), a key changed more than once (each
+/// copy is a request), a redeploy "for its changes" of an agent without any. Checked before
+/// anything is read.
+pub fn check_shape(saved: &SavedPlan) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let mut agents: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &saved.agents {
+        *agents.entry(&a.agent).or_default() += 1;
+    }
+    for (agent, times) in agents.into_iter().filter(|(_, n)| *n > 1) {
+        out.push(Mismatch::DuplicateAgent {
+            agent: agent.to_owned(),
+            times,
+        });
+    }
+    for a in &saved.agents {
+        let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
+        for change in &a.changes {
+            *keys.entry(&change.key).or_default() += 1;
+        }
+        for (key, times) in keys.into_iter().filter(|(_, n)| *n > 1) {
+            out.push(Mismatch::RepeatedChange {
+                agent: a.agent.clone(),
+                key: key.to_owned(),
+                times,
+            });
+        }
+        if a.redeploy == Some(RedeployReason::Changes) && !a.has_changes() {
+            out.push(Mismatch::RedeployRefused {
+                agent: a.agent.clone(),
+                why: "has no changes in the plan",
+            });
+        }
+    }
+    out
+}
+
+/// Refuses a redeploy a fresh plan would not make: of an agent the config does not redeploy
+/// (`redeploy`, resolved per agent), or, for one without changes, unless the state owes it
+/// one (`pending`).
+pub fn check_redeploys(
+    saved: &SavedPlan,
+    redeploys: impl Fn(&str) -> bool,
+    pending: impl Fn(&str) -> bool,
+) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    for a in saved.agents.iter().filter(|a| a.redeploy.is_some()) {
+        let why = if !redeploys(&a.agent) {
+            Some("the config does not redeploy")
+        } else if !a.has_changes() && !pending(&a.agent) {
+            Some("has no changes and no redeploy owed")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push(Mismatch::RedeployRefused {
+                agent: a.agent.clone(),
+                why,
+            });
+        }
+    }
+    out
+}
+
 /// The target the run would write to, against the plan's.
 pub fn check_target(saved: &SavedPlan, platform: &str) -> Option<Mismatch> {
     (saved.platform != platform).then(|| Mismatch::Platform {
@@ -312,6 +395,14 @@ pub fn check_inputs(saved: &SavedPlan, now: &Inputs) -> Vec<Mismatch> {
             });
             continue;
         };
+        for current in files {
+            if !agent.files.iter().any(|f| f.path == current.path) {
+                out.push(Mismatch::FileNotRecorded {
+                    agent: agent.agent.clone(),
+                    path: current.path.clone(),
+                });
+            }
+        }
         for planned in &agent.files {
             let current = files.iter().find(|f| f.path == planned.path);
             let current_blob = current.and_then(|f| f.blob.clone());

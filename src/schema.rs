@@ -1,4 +1,4 @@
-//! An agent's `.env.example` (DESIGN §3): the keys it needs, and the checks of a manifest
+//! An agent's `.env.example` (docs/config.md): the keys it needs, and the checks of a manifest
 //! against them.
 //!
 //! The example's values are placeholders; they are compared with the manifest's values (to

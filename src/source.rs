@@ -2,34 +2,50 @@
 //! git objects (no checkout, untracked files ignored).
 //!
 //! A [`Tree`] only reads files; deciding what they mean (decrypt, parse, validate) is done
-//! once, in `load`, for every kind of tree, so `--ref`, `--base`, the daemon and the worktree
-//! can never disagree about a manifest; [`shared`] adds the keys agents take from shared
-//! groups. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
+//! once, by the load stage (`load`), for every kind of tree, so `--ref`, `--base`, the daemon and the
+//! worktree can never disagree about a manifest. A [`Checkout`] pairs a tree with the config read from it; [`find_root`] says which
 //! directory is the repository.
 //!
-//! What the daemon follows lives here too: [`origin`] (a followed remote or a working tree,
-//! refreshed into snapshots), [`mirror`] (the remote's bare clone) and [`signatures`] (the
-//! commit signature gate).
+//! What the daemon follows (a remote branch's bare clone, its signature gate) is in
+//! [`remote`].
 
 mod checkout;
 mod discover;
 mod git;
 pub mod inputs;
-pub mod load;
-pub mod mirror;
-pub mod origin;
-pub mod shared;
-pub mod signatures;
+pub mod remote;
 mod worktree;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::config::Config;
+
 pub use checkout::{Checkout, CheckoutError, read_config};
 pub use discover::{DiscoverError, find_root, find_root_of_file, working_dir};
 pub use git::GitRevision;
 pub use worktree::Worktree;
+
+/// The manifest file inside an agent's (or a shared group's) directory.
+pub const MANIFEST_FILE: &str = "secrets.yaml.age";
+/// The schema file inside an agent's directory.
+pub const SCHEMA_FILE: &str = ".env.example";
+
+/// The agents a tree declares (directories under `agents_dir`), sorted.
+pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
+    tree.dirs(&config.agents_dir)
+}
+
+/// The shared groups a tree declares (directories under `shared_dir`), sorted.
+pub fn group_names(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
+    tree.dirs(&config.shared_dir)
+}
+
+/// Where a shared group's manifest lives, relative to the repository root.
+pub fn group_manifest_path(config: &Config, group: &str) -> PathBuf {
+    config.shared_dir.join(group).join(MANIFEST_FILE)
+}
 
 #[derive(Debug, Error)]
 pub enum SourceError {

@@ -28,7 +28,7 @@ fn sources() -> Vec<(PathBuf, String)> {
     out
 }
 
-/// The top-level module a file belongs to: `source` for `source.rs` and `source/load.rs`.
+/// The top-level module a file belongs to: `source` for `source.rs` and `source/checkout.rs`.
 fn module_of(path: &Path) -> String {
     let first = path
         .components()

@@ -9,10 +9,12 @@ use crate::support::*;
 
 const CANARY: &str = "canary-cli-4b1e-never-print";
 
-/// Every subcommand's name, from the parser itself (so a new one cannot be forgotten here).
+/// Every subcommand's name, from the parser itself (so a new one cannot be forgotten here);
+/// not the hidden `options`, whose help is the global options.
 fn subcommands() -> Vec<String> {
     castsync::cli::Cli::command()
         .get_subcommands()
+        .filter(|c| !c.is_hide_set())
         .map(|c| c.get_name().to_owned())
         .collect()
 }
@@ -60,8 +62,12 @@ fn every_flag_and_argument_is_described_and_every_long_help_ends_with_examples()
             if sub.get_about().is_none() {
                 problems.push(format!("{sub_path}: no description"));
             }
+            if sub.is_hide_set() {
+                continue;
+            }
             let after = sub
-                .get_after_long_help()
+                .get_after_help()
+                .or(sub.get_after_long_help())
                 .map(|h| h.to_string())
                 .unwrap_or_default();
             if !after.contains("Examples:\n  castsync") && !after.contains("Examples:\n  git") {
@@ -98,28 +104,90 @@ fn long_help_ends_with_the_examples_and_top_level_help_shows_the_exit_status_tab
 }
 
 #[test]
-fn reconcile_help_shows_the_environment_variables_and_never_a_secret_value() {
-    let mut run = Test::new()
-        .env("CASTARI_API_KEY", CANARY)
-        .env("CASTSYNC_AGE_KEY", CANARY)
-        .env("CASTARI_API_URL", "http://127.0.0.1:8787")
+fn help_shows_the_environment_variables_and_never_a_secret_value() {
+    let secret_env = |t: Test| {
+        t.env("COLUMNS", "200")
+            .env("CASTARI_API_KEY", CANARY)
+            .env("CASTSYNC_AGE_KEY", CANARY)
+            .env("CASTARI_API_URL", "http://127.0.0.1:8787")
+    };
+    let mut run = secret_env(Test::new())
         .args(["reconcile", "--help"])
         .run()
         .success()
         // Not secret: shown, as clap shows a variable's current value.
         .stdout_has("[env: CASTARI_API_URL=http://127.0.0.1:8787]")
+        .stdout_has("[env: CASTARI_API_KEY]")
         .no_canary(&[CANARY]);
-    for var in [
-        "CASTARI_API_URL",
-        "CASTARI_API_KEY",
-        "CASTSYNC_AGE_KEY",
-        "CASTSYNC_AGE_KEY_FILE",
-        "CASTSYNC_LOG",
+    for flag in [
+        "-o, --output <FORMAT>",
+        "-y, --yes",
+        "castsync help options",
     ] {
-        run = run.stdout_has(format!("[env: {var}"));
-    }
-    for flag in ["-o, --output <FORMAT>", "-y, --yes", "--color <WHEN>"] {
         run = run.stdout_has(flag);
+    }
+    // The options every command accepts, with their variables: in `castsync --help` and
+    // `castsync help options`, in full.
+    for args in [&["--help"][..], &["help", "options"]] {
+        let mut run = secret_env(Test::new())
+            .args(args)
+            .run()
+            .success()
+            .no_canary(&[CANARY]);
+        for var in [
+            "CASTSYNC_AGE_KEY",
+            "CASTSYNC_AGE_KEY_FILE",
+            "CASTSYNC_AGE_KEY_CMD",
+            "CASTSYNC_LOG",
+        ] {
+            run = run.stdout_has(format!("[env: {var}"));
+        }
+        run.stdout_has("--color <WHEN>")
+            .stdout_has("-C, --repo <DIR>");
+    }
+}
+
+#[test]
+fn top_level_help_groups_the_commands_and_each_command_points_at_the_global_options() {
+    let top = Test::new().arg("--help").run().success();
+    let text = top.stdout();
+    let mut at = 0;
+    for heading in [
+        "Main commands:",
+        "Team and review:",
+        "Integration:",
+        "Global options:",
+    ] {
+        let found = text[at..]
+            .find(heading)
+            .unwrap_or_else(|| panic!("{heading} missing or out of order:\n{text}"));
+        at += found;
+    }
+    let listed = |name: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{name} ")))
+    };
+    for sub in subcommands() {
+        assert!(
+            listed(&sub),
+            "{sub} is not listed in castsync --help:\n{text}"
+        );
+    }
+    for sub in subcommands() {
+        let help = Test::new().args([sub.as_str(), "--help"]).run().success();
+        let lines = help.stdout().lines().count();
+        let limit = match sub.as_str() {
+            "keygen" => 25,
+            _ => 60,
+        };
+        assert!(
+            lines <= limit,
+            "{sub} --help has {lines} lines (at most {limit})"
+        );
+        help.stdout_has("Global options (-C DIR, -i FILE")
+            .stdout_has("castsync help options")
+            .stdout_lacks("--age-key-cmd")
+            .stdout_lacks("--log-format");
     }
 }
 

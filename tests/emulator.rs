@@ -1,4 +1,4 @@
-//! `castsync emulator` over raw HTTP: the API of DESIGN §6 in both wire profiles (`sdk`, the
+//! `castsync emulator` over raw HTTP: the API of docs/platform.md in both wire profiles (`sdk`, the
 //! default, and `docs`), its limits, its faults and its admin routes.
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
 //! The embedded `local://` store through the binary: several processes on one store, the
-//! emulator serving it with `--data`, and the import of a castsync 0.1 JSON store.
+//! emulator serving it with `--data`, and a file that is not a store.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -94,42 +94,20 @@ fn two_reconciles_and_an_emulator_share_one_local_store() {
 }
 
 #[test]
-fn a_json_store_of_castsync_0_1_is_imported_on_first_use() {
+fn a_file_that_is_not_a_castsync_store_is_refused_and_left_as_it_was() {
     let repo = SecretsRepo::new("");
-    repo.agent(
-        "support-bot",
-        &[("OPENAI_API_KEY", CANARY), ("NEW_KEY", "n")],
-    );
+    repo.agent("support-bot", &[("OPENAI_API_KEY", CANARY)]);
     let store = repo.path(".castsync/platform.json");
     std::fs::create_dir_all(store.parent().unwrap()).unwrap();
-    std::fs::write(
-        &store,
-        format!(
-            r#"{{"version": 1, "agents": {{"support-bot": {{"OPENAI_API_KEY": {{"value": "{CANARY}",
-               "created_at": "2026-01-01T00:00:00.000000Z", "updated_at": "2026-01-01T00:00:00.000000Z"}},
-               "STALE": {{"value": "s", "created_at": "2026-01-01T00:00:00.000000Z",
-               "updated_at": "2026-01-01T00:00:00.000000Z"}}}}}}}}"#
-        ),
-    )
-    .unwrap();
+    let before = format!(r#"{{"agents": {{"support-bot": {{"OPENAI_API_KEY": "{CANARY}"}}}}}}"#);
+    std::fs::write(&store, &before).unwrap();
     let url = format!("local://{}", store.display());
     repo.test()
-        .args(["-v", "reconcile", "--api-url", &url])
+        .args(["reconcile", "--api-url", &url])
         .run()
-        .success()
-        // The import is logged.
-        .stderr_has("imported the JSON store")
-        .no_canary(&[CANARY])
-        // STALE was pruned, NEW_KEY created: the imported store behaved as the platform.
-        .stdout_has("+ NEW_KEY")
-        .stdout_has("- STALE");
-    let head = std::fs::read(&store).unwrap();
-    assert!(head.starts_with(b"SQLite format 3\0"));
-
-    let emu = Emulator::start(&["--data", store.to_str().unwrap()]);
-    assert_eq!(
-        emu.value("support-bot", "OPENAI_API_KEY").as_deref(),
-        Some(CANARY)
-    );
-    assert_eq!(emu.value("support-bot", "STALE"), None);
+        .failure()
+        .stderr_has("platform.json")
+        .stderr_has("not an SQLite database")
+        .no_canary(&[CANARY]);
+    assert_eq!(std::fs::read_to_string(&store).unwrap(), before);
 }

@@ -361,3 +361,183 @@ crate::on_both_wires!(
     a_plan_saved_on_a_branch_applies_after_a_fast_forward_merge_with_exactly_its_changes,
     the_plan_is_refused_after_the_platforms_key_list_changed,
 );
+
+/// Issue 21: a plan file is reviewed, not authenticated. Everything in it that a fresh plan
+/// of the same tree would decide differently is refused, whatever the edit.
+mod forged {
+    use super::*;
+
+    /// main: alpha with six keys, applied; a branch keeping two of them. Its plan, saved with
+    /// `--allow-mass-delete`, deletes four of six keys.
+    fn mass_delete_plan(emu: &Emulator) -> (SecretsRepo, serde_json::Value) {
+        let repo = SecretsRepo::new("");
+        let six: Vec<(String, String)> = (1..=6)
+            .map(|i| (format!("K{i}"), format!("value-{i}")))
+            .collect();
+        let six: Vec<(&str, &str)> = six.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        repo.agent("alpha", &six);
+        repo.commit_all("six keys");
+        reconcile(&repo, &emu.url, &["--yes"]).success();
+        repo.agent("alpha", &six[..2]);
+        repo.commit_all("keep two");
+        let file = plan_path(&repo);
+        reconcile(
+            &repo,
+            &emu.url,
+            &[
+                "--dry-run",
+                "--allow-mass-delete",
+                "--save-plan",
+                file.to_str().unwrap(),
+            ],
+        )
+        .success();
+        let doc = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        (repo, doc)
+    }
+
+    fn write_plan(repo: &SecretsRepo, doc: &serde_json::Value) {
+        std::fs::write(plan_path(repo), doc.to_string()).unwrap();
+    }
+
+    #[test]
+    fn one_agent_listed_twice_cannot_split_a_mass_delete_into_allowed_halves() {
+        let emu = Emulator::start(&["--agents", "alpha"]);
+        let (repo, doc) = mass_delete_plan(&emu);
+        emu.reset_stats();
+        apply_plan(&repo, &emu.url, &[])
+            .failure()
+            .stderr_has("the plan deletes 4 of the 6 managed keys of agent alpha");
+        // Two entries for alpha, each deleting two of the four.
+        let mut forged = doc.clone();
+        let entry = doc["agents"][0].clone();
+        let deletes = entry["changes"].as_array().unwrap().clone();
+        let mut first = entry.clone();
+        first["changes"] = serde_json::Value::Array(deletes[..2].to_vec());
+        let mut second = entry;
+        second["changes"] = serde_json::Value::Array(deletes[2..].to_vec());
+        forged["agents"] = serde_json::json!([first, second]);
+        write_plan(&repo, &forged);
+        apply_plan(&repo, &emu.url, &[])
+            .failure()
+            .stderr_has("the plan lists agent alpha 2 times");
+        assert_eq!(writes(&emu), 0);
+        assert_eq!(emu.value("alpha", "K6").as_deref(), Some("value-6"));
+    }
+
+    #[test]
+    fn a_change_repeated_300_times_is_refused_not_sent_300_times() {
+        let emu = Emulator::start(&["--agents", "alpha,beta"]);
+        let repo = repo_with_feature(&emu);
+        let text = save_plan(&repo, &emu);
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let a4 = serde_json::json!({"key": "A4", "action": "create"});
+        doc["agents"][0]["changes"] = serde_json::Value::Array(vec![a4; 300]);
+        write_plan(&repo, &doc);
+        repo.git(&["checkout", "-q", "main"]);
+        repo.git(&["merge", "-q", "--ff-only", "feature"]);
+        emu.reset_stats();
+        apply_plan(&repo, &emu.url, &[])
+            .failure()
+            .stderr_has("the plan changes A4 of agent alpha 300 times");
+        assert_eq!(writes(&emu), 0);
+    }
+
+    #[test]
+    fn a_redeploy_the_config_does_not_ask_for_is_refused() {
+        let emu = Emulator::start(&["--agents", "alpha,beta"]);
+        let repo = repo_with_feature(&emu);
+        let text = save_plan(&repo, &emu);
+        repo.git(&["checkout", "-q", "main"]);
+        repo.git(&["merge", "-q", "--ff-only", "feature"]);
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // `redeploy: never` (the default), and beta has no changes.
+        doc["agents"][1]["redeploy"] = "pending".into();
+        doc["agents"][0]["redeploy"] = "changes".into();
+        write_plan(&repo, &doc);
+        emu.reset_stats();
+        apply_plan(&repo, &emu.url, &[])
+            .failure()
+            .stderr_has("the plan redeploys agent beta, which the config does not redeploy")
+            .stderr_has("the plan redeploys agent alpha, which the config does not redeploy");
+        assert_eq!(writes(&emu), 0);
+        assert_eq!(emu.redeploys("beta"), 0);
+
+        // With `redeploy: on-change`, a redeploy with no changes and none owed is refused too.
+        let repo = SecretsRepo::new("redeploy: on-change");
+        repo.agent("beta", &[("B1", "b-one")]);
+        repo.commit_all("beta");
+        reconcile(&repo, &emu.url, &["--yes"]).success();
+        let file = plan_path(&repo);
+        reconcile(
+            &repo,
+            &emu.url,
+            &["--dry-run", "--save-plan", file.to_str().unwrap()],
+        )
+        .success();
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let redeploys = emu.redeploys("beta");
+        doc["agents"][0]["redeploy"] = "pending".into();
+        write_plan(&repo, &doc);
+        apply_plan(&repo, &emu.url, &[])
+            .failure()
+            .stderr_has("the plan redeploys agent beta, which has no changes and no redeploy owed");
+        assert_eq!(emu.redeploys("beta"), redeploys);
+    }
+
+    #[test]
+    fn a_plan_whose_file_lists_were_emptied_does_not_apply_to_a_tree_that_moved_on() {
+        let emu = Emulator::start(&["--agents", "alpha,beta"]);
+        let repo = repo_with_feature(&emu);
+        let text = save_plan(&repo, &emu);
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        doc["agents"][0]["files"] = serde_json::json!([]);
+        doc["agents"][1]["files"] = serde_json::json!([]);
+        write_plan(&repo, &doc);
+        repo.git(&["checkout", "-q", "main"]);
+        repo.git(&["merge", "-q", "--ff-only", "feature"]);
+        repo.agent(
+            "alpha",
+            &[("A1", "moved-on"), ("A2", "a-two"), ("A4", "a-four")],
+        );
+        repo.commit_all("moved on after the review");
+        emu.reset_stats();
+        apply_plan(&repo, &emu.url, &[])
+            .failure()
+            .stderr_has(
+                "the plan does not record agents/alpha/secrets.yaml.age (agent alpha), which this tree has",
+            );
+        assert_eq!(writes(&emu), 0);
+        assert_eq!(emu.value("alpha", "A1").as_deref(), Some(CANARY));
+    }
+
+    #[test]
+    fn fifty_thousand_forged_agents_are_refused_in_a_few_lines() {
+        let emu = Emulator::start(&["--agents", "alpha,beta"]);
+        let repo = repo_with_feature(&emu);
+        let text = save_plan(&repo, &emu);
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let template = doc["agents"][1].clone();
+        let agents: Vec<serde_json::Value> = (0..50_000)
+            .map(|i| {
+                let mut a = template.clone();
+                a["agent"] = format!("forged-{i:05}").into();
+                a
+            })
+            .collect();
+        doc["agents"] = serde_json::Value::Array(agents);
+        doc["all_agents"] = false.into();
+        write_plan(&repo, &doc);
+        emu.reset_stats();
+        let run = apply_plan(&repo, &emu.url, &[]).failure();
+        assert!(
+            run.stderr().len() < 4096,
+            "{} bytes of stderr",
+            run.stderr().len()
+        );
+        run.stderr_has("agent forged-00000 was removed since the plan")
+            .stderr_has("and 49,980 more");
+        assert_eq!(emu.requests("GET") + writes(&emu), 0);
+    }
+}

@@ -119,22 +119,18 @@ fn an_agent_the_platform_does_not_know_fails_naming_it_without_a_retry(wire: Wir
 
 /// An emulator store file holding keys castsync would never create, next to managed ones.
 fn store_with_odd_names(dir: &std::path::Path) -> std::path::PathBuf {
-    let stamp = "2026-01-01T00:00:00.000000Z";
-    let entry = |v: &str| json!({ "value": v, "created_at": stamp, "updated_at": stamp });
-    let store = json!({
-        "version": 1,
-        "agents": {
-            "alpha": {
-                "A1": entry("a-one"),
-                "A2": entry("a-two"),
-                "A3": entry("a-three"),
-                "my-key": entry("someone's"),
-                "lower_case": entry("someone else's"),
-            }
-        }
-    });
-    let path = dir.join("store.json");
-    std::fs::write(&path, store.to_string()).unwrap();
+    let path = dir.join("store.db");
+    let mut store = castsync::platform::store::Store::open(&path).unwrap();
+    store.ensure_agent("alpha").unwrap();
+    for (key, value) in [
+        ("A1", "a-one"),
+        ("A2", "a-two"),
+        ("A3", "a-three"),
+        ("my-key", "someone's"),
+        ("lower_case", "someone else's"),
+    ] {
+        store.set("alpha", key, &value.into()).unwrap();
+    }
     path
 }
 

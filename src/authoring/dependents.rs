@@ -13,10 +13,9 @@ use std::collections::BTreeSet;
 use super::{AgentFiles, AuthoringError};
 use crate::crypto::Identities;
 use crate::finding::Finding;
+use crate::load::shared::SharedGroups;
 use crate::manifest::Manifest;
 use crate::source::Worktree;
-use crate::source::load;
-use crate::source::shared::SharedGroups;
 
 /// Checks the agents that use `files`' group against `new` (the group's next content).
 /// Returns notes for the author: who uses the group, who could not be checked.
@@ -27,7 +26,7 @@ pub(super) fn check(
 ) -> Result<Vec<String>, AuthoringError> {
     let tree = Worktree::new(files.root);
     let source_error = |e: crate::source::SourceError| AuthoringError::Source(Box::new(e));
-    let slugs = load::agent_slugs(&tree, files.config).map_err(source_error)?;
+    let slugs = crate::source::agent_slugs(&tree, files.config).map_err(source_error)?;
     let before = SharedGroups::read(&tree, files.config, ids).map_err(source_error)?;
     let after = SharedGroups::read(&tree, files.config, ids)
         .map_err(source_error)?

@@ -16,10 +16,11 @@ use crate::atomic_write::{self, Mode};
 use crate::config::{self, Config};
 use crate::crypto::{self, CryptoError, Identities, Recipient};
 use crate::finding::Finding;
+use crate::load;
+use crate::load::shared::{self, SharedGroups};
 use crate::manifest::{self, Kind, Manifest, ManifestContext, Metadata};
 use crate::source::Worktree;
-use crate::source::load::{self, MANIFEST_FILE, SCHEMA_FILE};
-use crate::source::shared::{self, SharedGroups};
+use crate::source::{MANIFEST_FILE, SCHEMA_FILE};
 
 /// Where an agent's (or a shared group's) manifest and schema are, absolute and as shown in
 /// messages.
@@ -44,7 +45,7 @@ pub struct AgentFiles<'r> {
 
 pub use crate::atomic_write::Replace;
 
-/// A new plaintext, judged by `source::load::judge_text`, split the way authoring needs it.
+/// A new plaintext, judged by `load::judge_text`, split the way authoring needs it.
 pub struct Verdict {
     /// The parsed manifest, when the text parsed.
     pub manifest: Option<Manifest>,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::OutputFormat;
+use super::complete::{agents, agents_or_groups};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {}
@@ -19,8 +20,18 @@ pub struct KeygenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Agent slug (its directory name under agents/), or with --shared the group name.
+    pub agent: String,
+    /// Create a shared group instead of an agent (shared/GROUP/secrets.yaml.age).
+    #[arg(long)]
+    pub shared: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct AgentArg {
     /// Agent slug (its directory name under agents/), or with --shared the group name.
+    #[arg(add = agents_or_groups())]
     pub agent: String,
     /// Work on the shared group named instead of an agent (shared/GROUP/secrets.yaml.age).
     #[arg(long)]
@@ -30,6 +41,7 @@ pub struct AgentArg {
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// Agent slug (its directory name under agents/), or with --shared the group name.
+    #[arg(add = agents_or_groups())]
     pub agent: String,
     /// Work on the shared group named instead of an agent: every agent whose `uses:` takes
     /// the key gets the new value at the next reconcile.
@@ -45,6 +57,7 @@ pub struct SetArgs {
 #[derive(Debug, Args)]
 pub struct UnsetArgs {
     /// Agent slug (its directory name under agents/), or with --shared the group name.
+    #[arg(add = agents_or_groups())]
     pub agent: String,
     /// Work on the shared group named instead of an agent (refused when an agent using the
     /// group would break, e.g. its `uses:` names the key).
@@ -70,6 +83,7 @@ pub enum ShowFormat {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Agent slug (its directory name under agents/), or with --shared the group name.
+    #[arg(add = agents_or_groups())]
     pub agent: String,
     /// Show the shared group named instead of an agent.
     #[arg(long)]
@@ -85,6 +99,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Agent slug (its directory name under agents/).
+    #[arg(add = agents())]
     pub agent: String,
     /// dotenv file to read (`-` for stdin).
     #[arg(long = "from-dotenv", value_name = "FILE")]
@@ -97,6 +112,7 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
     /// Agents to rekey, or with --shared shared groups (default: every agent and group).
+    #[arg(add = agents_or_groups())]
     pub agents: Vec<String>,
     /// Rekey shared groups: those named, or every group when none is named.
     #[arg(long)]
@@ -112,6 +128,7 @@ pub struct RekeyArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Agents to validate (default: all).
+    #[arg(add = agents())]
     pub agents: Vec<String>,
     /// How to print the findings.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
@@ -176,4 +193,12 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write castsync.1 and a page per command into this directory (created if missing),
+    /// instead of printing castsync.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
+use super::complete::agents;
 use super::{duration, secret_value};
 
 /// `-o/--output` of reconcile, validate, diff and rekey --check.
@@ -19,48 +20,61 @@ pub enum OutputFormat {
     Markdown,
 }
 
-/// How to reach the platform: shared by `reconcile` and `watch`.
+/// How to reach the platform: shared by `reconcile`, `doctor` and `watch`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Platform options")]
 pub struct PlatformArgs {
-    /// Platform base URL, or local://PATH for the embedded store (overrides the config's
-    /// platform.url; default https://api.castari.com).
+    /// Platform URL, or local://PATH for the embedded store.
+    ///
+    /// Overrides the config's platform.url; the default is https://api.castari.com.
     #[arg(long, value_name = "URL", env = "CASTARI_API_URL")]
     pub api_url: Option<String>,
-    /// File holding the Castari API key (default: the CASTARI_API_KEY variable).
+    /// File holding the API key (default: the CASTARI_API_KEY variable).
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// The Castari API key (cast_…). Read from the environment only: on the command line it
-    /// would show in `ps` and shell history, so a value given as a flag is refused.
+    /// The API key (cast_…), from the environment only.
+    ///
+    /// On the command line it would show in `ps` and shell history, so a value given as a
+    /// flag is refused.
     #[arg(long = "api-key", env = "CASTARI_API_KEY", hide_env_values = true, value_name = "KEY",
           value_parser = secret_value)]
     pub api_key: Option<SecretString>,
-    /// Allow plain http:// to a host that is not loopback (the API key would travel in clear).
+    /// Allow plain http:// to a host that is not loopback.
+    ///
+    /// The API key and the values would cross the network in clear: for trusted networks
+    /// only.
     #[arg(long)]
     pub allow_insecure_http: bool,
-    /// How long one HTTP request may take, connecting included (at least 1s); a request
-    /// that runs out is retried once. A redeploy gets at least 120s.
+    /// How long one HTTP request may take.
+    ///
+    /// Connecting included, at least 1s; a request that runs out is retried once. A redeploy
+    /// gets at least 120s.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration)]
     pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Apply options")]
 pub struct ApplyArgs {
     /// Never delete platform keys, whatever the config's prune says.
     #[arg(long)]
     pub no_prune: bool,
-    /// Allow a plan that deletes more than max_delete_fraction (or all) of an agent's keys.
+    /// Allow deleting more than max_delete_fraction of an agent's keys.
+    ///
+    /// Without it, a plan that would delete more than the config's max_delete_fraction of an
+    /// agent's keys, or all of them, skips that agent.
     #[arg(long)]
     pub allow_mass_delete: bool,
     /// Agents applied in parallel.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// State file (default: .castsync/state.json under the repository).
+    /// State file (default: .castsync/state.json in the repository).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Redeploy each agent whose secrets change, whatever the config's `redeploy` says.
+    /// Redeploy each agent whose secrets change (overrides the config).
     #[arg(long, conflicts_with = "no_redeploy")]
     pub redeploy: bool,
-    /// Never redeploy, whatever the config's `redeploy` says.
+    /// Never redeploy (overrides the config).
     #[arg(long)]
     pub no_redeploy: bool,
 }
@@ -78,61 +92,75 @@ impl ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// Plan only: list keys (GET requests only) and print what would change.
+    /// Plan only: GET requests, nothing written.
     #[arg(long)]
     pub dry_run: bool,
-    /// Only these agents (repeatable).
-    #[arg(long = "agent", value_name = "AGENT")]
+    /// Only this agent (repeatable).
+    #[arg(long = "agent", value_name = "AGENT", add = agents())]
     pub agents: Vec<String>,
-    /// Read manifests from this git revision instead of the worktree.
+    /// Read the manifests from this git revision, not the worktree.
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
-    /// Treat values at this git revision as last applied (for pull-request plans).
+    /// Take last-applied values from this revision (pull-request plans).
+    ///
+    /// A key whose value is the same at REF and in the source counts as in sync, so the plan
+    /// shows exactly what the pull request changes.
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
-    /// Refresh only agents whose manifest, .env.example, bearing settings or used shared
-    /// groups changed since they last converged (as the state recorded), or since --since REF; the plan says how
-    /// many were left unrefreshed. Without a usable baseline every agent is refreshed.
-    /// Not with --plan (a saved plan is applied exactly) or --save-plan (a saved plan covers
-    /// every agent of its run).
+    /// Refresh only the agents changed since they last converged.
+    ///
+    /// An agent is refreshed when its manifest, .env.example, the settings that bear on it
+    /// or a shared group it used changed since the state recorded it converging (or since
+    /// --since REF), or its last run failed; the plan says how many were left out. Without a
+    /// usable baseline every agent is refreshed. Not with --plan (a saved plan is applied
+    /// exactly) or --save-plan (a saved plan covers every agent of its run).
     #[arg(long, conflicts_with_all = ["plan", "save_plan"])]
     pub changed: bool,
-    /// With --changed: compare with this git revision instead of the state.
+    /// With --changed: compare with this revision, not the state.
     #[arg(long, value_name = "REF", requires = "changed")]
     pub since: Option<String>,
-    /// How to print the plan (and, after an apply, what landed).
+    /// How to print the plan (and what landed).
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
     /// With --dry-run: exit 2 when the plan has changes.
     #[arg(long)]
     pub exit_code: bool,
-    /// Apply without asking. On a terminal, a plan that deletes keys is shown first and
-    /// applied only after `y`; without a terminal castsync never asks.
+    /// Apply without asking.
+    ///
+    /// On a terminal, a plan that deletes keys is shown first and applied only after `y`;
+    /// without a terminal castsync never asks.
     #[arg(short, long)]
     pub yes: bool,
-    /// Rewrite this key's value whatever the state says (repeatable), as `terraform apply
-    /// -replace`: heals a value changed on a platform that lists no timestamps.
+    /// Rewrite this key's value whatever the state says (repeatable).
+    ///
+    /// As `terraform apply -replace`: heals a value changed on a platform that lists no
+    /// timestamps.
     #[arg(long = "replace", value_name = "AGENT/KEY", value_parser = parse_replace_target)]
     pub replace: Vec<(String, String)>,
-    /// Rewrite every value of these agents (of every agent when none is named).
-    #[arg(long = "replace-all", value_name = "AGENT", num_args = 0..)]
+    /// Rewrite every value of these agents (all when none is named).
+    #[arg(long = "replace-all", value_name = "AGENT", num_args = 0.., add = agents())]
     pub replace_all: Option<Vec<String>>,
-    /// With --dry-run: also write the plan to FILE for `reconcile --plan FILE` (key names,
-    /// actions, the git blob ids of the files it was made from, the target and a digest of
-    /// each agent's key list; never a value).
+    /// With --dry-run: also save the plan, for --plan.
+    ///
+    /// The file holds key names, actions, the git blob ids of the files the plan was made
+    /// from, the target and a digest of each agent's key list; never a value.
     #[arg(long, value_name = "FILE", requires = "dry_run")]
     pub save_plan: Option<PathBuf>,
-    /// Apply exactly the changes of a plan saved with --save-plan, and nothing else. Refused
-    /// (exit 1, naming what moved) when the config, a manifest or .env.example, the target or
-    /// the key list of an agent it changes differs from when it was saved. With --dry-run,
-    /// only check that it still applies.
+    /// Apply exactly a saved plan, or refuse if anything moved.
+    ///
+    /// Applies the changes of a plan saved with --save-plan and nothing else. Refused (exit
+    /// 1, naming what moved) when the config, a manifest or .env.example, the target or the
+    /// key list of an agent it changes differs from when it was saved. With --dry-run, only
+    /// checks that it still applies.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "save_plan", "base", "replace", "replace_all", "agents", "no_prune", "redeploy", "no_redeploy",
     ])]
     pub plan: Option<PathBuf>,
-    /// Deadline for the whole run (e.g. 90s, 10m): when it passes, requests in flight are
-    /// cancelled and what did not finish is reported (exit 1). Default: 5m plus 0.6s per
-    /// request the run needs (Castari allows 100 a minute).
+    /// Deadline for the whole run (default: 5m + 0.6s per request).
+    ///
+    /// When it passes (e.g. 90s, 10m), the requests in flight are cancelled and what did not
+    /// finish is reported (exit 1). The default gives each request the run needs 0.6s, since
+    /// Castari allows 100 a minute.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
     #[command(flatten)]
@@ -187,6 +215,7 @@ pub enum HistoryFormat {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only this agent's changes.
+    #[arg(add = agents())]
     pub agent: Option<String>,
     /// Only changes from this long ago until now (e.g. 30m, 24h, 7d; at least 1s).
     #[arg(long, value_name = "DURATION", value_parser = duration)]

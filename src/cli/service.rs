@@ -34,7 +34,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
     /// Address for /healthz, /readyz, /metrics, /history and /hooks/git.
-    #[arg(long, default_value = "127.0.0.1:9464")]
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Apply only commits signed by a key in this ssh allowed_signers file.
     #[arg(long, value_name = "FILE")]
@@ -82,7 +82,7 @@ pub struct EmulatorArgs {
     #[arg(long, value_enum, default_value_t = Wire::Sdk)]
     pub wire: Wire,
     /// Address to listen on (port 0 picks a free port; the first stdout line says which).
-    #[arg(long, default_value = "127.0.0.1:8787")]
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Keep the store in this SQLite file, the same store as local://FILE (default: in memory).
     #[arg(long, value_name = "FILE")]
@@ -103,7 +103,7 @@ pub struct EmulatorArgs {
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub fail_rate: f64,
     /// How an injected failure fails.
-    #[arg(long, value_enum, default_value_t = FailMode::ServerError)]
+    #[arg(long, value_enum, default_value_t = FailMode::ServerError, value_name = "MODE")]
     pub fail_mode: FailMode,
     /// Delay added to every /api/v1 response, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "N")]

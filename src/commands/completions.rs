@@ -7,9 +7,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use clap::CommandFactory;
 
-use crate::cli::{Cli, CompletionsArgs, Shell};
+use crate::atomic_write::{self, Mode, Replace};
+use crate::cli::{CompletionsArgs, ManArgs, Shell};
 use crate::commands::Exit;
 
 /// Prints the completion script for `args.shell` on stdout.
@@ -17,41 +17,65 @@ pub fn run(args: &CompletionsArgs) -> anyhow::Result<Exit> {
     print(&completion_script(args.shell))
 }
 
-/// Prints the man page (roff) on stdout: `castsync man > castsync.1`.
-pub fn man() -> anyhow::Result<Exit> {
-    print(&man_page()?)
-}
-
-/// The completion script for one shell, for a binary named `castsync`.
-pub fn completion_script(shell: Shell) -> Vec<u8> {
-    let shell = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
-        Shell::Powershell => clap_complete::Shell::PowerShell,
+/// `castsync man`: castsync.1 on stdout, or with `--dir` every page written into DIR.
+pub fn man(args: &ManArgs) -> anyhow::Result<Exit> {
+    let pages = man_pages()?;
+    let Some(dir) = &args.dir else {
+        return print(&pages[0].1);
     };
-    let mut cmd = Cli::command();
-    let mut script = Vec::new();
-    // Writing into a Vec cannot fail, so clap_complete's internal expect cannot fire.
-    clap_complete::generate(shell, &mut cmd, "castsync", &mut script);
-    script
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create {}",
+            crate::escape::terminal(&dir.display().to_string())
+        )
+    })?;
+    for (name, page) in &pages {
+        let path = dir.join(name);
+        atomic_write::write(&path, page, Replace::Existing, Mode::Default).with_context(|| {
+            format!(
+                "cannot write {}",
+                crate::escape::terminal(&path.display().to_string())
+            )
+        })?;
+    }
+    eprintln!(
+        "wrote {} man pages (castsync.1, castsync-COMMAND.1) to {}",
+        pages.len(),
+        crate::escape::terminal(&dir.display().to_string())
+    );
+    Ok(Exit::Success)
 }
 
-/// The top-level man page: synopsis, global options and one line per subcommand. A page
-/// per subcommand would need files (`castsync-reconcile.1`, …); this command prints one page
-/// on stdout, so it points at `--help` for each subcommand's own flags.
-pub fn man_page() -> anyhow::Result<Vec<u8>> {
-    let cmd = Cli::command()
-        .disable_help_subcommand(true)
-        .after_long_help(
-            "Each subcommand documents its own options: castsync SUBCOMMAND --help \
-             (for example castsync reconcile --help).",
-        );
-    let mut page = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .render(&mut page)
-        .context("cannot render the man page")?;
-    Ok(page)
+/// Every man page as (file name, roff): castsync.1 first, then castsync-COMMAND.1 for each
+/// command, so every castsync-COMMAND(1) that castsync.1 names has its page.
+pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = crate::cli::man_command();
+    let render = |man: clap_mangen::Man| -> anyhow::Result<(String, Vec<u8>)> {
+        let mut page = Vec::new();
+        man.render(&mut page).context("cannot render a man page")?;
+        Ok((man.get_filename(), page))
+    };
+    let mut pages = vec![render(clap_mangen::Man::new(cmd.clone()))?];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        pages.push(render(clap_mangen::Man::new(sub.clone()))?);
+    }
+    Ok(pages)
+}
+
+/// The completion script for one shell: it asks the `castsync` on PATH for candidates,
+/// so agent and shared group names complete from the repository being worked on.
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    crate::cli::registration(shell)
+}
+
+/// Prints the options every command accepts (`castsync help options` shows the same).
+pub fn options() -> anyhow::Result<Exit> {
+    let mut cmd = crate::cli::command();
+    let help = cmd
+        .find_subcommand_mut(crate::cli::OPTIONS)
+        .map(|sub| sub.render_long_help().to_string())
+        .unwrap_or_default();
+    print(help.as_bytes())
 }
 
 fn print(bytes: &[u8]) -> anyhow::Result<Exit> {

@@ -26,9 +26,9 @@ use crate::config::{self, Config, Redeploy};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout};
 use crate::hint::Hinted as _;
+use crate::load;
 use crate::platform::{self, Listing, Paging, Platform, PlatformError, Timestamps};
 use crate::source::Checkout;
-use crate::source::load;
 
 /// The `doctor -o json` format version (schemas/doctor.schema.json); bump on incompatible
 /// changes.

@@ -6,7 +6,7 @@ use super::{Exit, Repo};
 use crate::cli::{GitSetupArgs, GlobalArgs};
 use crate::crypto::Identities;
 use crate::git_setup::{self, Change};
-use crate::source::load::MANIFEST_FILE;
+use crate::source::MANIFEST_FILE;
 
 pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;

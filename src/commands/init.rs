@@ -60,7 +60,7 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
                 list.join(", "),
                 root.display()
             ),
-            "move them aside and run it again, or write castsync.yaml yourself (see \"Authoring secrets\" in the README)",
+            "move them aside and run it again, or write castsync.yaml yourself (see castsync's docs/config.md)",
         )
         .into());
     }
@@ -109,7 +109,7 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
 /// The initial castsync.yaml: every setting at its default, spelled out.
 fn config_text(recipients: &[String]) -> String {
     let mut text = String::from(
-        "# castsync configuration (see the README). Every setting below is the default except\n\
+        "# castsync configuration (see castsync's docs/config.md). Every setting below is the default except\n\
          # recipients: the public keys manifests are encrypted to.\n\
          version: 1\n\
          agents_dir: agents\n\

@@ -4,9 +4,9 @@
 
 use super::{Exit, Repo, manifest_files, print_notes};
 use crate::authoring;
-use crate::cli::{AgentArg, GlobalArgs};
+use crate::cli::{GlobalArgs, NewArgs};
 
-pub(super) fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<Exit> {
+pub(super) fn run(global: &GlobalArgs, args: &NewArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
     let files = manifest_files(&repo, &args.agent, args.shared)?;
     let identities = repo.identities()?;

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
+use crate::load::LoadError;
 use crate::manifest::Kind;
-use crate::source::load::LoadError;
 
 pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
@@ -206,7 +206,7 @@ pub(super) fn selected_agents(repo: &Repo, named: &[String]) -> anyhow::Result<V
 
 /// The named shared groups (each must exist), or every group of the repository.
 fn selected_groups(repo: &Repo, named: &[String]) -> anyhow::Result<Vec<String>> {
-    let groups = crate::source::shared::group_names(repo.checkout.tree(), repo.config())?;
+    let groups = crate::source::group_names(repo.checkout.tree(), repo.config())?;
     if let Some(missing) = named.iter().find(|g| !groups.contains(g)) {
         return Err(crate::hint::WithHint::new(
             format!(

@@ -83,9 +83,9 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::schema::SchemaError,
         crate::source::DiscoverError,
         crate::source::SourceError,
-        crate::source::load::LoadError,
-        crate::source::mirror::GitError,
-        crate::source::signatures::SignersError,
+        crate::load::LoadError,
+        crate::source::remote::mirror::GitError,
+        crate::source::remote::signatures::SignersError,
         crate::state::StateError,
     );
     None

@@ -12,8 +12,7 @@ use crate::crypto::Identities;
 use crate::hint::WithHint;
 use crate::render::redacted::{self, Fingerprinter};
 use crate::source::Checkout;
-use crate::source::load::{MANIFEST_FILE, SCHEMA_FILE};
-use crate::source::shared::{group_manifest_path, group_names};
+use crate::source::{MANIFEST_FILE, SCHEMA_FILE, group_manifest_path, group_names};
 
 /// The diff driver must never make `git diff` fail: every problem becomes a one-line notice
 /// in the converted text, and the exit code is 0.

@@ -1,7 +1,7 @@
 //! `castsync validate [AGENT…]`: check the repository offline, as reconcile would judge it.
 //!
 //! The config first (a config error is reported like any other problem), then every agent
-//! through `source::load::load_all`: the very code reconcile uses, so a manifest that
+//! through `load::load_all`: the very code reconcile uses, so a manifest that
 //! validates is a manifest reconcile accepts. One line per problem on stdout, `error:` or
 //! `warning:` with the file (and a `hint:` line under it when the fix is known), then a
 //! summary (or the same as versioned JSON, or Markdown, with `-o`); exit 1 on any error. Findings never carry a value, so no output format can print one.
@@ -16,7 +16,7 @@ use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
 use crate::config::{self, Config};
 use crate::crypto;
 use crate::finding::Finding;
-use crate::source::load::load_all;
+use crate::load::load_all;
 use crate::source::{Checkout, CheckoutError};
 
 pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Exit> {

@@ -1,6 +1,6 @@
 //! Private keys, where to find them, and decryption.
 //!
-//! The search chain (DESIGN §5), in order: the `-i` files (all of them), `CASTSYNC_AGE_KEY`
+//! The search chain (docs/security.md, "Identities"), in order: the `-i` files (all of them), `CASTSYNC_AGE_KEY`
 //! (the key text itself), the file named by `CASTSYNC_AGE_KEY_FILE`, the output of
 //! `CASTSYNC_AGE_KEY_CMD` (a password manager), and `$XDG_CONFIG_HOME/castsync/keys.txt`
 //! (`~/.config/castsync/keys.txt` when `XDG_CONFIG_HOME` is unset). Every source present is
@@ -247,12 +247,6 @@ impl Identities {
     /// The names of the plugins of the loaded plugin identities (`yubikey`, …).
     pub fn plugin_names(&self) -> Vec<String> {
         self.plugins.iter().map(|p| p.name.clone()).collect()
-    }
-
-    /// How many times a plugin program was asked to unwrap a file key so far (files opened
-    /// again come from memory).
-    pub fn plugin_calls(&self) -> u64 {
-        self.plugins.iter().map(|p| p.calls()).sum()
     }
 
     /// Public recipients of the loaded identities, in search order (for `init`, and for the

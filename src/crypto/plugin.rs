@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use age::secrecy::SecretString;
@@ -150,7 +150,6 @@ pub struct PluginIdentities {
     plugin: Result<age::plugin::IdentityPluginV1<TerminalCallbacks>, String>,
     callbacks: TerminalCallbacks,
     cache: Mutex<HashMap<[u8; 32], Zeroizing<[u8; 16]>>>,
-    calls: AtomicU64,
 }
 
 impl PluginIdentities {
@@ -169,7 +168,6 @@ impl PluginIdentities {
             plugin,
             callbacks,
             cache: Mutex::new(HashMap::new()),
-            calls: AtomicU64::new(0),
         }
     }
 
@@ -180,11 +178,6 @@ impl PluginIdentities {
 
     pub fn needed_terminal(&self) -> bool {
         self.callbacks.needed_terminal()
-    }
-
-    /// How many times the plugin itself was asked to unwrap a file key.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
     }
 }
 
@@ -222,7 +215,6 @@ impl age::Identity for PluginIdentities {
         if let Some(bytes) = cached {
             return Some(Ok(FileKey::new(Box::new(bytes))));
         }
-        self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = age::Identity::unwrap_stanzas(plugin, stanzas)?;
         if let (Ok(key), Ok(mut cache)) = (&answer, self.cache.lock()) {
             cache.insert(digest, Zeroizing::new(*key.expose_secret()));

@@ -1,4 +1,4 @@
-//! The record of the identity search (DESIGN §5): each place looked at, in order, and what
+//! The record of the identity search (docs/security.md, "Identities"): each place looked at, in order, and what
 //! was found there. Errors list it so a person sees every location tried (as sops does);
 //! `doctor` shows it. It names places and counts, never key material.
 

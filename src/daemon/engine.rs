@@ -2,6 +2,8 @@
 //! source, reconcile it). The real engine drives git and `reconcile::reconcile`; the loop's
 //! tests drive a fake one on a paused clock.
 
+pub mod live;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_util::sync::CancellationToken;

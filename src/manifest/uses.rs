@@ -12,13 +12,12 @@
 //!
 //! `uses: [openai, stripe]` is the short form of "every key of each". This module checks the
 //! names only; whether the groups and keys exist is decided when the repository is loaded
-//! (`source::shared`), since it needs the group files.
+//! (`load::shared`), since it needs the group files.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Pos;
 use super::reader::{RawScalar, RawUsed, RawUses};
-use super::write::push_name;
 use crate::names;
 
 /// Which kind of manifest a file is.
@@ -150,40 +149,4 @@ pub(super) fn check(raw: RawUses, pos_of: impl Fn(&RawScalar) -> Pos) -> Result<
         }
     }
     Ok(uses)
-}
-
-/// Writes `uses:` (nothing when empty): the list form when every group is used whole, else
-/// the mapping form with `"*"` for groups used whole. Names are quoted where a YAML reader
-/// would take them for something else (a group named `yes`).
-pub(super) fn render(out: &mut String, uses: &Uses) {
-    if uses.is_empty() {
-        return;
-    }
-    let list = |out: &mut String, names: &mut dyn Iterator<Item = &String>| {
-        out.push('[');
-        for (i, name) in names.enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            push_name(out, name, true);
-        }
-        out.push(']');
-    };
-    if uses.values().all(|u| *u == UsedKeys::All) {
-        out.push_str("uses: ");
-        list(out, &mut uses.keys());
-        out.push('\n');
-        return;
-    }
-    out.push_str("uses:\n");
-    for (group, used) in uses {
-        out.push_str("  ");
-        push_name(out, group, true);
-        out.push_str(": ");
-        match used {
-            UsedKeys::All => out.push_str("\"*\""),
-            UsedKeys::Keys(keys) => list(out, &mut keys.iter()),
-        }
-        out.push('\n');
-    }
 }

@@ -3,8 +3,8 @@
 
 use zeroize::Zeroizing;
 
-use super::Manifest;
 use super::scalar::needs_quotes;
+use super::{Manifest, UsedKeys, Uses};
 
 /// `agent` (or `group`), `uses`, `secrets` (sorted by key, since they live in a `BTreeMap`),
 /// then the metadata.
@@ -14,7 +14,7 @@ pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> 
     let mut capacity = 64 + 4 * manifest.agent.len();
     for (group, used) in &manifest.uses {
         capacity += 16 + 4 * group.len();
-        if let super::UsedKeys::Keys(keys) = used {
+        if let UsedKeys::Keys(keys) = used {
             capacity += keys.iter().map(|k| 4 + 4 * k.len()).sum::<usize>();
         }
     }
@@ -39,7 +39,7 @@ pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> 
         crate::names::validate_slug(&manifest.agent).is_ok(),
     );
     out.push('\n');
-    super::uses::render(&mut out, &manifest.uses);
+    render_uses(&mut out, &manifest.uses);
     if manifest.secrets.is_empty() {
         out.push_str("secrets: {}\n");
     } else {
@@ -66,6 +66,42 @@ pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> 
         }
     }
     out
+}
+
+/// Writes `uses:` (nothing when empty): the list form when every group is used whole, else
+/// the mapping form with `"*"` for groups used whole. Names are quoted where a YAML reader
+/// would take them for something else (a group named `yes`).
+fn render_uses(out: &mut String, uses: &Uses) {
+    if uses.is_empty() {
+        return;
+    }
+    let list = |out: &mut String, names: &mut dyn Iterator<Item = &String>| {
+        out.push('[');
+        for (i, name) in names.enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            push_name(out, name, true);
+        }
+        out.push(']');
+    };
+    if uses.values().all(|u| *u == UsedKeys::All) {
+        out.push_str("uses: ");
+        list(out, &mut uses.keys());
+        out.push('\n');
+        return;
+    }
+    out.push_str("uses:\n");
+    for (group, used) in uses {
+        out.push_str("  ");
+        push_name(out, group, true);
+        out.push_str(": ");
+        match used {
+            UsedKeys::All => out.push_str("\"*\""),
+            UsedKeys::Keys(keys) => list(out, &mut keys.iter()),
+        }
+        out.push('\n');
+    }
 }
 
 /// A key or agent name: plain when it is a valid name that reads back as itself.

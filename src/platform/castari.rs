@@ -116,22 +116,23 @@ pub fn parse_base_url(raw: &str, allow_insecure_http: bool) -> Result<Url, OpenE
         url: shown.to_owned(),
         reason: reason.to_owned(),
     };
-    let url = Url::parse(raw).map_err(|e| invalid(&without_credentials(raw), &e.to_string()))?;
+    let shown = crate::redact::url(raw);
+    let url = Url::parse(raw).map_err(|e| invalid(&shown, &e.to_string()))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
-            &without_credentials(raw),
+            &shown,
             "credentials in the URL are not supported; the API key comes from CASTARI_API_KEY or --api-key-file",
         ));
     }
     if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(invalid(raw, "no host"));
+        return Err(invalid(&shown, "no host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(raw, "a base URL takes no query or fragment"));
+        return Err(invalid(&shown, "a base URL takes no query or fragment"));
     }
     match url.scheme() {
         "https" => {}
-        "http" if allow_insecure_http || is_loopback(&url) => {}
+        "http" if allow_insecure_http || url.host_str().is_some_and(crate::net::is_loopback) => {}
         "http" => {
             return Err(OpenError::InsecureHttp {
                 host: url.host_str().unwrap_or_default().to_owned(),
@@ -139,7 +140,7 @@ pub fn parse_base_url(raw: &str, allow_insecure_http: bool) -> Result<Url, OpenE
         }
         other => {
             return Err(invalid(
-                raw,
+                &shown,
                 &format!("unsupported scheme {other:?} (use https://)"),
             ));
         }
@@ -147,34 +148,29 @@ pub fn parse_base_url(raw: &str, allow_insecure_http: bool) -> Result<Url, OpenE
     Ok(url)
 }
 
-/// The URL text with any `user:password@` removed, for error messages.
-fn without_credentials(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        // Unparseable: show only what is before a possible userinfo part.
-        Err(_) => match raw.rfind('@') {
-            Some(at) => format!("…{}", &raw[at..]),
-            None => raw.to_owned(),
-        },
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
+/// The proxy the environment names for `base` (see [`crate::net`]). Plain http through a
+/// proxy on another host would hand it the API key: refused unless `allow_insecure_http`.
+fn proxy_for(base: &Url, allow_insecure_http: bool) -> Result<Option<Url>, OpenError> {
+    let Some(proxy) = crate::net::proxy_for(base) else {
+        return Ok(None);
     };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
-        Ok(std::net::IpAddr::V6(ip)) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    let proxy_is_local = proxy.host_str().is_some_and(crate::net::is_loopback);
+    if base.scheme() == "http" && !proxy_is_local && !allow_insecure_http {
+        return Err(OpenError::InsecureProxy {
+            proxy: crate::redact::url(proxy.as_str()),
+            host: base.host_str().unwrap_or_default().to_owned(),
+        });
     }
+    if !matches!(proxy.scheme(), "http" | "https") {
+        return Err(OpenError::BadProxy {
+            proxy: crate::redact::url(proxy.as_str()),
+            reason: format!(
+                "unsupported proxy scheme {:?} (use http:// or https://)",
+                proxy.scheme()
+            ),
+        });
+    }
+    Ok(Some(proxy))
 }
 
 #[derive(Serialize)]
@@ -208,7 +204,17 @@ impl CastariClient {
         // The SDK sends `Accept: application/json` on every request (SDK-confirmed).
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
+        let proxy = proxy_for(&base, config.allow_insecure_http)?;
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if let Some(proxy) = &proxy {
+            let refused = |reason: String| OpenError::BadProxy {
+                proxy: crate::redact::url(proxy.as_str()),
+                reason,
+            };
+            let p = reqwest::Proxy::all(proxy.as_str()).map_err(|e| refused(e.to_string()))?;
+            builder = builder.proxy(p);
+        }
+        let http = builder
             .user_agent(USER_AGENT)
             .default_headers(headers)
             .connect_timeout(config.connect_timeout.min(config.request_timeout))

@@ -38,8 +38,8 @@ struct Inner {
 }
 
 impl LocalPlatform {
-    /// Opens the store at `path` if it exists (it must be a castsync store; a JSON store of
-    /// castsync 0.1 is imported); a missing one is created by the first write.
+    /// Opens the store at `path` if it exists (it must be a castsync store); a missing
+    /// one is created by the first write.
     pub fn open(path: &Path, declared_agents: Vec<String>) -> Result<LocalPlatform, OpenError> {
         if path.as_os_str().is_empty() {
             return Err(OpenError::InvalidUrl {

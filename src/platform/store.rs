@@ -26,14 +26,12 @@ use time::format_description::well_known::Rfc3339;
 use crate::platform::RemoteKey;
 use crate::secret::SecretValue;
 
-mod legacy;
-
 /// Largest value the platform accepts, in bytes (the manifest's limit too).
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// Marks the database as a castsync store (`PRAGMA application_id`, "CSYN").
 const APPLICATION_ID: i64 = 0x4353_594e;
-/// Layout version (`PRAGMA user_version`). Version 1 was the JSON file (see `legacy`).
+/// Layout version (`PRAGMA user_version`). It starts at 2: 1 was an unreleased JSON layout.
 const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,16 +67,9 @@ pub enum StoreError {
     /// The file is not a store this version understands.
     #[error("the store {path} is not valid: {detail}")]
     Parse { path: PathBuf, detail: String },
-    /// Creating the file or its directory, or replacing it during an import, failed.
+    /// Creating the file or its directory failed.
     #[error("cannot write the store {path}")]
     Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Opening or taking the lock file of a JSON store being imported failed.
-    #[error("cannot lock the store {path}")]
-    Lock {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -130,14 +121,13 @@ impl Store {
     }
 
     /// Opens the store at `path`, creating it (mode 0600, in a 0700 directory) when it is
-    /// missing. A JSON store left by castsync 0.1 is imported first, once.
+    /// missing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         ensure_parent(path)?;
-        legacy::import_if_json(path)?;
         if file_kind(path)? == FileKind::Other {
             return Err(StoreError::Parse {
                 path: path.to_owned(),
-                detail: "neither an SQLite database nor a JSON store of castsync 0.1".to_owned(),
+                detail: "not an SQLite database".to_owned(),
             });
         }
         create_private(path)?;
@@ -574,8 +564,6 @@ enum FileKind {
     /// Missing or empty: a new store.
     Empty,
     Sqlite,
-    /// Starts with `{`: the JSON store of castsync 0.1.
-    Json,
     Other,
 }
 
@@ -602,8 +590,6 @@ fn file_kind(path: &Path) -> Result<FileKind, StoreError> {
         FileKind::Empty
     } else if head == SQLITE_MAGIC {
         FileKind::Sqlite
-    } else if head.trim_ascii_start().first() == Some(&b'{') {
-        FileKind::Json
     } else {
         FileKind::Other
     })

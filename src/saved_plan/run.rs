@@ -23,13 +23,13 @@ use crate::atomic_write::{self, Mode, Replace};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::fsread::{self, ReadError};
+use crate::load::{self, LoadError};
 use crate::observe;
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::reconcile::{self, Observer, Outcome};
 use crate::source::inputs;
-use crate::source::load::{self, LoadError, MANIFEST_FILE, SCHEMA_FILE};
-use crate::source::{Checkout, SourceError};
+use crate::source::{Checkout, MANIFEST_FILE, SCHEMA_FILE, SourceError};
 use crate::state::State;
 
 /// A saved plan could not be read, checked or applied.
@@ -117,12 +117,35 @@ impl crate::hint::Hinted for SavedPlanError {
     }
 }
 
+/// How many mismatches a refusal names; a forged plan can hold any number of them.
+const SHOWN: usize = 20;
+
 fn list(mismatches: &[Mismatch]) -> String {
-    mismatches
+    let mut lines: Vec<String> = mismatches
         .iter()
+        .take(SHOWN)
         .map(|m| format!("  - {}", crate::escape::terminal(&m.to_string())))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if mismatches.len() > SHOWN {
+        lines.push(format!(
+            "  - and {} more",
+            thousands(mismatches.len() - SHOWN)
+        ));
+    }
+    lines.join("\n")
+}
+
+/// `49980` as `49,980`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The git blob id of `bytes`, as `git hash-object` prints it.
@@ -160,8 +183,8 @@ pub fn inputs(
     // without. A group changed since the plan was made refuses the plan (for every agent,
     // even one that does not use it: narrower, never wider).
     let mut groups = Vec::new();
-    for group in crate::source::shared::group_names(tree, &checkout.config)? {
-        let path = crate::source::shared::group_manifest_path(&checkout.config, &group);
+    for group in crate::source::group_names(tree, &checkout.config)? {
+        let path = crate::source::group_manifest_path(&checkout.config, &group);
         groups.push(super::FileBlob {
             path: path.display().to_string(),
             blob: tree.read(&path)?.map(|b| blob_id(&b)),
@@ -282,7 +305,10 @@ pub async fn apply_saved(
         mismatches.extend(super::check_inputs(saved, &now));
         Ok(mismatches)
     };
-    let mismatches = check_tree()?;
+    let mut mismatches = super::check_shape(saved);
+    if mismatches.is_empty() {
+        mismatches = check_tree()?;
+    }
     if !mismatches.is_empty() {
         return Err(refused(mismatches));
     }
@@ -348,6 +374,16 @@ pub async fn apply_saved(
     let policy = reconcile::policy(&checkout.config, false, req.allow_mass_delete);
     let mut mismatches = super::check_key_lists(saved, &listed);
     mismatches.extend(super::check_changes(saved, &desired, &listed, &policy));
+    {
+        // A saved plan takes no --redeploy / --no-redeploy: the config decides.
+        let state = req.state.lock().await;
+        let platform_id = req.platform.id();
+        mismatches.extend(super::check_redeploys(
+            saved,
+            |agent| inputs::redeploys(&checkout.config, inputs::Overrides::default(), agent),
+            |agent| state.redeploy_pending(platform_id, agent),
+        ));
+    }
     // A working tree may have changed while the agents were decrypted and listed.
     mismatches.extend(check_tree()?);
     if !mismatches.is_empty() {
@@ -377,7 +413,7 @@ pub async fn apply_saved(
             &changing,
         );
         let groups = inputs::of_groups(checkout.tree(), &checkout.config);
-        inputs::with_groups(&mut now, &loaded, &groups);
+        inputs::with_groups(&mut now, loaded.groups_used(), &groups);
         let options = ApplyOptions {
             concurrency: req.concurrency,
             revision: Some(revision.clone()),

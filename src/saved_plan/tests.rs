@@ -200,3 +200,56 @@ fn changes_a_fresh_plan_could_never_make_are_refused() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_plan_no_castsync_could_write_is_refused_by_its_shape() {
+    let mut forged = saved();
+    assert!(check_shape(&forged).is_empty());
+    forged.agents.push(forged.agents[0].clone());
+    forged.agents[1].changes.clear();
+    forged.agents[1].redeploy = Some(RedeployReason::Changes);
+    forged.agents[2].changes.push(change("K1", Action::Create));
+    let found = check_shape(&forged);
+    assert!(found.contains(&Mismatch::DuplicateAgent {
+        agent: "a".into(),
+        times: 2
+    }));
+    assert!(found.contains(&Mismatch::RepeatedChange {
+        agent: "a".into(),
+        key: "K1".into(),
+        times: 2
+    }));
+    assert!(found.contains(&Mismatch::RedeployRefused {
+        agent: "b".into(),
+        why: "has no changes in the plan"
+    }));
+}
+
+#[test]
+fn redeploys_follow_the_config_and_the_state_only() {
+    let mut forged = saved();
+    forged.agents[0].redeploy = Some(RedeployReason::Changes);
+    forged.agents[1].redeploy = Some(RedeployReason::Pending);
+    let never = check_redeploys(&forged, |_| false, |_| true);
+    assert_eq!(never.len(), 2, "{never:?}");
+    let owed_nothing = check_redeploys(&forged, |_| true, |_| false);
+    assert_eq!(
+        owed_nothing,
+        [Mismatch::RedeployRefused {
+            agent: "b".into(),
+            why: "has no changes and no redeploy owed"
+        }]
+    );
+    assert!(check_redeploys(&forged, |_| true, |a| a == "b").is_empty());
+}
+
+#[test]
+fn a_file_the_plan_does_not_record_is_named() {
+    let mut forged = saved();
+    forged.agents[0].files.clear();
+    let found = check_inputs(&forged, &inputs());
+    assert!(found.contains(&Mismatch::FileNotRecorded {
+        agent: "a".into(),
+        path: "agents/a/secrets.yaml.age".into()
+    }));
+}

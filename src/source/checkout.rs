@@ -11,7 +11,6 @@ use thiserror::Error;
 
 use super::{GitRevision, SourceError, Tree, Worktree};
 use crate::config::{self, Config, ConfigError};
-use crate::source::load;
 
 /// The config or the agent list of a tree could not be read.
 #[derive(Debug, Error)]
@@ -50,7 +49,7 @@ impl Checkout {
         explicit_config: Option<&Path>,
     ) -> Result<Checkout, CheckoutError> {
         let config = read_config(tree.as_ref(), explicit_config)?;
-        let agents = load::agent_slugs(tree.as_ref(), &config)?;
+        let agents = super::agent_slugs(tree.as_ref(), &config)?;
         Ok(Checkout {
             tree,
             config,

@@ -78,10 +78,6 @@ impl GitRevision {
         })
     }
 
-    pub fn commit_id(&self) -> git2::Oid {
-        self.commit
-    }
-
     /// The repository, opened again if [`Tree::release`] closed it.
     fn repo(&self) -> Result<&git2::Repository, SourceError> {
         if let Some(repo) = self.repo.get() {

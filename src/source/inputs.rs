@@ -17,7 +17,7 @@
 //! An agent that takes keys from shared groups (`uses:`) depends on those groups' files as
 //! well. Which groups it uses is written inside its encrypted manifest, so it is known only
 //! after a load: the state records, with each agent, the digest of every group file it used
-//! ([`AgentInputs::with_groups`]), and an agent is refreshed when one of those files changed.
+//! ([`with_groups`]), and an agent is refreshed when one of those files changed.
 //! A new `uses:` entry changes the agent's own manifest, so it is seen too. Against another
 //! revision (`--since`), which records nothing, any changed group file refreshes every agent.
 //!
@@ -29,9 +29,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::Tree;
-use super::load::{Loaded, MANIFEST_FILE, SCHEMA_FILE};
-use super::shared;
+use super::{MANIFEST_FILE, SCHEMA_FILE, Tree, group_manifest_path, group_names};
 use crate::config::{Config, Redeploy};
 use crate::state::AppliedFrom;
 
@@ -97,7 +95,7 @@ pub struct AgentInputs {
     pub schema: Option<String>,
     pub settings: String,
     /// The digest of each shared group file the agent uses, once its manifest was loaded
-    /// ([`AgentInputs::with_groups`]); `None` before that, or when such a file cannot be read.
+    /// ([`with_groups`]); `None` before that, or when such a file cannot be read.
     pub groups: Option<BTreeMap<String, String>>,
 }
 
@@ -131,31 +129,30 @@ pub type GroupDigests = BTreeMap<String, Option<String>>;
 
 /// The digests of every shared group file of `tree`.
 pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
-    let names = shared::group_names(tree, config).map_err(|e| e.to_string())?;
+    let names = group_names(tree, config).map_err(|e| e.to_string())?;
     Ok(names
         .into_iter()
         .map(|g| {
-            let digest = file_digest(tree, &shared::group_manifest_path(config, &g)).flatten();
+            let digest = file_digest(tree, &group_manifest_path(config, &g)).flatten();
             (g, digest)
         })
         .collect())
 }
 
-/// Fills in, for each agent of `loaded` whose manifest was read, the shared groups it uses:
-/// from then on its inputs can be recorded. `groups` is [`of_groups`] of the same tree.
-pub fn with_groups(
+/// Fills in, for each agent whose manifest loaded (`used`: its slug and the shared groups it
+/// uses, see `load::Loaded::groups_used`), the groups' digests: from then on its inputs can
+/// be recorded. `groups` is [`of_groups`] of the same tree.
+pub fn with_groups<'a>(
     current: &mut BTreeMap<String, AgentInputs>,
-    loaded: &Loaded,
+    used: impl IntoIterator<Item = (&'a str, &'a [String])>,
     groups: &Result<GroupDigests, String>,
 ) {
     let Ok(groups) = groups else {
         return;
     };
-    for (slug, load) in &loaded.agents {
-        if let Some(inputs) = current.get_mut(slug)
-            && load.manifest.is_some()
-        {
-            inputs.set_groups(&load.uses, groups);
+    for (slug, uses) in used {
+        if let Some(inputs) = current.get_mut(slug) {
+            inputs.set_groups(uses, groups);
         }
     }
 }

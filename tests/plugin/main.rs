@@ -2,7 +2,7 @@
 //! `age-plugin` crate so that castsync's plugin support is exercised over the real plugin
 //! protocol, without hardware.
 //!
-//! NOT SECURE, BY DESIGN: its recipient is its identity (16 random bytes), and a file key is
+//! NOT SECURE, ON PURPOSE: its recipient is its identity (16 random bytes), and a file key is
 //! "wrapped" by XOR with them. It exists to check the plumbing (PATH lookup, stanzas,
 //! messages, PIN prompts, how many times a plugin is asked), never to protect anything.
 //!

@@ -17,7 +17,7 @@ use crate::authoring::{AgentFiles, AuthoringError, target_recipients_of};
 use crate::config::Config;
 use crate::crypto::{CryptoError, Identities};
 use crate::manifest::{self, Kind, Manifest, ManifestError, Metadata};
-use crate::source::load::MANIFEST_FILE;
+use crate::source::MANIFEST_FILE;
 
 /// Which of the three versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ impl crate::hint::Hinted for MergeError {
             ),
             MergeError::Conflict { path, agent, .. } => Some(
                 format!(
-                    "settle it with `castsync edit {agent}`, then `git add {}` and commit (see \"Merging branches\" in the README)",
+                    "settle it with `castsync edit {agent}`, then `git add {}` and commit (see \"Merging branches\" in castsync's docs/git.md)",
                     path.display()
                 )
                 .into(),

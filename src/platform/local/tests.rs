@@ -228,21 +228,3 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
         );
     }
 }
-
-#[tokio::test]
-async fn a_json_store_of_castsync_0_1_opens_after_an_import() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("platform.json");
-    std::fs::write(
-        &path,
-        r#"{"version":1,"agents":{"a":{"K":{"value":"v","created_at":"2026-01-01T00:00:00.000000Z","updated_at":"2026-01-01T00:00:00.000000Z"}}}}"#,
-    )
-    .unwrap();
-    let p = open(&path, &[]);
-    let keys = p.list("a").await.unwrap().keys;
-    assert_eq!(keys.len(), 1);
-    assert_eq!(
-        keys[0].created_at.as_deref(),
-        Some("2026-01-01T00:00:00.000000Z")
-    );
-}

@@ -170,94 +170,13 @@ fn two_connections_share_one_store() {
     assert_eq!(one.get("a", "K").unwrap().unwrap().value.expose(), "2");
 }
 
-fn write_json_store(path: &Path) {
-    std::fs::write(
-        path,
-        format!(
-            r#"{{
-  "version": 1,
-  "agents": {{
-    "support-bot": {{
-      "OPENAI_API_KEY": {{
-        "value": "{CANARY}",
-        "created_at": "2026-01-01T00:00:00.000000Z",
-        "updated_at": "2026-02-01T00:00:00.000000Z"
-      }}
-    }},
-    "empty-agent": {{}}
-  }}
-}}"#
-        ),
-    )
-    .unwrap();
-}
-
-#[test]
-fn a_json_store_of_castsync_0_1_is_imported_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("platform.json");
-    write_json_store(&path);
-    let imported = legacy::import_if_json(&path).unwrap();
-    assert_eq!(imported, Some(legacy::Imported { agents: 2, keys: 1 }));
-    assert_eq!(file_kind(&path).unwrap(), FileKind::Sqlite);
-    assert_eq!(mode(&path), 0o600);
-    assert_eq!(legacy::import_if_json(&path).unwrap(), None, "only once");
-
-    let mut store = Store::open(&path).unwrap();
-    assert_eq!(store.agents().unwrap(), ["empty-agent", "support-bot"]);
-    let entry = store.get("support-bot", "OPENAI_API_KEY").unwrap().unwrap();
-    assert_eq!(entry.value.expose(), CANARY);
-    assert_eq!(entry.created_at, "2026-01-01T00:00:00.000000Z");
-    assert_eq!(entry.updated_at, "2026-02-01T00:00:00.000000Z");
-    let later = store.set("empty-agent", "K", &v("x")).unwrap();
-    assert!(later.updated_at > entry.updated_at);
-    // Only the store (and the old lock file) remain: no JSON copy of the values.
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
-        .collect();
-    names.sort();
-    assert_eq!(names, ["platform.json", "platform.json.lock"]);
-}
-
-#[test]
-fn a_json_store_is_imported_by_open_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("platform.json");
-    write_json_store(&path);
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.list("support-bot").unwrap().len(), 1);
-}
-
-#[test]
-fn a_corrupt_json_store_is_refused_without_quoting_its_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.json");
-    std::fs::write(
-        &path,
-        format!(r#"{{"version":1,"agents":{{"a":{{"K":{{"value":7,"x":"{CANARY}"}}}}}}}}"#),
-    )
-    .unwrap();
-    let text = Store::open(&path).unwrap_err().to_string();
-    assert!(
-        text.contains("store.json") && text.contains("line 1"),
-        "{text}"
-    );
-    assert!(!text.contains(CANARY), "{text}");
-    std::fs::write(&path, r#"{"version":9,"agents":{}}"#).unwrap();
-    let text = Store::open(&path).unwrap_err().to_string();
-    assert!(text.contains("version 9"), "{text}");
-    assert_eq!(file_kind(&path).unwrap(), FileKind::Json, "left as it was");
-}
-
 #[test]
 fn a_file_that_is_no_castsync_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
     std::fs::write(&path, format!("{CANARY}\n")).unwrap();
     let text = Store::open(&path).unwrap_err().to_string();
-    assert!(text.contains("neither an SQLite database"), "{text}");
+    assert!(text.contains("not an SQLite database"), "{text}");
     assert!(!text.contains(CANARY), "{text}");
 
     let other = dir.path().join("other.db");

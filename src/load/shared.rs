@@ -15,14 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::load::MANIFEST_FILE;
-use super::{SourceError, Tree};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::finding::Finding;
 use crate::manifest::{self, Kind, Manifest, ManifestContext, UsedKeys};
 use crate::names::validate_slug;
 use crate::plan::{DesiredSecrets, NotLoaded};
+use crate::source::{MANIFEST_FILE, SourceError, Tree, group_manifest_path, group_names};
 
 /// A group's manifest and the findings about it.
 #[derive(Debug)]
@@ -68,16 +67,6 @@ impl std::fmt::Debug for SharedGroups<'_> {
             .field("groups", &self.entries.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-/// The manifest file of `group`, relative to the repository root.
-pub fn group_manifest_path(config: &Config, group: &str) -> PathBuf {
-    config.shared_dir.join(group).join(MANIFEST_FILE)
-}
-
-/// The group names a tree declares (directories under `shared_dir`), sorted.
-pub fn group_names(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
-    tree.dirs(&config.shared_dir)
 }
 
 impl<'a> SharedGroups<'a> {

@@ -10,20 +10,20 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
-use super::schedule::RateBudget;
+use super::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
 use crate::apply::Redeployed;
+use crate::daemon::schedule::RateBudget;
 use crate::deadline::RunTimeout;
 use crate::hint::Explained;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, ChangedSince, Outcome, Request};
 use crate::source::Checkout;
-use crate::source::origin::{Fetched, Origin, Snapshot};
+use crate::source::remote::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
 
-/// How the runner applies (the `watch` flags that `reconcile` also has).
+/// How the engine applies (the `watch` flags that `reconcile` also has).
 #[derive(Debug, Clone)]
 pub struct ApplySettings {
     pub no_prune: bool,
@@ -36,7 +36,7 @@ pub struct ApplySettings {
     pub timeout: RunTimeout,
 }
 
-pub struct Runner {
+pub struct LiveEngine {
     origin: Origin,
     explicit_config: Option<PathBuf>,
     target: Target,
@@ -47,15 +47,15 @@ pub struct Runner {
     platform: Option<(String, Arc<dyn Platform>)>,
 }
 
-impl Runner {
+impl LiveEngine {
     pub fn new(
         origin: Origin,
         explicit_config: Option<PathBuf>,
         target: Target,
         settings: ApplySettings,
         state: State,
-    ) -> Runner {
-        Runner {
+    ) -> LiveEngine {
+        LiveEngine {
             origin,
             explicit_config,
             target,
@@ -175,7 +175,7 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
     report
 }
 
-impl Engine for Runner {
+impl Engine for LiveEngine {
     async fn refresh(&mut self) -> Result<Refreshed, Explained> {
         match self.origin.refresh(self.explicit_config.as_deref()).await? {
             Fetched::Ready {
@@ -207,7 +207,7 @@ impl Engine for Runner {
         }
         self.current = Some(snapshot);
         self.state.lock().await.repack();
-        let released = super::memory::release_free();
+        let released = crate::daemon::memory::release_free();
         tracing::debug!(released, "freed memory returned to the system");
         report
     }
@@ -248,7 +248,7 @@ impl Engine for Runner {
     }
 }
 
-impl Runner {
+impl LiveEngine {
     async fn reconcile_snapshot(
         &mut self,
         snapshot: &Snapshot,

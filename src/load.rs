@@ -6,13 +6,13 @@
 //! An agent that fails any step (its own file, or a group it uses) is returned as an error
 //! (with its findings), never as an empty manifest: the plan skips it whole.
 
+pub mod shared;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use super::shared::{self, Effective, GroupLoad, SharedGroups};
-use super::{SourceError, Tree};
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::finding::Finding;
@@ -20,10 +20,8 @@ use crate::manifest::{self, Kind, Manifest, ManifestContext};
 use crate::names::validate_slug;
 use crate::plan::{DesiredSecrets, NotLoaded, SharedOrigin};
 use crate::schema::{self, EnvSchema};
-
-/// File names inside an agent directory.
-pub const MANIFEST_FILE: &str = "secrets.yaml.age";
-pub const SCHEMA_FILE: &str = ".env.example";
+use crate::source::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, agent_slugs};
+use shared::{Effective, GroupLoad, SharedGroups};
 
 /// One agent's manifest and the findings about it.
 #[derive(Debug)]
@@ -58,14 +56,6 @@ impl AgentLoad {
         self.effective.as_ref().map(|e| &e.secrets)
     }
 
-    /// The files, relative to the repository root, of the shared groups this agent uses.
-    pub fn group_files(&self, config: &Config) -> Vec<PathBuf> {
-        self.uses
-            .iter()
-            .map(|g| shared::group_manifest_path(config, g))
-            .collect()
-    }
-
     /// The reason the agent cannot be used: its first error (plus how many more), and that
     /// error's hint.
     pub fn failure(&self) -> Option<NotLoaded> {
@@ -95,6 +85,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Each agent whose manifest loaded, with the shared groups it uses (what
+    /// `source::inputs::with_groups` records with its inputs).
+    pub fn groups_used(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.agents
+            .iter()
+            .filter(|(_, load)| load.manifest.is_some())
+            .map(|(slug, load)| (slug.as_str(), load.uses.as_slice()))
+    }
+
     /// For the plan: each agent's effective secrets, or why it failed to load.
     pub fn desired_or_reasons(&self) -> BTreeMap<String, Result<DesiredSecrets, NotLoaded>> {
         self.agents
@@ -166,15 +165,6 @@ impl Loaded {
             .chain(self.agents.values().flat_map(|a| a.findings.iter()))
             .chain(self.notes.iter())
     }
-
-    pub fn has_errors(&self) -> bool {
-        self.findings().any(Finding::is_error)
-    }
-}
-
-/// The agent slugs a tree declares (directories under `agents_dir`), sorted.
-pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
-    tree.dirs(&config.agents_dir)
 }
 
 /// Loads every agent of `tree`, or only those in `only` (each must exist).

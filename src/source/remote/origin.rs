@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::load::{MANIFEST_FILE, SCHEMA_FILE};
 use super::mirror::Mirror;
 use super::signatures::AllowedSigners;
-use super::{Checkout, GitRevision, Tree, Worktree, read_config};
 use crate::config::{self, Config};
 use crate::hint::Explained;
+use crate::source::{
+    Checkout, GitRevision, MANIFEST_FILE, SCHEMA_FILE, Tree, Worktree, read_config,
+};
 
 /// Where manifests come from.
 #[derive(Debug)]
