@@ -75,7 +75,11 @@ fn every_workflow_file_passes_action_validator() {
 fn every_workflow_file_passes_actionlint() {
     let mut workflows = files(".github/workflows", &[".yml", ".yaml"]);
     workflows.extend(files("examples/github-actions", &[".yml", ".yaml"]));
-    assert!(workflows.iter().any(|w| w == ".github/workflows/release.yml"));
+    assert!(
+        workflows
+            .iter()
+            .any(|w| w == ".github/workflows/release.yml")
+    );
     let Some(actionlint) = tool("actionlint") else {
         return;
     };
@@ -219,7 +223,10 @@ fn kubernetes_container_args_are_flags_castsync_watch_accepts() {
         // The release image, at this version, run as the user the Dockerfile names.
         assert_eq!(
             container["image"].as_str(),
-            Some(concat!("ghcr.io/castsync/castsync:v", env!("CARGO_PKG_VERSION")))
+            Some(concat!(
+                "ghcr.io/castsync/castsync:v",
+                env!("CARGO_PKG_VERSION")
+            ))
         );
         let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
         let pod = &doc["spec"]["template"]["spec"]["securityContext"];
@@ -371,8 +378,16 @@ fn the_plan_artifact_the_pull_request_keeps_is_the_one_the_merge_looks_for() {
 #[test]
 fn the_example_workflows_install_castsync_with_the_action_at_this_release() {
     for (file, job, first_use) in [
-        ("examples/github-actions/pr-plan.yml", "plan", "Validate and plan"),
-        ("examples/github-actions/apply-on-merge.yml", "apply", "Find the reviewed plan"),
+        (
+            "examples/github-actions/pr-plan.yml",
+            "plan",
+            "Validate and plan",
+        ),
+        (
+            "examples/github-actions/apply-on-merge.yml",
+            "apply",
+            "Find the reviewed plan",
+        ),
     ] {
         let steps = workflow_steps(file, job);
         let install = step(&steps, "Install castsync");

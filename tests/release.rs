@@ -75,7 +75,10 @@ impl FakeRelease {
             format!("{download}/{}", archive_name()),
             Answer::File(archive.to_vec()),
         );
-        table.insert(format!("{download}/SHA256SUMS"), Answer::File(sums.into_bytes()));
+        table.insert(
+            format!("{download}/SHA256SUMS"),
+            Answer::File(sums.into_bytes()),
+        );
         table.insert(
             format!("{base}/latest"),
             Answer::Redirect(format!("{base}/tag/v{VERSION}")),
@@ -83,6 +86,12 @@ impl FakeRelease {
         table.insert(
             format!("{base}/tag/v{VERSION}"),
             Answer::File(b"the release page".to_vec()),
+        );
+        // The release workflow attaches the install script to every release.
+        let script = std::fs::read(root().join("scripts/install.sh")).unwrap();
+        table.insert(
+            format!("{base}/latest/download/install.sh"),
+            Answer::File(script),
         );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -197,7 +206,10 @@ fn install_script_installs_the_release_archive_after_checking_its_checksum() {
         "{stderr}"
     );
     assert!(stderr.contains("is not on PATH"), "{stderr}");
-    let version = StdCommand::new(&installed).arg("--version").output().unwrap();
+    let version = StdCommand::new(&installed)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("castsync {VERSION}")
@@ -221,7 +233,10 @@ fn install_script_installs_the_release_archive_after_checking_its_checksum() {
         std::fs::read(&installed).unwrap()
     );
     for file in ["LICENSE", "README.md"] {
-        assert!(inner.with_file_name(file).is_file(), "the archive has {file}");
+        assert!(
+            inner.with_file_name(file).is_file(),
+            "the archive has {file}"
+        );
     }
 }
 
@@ -238,7 +253,12 @@ fn install_script_refuses_an_archive_whose_checksum_does_not_match_and_installs_
     let tampered = sha256_hex(&bytes);
     let release = FakeRelease::start(&bytes, format!("{real}  {}\n", archive_name()));
     let home = tempfile::tempdir().unwrap();
-    let out = install(&release, home.path(), None, &["--version", &format!("v{VERSION}")]);
+    let out = install(
+        &release,
+        home.path(),
+        None,
+        &["--version", &format!("v{VERSION}")],
+    );
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
@@ -249,7 +269,10 @@ fn install_script_refuses_an_archive_whose_checksum_does_not_match_and_installs_
         "{stderr}"
     );
     assert!(stderr.contains("hint: nothing was installed"), "{stderr}");
-    assert!(!home.path().join(".local/bin").exists(), "nothing installed");
+    assert!(
+        !home.path().join(".local/bin").exists(),
+        "nothing installed"
+    );
 }
 
 #[test]
@@ -292,9 +315,18 @@ fn fake_uname(os: &str, arch: &str) -> tempfile::TempDir {
 fn install_script_names_a_platform_it_has_no_release_for_and_downloads_nothing() {
     let release = FakeRelease::start(b"unused", String::new());
     let home = tempfile::tempdir().unwrap();
-    for (os, arch) in [("FreeBSD", "amd64"), ("Linux", "riscv64"), ("MINGW64_NT-10.0", "x86_64")] {
+    for (os, arch) in [
+        ("FreeBSD", "amd64"),
+        ("Linux", "riscv64"),
+        ("MINGW64_NT-10.0", "x86_64"),
+    ] {
         let uname = fake_uname(os, arch);
-        let out = install(&release, home.path(), Some(uname.path()), &["--version", VERSION]);
+        let out = install(
+            &release,
+            home.path(),
+            Some(uname.path()),
+            &["--version", VERSION],
+        );
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{os} {arch}: {stderr}");
         assert!(
@@ -303,7 +335,10 @@ fn install_script_names_a_platform_it_has_no_release_for_and_downloads_nothing()
             )),
             "{stderr}"
         );
-        assert!(stderr.contains("cargo install --locked castsync"), "{stderr}");
+        assert!(
+            stderr.contains("cargo install --locked castsync"),
+            "{stderr}"
+        );
     }
     assert!(release.asked().is_empty(), "{:?}", release.asked());
     // The targets it does know, as the Action asks for them.
@@ -314,7 +349,12 @@ fn install_script_names_a_platform_it_has_no_release_for_and_downloads_nothing()
         ("Darwin", "x86_64", "x86_64-apple-darwin"),
     ] {
         let uname = fake_uname(os, arch);
-        let out = install(&release, home.path(), Some(uname.path()), &["--print-target"]);
+        let out = install(
+            &release,
+            home.path(),
+            Some(uname.path()),
+            &["--print-target"],
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), target);
     }
 }
@@ -360,7 +400,10 @@ fn install_script_says_which_release_is_missing() {
         )),
         "{stderr}"
     );
-    assert!(stderr.contains("hint: check that release v9.9.9 exists"), "{stderr}");
+    assert!(
+        stderr.contains("hint: check that release v9.9.9 exists"),
+        "{stderr}"
+    );
     let out = install(&release, home.path(), None, &["--version", "nightly"]);
     assert!(text(&out).1.contains("error: not a version: nightly"));
 }
@@ -467,15 +510,19 @@ impl ActionRun {
     ) -> i32 {
         let script = step["run"].as_str().expect("a run step");
         // Inputs reach the scripts through env: only (no expression inside a script).
-        assert!(!script.contains("${{"), "an expression inside run:\n{script}");
+        assert!(
+            !script.contains("${{"),
+            "an expression inside run:\n{script}"
+        );
         assert_eq!(step["shell"].as_str(), Some("bash"));
         let file = self.path("step.sh");
         std::fs::write(&file, script).unwrap();
         let output = self.path("github-output");
         std::fs::write(&output, "").unwrap();
-        let cwd = step["working-directory"]
-            .as_str()
-            .map_or_else(|| self.dir.path().to_path_buf(), |d| PathBuf::from(self.eval(d)));
+        let cwd = step["working-directory"].as_str().map_or_else(
+            || self.dir.path().to_path_buf(),
+            |d| PathBuf::from(self.eval(d)),
+        );
         let mut cmd = StdCommand::new("bash");
         cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
             .arg(&file)
@@ -550,11 +597,9 @@ fn the_action_installs_the_release_of_its_own_tag_and_runs_the_command() {
     // The cache key names the version and the platform.
     assert_eq!(action.value("steps.plan.outputs.version"), VERSION);
     assert_eq!(action.value("steps.plan.outputs.target"), host_target());
-    assert!(
-        release
-            .asked()
-            .contains(&format!("/castsync/castsync/releases/download/v{VERSION}/SHA256SUMS"))
-    );
+    assert!(release.asked().contains(&format!(
+        "/castsync/castsync/releases/download/v{VERSION}/SHA256SUMS"
+    )));
 }
 
 #[test]
@@ -570,7 +615,10 @@ fn the_action_fails_the_step_when_the_command_fails() {
         "main",
         &[
             ("version", &format!("v{VERSION}")),
-            ("command", "-i DEMO-ONLY-identity.txt validate no-such-agent"),
+            (
+                "command",
+                "-i DEMO-ONLY-identity.txt validate no-such-agent",
+            ),
             ("working-directory", demo.to_str().unwrap()),
         ],
     );
@@ -597,7 +645,13 @@ fn the_action_at_a_branch_without_a_version_says_what_to_pin() {
 fn the_crate_package_ships_what_the_build_needs_and_no_tests_or_fixtures() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = StdCommand::new(cargo)
-        .args(["package", "--list", "--locked", "--allow-dirty", "--offline"])
+        .args([
+            "package",
+            "--list",
+            "--locked",
+            "--allow-dirty",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .unwrap();
@@ -740,9 +794,17 @@ fn docker_context_holds_each_platforms_binary_where_the_dockerfile_copies_it_fro
         .find(|l| l.starts_with("COPY") && l.contains("/usr/local/bin/castsync"))
         .expect("the COPY of the binary");
     let source = copy.split_whitespace().rev().nth(1).unwrap();
-    for (platform, binary) in [("linux/amd64", "amd64 binary"), ("linux/arm64", "arm64 binary")] {
+    for (platform, binary) in [
+        ("linux/amd64", "amd64 binary"),
+        ("linux/arm64", "arm64 binary"),
+    ] {
         let path = context_dir.join(source.replace("${TARGETPLATFORM}", platform));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), binary, "{}", path.display());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            binary,
+            "{}",
+            path.display()
+        );
     }
 
     // An archive that does not match SHA256SUMS stops it.
@@ -766,14 +828,22 @@ fn the_release_image_holds_only_the_static_binary_and_a_ca_bundle_and_runs_as_no
     assert!(last.starts_with("scratch\n"), "the image is FROM scratch");
     let copies: Vec<&str> = last.lines().filter(|l| l.starts_with("COPY")).collect();
     assert_eq!(copies.len(), 3, "{copies:?}");
-    assert!(copies[0].ends_with(
-        "/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"
-    ));
+    assert!(
+        copies[0]
+            .ends_with("/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt")
+    );
     assert!(copies[1].contains("--chown=10001:10001 /out/ /"));
     assert!(copies[2].ends_with("${TARGETPLATFORM}/castsync /usr/local/bin/castsync"));
     assert!(last.contains("\nUSER 10001:10001\n"));
     assert!(last.contains("\nENTRYPOINT [\"castsync\"]\n"));
-    for label in ["title", "description", "licenses", "version", "revision", "source"] {
+    for label in [
+        "title",
+        "description",
+        "licenses",
+        "version",
+        "revision",
+        "source",
+    ] {
         assert!(
             last.contains(&format!("org.opencontainers.image.{label}=")),
             "label {label}"
@@ -781,4 +851,83 @@ fn the_release_image_holds_only_the_static_binary_and_a_ca_bundle_and_runs_as_no
     }
     // The certs stage creates only the (empty) data directory besides the bundle.
     assert!(text.contains("install -d -m 0700 /out/var/lib/castsync\n"));
+}
+
+/// The marker of the docs' download blocks, which the docs test leaves to this file.
+const RUNS_HERE: &str = "<!-- docs-test: skip downloads from github.com; tests/release.rs runs it against a local copy of the release -->";
+
+/// The ```sh blocks of `page` right after a [`RUNS_HERE`] marker.
+fn download_blocks(page: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(page)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() == RUNS_HERE {
+            assert_eq!(lines.get(i + 1), Some(&"```sh"), "{page}:{}", i + 2);
+            let body: Vec<&str> = lines[i + 2..]
+                .iter()
+                .take_while(|l| **l != "```")
+                .copied()
+                .collect();
+            blocks.push(body.join("\n"));
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_docs_download_commands_install_castsync_from_the_release() {
+    let (Some(archive), Some(_), Some(_)) = (built_archive(), tool("curl"), tool("sha256sum"))
+    else {
+        return;
+    };
+    let release = FakeRelease::of(&archive);
+    let mut ran = 0;
+    for page in ["README.md", "docs/install.md"] {
+        for block in download_blocks(page) {
+            // The docs name this release and the x86_64 Linux archive.
+            if block.contains("version=") {
+                assert!(
+                    block.contains(&format!("version={VERSION} ")),
+                    "{page}: {block}"
+                );
+            }
+            let script = block
+                .replace(
+                    "https://github.com/castsync/castsync/releases",
+                    &release.releases(),
+                )
+                .replace(
+                    "target=x86_64-unknown-linux-musl",
+                    &format!("target={}", host_target()),
+                );
+            let home = tempfile::tempdir().unwrap();
+            let out = StdCommand::new("bash")
+                .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+                .current_dir(home.path())
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", home.path())
+                // The install script, fetched from the release, fetches from it too.
+                .env("CASTSYNC_RELEASES_URL", release.releases())
+                .output()
+                .unwrap();
+            let (stdout, stderr) = text(&out);
+            assert!(
+                out.status.success(),
+                "{page}:\n{script}\n{stdout}\n{stderr}"
+            );
+            let version = StdCommand::new(home.path().join(".local/bin/castsync"))
+                .arg("--version")
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&version.stdout).trim(),
+                format!("castsync {VERSION}"),
+                "{page}"
+            );
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, 3, "the README's block and install.md's two");
 }
