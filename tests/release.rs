@@ -417,6 +417,8 @@ struct ActionRun {
     dir: tempfile::TempDir,
     values: BTreeMap<String, String>,
     log: String,
+    /// The exit code of the first failing step, or 0.
+    code: i32,
 }
 
 impl ActionRun {
@@ -440,6 +442,7 @@ impl ActionRun {
             dir,
             values,
             log: String::new(),
+            code: 0,
         }
     }
 
@@ -471,8 +474,8 @@ impl ActionRun {
             .unwrap_or_else(|| panic!("the test's runner does not know the expression {expr:?}"))
     }
 
-    /// Runs every step; the exit code of the first failing one, or 0.
-    fn run(&mut self, extra_env: &[(&str, &str)]) -> i32 {
+    /// Runs every step up to the first that fails (its exit code is `code`).
+    fn run(&mut self) {
         let text = std::fs::read_to_string(root().join("action.yml")).unwrap();
         let action: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
@@ -494,20 +497,14 @@ impl ActionRun {
                     .insert(format!("steps.{id}.outputs.cache-hit"), "false".to_owned());
                 continue;
             }
-            let code = self.run_step(step, &tool_cache, extra_env);
-            if code != 0 {
-                return code;
+            self.code = self.run_step(step, &tool_cache);
+            if self.code != 0 {
+                return;
             }
         }
-        0
     }
 
-    fn run_step(
-        &mut self,
-        step: &serde_yaml::Value,
-        tool_cache: &Path,
-        extra_env: &[(&str, &str)],
-    ) -> i32 {
+    fn run_step(&mut self, step: &serde_yaml::Value, tool_cache: &Path) -> i32 {
         let script = step["run"].as_str().expect("a run step");
         // Inputs reach the scripts through env: only (no expression inside a script).
         assert!(
@@ -539,7 +536,6 @@ impl ActionRun {
                 cmd.env(k.as_str().unwrap(), self.eval(v.as_str().unwrap()));
             }
         }
-        cmd.envs(extra_env.iter().copied());
         let out = cmd.output().unwrap();
         let (stdout, stderr) = text(&out);
         self.log.push_str(&format!("{stdout}{stderr}"));
@@ -569,24 +565,30 @@ fn demo_copy(dir: &Path) -> PathBuf {
     demo
 }
 
-#[test]
-fn the_action_installs_the_release_of_its_own_tag_and_runs_the_command() {
+/// The Action, used at `action_ref` with `inputs`, run on a copy of the demo repository (the
+/// working directory) against a fake release of the built archive; None when skipped.
+fn action_on_demo(action_ref: &str, inputs: &[(&str, &str)]) -> Option<(FakeRelease, ActionRun)> {
     let (Some(archive), Some(_)) = (built_archive(), tool("curl")) else {
-        return;
+        return None;
     };
     let release = FakeRelease::of(&archive);
     let work = tempfile::tempdir().unwrap();
     let demo = demo_copy(work.path());
-    let mut action = ActionRun::new(
-        &release,
-        &format!("v{VERSION}"),
-        &[
-            ("command", "-i DEMO-ONLY-identity.txt validate"),
-            ("working-directory", demo.to_str().unwrap()),
-        ],
-    );
-    let code = action.run(&[]);
-    assert_eq!(code, 0, "{}", action.log);
+    let mut inputs = inputs.to_vec();
+    inputs.push(("working-directory", demo.to_str().unwrap()));
+    let mut action = ActionRun::new(&release, action_ref, &inputs);
+    action.run();
+    Some((release, action))
+}
+
+#[test]
+fn the_action_installs_the_release_of_its_own_tag_and_runs_the_command() {
+    let tag = format!("v{VERSION}");
+    let command = ("command", "-i DEMO-ONLY-identity.txt validate");
+    let Some((release, action)) = action_on_demo(&tag, &[command]) else {
+        return;
+    };
+    assert_eq!(action.code, 0, "{}", action.log);
     assert!(action.log.contains("ok: 3 agents valid"), "{}", action.log);
     let bin_dir = action.path(&format!("tool-cache/castsync/{VERSION}/{}", host_target()));
     assert!(bin_dir.join("castsync").is_file());
@@ -604,25 +606,18 @@ fn the_action_installs_the_release_of_its_own_tag_and_runs_the_command() {
 
 #[test]
 fn the_action_fails_the_step_when_the_command_fails() {
-    let (Some(archive), Some(_)) = (built_archive(), tool("curl")) else {
+    let version = format!("v{VERSION}");
+    let inputs = [
+        ("version", version.as_str()),
+        (
+            "command",
+            "-i DEMO-ONLY-identity.txt validate no-such-agent",
+        ),
+    ];
+    let Some((_, action)) = action_on_demo("main", &inputs) else {
         return;
     };
-    let release = FakeRelease::of(&archive);
-    let work = tempfile::tempdir().unwrap();
-    let demo = demo_copy(work.path());
-    let mut action = ActionRun::new(
-        &release,
-        "main",
-        &[
-            ("version", &format!("v{VERSION}")),
-            (
-                "command",
-                "-i DEMO-ONLY-identity.txt validate no-such-agent",
-            ),
-            ("working-directory", demo.to_str().unwrap()),
-        ],
-    );
-    assert_eq!(action.run(&[]), 1, "{}", action.log);
+    assert_eq!(action.code, 1, "{}", action.log);
     assert!(action.log.contains("no-such-agent"), "{}", action.log);
 }
 
@@ -630,7 +625,8 @@ fn the_action_fails_the_step_when_the_command_fails() {
 fn the_action_at_a_branch_without_a_version_says_what_to_pin() {
     let release = FakeRelease::start(b"unused", String::new());
     let mut action = ActionRun::new(&release, "main", &[]);
-    assert_eq!(action.run(&[]), 1, "{}", action.log);
+    action.run();
+    assert_eq!(action.code, 1, "{}", action.log);
     assert!(
         action.log.contains(
             "::error title=castsync::no castsync version to install: the action is used at 'main', which is not a release tag"

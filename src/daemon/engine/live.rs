@@ -10,31 +10,18 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
+use super::{AgentFailure, ApiStats, ChangeCounts, Engine, Refreshed, RunReport, Scope};
 use crate::apply::Redeployed;
 use crate::daemon::schedule::RateBudget;
-use crate::deadline::RunTimeout;
 use crate::hint::Explained;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
-use crate::reconcile::{self, ChangedSince, Outcome, Request};
+use crate::reconcile::{self, Outcome};
+use crate::request::{ApplySettings, ChangedSince, Request};
 use crate::source::Checkout;
 use crate::source::remote::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
-
-/// How the engine applies (the `watch` flags that `reconcile` also has).
-#[derive(Debug, Clone)]
-pub struct ApplySettings {
-    pub no_prune: bool,
-    pub allow_mass_delete: bool,
-    pub concurrency: usize,
-    /// `--redeploy` / `--no-redeploy` over the config's `redeploy`.
-    pub redeploy: Option<bool>,
-    /// Each cycle's deadline (`--timeout`, else the default that grows with the cycle's
-    /// requests).
-    pub timeout: RunTimeout,
-}
 
 pub struct LiveEngine {
     origin: Origin,
@@ -136,12 +123,22 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
     }
     if let Some(apply) = &outcome.report {
         for result in &apply.agents {
+            let mut counts = ChangeCounts::default();
             for change in &result.applied {
                 match change.action {
-                    Action::Create => report.applied.create += 1,
-                    Action::Update(_) | Action::Replace => report.applied.update += 1,
-                    Action::Delete => report.applied.delete += 1,
+                    Action::Create => counts.create += 1,
+                    Action::Update(_) | Action::Replace => counts.update += 1,
+                    Action::Delete => counts.delete += 1,
                 }
+                if change.action == Action::Update(UpdateReason::Drifted) {
+                    report.drift_healed += 1;
+                }
+            }
+            report.applied.create += counts.create;
+            report.applied.update += counts.update;
+            report.applied.delete += counts.delete;
+            if counts.total() > 0 {
+                report.changed_agents.insert(result.agent.clone(), counts);
             }
             if result.redeploy == Some(Redeployed::Done) {
                 report.redeployed += 1;
@@ -183,7 +180,7 @@ impl Engine for LiveEngine {
                 commit_time,
             } => {
                 let revision = snapshot.revision.clone();
-                self.current = Some(snapshot);
+                self.current = Some(*snapshot);
                 Ok(Refreshed::Ready {
                     revision,
                     commit_time,
@@ -238,6 +235,11 @@ impl Engine for LiveEngine {
         self.platform = None;
     }
 
+    fn notify_entries(&self) -> Option<Vec<crate::config::NotifyEntry>> {
+        let checkout = self.current.as_ref()?.checkout.as_ref().ok()?;
+        Some(checkout.config.notify.clone())
+    }
+
     fn api_stats(&self) -> Option<ApiStats> {
         let stats = self.platform.as_ref()?.1.stats()?;
         Some(ApiStats {
@@ -284,24 +286,15 @@ impl LiveEngine {
             Err(e) => return failed_run(revision, Explained::of(&e)),
         };
         let request = Request {
-            checkout,
-            base: None,
-            identities: &self.target.identities,
-            platform,
-            state: self.state.clone(),
-            policy: reconcile::policy(
-                &checkout.config,
-                self.settings.no_prune,
-                self.settings.allow_mass_delete,
-            ),
-            redeploy: self.settings.redeploy,
-            no_prune: self.settings.no_prune,
             only,
             changed,
-            dry_run: false,
-            concurrency: self.settings.concurrency,
             cancel: cancel.clone(),
-            timeout: self.settings.timeout,
+            ..self.settings.request(
+                checkout,
+                &self.target.identities,
+                platform,
+                self.state.clone(),
+            )
         };
         match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => {
