@@ -25,6 +25,8 @@ const INSTALL: &[(&str, &str)] = &[
     ("zip", "apt-get install zip"),
     ("unzip", "apt-get install unzip"),
     ("setsid", "apt-get install util-linux"),
+    ("openssl", "apt-get install openssl"),
+    ("python3", "apt-get install python3"),
 ];
 
 /// The program `name` found on PATH, or None after one line on the real stderr saying
