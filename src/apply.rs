@@ -7,6 +7,7 @@
 //! safe: sets are idempotent). One agent failing never stops the others. Failures keep their
 //! [`PlatformError`] and so their class (transient or terminal) up to the report.
 
+mod converged;
 mod record;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+pub use converged::{converged_from, forget_before_writing, record_converged};
 
 use crate::history;
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};

@@ -4,9 +4,11 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, ColorChoice, Command, GlobalArgs, LogFormat, PlatformArgs};
+use crate::cli::{ApplyArgs, Cli, ColorChoice, Command, GlobalArgs, LogFormat, PlatformArgs};
 use crate::config::Config;
 use crate::crypto::{Env, Identities};
+use crate::deadline::RunTimeout;
+use crate::request::ApplySettings;
 use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
@@ -129,6 +131,17 @@ pub fn platform_choice(args: &PlatformArgs) -> PlatformChoice {
         api_key_file: args.api_key_file.clone(),
         allow_insecure_http: args.allow_insecure_http,
         request_timeout: Some(args.request_timeout),
+    }
+}
+
+/// The flags `reconcile` and `watch` share, and `--timeout`, resolved once.
+pub fn apply_settings(args: &ApplyArgs, timeout: Option<std::time::Duration>) -> ApplySettings {
+    ApplySettings {
+        no_prune: args.no_prune,
+        allow_mass_delete: args.allow_mass_delete,
+        concurrency: usize::from(args.concurrency),
+        redeploy: args.redeploy_override(),
+        timeout: RunTimeout::from_flag(timeout),
     }
 }
 

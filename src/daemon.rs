@@ -36,7 +36,6 @@ use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controller::Stopped;
-pub use engine::live::ApplySettings;
 
 use crate::source::remote::mirror;
 pub use crate::source::remote::mirror::{
@@ -46,6 +45,7 @@ use crate::source::remote::origin::Origin;
 pub use crate::source::remote::signatures::{AllowedSigners, Rejection, SignersError};
 pub use webhook::{SecretFileError, WebhookSecret};
 
+use crate::request::ApplySettings;
 use crate::state::{State, StateError};
 use crate::target::Target;
 

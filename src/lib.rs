@@ -37,6 +37,7 @@ pub mod state; // the last-applied fingerprints, and what each agent converged f
 pub mod history; // the apply history file beside the state
 pub mod reconcile; // one run of the pipeline, for the CLI and the daemon
 pub mod target; // where a run lands: platform, state file, identities
+pub mod request; // what a run is asked to do, built once from resolved options
 pub mod deadline; // one deadline per run, bounding every platform call
 pub mod saved_plan; // a plan saved to a file and applied exactly later, or refused
 pub mod render; // plans and reports as text, JSON and Markdown

@@ -74,7 +74,7 @@ impl AgentLoad {
 }
 
 /// Every agent of a tree (narrowed by a filter), loaded, and the shared groups they use.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Loaded {
     pub agents: BTreeMap<String, AgentLoad>,
     /// The shared groups that were loaded: every group of the tree for a full run, the ones

@@ -1,7 +1,9 @@
-//! One reconcile: load (source → desired) → observe (list the platform) → plan → apply. The
-//! CLI's `reconcile` and the daemon both call [`reconcile`]; they differ only in *when* they
-//! call it and how they report. Every platform call of a run is bounded by one deadline
-//! ([`crate::deadline`]).
+//! One reconcile: inputs (source) → select (incremental) → load → observe (list the
+//! platform) → plan → [`land`] (confirm, apply, verify, record). The CLI's `reconcile` and
+//! the daemon both call [`reconcile`] with a [`Request`] built by `request`; they differ only
+//! in *when* they call it and how they report. A saved plan (`saved_plan`) is made another
+//! way and lands through the same [`land`]. Every platform call of a run is bounded by one
+//! deadline ([`crate::deadline`]).
 //!
 //! Asked to refresh only what changed ([`Request::changed`]), it first compares each agent's
 //! inputs with a baseline (`incremental`) and loads, lists and plans only the agents that
@@ -9,65 +11,26 @@
 //! converged, what it converged from, and forgets that record for an agent that failed, so
 //! the next run refreshes it.
 
+mod land;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, ApplyOptions, ApplyReport, Progress};
+use crate::apply::{ApplyReport, Progress};
 use crate::config::Config;
-use crate::crypto::Identities;
-use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
+use crate::deadline::TimedOut;
 use crate::incremental::{self, Baseline, Selection};
 use crate::load::{self, LoadError, Loaded};
 use crate::observe;
 use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, RevisionBaseline};
-use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
+use crate::request::{ChangedSince, Request};
 use crate::source::Checkout;
-use crate::source::inputs::{self, AgentInputs, GroupDigests, Overrides};
-use crate::state::{AppliedFrom, State};
+use crate::source::inputs::{self, AgentInputs, GroupDigests};
 
-/// What a run that refreshes only changed agents compares with.
-pub enum ChangedSince<'a> {
-    /// What the state recorded for each agent when it last converged.
-    State,
-    /// The inputs at another revision (`--since REF`): its checkout, or why its
-    /// `castsync.yaml` cannot be read (then every agent is refreshed).
-    Revision(Result<&'a Checkout, String>),
-}
-
-/// Everything one reconcile needs.
-pub struct Request<'a> {
-    /// The manifests, and the config they are judged by.
-    pub checkout: &'a Checkout,
-    /// `--base`: the checkout whose values count as last applied (instead of the state),
-    /// judged by its own config.
-    pub base: Option<&'a Checkout>,
-    pub identities: &'a Identities,
-    pub platform: Arc<dyn Platform>,
-    /// The state, shared with apply (which saves it after each agent).
-    pub state: Arc<Mutex<State>>,
-    /// The plan's rules. Its `redeploy` set is filled here from the config and
-    /// [`Request::redeploy`], once the agents are known.
-    pub policy: Policy,
-    /// `--redeploy` (true) / `--no-redeploy` (false) over the config's `redeploy`.
-    pub redeploy: Option<bool>,
-    /// `--no-prune` (already applied to `policy`; recorded with each agent's inputs).
-    pub no_prune: bool,
-    /// Only these agents (empty: all declared agents).
-    pub only: BTreeSet<String>,
-    /// Refresh only the agents whose inputs changed since this baseline (`--changed`);
-    /// `None` refreshes every agent of the run.
-    pub changed: Option<ChangedSince<'a>>,
-    pub dry_run: bool,
-    pub concurrency: usize,
-    pub cancel: CancellationToken,
-    /// The run's deadline: every platform call is bounded by it (see [`crate::deadline`]).
-    pub timeout: RunTimeout,
-}
+pub use land::{Planned, Run, land};
 
 /// What one reconcile found and did.
 pub struct Outcome {
@@ -180,142 +143,39 @@ fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileErro
     Ok(())
 }
 
-/// Runs one reconcile. `observer` confirms the plan before any write and follows the apply.
+/// Runs one reconcile: its phases, in order, then [`land`]. `observer` confirms the plan
+/// before any write and follows the apply.
 pub async fn reconcile(
     req: Request<'_>,
     observer: Arc<dyn Observer>,
 ) -> Result<Outcome, ReconcileError> {
+    let run = Run::start(&req);
     let checkout = req.checkout;
-    let deadline = Deadline::start(req.timeout);
-    let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
-    let overrides = Overrides {
-        no_prune: req.no_prune,
-        redeploy: req.redeploy,
-    };
     let candidates = candidates(checkout, &req.only)?;
-    let mut current = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
+    let overrides = req.settings.overrides();
+    let mut inputs = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
     let groups = inputs::of_groups(checkout.tree(), &checkout.config);
-    let selection = select(&req, &candidates, &current, &groups, overrides).await;
-    let loaded = match selection.coverage.mode {
-        CoverageMode::Full => {
-            load::load_all(checkout.tree(), &checkout.config, req.identities, &req.only)?
-        }
-        // Only the changed agents are decrypted; none changed, nothing is read.
-        CoverageMode::Changed if selection.refresh.is_empty() => Loaded {
-            agents: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            notes: Vec::new(),
-        },
-        CoverageMode::Changed => load::load_all(
-            checkout.tree(),
-            &checkout.config,
-            req.identities,
-            &selection.refresh,
-        )?,
-    };
-    check_replace(&req.policy.replace, &loaded)?;
-    inputs::with_groups(&mut current, loaded.groups_used(), &groups);
-    let mut policy = req.policy;
-    policy.redeploy = loaded
-        .agents
-        .keys()
-        .filter(|agent| inputs::redeploys(&checkout.config, overrides, agent))
-        .cloned()
-        .collect();
-    let baseline = match req.base {
-        Some(base) => {
-            // An agent that fails to load at the base has no baseline: its keys show as
-            // `unverified`, never as in sync.
-            let base = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
-            Some(RevisionBaseline(base.ok_secrets()))
-        }
-        None => None,
-    };
-
-    let listable = loaded
-        .agents
-        .iter()
-        .filter(|(_, a)| a.failure().is_none())
-        .map(|(slug, _)| slug.clone())
-        .collect::<Vec<_>>();
-    deadline.allow_requests(listable.len());
-    let actual = observe::list_agents(
-        platform.clone(),
-        listable,
-        req.concurrency,
-        observer.as_ref(),
-    )
-    .await;
-    if let Some(error) = actual
+    let selection = select(&req, &candidates, &inputs, &groups).await;
+    let loaded = load_selected(&req, &selection)?;
+    check_replace(&req.replace, &loaded)?;
+    inputs::with_groups(&mut inputs, loaded.groups_used(), &groups);
+    let baseline = base_baseline(&req)?;
+    let observed = observe_loaded(&req, &run, &loaded, observer.as_ref()).await;
+    if let Some(error) = observed
         .values()
         .find_map(|r| r.as_ref().err().filter(|e| e.ends_run()))
     {
         return Err(ReconcileError::Unreachable(error.clone()));
     }
-
-    let desired = loaded.desired_or_reasons();
-    let mut plan = {
-        let mut state = req.state.lock().await;
-        state.prepare(req.platform.id(), desired.keys());
-        let view = state.view(req.platform.id());
-        let last: &dyn LastApplied = match &baseline {
-            Some(b) => b,
-            None => &view,
-        };
-        plan::plan(&desired, &actual, last, &policy).with_origins(&loaded.origins(&checkout.config))
-    };
+    let mut plan = plan_loaded(&req, &loaded, &observed, baseline.as_ref()).await;
     plan.coverage = selection.coverage;
-
-    let revision = checkout.label();
-    let mut state_warning = None;
-    let declined = !req.dry_run && plan.has_changes() && {
-        // The person reading the plan is not the platform being slow.
-        let _paused = deadline.pause();
-        !observer.confirm(&plan)
-    };
-    let report = if req.dry_run || declined {
-        None
-    } else if !plan.has_changes() {
-        Some(ApplyReport::default())
-    } else {
-        state_warning = forget_before_writing(&plan, &req.state, req.platform.id()).await;
-        let options = ApplyOptions {
-            concurrency: req.concurrency,
-            revision: Some(revision.clone()),
-            converged: converged_from(&plan, &current, &revision),
-        };
-        deadline.allow_requests(apply::request_count(&plan));
-        Some(
-            apply::apply(
-                &plan,
-                &loaded.ok_secrets(),
-                platform,
-                req.state.clone(),
-                &options,
-                &req.cancel,
-                observer,
-            )
-            .await,
-        )
-    };
-    if report.is_some() {
-        let recorded =
-            record_converged(&plan, &current, &req.state, req.platform.id(), &revision).await;
-        state_warning = recorded.or(state_warning);
-    }
-    // The records parsed for the plan stay parsed: a command exits now, and the daemon packs
-    // everything once the cycle is over (`State::repack`).
-    let timed_out = TimedOut::find(&plan, report.as_ref());
-    Ok(Outcome {
+    let planned = Planned {
         loaded,
         plan,
-        report,
-        revision,
-        declined,
-        observed: actual,
-        timed_out,
-        state_warning,
-    })
+        observed,
+        inputs,
+    };
+    Ok(land(&req, run, planned, observer).await)
 }
 
 /// The agents of the run: `only` (each must be declared), else every declared agent.
@@ -341,7 +201,6 @@ async fn select(
     candidates: &[String],
     current: &BTreeMap<String, AgentInputs>,
     groups: &Result<GroupDigests, String>,
-    overrides: Overrides,
 ) -> Selection {
     let mut selection = match &req.changed {
         None => return Selection::all(candidates),
@@ -367,6 +226,7 @@ async fn select(
                 .iter()
                 .filter(|a| since.agents.contains(a))
                 .collect();
+            let overrides = req.settings.overrides();
             let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
             let groups_then = inputs::of_groups(since.tree(), &since.config);
             incremental::select(
@@ -382,7 +242,7 @@ async fn select(
         }
     };
     // Every agent a `--replace`/`--replace-all` names is refreshed.
-    let replace = &req.policy.replace;
+    let replace = &req.replace;
     let named = replace
         .agents
         .iter()
@@ -400,88 +260,77 @@ async fn select(
     selection
 }
 
-/// Before the first write to an agent, forgets what it converged from: should the run die
-/// half-way, the next run must not take the agent for unchanged (the platform may then hold
-/// a mix of old and new values even if the source goes back to the old inputs).
-pub(crate) async fn forget_before_writing(
-    plan: &Plan,
-    state: &Mutex<State>,
-    platform: &str,
-) -> Option<String> {
-    let mut state = state.lock().await;
-    let mut forgot = false;
-    for agent in plan.agents.iter().filter(|a| a.has_work()) {
-        forgot |= state.applied_from(platform, &agent.agent).is_some();
-        state.forget_applied_from(platform, &agent.agent);
-    }
-    if !forgot {
-        return None;
-    }
-    state.save().err().map(|e| e.to_string())
+/// Loads the agents the selection refreshes: every candidate for a full run, only the
+/// changed ones otherwise (none changed: nothing is decrypted).
+fn load_selected(req: &Request<'_>, selection: &Selection) -> Result<Loaded, LoadError> {
+    let checkout = req.checkout;
+    let only = match selection.coverage.mode {
+        CoverageMode::Full => &req.only,
+        CoverageMode::Changed if selection.refresh.is_empty() => return Ok(Loaded::default()),
+        CoverageMode::Changed => &selection.refresh,
+    };
+    load::load_all(checkout.tree(), &checkout.config, req.identities, only)
 }
 
-/// What each agent with work converges from once its work lands, for apply to record with
-/// its verified writes ([`ApplyOptions::converged`]).
-pub(crate) fn converged_from(
-    plan: &Plan,
-    current: &BTreeMap<String, AgentInputs>,
-    revision: &str,
-) -> BTreeMap<String, AppliedFrom> {
-    let at = crate::state::now_rfc3339();
-    plan.agents
+/// With `--base`, the base revision's values as last applied. An agent that fails to load at
+/// the base has no baseline: its keys show as `unverified`, never as in sync.
+fn base_baseline(req: &Request<'_>) -> Result<Option<RevisionBaseline>, LoadError> {
+    let Some(base) = req.base else {
+        return Ok(None);
+    };
+    let loaded = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
+    Ok(Some(RevisionBaseline(loaded.ok_secrets())))
+}
+
+/// Lists every agent that loaded (GET only).
+async fn observe_loaded(
+    req: &Request<'_>,
+    run: &Run,
+    loaded: &Loaded,
+    observer: &dyn Observer,
+) -> BTreeMap<String, Result<Listing, PlatformError>> {
+    let listable = loaded
+        .agents
         .iter()
-        .filter(|a| a.has_work())
-        .filter_map(|a| {
-            let record = current.get(&a.agent)?.record(revision, &at)?;
-            Some((a.agent.clone(), record))
-        })
-        .collect()
+        .filter(|(_, a)| a.failure().is_none())
+        .map(|(slug, _)| slug.clone())
+        .collect::<Vec<_>>();
+    run.deadline.allow_requests(listable.len());
+    observe::list_agents(
+        run.platform.clone(),
+        listable,
+        req.settings.concurrency,
+        observer,
+    )
+    .await
 }
 
-/// After a run: records what each agent without work converged from (it was listed and
-/// matched), and forgets it for an agent that was skipped. Agents with work were recorded by
-/// apply when all of it landed, and forgotten before it began otherwise. Saves only when a
-/// record changed.
-pub(crate) async fn record_converged(
-    plan: &Plan,
-    current: &BTreeMap<String, AgentInputs>,
-    state: &Mutex<State>,
-    platform: &str,
-    revision: &str,
-) -> Option<String> {
-    let at = crate::state::now_rfc3339();
-    let mut state = state.lock().await;
-    let mut changed = false;
-    for agent in &plan.agents {
-        let name = agent.agent.as_str();
-        let before = state.applied_from(platform, name);
-        if agent.skipped.is_some() {
-            if before.is_some() {
-                state.forget_applied_from(platform, name);
-                changed = true;
-            }
-            continue;
-        }
-        if agent.has_work() {
-            continue;
-        }
-        match current.get(name).and_then(|i| i.record(revision, &at)) {
-            Some(record) if before.is_none_or(|b| !b.same_inputs(&record)) => {
-                state.record_applied_from(platform, name, record);
-                changed = true;
-            }
-            Some(_) => {}
-            None if before.is_some() => {
-                state.forget_applied_from(platform, name);
-                changed = true;
-            }
-            None => {}
-        }
-    }
-    if !changed {
-        return None;
-    }
-    state.save().err().map(|e| e.to_string())
+/// The plan: desired × listed × last applied (the state, or the `--base` revision) under
+/// the run's policy, with each agent's redeploy rule.
+async fn plan_loaded(
+    req: &Request<'_>,
+    loaded: &Loaded,
+    observed: &BTreeMap<String, Result<Listing, PlatformError>>,
+    baseline: Option<&RevisionBaseline>,
+) -> Plan {
+    let config = &req.checkout.config;
+    let overrides = req.settings.overrides();
+    let mut policy: Policy = req.policy();
+    policy.redeploy = loaded
+        .agents
+        .keys()
+        .filter(|agent| inputs::redeploys(config, overrides, agent))
+        .cloned()
+        .collect();
+    let desired = loaded.desired_or_reasons();
+    let mut state = req.state.lock().await;
+    state.prepare(req.platform.id(), desired.keys());
+    let view = state.view(req.platform.id());
+    let last: &dyn LastApplied = match baseline {
+        Some(b) => b,
+        None => &view,
+    };
+    plan::plan(&desired, observed, last, &policy).with_origins(&loaded.origins(config))
 }
 
 /// Why a `--base` plan refuses to run.
@@ -529,18 +378,4 @@ pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinErro
         });
     }
     Ok(())
-}
-
-/// The plan policy from the config and the command line (its per-agent `redeploy` set is
-/// filled by [`reconcile`]).
-pub fn policy(config: &Config, no_prune: bool, allow_mass_delete: bool) -> Policy {
-    Policy {
-        prune: config.prune && !no_prune,
-        unmanaged_keys: config.unmanaged_keys.iter().cloned().collect(),
-        max_delete_fraction: config.max_delete_fraction,
-        allow_mass_delete,
-        self_heal: config.self_heal,
-        replace: Replace::default(),
-        redeploy: BTreeSet::new(),
-    }
 }

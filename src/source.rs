@@ -32,6 +32,14 @@ pub const MANIFEST_FILE: &str = "secrets.yaml.age";
 /// The schema file inside an agent's directory.
 pub const SCHEMA_FILE: &str = ".env.example";
 
+/// Git's blob id of `bytes`, as `git hash-object` prints it.
+pub fn blob_id(bytes: &[u8]) -> String {
+    git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
+        // Hashing a buffer cannot fail: libgit2 only reports an invalid object type.
+        .map(|oid| oid.to_string())
+        .unwrap_or_default()
+}
+
 /// The agents a tree declares (directories under `agents_dir`), sorted.
 pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
     tree.dirs(&config.agents_dir)
@@ -83,14 +91,7 @@ pub trait Tree {
     /// when it is absent: equal ids mean equal bytes. A git revision answers from its tree
     /// without reading the file; any other tree reads and hashes it.
     fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
-        match self.read(path)? {
-            Some(bytes) => git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)
-                .map(|oid| Some(oid.to_string()))
-                .map_err(|e| SourceError::Git {
-                    message: format!("cannot hash {}: {}", self.display(path), e.message()),
-                }),
-            None => Ok(None),
-        }
+        Ok(self.read(path)?.map(|bytes| blob_id(&bytes)))
     }
     /// A label for this tree: a full commit id, or `worktree`.
     fn revision(&self) -> String;

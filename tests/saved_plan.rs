@@ -362,6 +362,39 @@ crate::on_both_wires!(
     the_plan_is_refused_after_the_platforms_key_list_changed,
 );
 
+#[test]
+fn an_agent_a_saved_plan_listed_without_work_is_not_refreshed_by_the_next_changed_run() {
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    std::fs::write(repo.path(".gitignore"), ".castsync/\n*.plan.json\n").unwrap();
+    repo.agent("alpha", &[("A1", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one")]);
+    reconcile(&repo, &emu.url, &["--yes"]).success();
+    // alpha has work; beta only gains a comment in its `.env.example`: listed, no work.
+    repo.agent("alpha", &[("A1", CANARY_NEW)]);
+    let schema = repo.path("agents/beta/.env.example");
+    let mut text = std::fs::read_to_string(&schema).unwrap();
+    text.insert_str(0, "# the bot's one key\n");
+    std::fs::write(&schema, text).unwrap();
+    let file = plan_path(&repo);
+    reconcile(
+        &repo,
+        &emu.url,
+        &["--dry-run", "--save-plan", file.to_str().unwrap()],
+    )
+    .success();
+    apply_plan(&repo, &emu.url, &[]).success();
+    assert_eq!(emu.value("alpha", "A1").as_deref(), Some(CANARY_NEW));
+
+    emu.reset_stats();
+    reconcile(&repo, &emu.url, &["--changed"]).success();
+    assert_eq!(
+        (emu.requests("GET"), writes(&emu)),
+        (0, 0),
+        "both agents converged through the saved plan: nothing to list"
+    );
+}
+
 /// Issue 21: a plan file is reviewed, not authenticated. Everything in it that a fresh plan
 /// of the same tree would decide differently is refused, whatever the edit.
 mod forged {

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
-use crate::deadline::RunTimeout;
 use crate::plan::Replace;
-use crate::reconcile::{self, ChangedSince, Request};
+use crate::reconcile;
 use crate::render::{self, RenderContext};
+use crate::request::{ChangedSince, Request};
 use crate::saved_plan::{self, run};
 use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
@@ -82,16 +82,6 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let stop = CancellationToken::new();
     let follower = console.follow_rate_limit(platform.clone(), stop.clone());
 
-    let mut policy = reconcile::policy(
-        &checkout.config,
-        args.apply.no_prune,
-        args.apply.allow_mass_delete,
-    );
-    policy.replace = Replace {
-        keys: args.replace.iter().cloned().collect(),
-        agents: args.replace_all.iter().flatten().cloned().collect(),
-        all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
-    };
     // Read before the run, so a file that changes meanwhile makes the saved plan refuse
     // rather than record blobs newer than the plan.
     let save_inputs = match &args.save_plan {
@@ -102,15 +92,14 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         None => None,
     };
     let state = Arc::new(Mutex::new(state));
+    let settings = super::apply_settings(&args.apply, args.timeout);
     let request = Request {
-        checkout,
         base: base.as_ref(),
-        identities: &target.identities,
-        platform: platform.clone(),
-        state: state.clone(),
-        policy,
-        redeploy: args.apply.redeploy_override(),
-        no_prune: args.apply.no_prune,
+        replace: Replace {
+            keys: args.replace.iter().cloned().collect(),
+            agents: args.replace_all.iter().flatten().cloned().collect(),
+            all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
+        },
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
         changed: match (&since, args.changed) {
             (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
@@ -118,27 +107,16 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             (None, false) => None,
         },
         dry_run: args.dry_run,
-        concurrency: usize::from(args.apply.concurrency),
-        cancel: CancellationToken::new(),
-        timeout: RunTimeout::from_flag(args.timeout),
+        ..settings.request(checkout, &target.identities, platform.clone(), state)
     };
     let outcome = match (&saved, args.plan.as_deref()) {
-        (Some(saved), Some(file)) => {
-            let request = run::SavedRequest {
+        (Some(saved), Some(path)) => {
+            let file = run::PlanFile {
                 saved,
-                file,
-                checkout,
+                path,
                 explicit_config: explicit,
-                identities: &target.identities,
-                platform: platform.clone(),
-                state,
-                allow_mass_delete: args.apply.allow_mass_delete,
-                dry_run: args.dry_run,
-                concurrency: usize::from(args.apply.concurrency),
-                cancel: CancellationToken::new(),
-                timeout: RunTimeout::from_flag(args.timeout),
             };
-            run::apply_saved(request, console.clone())
+            run::apply_saved(request, file, console.clone())
                 .await
                 .map_err(anyhow::Error::from)
         }

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::commands::{Exit, Repo};
-use crate::daemon::{self, ApplySettings, DaemonConfig, Follow};
-use crate::deadline::RunTimeout;
+use crate::daemon::{self, DaemonConfig, Follow};
 use crate::hint::WithHint;
 use crate::target::{Target, TargetOptions};
 
@@ -63,13 +62,7 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
         follow,
         explicit_config: global.config.clone(),
         target,
-        apply: ApplySettings {
-            no_prune: args.apply.no_prune,
-            allow_mass_delete: args.apply.allow_mass_delete,
-            concurrency: usize::from(args.apply.concurrency),
-            redeploy: args.apply.redeploy_override(),
-            timeout: RunTimeout::from_flag(args.timeout),
-        },
+        apply: super::apply_settings(&args.apply, args.timeout),
         interval,
         resync,
         listen: args.listen,

@@ -2,35 +2,30 @@
 //! plan files, and `reconcile --plan FILE` itself.
 //!
 //! Applying a plan checks, in this order and before any write: the target, the tree (config,
-//! every agent's files, the agent set), then — after decrypting and listing only the agents
-//! the plan changes — their key lists and the changes themselves, then the tree once more (a
-//! working tree can change under a run). Any difference refuses the whole plan, naming each.
-//! The apply then goes through `apply::apply` like any other, so the state and the history
-//! record it. It must never send a request for an agent the plan does not change, nor write
-//! anything after a refusal.
+//! every agent's files, the agent set), then — after decrypting the plan's agents and listing
+//! only those it changes — their key lists and the changes themselves, then the tree once
+//! more (a working tree can change under a run). Any difference refuses the whole plan,
+//! naming each. The plan then lands through `reconcile::land`, the path every plan takes, so
+//! the state (what was written, and what each agent converged from) and the history record
+//! it as they record any apply. It must never send a request for an agent the plan does not
+//! change, nor write anything after a refusal.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
-use super::{Inputs, Mismatch, SavedPlan};
-use crate::apply::{self, ApplyOptions, ApplyReport};
+use super::{FileBlob, Inputs, Mismatch, SavedPlan};
 use crate::atomic_write::{self, Mode, Replace};
-use crate::crypto::Identities;
-use crate::deadline::{Bounded, Deadline, RunTimeout, TimedOut};
 use crate::fsread::{self, ReadError};
-use crate::load::{self, LoadError};
+use crate::load::{self, LoadError, Loaded};
 use crate::observe;
-use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
-use crate::reconcile::{self, Observer, Outcome};
+use crate::reconcile::{self, Observer, Outcome, Planned, Run};
+use crate::request::Request;
 use crate::source::inputs;
-use crate::source::{Checkout, MANIFEST_FILE, SCHEMA_FILE, SourceError};
-use crate::state::State;
+use crate::source::{Checkout, SourceError};
 
 /// A saved plan could not be read, checked or applied.
 #[derive(Debug, Error)]
@@ -148,15 +143,8 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// The git blob id of `bytes`, as `git hash-object` prints it.
-pub fn blob_id(bytes: &[u8]) -> String {
-    git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
-        // Hashing a buffer cannot fail: libgit2 only reports an invalid object type.
-        .map(|oid| oid.to_string())
-        .unwrap_or_default()
-}
-
-/// What `checkout` holds for the config and for `agents`, as blob ids. `explicit_config` is
+/// What `checkout` holds for the config and for `agents`, as blob ids: the files of each
+/// agent's inputs (`source::inputs`) and every shared group's manifest. `explicit_config` is
 /// `--config FILE` (read from disk, named by its path).
 pub fn inputs(
     checkout: &Checkout,
@@ -165,42 +153,37 @@ pub fn inputs(
 ) -> Result<Inputs, SavedPlanError> {
     let tree = checkout.tree();
     let config = match explicit_config {
-        Some(path) => super::FileBlob {
+        Some(path) => FileBlob {
             path: path.display().to_string(),
-            blob: Some(blob_id(
+            blob: Some(crate::source::blob_id(
                 &fsread::read_file(path, fsread::MAX_REPO_FILE).map_err(SavedPlanError::Config)?,
             )),
         },
-        None => super::FileBlob {
+        None => FileBlob {
             path: crate::config::FILE_NAME.to_owned(),
-            blob: tree
-                .read(Path::new(crate::config::FILE_NAME))?
-                .map(|b| blob_id(&b)),
+            blob: tree.blob_id(Path::new(crate::config::FILE_NAME))?,
         },
+    };
+    let blob = |path: &PathBuf| -> Result<FileBlob, SourceError> {
+        Ok(FileBlob {
+            path: path.display().to_string(),
+            blob: tree.blob_id(path)?,
+        })
     };
     // Every shared group's manifest counts as an input of every agent: which groups an
     // agent uses is only known once its manifest is decrypted, and the comparison must work
     // without. A group changed since the plan was made refuses the plan (for every agent,
     // even one that does not use it: narrower, never wider).
-    let mut groups = Vec::new();
-    for group in crate::source::group_names(tree, &checkout.config)? {
-        let path = crate::source::group_manifest_path(&checkout.config, &group);
-        groups.push(super::FileBlob {
-            path: path.display().to_string(),
-            blob: tree.read(&path)?.map(|b| blob_id(&b)),
-        });
-    }
+    let groups = inputs::group_files(tree, &checkout.config)?
+        .iter()
+        .map(blob)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = BTreeMap::new();
     for agent in agents {
-        let dir = checkout.config.agents_dir.join(agent);
-        let mut files = Vec::new();
-        for name in [MANIFEST_FILE, SCHEMA_FILE] {
-            let path = dir.join(name);
-            files.push(super::FileBlob {
-                path: path.display().to_string(),
-                blob: tree.read(&path)?.map(|b| blob_id(&b)),
-            });
-        }
+        let mut files = inputs::agent_files(&checkout.config, agent)
+            .iter()
+            .map(blob)
+            .collect::<Result<Vec<_>, _>>()?;
         files.extend(groups.iter().cloned());
         out.insert(agent.clone(), files);
     }
@@ -252,109 +235,162 @@ pub fn write(path: &Path, saved: &SavedPlan) -> Result<(), SavedPlanError> {
     })
 }
 
-/// Everything `reconcile --plan FILE` needs.
-pub struct SavedRequest<'a> {
+/// A saved plan to apply, and where it came from.
+pub struct PlanFile<'a> {
     pub saved: &'a SavedPlan,
     /// The plan file, for messages.
-    pub file: &'a Path,
-    /// The tree to apply from (the worktree, or `--ref`).
-    pub checkout: &'a Checkout,
+    pub path: &'a Path,
+    /// `--config FILE`, whose blob the plan recorded instead of `castsync.yaml`'s.
     pub explicit_config: Option<&'a Path>,
-    pub identities: &'a Identities,
-    pub platform: Arc<dyn Platform>,
-    pub state: Arc<Mutex<State>>,
-    /// `--allow-mass-delete`: the plan's deletes pass the guard again at apply time.
-    pub allow_mass_delete: bool,
-    /// `--dry-run`: check that the plan still applies, write nothing.
-    pub dry_run: bool,
-    pub concurrency: usize,
-    pub cancel: CancellationToken,
-    /// The run's deadline (`--timeout`), as for any reconcile.
-    pub timeout: RunTimeout,
 }
 
-/// Checks the saved plan against the tree and the platform, then applies exactly its changes
-/// (see the module doc). A dry run stops after the checks.
+/// Checks the saved plan against the tree and the platform, then lands exactly its changes
+/// the way every plan lands (`reconcile::land`); see the module doc. A dry run stops after
+/// the checks. `req` is the run's request (its tree, target and settings; a saved plan
+/// takes no flag that narrows or widens a run).
 pub async fn apply_saved(
-    req: SavedRequest<'_>,
+    req: Request<'_>,
+    file: PlanFile<'_>,
     observer: Arc<dyn Observer>,
 ) -> Result<Outcome, SavedPlanError> {
-    let saved = req.saved;
-    let checkout = req.checkout;
-    let deadline = Deadline::start(req.timeout);
-    let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
-    let refused = |mismatches: Vec<Mismatch>| SavedPlanError::Refused {
-        path: req.file.to_owned(),
-        mismatches,
-    };
-    let scope: Vec<String> = if saved.all_agents {
-        checkout.agents.clone()
-    } else {
-        saved
-            .agents
-            .iter()
-            .map(|a| a.agent.clone())
-            .filter(|a| checkout.agents.contains(a))
-            .collect()
-    };
-    let check_tree = || -> Result<Vec<Mismatch>, SavedPlanError> {
-        let now = inputs(checkout, req.explicit_config, &scope)?;
-        let mut mismatches: Vec<Mismatch> = super::check_target(saved, req.platform.id())
-            .into_iter()
-            .collect();
-        mismatches.extend(super::check_inputs(saved, &now));
-        Ok(mismatches)
-    };
-    let mut mismatches = super::check_shape(saved);
+    let run = Run::start(&req);
+    let scope = scope(file.saved, req.checkout);
+    let mut mismatches = super::check_shape(file.saved);
     if mismatches.is_empty() {
-        mismatches = check_tree()?;
+        mismatches = check_tree(&req, &file, &scope)?;
     }
-    if !mismatches.is_empty() {
-        return Err(refused(mismatches));
-    }
+    refuse_unless_empty(&file, mismatches)?;
+    let changing = changing(file.saved);
+    let loaded = load_scope(&req, &scope, &changing)?;
+    run.deadline.allow_requests(changing.len());
+    let observed = observe::list_agents(
+        run.platform.clone(),
+        changing.iter().cloned(),
+        req.settings.concurrency,
+        observer.as_ref(),
+    )
+    .await;
+    let listed = listed(&changing, &observed)?;
+    let mut mismatches = super::check_key_lists(file.saved, &listed);
+    let desired = loaded.ok_secrets();
+    mismatches.extend(super::check_changes(
+        file.saved,
+        &desired,
+        &listed,
+        &req.policy(),
+    ));
+    mismatches.extend(check_redeploys(&req, file.saved).await);
+    // A working tree may have changed while the agents were decrypted and listed.
+    mismatches.extend(check_tree(&req, &file, &scope)?);
+    refuse_unless_empty(&file, mismatches)?;
 
-    let changing: BTreeSet<String> = saved
+    let checkout = req.checkout;
+    let mut now = inputs::of_agents(
+        checkout.tree(),
+        &checkout.config,
+        req.settings.overrides(),
+        &scope,
+    );
+    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+    inputs::with_groups(&mut now, loaded.groups_used(), &groups);
+    let planned = Planned {
+        loaded,
+        plan: super::to_plan(file.saved),
+        observed,
+        inputs: now,
+    };
+    Ok(reconcile::land(&req, run, planned, observer).await)
+}
+
+/// The agents the plan covers that the tree still declares (a plan of every agent covers
+/// every agent of the tree, so one added since is seen as such).
+fn scope(saved: &SavedPlan, checkout: &Checkout) -> Vec<String> {
+    if saved.all_agents {
+        return checkout.agents.clone();
+    }
+    saved
+        .agents
+        .iter()
+        .map(|a| a.agent.clone())
+        .filter(|a| checkout.agents.contains(a))
+        .collect()
+}
+
+/// The agents the plan changes.
+fn changing(saved: &SavedPlan) -> BTreeSet<String> {
+    saved
         .agents
         .iter()
         .filter(|a| a.has_changes())
         .map(|a| a.agent.clone())
+        .collect()
+}
+
+/// The target and the tree now, against what the plan was made from.
+fn check_tree(
+    req: &Request<'_>,
+    file: &PlanFile<'_>,
+    scope: &[String],
+) -> Result<Vec<Mismatch>, SavedPlanError> {
+    let now = inputs(req.checkout, file.explicit_config, scope)?;
+    let mut mismatches: Vec<Mismatch> = super::check_target(file.saved, req.platform.id())
+        .into_iter()
         .collect();
-    let loaded = if changing.is_empty() {
-        load::Loaded {
-            agents: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            notes: Vec::new(),
-        }
+    mismatches.extend(super::check_inputs(file.saved, &now));
+    Ok(mismatches)
+}
+
+fn refuse_unless_empty(
+    file: &PlanFile<'_>,
+    mismatches: Vec<Mismatch>,
+) -> Result<(), SavedPlanError> {
+    if mismatches.is_empty() {
+        return Ok(());
+    }
+    Err(SavedPlanError::Refused {
+        path: file.path.to_owned(),
+        mismatches,
+    })
+}
+
+/// Loads every agent of the plan: an agent it changes must load (its values are what the
+/// plan sets), one it leaves alone is loaded only to learn the shared groups it uses, so that
+/// what it converged from can be recorded; no request is sent for it.
+fn load_scope(
+    req: &Request<'_>,
+    scope: &[String],
+    changing: &BTreeSet<String>,
+) -> Result<Loaded, SavedPlanError> {
+    let checkout = req.checkout;
+    let scope: BTreeSet<String> = scope.iter().cloned().collect();
+    let loaded = if scope.is_empty() {
+        Loaded::default()
     } else {
-        load::load_all(checkout.tree(), &checkout.config, req.identities, &changing)?
+        load::load_all(checkout.tree(), &checkout.config, req.identities, &scope)?
     };
-    if let Some((agent, failure)) = loaded
-        .agents
-        .iter()
-        .find_map(|(a, l)| l.failure().map(|m| (a.clone(), m)))
-    {
+    let failed = changing.iter().find_map(|agent| {
+        let failure = loaded.agents.get(agent)?.failure()?;
+        Some((agent.clone(), failure))
+    });
+    if let Some((agent, failure)) = failed {
         return Err(SavedPlanError::NotLoaded {
             agent,
             message: failure.message,
             hint: failure.hint,
         });
     }
-    let desired = loaded.ok_secrets();
+    Ok(loaded)
+}
 
-    deadline.allow_requests(changing.len());
-    let observed = observe::list_agents(
-        platform.clone(),
-        changing.iter().cloned(),
-        req.concurrency,
-        observer.as_ref(),
-    )
-    .await;
-    let mut listed: BTreeMap<String, Listing> = BTreeMap::new();
-    for agent in &changing {
-        match observed.get(agent) {
-            Some(Ok(listing)) => {
-                listed.insert(agent.clone(), listing.clone());
-            }
+/// The key list of every agent the plan changes; a list that failed stops the apply.
+fn listed(
+    changing: &BTreeSet<String>,
+    observed: &BTreeMap<String, Result<Listing, PlatformError>>,
+) -> Result<BTreeMap<String, Listing>, SavedPlanError> {
+    let mut listed = BTreeMap::new();
+    for agent in changing {
+        let listing = match observed.get(agent) {
+            Some(Ok(listing)) => listing.clone(),
             Some(Err(error)) => {
                 return Err(SavedPlanError::List {
                     agent: agent.clone(),
@@ -369,79 +405,22 @@ pub async fn apply_saved(
                     },
                 });
             }
-        }
-    }
-    let policy = reconcile::policy(&checkout.config, false, req.allow_mass_delete);
-    let mut mismatches = super::check_key_lists(saved, &listed);
-    mismatches.extend(super::check_changes(saved, &desired, &listed, &policy));
-    {
-        // A saved plan takes no --redeploy / --no-redeploy: the config decides.
-        let state = req.state.lock().await;
-        let platform_id = req.platform.id();
-        mismatches.extend(super::check_redeploys(
-            saved,
-            |agent| inputs::redeploys(&checkout.config, inputs::Overrides::default(), agent),
-            |agent| state.redeploy_pending(platform_id, agent),
-        ));
-    }
-    // A working tree may have changed while the agents were decrypted and listed.
-    mismatches.extend(check_tree()?);
-    if !mismatches.is_empty() {
-        return Err(refused(mismatches));
-    }
-
-    let plan = super::to_plan(saved);
-    let revision = checkout.label();
-    let declined = !req.dry_run && plan.has_changes() && {
-        // The person reading the plan is not the platform being slow.
-        let _paused = deadline.pause();
-        !observer.confirm(&plan)
-    };
-    let mut state_warning = None;
-    let report = if req.dry_run || declined {
-        None
-    } else if !plan.has_changes() {
-        Some(ApplyReport::default())
-    } else {
-        let platform_id = req.platform.id();
-        state_warning = reconcile::forget_before_writing(&plan, &req.state, platform_id).await;
-        // A saved plan takes no flag that bears on the settings.
-        let mut now = inputs::of_agents(
-            checkout.tree(),
-            &checkout.config,
-            inputs::Overrides::default(),
-            &changing,
-        );
-        let groups = inputs::of_groups(checkout.tree(), &checkout.config);
-        inputs::with_groups(&mut now, loaded.groups_used(), &groups);
-        let options = ApplyOptions {
-            concurrency: req.concurrency,
-            revision: Some(revision.clone()),
-            converged: reconcile::converged_from(&plan, &now, &revision),
         };
-        deadline.allow_requests(apply::request_count(&plan));
-        Some(
-            apply::apply(
-                &plan,
-                &desired,
-                platform,
-                req.state.clone(),
-                &options,
-                &req.cancel,
-                observer,
-            )
-            .await,
-        )
-    };
-    let timed_out = TimedOut::find(&plan, report.as_ref());
-    Ok(Outcome {
-        loaded,
-        plan,
-        report,
-        revision,
-        declined,
-        observed,
-        timed_out,
-        state_warning,
-    })
+        listed.insert(agent.clone(), listing);
+    }
+    Ok(listed)
+}
+
+/// The plan's redeploys against what the config calls for, and what the state owes. A saved
+/// plan takes no `--redeploy` / `--no-redeploy`: the config decides.
+async fn check_redeploys(req: &Request<'_>, saved: &SavedPlan) -> Vec<Mismatch> {
+    let state = req.state.lock().await;
+    let platform_id = req.platform.id();
+    let config = &req.checkout.config;
+    let overrides = req.settings.overrides();
+    super::check_redeploys(
+        saved,
+        |agent| inputs::redeploys(config, overrides, agent),
+        |agent| state.redeploy_pending(platform_id, agent),
+    )
 }

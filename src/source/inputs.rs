@@ -24,12 +24,12 @@
 //! It never decrypts, and never digests a value.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{MANIFEST_FILE, SCHEMA_FILE, Tree, group_manifest_path, group_names};
+use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, group_manifest_path, group_names};
 use crate::config::{Config, Redeploy};
 use crate::state::AppliedFrom;
 
@@ -172,14 +172,28 @@ pub fn of_agents<'a>(
 
 /// The inputs of one agent.
 pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &str) -> AgentInputs {
-    let dir = config.agents_dir.join(slug);
-    let file = |name: &str| file_digest(tree, &dir.join(name));
+    let [manifest, schema] = agent_files(config, slug).map(|path| file_digest(tree, &path));
     AgentInputs {
-        manifest: file(MANIFEST_FILE).flatten(),
-        schema: file(SCHEMA_FILE).map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
+        manifest: manifest.flatten(),
+        schema: schema.map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
         settings: settings_digest(config, overrides, slug),
         groups: None,
     }
+}
+
+/// The files an agent's own inputs are read from, relative to the repository root: its
+/// manifest and its `.env.example`.
+pub fn agent_files(config: &Config, slug: &str) -> [PathBuf; 2] {
+    let dir = config.agents_dir.join(slug);
+    [dir.join(MANIFEST_FILE), dir.join(SCHEMA_FILE)]
+}
+
+/// The manifest file of every shared group of `tree`, relative to the repository root.
+pub fn group_files(tree: &dyn Tree, config: &Config) -> Result<Vec<PathBuf>, SourceError> {
+    Ok(group_names(tree, config)?
+        .iter()
+        .map(|group| group_manifest_path(config, group))
+        .collect())
 }
 
 /// `Some(Some(digest))` for a file, `Some(None)` when it is absent, `None` when it cannot be

@@ -13,28 +13,15 @@ use tokio_util::sync::CancellationToken;
 use super::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
 use crate::apply::Redeployed;
 use crate::daemon::schedule::RateBudget;
-use crate::deadline::RunTimeout;
 use crate::hint::Explained;
 use crate::plan::{Action, UpdateReason};
 use crate::platform::{OpenError, Platform};
-use crate::reconcile::{self, ChangedSince, Outcome, Request};
+use crate::reconcile::{self, Outcome};
+use crate::request::{ApplySettings, ChangedSince, Request};
 use crate::source::Checkout;
 use crate::source::remote::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
-
-/// How the engine applies (the `watch` flags that `reconcile` also has).
-#[derive(Debug, Clone)]
-pub struct ApplySettings {
-    pub no_prune: bool,
-    pub allow_mass_delete: bool,
-    pub concurrency: usize,
-    /// `--redeploy` / `--no-redeploy` over the config's `redeploy`.
-    pub redeploy: Option<bool>,
-    /// Each cycle's deadline (`--timeout`, else the default that grows with the cycle's
-    /// requests).
-    pub timeout: RunTimeout,
-}
 
 pub struct LiveEngine {
     origin: Origin,
@@ -284,24 +271,15 @@ impl LiveEngine {
             Err(e) => return failed_run(revision, Explained::of(&e)),
         };
         let request = Request {
-            checkout,
-            base: None,
-            identities: &self.target.identities,
-            platform,
-            state: self.state.clone(),
-            policy: reconcile::policy(
-                &checkout.config,
-                self.settings.no_prune,
-                self.settings.allow_mass_delete,
-            ),
-            redeploy: self.settings.redeploy,
-            no_prune: self.settings.no_prune,
             only,
             changed,
-            dry_run: false,
-            concurrency: self.settings.concurrency,
             cancel: cancel.clone(),
-            timeout: self.settings.timeout,
+            ..self.settings.request(
+                checkout,
+                &self.target.identities,
+                platform,
+                self.state.clone(),
+            )
         };
         match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
             Ok(outcome) => {

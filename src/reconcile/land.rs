@@ -1,0 +1,115 @@
+//! The one way a plan lands, whichever way it was made (planned afresh by
+//! [`super::reconcile`], or read from a file by `saved_plan`): confirm → record the intent
+//! (forget what the agents with work converged from) → apply (sets, deletes, the verifying
+//! list, redeploys; the verified writes recorded per agent) → record what the agents without
+//! work converged from → the [`Outcome`].
+//!
+//! It never decides what to write: the plan did. It never writes after a "no" from
+//! [`Observer::confirm`], nor at all in a dry run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Observer, Outcome};
+use crate::apply::{self, ApplyOptions, ApplyReport};
+use crate::deadline::{Bounded, Deadline, TimedOut};
+use crate::load::Loaded;
+use crate::plan::Plan;
+use crate::platform::Platform;
+use crate::platform::types::{Listing, PlatformError};
+use crate::request::Request;
+use crate::source::inputs::AgentInputs;
+
+/// One run's deadline, and the platform bounded by it: every call of the run goes through
+/// [`Run::platform`].
+pub struct Run {
+    pub deadline: Arc<Deadline>,
+    pub platform: Arc<dyn Platform>,
+}
+
+impl Run {
+    /// Starts the run's clock (see [`crate::deadline`]).
+    pub fn start(req: &Request<'_>) -> Run {
+        let deadline = Deadline::start(req.settings.timeout);
+        let platform = Bounded::wrap(req.platform.clone(), deadline.clone());
+        Run { deadline, platform }
+    }
+}
+
+/// A plan ready to land, and what it was made from.
+pub struct Planned {
+    /// The agents loaded for it; the values of every key it sets come from here.
+    pub loaded: Loaded,
+    pub plan: Plan,
+    /// The key lists (or list errors) the plan was checked against.
+    pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
+    /// Each agent's inputs now, with the shared groups it uses once it loaded: what it
+    /// converges from.
+    pub inputs: BTreeMap<String, AgentInputs>,
+}
+
+/// Lands `planned` (see the module doc).
+pub async fn land(
+    req: &Request<'_>,
+    run: Run,
+    planned: Planned,
+    observer: Arc<dyn Observer>,
+) -> Outcome {
+    let Planned {
+        loaded,
+        plan,
+        observed,
+        inputs,
+    } = planned;
+    let revision = req.checkout.label();
+    let platform_id = req.platform.id();
+    let declined = !req.dry_run && plan.has_changes() && {
+        // The person reading the plan is not the platform being slow.
+        let _paused = run.deadline.pause();
+        !observer.confirm(&plan)
+    };
+    let mut state_warning = None;
+    let report = if req.dry_run || declined {
+        None
+    } else if !plan.has_changes() {
+        Some(ApplyReport::default())
+    } else {
+        state_warning = apply::forget_before_writing(&plan, &req.state, platform_id).await;
+        let options = ApplyOptions {
+            concurrency: req.settings.concurrency,
+            revision: Some(revision.clone()),
+            converged: apply::converged_from(&plan, &inputs, &revision),
+        };
+        run.deadline.allow_requests(apply::request_count(&plan));
+        let desired = loaded.ok_secrets();
+        let state = req.state.clone();
+        let applied = apply::apply(
+            &plan,
+            &desired,
+            run.platform,
+            state,
+            &options,
+            &req.cancel,
+            observer,
+        );
+        Some(applied.await)
+    };
+    if report.is_some() {
+        let recorded =
+            apply::record_converged(&plan, &inputs, &req.state, platform_id, &revision).await;
+        state_warning = recorded.or(state_warning);
+    }
+    // The records parsed for the plan stay parsed: a command exits now, and the daemon packs
+    // everything once the cycle is over (`State::repack`).
+    let timed_out = TimedOut::find(&plan, report.as_ref());
+    Outcome {
+        loaded,
+        plan,
+        report,
+        revision,
+        declined,
+        observed,
+        timed_out,
+        state_warning,
+    }
+}
