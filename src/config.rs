@@ -7,6 +7,7 @@
 //! echoed.
 
 mod fields;
+mod notify;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 pub use fields::fields_of;
+pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
@@ -59,6 +61,9 @@ pub struct Config {
     /// Redeploy an agent after its secrets change (`on-change`) or never; an `access` rule
     /// may set it per agent.
     pub redeploy: Redeploy,
+    /// Where `castsync watch` reports: commit statuses, webhooks, chat.
+    #[serde(deserialize_with = "null_as_default")]
+    pub notify: Vec<NotifyEntry>,
 }
 
 /// When to redeploy an agent. Castari's `cast` CLI prints "Redeploy the agent to apply
@@ -131,6 +136,7 @@ impl Default for Config {
             max_delete_fraction: 0.5,
             self_heal: true,
             redeploy: Redeploy::Never,
+            notify: Vec::new(),
         }
     }
 }
@@ -411,6 +417,11 @@ impl Config {
                 }
             }
         }
+        for (i, entry) in self.notify.iter().enumerate() {
+            if let Some((at, problem)) = entry.problem() {
+                return Err(invalid(&format!("notify[{i}]{at}"), problem));
+            }
+        }
         for (i, key) in self.unmanaged_keys.iter().enumerate() {
             if let Err(e) = crate::names::validate_key(key) {
                 return Err(invalid(&format!("unmanaged_keys[{i}]"), e.to_string()));
@@ -466,6 +477,38 @@ fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<()
             if let serde_yaml::Value::Mapping(rule) = rule {
                 let under = Some(format!("access[{i}]"));
                 check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
+            }
+        }
+    }
+    if let Some(serde_yaml::Value::Sequence(entries)) = map.get("notify") {
+        for (i, entry) in entries.iter().enumerate() {
+            let serde_yaml::Value::Mapping(entry) = entry else {
+                continue;
+            };
+            check_map(
+                entry,
+                fields_of::<NotifyEntry>(),
+                Some(format!("notify[{i}]")),
+                text,
+                path,
+            )?;
+            for (kind, target) in entry {
+                let (Some(kind), serde_yaml::Value::Mapping(target)) = (kind.as_str(), target)
+                else {
+                    continue;
+                };
+                let valid = match kind {
+                    "webhook" => fields_of::<WebhookTarget>(),
+                    "slack" => fields_of::<SlackTarget>(),
+                    _ => fields_of::<CommitStatus>(),
+                };
+                check_map(
+                    target,
+                    valid,
+                    Some(format!("notify[{i}].{kind}")),
+                    text,
+                    path,
+                )?;
             }
         }
     }

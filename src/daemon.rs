@@ -12,13 +12,17 @@
 //! [`engine::live`] over an origin (`source::remote::origin`: a `source::remote::mirror` clone
 //! or a working tree, behind the `source::remote::signatures` gate). [`http`] serves
 //! `/healthz`, `/readyz` ([`status`]), `/metrics` ([`metrics`]), `/history` (the apply
-//! history) and the [`webhook`].
+//! history), the status page at `/` ([`page`]) and the [`webhook`] (whose deliveries refused
+//! unread still owe a fetch: [`missed`]); the [`notifier`] reports to `notify:` targets.
 
 mod controller;
 mod engine;
 mod http;
 mod memory;
 mod metrics;
+mod missed;
+mod notifier;
+mod page;
 mod schedule;
 mod signals;
 mod status;
@@ -122,6 +126,9 @@ impl crate::hint::Hinted for DaemonError {
             DaemonError::Signers(e) => e.hint(),
             DaemonError::WebhookSecret(e) => e.hint(),
             DaemonError::Git(e) => e.hint(),
+            DaemonError::State(StateError::Locked { .. }) => Some(
+                "only one daemon may apply from a state directory: two at different commits would undo each other's changes in turn; stop the other one, or give this one its own --data-dir (see docs/daemon.md)".into(),
+            ),
             DaemonError::State(e) => e.hint(),
             DaemonError::Listen { .. } => {
                 Some("pick another --listen address (port 0 picks a free port)".into())
@@ -134,7 +141,90 @@ impl crate::hint::Hinted for DaemonError {
 /// Runs the daemon until SIGTERM/SIGINT. Prints `listening on http://ADDR` as its first
 /// stdout line (so a supervisor or a test can find a port picked with `:0`).
 pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
-    let (origin, branch) = match &config.follow {
+    let state_path = config.target.state_path.clone();
+    // First, before the clone is touched: the lock is held for the daemon's life, so a second
+    // daemon (or a manual reconcile) on the same state is refused, naming the holder, rather
+    // than racing this one.
+    let state = State::open(&state_path)?;
+    let (origin, branch) = open_origin(&config.follow)?;
+    let hook = config
+        .webhook_secret_file
+        .as_deref()
+        .map(WebhookSecret::load)
+        .transpose()?
+        .map(|secret| http::Hook {
+            secret,
+            branch: branch.clone(),
+        });
+    let (listener, addr) = bind(config.listen).await?;
+
+    let described = origin.describe();
+    let shared = Arc::new(controller::Shared::new(status::Status::new(
+        described.clone(),
+        config.interval,
+    )));
+    let shutdown = CancellationToken::new();
+    signals::install(shared.clone(), shutdown.clone()).map_err(DaemonError::Signals)?;
+    let _watcher = match &origin {
+        Origin::Local { root } => Some(watcher::watch(root, shared.triggers.clone()).map_err(
+            |source| DaemonError::Watch {
+                root: root.clone(),
+                source,
+            },
+        )?),
+        Origin::Remote { .. } => None,
+    };
+    tokio::spawn(shared.missed.clone().run(
+        shared.triggers.clone(),
+        missed::MIN_GAP,
+        shutdown.clone(),
+    ));
+    let history_file = crate::history::path_for_state(&state_path);
+    let routes = http::router(shared.clone(), hook)
+        .merge(http::history_routes(history_file.clone()))
+        .merge(page::routes(shared.clone(), history_file));
+    let server = tokio::spawn(http::serve(listener, routes, shutdown.clone()));
+
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        source = %described,
+        state = %state_path.display(),
+        interval = ?config.interval,
+        resync = ?config.resync,
+        listen = %addr,
+        "castsync watch started"
+    );
+
+    let engine = engine::live::LiveEngine::new(
+        origin,
+        config.explicit_config.clone(),
+        config.target,
+        config.apply.clone(),
+        state,
+    );
+    let notifier = notifier_for(&config.follow, &shared);
+    let timing = schedule::Timing::new(config.interval, config.resync);
+    let stopped = controller::Controller::new(
+        engine,
+        schedule::Schedule::new(timing, None),
+        shared.clone(),
+        shutdown.clone(),
+        config.grace,
+    )
+    .with_notifier(notifier)
+    .run()
+    .await;
+    // The HTTP server stops with the same token; do not let a slow client hold the exit.
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
+    tracing::info!(?stopped, "castsync watch stopped");
+    Ok(stopped)
+}
+
+/// The origin `follow` names, and the followed branch (`None` for a working tree).
+fn open_origin(follow: &Follow) -> Result<(Origin, Option<String>), DaemonError> {
+    Ok(match follow {
         Follow::Remote {
             url,
             branch,
@@ -156,88 +246,36 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
             (Origin::Remote { mirror, signers }, Some(branch.clone()))
         }
         Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
-    };
-    let state_path = config.target.state_path.clone();
-    let hook = config
-        .webhook_secret_file
-        .as_deref()
-        .map(WebhookSecret::load)
-        .transpose()?
-        .map(|secret| http::Hook { secret, branch });
-    // The lock is held for the daemon's life: a second daemon or a manual reconcile on the
-    // same state file is refused rather than racing this one.
-    let state = State::open(&state_path)?;
+    })
+}
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+/// The listener on `listen`, and the address it got (a port picked for `:0`).
+async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), DaemonError> {
+    let failed = |source| DaemonError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        .map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
 
-    let described = origin.describe();
-    let shared = Arc::new(controller::Shared::new(status::Status::new(
-        described.clone(),
-        config.interval,
-    )));
-    let shutdown = CancellationToken::new();
-    signals::install(shared.clone(), shutdown.clone()).map_err(DaemonError::Signals)?;
-    let _watcher = match &origin {
-        Origin::Local { root } => Some(watcher::watch(root, shared.triggers.clone()).map_err(
-            |source| DaemonError::Watch {
-                root: root.clone(),
-                source,
-            },
-        )?),
-        Origin::Remote { .. } => None,
+/// Where the commit statuses and alerts of `notify:` go, for what `follow` names.
+fn notifier_for(follow: &Follow, shared: &controller::Shared) -> notifier::Notifier {
+    let (remote, branch) = match follow {
+        Follow::Remote { url, branch, .. } => (Some(url.clone()), Some(branch.clone())),
+        Follow::Local { .. } => (None, None),
     };
-    let server = tokio::spawn(http::serve(
-        listener,
-        http::router(shared.clone(), hook).merge(http::history_routes(
-            crate::history::path_for_state(&state_path),
-        )),
-        shutdown.clone(),
-    ));
-
-    println!("listening on http://{addr}");
-    let _ = std::io::stdout().flush();
-    tracing::info!(
-        source = %described,
-        state = %state_path.display(),
-        interval = ?config.interval,
-        resync = ?config.resync,
-        listen = %addr,
-        "castsync watch started"
-    );
-
-    let engine = engine::live::LiveEngine::new(
-        origin,
-        config.explicit_config.clone(),
-        config.target,
-        config.apply.clone(),
-        state,
-    );
-    let timing = schedule::Timing::new(config.interval, config.resync);
-    let stopped = controller::Controller::new(
-        engine,
-        schedule::Schedule::new(timing, None),
-        shared.clone(),
-        shutdown.clone(),
-        config.grace,
+    notifier::Notifier::new(
+        notifier::Followed {
+            remote,
+            branch,
+            context: notifier::message::context(None),
+        },
+        shared.metrics.notifications.clone(),
     )
-    .run()
-    .await;
-    // The HTTP server stops with the same token; do not let a slow client hold the exit.
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
-    tracing::info!(?stopped, "castsync watch stopped");
-    Ok(stopped)
 }
 
 /// The daemon's HTTP routes with the webhook (secret `secret`, following `main`) and a fresh

@@ -17,8 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -93,6 +92,8 @@ mod keys;
 
 use keys::{AgentKeys, Records};
 
+mod lock;
+
 /// agent → its key records.
 type AgentRecords = BTreeMap<String, AgentKeys>;
 
@@ -157,7 +158,7 @@ pub struct State {
     applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
     /// The format version of the file as read (`None`: there was no file).
     read_version: Option<u32>,
-    _lock: Option<File>,
+    _lock: Option<lock::Lock>,
 }
 
 impl std::fmt::Debug for State {
@@ -180,7 +181,7 @@ impl State {
                 source,
             })?;
         }
-        let lock = acquire_lock(path)?;
+        let lock = lock::acquire(path)?;
         let mut state = State::read(path)?;
         state._lock = Some(lock);
         Ok(state)
@@ -562,62 +563,6 @@ fn read_error(path: &Path, e: crate::fsread::ReadError) -> StateError {
             refused => std::io::Error::other(refused.to_string()),
         },
     }
-}
-
-fn acquire_lock(path: &Path) -> Result<File, StateError> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|source| StateError::Io {
-            action: "open the lock of",
-            path: path.to_owned(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            // The holder writes its pid right after taking the lock; when both started at
-            // the same instant, give it a moment to do so.
-            let mut holder = String::new();
-            for _ in 0..10 {
-                holder.clear();
-                let _ = file.rewind().and_then(|_| file.read_to_string(&mut holder));
-                if !holder.trim().is_empty() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let holder = holder.trim();
-            return Err(StateError::Locked {
-                path: path.to_owned(),
-                holder: if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                },
-            });
-        }
-        Err(std::fs::TryLockError::Error(source)) => {
-            return Err(StateError::Io {
-                action: "lock",
-                path: path.to_owned(),
-                source,
-            });
-        }
-    }
-    // Holding the lock: record our pid for whoever finds it taken.
-    let pid = std::process::id().to_string();
-    let _ = file
-        .set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| file.write_all(pid.as_bytes()));
-    Ok(file)
 }
 
 pub(crate) fn now_rfc3339() -> String {

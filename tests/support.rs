@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 
+pub mod forge;
 pub mod git_http;
 pub mod plugin;
 pub mod pty;

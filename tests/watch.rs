@@ -2,9 +2,14 @@
 //! the platform (in both wire profiles). Every wait is a poll with a deadline.
 
 pub mod daemon;
+mod flood;
 mod history;
 mod incremental;
+mod monitoring;
+mod notify;
+mod page;
 mod platform;
+mod single;
 
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};

@@ -31,6 +31,16 @@ unmanaged_keys: [ANTHROPIC_API_KEY, CASTARI_TOKEN]
 max_delete_fraction: 0.25
 self_heal: false
 redeploy: on-change
+notify:
+  - github_status: {{ token_env: GITHUB_TOKEN }}
+  - gitlab_status:
+      token_env: GITLAB_TOKEN
+      api_url: https://gitlab.example.com/api/v4
+      repository: platform/secrets/agents
+  - gitea_status: {{ token_env: GITEA_TOKEN, repository: acme/secrets }}
+  - webhook: {{ url: https://hooks.example.com/castsync, secret_env: NOTIFY_SECRET, events: [apply, failure] }}
+  - webhook: {{ url_env: HOOK_URL }}
+  - slack: {{ url_env: SLACK_WEBHOOK_URL, events: [failure, drift] }}
 "
     )
 }
@@ -436,6 +446,23 @@ mod json_schema {
             property_names(&s["properties"]["access"]["items"]),
             field_names(fields_of::<AccessRule>())
         );
+        let notify = &s["properties"]["notify"]["items"];
+        assert_eq!(
+            property_names(notify),
+            field_names(fields_of::<NotifyEntry>())
+        );
+        assert_eq!(
+            property_names(&notify["properties"]["webhook"]),
+            field_names(fields_of::<WebhookTarget>())
+        );
+        assert_eq!(
+            property_names(&notify["properties"]["slack"]),
+            field_names(fields_of::<SlackTarget>())
+        );
+        assert_eq!(
+            property_names(&s["$defs"]["commit_status"]),
+            field_names(fields_of::<CommitStatus>())
+        );
     }
 
     #[test]
@@ -471,6 +498,14 @@ mod json_schema {
             "access:\n  - agents: a\n    groups: b\n    recipients: [age1qqqqqqqqqqqq]\n",
             "access:\n  - recipients: [age1qqqqqqqqqqqq]\n",
             "access:\n  - groups: b\n    recipients: [age1qqqqqqqqqqqq]\n    redeploy: never\n",
+            "notify:\n  - {}\n",
+            "notify:\n  - github_status: { token_env: A }\n    slack: { url_env: B }\n",
+            "notify:\n  - github_status: { token_env: CASTARI_API_KEY }\n",
+            "notify:\n  - gitea_status: { token_env: T, tokn: x }\n",
+            "notify:\n  - slack: { url: https://hooks.slack.com/x }\n",
+            "notify:\n  - webhook: { url: https://x, url_env: Y }\n",
+            "notify:\n  - webhook: { url: https://x, events: [deploy] }\n",
+            "notify:\n  - teams: { url_env: X }\n",
         ] {
             let instance = yaml_to_json(bad);
             assert!(!validator.is_valid(&instance), "schema accepted {bad:?}");

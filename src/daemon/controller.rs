@@ -27,6 +27,8 @@ use tracing::Instrument;
 
 use super::engine::{Engine, Refreshed, RunReport, Scope};
 use super::metrics::Metrics;
+use super::missed::Missed;
+use super::notifier::Notifier;
 use super::schedule::{Schedule, Wake};
 use super::status::Status;
 use super::triggers::{Batch, Reason, Triggers};
@@ -37,6 +39,8 @@ pub struct Shared {
     pub status: Mutex<Status>,
     pub metrics: Metrics,
     pub triggers: Triggers,
+    /// Webhook deliveries refused unread, each owing a fetch.
+    pub missed: Missed,
 }
 
 impl Shared {
@@ -45,6 +49,7 @@ impl Shared {
             status: Mutex::new(status),
             metrics: Metrics::new(),
             triggers: Triggers::new(),
+            missed: Missed::new(),
         }
     }
 
@@ -97,6 +102,8 @@ pub struct Controller<E: Engine> {
     /// revision.
     logged: BTreeSet<(String, String, String)>,
     abandoned: bool,
+    /// Commit statuses, webhooks and chat (`notify:`); none in the loop's own tests.
+    notifier: Option<Notifier>,
 }
 
 impl<E: Engine> Controller<E> {
@@ -118,6 +125,20 @@ impl<E: Engine> Controller<E> {
             retry_pending: false,
             logged: BTreeSet::new(),
             abandoned: false,
+            notifier: None,
+        }
+    }
+
+    /// Reports to the `notify:` targets of the applied revision's config.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Controller<E> {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Runs `f` on the notifier, if there is one; it only queues messages.
+    fn notify(&mut self, f: impl FnOnce(&mut Notifier)) {
+        if let Some(notifier) = &mut self.notifier {
+            f(notifier);
         }
     }
 
@@ -147,6 +168,8 @@ impl<E: Engine> Controller<E> {
             if self.shutdown.is_cancelled() {
                 break;
             }
+            let (poll, resync) = self.schedule.due_in();
+            self.shared.status().set_schedule(poll, resync);
         }
         self.shared.status().shutting_down();
         if self.abandoned {
@@ -190,6 +213,7 @@ impl<E: Engine> Controller<E> {
                     status.rejected(&revision, &reason);
                 }
                 self.schedule.succeeded();
+                self.notify(|n| n.rejected(&revision, &reason));
                 if self.log_once(&revision, "", &reason) {
                     tracing::error!(
                         commit = %revision,
@@ -225,10 +249,15 @@ impl<E: Engine> Controller<E> {
         }
         // SIGHUP asks for everything; otherwise only what changed (or failed) is refreshed.
         let scope = if forced { Scope::All } else { Scope::Changed };
+        if let Some(entries) = self.engine.notify_entries() {
+            self.notify(|n| n.configure(&entries));
+        }
+        self.notify(|n| n.applying(&revision));
         let Some(report) = self.reconcile(scope, &batch.label(), &revision).await else {
             return;
         };
         self.shared.status().reconciled(&report, true);
+        self.notify(|n| n.finished(&report, true));
         self.after_run(&report);
         self.reconciled = Some(revision);
         self.retry_pending = report.retryable();
@@ -265,6 +294,7 @@ impl<E: Engine> Controller<E> {
             .await;
         if let Some(report) = report {
             self.shared.status().reconciled(&report, false);
+            self.notify(|n| n.finished(&report, false));
             self.after_run(&report);
         }
         self.schedule.batch_done(n, self.engine.budget());
@@ -353,6 +383,9 @@ impl<E: Engine> Controller<E> {
             self.skipped.remove(agent);
         }
         self.skipped.extend(report.skipped.iter().cloned());
+        self.shared
+            .status()
+            .set_agents(self.engine.agents(), &self.skipped);
         let metrics = &self.shared.metrics;
         metrics
             .agents_skipped

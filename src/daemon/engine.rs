@@ -48,6 +48,12 @@ pub struct ChangeCounts {
     pub delete: u64,
 }
 
+impl ChangeCounts {
+    pub fn total(&self) -> u64 {
+        self.create + self.update + self.delete
+    }
+}
+
 /// Why one agent did not converge, and whether retrying may help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentFailure {
@@ -88,6 +94,10 @@ pub struct RunReport {
     /// that failed, each with its class.
     pub agent_errors: BTreeMap<String, AgentFailure>,
     pub applied: ChangeCounts,
+    /// The changes that landed, per agent that had any.
+    pub changed_agents: BTreeMap<String, ChangeCounts>,
+    /// Keys found changed on the platform behind castsync's back that this run set back.
+    pub drift_healed: u64,
     /// Agents redeployed.
     pub redeployed: u64,
     /// Keys found changed on the platform behind castsync's back.
@@ -149,6 +159,12 @@ pub trait Engine {
 
     /// Request counters of the platform client, if it makes HTTP requests.
     fn api_stats(&self) -> Option<ApiStats> {
+        None
+    }
+
+    /// The `notify:` entries of the last ready revision's config; `None` when it has none
+    /// that could be read (the targets in use then stay).
+    fn notify_entries(&self) -> Option<Vec<crate::config::NotifyEntry>> {
         None
     }
 

@@ -11,6 +11,10 @@
 //! [`MAX_BODY`] or [`BODY_DEADLINE`]; at most [`MAX_CONCURRENT_HOOKS`] deliveries are read at
 //! once, and any more are answered 429 at once without reading their bodies; and every
 //! connection closes after [`idle::IDLE`] without progress.
+//!
+//! A delivery refused unread (429, 413, 408) may still have announced a real push, and GitHub
+//! does not send it again: each one owes a fetch, paid by `daemon::missed` as one coalesced
+//! fetch at most every few seconds, however many were refused.
 
 mod idle;
 
@@ -111,6 +115,7 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
+    app.shared.metrics.sample();
     let (body, content_type) = if wants_openmetrics {
         (app.shared.metrics.encode_openmetrics(), OPENMETRICS_TEXT)
     } else {
@@ -128,6 +133,20 @@ fn refuse(status: StatusCode, text: String) -> Response {
     response
 }
 
+/// Every reader is busy: 429 at once, the body unread; the delivery still owes a fetch.
+fn busy(shared: &Shared) -> Response {
+    shared.metrics.webhook("busy");
+    shared.missed.owe();
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many deliveries at once; retry later\n".into(),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(hook) = &app.hook else {
         return StatusCode::NOT_FOUND.into_response();
@@ -135,15 +154,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     let metrics = &app.shared.metrics;
     // Held until the delivery is read and judged.
     let Ok(_permit) = app.readers.clone().try_acquire_owned() else {
-        metrics.webhook("busy");
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many deliveries at once; retry later\n".into(),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return busy(&app.shared);
     };
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     let unauthorized = |refused: Refused| {
@@ -157,6 +168,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     };
     let too_large = || {
         metrics.webhook("too_large");
+        app.shared.missed.owe();
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("a delivery is at most {MAX_BODY} bytes\n"),
@@ -196,6 +208,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
         }
         Err(_) => {
             metrics.webhook("timeout");
+            app.shared.missed.owe();
             return refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
@@ -435,6 +448,8 @@ mod tests {
         };
         assert_eq!(status, 429);
         assert_eq!(slow.len(), MAX_CONCURRENT_HOOKS);
+        // The refused delivery may have been a real push: a fetch is owed.
+        assert!(shared.missed.is_owed());
         let text = shared.metrics.encode();
         assert!(
             text.contains("castsync_webhook_deliveries_total{result=\"busy\"} 1"),

@@ -27,3 +27,23 @@ pub fn release_free() -> bool {
 pub fn release_free() -> bool {
     false
 }
+
+/// The process's resident set size in bytes (`VmRSS` of `/proc/self/status`), where Linux
+/// reports it.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resident_size_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            let rss = super::resident_bytes().unwrap();
+            assert!(rss > 1024 * 1024, "{rss}");
+        }
+    }
+}

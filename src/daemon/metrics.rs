@@ -38,6 +38,20 @@ pub struct AgentLabel {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentOnly {
+    pub agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabel {
+    /// The `notify:` kind: `github_status`, `gitlab_status`, `gitea_status`, `webhook`,
+    /// `slack` (never its URL).
+    pub target: &'static str,
+    /// `sent`, `failed` (retries spent or refused) or `dropped` (its queue was full).
+    pub result: &'static str,
+}
+
 /// Every metric the daemon exposes, registered under the `castsync_` prefix.
 #[derive(Debug)]
 pub struct Metrics {
@@ -55,6 +69,10 @@ pub struct Metrics {
     pub webhooks: Family<ResultLabel, Counter>,
     pub fetches: Family<ResultLabel, Counter>,
     pub commit_rejected: Gauge,
+    pub notifications: Family<NotifyLabel, Counter>,
+    pub agent_applies: Family<AgentOnly, Counter>,
+    pub rate_limit: Gauge,
+    pub resident_memory: Gauge,
     /// The client counters seen last, to turn its totals into increments.
     api_seen: Mutex<BTreeMap<u16, u64>>,
 }
@@ -84,6 +102,10 @@ impl Metrics {
             webhooks: Family::default(),
             fetches: Family::default(),
             commit_rejected: Gauge::default(),
+            notifications: Family::default(),
+            agent_applies: Family::default(),
+            rate_limit: Gauge::default(),
+            resident_memory: Gauge::default(),
             api_seen: Mutex::new(BTreeMap::new()),
         };
         registry.register(
@@ -153,7 +175,34 @@ impl Metrics {
             "1 while the newest fetched commit is refused (signature not verified)",
             m.commit_rejected.clone(),
         );
+        m.register_visibility(&mut registry);
         Metrics { registry, ..m }
+    }
+
+    /// What the status page, the dashboard and the notifications added.
+    fn register_visibility(&self, registry: &mut Registry) {
+        let m = self;
+        registry.register(
+            "agent_applies",
+            "Runs in which changes landed on this agent",
+            m.agent_applies.clone(),
+        );
+        registry.register(
+            "rate_limit",
+            "X-RateLimit-Limit of the last platform response: requests allowed per window",
+            m.rate_limit.clone(),
+        );
+        registry.register_with_unit(
+            "resident_memory",
+            "Resident set size of the daemon (VmRSS), sampled at each scrape",
+            Unit::Bytes,
+            m.resident_memory.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications (commit statuses, webhooks, chat) by target kind and result (sent, failed, dropped)",
+            m.notifications.clone(),
+        );
     }
 
     /// The OpenMetrics exposition (what `prometheus-client` writes).
@@ -162,6 +211,14 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Samples what is read at scrape time (the resident set size).
+    pub fn sample(&self) {
+        if let Some(rss) = super::memory::resident_bytes() {
+            self.resident_memory
+                .set(i64::try_from(rss).unwrap_or(i64::MAX));
+        }
     }
 
     /// The classic Prometheus text format (0.0.4), which `promtool check metrics` and older
@@ -184,6 +241,13 @@ impl Metrics {
         }
         self.drift.inc_by(report.drift);
         self.redeploys.inc_by(report.redeployed);
+        for agent in report.changed_agents.keys() {
+            self.agent_applies
+                .get_or_create(&AgentOnly {
+                    agent: agent.clone(),
+                })
+                .inc();
+        }
     }
 
     /// Sets the per-agent error series to exactly `failing`.
@@ -225,6 +289,10 @@ impl Metrics {
                     .inc_by(delta);
             }
             seen.insert(code, total);
+        }
+        if let Some(limit) = stats.rate_limit {
+            self.rate_limit
+                .set(i64::try_from(limit).unwrap_or(i64::MAX));
         }
         if let Some(remaining) = stats.rate_limit_remaining {
             self.rate_limit_remaining

@@ -196,6 +196,19 @@ impl Schedule {
         }
     }
 
+    /// How long until the next poll and the next resync (batch), from now.
+    pub fn due_in(&self) -> (Duration, Duration) {
+        let now = Instant::now();
+        let resync_at = match &self.resync {
+            Some(run) => run.next_batch,
+            None => self.next_resync,
+        };
+        (
+            self.next_poll.saturating_duration_since(now),
+            resync_at.saturating_duration_since(now),
+        )
+    }
+
     #[cfg(test)]
     pub fn resync_in_progress(&self) -> bool {
         self.resync.is_some()

@@ -5,7 +5,7 @@
 //! interval, no agent is failing and no fetched commit is refused. Messages here are the
 //! same as in the logs: agent slugs, file names, key names, never values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -80,6 +80,40 @@ pub struct Status {
     /// The last reconcile (full or resync batch) ran out of its deadline.
     timed_out: Option<String>,
     shutting_down: bool,
+    /// For the status page: the applied revision's agents, those skipped whole by their last
+    /// run, and when the next poll and drift resync are due.
+    agents: Vec<String>,
+    skipped: BTreeSet<String>,
+    next_poll: Option<SystemTime>,
+    next_resync: Option<SystemTime>,
+}
+
+/// One agent as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentState {
+    /// Its last run left it as git says (or it did not need one).
+    Converged,
+    /// Its last run failed.
+    Failed(AgentFailure),
+    /// Its last run left it out whole (a bad manifest, a failed list, a refused mass delete).
+    Skipped(AgentFailure),
+}
+
+/// What the status page shows, copied out under the lock.
+#[derive(Debug, Clone)]
+pub struct PageView {
+    pub source: String,
+    pub ready: bool,
+    pub reasons: Vec<String>,
+    pub fetched: Option<String>,
+    pub applied: Option<String>,
+    /// (when, error) of the last fetch and the last reconcile.
+    pub last_fetch: Option<(String, Option<String>)>,
+    pub last_reconcile: Option<(String, Option<String>)>,
+    pub agents: Vec<(String, AgentState)>,
+    pub next_poll: Option<String>,
+    pub next_resync: Option<String>,
+    pub rejected: Option<(String, String)>,
 }
 
 impl Status {
@@ -98,6 +132,79 @@ impl Status {
             rejected: None,
             timed_out: None,
             shutting_down: false,
+            agents: Vec::new(),
+            skipped: BTreeSet::new(),
+            next_poll: None,
+            next_resync: None,
+        }
+    }
+
+    /// The agents of the applied revision, and which of them were skipped whole.
+    pub fn set_agents(&mut self, agents: Vec<String>, skipped: &BTreeSet<String>) {
+        self.agents = agents;
+        self.skipped = skipped.clone();
+    }
+
+    /// When the next poll and drift resync are due, from now.
+    pub fn set_schedule(&mut self, next_poll: Duration, next_resync: Duration) {
+        let now = SystemTime::now();
+        self.next_poll = Some(now + next_poll);
+        self.next_resync = Some(now + next_resync);
+    }
+
+    /// Everything the status page shows.
+    pub fn page(&self) -> PageView {
+        let (ready, body) = self.readiness();
+        let reasons = body["reasons"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let attempt = |a: &Option<Attempt>| {
+            a.as_ref().map(|a| {
+                (
+                    a.stamp.rfc3339(),
+                    a.error.as_ref().map(|e| e.message.clone()),
+                )
+            })
+        };
+        let mut names: BTreeSet<&String> = self.agents.iter().collect();
+        names.extend(self.agent_errors.keys());
+        let agents = names
+            .into_iter()
+            .map(|agent| {
+                let state = match self.agent_errors.get(agent) {
+                    Some(f) if self.skipped.contains(agent) => AgentState::Skipped(f.clone()),
+                    Some(f) => AgentState::Failed(f.clone()),
+                    None => AgentState::Converged,
+                };
+                (agent.clone(), state)
+            })
+            .collect();
+        let wall = |t: &Option<SystemTime>| {
+            t.map(|t| {
+                Stamp {
+                    at: Instant::now(),
+                    wall: t,
+                }
+                .rfc3339()
+            })
+        };
+        PageView {
+            source: self.source.clone(),
+            ready,
+            reasons,
+            fetched: self.fetched.clone(),
+            applied: self.applied.clone(),
+            last_fetch: attempt(&self.last_fetch),
+            last_reconcile: attempt(&self.last_reconcile),
+            agents,
+            next_poll: wall(&self.next_poll),
+            next_resync: wall(&self.next_resync),
+            rejected: self.rejected.clone(),
         }
     }
 

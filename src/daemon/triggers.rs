@@ -26,6 +26,9 @@ pub enum Reason {
     FileChange,
     /// The last cycle failed in a way worth retrying (fetch, platform).
     Retry,
+    /// Webhook deliveries were refused unread (busy, too large, too slow): one of them may
+    /// have announced a push (`daemon::missed`).
+    MissedDelivery,
 }
 
 impl Reason {
@@ -37,6 +40,7 @@ impl Reason {
             Reason::Hangup => "sighup",
             Reason::FileChange => "file-change",
             Reason::Retry => "retry",
+            Reason::MissedDelivery => "missed-delivery",
         }
     }
 

@@ -1,5 +1,5 @@
 //! Outside programs that some tests need (age, ssh-keygen, promtool, the example linters,
-//! systemd-analyze). On a machine with only Rust and git the suite must still pass: a test
+//! systemd-analyze, chromium). On a machine with only Rust and git the suite must still pass: a test
 //! whose program is missing prints one visible line naming what to install and returns early.
 //! With `CI` set a missing program fails the test instead, so a broken install in CI can never
 //! pass as a skipped check (`.ci/run` installs them all).
@@ -27,6 +27,7 @@ const INSTALL: &[(&str, &str)] = &[
     ("setsid", "apt-get install util-linux"),
     ("openssl", "apt-get install openssl"),
     ("python3", "apt-get install python3"),
+    ("chromium", "apt-get install chromium"),
 ];
 
 /// The program `name` found on PATH, or None after one line on the real stderr saying

@@ -135,6 +135,10 @@ impl Daemon {
         self.webhook(r#"{"ref":"refs/heads/main"}"#, Some(WEBHOOK_SECRET))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn signal(&self, signal: &str) {
         send_signal(self.child.as_ref().expect("running").id(), signal);
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentFailure, ApiStats, Engine, Refreshed, RunReport, Scope};
+use super::{AgentFailure, ApiStats, ChangeCounts, Engine, Refreshed, RunReport, Scope};
 use crate::apply::Redeployed;
 use crate::daemon::schedule::RateBudget;
 use crate::hint::Explained;
@@ -123,12 +123,22 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
     }
     if let Some(apply) = &outcome.report {
         for result in &apply.agents {
+            let mut counts = ChangeCounts::default();
             for change in &result.applied {
                 match change.action {
-                    Action::Create => report.applied.create += 1,
-                    Action::Update(_) | Action::Replace => report.applied.update += 1,
-                    Action::Delete => report.applied.delete += 1,
+                    Action::Create => counts.create += 1,
+                    Action::Update(_) | Action::Replace => counts.update += 1,
+                    Action::Delete => counts.delete += 1,
                 }
+                if change.action == Action::Update(UpdateReason::Drifted) {
+                    report.drift_healed += 1;
+                }
+            }
+            report.applied.create += counts.create;
+            report.applied.update += counts.update;
+            report.applied.delete += counts.delete;
+            if counts.total() > 0 {
+                report.changed_agents.insert(result.agent.clone(), counts);
             }
             if result.redeploy == Some(Redeployed::Done) {
                 report.redeployed += 1;
@@ -170,7 +180,7 @@ impl Engine for LiveEngine {
                 commit_time,
             } => {
                 let revision = snapshot.revision.clone();
-                self.current = Some(snapshot);
+                self.current = Some(*snapshot);
                 Ok(Refreshed::Ready {
                     revision,
                     commit_time,
@@ -223,6 +233,11 @@ impl Engine for LiveEngine {
 
     fn reload(&mut self) {
         self.platform = None;
+    }
+
+    fn notify_entries(&self) -> Option<Vec<crate::config::NotifyEntry>> {
+        let checkout = self.current.as_ref()?.checkout.as_ref().ok()?;
+        Some(checkout.config.notify.clone())
     }
 
     fn api_stats(&self) -> Option<ApiStats> {

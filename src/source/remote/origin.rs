@@ -34,7 +34,8 @@ pub enum Origin {
 pub enum Fetched {
     /// A revision to reconcile from now on.
     Ready {
-        snapshot: Snapshot,
+        /// Boxed: a snapshot holds a whole config, and a refusal needs none of it.
+        snapshot: Box<Snapshot>,
         /// The commit's committer time (unix seconds), for a remote.
         commit_time: Option<i64>,
     },
@@ -118,7 +119,7 @@ impl Origin {
                 }
                 let revision = worktree_revision(&tree, explicit_config);
                 Ok(Fetched::Ready {
-                    snapshot: snapshot(Box::new(tree), revision, explicit_config),
+                    snapshot: Box::new(snapshot(Box::new(tree), revision, explicit_config)),
                     commit_time: None,
                 })
             }
@@ -149,7 +150,7 @@ impl Origin {
                 let tree =
                     GitRevision::from_repo(repo, &revision).map_err(|e| Explained::of(&e))?;
                 Ok(Fetched::Ready {
-                    snapshot: snapshot(Box::new(tree), revision, explicit_config),
+                    snapshot: Box::new(snapshot(Box::new(tree), revision, explicit_config)),
                     commit_time,
                 })
             }
