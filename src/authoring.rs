@@ -407,6 +407,28 @@ pub enum Drift {
     },
 }
 
+impl Drift {
+    /// The difference in words: who the file is now for, and who no longer.
+    pub fn describe(&self) -> String {
+        match self {
+            Drift::Current => "current".to_owned(),
+            Drift::Unrecorded => {
+                "no record of its recipients (written by hand or another tool)".to_owned()
+            }
+            Drift::Differs { added, removed } => {
+                let mut parts = Vec::new();
+                if !added.is_empty() {
+                    parts.push(format!("for {}", added.join(", ")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("no longer for {}", removed.join(", ")));
+                }
+                parts.join("; ")
+            }
+        }
+    }
+}
+
 /// `rekey`: compares the recipients recorded in the manifest with those the config now
 /// assigns and, unless `check_only`, re-encrypts a file that differs.
 ///

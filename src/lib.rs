@@ -46,6 +46,7 @@ pub mod render; // plans and reports as text, JSON and Markdown
 pub mod platform; // the Platform trait: the Castari API client and the local store
 pub mod emulator; // the Castari API served locally, for tests and trials
 pub mod daemon; // `castsync watch`: the loop that decides when to reconcile
+pub mod doctor; // the checks of `castsync doctor`, as findings
 pub mod crypto; // age: recipients, identities, plugins, encrypt and decrypt
 pub mod authoring; // the write path of new, set, unset, import, rekey and edit
 pub mod git_setup; // the git diff and merge drivers' configuration

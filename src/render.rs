@@ -15,7 +15,11 @@ use crate::apply::{AgentResult, ApplyReport, Redeployed};
 use crate::deadline::TimedOut;
 use crate::escape::{code_line, code_span, terminal};
 
+pub mod diff;
+pub mod doctor;
+pub mod history;
 pub mod redacted;
+pub mod rekey;
 use crate::plan::{
     Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
 };

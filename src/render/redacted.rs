@@ -3,6 +3,8 @@
 //! `castsync diff` compares: enough to see which keys were added, removed or changed, never a
 //! value and never an unkeyed hash of one.
 
+use std::path::Path;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -158,6 +160,29 @@ fn uses_lines(uses: Option<&serde_yaml::Value>) -> Vec<String> {
 /// What a view says an agent takes from one group: the group and its keys (`None`: every
 /// key).
 pub type UsedGroup = (String, Option<Vec<String>>);
+
+/// The redacted view of an encrypted manifest, or a one-line notice of why there is none
+/// (never a value: a file nobody here can open is told apart by a hash of its ciphertext).
+pub fn decrypted_view(
+    identities: &Identities,
+    fp: &Fingerprinter,
+    bytes: &[u8],
+    file: &Path,
+) -> Result<String, String> {
+    let plain = identities.decrypt(bytes, file).map_err(|_| {
+        // A hash of the ciphertext (never of a value) so that two versions nobody here can
+        // open still show as different.
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        format!(
+            "cannot decrypt this version with your identities (not a recipient?); key names hidden (ciphertext sha256:{})",
+            &digest[..12]
+        )
+    })?;
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| "the decrypted manifest is not UTF-8 text".to_owned())?;
+    Ok(view(text, fp))
+}
 
 /// The groups and keys a view's `uses:` lines name.
 pub fn uses_of(view: &str) -> Vec<UsedGroup> {
