@@ -65,16 +65,23 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         color,
         warnings,
     };
-    // The plan shown with the question: as -o asks, or as text when stdout carries JSON.
+    // The plan shown before the apply: as -o asks, or as text (with a question) when
+    // stdout carries JSON.
     let shown_ctx = ctx(Some(checkout.label()), Vec::new());
     let output = args.output;
     let mut console = ConsoleOptions::detect(
         args.yes,
         global.quiet > 0,
         use_color(global.color, std::io::stderr().is_terminal()),
-        Box::new(move |plan| match output {
-            OutputFormat::Markdown => render::plan_markdown(plan, &shown_ctx),
-            _ => render::plan_text(plan, &shown_ctx),
+        Box::new(move |plan, warnings| {
+            let ctx = RenderContext {
+                warnings: warnings.to_vec(),
+                ..shown_ctx.clone()
+            };
+            match output {
+                OutputFormat::Markdown => render::plan_markdown(plan, &ctx),
+                _ => render::plan_text(plan, &ctx),
+            }
         }),
     );
     console.prompt_on_stderr = output == OutputFormat::Json;

@@ -318,7 +318,16 @@ impl CastariClient {
                 let error = if err.is_timeout() {
                     timed_out(method, url, timeout)
                 } else {
-                    transport::classify(&err, host, self.proxy.as_deref())
+                    match transport::classify(&err, host, self.proxy.as_deref()) {
+                        PlatformError::Transient { .. } if refused(&err) => {
+                            PlatformError::Unreachable {
+                                // The origin holds no credentials, unlike a URL's user info.
+                                origin: url.origin().ascii_serialization(),
+                                detail: "connection refused".to_owned(),
+                            }
+                        }
+                        classified => classified,
+                    }
                 };
                 tracing::debug!(%method, path = url.path(), error = %error, "request failed");
                 return Err(if error.ends_run() {
@@ -479,6 +488,20 @@ async fn read_body(
             }
         }
     }
+}
+
+/// Whether nothing listened at the address: the connection was refused.
+fn refused(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Maps a reply's status to success (its body) or a typed error, transient or terminal.
