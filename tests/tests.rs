@@ -36,6 +36,7 @@ mod saved_plan;
 mod shared;
 mod terminal;
 mod textconv;
+mod tls;
 mod validate;
 mod watch;
 mod wire;
