@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -13,10 +14,10 @@ use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
 use crate::plan::Replace;
-use crate::reconcile;
+use crate::reconcile::{self, Outcome};
 use crate::render::{self, RenderContext};
 use crate::request::{ChangedSince, Request};
-use crate::saved_plan::{self, run};
+use crate::saved_plan::{self, SavedPlan, run};
 use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
 
@@ -24,30 +25,13 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let repo = Repo::open(global)?;
     let target = repo.target(&args.platform, args.apply.state.as_deref())?;
     let explicit = global.config.as_deref();
-    let at_ref = match &args.git_ref {
-        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
-        None => None,
-    };
-    let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
-    let base = match &args.base {
-        Some(rev) => {
-            let base = Checkout::revision(&repo.root, rev, explicit)?;
-            // Before anything is sent: a pull request must not move the API key elsewhere.
-            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
-            Some(base)
-        }
-        None => None,
-    };
-    let since = match &args.since {
-        Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
-        None => None,
-    };
+    let revisions = Revisions::open(&repo, args, explicit)?;
+    let checkout = revisions.at_ref.as_ref().unwrap_or(&repo.checkout);
     // A plan file that cannot be used fails before anything is opened or sent.
     let saved = args.plan.as_deref().map(run::read).transpose()?;
     let platform = target
         .platform(&checkout.config)?
         .open(checkout.agents.clone())?;
-
     // A dry run reads the state without locking it: it never blocks, or is blocked by, an
     // apply in progress.
     let state = if args.dry_run {
@@ -94,14 +78,10 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let state = Arc::new(Mutex::new(state));
     let settings = super::apply_settings(&args.apply, args.timeout);
     let request = Request {
-        base: base.as_ref(),
-        replace: Replace {
-            keys: args.replace.iter().cloned().collect(),
-            agents: args.replace_all.iter().flatten().cloned().collect(),
-            all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
-        },
+        base: revisions.base.as_ref(),
+        replace: replace(args),
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
-        changed: match (&since, args.changed) {
+        changed: match (&revisions.since, args.changed) {
             (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
             (None, true) => Some(ChangedSince::State),
             (None, false) => None,
@@ -134,82 +114,22 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     if let (Some(saved), Some(file)) = (&saved, &args.plan)
         && global.quiet == 0
     {
-        let made = format!(
-            "{} (made from {} at {})",
-            file.display(),
-            crate::escape::terminal(&saved.revision),
-            crate::escape::terminal(&saved.created_at),
-        );
-        if args.dry_run {
-            eprintln!(
-                "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
-            );
-        } else if outcome.report.is_some() {
-            eprintln!(
-                "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
-            );
-        }
+        say_saved_plan_applied(file, saved, args.dry_run, &outcome);
     }
-    let mut plan_not_saved = false;
-    if let (Some(file), Some(inputs)) = (&args.save_plan, &save_inputs) {
-        let origin = saved_plan::Origin {
-            inputs,
-            observed: &outcome.observed,
-            platform: platform.id(),
-            revision: &outcome.revision,
-            all_agents: args.agents.is_empty(),
-            created_at: &crate::history::now(),
-        };
-        match saved_plan::save(&outcome.plan, &origin) {
-            Ok(saved) => {
-                run::write(file, &saved)?;
-                if global.quiet == 0 {
-                    eprintln!(
-                        "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
-                        file.display(),
-                        file.display()
-                    );
-                }
-            }
-            Err(e) => {
-                super::print_error(&anyhow::Error::new(e));
-                plan_not_saved = true;
-            }
+    let plan_not_saved = match (&args.save_plan, &save_inputs) {
+        (Some(file), Some(inputs)) => {
+            !save_plan(global, args, file, inputs, &outcome, platform.id())?
         }
-    }
+        _ => false,
+    };
 
     let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
-    let plan = &outcome.plan;
     if outcome.declined {
         eprintln!("Apply cancelled: nothing was changed on the platform.");
         return Ok(Exit::Failure);
     }
     let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
-    match (args.output, &outcome.report) {
-        (OutputFormat::Json, None) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?
-            )
-        }
-        (OutputFormat::Json, Some(report)) => println!(
-            "{}",
-            serde_json::to_string_pretty(&render::apply_json(report, plan, &ctx))?
-        ),
-        (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, &ctx)),
-        (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, &ctx)),
-    }
-    if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) =
-        (args.output, &outcome.report)
-        && plan.has_changes()
-    {
-        if !plan_shown {
-            println!();
-        }
-        print!("{}", render::apply_text(report, plan, color));
-    }
-
+    print_outcome(args.output, &outcome, &ctx, plan_shown)?;
     if let Some(timed_out) = &outcome.timed_out {
         let flag = if args.timeout.is_some() {
             "--timeout"
@@ -223,20 +143,154 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     }
     Ok(if !outcome.ok() || plan_not_saved {
         Exit::Failure
-    } else if args.dry_run && args.exit_code && plan.has_changes() {
+    } else if args.dry_run && args.exit_code && outcome.plan.has_changes() {
         Exit::Changes
     } else {
         Exit::Success
     })
 }
 
+/// The revisions besides the worktree a run reads: `--ref` (the manifests), `--base` (what
+/// counts as last applied) and `--since` (what `--changed` compares with).
+struct Revisions {
+    at_ref: Option<Checkout>,
+    base: Option<Checkout>,
+    since: Option<Result<Checkout, String>>,
+}
+
+impl Revisions {
+    fn open(repo: &Repo, args: &ReconcileArgs, explicit: Option<&Path>) -> anyhow::Result<Self> {
+        let revision = |rev: &str| Checkout::revision(&repo.root, rev, explicit);
+        let at_ref = args.git_ref.as_deref().map(revision).transpose()?;
+        let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
+        let base = match &args.base {
+            Some(rev) => {
+                let base = revision(rev)?;
+                // Before anything is sent: a pull request must not move the API key elsewhere.
+                reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+                Some(base)
+            }
+            None => None,
+        };
+        let since = match &args.since {
+            Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
+            None => None,
+        };
+        Ok(Revisions {
+            at_ref,
+            base,
+            since,
+        })
+    }
+}
+
+/// `--replace AGENT/KEY` and `--replace-all [AGENT…]`.
+fn replace(args: &ReconcileArgs) -> Replace {
+    Replace {
+        keys: args.replace.iter().cloned().collect(),
+        agents: args.replace_all.iter().flatten().cloned().collect(),
+        all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
+    }
+}
+
+/// Says on stderr that the saved plan matched (and, unless a dry run, was applied).
+fn say_saved_plan_applied(file: &Path, saved: &SavedPlan, dry_run: bool, outcome: &Outcome) {
+    let made = format!(
+        "{} (made from {} at {})",
+        file.display(),
+        crate::escape::terminal(&saved.revision),
+        crate::escape::terminal(&saved.created_at),
+    );
+    if dry_run {
+        eprintln!(
+            "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
+        );
+    } else if outcome.report.is_some() {
+        eprintln!(
+            "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
+        );
+    }
+}
+
+/// `--save-plan FILE`: writes the plan with what it was made from. False (and the reason
+/// printed) when the plan cannot be saved, e.g. because it skips an agent.
+fn save_plan(
+    global: &GlobalArgs,
+    args: &ReconcileArgs,
+    file: &Path,
+    inputs: &saved_plan::Inputs,
+    outcome: &Outcome,
+    platform: &str,
+) -> anyhow::Result<bool> {
+    let origin = saved_plan::Origin {
+        inputs,
+        observed: &outcome.observed,
+        platform,
+        revision: &outcome.revision,
+        all_agents: args.agents.is_empty(),
+        created_at: &crate::history::now(),
+    };
+    match saved_plan::save(&outcome.plan, &origin) {
+        Ok(saved) => {
+            run::write(file, &saved)?;
+            if global.quiet == 0 {
+                eprintln!(
+                    "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
+                    file.display(),
+                    file.display()
+                );
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            super::print_error(&anyhow::Error::new(e));
+            Ok(false)
+        }
+    }
+}
+
+/// The plan (unless the console showed it already) and, after an apply, what landed, in
+/// the `-o` format.
+fn print_outcome(
+    output: OutputFormat,
+    outcome: &Outcome,
+    ctx: &RenderContext,
+    plan_shown: bool,
+) -> anyhow::Result<()> {
+    let plan = &outcome.plan;
+    match (output, &outcome.report) {
+        (OutputFormat::Json, None) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
+            )
+        }
+        (OutputFormat::Json, Some(report)) => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::apply_json(report, plan, ctx))?
+        ),
+        (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
+        (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, ctx)),
+        (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, ctx)),
+    }
+    if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) = (output, &outcome.report)
+        && plan.has_changes()
+    {
+        if !plan_shown {
+            println!();
+        }
+        print!("{}", render::apply_text(report, plan, ctx.color));
+    }
+    Ok(())
+}
+
 /// The `--since` revision: its checkout, or (when the revision exists but its
 /// `castsync.yaml` cannot be used) why every agent must be refreshed. A revision that does
 /// not resolve is an error: a mistyped `--since` must not pass as a full reconcile.
 fn since_checkout(
-    root: &std::path::Path,
+    root: &Path,
     rev: &str,
-    explicit: Option<&std::path::Path>,
+    explicit: Option<&Path>,
 ) -> anyhow::Result<Result<Checkout, String>> {
     let tree = GitRevision::open(root, rev)?;
     let label = tree.revision();
