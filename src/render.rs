@@ -18,6 +18,7 @@ use crate::escape::{code_line, code_span, terminal};
 pub mod diff;
 pub mod doctor;
 pub mod history;
+pub mod progress;
 pub mod redacted;
 pub mod rekey;
 use crate::plan::{

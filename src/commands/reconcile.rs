@@ -1,6 +1,6 @@
 //! `castsync reconcile`: run one reconcile and report it as text, JSON or Markdown. On a
 //! terminal a plan that deletes keys is confirmed first (unless --yes) and the apply shows a
-//! progress bar; without one it never asks and logs one line per agent (`progress`).
+//! progress bar; without one it never asks and logs one line per agent (`render::progress`).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -10,11 +10,11 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
 use crate::plan::Replace;
 use crate::reconcile::{self, Outcome};
+use crate::render::progress::{Console, ConsoleOptions};
 use crate::render::{self, RenderContext};
 use crate::request::{ChangedSince, Request};
 use crate::saved_plan::{self, SavedPlan, run};
