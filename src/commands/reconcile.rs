@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
+use crate::deadline::TimedOut;
 use crate::plan::Replace;
 use crate::reconcile::{self, Outcome};
 use crate::render::progress::{Console, ConsoleOptions};
@@ -50,60 +51,40 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         warnings,
     };
     // The plan shown with the question: as -o asks, or as text when stdout carries JSON.
-    let shown_ctx = ctx(Some(checkout.label()), Vec::new());
-    let output = args.output;
-    let mut console = ConsoleOptions::detect(
-        args.yes,
-        global.quiet > 0,
-        use_color(global.color, std::io::stderr().is_terminal()),
-        Box::new(move |plan| match output {
-            OutputFormat::Markdown => render::plan_markdown(plan, &shown_ctx),
-            _ => render::plan_text(plan, &shown_ctx),
-        }),
-    );
-    console.prompt_on_stderr = output == OutputFormat::Json;
-    let console = Console::new(console);
+    let console = console(global, args, ctx(Some(checkout.label()), Vec::new()));
     let stop = CancellationToken::new();
     let follower = console.follow_rate_limit(platform.clone(), stop.clone());
 
     // Read before the run, so a file that changes meanwhile makes the saved plan refuse
     // rather than record blobs newer than the plan.
-    let save_inputs = match &args.save_plan {
-        Some(_) if args.agents.is_empty() => {
-            Some(run::inputs(checkout, explicit, &checkout.agents)?)
-        }
-        Some(_) => Some(run::inputs(checkout, explicit, &args.agents)?),
-        None => None,
+    let save_inputs = match (&args.save_plan, args.agents.is_empty()) {
+        (Some(_), true) => Some(run::inputs(checkout, explicit, &checkout.agents)?),
+        (Some(_), false) => Some(run::inputs(checkout, explicit, &args.agents)?),
+        (None, _) => None,
     };
     let state = Arc::new(Mutex::new(state));
-    let settings = super::apply_settings(&args.apply, args.timeout);
     let request = Request {
         base: revisions.base.as_ref(),
         replace: replace(args),
         only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
-        changed: match (&revisions.since, args.changed) {
-            (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
-            (None, true) => Some(ChangedSince::State),
-            (None, false) => None,
-        },
+        changed: revisions.changed_since(args.changed),
         dry_run: args.dry_run,
-        ..settings.request(checkout, &target.identities, platform.clone(), state)
+        ..super::apply_settings(&args.apply, args.timeout).request(
+            checkout,
+            &target.identities,
+            platform.clone(),
+            state,
+        )
     };
-    let outcome = match (&saved, args.plan.as_deref()) {
-        (Some(saved), Some(path)) => {
-            let file = run::PlanFile {
-                saved,
-                path,
-                explicit_config: explicit,
-            };
-            run::apply_saved(request, file, console.clone())
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        _ => reconcile::reconcile(request, console.clone())
-            .await
-            .map_err(anyhow::Error::from),
+    let file = match (&saved, args.plan.as_deref()) {
+        (Some(saved), Some(path)) => Some(run::PlanFile {
+            saved,
+            path,
+            explicit_config: explicit,
+        }),
+        _ => None,
     };
+    let outcome = reconcile_or_apply(request, file, console.clone()).await;
     stop.cancel();
     let _ = follower.await;
     console.finish();
@@ -131,15 +112,7 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
     print_outcome(args.output, &outcome, &ctx, plan_shown)?;
     if let Some(timed_out) = &outcome.timed_out {
-        let flag = if args.timeout.is_some() {
-            "--timeout"
-        } else {
-            "the default; see --timeout"
-        };
-        super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
-            timed_out.message(flag),
-            timed_out.hint().unwrap_or_default(),
-        )));
+        say_timed_out(timed_out, args.timeout.is_some());
     }
     Ok(if !outcome.ok() || plan_not_saved {
         Exit::Failure
@@ -148,6 +121,48 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     } else {
         Exit::Success
     })
+}
+
+/// Reconciles, or applies the saved plan `file` when there is one.
+async fn reconcile_or_apply(
+    request: Request<'_>,
+    file: Option<run::PlanFile<'_>>,
+    console: Arc<Console>,
+) -> anyhow::Result<Outcome> {
+    Ok(match file {
+        Some(file) => run::apply_saved(request, file, console).await?,
+        None => reconcile::reconcile(request, console).await?,
+    })
+}
+
+/// The console that asks before a plan that deletes, and draws the apply's progress;
+/// `shown_ctx` renders the plan shown with the question.
+fn console(global: &GlobalArgs, args: &ReconcileArgs, shown_ctx: RenderContext) -> Arc<Console> {
+    let output = args.output;
+    let mut console = ConsoleOptions::detect(
+        args.yes,
+        global.quiet > 0,
+        use_color(global.color, std::io::stderr().is_terminal()),
+        Box::new(move |plan| match output {
+            OutputFormat::Markdown => render::plan_markdown(plan, &shown_ctx),
+            _ => render::plan_text(plan, &shown_ctx),
+        }),
+    );
+    console.prompt_on_stderr = output == OutputFormat::Json;
+    Console::new(console)
+}
+
+/// Says on stderr that the run's deadline passed, and what it cut off.
+fn say_timed_out(timed_out: &TimedOut, flag_given: bool) {
+    let flag = if flag_given {
+        "--timeout"
+    } else {
+        "the default; see --timeout"
+    };
+    super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
+        timed_out.message(flag),
+        timed_out.hint().unwrap_or_default(),
+    )));
 }
 
 /// The revisions besides the worktree a run reads: `--ref` (the manifests), `--base` (what
@@ -181,6 +196,17 @@ impl Revisions {
             base,
             since,
         })
+    }
+}
+
+impl Revisions {
+    /// What `--changed` compares with: the `--since` revision, else the state.
+    fn changed_since(&self, changed: bool) -> Option<ChangedSince<'_>> {
+        match (&self.since, changed) {
+            (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
+            (None, true) => Some(ChangedSince::State),
+            (None, false) => None,
+        }
     }
 }
 
