@@ -234,8 +234,9 @@ pub trait Progress: Send + Sync {
     fn started(&self, _agents: usize, _requests: usize) {}
     /// One of those requests ended, landed or not.
     fn request_done(&self) {}
-    /// One agent is finished.
-    fn agent_done(&self, _result: &AgentResult) {}
+    /// One agent is finished; `requests` is how many of the requests announced by
+    /// [`Progress::started`] were its own (they have all ended now, landed or not).
+    fn agent_done(&self, _result: &AgentResult, _requests: usize) {}
 }
 
 /// Progress that nobody watches (the daemon, tests).
@@ -248,15 +249,18 @@ impl Progress for NoProgress {}
 /// asks for it. (Requests that are not attempted, such as deletes after a failed set, leave
 /// the count short; the rate limiter's retries are not counted.)
 pub fn request_count(plan: &Plan) -> usize {
-    plan.agents
-        .iter()
-        .filter(|a| a.has_work())
-        .map(|a| {
-            let verify = usize::from(a.has_changes());
-            let redeploy = usize::from(a.redeploy.is_some());
-            a.changes.len() + verify + redeploy
-        })
-        .sum()
+    plan.agents.iter().map(agent_requests).sum()
+}
+
+/// The requests one agent's apply takes: its writes, a verifying list when it has changes,
+/// and its redeploy; none when it has no work.
+fn agent_requests(agent: &AgentPlan) -> usize {
+    if !agent.has_work() {
+        return 0;
+    }
+    let verify = usize::from(agent.has_changes());
+    let redeploy = usize::from(agent.redeploy.is_some());
+    agent.changes.len() + verify + redeploy
 }
 
 /// Applies every agent of `plan` that has work (changes or a redeploy). `desired` must hold
@@ -332,7 +336,12 @@ pub async fn apply(
                 ..AgentResult::default()
             },
         };
-        progress.agent_done(&result);
+        let requests = plan
+            .agents
+            .iter()
+            .find(|a| a.agent == result.agent)
+            .map_or(0, agent_requests);
+        progress.agent_done(&result, requests);
         results.push(result);
     }
     results.sort_by(|a, b| a.agent.cmp(&b.agent));

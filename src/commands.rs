@@ -165,8 +165,33 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// Runs one parsed command line.
+/// Runs one parsed command line. When it asked for JSON (`-o json`) and fails before it has
+/// its result, the failure goes to stdout as JSON too (`schemas/error.schema.json`), so a
+/// script reading stdout always gets a document; `main` prints it for people on stderr.
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let json = wants_json(&cli.command);
+    let result = dispatch(cli).await;
+    if let (Err(err), true) = (&result, json) {
+        report::print_json_error(err);
+    }
+    result
+}
+
+/// Whether the command prints JSON on stdout.
+fn wants_json(command: &Command) -> bool {
+    use crate::cli::{DoctorFormat, HistoryFormat, OutputFormat};
+    match command {
+        Command::Reconcile(a) => a.output == OutputFormat::Json,
+        Command::Validate(a) => a.output == OutputFormat::Json,
+        Command::Diff(a) => a.output == OutputFormat::Json,
+        Command::Rekey(a) => a.output == Some(OutputFormat::Json),
+        Command::Doctor(a) => a.output == DoctorFormat::Json,
+        Command::History(a) => a.output == HistoryFormat::Json,
+        _ => false,
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
         Command::Init(_) => init::run(g),

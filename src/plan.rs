@@ -452,6 +452,16 @@ impl Plan {
             .collect()
     }
 
+    /// The drift-blind agents for which it matters: those with keys in sync, whose values
+    /// could have changed on the platform unseen. Keys this plan writes are rewritten anyway.
+    pub fn drift_unseen(&self) -> Vec<&str> {
+        self.agents
+            .iter()
+            .filter(|a| a.drift_blind && !a.unchanged.is_empty())
+            .map(|a| a.agent.as_str())
+            .collect()
+    }
+
     pub fn has_skips(&self) -> bool {
         self.agents.iter().any(|a| a.skipped.is_some())
     }

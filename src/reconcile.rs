@@ -62,9 +62,11 @@ impl Outcome {
 /// apply goes. The CLI asks the person at the terminal and draws progress; the daemon uses
 /// [`Unattended`].
 pub trait Observer: Progress {
-    /// Called with the plan when it has changes and this is not a dry run, before the first
-    /// write; false stops the run with nothing written.
-    fn confirm(&self, _plan: &Plan) -> bool {
+    /// Called with the plan (and the warnings found while loading, which go with it) when it
+    /// has changes and this is not a dry run, before the first write; false stops the run
+    /// with nothing written. The CLI shows the plan here, so that it comes before the apply's
+    /// progress in a log.
+    fn confirm(&self, _plan: &Plan, _warnings: &[String]) -> bool {
         true
     }
 }

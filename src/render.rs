@@ -22,8 +22,10 @@ pub mod progress;
 pub mod redacted;
 pub mod rekey;
 use crate::plan::{
-    Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, Totals,
+    Action, AgentPlan, Change, Coverage, CoverageMode, Plan, RedeployReason, Since, SkipReason,
+    Totals,
 };
+use crate::platform::PlatformError;
 
 /// The `--output json` format version; bump on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -110,6 +112,53 @@ fn reason_text(reason: &crate::plan::SkipReason) -> String {
     }
 }
 
+/// A platform that refused the connection refuses it for every agent: said once, with the
+/// agents it left skipped, instead of once per agent. Returns the agents it covered.
+fn unreachable_text(out: &mut String, plan: &Plan, p: &Paint) -> Vec<String> {
+    let mut first = None;
+    let mut agents = Vec::new();
+    for agent in &plan.agents {
+        if let Some(error @ PlatformError::Unreachable { .. }) =
+            agent.skipped.as_ref().and_then(SkipReason::platform_error)
+        {
+            first.get_or_insert(error);
+            agents.push(agent.agent.clone());
+        }
+    }
+    let Some(error) = first else {
+        return agents;
+    };
+    let _ = writeln!(out, "{} {}", p.red("!"), terminal(&error.to_string()));
+    let _ = writeln!(
+        out,
+        "      {} agent{} skipped, nothing changed: {}",
+        agents.len(),
+        plural(agents.len()),
+        terminal(&first_names(&agents, 10))
+    );
+    hint_line(
+        out,
+        crate::hint::Hinted::hint(error).map(|h| h.into_owned()),
+    );
+    out.push('\n');
+    agents
+}
+
+/// At most `n` names, then how many more there are.
+fn first_names<S: AsRef<str>>(list: impl IntoIterator<Item = S>, n: usize) -> String {
+    let list: Vec<S> = list.into_iter().collect();
+    let mut out = list
+        .iter()
+        .take(n)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > n {
+        let _ = write!(out, " and {} more", list.len() - n);
+    }
+    out
+}
+
 /// A list of names for a terminal.
 fn names(list: &[String]) -> String {
     list.iter()
@@ -128,7 +177,7 @@ pub fn drift_note(blind: &[&str]) -> Option<String> {
         return None;
     }
     Some(format!(
-        "the platform lists keys without timestamps ({} agent{}), so a value changed on the platform outside castsync cannot be seen (a key added or deleted there still is); rewrite values with `--replace AGENT/KEY` or `--replace-all`.",
+        "the platform lists no timestamps, so a value changed there outside castsync is not seen ({} agent{} with keys in sync); `--replace-all` rewrites values.",
         blind.len(),
         plural(blind.len())
     ))
@@ -194,15 +243,7 @@ pub fn shared_causes(plan: &Plan) -> Option<String> {
         .iter()
         .map(|(path, agents)| {
             // At most ten names: a group may serve hundreds of agents.
-            let mut names = agents
-                .iter()
-                .take(10)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if agents.len() > 10 {
-                let _ = write!(names, " and {} more", agents.len() - 10);
-            }
+            let names = first_names(agents.iter(), 10);
             format!(
                 "{path} ({} agent{}: {names})",
                 agents.len(),
@@ -283,14 +324,19 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
             .unwrap_or_default()
     );
     out.push('\n');
-    for agent in &plan.agents {
+    let unreachable = unreachable_text(&mut out, plan, &p);
+    for agent in plan
+        .agents
+        .iter()
+        .filter(|a| !unreachable.contains(&a.agent))
+    {
         agent_text(&mut out, agent, &p);
     }
     let totals = plan.totals();
     if !out.ends_with("\n\n") {
         out.push('\n');
     }
-    if let Some(note) = drift_note(&plan.drift_blind()) {
+    if let Some(note) = drift_note(&plan.drift_unseen()) {
         let _ = writeln!(out, "note: {note}");
     }
     let partial = plan.coverage.mode == CoverageMode::Changed;
@@ -558,7 +604,7 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
     if let Some(line) = shared_causes(plan) {
         let _ = writeln!(head, "\n{}", md_escape(&line));
     }
-    if let Some(note) = drift_note(&plan.drift_blind()) {
+    if let Some(note) = drift_note(&plan.drift_unseen()) {
         // Our own fixed text (only a count varies): nothing to escape.
         let _ = writeln!(head, "\n> note: {note}");
     }
@@ -684,34 +730,18 @@ fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> Stri
     out
 }
 
-/// What apply did, in the plan's style; failures last, with their reasons.
+/// What apply did, after the plan it applied: the counts, then what did not land, with the
+/// reasons. The plan above already lists each change, so the changes that landed are not
+/// listed again.
 pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
     let (mut created, mut updated, mut deleted) = (0, 0, 0);
-    for a in &report.agents {
-        let done: Vec<String> = a
-            .applied
-            .iter()
-            .map(|c| {
-                match c.action {
-                    Action::Create => created += 1,
-                    Action::Update(_) | Action::Replace => updated += 1,
-                    Action::Delete => deleted += 1,
-                }
-                let (sign, key) = match c.action {
-                    Action::Create => ('+', &c.key),
-                    Action::Update(_) | Action::Replace => ('~', &c.key),
-                    Action::Delete => ('-', &c.key),
-                };
-                format!("{sign} {}", terminal(key))
-            })
-            .collect();
-        if !done.is_empty() {
-            let _ = writeln!(out, "  {}: {}", terminal(&a.agent), done.join(", "));
-        }
-        if a.redeploy == Some(Redeployed::Done) {
-            let _ = writeln!(out, "  {}: redeployed", terminal(&a.agent));
+    for change in report.agents.iter().flat_map(|a| &a.applied) {
+        match change.action {
+            Action::Create => created += 1,
+            Action::Update(_) | Action::Replace => updated += 1,
+            Action::Delete => deleted += 1,
         }
     }
     let failed: usize = report.agents.iter().map(|a| a.failed.len()).sum();
@@ -749,65 +779,71 @@ pub fn apply_text(report: &ApplyReport, plan: &Plan, color: bool) -> String {
         }
     );
     if !report.ok() || skipped > 0 {
-        let _ = writeln!(out, "\nNot applied:");
-        for a in plan.agents.iter() {
-            if let Some(reason) = &a.skipped {
-                let _ = writeln!(
-                    out,
-                    "  {} {}: {}",
-                    p.red("!"),
-                    terminal(&a.agent),
-                    reason_text(reason)
-                );
-                hint_line(&mut out, reason.hint());
-            }
+        not_applied(&mut out, report, plan, &p);
+    }
+    out
+}
+
+/// The `Not applied:` part of [`apply_text`]: skipped agents, failed changes, agent errors
+/// and redeploys, each with its reason and hint.
+fn not_applied(out: &mut String, report: &ApplyReport, plan: &Plan, p: &Paint) {
+    let _ = writeln!(out, "\nNot applied:");
+    for a in plan.agents.iter() {
+        if let Some(reason) = &a.skipped {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                p.red("!"),
+                terminal(&a.agent),
+                reason_text(reason)
+            );
+            hint_line(out, reason.hint());
         }
-        for a in &report.agents {
-            for f in &a.failed {
-                let (sign, text) = change_line(&f.change);
+    }
+    for a in &report.agents {
+        for f in &a.failed {
+            let (sign, text) = change_line(&f.change);
+            let _ = writeln!(
+                out,
+                "  {} {}: {sign} {text}: {}",
+                p.red("!"),
+                terminal(&a.agent),
+                terminal(&f.reason.to_string())
+            );
+        }
+        if let Some(e) = &a.error {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                p.red("!"),
+                terminal(&a.agent),
+                terminal(&e.to_string())
+            );
+        }
+        match &a.redeploy {
+            Some(Redeployed::Failed(e)) => {
                 let _ = writeln!(
                     out,
-                    "  {} {}: {sign} {text}: {}",
-                    p.red("!"),
-                    terminal(&a.agent),
-                    terminal(&f.reason.to_string())
-                );
-            }
-            if let Some(e) = &a.error {
-                let _ = writeln!(
-                    out,
-                    "  {} {}: {}",
+                    "  {} {}: redeploy failed: {}; its secrets are applied and the next run redeploys it",
                     p.red("!"),
                     terminal(&a.agent),
                     terminal(&e.to_string())
                 );
             }
-            match &a.redeploy {
-                Some(Redeployed::Failed(e)) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}: redeploy failed: {}; its secrets are applied and the next run redeploys it",
-                        p.red("!"),
-                        terminal(&a.agent),
-                        terminal(&e.to_string())
-                    );
-                }
-                Some(Redeployed::Postponed) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}: not redeployed because some changes did not land; the next run redeploys it",
-                        p.red("!"),
-                        terminal(&a.agent)
-                    );
-                }
-                _ => {}
+            Some(Redeployed::Postponed) => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: not redeployed because some changes did not land; the next run redeploys it",
+                    p.red("!"),
+                    terminal(&a.agent)
+                );
             }
-            if !a.ok() {
-                hint_line(&mut out, a.hint());
-            }
+            _ => {}
+        }
+        if !a.ok() {
+            hint_line(out, a.hint());
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -695,3 +695,105 @@ fn show_format_json_is_a_manifest_as_its_schema_describes() {
         assert_eq!(doc["agent"], "alpha");
     }
 }
+
+/// `castsync ARGS` failed before it had a result: exit 1, the error as text on stderr and as
+/// the JSON document of error.schema.json on stdout; returns the document's `error`.
+fn json_failure(run: Run) -> serde_json::Value {
+    let run = run.failure().no_canary(&[CANARY]);
+    assert!(run.stderr().contains("error: "), "{}", run.stderr());
+    let doc = assert_matches_schema("error.schema.json", run.stdout());
+    doc["error"].clone()
+}
+
+#[test]
+fn every_json_command_that_fails_prints_the_error_as_json() {
+    // Outside any repository.
+    let nowhere = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["validate", "-o", "json"][..],
+        &["reconcile", "-o", "json", "--dry-run"],
+        &["diff", "-o", "json"],
+        &["rekey", "--check", "-o", "json"],
+        &["history", "-o", "json"],
+    ] {
+        let error = json_failure(Test::at_home(nowhere.path()).args(args).run());
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("no castsync.yaml"),
+            "{args:?}: {error}"
+        );
+        assert!(
+            error["hint"].as_str().unwrap().contains("castsync init"),
+            "{args:?}: {error}"
+        );
+    }
+
+    // A config that does not parse, under reconcile -o json.
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    std::fs::write(repo.path("castsync.yaml"), "version: 1\nrecipients: [\n").unwrap();
+    let error = json_failure(
+        repo.test()
+            .args(["reconcile", "-o", "json", "--api-url", "local://dev.db"])
+            .run(),
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("castsync.yaml"),
+        "{error}"
+    );
+
+    // A diff of a revision that does not exist; a history whose --state is not there.
+    let repo = committed_repo();
+    let error = json_failure(
+        repo.test()
+            .args(["diff", "no-such-rev", "-o", "json"])
+            .run(),
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("no-such-rev"),
+        "{error}"
+    );
+    let error = json_failure(
+        repo.test()
+            .args(["history", "-o", "json", "--state", "missing/state.json"])
+            .run(),
+    );
+    assert!(
+        error["hint"].as_str().unwrap().contains("check the path"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_saved_plan_that_no_longer_matches_fails_as_json_under_o_json() {
+    let emu = Emulator::start(&["--agents", "alpha"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    let plan = repo.path("plan.json");
+    repo.test_reconcile(&emu.url)
+        .args(["--dry-run", "--save-plan"])
+        .arg(&plan)
+        .run()
+        .success();
+    repo.agent("alpha", &[("A1", CANARY), ("A2", "moved-on")]);
+    let error = json_failure(
+        repo.test_reconcile(&emu.url)
+            .args(["-o", "json", "--plan"])
+            .arg(&plan)
+            .run(),
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{error}"
+    );
+    assert!(
+        error["hint"].as_str().unwrap().contains("plan afresh"),
+        "{error}"
+    );
+    assert_eq!(emu.requests("POST"), 0);
+}

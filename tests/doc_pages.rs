@@ -612,3 +612,26 @@ fn an_output_block_must_match_what_was_printed() {
         .unwrap_or_default();
     assert!(message.contains("printed something else"), "{message}");
 }
+
+#[test]
+fn the_readme_fits_on_a_few_screens_and_its_contents_list_every_section() {
+    let readme = read("README.md");
+    assert!(
+        readme.len() <= 15 * 1024,
+        "README.md is {} bytes: keep it under 15 KiB and move details to a docs/ page",
+        readme.len()
+    );
+    // Every `## ` section is in the table of contents, as GitHub names its anchor.
+    for heading in readme.lines().filter_map(|l| l.strip_prefix("## ")) {
+        let anchor: String = heading
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        assert!(
+            readme.contains(&format!("- [{heading}](#{anchor})")),
+            "the contents of README.md lack `- [{heading}](#{anchor})`"
+        );
+    }
+}

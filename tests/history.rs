@@ -209,17 +209,24 @@ fn a_torn_last_line_is_skipped_with_a_note_and_the_next_apply_still_reads() {
 }
 
 #[test]
-fn history_without_any_state_fails_and_names_the_fix() {
+fn history_before_any_apply_is_empty_and_a_missing_state_file_names_the_fix() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A1", CANARY)]);
+    // Nothing applied yet: an empty history, `[]` for a script.
     history(&repo, &[])
-        .failure()
-        .stderr_has("no state file at")
-        .stderr_line_with(&["hint: ", "--state FILE"]);
+        .success()
+        .stdout_has("No applies recorded");
+    let doc = assert_matches_schema(
+        "history.schema.json",
+        history(&repo, &["-o", "json"]).success().stdout(),
+    );
+    assert_eq!(doc["entries"], serde_json::json!([]));
+    // A --state that is not there is more likely a mistyped path.
     let elsewhere = repo.home.join("nowhere/state.json");
     history(&repo, &["--state", elsewhere.to_str().unwrap()])
         .failure()
-        .stderr_has("nowhere/state.json");
+        .stderr_has("nowhere/state.json")
+        .stderr_line_with(&["hint: ", "check the path"]);
     // A bad duration is a usage error.
     history(&repo, &["--since", "soon"])
         .failure()

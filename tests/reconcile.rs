@@ -102,7 +102,7 @@ fn out_of_band_writes_are_reported_as_drift_and_healed(wire: Wire) {
     match wire {
         Wire::Docs => {
             run.stdout_has("~ B1 (drifted)")
-                .stdout_lacks("without timestamps");
+                .stdout_lacks("lists no timestamps");
             assert_eq!(emu.requests("POST"), 1);
             assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
         }
@@ -113,10 +113,10 @@ fn out_of_band_writes_are_reported_as_drift_and_healed(wire: Wire) {
             let notes: Vec<&str> = run
                 .stdout()
                 .lines()
-                .filter(|l| l.contains("without timestamps"))
+                .filter(|l| l.contains("lists no timestamps"))
                 .collect();
             assert_eq!(notes.len(), 1, "{}", run.stdout());
-            assert!(notes[0].contains("--replace"), "{}", run.stdout());
+            assert!(notes[0].contains("--replace-all"), "{}", run.stdout());
             assert_eq!(emu.requests("POST"), 0);
             repo.test_reconcile(&emu.url)
                 .args(["--replace", "beta/B1"])

@@ -67,8 +67,12 @@ fn on_a_terminal_a_deleting_plan_asks_first_and_n_changes_nothing() {
     assert_eq!(emu.value("alpha", "A2"), None);
     assert_eq!(
         output.matches("- A2").count(),
-        2,
-        "the plan once, then the applied change:\n{output}"
+        1,
+        "the change once, in the plan; the apply adds only its summary:\n{output}"
+    );
+    assert!(
+        output.contains("Apply complete: 0 created, 0 updated, 1 deleted."),
+        "{output}"
     );
 }
 

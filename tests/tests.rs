@@ -14,6 +14,7 @@ mod crypto_interop;
 mod deadline;
 mod discovery;
 mod doc_pages;
+mod first_hour;
 mod doctor;
 mod emulator;
 mod examples;

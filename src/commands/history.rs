@@ -17,13 +17,19 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
         None => Repo::locate(global)?.join(target::STATE_FILE),
     };
     let path = history::path_for_state(&state);
-    if !state.exists() && !path.exists() && !history::rotated(&path).exists() {
+    // The repository's own state not there yet is an empty history (`[]` in JSON); a
+    // --state FILE that does not exist is more likely a mistyped path.
+    if args.state.is_some()
+        && !state.exists()
+        && !path.exists()
+        && !history::rotated(&path).exists()
+    {
         return Err(crate::hint::WithHint::new(
             format!(
                 "no state file at {}: nothing has been applied with it",
                 state.display()
             ),
-            "run `castsync reconcile` first, or pass --state FILE (a daemon keeps its state in its data dir)",
+            "check the path: a daemon keeps its state in its --data-dir (one folder per remote), and without --state castsync reads the repository's .castsync/state.json",
         )
         .into());
     }

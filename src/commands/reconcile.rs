@@ -50,7 +50,8 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         color,
         warnings,
     };
-    // The plan shown with the question: as -o asks, or as text when stdout carries JSON.
+    // The plan shown before the apply: as -o asks, or as text (with a question) when
+    // stdout carries JSON.
     let console = console(global, args, ctx(Some(checkout.label()), Vec::new()));
     let stop = CancellationToken::new();
     let follower = console.follow_rate_limit(platform.clone(), stop.clone());
@@ -76,15 +77,8 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             state,
         )
     };
-    let file = match (&saved, args.plan.as_deref()) {
-        (Some(saved), Some(path)) => Some(run::PlanFile {
-            saved,
-            path,
-            explicit_config: explicit,
-        }),
-        _ => None,
-    };
-    let outcome = reconcile_or_apply(request, file, console.clone()).await;
+    let file = saved.as_ref().zip(args.plan.as_deref());
+    let outcome = reconcile_or_apply(request, file, explicit, console.clone()).await;
     stop.cancel();
     let _ = follower.await;
     console.finish();
@@ -123,14 +117,22 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     })
 }
 
-/// Reconciles, or applies the saved plan `file` when there is one.
+/// Reconciles, or applies the saved plan (read from `file`) when there is one.
 async fn reconcile_or_apply(
     request: Request<'_>,
-    file: Option<run::PlanFile<'_>>,
+    file: Option<(&SavedPlan, &Path)>,
+    explicit_config: Option<&Path>,
     console: Arc<Console>,
 ) -> anyhow::Result<Outcome> {
     Ok(match file {
-        Some(file) => run::apply_saved(request, file, console).await?,
+        Some((saved, path)) => {
+            let file = run::PlanFile {
+                saved,
+                path,
+                explicit_config,
+            };
+            run::apply_saved(request, file, console).await?
+        }
         None => reconcile::reconcile(request, console).await?,
     })
 }
@@ -143,9 +145,15 @@ fn console(global: &GlobalArgs, args: &ReconcileArgs, shown_ctx: RenderContext) 
         args.yes,
         global.quiet > 0,
         use_color(global.color, std::io::stderr().is_terminal()),
-        Box::new(move |plan| match output {
-            OutputFormat::Markdown => render::plan_markdown(plan, &shown_ctx),
-            _ => render::plan_text(plan, &shown_ctx),
+        Box::new(move |plan, warnings| {
+            let ctx = RenderContext {
+                warnings: warnings.to_vec(),
+                ..shown_ctx.clone()
+            };
+            match output {
+                OutputFormat::Markdown => render::plan_markdown(plan, &ctx),
+                _ => render::plan_text(plan, &ctx),
+            }
         }),
     );
     console.prompt_on_stderr = output == OutputFormat::Json;

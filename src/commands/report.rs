@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::error::Error;
+use std::io::Write as _;
 
 use crate::hint::{Hinted, WithHint};
 
@@ -14,6 +15,30 @@ use crate::hint::{Hinted, WithHint};
 /// first hint found in the chain on a line of its own.
 pub fn print_error(err: &anyhow::Error) {
     eprint!("{}", error_text(err));
+}
+
+/// The version of the error document (`schemas/error.schema.json`).
+pub const ERROR_FORMAT_VERSION: u32 = 1;
+
+/// Prints an error on stdout as the JSON document of `schemas/error.schema.json`: the
+/// message, its causes and its hint, exact (JSON needs no terminal escaping).
+pub fn print_json_error(err: &anyhow::Error) {
+    let doc = error_json(err);
+    // Nothing better to do when stdout is gone; the error still goes to stderr.
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// The JSON document [`print_json_error`] prints.
+pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": ERROR_FORMAT_VERSION,
+        "error": {
+            "message": err.to_string(),
+            "causes": err.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+            "hint": hint_of(err),
+        }
+    })
 }
 
 /// The text [`print_error`] prints.

@@ -154,8 +154,13 @@ impl crate::hint::Hinted for CryptoError {
             CryptoError::UnsupportedSshKey { .. } => {
                 "use an ssh-ed25519 or ssh-rsa key, or an age identity (`castsync keygen`)".into()
             }
+            // A new teammate's path comes first, in the order it is walked: a key of their own,
+            // then a recipient who rekeys; a key that exists elsewhere comes after.
             CryptoError::NoIdentity { .. } => {
-                "create one with `castsync keygen`, pass `-i FILE`, or set CASTSYNC_AGE_KEY".into()
+                "new here? `castsync keygen` creates your key and prints its public key: send \
+                 that line to someone who can decrypt, who adds it to castsync.yaml and runs \
+                 `castsync rekey`. Your key is elsewhere? pass `-i FILE` or set CASTSYNC_AGE_KEY"
+                    .into()
             }
             CryptoError::NoMatchingIdentity { hint, .. } => hint.fix().into(),
             CryptoError::PassphraseEncrypted { .. } => {

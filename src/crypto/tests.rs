@@ -336,10 +336,17 @@ fn with_no_identity_anywhere_the_error_says_none_was_found_and_where_it_looked()
     ] {
         assert!(msg.contains(&line), "missing {line:?} in:\n{msg}");
     }
+    // A newcomer's steps in order: a key, sent to a recipient, who rekeys; then the rest.
+    let hint = msg.split("\nhint: ").nth(1).expect("a hint line");
+    let at = |what: &str| {
+        hint.find(what)
+            .unwrap_or_else(|| panic!("{what} missing: {hint}"))
+    };
     assert!(
-        msg.contains("\nhint: create one with `castsync keygen`"),
-        "{msg}"
+        at("castsync keygen") < at("send") && at("send") < at("castsync rekey"),
+        "{hint}"
     );
+    assert!(at("castsync rekey") < at("-i FILE"), "{hint}");
 }
 
 #[test]

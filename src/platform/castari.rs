@@ -314,6 +314,12 @@ impl CastariClient {
                 tracing::debug!(%method, path = url.path(), error = %detail, "request failed");
                 let error = if err.is_timeout() {
                     timed_out(method, url, timeout)
+                } else if refused(&err) {
+                    PlatformError::Unreachable {
+                        // The origin holds no credentials, unlike a URL's user info.
+                        origin: url.origin().ascii_serialization(),
+                        detail: "connection refused".to_owned(),
+                    }
                 } else {
                     PlatformError::Transient { detail }
                 };
@@ -471,6 +477,20 @@ async fn read_body(
             }
         }
     }
+}
+
+/// Whether nothing listened at the address: the connection was refused.
+fn refused(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A transport error and its causes on one line (reqwest's text names the URL, which holds

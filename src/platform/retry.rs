@@ -10,6 +10,11 @@
 //! each one has already cost a whole request timeout, and a platform that accepted the
 //! connection and said nothing twice in a row is not having a blip. Six tries of 30 s would
 //! hold one call for three minutes.
+//!
+//! A refused connection gets fewer retries too ([`RetryPolicy::unreachable_retries`]), at the
+//! short first delays: a platform that is being restarted refuses for a moment, but one that
+//! is not running (an emulator never started, a wrong port) should be said at once, not
+//! after the whole backoff.
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,6 +35,9 @@ pub struct RetryPolicy {
     pub max_wait: Duration,
     /// Of `retries`, how many may follow a timeout ([`PlatformError::Timeout`]).
     pub timeout_retries: u32,
+    /// Of `retries`, how many may follow a refused connection
+    /// ([`PlatformError::Unreachable`]).
+    pub unreachable_retries: u32,
 }
 
 impl Default for RetryPolicy {
@@ -40,6 +48,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(20),
             max_wait: Duration::from_secs(120),
             timeout_retries: 1,
+            unreachable_retries: 2,
         }
     }
 }
@@ -89,16 +98,21 @@ where
         .with_max_times(policy.retries as usize)
         .with_jitter();
     let max_wait = policy.max_wait;
-    let mut timeouts = 0u32;
-    let timeout_retries = policy.timeout_retries;
+    let (mut timeouts, mut refused) = (0u32, 0u32);
+    let (timeout_retries, unreachable_retries) =
+        (policy.timeout_retries, policy.unreachable_retries);
     attempt
         .retry(backoff)
-        .when(move |e: &AttemptError| {
-            if matches!(e.error, PlatformError::Timeout { .. }) {
+        .when(move |e: &AttemptError| match e.error {
+            PlatformError::Timeout { .. } => {
                 timeouts += 1;
-                return e.retryable && timeouts <= timeout_retries;
+                e.retryable && timeouts <= timeout_retries
             }
-            e.retryable
+            PlatformError::Unreachable { .. } => {
+                refused += 1;
+                e.retryable && refused <= unreachable_retries
+            }
+            _ => e.retryable,
         })
         .adjust(move |e: &AttemptError, proposed: Option<Duration>| {
             let proposed = proposed?;
@@ -231,6 +245,28 @@ mod tests {
         };
         let (_, starts) = run(RetryPolicy::default(), usize::MAX, mixed).await;
         assert_eq!(starts.len(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_connection_is_retried_twice_and_quickly() {
+        let refused = || {
+            AttemptError::transient(
+                PlatformError::Unreachable {
+                    origin: "http://127.0.0.1:1".into(),
+                    detail: "connection refused".into(),
+                },
+                None,
+            )
+        };
+        let (result, starts) = run(RetryPolicy::default(), usize::MAX, refused).await;
+        assert!(matches!(
+            result.unwrap_err().error,
+            PlatformError::Unreachable { .. }
+        ));
+        assert_eq!(starts.len(), 3, "one attempt plus two retries");
+        // The first delays only (250 ms, then 500 ms, each with jitter): about a second.
+        let spent = starts[2] - starts[0];
+        assert!(spent <= Duration::from_millis(1500), "{spent:?}");
     }
 
     #[tokio::test(start_paused = true)]

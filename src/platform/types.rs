@@ -149,6 +149,11 @@ pub enum PlatformError {
     /// 5xx, a connection error or a reset, after every retry.
     #[error("transient platform error: {detail}")]
     Transient { detail: String },
+    /// Nothing listens at the platform's address (the connection was refused), after a few
+    /// quick retries: a platform that is down, not started (the emulator), or a wrong URL.
+    /// Transient, since a platform being restarted refuses connections for a moment.
+    #[error("cannot connect to the platform at {origin}: {detail}")]
+    Unreachable { origin: String, detail: String },
     /// No answer within the per-request timeout (connecting included), after the retries
     /// a timeout gets: a platform that accepts connections and never answers.
     #[error("the platform did not answer in time: {detail}")]
@@ -179,6 +184,7 @@ impl PlatformError {
         match self {
             PlatformError::RateLimited { .. }
             | PlatformError::Transient { .. }
+            | PlatformError::Unreachable { .. }
             | PlatformError::Timeout { .. }
             | PlatformError::DeadlineExceeded { .. }
             | PlatformError::Protocol { .. } => ErrorClass::Transient,
@@ -203,6 +209,7 @@ impl PlatformError {
             PlatformError::Forbidden { .. } => "forbidden",
             PlatformError::RateLimited { .. } => "rate-limited",
             PlatformError::Transient { .. } => "transient",
+            PlatformError::Unreachable { .. } => "unreachable",
             PlatformError::Timeout { .. } => "timeout",
             PlatformError::DeadlineExceeded { .. } => "deadline-exceeded",
             PlatformError::InvalidRequest { .. } => "invalid-request",
@@ -231,6 +238,9 @@ impl crate::hint::Hinted for PlatformError {
             }
             PlatformError::Transient { .. } | PlatformError::Protocol { .. } => {
                 "the next run retries; if it keeps failing, check the platform URL and the platform's status".to_owned()
+            }
+            PlatformError::Unreachable { .. } => {
+                "is the platform running at that address? Check the URL (--api-url, CASTARI_API_URL or platform.url in castsync.yaml); to try castsync without a platform, start `castsync emulator` or use --api-url local://PATH".to_owned()
             }
             PlatformError::Timeout { .. } => {
                 "the next run retries; a platform that accepts connections but does not answer is down or overloaded: check its status, or allow slower answers with --request-timeout".to_owned()
@@ -289,6 +299,10 @@ mod tests {
         for transient in [
             PlatformError::RateLimited { detail: detail() },
             PlatformError::Transient { detail: detail() },
+            PlatformError::Unreachable {
+                origin: detail(),
+                detail: detail(),
+            },
             PlatformError::Timeout { detail: detail() },
             PlatformError::DeadlineExceeded {
                 after: Duration::from_secs(2),

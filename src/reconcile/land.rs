@@ -66,7 +66,7 @@ pub async fn land(
     let declined = !req.dry_run && plan.has_changes() && {
         // The person reading the plan is not the platform being slow.
         let _paused = run.deadline.pause();
-        !observer.confirm(&plan)
+        !observer.confirm(&plan, &loaded.warnings())
     };
     let mut state_warning = None;
     let report = if req.dry_run || declined {

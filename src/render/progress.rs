@@ -1,7 +1,8 @@
-//! What `castsync reconcile` shows a person while it works: on a terminal, the plan and
-//! `Apply? [y/N]` before a plan that deletes keys, then a progress bar with requests done, the
-//! rate-limit wait and an ETA; without a terminal, never a question and one line per agent
-//! finished (and per long rate-limit wait), so CI logs show progress too.
+//! What `castsync reconcile` shows a person while it works: the plan before the first write
+//! (so in a log that mixes stdout and stderr it comes before the apply's progress), on a
+//! terminal `Apply? [y/N]` after a plan that deletes keys, then a progress bar with requests
+//! done, the rate-limit wait and an ETA; without a terminal, never a question and one line
+//! per agent finished (and per long rate-limit wait), so CI logs show progress too.
 //!
 //! It sees key names and counts only, never a value. It must never ask when stdin or stdout
 //! is not a terminal: CI and the daemon run unattended.
@@ -24,8 +25,9 @@ const LOG_WAIT_MIN: Duration = Duration::from_secs(1);
 /// How often the rate-limit wait is looked at.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Renders the plan shown before the question (text or Markdown, as `-o` asks).
-pub type ShowPlan = Box<dyn Fn(&Plan) -> String + Send + Sync>;
+/// Renders the plan shown before the apply (text or Markdown, as `-o` asks), with the
+/// warnings found while loading.
+pub type ShowPlan = Box<dyn Fn(&Plan, &[String]) -> String + Send + Sync>;
 
 /// How the console behaves, decided once from the terminals and flags.
 pub struct ConsoleOptions {
@@ -37,9 +39,10 @@ pub struct ConsoleOptions {
     pub lines: bool,
     /// Colour the bar.
     pub color: bool,
-    /// The plan as shown before the question.
+    /// The plan as shown before the apply.
     pub show_plan: ShowPlan,
-    /// Show the plan and the question on stderr (stdout carries JSON).
+    /// stdout carries JSON: the plan goes into it at the end, and a question (with the plan
+    /// it asks about) goes to stderr.
     pub prompt_on_stderr: bool,
 }
 
@@ -67,7 +70,11 @@ pub struct Console {
     agents_total: AtomicUsize,
     agents_done: AtomicUsize,
     requests_total: AtomicUsize,
+    /// Requests that ended, for the bar.
     requests_done: AtomicUsize,
+    /// The requests of the agents that finished, for their lines: agents run side by side,
+    /// so more requests may have ended than the finished agents account for.
+    requests_of_done_agents: AtomicUsize,
     /// When the last logged rate-limit wait ends (to log each wait once).
     logged_wait_end: Mutex<Option<Instant>>,
 }
@@ -82,11 +89,12 @@ impl Console {
             agents_done: AtomicUsize::new(0),
             requests_total: AtomicUsize::new(0),
             requests_done: AtomicUsize::new(0),
+            requests_of_done_agents: AtomicUsize::new(0),
             logged_wait_end: Mutex::new(None),
         })
     }
 
-    /// Whether the plan was already printed with the question (so it is not printed twice).
+    /// Whether the plan was already printed before the apply (so it is not printed twice).
     pub fn plan_shown(&self) -> bool {
         self.plan_shown.load(Ordering::Relaxed)
     }
@@ -205,8 +213,12 @@ impl Progress for Console {
         }
     }
 
-    fn agent_done(&self, result: &AgentResult) {
+    fn agent_done(&self, result: &AgentResult, requests: usize) {
         let done = self.agents_done.fetch_add(1, Ordering::Relaxed) + 1;
+        let requests_done = self
+            .requests_of_done_agents
+            .fetch_add(requests, Ordering::Relaxed)
+            + requests;
         if !self.opts.lines {
             return;
         }
@@ -225,20 +237,28 @@ impl Progress for Console {
             "{}: {outcome} ({done}/{} agents, {}/{} requests)",
             result.agent,
             self.agents_total.load(Ordering::Relaxed),
-            self.requests_done.load(Ordering::Relaxed),
+            requests_done,
             self.requests_total.load(Ordering::Relaxed),
         );
     }
 }
 
 impl Observer for Console {
-    fn confirm(&self, plan: &Plan) -> bool {
-        if !self.opts.ask || plan.totals().delete == 0 {
+    fn confirm(&self, plan: &Plan, warnings: &[String]) -> bool {
+        let ask = self.opts.ask && plan.totals().delete > 0;
+        if !ask && self.opts.prompt_on_stderr {
+            // JSON on stdout: the plan is part of the one document printed at the end.
             return true;
         }
-        // The listing bar goes before the plan and the question are written.
+        // The listing bar goes before the plan (and the question) are written.
         self.finish();
-        let shown = (self.opts.show_plan)(plan);
+        let shown = (self.opts.show_plan)(plan, warnings);
+        if !ask {
+            let mut out = std::io::stdout().lock();
+            let written = write!(out, "{shown}").and_then(|()| out.flush());
+            self.plan_shown.store(written.is_ok(), Ordering::Relaxed);
+            return true;
+        }
         let question = "Apply? [y/N] ";
         let written = if self.opts.prompt_on_stderr {
             let mut err = std::io::stderr().lock();
