@@ -33,7 +33,7 @@ macro_rules! examples {
     };
 }
 
-/// The exit status table, shown in `castsync --help` (README: "Exit status").
+/// The exit status table, shown in `castsync --help` (docs/config.md: "Exit codes").
 macro_rules! exit_status {
     () => {
         "\

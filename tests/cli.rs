@@ -705,6 +705,12 @@ fn json_failure(run: Run) -> serde_json::Value {
     doc["error"].clone()
 }
 
+/// The error document's `field` (message or hint) says `text`.
+fn says(error: &serde_json::Value, field: &str, text: &str) {
+    let said = error[field].as_str().unwrap_or_default();
+    assert!(said.contains(text), "{field} lacks {text:?}: {error}");
+}
+
 #[test]
 fn every_json_command_that_fails_prints_the_error_as_json() {
     // Outside any repository.
@@ -717,17 +723,8 @@ fn every_json_command_that_fails_prints_the_error_as_json() {
         &["history", "-o", "json"],
     ] {
         let error = json_failure(Test::at_home(nowhere.path()).args(args).run());
-        assert!(
-            error["message"]
-                .as_str()
-                .unwrap()
-                .contains("no castsync.yaml"),
-            "{args:?}: {error}"
-        );
-        assert!(
-            error["hint"].as_str().unwrap().contains("castsync init"),
-            "{args:?}: {error}"
-        );
+        says(&error, "message", "no castsync.yaml");
+        says(&error, "hint", "castsync init");
     }
 
     // A config that does not parse, under reconcile -o json.
@@ -739,10 +736,7 @@ fn every_json_command_that_fails_prints_the_error_as_json() {
             .args(["reconcile", "-o", "json", "--api-url", "local://dev.db"])
             .run(),
     );
-    assert!(
-        error["message"].as_str().unwrap().contains("castsync.yaml"),
-        "{error}"
-    );
+    says(&error, "message", "castsync.yaml");
 
     // A diff of a revision that does not exist; a history whose --state is not there.
     let repo = committed_repo();
@@ -751,19 +745,13 @@ fn every_json_command_that_fails_prints_the_error_as_json() {
             .args(["diff", "no-such-rev", "-o", "json"])
             .run(),
     );
-    assert!(
-        error["message"].as_str().unwrap().contains("no-such-rev"),
-        "{error}"
-    );
+    says(&error, "message", "no-such-rev");
     let error = json_failure(
         repo.test()
             .args(["history", "-o", "json", "--state", "missing/state.json"])
             .run(),
     );
-    assert!(
-        error["hint"].as_str().unwrap().contains("check the path"),
-        "{error}"
-    );
+    says(&error, "hint", "check the path");
 }
 
 #[test]
@@ -784,16 +772,7 @@ fn a_saved_plan_that_no_longer_matches_fails_as_json_under_o_json() {
             .arg(&plan)
             .run(),
     );
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not match"),
-        "{error}"
-    );
-    assert!(
-        error["hint"].as_str().unwrap().contains("plan afresh"),
-        "{error}"
-    );
+    says(&error, "message", "does not match");
+    says(&error, "hint", "plan afresh");
     assert_eq!(emu.requests("POST"), 0);
 }

@@ -630,8 +630,8 @@ fn the_readme_fits_on_a_few_screens_and_its_contents_list_every_section() {
             .map(|c| if c == ' ' { '-' } else { c })
             .collect();
         assert!(
-            readme.contains(&format!("- [{heading}](#{anchor})")),
-            "the contents of README.md lack `- [{heading}](#{anchor})`"
+            readme.contains(&format!("[{heading}](#{anchor})")),
+            "the contents of README.md lack `[{heading}](#{anchor})`"
         );
     }
 }

@@ -211,7 +211,7 @@ fn the_same_key_changed_differently_stops_the_merge_naming_it_and_edit_settles_i
         status.contains("UU agents/bot/secrets.yaml.age"),
         "{status}"
     );
-    // How the sides differ, as the README suggests looking: key names, no value.
+    // How the sides differ, as docs/git.md suggests looking: key names, no value.
     let (_, diff, _) = out.git(&repo, &["diff", "HEAD", "MERGE_HEAD", "--", MANIFEST]);
     for key in ["A", "B", "C"] {
         assert!(diff.contains(&format!("\n-{key} ")), "{diff}");
