@@ -75,35 +75,43 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Secrets repository to work in (default: the nearest directory holding castsync.yaml,
-    /// from the current one up to the filesystem root).
+    /// Secrets repository to work in.
+    ///
+    /// By default, the nearest directory holding castsync.yaml, from the current one up to
+    /// the filesystem root.
     #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
     /// Config file (default: castsync.yaml at the repository root).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// age identity file or OpenSSH private key; repeatable. Tried before CASTSYNC_AGE_KEY,
-    /// CASTSYNC_AGE_KEY_FILE and ~/.config/castsync/keys.txt.
+    /// age identity file or OpenSSH private key (repeatable).
+    ///
+    /// Tried before CASTSYNC_AGE_KEY, CASTSYNC_AGE_KEY_FILE, CASTSYNC_AGE_KEY_CMD and
+    /// ~/.config/castsync/keys.txt.
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
     /// Log line format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
-    /// More logging (-v info, -vv debug, -vvv trace). Values are never logged at any level.
+    /// More logging (-v info, -vv debug, -vvv trace).
+    ///
+    /// Values are never logged, at any level.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Less output (-q: errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
-    /// An age identity's text (age-keygen format or an OpenSSH private key), for CI secret
-    /// stores. Read from the environment only: on the command line it would show in `ps` and
-    /// shell history, so a value given as a flag is refused.
+    /// An identity's text, for CI secret stores; from the environment only.
+    ///
+    /// The text of an age-keygen file or an OpenSSH private key. On the command line it would
+    /// show in `ps` and shell history, so a value given as a flag is refused.
     #[arg(long = "age-key", global = true, env = "CASTSYNC_AGE_KEY", hide_env_values = true,
           value_name = "KEY", value_parser = secret_value)]
     pub age_key: Option<SecretString>,
-    /// An identity file tried after -i and CASTSYNC_AGE_KEY, before
-    /// ~/.config/castsync/keys.txt. Set but empty, it is listed among the places searched
-    /// rather than refused.
+    /// An identity file, tried after -i and CASTSYNC_AGE_KEY.
+    ///
+    /// Tried before CASTSYNC_AGE_KEY_CMD and ~/.config/castsync/keys.txt. Set but empty, it
+    /// is listed among the places searched rather than refused.
     #[arg(
         long = "age-key-file",
         global = true,
@@ -112,10 +120,12 @@ pub struct GlobalArgs {
         value_parser = OsStringValueParser::new().map(PathBuf::from)
     )]
     pub age_key_file: Option<PathBuf>,
-    /// A command whose stdout is an identity (run by `sh -c`, e.g. `op read
-    /// op://vault/castsync/key`), tried after CASTSYNC_AGE_KEY_FILE, before
-    /// ~/.config/castsync/keys.txt. Its stdin is closed, its stderr shown; it may take
-    /// CASTSYNC_AGE_KEY_CMD_TIMEOUT seconds (default 60) and print at most 64 KiB.
+    /// A command that prints an identity (a password manager).
+    ///
+    /// Run by `sh -c` (e.g. `op read op://vault/castsync/key`), tried after
+    /// CASTSYNC_AGE_KEY_FILE, before ~/.config/castsync/keys.txt. Its stdin is closed, its
+    /// stderr shown; it may take CASTSYNC_AGE_KEY_CMD_TIMEOUT seconds (default 60) and print
+    /// at most 64 KiB.
     #[arg(
         long = "age-key-cmd",
         global = true,
@@ -123,8 +133,9 @@ pub struct GlobalArgs {
         value_name = "COMMAND"
     )]
     pub age_key_cmd: Option<String>,
-    /// Log filter (tracing EnvFilter syntax, e.g. `debug` or `castsync=trace`); overrides -v
-    /// and -q.
+    /// Log filter (e.g. `debug`, `castsync=trace`); overrides -v and -q.
+    ///
+    /// tracing's EnvFilter syntax.
     #[arg(
         long = "log",
         global = true,
@@ -132,8 +143,9 @@ pub struct GlobalArgs {
         value_name = "FILTER"
     )]
     pub log: Option<String>,
-    /// Colour in plans and progress: auto (a terminal, and NO_COLOR unset or empty), always
-    /// or never.
+    /// Colour in plans and progress.
+    ///
+    /// auto: on a terminal, when NO_COLOR is unset or empty; always; or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 }
