@@ -24,7 +24,6 @@ mod init;
 mod keygen;
 mod merge_driver;
 mod new;
-mod progress;
 mod reconcile;
 mod rekey;
 mod report;
