@@ -209,7 +209,8 @@ pub fn setup(root: &Path, manifests: &[PathBuf], force: bool) -> Result<Report, 
 
 /// The first lines of the pre-commit hook `git-setup --hooks` writes: how a later run knows
 /// the hook is castsync's.
-const HOOK_MARK: &str = "# castsync guard: stops a commit that adds a value declared in the encrypted manifests.";
+const HOOK_MARK: &str =
+    "# castsync guard: stops a commit that adds a value declared in the encrypted manifests.";
 
 /// The pre-commit hook for a secrets repository at `prefix` inside the git work tree (`""`
 /// at its top, else `dir/`, as `git rev-parse --show-prefix` prints it). git runs hooks at
@@ -265,10 +266,12 @@ pub fn install_hook(root: &Path, force: bool) -> Result<HookReport, GitSetupErro
         Err(e) => return Err(io(std::io::Error::other(e.to_string()))),
     };
     let change = match current {
-        Some(bytes) if bytes == script.as_bytes() => return Ok(HookReport {
-            path,
-            change: HookChange::Unchanged,
-        }),
+        Some(bytes) if bytes == script.as_bytes() => {
+            return Ok(HookReport {
+                path,
+                change: HookChange::Unchanged,
+            });
+        }
         // An older hook of ours (another prefix, older wording) is ours to replace.
         Some(bytes) if !force && !String::from_utf8_lossy(&bytes).contains(HOOK_MARK) => {
             return Ok(HookReport {
@@ -279,8 +282,13 @@ pub fn install_hook(root: &Path, force: bool) -> Result<HookReport, GitSetupErro
         Some(bytes) => {
             let mut backup = path.clone().into_os_string();
             backup.push(".before-castsync");
-            atomic_write::write(Path::new(&backup), &bytes, Replace::Existing, Mode::Executable)
-                .map_err(io)?;
+            atomic_write::write(
+                Path::new(&backup),
+                &bytes,
+                Replace::Existing,
+                Mode::Executable,
+            )
+            .map_err(io)?;
             HookChange::Replaced
         }
         None => HookChange::Written,
@@ -288,8 +296,13 @@ pub fn install_hook(root: &Path, force: bool) -> Result<HookReport, GitSetupErro
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    atomic_write::write(&path, script.as_bytes(), Replace::Existing, Mode::Executable)
-        .map_err(io)?;
+    atomic_write::write(
+        &path,
+        script.as_bytes(),
+        Replace::Existing,
+        Mode::Executable,
+    )
+    .map_err(io)?;
     Ok(HookReport { path, change })
 }
 

@@ -29,8 +29,8 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::source::Tree;
-pub use model::{Mode, Report};
 use model::{Finding, Kind, Summary};
+pub use model::{Mode, Report};
 
 /// What one search is asked.
 pub struct Request<'a> {
@@ -56,7 +56,9 @@ pub enum GuardError {
     #[error("no identity to decrypt the manifests with: guard needs the values to look for them")]
     NoIdentity,
     /// There are manifests, and none could be decrypted.
-    #[error("none of the {count} manifest(s) could be decrypted with your identities ({first}: {why}): there is no value to look for")]
+    #[error(
+        "none of the {count} manifest(s) could be decrypted with your identities ({first}: {why}): there is no value to look for"
+    )]
     NothingReadable {
         count: usize,
         first: String,
@@ -255,12 +257,21 @@ fn set_command(owner: &model::Owner) -> String {
 fn notes(needles: &values::Needles, skipped: &files::Skipped) -> Vec<String> {
     let mut notes = Vec::new();
     if !needles.keys_placeholder.is_empty() {
-        let shown = needles.keys_placeholder.iter().take(20).cloned().collect::<Vec<_>>();
+        let shown = needles
+            .keys_placeholder
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>();
         let more = needles.keys_placeholder.len() - shown.len();
         notes.push(format!(
             "not searched, equal to their .env.example placeholder: {}{}",
             shown.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     for (file, why) in &needles.unreadable {

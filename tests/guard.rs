@@ -45,25 +45,7 @@ fn guarded_repo() -> SecretsRepo {
 /// git (and castsync, which its hook runs) as a user has them: castsync on PATH, the
 /// identity in the environment, no `-i`.
 fn user(repo: &SecretsRepo, program: &str) -> Command {
-    let path = format!(
-        "{}:{}",
-        bin().parent().unwrap().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let mut cmd = Command::new(program);
-    cmd.current_dir(&repo.root)
-        .env_remove("CASTSYNC_AGE_KEY")
-        .env("HOME", &repo.home)
-        .env("XDG_CONFIG_HOME", repo.home.join(".config"))
-        .env("PATH", &path)
-        .env("CASTSYNC_AGE_KEY_FILE", &repo.key_file)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("NO_COLOR", "1");
-    cmd
+    repo.as_user(program, &repo.root)
 }
 
 /// `git commit -m MESSAGE` as the user: (exit code, everything git and the hook printed).
@@ -130,7 +112,13 @@ fn locations(doc: &serde_json::Value) -> Vec<(String, String, Option<u64>, Vec<S
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|o| format!("{}/{}", o["name"].as_str().unwrap(), o["key"].as_str().unwrap()))
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o["name"].as_str().unwrap(),
+                        o["key"].as_str().unwrap()
+                    )
+                })
                 .collect();
             (
                 f["kind"].as_str().unwrap().to_owned(),
@@ -164,7 +152,11 @@ fn the_pre_commit_hook_blocks_a_commit_that_adds_a_value_and_lets_placeholders_t
     assert_ne!(code, 0, "the commit went through:\n{out}");
     assert!(out.contains("app/settings.py:3"), "{out}");
     assert!(out.contains("agent alpha's DATABASE_URL"), "{out}");
-    assert_eq!(repo.git(&["rev-parse", "HEAD"]), head, "nothing was committed");
+    assert_eq!(
+        repo.git(&["rev-parse", "HEAD"]),
+        head,
+        "nothing was committed"
+    );
 
     // Only placeholders, a short value and a value equal to its placeholder: it goes through,
     // and the hook says what it did not search.
@@ -193,7 +185,10 @@ fn the_pre_commit_hook_blocks_a_commit_that_adds_a_value_and_lets_placeholders_t
     write(
         &repo,
         "agents/alpha/.env.example",
-        &schema.replace("DATABASE_URL=postgres://user:password@localhost/app", &format!("DATABASE_URL={DB_URL}")),
+        &schema.replace(
+            "DATABASE_URL=postgres://user:password@localhost/app",
+            &format!("DATABASE_URL={DB_URL}"),
+        ),
     );
     repo.git(&["add", "-A"]);
     let (code, out) = commit(&repo, "example");
@@ -203,14 +198,24 @@ fn the_pre_commit_hook_blocks_a_commit_that_adds_a_value_and_lets_placeholders_t
     repo.git(&["add", "-A"]);
 
     // A shared group's value in a test fixture, and a .env: both stop the commit.
-    write(&repo, "tests/fixtures/request.json", &format!("{{\"auth\": \"Bearer {GROUP_KEY}\"}}"));
+    write(
+        &repo,
+        "tests/fixtures/request.json",
+        &format!("{{\"auth\": \"Bearer {GROUP_KEY}\"}}"),
+    );
     write(&repo, ".env", "LOG_LEVEL=debug\n");
     repo.git(&["add", "-A"]);
     let (code, out) = commit(&repo, "fixtures");
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("tests/fixtures/request.json:1"), "{out}");
-    assert!(out.contains("shared group openai's OPENAI_API_KEY"), "{out}");
-    assert!(out.contains(".env: a dotenv file with values is tracked by git"), "{out}");
+    assert!(
+        out.contains("shared group openai's OPENAI_API_KEY"),
+        "{out}"
+    );
+    assert!(
+        out.contains(".env: a dotenv file with values is tracked by git"),
+        "{out}"
+    );
 
     let doc = every_format(&repo, &["--staged"], 1);
     assert_eq!(doc["mode"], "staged");
@@ -244,7 +249,11 @@ fn guard_searches_tracked_and_untracked_files_but_not_ignored_ones() {
     );
     repo.commit_all("oops");
     // Untracked, not ignored: found. Ignored: not searched.
-    write(&repo, "notes/todo.md", &format!("- [ ] rotate\n- {API_KEY}\n"));
+    write(
+        &repo,
+        "notes/todo.md",
+        &format!("- [ ] rotate\n- {API_KEY}\n"),
+    );
     write(&repo, "ignored.txt", API_KEY);
     // A plaintext manifest lying around (a `show --reveal > …` kept by mistake).
     write(
@@ -257,8 +266,18 @@ fn guard_searches_tracked_and_untracked_files_but_not_ignored_ones() {
     assert_eq!(
         locations(&doc),
         vec![
-            ("value".to_owned(), "agents/alpha/.env.example".to_owned(), Some(1), api.clone()),
-            ("plaintext-manifest".to_owned(), "alpha.yaml".to_owned(), None, vec![]),
+            (
+                "value".to_owned(),
+                "agents/alpha/.env.example".to_owned(),
+                Some(1),
+                api.clone()
+            ),
+            (
+                "plaintext-manifest".to_owned(),
+                "alpha.yaml".to_owned(),
+                None,
+                vec![]
+            ),
             ("value".to_owned(), "notes/todo.md".to_owned(), Some(2), api),
         ]
     );
@@ -320,7 +339,11 @@ fn guard_history_finds_a_value_committed_then_removed_and_names_the_commit() {
         .args(["guard", "--history"])
         .run()
         .code(1)
-        .stdout_line_with(&[&format!("commit {}", &leaked[..12]), "deploy/run.sh:2", "API_KEY"])
+        .stdout_line_with(&[
+            &format!("commit {}", &leaked[..12]),
+            "deploy/run.sh:2",
+            "API_KEY",
+        ])
         .stdout_has("rotate it")
         .no_canary(CANARIES);
 }
@@ -329,7 +352,11 @@ fn guard_history_finds_a_value_committed_then_removed_and_names_the_commit() {
 fn git_setup_hooks_keeps_another_pre_commit_hook_unless_forced() {
     let repo = guarded_repo();
     let hook = PathBuf::from(repo.git(&["rev-parse", "--git-path", "hooks/pre-commit"]));
-    let hook = if hook.is_absolute() { hook } else { repo.root.join(hook) };
+    let hook = if hook.is_absolute() {
+        hook
+    } else {
+        repo.root.join(hook)
+    };
     std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
     std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
     let setup = |args: &[&str]| {
@@ -341,12 +368,20 @@ fn git_setup_hooks_keeps_another_pre_commit_hook_unless_forced() {
     setup(&["--hooks"])
         .success()
         .stderr_has("warning: kept the pre-commit hook");
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), "#!/bin/sh\nexit 0\n");
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
     setup(&["--hooks", "--force"])
         .success()
         .stderr_has("before-castsync");
-    assert!(std::fs::read_to_string(&hook).unwrap().contains("castsync guard --staged"));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&hook).unwrap().permissions());
+    assert!(
+        std::fs::read_to_string(&hook)
+            .unwrap()
+            .contains("castsync guard --staged")
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&hook).unwrap().permissions());
     assert_eq!(mode & 0o111, 0o111, "the hook is executable");
     setup(&["--hooks"])
         .success()
@@ -396,7 +431,10 @@ fn the_pre_commit_framework_runs_the_guard_from_pre_commit_hooks_yaml() {
     };
     git_in(&hooks, &["init", "-q"]);
     git_in(&hooks, &["add", "-A"]);
-    git_in(&hooks, &["-c", "commit.gpgsign=false", "commit", "-q", "-m", "hooks"]);
+    git_in(
+        &hooks,
+        &["-c", "commit.gpgsign=false", "commit", "-q", "-m", "hooks"],
+    );
     let rev = git_in(&hooks, &["rev-parse", "HEAD"]);
     write(
         &repo,

@@ -759,7 +759,11 @@ fn the_audit_workflow_keeps_one_issue_open_while_something_needs_rotating() {
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     assert!(first.stdout.contains("opened an issue"), "{}", first.stdout);
     // Markdown escapes the underscore.
-    assert!(issue().contains("| agent alpha | API\\_KEY |"), "{}", issue());
+    assert!(
+        issue().contains("| agent alpha | API\\_KEY |"),
+        "{}",
+        issue()
+    );
     assert!(issue().contains("1 overdue"), "{}", issue());
     assert!(first.summary.contains("API\\_KEY"), "{}", first.summary);
     assert!(store.join("1.open").exists());
@@ -768,7 +772,11 @@ fn the_audit_workflow_keeps_one_issue_open_while_something_needs_rotating() {
     // The next week: the same issue, edited.
     let again = runner.run(&script("audit-issue.sh"), &repo, &env);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert!(again.stdout.contains("updated issue #1"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("updated issue #1"),
+        "{}",
+        again.stdout
+    );
     assert!(!store.join("2.md").exists(), "a second issue was opened");
 
     // Rotated: the issue gets the clean report and is closed; then nothing happens.
@@ -785,7 +793,11 @@ fn the_audit_workflow_keeps_one_issue_open_while_something_needs_rotating() {
     assert!(issue().contains("0 overdue"), "{}", issue());
     clean.assert_no_canary(&[&issue()]);
     let quiet = runner.run(&script("audit-issue.sh"), &repo, &env);
-    assert!(quiet.stdout.contains("nothing to rotate"), "{}", quiet.stdout);
+    assert!(
+        quiet.stdout.contains("nothing to rotate"),
+        "{}",
+        quiet.stdout
+    );
 
     // An audit that cannot run fails the job (and touches no issue).
     let broken = runner.run(
@@ -798,5 +810,9 @@ fn the_audit_workflow_keeps_one_issue_open_while_something_needs_rotating() {
         ],
     );
     assert_eq!(broken.code, 1, "{}\n{}", broken.stdout, broken.stderr);
-    assert!(broken.stderr.contains("castsync audit failed"), "{}", broken.stderr);
+    assert!(
+        broken.stderr.contains("castsync audit failed"),
+        "{}",
+        broken.stderr
+    );
 }

@@ -108,7 +108,12 @@ pub fn staged(
 ) -> Result<Skipped, git2::Error> {
     let head = match repo.head().and_then(|h| h.peel_to_tree()) {
         Ok(tree) => Some(tree),
-        Err(e) if matches!(e.code(), git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound) => {
+        Err(e)
+            if matches!(
+                e.code(),
+                git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
+            ) =>
+        {
             None
         }
         Err(e) => return Err(e),
@@ -135,7 +140,13 @@ pub fn staged(
             commit: None,
             tracked: true,
         };
-        read_blob(repo, file.id(), std::slice::from_ref(&place), &mut skipped, visit)?;
+        read_blob(
+            repo,
+            file.id(),
+            std::slice::from_ref(&place),
+            &mut skipped,
+            visit,
+        )?;
     }
     Ok(skipped)
 }
@@ -169,10 +180,10 @@ pub fn history(
         let at = CommitRef::new(commit.id().to_string(), commit.time().seconds());
         for (path, blob) in changed {
             // A merge adds only what differs from every parent.
-            let from_other = parents.iter().skip(1).any(|p| {
-                p.get_path(Path::new(&path))
-                    .is_ok_and(|e| e.id() == blob)
-            });
+            let from_other = parents
+                .iter()
+                .skip(1)
+                .any(|p| p.get_path(Path::new(&path)).is_ok_and(|e| e.id() == blob));
             if from_other || !seen.insert((blob, path.clone())) {
                 continue;
             }
@@ -215,7 +226,10 @@ fn changes(
     };
     for entry in tree.iter() {
         let old = parent.get_name_bytes(entry.name_bytes());
-        if old.as_ref().is_some_and(|o| o.id() == entry.id() && o.filemode() == entry.filemode()) {
+        if old
+            .as_ref()
+            .is_some_and(|o| o.id() == entry.id() && o.filemode() == entry.filemode())
+        {
             continue;
         }
         let name = String::from_utf8_lossy(entry.name_bytes());

@@ -25,7 +25,9 @@ pub enum Mode {
 impl Mode {
     pub fn describe(self) -> &'static str {
         match self {
-            Mode::Worktree => "the working tree (tracked files and untracked ones git does not ignore)",
+            Mode::Worktree => {
+                "the working tree (tracked files and untracked ones git does not ignore)"
+            }
             Mode::Staged => "the staged changes",
             Mode::History => "every commit reachable from a branch, a tag or HEAD",
         }

@@ -76,7 +76,12 @@ pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let plain = |s: &str| terminal(s).into_owned();
     for f in &report.findings {
-        let _ = writeln!(out, "error: {}: {}", location(f, plain), terminal(&f.message));
+        let _ = writeln!(
+            out,
+            "error: {}: {}",
+            location(f, plain),
+            terminal(&f.message)
+        );
         let _ = writeln!(out, "  hint: {}", terminal(&f.hint));
     }
     for note in &report.notes {

@@ -50,7 +50,10 @@ impl Matcher {
             .collect();
         found.sort_unstable();
         for (start, pattern) in found {
-            line += bytes[counted..start].iter().filter(|&&b| b == b'\n').count();
+            line += bytes[counted..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
             counted = start;
             hits.push(Hit { line, pattern });
         }
@@ -103,7 +106,8 @@ pub fn is_plaintext_manifest(path: &str, bytes: &[u8]) -> bool {
     if !text.contains("secrets") || crate::yaml_depth::check(text).is_err() {
         return false;
     }
-    let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+    let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text)
+    else {
         return false;
     };
     let named = ["agent", "group"]
@@ -119,7 +123,8 @@ fn is_age_file(bytes: &[u8]) -> bool {
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(bytes.len());
     let rest = &bytes[start..];
-    rest.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") || rest.starts_with(b"age-encryption.org/")
+    rest.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        || rest.starts_with(b"age-encryption.org/")
 }
 
 #[cfg(test)]
@@ -141,11 +146,26 @@ mod tests {
         assert_eq!(
             m.hits(text),
             vec![
-                Hit { line: 2, pattern: 0 },
-                Hit { line: 2, pattern: 2 },
-                Hit { line: 4, pattern: 1 },
-                Hit { line: 5, pattern: 0 },
-                Hit { line: 5, pattern: 2 },
+                Hit {
+                    line: 2,
+                    pattern: 0
+                },
+                Hit {
+                    line: 2,
+                    pattern: 2
+                },
+                Hit {
+                    line: 4,
+                    pattern: 1
+                },
+                Hit {
+                    line: 5,
+                    pattern: 0
+                },
+                Hit {
+                    line: 5,
+                    pattern: 2
+                },
             ]
         );
         assert!(matcher(&[]).hits(text).is_empty());
@@ -155,12 +175,25 @@ mod tests {
     fn a_value_spanning_lines_is_found_at_its_first_line() {
         let m = matcher(&["-----BEGIN KEY-----\nabc\n-----END KEY-----"]);
         let text = b"key: |\n-----BEGIN KEY-----\nabc\n-----END KEY-----\n";
-        assert_eq!(m.hits(text), vec![Hit { line: 2, pattern: 0 }]);
+        assert_eq!(
+            m.hits(text),
+            vec![Hit {
+                line: 2,
+                pattern: 0
+            }]
+        );
     }
 
     #[test]
     fn dotenv_files_with_values_are_told_from_their_templates() {
-        for plain in [".env", "app/.env", ".env.local", ".env.production", "prod.env", "a/b/staging.env"] {
+        for plain in [
+            ".env",
+            "app/.env",
+            ".env.local",
+            ".env.production",
+            "prod.env",
+            "a/b/staging.env",
+        ] {
             assert!(is_plain_dotenv(plain), "{plain}");
         }
         for template in [
@@ -187,15 +220,27 @@ mod tests {
         let manifest = b"agent: x\nsecrets:\n  A: b\n";
         assert!(is_plaintext_manifest("agents/x/secrets.yaml.age", manifest));
         assert!(is_plaintext_manifest("secrets.yaml", manifest));
-        assert!(is_plaintext_manifest("g.yml", b"group: openai\nsecrets: {}\n"));
+        assert!(is_plaintext_manifest(
+            "g.yml",
+            b"group: openai\nsecrets: {}\n"
+        ));
         assert!(!is_plaintext_manifest("notes.txt", manifest));
         assert!(!is_plaintext_manifest(
             "agents/x/secrets.yaml.age",
             b"-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n"
         ));
-        assert!(!is_plaintext_manifest("k8s.yaml", b"kind: Secret\nsecrets:\n  a: b\n"));
-        assert!(!is_plaintext_manifest("c.yaml", b"agent: [x]\nsecrets:\n  a: b\n"));
+        assert!(!is_plaintext_manifest(
+            "k8s.yaml",
+            b"kind: Secret\nsecrets:\n  a: b\n"
+        ));
+        assert!(!is_plaintext_manifest(
+            "c.yaml",
+            b"agent: [x]\nsecrets:\n  a: b\n"
+        ));
         assert!(!is_plaintext_manifest("c.yaml", b"\xff\xfe"));
-        assert!(!is_plaintext_manifest("c.yaml", b"agent: x\nsecrets: [a]\n"));
+        assert!(!is_plaintext_manifest(
+            "c.yaml",
+            b"agent: x\nsecrets: [a]\n"
+        ));
     }
 }

@@ -76,7 +76,8 @@ impl Placeholders {
                     .entry(entry.key.clone())
                     .or_default()
                     .insert(entry.placeholder.clone());
-                out.agents.insert((agent.clone(), entry.key), entry.placeholder);
+                out.agents
+                    .insert((agent.clone(), entry.key), entry.placeholder);
             }
         }
         Ok(out)
@@ -155,7 +156,9 @@ pub fn collect(
             if value.len() < MIN_LEN {
                 needles.keys_too_short += 1;
             } else if placeholders.is_placeholder(job.kind, &job.name, key, value) {
-                needles.keys_placeholder.push(format!("{} {}'s {key}", job.kind.noun(), job.name));
+                needles
+                    .keys_placeholder
+                    .push(format!("{} {}'s {key}", job.kind.noun(), job.name));
             } else {
                 needles.keys_searched += 1;
                 let owner = Owner {
