@@ -82,7 +82,7 @@ pub fn text(report: &Report) -> String {
             location(f, plain),
             terminal(&f.message)
         );
-        let _ = writeln!(out, "  hint: {}", terminal(&f.hint));
+        let _ = writeln!(out, "{}", crate::hint::line("  ", &f.hint));
     }
     for note in &report.notes {
         let _ = writeln!(out, "note: {}", terminal(note));
