@@ -322,6 +322,15 @@ fn guard_history_finds_a_value_committed_then_removed_and_names_the_commit() {
 
     // The working tree and HEAD are clean now.
     repo.test().arg("guard").run().success().no_canary(CANARIES);
+    // Merged back: the merge adds nothing new (the .env is the branch's, reported there).
+    repo.git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "experiment",
+        "-m",
+        "merge the experiment",
+    ]);
     let doc = every_format(&repo, &["--history"], 1);
     assert_eq!(doc["mode"], "history");
     let findings = doc["findings"].as_array().unwrap();
@@ -334,7 +343,7 @@ fn guard_history_finds_a_value_committed_then_removed_and_names_the_commit() {
     assert_eq!(findings[1]["kind"], "dotenv");
     assert_eq!(findings[1]["path"], "config/.env.local");
     assert_eq!(findings[1]["commit"]["commit"], on_branch.as_str());
-    assert_eq!(doc["summary"]["commits"], 5);
+    assert_eq!(doc["summary"]["commits"], 6);
     repo.test()
         .args(["guard", "--history"])
         .run()
