@@ -128,7 +128,7 @@ impl AgentInputs {
 pub type GroupDigests = BTreeMap<String, Option<String>>;
 
 /// The digests of every shared group file of `tree`.
-pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
+fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
     let names = group_names(tree, config).map_err(|e| e.to_string())?;
     Ok(names
         .into_iter()
@@ -142,7 +142,7 @@ pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, Strin
 /// Fills in, for each agent whose manifest loaded (`used`: its slug and the shared groups it
 /// uses, see `load::Loaded::groups_used`), the groups' digests: from then on its inputs can
 /// be recorded. `groups` is [`of_groups`] of the same tree.
-pub fn with_groups<'a>(
+fn with_groups<'a>(
     current: &mut BTreeMap<String, AgentInputs>,
     used: impl IntoIterator<Item = (&'a str, &'a [String])>,
     groups: &Result<GroupDigests, String>,
@@ -157,8 +157,44 @@ pub fn with_groups<'a>(
     }
 }
 
+/// What a run's agents are made from: each agent's own inputs, and the digests of the shared
+/// group files (filled into each agent's inputs once its manifest says which it uses).
+#[derive(Debug, Clone)]
+pub struct RunInputs {
+    pub agents: BTreeMap<String, AgentInputs>,
+    pub groups: Result<GroupDigests, String>,
+}
+
+impl RunInputs {
+    /// The agents' inputs with the digests of the groups each uses (`used`, see
+    /// `load::Loaded::groups_used`): what an agent that converges is recorded as converged
+    /// from.
+    pub fn with_groups_used<'a>(
+        &self,
+        used: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> BTreeMap<String, AgentInputs> {
+        let mut agents = self.agents.clone();
+        with_groups(&mut agents, used, &self.groups);
+        agents
+    }
+}
+
+/// The inputs of the agents in `slugs` and the shared groups' digests, read from `tree` and
+/// judged by `config`.
+pub fn of_run<'a>(
+    tree: &dyn Tree,
+    config: &Config,
+    overrides: Overrides,
+    slugs: impl IntoIterator<Item = &'a String>,
+) -> RunInputs {
+    RunInputs {
+        agents: of_agents(tree, config, overrides, slugs),
+        groups: of_groups(tree, config),
+    }
+}
+
 /// The inputs of each agent in `slugs`, read from `tree` and judged by `config`.
-pub fn of_agents<'a>(
+fn of_agents<'a>(
     tree: &dyn Tree,
     config: &Config,
     overrides: Overrides,
