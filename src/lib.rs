@@ -34,6 +34,7 @@ pub mod completion; // the agent and group names shell completion offers
 pub mod daemon; // `castsync watch`: the loop that decides when to reconcile
 pub mod render; // plans, reports and findings as text, JSON and Markdown
 pub mod audit; // rotation, access and exposure after removal, from git history
+pub mod guard; // declared values found outside the manifests, in files and in history
 pub mod doctor; // the checks of `castsync doctor`, as findings
 
 // Runs: one run of the pipeline, and the write path of the authoring commands.

@@ -314,7 +314,7 @@ async fn plan_loaded(
     policy.redeploy = loaded
         .agents
         .keys()
-        .filter(|agent| inputs::redeploys(config, overrides, agent))
+        .filter(|agent| config.redeploys(agent, overrides.redeploy))
         .cloned()
         .collect();
     let desired = loaded.desired_or_reasons();

@@ -30,6 +30,8 @@ mod discovery;
 mod doc_pages;
 /// A newcomer's first reconcile: its output in the order things happen.
 mod first_hour;
+/// `castsync guard` and the pre-commit hook: declared values found outside the manifests.
+mod guard;
 /// `castsync doctor`: read-only checks, each problem with its fix.
 mod doctor;
 /// `castsync emulator` over raw HTTP: both wire profiles, limits, faults, admin routes.

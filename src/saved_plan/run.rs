@@ -418,7 +418,7 @@ async fn check_redeploys(req: &Request<'_>, saved: &SavedPlan) -> Vec<Mismatch> 
     let overrides = req.settings.overrides();
     super::check_redeploys(
         saved,
-        |agent| inputs::redeploys(config, overrides, agent),
+        |agent| config.redeploys(agent, overrides.redeploy),
         |agent| state.redeploy_pending(platform_id, agent),
     )
 }

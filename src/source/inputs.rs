@@ -30,7 +30,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, group_manifest_path, group_names};
-use crate::config::{Config, Redeploy};
+use crate::config::Config;
 use crate::state::AppliedFrom;
 
 /// The schema digest of an agent without `.env.example`.
@@ -44,14 +44,6 @@ pub struct Overrides {
     pub no_prune: bool,
     /// `--redeploy` (true) / `--no-redeploy` (false).
     pub redeploy: Option<bool>,
-}
-
-/// Whether `agent` is redeployed after its changes land: `--redeploy`/`--no-redeploy`, else
-/// the config's rule for it.
-pub fn redeploys(config: &Config, overrides: Overrides, agent: &str) -> bool {
-    overrides
-        .redeploy
-        .unwrap_or(config.redeploy_for(agent) == Redeploy::OnChange)
 }
 
 /// The settings that bear on one agent. Recipients do not (they decide who can decrypt, not
@@ -77,7 +69,7 @@ pub fn settings_digest(config: &Config, overrides: Overrides, agent: &str) -> St
         unmanaged_keys: config.unmanaged_keys.iter().map(String::as_str).collect(),
         max_delete_fraction: config.max_delete_fraction,
         self_heal: config.self_heal,
-        redeploy: redeploys(config, overrides, agent),
+        redeploy: config.redeploys(agent, overrides.redeploy),
     };
     // Field order is fixed by the struct and the set is sorted: the same settings always
     // give the same bytes.
