@@ -6,6 +6,7 @@
 //! keys), but a private key pasted by mistake into `recipients` is recognised and never
 //! echoed.
 
+mod environments;
 mod fields;
 mod notify;
 #[cfg(test)]
@@ -15,8 +16,13 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
+
 use thiserror::Error;
 
+pub use environments::{
+    AGENT_PLACEHOLDER, EnvironmentConfig, EnvironmentError, Environments, apply_slug_template,
+    same_platform,
+};
 pub use fields::fields_of;
 pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
 
@@ -64,6 +70,13 @@ pub struct Config {
     /// Where `castsync watch` reports: commit statuses, webhooks, chat.
     #[serde(deserialize_with = "null_as_default")]
     pub notify: Vec<NotifyEntry>,
+    /// Staging, production…: each its own platform and overlays (none: one implicit
+    /// environment, the top-level settings).
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Environments::is_empty"
+    )]
+    pub environments: Environments,
 }
 
 /// When to redeploy an agent. Castari's `cast` CLI prints "Redeploy the agent to apply
@@ -86,6 +99,10 @@ pub enum Redeploy {
 pub struct PlatformConfig {
     /// Base URL (`https://…` or `local://PATH`); `CASTARI_API_URL` and `--api-url` override it.
     pub url: Option<String>,
+    /// The environment variable holding the API key (default `CASTARI_API_KEY`);
+    /// `--api-key-file` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
 }
 
 /// One `access:` rule: the agents (`agents:`) or the shared groups (`groups:`) whose name
@@ -137,6 +154,7 @@ impl Default for Config {
             self_heal: true,
             redeploy: Redeploy::Never,
             notify: Vec::new(),
+            environments: Environments::new(),
         }
     }
 }
@@ -330,9 +348,7 @@ impl Config {
         name: &str,
         glob_of: impl Fn(&AccessRule) -> Option<&str>,
     ) -> Option<&AccessRule> {
-        self.access.iter().find(|rule| {
-            glob_of(rule).is_some_and(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(name)))
-        })
+        matching_rule(&self.access, name, glob_of)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -365,57 +381,19 @@ impl Config {
                 ),
             ));
         }
-        for (i, r) in self.recipients.iter().enumerate() {
-            if let Some(problem) = recipient_problem(r) {
-                return Err(invalid(&format!("recipients[{i}]"), problem.to_owned()));
-            }
+        if let Some((i, problem)) = recipients_problem(&self.recipients) {
+            return Err(invalid(&format!("recipients[{i}]"), problem));
         }
-        for (i, rule) in self.access.iter().enumerate() {
-            match (&rule.agents, &rule.groups) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        &format!("access[{i}]"),
-                        "names both `agents:` and `groups:`; a rule covers agents or shared groups, not both: split it into two rules".to_owned(),
-                    ));
-                }
-                (None, None) => {
-                    return Err(invalid(
-                        &format!("access[{i}]"),
-                        "names neither `agents:` nor `groups:`: add `agents: \"GLOB\"` (agent slugs) or `groups: \"GLOB\"` (shared groups)".to_owned(),
-                    ));
-                }
-                _ => {}
-            }
-            let (over, glob) = rule.pattern();
-            if let Err(e) = glob::Pattern::new(glob) {
-                return Err(invalid(
-                    &format!("access[{i}].{over}"),
-                    format!("{glob:?} is not a valid glob: {}", e.msg),
-                ));
-            }
-            if over == "groups" && rule.redeploy.is_some() {
-                return Err(invalid(
-                    &format!("access[{i}].redeploy"),
-                    "a `groups:` rule cannot set redeploy: a shared group is never deployed, the agents using it are; set redeploy in the agents' rule".to_owned(),
-                ));
-            }
-            if rule.recipients.is_empty() {
-                let what = if over == "groups" { "groups" } else { "agents" };
-                return Err(invalid(
-                    &format!("access[{i}].recipients"),
-                    format!(
-                        "the rule for {glob:?} lists no recipients, so nobody could decrypt those {what}; add at least one"
-                    ),
-                ));
-            }
-            for (j, r) in rule.recipients.iter().enumerate() {
-                if let Some(problem) = recipient_problem(r) {
-                    return Err(invalid(
-                        &format!("access[{i}].recipients[{j}]"),
-                        problem.to_owned(),
-                    ));
-                }
-            }
+        if let Some((field, problem)) = access_problem(&self.access) {
+            return Err(invalid(&field, problem));
+        }
+        if let Some(var) = &self.platform.api_key_env
+            && let Some(problem) = environments::api_key_env_problem(var)
+        {
+            return Err(invalid("platform.api_key_env", problem));
+        }
+        if let Some((field, problem)) = environments::problem(self) {
+            return Err(invalid(&field, problem));
         }
         for (i, entry) in self.notify.iter().enumerate() {
             if let Some((at, problem)) = entry.problem() {
@@ -429,6 +407,72 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The first rule of `rules` whose glob (the one `glob_of` picks: `agents:` or `groups:`)
+/// matches `name`.
+fn matching_rule<'r>(
+    rules: &'r [AccessRule],
+    name: &str,
+    glob_of: impl Fn(&AccessRule) -> Option<&str>,
+) -> Option<&'r AccessRule> {
+    rules.iter().find(|rule| {
+        glob_of(rule).is_some_and(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(name)))
+    })
+}
+
+/// The first recipient of `list` that is not one, by index.
+fn recipients_problem(list: &[String]) -> Option<(usize, String)> {
+    list.iter()
+        .enumerate()
+        .find_map(|(i, r)| recipient_problem(r).map(|p| (i, p.to_owned())))
+}
+
+/// The first bad rule of an `access:` list: the field (`access[i]…`) and the problem.
+fn access_problem(rules: &[AccessRule]) -> Option<(String, String)> {
+    for (i, rule) in rules.iter().enumerate() {
+        let at = |field: &str| format!("access[{i}]{field}");
+        match (&rule.agents, &rule.groups) {
+            (Some(_), Some(_)) => {
+                return Some((
+                    at(""),
+                    "names both `agents:` and `groups:`; a rule covers agents or shared groups, not both: split it into two rules".to_owned(),
+                ));
+            }
+            (None, None) => {
+                return Some((
+                    at(""),
+                    "names neither `agents:` nor `groups:`: add `agents: \"GLOB\"` (agent slugs) or `groups: \"GLOB\"` (shared groups)".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        let (over, glob) = rule.pattern();
+        if let Err(e) = glob::Pattern::new(glob) {
+            return Some((
+                at(&format!(".{over}")),
+                format!("{glob:?} is not a valid glob: {}", e.msg),
+            ));
+        }
+        if over == "groups" && rule.redeploy.is_some() {
+            return Some((
+                at(".redeploy"),
+                "a `groups:` rule cannot set redeploy: a shared group is never deployed, the agents using it are; set redeploy in the agents' rule".to_owned(),
+            ));
+        }
+        if rule.recipients.is_empty() {
+            return Some((
+                at(".recipients"),
+                format!(
+                    "the rule for {glob:?} lists no recipients, so nobody could decrypt those {over}; add at least one"
+                ),
+            ));
+        }
+        if let Some((j, problem)) = recipients_problem(&rule.recipients) {
+            return Some((at(&format!(".recipients[{j}]")), problem));
+        }
+    }
+    None
 }
 
 /// `null` (e.g. a list whose items are all commented out) means the default.
@@ -472,14 +516,8 @@ fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<()
             path,
         )?;
     }
-    if let Some(serde_yaml::Value::Sequence(rules)) = map.get("access") {
-        for (i, rule) in rules.iter().enumerate() {
-            if let serde_yaml::Value::Mapping(rule) = rule {
-                let under = Some(format!("access[{i}]"));
-                check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
-            }
-        }
-    }
+    check_access_fields(map, "", text, path)?;
+    check_environment_fields(map, text, path)?;
     if let Some(serde_yaml::Value::Sequence(entries)) = map.get("notify") {
         for (i, entry) in entries.iter().enumerate() {
             let serde_yaml::Value::Mapping(entry) = entry else {
@@ -511,6 +549,55 @@ fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<()
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The fields of each rule of the `access:` list in `map` (`under` prefixes the field names
+/// in messages).
+fn check_access_fields(
+    map: &serde_yaml::Mapping,
+    under: &str,
+    text: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    if let Some(serde_yaml::Value::Sequence(rules)) = map.get("access") {
+        for (i, rule) in rules.iter().enumerate() {
+            if let serde_yaml::Value::Mapping(rule) = rule {
+                let under = Some(format!("{under}access[{i}]"));
+                check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields of each environment under `environments:`, its `platform:` and its `access:`.
+fn check_environment_fields(
+    map: &serde_yaml::Mapping,
+    text: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let Some(serde_yaml::Value::Mapping(envs)) = map.get("environments") else {
+        return Ok(());
+    };
+    for (name, env) in envs {
+        let (Some(name), serde_yaml::Value::Mapping(env)) = (name.as_str(), env) else {
+            continue;
+        };
+        let under = format!("environments.{}", crate::escape::terminal(name));
+        check_map(
+            env,
+            fields_of::<EnvironmentConfig>(),
+            Some(under.clone()),
+            text,
+            path,
+        )?;
+        if let Some(serde_yaml::Value::Mapping(platform)) = env.get("platform") {
+            let at = Some(format!("{under}.platform"));
+            check_map(platform, fields_of::<PlatformConfig>(), at, text, path)?;
+        }
+        check_access_fields(env, &format!("{under}."), text, path)?;
     }
     Ok(())
 }

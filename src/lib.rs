@@ -54,6 +54,7 @@ pub mod completion; // the agent and group names shell completion offers
 
 // The model and the guards.
 pub mod config; // castsync.yaml
+pub mod environment; // staging, production…: names, overlay files, state paths
 pub mod manifest; // the decrypted manifest: parsing and rules
 pub mod schema; // .env.example
 pub mod finding; // one problem with a file, its fix kept apart
