@@ -530,6 +530,7 @@ impl Names {
             path: self.manifest.clone(),
             expected_agent: self.slug.clone(),
             kind: Kind::Agent,
+            environment: None,
             unmanaged_keys: config.unmanaged_keys.clone(),
         }
     }

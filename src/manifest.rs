@@ -10,6 +10,7 @@
 //! mapping typo such as `{K: x, TOKEN value}` makes the value part of a key) is described by
 //! its position only.
 
+mod layer;
 mod reader;
 mod scalar;
 #[cfg(test)]
@@ -38,7 +39,14 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 /// The top-level fields a manifest may have (`agent` and `uses` in an agent's, `group` in a
 /// shared group's).
-pub const TOP_LEVEL_FIELDS: &[&str] = &["agent", "group", "uses", "secrets", "castsync"];
+pub const TOP_LEVEL_FIELDS: &[&str] = &[
+    "agent",
+    "group",
+    "environment",
+    "uses",
+    "secrets",
+    "castsync",
+];
 /// The fields of the `castsync:` metadata block.
 pub const METADATA_FIELDS: &[&str] = &["recipients"];
 
@@ -50,6 +58,9 @@ pub struct Manifest {
     pub agent: String,
     /// An agent's manifest or a shared group's.
     pub kind: Kind,
+    /// For an environment's overlay (`secrets.ENV.yaml.age`), that environment: its
+    /// `environment:` binds it to its file as `agent:` binds it to its folder.
+    pub environment: Option<String>,
     /// The keys this agent takes from shared groups (always empty for a group).
     pub uses: Uses,
     /// Key → value; sorted, so output is deterministic.
@@ -74,6 +85,9 @@ pub struct ManifestContext {
     pub expected_agent: String,
     /// Whether the file is in an agent's folder or a shared group's.
     pub kind: Kind,
+    /// The environment whose overlay the file is (`secrets.ENV.yaml.age`: its
+    /// `environment:` must say ENV), or `None` for the file every environment shares.
+    pub environment: Option<String>,
     /// Keys the platform injects itself (config `unmanaged_keys`), refused in manifests.
     pub unmanaged_keys: Vec<String>,
 }
@@ -243,6 +257,33 @@ pub enum ManifestError {
     /// The `castsync:` metadata block is malformed.
     #[error("{at}: {problem}")]
     Metadata { at: At, problem: String },
+    /// An overlay without `environment:`.
+    #[error(
+        "{at}: an environment's overlay must name its environment; add `environment: {expected}` under `{}:`",
+        kind.field()
+    )]
+    MissingEnvironment {
+        at: At,
+        kind: Kind,
+        expected: String,
+    },
+    /// `environment:` names another environment than the file's, or the file every
+    /// environment shares has one.
+    #[error("{at}: {}", layer::mismatch(found.as_deref(), expected.as_deref(), name))]
+    EnvironmentMismatch {
+        at: At,
+        /// The `environment:` text when it is a valid name (else not shown).
+        found: Option<String>,
+        /// The file's environment (`None`: the file every environment shares).
+        expected: Option<String>,
+        /// How commands name the agent or group (`support-bot`, `--shared openai`).
+        name: String,
+    },
+    /// An overlay with a `uses:` block.
+    #[error(
+        "{at}: an environment's overlay cannot take keys from shared groups: `uses:` belongs in secrets.yaml.age (a shared group's own overlays hold its per-environment values)"
+    )]
+    UsesInOverlay { at: At },
 }
 
 /// No fix beyond what the message says (it names the file, line and key); implemented so
@@ -310,6 +351,7 @@ impl Manifest {
         Self {
             agent: agent.into(),
             kind: Kind::Agent,
+            environment: None,
             uses: Uses::new(),
             secrets: BTreeMap::new(),
             meta: None,
@@ -444,6 +486,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
             at: at(top_pos("uses")),
         });
     }
+    let environment = layer::check(&doc, ctx, at(top_pos("environment")), at(top_pos("uses")))?;
     if let Some((failure, pos)) = failure {
         let or = |p: Pos| if p.line.is_some() { p } else { pos };
         return Err(match failure {
@@ -475,6 +518,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
                 at: at(or(top_pos("castsync"))),
                 problem: problem.to_owned(),
             },
+            Failure::EnvironmentNotScalar => layer::not_a_name(ctx, at(or(top_pos("environment")))),
             Failure::GroupNotScalar => ManifestError::GroupMismatch {
                 at: at(or(top_pos("group"))),
                 found: None,
@@ -612,6 +656,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
         manifest: Manifest {
             agent: std::mem::take(&mut *agent.text),
             kind: ctx.kind,
+            environment,
             uses,
             secrets,
             meta,

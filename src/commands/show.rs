@@ -92,6 +92,7 @@ fn masked(manifest: &Manifest) -> Manifest {
     Manifest {
         agent: manifest.agent.clone(),
         kind: manifest.kind,
+        environment: manifest.environment.clone(),
         uses: manifest.uses.clone(),
         secrets: manifest
             .secrets

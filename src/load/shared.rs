@@ -195,6 +195,7 @@ pub fn group_context(config: &Config, group: &str, shown: PathBuf) -> ManifestCo
         path: shown,
         expected_agent: group.to_owned(),
         kind: Kind::Group,
+        environment: None,
         unmanaged_keys: config.unmanaged_keys.clone(),
     }
 }
