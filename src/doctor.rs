@@ -226,7 +226,14 @@ fn check_identities(identity_files: &[PathBuf], report: &mut Report) -> Option<I
 }
 
 fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
-    let loaded = match load::load_all(checkout.tree(), &checkout.config, ids, &BTreeSet::new()) {
+    let env = crate::environment::Environment::IMPLICIT;
+    let loaded = match load::load_all(
+        checkout.tree(),
+        &checkout.config,
+        &env,
+        ids,
+        &BTreeSet::new(),
+    ) {
         Ok(l) => l,
         Err(e) => return report.fail("manifest", None, &e),
     };

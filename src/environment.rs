@@ -87,6 +87,18 @@ pub fn overlay_file_name(name: &str) -> String {
     format!("{stem}.{name}.yaml.age")
 }
 
+/// The environment whose overlay `path` is, from its file name: `secrets.ENV.yaml.age` →
+/// ENV; `None` for any other name (the file every environment shares among them).
+pub fn of_file(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let stem = MANIFEST_FILE.strip_suffix(".yaml.age")?;
+    let env = file
+        .strip_prefix(stem)?
+        .strip_prefix('.')?
+        .strip_suffix(".yaml.age")?;
+    name_problem(env).is_none().then(|| env.to_owned())
+}
+
 /// Why `name` cannot name an environment: it becomes part of file names
 /// (`secrets.NAME.yaml.age`, `state.NAME.json`), so it is lowercase letters, digits, `-` and
 /// `_`, starting with a letter, at most [`MAX_NAME_LEN`] bytes.

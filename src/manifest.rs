@@ -85,11 +85,17 @@ pub struct ManifestContext {
     pub expected_agent: String,
     /// Whether the file is in an agent's folder or a shared group's.
     pub kind: Kind,
-    /// The environment whose overlay the file is (`secrets.ENV.yaml.age`: its
-    /// `environment:` must say ENV), or `None` for the file every environment shares.
-    pub environment: Option<String>,
     /// Keys the platform injects itself (config `unmanaged_keys`), refused in manifests.
     pub unmanaged_keys: Vec<String>,
+}
+
+impl ManifestContext {
+    /// The environment whose overlay the file is, read from its name (`secrets.ENV.yaml.age`:
+    /// its `environment:` must say ENV), or `None` for the file every environment shares. The
+    /// name is what a copy of the ciphertext cannot change, so it is what the text binds to.
+    pub fn environment(&self) -> Option<String> {
+        crate::environment::of_file(&self.path)
+    }
 }
 
 /// A manifest that passed every rule, and the warnings it raised.

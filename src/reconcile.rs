@@ -260,7 +260,8 @@ fn load_selected(req: &Request<'_>, selection: &Selection) -> Result<Loaded, Loa
         CoverageMode::Changed if selection.refresh.is_empty() => return Ok(Loaded::default()),
         CoverageMode::Changed => &selection.refresh,
     };
-    load::load_all(checkout.tree(), &checkout.config, req.identities, only)
+    let env = &req.environment;
+    load::load_all(checkout.tree(), &checkout.config, env, req.identities, only)
 }
 
 /// With `--base`, the base revision's values as last applied. An agent that fails to load at
@@ -269,7 +270,8 @@ fn base_baseline(req: &Request<'_>) -> Result<Option<RevisionBaseline>, LoadErro
     let Some(base) = req.base else {
         return Ok(None);
     };
-    let loaded = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
+    let env = &req.environment;
+    let loaded = load::load_all(base.tree(), &base.config, env, req.identities, &req.only)?;
     Ok(Some(RevisionBaseline(loaded.ok_secrets())))
 }
 

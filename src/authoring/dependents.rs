@@ -27,10 +27,21 @@ pub(super) fn check(
     let tree = Worktree::new(files.root);
     let source_error = |e: crate::source::SourceError| AuthoringError::Source(Box::new(e));
     let slugs = crate::source::agent_slugs(&tree, files.config).map_err(source_error)?;
-    let before = SharedGroups::read(&tree, files.config, ids).map_err(source_error)?;
-    let after = SharedGroups::read(&tree, files.config, ids)
+    let env = &files.env;
+    // An overlay's next content is what the group holds in its environment: the file every
+    // environment shares with the overlay laid over it.
+    let next = match files.is_overlay() {
+        false => new.clone(),
+        true => {
+            let mut merged = files.base().require(ids)?;
+            merged.secrets.extend(new.secrets.clone());
+            merged
+        }
+    };
+    let before = SharedGroups::read(&tree, files.config, env, ids).map_err(source_error)?;
+    let after = SharedGroups::read(&tree, files.config, env, ids)
         .map_err(source_error)?
-        .with_override(&files.slug, new.clone(), files.shown.clone());
+        .with_override(&files.slug, next, files.shown.clone());
 
     let mut users = Vec::new();
     let mut unchecked = Vec::new();
@@ -51,13 +62,25 @@ pub(super) fn check(
             // A broken agent manifest fails on its own; `validate` names it.
             continue;
         };
+        // In an environment, the agent is judged with its own overlay when it has one.
+        let overlay = AgentFiles::new(files.root, files.config, slug).map(|a| a.in_env(env));
+        let (agent, text) = match overlay.as_ref().map(|o| (o.is_overlay(), o.decrypt(ids))) {
+            Ok((true, Ok(Some(overlay_text)))) => {
+                (overlay.as_ref().unwrap_or(&agent), overlay_text)
+            }
+            Ok((true, Err(_))) => {
+                unchecked.push(slug.clone());
+                continue;
+            }
+            _ => (&agent, text),
+        };
         if !manifest.uses.contains_key(&files.slug) {
             continue;
         }
         users.push(slug.clone());
         // What `validate` would fail the agent for: errors, and required keys it would lack.
         let blocking = |groups: &SharedGroups<'_>| -> BTreeSet<String> {
-            let verdict = agent.judge_with(&text, groups, super::Verdict::empty());
+            let verdict = agent.judge_with(&text, groups, super::Verdict::empty(), ids);
             let missing = verdict.missing.iter().map(|key| {
                 format!(
                     "{}: key {key}: required by {} but it would no longer get it",

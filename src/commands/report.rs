@@ -92,6 +92,7 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::authoring::AuthoringError,
         crate::authoring::merge::driver::MergeError,
         crate::config::ConfigError,
+        crate::config::EnvironmentError,
         crate::crypto::CryptoError,
         crate::daemon::DaemonError,
         crate::daemon::SecretFileError,

@@ -38,7 +38,14 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
     let repo = Repo::with_checkout(root, checkout, global);
     let identities = repo.identities()?;
     let only: BTreeSet<String> = args.agents.iter().cloned().collect();
-    let loaded = load_all(repo.checkout.tree(), repo.config(), &identities, &only)?;
+    let env = crate::environment::Environment::IMPLICIT;
+    let loaded = load_all(
+        repo.checkout.tree(),
+        repo.config(),
+        &env,
+        &identities,
+        &only,
+    )?;
     findings.extend(loaded.findings().cloned());
     Ok(report(&findings, Some(loaded.agents.len()), args.output))
 }

@@ -15,7 +15,7 @@ pub(super) fn check(
     uses_at: At,
 ) -> Result<Option<String>, ManifestError> {
     let found = doc.environment.as_ref().map(|s| s.text.as_str());
-    match (&ctx.environment, found) {
+    match (&ctx.environment(), found) {
         (None, None) => Ok(None),
         (Some(expected), None) => Err(ManifestError::MissingEnvironment {
             at: env_at,
@@ -40,7 +40,7 @@ pub(super) fn not_a_name(ctx: &ManifestContext, at: At) -> ManifestError {
     ManifestError::EnvironmentMismatch {
         at,
         found: None,
-        expected: ctx.environment.clone(),
+        expected: ctx.environment(),
         name: arg(ctx),
     }
 }

@@ -8,7 +8,6 @@ fn ctx() -> ManifestContext {
         path: PathBuf::from("agents/bad-agent/secrets.yaml.age"),
         expected_agent: "bad-agent".to_owned(),
         kind: Kind::Agent,
-        environment: None,
         unmanaged_keys: vec!["ANTHROPIC_API_KEY".to_owned()],
     }
 }
@@ -17,7 +16,6 @@ fn ctx() -> ManifestContext {
 fn overlay_ctx() -> ManifestContext {
     ManifestContext {
         path: PathBuf::from("agents/bad-agent/secrets.staging.yaml.age"),
-        environment: Some("staging".to_owned()),
         ..ctx()
     }
 }

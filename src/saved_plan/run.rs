@@ -366,7 +366,14 @@ fn load_scope(
     let loaded = if scope.is_empty() {
         Loaded::default()
     } else {
-        load::load_all(checkout.tree(), &checkout.config, req.identities, &scope)?
+        let env = &req.environment;
+        load::load_all(
+            checkout.tree(),
+            &checkout.config,
+            env,
+            req.identities,
+            &scope,
+        )?
     };
     let failed = changing.iter().find_map(|agent| {
         let failure = loaded.agents.get(agent)?.failure()?;
