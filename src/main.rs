@@ -1,3 +1,10 @@
+// The static release binaries (x86_64/aarch64-unknown-linux-musl) use mimalloc: musl's own
+// allocator serialises threads on one lock and made `validate` slower than the glibc build
+// (BENCHMARKS.md, Release archives). glibc and macOS builds keep the system allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // The shell's completion function calls castsync with CASTSYNC_COMPLETE set: answer, exit.
     castsync::cli::complete_if_asked();

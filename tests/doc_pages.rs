@@ -63,6 +63,7 @@ pages! {
     docs_config_md => "docs/config.md",
     docs_daemon_md => "docs/daemon.md",
     docs_git_md => "docs/git.md",
+    docs_install_md => "docs/install.md",
     docs_performance_md => "docs/performance.md",
     docs_platform_md => "docs/platform.md",
     docs_reconcile_md => "docs/reconcile.md",

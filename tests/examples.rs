@@ -1,7 +1,8 @@
-//! The CI and deployment examples: every workflow file passes action-validator, the
+//! The CI and deployment examples, the release workflow, the Action and the Dockerfile: every
+//! workflow file passes action-validator and actionlint, action.yml action-validator, the
 //! Dockerfile hadolint, the Kubernetes manifest yamllint and its API schema, the systemd unit
 //! `systemd-analyze verify` and a hardening score, the scripts shellcheck; and every
-//! `castsync watch` command line in them is one the binary accepts.
+//! `castsync` command line in them is one the binary accepts.
 //!
 //! The linters are external programs. `.ci/run` installs them all; with `CI` set a missing one
 //! fails its test (so a broken install can never pass as a skipped check). On a developer's
@@ -71,11 +72,41 @@ fn every_workflow_file_passes_action_validator() {
 }
 
 #[test]
+fn every_workflow_file_passes_actionlint() {
+    let mut workflows = files(".github/workflows", &[".yml", ".yaml"]);
+    workflows.extend(files("examples/github-actions", &[".yml", ".yaml"]));
+    assert!(
+        workflows
+            .iter()
+            .any(|w| w == ".github/workflows/release.yml")
+    );
+    let Some(actionlint) = tool("actionlint") else {
+        return;
+    };
+    // actionlint also runs shellcheck (on PATH with the other linters) on every run: step,
+    // and reads action.yml for the inputs a `uses: ./` step passes.
+    let mut args = vec!["-no-color"];
+    args.extend(workflows.iter().map(String::as_str));
+    run_ok(&actionlint, &args);
+}
+
+#[test]
+fn the_action_passes_action_validator() {
+    let Some(validator) = tool("action-validator") else {
+        return;
+    };
+    run_ok(&validator, &["action.yml"]);
+}
+
+#[test]
 fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
     let mut scripts = files("examples/github-actions/scripts", &[".sh"]);
     assert_eq!(scripts.len(), 4, "{scripts:?}");
     scripts.push(".ci/run".to_owned());
     scripts.push(".ci/install-linters".to_owned());
+    for script in ["build-release", "docker-context", "install.sh"] {
+        scripts.push(format!("scripts/{script}"));
+    }
     let Some(shellcheck) = tool("shellcheck") else {
         return;
     };
@@ -89,10 +120,7 @@ fn dockerfile_passes_hadolint() {
     let Some(hadolint) = tool("hadolint") else {
         return;
     };
-    run_ok(
-        &hadolint,
-        &["--failure-threshold", "style", "examples/deploy/Dockerfile"],
-    );
+    run_ok(&hadolint, &["--failure-threshold", "style", "Dockerfile"]);
 }
 
 #[test]
@@ -192,6 +220,22 @@ fn kubernetes_container_args_are_flags_castsync_watch_accepts() {
         assert_eq!(doc["spec"]["replicas"].as_u64(), Some(1));
         assert_eq!(doc["spec"]["strategy"]["type"].as_str(), Some("Recreate"));
         let container = &doc["spec"]["template"]["spec"]["containers"][0];
+        // The release image, at this version, run as the user the Dockerfile names.
+        assert_eq!(
+            container["image"].as_str(),
+            Some(concat!(
+                "ghcr.io/castsync/castsync:v",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
+        let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+        let pod = &doc["spec"]["template"]["spec"]["securityContext"];
+        let user = format!(
+            "USER {}:{}",
+            pod["runAsUser"].as_u64().unwrap(),
+            pod["runAsGroup"].as_u64().unwrap()
+        );
+        assert!(dockerfile.lines().any(|l| l == user), "{user}");
         let args: Vec<String> = container["args"]
             .as_sequence()
             .expect("container args")
@@ -216,8 +260,7 @@ fn kubernetes_container_args_are_flags_castsync_watch_accepts() {
 
 #[test]
 fn dockerfile_cmd_is_a_command_line_castsync_accepts() {
-    let text = std::fs::read_to_string(root().join("examples/deploy/Dockerfile"))
-        .expect("read the Dockerfile");
+    let text = std::fs::read_to_string(root().join("Dockerfile")).expect("read the Dockerfile");
     let cmd = text
         .lines()
         .find_map(|l| l.strip_prefix("CMD "))
@@ -330,4 +373,34 @@ fn the_plan_artifact_the_pull_request_keeps_is_the_one_the_merge_looks_for() {
         ]
         .map(String::from),
     );
+}
+
+#[test]
+fn the_example_workflows_install_castsync_with_the_action_at_this_release() {
+    for (file, job, first_use) in [
+        (
+            "examples/github-actions/pr-plan.yml",
+            "plan",
+            "Validate and plan",
+        ),
+        (
+            "examples/github-actions/apply-on-merge.yml",
+            "apply",
+            "Find the reviewed plan",
+        ),
+    ] {
+        let steps = workflow_steps(file, job);
+        let install = step(&steps, "Install castsync");
+        // The same pinned release in both, so a plan and its apply run the same castsync.
+        assert_eq!(
+            install["uses"].as_str(),
+            Some(concat!("castsync/castsync@v", env!("CARGO_PKG_VERSION"))),
+            "{file}"
+        );
+        let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
+        let position = |n: &str| names.iter().position(|x| *x == n).unwrap();
+        assert!(position("Install castsync") < position(first_use), "{file}");
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        assert!(!text.contains("cargo install"), "{file} builds castsync");
+    }
 }

@@ -17,7 +17,7 @@ pub mod tools;
 pub use repo::{SecretsRepo, set_private};
 pub use silent::Silent;
 pub use test::{Run, Test};
-pub use tools::{tool, tools};
+pub use tools::{skip, tool, tools};
 
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {

@@ -30,6 +30,7 @@ mod platform_client;
 mod plugin;
 mod reconcile;
 mod redeploy;
+mod release;
 mod saved_plan;
 mod shared;
 mod terminal;

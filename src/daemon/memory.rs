@@ -13,8 +13,9 @@
 
 /// Returns the allocator's free pages to the system; true when any came back. Call it when
 /// no work is in flight (glibc locks each arena in turn while it walks it). Does nothing
-/// where the C library is not glibc: musl and the other systems' allocators have no such
-/// call, and return memory on their own.
+/// where the C library is not glibc: the static musl binaries run on mimalloc (see main.rs),
+/// which returns freed pages to the system by itself shortly after they are freed, and the
+/// other systems' allocators have no such call either.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn release_free() -> bool {

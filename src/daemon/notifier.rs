@@ -82,7 +82,8 @@ impl Target {
 pub struct Notifier {
     followed: Followed,
     env: EnvReader,
-    transport: Arc<dyn Transport>,
+    /// Made when the first target is: a daemon without `notify:` holds no HTTP client for it.
+    transport: Option<Arc<dyn Transport>>,
     counter: Family<NotifyLabel, Counter>,
     configured: Vec<NotifyEntry>,
     targets: Vec<Target>,
@@ -96,19 +97,30 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(followed: Followed, counter: Family<NotifyLabel, Counter>) -> Notifier {
-        Notifier::with(
+        Notifier::from_parts(
             followed,
             counter,
             Arc::new(|name: &str| std::env::var(name).ok()),
-            Arc::new(deliver::Http::new()),
+            None,
         )
     }
 
+    /// With an environment and a transport of the caller's (tests).
+    #[cfg(test)]
     pub fn with(
         followed: Followed,
         counter: Family<NotifyLabel, Counter>,
         env: EnvReader,
         transport: Arc<dyn Transport>,
+    ) -> Notifier {
+        Notifier::from_parts(followed, counter, env, Some(transport))
+    }
+
+    fn from_parts(
+        followed: Followed,
+        counter: Family<NotifyLabel, Counter>,
+        env: EnvReader,
+        transport: Option<Arc<dyn Transport>>,
     ) -> Notifier {
         Notifier {
             followed,
@@ -156,7 +168,7 @@ impl Notifier {
         }
     }
 
-    fn build(&self, entry: &NotifyEntry) -> Result<Target, (&'static str, String)> {
+    fn build(&mut self, entry: &NotifyEntry) -> Result<Target, (&'static str, String)> {
         let status = [
             (Forge::GitHub, &entry.github_status),
             (Forge::GitLab, &entry.gitlab_status),
@@ -229,7 +241,11 @@ impl Notifier {
         } else {
             return Err(("notify", "the entry names no target".into()));
         };
-        let worker = Worker::spawn(info, self.transport.clone(), self.counter.clone());
+        let transport = self
+            .transport
+            .get_or_insert_with(|| Arc::new(deliver::Http::new()))
+            .clone();
+        let worker = Worker::spawn(info, transport, self.counter.clone());
         Ok(Target { kind, worker })
     }
 

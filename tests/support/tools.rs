@@ -25,6 +25,8 @@ const INSTALL: &[(&str, &str)] = &[
     ("zip", "apt-get install zip"),
     ("unzip", "apt-get install unzip"),
     ("setsid", "apt-get install util-linux"),
+    ("curl", "apt-get install curl"),
+    ("actionlint", "bash .ci/install-linters"),
     ("chromium", "apt-get install chromium"),
 ];
 
@@ -49,15 +51,23 @@ pub fn tools(names: &[&str]) -> Option<Vec<PathBuf>> {
     }
     let mut install: Vec<&str> = missing.iter().map(|n| install_hint(n)).collect();
     install.dedup();
+    skip(&format!(
+        "{} (install: {})",
+        missing.join(", "),
+        install.join("; ")
+    ));
+    None
+}
+
+/// For a test that needs something other than a program (a built file, say): one line on
+/// the real stderr saying which test is skipped and why; a panic instead when `CI` is set.
+/// `needs` says what is missing and how to get it.
+pub fn skip(needs: &str) {
     let test = std::thread::current()
         .name()
         .unwrap_or("this test")
         .to_owned();
-    let needs = format!(
-        "{test} needs {} (install: {})",
-        missing.join(", "),
-        install.join("; ")
-    );
+    let needs = format!("{test} needs {needs}");
     assert!(
         std::env::var_os("CI").is_none(),
         "{needs}: with CI set a missing program fails the test (.ci/run installs them all)"
@@ -66,7 +76,6 @@ pub fn tools(names: &[&str]) -> Option<Vec<PathBuf>> {
     // Straight to the process's stderr, past the test harness's capture of `eprintln!`, so
     // the skip shows in a plain `cargo test` run.
     let _ = writeln!(std::io::stderr(), "{line}");
-    None
 }
 
 fn install_hint(name: &str) -> &'static str {

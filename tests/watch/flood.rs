@@ -126,7 +126,19 @@ fn a_flood_of_a_thousand_forged_deliveries_costs_at_most_one_fetch_per_five_seco
     let during = fetches(&d) - before;
     eprintln!("{answers:?} over {flood:?}: {during} fetches in {window:?}");
     assert_eq!(answers.values().sum::<u32>(), 1000);
-    assert!(answers.get(&429).copied().unwrap_or(0) > 900, "{answers:?}");
+    // The slow deliveries hold the readers for the body deadline (10 s); on a loaded machine
+    // the flood can outlast it, and the rest are read and refused for their signature (401),
+    // which owes nothing. What matters is that many were answered 429, each owing a fetch.
+    let busy = answers.get(&429).copied().unwrap_or(0);
+    assert!(
+        busy >= 100,
+        "too few deliveries found the readers busy: {answers:?}"
+    );
+    assert_eq!(
+        busy + answers.get(&401).copied().unwrap_or(0),
+        1000,
+        "every forged delivery is refused, busy or for its signature: {answers:?}"
+    );
     // One fetch may fire at the start of each 5 s gap in the window.
     let most = window.as_secs() / 5 + 1;
     assert!(
