@@ -156,6 +156,23 @@ pub enum Exit {
     Changes,
 }
 
+impl Exit {
+    /// The worse of two outcomes (a failure beats changes, which beat success): what a
+    /// command that runs several environments exits with.
+    pub fn worse(self, other: Exit) -> Exit {
+        let rank = |e: Exit| match e {
+            Exit::Success => 0,
+            Exit::Changes => 1,
+            Exit::Failure => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 impl From<Exit> for std::process::ExitCode {
     fn from(exit: Exit) -> Self {
         std::process::ExitCode::from(match exit {
@@ -226,13 +243,15 @@ pub fn manifest_files<'r>(
     repo: &'r Repo,
     name: &str,
     shared: bool,
-) -> Result<crate::authoring::AgentFiles<'r>, crate::authoring::AuthoringError> {
+    env: Option<&str>,
+) -> anyhow::Result<crate::authoring::AgentFiles<'r>> {
     let kind = if shared {
         crate::manifest::Kind::Group
     } else {
         crate::manifest::Kind::Agent
     };
-    crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)
+    let env = repo.config().one_environment("", env, false)?;
+    Ok(crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)?.in_env(&env))
 }
 
 pub use report::{error_text, hint_of, print_error};

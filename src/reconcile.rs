@@ -21,6 +21,7 @@ use thiserror::Error;
 use crate::apply::{ApplyReport, Progress};
 use crate::config::Config;
 use crate::deadline::TimedOut;
+use crate::environment::Environment;
 use crate::incremental::{self, Baseline, Selection};
 use crate::load::{self, LoadError, Loaded};
 use crate::observe;
@@ -150,8 +151,15 @@ pub async fn reconcile(
     let checkout = req.checkout;
     let candidates = candidates(checkout, &req.only)?;
     let overrides = req.settings.overrides();
-    let mut inputs = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
-    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+    let env = &req.environment;
+    let mut inputs = inputs::of_agents(
+        checkout.tree(),
+        &checkout.config,
+        env,
+        overrides,
+        &candidates,
+    );
+    let groups = inputs::of_groups(checkout.tree(), &checkout.config, env);
     let selection = select(&req, &candidates, &inputs, &groups).await;
     let loaded = load_selected(&req, &selection)?;
     check_replace(&req.replace, &loaded)?;
@@ -218,8 +226,9 @@ async fn select(
                 .filter(|a| since.agents.contains(a))
                 .collect();
             let overrides = req.settings.overrides();
-            let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
-            let groups_then = inputs::of_groups(since.tree(), &since.config);
+            let env = &req.environment;
+            let then = inputs::of_agents(since.tree(), &since.config, env, overrides, there);
+            let groups_then = inputs::of_groups(since.tree(), &since.config, env);
             incremental::select(
                 candidates,
                 current,
@@ -334,6 +343,15 @@ pub enum PinError {
         "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused"
     )]
     Changed { base: String, head: String },
+    /// The revision under review sends an environment's platform another variable's key.
+    #[error(
+        "the API key variable of environment {env} differs between the base revision ({base}) and this revision ({head}): a pull request must not change which key is sent where, so this plan is refused"
+    )]
+    KeyVariable {
+        env: String,
+        base: String,
+        head: String,
+    },
 }
 
 impl crate::hint::Hinted for PinError {
@@ -342,17 +360,18 @@ impl crate::hint::Hinted for PinError {
             PinError::Changed { .. } => Some(
                 "merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL".into(),
             ),
+            PinError::KeyVariable { .. } => Some(
+                "merge the change of api_key_env on its own first (its own pull request fails this check: review it by hand)".into(),
+            ),
         }
     }
 }
 
 /// The platform URL a config names (the default when it names none), as compared by
 /// [`check_platform_pinned`]: trimmed, without a trailing `/`.
-fn configured_url(config: &Config) -> String {
+fn configured_url(config: &Config, env: &Environment) -> String {
     let url = config
-        .platform
-        .url
-        .as_deref()
+        .platform_url(env)
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .unwrap_or(crate::platform::DEFAULT_URL);
@@ -361,13 +380,26 @@ fn configured_url(config: &Config) -> String {
 
 /// With `--base`, the config under review (`head`) must name the same `platform.url` as the
 /// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
-/// the CI's `Bearer` key to any host it likes.
-pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinError> {
-    let (base_url, head_url) = (configured_url(base), configured_url(head));
+/// the CI's `Bearer` key to any host it likes. In environment `env`, its URL and the
+/// variable its key is read from are pinned alike.
+pub fn check_platform_pinned(
+    head: &Config,
+    base: &Config,
+    env: &Environment,
+) -> Result<(), PinError> {
+    let (base_url, head_url) = (configured_url(base, env), configured_url(head, env));
     if base_url != head_url {
         return Err(PinError::Changed {
             base: crate::escape::terminal(&base_url).into_owned(),
             head: crate::escape::terminal(&head_url).into_owned(),
+        });
+    }
+    let (base_var, head_var) = (base.api_key_env(env), head.api_key_env(env));
+    if base_var != head_var {
+        return Err(PinError::KeyVariable {
+            env: env.to_string(),
+            base: base_var.to_owned(),
+            head: head_var.to_owned(),
         });
     }
     Ok(())

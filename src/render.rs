@@ -46,6 +46,9 @@ pub struct RenderContext {
     pub color: bool,
     /// Warnings from loading the sources (lowercase keys, missing schemas, …).
     pub warnings: Vec<String>,
+    /// The environment planned (`None`: a repository without environments, whose output
+    /// does not mention any).
+    pub environment: Option<String>,
 }
 
 struct Paint(bool);
@@ -311,7 +314,11 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     }
     let _ = writeln!(
         out,
-        "castsync plan for {}{}{}",
+        "castsync plan for {}{}{}{}",
+        ctx.environment
+            .as_deref()
+            .map(|e| format!("environment {e} at "))
+            .unwrap_or_default(),
         terminal(&ctx.platform),
         ctx.revision
             .as_deref()
@@ -468,6 +475,9 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "coverage": coverage_json(plan),
         "agents": agents,
     });
+    if let Some(env) = &ctx.environment {
+        v["environment"] = json!(env);
+    }
     if let Some(timed_out) = TimedOut::find(plan, None) {
         v["timed_out"] = timed_out.json();
     }
@@ -554,7 +564,14 @@ pub fn plan_markdown(plan: &Plan, ctx: &RenderContext) -> String {
 fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> String {
     let totals = plan.totals();
     let mut head = String::new();
-    let _ = writeln!(head, "### castsync plan\n");
+    match &ctx.environment {
+        Some(env) => {
+            let _ = writeln!(head, "### castsync plan: {env}\n");
+        }
+        None => {
+            let _ = writeln!(head, "### castsync plan\n");
+        }
+    }
     let _ = writeln!(
         head,
         "Platform `{}`{}{}.\n",

@@ -17,6 +17,7 @@ mod doc_pages;
 mod first_hour;
 mod doctor;
 mod emulator;
+mod environments;
 mod examples;
 mod hardening;
 mod help;

@@ -236,6 +236,20 @@ impl<'r> AgentFiles<'r> {
         self.open(ids)?.ok_or_else(|| self.missing())
     }
 
+    /// [`AgentFiles::require`], except that an environment's overlay not written yet is
+    /// an empty one (the file every environment shares must exist: an overlay lays keys
+    /// over it).
+    pub fn require_or_new_overlay(&self, ids: &Identities) -> Result<Manifest, AuthoringError> {
+        match self.open(ids)? {
+            Some(manifest) => Ok(manifest),
+            None if self.is_overlay() => {
+                self.base().require(ids)?;
+                Ok(self.empty_manifest())
+            }
+            None => Err(self.missing()),
+        }
+    }
+
     /// The error for an agent without a manifest.
     pub fn missing(&self) -> AuthoringError {
         AuthoringError::NoManifest {

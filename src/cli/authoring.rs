@@ -26,6 +26,10 @@ pub struct NewArgs {
     /// Create a shared group instead of an agent (shared/GROUP/secrets.yaml.age).
     #[arg(long)]
     pub shared: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +40,10 @@ pub struct AgentArg {
     /// Work on the shared group named instead of an agent (shared/GROUP/secrets.yaml.age).
     #[arg(long)]
     pub shared: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +60,10 @@ pub struct SetArgs {
     /// Keep the value exactly as read (by default one trailing newline is removed).
     #[arg(long)]
     pub raw: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +80,10 @@ pub struct UnsetArgs {
     /// Succeed when the key is already absent.
     #[arg(long)]
     pub idempotent: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +110,10 @@ pub struct ShowArgs {
     /// How to print the manifest.
     #[arg(long, value_enum, default_value_t = ShowFormat::Yaml)]
     pub format: ShowFormat,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +127,10 @@ pub struct ImportArgs {
     /// Replace keys whose value differs from the manifest's.
     #[arg(long)]
     pub overwrite: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +147,10 @@ pub struct RekeyArgs {
     /// With --check: how to print the result.
     #[arg(short, long, value_enum, value_name = "FORMAT", requires = "check")]
     pub output: Option<OutputFormat>,
+    /// Only these environments' overlays (repeatable; default: the shared files and every
+    /// environment's overlays, each to the recipients castsync.yaml gives it).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +158,10 @@ pub struct ValidateArgs {
     /// Agents to validate (default: all).
     #[arg(add = agents())]
     pub agents: Vec<String>,
+    /// Only this environment (repeatable; default: every environment castsync.yaml declares,
+    /// each agent's file with that environment's overlay, against its .env.example).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     /// How to print the findings.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,

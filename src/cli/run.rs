@@ -163,6 +163,10 @@ pub struct ReconcileArgs {
     /// Castari allows 100 a minute.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Only this environment (repeatable; default: every environment castsync.yaml
+    /// declares, each to its own platform, state and history).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -227,4 +231,7 @@ pub struct HistoryArgs {
     /// repository); the history is the file next to it.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// The environment whose history to read (each has its own, next to its state file).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
+use crate::environment::Environment;
 use crate::plan::Replace;
 use crate::reconcile;
 use crate::render::{self, RenderContext};
@@ -29,11 +30,17 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         None => None,
     };
     let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
+    let envs = checkout.config.environments_in_run(&args.envs)?;
+    if envs.len() > 1 {
+        one_platform_per_run(&target, args)?;
+    }
     let base = match &args.base {
         Some(rev) => {
             let base = Checkout::revision(&repo.root, rev, explicit)?;
             // Before anything is sent: a pull request must not move the API key elsewhere.
-            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+            for env in &envs {
+                reconcile::check_platform_pinned(&checkout.config, &base.config, env)?;
+            }
             Some(base)
         }
         None => None,
@@ -44,110 +51,211 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     };
     // A plan file that cannot be used fails before anything is opened or sent.
     let saved = args.plan.as_deref().map(run::read).transpose()?;
-    let platform = target
-        .platform(&checkout.config)?
-        .open(checkout.agents.clone())?;
-
-    // A dry run reads the state without locking it: it never blocks, or is blocked by, an
-    // apply in progress.
-    let state = if args.dry_run {
-        State::open_read_only(&target.state_path)?
-    } else {
-        State::open(&target.state_path)?
-    };
-
-    let color = use_color(global.color, std::io::stdout().is_terminal());
-    let ctx = |revision: Option<String>, warnings: Vec<String>| RenderContext {
-        platform: platform.id().to_owned(),
-        revision,
-        base: args.base.clone(),
-        dry_run: args.dry_run,
-        color,
-        warnings,
-    };
-    // The plan shown before the apply: as -o asks, or as text (with a question) when
-    // stdout carries JSON.
-    let shown_ctx = ctx(Some(checkout.label()), Vec::new());
-    let output = args.output;
-    let mut console = ConsoleOptions::detect(
-        args.yes,
-        global.quiet > 0,
-        use_color(global.color, std::io::stderr().is_terminal()),
-        Box::new(move |plan, warnings| {
-            let ctx = RenderContext {
-                warnings: warnings.to_vec(),
-                ..shown_ctx.clone()
-            };
-            match output {
-                OutputFormat::Markdown => render::plan_markdown(plan, &ctx),
-                _ => render::plan_text(plan, &ctx),
-            }
-        }),
-    );
-    console.prompt_on_stderr = output == OutputFormat::Json;
-    let console = Console::new(console);
-    let stop = CancellationToken::new();
-    let follower = console.follow_rate_limit(platform.clone(), stop.clone());
-
-    // Read before the run, so a file that changes meanwhile makes the saved plan refuse
-    // rather than record blobs newer than the plan.
-    let save_inputs = match &args.save_plan {
-        Some(_) if args.agents.is_empty() => {
-            Some(run::inputs(checkout, explicit, &checkout.agents)?)
-        }
-        Some(_) => Some(run::inputs(checkout, explicit, &args.agents)?),
-        None => None,
-    };
-    let state = Arc::new(Mutex::new(state));
-    let settings = super::apply_settings(&args.apply, args.timeout);
-    let request = Request {
+    let run = Run {
+        global,
+        args,
+        target: &target,
+        checkout,
         base: base.as_ref(),
-        replace: Replace {
-            keys: args.replace.iter().cloned().collect(),
-            agents: args.replace_all.iter().flatten().cloned().collect(),
-            all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
-        },
-        only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
-        changed: match (&since, args.changed) {
-            (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
-            (None, true) => Some(ChangedSince::State),
-            (None, false) => None,
-        },
-        dry_run: args.dry_run,
-        ..settings.request(checkout, &target.identities, platform.clone(), state)
+        since: since.as_ref(),
+        saved: saved.as_ref(),
     };
-    let outcome = match (&saved, args.plan.as_deref()) {
-        (Some(saved), Some(path)) => {
-            let file = run::PlanFile {
-                saved,
-                path,
-                explicit_config: explicit,
-            };
-            run::apply_saved(request, file, console.clone())
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        _ => reconcile::reconcile(request, console.clone())
-            .await
-            .map_err(anyhow::Error::from),
-    };
-    stop.cancel();
-    let _ = follower.await;
-    console.finish();
-    let outcome = outcome?;
-    if let Some(warning) = &outcome.state_warning {
-        eprintln!("warning: {warning}");
+    if envs.len() == 1 {
+        return run.environment(&envs[0]).await;
     }
-    if let (Some(saved), Some(file)) = (&saved, &args.plan)
-        && global.quiet == 0
-    {
+    // Each environment is its own run: one that cannot start (its API key is not set here,
+    // say) is reported and the others still run.
+    let mut exit = Exit::Success;
+    for env in &envs {
+        let this = match run.environment(env).await {
+            Ok(this) => this,
+            Err(e) => {
+                super::print_error(&e.context(format!("environment {env} was not reconciled")));
+                Exit::Failure
+            }
+        };
+        exit = exit.worse(this);
+    }
+    Ok(exit)
+}
+
+/// A run over several environments takes each one's platform from castsync.yaml: a flag
+/// naming one platform, or a saved plan (made for one environment), needs `--env`.
+fn one_platform_per_run(
+    target: &crate::target::Target,
+    args: &ReconcileArgs,
+) -> anyhow::Result<()> {
+    let flag = match (target.platform_flag(), &args.plan, &args.save_plan) {
+        (Some(flag), _, _) => flag,
+        (None, Some(_), _) => "--plan",
+        (None, None, Some(_)) => "--save-plan",
+        (None, None, None) => return Ok(()),
+    };
+    Err(anyhow::Error::new(crate::hint::WithHint::new(
+        format!(
+            "{flag} names one platform, and this run covers every environment castsync.yaml declares"
+        ),
+        "pass --env ENV to run one environment (its platform, its API key variable, its state)"
+            .to_owned(),
+    )))
+}
+
+/// What every environment of one `castsync reconcile` shares.
+struct Run<'a> {
+    global: &'a GlobalArgs,
+    args: &'a ReconcileArgs,
+    target: &'a crate::target::Target,
+    checkout: &'a Checkout,
+    base: Option<&'a Checkout>,
+    since: Option<&'a Result<Checkout, String>>,
+    saved: Option<&'a saved_plan::SavedPlan>,
+}
+
+impl Run<'_> {
+    /// Reconciles one environment: its platform, its state (and history), its overlays.
+    async fn environment(&self, env: &Environment) -> anyhow::Result<Exit> {
+        let (args, checkout) = (self.args, self.checkout);
+        let platform = self
+            .target
+            .platform_in(&checkout.config, env)?
+            .open(checkout.agents.clone())?;
+        let state_path = self.target.state_path_in(env);
+        // A dry run reads the state without locking it: it never blocks, or is blocked by,
+        // an apply in progress.
+        let state = if args.dry_run {
+            State::open_read_only(&state_path)?
+        } else {
+            State::open(&state_path)?
+        };
+        let color = use_color(self.global.color, std::io::stdout().is_terminal());
+        let ctx = RenderContext {
+            platform: platform.id().to_owned(),
+            revision: Some(checkout.label()),
+            base: args.base.clone(),
+            dry_run: args.dry_run,
+            color,
+            warnings: Vec::new(),
+            environment: env.name().map(str::to_owned),
+        };
+        let console = self.console(ctx.clone());
+        let stop = CancellationToken::new();
+        let follower = console.follow_rate_limit(platform.clone(), stop.clone());
+
+        // Read before the run, so a file that changes meanwhile makes the saved plan refuse
+        // rather than record blobs newer than the plan.
+        let explicit = self.global.config.as_deref();
+        let save_inputs = match &args.save_plan {
+            Some(_) if args.agents.is_empty() => {
+                Some(run::inputs(checkout, explicit, env, &checkout.agents)?)
+            }
+            Some(_) => Some(run::inputs(checkout, explicit, env, &args.agents)?),
+            None => None,
+        };
+        let state = Arc::new(Mutex::new(state));
+        let request = self.request(env, platform.clone(), state);
+        let outcome = match (self.saved, args.plan.as_deref()) {
+            (Some(saved), Some(path)) => {
+                let file = run::PlanFile {
+                    saved,
+                    path,
+                    explicit_config: explicit,
+                };
+                run::apply_saved(request, file, console.clone())
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+            _ => reconcile::reconcile(request, console.clone())
+                .await
+                .map_err(anyhow::Error::from),
+        };
+        stop.cancel();
+        let _ = follower.await;
+        console.finish();
+        let outcome = outcome?;
+        if let Some(warning) = &outcome.state_warning {
+            eprintln!("warning: {warning}");
+        }
+        self.say_saved_plan(&outcome);
+        let plan_not_saved = match (&args.save_plan, &save_inputs) {
+            (Some(file), Some(inputs)) => !self.save_plan(file, inputs, &outcome, platform.id())?,
+            _ => false,
+        };
+        let ctx = RenderContext {
+            revision: Some(outcome.revision.clone()),
+            warnings: outcome.loaded.warnings(),
+            ..ctx
+        };
+        self.report(&outcome, &ctx, console.plan_shown(), plan_not_saved)
+    }
+
+    /// The request for `env`, from the flags.
+    fn request<'r>(
+        &'r self,
+        env: &Environment,
+        platform: Arc<dyn crate::platform::Platform>,
+        state: Arc<Mutex<State>>,
+    ) -> Request<'r> {
+        let args = self.args;
+        let settings = super::apply_settings(&args.apply, args.timeout);
+        Request {
+            base: self.base,
+            replace: Replace {
+                keys: args.replace.iter().cloned().collect(),
+                agents: args.replace_all.iter().flatten().cloned().collect(),
+                all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
+            },
+            only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
+            changed: match (self.since, args.changed) {
+                (Some(since), _) => {
+                    Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone)))
+                }
+                (None, true) => Some(ChangedSince::State),
+                (None, false) => None,
+            },
+            dry_run: args.dry_run,
+            environment: env.clone(),
+            ..settings.request(self.checkout, &self.target.identities, platform, state)
+        }
+    }
+
+    /// The console that confirms and follows the apply: the plan shown before the apply as
+    /// -o asks, or as text (with a question) when stdout carries JSON.
+    fn console(&self, shown_ctx: RenderContext) -> Arc<Console> {
+        let output = self.args.output;
+        let mut console = ConsoleOptions::detect(
+            self.args.yes,
+            self.global.quiet > 0,
+            use_color(self.global.color, std::io::stderr().is_terminal()),
+            Box::new(move |plan, warnings| {
+                let ctx = RenderContext {
+                    warnings: warnings.to_vec(),
+                    ..shown_ctx.clone()
+                };
+                match output {
+                    OutputFormat::Markdown => render::plan_markdown(plan, &ctx),
+                    _ => render::plan_text(plan, &ctx),
+                }
+            }),
+        );
+        console.prompt_on_stderr = output == OutputFormat::Json;
+        Console::new(console)
+    }
+
+    /// With --plan, what became of the saved plan.
+    fn say_saved_plan(&self, outcome: &reconcile::Outcome) {
+        let (Some(saved), Some(file)) = (self.saved, &self.args.plan) else {
+            return;
+        };
+        if self.global.quiet > 0 {
+            return;
+        }
         let made = format!(
             "{} (made from {} at {})",
             file.display(),
             crate::escape::terminal(&saved.revision),
             crate::escape::terminal(&saved.created_at),
         );
-        if args.dry_run {
+        if self.args.dry_run {
             eprintln!(
                 "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
             );
@@ -157,84 +265,99 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
             );
         }
     }
-    let mut plan_not_saved = false;
-    if let (Some(file), Some(inputs)) = (&args.save_plan, &save_inputs) {
+
+    /// With --save-plan, writes the plan; false when it could not be saved (said on stderr).
+    fn save_plan(
+        &self,
+        file: &std::path::Path,
+        inputs: &saved_plan::Inputs,
+        outcome: &reconcile::Outcome,
+        platform: &str,
+    ) -> anyhow::Result<bool> {
         let origin = saved_plan::Origin {
             inputs,
             observed: &outcome.observed,
-            platform: platform.id(),
+            platform,
             revision: &outcome.revision,
-            all_agents: args.agents.is_empty(),
+            all_agents: self.args.agents.is_empty(),
             created_at: &crate::history::now(),
         };
         match saved_plan::save(&outcome.plan, &origin) {
             Ok(saved) => {
                 run::write(file, &saved)?;
-                if global.quiet == 0 {
+                if self.global.quiet == 0 {
                     eprintln!(
                         "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
                         file.display(),
                         file.display()
                     );
                 }
+                Ok(true)
             }
             Err(e) => {
                 super::print_error(&anyhow::Error::new(e));
-                plan_not_saved = true;
+                Ok(false)
             }
         }
     }
 
-    let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
-    let plan = &outcome.plan;
-    if outcome.declined {
-        eprintln!("Apply cancelled: nothing was changed on the platform.");
-        return Ok(Exit::Failure);
-    }
-    let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
-    match (args.output, &outcome.report) {
-        (OutputFormat::Json, None) => {
-            println!(
+    /// Prints the plan (and what landed) as -o asks; the exit code.
+    fn report(
+        &self,
+        outcome: &reconcile::Outcome,
+        ctx: &RenderContext,
+        shown: bool,
+        plan_not_saved: bool,
+    ) -> anyhow::Result<Exit> {
+        let (args, plan) = (self.args, &outcome.plan);
+        if outcome.declined {
+            eprintln!("Apply cancelled: nothing was changed on the platform.");
+            return Ok(Exit::Failure);
+        }
+        let plan_shown = shown && args.output != OutputFormat::Json;
+        match (args.output, &outcome.report) {
+            (OutputFormat::Json, None) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
+                )
+            }
+            (OutputFormat::Json, Some(report)) => println!(
                 "{}",
-                serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?
-            )
+                serde_json::to_string_pretty(&render::apply_json(report, plan, ctx))?
+            ),
+            (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
+            (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, ctx)),
+            (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, ctx)),
         }
-        (OutputFormat::Json, Some(report)) => println!(
-            "{}",
-            serde_json::to_string_pretty(&render::apply_json(report, plan, &ctx))?
-        ),
-        (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, &ctx)),
-        (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, &ctx)),
-    }
-    if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) =
-        (args.output, &outcome.report)
-        && plan.has_changes()
-    {
-        if !plan_shown {
-            println!();
+        if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) =
+            (args.output, &outcome.report)
+            && plan.has_changes()
+        {
+            if !plan_shown {
+                println!();
+            }
+            print!("{}", render::apply_text(report, plan, ctx.color));
         }
-        print!("{}", render::apply_text(report, plan, color));
-    }
-
-    if let Some(timed_out) = &outcome.timed_out {
-        let flag = if args.timeout.is_some() {
-            "--timeout"
+        if let Some(timed_out) = &outcome.timed_out {
+            let flag = if args.timeout.is_some() {
+                "--timeout"
+            } else {
+                "the default; see --timeout"
+            };
+            super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
+                timed_out.message(flag),
+                timed_out.hint().unwrap_or_default(),
+            )));
+        }
+        Ok(if !outcome.ok() || plan_not_saved {
+            Exit::Failure
+        } else if args.dry_run && args.exit_code && plan.has_changes() {
+            Exit::Changes
         } else {
-            "the default; see --timeout"
-        };
-        super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
-            timed_out.message(flag),
-            timed_out.hint().unwrap_or_default(),
-        )));
+            Exit::Success
+        })
     }
-    Ok(if !outcome.ok() || plan_not_saved {
-        Exit::Failure
-    } else if args.dry_run && args.exit_code && plan.has_changes() {
-        Exit::Changes
-    } else {
-        Exit::Success
-    })
 }
 
 /// The `--since` revision: its checkout, or (when the revision exists but its

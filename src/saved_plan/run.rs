@@ -149,6 +149,7 @@ fn thousands(n: usize) -> String {
 pub fn inputs(
     checkout: &Checkout,
     explicit_config: Option<&Path>,
+    env: &crate::environment::Environment,
     agents: &[String],
 ) -> Result<Inputs, SavedPlanError> {
     let tree = checkout.tree();
@@ -174,13 +175,13 @@ pub fn inputs(
     // agent uses is only known once its manifest is decrypted, and the comparison must work
     // without. A group changed since the plan was made refuses the plan (for every agent,
     // even one that does not use it: narrower, never wider).
-    let groups = inputs::group_files(tree, &checkout.config)?
+    let groups = inputs::group_files(tree, &checkout.config, env)?
         .iter()
         .map(blob)
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = BTreeMap::new();
     for agent in agents {
-        let mut files = inputs::agent_files(&checkout.config, agent)
+        let mut files = inputs::agent_files(&checkout.config, env, agent)
             .iter()
             .map(blob)
             .collect::<Result<Vec<_>, _>>()?;
@@ -288,10 +289,11 @@ pub async fn apply_saved(
     let mut now = inputs::of_agents(
         checkout.tree(),
         &checkout.config,
+        &req.environment,
         req.settings.overrides(),
         &scope,
     );
-    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
+    let groups = inputs::of_groups(checkout.tree(), &checkout.config, &req.environment);
     inputs::with_groups(&mut now, loaded.groups_used(), &groups);
     let planned = Planned {
         loaded,
@@ -332,7 +334,7 @@ fn check_tree(
     file: &PlanFile<'_>,
     scope: &[String],
 ) -> Result<Vec<Mismatch>, SavedPlanError> {
-    let now = inputs(req.checkout, file.explicit_config, scope)?;
+    let now = inputs(req.checkout, file.explicit_config, &req.environment, scope)?;
     let mut mismatches: Vec<Mismatch> = super::check_target(file.saved, req.platform.id())
         .into_iter()
         .collect();
