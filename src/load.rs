@@ -455,14 +455,14 @@ fn parse_layers(
     config: &Config,
     at: &Names,
     texts: Texts<'_>,
-) -> Result<manifest::Parsed, Finding> {
+) -> Result<manifest::Parsed, Box<Finding>> {
     let base_ctx = at.context(config);
-    let mut parsed =
-        manifest::parse(texts.base, &base_ctx).map_err(|e| at.located(&at.manifest, &e))?;
+    let mut parsed = manifest::parse(texts.base, &base_ctx)
+        .map_err(|e| Box::new(at.located(&at.manifest, &e)))?;
     if let (Some(text), Some(shown)) = (texts.overlay, &at.overlay) {
         let ctx = layers::context(&base_ctx, shown);
-        let (warnings, _) =
-            layers::apply(&mut parsed.manifest, text, &ctx).map_err(|e| at.located(shown, &e))?;
+        let (warnings, _) = layers::apply(&mut parsed.manifest, text, &ctx)
+            .map_err(|e| Box::new(at.located(shown, &e)))?;
         let slug = at.slug.as_str();
         parsed
             .warnings
@@ -485,7 +485,7 @@ fn judge(
             return Judged {
                 manifest: None,
                 effective: None,
-                findings: vec![finding],
+                findings: vec![*finding],
                 references: Vec::new(),
                 keys: Default::default(),
                 unavailable: Vec::new(),

@@ -275,15 +275,10 @@ pub enum ManifestError {
     },
     /// `environment:` names another environment than the file's, or the file every
     /// environment shares has one.
-    #[error("{at}: {}", layer::mismatch(found.as_deref(), expected.as_deref(), name))]
+    #[error("{at}: {}", layer::mismatch(mismatch))]
     EnvironmentMismatch {
         at: At,
-        /// The `environment:` text when it is a valid name (else not shown).
-        found: Option<String>,
-        /// The file's environment (`None`: the file every environment shares).
-        expected: Option<String>,
-        /// How commands name the agent or group (`support-bot`, `--shared openai`).
-        name: String,
+        mismatch: Box<layer::Mismatch>,
     },
     /// An overlay with a `uses:` block.
     #[error(

@@ -42,27 +42,27 @@ impl Overlay {
         identities: &Identities,
         env: &Environment,
         recipients: &[String],
-    ) -> Result<Option<Zeroizing<String>>, Finding> {
+    ) -> Result<Option<Zeroizing<String>>, Box<Finding>> {
         let ciphertext = match &self.ciphertext {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(None),
-            Err(e) => return Err(Finding::error(self.shown.clone(), e.to_string())),
+            Err(e) => return Err(Box::new(Finding::error(self.shown.clone(), e.to_string()))),
         };
         let plaintext = match identities.decrypt(ciphertext, &self.shown) {
             Ok(p) => p,
             Err(CryptoError::NoMatchingIdentity { .. }) => {
-                return Err(not_a_recipient(&self.shown, env, recipients));
+                return Err(Box::new(not_a_recipient(&self.shown, env, recipients)));
             }
-            Err(e) => return Err(Finding::located_error(self.shown.clone(), &e)),
+            Err(e) => return Err(Box::new(Finding::located_error(self.shown.clone(), &e))),
         };
         match String::from_utf8(plaintext.to_vec()) {
             Ok(text) => Ok(Some(Zeroizing::new(text))),
             Err(e) => {
                 drop(Zeroizing::new(e.into_bytes()));
-                Err(Finding::error(
+                Err(Box::new(Finding::error(
                     self.shown.clone(),
                     "the decrypted manifest is not UTF-8 text",
-                ))
+                )))
             }
         }
     }

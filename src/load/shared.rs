@@ -193,7 +193,7 @@ fn load_group(groups: &SharedGroups<'_>, group: &str, entry: &Entry) -> GroupLoa
         let recipients = config.overlay_recipients_for_group(env, group);
         let text = match overlay.decrypt(identities, env, recipients) {
             Ok(text) => text,
-            Err(finding) => return located(finding),
+            Err(finding) => return located(*finding),
         };
         if let Some(text) = text {
             let ctx = layers::context(&ctx, &overlay.shown);

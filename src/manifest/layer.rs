@@ -25,9 +25,11 @@ pub(super) fn check(
         (expected, Some(found)) if expected.as_deref() != Some(found) => {
             Err(ManifestError::EnvironmentMismatch {
                 at: env_at,
-                found: shown(found),
-                expected: expected.clone(),
-                name: arg(ctx),
+                mismatch: Box::new(Mismatch {
+                    found: shown(found),
+                    expected: expected.clone(),
+                    name: arg(ctx),
+                }),
             })
         }
         (_, Some(_)) if doc.uses.is_some() => Err(ManifestError::UsesInOverlay { at: uses_at }),
@@ -39,21 +41,35 @@ pub(super) fn check(
 pub(super) fn not_a_name(ctx: &ManifestContext, at: At) -> ManifestError {
     ManifestError::EnvironmentMismatch {
         at,
-        found: None,
-        expected: ctx.environment(),
-        name: arg(ctx),
+        mismatch: Box::new(Mismatch {
+            found: None,
+            expected: ctx.environment(),
+            name: arg(ctx),
+        }),
     }
 }
 
+/// What an `environment:` that does not match its file says, and what the file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The `environment:` text when it is a valid name (else not shown).
+    found: Option<String>,
+    /// The file's environment (`None`: the file every environment shares).
+    expected: Option<String>,
+    /// How commands name the agent or group (`support-bot`, `--shared openai`).
+    name: String,
+}
+
 /// The message of [`ManifestError::EnvironmentMismatch`].
-pub(super) fn mismatch(found: Option<&str>, expected: Option<&str>, name: &str) -> String {
+pub(super) fn mismatch(m: &Mismatch) -> String {
+    let (found, expected, name) = (m.found.as_deref(), m.expected.as_deref(), &m.name);
     let says = found.map_or_else(
         || "an environment that is not a valid name".to_owned(),
         |f| format!("environment {f:?}"),
     );
     let origin = found.map_or_else(
         || "another environment's overlay".to_owned(),
-        |f| crate::environment::overlay_file_name(f),
+        crate::environment::overlay_file_name,
     );
     match expected {
         None => format!(
