@@ -16,6 +16,8 @@ mod completions;
 mod doctor;
 mod edit;
 mod emulator;
+mod exec;
+mod export;
 mod git_setup;
 mod history;
 mod import;
@@ -154,6 +156,8 @@ pub enum Exit {
     Failure,
     /// 2: with `--exit-code`, a dry run that found changes.
     Changes,
+    /// `castsync run`'s command could not start: 127 (not found) or 126, as `env(1)`.
+    Code(u8),
 }
 
 impl Exit {
@@ -163,7 +167,7 @@ impl Exit {
         let rank = |e: Exit| match e {
             Exit::Success => 0,
             Exit::Changes => 1,
-            Exit::Failure => 2,
+            Exit::Failure | Exit::Code(_) => 2,
         };
         if rank(other) > rank(self) {
             other
@@ -179,6 +183,7 @@ impl From<Exit> for std::process::ExitCode {
             Exit::Success => 0,
             Exit::Failure => 1,
             Exit::Changes => 2,
+            Exit::Code(code) => code,
         })
     }
 }
@@ -220,6 +225,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Unset(args) => set::unset(g, &args),
         Command::Show(args) => show::run(g, &args),
         Command::Import(args) => import::run(g, &args),
+        Command::Run(args) => exec::run(g, &args),
+        Command::Export(args) => export::run(g, &args),
         Command::Rekey(args) => rekey::run(g, &args),
         Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => emulator::run(args).await,

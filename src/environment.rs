@@ -12,7 +12,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::source::MANIFEST_FILE;
+/// The manifest file's name without its extension (`secrets.yaml.age`, the file every
+/// environment shares; `source` owns that name, and this module, which `source` uses, cannot
+/// ask it).
+const STEM: &str = "secrets";
+/// The manifest files' extension.
+const EXTENSION: &str = ".yaml.age";
 
 /// Longest environment name, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
@@ -83,19 +88,17 @@ impl fmt::Display for Environment {
 
 /// `secrets.NAME.yaml.age`.
 pub fn overlay_file_name(name: &str) -> String {
-    let stem = MANIFEST_FILE.strip_suffix(".yaml.age").unwrap_or("secrets");
-    format!("{stem}.{name}.yaml.age")
+    format!("{STEM}.{name}{EXTENSION}")
 }
 
 /// The environment whose overlay `path` is, from its file name: `secrets.ENV.yaml.age` →
 /// ENV; `None` for any other name (the file every environment shares among them).
 pub fn of_file(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
-    let stem = MANIFEST_FILE.strip_suffix(".yaml.age")?;
     let env = file
-        .strip_prefix(stem)?
+        .strip_prefix(STEM)?
         .strip_prefix('.')?
-        .strip_suffix(".yaml.age")?;
+        .strip_suffix(EXTENSION)?;
     name_problem(env).is_none().then(|| env.to_owned())
 }
 
@@ -149,6 +152,14 @@ mod tests {
             Some("secrets.staging.yaml.age")
         );
         assert_eq!(env.suffix(), " in environment staging");
+    }
+
+    #[test]
+    fn overlays_are_named_after_the_shared_manifest() {
+        assert_eq!(format!("{STEM}{EXTENSION}"), crate::source::MANIFEST_FILE);
+        let overlay = overlay_file_name("staging");
+        assert_eq!(of_file(Path::new(&overlay)).as_deref(), Some("staging"));
+        assert_eq!(of_file(Path::new(crate::source::MANIFEST_FILE)), None);
     }
 
     #[test]

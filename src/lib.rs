@@ -60,6 +60,7 @@ pub mod schema; // .env.example
 pub mod finding; // one problem with a file, its fix kept apart
 pub mod names; // slug and key-name rules
 pub mod secret; // `SecretValue`, the only type that holds a value
+pub mod export; // values written out for other programs: dotenv, JSON, shell, a command's environment
 pub mod hint; // errors expose their fix as data
 pub mod fsread; // every read of an outside file
 pub mod yaml_depth; // a nesting limit before any YAML parser runs

@@ -564,14 +564,8 @@ pub fn plan_markdown(plan: &Plan, ctx: &RenderContext) -> String {
 fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usize) -> String {
     let totals = plan.totals();
     let mut head = String::new();
-    match &ctx.environment {
-        Some(env) => {
-            let _ = writeln!(head, "### castsync plan: {env}\n");
-        }
-        None => {
-            let _ = writeln!(head, "### castsync plan\n");
-        }
-    }
+    let env = ctx.environment.as_deref().map(|e| format!(": {e}"));
+    let _ = writeln!(head, "### castsync plan{}\n", env.unwrap_or_default());
     let _ = writeln!(
         head,
         "Platform `{}`{}{}.\n",

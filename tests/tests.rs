@@ -30,6 +30,7 @@ mod merge_driver;
 mod platform_client;
 mod plugin;
 mod reconcile;
+mod run_export;
 mod redeploy;
 mod release;
 mod saved_plan;

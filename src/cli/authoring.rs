@@ -133,6 +133,61 @@ pub struct ImportArgs {
     pub env: Option<String>,
 }
 
+/// Which values `run` and `export` take: an agent's, in one environment, all or some keys.
+#[derive(Debug, Args)]
+pub struct ValuesArgs {
+    /// Agent slug (its directory name under agents/).
+    #[arg(add = agents())]
+    pub agent: String,
+    /// The environment whose values to use (needed when castsync.yaml declares several).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// Only this key (repeatable; default: every key of the agent).
+    #[arg(long = "only", value_name = "KEY")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub values: ValuesArgs,
+    /// Keep inherited variables: a key already set in castsync's environment is not
+    /// replaced by the manifest's value.
+    #[arg(long)]
+    pub keep_env: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// KEY='value' lines (python-dotenv and node's dotenv read the same values back).
+    Dotenv,
+    /// One JSON object, key to value.
+    Json,
+    /// `export KEY='value'` lines for `eval` in a POSIX shell.
+    Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub values: ValuesArgs,
+    /// How to write the values.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
+    pub format: ExportFormat,
+    /// Write to this new file (mode 0600) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With -o: replace the file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// Print the values even when stdout is a terminal.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
     /// Agents to rekey, or with --shared shared groups (default: every agent and group).

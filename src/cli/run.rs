@@ -163,8 +163,7 @@ pub struct ReconcileArgs {
     /// Castari allows 100 a minute.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
-    /// Only this environment (repeatable; default: every environment castsync.yaml
-    /// declares, each to its own platform, state and history).
+    /// Only this environment (repeatable; default: every one castsync.yaml declares).
     #[arg(long = "env", value_name = "ENV")]
     pub envs: Vec<String>,
     #[command(flatten)]

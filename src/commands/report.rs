@@ -94,6 +94,7 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::config::ConfigError,
         crate::config::EnvironmentError,
         crate::crypto::CryptoError,
+        crate::export::Unwritable,
         crate::daemon::DaemonError,
         crate::daemon::SecretFileError,
         crate::emulator::EmulatorError,

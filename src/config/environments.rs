@@ -207,7 +207,7 @@ impl Config {
 
 /// The platform slug of `agent` under `template` (`{agent}` replaced by the name).
 pub fn apply_slug_template(template: &str, agent: &str) -> String {
-    template.replace(AGENT_PLACEHOLDER, agent)
+    crate::platform::renamed::slug_of(template, agent)
 }
 
 /// Checks every declared environment; returns the field and the problem of the first bad one.

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 
 use super::batch::{Batch, BatchResult};
 use super::{ClientStats, Listing, Platform, PlatformError};
-use crate::config::apply_slug_template;
 use crate::secret::SecretValue;
 
 /// `inner`, with each agent name mapped through `template` before it is sent.
@@ -31,8 +30,13 @@ impl Renamed {
     }
 
     fn slug(&self, agent: &str) -> String {
-        apply_slug_template(&self.template, agent)
+        slug_of(&self.template, agent)
     }
+}
+
+/// The platform slug of `agent` under `template` (`{agent}` replaced by the name).
+pub fn slug_of(template: &str, agent: &str) -> String {
+    template.replace("{agent}", agent)
 }
 
 #[async_trait]
