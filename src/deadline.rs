@@ -26,6 +26,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::apply::{AgentError, ApplyReport, FailReason, Redeployed};
 use crate::plan::Plan;
+use crate::platform::limiter::PROBE_PATIENCE;
 use crate::platform::types::whole_seconds;
 use crate::platform::{ClientStats, Listing, Platform, PlatformError};
 use crate::secret::SecretValue;
@@ -204,16 +205,99 @@ impl Drop for Paused<'_> {
     }
 }
 
-/// A platform whose every call is bounded by a [`Deadline`].
+/// A platform whose every call is bounded by a [`Deadline`] — the run's view of the
+/// platform. It also ends the run at the first failure that says the platform cannot be
+/// reached at all ([`PlatformError::ends_run`]: an untrusted certificate, a dead proxy):
+/// every later call fails at once with the same error. So that such a run costs one
+/// connection, not one per agent in flight, the run's first call goes alone and the others
+/// wait for it, at most [`PROBE_PATIENCE`] (as the rate limiter waits for its probe: a silent
+/// platform must not hold them for a whole request timeout).
 pub struct Bounded {
     inner: Arc<dyn Platform>,
     deadline: Arc<Deadline>,
+    contact: Mutex<Contact>,
+    contacted: Notify,
+}
+
+/// How far the run's first call got.
+#[derive(Debug, Clone)]
+enum Contact {
+    /// No call yet.
+    None,
+    /// The first call is in flight since then.
+    Probing(Instant),
+    /// A call finished; when it ended the run, with this error.
+    Done(Option<PlatformError>),
 }
 
 impl Bounded {
     /// `inner` with every call bounded by `deadline`.
     pub fn wrap(inner: Arc<dyn Platform>, deadline: Arc<Deadline>) -> Arc<dyn Platform> {
-        Arc::new(Bounded { inner, deadline })
+        Arc::new(Bounded {
+            inner,
+            deadline,
+            contact: Mutex::new(Contact::None),
+            contacted: Notify::new(),
+        })
+    }
+
+    fn contact(&self) -> MutexGuard<'_, Contact> {
+        self.contact.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until this call may go: at once when it is the run's first or a call has
+    /// finished, else until the first finishes or has had [`PROBE_PATIENCE`]. The error
+    /// that ended the run, if one did.
+    async fn wait_for_contact(&self) -> Result<(), PlatformError> {
+        loop {
+            let notified = self.contacted.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let until = {
+                let mut contact = self.contact();
+                match &*contact {
+                    Contact::None => {
+                        *contact = Contact::Probing(Instant::now());
+                        return Ok(());
+                    }
+                    Contact::Done(Some(error)) => return Err(error.clone()),
+                    Contact::Done(None) => return Ok(()),
+                    Contact::Probing(since) => *since + PROBE_PATIENCE,
+                }
+            };
+            if Instant::now() >= until {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+            }
+        }
+    }
+
+    /// Runs `call` within the deadline, once it may go (see [`Bounded`]).
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, PlatformError>>,
+    ) -> Result<T, PlatformError> {
+        self.deadline
+            .bound(async {
+                self.wait_for_contact().await?;
+                let result = call.await;
+                {
+                    let mut contact = self.contact();
+                    match (&*contact, &result) {
+                        (Contact::Done(Some(_)), _) => {}
+                        (_, Err(error)) if error.ends_run() => {
+                            *contact = Contact::Done(Some(error.clone()));
+                        }
+                        _ => *contact = Contact::Done(None),
+                    }
+                }
+                self.contacted.notify_waiters();
+                result
+            })
+            .await
     }
 }
 
@@ -224,19 +308,19 @@ impl Platform for Bounded {
     }
 
     async fn list(&self, agent: &str) -> Result<Listing, PlatformError> {
-        self.deadline.bound(self.inner.list(agent)).await
+        self.call(self.inner.list(agent)).await
     }
 
     async fn set(&self, agent: &str, key: &str, value: &SecretValue) -> Result<(), PlatformError> {
-        self.deadline.bound(self.inner.set(agent, key, value)).await
+        self.call(self.inner.set(agent, key, value)).await
     }
 
     async fn delete(&self, agent: &str, key: &str) -> Result<(), PlatformError> {
-        self.deadline.bound(self.inner.delete(agent, key)).await
+        self.call(self.inner.delete(agent, key)).await
     }
 
     async fn redeploy(&self, agent: &str) -> Result<(), PlatformError> {
-        self.deadline.bound(self.inner.redeploy(agent)).await
+        self.call(self.inner.redeploy(agent)).await
     }
 
     fn stats(&self) -> Option<ClientStats> {

@@ -286,6 +286,7 @@ fn check_recipients(
     report: &mut Report,
 ) {
     let mut stale = 0usize;
+    let names = crate::source::recipient_names(root, config);
     for slug in slugs {
         // `rekey` with `check_only` compares and never writes.
         let drift = AgentFiles::new(root, config, slug)
@@ -314,7 +315,7 @@ fn check_recipients(
                     format!(
                         "encrypted to other recipients than {} assigns: {}",
                         config::FILE_NAME,
-                        drift.describe()
+                        drift.describe(&names)
                     ),
                     Some(format!("`castsync rekey {slug}` re-encrypts it")),
                 );
@@ -455,10 +456,26 @@ async fn check_platform(setup: &Setup<'_>, config: &Config, slugs: &[String], re
                 );
                 break;
             }
-            Err(error) => {
-                let check = if is_tls(&error) { "tls" } else { "list" };
+            Err(error) if error.ends_run() => {
+                // An untrusted certificate or a dead proxy: the verdict for the platform,
+                // and every other agent would fail the same way.
+                let check = if matches!(error, PlatformError::Proxy { .. }) {
+                    "proxy"
+                } else {
+                    "tls"
+                };
                 report.push(
                     check,
+                    None,
+                    Status::Fail,
+                    error.to_string(),
+                    error.hint().map(Cow::into_owned),
+                );
+                return;
+            }
+            Err(error) => {
+                report.push(
+                    "list",
                     Some(slug),
                     Status::Fail,
                     error.to_string(),
@@ -483,12 +500,6 @@ async fn check_platform(setup: &Setup<'_>, config: &Config, slugs: &[String], re
             ),
         );
     }
-}
-
-fn is_tls(error: &PlatformError) -> bool {
-    let text = error.to_string().to_ascii_lowercase();
-    matches!(error, PlatformError::Transient { .. })
-        && (text.contains("certificate") || text.contains("tls") || text.contains("ssl"))
 }
 
 fn report_list(slug: &str, listing: &Listing, report: &mut Report) {

@@ -78,11 +78,15 @@ pub struct Unattended;
 impl Progress for Unattended {}
 impl Observer for Unattended {}
 
-/// A reconcile that could not start; nothing was sent.
+/// A reconcile that could not start, or found the platform unreachable; nothing was written.
 #[derive(Debug, Error)]
 pub enum ReconcileError {
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The platform cannot be reached at all (an untrusted certificate, https to a plain
+    /// port, a dead proxy): the run stopped at its first request.
+    #[error(transparent)]
+    Unreachable(PlatformError),
     /// `--replace AGENT/KEY` or `--replace-all AGENT` names something the source lacks.
     #[error("{flag} {target}: {problem}")]
     ReplaceTarget {
@@ -97,6 +101,7 @@ impl crate::hint::Hinted for ReconcileError {
     fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
         match self {
             ReconcileError::Load(e) => e.hint(),
+            ReconcileError::Unreachable(e) => e.hint(),
             ReconcileError::ReplaceTarget { fix, .. } => Some(fix.as_str().into()),
         }
     }
@@ -166,6 +171,12 @@ pub async fn reconcile(
     inputs::with_groups(&mut inputs, loaded.groups_used(), &groups);
     let baseline = base_baseline(&req)?;
     let observed = observe_loaded(&req, &run, &loaded, observer.as_ref()).await;
+    if let Some(error) = observed
+        .values()
+        .find_map(|r| r.as_ref().err().filter(|e| e.ends_run()))
+    {
+        return Err(ReconcileError::Unreachable(error.clone()));
+    }
     let mut plan = plan_loaded(&req, &loaded, &observed, baseline.as_ref()).await;
     plan.coverage = selection.coverage;
     let planned = Planned {

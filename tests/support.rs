@@ -13,6 +13,7 @@ pub mod pty;
 mod repo;
 mod silent;
 mod test;
+pub mod tls;
 pub mod tools;
 pub use repo::{SecretsRepo, set_private};
 pub use silent::Silent;

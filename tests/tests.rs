@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod audit;
 mod authoring;
 mod bad_vectors;
 mod canary_forms;
@@ -37,6 +38,7 @@ mod saved_plan;
 mod shared;
 mod terminal;
 mod textconv;
+mod tls;
 mod validate;
 mod watch;
 mod wire;

@@ -6,6 +6,7 @@
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, AuthoringError, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
+use crate::config::Names;
 use crate::environment::Environment;
 use crate::load::LoadError;
 use crate::manifest::Kind;
@@ -15,6 +16,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     let repo = Repo::open(global)?;
     let identities = repo.identities()?;
     let targets = targets(&repo, args)?;
+    let names = repo.recipient_names();
     // `-o json|markdown` (only with --check) collects instead of printing as it goes.
     let report = args.output.filter(|o| *o != OutputFormat::Text);
     let mut tally = Tally::default();
@@ -35,7 +37,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
                 })
             });
             checked += 1;
-            tally.count(*kind, slug, result, args.check, report.is_some());
+            tally.count(*kind, slug, result, &names, args.check, report.is_some());
         }
     }
     match report {
@@ -110,6 +112,7 @@ impl Tally {
         kind: Kind,
         slug: &str,
         result: Result<(AgentFiles<'_>, Drift), AuthoringError>,
+        names: &Names,
         check: bool,
         collect: bool,
     ) {
@@ -120,10 +123,10 @@ impl Tally {
                 if collect {
                     let shown = files.shown().to_string();
                     self.entries
-                        .push(rekey::drift_json(kind, slug, &shown, &drift));
+                        .push(rekey::drift_json(kind, slug, &shown, &drift, names));
                 } else {
                     let verb = if check { "stale" } else { "re-encrypted" };
-                    println!("{}: {verb}: {}", files.shown(), drift.describe());
+                    println!("{}: {verb}: {}", files.shown(), drift.describe(names));
                 }
                 if !check {
                     self.rekeyed += 1;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{Exit, Repo};
+use crate::audit;
 use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
-use crate::config::{self, AccessRule, Config};
+use crate::config::{self, Config};
 use crate::crypto;
 use crate::environment::Environment;
 use crate::finding::Finding;
@@ -48,13 +49,14 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
         per_env.push((env, loaded.findings().cloned().collect::<Vec<_>>()));
     }
     findings.extend(across_environments(per_env));
+    findings.extend(rotation_findings(&repo, global, &identities, &only));
     Ok(report(&findings, Some(agents), args.output))
 }
 
 /// The findings of each environment, as one list: a finding every environment has (about
 /// the file they share, say) once as it is, the others each with the environment named
-/// after the message.
-/// With one environment (the implicit one included), its findings as they are.
+/// after the message. With one environment (the implicit one included), its findings as
+/// they are.
 fn across_environments(per_env: Vec<(&Environment, Vec<Finding>)>) -> Vec<Finding> {
     if per_env.len() == 1 {
         return per_env.into_iter().flat_map(|(_, f)| f).collect();
@@ -85,29 +87,45 @@ fn across_environments(per_env: Vec<(&Environment, Vec<Finding>)>) -> Vec<Findin
     out
 }
 
-/// The recipients list of each rule of `rules`, named `UNDERaccess[i].recipients`.
-fn rule_lists<'c>(under: &str, rules: &'c [AccessRule]) -> Vec<(String, &'c Vec<String>)> {
-    rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| (format!("{under}access[{i}].recipients"), &rule.recipients))
-        .collect()
+/// Keys overdue for rotation, when a period is set anywhere (else no history is read): the
+/// audit of the committed history, narrowed to the agents asked for.
+fn rotation_findings(
+    repo: &Repo,
+    global: &GlobalArgs,
+    identities: &crypto::Identities,
+    only: &BTreeSet<String>,
+) -> Vec<Finding> {
+    if !audit::has_rotation_policy(repo.checkout.tree(), repo.config()) {
+        return Vec::new();
+    }
+    let request = audit::Request {
+        root: repo.root.clone(),
+        config: global.config.clone(),
+        identities,
+        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    match audit::audit(&request) {
+        Ok(report) => audit::overdue_findings(&report)
+            .into_iter()
+            .filter(|f| only.is_empty() || f.agent.as_ref().is_some_and(|a| only.contains(a)))
+            .collect(),
+        Err(e) => {
+            let mut finding = Finding::warning(
+                config::FILE_NAME,
+                format!("rotation periods are set, but the values' ages could not be read: {e}"),
+            );
+            finding.hint = crate::hint::Hinted::hint(&e).map(Into::into);
+            vec![finding]
+        }
+    }
 }
 
 /// Recipients that pass the config's syntax check but that castsync cannot encrypt to (a
 /// bad checksum, a post-quantum key, a short RSA key), and a config with none at all.
 fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let mut lists = vec![("recipients".to_owned(), &config.recipients)];
-    lists.extend(rule_lists("", &config.access));
-    for (name, env) in &config.environments {
-        if let Some(list) = &env.recipients {
-            lists.push((format!("environments.{name}.recipients"), list));
-        }
-        lists.extend(rule_lists(&format!("environments.{name}."), &env.access));
-    }
-    for (field, recipients) in lists {
-        for (i, text) in recipients.iter().enumerate() {
+    for (field, recipients) in config.recipient_lists() {
+        for (i, text) in recipients.keys().enumerate() {
             if let Err(e) = crypto::parse_recipient(text) {
                 let mut finding = Finding::error(path, format!("{field}[{i}]: {e}"));
                 finding.hint = crate::hint::Hinted::hint(&e).map(Into::into);

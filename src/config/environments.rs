@@ -8,7 +8,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::{AccessRule, Config, PlatformConfig, null_as_default};
+use super::{AccessRule, Config, PlatformConfig, Recipients, null_as_default};
 use crate::environment::{self, Environment};
 
 /// The placeholder an `agent_slug` template replaces with the agent's name.
@@ -31,7 +31,7 @@ pub struct EnvironmentConfig {
     /// Who can decrypt this environment's overlays (default: the recipients of the file the
     /// overlay is layered on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recipients: Option<Vec<String>>,
+    pub recipients: Option<Recipients>,
     /// Per-agent and per-group recipients of this environment's overlays; the first rule
     /// that matches wins, before `recipients`.
     #[serde(deserialize_with = "null_as_default")]
@@ -180,13 +180,13 @@ impl Config {
     /// The recipients of an agent's overlay in `env`: the first of the environment's
     /// `agents:` rules that matches, else its `recipients`, else the agent's own recipients.
     /// The implicit environment has no overlays: its answer is the agent's recipients.
-    pub fn overlay_recipients_for(&self, env: &Environment, agent: &str) -> &[String] {
+    pub fn overlay_recipients_for(&self, env: &Environment, agent: &str) -> &Recipients {
         self.overlay_recipients(env, agent, |r| r.agents.as_deref())
             .unwrap_or_else(|| self.recipients_for(agent))
     }
 
     /// [`Config::overlay_recipients_for`] of a shared group (`groups:` rules).
-    pub fn overlay_recipients_for_group(&self, env: &Environment, group: &str) -> &[String] {
+    pub fn overlay_recipients_for_group(&self, env: &Environment, group: &str) -> &Recipients {
         self.overlay_recipients(env, group, |r| r.groups.as_deref())
             .unwrap_or_else(|| self.recipients_for_group(group))
     }
@@ -196,12 +196,12 @@ impl Config {
         env: &Environment,
         name: &str,
         glob_of: impl Fn(&AccessRule) -> Option<&str>,
-    ) -> Option<&[String]> {
+    ) -> Option<&Recipients> {
         let settings = self.environment(env)?;
         if let Some(rule) = super::matching_rule(&settings.access, name, glob_of) {
             return Some(&rule.recipients);
         }
-        settings.recipients.as_deref()
+        settings.recipients.as_ref()
     }
 }
 
@@ -230,16 +230,12 @@ pub(super) fn problem(config: &Config) -> Option<(String, String)> {
         {
             return Some((at(".platform.api_key_env"), problem));
         }
-        if let Some(list) = &env.recipients {
-            if list.is_empty() {
-                return Some((
-                    at(".recipients"),
-                    "lists no recipients, so nobody could decrypt this environment's overlays; add at least one, or leave it out to use the agents' own".to_owned(),
-                ));
-            }
-            if let Some((i, problem)) = super::recipients_problem(list) {
-                return Some((at(&format!(".recipients[{i}]")), problem));
-            }
+        // Each recipient's form is checked with every other list (`check_recipient_lists`).
+        if env.recipients.as_ref().is_some_and(Recipients::is_empty) {
+            return Some((
+                at(".recipients"),
+                "lists no recipients, so nobody could decrypt this environment's overlays; add at least one, or leave it out to use the agents' own".to_owned(),
+            ));
         }
         if let Some((field, problem)) = super::access_problem(&env.access) {
             return Some((at(&format!(".{field}")), problem));

@@ -213,3 +213,69 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
     };
     assert_eq!(TimedOut::find(&nothing_cut, None), None);
 }
+
+/// A platform whose every call fails after `after` with an error that ends the run.
+struct Untrusting {
+    after: Duration,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Platform for Untrusting {
+    fn id(&self) -> &str {
+        "untrusting"
+    }
+
+    async fn list(&self, _agent: &str) -> Result<Listing, PlatformError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.after).await;
+        Err(PlatformError::Untrusted {
+            host: "h".into(),
+            reason: "unable to get local issuer certificate".into(),
+        })
+    }
+
+    async fn set(&self, _: &str, _: &str, _: &SecretValue) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    async fn delete(&self, _: &str, _: &str) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    async fn redeploy(&self, _: &str) -> Result<(), PlatformError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failure_that_ends_the_run_is_the_only_call_made() {
+    let inner = Arc::new(Untrusting {
+        after: Duration::from_millis(50),
+        calls: AtomicUsize::new(0),
+    });
+    let platform = Bounded::wrap(inner.clone(), Deadline::start(RunTimeout::Fixed(secs(60))));
+    let calls = (0..8).map(|i| {
+        let platform = platform.clone();
+        tokio::spawn(async move { platform.list(&format!("agent-{i}")).await })
+    });
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert!(err.ends_run(), "{err}");
+    }
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_first_call_holds_the_others_back_only_for_the_probes_patience() {
+    let inner = slow(None);
+    let platform = Bounded::wrap(inner.clone(), Deadline::start(RunTimeout::Fixed(secs(60))));
+    for i in 0..4 {
+        let platform = platform.clone();
+        tokio::spawn(async move { platform.list(&format!("a{i}")).await });
+    }
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 4);
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::config::{Recipients, short_label};
 use crate::crypto::{CryptoError, Identities};
 use crate::environment::Environment;
 use crate::finding::Finding;
@@ -41,7 +42,7 @@ impl Overlay {
         &self,
         identities: &Identities,
         env: &Environment,
-        recipients: &[String],
+        recipients: &Recipients,
     ) -> Result<Option<Zeroizing<String>>, Box<Finding>> {
         let ciphertext = match &self.ciphertext {
             Ok(Some(bytes)) => bytes,
@@ -92,7 +93,7 @@ pub fn apply(
 
 /// "secrets.production.yaml.age is encrypted to the production recipients; you are not
 /// one", with who is as the hint.
-fn not_a_recipient(shown: &Path, env: &Environment, recipients: &[String]) -> Finding {
+fn not_a_recipient(shown: &Path, env: &Environment, recipients: &Recipients) -> Finding {
     let file = shown
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -108,35 +109,20 @@ fn not_a_recipient(shown: &Path, env: &Environment, recipients: &[String]) -> Fi
     ))
 }
 
-/// Recipients, each shortened so a line stays readable.
-pub fn who(recipients: &[String]) -> String {
+/// Recipients by name where castsync.yaml names them, else each key shortened so a line
+/// stays readable.
+pub fn who(recipients: &Recipients) -> String {
     if recipients.is_empty() {
         return "not listed in castsync.yaml".to_owned();
     }
     recipients
-        .iter()
-        .map(|r| short(r))
+        .entries()
+        .map(|(name, key)| {
+            name.map_or_else(
+                || short_label(key),
+                |n| crate::escape::terminal(n).into_owned(),
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// An age recipient as `age1abcdefgh…wxyz`, an SSH key as its type and comment.
-fn short(recipient: &str) -> String {
-    let r = recipient.trim();
-    let mut words = r.split_ascii_whitespace();
-    if let (Some(kind), Some(_), comment) = (words.next(), words.next(), words.next())
-        && kind.starts_with("ssh-")
-    {
-        return match comment {
-            Some(c) => format!("{kind} key of {}", crate::escape::terminal(c)),
-            None => format!("an {kind} key"),
-        };
-    }
-    let chars: Vec<char> = r.chars().collect();
-    if chars.len() <= 20 {
-        return crate::escape::terminal(r).into_owned();
-    }
-    let head: String = chars[..12].iter().collect();
-    let tail: String = chars[chars.len() - 6..].iter().collect();
-    format!("{head}…{tail}")
 }

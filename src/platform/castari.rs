@@ -35,6 +35,7 @@ use crate::platform::{ClientStats, Listing, OpenError, Platform, PlatformError};
 use crate::secret::SecretValue;
 
 pub mod paging;
+pub mod transport;
 pub mod wire;
 
 /// Keys asked for per list page: the maximum `limit` of Castari's other list routes
@@ -97,6 +98,8 @@ pub struct CastariClient {
     request_timeout: Duration,
     limiter: Arc<RateLimiter>,
     stats: Mutex<ClientStats>,
+    /// The proxy every request goes through (masked), for messages.
+    proxy: Option<String>,
 }
 
 impl std::fmt::Debug for CastariClient {
@@ -232,6 +235,7 @@ impl CastariClient {
             request_timeout: config.request_timeout,
             limiter: Arc::new(RateLimiter::new()),
             stats: Mutex::new(ClientStats::default()),
+            proxy: proxy.map(|p| crate::redact::url(p.as_str())),
         })
     }
 
@@ -310,20 +314,27 @@ impl CastariClient {
             Err(err) => {
                 permit.complete(Completion::NoResponse, SystemTime::now());
                 self.lock_stats().transport_errors += 1;
-                let detail = describe_transport(&err);
-                tracing::debug!(%method, path = url.path(), error = %detail, "request failed");
+                let host = url.host_str().unwrap_or_default();
                 let error = if err.is_timeout() {
                     timed_out(method, url, timeout)
-                } else if refused(&err) {
-                    PlatformError::Unreachable {
-                        // The origin holds no credentials, unlike a URL's user info.
-                        origin: url.origin().ascii_serialization(),
-                        detail: "connection refused".to_owned(),
-                    }
                 } else {
-                    PlatformError::Transient { detail }
+                    match transport::classify(&err, host, self.proxy.as_deref()) {
+                        PlatformError::Transient { .. } if refused(&err) => {
+                            PlatformError::Unreachable {
+                                // The origin holds no credentials, unlike a URL's user info.
+                                origin: url.origin().ascii_serialization(),
+                                detail: "connection refused".to_owned(),
+                            }
+                        }
+                        classified => classified,
+                    }
                 };
-                return Err(AttemptError::transient(error, None));
+                tracing::debug!(%method, path = url.path(), error = %error, "request failed");
+                return Err(if error.ends_run() {
+                    AttemptError::terminal(error)
+                } else {
+                    AttemptError::transient(error, None)
+                });
             }
         };
         let status = response.status();
@@ -472,7 +483,7 @@ async fn read_body(
             Err(err) if err.is_timeout() => return Err(timed_out()),
             Err(err) => {
                 return Err(PlatformError::Transient {
-                    detail: format!("reading the response: {}", describe_transport(&err)),
+                    detail: format!("reading the response: {}", transport::describe(&err)),
                 });
             }
         }
@@ -491,26 +502,6 @@ fn refused(err: &reqwest::Error) -> bool {
         source = cause.source();
     }
     false
-}
-
-/// A transport error and its causes on one line (reqwest's text names the URL, which holds
-/// no secret: agent slugs and key names only).
-fn describe_transport(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut text = format!("{kind}: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Maps a reply's status to success (its body) or a typed error, transient or terminal.

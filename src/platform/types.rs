@@ -176,6 +176,16 @@ pub enum PlatformError {
     /// The embedded `local://` store could not be read or written.
     #[error("local store: {detail}")]
     Local { detail: String },
+    /// The TLS handshake failed because the platform's certificate is not trusted (unknown
+    /// CA, expired, another host's name). It fails the same way until a person acts.
+    #[error("the platform's certificate is not trusted ({reason})")]
+    Untrusted { host: String, reason: String },
+    /// An https:// URL whose port does not speak TLS (a plain-http server).
+    #[error("the platform at {host} does not speak TLS ({detail})")]
+    NotTls { host: String, detail: String },
+    /// The proxy the environment names is down, refuses the tunnel or wants credentials.
+    #[error("cannot reach the platform through the proxy {proxy}: {detail}")]
+    Proxy { proxy: String, detail: String },
 }
 
 impl PlatformError {
@@ -193,12 +203,26 @@ impl PlatformError {
             | PlatformError::Forbidden { .. }
             | PlatformError::InvalidRequest { .. }
             | PlatformError::InvalidName { .. }
-            | PlatformError::Local { .. } => ErrorClass::Terminal,
+            | PlatformError::Local { .. }
+            | PlatformError::Untrusted { .. }
+            | PlatformError::NotTls { .. }
+            | PlatformError::Proxy { .. } => ErrorClass::Terminal,
         }
     }
 
     pub fn is_transient(&self) -> bool {
         self.class() == ErrorClass::Transient
+    }
+
+    /// The platform cannot be reached at all, whatever the call (TLS, proxy): every later
+    /// call of the run would fail the same way, so the run stops at the first.
+    pub fn ends_run(&self) -> bool {
+        matches!(
+            self,
+            PlatformError::Untrusted { .. }
+                | PlatformError::NotTls { .. }
+                | PlatformError::Proxy { .. }
+        )
     }
 
     /// A stable machine-readable name (for JSON output).
@@ -216,6 +240,9 @@ impl PlatformError {
             PlatformError::Protocol { .. } => "protocol",
             PlatformError::InvalidName { .. } => "invalid-name",
             PlatformError::Local { .. } => "local-store",
+            PlatformError::Untrusted { .. } => "tls-untrusted",
+            PlatformError::NotTls { .. } => "tls-mismatch",
+            PlatformError::Proxy { .. } => "proxy",
         }
     }
 }
@@ -251,6 +278,15 @@ impl crate::hint::Hinted for PlatformError {
             PlatformError::InvalidRequest { .. } => {
                 "the platform refused the request as sent; check the platform URL, and the key name and value size in the manifest".to_owned()
             }
+            PlatformError::Untrusted { host, .. } => format!(
+                "if the platform's certificate is signed by a private CA, set SSL_CERT_FILE to a PEM file holding that CA; otherwise check that {host} is the platform's name and that its certificate chain is complete and current"
+            ),
+            PlatformError::NotTls { .. } => {
+                "check the URL's scheme: https:// needs a port that speaks TLS (a plain-http server on this machine, such as `castsync emulator`, is reached with http://)".to_owned()
+            }
+            PlatformError::Proxy { proxy, .. } => format!(
+                "check the proxy {proxy} (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY), or add the platform's host to NO_PROXY to reach it directly"
+            ),
             PlatformError::InvalidName { .. } | PlatformError::Local { .. } => return None,
         }))
     }

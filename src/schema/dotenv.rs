@@ -4,7 +4,7 @@
 //! `\"`, `\\`; other backslashes stay as written; quoted values may span lines), unquoted
 //! values with a trailing ` # comment` stripped, `#` comment lines and blank lines. Nothing
 //! is expanded. We keep our own parser because dotenvy drops comments (which carry
-//! `# optional`) and expands variables.
+//! `# optional` and `# rotate: 30d`) and expands variables.
 //!
 //! Errors carry the path and line number but never the line's text: in a real `.env` file
 //! that text is a secret.
@@ -15,6 +15,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::SchemaError;
+use crate::config::Period;
 
 /// One `KEY=value` line.
 pub(super) struct Assignment {
@@ -24,6 +25,9 @@ pub(super) struct Assignment {
     pub line: usize,
     /// `# optional` as the line's trailing comment or as the comment line directly above.
     pub optional: bool,
+    /// `# rotate: PERIOD` in the line's trailing comment or in the comment lines right above
+    /// it (`.env.example` only).
+    pub rotate: Option<Period>,
 }
 
 /// Parses `text`. `show_keys`: whether an invalid key name may appear in an error (yes for
@@ -38,6 +42,8 @@ pub(super) fn parse(
     let mut out: Vec<Assignment> = Vec::new();
     let mut first_lines: HashMap<String, usize> = HashMap::new();
     let mut pending_optional = false;
+    // A `# rotate:` comment in the block of comment lines right above the next key.
+    let mut pending_rotate: Option<Period> = None;
     let mut pos = 0;
     let mut line_no = 0;
     while pos < text.len() {
@@ -51,10 +57,14 @@ pub(super) fn parse(
 
         if trimmed.is_empty() {
             pending_optional = false;
+            pending_rotate = None;
             continue;
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
             pending_optional = is_optional(comment);
+            if show_keys && let Some(period) = rotation(comment, path, line_no)? {
+                pending_rotate = Some(period);
+            }
             continue;
         }
 
@@ -127,11 +137,16 @@ pub(super) fn parse(
                 first_line: first,
             });
         }
+        let trailing_rotate = match comment {
+            Some(c) if show_keys => rotation(c, path, key_line)?,
+            _ => None,
+        };
         out.push(Assignment {
             key: key.to_owned(),
             value,
             line: key_line,
             optional: pending_optional || comment.is_some_and(is_optional),
+            rotate: trailing_rotate.or(pending_rotate.take()),
         });
         pending_optional = false;
     }
@@ -196,6 +211,30 @@ fn split_comment(s: &str) -> (&str, Option<&str>) {
         }
     }
     (s, None)
+}
+
+/// `rotate: 30d` anywhere in a comment (after a `#`, `,` or `;`, or at its start):
+/// `# rotate: 30d`, `# optional, rotate: 12w`, `# optional # rotate: 90d`. A period that
+/// does not read is an error naming the line.
+fn rotation(comment: &str, path: &Path, line: usize) -> Result<Option<Period>, SchemaError> {
+    for part in comment.split(['#', ',', ';']) {
+        let part = part.trim_start();
+        let Some(head) = part.get(..6) else { continue };
+        if !head.eq_ignore_ascii_case("rotate") {
+            continue;
+        }
+        let Some(text) = part[6..].trim_start().strip_prefix(':') else {
+            continue;
+        };
+        return Period::parse(text)
+            .map(Some)
+            .map_err(|problem| SchemaError::InvalidRotation {
+                path: path.to_path_buf(),
+                line,
+                problem,
+            });
+    }
+    Ok(None)
 }
 
 /// `# optional`, `# Optional: only in prod`, `#optional.` — the comment's first word.

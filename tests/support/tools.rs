@@ -25,6 +25,8 @@ const INSTALL: &[(&str, &str)] = &[
     ("zip", "apt-get install zip"),
     ("unzip", "apt-get install unzip"),
     ("setsid", "apt-get install util-linux"),
+    ("openssl", "apt-get install openssl"),
+    ("python3", "apt-get install python3"),
     ("curl", "apt-get install curl"),
     ("actionlint", "bash .ci/install-linters"),
     ("chromium", "apt-get install chromium"),

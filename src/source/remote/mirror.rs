@@ -36,6 +36,8 @@ pub enum GitError {
         url: String,
         branch: String,
         message: String,
+        /// The remote's TLS certificate was not trusted.
+        untrusted: bool,
     },
     /// The remote asked for credentials and refused the ones offered, or none were given.
     #[error("fetching {branch} from {url} failed: {problem}")]
@@ -97,6 +99,12 @@ impl crate::hint::Hinted for GitError {
                     AuthProblem::Insecure { .. } => "use https:// (or ssh), or pass --allow-insecure-http if this network is trusted".to_owned(),
                 }
                 .into(),
+            ),
+            GitError::Fetch {
+                untrusted: true, ..
+            } => Some(
+                "if the remote's certificate is signed by a private CA, set SSL_CERT_FILE to a PEM file holding that CA"
+                    .into(),
             ),
             GitError::Setup { .. } | GitError::Fetch { .. } => None,
         }
@@ -344,6 +352,7 @@ impl Mirror {
             url: self.shown.clone(),
             branch: self.branch.clone(),
             message: crate::redact::in_text(e.message()).into_owned(),
+            untrusted: e.code() == git2::ErrorCode::Certificate,
         };
         let mut remote = repo.remote_anonymous(&self.fetch_url).map_err(fetch_err)?;
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
