@@ -358,11 +358,10 @@ pub enum Command {
     #[command(after_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync reconcile --dry-run                   # the plan; nothing written",
         "castsync reconcile                             # asks before deleting on a terminal",
-        "castsync reconcile --yes --agent support-bot",
+        "castsync reconcile --env staging --agent support-bot   # one environment, one agent",
         "castsync reconcile --dry-run --exit-code       # CI: exit 2 when there are changes",
         "castsync reconcile --dry-run --base origin/main -o markdown   # a pull request's plan",
         "castsync reconcile --changed                   # only the agents that changed",
-        "castsync reconcile --replace support-bot/OPENAI_API_KEY       # rewrite one value",
         "castsync reconcile --api-url local://dev.db    # the embedded store: no server, no key",
         "castsync reconcile --dry-run --save-plan plan.json   # then: reconcile --plan plan.json",
     )))]

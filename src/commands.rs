@@ -13,6 +13,7 @@ use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
 mod audit;
+mod compare;
 mod completions;
 mod doctor;
 mod edit;

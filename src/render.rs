@@ -10,6 +10,7 @@
 //! text output shows their control characters as escapes and Markdown output escapes them
 //! for Markdown and HTML (`crate::escape`); JSON output keeps them exact.
 
+pub mod compare;
 pub mod diff;
 pub mod doctor;
 pub mod history;

@@ -54,6 +54,9 @@ pub struct TargetOptions {
 pub struct Target {
     pub identities: Identities,
     pub state_path: PathBuf,
+    /// The environment a daemon follows (`watch --env`); the implicit one otherwise.
+    /// `reconcile`, which runs several, asks [`Target::platform_in`] for each.
+    pub environment: Environment,
     platform: PlatformChoice,
     /// Where a relative `local://PATH` is resolved: the repository root, or the data dir of
     /// a followed remote.
@@ -78,6 +81,7 @@ impl Target {
         Ok(Target {
             identities,
             state_path: options.state_file.unwrap_or_else(|| base.join(state)),
+            environment: Environment::IMPLICIT,
             platform: options.platform,
             base_dir: base.to_path_buf(),
         })
@@ -87,7 +91,17 @@ impl Target {
     /// `CASTARI_API_URL`, then `platform.url`, then the default. Reads the API key only
     /// when the platform is reached over HTTP.
     pub fn platform(&self, config: &Config) -> Result<PlatformTarget, OpenError> {
-        self.platform_in(config, &Environment::IMPLICIT)
+        self.platform_in(config, &self.environment)
+    }
+
+    /// This target for one environment: its platform ([`Target::platform`]) and its own
+    /// state file (and so history).
+    pub fn in_environment(self, env: Environment) -> Target {
+        Target {
+            state_path: env.state_path(&self.state_path),
+            environment: env,
+            ..self
+        }
     }
 
     /// [`Target::platform`] of environment `env`: its `platform.url` and the variable its

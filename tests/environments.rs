@@ -296,3 +296,107 @@ fn each_environment_reads_its_own_api_key_variable_and_a_missing_one_stops_only_
         .stderr_has("environment \"prod\" is not declared in castsync.yaml")
         .stderr_has("did you mean --env production?");
 }
+
+#[test]
+fn diff_between_environments_names_missing_keys_and_reused_values_never_the_values() {
+    let envs = TwoEnvs::new();
+    envs.repo.schema(
+        "support-bot",
+        "SHARED=\nBOTH=\nSTRIPE_KEY=\n# optional\nSENTRY_DSN=\n",
+    );
+    envs.set("production", "SENTRY_DSN", "https://sentry.example/1");
+    // A production value reused in staging.
+    envs.set("staging", "STRIPE_KEY", LIVE_STRIPE);
+    const DIFF: [&str; 5] = ["diff", "--env", "staging", "--env", "production"];
+    let out = envs
+        .test()
+        .args(DIFF)
+        .args(["-o", "json"])
+        .run()
+        .success()
+        .no_canary(CANARIES);
+    let doc = crate::cli::assert_matches_schema("compare.schema.json", out.stdout());
+    let bot = &doc["agents"][0];
+    assert_eq!(bot["agent"], "support-bot");
+    assert_eq!(bot["only_in"]["production"], json!(["SENTRY_DSN"]));
+    assert_eq!(bot["only_in"]["staging"], json!([]));
+    let same: Vec<&str> = bot["same_value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    // STRIPE_KEY is set by both overlays to one value; SHARED comes from the shared file,
+    // the same by design.
+    assert_eq!(same, ["STRIPE_KEY"], "{doc:#}");
+    let fingerprint = bot["same_value"][0]["fingerprint"].as_str().unwrap();
+    assert!(!fingerprint.is_empty());
+    assert!(!out.stdout().contains(&sha256_hex(LIVE_STRIPE)));
+
+    let text = envs
+        .test()
+        .args(DIFF)
+        .arg("--exit-code")
+        .run()
+        .code(2)
+        .no_canary(CANARIES);
+    text.stdout_has("  only in production: SENTRY_DSN")
+        .stdout_has(format!(
+            "  same value in staging and production: STRIPE_KEY (fingerprint {fingerprint})"
+        ));
+
+    // A staging-only identity cannot read production: said per agent, exit 1.
+    envs.staging_only()
+        .args(DIFF)
+        .run()
+        .failure()
+        .stdout_has("cannot read production")
+        .no_canary(CANARIES);
+}
+
+fn sha256_hex(value: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+#[test]
+fn watch_follows_one_environment_and_refuses_to_guess_which() {
+    use crate::watch::daemon::{Daemon, eventually, watch_command};
+    use std::time::Duration;
+    let envs = TwoEnvs::new();
+    envs.repo.commit_all("two environments");
+    let url = format!("file://{}", envs.repo.root.display());
+    let watch = |extra: &[&str], log: &str| {
+        let mut cmd = watch_command(&envs.repo);
+        cmd.arg("-i")
+            .arg(&envs.production_key)
+            .env("CASTARI_API_KEY_STAGING", STAGING_TOKEN)
+            .env("CASTARI_API_KEY_PRODUCTION", PRODUCTION_TOKEN)
+            .args(["watch", "--git-url", &url, "--interval", "1h", "--data-dir"])
+            .arg(envs.repo.home.join(log))
+            .args(extra);
+        Daemon::start(cmd, &envs.repo.home.join(format!("{log}.log")))
+    };
+    let production = watch(&["--env", "production"], "data-production");
+    eventually(Duration::from_secs(20), "production converges", || {
+        envs.production
+            .value("support-bot", "STRIPE_KEY")
+            .as_deref()
+            == Some(LIVE_STRIPE)
+    });
+    assert_eq!(
+        TwoEnvs::writes(&envs.staging),
+        0,
+        "staging is another daemon's"
+    );
+    assert!(!production.log().contains(LIVE_STRIPE));
+    drop(production);
+
+    let unnamed = watch(&[], "data-unnamed");
+    eventually(Duration::from_secs(20), "the refusal", || {
+        unnamed
+            .log()
+            .contains("watch needs to know which environment")
+    });
+    assert_eq!(TwoEnvs::writes(&envs.staging), 0);
+}

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeSet;
 
+use zeroize::Zeroizing;
+
 use super::{AgentFiles, AuthoringError};
 use crate::crypto::Identities;
 use crate::finding::Finding;
@@ -47,32 +49,13 @@ pub(super) fn check(
     let mut unchecked = Vec::new();
     let mut problems = Vec::new();
     for slug in &slugs {
-        let Ok(agent) = AgentFiles::new(files.root, files.config, slug) else {
-            continue;
-        };
-        let text = match agent.decrypt(ids) {
-            Ok(Some(text)) => text,
-            Ok(None) => continue,
-            Err(_) => {
+        let (agent, text, manifest) = match view(files, slug, ids) {
+            View::Judge(judged) => *judged,
+            View::Skip => continue,
+            View::Unreadable => {
                 unchecked.push(slug.clone());
                 continue;
             }
-        };
-        let Ok(manifest) = agent.parse(&text) else {
-            // A broken agent manifest fails on its own; `validate` names it.
-            continue;
-        };
-        // In an environment, the agent is judged with its own overlay when it has one.
-        let overlay = AgentFiles::new(files.root, files.config, slug).map(|a| a.in_env(env));
-        let (agent, text) = match overlay.as_ref().map(|o| (o.is_overlay(), o.decrypt(ids))) {
-            Ok((true, Ok(Some(overlay_text)))) => {
-                (overlay.as_ref().unwrap_or(&agent), overlay_text)
-            }
-            Ok((true, Err(_))) => {
-                unchecked.push(slug.clone());
-                continue;
-            }
-            _ => (&agent, text),
         };
         if !manifest.uses.contains_key(&files.slug) {
             continue;
@@ -127,6 +110,42 @@ pub(super) fn check(
         ));
     }
     Ok(notes)
+}
+
+/// What the check sees of one agent.
+enum View<'r> {
+    /// Nothing to check: no manifest, or one that fails on its own (`validate` names it).
+    Skip,
+    /// Its manifest (or its overlay in the environment) does not decrypt with the author's
+    /// identities.
+    Unreadable,
+    /// The files to judge (the agent's overlay in the environment, when it has one), their
+    /// text, and the agent's own manifest (whose `uses:` says whether it takes the group).
+    Judge(Box<(AgentFiles<'r>, Zeroizing<String>, Manifest)>),
+}
+
+/// Agent `slug` as the environment of `files` sees it.
+fn view<'r>(files: &AgentFiles<'r>, slug: &str, ids: &Identities) -> View<'r> {
+    let Ok(agent) = AgentFiles::new(files.root, files.config, slug) else {
+        return View::Skip;
+    };
+    let text = match agent.decrypt(ids) {
+        Ok(Some(text)) => text,
+        Ok(None) => return View::Skip,
+        Err(_) => return View::Unreadable,
+    };
+    let Ok(manifest) = agent.parse(&text) else {
+        return View::Skip;
+    };
+    let overlay = agent.base().in_env(&files.env);
+    if !overlay.is_overlay() {
+        return View::Judge(Box::new((agent, text, manifest)));
+    }
+    match overlay.decrypt(ids) {
+        Ok(Some(overlay_text)) => View::Judge(Box::new((overlay, overlay_text, manifest))),
+        Ok(None) => View::Judge(Box::new((agent, text, manifest))),
+        Err(_) => View::Unreadable,
+    }
 }
 
 /// At most ten names, then how many more: a group may serve hundreds of agents.

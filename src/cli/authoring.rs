@@ -262,6 +262,9 @@ pub struct DiffArgs {
     /// Exit 2 when the manifests differ (0 when they do not), like `git diff --exit-code`.
     #[arg(long)]
     pub exit_code: bool,
+    /// Compare two environments instead (pass it twice): keys in one only, reused values.
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     /// How to print the differences.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,

@@ -163,7 +163,7 @@ pub struct ReconcileArgs {
     /// Castari allows 100 a minute.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
-    /// Only this environment (repeatable; default: every one castsync.yaml declares).
+    /// Only this environment (repeatable; default: all).
     #[arg(long = "env", value_name = "ENV")]
     pub envs: Vec<String>,
     #[command(flatten)]
@@ -202,6 +202,9 @@ pub struct DoctorArgs {
     /// check. Default: 5m plus 0.6s per agent.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Only this environment (repeatable; default: all).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
