@@ -29,7 +29,7 @@ use thiserror::Error;
 
 use crate::config::{Config, Names};
 use crate::crypto::Identities;
-use crate::source::{Checkout, CheckoutError, MANIFEST_FILE, Tree};
+use crate::source::{Checkout, CheckoutError, MANIFEST_FILE, Tree, slashed};
 use analyze::{Seen, Trail};
 use facts::{Facts, Fingerprints, Job};
 pub use model::{Audit, SourceKind, Status};
@@ -231,13 +231,6 @@ fn sources(tree: &dyn Tree, config: &Config, prefix: &Path) -> Result<Vec<Source
     Ok(out)
 }
 
-fn slashed(path: &Path) -> String {
-    path.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// The git side: the repository, its head, where the secrets repository sits in it, and the
 /// commits a shallow clone ends at.
 struct Git {
@@ -260,14 +253,7 @@ impl Git {
                 });
             }
         };
-        let prefix = match (repo.workdir(), root.canonicalize()) {
-            (Some(top), Ok(dir)) => top
-                .canonicalize()
-                .ok()
-                .and_then(|top| dir.strip_prefix(top).ok().map(Path::to_path_buf))
-                .unwrap_or_default(),
-            _ => PathBuf::new(),
-        };
+        let prefix = crate::source::dir_in_repository(&repo, root);
         // A shallow clone lists the commits it ends at in `.git/shallow`.
         let shallow = std::fs::read_to_string(repo.path().join("shallow"))
             .unwrap_or_default()

@@ -32,6 +32,12 @@ pub use recipients::{Names, Recipients, canonical as canonical_recipient, short_
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
 
+/// The platform castsync talks to when nothing else is configured.
+pub const DEFAULT_PLATFORM_URL: &str = "https://api.castari.com";
+
+/// The environment variable holding the API key, unless `api_key_env` names another.
+pub const DEFAULT_API_KEY_ENV: &str = "CASTARI_API_KEY";
+
 /// The only config format version this build reads.
 pub const VERSION: u32 = 1;
 
@@ -341,6 +347,12 @@ impl Config {
         self.rule_for(agent)
             .and_then(|rule| rule.redeploy)
             .unwrap_or(self.redeploy)
+    }
+
+    /// Whether `agent` is redeployed after its changes land: `overridden` (`--redeploy` or
+    /// `--no-redeploy`) when given, else [`Config::redeploy_for`] is `on-change`.
+    pub fn redeploys(&self, agent: &str, overridden: Option<bool>) -> bool {
+        overridden.unwrap_or(self.redeploy_for(agent) == Redeploy::OnChange)
     }
 
     /// The recipients a shared group's manifest is encrypted to: the first `groups:` rule

@@ -31,11 +31,11 @@ pub use types::{
 };
 
 /// The platform castsync talks to when nothing else is configured.
-pub const DEFAULT_URL: &str = "https://api.castari.com";
+pub const DEFAULT_URL: &str = crate::config::DEFAULT_PLATFORM_URL;
 /// Environment variable overriding the config's `platform.url`.
 pub const URL_ENV: &str = "CASTARI_API_URL";
 /// Environment variable holding the API key.
-pub const API_KEY_ENV: &str = "CASTARI_API_KEY";
+pub const API_KEY_ENV: &str = crate::config::DEFAULT_API_KEY_ENV;
 /// URL scheme of the embedded file-backed store.
 pub const LOCAL_SCHEME: &str = "local://";
 

@@ -24,7 +24,7 @@ use crate::config::Config;
 
 pub use checkout::{Checkout, CheckoutError, read_config};
 pub use discover::{DiscoverError, find_root, find_root_of_file, working_dir};
-pub use git::GitRevision;
+pub use git::{GitRevision, dir_in_repository};
 pub use worktree::Worktree;
 
 /// The manifest file inside an agent's (or a shared group's) directory.
@@ -38,6 +38,14 @@ pub fn blob_id(bytes: &[u8]) -> String {
         // Hashing a buffer cannot fail: libgit2 only reports an invalid object type.
         .map(|oid| oid.to_string())
         .unwrap_or_default()
+}
+
+/// `path` with `/` between its components, as git and reports show paths.
+pub fn slashed(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The agents a tree declares (directories under `agents_dir`), sorted.

@@ -169,7 +169,7 @@ impl Config {
         self.environment(env)
             .and_then(|e| e.platform.api_key_env.as_deref())
             .or(self.platform.api_key_env.as_deref())
-            .unwrap_or(crate::platform::API_KEY_ENV)
+            .unwrap_or(super::DEFAULT_API_KEY_ENV)
     }
 
     /// The `agent_slug` template of `env`, when it maps names.
@@ -207,7 +207,7 @@ impl Config {
 
 /// The platform slug of `agent` under `template` (`{agent}` replaced by the name).
 pub fn apply_slug_template(template: &str, agent: &str) -> String {
-    crate::platform::renamed::slug_of(template, agent)
+    template.replace(AGENT_PLACEHOLDER, agent)
 }
 
 /// Checks every declared environment; returns the field and the problem of the first bad one.
@@ -268,7 +268,7 @@ pub fn same_platform(a: Option<&str>, b: Option<&str>) -> bool {
     let norm = |u: Option<&str>| {
         u.map(str::trim)
             .filter(|u| !u.is_empty())
-            .unwrap_or(crate::platform::DEFAULT_URL)
+            .unwrap_or(super::DEFAULT_PLATFORM_URL)
             .trim_end_matches('/')
             .to_ascii_lowercase()
     };

@@ -30,13 +30,8 @@ impl Renamed {
     }
 
     fn slug(&self, agent: &str) -> String {
-        slug_of(&self.template, agent)
+        crate::config::apply_slug_template(&self.template, agent)
     }
-}
-
-/// The platform slug of `agent` under `template` (`{agent}` replaced by the name).
-pub fn slug_of(template: &str, agent: &str) -> String {
-    template.replace("{agent}", agent)
 }
 
 #[async_trait]

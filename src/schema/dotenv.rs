@@ -91,42 +91,14 @@ pub(super) fn parse(
         }
         // Byte offset of the text after `=` within `text`.
         let value_start = (line_end - raw.len()) + indent + (trimmed.len() - rest.len()) + eq + 1;
-        let after_eq = &text[value_start..line_end];
-        let after_trimmed = after_eq.trim_start_matches([' ', '\t']);
-        let value_at = value_start + (after_eq.len() - after_trimmed.len());
-
-        let (value, comment) = match after_trimmed.chars().next() {
-            Some(q @ ('\'' | '"')) => {
-                let Some((value, close)) = scan_quoted(text, value_at + 1, q) else {
-                    let (path, line) = err_at(key_line);
-                    return Err(SchemaError::UnterminatedQuote {
-                        path,
-                        line,
-                        quote: q,
-                    });
-                };
-                // A quoted value may span lines: continue after its closing quote.
-                line_no += text[value_at..close].matches('\n').count();
-                let end = end_of_line(text, close);
-                let trailing = text[close + 1..end].trim_end_matches('\r');
-                let trailing_trimmed = trailing.trim_start();
-                let comment = match trailing_trimmed.strip_prefix('#') {
-                    Some(c) => Some(c),
-                    None if trailing_trimmed.is_empty() => None,
-                    None => {
-                        let (path, line) = err_at(line_no);
-                        return Err(SchemaError::TrailingText { path, line });
-                    }
-                };
-                pos = end + 1;
-                (value, comment)
-            }
-            _ => {
-                let unquoted = after_eq.trim_end_matches('\r');
-                let (value, comment) = split_comment(unquoted);
-                (Zeroizing::new(value.trim().to_owned()), comment)
-            }
-        };
+        let Value {
+            value,
+            comment,
+            next,
+            lines,
+        } = read_value(text, value_start..line_end, path, key_line)?;
+        line_no += lines;
+        pos = next;
 
         if let Some(first) = first_lines.insert(key.to_owned(), key_line) {
             let (path, line) = err_at(key_line);
@@ -151,6 +123,68 @@ pub(super) fn parse(
         pending_optional = false;
     }
     Ok(out)
+}
+
+/// What follows a key's `=`.
+struct Value<'t> {
+    value: Zeroizing<String>,
+    /// The line's trailing comment, without its `#`.
+    comment: Option<&'t str>,
+    /// Byte offset of the next line.
+    next: usize,
+    /// Lines the value spans past the key's own (a quoted value may span lines).
+    lines: usize,
+}
+
+/// The value after `=` (`after_eq`: from there to the end of the key's line): quoted, or
+/// plain with a trailing ` # comment` cut off.
+fn read_value<'t>(
+    text: &'t str,
+    after_eq: std::ops::Range<usize>,
+    path: &Path,
+    key_line: usize,
+) -> Result<Value<'t>, SchemaError> {
+    let line_end = after_eq.end;
+    let after_eq = &text[after_eq];
+    let after_trimmed = after_eq.trim_start_matches([' ', '\t']);
+    let value_at = line_end - after_trimmed.len();
+    let Some(q @ ('\'' | '"')) = after_trimmed.chars().next() else {
+        let unquoted = after_eq.trim_end_matches('\r');
+        let (value, comment) = split_comment(unquoted);
+        return Ok(Value {
+            value: Zeroizing::new(value.trim().to_owned()),
+            comment,
+            next: line_end + 1,
+            lines: 0,
+        });
+    };
+    let Some((value, close)) = scan_quoted(text, value_at + 1, q) else {
+        return Err(SchemaError::UnterminatedQuote {
+            path: path.to_path_buf(),
+            line: key_line,
+            quote: q,
+        });
+    };
+    // A quoted value may span lines: continue after its closing quote.
+    let lines = text[value_at..close].matches('\n').count();
+    let end = end_of_line(text, close);
+    let trailing = text[close + 1..end].trim_end_matches('\r').trim_start();
+    let comment = match trailing.strip_prefix('#') {
+        Some(c) => Some(c),
+        None if trailing.is_empty() => None,
+        None => {
+            return Err(SchemaError::TrailingText {
+                path: path.to_path_buf(),
+                line: key_line + lines,
+            });
+        }
+    };
+    Ok(Value {
+        value,
+        comment,
+        next: end + 1,
+        lines,
+    })
 }
 
 /// End (exclusive, at the `\n` or the end of text) of the line containing byte `pos`.
