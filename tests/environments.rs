@@ -136,6 +136,26 @@ fn one_reconcile_applies_every_environment_to_its_own_platform_with_its_own_valu
     assert_eq!(live("STRIPE_KEY").as_deref(), Some(LIVE_STRIPE));
     assert_eq!(staging.value("support-bot", "STRIPE_KEY"), None);
 
+    // With -o json, one plan document per environment, each naming it.
+    let json = envs
+        .test()
+        .args(["reconcile", "--dry-run", "-o", "json"])
+        .run()
+        .success();
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(json.stdout())
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let named: Vec<&str> = docs
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["staging", "production"]);
+    for doc in &docs {
+        assert_plan_schema(doc);
+        assert_eq!(doc["has_changes"], false, "{doc:#}");
+    }
+
     // State and history per environment; nothing under the names of a repository without
     // environments.
     let state = envs.repo.path(".castsync");
