@@ -6,11 +6,15 @@
 //! that would break one of them is refused. [`merge`] is the git merge
 //! driver's part: two branches' versions of a manifest merged key by key.
 //!
-//! It must never write plaintext to disk, never write a manifest that breaks the rules
-//! (missing required keys excepted, so a manifest can be filled one `set` at a time), and
-//! never put a value in an error or a note: they name files, agents and keys only.
+//! [`editor`] runs the user's editor on a private scratch copy for `edit`: the one place
+//! plaintext touches the disk, in a 0600 file of a 0700 directory removed on every way out.
+//!
+//! Otherwise it must never write plaintext to disk, never write a manifest that breaks the
+//! rules (missing required keys excepted, so a manifest can be filled one `set` at a time),
+//! and never put a value in an error or a note: they name files, agents and keys only.
 
 mod dependents;
+pub mod editor;
 mod files;
 pub mod merge;
 

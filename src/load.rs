@@ -89,7 +89,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// Each agent whose manifest loaded, with the shared groups it uses (what
-    /// `source::inputs::with_groups` records with its inputs).
+    /// `source::inputs::RunInputs::with_groups_used` records with its inputs).
     pub fn groups_used(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.agents
             .iter()

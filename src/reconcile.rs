@@ -25,7 +25,7 @@ use crate::environment::Environment;
 use crate::incremental::{self, Baseline, Selection};
 use crate::load::{self, LoadError, Loaded};
 use crate::observe;
-use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, RevisionBaseline};
+use crate::plan::{self, CoverageMode, Plan, Policy, Replace, RevisionBaseline};
 use crate::platform::types::{Listing, PlatformError};
 use crate::request::{ChangedSince, Request};
 use crate::source::Checkout;
@@ -329,14 +329,14 @@ async fn plan_loaded(
         .cloned()
         .collect();
     let desired = loaded.desired_or_reasons();
-    let mut state = req.state.lock().await;
-    state.prepare(req.platform.id(), desired.keys());
-    let view = state.view(req.platform.id());
-    let last: &dyn LastApplied = match baseline {
-        Some(b) => b,
-        None => &view,
+    let plan = match baseline {
+        Some(base) => plan::plan(&desired, observed, base, &policy),
+        None => {
+            let mut state = req.state.lock().await;
+            state.plan(req.platform.id(), &desired, observed, &policy)
+        }
     };
-    plan::plan(&desired, observed, last, &policy).with_origins(&loaded.origins(config))
+    plan.with_origins(&loaded.origins(config))
 }
 
 /// Why a `--base` plan refuses to run.

@@ -8,18 +8,16 @@
 //! can be reopened; otherwise the original file is left byte-for-byte as it was. A save that
 //! changes no key or value rewrites nothing.
 
-mod editor;
-
 use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, bail};
 
 use super::{Exit, Repo, manifest_files, print_notes};
+use crate::authoring::editor::{self, Ended, Scratch, Signals};
 use crate::authoring::{self, AgentFiles, AuthoringError, Replace};
 use crate::cli::{AgentArg, GlobalArgs};
 use crate::manifest::{Kind, Manifest};
-use editor::{Ended, Scratch, Signals};
 
 pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;

@@ -91,6 +91,7 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         WithHint,
         crate::audit::AuditError,
         crate::authoring::AuthoringError,
+        crate::authoring::editor::EditorError,
         crate::authoring::merge::driver::MergeError,
         crate::config::ConfigError,
         crate::config::EnvironmentError,
