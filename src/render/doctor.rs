@@ -15,10 +15,13 @@ pub fn text(report: &Report) -> String {
             Status::Warn => "warn",
             Status::Fail => "FAIL",
         };
-        let subject = match &c.agent {
+        let mut subject = match &c.agent {
             Some(agent) => format!("{} {agent}", c.check),
             None => c.check.to_owned(),
         };
+        if let Some(env) = &c.environment {
+            subject.push_str(&format!(" ({env})"));
+        }
         let _ = writeln!(out, "{tag}  {subject}: {}", c.message);
         if let Some(fix) = &c.fix {
             let _ = writeln!(out, "        fix: {fix}");
