@@ -5,7 +5,8 @@
 //! the manifests, so it knows the real values and looks for exactly them, with one
 //! Aho-Corasick automaton (`scan`) over all of them.
 //!
-//! The phases: `values` decrypts the manifests of the working tree and gathers the values
+//! The phases: `values` decrypts the manifests of the working tree (and the environments'
+//! overlays) and gathers the values
 //! worth searching (not the short ones, not those equal to their placeholder); `files` reads
 //! what the mode covers out of git; `scan` finds values in each file and tells plaintext
 //! dotenv files and unencrypted manifests by their shape; `render` prints the `model`.

@@ -476,3 +476,38 @@ fn the_pre_commit_framework_runs_the_guard_from_pre_commit_hooks_yaml() {
     assert!(out.contains("README.txt:1"), "{out}");
     assert!(out.contains("agent alpha's API_KEY"), "{out}");
 }
+
+#[test]
+fn guard_searches_environment_overlays_and_names_the_environment() {
+    let repo = SecretsRepo::new(
+        "environments:\n  production:\n    platform:\n      url: http://127.0.0.1:8787\n      api_key_env: CASTARI_API_KEY_PRODUCTION\n",
+    );
+    repo.agent("alpha", &[("API_KEY", API_KEY)]);
+    repo.test()
+        .args(["set", "--env", "production", "alpha", "API_KEY"])
+        .stdin(DB_URL)
+        .run()
+        .success();
+    assert!(
+        repo.path("agents/alpha/secrets.production.yaml.age")
+            .exists()
+    );
+    repo.commit_all("alpha, with a production value");
+    write(&repo, "ops/notes.md", &format!("prod: {DB_URL}\n"));
+    let doc = every_format(&repo, &[], 1);
+    assert_eq!(doc["findings"][0]["path"], "ops/notes.md");
+    assert_eq!(
+        doc["findings"][0]["declared_by"][0]["environment"],
+        "production"
+    );
+    assert_eq!(
+        doc["findings"][0]["declared_by"][0]["file"],
+        "agents/alpha/secrets.production.yaml.age"
+    );
+    repo.test()
+        .arg("guard")
+        .run()
+        .code(1)
+        .stdout_has("agent alpha's API_KEY in environment production")
+        .no_canary(CANARIES);
+}

@@ -101,14 +101,23 @@ pub struct Finding {
 pub struct Owner {
     pub kind: SourceKind,
     pub name: String,
+    /// The environment whose overlay declares it; absent for the file every environment
+    /// shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub key: String,
     /// The manifest, relative to the secrets repository.
     pub file: String,
 }
 
 impl Owner {
-    /// `agent alpha's API_KEY`.
+    /// `agent alpha's API_KEY`, `agent alpha's API_KEY in environment production`.
     pub fn describe(&self) -> String {
-        format!("{} {}'s {}", self.kind.noun(), self.name, self.key)
+        let env = self
+            .environment
+            .as_deref()
+            .map(|e| format!(" in environment {e}"))
+            .unwrap_or_default();
+        format!("{} {}'s {}{env}", self.kind.noun(), self.name, self.key)
     }
 }

@@ -45,10 +45,17 @@ pub struct Needles {
     pub unreadable: Vec<(String, String)>,
 }
 
-/// One manifest file to read.
-struct Job {
+/// Whose a manifest file is: an agent's or a group's, shared by every environment or one
+/// environment's overlay.
+struct Source {
     kind: SourceKind,
     name: String,
+    environment: Option<String>,
+}
+
+/// One manifest file to read.
+struct Job {
+    source: Source,
     file: String,
     ciphertext: Vec<u8>,
 }
@@ -116,13 +123,32 @@ pub fn collect(
     placeholders: &Placeholders,
 ) -> Result<Needles, SourceError> {
     let mut jobs = Vec::new();
-    for agent in agent_slugs(tree, config)? {
-        let path = config.agents_dir.join(&agent).join(MANIFEST_FILE);
-        push_job(tree, &mut jobs, SourceKind::Agent, agent, &path)?;
-    }
-    for group in group_names(tree, config)? {
-        let path = group_manifest_path(config, &group);
-        push_job(tree, &mut jobs, SourceKind::Group, group, &path)?;
+    let sources = agent_slugs(tree, config)?
+        .into_iter()
+        .map(|a| (SourceKind::Agent, config.agents_dir.join(&a), a))
+        .chain(group_names(tree, config)?.into_iter().map(|g| {
+            let dir = group_manifest_path(config, &g)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            (SourceKind::Group, dir, g)
+        }));
+    // The file every environment shares, then each environment's overlay beside it.
+    let files: Vec<(Option<String>, String)> = std::iter::once((None, MANIFEST_FILE.to_owned()))
+        .chain(config.all_environments().into_iter().filter_map(|env| {
+            let file = env.overlay_file()?;
+            Some((env.name().map(str::to_owned), file))
+        }))
+        .collect();
+    for (kind, dir, name) in sources {
+        for (environment, file) in &files {
+            let at = Source {
+                kind,
+                name: name.clone(),
+                environment: environment.clone(),
+            };
+            push_job(tree, &mut jobs, at, &dir.join(file))?;
+        }
     }
     let manifests = jobs.len();
     let read: Vec<(Job, Result<crate::manifest::Manifest, &'static str>)> = jobs
@@ -132,8 +158,8 @@ pub fn collect(
                 identities,
                 &job.ciphertext,
                 Path::new(&job.file),
-                &job.name,
-                job.kind.manifest_kind(),
+                &job.source.name,
+                job.source.kind.manifest_kind(),
             );
             (job, opened)
         })
@@ -155,15 +181,18 @@ pub fn collect(
             let value = value.expose();
             if value.len() < MIN_LEN {
                 needles.keys_too_short += 1;
-            } else if placeholders.is_placeholder(job.kind, &job.name, key, value) {
-                needles
-                    .keys_placeholder
-                    .push(format!("{} {}'s {key}", job.kind.noun(), job.name));
+            } else if placeholders.is_placeholder(job.source.kind, &job.source.name, key, value) {
+                needles.keys_placeholder.push(format!(
+                    "{} {}'s {key}",
+                    job.source.kind.noun(),
+                    job.source.name
+                ));
             } else {
                 needles.keys_searched += 1;
                 let owner = Owner {
-                    kind: job.kind,
-                    name: job.name.clone(),
+                    kind: job.source.kind,
+                    name: job.source.name.clone(),
+                    environment: job.source.environment.clone(),
                     key: key.clone(),
                     file: job.file.clone(),
                 };
@@ -192,17 +221,15 @@ pub fn collect(
 fn push_job(
     tree: &dyn Tree,
     jobs: &mut Vec<Job>,
-    kind: SourceKind,
-    name: String,
+    source: Source,
     path: &Path,
 ) -> Result<(), SourceError> {
-    if crate::names::validate_slug(&name).is_err() {
+    if crate::names::validate_slug(&source.name).is_err() {
         return Ok(());
     }
     if let Some(ciphertext) = tree.read(path)? {
         jobs.push(Job {
-            kind,
-            name,
+            source,
             file: slashed(path),
             ciphertext,
         });
