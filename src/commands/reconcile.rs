@@ -193,28 +193,26 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     }
     let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
     match (args.output, &outcome.report) {
-        (OutputFormat::Json, None) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?
-            )
-        }
-        (OutputFormat::Json, Some(report)) => println!(
-            "{}",
+        (OutputFormat::Json, None) => super::print_out(format_args!(
+            "{}\n",
+            serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?
+        ))?,
+        (OutputFormat::Json, Some(report)) => super::print_out(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&render::apply_json(report, plan, &ctx))?
-        ),
+        ))?,
         (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, &ctx)),
-        (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, &ctx)),
+        (OutputFormat::Markdown, _) => super::print_out(render::plan_markdown(plan, &ctx))?,
+        (OutputFormat::Text, _) => super::print_out(render::plan_text(plan, &ctx))?,
     }
     if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) =
         (args.output, &outcome.report)
         && plan.has_changes()
     {
         if !plan_shown {
-            println!();
+            super::print_out("\n")?;
         }
-        print!("{}", render::apply_text(report, plan, color));
+        super::print_out(render::apply_text(report, plan, color))?;
     }
 
     if let Some(timed_out) = &outcome.timed_out {

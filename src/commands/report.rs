@@ -11,6 +11,25 @@ use std::io::Write as _;
 
 use crate::hint::{Hinted, WithHint};
 
+/// Writes a command's output on stdout. A reader that went away (`castsync history | head
+/// -1`) has what it wanted: the rest is dropped quietly and the command finishes with its own
+/// exit status (a reconcile still applies what it was told to). Any other failure (a full
+/// disk behind `> file`) is an error.
+pub fn print_out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    write_out(text.to_string().as_bytes())
+}
+
+/// [`print_out`] for bytes (a man page, a manifest's plaintext).
+pub fn write_out(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(err).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Prints an error on stderr in rage's style: the error, its causes one per line, then the
 /// first hint found in the chain on a line of its own.
 pub fn print_error(err: &anyhow::Error) {
