@@ -60,11 +60,15 @@ pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
     })
 }
 
-/// The text [`print_error`] prints.
+/// The text [`print_error`] prints. A message or cause may quote outside text (libgit2
+/// repeating a revision as typed, a platform's answer): control characters other than line
+/// breaks are shown as escapes.
 pub fn error_text(err: &anyhow::Error) -> String {
-    let mut out = format!("error: {err}\n");
+    let shown =
+        |e: &dyn std::fmt::Display| crate::escape::terminal_lines(&e.to_string()).into_owned();
+    let mut out = format!("error: {}\n", shown(err));
     for cause in err.chain().skip(1) {
-        out.push_str(&format!("  caused by: {cause}\n"));
+        out.push_str(&format!("  caused by: {}\n", shown(cause)));
     }
     if let Some(hint) = hint_of(err) {
         out.push_str(&crate::hint::line("  ", &hint));
