@@ -181,7 +181,7 @@ async fn check_all(setup: &Setup<'_>, report: &mut Report) {
         ),
     );
 
-    if let Some(identities) = check_identities(setup.identity_files, report) {
+    if let Some(identities) = check_identities(setup.identity_files, setup.timeout, report) {
         check_manifests(&checkout, &identities, report);
         check_recipients(root, config, &slugs, &identities, report);
     }
@@ -189,8 +189,17 @@ async fn check_all(setup: &Setup<'_>, report: &mut Report) {
     check_platform(setup, config, &slugs, report).await;
 }
 
-fn check_identities(identity_files: &[PathBuf], report: &mut Report) -> Option<Identities> {
-    match Identities::discover(identity_files) {
+fn check_identities(
+    identity_files: &[PathBuf],
+    timeout: Option<std::time::Duration>,
+    report: &mut Report,
+) -> Option<Identities> {
+    let env = crate::crypto::Env {
+        // A plugin that never answers must not outlast doctor's --timeout.
+        age_plugin_timeout: timeout,
+        ..crate::crypto::Env::from_process()
+    };
+    match Identities::discover_with(identity_files, &env) {
         Ok(ids) if ids.is_empty() => {
             let looked: Vec<String> = ids.attempts().iter().map(ToString::to_string).collect();
             report.push(

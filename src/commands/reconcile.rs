@@ -21,7 +21,9 @@ use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
-    let repo = Repo::open(global)?;
+    let mut repo = Repo::open(global)?;
+    // A plugin that never answers must not outlast the run.
+    repo.identity_env.age_plugin_timeout = args.timeout;
     let target = repo.target(&args.platform, args.apply.state.as_deref())?;
     let explicit = global.config.as_deref();
     let at_ref = match &args.git_ref {
