@@ -461,8 +461,16 @@ fn judge(
     let schema = match schema_file {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(text) => match EnvSchema::parse(&text, &at.schema) {
-                Ok(s) => Ok(Some(s)),
-                Err(e) => Err(at.located(&at.schema, &e)),
+                Ok(s) => {
+                    findings.extend(s.repeated.iter().map(|r| {
+                        Finding::warning(&at.schema, r.message())
+                            .at_line(Some(r.line))
+                            .for_agent(slug)
+                            .for_key(&r.key)
+                    }));
+                    Ok(Some(s))
+                }
+                Err(e) => Err(at.located(&at.schema, &e).at_line(Some(e.line()))),
             },
             Err(_) => Err(at.error(&at.schema, "not UTF-8 text".to_owned())),
         },

@@ -16,6 +16,7 @@ mod discovery;
 mod doc_pages;
 mod first_hour;
 mod doctor;
+mod dotenv_compat;
 mod emulator;
 mod examples;
 mod hardening;
