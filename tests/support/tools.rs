@@ -83,6 +83,7 @@ pub fn skip(needs: &str) {
 /// A Python that can `import module`: `CASTSYNC_TEST_PYTHON` when set (`.ci/run` points it at
 /// a venv), else `python3` on PATH. None after one visible line when there is none; with `CI`
 /// set, a panic (as for [`tool`]).
+#[allow(dead_code)] // the library's unit tests include this file and do not use it
 pub fn python_with(module: &str, install: &str) -> Option<PathBuf> {
     let python = match std::env::var_os("CASTSYNC_TEST_PYTHON") {
         Some(p) => Some(PathBuf::from(p)),
