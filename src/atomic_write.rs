@@ -76,6 +76,16 @@ pub fn write_with(
     sync_dir(dir)
 }
 
+/// Creates `dir` and its missing parents, new ones with mode 0700 (for the state, identities
+/// and caches); an existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Makes a rename in `dir` durable. A filesystem that cannot sync a directory at all says
 /// so with `InvalidInput`/`Unsupported`: nothing more can be done there, so that is not an
 /// error; any other failure is.

@@ -408,20 +408,29 @@ pub enum Drift {
 }
 
 impl Drift {
-    /// The difference in words: who the file is now for, and who no longer.
-    pub fn describe(&self) -> String {
+    /// The difference in words: who the file is now for, and who no longer; each recipient
+    /// by its name or short fingerprint once the config names anyone (else by its key, as
+    /// always).
+    pub fn describe(&self, names: &crate::config::Names) -> String {
         match self {
             Drift::Current => "current".to_owned(),
             Drift::Unrecorded => {
                 "no record of its recipients (written by hand or another tool)".to_owned()
             }
             Drift::Differs { added, removed } => {
+                let labels = |keys: &[String]| {
+                    let shown: Vec<String> = keys
+                        .iter()
+                        .map(|k| crate::escape::terminal(&names.shown(k)).into_owned())
+                        .collect();
+                    shown.join(", ")
+                };
                 let mut parts = Vec::new();
                 if !added.is_empty() {
-                    parts.push(format!("for {}", added.join(", ")));
+                    parts.push(format!("for {}", labels(added)));
                 }
                 if !removed.is_empty() {
-                    parts.push(format!("no longer for {}", removed.join(", ")));
+                    parts.push(format!("no longer for {}", labels(removed)));
                 }
                 parts.join("; ")
             }

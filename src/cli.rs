@@ -16,6 +16,7 @@ use secrecy::SecretString;
 mod authoring;
 mod complete;
 mod help;
+mod hygiene;
 mod run;
 mod service;
 
@@ -23,6 +24,7 @@ pub use complete::{COMPLETE_VAR, complete_if_asked, registration};
 pub use help::{OPTIONS, command, man_command};
 
 pub use authoring::*;
+pub use hygiene::*;
 pub use run::*;
 pub use service::*;
 
@@ -38,11 +40,13 @@ macro_rules! exit_status {
     () => {
         "\
 Exit status:
-  0  success; with --exit-code (reconcile --dry-run, diff): no changes
+  0  success; with --exit-code (reconcile --dry-run, diff): no changes; (audit): nothing
+     overdue or exposed
   1  an error: a usage error (unknown flag, bad value), an invalid manifest, an agent that
      failed or was skipped, a platform error, a failed redeploy, a failed doctor check, or
      an apply declined at the prompt
-  2  only with --exit-code (reconcile --dry-run, diff): there are changes"
+  2  only with --exit-code (reconcile --dry-run, diff): there are changes; (audit): a value
+     is overdue for rotation or readable by a former recipient"
     };
 }
 
@@ -394,6 +398,30 @@ pub enum Command {
         )
     ))]
     Doctor(DoctorArgs),
+    /// Report each value's age, who can read it, and what former readers could read.
+    #[command(
+        long_about = "Report, from git history, when each key's value last changed (the commit \
+and its date), who can read each manifest now (by name), which values are overdue for \
+rotation (rotate_after in castsync.yaml, `# rotate: 30d` in .env.example), and, for every \
+recipient who lost access, the values they could read that have not changed since.\n\n\
+Read-only and offline: it decrypts past versions of each manifest (with your identities) \
+and keeps only keyed fingerprints of their values, cached in .castsync/audit-cache.json so \
+the next run reads only new commits. It audits HEAD, not uncommitted changes. No value \
+is ever printed.",
+        after_help = concat!(
+            "Exit status:\n",
+            "  0  the report was made (and with --exit-code: nothing overdue or exposed)\n",
+            "  1  an error, or a manifest that could not be audited\n",
+            "  2  only with --exit-code: a value is overdue, or readable by a former recipient\n\n",
+            examples!(
+                "castsync audit                              # what to rotate, and who can read what",
+                "castsync audit -o markdown > audit.md       # for an issue or a job summary",
+                "castsync audit --exit-code                  # CI: exit 2 when something needs rotating",
+                "castsync audit -o json | jq '.exposures[] | {who: .reader.label, n: (.values | length)}'",
+            )
+        )
+    )]
+    Audit(AuditArgs),
     /// List what past applies changed.
     #[command(
         long_about = "List what past applies did, one line per change (and per redeploy): when, from \

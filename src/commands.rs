@@ -12,6 +12,7 @@ use crate::request::ApplySettings;
 use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
+mod audit;
 mod completions;
 mod doctor;
 mod edit;
@@ -23,7 +24,6 @@ mod init;
 mod keygen;
 mod merge_driver;
 mod new;
-mod progress;
 mod reconcile;
 mod rekey;
 mod report;
@@ -73,6 +73,12 @@ impl Repo {
     /// The worktree's config.
     pub fn config(&self) -> &Config {
         &self.checkout.config
+    }
+
+    /// Who each recipient is, for reports: the names in the config, then those of the
+    /// committed config (HEAD), so that someone just removed from the file is still named.
+    pub fn recipient_names(&self) -> crate::config::Names {
+        source::recipient_names(&self.root, self.config())
     }
 
     /// The user's identities (the search chain of docs/security.md, "Identities").
@@ -152,7 +158,8 @@ pub enum Exit {
     Success,
     /// 1: an error, an invalid manifest, or an agent that failed or was skipped.
     Failure,
-    /// 2: with `--exit-code`, a dry run that found changes.
+    /// 2: with `--exit-code`, a dry run that found changes (or an audit that found values
+    /// to rotate).
     Changes,
 }
 
@@ -208,6 +215,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Doctor(args) => doctor::run(g, &args).await,
+        Command::Audit(args) => audit::run(g, &args),
         Command::History(args) => history::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),

@@ -7,6 +7,8 @@
 //! echoed.
 
 mod fields;
+mod period;
+mod recipients;
 mod notify;
 #[cfg(test)]
 mod tests;
@@ -19,6 +21,8 @@ use thiserror::Error;
 
 pub use fields::fields_of;
 pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
+pub use period::Period;
+pub use recipients::{Names, Recipients, canonical as canonical_recipient, short_label};
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
@@ -40,9 +44,9 @@ pub struct Config {
     /// Which platform to reconcile onto.
     #[serde(deserialize_with = "null_as_default")]
     pub platform: PlatformConfig,
-    /// Who can decrypt manifests, unless an `access` rule says otherwise.
-    #[serde(deserialize_with = "null_as_default")]
-    pub recipients: Vec<String>,
+    /// Who can decrypt manifests, unless an `access` rule says otherwise; each key may be
+    /// named (`alice: age1…`) for reports.
+    pub recipients: Recipients,
     /// Per-agent and per-group recipient sets; the first rule whose glob matches the agent
     /// (an `agents:` rule) or the shared group (a `groups:` rule) wins.
     #[serde(deserialize_with = "null_as_default")]
@@ -61,6 +65,10 @@ pub struct Config {
     /// Redeploy an agent after its secrets change (`on-change`) or never; an `access` rule
     /// may set it per agent.
     pub redeploy: Redeploy,
+    /// Values unchanged for longer than this are overdue for rotation (`audit`); an `access`
+    /// rule may set it per agent or group, an `.env.example` per key (`# rotate: 30d`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_after: Option<Period>,
     /// Where `castsync watch` reports: commit statuses, webhooks, chat.
     #[serde(deserialize_with = "null_as_default")]
     pub notify: Vec<NotifyEntry>,
@@ -102,11 +110,14 @@ pub struct AccessRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<String>,
     /// The recipients for matching agents or groups (replacing the top-level `recipients`).
-    pub recipients: Vec<String>,
+    pub recipients: Recipients,
     /// `redeploy` for matching agents (default: the top-level `redeploy`); not allowed in a
     /// `groups:` rule (a group is never deployed: the agents using it are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeploy: Option<Redeploy>,
+    /// `rotate_after` for matching agents or groups (default: the top-level one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_after: Option<Period>,
 }
 
 impl AccessRule {
@@ -128,7 +139,7 @@ impl Default for Config {
             agents_dir: PathBuf::from("agents"),
             shared_dir: PathBuf::from("shared"),
             platform: PlatformConfig::default(),
-            recipients: Vec::new(),
+            recipients: Recipients::default(),
             access: Vec::new(),
             prune: true,
             strict: true,
@@ -136,6 +147,7 @@ impl Default for Config {
             max_delete_fraction: 0.5,
             self_heal: true,
             redeploy: Redeploy::Never,
+            rotate_after: None,
             notify: Vec::new(),
         }
     }
@@ -300,7 +312,7 @@ impl Config {
 
     /// The recipients an agent's manifest is encrypted to: the first `access` rule whose glob
     /// matches the slug, else the top-level `recipients`.
-    pub fn recipients_for(&self, agent: &str) -> &[String] {
+    pub fn recipients_for(&self, agent: &str) -> &Recipients {
         self.rule_for(agent)
             .map_or(&self.recipients, |rule| &rule.recipients)
     }
@@ -316,9 +328,61 @@ impl Config {
 
     /// The recipients a shared group's manifest is encrypted to: the first `groups:` rule
     /// whose glob matches the group name, else the top-level `recipients`.
-    pub fn recipients_for_group(&self, group: &str) -> &[String] {
+    pub fn recipients_for_group(&self, group: &str) -> &Recipients {
         self.matching_rule(group, |rule| rule.groups.as_deref())
             .map_or(&self.recipients, |rule| &rule.recipients)
+    }
+
+    /// How long an agent's values may stay unchanged, and where that is set: the
+    /// `rotate_after` of the first `access` rule matching the slug (`access[i]`), when it
+    /// sets one, else the top-level one (`rotate_after`).
+    pub fn rotate_after_for(&self, agent: &str) -> Option<(Period, String)> {
+        self.rotation(agent, |rule| rule.agents.as_deref())
+    }
+
+    /// [`Config::rotate_after_for`] for a shared group (`groups:` rules).
+    pub fn rotate_after_for_group(&self, group: &str) -> Option<(Period, String)> {
+        self.rotation(group, |rule| rule.groups.as_deref())
+    }
+
+    fn rotation(
+        &self,
+        name: &str,
+        glob_of: impl Fn(&AccessRule) -> Option<&str>,
+    ) -> Option<(Period, String)> {
+        let rule = self.matching_rule(name, glob_of);
+        match rule.and_then(|rule| Some((rule, rule.rotate_after?))) {
+            Some((rule, period)) => {
+                let i = self.access.iter().position(|r| std::ptr::eq(r, rule));
+                Some((period, format!("access[{}].rotate_after", i.unwrap_or(0))))
+            }
+            None => self.rotate_after.map(|p| (p, "rotate_after".to_owned())),
+        }
+    }
+
+    /// Whether any rotation period is set in the config (`.env.example` files may set more).
+    pub fn has_rotation_policy(&self) -> bool {
+        self.rotate_after.is_some() || self.access.iter().any(|r| r.rotate_after.is_some())
+    }
+
+    /// The names given to recipients anywhere in the file.
+    pub fn names(&self) -> Names {
+        let mut names = Names::default();
+        names.add(&self.recipients);
+        for rule in &self.access {
+            names.add(&rule.recipients);
+        }
+        names
+    }
+
+    /// Every recipient list with its field name: `recipients`, then `access[i].recipients`.
+    pub fn recipient_lists(&self) -> impl Iterator<Item = (String, &Recipients)> {
+        std::iter::once(("recipients".to_owned(), &self.recipients)).chain(
+            self.access
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| (format!("access[{i}].recipients"), &rule.recipients)),
+        )
     }
 
     fn rule_for(&self, agent: &str) -> Option<&AccessRule> {
@@ -365,11 +429,7 @@ impl Config {
                 ),
             ));
         }
-        for (i, r) in self.recipients.iter().enumerate() {
-            if let Some(problem) = recipient_problem(r) {
-                return Err(invalid(&format!("recipients[{i}]"), problem.to_owned()));
-            }
-        }
+        check_recipient_lists(self, path)?;
         for (i, rule) in self.access.iter().enumerate() {
             match (&rule.agents, &rule.groups) {
                 (Some(_), Some(_)) => {
@@ -408,14 +468,6 @@ impl Config {
                     ),
                 ));
             }
-            for (j, r) in rule.recipients.iter().enumerate() {
-                if let Some(problem) = recipient_problem(r) {
-                    return Err(invalid(
-                        &format!("access[{i}].recipients[{j}]"),
-                        problem.to_owned(),
-                    ));
-                }
-            }
         }
         for (i, entry) in self.notify.iter().enumerate() {
             if let Some((at, problem)) = entry.problem() {
@@ -429,6 +481,56 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Every key is a recipient, every name well formed, and a name stands for one key (and a
+/// key has one name) across the whole file. Messages name the field, never a bad key.
+fn check_recipient_lists(config: &Config, path: &Path) -> Result<(), ConfigError> {
+    let invalid = |field: String, problem: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        field,
+        problem,
+    };
+    // name -> (key, where), key -> (name, where)
+    let mut keys_of: std::collections::BTreeMap<&str, (String, String)> = Default::default();
+    let mut names_of: std::collections::BTreeMap<String, (&str, String)> = Default::default();
+    for (field, list) in config.recipient_lists() {
+        for (j, (name, key)) in list.entries().enumerate() {
+            let at = format!("{field}[{j}]");
+            // The name first: swapped `KEY: NAME` reads best as "the name looks like a key".
+            if let Some(problem) = name.and_then(recipients::name_problem) {
+                return Err(invalid(at, problem.to_owned()));
+            }
+            if let Some(problem) = recipient_problem(key) {
+                return Err(invalid(at, problem.to_owned()));
+            }
+            let Some(name) = name else { continue };
+            let key = recipients::canonical(key);
+            if let Some((other, first)) = keys_of.get(name)
+                && *other != key
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "the name {name:?} stands for another key at {first}: a name is one person or machine; give this key its own name"
+                    ),
+                ));
+            }
+            if let Some((other, first)) = names_of.get(&key)
+                && *other != name
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "this key is named {other:?} at {first}: a key has one name; use {other:?} here too"
+                    ),
+                ));
+            }
+            keys_of.insert(name, (key.clone(), at.clone()));
+            names_of.insert(key, (name, at));
+        }
+    }
+    Ok(())
 }
 
 /// `null` (e.g. a list whose items are all commented out) means the default.

@@ -288,6 +288,7 @@ fn check_recipients(
     report: &mut Report,
 ) {
     let mut stale = 0usize;
+    let names = crate::source::recipient_names(root, config);
     for slug in slugs {
         // `rekey` with `check_only` compares and never writes.
         let drift = AgentFiles::new(root, config, slug)
@@ -316,7 +317,7 @@ fn check_recipients(
                     format!(
                         "encrypted to other recipients than {} assigns: {}",
                         config::FILE_NAME,
-                        drift.describe()
+                        drift.describe(&names)
                     ),
                     Some(format!("`castsync rekey {slug}` re-encrypts it")),
                 );

@@ -308,6 +308,15 @@ mod tests {
             .collect()
     }
 
+    /// A state file holding `records` and no group digests.
+    fn state(records: &BTreeMap<String, AppliedFrom>) -> Baseline<'_> {
+        Baseline::State {
+            records: Some(records),
+            gap: None,
+            groups: None,
+        }
+    }
+
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("agent-{i}")).collect()
     }
@@ -323,15 +332,7 @@ mod tests {
             "agent-3".into(),
             record(&inputs('a', 'c'), "c0", "2025-12-31T00:00:00Z"),
         );
-        let s = select(
-            &agents,
-            &now,
-            Baseline::State {
-                records: Some(&records),
-                gap: None,
-                groups: None,
-            },
-        );
+        let s = select(&agents, &now, state(&records));
         assert_eq!(
             s.refresh,
             BTreeSet::from(["agent-1".to_owned(), "agent-2".to_owned()])
@@ -369,15 +370,7 @@ mod tests {
             .map(|a| (a.clone(), record(&inputs('a', 'c'), "c1", "t")))
             .collect();
         let now = all_with(&agents, 'a', 'd');
-        let s = select(
-            &agents,
-            &now,
-            Baseline::State {
-                records: Some(&before),
-                gap: None,
-                groups: None,
-            },
-        );
+        let s = select(&agents, &now, state(&before));
         assert_eq!(s.refresh.len(), 3);
         assert!(
             s.coverage
@@ -395,15 +388,7 @@ mod tests {
         let now: BTreeMap<String, AgentInputs> = all_with(&agents, 'a', 'c');
         let mut records: BTreeMap<String, AppliedFrom> = recorded(&now, "t");
         records.get_mut("agent-1").unwrap().manifest = "md5:0".into();
-        let s = select(
-            &agents,
-            &now,
-            Baseline::State {
-                records: Some(&records),
-                gap: None,
-                groups: None,
-            },
-        );
+        let s = select(&agents, &now, state(&records));
         assert_eq!(s.refresh.len(), 2);
         assert!(
             s.coverage
@@ -420,15 +405,7 @@ mod tests {
         let records: BTreeMap<String, AppliedFrom> = recorded(&now, "t");
         now.get_mut("agent-0").unwrap().manifest = None;
         now.get_mut("agent-1").unwrap().schema = None;
-        let s = select(
-            &agents,
-            &now,
-            Baseline::State {
-                records: Some(&records),
-                gap: None,
-                groups: None,
-            },
-        );
+        let s = select(&agents, &now, state(&records));
         assert_eq!(s.refresh.len(), 2);
         assert_eq!(s.coverage.full_reason, None);
     }

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::finding::Finding;
 use crate::names;
 use crate::secret::SecretValue;
-use reader::{Failure, RawScalar};
+use reader::{Failure, RawDoc, RawScalar};
 
 pub use scalar::ValueProblem;
 pub use uses::{Kind, UsedKeys, Uses};
@@ -339,101 +339,204 @@ impl Manifest {
 
 /// Parses and checks a decrypted manifest (or an edited text without the `castsync:` block).
 /// A UTF-8 byte order mark at the start (some Windows editors write one) is ignored.
+///
+/// The phases run in the order their errors matter to a person: the guards (size, depth),
+/// the YAML syntax, the top-level fields, the binding to the directory (kind, then name),
+/// what the reader could not take, then the `uses:`, `secrets:` and `castsync:` blocks.
 pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines = LineIndex::new(text);
-    let at = |pos: Pos| At {
-        path: ctx.path.clone(),
-        line: pos.line,
-        column: pos.column,
+    guard(text, ctx)?;
+    let (mut doc, failure) = reader::read(text);
+    let site = Site {
+        text,
+        lines: LineIndex::new(text),
+        ctx,
     };
-    let nowhere = Pos::default();
+    // A syntax error first: what was read before it cannot be trusted to be complete.
+    if let Some((Failure::Yaml(err), pos)) = &failure {
+        return Err(syntax_error(site.at(*pos), err));
+    }
+    check_top_fields(&site, &doc)?;
+    check_binding(&site, &doc)?;
+    if let Some((failure, pos)) = failure {
+        return Err(site.failure(&doc, failure, pos));
+    }
+    let mut agent = take_binding(&site, &mut doc)?;
+    let uses = take_uses(&site, &mut doc)?;
+    let (secrets, warnings) = take_secrets(&site, &mut doc)?;
+    let meta = take_meta(&site, &mut doc)?;
+    Ok(Parsed {
+        manifest: Manifest {
+            agent: std::mem::take(&mut *agent.text),
+            kind: ctx.kind,
+            uses,
+            secrets,
+            meta,
+        },
+        warnings,
+    })
+}
+
+/// The text being parsed, for placing errors in it.
+struct Site<'a> {
+    text: &'a str,
+    lines: LineIndex,
+    ctx: &'a ManifestContext,
+}
+
+impl Site<'_> {
+    fn at(&self, pos: Pos) -> At {
+        At {
+            path: self.ctx.path.clone(),
+            line: pos.line,
+            column: pos.column,
+        }
+    }
+
+    fn pos_of(&self, s: &RawScalar) -> Pos {
+        s.offset
+            .map_or(Pos::default(), |o| self.lines.pos(self.text, o))
+    }
+
+    /// Where a top-level field's key is (nowhere when it is absent).
+    fn top_pos(&self, doc: &RawDoc, field: &str) -> Pos {
+        doc.top
+            .iter()
+            .find(|k| k.text.as_str() == field)
+            .map_or(Pos::default(), |k| self.pos_of(k))
+    }
+
+    /// The error for what the reader could not take, placed at `pos` or at its field.
+    fn failure(&self, doc: &RawDoc, failure: Failure, pos: Pos) -> ManifestError {
+        let ctx = self.ctx;
+        let or = |p: Pos| if p.line.is_some() { p } else { pos };
+        match failure {
+            Failure::Yaml(err) => syntax_error(self.at(pos), &err),
+            Failure::NotAMapping => ManifestError::NotAMapping { at: self.at(pos) },
+            Failure::ComplexKey => ManifestError::ComplexKey { at: self.at(pos) },
+            Failure::AgentNotScalar => ManifestError::InvalidAgent {
+                at: self.at(or(self.top_pos(doc, "agent"))),
+                expected: ctx.expected_agent.clone(),
+            },
+            Failure::SecretsNotMapping => ManifestError::SecretsNotMapping {
+                at: self.at(or(self.top_pos(doc, "secrets"))),
+            },
+            Failure::NotScalar { key, problem } => {
+                let key_pos = key.as_ref().map_or(Pos::default(), |k| self.pos_of(k));
+                match key.as_ref().map(|k| k.text.as_str()) {
+                    Some(name) if names::validate_key(name).is_err() => ManifestError::InvalidKey {
+                        at: self.at(or(key_pos)),
+                        why: KeyFault::of(name),
+                    },
+                    name => ManifestError::Value {
+                        at: self.at(or(key_pos)),
+                        key: name.unwrap_or_default().to_owned(),
+                        problem,
+                    },
+                }
+            }
+            Failure::Meta(problem) => ManifestError::Metadata {
+                at: self.at(or(self.top_pos(doc, "castsync"))),
+                problem: problem.to_owned(),
+            },
+            Failure::GroupNotScalar => ManifestError::GroupMismatch {
+                at: self.at(or(self.top_pos(doc, "group"))),
+                found: None,
+                expected: ctx.expected_agent.clone(),
+            },
+            Failure::Uses(problem) => ManifestError::Uses {
+                at: self.at(if pos.line.is_some() {
+                    pos
+                } else {
+                    self.top_pos(doc, "uses")
+                }),
+                problem: problem.to_owned(),
+            },
+        }
+    }
+}
+
+/// Refuses a text before any parser sees it: too large, or nested too deep (libyaml's time
+/// grows faster than linearly with depth).
+fn guard(text: &str, ctx: &ManifestContext) -> Result<(), ManifestError> {
+    let at = |line, column| At {
+        path: ctx.path.clone(),
+        line,
+        column,
+    };
     if text.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge {
-            at: at(nowhere),
+            at: at(None, None),
             size: text.len(),
         });
     }
-    // Refused before the parser sees it: libyaml's time grows faster than linearly with depth.
-    if let Err(e) = crate::yaml_depth::check(text) {
-        return Err(match e {
-            crate::yaml_depth::DepthError::TooDeep { line, column } => ManifestError::TooDeep {
-                at: at(Pos::at(line, column)),
-            },
-            crate::yaml_depth::DepthError::Syntax {
-                line,
-                column,
-                problem,
-            } => ManifestError::Syntax {
-                at: at(Pos::at(line, column)),
-                problem: redact_quoted(&problem),
-            },
-        });
-    }
-    let (mut doc, failure) = reader::read(text);
-    let pos_of = |s: &RawScalar| s.offset.map_or(nowhere, |o| lines.pos(text, o));
+    crate::yaml_depth::check(text).map_err(|e| match e {
+        crate::yaml_depth::DepthError::TooDeep { line, column } => ManifestError::TooDeep {
+            at: at(Some(line), Some(column)),
+        },
+        crate::yaml_depth::DepthError::Syntax {
+            line,
+            column,
+            problem,
+        } => ManifestError::Syntax {
+            at: at(Some(line), Some(column)),
+            problem: redact_quoted(&problem),
+        },
+    })
+}
 
-    // A syntax error first: what was read before it cannot be trusted to be complete.
-    if let Some((Failure::Yaml(err), pos)) = &failure {
-        return Err(syntax_error(at(*pos), err));
-    }
-
+/// Every top-level field once, and each one known.
+fn check_top_fields(site: &Site<'_>, doc: &RawDoc) -> Result<(), ManifestError> {
     let mut seen: HashMap<&str, Pos> = HashMap::new();
     for key in &doc.top {
         let name = key.text.as_str();
-        if let Some(first) = seen.insert(name, pos_of(key)) {
+        if let Some(first) = seen.insert(name, site.pos_of(key)) {
             return Err(ManifestError::DuplicateField {
-                at: at(pos_of(key)),
+                at: site.at(site.pos_of(key)),
                 field: name.to_owned(),
                 first_line: first.line,
             });
         }
         if !TOP_LEVEL_FIELDS.contains(&name) {
             return Err(ManifestError::UnknownField {
-                at: at(pos_of(key)),
+                at: site.at(site.pos_of(key)),
                 field: shown_name(name),
                 suggestion: crate::suggest::nearest(name, TOP_LEVEL_FIELDS),
             });
         }
     }
-    let top_pos = |field: &str| {
-        doc.top
-            .iter()
-            .find(|k| k.text.as_str() == field)
-            .map_or(nowhere, pos_of)
-    };
+    Ok(())
+}
 
-    // The binding to the directory comes before anything about the values: first the kind
-    // of manifest (an agent's in a group's folder, or the other way round), then the name.
+/// The binding to the directory comes before anything about the values: first the kind of
+/// manifest (an agent's in a group's folder, or the other way round), then the name.
+fn check_binding(site: &Site<'_>, doc: &RawDoc) -> Result<(), ManifestError> {
+    let ctx = site.ctx;
     let (binding, other) = match ctx.kind {
         Kind::Agent => (&doc.agent, &doc.group),
         Kind::Group => (&doc.group, &doc.agent),
     };
+    let other_kind = match ctx.kind {
+        Kind::Agent => Kind::Group,
+        Kind::Group => Kind::Agent,
+    };
     if other.is_some() && binding.is_none() {
-        let found = match ctx.kind {
-            Kind::Agent => Kind::Group,
-            Kind::Group => Kind::Agent,
-        };
         return Err(ManifestError::KindMismatch {
-            at: at(top_pos(found.field())),
-            found,
+            at: site.at(site.top_pos(doc, other_kind.field())),
+            found: other_kind,
             expected_kind: ctx.kind,
             expected: ctx.expected_agent.clone(),
         });
     }
     if other.is_some() {
-        let field = match ctx.kind {
-            Kind::Agent => "group",
-            Kind::Group => "agent",
-        };
         return Err(ManifestError::UnknownField {
-            at: at(top_pos(field)),
-            field: Some(field.to_owned()),
+            at: site.at(site.top_pos(doc, other_kind.field())),
+            field: Some(other_kind.field().to_owned()),
             suggestion: None,
         });
     }
     if let Some(name) = binding {
-        let shown = at(top_pos(ctx.kind.field()));
+        let shown = site.at(site.top_pos(doc, ctx.kind.field()));
         match ctx.kind {
             Kind::Agent => check_agent(name.text.as_str(), ctx, shown)?,
             Kind::Group => check_group(name.text.as_str(), ctx, shown)?,
@@ -441,122 +544,71 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     }
     if ctx.kind == Kind::Group && doc.uses.is_some() {
         return Err(ManifestError::UsesInGroup {
-            at: at(top_pos("uses")),
+            at: site.at(site.top_pos(doc, "uses")),
         });
     }
-    if let Some((failure, pos)) = failure {
-        let or = |p: Pos| if p.line.is_some() { p } else { pos };
-        return Err(match failure {
-            Failure::Yaml(err) => syntax_error(at(pos), &err),
-            Failure::NotAMapping => ManifestError::NotAMapping { at: at(pos) },
-            Failure::ComplexKey => ManifestError::ComplexKey { at: at(pos) },
-            Failure::AgentNotScalar => ManifestError::InvalidAgent {
-                at: at(or(top_pos("agent"))),
-                expected: ctx.expected_agent.clone(),
-            },
-            Failure::SecretsNotMapping => ManifestError::SecretsNotMapping {
-                at: at(or(top_pos("secrets"))),
-            },
-            Failure::NotScalar { key, problem } => {
-                let key_pos = key.as_ref().map_or(nowhere, pos_of);
-                match key.as_ref().map(|k| k.text.as_str()) {
-                    Some(name) if names::validate_key(name).is_err() => ManifestError::InvalidKey {
-                        at: at(or(key_pos)),
-                        why: KeyFault::of(name),
-                    },
-                    name => ManifestError::Value {
-                        at: at(or(key_pos)),
-                        key: name.unwrap_or_default().to_owned(),
-                        problem,
-                    },
-                }
-            }
-            Failure::Meta(problem) => ManifestError::Metadata {
-                at: at(or(top_pos("castsync"))),
-                problem: problem.to_owned(),
-            },
-            Failure::GroupNotScalar => ManifestError::GroupMismatch {
-                at: at(or(top_pos("group"))),
-                found: None,
-                expected: ctx.expected_agent.clone(),
-            },
-            Failure::Uses(problem) => ManifestError::Uses {
-                at: at(if pos.line.is_some() {
-                    pos
-                } else {
-                    top_pos("uses")
-                }),
-                problem: problem.to_owned(),
-            },
-        });
-    }
+    Ok(())
+}
+
+/// The `agent:` (or `group:`) name, which must be there.
+fn take_binding(site: &Site<'_>, doc: &mut RawDoc) -> Result<RawScalar, ManifestError> {
+    let ctx = site.ctx;
     let binding = match ctx.kind {
         Kind::Agent => doc.agent.take(),
         Kind::Group => doc.group.take(),
     };
-    let Some(mut agent) = binding else {
-        return Err(match ctx.kind {
-            Kind::Agent => ManifestError::MissingAgent {
-                at: at(nowhere),
-                expected: ctx.expected_agent.clone(),
-            },
-            Kind::Group => ManifestError::MissingGroup {
-                at: at(nowhere),
-                expected: ctx.expected_agent.clone(),
-            },
-        });
-    };
-    let uses = match doc.uses.take() {
-        None => Uses::new(),
-        Some(raw) => uses::check(raw, pos_of).map_err(|p| ManifestError::Uses {
-            at: at(if p.pos.line.is_some() {
-                p.pos
-            } else {
-                top_pos("uses")
-            }),
-            problem: p.problem,
-        })?,
-    };
+    binding.ok_or_else(|| {
+        let at = site.at(Pos::default());
+        let expected = ctx.expected_agent.clone();
+        match ctx.kind {
+            Kind::Agent => ManifestError::MissingAgent { at, expected },
+            Kind::Group => ManifestError::MissingGroup { at, expected },
+        }
+    })
+}
 
+/// The `uses:` block, checked.
+fn take_uses(site: &Site<'_>, doc: &mut RawDoc) -> Result<Uses, ManifestError> {
+    let Some(raw) = doc.uses.take() else {
+        return Ok(Uses::new());
+    };
+    uses::check(raw, |s| site.pos_of(s)).map_err(|p| ManifestError::Uses {
+        at: site.at(if p.pos.line.is_some() {
+            p.pos
+        } else {
+            site.top_pos(doc, "uses")
+        }),
+        problem: p.problem,
+    })
+}
+
+/// The `secrets:` block: every key valid, once, managed, with a usable value; a lowercase
+/// name is a warning.
+fn take_secrets(
+    site: &Site<'_>,
+    doc: &mut RawDoc,
+) -> Result<(BTreeMap<String, SecretValue>, Vec<Finding>), ManifestError> {
+    let ctx = site.ctx;
     let mut secrets = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut key_lines: HashMap<String, Option<usize>> = HashMap::new();
     for (key, mut value) in std::mem::take(&mut doc.secrets) {
-        let pos = pos_of(&key);
+        let pos = site.pos_of(&key);
         let name = key.text.as_str();
         if names::validate_key(name).is_err() {
             return Err(ManifestError::InvalidKey {
-                at: at(pos),
+                at: site.at(pos),
                 why: KeyFault::of(name),
             });
         }
         if let Some(first_line) = key_lines.insert(name.to_owned(), pos.line) {
             return Err(ManifestError::DuplicateKey {
-                at: at(pos),
+                at: site.at(pos),
                 key: name.to_owned(),
                 first_line,
             });
         }
-        if ctx.unmanaged_keys.iter().any(|k| k == name) {
-            return Err(ManifestError::UnmanagedKey {
-                at: at(pos),
-                key: name.to_owned(),
-            });
-        }
-        if let Err(problem) = check_value(text, &value) {
-            return Err(ManifestError::Value {
-                at: at(pos),
-                key: name.to_owned(),
-                problem,
-            });
-        }
-        if value.text.len() > MAX_VALUE_BYTES {
-            return Err(ManifestError::ValueTooLarge {
-                at: at(pos),
-                key: name.to_owned(),
-                size: value.text.len(),
-            });
-        }
+        check_secret(site, name, pos, &value)?;
         if names::key_is_lowercase(name) {
             warnings.push(
                 Finding::warning(
@@ -576,48 +628,69 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
             SecretValue::new(std::mem::take(&mut *value.text)),
         );
     }
+    Ok((secrets, warnings))
+}
 
-    let meta = match doc.meta.take() {
-        None => None,
-        Some(raw) => {
-            let meta_at = || at(top_pos("castsync"));
-            let mut fields = HashMap::new();
-            for key in &raw.keys {
-                let name = key.text.as_str();
-                if !METADATA_FIELDS.contains(&name) {
-                    let hint = crate::suggest::nearest(name, METADATA_FIELDS)
-                        .map(|s| format!(" (did you mean {s:?}?)"))
-                        .unwrap_or_default();
-                    let shown = shown_name(name)
-                        .map_or_else(|| "(not shown)".to_owned(), |n| format!("{n:?}"));
-                    return Err(ManifestError::Metadata {
-                        at: at(pos_of(key)),
-                        problem: format!("unknown field {shown} in the castsync: block{hint}"),
-                    });
-                }
-                if fields.insert(name, ()).is_some() {
-                    return Err(ManifestError::Metadata {
-                        at: meta_at(),
-                        problem: format!("duplicate field {name} in the castsync: block"),
-                    });
-                }
-            }
-            Some(Metadata {
-                recipients: raw.recipients,
-            })
-        }
+/// One secret under a valid, new key name: not an unmanaged key, a value within the rules.
+fn check_secret(
+    site: &Site<'_>,
+    name: &str,
+    pos: Pos,
+    value: &RawScalar,
+) -> Result<(), ManifestError> {
+    let at = || site.at(pos);
+    if site.ctx.unmanaged_keys.iter().any(|k| k == name) {
+        return Err(ManifestError::UnmanagedKey {
+            at: at(),
+            key: name.to_owned(),
+        });
+    }
+    if let Err(problem) = check_value(site.text, value) {
+        return Err(ManifestError::Value {
+            at: at(),
+            key: name.to_owned(),
+            problem,
+        });
+    }
+    if value.text.len() > MAX_VALUE_BYTES {
+        return Err(ManifestError::ValueTooLarge {
+            at: at(),
+            key: name.to_owned(),
+            size: value.text.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The `castsync:` metadata block: known fields, each once.
+fn take_meta(site: &Site<'_>, doc: &mut RawDoc) -> Result<Option<Metadata>, ManifestError> {
+    let Some(raw) = doc.meta.take() else {
+        return Ok(None);
     };
-
-    Ok(Parsed {
-        manifest: Manifest {
-            agent: std::mem::take(&mut *agent.text),
-            kind: ctx.kind,
-            uses,
-            secrets,
-            meta,
-        },
-        warnings,
-    })
+    let mut fields = HashMap::new();
+    for key in &raw.keys {
+        let name = key.text.as_str();
+        if !METADATA_FIELDS.contains(&name) {
+            let hint = crate::suggest::nearest(name, METADATA_FIELDS)
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            let shown =
+                shown_name(name).map_or_else(|| "(not shown)".to_owned(), |n| format!("{n:?}"));
+            return Err(ManifestError::Metadata {
+                at: site.at(site.pos_of(key)),
+                problem: format!("unknown field {shown} in the castsync: block{hint}"),
+            });
+        }
+        if fields.insert(name, ()).is_some() {
+            return Err(ManifestError::Metadata {
+                at: site.at(site.top_pos(doc, "castsync")),
+                problem: format!("duplicate field {name} in the castsync: block"),
+            });
+        }
+    }
+    Ok(Some(Metadata {
+        recipients: raw.recipients,
+    }))
 }
 
 fn check_group(found: &str, ctx: &ManifestContext, at: At) -> Result<(), ManifestError> {

@@ -506,6 +506,8 @@ pub fn plan(
     }
 }
 
+/// One agent's plan, in phases: what it needs (loaded, listed), the keys it wants, the keys
+/// the platform has that it does not want, the mass-delete guard, the redeploy.
 fn plan_agent(
     agent: &str,
     wanted: &Result<DesiredSecrets, NotLoaded>,
@@ -513,44 +515,69 @@ fn plan_agent(
     last: &dyn LastApplied,
     policy: &Policy,
 ) -> AgentPlan {
-    let wanted = match wanted {
-        Ok(w) => w,
-        Err(failure) => {
-            return AgentPlan::skipped(
-                agent,
-                SkipReason::LoadFailed {
-                    message: failure.message.clone(),
-                    hint: failure.hint.clone(),
-                },
-            );
-        }
-    };
-    let listing = match listed {
-        Some(Ok(listing)) => listing,
-        Some(Err(error)) => {
-            return AgentPlan::skipped(
-                agent,
-                SkipReason::ListFailed {
-                    error: error.clone(),
-                },
-            );
-        }
-        None => {
-            return AgentPlan::skipped(
-                agent,
-                SkipReason::ListFailed {
-                    error: PlatformError::Transient {
-                        detail: "no key list was fetched for this agent".to_owned(),
-                    },
-                },
-            );
-        }
+    let (wanted, listing) = match inputs(wanted, listed) {
+        Ok(inputs) => inputs,
+        Err(reason) => return AgentPlan::skipped(agent, reason),
     };
     let remote: BTreeMap<&str, &RemoteKey> =
         listing.keys.iter().map(|k| (k.key.as_str(), k)).collect();
-
     let mut p = AgentPlan::new(agent);
     p.drift_blind = listing.shape.timestamps.blind();
+    plan_wanted(&mut p, wanted, &remote, last, policy);
+    let managed_present = plan_unwanted(&mut p, wanted, &remote, policy);
+    if let Some(refused) = mass_delete(&p, wanted, managed_present, policy) {
+        return AgentPlan::skipped(agent, refused);
+    }
+    if policy.redeploy.contains(agent) {
+        p.redeploy = if p.has_changes() {
+            Some(RedeployReason::Changes)
+        } else if last.redeploy_pending(agent) {
+            Some(RedeployReason::Pending)
+        } else {
+            None
+        };
+    }
+    p
+}
+
+/// The agent's desired secrets and key list, or why it is skipped: a manifest that did not
+/// load, or a list that failed (or was never made), is never taken for "no keys".
+fn inputs<'a>(
+    wanted: &'a Result<DesiredSecrets, NotLoaded>,
+    listed: Option<&'a Result<Listing, PlatformError>>,
+) -> Result<(&'a DesiredSecrets, &'a Listing), SkipReason> {
+    let wanted = wanted.as_ref().map_err(|failure| SkipReason::LoadFailed {
+        message: failure.message.clone(),
+        hint: failure.hint.clone(),
+    })?;
+    let listing = match listed {
+        Some(Ok(listing)) => listing,
+        Some(Err(error)) => {
+            return Err(SkipReason::ListFailed {
+                error: error.clone(),
+            });
+        }
+        None => {
+            return Err(SkipReason::ListFailed {
+                error: PlatformError::Transient {
+                    detail: "no key list was fetched for this agent".to_owned(),
+                },
+            });
+        }
+    };
+    Ok((wanted, listing))
+}
+
+/// Each wanted key: created when absent, replaced when asked, updated when its value
+/// changed, is unverified or drifted (ignored without `self_heal`), else unchanged.
+fn plan_wanted(
+    p: &mut AgentPlan,
+    wanted: &DesiredSecrets,
+    remote: &BTreeMap<&str, &RemoteKey>,
+    last: &dyn LastApplied,
+    policy: &Policy,
+) {
+    let agent = p.agent.clone();
     for (key, value) in wanted {
         if policy.unmanaged_keys.contains(key) {
             // The manifest loader refuses these; a plan never touches them regardless.
@@ -560,14 +587,14 @@ fn plan_agent(
             p.changes.push(Change::new(key.clone(), Action::Create));
             continue;
         };
-        if policy.replace.covers(agent, key) {
+        if policy.replace.covers(&agent, key) {
             p.changes.push(Change::new(key.clone(), Action::Replace));
             continue;
         }
         // Drift needs a timestamp on both sides: the one seen after castsync's write and the
         // one listed now. Without either (the SDK's shape has none), only presence is
         // compared, and the plan says so.
-        let reason = match last.applied(agent, key, value) {
+        let reason = match last.applied(&agent, key, value) {
             None => Some(UpdateReason::Unverified),
             Some(a) if !a.same_value => Some(UpdateReason::ValueChanged),
             Some(Applied {
@@ -586,7 +613,16 @@ fn plan_agent(
             None => p.unchanged.push(key.clone()),
         }
     }
+}
 
+/// Each key the platform has that the agent does not want: deleted under `prune`, else
+/// kept; unmanaged keys are left alone. Returns how many managed keys are present.
+fn plan_unwanted(
+    p: &mut AgentPlan,
+    wanted: &DesiredSecrets,
+    remote: &BTreeMap<&str, &RemoteKey>,
+    policy: &Policy,
+) -> usize {
     let mut managed_present = 0usize;
     for key in remote.keys() {
         if policy.unmanaged_keys.contains(*key) {
@@ -604,38 +640,32 @@ fn plan_agent(
             p.kept.push((*key).to_owned());
         }
     }
+    managed_present
+}
 
-    // The guard: a plan may not leave an agent that had managed keys with none, and may not
-    // delete more than `max_delete_fraction` of them. A single delete is never "mass" (it
-    // would make renaming the only key of a small agent need an override), unless it empties
-    // the agent.
+/// The guard: a plan may not leave an agent that had managed keys with none, and may not
+/// delete more than `max_delete_fraction` of them. A single delete is never "mass" (it would
+/// make renaming the only key of a small agent need an override), unless it empties the
+/// agent.
+fn mass_delete(
+    p: &AgentPlan,
+    wanted: &DesiredSecrets,
+    managed_present: usize,
+    policy: &Policy,
+) -> Option<SkipReason> {
     let deletes = p.deletes().count();
-    if deletes > 0 && !policy.allow_mass_delete {
-        let keeps_none = deletes == managed_present
-            && !wanted.keys().any(|k| !policy.unmanaged_keys.contains(k));
-        let too_many =
-            deletes > 1 && deletes as f64 > policy.max_delete_fraction * managed_present as f64;
-        if keeps_none || too_many {
-            return AgentPlan::skipped(
-                agent,
-                SkipReason::MassDelete {
-                    deletes,
-                    managed: managed_present,
-                    max_fraction: policy.max_delete_fraction,
-                },
-            );
-        }
+    if deletes == 0 || policy.allow_mass_delete {
+        return None;
     }
-    if policy.redeploy.contains(agent) {
-        p.redeploy = if p.has_changes() {
-            Some(RedeployReason::Changes)
-        } else if last.redeploy_pending(agent) {
-            Some(RedeployReason::Pending)
-        } else {
-            None
-        };
-    }
-    p
+    let keeps_none =
+        deletes == managed_present && !wanted.keys().any(|k| !policy.unmanaged_keys.contains(k));
+    let too_many =
+        deletes > 1 && deletes as f64 > policy.max_delete_fraction * managed_present as f64;
+    (keeps_none || too_many).then_some(SkipReason::MassDelete {
+        deletes,
+        managed: managed_present,
+        max_fraction: policy.max_delete_fraction,
+    })
 }
 
 #[cfg(test)]

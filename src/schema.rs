@@ -57,6 +57,9 @@ pub struct SchemaEntry {
     pub placeholder: String,
     /// `# optional` on the line or on the comment line directly above it.
     pub optional: bool,
+    /// `# rotate: 30d` on the line or in the comment lines right above it: how long the
+    /// value may stay unchanged (`audit`).
+    pub rotate: Option<crate::config::Period>,
     /// 1-based line of the key.
     pub line: usize,
 }
@@ -89,6 +92,13 @@ pub enum SchemaError {
     /// Something other than a comment after a closing quote.
     #[error("{}:{line}: unexpected text after the closing quote (a comment needs a #)", path.display())]
     TrailingText { path: PathBuf, line: usize },
+    /// A `# rotate:` comment whose period does not read.
+    #[error("{}:{line}: `# rotate:` {problem}", path.display())]
+    InvalidRotation {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
     /// The same key twice in a real `.env` (in a `.env.example` it is a warning).
     #[error("{}:{line}: duplicate key {key} (first at line {first_line}); keep one", path.display())]
     DuplicateKey {
@@ -114,6 +124,7 @@ impl SchemaError {
             | SchemaError::InvalidKey { line, .. }
             | SchemaError::UnterminatedQuote { line, .. }
             | SchemaError::TrailingText { line, .. }
+            | SchemaError::InvalidRotation { line, .. }
             | SchemaError::DuplicateKey { line, .. }
             | SchemaError::OpenBacktick { line, .. } => *line,
         }
@@ -139,6 +150,7 @@ impl EnvSchema {
                 placeholder: a.value.as_str().to_owned(),
                 key: a.key,
                 optional: a.optional,
+                rotate: a.rotate,
                 line: a.line,
             })
             .collect();

@@ -55,6 +55,17 @@ pub fn group_manifest_path(config: &Config, group: &str) -> PathBuf {
     config.shared_dir.join(group).join(MANIFEST_FILE)
 }
 
+/// Who each recipient is, for reports: the names `config` gives, then those of the config
+/// committed at HEAD of the repository at `root` (when there is one), so that someone just
+/// removed from the file is still named.
+pub fn recipient_names(root: &Path, config: &Config) -> crate::config::Names {
+    let mut names = config.names();
+    if let Ok(head) = Checkout::revision(root, "HEAD", None) {
+        names.merge(&head.config.names());
+    }
+    names
+}
+
 #[derive(Debug, Error)]
 pub enum SourceError {
     /// A file or directory of the worktree cannot be read.

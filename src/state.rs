@@ -175,7 +175,7 @@ impl State {
     /// takes the exclusive lock at once or fails naming the holder's pid.
     pub fn open(path: &Path) -> Result<State, StateError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(|source| StateError::Io {
+            atomic_write::create_private_dir(dir).map_err(|source| StateError::Io {
                 action: "create the directory of",
                 path: path.to_owned(),
                 source,
@@ -569,16 +569,6 @@ pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 #[cfg(test)]

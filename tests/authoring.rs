@@ -569,6 +569,43 @@ fn rekey_check_lists_stale_files_and_rekey_makes_them_current() {
 }
 
 #[test]
+fn rekey_check_names_the_recipients_the_config_names_even_once_removed() {
+    let repo = SecretsRepo::new("");
+    let (_, ci) = castsync::crypto::generate_identity();
+    let (_, bare) = castsync::crypto::generate_identity();
+    let named = |extra: &str| {
+        let text = format!(
+            "version: 1\nrecipients:\n  - me: {}\n{extra}",
+            repo.recipient
+        );
+        std::fs::write(repo.path("castsync.yaml"), text).unwrap();
+    };
+    named(&format!("  - ci-prod: {ci}\n"));
+    repo.agent("alpha", &[("A", "a")]);
+    repo.test().arg("rekey").run().success();
+    repo.commit_all("alpha for me and ci-prod");
+
+    // ci-prod leaves (the name survives in the committed config), a bare key joins.
+    named(&format!("  - {bare}\n"));
+    let short = castsync::config::short_label(&bare);
+    assert!(short.contains('…') && short.len() < bare.len(), "{short}");
+    repo.test()
+        .args(["rekey", "--check"])
+        .run()
+        .failure()
+        .stdout_is(format!(
+            "agents/alpha/secrets.yaml.age: stale: for {short}; no longer for ci-prod\n"
+        ));
+    let json = repo.test().args(["rekey", "--check", "-o", "json"]).run();
+    let doc = json.json();
+    assert_eq!(doc["files"][0]["removed_recipients"][0], ci.as_str());
+    assert_eq!(
+        doc["files"][0]["description"],
+        format!("for {short}; no longer for ci-prod").as_str()
+    );
+}
+
+#[test]
 fn rekey_reports_a_file_it_cannot_decrypt_and_still_rekeys_the_others() {
     let repo = SecretsRepo::new("");
     repo.agent("alpha", &[("A", "a")]);

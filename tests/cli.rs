@@ -479,6 +479,14 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
             None,
             1,
         ),
+        ("audit", &["audit"], None, 0),
+        (
+            "audit --exit-code with nothing to rotate",
+            &["audit", "--exit-code", "-o", "json"],
+            None,
+            0,
+        ),
+        ("audit with a bad format", &["audit", "-o", "yaml"], None, 1),
         ("history", &["history"], None, 0),
         (
             "history -o json",

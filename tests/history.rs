@@ -319,6 +319,7 @@ fn every_command_exits_quietly_when_the_reader_of_stdout_goes_away() {
         (&["doctor", "-o", "json", "--api-url", "local://x.db"], 0),
         (&["reconcile", "--dry-run", "--api-url", "local://x.db"], 0),
         (&["completions", "bash"], 0),
+        (&["audit"], 0),
         (&["keygen", "-o"], 0),
     ];
     for (args, code) in cases {

@@ -46,32 +46,22 @@ fn all_output(run: &Run) -> String {
 #[test]
 fn validate_accepts_agents_taking_keys_from_a_group_and_checks_them_against_their_schemas() {
     let repo = four_agents();
-    let out = repo.test().arg("validate").run().success();
-    assert!(
-        out.stdout().contains("ok: 4 agents valid, 0 warning(s)"),
-        "{}",
-        out.stdout()
-    );
+    repo.test()
+        .arg("validate")
+        .run()
+        .success()
+        .stdout_has("ok: 4 agents valid, 0 warning(s)");
 
     // A key the agent takes from the group counts for its schema like its own: an empty
     // shared value breaks the agents that require it, and says where to set it.
     repo.group("openai", &[("OPENAI_API_KEY", ""), ("OPENAI_ORG", ORG)]);
-    let out = repo.test().arg("validate").run().failure();
-    for agent in ["alpha", "beta"] {
-        assert!(
-            out.stdout()
-                .contains(&format!("agents/{agent}/.env.example:")),
-            "{}",
-            out.stdout()
-        );
-    }
-    assert!(
-        out.stdout()
-            .contains("the value (taken from shared group openai) is empty but .env.example requires it; set it with `castsync set --shared openai OPENAI_API_KEY`"),
-        "{}",
-        out.stdout()
-    );
-    assert!(!out.stdout().contains("agents/gamma"), "{}", out.stdout());
+    let out = ["alpha", "beta"]
+        .into_iter()
+        .fold(repo.test().arg("validate").run().failure(), |out, agent| {
+            out.stdout_has(format!("agents/{agent}/.env.example:"))
+        })
+        .stdout_has("the value (taken from shared group openai) is empty but .env.example requires it; set it with `castsync set --shared openai OPENAI_API_KEY`")
+        .stdout_lacks("agents/gamma");
     assert_no_canary("validate", &all_output(&out), CANARIES);
 }
 
@@ -98,19 +88,11 @@ fn bad_references_fail_with_a_message_naming_both_places() {
         "agents/twice/secrets.yaml.age: key OPENAI_API_KEY: OPENAI_API_KEY comes from two shared groups it uses, openai (shared/openai/secrets.yaml.age) and other (shared/other/secrets.yaml.age)",
         "agents/unlisted/.env.example: key OPENAI_API_KEY: the agent takes it from shared group openai (`uses:`) but .env.example does not list it",
     ];
-    for line in expected {
-        assert!(
-            out.stdout().contains(line),
-            "missing {line:?} in:\n{}",
-            out.stdout()
-        );
-    }
-    // A reference problem is reported once, not again as a schema error.
-    assert!(
-        !out.stdout().contains("agents/no-key/.env.example"),
-        "{}",
-        out.stdout()
-    );
+    let out = expected
+        .into_iter()
+        .fold(out, |out, line| out.stdout_has(line))
+        // A reference problem is reported once, not again as a schema error.
+        .stdout_lacks("agents/no-key/.env.example");
     assert_no_canary("validate", &all_output(&out), CANARIES);
 
     // The JSON findings carry the agent and the key.
@@ -129,13 +111,8 @@ fn bad_references_fail_with_a_message_naming_both_places() {
 fn a_group_no_agent_uses_is_a_warning_and_a_broken_group_fails_only_its_users() {
     let repo = four_agents();
     repo.group("unused", &[("K", "v")]);
-    let out = repo.test().arg("validate").run().success();
-    assert!(
-        out.stdout().contains(
-            "warning: shared/unused/secrets.yaml.age: shared group unused is used by no agent"
-        ),
-        "{}",
-        out.stdout()
+    repo.test().arg("validate").run().success().stdout_has(
+        "warning: shared/unused/secrets.yaml.age: shared group unused is used by no agent",
     );
 
     // A group file that does not parse: the group's own error, and one per agent using it.
@@ -143,24 +120,17 @@ fn a_group_no_agent_uses_is_a_warning_and_a_broken_group_fails_only_its_users() 
         "openai",
         "group: openai\nsecrets:\n  OPENAI_API_KEY: 1.10\n",
     );
-    let out = repo.test().arg("validate").run().failure();
-    assert!(
-        out.stdout().contains(
-            "error: shared/openai/secrets.yaml.age (decrypted), line 3, column 3: key OPENAI_API_KEY"
-        ),
-        "{}",
-        out.stdout()
+    let out = repo.test().arg("validate").run().failure().stdout_has(
+        "error: shared/openai/secrets.yaml.age (decrypted), line 3, column 3: key OPENAI_API_KEY",
     );
-    for agent in ["alpha", "beta", "gamma"] {
-        assert!(
-            out.stdout().contains(&format!(
+    ["alpha", "beta", "gamma"]
+        .into_iter()
+        .fold(out, |out, agent| {
+            out.stdout_has(format!(
                 "error: agents/{agent}/secrets.yaml.age: uses shared group openai, which did not load, so this agent is skipped"
-            )),
-            "{}",
-            out.stdout()
-        );
-    }
-    assert!(!out.stdout().contains("agents/delta"), "{}", out.stdout());
+            ))
+        })
+        .stdout_lacks("agents/delta");
 }
 
 fn reconcile_plan(repo: &SecretsRepo, url: &str, format: &str) -> Run {
@@ -172,14 +142,11 @@ fn reconcile_plan(repo: &SecretsRepo, url: &str, format: &str) -> Run {
 fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "alpha,beta,gamma,delta"]);
     let repo = four_agents();
-    let first = repo.test_reconcile(&emu.url).run().success();
-    assert!(
-        first
-            .stdout()
-            .contains("+ OPENAI_API_KEY (from shared/openai)"),
-        "{}",
-        first.stdout()
-    );
+    let first = repo
+        .test_reconcile(&emu.url)
+        .run()
+        .success()
+        .stdout_has("+ OPENAI_API_KEY (from shared/openai)");
     assert_eq!(emu.value("alpha", "OPENAI_API_KEY").as_deref(), Some(OLD));
     assert_eq!(emu.value("alpha", "OPENAI_ORG").as_deref(), Some(ORG));
     assert_eq!(emu.value("beta", "OPENAI_API_KEY").as_deref(), Some(OLD));
@@ -193,20 +160,11 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
         .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
         .stdin(NEW)
         .run()
-        .success();
-    assert!(
-        set.stderr()
-            .contains("updated OPENAI_API_KEY in shared/openai/secrets.yaml.age"),
-        "{}",
-        set.stderr()
-    );
-    assert!(
-        set.stderr().contains(
-            "used by 3 agent(s), alpha, beta, gamma: one `castsync reconcile` updates them all"
-        ),
-        "{}",
-        set.stderr()
-    );
+        .success()
+        .stderr_has("updated OPENAI_API_KEY in shared/openai/secrets.yaml.age")
+        .stderr_has(
+            "used by 3 agent(s), alpha, beta, gamma: one `castsync reconcile` updates them all",
+        );
 
     // … plans one update per agent that takes the key, with the group as the cause.
     let plan = reconcile_plan(&repo, &emu.url, "text");
@@ -221,26 +179,11 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
         "{}",
         plan.stdout()
     );
-    assert!(
-        plan.stdout().contains("  alpha:\n      ~ OPENAI_API_KEY"),
-        "{}",
-        plan.stdout()
-    );
-    assert!(
-        plan.stdout().contains("  beta:\n      ~ OPENAI_API_KEY"),
-        "{}",
-        plan.stdout()
-    );
-    assert!(
-        plan.stdout().contains("gamma: no changes"),
-        "{}",
-        plan.stdout()
-    );
-    assert!(
-        plan.stdout().contains("delta: no changes"),
-        "{}",
-        plan.stdout()
-    );
+    let plan = plan
+        .stdout_has("  alpha:\n      ~ OPENAI_API_KEY")
+        .stdout_has("  beta:\n      ~ OPENAI_API_KEY")
+        .stdout_has("gamma: no changes")
+        .stdout_has("delta: no changes");
 
     let json = reconcile_plan(&repo, &emu.url, "json");
     let doc: serde_json::Value = serde_json::from_str(json.stdout()).unwrap();
@@ -251,13 +194,8 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
     assert_eq!(change["from"]["path"], "shared/openai");
     assert_eq!(doc["totals"]["update"], 2);
 
-    let md = reconcile_plan(&repo, &emu.url, "markdown");
-    assert!(
-        md.stdout()
-            .contains("Shared groups behind these changes: shared/openai (2 agents: alpha, beta)."),
-        "{}",
-        md.stdout()
-    );
+    let md = reconcile_plan(&repo, &emu.url, "markdown")
+        .stdout_has("Shared groups behind these changes: shared/openai (2 agents: alpha, beta).");
 
     // One reconcile writes it to alpha and beta, and nowhere else.
     emu.reset_stats();
@@ -272,8 +210,10 @@ fn rotating_a_shared_key_updates_exactly_the_agents_that_use_it(wire: Wire) {
         Some("delta-own-key")
     );
 
-    let again = repo.test_reconcile(&emu.url).run();
-    assert!(again.stdout().contains("No changes."), "{}", again.stdout());
+    let again = repo
+        .test_reconcile(&emu.url)
+        .run()
+        .stdout_has("No changes.");
     for out in [&first, &set, &plan, &json, &md, &applied, &again] {
         assert_no_canary("reconcile output", &all_output(out), CANARIES);
     }
@@ -293,21 +233,13 @@ fn a_broken_group_skips_its_users_whole_and_deletes_nothing(wire: Wire) {
     repo.agent("delta", &[("OPENAI_API_KEY", "delta-rotated")]);
 
     emu.reset_stats();
-    let out = repo.test_reconcile(&emu.url).run().failure();
-    for agent in ["alpha", "beta", "gamma"] {
-        assert!(
-            out.stdout()
-                .contains(&format!("! {agent}: skipped, nothing changed")),
-            "{}",
-            out.stdout()
-        );
-    }
-    assert!(
-        out.stdout()
-            .contains("uses shared group openai, which did not load, so this agent is skipped"),
-        "{}",
-        out.stdout()
-    );
+    let out = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .fold(
+            repo.test_reconcile(&emu.url).run().failure(),
+            |out, agent| out.stdout_has(format!("! {agent}: skipped, nothing changed")),
+        )
+        .stdout_has("uses shared group openai, which did not load, so this agent is skipped");
     assert_eq!(emu.requests("DELETE"), 0);
     assert_eq!(emu.requests("POST"), 1, "delta alone is updated");
     assert_eq!(emu.value("alpha", "OPENAI_API_KEY").as_deref(), Some(OLD));
@@ -395,29 +327,18 @@ fn groups_are_encrypted_to_their_groups_rule_and_never_to_an_agents_rule() {
         repo.recipient
     ));
     // Our key is in the groups rule only: we can write and read the group…
-    let out = repo
-        .test()
+    repo.test()
         .args(["new", "--shared", "openai"])
         .run()
-        .success();
-    assert!(
-        out.stderr()
-            .contains("created shared/openai/secrets.yaml.age (no secrets yet)"),
-        "{}",
-        out.stderr()
-    );
+        .success()
+        .stderr_has("created shared/openai/secrets.yaml.age (no secrets yet)");
     let set = repo
         .test()
         .args(["set", "--shared", "openai", "OPENAI_API_KEY"])
         .stdin(OLD)
         .run()
-        .success();
-    assert!(
-        set.stderr()
-            .contains("warning: no agent uses shared group openai yet"),
-        "{}",
-        set.stderr()
-    );
+        .success()
+        .stderr_has("warning: no agent uses shared group openai yet");
     let ct = std::fs::read(repo.path("shared/openai/secrets.yaml.age")).unwrap();
     for key in [&repo.key_file, &team_key] {
         let ids = castsync::crypto::Identities::discover_with(
@@ -471,15 +392,11 @@ fn groups_are_encrypted_to_their_groups_rule_and_never_to_an_agents_rule() {
     repo.test().args(["rekey", "--check"]).run().success();
     let ct = std::fs::read(repo.path("shared/openai/secrets.yaml.age")).unwrap();
     assert!(team_only.decrypt(&ct, std::path::Path::new("x")).is_err());
-    let unknown = repo.test().args(["rekey", "--shared", "nope"]).run();
-    assert_eq!(unknown.exit_code(), 1);
-    assert!(
-        unknown
-            .stderr()
-            .contains("shared group \"nope\" is not declared"),
-        "{}",
-        unknown.stderr()
-    );
+    repo.test()
+        .args(["rekey", "--shared", "nope"])
+        .run()
+        .code(1)
+        .stderr_has("shared group \"nope\" is not declared");
     for out in [&set, &show, &check, &rekey] {
         assert_no_canary("authoring", &all_output(out), CANARIES);
     }
@@ -493,37 +410,23 @@ fn a_group_change_that_would_break_an_agent_is_refused_naming_the_agent() {
 
     // beta names OPENAI_API_KEY in its `uses:`, and alpha's schema requires it: removing it
     // from the group would break both.
-    let out = repo
-        .test()
+    repo.test()
         .args(["unset", "--shared", "openai", "OPENAI_API_KEY"])
         .run()
-        .failure();
-    assert!(
-        out.stderr().contains("would break agent beta: agents/beta/secrets.yaml.age: key OPENAI_API_KEY: `uses: openai` takes OPENAI_API_KEY from shared group openai, but shared/openai/secrets.yaml.age has no such key"),
-        "{}",
-        out.stderr()
-    );
-    assert!(
-        out.stderr().contains("would break agent alpha: agents/alpha/.env.example: key OPENAI_API_KEY: required by .env.example but it would no longer get it"),
-        "{}",
-        out.stderr()
-    );
+        .failure()
+        .stderr_has("would break agent beta: agents/beta/secrets.yaml.age: key OPENAI_API_KEY: `uses: openai` takes OPENAI_API_KEY from shared group openai, but shared/openai/secrets.yaml.age has no such key")
+        .stderr_has("would break agent alpha: agents/alpha/.env.example: key OPENAI_API_KEY: required by .env.example but it would no longer get it");
     assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
 
     // alpha takes every key of the group and its (strict) schema does not list EXTRA: adding
     // EXTRA to the group would break alpha, and no other agent.
-    let out = repo
-        .test()
+    repo.test()
         .args(["set", "--shared", "openai", "EXTRA"])
         .stdin("x")
         .run()
-        .failure();
-    assert!(
-        out.stderr().contains("would break agent alpha: agents/alpha/.env.example: key EXTRA: the agent takes it from shared group openai"),
-        "{}",
-        out.stderr()
-    );
-    assert!(!out.stderr().contains("agent beta"), "{}", out.stderr());
+        .failure()
+        .stderr_has("would break agent alpha: agents/alpha/.env.example: key EXTRA: the agent takes it from shared group openai")
+        .stderr_lacks("agent beta");
     assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
 
     // A change that breaks nobody goes through.
@@ -550,34 +453,23 @@ fn edit_shared_opens_the_group_and_an_agents_edit_checks_its_uses() {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     // alpha takes every key and its schema does not list OPENAI_BASE: refused, naming alpha.
-    let out = repo
-        .test()
+    repo.test()
         .env("EDITOR", &script)
         .args(["edit", "--shared", "openai"])
         .run()
-        .failure();
-    assert!(
-        out.stderr().contains("would break agent alpha"),
-        "{}",
-        out.stderr()
-    );
+        .failure()
+        .stderr_has("would break agent alpha");
 
     repo.schema(
         "alpha",
         "A_OWN=x\nOPENAI_API_KEY=x\nOPENAI_ORG=x\nOPENAI_BASE=x\n",
     );
-    let out = repo
-        .test()
+    repo.test()
         .env("EDITOR", &script)
         .args(["edit", "--shared", "openai"])
         .run()
-        .success();
-    assert!(
-        out.stderr()
-            .contains("saved shared/openai/secrets.yaml.age: added OPENAI_BASE"),
-        "{}",
-        out.stderr()
-    );
+        .success()
+        .stderr_has("saved shared/openai/secrets.yaml.age: added OPENAI_BASE");
     repo.test().arg("validate").run().success();
 
     // An agent's edit that names a key the group lacks is refused with both places.
@@ -597,12 +489,8 @@ fn edit_shared_opens_the_group_and_an_agents_edit_checks_its_uses() {
         .env("EDITOR", &script2)
         .args(["edit", "beta"])
         .run()
-        .failure();
-    assert!(
-        out.stderr().contains("key NOPE: `uses: openai` takes NOPE from shared group openai, but shared/openai/secrets.yaml.age has no such key"),
-        "{}",
-        out.stderr()
-    );
+        .failure()
+        .stderr_has("key NOPE: `uses: openai` takes NOPE from shared group openai, but shared/openai/secrets.yaml.age has no such key");
     assert_eq!(
         std::fs::read(repo.path("agents/beta/secrets.yaml.age")).unwrap(),
         before
@@ -621,23 +509,14 @@ fn diff_and_textconv_show_the_group_as_the_cause() {
         .run()
         .success();
 
-    let diff = repo.test().arg("diff").run().success();
-    assert!(
-        diff.stdout()
-            .contains("a/shared/openai/secrets.yaml.age (HEAD)"),
-        "{}",
-        diff.stdout()
-    );
-    assert!(
-        diff.stdout().contains("-OPENAI_API_KEY "),
-        "{}",
-        diff.stdout()
-    );
-    assert!(
-        diff.stdout().contains("# castsync: shared group openai (shared/openai) is the cause of changes to 2 agent(s): alpha (OPENAI_API_KEY), beta (OPENAI_API_KEY)"),
-        "{}",
-        diff.stdout()
-    );
+    let diff = repo
+        .test()
+        .arg("diff")
+        .run()
+        .success()
+        .stdout_has("a/shared/openai/secrets.yaml.age (HEAD)")
+        .stdout_has("-OPENAI_API_KEY ")
+        .stdout_has("# castsync: shared group openai (shared/openai) is the cause of changes to 2 agent(s): alpha (OPENAI_API_KEY), beta (OPENAI_API_KEY)");
     let json = repo.test().args(["diff", "-o", "json"]).run();
     let doc: serde_json::Value = serde_json::from_str(json.stdout()).unwrap();
     let file = &doc["files"][0];
@@ -730,14 +609,8 @@ fn a_saved_plan_is_refused_after_a_group_it_depends_on_changed() {
         .args(["--yes", "--plan"])
         .arg(&file)
         .run()
-        .failure();
-    assert!(
-        applied
-            .stderr()
-            .contains("shared/openai/secrets.yaml.age (agent alpha) changed since the plan"),
-        "{}",
-        applied.stderr()
-    );
+        .failure()
+        .stderr_has("shared/openai/secrets.yaml.age (agent alpha) changed since the plan");
     assert_eq!(emu.requests("POST") + emu.requests("DELETE"), 0);
     assert_no_canary("saved plan", &all_output(&applied), CANARIES);
     assert_no_canary(

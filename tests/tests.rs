@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod audit;
 mod authoring;
 mod bad_vectors;
 mod canary_forms;

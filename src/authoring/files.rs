@@ -398,7 +398,7 @@ pub fn target_recipients_of(
         return Err(CryptoError::NoRecipients.into());
     }
     let mut out: Vec<Recipient> = Vec::with_capacity(listed.len());
-    for (i, text) in listed.iter().enumerate() {
+    for (i, text) in listed.keys().enumerate() {
         let recipient =
             crypto::parse_recipient(text).map_err(|source| AuthoringError::Recipient {
                 agent: format!("{} {name}", kind.noun()),

@@ -29,7 +29,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "watch",
         ],
     ),
-    ("Team and review", &["diff", "rekey", "history", "doctor"]),
+    (
+        "Team and review",
+        &["diff", "rekey", "audit", "history", "doctor"],
+    ),
     (
         "Integration",
         &[

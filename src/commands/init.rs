@@ -146,11 +146,11 @@ mod tests {
         let config =
             config::Config::from_yaml(&config_text(&recipients), Path::new("castsync.yaml"))
                 .unwrap();
-        assert_eq!(config.recipients, recipients);
+        assert_eq!(config.recipients.keys().collect::<Vec<_>>(), recipients);
         assert_eq!(
             config,
             config::Config {
-                recipients,
+                recipients: config::Recipients::from_keys(recipients),
                 ..Default::default()
             }
         );

@@ -1,22 +1,24 @@
 //! `castsync reconcile`: run one reconcile and report it as text, JSON or Markdown. On a
 //! terminal a plan that deletes keys is confirmed first (unless --yes) and the apply shows a
-//! progress bar; without one it never asks and logs one line per agent (`progress`).
+//! progress bar; without one it never asks and logs one line per agent (`render::progress`).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{Console, ConsoleOptions};
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
+use crate::deadline::TimedOut;
 use crate::plan::Replace;
-use crate::reconcile;
+use crate::reconcile::{self, Outcome};
+use crate::render::progress::{Console, ConsoleOptions};
 use crate::render::{self, RenderContext};
 use crate::request::{ChangedSince, Request};
-use crate::saved_plan::{self, run};
+use crate::saved_plan::{self, SavedPlan, run};
 use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
 
@@ -26,30 +28,13 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     repo.identity_env.age_plugin_timeout = args.timeout;
     let target = repo.target(&args.platform, args.apply.state.as_deref())?;
     let explicit = global.config.as_deref();
-    let at_ref = match &args.git_ref {
-        Some(rev) => Some(Checkout::revision(&repo.root, rev, explicit)?),
-        None => None,
-    };
-    let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
-    let base = match &args.base {
-        Some(rev) => {
-            let base = Checkout::revision(&repo.root, rev, explicit)?;
-            // Before anything is sent: a pull request must not move the API key elsewhere.
-            reconcile::check_platform_pinned(&checkout.config, &base.config)?;
-            Some(base)
-        }
-        None => None,
-    };
-    let since = match &args.since {
-        Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
-        None => None,
-    };
+    let revisions = Revisions::open(&repo, args, explicit)?;
+    let checkout = revisions.at_ref.as_ref().unwrap_or(&repo.checkout);
     // A plan file that cannot be used fails before anything is opened or sent.
     let saved = args.plan.as_deref().map(run::read).transpose()?;
     let platform = target
         .platform(&checkout.config)?
         .open(checkout.agents.clone())?;
-
     // A dry run reads the state without locking it: it never blocks, or is blocked by, an
     // apply in progress.
     let state = if args.dry_run {
@@ -69,7 +54,94 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
     };
     // The plan shown before the apply: as -o asks, or as text (with a question) when
     // stdout carries JSON.
-    let shown_ctx = ctx(Some(checkout.label()), Vec::new());
+    let console = console(global, args, ctx(Some(checkout.label()), Vec::new()));
+    let stop = CancellationToken::new();
+    let follower = console.follow_rate_limit(platform.clone(), stop.clone());
+
+    // Read before the run, so a file that changes meanwhile makes the saved plan refuse
+    // rather than record blobs newer than the plan.
+    let save_inputs = match (&args.save_plan, args.agents.is_empty()) {
+        (Some(_), true) => Some(run::inputs(checkout, explicit, &checkout.agents)?),
+        (Some(_), false) => Some(run::inputs(checkout, explicit, &args.agents)?),
+        (None, _) => None,
+    };
+    let state = Arc::new(Mutex::new(state));
+    let request = Request {
+        base: revisions.base.as_ref(),
+        replace: replace(args),
+        only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
+        changed: revisions.changed_since(args.changed),
+        dry_run: args.dry_run,
+        ..super::apply_settings(&args.apply, args.timeout).request(
+            checkout,
+            &target.identities,
+            platform.clone(),
+            state,
+        )
+    };
+    let file = saved.as_ref().zip(args.plan.as_deref());
+    let outcome = reconcile_or_apply(request, file, explicit, console.clone()).await;
+    stop.cancel();
+    let _ = follower.await;
+    console.finish();
+    let outcome = outcome?;
+    if let Some(warning) = &outcome.state_warning {
+        eprintln!("warning: {warning}");
+    }
+    if let (Some(saved), Some(file)) = (&saved, &args.plan)
+        && global.quiet == 0
+    {
+        say_saved_plan_applied(file, saved, args.dry_run, &outcome);
+    }
+    let plan_not_saved = match (&args.save_plan, &save_inputs) {
+        (Some(file), Some(inputs)) => {
+            !save_plan(global, args, file, inputs, &outcome, platform.id())?
+        }
+        _ => false,
+    };
+
+    let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
+    if outcome.declined {
+        eprintln!("Apply cancelled: nothing was changed on the platform.");
+        return Ok(Exit::Failure);
+    }
+    let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
+    print_outcome(args.output, &outcome, &ctx, plan_shown)?;
+    if let Some(timed_out) = &outcome.timed_out {
+        say_timed_out(timed_out, args.timeout.is_some());
+    }
+    Ok(if !outcome.ok() || plan_not_saved {
+        Exit::Failure
+    } else if args.dry_run && args.exit_code && outcome.plan.has_changes() {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// Reconciles, or applies the saved plan (read from `file`) when there is one.
+async fn reconcile_or_apply(
+    request: Request<'_>,
+    file: Option<(&SavedPlan, &Path)>,
+    explicit_config: Option<&Path>,
+    console: Arc<Console>,
+) -> anyhow::Result<Outcome> {
+    Ok(match file {
+        Some((saved, path)) => {
+            let file = run::PlanFile {
+                saved,
+                path,
+                explicit_config,
+            };
+            run::apply_saved(request, file, console).await?
+        }
+        None => reconcile::reconcile(request, console).await?,
+    })
+}
+
+/// The console that asks before a plan that deletes, and draws the apply's progress;
+/// `shown_ctx` renders the plan shown with the question.
+fn console(global: &GlobalArgs, args: &ReconcileArgs, shown_ctx: RenderContext) -> Arc<Console> {
     let output = args.output;
     let mut console = ConsoleOptions::detect(
         args.yes,
@@ -87,163 +159,172 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
         }),
     );
     console.prompt_on_stderr = output == OutputFormat::Json;
-    let console = Console::new(console);
-    let stop = CancellationToken::new();
-    let follower = console.follow_rate_limit(platform.clone(), stop.clone());
+    Console::new(console)
+}
 
-    // Read before the run, so a file that changes meanwhile makes the saved plan refuse
-    // rather than record blobs newer than the plan.
-    let save_inputs = match &args.save_plan {
-        Some(_) if args.agents.is_empty() => {
-            Some(run::inputs(checkout, explicit, &checkout.agents)?)
-        }
-        Some(_) => Some(run::inputs(checkout, explicit, &args.agents)?),
-        None => None,
+/// Says on stderr that the run's deadline passed, and what it cut off.
+fn say_timed_out(timed_out: &TimedOut, flag_given: bool) {
+    let flag = if flag_given {
+        "--timeout"
+    } else {
+        "the default; see --timeout"
     };
-    let state = Arc::new(Mutex::new(state));
-    let settings = super::apply_settings(&args.apply, args.timeout);
-    let request = Request {
-        base: base.as_ref(),
-        replace: Replace {
-            keys: args.replace.iter().cloned().collect(),
-            agents: args.replace_all.iter().flatten().cloned().collect(),
-            all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
-        },
-        only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
-        changed: match (&since, args.changed) {
+    super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
+        timed_out.message(flag),
+        timed_out.hint().unwrap_or_default(),
+    )));
+}
+
+/// The revisions besides the worktree a run reads: `--ref` (the manifests), `--base` (what
+/// counts as last applied) and `--since` (what `--changed` compares with).
+struct Revisions {
+    at_ref: Option<Checkout>,
+    base: Option<Checkout>,
+    since: Option<Result<Checkout, String>>,
+}
+
+impl Revisions {
+    fn open(repo: &Repo, args: &ReconcileArgs, explicit: Option<&Path>) -> anyhow::Result<Self> {
+        let revision = |rev: &str| Checkout::revision(&repo.root, rev, explicit);
+        let at_ref = args.git_ref.as_deref().map(revision).transpose()?;
+        let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
+        let base = match &args.base {
+            Some(rev) => {
+                let base = revision(rev)?;
+                // Before anything is sent: a pull request must not move the API key elsewhere.
+                reconcile::check_platform_pinned(&checkout.config, &base.config)?;
+                Some(base)
+            }
+            None => None,
+        };
+        let since = match &args.since {
+            Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
+            None => None,
+        };
+        Ok(Revisions {
+            at_ref,
+            base,
+            since,
+        })
+    }
+}
+
+impl Revisions {
+    /// What `--changed` compares with: the `--since` revision, else the state.
+    fn changed_since(&self, changed: bool) -> Option<ChangedSince<'_>> {
+        match (&self.since, changed) {
             (Some(since), _) => Some(ChangedSince::Revision(since.as_ref().map_err(Clone::clone))),
             (None, true) => Some(ChangedSince::State),
             (None, false) => None,
-        },
-        dry_run: args.dry_run,
-        ..settings.request(checkout, &target.identities, platform.clone(), state)
-    };
-    let outcome = match (&saved, args.plan.as_deref()) {
-        (Some(saved), Some(path)) => {
-            let file = run::PlanFile {
-                saved,
-                path,
-                explicit_config: explicit,
-            };
-            run::apply_saved(request, file, console.clone())
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        _ => reconcile::reconcile(request, console.clone())
-            .await
-            .map_err(anyhow::Error::from),
-    };
-    stop.cancel();
-    let _ = follower.await;
-    console.finish();
-    let outcome = outcome?;
-    if let Some(warning) = &outcome.state_warning {
-        eprintln!("warning: {warning}");
-    }
-    if let (Some(saved), Some(file)) = (&saved, &args.plan)
-        && global.quiet == 0
-    {
-        let made = format!(
-            "{} (made from {} at {})",
-            file.display(),
-            crate::escape::terminal(&saved.revision),
-            crate::escape::terminal(&saved.created_at),
-        );
-        if args.dry_run {
-            eprintln!(
-                "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
-            );
-        } else if outcome.report.is_some() {
-            eprintln!(
-                "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
-            );
         }
     }
-    let mut plan_not_saved = false;
-    if let (Some(file), Some(inputs)) = (&args.save_plan, &save_inputs) {
-        let origin = saved_plan::Origin {
-            inputs,
-            observed: &outcome.observed,
-            platform: platform.id(),
-            revision: &outcome.revision,
-            all_agents: args.agents.is_empty(),
-            created_at: &crate::history::now(),
-        };
-        match saved_plan::save(&outcome.plan, &origin) {
-            Ok(saved) => {
-                run::write(file, &saved)?;
-                if global.quiet == 0 {
-                    eprintln!(
-                        "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
-                        file.display(),
-                        file.display()
-                    );
-                }
-            }
-            Err(e) => {
-                super::print_error(&anyhow::Error::new(e));
-                plan_not_saved = true;
-            }
-        }
-    }
+}
 
-    let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
-    let plan = &outcome.plan;
-    if outcome.declined {
-        eprintln!("Apply cancelled: nothing was changed on the platform.");
-        return Ok(Exit::Failure);
+/// `--replace AGENT/KEY` and `--replace-all [AGENT…]`.
+fn replace(args: &ReconcileArgs) -> Replace {
+    Replace {
+        keys: args.replace.iter().cloned().collect(),
+        agents: args.replace_all.iter().flatten().cloned().collect(),
+        all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
     }
-    let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
-    match (args.output, &outcome.report) {
+}
+
+/// Says on stderr that the saved plan matched (and, unless a dry run, was applied).
+fn say_saved_plan_applied(file: &Path, saved: &SavedPlan, dry_run: bool, outcome: &Outcome) {
+    let made = format!(
+        "{} (made from {} at {})",
+        file.display(),
+        crate::escape::terminal(&saved.revision),
+        crate::escape::terminal(&saved.created_at),
+    );
+    if dry_run {
+        eprintln!(
+            "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
+        );
+    } else if outcome.report.is_some() {
+        eprintln!(
+            "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
+        );
+    }
+}
+
+/// `--save-plan FILE`: writes the plan with what it was made from. False (and the reason
+/// printed) when the plan cannot be saved, e.g. because it skips an agent.
+fn save_plan(
+    global: &GlobalArgs,
+    args: &ReconcileArgs,
+    file: &Path,
+    inputs: &saved_plan::Inputs,
+    outcome: &Outcome,
+    platform: &str,
+) -> anyhow::Result<bool> {
+    let origin = saved_plan::Origin {
+        inputs,
+        observed: &outcome.observed,
+        platform,
+        revision: &outcome.revision,
+        all_agents: args.agents.is_empty(),
+        created_at: &crate::history::now(),
+    };
+    match saved_plan::save(&outcome.plan, &origin) {
+        Ok(saved) => {
+            run::write(file, &saved)?;
+            if global.quiet == 0 {
+                eprintln!(
+                    "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
+                    file.display(),
+                    file.display()
+                );
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            super::print_error(&anyhow::Error::new(e));
+            Ok(false)
+        }
+    }
+}
+
+/// The plan (unless the console showed it already) and, after an apply, what landed, in
+/// the `-o` format.
+fn print_outcome(
+    output: OutputFormat,
+    outcome: &Outcome,
+    ctx: &RenderContext,
+    plan_shown: bool,
+) -> anyhow::Result<()> {
+    let plan = &outcome.plan;
+    match (output, &outcome.report) {
         (OutputFormat::Json, None) => super::print_out(format_args!(
             "{}\n",
-            serde_json::to_string_pretty(&render::plan_json(plan, &ctx))?
+            serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
         ))?,
         (OutputFormat::Json, Some(report)) => super::print_out(format_args!(
             "{}\n",
-            serde_json::to_string_pretty(&render::apply_json(report, plan, &ctx))?
+            serde_json::to_string_pretty(&render::apply_json(report, plan, ctx))?
         ))?,
         (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => super::print_out(render::plan_markdown(plan, &ctx))?,
-        (OutputFormat::Text, _) => super::print_out(render::plan_text(plan, &ctx))?,
+        (OutputFormat::Markdown, _) => super::print_out(render::plan_markdown(plan, ctx))?,
+        (OutputFormat::Text, _) => super::print_out(render::plan_text(plan, ctx))?,
     }
-    if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) =
-        (args.output, &outcome.report)
+    if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) = (output, &outcome.report)
         && plan.has_changes()
     {
         if !plan_shown {
             super::print_out("\n")?;
         }
-        super::print_out(render::apply_text(report, plan, color))?;
+        super::print_out(render::apply_text(report, plan, ctx.color))?;
     }
-
-    if let Some(timed_out) = &outcome.timed_out {
-        let flag = if args.timeout.is_some() {
-            "--timeout"
-        } else {
-            "the default; see --timeout"
-        };
-        super::print_error(&anyhow::Error::new(crate::hint::WithHint::new(
-            timed_out.message(flag),
-            timed_out.hint().unwrap_or_default(),
-        )));
-    }
-    Ok(if !outcome.ok() || plan_not_saved {
-        Exit::Failure
-    } else if args.dry_run && args.exit_code && plan.has_changes() {
-        Exit::Changes
-    } else {
-        Exit::Success
-    })
+    Ok(())
 }
 
 /// The `--since` revision: its checkout, or (when the revision exists but its
 /// `castsync.yaml` cannot be used) why every agent must be refreshed. A revision that does
 /// not resolve is an error: a mistyped `--since` must not pass as a full reconcile.
 fn since_checkout(
-    root: &std::path::Path,
+    root: &Path,
     rev: &str,
-    explicit: Option<&std::path::Path>,
+    explicit: Option<&Path>,
 ) -> anyhow::Result<Result<Checkout, String>> {
     let tree = GitRevision::open(root, rev)?;
     let label = tree.revision();

@@ -6,6 +6,7 @@
 use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, AuthoringError, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
+use crate::config::Names;
 use crate::load::LoadError;
 use crate::manifest::Kind;
 use crate::render::rekey;
@@ -14,6 +15,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     let repo = Repo::open(global)?;
     let identities = repo.identities()?;
     let targets = targets(&repo, args)?;
+    let names = repo.recipient_names();
     // `-o json|markdown` (only with --check) collects instead of printing as it goes.
     let report = args.output.filter(|o| *o != OutputFormat::Text);
     let mut tally = Tally::default();
@@ -25,7 +27,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
                     (files, written.outcome)
                 })
             });
-        tally.count(*kind, slug, result, args.check, report.is_some());
+        tally.count(*kind, slug, result, &names, args.check, report.is_some());
     }
     let checked = targets.len();
     match report {
@@ -87,6 +89,7 @@ impl Tally {
         kind: Kind,
         slug: &str,
         result: Result<(AgentFiles<'_>, Drift), AuthoringError>,
+        names: &Names,
         check: bool,
         collect: bool,
     ) {
@@ -97,7 +100,7 @@ impl Tally {
                 if collect {
                     let shown = files.shown().to_string();
                     self.entries
-                        .push(rekey::drift_json(kind, slug, &shown, &drift));
+                        .push(rekey::drift_json(kind, slug, &shown, &drift, names));
                 } else {
                     let verb = if check { "stale" } else { "re-encrypted" };
                     // A line stdout cannot take does not stop the re-encryption; the summary
@@ -105,7 +108,7 @@ impl Tally {
                     let _ = super::print_out(format_args!(
                         "{}: {verb}: {}\n",
                         files.shown(),
-                        drift.describe()
+                        drift.describe(names)
                     ));
                 }
                 if !check {

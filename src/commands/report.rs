@@ -112,6 +112,7 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
     }
     ask!(
         WithHint,
+        crate::audit::AuditError,
         crate::authoring::AuthoringError,
         crate::authoring::merge::driver::MergeError,
         crate::config::ConfigError,

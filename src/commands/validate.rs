@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{Exit, Repo};
+use crate::audit;
 use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
 use crate::config::{self, Config};
 use crate::crypto;
@@ -40,22 +41,49 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
     let only: BTreeSet<String> = args.agents.iter().cloned().collect();
     let loaded = load_all(repo.checkout.tree(), repo.config(), &identities, &only)?;
     findings.extend(loaded.findings().cloned());
+    findings.extend(rotation_findings(&repo, global, &identities, &only));
     report(&findings, Some(loaded.agents.len()), args.output)
+}
+
+/// Keys overdue for rotation, when a period is set anywhere (else no history is read): the
+/// audit of the committed history, narrowed to the agents asked for.
+fn rotation_findings(
+    repo: &Repo,
+    global: &GlobalArgs,
+    identities: &crypto::Identities,
+    only: &BTreeSet<String>,
+) -> Vec<Finding> {
+    if !audit::has_rotation_policy(repo.checkout.tree(), repo.config()) {
+        return Vec::new();
+    }
+    let request = audit::Request {
+        root: repo.root.clone(),
+        config: global.config.clone(),
+        identities,
+        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    match audit::audit(&request) {
+        Ok(report) => audit::overdue_findings(&report)
+            .into_iter()
+            .filter(|f| only.is_empty() || f.agent.as_ref().is_some_and(|a| only.contains(a)))
+            .collect(),
+        Err(e) => {
+            let mut finding = Finding::warning(
+                config::FILE_NAME,
+                format!("rotation periods are set, but the values' ages could not be read: {e}"),
+            );
+            finding.hint = crate::hint::Hinted::hint(&e).map(Into::into);
+            vec![finding]
+        }
+    }
 }
 
 /// Recipients that pass the config's syntax check but that castsync cannot encrypt to (a
 /// bad checksum, a post-quantum key, a short RSA key), and a config with none at all.
 fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let lists = std::iter::once(("recipients".to_owned(), &config.recipients)).chain(
-        config
-            .access
-            .iter()
-            .enumerate()
-            .map(|(i, rule)| (format!("access[{i}].recipients"), &rule.recipients)),
-    );
-    for (field, recipients) in lists {
-        for (i, text) in recipients.iter().enumerate() {
+    for (field, recipients) in config.recipient_lists() {
+        for (i, text) in recipients.keys().enumerate() {
             if let Err(e) = crypto::parse_recipient(text) {
                 let mut finding = Finding::error(path, format!("{field}[{i}]: {e}"));
                 finding.hint = crate::hint::Hinted::hint(&e).map(Into::into);

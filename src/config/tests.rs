@@ -5,6 +5,10 @@ const AGE2: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnuj
 const SSH: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake alice@laptop";
 
+fn keys(list: &Recipients) -> Vec<&str> {
+    list.keys().collect()
+}
+
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_yaml(text, Path::new("castsync.yaml"))
 }
@@ -18,19 +22,22 @@ platform:
   url: https://api.castari.com
 recipients:
   - {AGE}
-  - {SSH}
+  - alice: {SSH}
 access:
   - agents: \"billing-*\"
     recipients: [{AGE2}]
     redeploy: never
+    rotate_after: 30d
   - groups: \"openai\"
-    recipients: [{AGE2}]
+    recipients:
+      ci-prod: {AGE2}
 prune: false
 strict: false
 unmanaged_keys: [ANTHROPIC_API_KEY, CASTARI_TOKEN]
 max_delete_fraction: 0.25
 self_heal: false
 redeploy: on-change
+rotate_after: 90d
 notify:
   - github_status: {{ token_env: GITHUB_TOKEN }}
   - gitlab_status:
@@ -101,7 +108,7 @@ fn every_field_of_a_full_config_is_read() {
         config.platform.url.as_deref(),
         Some("https://api.castari.com")
     );
-    assert_eq!(config.recipients, vec![AGE.to_owned(), SSH.to_owned()]);
+    assert_eq!(keys(&config.recipients), [AGE, SSH]);
     assert_eq!(config.shared_dir, PathBuf::from("secrets/shared"));
     assert_eq!(config.access.len(), 2);
     assert_eq!(config.access[0].agents.as_deref(), Some("billing-*"));
@@ -347,11 +354,11 @@ access:
 "
     ))
     .unwrap();
-    assert_eq!(config.recipients_for("billing-eu"), [AGE2.to_owned()]);
-    assert_eq!(config.recipients_for("billing-us"), [AGE2.to_owned()]);
-    assert_eq!(config.recipients_for("support-1"), [SSH.to_owned()]);
-    assert_eq!(config.recipients_for("support-10"), [AGE.to_owned()]);
-    assert_eq!(config.recipients_for("other"), [AGE.to_owned()]);
+    assert_eq!(keys(config.recipients_for("billing-eu")), [AGE2]);
+    assert_eq!(keys(config.recipients_for("billing-us")), [AGE2]);
+    assert_eq!(keys(config.recipients_for("support-1")), [SSH]);
+    assert_eq!(keys(config.recipients_for("support-10")), [AGE]);
+    assert_eq!(keys(config.recipients_for("other")), [AGE]);
 }
 
 #[test]
@@ -366,8 +373,8 @@ fn groups_rules_assign_shared_groups_and_agents_rules_never_do() {
     ))
     .unwrap();
     assert_eq!(config.shared_dir, PathBuf::from("shared"));
-    assert_eq!(config.recipients_for("openai"), [AGE2.to_owned()]);
-    assert_eq!(config.recipients_for_group("openai"), [SSH.to_owned()]);
+    assert_eq!(keys(config.recipients_for("openai")), [AGE2]);
+    assert_eq!(keys(config.recipients_for_group("openai")), [SSH]);
     // No groups rule matches: the top-level recipients, never an agents rule's.
     assert!(config.recipients_for_group("stripe").is_empty());
 }
@@ -512,4 +519,75 @@ mod json_schema {
             assert!(parse(bad).is_err(), "castsync accepted {bad:?}");
         }
     }
+}
+
+#[test]
+fn recipients_may_be_named_and_reports_find_the_names() {
+    let config = parse(&full_example()).unwrap();
+    assert_eq!(keys(&config.recipients), [AGE, SSH]);
+    assert_eq!(keys(config.recipients_for_group("openai")), [AGE2]);
+    let names = config.names();
+    assert_eq!(names.label(SSH), "alice");
+    assert_eq!(names.label(AGE2), "ci-prod");
+    assert_eq!(names.label(AGE), short_label(AGE));
+    // Named or not, the keys are the same: a plain list means what it always meant.
+    let plain = parse(&format!("recipients: [{AGE}, {SSH}]\n")).unwrap();
+    assert!(plain.names().is_empty());
+    assert_eq!(
+        plain.recipients.keys().collect::<Vec<_>>(),
+        keys(&config.recipients)
+    );
+}
+
+#[test]
+fn a_name_is_one_key_and_a_key_has_one_name() {
+    for (text, expected) in [
+        (
+            format!("recipients:\n  - alice: {AGE}\n  - alice: {AGE2}\n"),
+            "recipients[1]: the name \"alice\" stands for another key at recipients[0]",
+        ),
+        (
+            format!(
+                "recipients:\n  alice: {AGE}\naccess:\n  - agents: x\n    recipients:\n      - bob: {AGE}\n"
+            ),
+            "access[0].recipients[0]: this key is named \"alice\" at recipients[0]",
+        ),
+        (
+            format!("recipients:\n  - {AGE}: alice\n"),
+            "recipients[0]: the name looks like a key",
+        ),
+        (
+            "recipients:\n  - alice: AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQ\n".to_owned(),
+            "recipients[0]: this is a private key",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{text}: {err}");
+        assert!(!err.contains("AGE-SECRET-KEY-1Q"), "{err}");
+    }
+    // The same key named once and listed bare elsewhere is fine: the name applies to both.
+    let config = parse(&format!(
+        "recipients:\n  - alice: {AGE}\naccess:\n  - agents: x\n    recipients: [{AGE}]\n"
+    ))
+    .unwrap();
+    assert_eq!(config.names().label(AGE), "alice");
+}
+
+#[test]
+fn rotation_periods_come_from_the_first_matching_rule_then_the_top_level() {
+    let config = parse(&full_example()).unwrap();
+    let days = |d, from: &str| Some((Period::days(d), from.to_owned()));
+    assert_eq!(
+        config.rotate_after_for("billing-eu"),
+        days(30, "access[0].rotate_after")
+    );
+    assert_eq!(config.rotate_after_for("support"), days(90, "rotate_after"));
+    assert_eq!(
+        config.rotate_after_for_group("openai"),
+        days(90, "rotate_after")
+    );
+    assert!(config.has_rotation_policy());
+    assert!(!Config::default().has_rotation_policy());
+    let err = parse("rotate_after: soon\n").unwrap_err().to_string();
+    assert!(err.contains("30d, 12w or 6months"), "{err}");
 }

@@ -52,7 +52,7 @@ pub fn write_new_identity(path: &Path) -> Result<String, CryptoError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    create_private_dir(dir).map_err(write_err)?;
+    crate::atomic_write::create_private_dir(dir).map_err(write_err)?;
 
     let (text, recipient) = generate_identity();
     // Never replaces: a file that appeared since the check above is still never overwritten.
@@ -70,18 +70,4 @@ pub fn write_new_identity(path: &Path) -> Result<String, CryptoError> {
         }
     })?;
     Ok(recipient)
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
 }

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use super::controller::Shared;
 use super::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 use super::triggers::Reason;
-use super::webhook::{Delivery, Refused, SIGNATURE_HEADER, WebhookSecret, classify};
+use super::webhook::{Delivery, Refused, SIGNATURE_HEADER, Verifier, WebhookSecret, classify};
 use crate::history;
 
 /// The largest delivery read. A GitHub `push` delivery for one commit is about 7–10 KB (the
@@ -181,24 +181,7 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return too_large();
     }
-    let read = tokio::time::timeout(BODY_DEADLINE, async {
-        let mut body = body;
-        let mut kept = Vec::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                return Err(StatusCode::BAD_REQUEST);
-            };
-            if let Ok(data) = frame.into_data() {
-                if kept.len() + data.len() > MAX_BODY {
-                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
-                }
-                verifier.update(&data);
-                kept.extend_from_slice(&data);
-            }
-        }
-        Ok(kept)
-    })
-    .await;
+    let read = tokio::time::timeout(BODY_DEADLINE, read_body(body, declared, &mut verifier)).await;
     let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(StatusCode::PAYLOAD_TOO_LARGE)) => return too_large(),
@@ -227,6 +210,35 @@ async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
         None if event == Some("ping") => Delivery::Ping,
         None => Delivery::Fetch,
     };
+    answer(&app, delivery)
+}
+
+/// Reads a delivery's body into the signature check: at most [`MAX_BODY`] bytes (else
+/// `413`), a broken stream is a `400`.
+async fn read_body(
+    mut body: Body,
+    declared: Option<u64>,
+    verifier: &mut Verifier,
+) -> Result<Vec<u8>, StatusCode> {
+    let mut kept = Vec::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(StatusCode::BAD_REQUEST);
+        };
+        if let Ok(data) = frame.into_data() {
+            if kept.len() + data.len() > MAX_BODY {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            verifier.update(&data);
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok(kept)
+}
+
+/// The answer to an authentic delivery: a pong, an ignored branch, or a fetch scheduled.
+fn answer(app: &AppState, delivery: Delivery) -> Response {
+    let metrics = &app.shared.metrics;
     match delivery {
         Delivery::Ping => {
             metrics.webhook("ping");

@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 
 use super::Wire;
 use super::conn::Conn;
-use super::faults::{Fault, Quota};
+use super::faults::{Fault, Quota, Targeted};
 use super::{Emu, lock};
 use crate::names::{MAX_KEY_LEN, validate_key, validate_slug};
 use crate::platform::castari::AGENT_NOT_FOUND;
@@ -86,90 +86,25 @@ pub(super) async fn gate(
     }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let accepts_json = request
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
-    // Bounded: a user agent is counted under at most its first 100 characters.
-    let user_agent: String = request
-        .headers()
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("(none)")
-        .chars()
-        .take(100)
-        .collect();
-    {
-        let mut stats = lock(&emu.stats);
-        stats.request(method.as_str());
-        if !accepts_json {
-            stats.missing_accept += 1;
-        }
-        *stats.user_agents.entry(user_agent).or_default() += 1;
-    }
-
-    let now = SystemTime::now();
+    count(&emu, &request);
     let pinned = lock(&emu.targeted)
         .iter()
         .find(|f| f.matches(method.as_str(), &path))
         .cloned();
     let (quota, response, reset) = match unauthorized(&emu, request.headers()) {
-        Some(denied) => (lock(&emu.window).peek(emu.rate, now), denied, false),
+        Some(denied) => (
+            lock(&emu.window).peek(emu.rate, SystemTime::now()),
+            denied,
+            false,
+        ),
         None => {
-            let quota = lock(&emu.window).take(emu.rate, now);
-            if !quota.allowed {
-                let mut r = detail(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "Rate limit exceeded: {} requests per {} seconds",
-                        emu.rate.limit, emu.rate.period_secs
-                    ),
-                );
-                r.headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(quota.retry_after));
-                (quota, r, false)
-            } else if let Some(status) = pinned
-                .as_ref()
-                .and_then(|f| f.status)
-                .and_then(|s| StatusCode::from_u16(s).ok())
-            {
-                (quota, detail(status, "Injected fault (pinned)"), false)
+            let quota = lock(&emu.window).take(emu.rate, SystemTime::now());
+            let (response, reset) = if quota.allowed {
+                serve(&emu, pinned.as_ref(), request, next).await
             } else {
-                match emu.faults.draw() {
-                    None => (quota, next.run(request).await, false),
-                    Some(Fault::ServerError) => (
-                        quota,
-                        detail(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "Internal Server Error (injected fault)",
-                        ),
-                        false,
-                    ),
-                    // No Retry-After: an upstream throttle the client must back off from.
-                    Some(Fault::TooManyRequests) => (
-                        quota,
-                        detail(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "Too Many Requests (injected fault)",
-                        ),
-                        false,
-                    ),
-                    Some(Fault::Reset) => (
-                        quota,
-                        StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                        true,
-                    ),
-                    Some(Fault::Malformed) => {
-                        let served = next.run(request).await;
-                        if served.status().is_success() {
-                            (quota, malformed(), false)
-                        } else {
-                            (quota, served, false)
-                        }
-                    }
-                }
-            }
+                (rate_limited(&emu, &quota), false)
+            };
+            (quota, response, reset)
         }
     };
     // A pinned delay holds back a reply that was served: the write has landed, its answer
@@ -190,6 +125,88 @@ pub(super) async fn gate(
     tracing::debug!(%method, path, peer = %conn.peer, status = status.as_u16(), "api request");
     lock(&emu.stats).response(status.as_str());
     response
+}
+
+/// Counts an API call: its method, whether it asked for JSON, and its user agent.
+fn count(emu: &Emu, request: &Request) {
+    let accepts_json = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    // Bounded: a user agent is counted under at most its first 100 characters.
+    let user_agent: String = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(none)")
+        .chars()
+        .take(100)
+        .collect();
+    let mut stats = lock(&emu.stats);
+    stats.request(request.method().as_str());
+    if !accepts_json {
+        stats.missing_accept += 1;
+    }
+    *stats.user_agents.entry(user_agent).or_default() += 1;
+}
+
+/// The 429 of the emulator's own rate limit, with the Retry-After it owes.
+fn rate_limited(emu: &Emu, quota: &Quota) -> Response {
+    let mut r = detail(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "Rate limit exceeded: {} requests per {} seconds",
+            emu.rate.limit, emu.rate.period_secs
+        ),
+    );
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(quota.retry_after));
+    r
+}
+
+/// An admitted call: a pinned status, a drawn fault, or the route's own answer; `true` when
+/// the connection is to be reset instead of answered.
+async fn serve(
+    emu: &Emu,
+    pinned: Option<&Targeted>,
+    request: Request,
+    next: Next,
+) -> (Response, bool) {
+    let pinned_status = pinned
+        .and_then(|f| f.status)
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    if let Some(status) = pinned_status {
+        return (detail(status, "Injected fault (pinned)"), false);
+    }
+    match emu.faults.draw() {
+        None => (next.run(request).await, false),
+        Some(Fault::ServerError) => (
+            detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error (injected fault)",
+            ),
+            false,
+        ),
+        // No Retry-After: an upstream throttle the client must back off from.
+        Some(Fault::TooManyRequests) => (
+            detail(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests (injected fault)",
+            ),
+            false,
+        ),
+        Some(Fault::Reset) => (StatusCode::INTERNAL_SERVER_ERROR.into_response(), true),
+        Some(Fault::Malformed) => {
+            let served = next.run(request).await;
+            let malformed_reply = if served.status().is_success() {
+                malformed()
+            } else {
+                served
+            };
+            (malformed_reply, false)
+        }
+    }
 }
 
 fn rate_headers(headers: &mut HeaderMap, quota: &Quota) {

@@ -53,6 +53,30 @@ macro_rules! refuse_scalars {
     };
 }
 
+/// Reads `$name` with `deserialize_any`, so that its visitor sees every kind of input.
+macro_rules! seed_via_visitor {
+    ($name:ident -> $value:ty) => {
+        impl<'de> DeserializeSeed<'de> for $name<'_, '_> {
+            type Value = $value;
+            fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<$value, D::Error> {
+                de.deserialize_any(self)
+            }
+        }
+    };
+}
+
+/// An empty value (`key:` or `key: null`) reads as `$empty`.
+macro_rules! empty_reads_as {
+    ($empty:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($empty)
+        }
+    };
+}
+
 mod uses;
 pub(super) use uses::{RawUsed, RawUses};
 
@@ -181,6 +205,18 @@ fn read_scalar<'de, D: Deserializer<'de>>(
     }
 }
 
+/// Reads one scalar as written; a list or a mapping in its place fails with `failure`.
+fn scalar_or<'de, D: Deserializer<'de>>(
+    state: &mut State<'_>,
+    de: D,
+    failure: Failure,
+) -> Result<RawScalar, D::Error> {
+    read_scalar(state, de).map_err(|(err, kind)| match kind {
+        Some(_) => state.fail(failure),
+        None => err,
+    })
+}
+
 enum ScalarText<'de> {
     Borrowed(&'de str),
     Owned(Zeroizing<String>),
@@ -225,12 +261,7 @@ macro_rules! refuse_non_mappings {
 /// The whole document.
 struct Top<'s, 't>(&'s mut State<'t>);
 
-impl<'de> DeserializeSeed<'de> for Top<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
-    }
-}
+seed_via_visitor!(Top -> ());
 
 impl<'de> Visitor<'de> for Top<'_, '_> {
     type Value = ();
@@ -241,13 +272,7 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
 
     refuse_non_mappings!(Failure::NotAMapping);
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    empty_reads_as!(());
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.0;
@@ -275,10 +300,7 @@ struct Key<'s, 't>(&'s mut State<'t>);
 impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
     type Value = RawScalar;
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<RawScalar, D::Error> {
-        read_scalar(self.0, de).map_err(|(err, kind)| match kind {
-            Some(_) => self.0.fail(Failure::ComplexKey),
-            None => err,
-        })
+        scalar_or(self.0, de, Failure::ComplexKey)
     }
 }
 
@@ -287,25 +309,14 @@ struct Agent<'s, 't>(&'s mut State<'t>);
 impl<'de> DeserializeSeed<'de> for Agent<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        match read_scalar(self.0, de) {
-            Ok(scalar) => {
-                self.0.doc.agent = Some(scalar);
-                Ok(())
-            }
-            Err((_, Some(_))) => Err(self.0.fail(Failure::AgentNotScalar)),
-            Err((err, None)) => Err(err),
-        }
+        self.0.doc.agent = Some(scalar_or(self.0, de, Failure::AgentNotScalar)?);
+        Ok(())
     }
 }
 
 struct Secrets<'s, 't>(&'s mut State<'t>);
 
-impl<'de> DeserializeSeed<'de> for Secrets<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
-    }
-}
+seed_via_visitor!(Secrets -> ());
 
 impl<'de> Visitor<'de> for Secrets<'_, '_> {
     type Value = ();
@@ -316,13 +327,7 @@ impl<'de> Visitor<'de> for Secrets<'_, '_> {
 
     refuse_non_mappings!(Failure::SecretsNotMapping);
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    empty_reads_as!(());
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.0;
@@ -360,12 +365,7 @@ const META_NOT_MAPPING: &str =
     "the castsync: block must be a mapping such as `castsync: { recipients: [...] }`";
 const RECIPIENTS_NOT_LIST: &str = "castsync.recipients must be a list of recipient strings";
 
-impl<'de> DeserializeSeed<'de> for Meta<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
-    }
-}
+seed_via_visitor!(Meta -> ());
 
 impl<'de> Visitor<'de> for Meta<'_, '_> {
     type Value = ();
@@ -376,13 +376,7 @@ impl<'de> Visitor<'de> for Meta<'_, '_> {
 
     refuse_non_mappings!(Failure::Meta(META_NOT_MAPPING));
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    empty_reads_as!(());
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.0;
@@ -402,12 +396,7 @@ impl<'de> Visitor<'de> for Meta<'_, '_> {
 
 struct Recipients<'s, 't>(&'s mut State<'t>);
 
-impl<'de> DeserializeSeed<'de> for Recipients<'_, '_> {
-    type Value = Vec<String>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Vec<String>, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+seed_via_visitor!(Recipients -> Vec<String>);
 
 impl<'de> Visitor<'de> for Recipients<'_, '_> {
     type Value = Vec<String>;
@@ -416,47 +405,15 @@ impl<'de> Visitor<'de> for Recipients<'_, '_> {
         f.write_str("a list of recipients")
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
+    refuse_scalars!(Failure::Meta(RECIPIENTS_NOT_LIST));
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<Self::Value, D::Error> {
         Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
     }
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
         Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
     }
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST)))
-    }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
+    empty_reads_as!(Vec::new());
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let state = self.0;
@@ -473,10 +430,7 @@ struct Recipient<'s, 't>(&'s mut State<'t>);
 impl<'de> DeserializeSeed<'de> for Recipient<'_, '_> {
     type Value = String;
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<String, D::Error> {
-        match read_scalar(self.0, de) {
-            Ok(scalar) => Ok(scalar.text.as_str().to_owned()),
-            Err((_, Some(_))) => Err(self.0.fail(Failure::Meta(RECIPIENTS_NOT_LIST))),
-            Err((err, None)) => Err(err),
-        }
+        let scalar = scalar_or(self.0, de, Failure::Meta(RECIPIENTS_NOT_LIST))?;
+        Ok(scalar.text.as_str().to_owned())
     }
 }

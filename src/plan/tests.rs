@@ -81,97 +81,201 @@ fn a(key: &str, action: Action) -> (String, Action) {
     (key.to_owned(), action)
 }
 
-#[test]
-fn declared_keys_absent_on_the_platform_are_created() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("B", "2")])),
-        Ok(Listing::default()),
-        &NoBaseline,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("A", Action::Create), a("B", Action::Create)]
-    );
-    assert!(p.skipped.is_none());
+/// One agent, "bot", planned from what it declares, what the platform lists and what castsync
+/// last applied. Every outcome a case does not name is expected empty (or false).
+#[derive(Default)]
+struct Case {
+    /// Declared `(key, value)`.
+    wanted: &'static [(&'static str, &'static str)],
+    /// Listed `(key, updated_at)`.
+    listed: &'static [(&'static str, &'static str)],
+    /// Listed by name only, as the SDK lists (used instead of `listed` when not empty).
+    bare: &'static [&'static str],
+    /// Last applied `(key, value, updated_at seen then)`.
+    last: &'static [(&'static str, &'static str, Option<&'static str>)],
+    policy: Policy,
+    changes: &'static [(&'static str, Action)],
+    unchanged: &'static [&'static str],
+    drift_ignored: &'static [&'static str],
+    kept: &'static [&'static str],
+    unmanaged: &'static [&'static str],
+    skipped: Option<SkipReason>,
+    drift_blind: bool,
 }
 
-#[test]
-fn a_present_key_without_a_record_is_updated_as_unverified() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t1")])),
-        &NoBaseline,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("A", Action::Update(UpdateReason::Unverified))]
-    );
+impl Case {
+    fn check(self) {
+        let last = self.last.iter().fold(Memory::default(), |m, (k, v, seen)| {
+            m.with("bot", k, v, *seen)
+        });
+        let listed = if self.bare.is_empty() {
+            remote(self.listed)
+        } else {
+            bare(self.bare)
+        };
+        let p = one(
+            "bot",
+            Ok(secrets(self.wanted)),
+            Ok(listed),
+            &last,
+            &self.policy,
+        );
+        let names = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let changes: Vec<_> = self.changes.iter().map(|(k, c)| a(k, *c)).collect();
+        assert_eq!(actions(&p), changes, "changes of {p:?}");
+        assert_eq!(p.unchanged, names(self.unchanged), "unchanged");
+        assert_eq!(p.drift_ignored, names(self.drift_ignored), "drift ignored");
+        assert_eq!(p.kept, names(self.kept), "kept");
+        assert_eq!(p.unmanaged, names(self.unmanaged), "unmanaged");
+        assert_eq!(p.skipped, self.skipped, "skipped");
+        assert_eq!(p.drift_blind, self.drift_blind, "drift blind");
+    }
 }
 
-#[test]
-fn a_key_written_with_the_same_value_and_untouched_since_is_unchanged() {
-    let last = Memory::default().with("bot", "A", "1", Some("t1"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t1")])),
-        &last,
-        &Policy::default(),
-    );
-    assert!(p.changes.is_empty());
-    assert_eq!(p.unchanged, vec!["A"]);
+/// One `#[test]` a case: `name { field: value, … }` with the fields of [`Case`].
+macro_rules! cases {
+    ($($name:ident { $($field:ident: $value:expr),* $(,)? })*) => {$(
+        #[test]
+        fn $name() {
+            Case { $($field: $value,)* ..Case::default() }.check();
+        }
+    )*};
 }
 
-#[test]
-fn a_new_value_is_an_update_because_the_value_changed() {
-    let last = Memory::default().with("bot", "A", "old", Some("t1"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "new")])),
-        Ok(remote(&[("A", "t1")])),
-        &last,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("A", Action::Update(UpdateReason::ValueChanged))]
-    );
+use Action::{Create, Delete, Update};
+use UpdateReason::{Drifted, Unverified, ValueChanged};
+
+fn policy_without_prune() -> Policy {
+    Policy {
+        prune: false,
+        ..Policy::default()
+    }
 }
 
-#[test]
-fn value_changed_wins_over_drift() {
-    let last = Memory::default().with("bot", "A", "old", Some("t1"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "new")])),
-        Ok(remote(&[("A", "t2")])),
-        &last,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("A", Action::Update(UpdateReason::ValueChanged))]
-    );
+fn policy_deleting_up_to(max_delete_fraction: f64) -> Policy {
+    Policy {
+        max_delete_fraction,
+        ..Policy::default()
+    }
 }
 
-#[test]
-fn a_timestamp_that_moved_since_our_write_is_drift_and_is_healed() {
-    let last = Memory::default().with("bot", "A", "1", Some("t1"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t2")])),
-        &last,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("A", Action::Update(UpdateReason::Drifted))]
-    );
+cases! {
+    declared_keys_absent_on_the_platform_are_created {
+        wanted: &[("A", "1"), ("B", "2")],
+        changes: &[("A", Create), ("B", Create)],
+    }
+    a_present_key_without_a_record_is_updated_as_unverified {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t1")],
+        changes: &[("A", Update(Unverified))],
+    }
+    a_key_written_with_the_same_value_and_untouched_since_is_unchanged {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t1")],
+        last: &[("A", "1", Some("t1"))],
+        unchanged: &["A"],
+    }
+    a_new_value_is_an_update_because_the_value_changed {
+        wanted: &[("A", "new")],
+        listed: &[("A", "t1")],
+        last: &[("A", "old", Some("t1"))],
+        changes: &[("A", Update(ValueChanged))],
+    }
+    value_changed_wins_over_drift {
+        wanted: &[("A", "new")],
+        listed: &[("A", "t2")],
+        last: &[("A", "old", Some("t1"))],
+        changes: &[("A", Update(ValueChanged))],
+    }
+    a_timestamp_that_moved_since_our_write_is_drift_and_is_healed {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t2")],
+        last: &[("A", "1", Some("t1"))],
+        changes: &[("A", Update(Drifted))],
+    }
+    without_self_heal_drift_is_reported_but_not_fixed {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t2")],
+        last: &[("A", "1", Some("t1"))],
+        policy: Policy { self_heal: false, ..Policy::default() },
+        drift_ignored: &["A"],
+    }
+    a_baseline_without_timestamps_never_reports_drift {
+        wanted: &[("A", "1")],
+        listed: &[("A", "anything")],
+        last: &[("A", "1", None)],
+        unchanged: &["A"],
+    }
+    undeclared_platform_keys_are_deleted_after_the_sets {
+        wanted: &[("A", "1"), ("C", "3")],
+        listed: &[("A", "t"), ("B", "t"), ("Z", "t")],
+        last: &[("A", "1", Some("t"))],
+        policy: policy_deleting_up_to(1.0),
+        changes: &[("C", Create), ("B", Delete), ("Z", Delete)],
+        unchanged: &["A"],
+    }
+    a_renamed_key_is_created_before_the_old_one_is_deleted {
+        wanted: &[("A", "1"), ("B_NEW", "2")],
+        listed: &[("A", "t"), ("B", "t")],
+        last: &[("A", "1", Some("t")), ("B", "2", Some("t"))],
+        changes: &[("B_NEW", Create), ("B", Delete)],
+        unchanged: &["A"],
+    }
+    renaming_the_only_key_of_an_agent_is_not_a_mass_delete {
+        wanted: &[("NEW", "1")],
+        listed: &[("OLD", "t")],
+        changes: &[("NEW", Create), ("OLD", Delete)],
+    }
+    with_prune_off_undeclared_keys_are_kept_and_reported {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t"), ("B", "t")],
+        last: &[("A", "1", Some("t"))],
+        policy: policy_without_prune(),
+        unchanged: &["A"],
+        kept: &["B"],
+    }
+    unmanaged_keys_on_the_platform_are_never_deleted {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t"), ("ANTHROPIC_API_KEY", "t")],
+        last: &[("A", "1", Some("t"))],
+        unchanged: &["A"],
+        unmanaged: &["ANTHROPIC_API_KEY"],
+    }
+    unmanaged_keys_in_the_desired_state_are_never_set {
+        wanted: &[("A", "1"), ("ANTHROPIC_API_KEY", "x")],
+        changes: &[("A", Create)],
+    }
+    // One of two managed keys deleted (0.5, not more than 0.5) with an unmanaged key present.
+    unmanaged_keys_do_not_count_toward_the_mass_delete_share {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t"), ("B", "t"), ("ANTHROPIC_API_KEY", "t")],
+        last: &[("A", "1", Some("t"))],
+        changes: &[("B", Delete)],
+        unchanged: &["A"],
+        unmanaged: &["ANTHROPIC_API_KEY"],
+    }
+    deleting_more_than_the_allowed_share_is_refused {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t"), ("B", "t"), ("C", "t")],
+        last: &[("A", "1", Some("t"))],
+        skipped: Some(SkipReason::MassDelete { deletes: 2, managed: 3, max_fraction: 0.5 }),
+    }
+    deleting_exactly_the_allowed_share_is_fine {
+        wanted: &[("A", "1"), ("B", "2")],
+        listed: &[("A", "t"), ("B", "t"), ("C", "t"), ("D", "t")],
+        last: &[("A", "1", Some("t")), ("B", "2", Some("t"))],
+        changes: &[("C", Delete), ("D", Delete)],
+        unchanged: &["A", "B"],
+    }
+    allow_mass_delete_lifts_the_guard {
+        listed: &[("A", "t"), ("B", "t"), ("C", "t")],
+        policy: Policy { allow_mass_delete: true, ..Policy::default() },
+        changes: &[("A", Delete), ("B", Delete), ("C", Delete)],
+    }
+    an_agent_with_only_unmanaged_keys_left_is_not_a_mass_delete_case {
+        listed: &[("ANTHROPIC_API_KEY", "t")],
+        unmanaged: &["ANTHROPIC_API_KEY"],
+    }
 }
 
 #[test]
@@ -192,153 +296,6 @@ fn drift_is_detected_from_created_at_when_the_platform_gives_no_updated_at() {
         actions(&p),
         vec![a("A", Action::Update(UpdateReason::Drifted))]
     );
-}
-
-#[test]
-fn without_self_heal_drift_is_reported_but_not_fixed() {
-    let last = Memory::default().with("bot", "A", "1", Some("t1"));
-    let policy = Policy {
-        self_heal: false,
-        ..Policy::default()
-    };
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t2")])),
-        &last,
-        &policy,
-    );
-    assert!(p.changes.is_empty());
-    assert_eq!(p.drift_ignored, vec!["A"]);
-}
-
-#[test]
-fn a_baseline_without_timestamps_never_reports_drift() {
-    let last = Memory::default().with("bot", "A", "1", None);
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "anything")])),
-        &last,
-        &Policy::default(),
-    );
-    assert_eq!(p.unchanged, vec!["A"]);
-}
-
-#[test]
-fn undeclared_platform_keys_are_deleted_after_the_sets() {
-    let last = Memory::default().with("bot", "A", "1", Some("t"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("C", "3")])),
-        Ok(remote(&[("A", "t"), ("B", "t"), ("Z", "t")])),
-        &last,
-        &Policy {
-            max_delete_fraction: 1.0,
-            ..Policy::default()
-        },
-    );
-    assert_eq!(
-        actions(&p),
-        vec![
-            a("C", Action::Create),
-            a("B", Action::Delete),
-            a("Z", Action::Delete)
-        ]
-    );
-}
-
-#[test]
-fn a_renamed_key_is_created_before_the_old_one_is_deleted() {
-    let last = Memory::default()
-        .with("bot", "A", "1", Some("t"))
-        .with("bot", "B", "2", Some("t"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("B_NEW", "2")])),
-        Ok(remote(&[("A", "t"), ("B", "t")])),
-        &last,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("B_NEW", Action::Create), a("B", Action::Delete)]
-    );
-}
-
-#[test]
-fn renaming_the_only_key_of_an_agent_is_not_a_mass_delete() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("NEW", "1")])),
-        Ok(remote(&[("OLD", "t")])),
-        &NoBaseline,
-        &Policy::default(),
-    );
-    assert!(p.skipped.is_none(), "{:?}", p.skipped);
-    assert_eq!(
-        actions(&p),
-        vec![a("NEW", Action::Create), a("OLD", Action::Delete)]
-    );
-}
-
-#[test]
-fn with_prune_off_undeclared_keys_are_kept_and_reported() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t"), ("B", "t")])),
-        &Memory::default().with("bot", "A", "1", Some("t")),
-        &Policy {
-            prune: false,
-            ..Policy::default()
-        },
-    );
-    assert!(p.changes.is_empty());
-    assert_eq!(p.kept, vec!["B"]);
-}
-
-#[test]
-fn unmanaged_keys_on_the_platform_are_never_deleted() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t"), ("ANTHROPIC_API_KEY", "t")])),
-        &Memory::default().with("bot", "A", "1", Some("t")),
-        &Policy::default(),
-    );
-    assert!(p.changes.is_empty());
-    assert_eq!(p.unmanaged, vec!["ANTHROPIC_API_KEY"]);
-}
-
-#[test]
-fn unmanaged_keys_in_the_desired_state_are_never_set() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("ANTHROPIC_API_KEY", "x")])),
-        Ok(Listing::default()),
-        &NoBaseline,
-        &Policy::default(),
-    );
-    assert_eq!(actions(&p), vec![a("A", Action::Create)]);
-}
-
-#[test]
-fn unmanaged_keys_do_not_count_toward_the_mass_delete_share() {
-    // One of two managed keys deleted (0.5, not more than 0.5) with an unmanaged key present.
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[
-            ("A", "t"),
-            ("B", "t"),
-            ("ANTHROPIC_API_KEY", "t"),
-        ])),
-        &Memory::default().with("bot", "A", "1", Some("t")),
-        &Policy::default(),
-    );
-    assert!(p.skipped.is_none());
-    assert_eq!(actions(&p), vec![a("B", Action::Delete)]);
 }
 
 #[test]
@@ -379,41 +336,6 @@ fn an_agent_with_no_fetched_key_list_is_skipped_not_treated_as_empty() {
 }
 
 #[test]
-fn deleting_more_than_the_allowed_share_is_refused() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t"), ("B", "t"), ("C", "t")])),
-        &Memory::default().with("bot", "A", "1", Some("t")),
-        &Policy::default(),
-    );
-    assert!(p.changes.is_empty());
-    assert_eq!(
-        p.skipped,
-        Some(SkipReason::MassDelete {
-            deletes: 2,
-            managed: 3,
-            max_fraction: 0.5
-        })
-    );
-}
-
-#[test]
-fn deleting_exactly_the_allowed_share_is_fine() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("B", "2")])),
-        Ok(remote(&[("A", "t"), ("B", "t"), ("C", "t"), ("D", "t")])),
-        &Memory::default()
-            .with("bot", "A", "1", Some("t"))
-            .with("bot", "B", "2", Some("t")),
-        &Policy::default(),
-    );
-    assert!(p.skipped.is_none());
-    assert_eq!(p.deletes().count(), 2);
-}
-
-#[test]
 fn emptying_an_agent_is_refused_even_when_the_share_allows_it() {
     let p = one(
         "bot",
@@ -444,35 +366,6 @@ fn emptying_an_agent_is_refused_even_when_the_share_allows_it() {
         reason.hint().unwrap().contains("--allow-mass-delete"),
         "{reason:?}"
     );
-}
-
-#[test]
-fn allow_mass_delete_lifts_the_guard() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[])),
-        Ok(remote(&[("A", "t"), ("B", "t"), ("C", "t")])),
-        &NoBaseline,
-        &Policy {
-            allow_mass_delete: true,
-            ..Policy::default()
-        },
-    );
-    assert!(p.skipped.is_none());
-    assert_eq!(p.deletes().count(), 3);
-}
-
-#[test]
-fn an_agent_with_only_unmanaged_keys_left_is_not_a_mass_delete_case() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[])),
-        Ok(remote(&[("ANTHROPIC_API_KEY", "t")])),
-        &NoBaseline,
-        &Policy::default(),
-    );
-    assert!(p.skipped.is_none());
-    assert!(p.changes.is_empty());
 }
 
 #[test]

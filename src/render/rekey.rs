@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::md_escape;
 use crate::authoring::Drift;
+use crate::config::Names;
 use crate::manifest::Kind;
 
 /// The `rekey --check -o json` format version (schemas/rekey-check.schema.json); bump on
@@ -12,7 +13,13 @@ use crate::manifest::Kind;
 pub const REKEY_CHECK_FORMAT_VERSION: u32 = 1;
 
 /// One file encrypted to other recipients than the config assigns (or to unrecorded ones).
-pub fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_json::Value {
+pub fn drift_json(
+    kind: Kind,
+    name: &str,
+    file: &str,
+    drift: &Drift,
+    names: &Names,
+) -> serde_json::Value {
     let (status, added, removed) = match drift {
         Drift::Current => ("current", &[][..], &[][..]),
         Drift::Unrecorded => ("unrecorded", &[][..], &[][..]),
@@ -24,7 +31,7 @@ pub fn drift_json(kind: Kind, name: &str, file: &str, drift: &Drift) -> serde_js
         "status": status,
         "added_recipients": added,
         "removed_recipients": removed,
-        "description": drift.describe(),
+        "description": drift.describe(names),
     });
     if kind == Kind::Group {
         entry["agent"] = serde_json::Value::Null;

@@ -5,22 +5,22 @@ use crate::plan::{CoverageMode, NoBaseline, NotLoaded, Policy, plan};
 use crate::platform::{Listing, RemoteKey};
 use crate::secret::SecretValue;
 
+/// A listing of `keys`, each with a creation time.
+fn stamped(keys: &[&str]) -> Listing {
+    let keys = keys.iter().map(|k| RemoteKey {
+        created_at: Some("t".into()),
+        ..RemoteKey::bare(*k)
+    });
+    Listing::whole(keys.collect())
+}
+
 fn sample() -> Plan {
     let secrets = |keys: &[&str]| {
         keys.iter()
             .map(|k| (k.to_string(), SecretValue::new("canary-render-77")))
             .collect::<BTreeMap<_, _>>()
     };
-    let remote = |keys: &[&str]| {
-        Ok(Listing::whole(
-            keys.iter()
-                .map(|k| RemoteKey {
-                    created_at: Some("t".into()),
-                    ..RemoteKey::bare(*k)
-                })
-                .collect::<Vec<_>>(),
-        ))
-    };
+    let remote = |keys: &[&str]| Ok(stamped(keys));
     let desired = BTreeMap::from([
         ("alpha".to_owned(), Ok(secrets(&["NEW", "OLD_ONE", "STAY"]))),
         (
@@ -283,17 +283,7 @@ fn hostile() -> Plan {
         "F\n```\n<img src=x onerror=alert(1)>",
         "BIDI\u{202e}YEK",
     ];
-    let actual = BTreeMap::from([(
-        "alpha".to_owned(),
-        Ok(Listing::whole(
-            keys.iter()
-                .map(|k| RemoteKey {
-                    created_at: Some("t".into()),
-                    ..RemoteKey::bare(*k)
-                })
-                .collect::<Vec<_>>(),
-        )),
-    )]);
+    let actual = BTreeMap::from([("alpha".to_owned(), Ok(stamped(&keys)))]);
     let desired = BTreeMap::from([("alpha".to_owned(), Ok(BTreeMap::new()))]);
     let policy = Policy {
         allow_mass_delete: true,

@@ -7,7 +7,8 @@
 //! trailing ` # comment` stripped, `#` comment lines and blank lines. Lines end at `\n`,
 //! `\r\n` or a bare `\r` (old Mac files), as python-dotenv's universal newlines read them,
 //! and a line break inside quotes is a `\n`. Nothing is expanded. We keep our own parser
-//! because dotenvy drops comments (which carry `# optional`) and expands variables.
+//! because dotenvy drops comments (which carry `# optional`
+//! and `# rotate: 30d`) and expands variables.
 //!
 //! Where it differs, it refuses with a named error instead of guessing: a line without `=`,
 //! an invalid key name, an unclosed quote, text after a closing quote, a backtick value that
@@ -25,6 +26,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{Repeated, SchemaError};
+use crate::config::Period;
 
 /// One `KEY=value` line.
 pub(super) struct Assignment {
@@ -34,6 +36,9 @@ pub(super) struct Assignment {
     pub line: usize,
     /// `# optional` as the line's trailing comment or as the comment line directly above.
     pub optional: bool,
+    /// `# rotate: PERIOD` in the line's trailing comment or in the comment lines right above
+    /// it (`.env.example` only).
+    pub rotate: Option<Period>,
 }
 
 /// What is being read.
@@ -88,6 +93,8 @@ pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, Schem
     };
     let mut first_lines: HashMap<String, (usize, usize)> = HashMap::new();
     let mut pending_optional = false;
+    // A `# rotate:` comment in the block of comment lines right above the next key.
+    let mut pending_rotate: Option<Period> = None;
     let mut pos = 0;
     let mut line_no = 0;
     while pos < text.len() {
@@ -101,10 +108,16 @@ pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, Schem
 
         if trimmed.is_empty() {
             pending_optional = false;
+            pending_rotate = None;
             continue;
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
             pending_optional = is_optional(comment);
+            if kind == Kind::Example
+                && let Some(period) = rotation(comment, path, line_no)?
+            {
+                pending_rotate = Some(period);
+            }
             continue;
         }
 
@@ -172,11 +185,16 @@ pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, Schem
             }
         };
 
+        let trailing_rotate = match comment {
+            Some(c) if kind == Kind::Example => rotation(c, path, key_line)?,
+            _ => None,
+        };
         let assignment = Assignment {
             key: key.to_owned(),
             value,
             line: key_line,
             optional: pending_optional || comment.is_some_and(is_optional),
+            rotate: trailing_rotate.or(pending_rotate.take()),
         };
         pending_optional = false;
         match first_lines.get(key).copied() {
@@ -276,6 +294,30 @@ fn split_comment(s: &str) -> (&str, Option<&str>) {
         }
     }
     (s, None)
+}
+
+/// `rotate: 30d` anywhere in a comment (after a `#`, `,` or `;`, or at its start):
+/// `# rotate: 30d`, `# optional, rotate: 12w`, `# optional # rotate: 90d`. A period that
+/// does not read is an error naming the line.
+fn rotation(comment: &str, path: &Path, line: usize) -> Result<Option<Period>, SchemaError> {
+    for part in comment.split(['#', ',', ';']) {
+        let part = part.trim_start();
+        let Some(head) = part.get(..6) else { continue };
+        if !head.eq_ignore_ascii_case("rotate") {
+            continue;
+        }
+        let Some(text) = part[6..].trim_start().strip_prefix(':') else {
+            continue;
+        };
+        return Period::parse(text)
+            .map(Some)
+            .map_err(|problem| SchemaError::InvalidRotation {
+                path: path.to_path_buf(),
+                line,
+                problem,
+            });
+    }
+    Ok(None)
 }
 
 /// `# optional`, `# Optional: only in prod`, `#optional.` — the comment's first word.

@@ -72,6 +72,50 @@ fn keys_values_and_lines_are_read_from_every_supported_form() {
 }
 
 #[test]
+fn rotation_is_read_from_the_trailing_comment_or_the_comment_block_right_above() {
+    let s = schema(concat!(
+        "A=1 # rotate: 30d\n",
+        "# rotate: 12w\n",
+        "# the billing key\n",
+        "B=2\n",
+        "C=3\n",
+        "# optional, rotate: 90d\n",
+        "D=\"4\" # optional # rotate: 7d\n",
+        "# Rotate : 2w\n",
+        "\n",
+        "E=5\n",
+        "F= # optional; ROTATE: 1y\n",
+        "G=rotate:30d\n",
+    ));
+    let rotate: Vec<(&str, Option<String>)> = s
+        .entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.rotate.map(|p| p.to_string())))
+        .collect();
+    let days = |d: &str| Some(d.to_owned());
+    assert_eq!(
+        rotate,
+        vec![
+            ("A", days("30d")),
+            ("B", days("84d")),
+            ("C", None),
+            ("D", days("7d")),
+            ("E", None),
+            ("F", days("1year")),
+            ("G", None),
+        ]
+    );
+    assert!(entry(&s, "D").optional && entry(&s, "F").optional);
+    let err = EnvSchema::parse("# rotate: soon\nA=1\n", Path::new(".env.example")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        ".env.example:1: `# rotate:` expected number at 0 (use a period such as 30d, 12w or 6months)"
+    );
+    // A real .env's comments are not annotations.
+    assert!(crate::schema::parse_dotenv("A=1 # rotate: soon\n", Path::new(".env")).is_ok());
+}
+
+#[test]
 fn optional_is_read_from_the_trailing_comment_or_the_comment_line_directly_above() {
     let s = schema(concat!(
         "A=1 # optional\n",

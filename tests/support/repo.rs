@@ -177,6 +177,31 @@ impl SecretsRepo {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Commits everything with author and committer dates `time` (Unix seconds), as if it
+    /// were made then; returns the commit id.
+    pub fn commit_all_at(&self, message: &str, time: i64) -> String {
+        if !self.root.join(".git").exists() {
+            self.git(&["init", "-q"]);
+        }
+        self.git(&["add", "-A"]);
+        let date = format!("@{time} +0000");
+        let out = StdCommand::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(["commit", "-q", "--allow-empty", "-m", message])
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .current_dir(&self.root)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git commit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.git(&["rev-parse", "HEAD"])
+    }
+
     pub fn commit_all(&self, message: &str) -> String {
         if !self.root.join(".git").exists() {
             self.git(&["init", "-q"]);

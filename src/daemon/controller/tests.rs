@@ -182,6 +182,20 @@ impl Harness {
             "{body}"
         );
     }
+
+    /// Commit c1 of `agents`, whose first run fails agent `a` for good with `message`.
+    fn c1_where_a_fails(&self, agents: &[&str], message: &str) {
+        self.fake.script().agents = agents.iter().map(|a| a.to_string()).collect();
+        self.fake.push(ready("c1"));
+        let failure = failing("a", message, ErrorClass::Terminal);
+        self.fake.script().outcomes.push_back(failure);
+    }
+
+    /// Agent `a`'s terminal error, as the metrics show it.
+    fn metrics_show_a_failing(&self) -> bool {
+        let metrics = self.shared.metrics.encode();
+        metrics.contains("castsync_agent_error{agent=\"a\",class=\"terminal\"} 1")
+    }
 }
 
 async fn sleep(secs: f64) {
@@ -291,24 +305,13 @@ async fn a_rejected_commit_is_not_reconciled_and_readyz_names_it_until_a_good_on
 #[tokio::test(start_paused = true)]
 async fn an_agent_error_stays_in_readyz_and_metrics_until_a_later_commit_fixes_it() {
     let (h, controller) = Harness::new(MIN, 600 * MIN);
-    h.fake.script().agents = vec!["a".into(), "b".into()];
-    h.fake.push(ready("c1"));
-    h.fake.script().outcomes.push_back(failing(
-        "a",
-        "manifest does not decrypt",
-        ErrorClass::Terminal,
-    ));
+    h.c1_where_a_fails(&["a", "b"], "manifest does not decrypt");
     let script = async {
         sleep(1.0).await;
         let (is_ready, body) = h.readiness();
         assert!(!is_ready);
         assert_eq!(body["agents"]["a"], "manifest does not decrypt");
-        assert!(
-            h.shared
-                .metrics
-                .encode()
-                .contains("castsync_agent_error{agent=\"a\",class=\"terminal\"} 1")
-        );
+        assert!(h.metrics_show_a_failing());
         // Polls of the same commit do not reconcile (a bad file will not get better).
         sleep(130.0).await;
         assert_eq!(h.fake.runs().len(), 1);
@@ -346,13 +349,10 @@ async fn a_transient_failure_reconciles_the_same_commit_again_after_backoff() {
 #[tokio::test(start_paused = true)]
 async fn a_terminal_failure_is_never_retried_or_resynced_until_sighup() {
     let (h, controller) = Harness::new(MIN, 10 * MIN);
-    h.fake.script().agents = vec!["a".into(), "b".into()];
-    h.fake.push(ready("c1"));
-    h.fake.script().outcomes.push_back(failing(
-        "a",
+    h.c1_where_a_fails(
+        &["a", "b"],
         "the platform refused the API key (401): Invalid API key",
-        ErrorClass::Terminal,
-    ));
+    );
     let script = async {
         // Polls and a drift resync pass; nothing reconciles `a` again.
         sleep(12.0 * 60.0).await;
@@ -365,12 +365,7 @@ async fn a_terminal_failure_is_never_retried_or_resynced_until_sighup() {
         let (is_ready, body) = h.readiness();
         assert!(!is_ready);
         assert_eq!(body["agent_errors"]["a"]["class"], "terminal");
-        assert!(
-            h.shared
-                .metrics
-                .encode()
-                .contains("castsync_agent_error{agent=\"a\",class=\"terminal\"} 1")
-        );
+        assert!(h.metrics_show_a_failing());
         // SIGHUP: the client is reopened (a fixed key is read) and the commit runs again.
         h.shared.triggers.fire(Reason::Hangup);
         sleep(1.0).await;
@@ -418,17 +413,9 @@ async fn resync_lists_the_agents_in_paced_batches_of_the_reconciled_revision() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_lets_the_request_in_flight_finish_and_stops_cleanly() {
-    let (h, controller) = Harness::new(MIN, 600 * MIN);
-    h.fake.script().run_time = Duration::from_secs(60);
-    h.fake.push(ready("c1"));
-    let script = async {
-        sleep(2.0).await;
-        h.shutdown.cancel();
-    };
-    let start = Instant::now();
-    let (stopped, ()) = tokio::join!(controller.run(), script);
+    let (h, stopped, took) = shut_down_mid_run(Duration::from_secs(60), false).await;
     assert_eq!(stopped, Stopped::Clean);
-    assert_eq!(start.elapsed(), Duration::from_millis(2300));
+    assert_eq!(took, Duration::from_millis(2300));
     let (is_ready, body) = h.readiness();
     assert!(!is_ready);
     assert!(
@@ -439,11 +426,22 @@ async fn shutdown_lets_the_request_in_flight_finish_and_stops_cleanly() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reconcile_that_ignores_shutdown_is_abandoned_after_the_grace_period() {
+    let (_, stopped, took) = shut_down_mid_run(Duration::from_secs(600), true).await;
+    assert_eq!(stopped, Stopped::Abandoned);
+    assert_eq!(took, Duration::from_secs(11));
+}
+
+/// Runs c1 with reconciles that take `run_time` (and ignore cancellation when
+/// `ignore_cancel`), shut down 2 s in: how the controller stopped, and after how long.
+async fn shut_down_mid_run(
+    run_time: Duration,
+    ignore_cancel: bool,
+) -> (Harness, Stopped, Duration) {
     let (h, controller) = Harness::new(MIN, 600 * MIN);
     {
         let mut s = h.fake.script();
-        s.run_time = Duration::from_secs(600);
-        s.ignore_cancel = true;
+        s.run_time = run_time;
+        s.ignore_cancel = ignore_cancel;
     }
     h.fake.push(ready("c1"));
     let script = async {
@@ -452,8 +450,7 @@ async fn a_reconcile_that_ignores_shutdown_is_abandoned_after_the_grace_period()
     };
     let start = Instant::now();
     let (stopped, ()) = tokio::join!(controller.run(), script);
-    assert_eq!(stopped, Stopped::Abandoned);
-    assert_eq!(start.elapsed(), Duration::from_secs(11));
+    (h, stopped, start.elapsed())
 }
 
 #[tokio::test(start_paused = true)]
@@ -489,13 +486,7 @@ async fn a_new_commit_refreshes_only_what_changed_and_the_rest_waits_for_the_res
 #[tokio::test(start_paused = true)]
 async fn a_partial_run_keeps_the_errors_and_skips_of_the_agents_it_did_not_look_at() {
     let (h, controller) = Harness::new(60 * MIN, 600 * MIN);
-    h.fake.script().agents = vec!["a".into(), "b".into(), "c".into()];
-    h.fake.push(ready("c1"));
-    h.fake.script().outcomes.push_back(failing(
-        "a",
-        "manifest does not decrypt",
-        ErrorClass::Terminal,
-    ));
+    h.c1_where_a_fails(&["a", "b", "c"], "manifest does not decrypt");
     let script = async {
         sleep(1.0).await;
         assert_eq!(h.shared.metrics.agents_skipped.get(), 1);

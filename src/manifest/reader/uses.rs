@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
-use super::{Failure, Key, RawScalar, State, read_scalar};
+use super::{Failure, Key, RawScalar, State, scalar_or};
 
 /// `uses:` as written.
 pub(in crate::manifest) enum RawUses {
@@ -36,26 +36,15 @@ pub(in crate::manifest) struct Group<'s, 't>(pub &'s mut State<'t>);
 impl<'de> DeserializeSeed<'de> for Group<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        match read_scalar(self.0, de) {
-            Ok(scalar) => {
-                self.0.doc.group = Some(scalar);
-                Ok(())
-            }
-            Err((_, Some(_))) => Err(self.0.fail(Failure::GroupNotScalar)),
-            Err((err, None)) => Err(err),
-        }
+        self.0.doc.group = Some(scalar_or(self.0, de, Failure::GroupNotScalar)?);
+        Ok(())
     }
 }
 
 /// `uses:`.
 pub(in crate::manifest) struct Uses<'s, 't>(pub &'s mut State<'t>);
 
-impl<'de> DeserializeSeed<'de> for Uses<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
-    }
-}
+seed_via_visitor!(Uses -> ());
 
 impl<'de> Visitor<'de> for Uses<'_, '_> {
     type Value = ();
@@ -70,13 +59,7 @@ impl<'de> Visitor<'de> for Uses<'_, '_> {
         Err(self.0.fail(Failure::Uses(USES_SHAPE)))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    empty_reads_as!(());
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let names = scalar_list(self.0, seq, LIST_ITEM)?;
@@ -114,23 +97,14 @@ struct Item<'s, 't>(&'s mut State<'t>, &'static str);
 impl<'de> DeserializeSeed<'de> for Item<'_, '_> {
     type Value = RawScalar;
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<RawScalar, D::Error> {
-        match read_scalar(self.0, de) {
-            Ok(scalar) => Ok(scalar),
-            Err((_, Some(_))) => Err(self.0.fail(Failure::Uses(self.1))),
-            Err((err, None)) => Err(err),
-        }
+        scalar_or(self.0, de, Failure::Uses(self.1))
     }
 }
 
 /// The value of one group entry of the mapping form.
 struct Used<'s, 't>(&'s mut State<'t>);
 
-impl<'de> DeserializeSeed<'de> for Used<'_, '_> {
-    type Value = RawUsed;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<RawUsed, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+seed_via_visitor!(Used -> RawUsed);
 
 impl<'de> Visitor<'de> for Used<'_, '_> {
     type Value = RawUsed;

@@ -17,76 +17,45 @@ impl LastApplied for Owing {
     }
 }
 
-#[test]
-fn without_timestamps_a_recorded_value_is_unchanged_and_the_agent_is_marked_drift_blind() {
+cases! {
     // What castsync records after a write to the SDK-shaped API: no timestamp.
-    let last = Memory::default().with("bot", "A", "1", None);
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(bare(&["A"])),
-        &last,
-        &Policy::default(),
-    );
-    assert!(p.changes.is_empty(), "{p:?}");
-    assert_eq!(p.unchanged, vec!["A"]);
-    assert!(p.drift_blind);
-    // A timestamp recorded earlier but not listed now is no evidence of drift either.
-    let last = Memory::default().with("bot", "A", "1", Some("t1"));
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(bare(&["A"])),
-        &last,
-        &Policy::default(),
-    );
-    assert!(p.changes.is_empty(), "{p:?}");
-    // With timestamps, the agent is not drift-blind.
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1")])),
-        Ok(remote(&[("A", "t1")])),
-        &last,
-        &Policy::default(),
-    );
-    assert!(!p.drift_blind);
-}
-
-#[test]
-fn without_timestamps_presence_drift_is_still_found_and_healed() {
-    let last = Memory::default()
-        .with("bot", "A", "1", None)
-        .with("bot", "B", "2", None);
+    without_timestamps_a_recorded_value_is_unchanged_and_the_agent_is_marked_drift_blind {
+        wanted: &[("A", "1")],
+        bare: &["A"],
+        last: &[("A", "1", None)],
+        unchanged: &["A"],
+        drift_blind: true,
+    }
+    without_timestamps_a_timestamp_recorded_earlier_is_no_evidence_of_drift {
+        wanted: &[("A", "1")],
+        bare: &["A"],
+        last: &[("A", "1", Some("t1"))],
+        unchanged: &["A"],
+        drift_blind: true,
+    }
+    with_timestamps_the_agent_is_not_drift_blind {
+        wanted: &[("A", "1")],
+        listed: &[("A", "t1")],
+        last: &[("A", "1", Some("t1"))],
+        unchanged: &["A"],
+    }
     // B was deleted on the platform, EXTRA was added there.
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("B", "2")])),
-        Ok(bare(&["A", "EXTRA"])),
-        &last,
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("B", Action::Create), a("EXTRA", Action::Delete)]
-    );
-}
-
-#[test]
-fn remote_names_castsync_would_not_create_are_pruned_like_any_other() {
-    let p = one(
-        "bot",
-        Ok(secrets(&[("A", "1"), ("B", "2"), ("C", "3")])),
-        Ok(bare(&["A", "B", "C", "my-key", "lower_case"])),
-        &Memory::default()
-            .with("bot", "A", "1", None)
-            .with("bot", "B", "2", None)
-            .with("bot", "C", "3", None),
-        &Policy::default(),
-    );
-    assert_eq!(
-        actions(&p),
-        vec![a("lower_case", Action::Delete), a("my-key", Action::Delete)]
-    );
+    without_timestamps_presence_drift_is_still_found_and_healed {
+        wanted: &[("A", "1"), ("B", "2")],
+        bare: &["A", "EXTRA"],
+        last: &[("A", "1", None), ("B", "2", None)],
+        changes: &[("B", Create), ("EXTRA", Delete)],
+        unchanged: &["A"],
+        drift_blind: true,
+    }
+    remote_names_castsync_would_not_create_are_pruned_like_any_other {
+        wanted: &[("A", "1"), ("B", "2"), ("C", "3")],
+        bare: &["A", "B", "C", "my-key", "lower_case"],
+        last: &[("A", "1", None), ("B", "2", None), ("C", "3", None)],
+        changes: &[("lower_case", Delete), ("my-key", Delete)],
+        unchanged: &["A", "B", "C"],
+        drift_blind: true,
+    }
 }
 
 #[test]

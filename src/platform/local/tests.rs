@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::platform::batch::{Batch, Written, unobserved};
+use crate::platform::batch::{Batch, BatchResult, Written, unobserved};
 
 const CANARY: &str = "canary-7f3a91-do-not-print";
 
@@ -132,6 +132,21 @@ fn an_empty_path_or_a_corrupt_store_is_refused_at_open() {
     ));
 }
 
+/// One batch of `sets` and `deletes` to agent `a`.
+async fn write_to_a(
+    p: &LocalPlatform,
+    sets: &[(&str, &SecretValue)],
+    deletes: &[&str],
+    cancel: &CancellationToken,
+) -> BatchResult {
+    let batch = Batch {
+        sets,
+        deletes,
+        sent: &unobserved,
+    };
+    p.write_batch("a", batch, cancel).await
+}
+
 #[tokio::test]
 async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,32 +155,12 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
     let (one, two) = (SecretValue::new("1"), SecretValue::new("2"));
     let sets = [("OLD", &one), ("KEEP", &two)];
     let cancel = CancellationToken::new();
-    let done = p
-        .write_batch(
-            "a",
-            Batch {
-                sets: &sets,
-                deletes: &[],
-                sent: &unobserved,
-            },
-            &cancel,
-        )
-        .await;
+    let done = write_to_a(&p, &sets, &[], &cancel).await;
     assert_eq!(done.sets, [Written::Landed, Written::Landed]);
 
     // A rename: the new key lands and the old one goes, in one commit.
     let sets = [("NEW", &one)];
-    let done = p
-        .write_batch(
-            "a",
-            Batch {
-                sets: &sets,
-                deletes: &["OLD"],
-                sent: &unobserved,
-            },
-            &cancel,
-        )
-        .await;
+    let done = write_to_a(&p, &sets, &["OLD"], &cancel).await;
     assert_eq!(done.sets, [Written::Landed]);
     assert_eq!(done.deletes, [Written::Landed]);
     let names = |listing: Listing| listing.keys.into_iter().map(|k| k.key).collect::<Vec<_>>();
@@ -174,17 +169,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
     // A set the platform refuses fails alone; the deletes wait.
     let huge = SecretValue::new("x".repeat(MAX_VALUE_LEN + 1));
     let sets = [("BIG", &huge), ("OTHER", &one)];
-    let done = p
-        .write_batch(
-            "a",
-            Batch {
-                sets: &sets,
-                deletes: &["KEEP"],
-                sent: &unobserved,
-            },
-            &cancel,
-        )
-        .await;
+    let done = write_to_a(&p, &sets, &["KEEP"], &cancel).await;
     assert!(matches!(
         done.sets[0],
         Written::Failed(PlatformError::InvalidRequest { status: 422, .. })
@@ -195,17 +180,7 @@ async fn a_batch_is_one_transaction_and_a_refused_set_holds_the_deletes_back() {
 
     // Once cancelled, nothing is written.
     cancel.cancel();
-    let done = p
-        .write_batch(
-            "a",
-            Batch {
-                sets: &sets,
-                deletes: &["KEEP"],
-                sent: &unobserved,
-            },
-            &cancel,
-        )
-        .await;
+    let done = write_to_a(&p, &sets, &["KEEP"], &cancel).await;
     assert_eq!(done.sets, [Written::Cancelled, Written::Cancelled]);
     assert_eq!(done.deletes, [Written::HeldBack]);
 

@@ -21,7 +21,7 @@ impl Keys {
         };
         Keys {
             config: Config {
-                recipients: vec![public.clone()],
+                recipients: crate::config::Recipients::from_keys([public.clone()]),
                 ..Config::default()
             },
             ids: Identities::discover_with(&[], &env).unwrap(),
