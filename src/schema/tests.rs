@@ -11,6 +11,14 @@ fn schema(text: &str) -> EnvSchema {
     EnvSchema::parse(text, &path()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Every entry as (key, placeholder, line), in file order.
+fn keys_placeholders_lines(s: &EnvSchema) -> Vec<(&str, &str, usize)> {
+    s.entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.placeholder.as_str(), e.line))
+        .collect()
+}
+
 fn entry<'a>(s: &'a EnvSchema, key: &str) -> &'a SchemaEntry {
     s.get(key).unwrap_or_else(|| panic!("no {key}"))
 }
@@ -50,11 +58,7 @@ fn keys_values_and_lines_are_read_from_every_supported_form() {
         "  SPACED = padded  \n",
         "URL=postgres://u:p@h/db?x=1\n",
     ));
-    let got: Vec<(&str, &str, usize)> = s
-        .entries
-        .iter()
-        .map(|e| (e.key.as_str(), e.placeholder.as_str(), e.line))
-        .collect();
+    let got = keys_placeholders_lines(&s);
     assert_eq!(
         got,
         vec![
@@ -264,11 +268,7 @@ fn bare_carriage_returns_end_lines_as_in_python_dotenv() {
     // Old Mac line endings: three keys, not one whose value holds the other two.
     let text = "SERVER=localhost\rPASSWORD=pw\rDB=t\r";
     let s = schema(text);
-    let got: Vec<(&str, &str, usize)> = s
-        .entries
-        .iter()
-        .map(|e| (e.key.as_str(), e.placeholder.as_str(), e.line))
-        .collect();
+    let got = keys_placeholders_lines(&s);
     assert_eq!(
         got,
         [
