@@ -26,6 +26,8 @@ pub enum Mode {
     /// A replaced file keeps its permissions; a new one gets 0666 less the umask, like any
     /// file.
     Default,
+    /// 0777 less the umask, whatever the file had: a program (a git hook).
+    Executable,
 }
 
 /// Writes `bytes` to `path` atomically and durably (see the module doc).
@@ -57,6 +59,7 @@ pub fn write_with(
         let created = match mode {
             Mode::Private => 0o600,
             Mode::Default => 0o666,
+            Mode::Executable => 0o777,
         };
         builder.permissions(std::fs::Permissions::from_mode(created));
     }

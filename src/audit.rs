@@ -29,7 +29,7 @@ use thiserror::Error;
 
 use crate::config::{Config, Names};
 use crate::crypto::Identities;
-use crate::source::{Checkout, CheckoutError, MANIFEST_FILE, Tree};
+use crate::source::{Checkout, CheckoutError, MANIFEST_FILE, Tree, slashed};
 use analyze::{Seen, Trail};
 use facts::{Facts, Fingerprints, Job};
 pub use model::{Audit, SourceKind, Status};
@@ -229,13 +229,6 @@ fn sources(tree: &dyn Tree, config: &Config, prefix: &Path) -> Result<Vec<Source
         });
     }
     Ok(out)
-}
-
-fn slashed(path: &Path) -> String {
-    path.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// The git side: the repository, its head, where the secrets repository sits in it, and the

@@ -43,8 +43,8 @@ Exit status:
   0  success; with --exit-code (reconcile --dry-run, diff): no changes; (audit): nothing
      overdue or exposed
   1  an error: a usage error (unknown flag, bad value), an invalid manifest, an agent that
-     failed or was skipped, a platform error, a failed redeploy, a failed doctor check, or
-     an apply declined at the prompt
+     failed or was skipped, a platform error, a failed redeploy, a failed doctor check, a
+     value found by guard, or an apply declined at the prompt
   2  only with --exit-code (reconcile --dry-run, diff): there are changes; (audit): a value
      is overdue for rotation or readable by a former recipient"
     };
@@ -422,6 +422,30 @@ is ever printed.",
         )
     )]
     Audit(AuditArgs),
+    /// Find the manifests' values written anywhere else: files, staged changes, history.
+    #[command(
+        long_about = "Search for exact occurrences of every value the manifests declare (agents' \
+and shared groups', decrypted with your identities) outside the manifests: in the working tree \
+(tracked files and untracked ones git does not ignore), in the staged changes (--staged, for a \
+pre-commit hook: `castsync git-setup --hooks` installs one), or in every commit reachable from a \
+branch, a tag or HEAD (--history). It also flags tracked dotenv files (.env, .env.local…) and \
+manifests in plaintext.\n\n\
+Each finding names the file and line (or the commit and path) and the agent or group and key \
+whose value it is; no value is ever printed. Values shorter than 8 bytes, and values equal to \
+their .env.example placeholder, are not searched: the summary counts them.",
+        after_help = concat!(
+            "Exit status:\n",
+            "  0  nothing found\n",
+            "  1  a value, a tracked dotenv file or a plaintext manifest was found; or an error\n\n",
+            examples!(
+                "castsync guard                      # the working tree",
+                "castsync guard --staged             # what the next commit records (the pre-commit hook)",
+                "castsync guard --history            # every reachable commit: values to rotate",
+                "castsync guard -o json | jq '.findings[] | {path, line, key: .declared_by[0].key}'",
+            )
+        )
+    )]
+    Guard(GuardArgs),
     /// List what past applies changed.
     #[command(
         long_about = "List what past applies did, one line per change (and per redeploy): when, from \

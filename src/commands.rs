@@ -18,6 +18,7 @@ mod doctor;
 mod edit;
 mod emulator;
 mod git_setup;
+mod guard;
 mod history;
 mod import;
 mod init;
@@ -195,6 +196,8 @@ fn wants_json(command: &Command) -> bool {
         Command::Rekey(a) => a.output == Some(OutputFormat::Json),
         Command::Doctor(a) => a.output == DoctorFormat::Json,
         Command::History(a) => a.output == HistoryFormat::Json,
+        Command::Audit(a) => a.output == OutputFormat::Json,
+        Command::Guard(a) => a.output == OutputFormat::Json,
         _ => false,
     }
 }
@@ -216,6 +219,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Reconcile(args) => reconcile::run(g, &args).await,
         Command::Doctor(args) => doctor::run(g, &args).await,
         Command::Audit(args) => audit::run(g, &args),
+        Command::Guard(args) => guard::run(g, &args),
         Command::History(args) => history::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),

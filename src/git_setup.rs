@@ -4,6 +4,8 @@
 //! config is per clone and never travels with a clone, so every clone needs the entries once:
 //! `init` writes the lines and prints the commands, `git-setup` applies both to a clone.
 //!
+//! `git-setup --hooks` also writes a `pre-commit` hook that runs `castsync guard --staged`.
+//!
 //! git itself is asked (`git config`, `git check-attr`), so whatever git reads is what is
 //! checked. This module must never write outside the repository's own git config
 //! (`--local`), never replace a driver configured differently unless told to, and never
@@ -203,6 +205,105 @@ pub fn setup(root: &Path, manifests: &[PathBuf], force: bool) -> Result<Report, 
         added,
         unrouted,
     })
+}
+
+/// The first lines of the pre-commit hook `git-setup --hooks` writes: how a later run knows
+/// the hook is castsync's.
+const HOOK_MARK: &str =
+    "# castsync guard: stops a commit that adds a value declared in the encrypted manifests.";
+
+/// The pre-commit hook for a secrets repository at `prefix` inside the git work tree (`""`
+/// at its top, else `dir/`, as `git rev-parse --show-prefix` prints it). git runs hooks at
+/// the top of the work tree.
+pub fn hook_script(prefix: &str) -> String {
+    let repo = prefix.trim_end_matches('/');
+    let at = if repo.is_empty() {
+        String::new()
+    } else {
+        // Single-quoted for sh: a quote inside becomes '\''.
+        format!(" -C '{}'", repo.replace('\'', r"'\''"))
+    };
+    format!(
+        "#!/bin/sh\n{HOOK_MARK}\n# Written by `castsync git-setup --hooks`; skip it once with `git commit --no-verify`.\nexec castsync{at} guard --staged\n"
+    )
+}
+
+/// What happened to the pre-commit hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookChange {
+    /// There was none; castsync's is written.
+    Written,
+    /// castsync's was already there.
+    Unchanged,
+    /// Another hook was there: kept, castsync's not written (no `--force`).
+    Kept,
+    /// Another hook was there: saved beside it (`.before-castsync`), castsync's written.
+    Replaced,
+}
+
+/// Where the hook is and what was done to it.
+#[derive(Debug)]
+pub struct HookReport {
+    pub path: PathBuf,
+    pub change: HookChange,
+}
+
+/// Writes the pre-commit hook into the clone holding `root` (where git looks for hooks:
+/// `core.hooksPath` is honoured). A different hook is kept unless `force`.
+pub fn install_hook(root: &Path, force: bool) -> Result<HookReport, GitSetupError> {
+    let git = Git { root };
+    let hook = git.check(&["rev-parse", "--git-path", "hooks/pre-commit"])?;
+    let path = root.join(hook.trim_end_matches('\n'));
+    let prefix = git.check(&["rev-parse", "--show-prefix"])?;
+    let script = hook_script(prefix.trim_end_matches('\n'));
+    let io = |source| GitSetupError::Write {
+        path: path.clone(),
+        source,
+    };
+    let current = match crate::fsread::read_file(&path, MAX_ATTRIBUTES_BYTES) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(io(std::io::Error::other(e.to_string()))),
+    };
+    let change = match current {
+        Some(bytes) if bytes == script.as_bytes() => {
+            return Ok(HookReport {
+                path,
+                change: HookChange::Unchanged,
+            });
+        }
+        // An older hook of ours (another prefix, older wording) is ours to replace.
+        Some(bytes) if !force && !String::from_utf8_lossy(&bytes).contains(HOOK_MARK) => {
+            return Ok(HookReport {
+                path,
+                change: HookChange::Kept,
+            });
+        }
+        Some(bytes) => {
+            let mut backup = path.clone().into_os_string();
+            backup.push(".before-castsync");
+            atomic_write::write(
+                Path::new(&backup),
+                &bytes,
+                Replace::Existing,
+                Mode::Executable,
+            )
+            .map_err(io)?;
+            HookChange::Replaced
+        }
+        None => HookChange::Written,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    atomic_write::write(
+        &path,
+        script.as_bytes(),
+        Replace::Existing,
+        Mode::Executable,
+    )
+    .map_err(io)?;
+    Ok(HookReport { path, change })
 }
 
 /// Whether a `castsync` program is on `PATH`, where git looks for the drivers' commands.

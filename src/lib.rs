@@ -50,6 +50,7 @@ pub mod doctor; // the checks of `castsync doctor`, as findings
 pub mod crypto; // age: recipients, identities, plugins, encrypt and decrypt
 pub mod authoring; // the write path of new, set, unset, import, rekey and edit
 pub mod audit; // rotation, access and exposure after removal, from git history
+pub mod guard; // declared values found outside the manifests, in files and in history
 pub mod git_setup; // the git diff and merge drivers' configuration
 pub mod completion; // the agent and group names shell completion offers
 

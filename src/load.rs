@@ -363,6 +363,37 @@ impl AgentFiles {
     }
 }
 
+/// Decrypts and parses one manifest without judging it against its schema or resolving its
+/// groups, and with no key refused as unmanaged: for the reports that read every value
+/// (`audit` over past versions, `guard`). The error says why in words only, never with a
+/// value.
+pub fn open_manifest(
+    identities: &Identities,
+    ciphertext: &[u8],
+    path: &Path,
+    name: &str,
+    kind: Kind,
+) -> Result<Manifest, &'static str> {
+    let plaintext = match identities.decrypt(ciphertext, path) {
+        Ok(p) => p,
+        Err(crate::crypto::CryptoError::NoMatchingIdentity { .. }) => {
+            return Err("not encrypted to your identities");
+        }
+        Err(crate::crypto::CryptoError::NotAnAgeFile { .. }) => return Err("not an age file"),
+        Err(_) => return Err("could not be decrypted"),
+    };
+    let text = std::str::from_utf8(&plaintext).map_err(|_| "not UTF-8 text once decrypted")?;
+    let ctx = ManifestContext {
+        path: path.to_owned(),
+        expected_agent: name.to_owned(),
+        kind,
+        unmanaged_keys: Vec::new(),
+    };
+    manifest::parse(text, &ctx)
+        .map(|parsed| parsed.manifest)
+        .map_err(|_| "not a valid manifest")
+}
+
 /// How `parse` sees the manifest of agent `slug` in `tree`: its shown path, the agent it must
 /// name, and the keys it may not declare.
 pub fn manifest_context(tree: &dyn Tree, config: &Config, slug: &str) -> ManifestContext {

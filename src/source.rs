@@ -40,6 +40,14 @@ pub fn blob_id(bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// `path` with `/` between its components, as git and reports show paths.
+pub fn slashed(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The agents a tree declares (directories under `agents_dir`), sorted.
 pub fn agent_slugs(tree: &dyn Tree, config: &Config) -> Result<Vec<String>, SourceError> {
     tree.dirs(&config.agents_dir)

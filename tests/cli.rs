@@ -487,6 +487,19 @@ fn each_command_exits_0_on_success_1_on_error_and_2_only_for_exit_code_with_chan
             0,
         ),
         ("audit with a bad format", &["audit", "-o", "yaml"], None, 1),
+        ("guard with nothing found", &["guard"], None, 0),
+        (
+            "guard --staged -o json",
+            &["guard", "--staged", "-o", "json"],
+            None,
+            0,
+        ),
+        (
+            "guard --staged --history",
+            &["guard", "--staged", "--history"],
+            None,
+            1,
+        ),
         ("history", &["history"], None, 0),
         (
             "history -o json",

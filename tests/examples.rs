@@ -101,7 +101,7 @@ fn the_action_passes_action_validator() {
 #[test]
 fn workflow_scripts_and_the_ci_entry_point_pass_shellcheck() {
     let mut scripts = files("examples/github-actions/scripts", &[".sh"]);
-    assert_eq!(scripts.len(), 4, "{scripts:?}");
+    assert_eq!(scripts.len(), 5, "{scripts:?}");
     scripts.push(".ci/run".to_owned());
     scripts.push(".ci/install-linters".to_owned());
     for script in ["build-release", "docker-context", "install.sh"] {

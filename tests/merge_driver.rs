@@ -353,27 +353,7 @@ fn git_setup_configures_a_fresh_clone_so_manifests_merge() {
 
     // git and castsync as a user has them: castsync on PATH, the identity in the
     // environment, no -i anywhere.
-    let path = format!(
-        "{}:{}",
-        bin().parent().unwrap().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let user = |program: &str| {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(&clone_dir)
-            .env_remove("CASTSYNC_AGE_KEY")
-            .env("HOME", &origin.home)
-            .env("XDG_CONFIG_HOME", origin.home.join(".config"))
-            .env("PATH", &path)
-            .env("CASTSYNC_AGE_KEY_FILE", &origin.key_file)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .env("NO_COLOR", "1");
-        cmd
-    };
+    let user = |program: &str| origin.as_user(program, &clone_dir);
     let git = |args: &[&str]| {
         let (code, stdout, stderr) = outcome(user("git").args(args));
         assert_eq!(code, 0, "git {args:?}: {stdout}{stderr}");

@@ -16,6 +16,7 @@ mod deadline;
 mod discovery;
 mod doc_pages;
 mod first_hour;
+mod guard;
 mod doctor;
 mod dotenv_compat;
 mod emulator;

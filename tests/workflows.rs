@@ -693,3 +693,126 @@ fn fetch_plan_finds_the_merged_pull_requests_plan_or_leaves_none() {
         assert!(!out.join("plan.json").exists());
     }
 }
+
+/// A fake `gh` for audit-issue.sh: issues as files (`N.md`, and `N.open` while open), the
+/// calls checked for the label and the repository.
+const FAKE_GH_ISSUES: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+store=$FAKE_GH_STORE
+echo "$*" >>"$store/calls.log"
+case "$*" in *"--repo acme/secrets"*) ;; *) echo "fake gh: no --repo" >&2; exit 2 ;; esac
+body=
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [ "${args[$i]}" = --body-file ] && body=${args[$((i + 1))]}
+done
+case "$1 $2" in
+  "issue list")
+    case "$*" in *"--state open --label castsync-audit"*) ;; *) echo "fake gh: list $*" >&2; exit 2 ;; esac
+    for f in "$store"/*.open; do [ -e "$f" ] && basename "$f" .open; done; true ;;
+  "label create") ;;
+  "issue create")
+    case "$*" in *"--label castsync-audit"*) ;; *) echo "fake gh: unlabelled" >&2; exit 2 ;; esac
+    n=$(( $(find "$store" -name '*.md' | wc -l) + 1 ))
+    cp "$body" "$store/$n.md"; touch "$store/$n.open"
+    echo "https://github.com/acme/secrets/issues/$n" ;;
+  "issue edit")
+    [ -e "$store/$3.md" ] || { echo "fake gh: no issue $3" >&2; exit 1; }
+    cp "$body" "$store/$3.md" ;;
+  "issue close") rm "$store/$3.open" ;;
+  *) echo "fake gh: unexpected $*" >&2; exit 2 ;;
+esac
+"#;
+
+#[test]
+fn the_audit_workflow_keeps_one_issue_open_while_something_needs_rotating() {
+    let runner = Runner::new();
+    let bin_dir = runner.path("bin");
+    let store = runner.path("issues");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    write_executable(&bin_dir.join("gh"), FAKE_GH_ISSUES);
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let repo = SecretsRepo::new("rotate_after: 30d");
+    std::fs::write(repo.path(".gitignore"), ".castsync/\n").unwrap();
+    repo.agent("alpha", &[("API_KEY", CANARY)]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    repo.commit_all_at("alpha", now - 100 * 86_400);
+    let identity = std::fs::read_to_string(&repo.key_file).unwrap();
+    let env = [
+        ("PATH", path.as_str()),
+        ("FAKE_GH_STORE", store.to_str().unwrap()),
+        ("GITHUB_REPOSITORY", "acme/secrets"),
+        ("CASTSYNC_AGE_KEY", identity.as_str()),
+    ];
+    let issue = || std::fs::read_to_string(store.join("1.md")).unwrap_or_default();
+
+    let first = runner.run(&script("audit-issue.sh"), &repo, &env);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("opened an issue"), "{}", first.stdout);
+    // Markdown escapes the underscore.
+    assert!(
+        issue().contains("| agent alpha | API\\_KEY |"),
+        "{}",
+        issue()
+    );
+    assert!(issue().contains("1 overdue"), "{}", issue());
+    assert!(first.summary.contains("API\\_KEY"), "{}", first.summary);
+    assert!(store.join("1.open").exists());
+    first.assert_no_canary(&[&issue()]);
+
+    // The next week: the same issue, edited.
+    let again = runner.run(&script("audit-issue.sh"), &repo, &env);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again.stdout.contains("updated issue #1"),
+        "{}",
+        again.stdout
+    );
+    assert!(!store.join("2.md").exists(), "a second issue was opened");
+
+    // Rotated: the issue gets the clean report and is closed; then nothing happens.
+    repo.test()
+        .args(["set", "alpha", "API_KEY"])
+        .stdin(CANARY_NEW)
+        .run()
+        .success();
+    repo.commit_all("rotate API_KEY");
+    let clean = runner.run(&script("audit-issue.sh"), &repo, &env);
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert!(clean.stdout.contains("closed issue #1"), "{}", clean.stdout);
+    assert!(!store.join("1.open").exists());
+    assert!(issue().contains("0 overdue"), "{}", issue());
+    clean.assert_no_canary(&[&issue()]);
+    let quiet = runner.run(&script("audit-issue.sh"), &repo, &env);
+    assert!(
+        quiet.stdout.contains("nothing to rotate"),
+        "{}",
+        quiet.stdout
+    );
+
+    // An audit that cannot run fails the job (and touches no issue).
+    let broken = runner.run(
+        &script("audit-issue.sh"),
+        &repo,
+        &[
+            ("PATH", path.as_str()),
+            ("FAKE_GH_STORE", store.to_str().unwrap()),
+            ("GITHUB_REPOSITORY", "acme/secrets"),
+        ],
+    );
+    assert_eq!(broken.code, 1, "{}\n{}", broken.stdout, broken.stderr);
+    assert!(
+        broken.stderr.contains("castsync audit failed"),
+        "{}",
+        broken.stderr
+    );
+}

@@ -17,8 +17,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::model::SourceKind;
-use crate::crypto::{CryptoError, Identities};
-use crate::manifest::{self, Kind, ManifestContext};
+use crate::crypto::Identities;
 
 /// The purpose string of the key derived from the user's identity.
 const PURPOSE: &str = "castsync audit fingerprint v1";
@@ -108,32 +107,17 @@ pub fn gather(
 }
 
 fn read(job: &Job, identities: &Identities, fingerprints: &Fingerprints) -> Facts {
-    let plaintext = match identities.decrypt(&job.ciphertext, Path::new(&job.path)) {
-        Ok(p) => p,
-        Err(CryptoError::NoMatchingIdentity { .. }) => {
-            return Facts::Unreadable("not encrypted to your identities".to_owned());
-        }
-        Err(CryptoError::NotAnAgeFile { .. }) => {
-            return Facts::Unreadable("not an age file".to_owned());
-        }
-        Err(_) => return Facts::Unreadable("could not be decrypted".to_owned()),
-    };
-    let Ok(text) = std::str::from_utf8(&plaintext) else {
-        return Facts::Unreadable("not UTF-8 text once decrypted".to_owned());
-    };
-    let ctx = ManifestContext {
-        path: job.path.clone().into(),
-        expected_agent: job.name.clone(),
-        kind: match job.kind {
-            SourceKind::Agent => Kind::Agent,
-            SourceKind::Group => Kind::Group,
-        },
-        // Past versions are read, not judged: a key the platform injects is just a key.
-        unmanaged_keys: Vec::new(),
-    };
-    let parsed = match manifest::parse(text, &ctx) {
-        Ok(parsed) => parsed.manifest,
-        Err(_) => return Facts::Unreadable("not a valid manifest".to_owned()),
+    // Past versions are read, not judged: a key the platform injects is just a key.
+    let opened = crate::load::open_manifest(
+        identities,
+        &job.ciphertext,
+        Path::new(&job.path),
+        &job.name,
+        job.kind.manifest_kind(),
+    );
+    let parsed = match opened {
+        Ok(manifest) => manifest,
+        Err(why) => return Facts::Unreadable(why.to_owned()),
     };
     Facts::Readable(Readable {
         recipients: parsed.meta.map(|m| m.recipients),

@@ -104,6 +104,14 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// The manifest kind this source is parsed as.
+    pub fn manifest_kind(self) -> crate::manifest::Kind {
+        match self {
+            SourceKind::Agent => crate::manifest::Kind::Agent,
+            SourceKind::Group => crate::manifest::Kind::Group,
+        }
+    }
+
     pub fn noun(self) -> &'static str {
         match self {
             SourceKind::Agent => "agent",

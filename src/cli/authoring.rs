@@ -161,9 +161,13 @@ pub struct MergeDriverArgs {
 
 #[derive(Debug, Args)]
 pub struct GitSetupArgs {
-    /// Replace diff and merge drivers that are configured differently.
+    /// Replace diff and merge drivers that are configured differently (and, with --hooks,
+    /// another pre-commit hook, saved beside it first).
     #[arg(long)]
     pub force: bool,
+    /// Also install a git pre-commit hook that runs `castsync guard --staged`.
+    #[arg(long)]
+    pub hooks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,7 +31,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Team and review",
-        &["diff", "rekey", "audit", "history", "doctor"],
+        &["diff", "rekey", "audit", "guard", "history", "doctor"],
     ),
     (
         "Integration",

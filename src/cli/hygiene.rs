@@ -15,3 +15,16 @@ pub struct AuditArgs {
     #[arg(long)]
     pub exit_code: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// Search the staged changes (what `git commit` would record), for a pre-commit hook.
+    #[arg(long, conflicts_with = "history")]
+    pub staged: bool,
+    /// Search every commit reachable from a branch, a tag or HEAD.
+    #[arg(long)]
+    pub history: bool,
+    /// How to print the findings (json: schemas/guard.schema.json).
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+}

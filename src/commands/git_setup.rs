@@ -5,7 +5,7 @@
 use super::{Exit, Repo};
 use crate::cli::{GitSetupArgs, GlobalArgs};
 use crate::crypto::Identities;
-use crate::git_setup::{self, Change};
+use crate::git_setup::{self, Change, HookChange};
 use crate::source::MANIFEST_FILE;
 
 pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Exit> {
@@ -62,9 +62,13 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
             "warning: git still gives {path:?} {attribute}={value:?}: another attributes file (a deeper .gitattributes, or .git/info/attributes) overrides {shown}"
         );
     }
+    if args.hooks {
+        kept |= hook(&repo, args.force, quiet)?;
+    }
     if !git_setup::castsync_on_path() {
         eprintln!(
-            "warning: git runs the drivers as `castsync …` from PATH, and there is no castsync on PATH: install it there (cargo install --path .)"
+            "warning: git runs the drivers{} as `castsync …` from PATH, and there is no castsync on PATH: install it there (cargo install --path .)",
+            if args.hooks { " and the hook" } else { "" }
         );
     }
     // git runs the drivers without -i: they find the identity by the rest of the chain.
@@ -75,7 +79,12 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
     }
     if !quiet && report.unrouted.is_empty() && !kept {
         eprintln!(
-            "git is set up: `git diff` shows manifests key by key, `git merge` merges them key by key"
+            "git is set up: `git diff` shows manifests key by key, `git merge` merges them key by key{}",
+            if args.hooks {
+                ", and a commit that adds a declared value stops"
+            } else {
+                ""
+            }
         );
     }
     Ok(if report.unrouted.is_empty() {
@@ -83,4 +92,26 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
     } else {
         Exit::Failure
     })
+}
+
+/// Installs the pre-commit hook and says what was done; true when another hook was kept.
+fn hook(repo: &Repo, force: bool, quiet: bool) -> anyhow::Result<bool> {
+    let report = git_setup::install_hook(&repo.root, force)?;
+    let shown = report.path.display();
+    match report.change {
+        HookChange::Written if !quiet => eprintln!(
+            "wrote the pre-commit hook {shown}: it runs `castsync guard --staged` before each commit"
+        ),
+        HookChange::Unchanged if !quiet => {
+            eprintln!("the pre-commit hook is already installed ({shown})")
+        }
+        HookChange::Replaced if !quiet => eprintln!(
+            "replaced the pre-commit hook {shown} (the previous one is kept as {shown}.before-castsync)"
+        ),
+        HookChange::Kept => eprintln!(
+            "warning: kept the pre-commit hook {shown}, which is not castsync's: pass --force to replace it (it is kept beside it), or call `castsync guard --staged` from it; with the pre-commit framework, add the castsync-guard hook to .pre-commit-config.yaml instead"
+        ),
+        _ => {}
+    }
+    Ok(report.change == HookChange::Kept)
 }

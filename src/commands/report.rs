@@ -121,6 +121,7 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::daemon::SecretFileError,
         crate::emulator::EmulatorError,
         crate::git_setup::GitSetupError,
+        crate::guard::GuardError,
         crate::manifest::ManifestError,
         crate::platform::OpenError,
         crate::platform::PlatformError,

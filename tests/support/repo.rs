@@ -124,6 +124,31 @@ impl SecretsRepo {
         self.root.join(rel)
     }
 
+    /// `program` (git, castsync, pre-commit…) as a user of this repository runs it in `dir`:
+    /// castsync on PATH, the identity in `CASTSYNC_AGE_KEY_FILE`, no `-i` anywhere, git's
+    /// author set and no system git config.
+    pub fn as_user(&self, program: &str, dir: &Path) -> Command {
+        let path = format!(
+            "{}:{}",
+            super::bin().parent().unwrap().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut cmd = Command::new(program);
+        cmd.current_dir(dir)
+            .env_remove("CASTSYNC_AGE_KEY")
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("PATH", &path)
+            .env("CASTSYNC_AGE_KEY_FILE", &self.key_file)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
     /// `castsync -C ROOT -i KEY …` with a hermetic environment.
     pub fn cmd(&self) -> Command {
         let mut c = castsync(&self.home);

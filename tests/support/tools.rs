@@ -30,6 +30,7 @@ const INSTALL: &[(&str, &str)] = &[
     ("curl", "apt-get install curl"),
     ("actionlint", "bash .ci/install-linters"),
     ("chromium", "apt-get install chromium"),
+    ("pre-commit", "apt-get install pre-commit"),
 ];
 
 /// The program `name` found on PATH, or None after one line on the real stderr saying
