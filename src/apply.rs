@@ -16,13 +16,15 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use converged::{converged_from, forget_before_writing, record_converged};
+use converged::{converged_from, forget_before_writing, record_converged};
 
 use crate::history;
+use crate::load::Loaded;
 use crate::plan::{Action, AgentPlan, Change, DesiredSecrets, Plan};
 use crate::platform::batch::{Batch, BatchResult, Written};
 use crate::platform::{ErrorClass, Platform, PlatformError, RemoteKey};
 use crate::secret::SecretValue;
+use crate::source::inputs::RunInputs;
 use crate::state::{AppliedFrom, State};
 
 /// How to apply.
@@ -261,6 +263,62 @@ fn agent_requests(agent: &AgentPlan) -> usize {
     let verify = usize::from(agent.has_changes());
     let redeploy = usize::from(agent.redeploy.is_some());
     agent.changes.len() + verify + redeploy
+}
+
+/// Where a landing is recorded: the run's inputs and the agents it loaded (for what each agent
+/// converges from), the revision and the platform's id (the state's key).
+pub struct Recording<'a> {
+    pub inputs: &'a RunInputs,
+    pub loaded: &'a Loaded,
+    pub revision: &'a str,
+    pub platform: &'a str,
+}
+
+/// Applies `plan` with the state kept in step: forgets what the agents with work converged
+/// from (a run killed half-way must not take them for unchanged), applies (recording each
+/// agent's verified writes and what it converged from), then records what the agents without
+/// work converged from. Returns the report and why the state could not be saved, if it could
+/// not.
+pub async fn apply_recorded(
+    plan: &Plan,
+    recording: Recording<'_>,
+    platform: Arc<dyn Platform>,
+    state: Arc<Mutex<State>>,
+    concurrency: usize,
+    cancel: &CancellationToken,
+    progress: Arc<dyn Progress>,
+) -> (ApplyReport, Option<String>) {
+    let Recording {
+        inputs,
+        loaded,
+        revision,
+        platform: platform_id,
+    } = recording;
+    let current = inputs.with_groups_used(loaded.groups_used());
+    let mut warning = None;
+    let report = if plan.has_changes() {
+        warning = forget_before_writing(plan, &state, platform_id).await;
+        let options = ApplyOptions {
+            concurrency,
+            revision: Some(revision.to_owned()),
+            converged: converged_from(plan, &current, revision),
+        };
+        let desired = loaded.ok_secrets();
+        apply(
+            plan,
+            &desired,
+            platform,
+            state.clone(),
+            &options,
+            cancel,
+            progress,
+        )
+        .await
+    } else {
+        ApplyReport::default()
+    };
+    let recorded = record_converged(plan, &current, &state, platform_id, revision).await;
+    (report, recorded.or(warning))
 }
 
 /// Applies every agent of `plan` that has work (changes or a redeploy). `desired` must hold

@@ -253,14 +253,7 @@ impl Git {
                 });
             }
         };
-        let prefix = match (repo.workdir(), root.canonicalize()) {
-            (Some(top), Ok(dir)) => top
-                .canonicalize()
-                .ok()
-                .and_then(|top| dir.strip_prefix(top).ok().map(Path::to_path_buf))
-                .unwrap_or_default(),
-            _ => PathBuf::new(),
-        };
+        let prefix = crate::source::dir_in_repository(&repo, root);
         // A shallow clone lists the commits it ends at in `.git/shallow`.
         let shallow = std::fs::read_to_string(repo.path().join("shallow"))
             .unwrap_or_default()

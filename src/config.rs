@@ -326,6 +326,12 @@ impl Config {
             .unwrap_or(self.redeploy)
     }
 
+    /// Whether `agent` is redeployed after its changes land: `overridden` (`--redeploy` or
+    /// `--no-redeploy`) when given, else [`Config::redeploy_for`] is `on-change`.
+    pub fn redeploys(&self, agent: &str, overridden: Option<bool>) -> bool {
+        overridden.unwrap_or(self.redeploy_for(agent) == Redeploy::OnChange)
+    }
+
     /// The recipients a shared group's manifest is encrypted to: the first `groups:` rule
     /// whose glob matches the group name, else the top-level `recipients`.
     pub fn recipients_for_group(&self, group: &str) -> &Recipients {

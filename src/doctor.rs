@@ -375,26 +375,11 @@ async fn check_platform(setup: &Setup<'_>, config: &Config, slugs: &[String], re
     let deadline = Deadline::start(RunTimeout::from_flag(setup.timeout));
     deadline.allow_requests(slugs.len());
     let platform = Bounded::wrap(platform, deadline);
-    let transport = if url.starts_with(platform::LOCAL_SCHEME) {
-        format!(
-            "{}: the embedded store (no network, no API key)",
-            platform.id()
-        )
-    } else if url.starts_with("https://") {
-        format!(
-            "{}: HTTPS, certificate checked by the system's TLS",
-            platform.id()
-        )
-    } else {
-        format!(
-            "{}: plain HTTP (allowed to loopback, or with --allow-insecure-http)",
-            platform.id()
-        )
-    };
+    let transport = transport(&url, platform.id());
     let mut listed = 0usize;
     let mut blind = Vec::new();
     for (n, slug) in slugs.iter().enumerate() {
-        match platform.list(slug).await {
+        let error = match platform.list(slug).await {
             Ok(listing) => {
                 if listed == 0 {
                     report.add("platform", Status::Ok, transport.clone());
@@ -407,83 +392,14 @@ async fn check_platform(setup: &Setup<'_>, config: &Config, slugs: &[String], re
                     blind.push(slug.clone());
                 }
                 report_list(slug, &listing, report);
+                continue;
             }
-            Err(PlatformError::Unauthorized { detail }) => {
-                report.add("platform", Status::Ok, transport.clone());
-                let error = PlatformError::Unauthorized { detail };
-                // The hint points at doctor itself; here that would go in a circle.
-                let fix = error.hint().map(|h| {
-                    h.split("; `castsync doctor`")
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                });
-                report.push("api key", None, Status::Fail, error.to_string(), fix);
-                // Every other agent would answer the same: stop here.
-                return;
-            }
-            Err(error @ PlatformError::DeadlineExceeded { .. }) => {
-                let flag = if setup.timeout.is_some() {
-                    "--timeout"
-                } else {
-                    "the default"
-                };
-                report.push(
-                    "platform",
-                    None,
-                    Status::Fail,
-                    format!(
-                        "timed out ({flag}): {error}; not checked: {}",
-                        slugs[n..].join(", ")
-                    ),
-                    error.hint().map(Cow::into_owned),
-                );
-                break;
-            }
-            Err(error @ PlatformError::Timeout { .. }) => {
-                // A platform that took the connection and said nothing, twice: the next
-                // agents would cost the same minute each.
-                let rest = &slugs[n + 1..];
-                let message = if rest.is_empty() {
-                    error.to_string()
-                } else {
-                    format!("{error}; not checked: {}", rest.join(", "))
-                };
-                report.push(
-                    "list",
-                    Some(slug),
-                    Status::Fail,
-                    message,
-                    error.hint().map(Cow::into_owned),
-                );
-                break;
-            }
-            Err(error) if error.ends_run() => {
-                // An untrusted certificate or a dead proxy: the verdict for the platform,
-                // and every other agent would fail the same way.
-                let check = if matches!(error, PlatformError::Proxy { .. }) {
-                    "proxy"
-                } else {
-                    "tls"
-                };
-                report.push(
-                    check,
-                    None,
-                    Status::Fail,
-                    error.to_string(),
-                    error.hint().map(Cow::into_owned),
-                );
-                return;
-            }
-            Err(error) => {
-                report.push(
-                    "list",
-                    Some(slug),
-                    Status::Fail,
-                    error.to_string(),
-                    error.hint().map(Cow::into_owned),
-                );
-            }
+            Err(error) => error,
+        };
+        match list_failed(setup, &slugs[n..], error, &transport, report) {
+            AfterFailure::Next => {}
+            AfterFailure::StopListing => break,
+            AfterFailure::StopChecks => return,
         }
     }
     check_rate_limit(platform.as_ref(), &url, report);
@@ -501,6 +417,117 @@ async fn check_platform(setup: &Setup<'_>, config: &Config, slugs: &[String], re
                     .to_owned(),
             ),
         );
+    }
+}
+
+/// How doctor reaches the platform at `url`, for the `platform` line.
+fn transport(url: &str, id: &str) -> String {
+    if url.starts_with(platform::LOCAL_SCHEME) {
+        format!("{id}: the embedded store (no network, no API key)")
+    } else if url.starts_with("https://") {
+        format!("{id}: HTTPS, certificate checked by the system's TLS")
+    } else {
+        format!("{id}: plain HTTP (allowed to loopback, or with --allow-insecure-http)")
+    }
+}
+
+/// What the platform checks do after an agent's list failed.
+enum AfterFailure {
+    /// List the next agent.
+    Next,
+    /// List no more agents; the rate limit and drift checks still run.
+    StopListing,
+    /// The verdict is in: no further platform check.
+    StopChecks,
+}
+
+/// Reports the failed list of `rest[0]` (`rest`: the agents not yet listed, this one first).
+fn list_failed(
+    setup: &Setup<'_>,
+    rest: &[String],
+    error: PlatformError,
+    transport: &str,
+    report: &mut Report,
+) -> AfterFailure {
+    let slug = &rest[0];
+    match error {
+        PlatformError::Unauthorized { detail } => {
+            report.add("platform", Status::Ok, transport.to_owned());
+            let error = PlatformError::Unauthorized { detail };
+            // The hint points at doctor itself; here that would go in a circle.
+            let fix = error.hint().map(|h| {
+                h.split("; `castsync doctor`")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            report.push("api key", None, Status::Fail, error.to_string(), fix);
+            // Every other agent would answer the same: stop here.
+            AfterFailure::StopChecks
+        }
+        error @ PlatformError::DeadlineExceeded { .. } => {
+            let flag = if setup.timeout.is_some() {
+                "--timeout"
+            } else {
+                "the default"
+            };
+            let message = format!(
+                "timed out ({flag}): {error}; not checked: {}",
+                rest.join(", ")
+            );
+            report.push(
+                "platform",
+                None,
+                Status::Fail,
+                message,
+                error.hint().map(Cow::into_owned),
+            );
+            AfterFailure::StopListing
+        }
+        error @ PlatformError::Timeout { .. } => {
+            // A platform that took the connection and said nothing, twice: the next
+            // agents would cost the same minute each.
+            let message = if rest.len() == 1 {
+                error.to_string()
+            } else {
+                format!("{error}; not checked: {}", rest[1..].join(", "))
+            };
+            report.push(
+                "list",
+                Some(slug),
+                Status::Fail,
+                message,
+                error.hint().map(Cow::into_owned),
+            );
+            AfterFailure::StopListing
+        }
+        error if error.ends_run() => {
+            // An untrusted certificate or a dead proxy: the verdict for the platform,
+            // and every other agent would fail the same way.
+            let check = if matches!(error, PlatformError::Proxy { .. }) {
+                "proxy"
+            } else {
+                "tls"
+            };
+            report.push(
+                check,
+                None,
+                Status::Fail,
+                error.to_string(),
+                error.hint().map(Cow::into_owned),
+            );
+            AfterFailure::StopChecks
+        }
+        error => {
+            report.push(
+                "list",
+                Some(slug),
+                Status::Fail,
+                error.to_string(),
+                error.hint().map(Cow::into_owned),
+            );
+            AfterFailure::Next
+        }
     }
 }
 

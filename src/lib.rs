@@ -22,9 +22,29 @@
 // pages between the daemon's cycles.
 #![deny(unsafe_code)]
 
+// The groups follow ARCHITECTURE.md's layers, top first: a module imports only from its own
+// group and the ones below it (tests/architecture.rs checks it).
+
 // Entry points: the binary's edge.
 pub mod cli; // the clap definitions; nothing else acts on them
 pub mod commands; // one file per subcommand: parse, call the library, render
+pub mod completion; // the agent and group names shell completion offers
+
+// Front ends: what runs around reconciles and shows their results.
+pub mod daemon; // `castsync watch`: the loop that decides when to reconcile
+pub mod render; // plans, reports and findings as text, JSON and Markdown
+pub mod audit; // rotation, access and exposure after removal, from git history
+pub mod guard; // declared values found outside the manifests, in files and in history
+pub mod doctor; // the checks of `castsync doctor`, as findings
+
+// Runs: one run of the pipeline, and the write path of the authoring commands.
+pub mod reconcile; // one run of the pipeline, and the one way a plan lands
+pub mod request; // what a run is asked to do, built once from resolved options
+pub mod target; // where a run lands: platform, state file, identities
+pub mod deadline; // one deadline per run, bounding every platform call
+pub mod saved_plan; // a plan saved to a file and applied exactly later, or refused
+pub mod authoring; // the write path of new, set, unset, import, rekey and edit
+pub mod git_setup; // the git diff and merge drivers' configuration
 
 // The pipeline, in the order a reconcile runs it.
 pub mod source; // a checkout: a tree (the worktree or a git revision) and its config
@@ -35,39 +55,28 @@ pub mod plan; // the pure diff of desired, actual and last applied
 pub mod apply; // executes a plan: sets, deletes, a verifying list, a redeploy
 pub mod state; // the last-applied fingerprints, and what each agent converged from
 pub mod history; // the apply history file beside the state
-pub mod reconcile; // one run of the pipeline, for the CLI and the daemon
-pub mod target; // where a run lands: platform, state file, identities
-pub mod request; // what a run is asked to do, built once from resolved options
-pub mod deadline; // one deadline per run, bounding every platform call
-pub mod saved_plan; // a plan saved to a file and applied exactly later, or refused
-pub mod render; // plans and reports as text, JSON and Markdown
 
-// The edges.
+// The edges: the platform and the keys.
 pub mod platform; // the Platform trait: the Castari API client and the local store
 pub mod emulator; // the Castari API served locally, for tests and trials
-pub mod daemon; // `castsync watch`: the loop that decides when to reconcile
-pub mod doctor; // the checks of `castsync doctor`, as findings
 pub mod crypto; // age: recipients, identities, plugins, encrypt and decrypt
-pub mod authoring; // the write path of new, set, unset, import, rekey and edit
-pub mod audit; // rotation, access and exposure after removal, from git history
-pub mod guard; // declared values found outside the manifests, in files and in history
-pub mod git_setup; // the git diff and merge drivers' configuration
-pub mod completion; // the agent and group names shell completion offers
 
-// The model and the guards.
+// The model.
 pub mod config; // castsync.yaml
-pub mod manifest; // the decrypted manifest: parsing and rules
 pub mod schema; // .env.example
+pub mod manifest; // the decrypted manifest: parsing and rules
 pub mod finding; // one problem with a file, its fix kept apart
-pub mod names; // slug and key-name rules
-pub mod secret; // `SecretValue`, the only type that holds a value
+
+// The guards.
 pub mod hint; // errors expose their fix as data
+pub mod escape; // outside text made safe for a terminal or Markdown
 pub mod fsread; // every read of an outside file
 pub mod yaml_depth; // a nesting limit before any YAML parser runs
-pub mod escape; // outside text made safe for a terminal or Markdown
-pub mod redact; // credentials taken out of URLs before one is shown or kept
-pub mod net; // whether a host is this machine, and which proxy a URL goes through
 pub mod atomic_write; // the one way to replace a file
 pub mod suggest; // "did you mean"
+pub mod secret; // `SecretValue`, the only type that holds a value
+pub mod names; // slug and key-name rules
+pub mod net; // whether a host is this machine, and which proxy a URL goes through
+pub mod redact; // credentials taken out of URLs before one is shown or kept
 
 pub use commands::{Exit, run};

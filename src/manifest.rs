@@ -693,13 +693,19 @@ fn take_meta(site: &Site<'_>, doc: &mut RawDoc) -> Result<Option<Metadata>, Mani
     }))
 }
 
+/// A name found where another was expected, when it is a valid slug; anything else may be a
+/// value pasted in the wrong place, and is not repeated.
+fn shown_slug(found: &str) -> Option<String> {
+    names::validate_slug(found)
+        .is_ok()
+        .then(|| found.to_owned())
+}
+
 fn check_group(found: &str, ctx: &ManifestContext, at: At) -> Result<(), ManifestError> {
     if found != ctx.expected_agent {
         return Err(ManifestError::GroupMismatch {
             at,
-            found: names::validate_slug(found)
-                .is_ok()
-                .then(|| found.to_owned()),
+            found: shown_slug(found),
             expected: ctx.expected_agent.clone(),
         });
     }
@@ -716,9 +722,7 @@ fn check_agent(found: &str, ctx: &ManifestContext, at: At) -> Result<(), Manifes
     if found != ctx.expected_agent {
         return Err(ManifestError::AgentMismatch {
             at,
-            found: names::validate_slug(found)
-                .is_ok()
-                .then(|| found.to_owned()),
+            found: shown_slug(found),
             expected: ctx.expected_agent.clone(),
         });
     }

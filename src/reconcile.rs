@@ -28,7 +28,7 @@ use crate::plan::{self, CoverageMode, LastApplied, Plan, Policy, Replace, Revisi
 use crate::platform::types::{Listing, PlatformError};
 use crate::request::{ChangedSince, Request};
 use crate::source::Checkout;
-use crate::source::inputs::{self, AgentInputs, GroupDigests};
+use crate::source::inputs::{self, RunInputs};
 
 pub use land::{Planned, Run, land};
 
@@ -155,12 +155,10 @@ pub async fn reconcile(
     let checkout = req.checkout;
     let candidates = candidates(checkout, &req.only)?;
     let overrides = req.settings.overrides();
-    let mut inputs = inputs::of_agents(checkout.tree(), &checkout.config, overrides, &candidates);
-    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
-    let selection = select(&req, &candidates, &inputs, &groups).await;
+    let inputs = inputs::of_run(checkout.tree(), &checkout.config, overrides, &candidates);
+    let selection = select(&req, &candidates, &inputs).await;
     let loaded = load_selected(&req, &selection)?;
     check_replace(&req.replace, &loaded)?;
-    inputs::with_groups(&mut inputs, loaded.groups_used(), &groups);
     let baseline = base_baseline(&req)?;
     let observed = observe_loaded(&req, &run, &loaded, observer.as_ref()).await;
     if let Some(error) = observed
@@ -198,12 +196,8 @@ fn candidates(checkout: &Checkout, only: &BTreeSet<String>) -> Result<Vec<String
 
 /// Which candidates this run refreshes: all of them, or (with [`Request::changed`]) those
 /// whose inputs changed, plus every agent a `--replace`/`--replace-all` names.
-async fn select(
-    req: &Request<'_>,
-    candidates: &[String],
-    current: &BTreeMap<String, AgentInputs>,
-    groups: &Result<GroupDigests, String>,
-) -> Selection {
+async fn select(req: &Request<'_>, candidates: &[String], now: &RunInputs) -> Selection {
+    let (current, groups) = (&now.agents, &now.groups);
     let mut selection = match &req.changed {
         None => return Selection::all(candidates),
         Some(ChangedSince::State) => {
@@ -229,16 +223,15 @@ async fn select(
                 .filter(|a| since.agents.contains(a))
                 .collect();
             let overrides = req.settings.overrides();
-            let then = inputs::of_agents(since.tree(), &since.config, overrides, there);
-            let groups_then = inputs::of_groups(since.tree(), &since.config);
+            let then = inputs::of_run(since.tree(), &since.config, overrides, there);
             incremental::select(
                 candidates,
                 current,
                 Baseline::Revision {
                     label: &since.label(),
-                    inputs: &then,
+                    inputs: &then.agents,
                     groups: groups.as_ref(),
-                    groups_then: groups_then.as_ref(),
+                    groups_then: then.groups.as_ref(),
                 },
             )
         }
@@ -321,7 +314,7 @@ async fn plan_loaded(
     policy.redeploy = loaded
         .agents
         .keys()
-        .filter(|agent| inputs::redeploys(config, overrides, agent))
+        .filter(|agent| config.redeploys(agent, overrides.redeploy))
         .cloned()
         .collect();
     let desired = loaded.desired_or_reasons();

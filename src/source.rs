@@ -24,7 +24,7 @@ use crate::config::Config;
 
 pub use checkout::{Checkout, CheckoutError, read_config};
 pub use discover::{DiscoverError, find_root, find_root_of_file, working_dir};
-pub use git::GitRevision;
+pub use git::{GitRevision, dir_in_repository};
 pub use worktree::Worktree;
 
 /// The manifest file inside an agent's (or a shared group's) directory.

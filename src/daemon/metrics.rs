@@ -83,6 +83,19 @@ impl Default for Metrics {
     }
 }
 
+/// Registers each `name [unit] => field: help;` of `$m` in `$registry`.
+macro_rules! register {
+    ($registry:ident, $m:ident; $($name:literal $([$unit:expr])? => $field:ident: $help:literal;)*) => {$(
+        register!(@one $registry, $name, $help, $m.$field.clone() $(, $unit)?);
+    )*};
+    (@one $registry:ident, $name:literal, $help:literal, $metric:expr) => {
+        $registry.register($name, $help, $metric)
+    };
+    (@one $registry:ident, $name:literal, $help:literal, $metric:expr, $unit:expr) => {
+        $registry.register_with_unit($name, $help, $unit, $metric)
+    };
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("castsync");
@@ -108,101 +121,43 @@ impl Metrics {
             resident_memory: Gauge::default(),
             api_seen: Mutex::new(BTreeMap::new()),
         };
-        registry.register(
-            "reconcile_runs",
-            "Reconcile runs by result (success, failure)",
-            m.runs.clone(),
-        );
-        registry.register_with_unit(
-            "reconcile_duration",
-            "Duration of one reconcile",
-            Unit::Seconds,
-            m.duration.clone(),
-        );
-        registry.register(
-            "changes_applied",
-            "Changes that landed on the platform, by kind (create, update, delete)",
-            m.changes.clone(),
-        );
-        registry.register(
-            "api_requests",
-            "Platform API responses by HTTP status code (retries included)",
-            m.api_requests.clone(),
-        );
-        registry.register(
-            "rate_limit_remaining",
-            "X-RateLimit-Remaining of the last platform response",
-            m.rate_limit_remaining.clone(),
-        );
-        registry.register(
-            "agents_skipped",
-            "Agents skipped whole by their last reconcile (bad manifest, failed list, mass delete)",
-            m.agents_skipped.clone(),
-        );
-        registry.register(
-            "agent_error",
-            "1 for each agent whose last reconcile failed, until a later one succeeds; class is transient (retried) or terminal (waits for a new commit, config or SIGHUP)",
-            m.agent_errors.clone(),
-        );
-        registry.register(
-            "redeploys",
-            "Agents redeployed after their secrets changed",
-            m.redeploys.clone(),
-        );
-        registry.register(
-            "drift_found",
-            "Keys found changed on the platform since castsync wrote them",
-            m.drift.clone(),
-        );
-        registry.register_with_unit(
-            "last_applied_commit_timestamp",
-            "Committer time of the last commit reconciled (unix time)",
-            Unit::Seconds,
-            m.last_applied_commit_time.clone(),
-        );
-        registry.register(
-            "webhook_deliveries",
-            "POST /hooks/git deliveries by result (accepted, ignored, unauthorized)",
-            m.webhooks.clone(),
-        );
-        registry.register(
-            "fetches",
-            "Fetches of the source by result (success, failure)",
-            m.fetches.clone(),
-        );
-        registry.register(
-            "commit_rejected",
-            "1 while the newest fetched commit is refused (signature not verified)",
-            m.commit_rejected.clone(),
-        );
-        m.register_visibility(&mut registry);
+        register! { registry, m;
+            "reconcile_runs" => runs:
+                "Reconcile runs by result (success, failure)";
+            "reconcile_duration" [Unit::Seconds] => duration:
+                "Duration of one reconcile";
+            "changes_applied" => changes:
+                "Changes that landed on the platform, by kind (create, update, delete)";
+            "api_requests" => api_requests:
+                "Platform API responses by HTTP status code (retries included)";
+            "rate_limit_remaining" => rate_limit_remaining:
+                "X-RateLimit-Remaining of the last platform response";
+            "agents_skipped" => agents_skipped:
+                "Agents skipped whole by their last reconcile (bad manifest, failed list, mass delete)";
+            "agent_error" => agent_errors:
+                "1 for each agent whose last reconcile failed, until a later one succeeds; class is transient (retried) or terminal (waits for a new commit, config or SIGHUP)";
+            "redeploys" => redeploys:
+                "Agents redeployed after their secrets changed";
+            "drift_found" => drift:
+                "Keys found changed on the platform since castsync wrote them";
+            "last_applied_commit_timestamp" [Unit::Seconds] => last_applied_commit_time:
+                "Committer time of the last commit reconciled (unix time)";
+            "webhook_deliveries" => webhooks:
+                "POST /hooks/git deliveries by result (accepted, ignored, unauthorized)";
+            "fetches" => fetches:
+                "Fetches of the source by result (success, failure)";
+            "commit_rejected" => commit_rejected:
+                "1 while the newest fetched commit is refused (signature not verified)";
+            "agent_applies" => agent_applies:
+                "Runs in which changes landed on this agent";
+            "rate_limit" => rate_limit:
+                "X-RateLimit-Limit of the last platform response: requests allowed per window";
+            "resident_memory" [Unit::Bytes] => resident_memory:
+                "Resident set size of the daemon (VmRSS), sampled at each scrape";
+            "notifications" => notifications:
+                "Notifications (commit statuses, webhooks, chat) by target kind and result (sent, failed, dropped)";
+        }
         Metrics { registry, ..m }
-    }
-
-    /// What the status page, the dashboard and the notifications added.
-    fn register_visibility(&self, registry: &mut Registry) {
-        let m = self;
-        registry.register(
-            "agent_applies",
-            "Runs in which changes landed on this agent",
-            m.agent_applies.clone(),
-        );
-        registry.register(
-            "rate_limit",
-            "X-RateLimit-Limit of the last platform response: requests allowed per window",
-            m.rate_limit.clone(),
-        );
-        registry.register_with_unit(
-            "resident_memory",
-            "Resident set size of the daemon (VmRSS), sampled at each scrape",
-            Unit::Bytes,
-            m.resident_memory.clone(),
-        );
-        registry.register(
-            "notifications",
-            "Notifications (commit statuses, webhooks, chat) by target kind and result (sent, failed, dropped)",
-            m.notifications.clone(),
-        );
     }
 
     /// The OpenMetrics exposition (what `prometheus-client` writes).

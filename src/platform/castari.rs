@@ -313,28 +313,7 @@ impl CastariClient {
             Ok(response) => response,
             Err(err) => {
                 permit.complete(Completion::NoResponse, SystemTime::now());
-                self.lock_stats().transport_errors += 1;
-                let host = url.host_str().unwrap_or_default();
-                let error = if err.is_timeout() {
-                    timed_out(method, url, timeout)
-                } else {
-                    match transport::classify(&err, host, self.proxy.as_deref()) {
-                        PlatformError::Transient { .. } if refused(&err) => {
-                            PlatformError::Unreachable {
-                                // The origin holds no credentials, unlike a URL's user info.
-                                origin: url.origin().ascii_serialization(),
-                                detail: "connection refused".to_owned(),
-                            }
-                        }
-                        classified => classified,
-                    }
-                };
-                tracing::debug!(%method, path = url.path(), error = %error, "request failed");
-                return Err(if error.ends_run() {
-                    AttemptError::terminal(error)
-                } else {
-                    AttemptError::transient(error, None)
-                });
+                return Err(self.no_response(&err, method, url, timeout));
             }
         };
         let status = response.status();
@@ -350,15 +329,7 @@ impl CastariClient {
             .responses
             .entry(status.as_u16())
             .or_default() += 1;
-        let wait_hint = wire::retry_after(headers, now).or_else(|| {
-            // Without Retry-After, a spent window tells us when to come back.
-            observation
-                .filter(|o| o.remaining == 0 && status == StatusCode::TOO_MANY_REQUESTS)
-                .map(|o| {
-                    let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(o.reset_unix);
-                    reset.duration_since(now).unwrap_or(Duration::ZERO)
-                })
-        });
+        let wait_hint = wait_hint(headers, observation, status, now);
         let location = headers
             .get(LOCATION)
             .and_then(|l| l.to_str().ok())
@@ -391,6 +362,36 @@ impl CastariClient {
             wait_hint,
             location,
         })
+    }
+
+    /// A request that got no response: timed out, refused, or what the transport says.
+    fn no_response(
+        &self,
+        err: &reqwest::Error,
+        method: &Method,
+        url: &Url,
+        timeout: Duration,
+    ) -> AttemptError {
+        self.lock_stats().transport_errors += 1;
+        let host = url.host_str().unwrap_or_default();
+        let error = if err.is_timeout() {
+            timed_out(method, url, timeout)
+        } else {
+            match transport::classify(err, host, self.proxy.as_deref()) {
+                PlatformError::Transient { .. } if refused(err) => PlatformError::Unreachable {
+                    // The origin holds no credentials, unlike a URL's user info.
+                    origin: url.origin().ascii_serialization(),
+                    detail: "connection refused".to_owned(),
+                },
+                classified => classified,
+            }
+        };
+        tracing::debug!(%method, path = url.path(), error = %error, "request failed");
+        if error.ends_run() {
+            AttemptError::terminal(error)
+        } else {
+            AttemptError::transient(error, None)
+        }
     }
 
     /// One call with retries; `accept` turns a 2xx body into the result (and may ask for a
@@ -491,6 +492,24 @@ async fn read_body(
 }
 
 /// Whether nothing listened at the address: the connection was refused.
+/// How long the platform asks us to wait: its Retry-After, or else, on a 429 with the
+/// window spent, until the window resets.
+fn wait_hint(
+    headers: &reqwest::header::HeaderMap,
+    observation: Option<RateObservation>,
+    status: StatusCode,
+    now: SystemTime,
+) -> Option<Duration> {
+    wire::retry_after(headers, now).or_else(|| {
+        observation
+            .filter(|o| o.remaining == 0 && status == StatusCode::TOO_MANY_REQUESTS)
+            .map(|o| {
+                let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(o.reset_unix);
+                reset.duration_since(now).unwrap_or(Duration::ZERO)
+            })
+    })
+}
+
 fn refused(err: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {

@@ -193,10 +193,7 @@ impl Store {
         let path = self.path.clone();
         let db = db_error(&path);
         // Two processes may open a new store at once: decide under the write lock.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+        let tx = begin_write(&mut self.conn, &path)?;
         let app: i64 = tx
             .pragma_query_value(None, "application_id", |r| r.get(0))
             .map_err(db)?;
@@ -318,13 +315,7 @@ impl Store {
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let path = self.path.clone();
-        let db = db_error(&path);
-        // IMMEDIATE takes the write lock up front: a deferred transaction that later needs
-        // it could fail with "busy" instead of waiting.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+        let tx = begin_write(&mut self.conn, &path)?;
         let mut txn = Txn {
             tx,
             path: &path,
@@ -489,13 +480,22 @@ fn no_such_agent(agent: &str) -> StoreError {
     }
 }
 
-/// SQLite integers are i64; a count past that means "no limit".
 /// The error of a database call on the store at `path`.
 pub(crate) fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
     move |source| StoreError::Database {
         path: path.to_owned(),
         source,
     }
+}
+
+/// A write transaction that takes the write lock up front (IMMEDIATE): a deferred one that
+/// later needs it could fail with "busy" instead of waiting.
+fn begin_write<'c>(
+    conn: &'c mut rusqlite::Connection,
+    path: &Path,
+) -> Result<rusqlite::Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error(path))
 }
 
 /// Runs `op` again while SQLite answers "busy", for up to `limit`. Switching a database to

@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Observer, Outcome};
-use crate::apply::{self, ApplyOptions, ApplyReport};
+use crate::apply::{self, Recording};
 use crate::deadline::{Bounded, Deadline, TimedOut};
 use crate::load::Loaded;
 use crate::plan::Plan;
 use crate::platform::Platform;
 use crate::platform::types::{Listing, PlatformError};
 use crate::request::Request;
-use crate::source::inputs::AgentInputs;
+use crate::source::inputs::RunInputs;
 
 /// One run's deadline, and the platform bounded by it: every call of the run goes through
 /// [`Run::platform`].
@@ -43,9 +43,8 @@ pub struct Planned {
     pub plan: Plan,
     /// The key lists (or list errors) the plan was checked against.
     pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
-    /// Each agent's inputs now, with the shared groups it uses once it loaded: what it
-    /// converges from.
-    pub inputs: BTreeMap<String, AgentInputs>,
+    /// The run's inputs now: what each agent that converges is recorded as converged from.
+    pub inputs: RunInputs,
 }
 
 /// Lands `planned` (see the module doc).
@@ -68,37 +67,30 @@ pub async fn land(
         let _paused = run.deadline.pause();
         !observer.confirm(&plan, &loaded.warnings())
     };
-    let mut state_warning = None;
-    let report = if req.dry_run || declined {
-        None
-    } else if !plan.has_changes() {
-        Some(ApplyReport::default())
+    let (report, state_warning) = if req.dry_run || declined {
+        (None, None)
     } else {
-        state_warning = apply::forget_before_writing(&plan, &req.state, platform_id).await;
-        let options = ApplyOptions {
-            concurrency: req.settings.concurrency,
-            revision: Some(revision.clone()),
-            converged: apply::converged_from(&plan, &inputs, &revision),
+        if plan.has_changes() {
+            run.deadline.allow_requests(apply::request_count(&plan));
+        }
+        let recording = Recording {
+            inputs: &inputs,
+            loaded: &loaded,
+            revision: &revision,
+            platform: platform_id,
         };
-        run.deadline.allow_requests(apply::request_count(&plan));
-        let desired = loaded.ok_secrets();
-        let state = req.state.clone();
-        let applied = apply::apply(
+        let (report, warning) = apply::apply_recorded(
             &plan,
-            &desired,
+            recording,
             run.platform,
-            state,
-            &options,
+            req.state.clone(),
+            req.settings.concurrency,
             &req.cancel,
             observer,
-        );
-        Some(applied.await)
+        )
+        .await;
+        (Some(report), warning)
     };
-    if report.is_some() {
-        let recorded =
-            apply::record_converged(&plan, &inputs, &req.state, platform_id, &revision).await;
-        state_warning = recorded.or(state_warning);
-    }
     // The records parsed for the plan stay parsed: a command exits now, and the daemon packs
     // everything once the cycle is over (`State::repack`).
     let timed_out = TimedOut::find(&plan, report.as_ref());

@@ -285,14 +285,12 @@ pub async fn apply_saved(
     refuse_unless_empty(&file, mismatches)?;
 
     let checkout = req.checkout;
-    let mut now = inputs::of_agents(
+    let now = inputs::of_run(
         checkout.tree(),
         &checkout.config,
         req.settings.overrides(),
         &scope,
     );
-    let groups = inputs::of_groups(checkout.tree(), &checkout.config);
-    inputs::with_groups(&mut now, loaded.groups_used(), &groups);
     let planned = Planned {
         loaded,
         plan: super::to_plan(file.saved),
@@ -420,7 +418,7 @@ async fn check_redeploys(req: &Request<'_>, saved: &SavedPlan) -> Vec<Mismatch> 
     let overrides = req.settings.overrides();
     super::check_redeploys(
         saved,
-        |agent| inputs::redeploys(config, overrides, agent),
+        |agent| config.redeploys(agent, overrides.redeploy),
         |agent| state.redeploy_pending(platform_id, agent),
     )
 }

@@ -57,6 +57,39 @@ pub(super) struct Parsed {
     /// In file order (a repeated key keeps its first place, with its last value).
     pub assignments: Vec<Assignment>,
     pub repeated: Vec<Repeated>,
+    /// Each key's first line and its place in `assignments`.
+    first: HashMap<String, (usize, usize)>,
+}
+
+impl Parsed {
+    /// Adds `a`: a key seen before is an error in a real `.env`, else it is noted and its
+    /// last value counts.
+    fn add(&mut self, a: Assignment, kind: Kind, path: &Path) -> Result<(), SchemaError> {
+        match self.first.get(&a.key).copied() {
+            None => {
+                self.first
+                    .insert(a.key.clone(), (a.line, self.assignments.len()));
+                self.assignments.push(a);
+            }
+            Some((first_line, _)) if kind == Kind::Secrets => {
+                return Err(SchemaError::DuplicateKey {
+                    path: path.to_path_buf(),
+                    line: a.line,
+                    key: a.key,
+                    first_line,
+                });
+            }
+            Some((first_line, index)) => {
+                self.repeated.push(Repeated {
+                    key: a.key.clone(),
+                    line: a.line,
+                    first_line,
+                });
+                self.assignments[index] = a;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `text` with every line break made a `\n` (`\r\n` and a bare `\r` too), as Python's
@@ -90,8 +123,8 @@ pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, Schem
     let mut parsed = Parsed {
         assignments: Vec::new(),
         repeated: Vec::new(),
+        first: HashMap::new(),
     };
-    let mut first_lines: HashMap<String, (usize, usize)> = HashMap::new();
     let mut pending_optional = false;
     // A `# rotate:` comment in the block of comment lines right above the next key.
     let mut pending_rotate: Option<Period> = None;
@@ -144,46 +177,14 @@ pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, Schem
         }
         // Byte offset of the text after `=` within `text`.
         let value_start = line_start + indent + (trimmed.len() - rest.len()) + eq + 1;
-        let after_eq = &text[value_start..line_end];
-        let after_trimmed = after_eq.trim_start_matches([' ', '\t']);
-        let value_at = value_start + (after_eq.len() - after_trimmed.len());
-
-        let (value, comment) = match after_trimmed.chars().next() {
-            Some(q @ ('\'' | '"')) => {
-                let Some((value, close)) = scan_quoted(text, value_at + 1, q) else {
-                    let (path, line) = err_at(key_line);
-                    return Err(SchemaError::UnterminatedQuote {
-                        path,
-                        line,
-                        quote: q,
-                    });
-                };
-                // A quoted value may span lines: continue after its closing quote.
-                line_no += text[value_at..close].matches('\n').count();
-                let end = end_of_line(text, close);
-                let trailing_trimmed = text[close + 1..end].trim_start();
-                let comment = match trailing_trimmed.strip_prefix('#') {
-                    Some(c) => Some(c),
-                    None if trailing_trimmed.is_empty() => None,
-                    None => {
-                        let (path, line) = err_at(line_no);
-                        return Err(SchemaError::TrailingText { path, line });
-                    }
-                };
-                pos = end + 1;
-                (value, comment)
-            }
-            Some('`') if !after_trimmed[1..].contains('`') => {
-                // node's dotenv reads a multi-line backtick value; python-dotenv reads the
-                // backtick as text and the next line as a key. Neither guess is safe.
-                let (path, line) = err_at(key_line);
-                return Err(SchemaError::OpenBacktick { path, line });
-            }
-            _ => {
-                let (value, comment) = split_comment(after_eq);
-                (Zeroizing::new(value.trim().to_owned()), comment)
-            }
-        };
+        let Value {
+            value,
+            comment,
+            next,
+            lines,
+        } = read_value(text, value_start..line_end, path, key_line)?;
+        line_no += lines;
+        pos = next;
 
         let trailing_rotate = match comment {
             Some(c) if kind == Kind::Example => rotation(c, path, key_line)?,
@@ -197,31 +198,78 @@ pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, Schem
             rotate: trailing_rotate.or(pending_rotate.take()),
         };
         pending_optional = false;
-        match first_lines.get(key).copied() {
-            None => {
-                first_lines.insert(key.to_owned(), (key_line, parsed.assignments.len()));
-                parsed.assignments.push(assignment);
-            }
-            Some((first_line, _)) if kind == Kind::Secrets => {
-                let (path, line) = err_at(key_line);
-                return Err(SchemaError::DuplicateKey {
-                    path,
-                    line,
-                    key: key.to_owned(),
-                    first_line,
-                });
-            }
-            Some((first_line, index)) => {
-                parsed.repeated.push(Repeated {
-                    key: key.to_owned(),
-                    line: key_line,
-                    first_line,
-                });
-                parsed.assignments[index] = assignment;
-            }
-        }
+        parsed.add(assignment, kind, path)?;
     }
     Ok(parsed)
+}
+
+/// What follows a key's `=`.
+struct Value<'t> {
+    value: Zeroizing<String>,
+    /// The line's trailing comment, without its `#`.
+    comment: Option<&'t str>,
+    /// Byte offset of the next line.
+    next: usize,
+    /// Lines the value spans past the key's own (a quoted value may span lines).
+    lines: usize,
+}
+
+/// The value after `=` (`after_eq`: from there to the end of the key's line): quoted, or
+/// plain with a trailing ` # comment` cut off.
+fn read_value<'t>(
+    text: &'t str,
+    after_eq: std::ops::Range<usize>,
+    path: &Path,
+    key_line: usize,
+) -> Result<Value<'t>, SchemaError> {
+    let line_end = after_eq.end;
+    let after_eq = &text[after_eq];
+    let after_trimmed = after_eq.trim_start_matches([' ', '\t']);
+    let value_at = line_end - after_trimmed.len();
+    if after_trimmed.starts_with('`') && !after_trimmed[1..].contains('`') {
+        // node's dotenv reads a multi-line backtick value; python-dotenv reads the backtick
+        // as text and the next line as a key. Neither guess is safe.
+        return Err(SchemaError::OpenBacktick {
+            path: path.to_path_buf(),
+            line: key_line,
+        });
+    }
+    let Some(q @ ('\'' | '"')) = after_trimmed.chars().next() else {
+        let (value, comment) = split_comment(after_eq);
+        return Ok(Value {
+            value: Zeroizing::new(value.trim().to_owned()),
+            comment,
+            next: line_end + 1,
+            lines: 0,
+        });
+    };
+    let Some((value, close)) = scan_quoted(text, value_at + 1, q) else {
+        return Err(SchemaError::UnterminatedQuote {
+            path: path.to_path_buf(),
+            line: key_line,
+            quote: q,
+        });
+    };
+    // A quoted value may span lines: continue after its closing quote.
+    let lines = text[value_at..close].matches('\n').count();
+    let end = end_of_line(text, close);
+    let trailing = text[close + 1..end].trim_start();
+    let comment = match trailing.strip_prefix('#') {
+        Some(c) => Some(c),
+        None if trailing.is_empty() => None,
+        None => {
+            return Err(SchemaError::TrailingText {
+                path: path.to_path_buf(),
+                line: key_line + lines,
+            });
+        }
+    };
+    Ok(Value {
+        value,
+        comment,
+        next: end + 1,
+        lines,
+    })
 }
 
 /// End (exclusive, at the `\n` or the end of text) of the line containing byte `pos`.

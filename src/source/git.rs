@@ -38,20 +38,25 @@ fn git_err(context: &str) -> impl Fn(git2::Error) -> SourceError + '_ {
     }
 }
 
+/// Where `dir` is inside `repo`'s working tree (empty at its top, or when it is not inside).
+pub fn dir_in_repository(repo: &git2::Repository, dir: &Path) -> PathBuf {
+    match (repo.workdir(), dir.canonicalize()) {
+        (Some(top), Ok(dir)) => top
+            .canonicalize()
+            .ok()
+            .and_then(|top| dir.strip_prefix(top).ok().map(Path::to_path_buf))
+            .unwrap_or_default(),
+        _ => PathBuf::new(),
+    }
+}
+
 impl GitRevision {
     /// Opens the repository containing `dir` and resolves `rev` (a branch, tag, `HEAD~1`,
     /// `origin/main`, a commit id) to a commit.
     pub fn open(dir: &Path, rev: &str) -> Result<Self, SourceError> {
         let repo = git2::Repository::discover(dir)
             .map_err(git_err(&format!("no git repository at {}", dir.display())))?;
-        let prefix = match (repo.workdir(), dir.canonicalize()) {
-            (Some(top), Ok(dir)) => top
-                .canonicalize()
-                .ok()
-                .and_then(|top| dir.strip_prefix(top).ok().map(Path::to_path_buf))
-                .unwrap_or_default(),
-            _ => PathBuf::new(),
-        };
+        let prefix = dir_in_repository(&repo, dir);
         let mut rev = Self::from_repo(repo, rev)?;
         rev.prefix = prefix;
         Ok(rev)

@@ -30,7 +30,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, group_manifest_path, group_names};
-use crate::config::{Config, Redeploy};
+use crate::config::Config;
 use crate::state::AppliedFrom;
 
 /// The schema digest of an agent without `.env.example`.
@@ -44,14 +44,6 @@ pub struct Overrides {
     pub no_prune: bool,
     /// `--redeploy` (true) / `--no-redeploy` (false).
     pub redeploy: Option<bool>,
-}
-
-/// Whether `agent` is redeployed after its changes land: `--redeploy`/`--no-redeploy`, else
-/// the config's rule for it.
-pub fn redeploys(config: &Config, overrides: Overrides, agent: &str) -> bool {
-    overrides
-        .redeploy
-        .unwrap_or(config.redeploy_for(agent) == Redeploy::OnChange)
 }
 
 /// The settings that bear on one agent. Recipients do not (they decide who can decrypt, not
@@ -77,7 +69,7 @@ pub fn settings_digest(config: &Config, overrides: Overrides, agent: &str) -> St
         unmanaged_keys: config.unmanaged_keys.iter().map(String::as_str).collect(),
         max_delete_fraction: config.max_delete_fraction,
         self_heal: config.self_heal,
-        redeploy: redeploys(config, overrides, agent),
+        redeploy: config.redeploys(agent, overrides.redeploy),
     };
     // Field order is fixed by the struct and the set is sorted: the same settings always
     // give the same bytes.
@@ -128,7 +120,7 @@ impl AgentInputs {
 pub type GroupDigests = BTreeMap<String, Option<String>>;
 
 /// The digests of every shared group file of `tree`.
-pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
+fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
     let names = group_names(tree, config).map_err(|e| e.to_string())?;
     Ok(names
         .into_iter()
@@ -142,7 +134,7 @@ pub fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, Strin
 /// Fills in, for each agent whose manifest loaded (`used`: its slug and the shared groups it
 /// uses, see `load::Loaded::groups_used`), the groups' digests: from then on its inputs can
 /// be recorded. `groups` is [`of_groups`] of the same tree.
-pub fn with_groups<'a>(
+fn with_groups<'a>(
     current: &mut BTreeMap<String, AgentInputs>,
     used: impl IntoIterator<Item = (&'a str, &'a [String])>,
     groups: &Result<GroupDigests, String>,
@@ -157,8 +149,44 @@ pub fn with_groups<'a>(
     }
 }
 
+/// What a run's agents are made from: each agent's own inputs, and the digests of the shared
+/// group files (filled into each agent's inputs once its manifest says which it uses).
+#[derive(Debug, Clone)]
+pub struct RunInputs {
+    pub agents: BTreeMap<String, AgentInputs>,
+    pub groups: Result<GroupDigests, String>,
+}
+
+impl RunInputs {
+    /// The agents' inputs with the digests of the groups each uses (`used`, see
+    /// `load::Loaded::groups_used`): what an agent that converges is recorded as converged
+    /// from.
+    pub fn with_groups_used<'a>(
+        &self,
+        used: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> BTreeMap<String, AgentInputs> {
+        let mut agents = self.agents.clone();
+        with_groups(&mut agents, used, &self.groups);
+        agents
+    }
+}
+
+/// The inputs of the agents in `slugs` and the shared groups' digests, read from `tree` and
+/// judged by `config`.
+pub fn of_run<'a>(
+    tree: &dyn Tree,
+    config: &Config,
+    overrides: Overrides,
+    slugs: impl IntoIterator<Item = &'a String>,
+) -> RunInputs {
+    RunInputs {
+        agents: of_agents(tree, config, overrides, slugs),
+        groups: of_groups(tree, config),
+    }
+}
+
 /// The inputs of each agent in `slugs`, read from `tree` and judged by `config`.
-pub fn of_agents<'a>(
+fn of_agents<'a>(
     tree: &dyn Tree,
     config: &Config,
     overrides: Overrides,
