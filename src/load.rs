@@ -514,7 +514,7 @@ fn judge(
             })
             .map(|f| f.for_agent(slug)),
         ),
-        Err(finding) => findings.push(finding),
+        Err(finding) => findings.push(*finding),
     }
     Judged {
         manifest: Some(parsed.manifest),
@@ -565,17 +565,19 @@ impl Names {
         &self,
         file: Result<Option<Vec<u8>>, SourceError>,
         findings: &mut Vec<Finding>,
-    ) -> Result<Option<EnvSchema>, Finding> {
+    ) -> Result<Option<EnvSchema>, Box<Finding>> {
         let bytes = match file {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(None),
-            Err(e) => return Err(self.error(&self.schema, e.to_string())),
+            Err(e) => return Err(Box::new(self.error(&self.schema, e.to_string()))),
         };
         let Ok(text) = String::from_utf8(bytes) else {
-            return Err(self.error(&self.schema, "not UTF-8 text".to_owned()));
+            return Err(Box::new(
+                self.error(&self.schema, "not UTF-8 text".to_owned()),
+            ));
         };
         let schema = EnvSchema::parse(&text, &self.schema)
-            .map_err(|e| self.located(&self.schema, &e).at_line(Some(e.line())))?;
+            .map_err(|e| Box::new(self.located(&self.schema, &e).at_line(Some(e.line()))))?;
         findings.extend(schema.repeated.iter().map(|r| {
             Finding::warning(&self.schema, r.message())
                 .at_line(Some(r.line))
