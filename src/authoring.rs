@@ -6,11 +6,15 @@
 //! that would break one of them is refused. [`merge`] is the git merge
 //! driver's part: two branches' versions of a manifest merged key by key.
 //!
-//! It must never write plaintext to disk, never write a manifest that breaks the rules
-//! (missing required keys excepted, so a manifest can be filled one `set` at a time), and
-//! never put a value in an error or a note: they name files, agents and keys only.
+//! [`editor`] runs the user's editor on a private scratch copy for `edit`: the one place
+//! plaintext touches the disk, in a 0600 file of a 0700 directory removed on every way out.
+//!
+//! Otherwise it must never write plaintext to disk, never write a manifest that breaks the
+//! rules (missing required keys excepted, so a manifest can be filled one `set` at a time),
+//! and never put a value in an error or a note: they name files, agents and keys only.
 
 mod dependents;
+pub mod editor;
 mod files;
 pub mod merge;
 
@@ -205,6 +209,10 @@ pub fn create(
             agent: files.arg(),
             path: files.shown.clone(),
         });
+    }
+    // An overlay lays keys over the file every environment shares: that file comes first.
+    if files.is_overlay() && !files.base().exists() {
+        return Err(files.base().missing());
     }
     let notes = files
         .save(&mut files.empty_manifest(), identities, Replace::Never)?
@@ -449,10 +457,11 @@ pub fn rekey(
     check_only: bool,
 ) -> Result<Written<Drift>, AuthoringError> {
     let mut manifest = files.require(identities)?;
-    let target: BTreeSet<String> = target_recipients_of(files.config, files.kind, &files.slug)?
-        .iter()
-        .map(|r| r.as_str().to_owned())
-        .collect();
+    let target: BTreeSet<String> =
+        files::target_recipients_in(files.config, &files.env, files.kind, &files.slug)?
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
     let drift = match &manifest.meta {
         None => Drift::Unrecorded,
         Some(meta) => {

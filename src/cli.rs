@@ -345,6 +345,29 @@ pub enum Command {
         "castsync import support-bot --from-dotenv - --overwrite < new.env",
     ))]
     Import(ImportArgs),
+    /// Run a command with an agent's secrets in its environment.
+    ///
+    /// Decrypts the agent's values (its own, its shared groups', the environment's overlay)
+    /// and runs CMD with them added to its environment; nothing is written to disk. On Unix
+    /// castsync becomes CMD (exec): its exit status and signals are CMD's own. A required key
+    /// missing from the manifest stops it before CMD starts.
+    #[command(after_help = examples!(
+        "castsync run support-bot -- npm start",
+        "castsync run --env staging support-bot -- python bot.py",
+        "castsync run support-bot --only OPENAI_API_KEY -- ./smoke-test.sh",
+    ))]
+    Run(RunArgs),
+    /// Print or write an agent's secrets as dotenv, JSON or shell.
+    ///
+    /// The agent's values as its environment sees them, to stdout (not to a terminal without
+    /// --reveal) or to a new 0600 file with -o. dotenv output reads back the same in
+    /// python-dotenv and node's dotenv.
+    #[command(after_help = examples!(
+        "castsync export support-bot --format dotenv -o .env      # 0600; never over a file without --force",
+        "castsync export --env staging support-bot --format json | jq -r .OPENAI_API_KEY",
+        "eval \"$(castsync export support-bot --format shell)\"",
+    ))]
+    Export(ExportArgs),
     /// Re-encrypt manifests to the recipients castsync.yaml names.
     ///
     /// After someone joins or leaves: re-encrypts the agents' and shared groups' manifests
@@ -373,11 +396,10 @@ pub enum Command {
     #[command(after_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync reconcile --dry-run                   # the plan; nothing written",
         "castsync reconcile                             # asks before deleting on a terminal",
-        "castsync reconcile --yes --agent support-bot",
+        "castsync reconcile --env staging --agent support-bot   # one environment, one agent",
         "castsync reconcile --dry-run --exit-code       # CI: exit 2 when there are changes",
         "castsync reconcile --dry-run --base origin/main -o markdown   # a pull request's plan",
         "castsync reconcile --changed                   # only the agents that changed",
-        "castsync reconcile --replace support-bot/OPENAI_API_KEY       # rewrite one value",
         "castsync reconcile --api-url local://dev.db    # the embedded store: no server, no key",
         "castsync reconcile --dry-run --save-plan plan.json   # then: reconcile --plan plan.json",
     )))]

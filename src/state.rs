@@ -28,7 +28,8 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::atomic_write::{self, Mode, Replace};
-use crate::plan::{Applied, LastApplied};
+use crate::plan::{self, Applied, DesiredSecrets, LastApplied, NotLoaded, Plan, Policy};
+use crate::platform::types::{Listing, PlatformError};
 use crate::secret::SecretValue;
 
 /// The state format this build writes. It reads this one and every older one: version 1
@@ -318,6 +319,19 @@ impl State {
         self.platforms = self.platforms.clone();
         self.applied_from = self.applied_from.clone();
         self.redeploy_pending = self.redeploy_pending.clone();
+    }
+
+    /// Plans `desired` against `observed` with this state's records for `platform` as what
+    /// was last applied (the planned agents' records parsed once, see [`State::prepare`]).
+    pub fn plan(
+        &mut self,
+        platform: &str,
+        desired: &BTreeMap<String, Result<DesiredSecrets, NotLoaded>>,
+        observed: &BTreeMap<String, Result<Listing, PlatformError>>,
+        policy: &Policy,
+    ) -> Plan {
+        self.prepare(platform, desired.keys());
+        plan::plan(desired, observed, &self.view(platform), policy)
     }
 
     /// The plan's view of this state for one platform.

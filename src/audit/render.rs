@@ -88,6 +88,12 @@ fn with_status(audit: &Audit, status: Status) -> Vec<(&SourceReport, &KeyReport)
         .collect()
 }
 
+/// The sections on rotation, in the order the reports show them.
+const ROTATION_SECTIONS: [(&str, Status); 2] = [
+    ("Overdue for rotation", Status::Overdue),
+    ("Due within 14 days", Status::DueSoon),
+];
+
 /// The report for a terminal.
 pub fn text(audit: &Audit) -> String {
     let mut out = String::new();
@@ -99,10 +105,7 @@ pub fn text(audit: &Audit) -> String {
         scope(audit)
     );
     let _ = writeln!(out, "{}", headline(audit));
-    for (title, status) in [
-        ("Overdue for rotation", Status::Overdue),
-        ("Due within 14 days", Status::DueSoon),
-    ] {
+    for (title, status) in ROTATION_SECTIONS {
         let keys = with_status(audit, status);
         if keys.is_empty() {
             continue;
@@ -208,10 +211,7 @@ pub fn markdown(audit: &Audit) -> String {
         audit.revision.day(),
         scope(audit)
     );
-    for (title, status) in [
-        ("Overdue for rotation", Status::Overdue),
-        ("Due within 14 days", Status::DueSoon),
-    ] {
+    for (title, status) in ROTATION_SECTIONS {
         let keys = with_status(audit, status);
         if !keys.is_empty() {
             out.push_str(&due_table(title, &keys));

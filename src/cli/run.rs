@@ -172,6 +172,9 @@ pub struct ReconcileArgs {
     /// Castari allows 100 a minute.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Only this environment (repeatable; default: all).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -208,6 +211,9 @@ pub struct DoctorArgs {
     /// check. Default: 5m plus 0.6s per agent.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Only this environment (repeatable; default: all).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
@@ -236,4 +242,7 @@ pub struct HistoryArgs {
     /// repository); the history is the file next to it.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// The environment whose history to read (each has its own, next to its state file).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }

@@ -15,6 +15,8 @@ pub(super) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Resul
                 explicit_config: global.config.as_deref(),
                 identity_files: &global.identity,
                 platform: &super::platform_choice(&args.platform),
+                envs: &args.envs,
+                environment: crate::environment::Environment::IMPLICIT,
                 timeout: args.timeout,
                 hint_of: super::report::hint_of_error,
             };

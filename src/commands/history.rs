@@ -6,6 +6,7 @@ use anyhow::Context as _;
 
 use crate::cli::{GlobalArgs, HistoryArgs, HistoryFormat};
 use crate::commands::{Exit, Repo, print_out};
+use crate::environment::Environment;
 use crate::history::{self, Entry};
 use crate::render;
 use crate::render::history::escape;
@@ -16,6 +17,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
         Some(path) => path.clone(),
         None => Repo::locate(global)?.join(target::STATE_FILE),
     };
+    let state = environment(global, args)?.state_path(&state);
     let path = history::path_for_state(&state);
     // The repository's own state not there yet is an empty history (`[]` in JSON); a
     // --state FILE that does not exist is more likely a mistyped path.
@@ -104,4 +106,22 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
         HistoryFormat::Text => print_out(render::history::table(&entries))?,
     }
     Ok(Exit::Success)
+}
+
+/// The environment whose history to read: `--env`, else the only one (the implicit one of a
+/// repository without environments, or one that `--state` names by its file). A repository
+/// with environments needs `--env` to say which.
+fn environment(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Environment> {
+    if args.env.is_none() && args.state.is_some() {
+        return Ok(Environment::IMPLICIT);
+    }
+    let repo = match Repo::open(global) {
+        Ok(repo) => repo,
+        // Without a readable config there are no environments to choose from.
+        Err(_) if args.env.is_none() => return Ok(Environment::IMPLICIT),
+        Err(e) => return Err(e),
+    };
+    Ok(repo
+        .config()
+        .one_environment("history", args.env.as_deref(), true)?)
 }

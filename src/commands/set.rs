@@ -31,10 +31,10 @@ pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     names::validate_key(&args.key)?;
     let identities = repo.identities()?;
-    let manifest = files.require(&identities)?;
+    let manifest = files.require_or_new_overlay(&identities)?;
 
     let value = read_value(&args.key, args.raw)?;
     let key = args.key.as_str();
@@ -54,7 +54,7 @@ pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
 
 pub(super) fn unset(global: &GlobalArgs, args: &UnsetArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     let identities = repo.identities()?;
     let key = args.key.as_str();
     let written = authoring::unset_key(&files, &identities, key, args.idempotent)?;

@@ -19,7 +19,7 @@ const HIDDEN: &str = "<hidden>";
 
 pub(super) fn run(global: &GlobalArgs, args: &ShowArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
     let text = render(&manifest, args.format, args.reveal)?;
@@ -87,6 +87,7 @@ fn masked(manifest: &Manifest) -> Manifest {
     Manifest {
         agent: manifest.agent.clone(),
         kind: manifest.kind,
+        environment: manifest.environment.clone(),
         uses: manifest.uses.clone(),
         secrets: manifest
             .secrets

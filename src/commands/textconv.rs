@@ -38,6 +38,9 @@ fn convert(global: &GlobalArgs, file: &Path) -> Result<String, String> {
 
 /// `castsync diff [REV_A [REV_B]]`: REV_A defaults to HEAD, REV_B to the worktree.
 pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
+    if !args.envs.is_empty() {
+        return super::compare::run(global, args);
+    }
     let repo = Repo::open(global)?;
     let identities = repo.identities()?;
     let fp = Fingerprinter::for_identities(&identities).ok_or_else(|| {

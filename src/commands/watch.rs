@@ -62,6 +62,15 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             (Follow::Local { root }, target)
         }
     };
+    let target = match &args.env {
+        Some(name) => {
+            if let Some(problem) = crate::environment::name_problem(name) {
+                anyhow::bail!("--env: {problem}");
+            }
+            target.in_environment(crate::environment::Environment::named(name.clone()))
+        }
+        None => target,
+    };
     let config = DaemonConfig {
         follow,
         explicit_config: global.config.clone(),

@@ -4,9 +4,11 @@ use super::*;
 use crate::apply::{AgentResult, Failed};
 use crate::plan::{Action, AgentPlan, Change, SkipReason};
 
-/// A platform that answers `list` after `answer_after` (never, when None) and counts calls.
+/// A platform that answers `list` after `answer_after` (never, when None) and counts calls;
+/// with `untrusted`, the answer is an error that ends the run.
 struct Slow {
     answer_after: Option<Duration>,
+    untrusted: bool,
     calls: AtomicUsize,
 }
 
@@ -21,6 +23,12 @@ impl Platform for Slow {
         match self.answer_after {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending::<()>().await,
+        }
+        if self.untrusted {
+            return Err(PlatformError::Untrusted {
+                host: "h".into(),
+                reason: "unable to get local issuer certificate".into(),
+            });
         }
         Ok(Listing::default())
     }
@@ -41,6 +49,7 @@ impl Platform for Slow {
 fn slow(answer_after: Option<Duration>) -> Arc<Slow> {
     Arc::new(Slow {
         answer_after,
+        untrusted: false,
         calls: AtomicUsize::new(0),
     })
 }
@@ -214,44 +223,11 @@ fn timed_out_agents_are_found_with_the_step_they_did_not_finish() {
     assert_eq!(TimedOut::find(&nothing_cut, None), None);
 }
 
-/// A platform whose every call fails after `after` with an error that ends the run.
-struct Untrusting {
-    after: Duration,
-    calls: AtomicUsize,
-}
-
-#[async_trait]
-impl Platform for Untrusting {
-    fn id(&self) -> &str {
-        "untrusting"
-    }
-
-    async fn list(&self, _agent: &str) -> Result<Listing, PlatformError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.after).await;
-        Err(PlatformError::Untrusted {
-            host: "h".into(),
-            reason: "unable to get local issuer certificate".into(),
-        })
-    }
-
-    async fn set(&self, _: &str, _: &str, _: &SecretValue) -> Result<(), PlatformError> {
-        Ok(())
-    }
-
-    async fn delete(&self, _: &str, _: &str) -> Result<(), PlatformError> {
-        Ok(())
-    }
-
-    async fn redeploy(&self, _: &str) -> Result<(), PlatformError> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_first_failure_that_ends_the_run_is_the_only_call_made() {
-    let inner = Arc::new(Untrusting {
-        after: Duration::from_millis(50),
+    let inner = Arc::new(Slow {
+        answer_after: Some(Duration::from_millis(50)),
+        untrusted: true,
         calls: AtomicUsize::new(0),
     });
     let platform = Bounded::wrap(inner.clone(), Deadline::start(RunTimeout::Fixed(secs(60))));

@@ -17,10 +17,13 @@ pub fn text(report: &Report) -> String {
             Status::Warn => "warn",
             Status::Fail => "FAIL",
         };
-        let subject = match &c.agent {
+        let mut subject = match &c.agent {
             Some(agent) => format!("{} {}", c.check, terminal(agent)),
             None => c.check.to_owned(),
         };
+        if let Some(env) = &c.environment {
+            subject.push_str(&format!(" ({})", terminal(env)));
+        }
         let _ = writeln!(out, "{tag}  {subject}: {}", terminal(&c.message));
         if let Some(fix) = &c.fix {
             let _ = writeln!(out, "        fix: {}", terminal(fix));

@@ -13,25 +13,61 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
-use anyhow::Context as _;
+use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use zeroize::Zeroizing;
 
+/// Why an editor session could not run.
+#[derive(Debug, Error)]
+pub enum EditorError {
+    #[error("cannot create a private temporary directory for the editor")]
+    ScratchDir(#[source] std::io::Error),
+    #[error("cannot write the temporary file for the editor")]
+    ScratchWrite(#[source] std::io::Error),
+    #[error("cannot read the edited file {} (did the editor move it?)", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: crate::fsread::ReadError,
+    },
+    #[error("cannot install a signal handler")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot start the editor {program:?}")]
+    Start {
+        program: OsString,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot wait for the editor")]
+    Wait(#[source] std::io::Error),
+}
+
+impl crate::hint::Hinted for EditorError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            EditorError::Start { .. } => Some(
+                "set VISUAL or EDITOR to an editor that waits until you close the file (e.g. `code --wait`)".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// A private temporary directory holding the one file the editor opens; removed on drop.
-pub(super) struct Scratch {
+pub struct Scratch {
     dir: tempfile::TempDir,
     file: PathBuf,
 }
 
 impl Scratch {
     /// `$TMPDIR/castsync-edit-XXXX/` (mode 0700) with `SLUG.secrets.yaml` (mode 0600).
-    pub fn create(slug: &str, text: &str) -> anyhow::Result<Scratch> {
+    pub fn create(slug: &str, text: &str) -> Result<Scratch, EditorError> {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
         let dir = tempfile::Builder::new()
             .prefix("castsync-edit-")
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
-            .context("cannot create a private temporary directory for the editor")?;
+            .map_err(EditorError::ScratchDir)?;
         let file = dir.path().join(format!("{slug}.secrets.yaml"));
         let scratch = Scratch { dir, file };
         std::fs::OpenOptions::new()
@@ -40,7 +76,7 @@ impl Scratch {
             .mode(0o600)
             .open(&scratch.file)
             .and_then(|mut f| f.write_all(text.as_bytes()))
-            .context("cannot write the temporary file for the editor")?;
+            .map_err(EditorError::ScratchWrite)?;
         Ok(scratch)
     }
 
@@ -49,14 +85,12 @@ impl Scratch {
     }
 
     /// The edited text, or `None` when it is not UTF-8.
-    pub fn read(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
+    pub fn read(&self) -> Result<Option<Zeroizing<String>>, EditorError> {
         // Capped like a manifest file: the editor may have replaced it with anything.
         let bytes = crate::fsread::read_secret_file(&self.file, crate::fsread::MAX_REPO_FILE)
-            .with_context(|| {
-                format!(
-                    "cannot read the edited file {} (did the editor move it?)",
-                    self.file.display()
-                )
+            .map_err(|source| EditorError::Read {
+                path: self.file.clone(),
+                source,
             })?;
         Ok(std::str::from_utf8(&bytes)
             .ok()
@@ -80,14 +114,14 @@ impl Drop for Scratch {
 }
 
 /// The signals castsync handles while the editor runs (and while it asks to reopen it).
-pub(super) struct Signals {
+pub struct Signals {
     interrupt: Signal,
     terminate: Signal,
     hangup: Signal,
 }
 
 /// How an editor session ended.
-pub(super) enum Ended {
+pub enum Ended {
     /// The editor exited with status 0.
     Saved,
     /// The editor failed: a non-zero status, or death by a signal.
@@ -97,8 +131,8 @@ pub(super) enum Ended {
 }
 
 impl Signals {
-    pub fn install() -> anyhow::Result<Signals> {
-        let handler = |kind| signal(kind).context("cannot install a signal handler");
+    pub fn install() -> Result<Signals, EditorError> {
+        let handler = |kind| signal(kind).map_err(EditorError::Signals);
         Ok(Signals {
             interrupt: handler(SignalKind::interrupt())?,
             terminate: handler(SignalKind::terminate())?,
@@ -129,7 +163,7 @@ impl Signals {
 }
 
 /// Runs the editor on `file` and waits for it, through the signals above.
-pub(super) async fn run(file: &Path, signals: &mut Signals) -> anyhow::Result<Ended> {
+pub async fn run(file: &Path, signals: &mut Signals) -> Result<Ended, EditorError> {
     let (program, args) = editor_command();
     let mut child = tokio::process::Command::new(&program)
         .args(&args)
@@ -139,16 +173,11 @@ pub(super) async fn run(file: &Path, signals: &mut Signals) -> anyhow::Result<En
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start the editor {:?}: set VISUAL or EDITOR to an editor that waits until you close the file (e.g. `code --wait`)",
-                program
-            )
-        })?;
+        .map_err(|source| EditorError::Start { program, source })?;
     loop {
         tokio::select! {
             status = child.wait() => {
-                let status = status.context("cannot wait for the editor")?;
+                let status = status.map_err(EditorError::Wait)?;
                 return Ok(if status.success() { Ended::Saved } else { Ended::Failed(status) });
             }
             // The editor received it too; what it does decides.
