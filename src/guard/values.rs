@@ -200,22 +200,27 @@ pub fn collect(
             }
         }
     }
-    // Equal values become one pattern with every owner.
+    (needles.patterns, needles.owners) = one_pattern_per_value(found);
+    Ok(needles)
+}
+
+/// Equal values become one pattern with every owner.
+fn one_pattern_per_value(
+    mut found: Vec<(Zeroizing<Vec<u8>>, Owner)>,
+) -> (Vec<Zeroizing<Vec<u8>>>, Vec<Vec<Owner>>) {
+    let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut owners: Vec<Vec<Owner>> = Vec::new();
     found.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()).then(a.1.cmp(&b.1)));
     for (value, owner) in found {
-        match needles.patterns.last() {
-            Some(last) if last.as_slice() == value.as_slice() => {
-                if let Some(owners) = needles.owners.last_mut() {
-                    owners.push(owner);
-                }
-            }
+        match (patterns.last(), owners.last_mut()) {
+            (Some(last), Some(list)) if last.as_slice() == value.as_slice() => list.push(owner),
             _ => {
-                needles.patterns.push(value);
-                needles.owners.push(vec![owner]);
+                patterns.push(value);
+                owners.push(vec![owner]);
             }
         }
     }
-    Ok(needles)
+    (patterns, owners)
 }
 
 fn push_job(
