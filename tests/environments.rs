@@ -420,3 +420,31 @@ fn watch_follows_one_environment_and_refuses_to_guess_which() {
     });
     assert_eq!(TwoEnvs::writes(&envs.staging), 0);
 }
+
+#[test]
+fn guard_searches_each_environments_overlays_too() {
+    let envs = TwoEnvs::new();
+    envs.repo.commit_all("two environments");
+    std::fs::write(
+        envs.repo.path("notes.txt"),
+        format!("live key for the demo: {LIVE_STRIPE}\n"),
+    )
+    .unwrap();
+    let out = envs
+        .test()
+        .args(["guard", "-o", "json"])
+        .run()
+        .failure()
+        .no_canary(CANARIES);
+    let doc = out.json();
+    let findings = doc["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["path"] == "notes.txt"
+            && f["declared_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["key"] == "STRIPE_KEY")),
+        "{doc:#}"
+    );
+}
