@@ -496,6 +496,14 @@ fn the_authoring_commands_take_env_and_rekey_knows_each_overlays_recipients() {
         "the overlay alone"
     );
 
+    // The shared file need not hold what the overlays give each environment.
+    envs.test()
+        .args(["set", "support-bot", "SHARED"])
+        .stdin("another-shared-value")
+        .run()
+        .success()
+        .stderr_has("not in the file every environment shares: STRIPE_KEY")
+        .stderr_lacks("`castsync validate` fails");
     // The files written by hand first get their recipients recorded.
     envs.test().arg("rekey").run().success();
     envs.test().args(["rekey", "--check"]).run().success();
