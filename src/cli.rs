@@ -171,7 +171,9 @@ pub fn parse() -> Result<Cli, clap::Error> {
     use clap::FromArgMatches as _;
     use clap::parser::ValueSource;
     let mut command = command();
-    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let matches = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .map_err(unexpected_value_not_shown)?;
     let levels = std::iter::once(&matches).chain(matches.subcommand().map(|(_, m)| m));
     for m in levels {
         for (id, var, instead) in ENV_ONLY {
@@ -190,6 +192,42 @@ pub fn parse() -> Result<Cli, clap::Error> {
         }
     }
     Cli::from_arg_matches(&matches)
+}
+
+/// clap's "unexpected argument 'VALUE' found" for a word that is not a flag: most often a
+/// secret typed after `castsync set AGENT KEY`. The shell history has it already; a CI log
+/// need not, so the word is not repeated (its length is), whatever the command. An unknown
+/// flag (`--tok`, which clap names without its `=value`) keeps clap's message.
+fn unexpected_value_not_shown(err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return err;
+    }
+    let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let after_separator = std::env::args_os().any(|a| a == "--");
+    if word.starts_with('-') && word.len() > 1 && !after_separator {
+        return err;
+    }
+    let length = match word.chars().count() {
+        1 => "1 character".to_owned(),
+        n => format!("{n} characters"),
+    };
+    let usage = match err.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(usage)) => format!("\n\n{usage}"),
+        _ => String::new(),
+    };
+    clap::Error::raw(
+        ErrorKind::UnknownArgument,
+        format!(
+            "unexpected argument ({length}, not shown: a value on the command line shows in `ps`, shell history and CI logs)\n{}{usage}\n\nFor more information, try '--help'.\n",
+            crate::hint::line(
+                "  ",
+                "castsync takes no value on the command line; `castsync set AGENT KEY` reads it from stdin or a hidden prompt: printf %s \"$VALUE\" | castsync set AGENT KEY"
+            ),
+        ),
+    )
 }
 
 /// Arguments that only the environment may set: (argument id, variable, the file flag to use

@@ -274,7 +274,7 @@ pub fn manifest_files<'r>(
     Ok(crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)?.in_env(&env))
 }
 
-pub use report::{error_text, hint_of, print_error};
+pub use report::{error_text, hint_of, print_error, print_out, write_out};
 
 /// Prints an authoring operation's notes (warnings) on stderr, one per line.
 pub fn print_notes(notes: &[String]) {

@@ -195,7 +195,7 @@ async fn check_all(setup: &Setup<'_>, report: &mut Report) {
         ),
     );
 
-    let identities = check_identities(setup.identity_files, report);
+    let identities = check_identities(setup.identity_files, setup.timeout, report);
     if let Some(identities) = &identities {
         check_recipients(root, config, &slugs, identities, report);
     }
@@ -219,8 +219,17 @@ async fn check_all(setup: &Setup<'_>, report: &mut Report) {
     report.environment = None;
 }
 
-fn check_identities(identity_files: &[PathBuf], report: &mut Report) -> Option<Identities> {
-    match Identities::discover(identity_files) {
+fn check_identities(
+    identity_files: &[PathBuf],
+    timeout: Option<std::time::Duration>,
+    report: &mut Report,
+) -> Option<Identities> {
+    let env = crate::crypto::Env {
+        // A plugin that never answers must not outlast doctor's --timeout.
+        age_plugin_timeout: timeout,
+        ..crate::crypto::Env::from_process()
+    };
+    match Identities::discover_with(identity_files, &env) {
         Ok(ids) if ids.is_empty() => {
             let looked: Vec<String> = ids.attempts().iter().map(ToString::to_string).collect();
             report.push(

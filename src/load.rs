@@ -555,17 +555,7 @@ fn judge(
             }
         }
     }
-    let schema = match schema_file {
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(text) => match EnvSchema::parse(&text, &at.schema) {
-                Ok(s) => Ok(Some(s)),
-                Err(e) => Err(at.located(&at.schema, &e)),
-            },
-            Err(_) => Err(at.error(&at.schema, "not UTF-8 text".to_owned())),
-        },
-        Ok(None) => Ok(None),
-        Err(e) => Err(at.error(&at.schema, e.to_string())),
-    };
+    let schema = at.schema(schema_file, &mut findings);
     let partial = !resolution.unavailable.is_empty() || resolution.effective.is_none();
     match schema {
         Ok(schema) => findings.extend(
@@ -590,7 +580,7 @@ fn judge(
             })
             .map(|f| f.for_agent(slug)),
         ),
-        Err(finding) => findings.push(finding),
+        Err(finding) => findings.push(*finding),
     }
     Judged {
         manifest: Some(parsed.manifest),
@@ -638,6 +628,34 @@ impl Names {
 
     fn error(&self, shown: &Path, message: String) -> Finding {
         Finding::error(shown.to_owned(), message).for_agent(&self.slug)
+    }
+
+    /// The agent's `.env.example` read from `file` (None when there is none), a warning in
+    /// `findings` for each key it sets twice; or the error that makes it unusable.
+    fn schema(
+        &self,
+        file: Result<Option<Vec<u8>>, SourceError>,
+        findings: &mut Vec<Finding>,
+    ) -> Result<Option<EnvSchema>, Box<Finding>> {
+        let bytes = match file {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(Box::new(self.error(&self.schema, e.to_string()))),
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(Box::new(
+                self.error(&self.schema, "not UTF-8 text".to_owned()),
+            ));
+        };
+        let schema = EnvSchema::parse(&text, &self.schema)
+            .map_err(|e| Box::new(self.located(&self.schema, &e).at_line(Some(e.line()))))?;
+        findings.extend(schema.repeated.iter().map(|r| {
+            Finding::warning(&self.schema, r.message())
+                .at_line(Some(r.line))
+                .for_agent(&self.slug)
+                .for_key(&r.key)
+        }));
+        Ok(Some(schema))
     }
 
     /// An error whose message already names its file.

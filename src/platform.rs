@@ -227,7 +227,8 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
 }
 
 /// The platform URL: `--api-url`, then `CASTARI_API_URL`, then the config's `platform.url`,
-/// then `https://api.castari.com`. Empty values count as unset.
+/// then `https://api.castari.com`. Empty values count as unset here; the command line refuses
+/// an empty `--api-url` or `CASTARI_API_URL` before it gets here.
 pub fn resolve_url(cli: Option<&str>, config_url: Option<&str>) -> String {
     let env = std::env::var(URL_ENV).ok();
     first_url([cli, env.as_deref(), config_url])

@@ -34,6 +34,8 @@ mod first_hour;
 mod guard;
 /// `castsync doctor`: read-only checks, each problem with its fix.
 mod doctor;
+/// castsync reads dotenv files as python-dotenv does, on a corpus of edge cases.
+mod dotenv_compat;
 /// `castsync emulator` over raw HTTP: both wire profiles, limits, faults, admin routes.
 mod emulator;
 /// Environments: two emulators as staging and production, overlays, access isolation,

@@ -20,6 +20,15 @@ pub enum OutputFormat {
     Markdown,
 }
 
+/// `--api-url` / `CASTARI_API_URL`: set but empty is refused rather than read as unset, which
+/// would send the API key to the config's URL or the production API without anyone asking.
+fn api_url(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("an empty URL: give the platform's URL, or unset CASTARI_API_URL to use platform.url from castsync.yaml (default https://api.castari.com)".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// How to reach the platform: shared by `reconcile`, `doctor` and `watch`.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Platform options")]
@@ -27,7 +36,7 @@ pub struct PlatformArgs {
     /// Platform URL, or local://PATH for the embedded store.
     ///
     /// Overrides the config's platform.url; the default is https://api.castari.com.
-    #[arg(long, value_name = "URL", env = "CASTARI_API_URL")]
+    #[arg(long, value_name = "URL", env = "CASTARI_API_URL", value_parser = api_url)]
     pub api_url: Option<String>,
     /// File holding the API key (default: the CASTARI_API_KEY variable).
     #[arg(long, value_name = "FILE")]

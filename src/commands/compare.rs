@@ -58,8 +58,10 @@ pub(super) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> 
     );
     let names = [a, b].map(|e| e.name().unwrap_or_default());
     match args.output {
-        OutputFormat::Json => println!("{:#}", compare::json(&cmps, names)),
-        _ => print!("{}", compare::text(&cmps, names)),
+        OutputFormat::Json => {
+            super::print_out(format_args!("{:#}\n", compare::json(&cmps, names)))?
+        }
+        _ => super::print_out(compare::text(&cmps, names))?,
     }
     let unreadable = cmps
         .iter()

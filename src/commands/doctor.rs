@@ -30,11 +30,11 @@ pub(super) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Resul
         }
     };
     match args.output {
-        DoctorFormat::Json => println!(
-            "{}",
+        DoctorFormat::Json => super::print_out(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&render::doctor::json(&report))?
-        ),
-        DoctorFormat::Text => print!("{}", render::doctor::text(&report)),
+        ))?,
+        DoctorFormat::Text => super::print_out(render::doctor::text(&report))?,
     }
     Ok(if report.problems() == 0 {
         Exit::Success

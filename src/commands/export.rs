@@ -9,7 +9,7 @@
 //! or run.
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 
@@ -63,13 +63,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<Exit
                 );
             }
         }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-                .context("cannot write to stdout")?;
-        }
+        None => super::write_out(text.as_bytes())?,
     }
     Ok(Exit::Success)
 }

@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 
 use crate::cli::{GlobalArgs, HistoryArgs, HistoryFormat};
-use crate::commands::{Exit, Repo};
+use crate::commands::{Exit, Repo, print_out};
 use crate::environment::Environment;
 use crate::history::{self, Entry};
 use crate::render;
@@ -71,7 +71,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
     match args.output {
         HistoryFormat::Json => {
             let doc = history::document(&entries, &read, Some(&path));
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            print_out(format_args!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         }
         HistoryFormat::Text if entries.is_empty() => {
             let mut what = "No applies recorded".to_owned();
@@ -84,7 +84,10 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                     humantime::format_duration(since)
                 ));
             }
-            println!("{what} ({}).", escape(&path.display().to_string()));
+            print_out(format_args!(
+                "{what} ({}).\n",
+                escape(&path.display().to_string())
+            ))?;
             // A mistyped agent reads like one never applied: list the ones the history knows.
             if let Some(agent) = &args.agent
                 && !read.entries.iter().any(|e| &e.agent == agent)
@@ -100,7 +103,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                 );
             }
         }
-        HistoryFormat::Text => print!("{}", render::history::table(&entries)),
+        HistoryFormat::Text => print_out(render::history::table(&entries))?,
     }
     Ok(Exit::Success)
 }

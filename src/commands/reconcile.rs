@@ -25,7 +25,9 @@ use crate::state::State;
 use crate::target::Target;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
-    let repo = Repo::open(global)?;
+    let mut repo = Repo::open(global)?;
+    // A plugin that never answers must not outlast the run.
+    repo.identity_env.age_plugin_timeout = args.timeout;
     let target = repo.target(&args.platform, args.apply.state.as_deref())?;
     let explicit = global.config.as_deref();
     let revisions = Revisions::open(&repo, args, explicit)?;
@@ -360,27 +362,25 @@ fn print_outcome(
 ) -> anyhow::Result<()> {
     let plan = &outcome.plan;
     match (output, &outcome.report) {
-        (OutputFormat::Json, None) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
-            )
-        }
-        (OutputFormat::Json, Some(report)) => println!(
-            "{}",
+        (OutputFormat::Json, None) => super::print_out(format_args!(
+            "{}\n",
+            serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
+        ))?,
+        (OutputFormat::Json, Some(report)) => super::print_out(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&render::apply_json(report, plan, ctx))?
-        ),
+        ))?,
         (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, ctx)),
-        (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, ctx)),
+        (OutputFormat::Markdown, _) => super::print_out(render::plan_markdown(plan, ctx))?,
+        (OutputFormat::Text, _) => super::print_out(render::plan_text(plan, ctx))?,
     }
     if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) = (output, &outcome.report)
         && plan.has_changes()
     {
         if !plan_shown {
-            println!();
+            super::print_out("\n")?;
         }
-        print!("{}", render::apply_text(report, plan, ctx.color));
+        super::print_out(render::apply_text(report, plan, ctx.color))?;
     }
     Ok(())
 }

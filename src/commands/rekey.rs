@@ -43,9 +43,12 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     match report {
         Some(OutputFormat::Json) => {
             let (stale, failed) = (tally.stale, tally.failed);
-            println!("{:#}", rekey::json(checked, stale, failed, &tally.entries));
+            super::print_out(format_args!(
+                "{:#}\n",
+                rekey::json(checked, stale, failed, &tally.entries)
+            ))?;
         }
-        Some(_) => print!("{}", rekey::markdown(checked, &tally.entries)),
+        Some(_) => super::print_out(rekey::markdown(checked, &tally.entries))?,
         None => {}
     }
     if global.quiet == 0 {
@@ -126,7 +129,13 @@ impl Tally {
                         .push(rekey::drift_json(kind, slug, &shown, &drift, names));
                 } else {
                     let verb = if check { "stale" } else { "re-encrypted" };
-                    println!("{}: {verb}: {}", files.shown(), drift.describe(names));
+                    // A line stdout cannot take does not stop the re-encryption; the summary
+                    // on stderr still counts the file.
+                    let _ = super::print_out(format_args!(
+                        "{}: {verb}: {}\n",
+                        files.shown(),
+                        drift.describe(names)
+                    ));
                 }
                 if !check {
                     self.rekeyed += 1;

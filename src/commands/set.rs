@@ -19,6 +19,17 @@ use crate::names;
 use crate::secret::SecretValue;
 
 pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
+    if let Some((key, _value)) = args.key.split_once('=') {
+        // `set AGENT KEY=value`: the value is on the command line already; never repeat it.
+        return Err(crate::hint::WithHint::new(
+            format!(
+                "key \"{}=…\" carries a value after '=' (not shown): a value on the command line shows in `ps`, shell history and CI logs",
+                crate::escape::terminal(key)
+            ),
+            format!("give the key alone and the value on stdin or at the prompt: printf %s \"$VALUE\" | castsync set AGENT {}", crate::escape::terminal(key)),
+        )
+        .into());
+    }
     let repo = Repo::open(global)?;
     let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     names::validate_key(&args.key)?;

@@ -7,9 +7,6 @@
 //! strings, dotenv single-quoted (or double-quoted with escapes when needed), which
 //! `castsync import --from-dotenv` reads back unchanged.
 
-use std::io::Write as _;
-
-use anyhow::Context as _;
 use zeroize::Zeroizing;
 
 use super::{Exit, Repo, manifest_files};
@@ -26,9 +23,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ShowArgs) -> anyhow::Result<Exit> 
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
     let text = render(&manifest, args.format, args.reveal)?;
-    std::io::stdout()
-        .write_all(&text)
-        .context("cannot write to stdout")?;
+    super::write_out(&text)?;
     Ok(Exit::Success)
 }
 

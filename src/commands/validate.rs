@@ -31,7 +31,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
         Ok(checkout) => checkout,
         Err(CheckoutError::Config(e)) => {
             let finding = Finding::located_error(&config_shown, &e);
-            return Ok(report(&[finding], None, args.output));
+            return report(&[finding], None, args.output);
         }
         Err(e) => return Err(e.into()),
     };
@@ -50,7 +50,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
     }
     findings.extend(across_environments(per_env));
     findings.extend(rotation_findings(&repo, global, &identities, &only));
-    Ok(report(&findings, Some(agents), args.output))
+    report(&findings, Some(agents), args.output)
 }
 
 /// The findings of each environment, as one list: a finding every environment has (about
@@ -147,7 +147,11 @@ fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
 pub const VALIDATE_FORMAT_VERSION: u32 = 1;
 
 /// Prints the findings and a summary; the exit code follows the errors.
-fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> Exit {
+fn report(
+    findings: &[Finding],
+    agents: Option<usize>,
+    output: OutputFormat,
+) -> anyhow::Result<Exit> {
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;
     let scope = match agents {
@@ -163,12 +167,12 @@ fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> 
     match output {
         OutputFormat::Text => {
             for finding in findings {
-                println!("{finding}");
+                super::print_out(format_args!("{finding}\n"))?;
                 if let Some(hint) = &finding.hint {
-                    println!("{}", crate::hint::line("  ", hint));
+                    super::print_out(format_args!("{}\n", crate::hint::line("  ", hint)))?;
                 }
             }
-            println!("{summary}");
+            super::print_out(format_args!("{summary}\n"))?;
         }
         OutputFormat::Json => {
             let doc = json!({
@@ -179,15 +183,15 @@ fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> 
                 "warnings": warnings,
                 "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
             });
-            println!("{doc:#}");
+            super::print_out(format_args!("{doc:#}\n"))?;
         }
-        OutputFormat::Markdown => print!("{}", markdown(findings, &summary)),
+        OutputFormat::Markdown => super::print_out(markdown(findings, &summary))?,
     }
-    if errors == 0 {
+    Ok(if errors == 0 {
         Exit::Success
     } else {
         Exit::Failure
-    }
+    })
 }
 
 fn finding_json(f: &Finding) -> serde_json::Value {
