@@ -210,6 +210,10 @@ pub fn create(
             path: files.shown.clone(),
         });
     }
+    // An overlay lays keys over the file every environment shares: that file comes first.
+    if files.is_overlay() && !files.base().exists() {
+        return Err(files.base().missing());
+    }
     let notes = files
         .save(&mut files.empty_manifest(), identities, Replace::Never)?
         .into_iter()
@@ -453,10 +457,11 @@ pub fn rekey(
     check_only: bool,
 ) -> Result<Written<Drift>, AuthoringError> {
     let mut manifest = files.require(identities)?;
-    let target: BTreeSet<String> = target_recipients_of(files.config, files.kind, &files.slug)?
-        .iter()
-        .map(|r| r.as_str().to_owned())
-        .collect();
+    let target: BTreeSet<String> =
+        files::target_recipients_in(files.config, &files.env, files.kind, &files.slug)?
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
     let drift = match &manifest.meta {
         None => Drift::Unrecorded,
         Some(meta) => {

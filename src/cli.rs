@@ -171,7 +171,9 @@ pub fn parse() -> Result<Cli, clap::Error> {
     use clap::FromArgMatches as _;
     use clap::parser::ValueSource;
     let mut command = command();
-    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let matches = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .map_err(unexpected_value_not_shown)?;
     let levels = std::iter::once(&matches).chain(matches.subcommand().map(|(_, m)| m));
     for m in levels {
         for (id, var, instead) in ENV_ONLY {
@@ -190,6 +192,42 @@ pub fn parse() -> Result<Cli, clap::Error> {
         }
     }
     Cli::from_arg_matches(&matches)
+}
+
+/// clap's "unexpected argument 'VALUE' found" for a word that is not a flag: most often a
+/// secret typed after `castsync set AGENT KEY`. The shell history has it already; a CI log
+/// need not, so the word is not repeated (its length is), whatever the command. An unknown
+/// flag (`--tok`, which clap names without its `=value`) keeps clap's message.
+fn unexpected_value_not_shown(err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return err;
+    }
+    let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let after_separator = std::env::args_os().any(|a| a == "--");
+    if word.starts_with('-') && word.len() > 1 && !after_separator {
+        return err;
+    }
+    let length = match word.chars().count() {
+        1 => "1 character".to_owned(),
+        n => format!("{n} characters"),
+    };
+    let usage = match err.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(usage)) => format!("\n\n{usage}"),
+        _ => String::new(),
+    };
+    clap::Error::raw(
+        ErrorKind::UnknownArgument,
+        format!(
+            "unexpected argument ({length}, not shown: a value on the command line shows in `ps`, shell history and CI logs)\n{}{usage}\n\nFor more information, try '--help'.\n",
+            crate::hint::line(
+                "  ",
+                "castsync takes no value on the command line; `castsync set AGENT KEY` reads it from stdin or a hidden prompt: printf %s \"$VALUE\" | castsync set AGENT KEY"
+            ),
+        ),
+    )
 }
 
 /// Arguments that only the environment may set: (argument id, variable, the file flag to use
@@ -307,6 +345,29 @@ pub enum Command {
         "castsync import support-bot --from-dotenv - --overwrite < new.env",
     ))]
     Import(ImportArgs),
+    /// Run a command with an agent's secrets in its environment.
+    ///
+    /// Decrypts the agent's values (its own, its shared groups', the environment's overlay)
+    /// and runs CMD with them added to its environment; nothing is written to disk. On Unix
+    /// castsync becomes CMD (exec): its exit status and signals are CMD's own. A required key
+    /// missing from the manifest stops it before CMD starts.
+    #[command(after_help = examples!(
+        "castsync run support-bot -- npm start",
+        "castsync run --env staging support-bot -- python bot.py",
+        "castsync run support-bot --only OPENAI_API_KEY -- ./smoke-test.sh",
+    ))]
+    Run(RunArgs),
+    /// Print or write an agent's secrets as dotenv, JSON or shell.
+    ///
+    /// The agent's values as its environment sees them, to stdout (not to a terminal without
+    /// --reveal) or to a new 0600 file with -o. dotenv output reads back the same in
+    /// python-dotenv and node's dotenv.
+    #[command(after_help = examples!(
+        "castsync export support-bot --format dotenv -o .env      # 0600; never over a file without --force",
+        "castsync export --env staging support-bot --format json | jq -r .OPENAI_API_KEY",
+        "eval \"$(castsync export support-bot --format shell)\"",
+    ))]
+    Export(ExportArgs),
     /// Re-encrypt manifests to the recipients castsync.yaml names.
     ///
     /// After someone joins or leaves: re-encrypts the agents' and shared groups' manifests
@@ -335,11 +396,10 @@ pub enum Command {
     #[command(after_help = concat!(exit_status!(), "\n\n", examples!(
         "castsync reconcile --dry-run                   # the plan; nothing written",
         "castsync reconcile                             # asks before deleting on a terminal",
-        "castsync reconcile --yes --agent support-bot",
+        "castsync reconcile --env staging --agent support-bot   # one environment, one agent",
         "castsync reconcile --dry-run --exit-code       # CI: exit 2 when there are changes",
         "castsync reconcile --dry-run --base origin/main -o markdown   # a pull request's plan",
         "castsync reconcile --changed                   # only the agents that changed",
-        "castsync reconcile --replace support-bot/OPENAI_API_KEY       # rewrite one value",
         "castsync reconcile --api-url local://dev.db    # the embedded store: no server, no key",
         "castsync reconcile --dry-run --save-plan plan.json   # then: reconcile --plan plan.json",
     )))]

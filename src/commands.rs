@@ -13,10 +13,13 @@ use crate::source::{self, Checkout};
 use crate::target::{PlatformChoice, Target, TargetOptions};
 
 mod audit;
+mod compare;
 mod completions;
 mod doctor;
 mod edit;
 mod emulator;
+mod exec;
+mod export;
 mod git_setup;
 mod guard;
 mod history;
@@ -162,6 +165,25 @@ pub enum Exit {
     /// 2: with `--exit-code`, a dry run that found changes (or an audit that found values
     /// to rotate).
     Changes,
+    /// `castsync run`'s command could not start: 127 (not found) or 126, as `env(1)`.
+    Code(u8),
+}
+
+impl Exit {
+    /// The worse of two outcomes (a failure beats changes, which beat success): what a
+    /// command that runs several environments exits with.
+    pub fn worse(self, other: Exit) -> Exit {
+        let rank = |e: Exit| match e {
+            Exit::Success => 0,
+            Exit::Changes => 1,
+            Exit::Failure | Exit::Code(_) => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -170,6 +192,7 @@ impl From<Exit> for std::process::ExitCode {
             Exit::Success => 0,
             Exit::Failure => 1,
             Exit::Changes => 2,
+            Exit::Code(code) => code,
         })
     }
 }
@@ -213,6 +236,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Unset(args) => set::unset(g, &args),
         Command::Show(args) => show::run(g, &args),
         Command::Import(args) => import::run(g, &args),
+        Command::Run(args) => exec::run(g, &args),
+        Command::Export(args) => export::run(g, &args),
         Command::Rekey(args) => rekey::run(g, &args),
         Command::Validate(args) => validate::run(g, &args),
         Command::Emulator(args) => emulator::run(args).await,
@@ -238,16 +263,18 @@ pub fn manifest_files<'r>(
     repo: &'r Repo,
     name: &str,
     shared: bool,
-) -> Result<crate::authoring::AgentFiles<'r>, crate::authoring::AuthoringError> {
+    env: Option<&str>,
+) -> anyhow::Result<crate::authoring::AgentFiles<'r>> {
     let kind = if shared {
         crate::manifest::Kind::Group
     } else {
         crate::manifest::Kind::Agent
     };
-    crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)
+    let env = repo.config().one_environment("", env, false)?;
+    Ok(crate::authoring::AgentFiles::of_kind(&repo.root, repo.config(), kind, name)?.in_env(&env))
 }
 
-pub use report::{error_text, hint_of, print_error};
+pub use report::{error_text, hint_of, print_error, print_out, write_out};
 
 /// Prints an authoring operation's notes (warnings) on stderr, one per line.
 pub fn print_notes(notes: &[String]) {

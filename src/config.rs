@@ -6,6 +6,7 @@
 //! keys), but a private key pasted by mistake into `recipients` is recognised and never
 //! echoed.
 
+mod environments;
 mod fields;
 mod period;
 mod recipients;
@@ -19,6 +20,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
+pub use environments::{
+    AGENT_PLACEHOLDER, EnvironmentConfig, EnvironmentError, Environments, apply_slug_template,
+    same_platform,
+};
 pub use fields::fields_of;
 pub use notify::{CommitStatus, NotifyEntry, NotifyEvent, SlackTarget, WebhookTarget};
 pub use period::Period;
@@ -26,6 +31,12 @@ pub use recipients::{Names, Recipients, canonical as canonical_recipient, short_
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "castsync.yaml";
+
+/// The platform castsync talks to when nothing else is configured.
+pub const DEFAULT_PLATFORM_URL: &str = "https://api.castari.com";
+
+/// The environment variable holding the API key, unless `api_key_env` names another.
+pub const DEFAULT_API_KEY_ENV: &str = "CASTARI_API_KEY";
 
 /// The only config format version this build reads.
 pub const VERSION: u32 = 1;
@@ -72,6 +83,13 @@ pub struct Config {
     /// Where `castsync watch` reports: commit statuses, webhooks, chat.
     #[serde(deserialize_with = "null_as_default")]
     pub notify: Vec<NotifyEntry>,
+    /// Staging, production…: each its own platform and overlays (none: one implicit
+    /// environment, the top-level settings).
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Environments::is_empty"
+    )]
+    pub environments: Environments,
 }
 
 /// When to redeploy an agent. Castari's `cast` CLI prints "Redeploy the agent to apply
@@ -94,6 +112,10 @@ pub enum Redeploy {
 pub struct PlatformConfig {
     /// Base URL (`https://…` or `local://PATH`); `CASTARI_API_URL` and `--api-url` override it.
     pub url: Option<String>,
+    /// The environment variable holding the API key (default `CASTARI_API_KEY`);
+    /// `--api-key-file` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
 }
 
 /// One `access:` rule: the agents (`agents:`) or the shared groups (`groups:`) whose name
@@ -149,6 +171,7 @@ impl Default for Config {
             redeploy: Redeploy::Never,
             rotate_after: None,
             notify: Vec::new(),
+            environments: Environments::new(),
         }
     }
 }
@@ -374,21 +397,24 @@ impl Config {
     /// The names given to recipients anywhere in the file.
     pub fn names(&self) -> Names {
         let mut names = Names::default();
-        names.add(&self.recipients);
-        for rule in &self.access {
-            names.add(&rule.recipients);
+        for (_, list) in self.recipient_lists() {
+            names.add(list);
         }
         names
     }
 
-    /// Every recipient list with its field name: `recipients`, then `access[i].recipients`.
+    /// Every recipient list with its field name: `recipients`, then `access[i].recipients`,
+    /// then each environment's (`environments.NAME.recipients`, its `access[i].recipients`).
     pub fn recipient_lists(&self) -> impl Iterator<Item = (String, &Recipients)> {
-        std::iter::once(("recipients".to_owned(), &self.recipients)).chain(
-            self.access
-                .iter()
-                .enumerate()
-                .map(|(i, rule)| (format!("access[{i}].recipients"), &rule.recipients)),
-        )
+        let mut lists = vec![("recipients".to_owned(), &self.recipients)];
+        lists.extend(rule_lists("", &self.access));
+        for (name, env) in &self.environments {
+            if let Some(list) = &env.recipients {
+                lists.push((format!("environments.{name}.recipients"), list));
+            }
+            lists.extend(rule_lists(&format!("environments.{name}."), &env.access));
+        }
+        lists.into_iter()
     }
 
     fn rule_for(&self, agent: &str) -> Option<&AccessRule> {
@@ -400,9 +426,7 @@ impl Config {
         name: &str,
         glob_of: impl Fn(&AccessRule) -> Option<&str>,
     ) -> Option<&AccessRule> {
-        self.access.iter().find(|rule| {
-            glob_of(rule).is_some_and(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(name)))
-        })
+        matching_rule(&self.access, name, glob_of)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -436,44 +460,16 @@ impl Config {
             ));
         }
         check_recipient_lists(self, path)?;
-        for (i, rule) in self.access.iter().enumerate() {
-            match (&rule.agents, &rule.groups) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        &format!("access[{i}]"),
-                        "names both `agents:` and `groups:`; a rule covers agents or shared groups, not both: split it into two rules".to_owned(),
-                    ));
-                }
-                (None, None) => {
-                    return Err(invalid(
-                        &format!("access[{i}]"),
-                        "names neither `agents:` nor `groups:`: add `agents: \"GLOB\"` (agent slugs) or `groups: \"GLOB\"` (shared groups)".to_owned(),
-                    ));
-                }
-                _ => {}
-            }
-            let (over, glob) = rule.pattern();
-            if let Err(e) = glob::Pattern::new(glob) {
-                return Err(invalid(
-                    &format!("access[{i}].{over}"),
-                    format!("{glob:?} is not a valid glob: {}", e.msg),
-                ));
-            }
-            if over == "groups" && rule.redeploy.is_some() {
-                return Err(invalid(
-                    &format!("access[{i}].redeploy"),
-                    "a `groups:` rule cannot set redeploy: a shared group is never deployed, the agents using it are; set redeploy in the agents' rule".to_owned(),
-                ));
-            }
-            if rule.recipients.is_empty() {
-                let what = if over == "groups" { "groups" } else { "agents" };
-                return Err(invalid(
-                    &format!("access[{i}].recipients"),
-                    format!(
-                        "the rule for {glob:?} lists no recipients, so nobody could decrypt those {what}; add at least one"
-                    ),
-                ));
-            }
+        if let Some((field, problem)) = access_problem(&self.access) {
+            return Err(invalid(&field, problem));
+        }
+        if let Some(var) = &self.platform.api_key_env
+            && let Some(problem) = environments::api_key_env_problem(var)
+        {
+            return Err(invalid("platform.api_key_env", problem));
+        }
+        if let Some((field, problem)) = environments::problem(self) {
+            return Err(invalid(&field, problem));
         }
         for (i, entry) in self.notify.iter().enumerate() {
             if let Some((at, problem)) = entry.problem() {
@@ -487,6 +483,71 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The recipients of each rule of `rules`, named `UNDERaccess[i].recipients`.
+fn rule_lists<'c>(under: &str, rules: &'c [AccessRule]) -> Vec<(String, &'c Recipients)> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| (format!("{under}access[{i}].recipients"), &rule.recipients))
+        .collect()
+}
+
+/// The first rule of `rules` whose glob (the one `glob_of` picks: `agents:` or `groups:`)
+/// matches `name`.
+fn matching_rule<'r>(
+    rules: &'r [AccessRule],
+    name: &str,
+    glob_of: impl Fn(&AccessRule) -> Option<&str>,
+) -> Option<&'r AccessRule> {
+    rules.iter().find(|rule| {
+        glob_of(rule).is_some_and(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(name)))
+    })
+}
+
+/// The first bad rule of an `access:` list: the field (`access[i]…`) and the problem.
+fn access_problem(rules: &[AccessRule]) -> Option<(String, String)> {
+    for (i, rule) in rules.iter().enumerate() {
+        let at = |field: &str| format!("access[{i}]{field}");
+        match (&rule.agents, &rule.groups) {
+            (Some(_), Some(_)) => {
+                return Some((
+                    at(""),
+                    "names both `agents:` and `groups:`; a rule covers agents or shared groups, not both: split it into two rules".to_owned(),
+                ));
+            }
+            (None, None) => {
+                return Some((
+                    at(""),
+                    "names neither `agents:` nor `groups:`: add `agents: \"GLOB\"` (agent slugs) or `groups: \"GLOB\"` (shared groups)".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        let (over, glob) = rule.pattern();
+        if let Err(e) = glob::Pattern::new(glob) {
+            return Some((
+                at(&format!(".{over}")),
+                format!("{glob:?} is not a valid glob: {}", e.msg),
+            ));
+        }
+        if over == "groups" && rule.redeploy.is_some() {
+            return Some((
+                at(".redeploy"),
+                "a `groups:` rule cannot set redeploy: a shared group is never deployed, the agents using it are; set redeploy in the agents' rule".to_owned(),
+            ));
+        }
+        if rule.recipients.is_empty() {
+            return Some((
+                at(".recipients"),
+                format!(
+                    "the rule for {glob:?} lists no recipients, so nobody could decrypt those {over}; add at least one"
+                ),
+            ));
+        }
+    }
+    None
 }
 
 /// Every key is a recipient, every name well formed, and a name stands for one key (and a
@@ -580,14 +641,8 @@ fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<()
             path,
         )?;
     }
-    if let Some(serde_yaml::Value::Sequence(rules)) = map.get("access") {
-        for (i, rule) in rules.iter().enumerate() {
-            if let serde_yaml::Value::Mapping(rule) = rule {
-                let under = Some(format!("access[{i}]"));
-                check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
-            }
-        }
-    }
+    check_access_fields(map, "", text, path)?;
+    check_environment_fields(map, text, path)?;
     if let Some(serde_yaml::Value::Sequence(entries)) = map.get("notify") {
         for (i, entry) in entries.iter().enumerate() {
             let serde_yaml::Value::Mapping(entry) = entry else {
@@ -619,6 +674,55 @@ fn check_fields(map: &serde_yaml::Mapping, text: &str, path: &Path) -> Result<()
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The fields of each rule of the `access:` list in `map` (`under` prefixes the field names
+/// in messages).
+fn check_access_fields(
+    map: &serde_yaml::Mapping,
+    under: &str,
+    text: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    if let Some(serde_yaml::Value::Sequence(rules)) = map.get("access") {
+        for (i, rule) in rules.iter().enumerate() {
+            if let serde_yaml::Value::Mapping(rule) = rule {
+                let under = Some(format!("{under}access[{i}]"));
+                check_map(rule, fields_of::<AccessRule>(), under, text, path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields of each environment under `environments:`, its `platform:` and its `access:`.
+fn check_environment_fields(
+    map: &serde_yaml::Mapping,
+    text: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let Some(serde_yaml::Value::Mapping(envs)) = map.get("environments") else {
+        return Ok(());
+    };
+    for (name, env) in envs {
+        let (Some(name), serde_yaml::Value::Mapping(env)) = (name.as_str(), env) else {
+            continue;
+        };
+        let under = format!("environments.{}", crate::escape::terminal(name));
+        check_map(
+            env,
+            fields_of::<EnvironmentConfig>(),
+            Some(under.clone()),
+            text,
+            path,
+        )?;
+        if let Some(serde_yaml::Value::Mapping(platform)) = env.get("platform") {
+            let at = Some(format!("{under}.platform"));
+            check_map(platform, fields_of::<PlatformConfig>(), at, text, path)?;
+        }
+        check_access_fields(env, &format!("{under}."), text, path)?;
     }
     Ok(())
 }

@@ -185,8 +185,10 @@ pub async fn run(config: DaemonConfig) -> Result<Stopped, DaemonError> {
         .merge(page::routes(shared.clone(), history_file));
     let server = tokio::spawn(http::serve(listener, routes, shutdown.clone()));
 
-    println!("listening on http://{addr}");
-    let _ = std::io::stdout().flush();
+    // A daemon whose stdout is closed still serves: the line is for whoever listens.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush());
+    drop(out);
     tracing::info!(
         source = %described,
         state = %state_path.display(),

@@ -23,6 +23,7 @@ use crate::authoring::{self, AgentFiles, Drift};
 use crate::config::{self, Config, Redeploy};
 use crate::crypto::Identities;
 use crate::deadline::{Bounded, Deadline, RunTimeout};
+use crate::environment::Environment;
 use crate::hint::Hinted as _;
 use crate::load;
 use crate::platform::{self, Listing, Paging, Platform, PlatformError, Timestamps};
@@ -49,6 +50,10 @@ pub enum Status {
 pub struct Check {
     /// What was checked: `repository`, `identities`, `manifest`, `platform`, …
     pub check: &'static str,
+    /// The environment the finding is about (castsync.yaml `environments:`), when it is about
+    /// one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     pub status: Status,
@@ -74,6 +79,9 @@ pub struct AgentList {
 pub struct Report {
     pub checks: Vec<Check>,
     pub lists: Vec<AgentList>,
+    /// The environment the checks now running are about (`None`: every one, or a repository
+    /// without environments).
+    environment: Option<String>,
     /// How to find the hint of a type-erased error (the binary's edge knows every error type
     /// that has one).
     hint_of: Option<fn(&(dyn Error + 'static)) -> Option<String>>,
@@ -94,6 +102,7 @@ impl Report {
     ) {
         self.checks.push(Check {
             check,
+            environment: self.environment.clone(),
             agent: agent.map(str::to_owned),
             status,
             message,
@@ -117,6 +126,7 @@ impl Report {
 }
 
 /// What the checks need, resolved by the command.
+#[derive(Clone)]
 pub struct Setup<'a> {
     /// The repository root (`-C DIR`, else the nearest `castsync.yaml` up).
     pub root: &'a Path,
@@ -125,6 +135,10 @@ pub struct Setup<'a> {
     /// `-i FILE`s, tried before the environment and the default key file.
     pub identity_files: &'a [PathBuf],
     pub platform: &'a PlatformChoice,
+    /// `--env`: the environments whose manifests and platform to check (none: every one).
+    pub envs: &'a [String],
+    /// The one being checked: [`examine`] sets it for each of them in turn.
+    pub environment: Environment,
     /// `--timeout` for the platform checks.
     pub timeout: Option<Duration>,
     /// How to find the hint of a type-erased error (see [`Report`]).
@@ -181,16 +195,41 @@ async fn check_all(setup: &Setup<'_>, report: &mut Report) {
         ),
     );
 
-    if let Some(identities) = check_identities(setup.identity_files, report) {
-        check_manifests(&checkout, &identities, report);
-        check_recipients(root, config, &slugs, &identities, report);
+    let identities = check_identities(setup.identity_files, setup.timeout, report);
+    if let Some(identities) = &identities {
+        check_recipients(root, config, &slugs, identities, report);
     }
     check_redeploy(config, &slugs, report);
-    check_platform(setup, config, &slugs, report).await;
+    let envs = match config.environments_in_run(setup.envs) {
+        Ok(envs) => envs,
+        Err(e) => return report.fail("environment", None, &e),
+    };
+    // Each environment's effective manifests and its own platform and API key.
+    for env in &envs {
+        report.environment = env.name().map(str::to_owned);
+        if let Some(identities) = &identities {
+            check_manifests(&checkout, identities, env, report);
+        }
+        let setup = Setup {
+            environment: env.clone(),
+            ..setup.clone()
+        };
+        check_platform(&setup, config, &slugs, report).await;
+    }
+    report.environment = None;
 }
 
-fn check_identities(identity_files: &[PathBuf], report: &mut Report) -> Option<Identities> {
-    match Identities::discover(identity_files) {
+fn check_identities(
+    identity_files: &[PathBuf],
+    timeout: Option<std::time::Duration>,
+    report: &mut Report,
+) -> Option<Identities> {
+    let env = crate::crypto::Env {
+        // A plugin that never answers must not outlast doctor's --timeout.
+        age_plugin_timeout: timeout,
+        ..crate::crypto::Env::from_process()
+    };
+    match Identities::discover_with(identity_files, &env) {
         Ok(ids) if ids.is_empty() => {
             let looked: Vec<String> = ids.attempts().iter().map(ToString::to_string).collect();
             report.push(
@@ -225,8 +264,14 @@ fn check_identities(identity_files: &[PathBuf], report: &mut Report) -> Option<I
     }
 }
 
-fn check_manifests(checkout: &Checkout, ids: &Identities, report: &mut Report) {
-    let loaded = match load::load_all(checkout.tree(), &checkout.config, ids, &BTreeSet::new()) {
+fn check_manifests(checkout: &Checkout, ids: &Identities, env: &Environment, report: &mut Report) {
+    let loaded = match load::load_all(
+        checkout.tree(),
+        &checkout.config,
+        env,
+        ids,
+        &BTreeSet::new(),
+    ) {
         Ok(l) => l,
         Err(e) => return report.fail("manifest", None, &e),
     };
@@ -353,7 +398,9 @@ fn open_platform(
     config: &Config,
     slugs: &[String],
 ) -> Result<(String, Arc<dyn Platform>), platform::OpenError> {
-    let target = setup.platform.resolve(config, setup.root)?;
+    let target = setup
+        .platform
+        .resolve_in(config, &setup.environment, setup.root)?;
     let opened = target.open(slugs.to_vec())?;
     Ok((target.url, opened))
 }

@@ -36,6 +36,7 @@ pub mod render; // plans, reports and findings as text, JSON and Markdown
 pub mod audit; // rotation, access and exposure after removal, from git history
 pub mod guard; // declared values found outside the manifests, in files and in history
 pub mod doctor; // the checks of `castsync doctor`, as findings
+pub mod export; // values written out for other programs: dotenv, JSON, shell, a command's environment
 
 // Runs: one run of the pipeline, and the write path of the authoring commands.
 pub mod reconcile; // one run of the pipeline, and the one way a plan lands
@@ -63,6 +64,7 @@ pub mod crypto; // age: recipients, identities, plugins, encrypt and decrypt
 
 // The model.
 pub mod config; // castsync.yaml
+pub mod environment; // staging, production…: names, overlay files, state paths
 pub mod schema; // .env.example
 pub mod manifest; // the decrypted manifest: parsing and rules
 pub mod finding; // one problem with a file, its fix kept apart

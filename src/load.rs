@@ -6,6 +6,7 @@
 //! An agent that fails any step (its own file, or a group it uses) is returned as an error
 //! (with its findings), never as an empty manifest: the plan skips it whole.
 
+pub mod layers;
 pub mod shared;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,12 +16,14 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::environment::Environment;
 use crate::finding::Finding;
 use crate::manifest::{self, Kind, Manifest, ManifestContext};
 use crate::names::validate_slug;
 use crate::plan::{DesiredSecrets, NotLoaded, SharedOrigin};
 use crate::schema::{self, EnvSchema};
 use crate::source::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, agent_slugs};
+use layers::Overlay;
 use shared::{Effective, GroupLoad, SharedGroups};
 
 /// One agent's manifest and the findings about it.
@@ -167,7 +170,8 @@ impl Loaded {
     }
 }
 
-/// Loads every agent of `tree`, or only those in `only` (each must exist).
+/// Loads every agent of `tree` as environment `env` sees it (each agent's file with `env`'s
+/// overlay laid over it), or only those in `only` (each must exist).
 ///
 /// The files are read through the tree one after the other (a git tree cannot be shared
 /// between threads, and reading is the cheap part); decrypting, parsing and checking them
@@ -176,6 +180,7 @@ impl Loaded {
 pub fn load_all(
     tree: &dyn Tree,
     config: &Config,
+    env: &Environment,
     identities: &Identities,
     only: &BTreeSet<String>,
 ) -> Result<Loaded, LoadError> {
@@ -189,11 +194,11 @@ pub fn load_all(
     }
     // The shared groups' files are read here too; each is decrypted once, by the first
     // thread whose agent uses it.
-    let groups = SharedGroups::read(tree, config, identities)?;
+    let groups = SharedGroups::read(tree, config, env, identities)?;
     let files: Vec<AgentFiles> = slugs
         .into_iter()
         .filter(|s| only.is_empty() || only.contains(s))
-        .map(|slug| AgentFiles::read(tree, config, slug))
+        .map(|slug| AgentFiles::read(tree, config, env, slug))
         .collect();
     let agents: BTreeMap<String, AgentLoad> = files
         .into_par_iter()
@@ -257,16 +262,17 @@ impl crate::hint::Hinted for LoadError {
     }
 }
 
-/// Loads one agent: decrypt, parse, resolve its shared groups, check. Never fails as a whole;
-/// problems are findings.
+/// Loads one agent as `env` sees it: decrypt, parse, lay the overlay over it, resolve its
+/// shared groups, check. Never fails as a whole; problems are findings.
 pub fn load_agent(
     tree: &dyn Tree,
     config: &Config,
+    env: &Environment,
     identities: &Identities,
     slug: &str,
     groups: &SharedGroups<'_>,
 ) -> AgentLoad {
-    AgentFiles::read(tree, config, slug.to_owned()).judge(config, identities, groups)
+    AgentFiles::read(tree, config, env, slug.to_owned()).judge(config, identities, groups)
 }
 
 /// What one agent's directory holds, read from the tree: everything the CPU-bound steps need,
@@ -276,12 +282,14 @@ struct AgentFiles {
     /// Why the slug itself is refused, if it is.
     bad_slug: Option<String>,
     manifest: Result<Option<Vec<u8>>, SourceError>,
+    /// The environment's overlay (`None` for the implicit environment).
+    overlay: Option<Overlay>,
     schema: Result<Option<Vec<u8>>, SourceError>,
 }
 
 impl AgentFiles {
-    fn read(tree: &dyn Tree, config: &Config, slug: String) -> AgentFiles {
-        let names = Names::new(tree, config, slug);
+    fn read(tree: &dyn Tree, config: &Config, env: &Environment, slug: String) -> AgentFiles {
+        let names = Names::new(tree, config, env, slug);
         let bad_slug = if names.slug.contains('\u{fffd}') {
             Some(format!(
                 "the agent directory name is not valid UTF-8 (the bytes that are not are shown as \u{fffd}): {}; rename it to a slug of a-z, 0-9, '.', '_' and '-'",
@@ -295,6 +303,7 @@ impl AgentFiles {
                 names,
                 bad_slug,
                 manifest: Ok(None),
+                overlay: None,
                 schema: Ok(None),
             };
         }
@@ -302,6 +311,7 @@ impl AgentFiles {
         AgentFiles {
             bad_slug: None,
             manifest: tree.read(&dir.join(MANIFEST_FILE)),
+            overlay: Overlay::read(tree, &dir, env),
             schema: tree.read(&dir.join(SCHEMA_FILE)),
             names,
         }
@@ -344,7 +354,21 @@ impl AgentFiles {
                 "the decrypted manifest is not UTF-8 text".to_owned(),
             ));
         };
-        let mut judged = judge(config, at, text, self.schema, groups);
+        let overlay = match &self.overlay {
+            None => None,
+            Some(overlay) => {
+                let recipients = config.overlay_recipients_for(&at.env, &at.slug);
+                match overlay.decrypt(identities, &at.env, recipients) {
+                    Ok(text) => text,
+                    Err(finding) => return fail(finding.for_agent(&at.slug)),
+                }
+            }
+        };
+        let texts = Texts {
+            base: text,
+            overlay: overlay.as_deref().map(String::as_str),
+        };
+        let mut judged = judge(config, at, texts, self.schema, groups);
         // Here a group that did not load fails the agent: it is skipped whole, never pruned.
         judged.findings.append(&mut judged.references);
         judged.findings.append(&mut judged.unavailable);
@@ -394,10 +418,28 @@ pub fn open_manifest(
         .map_err(|_| "not a valid manifest")
 }
 
-/// How `parse` sees the manifest of agent `slug` in `tree`: its shown path, the agent it must
-/// name, and the keys it may not declare.
-pub fn manifest_context(tree: &dyn Tree, config: &Config, slug: &str) -> ManifestContext {
-    Names::new(tree, config, slug.to_owned()).context(config)
+/// How `parse` sees the manifest of agent `slug` in `tree` (or, for a named `env`, its
+/// overlay): its shown path, the agent (and environment) it must name, and the keys it may
+/// not declare.
+pub fn manifest_context(
+    tree: &dyn Tree,
+    config: &Config,
+    env: &Environment,
+    slug: &str,
+) -> ManifestContext {
+    let names = Names::new(tree, config, env, slug.to_owned());
+    match &names.overlay {
+        Some(shown) => layers::context(&names.context(config), shown),
+        None => names.context(config),
+    }
+}
+
+/// An agent's decrypted texts: the file every environment shares, and the environment's
+/// overlay when there is one.
+#[derive(Clone, Copy)]
+pub struct Texts<'a> {
+    pub base: &'a str,
+    pub overlay: Option<&'a str>,
 }
 
 /// A decrypted manifest text, judged.
@@ -420,37 +462,61 @@ pub struct Judged {
     pub unavailable: Vec<Finding>,
 }
 
-/// Judges a decrypted manifest text of agent `slug`: parse, take the keys it uses from
-/// `groups`, then check the result against the agent's `.env.example` in `tree`. The one
-/// place these rules are applied, whether the text came from a file (`load_agent`) or from an
-/// author (`castsync edit`, `set`, `import`).
+/// Judges the decrypted texts of agent `slug` as environment `env` sees them: parse, lay
+/// the overlay over the shared file, take the keys it uses from `groups`, then check the
+/// result against the agent's `.env.example` in `tree`. The one place these rules are
+/// applied, whether the texts came from files (`load_agent`) or from an author (`castsync
+/// edit`, `set`, `import`).
 pub fn judge_text(
     tree: &dyn Tree,
     config: &Config,
+    env: &Environment,
     slug: &str,
-    text: &str,
+    texts: Texts<'_>,
     groups: &SharedGroups<'_>,
 ) -> Judged {
-    let names = Names::new(tree, config, slug.to_owned());
+    let names = Names::new(tree, config, env, slug.to_owned());
     let schema = tree.read(&config.agents_dir.join(slug).join(SCHEMA_FILE));
-    judge(config, &names, text, schema, groups)
+    judge(config, &names, texts, schema, groups)
+}
+
+/// The texts parsed, the overlay laid over the shared file: the agent's own keys for the
+/// environment, or the finding that says why not.
+fn parse_layers(
+    config: &Config,
+    at: &Names,
+    texts: Texts<'_>,
+) -> Result<manifest::Parsed, Box<Finding>> {
+    let base_ctx = at.context(config);
+    let mut parsed = manifest::parse(texts.base, &base_ctx)
+        .map_err(|e| Box::new(at.located(&at.manifest, &e)))?;
+    if let (Some(text), Some(shown)) = (texts.overlay, &at.overlay) {
+        let ctx = layers::context(&base_ctx, shown);
+        let (warnings, _) = layers::apply(&mut parsed.manifest, text, &ctx)
+            .map_err(|e| Box::new(at.located(shown, &e)))?;
+        let slug = at.slug.as_str();
+        parsed
+            .warnings
+            .extend(warnings.into_iter().map(|f| f.for_agent(slug)));
+    }
+    Ok(parsed)
 }
 
 /// [`judge_text`] with the schema file already read (no tree: it runs on any thread).
 fn judge(
     config: &Config,
     at: &Names,
-    text: &str,
+    texts: Texts<'_>,
     schema_file: Result<Option<Vec<u8>>, SourceError>,
     groups: &SharedGroups<'_>,
 ) -> Judged {
-    let parsed = match manifest::parse(text, &at.context(config)) {
+    let parsed = match parse_layers(config, at, texts) {
         Ok(p) => p,
-        Err(e) => {
+        Err(finding) => {
             return Judged {
                 manifest: None,
                 effective: None,
-                findings: vec![at.located(&at.manifest, &e)],
+                findings: vec![*finding],
                 references: Vec::new(),
                 keys: Default::default(),
                 unavailable: Vec::new(),
@@ -489,17 +555,7 @@ fn judge(
             }
         }
     }
-    let schema = match schema_file {
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(text) => match EnvSchema::parse(&text, &at.schema) {
-                Ok(s) => Ok(Some(s)),
-                Err(e) => Err(at.located(&at.schema, &e)),
-            },
-            Err(_) => Err(at.error(&at.schema, "not UTF-8 text".to_owned())),
-        },
-        Ok(None) => Ok(None),
-        Err(e) => Err(at.error(&at.schema, e.to_string())),
-    };
+    let schema = at.schema(schema_file, &mut findings);
     let partial = !resolution.unavailable.is_empty() || resolution.effective.is_none();
     match schema {
         Ok(schema) => findings.extend(
@@ -524,7 +580,7 @@ fn judge(
             })
             .map(|f| f.for_agent(slug)),
         ),
-        Err(finding) => findings.push(finding),
+        Err(finding) => findings.push(*finding),
     }
     Judged {
         manifest: Some(parsed.manifest),
@@ -539,19 +595,24 @@ fn judge(
 /// An agent's slug and its paths as the tree shows them, for findings about it.
 struct Names {
     slug: String,
+    env: Environment,
     dir: PathBuf,
     manifest: PathBuf,
+    /// The environment's overlay (`None` for the implicit environment).
+    overlay: Option<PathBuf>,
     schema: PathBuf,
 }
 
 impl Names {
-    fn new(tree: &dyn Tree, config: &Config, slug: String) -> Names {
+    fn new(tree: &dyn Tree, config: &Config, env: &Environment, slug: String) -> Names {
         let dir = config.agents_dir.join(&slug);
         let shown = |path: &Path| PathBuf::from(tree.display(path));
         Names {
             manifest: shown(&dir.join(MANIFEST_FILE)),
+            overlay: env.overlay_file().map(|f| shown(&dir.join(f))),
             schema: shown(&dir.join(SCHEMA_FILE)),
             dir: shown(&dir),
+            env: env.clone(),
             slug,
         }
     }
@@ -567,6 +628,34 @@ impl Names {
 
     fn error(&self, shown: &Path, message: String) -> Finding {
         Finding::error(shown.to_owned(), message).for_agent(&self.slug)
+    }
+
+    /// The agent's `.env.example` read from `file` (None when there is none), a warning in
+    /// `findings` for each key it sets twice; or the error that makes it unusable.
+    fn schema(
+        &self,
+        file: Result<Option<Vec<u8>>, SourceError>,
+        findings: &mut Vec<Finding>,
+    ) -> Result<Option<EnvSchema>, Box<Finding>> {
+        let bytes = match file {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(Box::new(self.error(&self.schema, e.to_string()))),
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(Box::new(
+                self.error(&self.schema, "not UTF-8 text".to_owned()),
+            ));
+        };
+        let schema = EnvSchema::parse(&text, &self.schema)
+            .map_err(|e| Box::new(self.located(&self.schema, &e).at_line(Some(e.line()))))?;
+        findings.extend(schema.repeated.iter().map(|r| {
+            Finding::warning(&self.schema, r.message())
+                .at_line(Some(r.line))
+                .for_agent(&self.slug)
+                .for_key(&r.key)
+        }));
+        Ok(Some(schema))
     }
 
     /// An error whose message already names its file.

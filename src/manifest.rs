@@ -10,6 +10,7 @@
 //! mapping typo such as `{K: x, TOKEN value}` makes the value part of a key) is described by
 //! its position only.
 
+mod layer;
 mod reader;
 mod scalar;
 #[cfg(test)]
@@ -38,7 +39,14 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 /// The top-level fields a manifest may have (`agent` and `uses` in an agent's, `group` in a
 /// shared group's).
-pub const TOP_LEVEL_FIELDS: &[&str] = &["agent", "group", "uses", "secrets", "castsync"];
+pub const TOP_LEVEL_FIELDS: &[&str] = &[
+    "agent",
+    "group",
+    "environment",
+    "uses",
+    "secrets",
+    "castsync",
+];
 /// The fields of the `castsync:` metadata block.
 pub const METADATA_FIELDS: &[&str] = &["recipients"];
 
@@ -50,6 +58,9 @@ pub struct Manifest {
     pub agent: String,
     /// An agent's manifest or a shared group's.
     pub kind: Kind,
+    /// For an environment's overlay (`secrets.ENV.yaml.age`), that environment: its
+    /// `environment:` binds it to its file as `agent:` binds it to its folder.
+    pub environment: Option<String>,
     /// The keys this agent takes from shared groups (always empty for a group).
     pub uses: Uses,
     /// Key → value; sorted, so output is deterministic.
@@ -76,6 +87,15 @@ pub struct ManifestContext {
     pub kind: Kind,
     /// Keys the platform injects itself (config `unmanaged_keys`), refused in manifests.
     pub unmanaged_keys: Vec<String>,
+}
+
+impl ManifestContext {
+    /// The environment whose overlay the file is, read from its name (`secrets.ENV.yaml.age`:
+    /// its `environment:` must say ENV), or `None` for the file every environment shares. The
+    /// name is what a copy of the ciphertext cannot change, so it is what the text binds to.
+    pub fn environment(&self) -> Option<String> {
+        crate::environment::of_file(&self.path)
+    }
 }
 
 /// A manifest that passed every rule, and the warnings it raised.
@@ -243,6 +263,28 @@ pub enum ManifestError {
     /// The `castsync:` metadata block is malformed.
     #[error("{at}: {problem}")]
     Metadata { at: At, problem: String },
+    /// An overlay without `environment:`.
+    #[error(
+        "{at}: an environment's overlay must name its environment; add `environment: {expected}` under `{}:`",
+        kind.field()
+    )]
+    MissingEnvironment {
+        at: At,
+        kind: Kind,
+        expected: String,
+    },
+    /// `environment:` names another environment than the file's, or the file every
+    /// environment shares has one.
+    #[error("{at}: {}", layer::mismatch(mismatch))]
+    EnvironmentMismatch {
+        at: At,
+        mismatch: Box<layer::Mismatch>,
+    },
+    /// An overlay with a `uses:` block.
+    #[error(
+        "{at}: an environment's overlay cannot take keys from shared groups: `uses:` belongs in secrets.yaml.age (a shared group's own overlays hold its per-environment values)"
+    )]
+    UsesInOverlay { at: At },
 }
 
 /// No fix beyond what the message says (it names the file, line and key); implemented so
@@ -310,6 +352,7 @@ impl Manifest {
         Self {
             agent: agent.into(),
             kind: Kind::Agent,
+            environment: None,
             uses: Uses::new(),
             secrets: BTreeMap::new(),
             meta: None,
@@ -358,6 +401,11 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
     }
     check_top_fields(&site, &doc)?;
     check_binding(&site, &doc)?;
+    let (env_at, uses_at) = (
+        site.top_pos(&doc, "environment"),
+        site.top_pos(&doc, "uses"),
+    );
+    let environment = layer::check(&doc, ctx, site.at(env_at), site.at(uses_at))?;
     if let Some((failure, pos)) = failure {
         return Err(site.failure(&doc, failure, pos));
     }
@@ -369,6 +417,7 @@ pub fn parse(text: &str, ctx: &ManifestContext) -> Result<Parsed, ManifestError>
         manifest: Manifest {
             agent: std::mem::take(&mut *agent.text),
             kind: ctx.kind,
+            environment,
             uses,
             secrets,
             meta,
@@ -439,6 +488,9 @@ impl Site<'_> {
                 at: self.at(or(self.top_pos(doc, "castsync"))),
                 problem: problem.to_owned(),
             },
+            Failure::EnvironmentNotScalar => {
+                layer::not_a_name(ctx, self.at(or(self.top_pos(doc, "environment"))))
+            }
             Failure::GroupNotScalar => ManifestError::GroupMismatch {
                 at: self.at(or(self.top_pos(doc, "group"))),
                 found: None,

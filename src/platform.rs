@@ -21,6 +21,7 @@ pub mod batch;
 pub mod castari;
 pub mod limiter;
 pub mod local;
+pub mod renamed;
 pub mod retry;
 pub mod store;
 pub mod types;
@@ -30,11 +31,11 @@ pub use types::{
 };
 
 /// The platform castsync talks to when nothing else is configured.
-pub const DEFAULT_URL: &str = "https://api.castari.com";
+pub const DEFAULT_URL: &str = crate::config::DEFAULT_PLATFORM_URL;
 /// Environment variable overriding the config's `platform.url`.
 pub const URL_ENV: &str = "CASTARI_API_URL";
 /// Environment variable holding the API key.
-pub const API_KEY_ENV: &str = "CASTARI_API_KEY";
+pub const API_KEY_ENV: &str = crate::config::DEFAULT_API_KEY_ENV;
 /// URL scheme of the embedded file-backed store.
 pub const LOCAL_SCHEME: &str = "local://";
 
@@ -90,6 +91,8 @@ pub struct PlatformOptions {
     pub url: String,
     /// Needed for http(s) URLs; the embedded store ignores it.
     pub api_key: Option<SecretString>,
+    /// The variable the key was looked for in, named when it is missing.
+    pub api_key_var: String,
     /// Allow `http://` to a host that is not loopback.
     pub allow_insecure_http: bool,
     /// Retries after a failed attempt (429, 5xx, connection error).
@@ -105,6 +108,7 @@ impl Default for PlatformOptions {
         PlatformOptions {
             url: DEFAULT_URL.to_owned(),
             api_key: None,
+            api_key_var: API_KEY_ENV.to_owned(),
             allow_insecure_http: false,
             retries: retry::RetryPolicy::default().retries,
             request_timeout: castari::REQUEST_TIMEOUT,
@@ -118,7 +122,12 @@ impl Default for PlatformOptions {
 pub enum OpenError {
     /// An http(s) platform needs an API key.
     #[error("no API key for {url}")]
-    MissingApiKey { url: String },
+    MissingApiKey {
+        url: String,
+        /// The variable that would hold it (`CASTARI_API_KEY`, or an environment's
+        /// `api_key_env`).
+        var: String,
+    },
     /// `--api-key-file` could not be read.
     #[error("cannot read the API key file {path}")]
     ApiKeyFile {
@@ -162,8 +171,8 @@ pub enum OpenError {
 impl crate::hint::Hinted for OpenError {
     fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
         Some(match self {
-            OpenError::MissingApiKey { .. } => format!(
-                "set {API_KEY_ENV}, or pass --api-key-file FILE (or use --api-url local://PATH for the embedded store)"
+            OpenError::MissingApiKey { var, .. } => format!(
+                "set {var}, or pass --api-key-file FILE (or use --api-url local://PATH for the embedded store)"
             )
             .into(),
             OpenError::EmptyApiKeyFile { .. } => {
@@ -200,7 +209,10 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
     let Some(api_key) = opts.api_key else {
         // Say what is wrong with the URL before asking for a key it would never need.
         castari::parse_base_url(&opts.url, opts.allow_insecure_http)?;
-        return Err(OpenError::MissingApiKey { url: opts.url });
+        return Err(OpenError::MissingApiKey {
+            url: opts.url,
+            var: opts.api_key_var,
+        });
     };
     let config = castari::ClientConfig {
         retry: retry::RetryPolicy {
@@ -215,7 +227,8 @@ pub fn open(opts: PlatformOptions) -> Result<Arc<dyn Platform>, OpenError> {
 }
 
 /// The platform URL: `--api-url`, then `CASTARI_API_URL`, then the config's `platform.url`,
-/// then `https://api.castari.com`. Empty values count as unset.
+/// then `https://api.castari.com`. Empty values count as unset here; the command line refuses
+/// an empty `--api-url` or `CASTARI_API_URL` before it gets here.
 pub fn resolve_url(cli: Option<&str>, config_url: Option<&str>) -> String {
     let env = std::env::var(URL_ENV).ok();
     first_url([cli, env.as_deref(), config_url])
@@ -234,6 +247,14 @@ fn first_url(candidates: [Option<&str>; 3]) -> String {
 /// The API key: the content of `--api-key-file` (trimmed), else `CASTARI_API_KEY` (trimmed),
 /// else None. Whether None is an error depends on the URL (see [`open`]).
 pub fn read_api_key(file: Option<&Path>) -> Result<Option<SecretString>, OpenError> {
+    read_api_key_from(file, API_KEY_ENV)
+}
+
+/// [`read_api_key`] with the key in the variable `var` (an environment's `api_key_env`).
+pub fn read_api_key_from(
+    file: Option<&Path>,
+    var: &str,
+) -> Result<Option<SecretString>, OpenError> {
     if let Some(path) = file {
         let file_error = |source| OpenError::ApiKeyFile {
             path: path.to_owned(),
@@ -267,7 +288,7 @@ pub fn read_api_key(file: Option<&Path>) -> Result<Option<SecretString>, OpenErr
         }
         return Ok(Some(SecretString::from(key.to_owned())));
     }
-    let Some(var) = std::env::var_os(API_KEY_ENV) else {
+    let Some(var) = std::env::var_os(var) else {
         return Ok(None);
     };
     let var = Zeroizing::new(var.into_string().map_err(|_| OpenError::InvalidApiKey)?);

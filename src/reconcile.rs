@@ -21,6 +21,7 @@ use thiserror::Error;
 use crate::apply::{ApplyReport, Progress};
 use crate::config::Config;
 use crate::deadline::TimedOut;
+use crate::environment::Environment;
 use crate::incremental::{self, Baseline, Selection};
 use crate::load::{self, LoadError, Loaded};
 use crate::observe;
@@ -155,7 +156,14 @@ pub async fn reconcile(
     let checkout = req.checkout;
     let candidates = candidates(checkout, &req.only)?;
     let overrides = req.settings.overrides();
-    let inputs = inputs::of_run(checkout.tree(), &checkout.config, overrides, &candidates);
+    let env = &req.environment;
+    let inputs = inputs::of_run(
+        checkout.tree(),
+        &checkout.config,
+        env,
+        overrides,
+        &candidates,
+    );
     let selection = select(&req, &candidates, &inputs).await;
     let loaded = load_selected(&req, &selection)?;
     check_replace(&req.replace, &loaded)?;
@@ -223,7 +231,8 @@ async fn select(req: &Request<'_>, candidates: &[String], now: &RunInputs) -> Se
                 .filter(|a| since.agents.contains(a))
                 .collect();
             let overrides = req.settings.overrides();
-            let then = inputs::of_run(since.tree(), &since.config, overrides, there);
+            let env = &req.environment;
+            let then = inputs::of_run(since.tree(), &since.config, env, overrides, there);
             incremental::select(
                 candidates,
                 current,
@@ -264,7 +273,8 @@ fn load_selected(req: &Request<'_>, selection: &Selection) -> Result<Loaded, Loa
         CoverageMode::Changed if selection.refresh.is_empty() => return Ok(Loaded::default()),
         CoverageMode::Changed => &selection.refresh,
     };
-    load::load_all(checkout.tree(), &checkout.config, req.identities, only)
+    let env = &req.environment;
+    load::load_all(checkout.tree(), &checkout.config, env, req.identities, only)
 }
 
 /// With `--base`, the base revision's values as last applied. An agent that fails to load at
@@ -273,7 +283,8 @@ fn base_baseline(req: &Request<'_>) -> Result<Option<RevisionBaseline>, LoadErro
     let Some(base) = req.base else {
         return Ok(None);
     };
-    let loaded = load::load_all(base.tree(), &base.config, req.identities, &req.only)?;
+    let env = &req.environment;
+    let loaded = load::load_all(base.tree(), &base.config, env, req.identities, &req.only)?;
     Ok(Some(RevisionBaseline(loaded.ok_secrets())))
 }
 
@@ -336,6 +347,15 @@ pub enum PinError {
         "platform.url in castsync.yaml differs between the base revision ({base}) and this revision ({head}): a pull request must not change where the API key is sent, so this plan is refused"
     )]
     Changed { base: String, head: String },
+    /// The revision under review sends an environment's platform another variable's key.
+    #[error(
+        "the API key variable of environment {env} differs between the base revision ({base}) and this revision ({head}): a pull request must not change which key is sent where, so this plan is refused"
+    )]
+    KeyVariable {
+        env: String,
+        base: String,
+        head: String,
+    },
 }
 
 impl crate::hint::Hinted for PinError {
@@ -344,17 +364,18 @@ impl crate::hint::Hinted for PinError {
             PinError::Changed { .. } => Some(
                 "merge the change of platform.url on its own first (its own pull request fails this check: review it by hand), and pin the URL in CI with CASTARI_API_URL".into(),
             ),
+            PinError::KeyVariable { .. } => Some(
+                "merge the change of api_key_env on its own first (its own pull request fails this check: review it by hand)".into(),
+            ),
         }
     }
 }
 
 /// The platform URL a config names (the default when it names none), as compared by
 /// [`check_platform_pinned`]: trimmed, without a trailing `/`.
-fn configured_url(config: &Config) -> String {
+fn configured_url(config: &Config, env: &Environment) -> String {
     let url = config
-        .platform
-        .url
-        .as_deref()
+        .platform_url(env)
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .unwrap_or(crate::platform::DEFAULT_URL);
@@ -363,13 +384,26 @@ fn configured_url(config: &Config) -> String {
 
 /// With `--base`, the config under review (`head`) must name the same `platform.url` as the
 /// base revision's `castsync.yaml`: otherwise a one-line change in a pull request would send
-/// the CI's `Bearer` key to any host it likes.
-pub fn check_platform_pinned(head: &Config, base: &Config) -> Result<(), PinError> {
-    let (base_url, head_url) = (configured_url(base), configured_url(head));
+/// the CI's `Bearer` key to any host it likes. In environment `env`, its URL and the
+/// variable its key is read from are pinned alike.
+pub fn check_platform_pinned(
+    head: &Config,
+    base: &Config,
+    env: &Environment,
+) -> Result<(), PinError> {
+    let (base_url, head_url) = (configured_url(base, env), configured_url(head, env));
     if base_url != head_url {
         return Err(PinError::Changed {
             base: crate::escape::terminal(&base_url).into_owned(),
             head: crate::escape::terminal(&head_url).into_owned(),
+        });
+    }
+    let (base_var, head_var) = (base.api_key_env(env), head.api_key_env(env));
+    if base_var != head_var {
+        return Err(PinError::KeyVariable {
+            env: env.to_string(),
+            base: base_var.to_owned(),
+            head: head_var.to_owned(),
         });
     }
     Ok(())

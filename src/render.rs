@@ -10,6 +10,7 @@
 //! text output shows their control characters as escapes and Markdown output escapes them
 //! for Markdown and HTML (`crate::escape`); JSON output keeps them exact.
 
+pub mod compare;
 pub mod diff;
 pub mod doctor;
 pub mod history;
@@ -43,6 +44,9 @@ pub struct RenderContext {
     pub color: bool,
     /// Warnings from loading the sources (lowercase keys, missing schemas, …).
     pub warnings: Vec<String>,
+    /// The environment planned (`None`: a repository without environments, whose output
+    /// does not mention any).
+    pub environment: Option<String>,
 }
 
 /// `~ KEY (value changed, from shared/openai)`: the sign and the text of one change; a key

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::crypto::Identities;
 use crate::deadline::RunTimeout;
+use crate::environment::Environment;
 use crate::plan::{Policy, Replace};
 use crate::platform::Platform;
 use crate::source::Checkout;
@@ -95,6 +96,7 @@ impl ApplySettings {
             changed: None,
             dry_run: false,
             cancel: CancellationToken::new(),
+            environment: Environment::IMPLICIT,
         }
     }
 }
@@ -129,6 +131,9 @@ pub struct Request<'a> {
     pub changed: Option<ChangedSince<'a>>,
     pub dry_run: bool,
     pub cancel: CancellationToken,
+    /// Which environment's values, overlays and platform this run is about (the caller
+    /// opened the platform and the state for it).
+    pub environment: Environment,
 }
 
 impl Request<'_> {

@@ -26,6 +26,27 @@ pub const FILE_NAME: &str = ".env.example";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvSchema {
     pub entries: Vec<SchemaEntry>,
+    /// Keys assigned more than once (the last value counts): a warning each.
+    pub repeated: Vec<Repeated>,
+}
+
+/// A key assigned again in a `.env.example`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeated {
+    pub key: String,
+    /// The line that counts (the last).
+    pub line: usize,
+    pub first_line: usize,
+}
+
+impl Repeated {
+    /// The warning, for `validate` and the plan.
+    pub fn message(&self) -> String {
+        format!(
+            "key {} is set again here (first at line {}): the last value counts, as in other dotenv readers; keep one",
+            self.key, self.first_line
+        )
+    }
 }
 
 /// One declared key.
@@ -78,7 +99,7 @@ pub enum SchemaError {
         line: usize,
         problem: String,
     },
-    /// The same key twice.
+    /// The same key twice in a real `.env` (in a `.env.example` it is a warning).
     #[error("{}:{line}: duplicate key {key} (first at line {first_line}); keep one", path.display())]
     DuplicateKey {
         path: PathBuf,
@@ -86,6 +107,28 @@ pub enum SchemaError {
         key: String,
         first_line: usize,
     },
+    /// A backtick-quoted value that does not close on its line: node's dotenv would read
+    /// the following lines into it, python-dotenv would read them as keys.
+    #[error(
+        "{}:{line}: the value opens a ` (backtick) quote that this line does not close; for a value that spans lines use double quotes",
+        path.display()
+    )]
+    OpenBacktick { path: PathBuf, line: usize },
+}
+
+impl SchemaError {
+    /// The 1-based line the error is about.
+    pub fn line(&self) -> usize {
+        match self {
+            SchemaError::MissingEquals { line, .. }
+            | SchemaError::InvalidKey { line, .. }
+            | SchemaError::UnterminatedQuote { line, .. }
+            | SchemaError::TrailingText { line, .. }
+            | SchemaError::InvalidRotation { line, .. }
+            | SchemaError::DuplicateKey { line, .. }
+            | SchemaError::OpenBacktick { line, .. } => *line,
+        }
+    }
 }
 
 /// No fix beyond what the message says (it names the file, line and key); implemented so
@@ -99,7 +142,9 @@ impl crate::hint::Hinted for SchemaError {
 impl EnvSchema {
     /// Parses an `.env.example`; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<EnvSchema, SchemaError> {
-        let entries = dotenv::parse(text, path, true)?
+        let parsed = dotenv::parse(text, path, dotenv::Kind::Example)?;
+        let entries = parsed
+            .assignments
             .into_iter()
             .map(|a| SchemaEntry {
                 placeholder: a.value.as_str().to_owned(),
@@ -109,7 +154,10 @@ impl EnvSchema {
                 line: a.line,
             })
             .collect();
-        Ok(EnvSchema { entries })
+        Ok(EnvSchema {
+            entries,
+            repeated: parsed.repeated,
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&SchemaEntry> {
@@ -123,7 +171,8 @@ pub fn parse_dotenv(
     text: &str,
     path: &Path,
 ) -> Result<Vec<(String, SecretValue, usize)>, SchemaError> {
-    Ok(dotenv::parse(text, path, false)?
+    Ok(dotenv::parse(text, path, dotenv::Kind::Secrets)?
+        .assignments
         .into_iter()
         .map(|mut a| {
             (
@@ -133,6 +182,54 @@ pub fn parse_dotenv(
             )
         })
         .collect())
+}
+
+/// Whether an example value is a placeholder someone must replace (`your-key-here`, `sk-...`,
+/// `changeme`, `xxx`, `<token>`, `TODO`), rather than a real default that a manifest may well
+/// keep (`3306`, `local`, `smtp`, `localhost`: most values of real `.env.example` files). Only
+/// a manifest value equal to a placeholder is "someone copied the example".
+pub fn looks_like_placeholder(value: &str) -> bool {
+    let v = value.trim();
+    if v.is_empty() {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    let elided = lower.contains("...") || lower.contains('…');
+    let bracketed = (v.starts_with('<') && v.ends_with('>'))
+        || (v.starts_with("{{") && v.ends_with("}}"))
+        || (v.starts_with('[') && v.ends_with(']') && v.chars().any(char::is_whitespace));
+    // xxx, XXXX, ****, sk-xxxxxxxx: a run of three or more x's or stars.
+    let masked = lower
+        .split(|c: char| c != 'x' && c != '*')
+        .any(|run| run.len() >= 3);
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    const WORDS: &[&str] = &[
+        "your",
+        "yours",
+        "changeme",
+        "change",
+        "replace",
+        "replaceme",
+        "placeholder",
+        "todo",
+        "fixme",
+        "tbd",
+        "insert",
+        "here",
+        "dummy",
+        "redacted",
+    ];
+    const WHOLE: &[&str] = &[
+        "secret", "password", "token", "apikey", "api_key", "key", "value",
+    ];
+    elided
+        || bracketed
+        || masked
+        || words.iter().any(|w| WORDS.contains(w))
+        || WHOLE.contains(&lower.as_str())
 }
 
 /// Checks a manifest against its agent's schema. Keys in `unmanaged_keys` (which the
@@ -196,7 +293,10 @@ pub fn check(
                     set_with(key)
                 ),
             )),
-            Some(value) if !entry.placeholder.is_empty() && value.expose() == entry.placeholder => {
+            Some(value)
+                if looks_like_placeholder(&entry.placeholder)
+                    && value.expose() == entry.placeholder =>
+            {
                 findings.push(error(
                     entry,
                     format!(

@@ -14,6 +14,7 @@ use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::crypto::{CryptoError, Env, Identities};
+use crate::environment::Environment;
 use crate::platform::{self, OpenError, Platform, PlatformOptions};
 
 /// The state file under a repository root, unless `--state` names another.
@@ -53,6 +54,9 @@ pub struct TargetOptions {
 pub struct Target {
     pub identities: Identities,
     pub state_path: PathBuf,
+    /// The environment a daemon follows (`watch --env`); the implicit one otherwise.
+    /// `reconcile`, which runs several, asks [`Target::platform_in`] for each.
+    pub environment: Environment,
     platform: PlatformChoice,
     /// Where a relative `local://PATH` is resolved: the repository root, or the data dir of
     /// a followed remote.
@@ -77,6 +81,7 @@ impl Target {
         Ok(Target {
             identities,
             state_path: options.state_file.unwrap_or_else(|| base.join(state)),
+            environment: Environment::IMPLICIT,
             platform: options.platform,
             base_dir: base.to_path_buf(),
         })
@@ -86,7 +91,45 @@ impl Target {
     /// `CASTARI_API_URL`, then `platform.url`, then the default. Reads the API key only
     /// when the platform is reached over HTTP.
     pub fn platform(&self, config: &Config) -> Result<PlatformTarget, OpenError> {
-        self.platform.resolve(config, &self.base_dir)
+        self.platform_in(config, &self.environment)
+    }
+
+    /// This target for one environment: its platform ([`Target::platform`]) and its own
+    /// state file (and so history).
+    pub fn in_environment(self, env: Environment) -> Target {
+        Target {
+            state_path: env.state_path(&self.state_path),
+            environment: env,
+            ..self
+        }
+    }
+
+    /// [`Target::platform`] of environment `env`: its `platform.url` and the variable its
+    /// `api_key_env` names, its `agent_slug` mapping.
+    pub fn platform_in(
+        &self,
+        config: &Config,
+        env: &Environment,
+    ) -> Result<PlatformTarget, OpenError> {
+        self.platform.resolve_in(config, env, &self.base_dir)
+    }
+
+    /// The state file of environment `env` (the one `--state` or the default names, for a
+    /// repository without environments).
+    pub fn state_path_in(&self, env: &Environment) -> PathBuf {
+        env.state_path(&self.state_path)
+    }
+
+    /// The flags that name one platform (`--api-url`, `CASTARI_API_URL`, `--api-key-file`),
+    /// when any is given: a run over several environments cannot use them.
+    pub fn platform_flag(&self) -> Option<&'static str> {
+        if self.platform.api_url.is_some() {
+            Some("--api-url (or CASTARI_API_URL)")
+        } else if self.platform.api_key_file.is_some() {
+            Some("--api-key-file")
+        } else {
+            None
+        }
     }
 }
 
@@ -96,8 +139,18 @@ impl PlatformChoice {
     /// `base_dir`. Reads the API key only when the platform is reached over HTTP. Needs no
     /// identity, so `doctor` checks the platform even when the identities are broken.
     pub fn resolve(&self, config: &Config, base_dir: &Path) -> Result<PlatformTarget, OpenError> {
-        let mut url =
-            platform::resolve_url(self.api_url.as_deref(), config.platform.url.as_deref());
+        self.resolve_in(config, &Environment::IMPLICIT, base_dir)
+    }
+
+    /// [`PlatformChoice::resolve`] for environment `env` (its URL, key variable and slug
+    /// mapping; the implicit environment's are the top-level settings).
+    pub fn resolve_in(
+        &self,
+        config: &Config,
+        env: &Environment,
+        base_dir: &Path,
+    ) -> Result<PlatformTarget, OpenError> {
+        let mut url = platform::resolve_url(self.api_url.as_deref(), config.platform_url(env));
         if let Some(path) = url.strip_prefix(platform::LOCAL_SCHEME)
             && Path::new(path).is_relative()
         {
@@ -107,14 +160,17 @@ impl PlatformChoice {
                 base_dir.join(path).display()
             );
         }
+        let api_key_var = config.api_key_env(env).to_owned();
         let api_key = if url.starts_with(platform::LOCAL_SCHEME) {
             None
         } else {
-            platform::read_api_key(self.api_key_file.as_deref())?
+            platform::read_api_key_from(self.api_key_file.as_deref(), &api_key_var)?
         };
         Ok(PlatformTarget {
             url,
             api_key,
+            api_key_var,
+            slug_template: config.slug_template(env).map(str::to_owned),
             allow_insecure_http: self.allow_insecure_http,
             request_timeout: self.request_timeout,
         })
@@ -126,6 +182,9 @@ pub struct PlatformTarget {
     /// `https://…`, `http://…` or `local://ABSOLUTE-PATH`.
     pub url: String,
     api_key: Option<SecretString>,
+    api_key_var: String,
+    /// The environment's `agent_slug` mapping, when it has one.
+    slug_template: Option<String>,
     allow_insecure_http: bool,
     request_timeout: Option<Duration>,
 }
@@ -138,15 +197,28 @@ impl PlatformTarget {
 
     /// Opens the platform. `declared_agents` exist automatically in the embedded store.
     pub fn open(&self, declared_agents: Vec<String>) -> Result<Arc<dyn Platform>, OpenError> {
-        platform::open(PlatformOptions {
+        let template = self.slug_template.as_deref();
+        let declared_agents = match template {
+            Some(t) => declared_agents
+                .iter()
+                .map(|a| crate::config::apply_slug_template(t, a))
+                .collect(),
+            None => declared_agents,
+        };
+        let opened = platform::open(PlatformOptions {
             url: self.url.clone(),
             api_key: self.api_key.clone(),
+            api_key_var: self.api_key_var.clone(),
             allow_insecure_http: self.allow_insecure_http,
             declared_agents,
             request_timeout: self
                 .request_timeout
                 .unwrap_or(PlatformOptions::default().request_timeout),
             ..PlatformOptions::default()
+        })?;
+        Ok(match template {
+            Some(t) => Arc::new(platform::renamed::Renamed::new(opened, t)),
+            None => opened,
         })
     }
 }

@@ -448,6 +448,55 @@ fn import_reports_a_malformed_line_by_number_without_its_text() {
     assert!(!repo.path("agents/bot").exists());
 }
 
+/// Issue 21, point 4: old Mac files end lines with a bare CR; python-dotenv and node read
+/// three keys here, and so does `import` (it once read one key holding the other two).
+#[test]
+fn import_reads_lines_ended_by_a_bare_carriage_return() {
+    let repo = SecretsRepo::new("");
+    repo.test()
+        .args(["import", "bot", "--from-dotenv", "-"])
+        .stdin("SERVER=localhost\rPASSWORD=canary-cr-pw\rDB=t\r")
+        .run()
+        .success()
+        .no_canary(&["canary-cr-pw"]);
+    assert_eq!(
+        revealed(&repo, "bot")["secrets"],
+        serde_json::json!({"SERVER": "localhost", "PASSWORD": "canary-cr-pw", "DB": "t"})
+    );
+    // A key twice is refused in a real .env: which value is meant?
+    repo.test()
+        .args(["import", "other", "--from-dotenv", "-"])
+        .stdin("K=canary-one\nK=canary-two\n")
+        .run()
+        .failure()
+        .stderr_has("(stdin):2: duplicate key K (first at line 1)")
+        .no_canary(&["canary-one", "canary-two"]);
+}
+
+/// Issue 21, point 4: real defaults copied from the example are fine; only a placeholder
+/// that looks like one is "someone copied the example" (a stock Laravel .env once gave 39).
+#[test]
+fn import_accepts_real_defaults_equal_to_the_example_and_refuses_copied_placeholders() {
+    let repo = SecretsRepo::new("");
+    repo.test().args(["new", "shop"]).run().success();
+    repo.schema(
+        "shop",
+        "APP_ENV=local\nDB_PORT=3306\nMAIL_MAILER=smtp\nOPENAI_API_KEY=sk-...\n",
+    );
+    repo.test()
+        .args(["import", "shop", "--from-dotenv", "-"])
+        .stdin("APP_ENV=local\nDB_PORT=3306\nMAIL_MAILER=smtp\nOPENAI_API_KEY=sk-real-canary\n")
+        .run()
+        .success()
+        .no_canary(&["sk-real-canary"]);
+    repo.test()
+        .args(["import", "shop", "--from-dotenv", "-", "--overwrite"])
+        .stdin("APP_ENV=local\nDB_PORT=3306\nMAIL_MAILER=smtp\nOPENAI_API_KEY=sk-...\n")
+        .run()
+        .failure()
+        .stderr_has("someone copied the example");
+}
+
 /// A second identity and its recipient, written under the repo's HOME.
 fn second_identity(repo: &SecretsRepo) -> (std::path::PathBuf, String) {
     use secrecy::ExposeSecret;

@@ -252,6 +252,68 @@ fn a_secret_given_as_a_flag_value_is_refused_as_a_usage_error() {
 }
 
 #[test]
+fn a_value_on_the_command_line_is_a_usage_error_that_never_echoes_it() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one")]);
+    let manifest = repo.path("agents/alpha/secrets.yaml.age");
+    let before = std::fs::read(&manifest).unwrap();
+    let key_value = format!("A1={CANARY}");
+    for (args, says) in [
+        (
+            &["set", "alpha", "A1", CANARY][..],
+            "unexpected argument (27 characters, not shown",
+        ),
+        (&["set", "alpha", "A1", "--", CANARY], "not shown"),
+        (&["set", "alpha", "A1", "--raw", CANARY], "not shown"),
+        (&["unset", "alpha", "A1", CANARY], "not shown"),
+        (&["reconcile", "--dry-run", CANARY], "not shown"),
+        (
+            &["set", "alpha", &key_value],
+            "key \"A1=…\" carries a value after '=' (not shown)",
+        ),
+    ] {
+        repo.test()
+            .args(args)
+            .stdin("")
+            .run()
+            .failure()
+            .stderr_has(says)
+            .stderr_has("hint: ")
+            .no_canary(&[CANARY]);
+    }
+    assert_eq!(std::fs::read(&manifest).unwrap(), before, "nothing written");
+    // An unknown flag is still named: it is not a value.
+    repo.test()
+        .args(["set", "alpha", "A1", "--vaule", "x"])
+        .run()
+        .failure()
+        .stderr_has("unexpected argument '--vaule' found");
+}
+
+#[test]
+fn an_empty_api_url_is_a_usage_error_not_the_default_platform() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    for (flag, env) in [(None, Some("")), (Some(""), None), (Some("  "), None)] {
+        let mut test = repo
+            .test()
+            .env("CASTARI_API_KEY", CANARY)
+            .args(["reconcile", "--dry-run"]);
+        if let Some(url) = flag {
+            test = test.args(["--api-url", url]);
+        }
+        if let Some(url) = env {
+            test = test.env("CASTARI_API_URL", url);
+        }
+        test.run()
+            .code(1)
+            .stderr_has("for '--api-url <URL>': an empty URL")
+            .stderr_lacks("api.castari.com:")
+            .no_canary(&[CANARY]);
+    }
+}
+
+#[test]
 fn the_age_key_and_api_key_come_from_the_environment_through_clap() {
     let emu = Emulator::start(&["--agents", "alpha"]);
     let repo = SecretsRepo::new("");

@@ -173,3 +173,50 @@ fn outside_a_repository_or_without_an_api_key_it_fails_and_says_what_to_do() {
         .stdout_has("FAIL  platform: no API key")
         .stdout_has("fix: set CASTARI_API_KEY");
 }
+
+/// A platform at a loopback URL that answers every request with `status` and a JSON body whose
+/// `detail` tries to drive the terminal and forge a passing line.
+fn hostile_platform(status: u16) -> String {
+    let detail = "nope\u{1b}[2J\u{1b}[1;1H\u{1b}[32m\nok    api key: accepted\r\u{9b}0m";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        block_on(async move {
+            let app = axum::Router::new().fallback(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    axum::Json(serde_json::json!({ "detail": detail })),
+                )
+            });
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        })
+    });
+    url
+}
+
+#[test]
+fn the_platform_error_detail_is_escaped_and_cannot_forge_a_passing_line() {
+    let repo = repo();
+    for status in [401, 403, 422, 500] {
+        let url = hostile_platform(status);
+        let run = repo
+            .test()
+            .env("CASTARI_API_KEY", "cast_test")
+            .args(["doctor", "--api-url", &url, "--request-timeout", "2s"])
+            .run()
+            .failure()
+            .no_canary(&[CANARY]);
+        let out = run.output();
+        assert!(
+            !out.contains(['\u{1b}', '\r', '\u{9b}']),
+            "{status}: a control character reached the terminal:\n{out:?}"
+        );
+        assert!(
+            !out.lines().any(|l| l.starts_with("ok    api key")),
+            "{status}: a forged line:\n{out}"
+        );
+        assert!(out.contains("\\x1b[2J"), "{status}: shown escaped:\n{out}");
+    }
+}

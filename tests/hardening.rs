@@ -227,3 +227,57 @@ fn remote_key_names_reach_the_terminal_and_the_pr_comment_escaped() {
         "JSON stays exact: {keys:?}"
     );
 }
+
+#[test]
+fn a_committed_group_link_leading_outside_is_named_when_read_from_a_revision() {
+    let repo = SecretsRepo::new("");
+    repo.group("openai", &[("OPENAI_API_KEY", "o")]);
+    repo.agent_using(
+        "alpha",
+        "[openai]",
+        &[("A1", "a")],
+        &["A1", "OPENAI_API_KEY"],
+    );
+    // The group's folder moves out of the repository, leaving a link behind.
+    let outside = tempfile::tempdir().unwrap();
+    let moved = outside.path().join("openai");
+    std::fs::rename(repo.path("shared/openai"), &moved).unwrap();
+    symlink(&moved, repo.path("shared/openai")).unwrap();
+    repo.commit_all("link the group");
+    for rev in [&["--dry-run"][..], &["--dry-run", "--ref", "HEAD"]] {
+        repo.test()
+            .args(["reconcile", "--api-url", "local://x.db"])
+            .args(rev)
+            .run()
+            .failure()
+            .stdout_has("shared/openai/secrets.yaml.age is a symbolic link that leads outside the repository")
+            .stdout_lacks("there is no shared/openai");
+    }
+}
+
+#[test]
+fn libgit2_repeating_a_bad_revision_reaches_the_terminal_escaped() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a")]);
+    repo.commit_all("alpha");
+    let bad = "main\u{1b}[2J\u{1b}]0;owned\u{7}";
+    let local = "--api-url=local://x.db";
+    for args in [
+        &["reconcile", local, "--dry-run", "--changed", "--since", bad][..],
+        &["reconcile", local, "--dry-run", "--ref", bad],
+        &["diff", bad],
+    ] {
+        let run = repo
+            .test()
+            .args(args)
+            .run()
+            .failure()
+            .stderr_has("cannot resolve revision");
+        assert!(
+            !run.output().contains(['\u{1b}', '\u{7}']),
+            "{:?}",
+            run.output()
+        );
+        assert!(run.stderr().contains("\\x1b[2J"), "{}", run.stderr());
+    }
+}

@@ -232,3 +232,111 @@ fn history_before_any_apply_is_empty_and_a_missing_state_file_names_the_fix() {
         .failure()
         .stderr_has("30s, 10m or 1h");
 }
+
+/// A history line as an apply writes it, with `key`.
+fn planted_line(key: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({
+            "time": "2026-11-20T10:00:00Z",
+            "commit": "0123456789abcdef",
+            "platform": "https://api.example",
+            "agent": "alpha",
+            "key": key,
+            "action": "delete",
+            "result": "applied",
+        })
+    )
+}
+
+#[test]
+fn a_giant_key_name_planted_by_the_platform_is_cut_and_never_panics_or_widens_the_table() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    std::fs::create_dir_all(repo.path(".castsync")).unwrap();
+    // A platform listed a 70,000-character key and a prune recorded it; 5,000 rows follow.
+    let giant = format!("K{}", "\u{1b}[2J".repeat(10)).repeat(5_000);
+    let mut text = planted_line(&giant);
+    for n in 0..5_000 {
+        text.push_str(&planted_line(&format!("KEY_{n}")));
+    }
+    std::fs::write(history_file(&repo), &text).unwrap();
+
+    let run = history(&repo, &[]).success();
+    let out = run.stdout();
+    assert_eq!(out.lines().count(), 5_002);
+    assert!(!out.contains('\u{1b}'), "escaped");
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(
+        widest < 250,
+        "one cell widened the table to {widest} characters"
+    );
+    assert!(out.len() < 1_000_000, "{} bytes", out.len());
+    assert!(
+        out.lines().nth(1).unwrap().contains("…"),
+        "the cut is marked"
+    );
+    // JSON keeps the key whole.
+    let doc = history(&repo, &["-o", "json"]).success().json();
+    assert_eq!(doc["entries"][0]["key"].as_str(), Some(giant.as_str()));
+}
+
+/// Runs castsync with its stdout on a pipe whose reader is already gone, as `| head -1`
+/// leaves it; returns the exit code and stderr.
+fn with_closed_stdout(home: &std::path::Path, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = castsync_std(home)
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_command_exits_quietly_when_the_reader_of_stdout_goes_away() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    repo.commit_all("alpha");
+    std::fs::create_dir_all(repo.path(".castsync")).unwrap();
+    std::fs::write(history_file(&repo), planted_line("A1").repeat(2_000)).unwrap();
+    let (root, key) = (repo.root.as_os_str(), repo.key_file.as_os_str());
+    let state = repo.home.join("state.json");
+    let cases: &[(&[&str], i32)] = &[
+        (&["history"], 0),
+        (&["history", "-o", "json"], 0),
+        (&["--help"], 0),
+        (&["help", "reconcile"], 0),
+        (&["validate"], 0),
+        (&["validate", "-o", "json"], 0),
+        (&["show", "alpha"], 0),
+        (&["diff", "HEAD"], 0),
+        (&["doctor", "-o", "json", "--api-url", "local://x.db"], 0),
+        (&["reconcile", "--dry-run", "--api-url", "local://x.db"], 0),
+        (&["completions", "bash"], 0),
+        (&["audit"], 0),
+        (&["keygen", "-o"], 0),
+    ];
+    for (args, code) in cases {
+        let mut line: Vec<&std::ffi::OsStr> = vec!["-C".as_ref(), root, "-i".as_ref(), key];
+        let keygen_out;
+        if args[0] == "keygen" {
+            keygen_out = state.with_file_name("new-key.txt");
+            line.extend([std::ffi::OsStr::new("keygen"), "-o".as_ref()]);
+            line.push(keygen_out.as_os_str());
+        } else {
+            line.extend(args.iter().map(std::ffi::OsStr::new));
+        }
+        let (got, stderr) = with_closed_stdout(&repo.home, &line);
+        assert_no_panic(&format!("castsync {args:?}"), stderr.as_bytes());
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("RUST_BACKTRACE"), "{args:?}: {stderr}");
+        assert_no_canary(&format!("{args:?}"), &stderr, &[CANARY]);
+        assert_eq!(got, *code, "{args:?}: {stderr}");
+    }
+}

@@ -361,3 +361,97 @@ fn castsync_age_key_cmd_supplies_the_identity_from_a_command() {
         .stderr_has("CASTSYNC_AGE_KEY_CMD is not a usable identity: line 1 is not an identity")
         .no_canary(no_secret);
 }
+
+/// A stand-in for the test plugin: a script named like it, in a directory of its own.
+fn fake_plugin(p: &PluginRepo, name: &str, body: &str) -> std::ffi::OsString {
+    let dir = p.repo.home.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join(crate::support::plugin::PLUGIN_BINARY);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    path_with(&dir)
+}
+
+#[test]
+fn a_plugin_that_exits_or_prints_garbage_is_blamed_not_the_file() {
+    let p = PluginRepo::new(false);
+    p.agent("alpha", "API_KEY", CANARY);
+    for (name, body) in [
+        ("exits", "exit 3"),
+        ("garbage", "printf 'HTTP/1.1 200 OK\\r\\n\\033[2J\\n'"),
+        ("half", "printf -- '-> ok\\n'; exit 0"),
+    ] {
+        let run = p
+            .test()
+            .env("PATH", fake_plugin(&p, name, body))
+            .arg("validate")
+            .run()
+            .failure()
+            .stdout_has("age-plugin-castsynctest")
+            .stdout_lacks("not a valid age file")
+            .no_canary(&[CANARY]);
+        assert!(!run.output().contains('\u{1b}'), "{name}: {}", run.output());
+    }
+}
+
+#[test]
+fn a_plugin_that_never_answers_is_stopped_at_the_run_timeout() {
+    let emu = Emulator::start(&["--agents", "alpha"]);
+    let p = PluginRepo::new(false);
+    p.agent("alpha", "API_KEY", CANARY);
+    let hang = fake_plugin(&p, "hang", "exec sleep 600");
+    let started = std::time::Instant::now();
+    p.test()
+        .env("PATH", &hang)
+        .env("CASTARI_API_KEY", "cast_test")
+        .args([
+            "reconcile",
+            "--api-url",
+            &emu.url,
+            "--yes",
+            "--timeout",
+            "3s",
+        ])
+        .timeout(DEADLINE)
+        .run()
+        .failure()
+        .stdout_has("age-plugin-castsynctest did not answer within 3s")
+        .no_canary(&[CANARY]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(emu.value("alpha", "API_KEY"), None, "nothing applied");
+}
+
+#[test]
+fn a_key_command_that_leaves_a_background_child_on_its_stdout_answers_at_once() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("API_KEY", CANARY)]);
+    // A password manager that starts its agent in the background, stdout inherited (its
+    // stderr is not, or the test would wait for the agent to end to read castsync's).
+    let script = key_script(
+        &repo,
+        &format!(
+            "cat '{}'\n(sleep 40) 2>/dev/null &",
+            repo.key_file.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    without_identity_flag(&repo)
+        .env("CASTSYNC_AGE_KEY_CMD", &script)
+        .env("CASTSYNC_AGE_KEY_CMD_TIMEOUT", "3")
+        .args(["show", "alpha"])
+        .timeout(DEADLINE)
+        .run()
+        .success()
+        .stdout_has("API_KEY")
+        .no_canary(&[CANARY]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

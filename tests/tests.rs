@@ -34,8 +34,13 @@ mod first_hour;
 mod guard;
 /// `castsync doctor`: read-only checks, each problem with its fix.
 mod doctor;
+/// castsync reads dotenv files as python-dotenv does, on a corpus of edge cases.
+mod dotenv_compat;
 /// `castsync emulator` over raw HTTP: both wire profiles, limits, faults, admin routes.
 mod emulator;
+/// Environments: two emulators as staging and production, overlays, access isolation,
+/// watch --env and diff between environments.
+mod environments;
 /// The CI and deployment examples pass their validators.
 mod examples;
 /// The failures of the adversarial review, each reproduced through the binary.
@@ -64,6 +69,9 @@ mod reconcile;
 mod redeploy;
 /// `scripts/install.sh`, the Action and the package contents.
 mod release;
+/// `castsync run` and `castsync export`: a command's environment, exit codes and signals;
+/// exports read back by python-dotenv, node's dotenv, jq and sh.
+mod run_export;
 /// `--save-plan` and `--plan`: a reviewed plan applies exactly, or is refused.
 mod saved_plan;
 /// Shared groups end to end: `uses:`, validate, reconcile, authoring, diff.

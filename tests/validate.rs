@@ -231,3 +231,31 @@ fn validate_reports_a_recipient_castsync_cannot_encrypt_to() {
         .failure()
         .stdout_line_with(&["error: castsync.yaml: recipients[0]:", "post-quantum"]);
 }
+
+/// Issue 21, point 4: an `.env.example` syntax error gives its line in JSON too, not only
+/// in the message.
+#[test]
+fn an_env_example_syntax_error_carries_its_line_in_json() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A", "a")]);
+    repo.schema("alpha", "A=x\n\nB=\"never closed\nC=3\n");
+    let doc = repo
+        .test()
+        .args(["validate", "-o", "json"])
+        .run()
+        .failure()
+        .json();
+    let finding = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["file"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(".env.example"))
+        })
+        .unwrap_or_else(|| panic!("{doc:#}"))
+        .clone();
+    assert_eq!(finding["line"], 3, "{finding:#}");
+    assert_eq!(finding["severity"], "error", "{finding:#}");
+}

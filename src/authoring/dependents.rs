@@ -10,6 +10,8 @@
 
 use std::collections::BTreeSet;
 
+use zeroize::Zeroizing;
+
 use super::{AgentFiles, AuthoringError};
 use crate::crypto::Identities;
 use crate::finding::Finding;
@@ -27,29 +29,33 @@ pub(super) fn check(
     let tree = Worktree::new(files.root);
     let source_error = |e: crate::source::SourceError| AuthoringError::Source(Box::new(e));
     let slugs = crate::source::agent_slugs(&tree, files.config).map_err(source_error)?;
-    let before = SharedGroups::read(&tree, files.config, ids).map_err(source_error)?;
-    let after = SharedGroups::read(&tree, files.config, ids)
+    let env = &files.env;
+    // An overlay's next content is what the group holds in its environment: the file every
+    // environment shares with the overlay laid over it.
+    let next = match files.is_overlay() {
+        false => new.clone(),
+        true => {
+            let mut merged = files.base().require(ids)?;
+            merged.secrets.extend(new.secrets.clone());
+            merged
+        }
+    };
+    let before = SharedGroups::read(&tree, files.config, env, ids).map_err(source_error)?;
+    let after = SharedGroups::read(&tree, files.config, env, ids)
         .map_err(source_error)?
-        .with_override(&files.slug, new.clone(), files.shown.clone());
+        .with_override(&files.slug, next, files.shown.clone());
 
     let mut users = Vec::new();
     let mut unchecked = Vec::new();
     let mut problems = Vec::new();
     for slug in &slugs {
-        let Ok(agent) = AgentFiles::new(files.root, files.config, slug) else {
-            continue;
-        };
-        let text = match agent.decrypt(ids) {
-            Ok(Some(text)) => text,
-            Ok(None) => continue,
-            Err(_) => {
+        let (agent, text, manifest) = match view(files, slug, ids) {
+            View::Judge(judged) => *judged,
+            View::Skip => continue,
+            View::Unreadable => {
                 unchecked.push(slug.clone());
                 continue;
             }
-        };
-        let Ok(manifest) = agent.parse(&text) else {
-            // A broken agent manifest fails on its own; `validate` names it.
-            continue;
         };
         if !manifest.uses.contains_key(&files.slug) {
             continue;
@@ -57,7 +63,7 @@ pub(super) fn check(
         users.push(slug.clone());
         // What `validate` would fail the agent for: errors, and required keys it would lack.
         let blocking = |groups: &SharedGroups<'_>| -> BTreeSet<String> {
-            let verdict = agent.judge_with(&text, groups, super::Verdict::empty());
+            let verdict = agent.judge_with(&text, groups, super::Verdict::empty(), ids);
             let missing = verdict.missing.iter().map(|key| {
                 format!(
                     "{}: key {key}: required by {} but it would no longer get it",
@@ -104,6 +110,42 @@ pub(super) fn check(
         ));
     }
     Ok(notes)
+}
+
+/// What the check sees of one agent.
+enum View<'r> {
+    /// Nothing to check: no manifest, or one that fails on its own (`validate` names it).
+    Skip,
+    /// Its manifest (or its overlay in the environment) does not decrypt with the author's
+    /// identities.
+    Unreadable,
+    /// The files to judge (the agent's overlay in the environment, when it has one), their
+    /// text, and the agent's own manifest (whose `uses:` says whether it takes the group).
+    Judge(Box<(AgentFiles<'r>, Zeroizing<String>, Manifest)>),
+}
+
+/// Agent `slug` as the environment of `files` sees it.
+fn view<'r>(files: &AgentFiles<'r>, slug: &str, ids: &Identities) -> View<'r> {
+    let Ok(agent) = AgentFiles::new(files.root, files.config, slug) else {
+        return View::Skip;
+    };
+    let text = match agent.decrypt(ids) {
+        Ok(Some(text)) => text,
+        Ok(None) => return View::Skip,
+        Err(_) => return View::Unreadable,
+    };
+    let Ok(manifest) = agent.parse(&text) else {
+        return View::Skip;
+    };
+    let overlay = agent.base().in_env(&files.env);
+    if !overlay.is_overlay() {
+        return View::Judge(Box::new((agent, text, manifest)));
+    }
+    match overlay.decrypt(ids) {
+        Ok(Some(overlay_text)) => View::Judge(Box::new((overlay, overlay_text, manifest))),
+        Ok(None) => View::Judge(Box::new((agent, text, manifest))),
+        Err(_) => View::Unreadable,
+    }
 }
 
 /// At most ten names, then how many more: a group may serve hundreds of agents.

@@ -15,6 +15,7 @@ use super::AuthoringError;
 use crate::atomic_write::{self, Mode};
 use crate::config::{self, Config};
 use crate::crypto::{self, CryptoError, Identities, Recipient};
+use crate::environment::Environment;
 use crate::finding::Finding;
 use crate::load;
 use crate::load::shared::{self, SharedGroups};
@@ -33,9 +34,12 @@ pub struct AgentFiles<'r> {
     pub slug: String,
     /// An agent's files or a shared group's.
     pub kind: Kind,
+    /// The environment whose overlay these files write (`secrets.ENV.yaml.age`), or the
+    /// implicit one: the file every environment shares.
+    pub env: Environment,
     /// `ROOT/agents/SLUG` (`ROOT/shared/GROUP`).
     pub dir: PathBuf,
-    /// `ROOT/agents/SLUG/secrets.yaml.age`.
+    /// `ROOT/agents/SLUG/secrets.yaml.age` (an environment's: `secrets.ENV.yaml.age`).
     pub manifest: PathBuf,
     /// `ROOT/agents/SLUG/.env.example` (a group has none: never read).
     pub schema: PathBuf,
@@ -94,6 +98,7 @@ impl<'r> AgentFiles<'r> {
             config,
             slug: name.to_owned(),
             kind,
+            env: Environment::IMPLICIT,
             manifest: dir.join(MANIFEST_FILE),
             schema: dir.join(SCHEMA_FILE),
             shown: rel_dir.join(MANIFEST_FILE),
@@ -101,11 +106,47 @@ impl<'r> AgentFiles<'r> {
         })
     }
 
-    /// How commands name this manifest: `support-bot`, or `--shared openai`.
+    /// The same agent's (or group's) overlay of `env`; the file every environment shares for
+    /// the implicit environment.
+    pub fn in_env(mut self, env: &Environment) -> Self {
+        let file = env
+            .overlay_file()
+            .unwrap_or_else(|| MANIFEST_FILE.to_owned());
+        self.manifest = self.dir.join(&file);
+        self.shown = self.shown.with_file_name(&file);
+        self.env = env.clone();
+        self
+    }
+
+    /// The file every environment shares, whichever file these are.
+    pub fn base(&self) -> AgentFiles<'r> {
+        AgentFiles {
+            slug: self.slug.clone(),
+            dir: self.dir.clone(),
+            schema: self.schema.clone(),
+            shown: self.shown.clone(),
+            manifest: self.manifest.clone(),
+            env: self.env.clone(),
+            ..*self
+        }
+        .in_env(&Environment::IMPLICIT)
+    }
+
+    /// Whether these are an environment's overlay.
+    pub fn is_overlay(&self) -> bool {
+        !self.env.is_implicit()
+    }
+
+    /// How commands name this manifest: `support-bot`, `--shared openai`, with `--env ENV`
+    /// first for an overlay.
     pub fn arg(&self) -> String {
-        match self.kind {
+        let name = match self.kind {
             Kind::Agent => self.slug.clone(),
             Kind::Group => format!("--shared {}", self.slug),
+        };
+        match self.env.name() {
+            Some(env) => format!("--env {env} {name}"),
+            None => name,
         }
     }
 
@@ -116,9 +157,13 @@ impl<'r> AgentFiles<'r> {
 
     /// A new, empty manifest bound to these files.
     pub fn empty_manifest(&self) -> Manifest {
-        match self.kind {
+        let manifest = match self.kind {
             Kind::Agent => Manifest::new(&self.slug),
             Kind::Group => Manifest::new_group(&self.slug),
+        };
+        Manifest {
+            environment: self.env.name().map(str::to_owned),
+            ..manifest
         }
     }
 
@@ -174,14 +219,35 @@ impl<'r> AgentFiles<'r> {
     /// name, the keys it may not declare.
     pub fn context(&self) -> ManifestContext {
         match self.kind {
-            Kind::Agent => load::manifest_context(&self.tree(), self.config, &self.slug),
-            Kind::Group => shared::group_context(self.config, &self.slug, self.shown.clone()),
+            Kind::Agent => load::manifest_context(&self.tree(), self.config, &self.env, &self.slug),
+            Kind::Group => {
+                let base = self.base();
+                let ctx = shared::group_context(self.config, &self.slug, base.shown.clone());
+                match self.is_overlay() {
+                    true => load::layers::context(&ctx, &self.shown),
+                    false => ctx,
+                }
+            }
         }
     }
 
     /// Like [`AgentFiles::open`], for commands that need a manifest to exist.
     pub fn require(&self, ids: &Identities) -> Result<Manifest, AuthoringError> {
         self.open(ids)?.ok_or_else(|| self.missing())
+    }
+
+    /// [`AgentFiles::require`], except that an environment's overlay not written yet is
+    /// an empty one (the file every environment shares must exist: an overlay lays keys
+    /// over it).
+    pub fn require_or_new_overlay(&self, ids: &Identities) -> Result<Manifest, AuthoringError> {
+        match self.open(ids)? {
+            Some(manifest) => Ok(manifest),
+            None if self.is_overlay() => {
+                self.base().require(ids)?;
+                Ok(self.empty_manifest())
+            }
+            None => Err(self.missing()),
+        }
     }
 
     /// The error for an agent without a manifest.
@@ -210,7 +276,7 @@ impl<'r> AgentFiles<'r> {
             return verdict;
         }
         let tree = self.tree();
-        let groups = match SharedGroups::read(&tree, self.config, ids) {
+        let groups = match SharedGroups::read(&tree, self.config, &self.env, ids) {
             Ok(groups) => groups,
             Err(e) => {
                 verdict.blocking.push(Finding::error(
@@ -220,13 +286,52 @@ impl<'r> AgentFiles<'r> {
                 return verdict;
             }
         };
-        self.judge_with(text, &groups, verdict)
+        self.judge_with(text, &groups, verdict, ids)
     }
 
-    /// [`AgentFiles::judge`] of an agent's text against `groups`.
-    pub fn judge_with(&self, text: &str, groups: &SharedGroups<'_>, verdict: Verdict) -> Verdict {
+    /// [`AgentFiles::judge`] of an agent's text against `groups`. The text of an overlay is
+    /// judged laid over the file every environment shares (decrypted with `ids`).
+    pub fn judge_with(
+        &self,
+        text: &str,
+        groups: &SharedGroups<'_>,
+        verdict: Verdict,
+        ids: &Identities,
+    ) -> Verdict {
         let mut verdict = verdict;
-        let judged = load::judge_text(&self.tree(), self.config, &self.slug, text, groups);
+        let base = match self.is_overlay() {
+            false => None,
+            true => {
+                match self.base().decrypt(ids) {
+                    Ok(Some(base)) => Some(base),
+                    Ok(None) => {
+                        verdict.blocking.push(
+                        Finding::error(self.base().shown, "missing: an overlay needs the file every environment shares beside it")
+                            .with_hint(format!("create it with `castsync new {}`", self.base().arg())),
+                    );
+                        return verdict;
+                    }
+                    Err(e) => {
+                        verdict
+                            .blocking
+                            .push(Finding::error(self.base().shown, e.to_string()));
+                        return verdict;
+                    }
+                }
+            }
+        };
+        let texts = match &base {
+            Some(base) => load::Texts {
+                base: base.as_str(),
+                overlay: Some(text),
+            },
+            None => load::Texts {
+                base: text,
+                overlay: None,
+            },
+        };
+        let tree = self.tree();
+        let judged = load::judge_text(&tree, self.config, &self.env, &self.slug, texts, groups);
         for mut finding in judged.unavailable {
             finding.severity = crate::finding::Severity::Warning;
             finding.message.push_str(
@@ -290,7 +395,7 @@ impl<'r> AgentFiles<'r> {
         &self,
         manifest: &mut Manifest,
     ) -> Result<(Vec<u8>, Vec<Recipient>), AuthoringError> {
-        let recipients = target_recipients_of(self.config, self.kind, &self.slug)?;
+        let recipients = target_recipients_in(self.config, &self.env, self.kind, &self.slug)?;
         manifest.meta = Some(Metadata {
             recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
         });
@@ -390,9 +495,20 @@ pub fn target_recipients_of(
     kind: Kind,
     name: &str,
 ) -> Result<Vec<Recipient>, AuthoringError> {
+    target_recipients_in(config, &Environment::IMPLICIT, kind, name)
+}
+
+/// [`target_recipients_of`] for `env`'s overlay (the environment's rules and recipients);
+/// for the implicit environment, the file every environment shares.
+pub fn target_recipients_in(
+    config: &Config,
+    env: &Environment,
+    kind: Kind,
+    name: &str,
+) -> Result<Vec<Recipient>, AuthoringError> {
     let listed = match kind {
-        Kind::Agent => config.recipients_for(name),
-        Kind::Group => config.recipients_for_group(name),
+        Kind::Agent => config.overlay_recipients_for(env, name),
+        Kind::Group => config.overlay_recipients_for_group(env, name),
     };
     if listed.is_empty() {
         return Err(CryptoError::NoRecipients.into());

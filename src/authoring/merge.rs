@@ -162,7 +162,9 @@ pub fn merge(
         None
     };
 
-    let binding = (ours.agent != theirs.agent || ours.kind != theirs.kind)
+    let binding = (ours.agent != theirs.agent
+        || ours.kind != theirs.kind
+        || ours.environment != theirs.environment)
         .then(|| (ours.agent.clone(), theirs.agent.clone()));
     if binding.is_some() || !conflicts.is_empty() || uses.is_none() {
         return Err(Conflicts {
@@ -176,6 +178,7 @@ pub fn merge(
         manifest: Manifest {
             agent: ours.agent.clone(),
             kind: ours.kind,
+            environment: ours.environment.clone(),
             uses: uses.unwrap_or_default(),
             secrets,
             meta: None,

@@ -26,6 +26,10 @@ pub struct NewArgs {
     /// Create a shared group instead of an agent (shared/GROUP/secrets.yaml.age).
     #[arg(long)]
     pub shared: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +40,10 @@ pub struct AgentArg {
     /// Work on the shared group named instead of an agent (shared/GROUP/secrets.yaml.age).
     #[arg(long)]
     pub shared: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +60,10 @@ pub struct SetArgs {
     /// Keep the value exactly as read (by default one trailing newline is removed).
     #[arg(long)]
     pub raw: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +80,10 @@ pub struct UnsetArgs {
     /// Succeed when the key is already absent.
     #[arg(long)]
     pub idempotent: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +110,10 @@ pub struct ShowArgs {
     /// How to print the manifest.
     #[arg(long, value_enum, default_value_t = ShowFormat::Yaml)]
     pub format: ShowFormat,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +127,65 @@ pub struct ImportArgs {
     /// Replace keys whose value differs from the manifest's.
     #[arg(long)]
     pub overwrite: bool,
+    /// Work on this environment's overlay (secrets.ENV.yaml.age: its keys added to, or
+    /// replacing, the shared file's in that environment) instead of the shared file.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+/// Which values `run` and `export` take: an agent's, in one environment, all or some keys.
+#[derive(Debug, Args)]
+pub struct ValuesArgs {
+    /// Agent slug (its directory name under agents/).
+    #[arg(add = agents())]
+    pub agent: String,
+    /// The environment whose values to use (needed when castsync.yaml declares several).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// Only this key (repeatable; default: every key of the agent).
+    #[arg(long = "only", value_name = "KEY")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub values: ValuesArgs,
+    /// Keep inherited variables: a key already set in castsync's environment is not
+    /// replaced by the manifest's value.
+    #[arg(long)]
+    pub keep_env: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// KEY='value' lines (python-dotenv and node's dotenv read the same values back).
+    Dotenv,
+    /// One JSON object, key to value.
+    Json,
+    /// `export KEY='value'` lines for `eval` in a POSIX shell.
+    Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub values: ValuesArgs,
+    /// How to write the values.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
+    pub format: ExportFormat,
+    /// Write to this new file (mode 0600) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With -o: replace the file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// Print the values even when stdout is a terminal.
+    #[arg(long)]
+    pub reveal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +202,10 @@ pub struct RekeyArgs {
     /// With --check: how to print the result.
     #[arg(short, long, value_enum, value_name = "FORMAT", requires = "check")]
     pub output: Option<OutputFormat>,
+    /// Only these environments' overlays (repeatable; default: the shared files and every
+    /// environment's overlays, each to the recipients castsync.yaml gives it).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +213,10 @@ pub struct ValidateArgs {
     /// Agents to validate (default: all).
     #[arg(add = agents())]
     pub agents: Vec<String>,
+    /// Only this environment (repeatable; default: every environment castsync.yaml declares,
+    /// each agent's file with that environment's overlay, against its .env.example).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     /// How to print the findings.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
@@ -179,6 +266,9 @@ pub struct DiffArgs {
     /// Exit 2 when the manifests differ (0 when they do not), like `git diff --exit-code`.
     #[arg(long)]
     pub exit_code: bool,
+    /// Compare two environments instead (pass it twice): keys in one only, reused values.
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     /// How to print the differences.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,

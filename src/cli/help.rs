@@ -24,6 +24,8 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "edit",
             "show",
             "import",
+            "run",
+            "export",
             "validate",
             "reconcile",
             "watch",

@@ -20,6 +20,15 @@ pub enum OutputFormat {
     Markdown,
 }
 
+/// `--api-url` / `CASTARI_API_URL`: set but empty is refused rather than read as unset, which
+/// would send the API key to the config's URL or the production API without anyone asking.
+fn api_url(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("an empty URL: give the platform's URL, or unset CASTARI_API_URL to use platform.url from castsync.yaml (default https://api.castari.com)".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// How to reach the platform: shared by `reconcile`, `doctor` and `watch`.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Platform options")]
@@ -27,7 +36,7 @@ pub struct PlatformArgs {
     /// Platform URL, or local://PATH for the embedded store.
     ///
     /// Overrides the config's platform.url; the default is https://api.castari.com.
-    #[arg(long, value_name = "URL", env = "CASTARI_API_URL")]
+    #[arg(long, value_name = "URL", env = "CASTARI_API_URL", value_parser = api_url)]
     pub api_url: Option<String>,
     /// File holding the API key (default: the CASTARI_API_KEY variable).
     #[arg(long, value_name = "FILE")]
@@ -163,6 +172,9 @@ pub struct ReconcileArgs {
     /// Castari allows 100 a minute.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Only this environment (repeatable; default: all).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -199,6 +211,9 @@ pub struct DoctorArgs {
     /// check. Default: 5m plus 0.6s per agent.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Only this environment (repeatable; default: all).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
@@ -227,4 +242,7 @@ pub struct HistoryArgs {
     /// repository); the history is the file next to it.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// The environment whose history to read (each has its own, next to its state file).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
 }

@@ -43,6 +43,10 @@ pub struct WatchArgs {
     /// /readyz and retried with backoff. Default: 5m plus 0.6s per request it needs.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// The environment to follow (one per daemon, each with its own state, history and
+    /// rate limiter); needed when castsync.yaml declares environments.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]

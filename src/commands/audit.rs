@@ -15,9 +15,9 @@ pub(super) fn run(global: &GlobalArgs, args: &AuditArgs) -> anyhow::Result<Exit>
         now: time::OffsetDateTime::now_utc().unix_timestamp(),
     })?;
     match args.output {
-        OutputFormat::Text => print!("{}", render::text(&report)),
-        OutputFormat::Json => println!("{}", render::json(&report)),
-        OutputFormat::Markdown => print!("{}", render::markdown(&report)),
+        OutputFormat::Text => super::print_out(render::text(&report))?,
+        OutputFormat::Json => super::print_out(format_args!("{}\n", render::json(&report)))?,
+        OutputFormat::Markdown => super::print_out(render::markdown(&report))?,
     }
     if report.summary.unreadable > 0 {
         eprintln!(

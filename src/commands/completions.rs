@@ -4,8 +4,6 @@
 //! Both render into memory first: clap_complete panics when its writer fails, and a closed
 //! pipe (`castsync man | head`) must not turn into a panic.
 
-use std::io::Write;
-
 use anyhow::Context;
 
 use crate::atomic_write::{self, Mode, Replace};
@@ -79,11 +77,6 @@ pub fn options() -> anyhow::Result<Exit> {
 }
 
 fn print(bytes: &[u8]) -> anyhow::Result<Exit> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Ok(()) => Ok(Exit::Success),
-        // The reader went away (`| head`): what it wanted has been written.
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Success),
-        Err(err) => Err(err).context("cannot write to stdout"),
-    }
+    super::write_out(bytes)?;
+    Ok(Exit::Success)
 }

@@ -15,6 +15,8 @@ pub(super) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Resul
                 explicit_config: global.config.as_deref(),
                 identity_files: &global.identity,
                 platform: &super::platform_choice(&args.platform),
+                envs: &args.envs,
+                environment: crate::environment::Environment::IMPLICIT,
                 timeout: args.timeout,
                 hint_of: super::report::hint_of_error,
             };
@@ -28,11 +30,11 @@ pub(super) async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Resul
         }
     };
     match args.output {
-        DoctorFormat::Json => println!(
-            "{}",
+        DoctorFormat::Json => super::print_out(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&render::doctor::json(&report))?
-        ),
-        DoctorFormat::Text => print!("{}", render::doctor::text(&report)),
+        ))?,
+        DoctorFormat::Text => super::print_out(render::doctor::text(&report))?,
     }
     Ok(if report.problems() == 0 {
         Exit::Success

@@ -21,9 +21,13 @@ use crate::manifest::{Kind, Manifest};
 
 pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     let identities = repo.identities()?;
-    let plaintext = files.decrypt(&identities)?.ok_or_else(|| files.missing())?;
+    let plaintext = match files.decrypt(&identities)? {
+        Some(text) => text,
+        // An environment's overlay not written yet opens empty (its shared file must exist).
+        None => files.require_or_new_overlay(&identities)?.to_yaml(),
+    };
 
     // A manifest that breaks its own rules still opens, as it is, so it can be repaired here.
     let (original, initial) = match files.parse(&plaintext) {

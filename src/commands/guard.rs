@@ -31,9 +31,9 @@ pub(super) fn run(global: &GlobalArgs, args: &GuardArgs) -> anyhow::Result<Exit>
         mode,
     })?;
     match args.output {
-        OutputFormat::Text => print!("{}", render::text(&report)),
-        OutputFormat::Json => println!("{}", render::json(&report)),
-        OutputFormat::Markdown => print!("{}", render::markdown(&report)),
+        OutputFormat::Text => super::print_out(render::text(&report))?,
+        OutputFormat::Json => super::print_out(format_args!("{}\n", render::json(&report)))?,
+        OutputFormat::Markdown => super::print_out(render::markdown(&report))?,
     }
     if global.quiet == 0 && args.output != OutputFormat::Text {
         eprintln!("{}", render::headline(&report));

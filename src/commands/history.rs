@@ -5,7 +5,8 @@
 use anyhow::Context as _;
 
 use crate::cli::{GlobalArgs, HistoryArgs, HistoryFormat};
-use crate::commands::{Exit, Repo};
+use crate::commands::{Exit, Repo, print_out};
+use crate::environment::Environment;
 use crate::history::{self, Entry};
 use crate::render;
 use crate::render::history::escape;
@@ -16,6 +17,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
         Some(path) => path.clone(),
         None => Repo::locate(global)?.join(target::STATE_FILE),
     };
+    let state = environment(global, args)?.state_path(&state);
     let path = history::path_for_state(&state);
     // The repository's own state not there yet is an empty history (`[]` in JSON); a
     // --state FILE that does not exist is more likely a mistyped path.
@@ -69,7 +71,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
     match args.output {
         HistoryFormat::Json => {
             let doc = history::document(&entries, &read, Some(&path));
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            print_out(format_args!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         }
         HistoryFormat::Text if entries.is_empty() => {
             let mut what = "No applies recorded".to_owned();
@@ -82,7 +84,10 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                     humantime::format_duration(since)
                 ));
             }
-            println!("{what} ({}).", escape(&path.display().to_string()));
+            print_out(format_args!(
+                "{what} ({}).\n",
+                escape(&path.display().to_string())
+            ))?;
             // A mistyped agent reads like one never applied: list the ones the history knows.
             if let Some(agent) = &args.agent
                 && !read.entries.iter().any(|e| &e.agent == agent)
@@ -98,7 +103,25 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                 );
             }
         }
-        HistoryFormat::Text => print!("{}", render::history::table(&entries)),
+        HistoryFormat::Text => print_out(render::history::table(&entries))?,
     }
     Ok(Exit::Success)
+}
+
+/// The environment whose history to read: `--env`, else the only one (the implicit one of a
+/// repository without environments, or one that `--state` names by its file). A repository
+/// with environments needs `--env` to say which.
+fn environment(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Environment> {
+    if args.env.is_none() && args.state.is_some() {
+        return Ok(Environment::IMPLICIT);
+    }
+    let repo = match Repo::open(global) {
+        Ok(repo) => repo,
+        // Without a readable config there are no environments to choose from.
+        Err(_) if args.env.is_none() => return Ok(Environment::IMPLICIT),
+        Err(e) => return Err(e),
+    };
+    Ok(repo
+        .config()
+        .one_environment("history", args.env.as_deref(), true)?)
 }

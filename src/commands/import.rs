@@ -11,14 +11,14 @@ use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
 
 use super::{Exit, Repo, print_notes};
-use crate::authoring::{self, AgentFiles, read_secret_input};
+use crate::authoring::{self, read_secret_input};
 use crate::cli::{GlobalArgs, ImportArgs};
 use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::schema;
 
 pub(super) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = AgentFiles::new(&repo.root, repo.config(), &args.agent)?;
+    let files = super::manifest_files(&repo, &args.agent, false, args.env.as_deref())?;
     let identities = repo.identities()?;
     let existing = files.open(&identities)?;
 

@@ -24,7 +24,7 @@ pub(super) fn run(args: &KeygenArgs, global: &GlobalArgs) -> anyhow::Result<Exit
             .ok_or(CryptoError::NoHome)?,
     };
     let recipient = crypto::write_new_identity(&path)?;
-    println!("{recipient}");
+    super::print_out(format_args!("{recipient}\n"))?;
     if global.quiet == 0 {
         eprintln!(
             "wrote a new age identity to {} (mode 0600): keep it secret and back it up; \

@@ -8,7 +8,7 @@ use crate::cli::{GlobalArgs, NewArgs};
 
 pub(super) fn run(global: &GlobalArgs, args: &NewArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     let identities = repo.identities()?;
     let created = authoring::create(&files, &identities)?;
     print_notes(&created.notes);

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{GlobalArgs, OutputFormat, ReconcileArgs};
 use crate::commands::{Exit, Repo, use_color};
 use crate::deadline::TimedOut;
+use crate::environment::Environment;
 use crate::plan::Replace;
 use crate::reconcile::{self, Outcome};
 use crate::render::progress::{Console, ConsoleOptions};
@@ -21,100 +22,177 @@ use crate::request::{ChangedSince, Request};
 use crate::saved_plan::{self, SavedPlan, run};
 use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
 use crate::state::State;
+use crate::target::Target;
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Exit> {
-    let repo = Repo::open(global)?;
+    let mut repo = Repo::open(global)?;
+    // A plugin that never answers must not outlast the run.
+    repo.identity_env.age_plugin_timeout = args.timeout;
     let target = repo.target(&args.platform, args.apply.state.as_deref())?;
     let explicit = global.config.as_deref();
     let revisions = Revisions::open(&repo, args, explicit)?;
     let checkout = revisions.at_ref.as_ref().unwrap_or(&repo.checkout);
+    let envs = checkout.config.environments_in_run(&args.envs)?;
+    if envs.len() > 1 {
+        one_platform_per_run(&target, args)?;
+    }
+    if let Some(base) = &revisions.base {
+        // Before anything is sent: a pull request must not move an API key elsewhere.
+        for env in &envs {
+            reconcile::check_platform_pinned(&checkout.config, &base.config, env)?;
+        }
+    }
     // A plan file that cannot be used fails before anything is opened or sent.
     let saved = args.plan.as_deref().map(run::read).transpose()?;
-    let platform = target
-        .platform(&checkout.config)?
-        .open(checkout.agents.clone())?;
-    // A dry run reads the state without locking it: it never blocks, or is blocked by, an
-    // apply in progress.
-    let state = if args.dry_run {
-        State::open_read_only(&target.state_path)?
-    } else {
-        State::open(&target.state_path)?
+    let run = Run {
+        global,
+        args,
+        target: &target,
+        checkout,
+        revisions: &revisions,
+        saved: saved.as_ref(),
     };
-
-    let color = use_color(global.color, std::io::stdout().is_terminal());
-    let ctx = |revision: Option<String>, warnings: Vec<String>| RenderContext {
-        platform: platform.id().to_owned(),
-        revision,
-        base: args.base.clone(),
-        dry_run: args.dry_run,
-        color,
-        warnings,
-    };
-    // The plan shown before the apply: as -o asks, or as text (with a question) when
-    // stdout carries JSON.
-    let console = console(global, args, ctx(Some(checkout.label()), Vec::new()));
-    let stop = CancellationToken::new();
-    let follower = console.follow_rate_limit(platform.clone(), stop.clone());
-
-    // Read before the run, so a file that changes meanwhile makes the saved plan refuse
-    // rather than record blobs newer than the plan.
-    let save_inputs = match (&args.save_plan, args.agents.is_empty()) {
-        (Some(_), true) => Some(run::inputs(checkout, explicit, &checkout.agents)?),
-        (Some(_), false) => Some(run::inputs(checkout, explicit, &args.agents)?),
-        (None, _) => None,
-    };
-    let state = Arc::new(Mutex::new(state));
-    let request = Request {
-        base: revisions.base.as_ref(),
-        replace: replace(args),
-        only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
-        changed: revisions.changed_since(args.changed),
-        dry_run: args.dry_run,
-        ..super::apply_settings(&args.apply, args.timeout).request(
-            checkout,
-            &target.identities,
-            platform.clone(),
-            state,
-        )
-    };
-    let file = saved.as_ref().zip(args.plan.as_deref());
-    let outcome = reconcile_or_apply(request, file, explicit, console.clone()).await;
-    stop.cancel();
-    let _ = follower.await;
-    console.finish();
-    let outcome = outcome?;
-    if let Some(warning) = &outcome.state_warning {
-        eprintln!("warning: {warning}");
+    if let [env] = &envs[..] {
+        return run.environment(env).await;
     }
-    if let (Some(saved), Some(file)) = (&saved, &args.plan)
-        && global.quiet == 0
-    {
-        say_saved_plan_applied(file, saved, args.dry_run, &outcome);
+    // Each environment is its own run: one that cannot start (its API key is not set here,
+    // say) is reported and the others still run.
+    let mut exit = Exit::Success;
+    for env in &envs {
+        let this = match run.environment(env).await {
+            Ok(this) => this,
+            Err(e) => {
+                super::print_error(&e.context(format!("environment {env} was not reconciled")));
+                Exit::Failure
+            }
+        };
+        exit = exit.worse(this);
     }
-    let plan_not_saved = match (&args.save_plan, &save_inputs) {
-        (Some(file), Some(inputs)) => {
-            !save_plan(global, args, file, inputs, &outcome, platform.id())?
+    Ok(exit)
+}
+
+/// A run over several environments takes each one's platform from castsync.yaml: a flag
+/// naming one platform, or a saved plan (made for one environment), needs `--env`.
+fn one_platform_per_run(target: &Target, args: &ReconcileArgs) -> anyhow::Result<()> {
+    let flag = match (target.platform_flag(), &args.plan, &args.save_plan) {
+        (Some(flag), _, _) => flag,
+        (None, Some(_), _) => "--plan",
+        (None, None, Some(_)) => "--save-plan",
+        (None, None, None) => return Ok(()),
+    };
+    Err(anyhow::Error::new(crate::hint::WithHint::new(
+        format!(
+            "{flag} names one platform, and this run covers every environment castsync.yaml declares"
+        ),
+        "pass --env ENV to run one environment (its platform, its API key variable, its state)",
+    )))
+}
+
+/// What every environment of one `castsync reconcile` shares.
+struct Run<'a> {
+    global: &'a GlobalArgs,
+    args: &'a ReconcileArgs,
+    target: &'a Target,
+    checkout: &'a Checkout,
+    revisions: &'a Revisions,
+    saved: Option<&'a SavedPlan>,
+}
+
+impl Run<'_> {
+    /// Reconciles one environment: its platform, its state (and history), its overlays.
+    async fn environment(&self, env: &Environment) -> anyhow::Result<Exit> {
+        let (global, args, checkout) = (self.global, self.args, self.checkout);
+        let explicit = global.config.as_deref();
+        let platform = self
+            .target
+            .platform_in(&checkout.config, env)?
+            .open(checkout.agents.clone())?;
+        let state_path = self.target.state_path_in(env);
+        // A dry run reads the state without locking it: it never blocks, or is blocked by,
+        // an apply in progress.
+        let state = if args.dry_run {
+            State::open_read_only(&state_path)?
+        } else {
+            State::open(&state_path)?
+        };
+
+        let color = use_color(global.color, std::io::stdout().is_terminal());
+        let ctx = |revision: Option<String>, warnings: Vec<String>| RenderContext {
+            platform: platform.id().to_owned(),
+            revision,
+            base: args.base.clone(),
+            dry_run: args.dry_run,
+            color,
+            warnings,
+            environment: env.name().map(str::to_owned),
+        };
+        // The plan shown before the apply: as -o asks, or as text (with a question) when
+        // stdout carries JSON.
+        let console = console(global, args, ctx(Some(checkout.label()), Vec::new()));
+        let stop = CancellationToken::new();
+        let follower = console.follow_rate_limit(platform.clone(), stop.clone());
+
+        // Read before the run, so a file that changes meanwhile makes the saved plan refuse
+        // rather than record blobs newer than the plan.
+        let save_inputs = match (&args.save_plan, args.agents.is_empty()) {
+            (Some(_), true) => Some(run::inputs(checkout, explicit, env, &checkout.agents)?),
+            (Some(_), false) => Some(run::inputs(checkout, explicit, env, &args.agents)?),
+            (None, _) => None,
+        };
+        let state = Arc::new(Mutex::new(state));
+        let request = Request {
+            base: self.revisions.base.as_ref(),
+            replace: replace(args),
+            only: args.agents.iter().cloned().collect::<BTreeSet<_>>(),
+            changed: self.revisions.changed_since(args.changed),
+            dry_run: args.dry_run,
+            environment: env.clone(),
+            ..super::apply_settings(&args.apply, args.timeout).request(
+                checkout,
+                &self.target.identities,
+                platform.clone(),
+                state,
+            )
+        };
+        let file = self.saved.zip(args.plan.as_deref());
+        let outcome = reconcile_or_apply(request, file, explicit, console.clone()).await;
+        stop.cancel();
+        let _ = follower.await;
+        console.finish();
+        let outcome = outcome?;
+        if let Some(warning) = &outcome.state_warning {
+            eprintln!("warning: {warning}");
         }
-        _ => false,
-    };
+        if let (Some(saved), Some(file)) = (self.saved, &args.plan)
+            && global.quiet == 0
+        {
+            say_saved_plan_applied(file, saved, args.dry_run, &outcome);
+        }
+        let plan_not_saved = match (&args.save_plan, &save_inputs) {
+            (Some(file), Some(inputs)) => {
+                !save_plan(global, args, file, inputs, &outcome, platform.id())?
+            }
+            _ => false,
+        };
 
-    let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
-    if outcome.declined {
-        eprintln!("Apply cancelled: nothing was changed on the platform.");
-        return Ok(Exit::Failure);
+        let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
+        if outcome.declined {
+            eprintln!("Apply cancelled: nothing was changed on the platform.");
+            return Ok(Exit::Failure);
+        }
+        let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
+        print_outcome(args.output, &outcome, &ctx, plan_shown)?;
+        if let Some(timed_out) = &outcome.timed_out {
+            say_timed_out(timed_out, args.timeout.is_some());
+        }
+        Ok(if !outcome.ok() || plan_not_saved {
+            Exit::Failure
+        } else if args.dry_run && args.exit_code && outcome.plan.has_changes() {
+            Exit::Changes
+        } else {
+            Exit::Success
+        })
     }
-    let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
-    print_outcome(args.output, &outcome, &ctx, plan_shown)?;
-    if let Some(timed_out) = &outcome.timed_out {
-        say_timed_out(timed_out, args.timeout.is_some());
-    }
-    Ok(if !outcome.ok() || plan_not_saved {
-        Exit::Failure
-    } else if args.dry_run && args.exit_code && outcome.plan.has_changes() {
-        Exit::Changes
-    } else {
-        Exit::Success
-    })
 }
 
 /// Reconciles, or applies the saved plan (read from `file`) when there is one.
@@ -185,16 +263,7 @@ impl Revisions {
     fn open(repo: &Repo, args: &ReconcileArgs, explicit: Option<&Path>) -> anyhow::Result<Self> {
         let revision = |rev: &str| Checkout::revision(&repo.root, rev, explicit);
         let at_ref = args.git_ref.as_deref().map(revision).transpose()?;
-        let checkout = at_ref.as_ref().unwrap_or(&repo.checkout);
-        let base = match &args.base {
-            Some(rev) => {
-                let base = revision(rev)?;
-                // Before anything is sent: a pull request must not move the API key elsewhere.
-                reconcile::check_platform_pinned(&checkout.config, &base.config)?;
-                Some(base)
-            }
-            None => None,
-        };
+        let base = args.base.as_deref().map(revision).transpose()?;
         let since = match &args.since {
             Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
             None => None,
@@ -293,27 +362,25 @@ fn print_outcome(
 ) -> anyhow::Result<()> {
     let plan = &outcome.plan;
     match (output, &outcome.report) {
-        (OutputFormat::Json, None) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
-            )
-        }
-        (OutputFormat::Json, Some(report)) => println!(
-            "{}",
+        (OutputFormat::Json, None) => super::print_out(format_args!(
+            "{}\n",
+            serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
+        ))?,
+        (OutputFormat::Json, Some(report)) => super::print_out(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&render::apply_json(report, plan, ctx))?
-        ),
+        ))?,
         (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => print!("{}", render::plan_markdown(plan, ctx)),
-        (OutputFormat::Text, _) => print!("{}", render::plan_text(plan, ctx)),
+        (OutputFormat::Markdown, _) => super::print_out(render::plan_markdown(plan, ctx))?,
+        (OutputFormat::Text, _) => super::print_out(render::plan_text(plan, ctx))?,
     }
     if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) = (output, &outcome.report)
         && plan.has_changes()
     {
         if !plan_shown {
-            println!();
+            super::print_out("\n")?;
         }
-        print!("{}", render::apply_text(report, plan, ctx.color));
+        super::print_out(render::apply_text(report, plan, ctx.color))?;
     }
     Ok(())
 }

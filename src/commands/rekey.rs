@@ -7,6 +7,7 @@ use super::{Exit, Repo, print_notes};
 use crate::authoring::{self, AgentFiles, AuthoringError, Drift};
 use crate::cli::{GlobalArgs, OutputFormat, RekeyArgs};
 use crate::config::Names;
+use crate::environment::Environment;
 use crate::load::LoadError;
 use crate::manifest::Kind;
 use crate::render::rekey;
@@ -19,23 +20,35 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     // `-o json|markdown` (only with --check) collects instead of printing as it goes.
     let report = args.output.filter(|o| *o != OutputFormat::Text);
     let mut tally = Tally::default();
+    let layers = layers(repo.config(), &args.envs)?;
+    let mut checked = 0;
     for (kind, slug) in &targets {
-        let result =
-            AgentFiles::of_kind(&repo.root, repo.config(), *kind, slug).and_then(|files| {
+        for env in &layers {
+            let files = AgentFiles::of_kind(&repo.root, repo.config(), *kind, slug)
+                .map(|files| files.in_env(env));
+            // An environment's overlay exists only where it adds or overrides keys.
+            if files.as_ref().is_ok_and(|f| f.is_overlay() && !f.exists()) {
+                continue;
+            }
+            let result = files.and_then(|files| {
                 authoring::rekey(&files, &identities, args.check).map(|written| {
                     print_notes(&written.notes);
                     (files, written.outcome)
                 })
             });
-        tally.count(*kind, slug, result, &names, args.check, report.is_some());
+            checked += 1;
+            tally.count(*kind, slug, result, &names, args.check, report.is_some());
+        }
     }
-    let checked = targets.len();
     match report {
         Some(OutputFormat::Json) => {
             let (stale, failed) = (tally.stale, tally.failed);
-            println!("{:#}", rekey::json(checked, stale, failed, &tally.entries));
+            super::print_out(format_args!(
+                "{:#}\n",
+                rekey::json(checked, stale, failed, &tally.entries)
+            ))?;
         }
-        Some(_) => print!("{}", rekey::markdown(checked, &tally.entries)),
+        Some(_) => super::print_out(rekey::markdown(checked, &tally.entries))?,
         None => {}
     }
     if global.quiet == 0 {
@@ -46,6 +59,22 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
     } else {
         Exit::Success
     })
+}
+
+/// Which of each agent's files to rekey: the file every environment shares and every
+/// environment's overlay, or with `--env` only those environments' overlays.
+fn layers(config: &crate::config::Config, named: &[String]) -> anyhow::Result<Vec<Environment>> {
+    if named.is_empty() {
+        let mut all = vec![Environment::IMPLICIT];
+        all.extend(
+            config
+                .all_environments()
+                .into_iter()
+                .filter(|e| !e.is_implicit()),
+        );
+        return Ok(all);
+    }
+    Ok(config.environments_in_run(named)?)
 }
 
 /// (kind, name) of every file to rekey: the named agents, the named (or every) group with
@@ -100,7 +129,13 @@ impl Tally {
                         .push(rekey::drift_json(kind, slug, &shown, &drift, names));
                 } else {
                     let verb = if check { "stale" } else { "re-encrypted" };
-                    println!("{}: {verb}: {}", files.shown(), drift.describe(names));
+                    // A line stdout cannot take does not stop the re-encryption; the summary
+                    // on stderr still counts the file.
+                    let _ = super::print_out(format_args!(
+                        "{}: {verb}: {}\n",
+                        files.shown(),
+                        drift.describe(names)
+                    ));
                 }
                 if !check {
                     self.rekeyed += 1;

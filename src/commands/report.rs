@@ -11,6 +11,25 @@ use std::io::Write as _;
 
 use crate::hint::{Hinted, WithHint};
 
+/// Writes a command's output on stdout. A reader that went away (`castsync history | head
+/// -1`) has what it wanted: the rest is dropped quietly and the command finishes with its own
+/// exit status (a reconcile still applies what it was told to). Any other failure (a full
+/// disk behind `> file`) is an error.
+pub fn print_out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    write_out(text.to_string().as_bytes())
+}
+
+/// [`print_out`] for bytes (a man page, a manifest's plaintext).
+pub fn write_out(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(err).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Prints an error on stderr in rage's style: the error, its causes one per line, then the
 /// first hint found in the chain on a line of its own.
 pub fn print_error(err: &anyhow::Error) {
@@ -41,11 +60,15 @@ pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
     })
 }
 
-/// The text [`print_error`] prints.
+/// The text [`print_error`] prints. A message or cause may quote outside text (libgit2
+/// repeating a revision as typed, a platform's answer): control characters other than line
+/// breaks are shown as escapes.
 pub fn error_text(err: &anyhow::Error) -> String {
-    let mut out = format!("error: {err}\n");
+    let shown =
+        |e: &dyn std::fmt::Display| crate::escape::terminal_lines(&e.to_string()).into_owned();
+    let mut out = format!("error: {}\n", shown(err));
     for cause in err.chain().skip(1) {
-        out.push_str(&format!("  caused by: {cause}\n"));
+        out.push_str(&format!("  caused by: {}\n", shown(cause)));
     }
     if let Some(hint) = hint_of(err) {
         out.push_str(&crate::hint::line("  ", &hint));
@@ -94,7 +117,9 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::authoring::editor::EditorError,
         crate::authoring::merge::driver::MergeError,
         crate::config::ConfigError,
+        crate::config::EnvironmentError,
         crate::crypto::CryptoError,
+        crate::export::Unwritable,
         crate::daemon::DaemonError,
         crate::daemon::SecretFileError,
         crate::emulator::EmulatorError,

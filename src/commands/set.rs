@@ -19,11 +19,22 @@ use crate::names;
 use crate::secret::SecretValue;
 
 pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
+    if let Some((key, _value)) = args.key.split_once('=') {
+        // `set AGENT KEY=value`: the value is on the command line already; never repeat it.
+        return Err(crate::hint::WithHint::new(
+            format!(
+                "key \"{}=…\" carries a value after '=' (not shown): a value on the command line shows in `ps`, shell history and CI logs",
+                crate::escape::terminal(key)
+            ),
+            format!("give the key alone and the value on stdin or at the prompt: printf %s \"$VALUE\" | castsync set AGENT {}", crate::escape::terminal(key)),
+        )
+        .into());
+    }
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     names::validate_key(&args.key)?;
     let identities = repo.identities()?;
-    let manifest = files.require(&identities)?;
+    let manifest = files.require_or_new_overlay(&identities)?;
 
     let value = read_value(&args.key, args.raw)?;
     let key = args.key.as_str();
@@ -43,7 +54,7 @@ pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
 
 pub(super) fn unset(global: &GlobalArgs, args: &UnsetArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     let identities = repo.identities()?;
     let key = args.key.as_str();
     let written = authoring::unset_key(&files, &identities, key, args.idempotent)?;

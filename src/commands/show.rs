@@ -7,9 +7,6 @@
 //! strings, dotenv single-quoted (or double-quoted with escapes when needed), which
 //! `castsync import --from-dotenv` reads back unchanged.
 
-use std::io::Write as _;
-
-use anyhow::Context as _;
 use zeroize::Zeroizing;
 
 use super::{Exit, Repo, manifest_files};
@@ -22,13 +19,11 @@ const HIDDEN: &str = "<hidden>";
 
 pub(super) fn run(global: &GlobalArgs, args: &ShowArgs) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
-    let files = manifest_files(&repo, &args.agent, args.shared)?;
+    let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
     let identities = repo.identities()?;
     let manifest = files.require(&identities)?;
     let text = render(&manifest, args.format, args.reveal)?;
-    std::io::stdout()
-        .write_all(&text)
-        .context("cannot write to stdout")?;
+    super::write_out(&text)?;
     Ok(Exit::Success)
 }
 
@@ -92,6 +87,7 @@ fn masked(manifest: &Manifest) -> Manifest {
     Manifest {
         agent: manifest.agent.clone(),
         kind: manifest.kind,
+        environment: manifest.environment.clone(),
         uses: manifest.uses.clone(),
         secrets: manifest
             .secrets

@@ -18,7 +18,7 @@ pub fn textconv(global: &GlobalArgs, args: &TextconvArgs) -> anyhow::Result<Exit
         Ok(text) => text,
         Err(notice) => format!("# castsync: {notice}\n"),
     };
-    print!("{text}");
+    super::print_out(text)?;
     Ok(Exit::Success)
 }
 
@@ -38,6 +38,9 @@ fn convert(global: &GlobalArgs, file: &Path) -> Result<String, String> {
 
 /// `castsync diff [REV_A [REV_B]]`: REV_A defaults to HEAD, REV_B to the worktree.
 pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
+    if !args.envs.is_empty() {
+        return super::compare::run(global, args);
+    }
     let repo = Repo::open(global)?;
     let identities = repo.identities()?;
     let fp = Fingerprinter::for_identities(&identities).ok_or_else(|| {
@@ -61,9 +64,12 @@ pub fn diff(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
     };
     let diffs = diff::between(&old, new, &reader)?;
     match args.output {
-        OutputFormat::Text => print!("{}", diff::text(&diffs, old_rev, new_label)),
-        OutputFormat::Json => println!("{:#}", diff::json(&diffs, old_rev, new_label)),
-        OutputFormat::Markdown => print!("{}", diff::markdown(&diffs, old_rev, new_label)),
+        OutputFormat::Text => super::print_out(diff::text(&diffs, old_rev, new_label))?,
+        OutputFormat::Json => super::print_out(format_args!(
+            "{:#}\n",
+            diff::json(&diffs, old_rev, new_label)
+        ))?,
+        OutputFormat::Markdown => super::print_out(diff::markdown(&diffs, old_rev, new_label))?,
     }
     Ok(if args.exit_code && !diffs.is_empty() {
         Exit::Changes

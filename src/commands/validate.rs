@@ -6,7 +6,7 @@
 //! `warning:` with the file (and a `hint:` line under it when the fix is known), then a
 //! summary (or the same as versioned JSON, or Markdown, with `-o`); exit 1 on any error. Findings never carry a value, so no output format can print one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -16,6 +16,7 @@ use crate::audit;
 use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
 use crate::config::{self, Config};
 use crate::crypto;
+use crate::environment::Environment;
 use crate::finding::Finding;
 use crate::load::load_all;
 use crate::source::{Checkout, CheckoutError};
@@ -30,7 +31,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
         Ok(checkout) => checkout,
         Err(CheckoutError::Config(e)) => {
             let finding = Finding::located_error(&config_shown, &e);
-            return Ok(report(&[finding], None, args.output));
+            return report(&[finding], None, args.output);
         }
         Err(e) => return Err(e.into()),
     };
@@ -39,10 +40,51 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
     let repo = Repo::with_checkout(root, checkout, global);
     let identities = repo.identities()?;
     let only: BTreeSet<String> = args.agents.iter().cloned().collect();
-    let loaded = load_all(repo.checkout.tree(), repo.config(), &identities, &only)?;
-    findings.extend(loaded.findings().cloned());
+    let envs = repo.config().environments_in_run(&args.envs)?;
+    let mut per_env = Vec::new();
+    let mut agents = 0;
+    for env in &envs {
+        let loaded = load_all(repo.checkout.tree(), repo.config(), env, &identities, &only)?;
+        agents = loaded.agents.len();
+        per_env.push((env, loaded.findings().cloned().collect::<Vec<_>>()));
+    }
+    findings.extend(across_environments(per_env));
     findings.extend(rotation_findings(&repo, global, &identities, &only));
-    Ok(report(&findings, Some(loaded.agents.len()), args.output))
+    report(&findings, Some(agents), args.output)
+}
+
+/// The findings of each environment, as one list: a finding every environment has (about
+/// the file they share, say) once as it is, the others each with the environment named
+/// after the message. With one environment (the implicit one included), its findings as
+/// they are.
+fn across_environments(per_env: Vec<(&Environment, Vec<Finding>)>) -> Vec<Finding> {
+    if per_env.len() == 1 {
+        return per_env.into_iter().flat_map(|(_, f)| f).collect();
+    }
+    let identity = |f: &Finding| (f.path.clone(), f.line, f.message.clone());
+    let mut count: BTreeMap<_, usize> = BTreeMap::new();
+    for (_, findings) in &per_env {
+        for f in findings.iter().map(identity).collect::<BTreeSet<_>>() {
+            *count.entry(f).or_default() += 1;
+        }
+    }
+    let everywhere = per_env.len();
+    let mut said = BTreeSet::new();
+    let mut out = Vec::new();
+    for (env, findings) in per_env {
+        for mut finding in findings {
+            let id = identity(&finding);
+            if count.get(&id) == Some(&everywhere) {
+                if said.insert(id) {
+                    out.push(finding);
+                }
+                continue;
+            }
+            finding.message.push_str(&format!(" (environment {env})"));
+            out.push(finding);
+        }
+    }
+    out
 }
 
 /// Keys overdue for rotation, when a period is set anywhere (else no history is read): the
@@ -105,7 +147,11 @@ fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
 pub const VALIDATE_FORMAT_VERSION: u32 = 1;
 
 /// Prints the findings and a summary; the exit code follows the errors.
-fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> Exit {
+fn report(
+    findings: &[Finding],
+    agents: Option<usize>,
+    output: OutputFormat,
+) -> anyhow::Result<Exit> {
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;
     let scope = match agents {
@@ -121,12 +167,12 @@ fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> 
     match output {
         OutputFormat::Text => {
             for finding in findings {
-                println!("{finding}");
+                super::print_out(format_args!("{finding}\n"))?;
                 if let Some(hint) = &finding.hint {
-                    println!("{}", crate::hint::line("  ", hint));
+                    super::print_out(format_args!("{}\n", crate::hint::line("  ", hint)))?;
                 }
             }
-            println!("{summary}");
+            super::print_out(format_args!("{summary}\n"))?;
         }
         OutputFormat::Json => {
             let doc = json!({
@@ -137,15 +183,15 @@ fn report(findings: &[Finding], agents: Option<usize>, output: OutputFormat) -> 
                 "warnings": warnings,
                 "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
             });
-            println!("{doc:#}");
+            super::print_out(format_args!("{doc:#}\n"))?;
         }
-        OutputFormat::Markdown => print!("{}", markdown(findings, &summary)),
+        OutputFormat::Markdown => super::print_out(markdown(findings, &summary))?,
     }
-    if errors == 0 {
+    Ok(if errors == 0 {
         Exit::Success
     } else {
         Exit::Failure
-    }
+    })
 }
 
 fn finding_json(f: &Finding) -> serde_json::Value {

@@ -16,7 +16,11 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
     let (interval, resync) = (args.interval, args.resync);
     let options = TargetOptions {
         identity_files: global.identity.clone(),
-        identity_env: Some(super::identity_env(global)),
+        identity_env: Some(crate::crypto::Env {
+            // A plugin that never answers must not outlast a cycle.
+            age_plugin_timeout: args.timeout,
+            ..super::identity_env(global)
+        }),
         state_file: args.apply.state.clone(),
         platform: super::platform_choice(&args.platform),
     };
@@ -57,6 +61,15 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
             let target = Target::for_repository(options, &root)?;
             (Follow::Local { root }, target)
         }
+    };
+    let target = match &args.env {
+        Some(name) => {
+            if let Some(problem) = crate::environment::name_problem(name) {
+                anyhow::bail!("--env: {problem}");
+            }
+            target.in_environment(crate::environment::Environment::named(name.clone()))
+        }
+        None => target,
     };
     let config = DaemonConfig {
         follow,

@@ -48,6 +48,17 @@ notify:
   - webhook: {{ url: https://hooks.example.com/castsync, secret_env: NOTIFY_SECRET, events: [apply, failure] }}
   - webhook: {{ url_env: HOOK_URL }}
   - slack: {{ url_env: SLACK_WEBHOOK_URL, events: [failure, drift] }}
+environments:
+  staging:
+    platform: {{ url: https://staging.example.com, api_key_env: CASTARI_API_KEY_STAGING }}
+    agent_slug: \"{{agent}}-staging\"
+  production:
+    platform:
+      api_key_env: CASTARI_API_KEY_PRODUCTION
+    recipients: [{AGE2}]
+    access:
+      - agents: \"billing-*\"
+        recipients: [{AGE}]
 "
     )
 }
@@ -470,6 +481,10 @@ mod json_schema {
             property_names(&s["$defs"]["commit_status"]),
             field_names(fields_of::<CommitStatus>())
         );
+        assert_eq!(
+            property_names(&s["properties"]["environments"]["additionalProperties"]),
+            field_names(fields_of::<EnvironmentConfig>())
+        );
     }
 
     #[test]
@@ -513,10 +528,151 @@ mod json_schema {
             "notify:\n  - webhook: { url: https://x, url_env: Y }\n",
             "notify:\n  - webhook: { url: https://x, events: [deploy] }\n",
             "notify:\n  - teams: { url_env: X }\n",
+            "environments:\n  Staging: {}\n",
+            "environments:\n  staging:\n    agent_slg: x\n",
+            "environments:\n  staging:\n    agent_slug: staging\n",
+            "environments:\n  staging:\n    platform: { api_key_env: CASTSYNC_AGE_KEY }\n",
+            "environments:\n  staging:\n    recipients: []\n",
+            "environments:\n  staging:\n    access:\n      - agents: a\n        recipients: []\n",
         ] {
             let instance = yaml_to_json(bad);
             assert!(!validator.is_valid(&instance), "schema accepted {bad:?}");
             assert!(parse(bad).is_err(), "castsync accepted {bad:?}");
+        }
+    }
+}
+
+mod environments {
+    use super::*;
+    use crate::environment::Environment;
+
+    #[test]
+    fn a_config_without_environments_has_one_implicit_environment() {
+        let config = parse("prune: true\n").unwrap();
+        assert!(!config.has_environments());
+        assert_eq!(config.all_environments(), vec![Environment::IMPLICIT]);
+        assert_eq!(
+            config.environments_in_run(&[]).unwrap(),
+            vec![Environment::IMPLICIT]
+        );
+        let err = config.environments_in_run(&["staging".into()]).unwrap_err();
+        assert!(
+            matches!(err, EnvironmentError::NoneDeclared { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            config.api_key_env(&Environment::IMPLICIT),
+            crate::platform::API_KEY_ENV
+        );
+    }
+
+    #[test]
+    fn environments_keep_the_file_order_and_fall_back_to_the_top_level() {
+        let config = parse(&full_example()).unwrap();
+        let (staging, production) = (
+            Environment::named("staging"),
+            Environment::named("production"),
+        );
+        assert_eq!(
+            config.all_environments(),
+            vec![staging.clone(), production.clone()]
+        );
+        assert_eq!(
+            config.platform_url(&staging),
+            Some("https://staging.example.com")
+        );
+        assert_eq!(
+            config.platform_url(&production),
+            Some("https://api.castari.com")
+        );
+        assert_eq!(
+            config.api_key_env(&production),
+            "CASTARI_API_KEY_PRODUCTION"
+        );
+        assert_eq!(config.slug_template(&staging), Some("{agent}-staging"));
+        assert_eq!(config.slug_template(&production), None);
+        // Overlay recipients: the environment's rule, its list, else the agent's own.
+        assert_eq!(
+            keys(config.overlay_recipients_for(&production, "billing-x")),
+            [AGE]
+        );
+        assert_eq!(
+            keys(config.overlay_recipients_for(&production, "support")),
+            [AGE2]
+        );
+        assert_eq!(
+            config.overlay_recipients_for(&staging, "support"),
+            config.recipients_for("support")
+        );
+    }
+
+    #[test]
+    fn an_unknown_environment_is_named_with_a_suggestion() {
+        let config = parse(&full_example()).unwrap();
+        let err = config.environments_in_run(&["stagign".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment \"stagign\" is not declared in castsync.yaml"
+        );
+        use crate::hint::Hinted;
+        assert_eq!(err.hint().unwrap(), "did you mean --env staging?");
+        let err = config.one_environment("run", None, true).unwrap_err();
+        assert!(err.to_string().contains("staging, production"), "{err}");
+    }
+
+    #[test]
+    fn two_environments_writing_the_same_agents_are_refused() {
+        let err = parse("environments:\n  staging: {}\n  production: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environments.production: writes the same agents on the same platform as environment staging"),
+            "{err}"
+        );
+        parse("environments:\n  staging: { agent_slug: \"{agent}-staging\" }\n  production: {}\n")
+            .unwrap();
+        parse("environments:\n  staging: { platform: { url: \"http://127.0.0.1:1\" } }\n  production: {}\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn bad_environment_settings_name_the_field() {
+        for (text, expected) in [
+            (
+                "environments:\n  Prod: {}\n",
+                "environments.Prod: \"Prod\" is not a valid environment name",
+            ),
+            (
+                "environments:\n  staging:\n    agent_slug: \"x\"\n",
+                "environments.staging.agent_slug: must contain {agent}",
+            ),
+            (
+                "environments:\n  staging:\n    agent_slug: \"{agent}/x\"\n",
+                "does not make valid platform slugs",
+            ),
+            (
+                "environments:\n  staging:\n    platform: { api_key_env: CASTSYNC_AGE_KEY }\n",
+                "environments.staging.platform.api_key_env: CASTSYNC_AGE_KEY is one of castsync's own",
+            ),
+            (
+                "platform: { api_key_env: \"A-B\" }\n",
+                "platform.api_key_env: \"A-B\" is not an environment variable name",
+            ),
+            (
+                "environments:\n  staging:\n    access:\n      - agents: a\n        recipients: [nope]\n",
+                "environments.staging.access[0].recipients[0]",
+            ),
+            (
+                "environments:\n  staging:\n    acess: []\n",
+                "unknown field \"acess\" in castsync.yaml (under environments.staging): did you mean \"access\"?",
+            ),
+            (
+                "environments:\n  staging:\n    platform: { urll: x }\n",
+                "(under environments.staging.platform)",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
         }
     }
 }

@@ -118,6 +118,15 @@ pub enum CryptoError {
     #[error("cannot decrypt {path}: the age plugin reported: {message}")]
     PluginFailed { path: PathBuf, message: String },
 
+    /// An age plugin did not answer in time, or broke off the protocol (it exited, or printed
+    /// something else): the plugin is at fault, not the file.
+    #[error("cannot decrypt {path}: {binary} {reason}")]
+    PluginBroken {
+        path: PathBuf,
+        binary: String,
+        reason: String,
+    },
+
     /// An age plugin asked for a PIN, a touch confirmation or another answer, and there was
     /// no terminal to ask on.
     #[error(
@@ -171,6 +180,9 @@ impl crate::hint::Hinted for CryptoError {
             }
             CryptoError::MissingPlugin { binary, .. } => Cow::Owned(format!(
                 "install the plugin (its program must be named {binary} and be on PATH), or use another key"
+            )),
+            CryptoError::PluginBroken { binary, .. } => Cow::Owned(format!(
+                "check that {binary} works with this key on its own (`age -d -i IDENTITY-FILE FILE`); a run's --timeout also bounds each call to the plugin"
             )),
             CryptoError::PluginNeedsTerminal { .. } => "run it in a terminal, or give unattended runs (CI, the daemon) an identity that needs no interaction".into(),
             CryptoError::KeyCommand { .. } => "it must print an identity (age-keygen format or an OpenSSH private key) on stdout and exit 0; check the command, or unset the variable".into(),

@@ -43,6 +43,9 @@ pub struct Env {
     pub age_key_cmd: Option<String>,
     /// `CASTSYNC_AGE_KEY_CMD_TIMEOUT` (default 60 s).
     pub age_key_cmd_timeout: Option<Duration>,
+    /// How long one call to an age plugin may take: the run's `--timeout` when it is shorter
+    /// than the default (60 s).
+    pub age_plugin_timeout: Option<Duration>,
     /// `HOME`.
     pub home: Option<PathBuf>,
     /// `XDG_CONFIG_HOME`; honoured only when absolute, as the XDG spec says.
@@ -66,6 +69,7 @@ impl Env {
             age_key_cmd: std::env::var_os("CASTSYNC_AGE_KEY_CMD")
                 .map(|v| v.to_string_lossy().into_owned()),
             age_key_cmd_timeout: key_cmd_timeout(),
+            age_plugin_timeout: None,
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
         }
@@ -204,13 +208,18 @@ impl Identities {
             Some(p) => ids.load_file(Source::Default(Some(p.clone())), &p, false)?,
         }
 
-        ids.resolve_plugins();
+        let plugin_timeout = env
+            .age_plugin_timeout
+            .map_or(super::plugin::DEFAULT_TIMEOUT, |t| {
+                t.min(super::plugin::DEFAULT_TIMEOUT)
+            });
+        ids.resolve_plugins(plugin_timeout);
         Ok(ids)
     }
 
     /// Groups the plugin identities by plugin and finds each plugin's program on PATH. A
     /// missing program is a warning now and an error naming it when a file does not open.
-    fn resolve_plugins(&mut self) {
+    fn resolve_plugins(&mut self, timeout: Duration) {
         let mut names: Vec<String> = Vec::new();
         for key in &self.keys {
             if let Key::Plugin(id) = &key.key
@@ -231,7 +240,7 @@ impl Identities {
                     }
                 }
             }
-            let plugin = PluginIdentities::new(&name, &ids, sources);
+            let plugin = PluginIdentities::new(&name, &ids, sources, timeout);
             if let Some(binary) = plugin.missing_binary() {
                 let message = format!(
                     "age plugin identity for `{name}` ({}) needs {binary}, which is not on PATH: files encrypted only to it will not open",
@@ -352,6 +361,17 @@ impl Identities {
                 .map(|p| p.as_ref() as &dyn age::Identity),
         );
         let plugin_error = |e: &age::DecryptError| -> Option<CryptoError> {
+            if let Some((p, reason)) = self
+                .plugins
+                .iter()
+                .find_map(|p| p.take_failure().map(|reason| (p, reason)))
+            {
+                return Some(CryptoError::PluginBroken {
+                    path: path.to_owned(),
+                    binary: super::plugin::binary_name(&p.name),
+                    reason,
+                });
+            }
             if let Some(p) = self.plugins.iter().find(|p| p.needed_terminal()) {
                 return Some(CryptoError::PluginNeedsTerminal {
                     path: path.to_owned(),
@@ -372,31 +392,11 @@ impl Identities {
         };
         let mut reader = match decryptor.decrypt(order) {
             Ok(reader) => reader,
-            Err(e) if plugin_error(&e).is_some() => {
-                return Err(plugin_error(&e).expect("checked just above"));
-            }
-            Err(age::DecryptError::NoMatchingKeys) => {
-                if let Some(binary) = self.plugins.iter().find_map(|p| p.missing_binary()) {
-                    return Err(CryptoError::MissingPlugin {
-                        binary: binary.to_owned(),
-                        needed_for: format!(
-                            "your plugin identity (none of your other identities opens {})",
-                            path.display()
-                        ),
-                    });
-                }
-                return Err(CryptoError::NoMatchingIdentity {
-                    path: path.to_owned(),
-                    tried: Tried(self.attempts.clone()),
-                    hint: Hint {
-                        yours: self.recipients(),
-                        needs: known_recipients.map(<[String]>::to_vec),
-                    },
-                });
-            }
-            Err(e) => return Err(not_age(describe(&e))),
+            Err(e) => match plugin_error(&e) {
+                Some(error) => return Err(error),
+                None => return Err(self.no_key_error(e, path, known_recipients)),
+            },
         };
-
         // The plaintext is shorter than the ciphertext: reserving that much up front means
         // the buffer never reallocates, so no unzeroized copy of the plaintext is left behind.
         let mut plaintext = Zeroizing::new(Vec::with_capacity(input.len()));
@@ -404,6 +404,41 @@ impl Identities {
             .read_to_end(&mut plaintext)
             .map_err(|e| not_age(describe_io(&e)))?;
         Ok(plaintext)
+    }
+
+    /// The error of a decryption that found no key, or failed for the file's sake.
+    fn no_key_error(
+        &self,
+        e: age::DecryptError,
+        path: &Path,
+        known_recipients: Option<&[String]>,
+    ) -> CryptoError {
+        let not_age = |reason: String| CryptoError::NotAnAgeFile {
+            path: path.to_owned(),
+            reason,
+        };
+        match e {
+            age::DecryptError::NoMatchingKeys => {
+                if let Some(binary) = self.plugins.iter().find_map(|p| p.missing_binary()) {
+                    return CryptoError::MissingPlugin {
+                        binary: binary.to_owned(),
+                        needed_for: format!(
+                            "your plugin identity (none of your other identities opens {})",
+                            path.display()
+                        ),
+                    };
+                }
+                CryptoError::NoMatchingIdentity {
+                    path: path.to_owned(),
+                    tried: Tried(self.attempts.clone()),
+                    hint: Hint {
+                        yours: self.recipients(),
+                        needs: known_recipients.map(<[String]>::to_vec),
+                    },
+                }
+            }
+            e => not_age(describe(&e)),
+        }
     }
 
     fn record(&mut self, source: Source, outcome: Outcome) {

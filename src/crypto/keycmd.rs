@@ -8,6 +8,11 @@
 //! buffer of at most [`MAX_OUTPUT`] bytes, and a time limit. The output is never logged and
 //! never quoted in an error; neither is the command (it may carry a session token).
 //!
+//! The time limit covers the output too: once the command has exited, what it printed is read
+//! for at most [`GRACE`] more. A command that leaves a process running in the background with
+//! its stdout (a password manager starting its agent) has given its answer when it exits; the
+//! background process keeps the pipe, castsync does not wait for it.
+//!
 //! Without a terminal (CI, the daemon) the command gets a process group of its own, so that a
 //! timeout stops everything it started. With one it stays in castsync's group: a password
 //! manager asking on the terminal must be in the foreground group to read it; a timeout then
@@ -15,7 +20,8 @@
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt as _;
 use zeroize::Zeroizing;
@@ -29,6 +35,15 @@ pub const MAX_OUTPUT: usize = 64 * 1024;
 /// How long the command may take unless `CASTSYNC_AGE_KEY_CMD_TIMEOUT` says otherwise: long
 /// enough to unlock a password manager by hand.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the output is read after the command exits, for what is still in the pipe.
+const GRACE: Duration = Duration::from_millis(200);
+
+/// What the reading thread sends: a piece of the output, or how the reading ended.
+enum Piece {
+    Bytes(Zeroizing<Vec<u8>>),
+    End(std::io::Result<()>),
+}
 
 /// Runs `command` and returns what it printed on stdout.
 pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, CryptoError> {
@@ -54,16 +69,33 @@ pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, Crypto
         return Err(fail("could not be started (no stdout)".to_owned()));
     };
     // Read on a thread so that the time limit holds even while the command writes nothing.
-    let reader = std::thread::spawn(move || {
-        // Reserved up front: the buffer never reallocates and leaves no copy of the key.
-        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_OUTPUT + 1));
-        let read = (&mut stdout)
-            .take(MAX_OUTPUT as u64 + 1)
-            .read_to_end(&mut bytes);
-        // Closing our end makes a command that prints more stop on a broken pipe.
-        drop(stdout);
-        read.map(|_| bytes)
+    let (tx, pieces) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut chunk = Zeroizing::new([0u8; 4096]);
+        let mut total = 0;
+        let end = loop {
+            match stdout.read(&mut chunk[..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    total += n;
+                    if tx
+                        .send(Piece::Bytes(Zeroizing::new(chunk[..n].to_vec())))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    // Closing our end makes a command that prints more stop on a broken pipe.
+                    if total > MAX_OUTPUT {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = tx.send(Piece::End(end));
     });
+    let started = Instant::now();
     let status = match child.wait_timeout(timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -74,10 +106,6 @@ pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, Crypto
             }
             let _ = child.kill();
             let _ = child.wait();
-            if own_group {
-                // Everything that held the pipe is gone: the reader ends at once.
-                let _ = reader.join();
-            }
             return Err(fail(format!(
                 "did not finish within {}s and was stopped (CASTSYNC_AGE_KEY_CMD_TIMEOUT sets the limit in seconds)",
                 timeout.as_secs_f64()
@@ -88,11 +116,9 @@ pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, Crypto
             return Err(fail(format!("could not be waited for ({})", e.kind())));
         }
     };
-    let bytes = match reader.join() {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return Err(fail(format!("output could not be read ({})", e.kind()))),
-        Err(_) => return Err(fail("output could not be read".to_owned())),
-    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let bytes = collect(&pieces, GRACE.min(left))
+        .map_err(|e| fail(format!("output could not be read ({})", e.kind())))?;
     if bytes.len() > MAX_OUTPUT {
         return Err(fail(format!(
             "printed more than {} KiB on stdout, too much for an identity",
@@ -111,6 +137,25 @@ pub fn run(command: &str, timeout: Duration) -> Result<Zeroizing<String>, Crypto
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(fail("printed something that is not UTF-8 text".to_owned())),
+    }
+}
+
+/// The output of a command that has exited: the pieces read so far, and those that come
+/// within `patience` (what was still in the pipe). At most [`MAX_OUTPUT`] + 1 bytes.
+fn collect(pieces: &Receiver<Piece>, patience: Duration) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    // Reserved up front: the buffer never reallocates and leaves no copy of the key.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_OUTPUT + 1));
+    let until = Instant::now() + patience;
+    loop {
+        match pieces.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Piece::Bytes(piece)) => {
+                let room = MAX_OUTPUT + 1 - bytes.len();
+                bytes.extend_from_slice(&piece[..piece.len().min(room)]);
+            }
+            Ok(Piece::End(end)) => return end.map(|()| bytes),
+            // Something it left running holds the pipe: the answer is what it printed.
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return Ok(bytes),
+        }
     }
 }
 
@@ -160,6 +205,22 @@ mod tests {
         let msg = err("yes AGE-SECRET-KEY | head -c 200000", DEFAULT_TIMEOUT);
         assert!(msg.contains("more than 64 KiB"), "{msg}");
         assert!(err("true", DEFAULT_TIMEOUT).contains("printed nothing"));
+    }
+
+    #[test]
+    fn a_background_child_holding_stdout_does_not_hold_up_the_answer() {
+        let started = Instant::now();
+        let out = run(
+            "printf '%s\\n' AGE-SECRET-KEY-1X; (sleep 10) 2>/dev/null &",
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert_eq!(out.as_str(), "AGE-SECRET-KEY-1X\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

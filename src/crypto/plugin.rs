@@ -12,6 +12,13 @@
 //! stdin is never taken for a PIN); without a terminal it answers "cannot ask", and the error
 //! then says the plugin needs one. What the person types is never logged or echoed.
 //!
+//! A plugin is a program castsync did not write: each call to it runs on a thread of its own
+//! and is given [`DEFAULT_TIMEOUT`] (or the run's `--timeout`, when shorter). One that does not
+//! answer in time, or breaks off the protocol (exits, prints something else), fails the file
+//! with an error that names the plugin — not the file, which is fine. The age crate owns the
+//! plugin's process, so one that hangs is left behind, and the plugin is not asked again
+//! while that call is still out.
+//!
 //! Hardware keys are slow and may want a touch per use, so the file keys a plugin unwraps are
 //! kept in memory for the life of the [`Identities`](super::Identities) (one run, or one
 //! daemon), keyed by the file's stanzas: a file that is opened twice (a `--base` revision, a
@@ -19,8 +26,9 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use age::secrecy::SecretString;
 use age_core::format::{FileKey, Stanza};
@@ -28,6 +36,13 @@ use age_core::secrecy::ExposeSecret as _;
 use zeroize::Zeroizing;
 
 use super::CryptoError;
+
+/// How long one call to a plugin may take unless the run's `--timeout` is shorter: long
+/// enough to find the key, type a PIN and touch it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The plugin's own words, or what it printed instead of the protocol, at most this long.
+const MAX_REASON: usize = 1000;
 
 /// The program that serves plugin `name`.
 pub fn binary_name(name: &str) -> String {
@@ -147,9 +162,16 @@ pub struct PluginIdentities {
     /// Where its identities came from (for messages).
     pub sources: Vec<String>,
     /// The plugin, or the binary that is missing from PATH.
-    plugin: Result<age::plugin::IdentityPluginV1<TerminalCallbacks>, String>,
+    plugin: Result<Arc<age::plugin::IdentityPluginV1<TerminalCallbacks>>, String>,
     callbacks: TerminalCallbacks,
     cache: Mutex<HashMap<[u8; 32], Zeroizing<[u8; 16]>>>,
+    /// How long one call may take.
+    timeout: Duration,
+    /// How many calls that ran out of time are still out (the plugin never answered them).
+    stuck: Arc<AtomicIsize>,
+    /// Why the last call failed, when the plugin is to blame; taken by the decryption that
+    /// reports it.
+    failure: Mutex<Option<String>>,
 }
 
 impl PluginIdentities {
@@ -158,9 +180,11 @@ impl PluginIdentities {
         name: &str,
         identities: &[age::plugin::Identity],
         sources: Vec<String>,
+        timeout: Duration,
     ) -> PluginIdentities {
         let callbacks = TerminalCallbacks::new(name);
         let plugin = age::plugin::IdentityPluginV1::new(name, identities, callbacks.clone())
+            .map(Arc::new)
             .map_err(|_| binary_name(name));
         PluginIdentities {
             name: name.to_owned(),
@@ -168,6 +192,112 @@ impl PluginIdentities {
             plugin,
             callbacks,
             cache: Mutex::new(HashMap::new()),
+            timeout,
+            stuck: Arc::new(AtomicIsize::new(0)),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Why the plugin failed the last file it was asked about (it did not answer in time, or
+    /// broke off the protocol), once.
+    pub fn take_failure(&self) -> Option<String> {
+        self.failure.lock().ok()?.take()
+    }
+
+    fn failed(&self, reason: String) -> Option<Result<FileKey, age::DecryptError>> {
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = Some(reason);
+        }
+        // Any error stops the decryption here; the caller reports the recorded reason.
+        Some(Err(age::DecryptError::DecryptionFailed))
+    }
+
+    /// One call to the plugin, on a thread of its own, waited for at most `timeout`.
+    fn ask(
+        &self,
+        plugin: &Arc<age::plugin::IdentityPluginV1<TerminalCallbacks>>,
+        stanzas: &[Stanza],
+    ) -> Option<Result<FileKey, age::DecryptError>> {
+        if self.stuck.load(Ordering::SeqCst) > 0 {
+            return self.failed(format!(
+                "has not answered an earlier request (given {}s)",
+                self.timeout.as_secs_f64()
+            ));
+        }
+        const RUNNING: u8 = 0;
+        const DONE: u8 = 1;
+        const ABANDONED: u8 = 2;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        // Stanzas are public (tags, arguments and the wrapped file key), not secrets.
+        let owned: Vec<Stanza> = stanzas
+            .iter()
+            .map(|s| Stanza {
+                tag: s.tag.clone(),
+                args: s.args.clone(),
+                body: s.body.clone(),
+            })
+            .collect();
+        let plugin = Arc::clone(plugin);
+        let (call_state, stuck) = (state.clone(), self.stuck.clone());
+        let call = std::thread::Builder::new()
+            .name(format!("age-plugin-{}", self.name))
+            .spawn(move || {
+                let answer = age::Identity::unwrap_stanzas(&*plugin, &owned);
+                if call_state.swap(DONE, Ordering::SeqCst) == ABANDONED {
+                    stuck.fetch_sub(1, Ordering::SeqCst);
+                }
+                let _ = tx.send(answer);
+            });
+        if call.is_err() {
+            return self.failed("could not be asked (no thread to run it on)".to_owned());
+        }
+        let answer = match rx.recv_timeout(self.timeout) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                if state
+                    .compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err() =>
+            {
+                // It answered just as the time ran out.
+                rx.recv()
+                    .map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
+            }
+            other => other,
+        };
+        match answer {
+            Ok(Some(Err(e))) if !matches!(e, age::DecryptError::Plugin(_)) => {
+                // Not the plugin's own error message but a broken conversation: it exited or
+                // printed something other than the protocol.
+                let said = match &e {
+                    age::DecryptError::Io(io) => io.kind().to_string(),
+                    // age's first line; the rest advises AGEDEBUG, which prints key material.
+                    // Its messages wrap names in Unicode isolates, dropped here.
+                    other => other
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .filter(|c| !matches!(c, '\u{2068}' | '\u{2069}'))
+                        .take(MAX_REASON)
+                        .collect(),
+                };
+                self.failed(format!(
+                    "broke off the age plugin protocol: it exited or printed something else ({})",
+                    crate::escape::terminal(said.trim())
+                ))
+            }
+            Ok(answer) => answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                self.stuck.fetch_add(1, Ordering::SeqCst);
+                self.failed(format!(
+                    "did not answer within {}s",
+                    self.timeout.as_secs_f64()
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                self.failed("stopped without an answer".to_owned())
+            }
         }
     }
 
@@ -215,7 +345,7 @@ impl age::Identity for PluginIdentities {
         if let Some(bytes) = cached {
             return Some(Ok(FileKey::new(Box::new(bytes))));
         }
-        let answer = age::Identity::unwrap_stanzas(plugin, stanzas)?;
+        let answer = self.ask(plugin, stanzas)?;
         if let (Ok(key), Ok(mut cache)) = (&answer, self.cache.lock()) {
             cache.insert(digest, Zeroizing::new(*key.expose_secret()));
         }

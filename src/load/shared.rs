@@ -15,8 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use super::layers::{self, Overlay};
 use crate::config::Config;
 use crate::crypto::Identities;
+use crate::environment::Environment;
 use crate::finding::Finding;
 use crate::manifest::{self, Kind, Manifest, ManifestContext, UsedKeys};
 use crate::names::validate_slug;
@@ -44,16 +46,20 @@ impl GroupLoad {
     }
 }
 
-/// One group's file as read from the tree, decrypted on first use.
+/// One group's file (and the environment's overlay of it) as read from the tree, decrypted
+/// on first use.
 struct Entry {
     shown: PathBuf,
     ciphertext: Result<Option<Vec<u8>>, SourceError>,
+    overlay: Option<Overlay>,
     loaded: OnceLock<GroupLoad>,
 }
 
-/// The shared groups of one tree, decrypted lazily with one set of identities.
+/// The shared groups of one tree as one environment sees them, decrypted lazily with one set
+/// of identities.
 pub struct SharedGroups<'a> {
     config: &'a Config,
+    env: Environment,
     identities: &'a Identities,
     entries: BTreeMap<String, Entry>,
     /// Groups replaced by an author's new version (authoring checks the agents that use a
@@ -70,28 +76,30 @@ impl std::fmt::Debug for SharedGroups<'_> {
 }
 
 impl<'a> SharedGroups<'a> {
-    /// Reads every group file of `tree` (no decryption yet).
+    /// Reads every group file of `tree`, and `env`'s overlay of each (no decryption yet).
     pub fn read(
         tree: &dyn Tree,
         config: &'a Config,
+        env: &Environment,
         identities: &'a Identities,
     ) -> Result<SharedGroups<'a>, SourceError> {
         let mut entries = BTreeMap::new();
         for name in group_names(tree, config)? {
             let path = group_manifest_path(config, &name);
+            let valid = validate_slug(&name).is_ok();
             let entry = Entry {
                 shown: PathBuf::from(tree.display(&path)),
-                ciphertext: if validate_slug(&name).is_ok() {
-                    tree.read(&path)
-                } else {
-                    Ok(None)
-                },
+                ciphertext: if valid { tree.read(&path) } else { Ok(None) },
+                overlay: valid
+                    .then(|| Overlay::read(tree, &config.shared_dir.join(&name), env))
+                    .flatten(),
                 loaded: OnceLock::new(),
             };
             entries.insert(name, entry);
         }
         Ok(SharedGroups {
             config,
+            env: env.clone(),
             identities,
             entries,
             overrides: BTreeMap::new(),
@@ -122,11 +130,7 @@ impl<'a> SharedGroups<'a> {
             return Some(over);
         }
         let entry = self.entries.get(group)?;
-        Some(
-            entry
-                .loaded
-                .get_or_init(|| load_group(self.config, self.identities, group, entry)),
-        )
+        Some(entry.loaded.get_or_init(|| load_group(self, group, entry)))
     }
 
     /// Every group that was loaded so far (overrides excepted), by name.
@@ -138,7 +142,8 @@ impl<'a> SharedGroups<'a> {
     }
 }
 
-fn load_group(config: &Config, identities: &Identities, group: &str, entry: &Entry) -> GroupLoad {
+fn load_group(groups: &SharedGroups<'_>, group: &str, entry: &Entry) -> GroupLoad {
+    let (config, identities, env) = (groups.config, groups.identities, &groups.env);
     let shown = entry.shown.clone();
     let fail_with = |finding: Finding| GroupLoad {
         manifest: None,
@@ -179,13 +184,29 @@ fn load_group(config: &Config, identities: &Identities, group: &str, entry: &Ent
     let Ok(text) = std::str::from_utf8(&plaintext) else {
         return fail("the decrypted manifest is not UTF-8 text".to_owned());
     };
-    match manifest::parse(text, &group_context(config, group, shown.clone())) {
-        Ok(parsed) => GroupLoad {
-            manifest: Some(parsed.manifest),
-            findings: parsed.warnings,
-            shown: shown.clone(),
-        },
-        Err(e) => located(Finding::located_error(shown.clone(), &e)),
+    let ctx = group_context(config, group, shown.clone());
+    let mut parsed = match manifest::parse(text, &ctx) {
+        Ok(parsed) => parsed,
+        Err(e) => return located(Finding::located_error(shown.clone(), &e)),
+    };
+    if let Some(overlay) = &entry.overlay {
+        let recipients = config.overlay_recipients_for_group(env, group);
+        let text = match overlay.decrypt(identities, env, recipients) {
+            Ok(text) => text,
+            Err(finding) => return located(*finding),
+        };
+        if let Some(text) = text {
+            let ctx = layers::context(&ctx, &overlay.shown);
+            match layers::apply(&mut parsed.manifest, &text, &ctx) {
+                Ok((warnings, _)) => parsed.warnings.extend(warnings),
+                Err(e) => return located(Finding::located_error(overlay.shown.clone(), &e)),
+            }
+        }
+    }
+    GroupLoad {
+        manifest: Some(parsed.manifest),
+        findings: parsed.warnings,
+        shown: shown.clone(),
     }
 }
 

@@ -95,6 +95,8 @@ pub(super) struct RawDoc {
     pub agent: Option<RawScalar>,
     /// `group:` of a shared group's manifest.
     pub group: Option<RawScalar>,
+    /// `environment:` of an environment's overlay.
+    pub environment: Option<RawScalar>,
     /// `uses:` as written (`None` when absent or empty).
     pub uses: Option<RawUses>,
     /// `secrets:` entries in document order (duplicates kept, so the caller can name them).
@@ -129,6 +131,8 @@ pub(super) enum Failure {
     Meta(&'static str),
     /// `group:` is not a scalar.
     GroupNotScalar,
+    /// `environment:` is not a scalar.
+    EnvironmentNotScalar,
     /// The `uses:` block is malformed (the problem, in words that quote nothing).
     Uses(&'static str),
 }
@@ -282,6 +286,7 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
             match name.as_str() {
                 "agent" => map.next_value_seed(Agent(state))?,
                 "group" => map.next_value_seed(uses::Group(state))?,
+                "environment" => map.next_value_seed(EnvironmentName(state))?,
                 "uses" => map.next_value_seed(uses::Uses(state))?,
                 "secrets" => map.next_value_seed(Secrets(state))?,
                 "castsync" => map.next_value_seed(Meta(state))?,
@@ -311,6 +316,23 @@ impl<'de> DeserializeSeed<'de> for Agent<'_, '_> {
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         self.0.doc.agent = Some(scalar_or(self.0, de, Failure::AgentNotScalar)?);
         Ok(())
+    }
+}
+
+/// `environment:` of an overlay.
+struct EnvironmentName<'s, 't>(&'s mut State<'t>);
+
+impl<'de> DeserializeSeed<'de> for EnvironmentName<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        match read_scalar(self.0, de) {
+            Ok(scalar) => {
+                self.0.doc.environment = Some(scalar);
+                Ok(())
+            }
+            Err((_, Some(_))) => Err(self.0.fail(Failure::EnvironmentNotScalar)),
+            Err((err, None)) => Err(err),
+        }
     }
 }
 

@@ -12,6 +12,14 @@ fn ctx() -> ManifestContext {
     }
 }
 
+/// The context of agent bad-agent's staging overlay.
+fn overlay_ctx() -> ManifestContext {
+    ManifestContext {
+        path: PathBuf::from("agents/bad-agent/secrets.staging.yaml.age"),
+        ..ctx()
+    }
+}
+
 fn ok(text: &str) -> Parsed {
     parse(text, &ctx()).unwrap_or_else(|e| panic!("refused: {e}\n---\n{text}"))
 }
@@ -635,7 +643,15 @@ fn no_error_ever_contains_a_secret_value() {
     let group_errors = group_canary_inputs()
         .into_iter()
         .map(|text| parse(&text, &group).expect_err("refused"));
-    for e in agent_errors.chain(group_errors) {
+    let c = CANARY;
+    let overlay_errors = [
+        format!("agent: bad-agent\nsecrets:\n  A: {c}\n"),
+        format!("agent: bad-agent\nenvironment: \"{c} \"\nsecrets:\n  A: {c}\n"),
+        format!("agent: bad-agent\nenvironment: staging\nuses: [x]\nsecrets:\n  A: {c}\n"),
+    ]
+    .into_iter()
+    .map(|text| parse(&text, &overlay_ctx()).expect_err("refused"));
+    for e in agent_errors.chain(group_errors).chain(overlay_errors) {
         let name = match &e {
             ManifestError::KindMismatch { .. } => "KindMismatch",
             ManifestError::MissingGroup { .. } => "MissingGroup",
@@ -659,12 +675,15 @@ fn no_error_ever_contains_a_secret_value() {
             ManifestError::ValueTooLarge { .. } => "ValueTooLarge",
             ManifestError::UnmanagedKey { .. } => "UnmanagedKey",
             ManifestError::Metadata { .. } => "Metadata",
+            ManifestError::MissingEnvironment { .. } => "MissingEnvironment",
+            ManifestError::EnvironmentMismatch { .. } => "EnvironmentMismatch",
+            ManifestError::UsesInOverlay { .. } => "UsesInOverlay",
         };
         seen.insert(name);
         assert!(!e.to_string().contains("canary"), "{name}: {e}");
         assert!(!format!("{e:?}").contains("canary"), "{name}: {e:?}");
     }
-    assert_eq!(seen.len(), 22, "every variant is exercised: {seen:?}");
+    assert_eq!(seen.len(), 25, "every variant is exercised: {seen:?}");
 }
 
 #[test]
@@ -693,4 +712,5 @@ fn an_age_path_is_shown_as_decrypted_and_another_path_as_is() {
 }
 
 mod json_schema;
+mod overlay;
 mod uses;

@@ -11,7 +11,12 @@ use super::{Manifest, UsedKeys, Uses};
 pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> {
     // Reserve the worst case up front (an escape is at most 4 bytes per input byte), so that
     // the buffer never reallocates and leaves an unzeroized copy of a value behind.
-    let mut capacity = 64 + 4 * manifest.agent.len();
+    let mut capacity = 64
+        + 4 * manifest.agent.len()
+        + manifest
+            .environment
+            .as_ref()
+            .map_or(0, |e| 16 + 4 * e.len());
     for (group, used) in &manifest.uses {
         capacity += 16 + 4 * group.len();
         if let UsedKeys::Keys(keys) = used {
@@ -39,6 +44,15 @@ pub(super) fn render(manifest: &Manifest, with_meta: bool) -> Zeroizing<String> 
         crate::names::validate_slug(&manifest.agent).is_ok(),
     );
     out.push('\n');
+    if let Some(env) = &manifest.environment {
+        out.push_str("environment: ");
+        push_name(
+            &mut out,
+            env,
+            crate::environment::name_problem(env).is_none(),
+        );
+        out.push('\n');
+    }
     render_uses(&mut out, &manifest.uses);
     if manifest.secrets.is_empty() {
         out.push_str("secrets: {}\n");

@@ -2,9 +2,11 @@
 //! schemas/doctor.schema.json).
 
 use crate::doctor::{DOCTOR_FORMAT_VERSION, Report, Status};
+use crate::escape::terminal;
 
 /// One `ok`/`note`/`warn`/`FAIL` line per check, a `fix:` line under each problem, then the
-/// count.
+/// count. A message may carry the platform's own words (an error's `detail`), so every part is
+/// escaped for the terminal: a newline or `ESC[2J` in it cannot forge an `ok` line.
 pub fn text(report: &Report) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -15,13 +17,16 @@ pub fn text(report: &Report) -> String {
             Status::Warn => "warn",
             Status::Fail => "FAIL",
         };
-        let subject = match &c.agent {
-            Some(agent) => format!("{} {agent}", c.check),
+        let mut subject = match &c.agent {
+            Some(agent) => format!("{} {}", c.check, terminal(agent)),
             None => c.check.to_owned(),
         };
-        let _ = writeln!(out, "{tag}  {subject}: {}", c.message);
+        if let Some(env) = &c.environment {
+            subject.push_str(&format!(" ({})", terminal(env)));
+        }
+        let _ = writeln!(out, "{tag}  {subject}: {}", terminal(&c.message));
         if let Some(fix) = &c.fix {
-            let _ = writeln!(out, "        fix: {fix}");
+            let _ = writeln!(out, "        fix: {}", terminal(fix));
         }
     }
     let problems = report.problems();
@@ -69,5 +74,25 @@ mod tests {
         assert!(t.contains("        fix: check the key"), "{t}");
         assert!(t.contains("1 problem found"), "{t}");
         assert_eq!(json(&r)["problems"], 1);
+    }
+
+    #[test]
+    fn the_platform_words_in_a_message_cannot_forge_a_line() {
+        let mut r = Report::default();
+        r.push(
+            "api key",
+            Some("a\u{1b}[31m"),
+            Status::Fail,
+            "refused: \u{1b}[2J\nok    api key: accepted".to_owned(),
+            Some("check\r\u{9b}31m".to_owned()),
+        );
+        let t = text(&r);
+        assert!(!t.contains(['\u{1b}', '\r', '\u{9b}']), "{t:?}");
+        assert_eq!(t.lines().filter(|l| l.starts_with("ok")).count(), 0, "{t}");
+        assert!(t.contains("refused: \\x1b[2J\\nok    api key"), "{t}");
+        assert_eq!(
+            json(&r)["checks"][0]["message"],
+            "refused: \u{1b}[2J\nok    api key: accepted"
+        );
     }
 }

@@ -1,6 +1,13 @@
 //! `castsync history` for people: the apply history's entries as aligned columns. Every cell
 //! is escaped for the terminal: a key name comes from the platform's list, and the file may
-//! have been edited.
+//! have been edited. For the same reason a cell is cut at [`MAX_CELL`] characters, so one
+//! giant key name cannot widen every row of the table (`-o json` keeps every cell whole).
+
+/// The widest cell of the table, in characters; a longer one ends in [`CUT`].
+pub const MAX_CELL: usize = 80;
+
+/// The marker at the end of a cell that was cut.
+pub const CUT: char = '…';
 
 use crate::history::{self, Entry};
 
@@ -55,6 +62,10 @@ pub fn table(entries: &[&Entry]) -> String {
         }
         rows.push(row);
     }
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| row.into_iter().map(cut).collect())
+        .collect();
     let columns = rows[0].len();
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -63,10 +74,11 @@ pub fn table(entries: &[&Entry]) -> String {
     for row in rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
-            if c + 1 == columns {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+            line.push_str(cell);
+            if c + 1 < columns {
+                // Padded by hand: `format!`'s width is a u16 and panics past 65,535.
+                let pad = widths[c] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push_str(line.trim_end());
@@ -75,8 +87,60 @@ pub fn table(entries: &[&Entry]) -> String {
     out
 }
 
+/// `cell` cut to [`MAX_CELL`] characters, the last one [`CUT`].
+fn cut(cell: String) -> String {
+    match cell.char_indices().nth(MAX_CELL - 1) {
+        Some((end, _)) if cell.chars().count() > MAX_CELL => {
+            let mut short = cell[..end].to_owned();
+            short.push(CUT);
+            short
+        }
+        _ => cell,
+    }
+}
+
 /// A key name comes from the platform's list and the file may have been edited: text is
 /// escaped for the terminal (`escape`), never sent to it raw.
 pub fn escape(s: &str) -> String {
     crate::escape::terminal(s).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> Entry {
+        serde_json::from_value(serde_json::json!({
+            "time": "2026-11-20T10:00:00Z",
+            "platform": "https://api.example",
+            "agent": "alpha",
+            "key": key,
+            "action": "delete",
+            "result": "ok",
+        }))
+        .expect("a history entry")
+    }
+
+    #[test]
+    fn a_giant_cell_is_cut_and_widens_no_row() {
+        let giant = "K".repeat(70_000);
+        let entries = [entry(&giant), entry("SHORT")];
+        let refs: Vec<&Entry> = entries.iter().collect();
+        let text = table(&refs);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines.iter().all(|l| l.chars().count() < 200), "{text}");
+        let cut_key = format!("{}{CUT}", "K".repeat(MAX_CELL - 1));
+        assert!(lines[1].contains(&cut_key), "{}", lines[1]);
+        assert!(lines[2].contains("SHORT "), "{}", lines[2]);
+    }
+
+    #[test]
+    fn a_cell_of_exactly_the_limit_is_kept_whole() {
+        assert_eq!(cut("é".repeat(MAX_CELL)), "é".repeat(MAX_CELL));
+        assert_eq!(
+            cut("é".repeat(MAX_CELL + 1)),
+            format!("{}{CUT}", "é".repeat(MAX_CELL - 1))
+        );
+    }
 }

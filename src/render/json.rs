@@ -57,6 +57,9 @@ pub fn plan_json(plan: &Plan, ctx: &RenderContext) -> serde_json::Value {
         "coverage": coverage_json(plan),
         "agents": agents,
     });
+    if let Some(env) = &ctx.environment {
+        v["environment"] = json!(env);
+    }
     if let Some(timed_out) = TimedOut::find(plan, None) {
         v["timed_out"] = timed_out.json();
     }

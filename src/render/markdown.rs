@@ -37,7 +37,8 @@ pub(super) fn plan_markdown_within(plan: &Plan, ctx: &RenderContext, budget: usi
 fn head(plan: &Plan, ctx: &RenderContext) -> String {
     let totals = plan.totals();
     let mut head = String::new();
-    let _ = writeln!(head, "### castsync plan\n");
+    let env = ctx.environment.as_deref().map(|e| format!(": {e}"));
+    let _ = writeln!(head, "### castsync plan{}\n", env.unwrap_or_default());
     let _ = writeln!(
         head,
         "Platform `{}`{}{}.\n",

@@ -31,6 +31,11 @@ impl Fingerprinter {
             .map(|key| Fingerprinter { key })
     }
 
+    /// The keyed fingerprint of `key`'s value `value` (equal only for equal values).
+    pub fn of(&self, key: &str, value: &str) -> String {
+        self.fingerprint(key, value)
+    }
+
     fn fingerprint(&self, key: &str, value: &str) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key[..])
             .expect("HMAC-SHA256 accepts keys of any length");

@@ -112,7 +112,11 @@ pub fn plan_text(plan: &Plan, ctx: &RenderContext) -> String {
     }
     let _ = writeln!(
         out,
-        "castsync plan for {}{}{}",
+        "castsync plan for {}{}{}{}",
+        ctx.environment
+            .as_deref()
+            .map(|e| format!("environment {e} at "))
+            .unwrap_or_default(),
         terminal(&ctx.platform),
         ctx.revision
             .as_deref()

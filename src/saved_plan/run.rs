@@ -149,6 +149,7 @@ fn thousands(n: usize) -> String {
 pub fn inputs(
     checkout: &Checkout,
     explicit_config: Option<&Path>,
+    env: &crate::environment::Environment,
     agents: &[String],
 ) -> Result<Inputs, SavedPlanError> {
     let tree = checkout.tree();
@@ -174,13 +175,13 @@ pub fn inputs(
     // agent uses is only known once its manifest is decrypted, and the comparison must work
     // without. A group changed since the plan was made refuses the plan (for every agent,
     // even one that does not use it: narrower, never wider).
-    let groups = inputs::group_files(tree, &checkout.config)?
+    let groups = inputs::group_files(tree, &checkout.config, env)?
         .iter()
         .map(blob)
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = BTreeMap::new();
     for agent in agents {
-        let mut files = inputs::agent_files(&checkout.config, agent)
+        let mut files = inputs::agent_files(&checkout.config, env, agent)
             .iter()
             .map(blob)
             .collect::<Result<Vec<_>, _>>()?;
@@ -288,6 +289,7 @@ pub async fn apply_saved(
     let now = inputs::of_run(
         checkout.tree(),
         &checkout.config,
+        &req.environment,
         req.settings.overrides(),
         &scope,
     );
@@ -330,7 +332,7 @@ fn check_tree(
     file: &PlanFile<'_>,
     scope: &[String],
 ) -> Result<Vec<Mismatch>, SavedPlanError> {
-    let now = inputs(req.checkout, file.explicit_config, scope)?;
+    let now = inputs(req.checkout, file.explicit_config, &req.environment, scope)?;
     let mut mismatches: Vec<Mismatch> = super::check_target(file.saved, req.platform.id())
         .into_iter()
         .collect();
@@ -364,7 +366,14 @@ fn load_scope(
     let loaded = if scope.is_empty() {
         Loaded::default()
     } else {
-        load::load_all(checkout.tree(), &checkout.config, req.identities, &scope)?
+        let env = &req.environment;
+        load::load_all(
+            checkout.tree(),
+            &checkout.config,
+            env,
+            req.identities,
+            &scope,
+        )?
     };
     let failed = changing.iter().find_map(|agent| {
         let failure = loaded.agents.get(agent)?.failure()?;

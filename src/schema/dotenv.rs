@@ -1,10 +1,21 @@
 //! A small dotenv line parser, shared by `.env.example` schemas and `import --from-dotenv`.
 //!
-//! Syntax: `KEY=value`, `export KEY=value`, `'literal'`, `"escaped"` (`\n`, `\r`, `\t`,
-//! `\"`, `\\`; other backslashes stay as written; quoted values may span lines), unquoted
-//! values with a trailing ` # comment` stripped, `#` comment lines and blank lines. Nothing
-//! is expanded. We keep our own parser because dotenvy drops comments (which carry
-//! `# optional` and `# rotate: 30d`) and expands variables.
+//! It reads what python-dotenv reads (tests/dotenv_compat.rs compares the two on a corpus):
+//! `KEY=value`, `export KEY=value`, `'literal'` (only `\'` and `\\` are escapes),
+//! `"escaped"` (`\n`, `\r`, `\t`, `\a`, `\b`, `\f`, `\v`, `\"`, `\'`, `\\`; other
+//! backslashes stay as written), quoted values that span lines, unquoted values with a
+//! trailing ` # comment` stripped, `#` comment lines and blank lines. Lines end at `\n`,
+//! `\r\n` or a bare `\r` (old Mac files), as python-dotenv's universal newlines read them,
+//! and a line break inside quotes is a `\n`. Nothing is expanded. We keep our own parser
+//! because dotenvy drops comments (which carry `# optional`
+//! and `# rotate: 30d`) and expands variables.
+//!
+//! Where it differs, it refuses with a named error instead of guessing: a line without `=`,
+//! an invalid key name, an unclosed quote, text after a closing quote, a backtick value that
+//! spans lines (node reads those, python-dotenv does not). A `#` right after `=` and a space
+//! starts a comment (`KEY= # optional`), as in node's dotenv; python-dotenv keeps it as the
+//! value. A key repeated in a `.env.example` is a warning and the last value counts, as in
+//! every other reader; in a real `.env` it is an error (which value is meant?).
 //!
 //! Errors carry the path and line number but never the line's text: in a real `.env` file
 //! that text is a secret.
@@ -14,7 +25,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::SchemaError;
+use super::{Repeated, SchemaError};
 use crate::config::Period;
 
 /// One `KEY=value` line.
@@ -30,17 +41,90 @@ pub(super) struct Assignment {
     pub rotate: Option<Period>,
 }
 
-/// Parses `text`. `show_keys`: whether an invalid key name may appear in an error (yes for
-/// `.env.example`, no for a real `.env`, where a line without a proper key may be a value).
-pub(super) fn parse(
-    text: &str,
-    path: &Path,
-    show_keys: bool,
-) -> Result<Vec<Assignment>, SchemaError> {
+/// What is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `.env.example`: placeholders; an invalid key may be named, a repeated key is
+    /// [`Parsed::repeated`] and its last value counts.
+    Example,
+    /// A real `.env`: every value a secret; no text of a line is shown (a line without a
+    /// proper key may be a value), and a repeated key is an error.
+    Secrets,
+}
+
+/// A parsed file.
+pub(super) struct Parsed {
+    /// In file order (a repeated key keeps its first place, with its last value).
+    pub assignments: Vec<Assignment>,
+    pub repeated: Vec<Repeated>,
+    /// Each key's first line and its place in `assignments`.
+    first: HashMap<String, (usize, usize)>,
+}
+
+impl Parsed {
+    /// Adds `a`: a key seen before is an error in a real `.env`, else it is noted and its
+    /// last value counts.
+    fn add(&mut self, a: Assignment, kind: Kind, path: &Path) -> Result<(), SchemaError> {
+        match self.first.get(&a.key).copied() {
+            None => {
+                self.first
+                    .insert(a.key.clone(), (a.line, self.assignments.len()));
+                self.assignments.push(a);
+            }
+            Some((first_line, _)) if kind == Kind::Secrets => {
+                return Err(SchemaError::DuplicateKey {
+                    path: path.to_path_buf(),
+                    line: a.line,
+                    key: a.key,
+                    first_line,
+                });
+            }
+            Some((first_line, index)) => {
+                self.repeated.push(Repeated {
+                    key: a.key.clone(),
+                    line: a.line,
+                    first_line,
+                });
+                self.assignments[index] = a;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `text` with every line break made a `\n` (`\r\n` and a bare `\r` too), as Python's
+/// universal newlines read a file; None when there is nothing to change.
+fn universal_newlines(text: &str) -> Option<Zeroizing<String>> {
+    if !text.contains('\r') {
+        return None;
+    }
+    // Sized up front: a growing buffer would leave unzeroized copies of values behind.
+    let mut out = Zeroizing::new(String::with_capacity(text.len()));
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' {
+            if chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// Parses `text` (see the module doc).
+pub(super) fn parse(text: &str, path: &Path, kind: Kind) -> Result<Parsed, SchemaError> {
     // Some Windows editors start a file with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out: Vec<Assignment> = Vec::new();
-    let mut first_lines: HashMap<String, usize> = HashMap::new();
+    let normalized = universal_newlines(text);
+    let text = normalized.as_deref().map_or(text, String::as_str);
+    let mut parsed = Parsed {
+        assignments: Vec::new(),
+        repeated: Vec::new(),
+        first: HashMap::new(),
+    };
     let mut pending_optional = false;
     // A `# rotate:` comment in the block of comment lines right above the next key.
     let mut pending_rotate: Option<Period> = None;
@@ -49,10 +133,10 @@ pub(super) fn parse(
     while pos < text.len() {
         line_no += 1;
         let line_end = end_of_line(text, pos);
-        let raw = &text[pos..line_end];
-        let line = raw.trim_end_matches('\r');
+        let line = &text[pos..line_end];
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
+        let line_start = pos;
         pos = line_end + 1;
 
         if trimmed.is_empty() {
@@ -62,7 +146,9 @@ pub(super) fn parse(
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
             pending_optional = is_optional(comment);
-            if show_keys && let Some(period) = rotation(comment, path, line_no)? {
+            if kind == Kind::Example
+                && let Some(period) = rotation(comment, path, line_no)?
+            {
                 pending_rotate = Some(period);
             }
             continue;
@@ -86,11 +172,11 @@ pub(super) fn parse(
             return Err(SchemaError::InvalidKey {
                 path,
                 line,
-                key: show_keys.then(|| key.to_owned()),
+                key: (kind == Kind::Example).then(|| key.to_owned()),
             });
         }
         // Byte offset of the text after `=` within `text`.
-        let value_start = (line_end - raw.len()) + indent + (trimmed.len() - rest.len()) + eq + 1;
+        let value_start = line_start + indent + (trimmed.len() - rest.len()) + eq + 1;
         let Value {
             value,
             comment,
@@ -100,29 +186,21 @@ pub(super) fn parse(
         line_no += lines;
         pos = next;
 
-        if let Some(first) = first_lines.insert(key.to_owned(), key_line) {
-            let (path, line) = err_at(key_line);
-            return Err(SchemaError::DuplicateKey {
-                path,
-                line,
-                key: key.to_owned(),
-                first_line: first,
-            });
-        }
         let trailing_rotate = match comment {
-            Some(c) if show_keys => rotation(c, path, key_line)?,
+            Some(c) if kind == Kind::Example => rotation(c, path, key_line)?,
             _ => None,
         };
-        out.push(Assignment {
+        let assignment = Assignment {
             key: key.to_owned(),
             value,
             line: key_line,
             optional: pending_optional || comment.is_some_and(is_optional),
             rotate: trailing_rotate.or(pending_rotate.take()),
-        });
+        };
         pending_optional = false;
+        parsed.add(assignment, kind, path)?;
     }
-    Ok(out)
+    Ok(parsed)
 }
 
 /// What follows a key's `=`.
@@ -148,9 +226,16 @@ fn read_value<'t>(
     let after_eq = &text[after_eq];
     let after_trimmed = after_eq.trim_start_matches([' ', '\t']);
     let value_at = line_end - after_trimmed.len();
+    if after_trimmed.starts_with('`') && !after_trimmed[1..].contains('`') {
+        // node's dotenv reads a multi-line backtick value; python-dotenv reads the backtick
+        // as text and the next line as a key. Neither guess is safe.
+        return Err(SchemaError::OpenBacktick {
+            path: path.to_path_buf(),
+            line: key_line,
+        });
+    }
     let Some(q @ ('\'' | '"')) = after_trimmed.chars().next() else {
-        let unquoted = after_eq.trim_end_matches('\r');
-        let (value, comment) = split_comment(unquoted);
+        let (value, comment) = split_comment(after_eq);
         return Ok(Value {
             value: Zeroizing::new(value.trim().to_owned()),
             comment,
@@ -168,7 +253,7 @@ fn read_value<'t>(
     // A quoted value may span lines: continue after its closing quote.
     let lines = text[value_at..close].matches('\n').count();
     let end = end_of_line(text, close);
-    let trailing = text[close + 1..end].trim_end_matches('\r').trim_start();
+    let trailing = text[close + 1..end].trim_start();
     let comment = match trailing.strip_prefix('#') {
         Some(c) => Some(c),
         None if trailing.is_empty() => None,
@@ -193,7 +278,8 @@ fn end_of_line(text: &str, pos: usize) -> usize {
 }
 
 /// The value of a quoted string starting at `start` (just after the opening quote) and the
-/// byte offset of its closing quote.
+/// byte offset of its closing quote. Escapes are python-dotenv's: in single quotes `\'` and
+/// `\\`; in double quotes also `\"`, `\n`, `\r`, `\t`, `\a`, `\b`, `\f` and `\v`.
 fn scan_quoted(text: &str, start: usize, quote: char) -> Option<(Zeroizing<String>, usize)> {
     let close = find_close(text, start, quote)?;
     let raw = &text[start..close];
@@ -201,36 +287,47 @@ fn scan_quoted(text: &str, start: usize, quote: char) -> Option<(Zeroizing<Strin
     let mut value = Zeroizing::new(String::with_capacity(raw.len()));
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
-        match c {
-            '\\' if quote == '"' => match chars.next() {
-                Some('n') => value.push('\n'),
-                Some('r') => value.push('\r'),
-                Some('t') => value.push('\t'),
-                Some('"') => value.push('"'),
-                Some('\\') => value.push('\\'),
-                Some(other) => {
-                    value.push('\\');
-                    value.push(other);
-                }
-                None => value.push('\\'),
-            },
-            // A CRLF file keeps plain `\n` line breaks inside multi-line values.
-            '\r' if chars.peek() == Some(&'\n') => {}
-            c => value.push(c),
+        if c != '\\' {
+            value.push(c);
+            continue;
+        }
+        let decoded = match (quote, chars.peek().copied()) {
+            (_, Some(e @ ('\\' | '\''))) => Some(e),
+            ('"', Some('"')) => Some('"'),
+            ('"', Some('n')) => Some('\n'),
+            ('"', Some('r')) => Some('\r'),
+            ('"', Some('t')) => Some('\t'),
+            ('"', Some('a')) => Some('\u{7}'),
+            ('"', Some('b')) => Some('\u{8}'),
+            ('"', Some('f')) => Some('\u{c}'),
+            ('"', Some('v')) => Some('\u{b}'),
+            _ => None,
+        };
+        match decoded {
+            Some(d) => {
+                chars.next();
+                value.push(d);
+            }
+            None => value.push('\\'),
         }
     }
     Some((value, close))
 }
 
-/// Byte offset of the closing quote, skipping `\"` and `\\` inside double quotes.
+/// Byte offset of the closing quote. A backslash escapes the character after it inside
+/// double quotes, and a quote or a backslash inside single quotes.
 fn find_close(text: &str, start: usize, quote: char) -> Option<usize> {
-    let mut chars = text[start..].char_indices();
+    let mut chars = text[start..].char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         if c == quote {
             return Some(start + i);
         }
-        if c == '\\' && quote == '"' {
-            chars.next()?;
+        if c == '\\' {
+            let escapes_next =
+                quote == '"' || chars.peek().is_some_and(|(_, n)| *n == '\'' || *n == '\\');
+            if escapes_next {
+                chars.next()?;
+            }
         }
     }
     None

@@ -11,6 +11,14 @@ fn schema(text: &str) -> EnvSchema {
     EnvSchema::parse(text, &path()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Every entry as (key, placeholder, line), in file order.
+fn keys_placeholders_lines(s: &EnvSchema) -> Vec<(&str, &str, usize)> {
+    s.entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.placeholder.as_str(), e.line))
+        .collect()
+}
+
 fn entry<'a>(s: &'a EnvSchema, key: &str) -> &'a SchemaEntry {
     s.get(key).unwrap_or_else(|| panic!("no {key}"))
 }
@@ -50,11 +58,7 @@ fn keys_values_and_lines_are_read_from_every_supported_form() {
         "  SPACED = padded  \n",
         "URL=postgres://u:p@h/db?x=1\n",
     ));
-    let got: Vec<(&str, &str, usize)> = s
-        .entries
-        .iter()
-        .map(|e| (e.key.as_str(), e.placeholder.as_str(), e.line))
-        .collect();
+    let got = keys_placeholders_lines(&s);
     assert_eq!(
         got,
         vec![
@@ -231,12 +235,116 @@ fn text_after_a_closing_quote_is_an_error() {
 }
 
 #[test]
-fn a_duplicate_key_is_an_error_naming_both_lines() {
-    let e = EnvSchema::parse("A=1\nB=2\nexport A=3\n", &path()).unwrap_err();
+fn a_duplicate_key_in_an_example_is_a_warning_and_the_last_one_counts() {
+    // As python-dotenv, node's dotenv and godotenv read it.
+    let s = schema("A=1\nB=2\nexport A=3 # optional\n");
+    let a = entry(&s, "A");
+    assert_eq!((a.placeholder.as_str(), a.line, a.optional), ("3", 3, true));
+    assert_eq!(s.entries.len(), 2);
+    assert_eq!(
+        s.repeated,
+        [Repeated {
+            key: "A".into(),
+            line: 3,
+            first_line: 1
+        }]
+    );
+}
+
+#[test]
+fn a_duplicate_key_in_a_real_dotenv_file_is_an_error_naming_both_lines() {
+    let e = match parse_dotenv("A=1\nB=2\nexport A=3\n", Path::new(".env")) {
+        Err(e) => e,
+        Ok(_) => panic!("a duplicate key was accepted"),
+    };
     assert_eq!(
         e.to_string(),
-        "agents/x/.env.example:3: duplicate key A (first at line 1); keep one"
+        ".env:3: duplicate key A (first at line 1); keep one"
     );
+}
+
+#[test]
+fn bare_carriage_returns_end_lines_as_in_python_dotenv() {
+    // Old Mac line endings: three keys, not one whose value holds the other two.
+    let text = "SERVER=localhost\rPASSWORD=pw\rDB=t\r";
+    let s = schema(text);
+    let got = keys_placeholders_lines(&s);
+    assert_eq!(
+        got,
+        [
+            ("SERVER", "localhost", 1),
+            ("PASSWORD", "pw", 2),
+            ("DB", "t", 3)
+        ]
+    );
+    let secrets = parse_dotenv(text, Path::new(".env")).unwrap();
+    assert_eq!(secrets.len(), 3);
+    // Mixed endings, and a line break inside quotes read as `\n` whatever its form.
+    let s = schema("A=1\r\nB=\"x\r\ny\ry\"\rC=3\n");
+    assert_eq!(entry(&s, "B").placeholder, "x\ny\ny");
+    assert_eq!(entry(&s, "C").line, 5);
+}
+
+#[test]
+fn escapes_follow_python_dotenv_in_both_quotes() {
+    let s = schema(concat!(
+        "SINGLE='it\\'s \\\\ \\n'\n",
+        "DOUBLE=\"\\a\\b\\f\\v\\' \\$x\"\n",
+    ));
+    assert_eq!(entry(&s, "SINGLE").placeholder, "it's \\ \\n");
+    assert_eq!(
+        entry(&s, "DOUBLE").placeholder,
+        "\u{7}\u{8}\u{c}\u{b}' \\$x"
+    );
+}
+
+#[test]
+fn a_backtick_value_that_spans_lines_is_refused_at_its_own_line() {
+    let e = EnvSchema::parse("A=1\nKEY=`first\nsecond`\nB=2\n", &path()).unwrap_err();
+    assert_eq!(e.line(), 2);
+    assert!(e.to_string().contains("backtick"), "{e}");
+    // On one line, python-dotenv reads backticks as part of the value; so does castsync.
+    assert_eq!(entry(&schema("K=`x`\n"), "K").placeholder, "`x`");
+}
+
+#[test]
+fn only_a_placeholder_that_looks_like_one_counts_as_copied() {
+    for placeholder in [
+        "your-key-here",
+        "sk-...",
+        "sk-xxxxxxxx",
+        "changeme",
+        "CHANGE_ME",
+        "xxx",
+        "<token>",
+        "TODO",
+        "replace-with-your-token",
+        "***",
+        "…",
+    ] {
+        assert!(looks_like_placeholder(placeholder), "{placeholder}");
+        let findings = run(&format!("K={placeholder}\n"), &[("K", placeholder)], true);
+        assert_eq!(findings.len(), 1, "{placeholder}: {findings:?}");
+    }
+    for default in [
+        "3306",
+        "local",
+        "smtp",
+        "localhost",
+        "127.0.0.1",
+        "true",
+        "mysql",
+        "laravel",
+        "http://localhost",
+        "hello@example.com",
+        "${APP_NAME}",
+        "null",
+        "stack",
+    ] {
+        assert!(!looks_like_placeholder(default), "{default}");
+        let findings = run(&format!("K={default}\n"), &[("K", default)], true);
+        assert!(findings.is_empty(), "{default}: {findings:?}");
+    }
 }
 
 #[test]
@@ -291,9 +399,10 @@ fn an_undeclared_key_is_an_error_when_strict_and_a_warning_otherwise() {
 
 #[test]
 fn a_value_equal_to_the_placeholder_is_an_error_without_showing_either() {
+    let placeholder = format!("your-{CANARY}-here");
     let findings = run(
-        &format!("A={CANARY}\nB=\n"),
-        &[("A", CANARY), ("B", "")],
+        &format!("A={placeholder}\nB=\n"),
+        &[("A", &placeholder), ("B", "")],
         true,
     );
     let copied: Vec<_> = findings

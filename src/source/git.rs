@@ -267,9 +267,12 @@ impl Tree for GitRevision {
             let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
             let is_dir = match (e.kind(), e.filemode()) {
                 (Some(git2::ObjectType::Tree), _) => true,
+                // A link that cannot be followed (outside the repository, too many hops) is
+                // listed, as the filesystem lists one: reading it then names the link and why,
+                // where leaving it out would report a missing agent or group.
                 (_, LINK_MODE) => matches!(
                     self.resolve(&path.join(&name)),
-                    Ok(Some((_, git2::ObjectType::Tree)))
+                    Ok(Some((_, git2::ObjectType::Tree))) | Err(_)
                 ),
                 _ => false,
             };

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, group_manifest_path, group_names};
 use crate::config::Config;
+use crate::environment::Environment;
 use crate::state::AppliedFrom;
 
 /// The schema digest of an agent without `.env.example`.
@@ -119,16 +120,34 @@ impl AgentInputs {
 /// cannot be listed.
 pub type GroupDigests = BTreeMap<String, Option<String>>;
 
-/// The digests of every shared group file of `tree`.
-fn of_groups(tree: &dyn Tree, config: &Config) -> Result<GroupDigests, String> {
+/// The digests of every shared group file of `tree`, as environment `env` sees it (with
+/// its overlay).
+fn of_groups(tree: &dyn Tree, config: &Config, env: &Environment) -> Result<GroupDigests, String> {
     let names = group_names(tree, config).map_err(|e| e.to_string())?;
     Ok(names
         .into_iter()
         .map(|g| {
-            let digest = file_digest(tree, &group_manifest_path(config, &g)).flatten();
+            let path = group_manifest_path(config, &g);
+            let digest = layered_digest(tree, &path, env).flatten();
             (g, digest)
         })
         .collect())
+}
+
+/// The digest of a manifest as environment `env` sees it: the file's own for the implicit
+/// environment, else one digest of the file and its overlay (absent or not), so that a
+/// change to either is a change.
+fn layered_digest(tree: &dyn Tree, manifest: &Path, env: &Environment) -> Option<Option<String>> {
+    let base = file_digest(tree, manifest);
+    let Some(overlay) = env.overlay_file() else {
+        return base;
+    };
+    let overlay = file_digest(tree, &manifest.with_file_name(overlay))?;
+    let base = base?;
+    Some(base.map(|base| {
+        let overlay = overlay.unwrap_or_else(|| ABSENT.to_owned());
+        sha256(format!("{base}\n{overlay}").as_bytes())
+    }))
 }
 
 /// Fills in, for each agent whose manifest loaded (`used`: its slug and the shared groups it
@@ -171,17 +190,18 @@ impl RunInputs {
     }
 }
 
-/// The inputs of the agents in `slugs` and the shared groups' digests, read from `tree` and
-/// judged by `config`.
+/// The inputs of the agents in `slugs` and the shared groups' digests, read from `tree` as
+/// environment `env` sees it and judged by `config`.
 pub fn of_run<'a>(
     tree: &dyn Tree,
     config: &Config,
+    env: &Environment,
     overrides: Overrides,
     slugs: impl IntoIterator<Item = &'a String>,
 ) -> RunInputs {
     RunInputs {
-        agents: of_agents(tree, config, overrides, slugs),
-        groups: of_groups(tree, config),
+        agents: of_agents(tree, config, env, overrides, slugs),
+        groups: of_groups(tree, config, env),
     }
 }
 
@@ -189,18 +209,28 @@ pub fn of_run<'a>(
 fn of_agents<'a>(
     tree: &dyn Tree,
     config: &Config,
+    env: &Environment,
     overrides: Overrides,
     slugs: impl IntoIterator<Item = &'a String>,
 ) -> BTreeMap<String, AgentInputs> {
     slugs
         .into_iter()
-        .map(|slug| (slug.clone(), of_agent(tree, config, overrides, slug)))
+        .map(|slug| (slug.clone(), of_agent(tree, config, env, overrides, slug)))
         .collect()
 }
 
-/// The inputs of one agent.
-pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &str) -> AgentInputs {
-    let [manifest, schema] = agent_files(config, slug).map(|path| file_digest(tree, &path));
+/// The inputs of one agent in environment `env` (its manifest's digest covers the
+/// environment's overlay).
+pub fn of_agent(
+    tree: &dyn Tree,
+    config: &Config,
+    env: &Environment,
+    overrides: Overrides,
+    slug: &str,
+) -> AgentInputs {
+    let dir = config.agents_dir.join(slug);
+    let manifest = layered_digest(tree, &dir.join(MANIFEST_FILE), env);
+    let schema = file_digest(tree, &dir.join(SCHEMA_FILE));
     AgentInputs {
         manifest: manifest.flatten(),
         schema: schema.map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
@@ -209,19 +239,31 @@ pub fn of_agent(tree: &dyn Tree, config: &Config, overrides: Overrides, slug: &s
     }
 }
 
-/// The files an agent's own inputs are read from, relative to the repository root: its
-/// manifest and its `.env.example`.
-pub fn agent_files(config: &Config, slug: &str) -> [PathBuf; 2] {
+/// The files an agent's own inputs are read from in environment `env`, relative to the
+/// repository root: its manifest, its `.env.example`, and the environment's overlay.
+pub fn agent_files(config: &Config, env: &Environment, slug: &str) -> Vec<PathBuf> {
     let dir = config.agents_dir.join(slug);
-    [dir.join(MANIFEST_FILE), dir.join(SCHEMA_FILE)]
+    let mut files = vec![dir.join(MANIFEST_FILE), dir.join(SCHEMA_FILE)];
+    files.extend(env.overlay_file().map(|f| dir.join(f)));
+    files
 }
 
-/// The manifest file of every shared group of `tree`, relative to the repository root.
-pub fn group_files(tree: &dyn Tree, config: &Config) -> Result<Vec<PathBuf>, SourceError> {
-    Ok(group_names(tree, config)?
-        .iter()
-        .map(|group| group_manifest_path(config, group))
-        .collect())
+/// The manifest file of every shared group of `tree` (and `env`'s overlay of it), relative
+/// to the repository root.
+pub fn group_files(
+    tree: &dyn Tree,
+    config: &Config,
+    env: &Environment,
+) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files = Vec::new();
+    for group in group_names(tree, config)? {
+        let path = group_manifest_path(config, &group);
+        if let Some(overlay) = env.overlay_file() {
+            files.push(path.with_file_name(overlay));
+        }
+        files.push(path);
+    }
+    Ok(files)
 }
 
 /// `Some(Some(digest))` for a file, `Some(None)` when it is absent, `None` when it cannot be
@@ -276,17 +318,23 @@ mod tests {
         let tree = Worktree::new(root);
         let base = config("prune: true\n");
         let o = Overrides::default();
-        let first = of_agent(&tree, &base, o, "a");
+        let first = of_agent(&tree, &base, &Environment::IMPLICIT, o, "a");
         assert_eq!(first.schema.as_deref(), Some(ABSENT));
         assert!(first.manifest.as_deref().is_some_and(well_formed));
 
         std::fs::write(root.join("agents/a/notes.md"), "not an input").unwrap();
-        assert_eq!(of_agent(&tree, &base, o, "a"), first);
+        assert_eq!(
+            of_agent(&tree, &base, &Environment::IMPLICIT, o, "a"),
+            first
+        );
         // Recipients decide who can decrypt, not what is applied.
         let recipients = config(
             "recipients:\n  - age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq\n",
         );
-        assert_eq!(of_agent(&tree, &recipients, o, "a"), first);
+        assert_eq!(
+            of_agent(&tree, &recipients, &Environment::IMPLICIT, o, "a"),
+            first
+        );
 
         for changed in [
             "prune: false\n",
@@ -297,7 +345,7 @@ mod tests {
             "redeploy: on-change\n",
         ] {
             assert_ne!(
-                of_agent(&tree, &config(changed), o, "a").settings,
+                of_agent(&tree, &config(changed), &Environment::IMPLICIT, o, "a").settings,
                 first.settings,
                 "{changed}"
             );
@@ -307,16 +355,16 @@ mod tests {
             ..o
         };
         assert_ne!(
-            of_agent(&tree, &base, no_prune, "a").settings,
+            of_agent(&tree, &base, &Environment::IMPLICIT, no_prune, "a").settings,
             first.settings
         );
 
         std::fs::write(root.join("agents/a/.env.example"), "K=v\n").unwrap();
-        let with_schema = of_agent(&tree, &base, o, "a");
+        let with_schema = of_agent(&tree, &base, &Environment::IMPLICIT, o, "a");
         assert_ne!(with_schema.schema, first.schema);
         std::fs::write(root.join("agents/a/secrets.yaml.age"), "ciphertext-2").unwrap();
         assert_ne!(
-            of_agent(&tree, &base, o, "a").manifest,
+            of_agent(&tree, &base, &Environment::IMPLICIT, o, "a").manifest,
             with_schema.manifest
         );
     }
@@ -351,10 +399,16 @@ mod tests {
         let at_head = crate::source::GitRevision::open(root, "HEAD").unwrap();
         let c = Config::default();
         let o = Overrides::default();
-        let from_git = of_agent(&at_head, &c, o, "a");
-        assert_eq!(from_git, of_agent(&Worktree::new(root), &c, o, "a"));
+        let from_git = of_agent(&at_head, &c, &Environment::IMPLICIT, o, "a");
+        assert_eq!(
+            from_git,
+            of_agent(&Worktree::new(root), &c, &Environment::IMPLICIT, o, "a")
+        );
         assert!(from_git.manifest.as_deref().is_some_and(well_formed));
-        assert_eq!(of_agent(&at_head, &c, o, "absent").manifest, None);
+        assert_eq!(
+            of_agent(&at_head, &c, &Environment::IMPLICIT, o, "absent").manifest,
+            None
+        );
     }
 
     #[test]
@@ -362,7 +416,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("agents/a")).unwrap();
         let tree = Worktree::new(dir.path());
-        let inputs = of_agent(&tree, &Config::default(), Overrides::default(), "a");
+        let inputs = of_agent(
+            &tree,
+            &Config::default(),
+            &Environment::IMPLICIT,
+            Overrides::default(),
+            "a",
+        );
         assert_eq!(inputs.manifest, None);
         assert!(inputs.record("c1", "t").is_none());
     }

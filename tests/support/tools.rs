@@ -81,6 +81,30 @@ pub fn skip(needs: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// A Python that can `import module`: `CASTSYNC_TEST_PYTHON` when set (`.ci/run` points it at
+/// a venv), else `python3` on PATH. None after one visible line when there is none; with `CI`
+/// set, a panic (as for [`tool`]).
+#[allow(dead_code)] // the library's unit tests include this file and do not use it
+pub fn python_with(module: &str, install: &str) -> Option<PathBuf> {
+    let python = match std::env::var_os("CASTSYNC_TEST_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => on_path("python3"),
+    };
+    let imports = python.as_ref().is_some_and(|p| {
+        std::process::Command::new(p)
+            .args(["-c", &format!("import {module}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if imports {
+        return python;
+    }
+    skip(&format!("Python with {module} (install: {install})"));
+    None
+}
+
 fn install_hint(name: &str) -> &'static str {
     INSTALL
         .iter()

@@ -280,6 +280,13 @@ impl LiveEngine {
                 (wanted, None)
             }
         };
+        // The environment this daemon follows must be declared at this commit (and one must
+        // be named when the config declares any): otherwise it would apply another
+        // environment's platform, or values without their overlays.
+        let env = self.target.environment.clone();
+        if let Err(e) = checkout.config.one_environment("watch", env.name(), true) {
+            return failed_run(revision, Explained::of(&e));
+        }
         let platform = match self.platform_for(checkout) {
             Ok(p) => p,
             // Not retried: a missing key or a bad URL needs a new config or SIGHUP.
@@ -289,6 +296,7 @@ impl LiveEngine {
             only,
             changed,
             cancel: cancel.clone(),
+            environment: env,
             ..self.settings.request(
                 checkout,
                 &self.target.identities,
