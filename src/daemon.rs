@@ -53,6 +53,10 @@ use crate::request::ApplySettings;
 use crate::state::{State, StateError};
 use crate::target::Target;
 
+/// The file in a remote's data directory holding the last commit the signature gate let
+/// through (its id and a newline).
+pub const LAST_SIGNED_FILE: &str = "last-signed-commit";
+
 /// What the daemon follows.
 #[derive(Debug, Clone)]
 pub enum Follow {
@@ -66,6 +70,8 @@ pub enum Follow {
         ssh_key: Option<PathBuf>,
         /// `--verify-signatures`: an ssh allowed_signers file.
         verify_signatures: Option<PathBuf>,
+        /// `--allow-rollback`: a signed commit need not descend from the last one applied.
+        allow_rollback: bool,
         /// `--allow-insecure-http`: git credentials may cross plain http to another host.
         allow_insecure_http: bool,
     },
@@ -233,6 +239,7 @@ fn open_origin(follow: &Follow) -> Result<(Origin, Option<String>), DaemonError>
             dir,
             ssh_key,
             verify_signatures,
+            allow_rollback,
             allow_insecure_http,
         } => {
             let signers = verify_signatures
@@ -245,7 +252,18 @@ fn open_origin(follow: &Follow) -> Result<(Origin, Option<String>), DaemonError>
                 &dir.join("repo.git"),
                 GitAuth::from_env(ssh_key.clone(), *allow_insecure_http),
             )?;
-            (Origin::Remote { mirror, signers }, Some(branch.clone()))
+            // Where the gate keeps the last commit it let through, so that a restart does
+            // not forget which way is forward.
+            let last_signed =
+                (signers.is_some() && !allow_rollback).then(|| dir.join(LAST_SIGNED_FILE));
+            (
+                Origin::Remote {
+                    mirror: Box::new(mirror),
+                    signers,
+                    last_signed,
+                },
+                Some(branch.clone()),
+            )
         }
         Follow::Local { root } => (Origin::Local { root: root.clone() }, None),
     })

@@ -343,6 +343,80 @@ fn only_commits_signed_by_an_allowed_key_are_applied() {
     eventually(DEADLINE, "ready", || d.readyz().0 == 200);
 }
 
+#[test]
+fn a_force_push_back_to_an_older_signed_commit_is_refused_unless_allowed() {
+    let Some(_) = tool("ssh-keygen") else {
+        return;
+    };
+    let emu = Emulator::start(&["--agents", "alpha"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "old-value")]);
+    repo.git(&["init", "-q"]);
+    let alice = ssh_key(&repo, "alice");
+    let alice_pub = std::fs::read_to_string(alice.with_extension("pub")).unwrap();
+    let signers = repo.home.join("allowed_signers");
+    std::fs::write(&signers, format!("alice@example.com {alice_pub}")).unwrap();
+    let old = signed_commit(&repo, &alice, "old value, signed");
+    let signers_arg = signers.to_string_lossy().into_owned();
+
+    let d = git_watch(&repo, &emu, &["--verify-signatures", &signers_arg]);
+    eventually(STARTUP, "the old value applied", || {
+        converged(&emu, "alpha", "A1", "old-value")
+    });
+    repo.agent("alpha", &[("A1", "rotated-value")]);
+    signed_commit(&repo, &alice, "rotated, signed");
+    assert_eq!(d.push(), 202);
+    eventually(DEADLINE, "the rotation applied", || {
+        converged(&emu, "alpha", "A1", "rotated-value")
+    });
+
+    // A force-push back to the older (validly signed) commit: refused like an unsigned one.
+    repo.git(&["reset", "-q", "--hard", &old]);
+    assert_eq!(d.push(), 202);
+    eventually(DEADLINE, "readyz refusing the rollback", || {
+        let (status, body) = d.readyz();
+        status == 503 && body["rejected_commit"]["commit"] == old.as_str()
+    });
+    let (_, body) = d.readyz();
+    let reason = body["rejected_commit"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("does not descend from") && reason.contains("--allow-rollback"),
+        "{reason}"
+    );
+    assert!(d.log().contains("does not descend from"), "{}", d.log());
+    assert!(converged(&emu, "alpha", "A1", "rotated-value"));
+
+    // A restart remembers which way is forward.
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(10));
+    let d = git_watch(&repo, &emu, &["--verify-signatures", &signers_arg]);
+    eventually(
+        STARTUP,
+        "readyz refusing the rollback after a restart",
+        || {
+            let (status, body) = d.readyz();
+            status == 503 && body["rejected_commit"]["commit"] == old.as_str()
+        },
+    );
+    assert!(converged(&emu, "alpha", "A1", "rotated-value"));
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(10));
+
+    // The operator allows it: the old value goes back.
+    let d = git_watch(
+        &repo,
+        &emu,
+        &["--verify-signatures", &signers_arg, "--allow-rollback"],
+    );
+    eventually(STARTUP, "the rollback applied when allowed", || {
+        converged(&emu, "alpha", "A1", "old-value")
+    });
+    eventually(DEADLINE, "ready", || d.readyz().0 == 200);
+}
+
 fn sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges(wire: Wire) {
     let emu = Emulator::on(wire, &["--agents", "a1,a2,a3", "--latency-ms", "300"]);
     let repo = SecretsRepo::new("");

@@ -37,8 +37,16 @@ pub struct WatchArgs {
     #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Apply only commits signed by a key in this ssh allowed_signers file.
+    ///
+    /// The branch must also move forward: a signed commit that does not descend from the
+    /// last one applied (a force-push back to an older commit) is refused, unless
+    /// --allow-rollback.
     #[arg(long, value_name = "FILE")]
     pub verify_signatures: Option<PathBuf>,
+    /// With --verify-signatures, apply a signed commit that does not descend from the last
+    /// one applied (a rollback or a rewritten branch).
+    #[arg(long, requires = "verify_signatures")]
+    pub allow_rollback: bool,
     /// Deadline for each reconcile cycle; a cycle that runs out is cancelled, reported on
     /// /readyz and retried with backoff. Default: 5m plus 0.6s per request it needs.
     #[arg(long, value_name = "DURATION", value_parser = duration)]

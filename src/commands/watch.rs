@@ -44,6 +44,7 @@ pub async fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<Exit> 
                 dir,
                 ssh_key: args.ssh_key.clone(),
                 verify_signatures: args.verify_signatures.clone(),
+                allow_rollback: args.allow_rollback,
                 allow_insecure_http: args.platform.allow_insecure_http,
             };
             (follow, target)

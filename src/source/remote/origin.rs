@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::mirror::Mirror;
-use super::signatures::AllowedSigners;
+use super::signatures::{AllowedSigners, Rejection};
 use crate::config::{self, Config};
 use crate::hint::Explained;
 use crate::source::{
@@ -22,8 +22,12 @@ use crate::source::{
 pub enum Origin {
     /// `--git-url`: a bare clone; only commits signed by `signers` (when set) are used.
     Remote {
-        mirror: Mirror,
+        /// Boxed: the local variant holds only a path.
+        mirror: Box<Mirror>,
         signers: Option<AllowedSigners>,
+        /// The file recording the last commit the gate let through: a new one must descend
+        /// from it. None without signers, or with `--allow-rollback`.
+        last_signed: Option<PathBuf>,
     },
     /// `--repo`: the working tree at this root.
     Local { root: PathBuf },
@@ -123,12 +127,22 @@ impl Origin {
                     commit_time: None,
                 })
             }
-            Origin::Remote { mirror, signers } => {
-                let oid = fetch_off_runtime(mirror.clone()).await?;
+            Origin::Remote {
+                mirror,
+                signers,
+                last_signed,
+            } => {
+                let oid = fetch_off_runtime(Mirror::clone(mirror)).await?;
                 let repo = mirror.repository().map_err(|e| Explained::of(&e))?;
                 let revision = oid.to_string();
                 if let Some(signers) = signers {
-                    match signers.verify_commit(&repo, oid) {
+                    let gate = signers
+                        .verify_commit(&repo, oid)
+                        .and_then(|v| match last_signed {
+                            Some(file) => moves_forward(&repo, oid, file).map(|()| v),
+                            None => Ok(v),
+                        });
+                    match gate {
                         Ok(v) => tracing::debug!(
                             commit = %revision,
                             principal = %v.principal,
@@ -156,6 +170,38 @@ impl Origin {
             }
         }
     }
+}
+
+/// The signature gate's second rule, after Flux and TUF: the followed branch only moves
+/// forward. `oid` must be the commit recorded in `file` (the last one let through) or descend
+/// from it; then it is recorded in its place. No record yet (a first start) lets it through.
+/// A recorded commit the clone no longer has, or a record that does not read, refuses: the
+/// gate cannot tell forward from back.
+fn moves_forward(repo: &git2::Repository, oid: git2::Oid, file: &Path) -> Result<(), Rejection> {
+    let recorded = match std::fs::read_to_string(file) {
+        Ok(text) => Some(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(format!("(unreadable: {})", e.kind())),
+    };
+    if let Some(last) = recorded {
+        let forward = git2::Oid::from_str(&last)
+            .is_ok_and(|last| last == oid || repo.graph_descendant_of(oid, last).unwrap_or(false));
+        if !forward {
+            return Err(Rejection::NotForward {
+                commit: oid.to_string(),
+                last: crate::escape::terminal(&last).into_owned(),
+            });
+        }
+    }
+    if let Err(e) = crate::atomic_write::write(
+        file,
+        format!("{oid}\n").as_bytes(),
+        crate::atomic_write::Replace::Existing,
+        crate::atomic_write::Mode::Private,
+    ) {
+        tracing::warn!(file = %file.display(), error = %e, "cannot record the last signed commit");
+    }
+    Ok(())
 }
 
 /// Runs the (blocking, possibly slow) fetch on its own thread, so a hung network call can

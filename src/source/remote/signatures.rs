@@ -74,6 +74,12 @@ pub enum Rejection {
         file: String,
         why: String,
     },
+    /// The commit is signed, but the branch went back: it does not descend from the last
+    /// commit applied (a force-push to an older commit). Refused like an unsigned commit.
+    #[error(
+        "commit {commit} does not descend from {last}, the last signed commit applied: the branch moved back or was rewritten; push a signed commit on top of it, or restart with --allow-rollback to accept this one"
+    )]
+    NotForward { commit: String, last: String },
     /// The key is listed but the signature does not match the commit.
     #[error(
         "commit {commit}: the signature by {fingerprint} ({principal}) does not verify: {detail}"
