@@ -253,6 +253,21 @@ fn ssh_key(repo: &SecretsRepo, name: &str) -> PathBuf {
     path
 }
 
+/// Waits until `/readyz` refuses `commit` (503) with a reason holding each of `says`; the log
+/// says the first.
+fn refused(d: &Daemon, commit: &str, says: &[&str]) {
+    eventually(DEADLINE, "readyz refusing the commit", || {
+        let (status, body) = d.readyz();
+        status == 503 && body["rejected_commit"]["commit"] == commit
+    });
+    let (_, body) = d.readyz();
+    let reason = body["rejected_commit"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(says.iter().all(|s| reason.contains(s)), "{reason}");
+    assert!(d.log().contains(says[0]), "{}", d.log());
+}
+
 fn signed_commit(repo: &SecretsRepo, key: &std::path::Path, message: &str) -> String {
     repo.git(&["add", "-A"]);
     let signing_key = format!("user.signingkey={}", key.display());
@@ -316,21 +331,7 @@ fn only_commits_signed_by_an_allowed_key_are_applied() {
     repo.agent("beta", &[("B1", "b-one"), ("B2", "b-two-mallory")]);
     let by_mallory = signed_commit(&repo, &mallory, "signed by mallory");
     assert_eq!(d.push(), 202);
-    eventually(DEADLINE, "readyz refusing mallory's commit", || {
-        let (_, body) = d.readyz();
-        body["rejected_commit"]["commit"] == by_mallory.as_str()
-    });
-    let (status, body) = d.readyz();
-    assert_eq!(status, 503);
-    let reason = body["rejected_commit"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        reason.contains("SHA256:") && reason.contains("not allowed"),
-        "{reason}"
-    );
-    assert!(d.log().contains("not allowed"), "{}", d.log());
+    refused(&d, &by_mallory, &["not allowed", "SHA256:"]);
     assert!(converged(&emu, "beta", "B2", "b-two"));
 
     // Alice signs again: applied, ready.
@@ -373,20 +374,7 @@ fn a_force_push_back_to_an_older_signed_commit_is_refused_unless_allowed() {
     // A force-push back to the older (validly signed) commit: refused like an unsigned one.
     repo.git(&["reset", "-q", "--hard", &old]);
     assert_eq!(d.push(), 202);
-    eventually(DEADLINE, "readyz refusing the rollback", || {
-        let (status, body) = d.readyz();
-        status == 503 && body["rejected_commit"]["commit"] == old.as_str()
-    });
-    let (_, body) = d.readyz();
-    let reason = body["rejected_commit"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        reason.contains("does not descend from") && reason.contains("--allow-rollback"),
-        "{reason}"
-    );
-    assert!(d.log().contains("does not descend from"), "{}", d.log());
+    refused(&d, &old, &["does not descend from", "--allow-rollback"]);
     assert!(converged(&emu, "alpha", "A1", "rotated-value"));
 
     // A restart remembers which way is forward.
