@@ -420,3 +420,110 @@ fn watch_follows_one_environment_and_refuses_to_guess_which() {
     });
     assert_eq!(TwoEnvs::writes(&envs.staging), 0);
 }
+
+#[test]
+fn guard_searches_each_environments_overlays_too() {
+    let envs = TwoEnvs::new();
+    envs.repo.commit_all("two environments");
+    std::fs::write(
+        envs.repo.path("notes.txt"),
+        format!("live key for the demo: {LIVE_STRIPE}\n"),
+    )
+    .unwrap();
+    let out = envs
+        .test()
+        .args(["guard", "-o", "json"])
+        .run()
+        .failure()
+        .no_canary(CANARIES);
+    let doc = out.json();
+    let findings = doc["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["path"] == "notes.txt"
+            && f["declared_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["key"] == "STRIPE_KEY")),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn the_authoring_commands_take_env_and_rekey_knows_each_overlays_recipients() {
+    let envs = TwoEnvs::new();
+    envs.repo.raw_manifest(
+        "billing",
+        "agent: billing\nsecrets:\n  SHARED: shared-billing\n",
+    );
+    envs.repo
+        .schema("billing", "SHARED=\n# optional\nLIVE_ONLY=\n");
+    // An overlay lays keys over the shared file: that file comes first.
+    envs.test()
+        .args(["new", "--env", "staging", "nobody"])
+        .run()
+        .failure()
+        .stderr_has("castsync new nobody");
+    envs.test()
+        .args(["new", "--env", "staging", "billing"])
+        .run()
+        .success();
+    assert!(
+        envs.repo
+            .path("agents/billing/secrets.staging.yaml.age")
+            .exists()
+    );
+    envs.test()
+        .args([
+            "import",
+            "--env",
+            "production",
+            "billing",
+            "--from-dotenv",
+            "-",
+        ])
+        .stdin("LIVE_ONLY=live-only-value\n")
+        .run()
+        .success();
+    let shown = envs
+        .test()
+        .args(["show", "--env", "production", "billing", "--format", "json"])
+        .run()
+        .success();
+    assert_eq!(shown.json()["secrets"]["LIVE_ONLY"], "<hidden>");
+    assert!(
+        shown.json()["secrets"].get("SHARED").is_none(),
+        "the overlay alone"
+    );
+
+    // The shared file need not hold what the overlays give each environment.
+    envs.test()
+        .args(["set", "support-bot", "SHARED"])
+        .stdin("another-shared-value")
+        .run()
+        .success()
+        .stderr_has("not in the file every environment shares: STRIPE_KEY")
+        .stderr_lacks("`castsync validate` fails");
+    // The files written by hand first get their recipients recorded.
+    envs.test().arg("rekey").run().success();
+    envs.test().args(["rekey", "--check"]).run().success();
+    // Production gets a reader of its own: only its overlays are stale.
+    let (_, reader) = castsync::crypto::generate_identity();
+    let config = std::fs::read_to_string(envs.repo.path("castsync.yaml")).unwrap();
+    let config = config.replace(
+        "    recipients:\n",
+        &format!("    recipients:\n      - {reader}\n"),
+    );
+    std::fs::write(envs.repo.path("castsync.yaml"), config).unwrap();
+    let check = envs.test().args(["rekey", "--check"]).run().failure();
+    check
+        .stdout_has("agents/support-bot/secrets.production.yaml.age")
+        .stdout_has("agents/billing/secrets.production.yaml.age")
+        .stdout_lacks("secrets.staging.yaml.age")
+        .stdout_lacks("agents/billing/secrets.yaml.age");
+    envs.test()
+        .args(["rekey", "--env", "production"])
+        .run()
+        .success();
+    envs.test().args(["rekey", "--check"]).run().success();
+}

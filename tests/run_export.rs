@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::support::pty::Pty;
+use crate::support::tools::python_with;
 use crate::support::*;
 
 const CANARY: &str = "canary-run-7f3b9d";
@@ -265,30 +266,22 @@ fn dotenv_export_reads_back_the_same_in_python_dotenv_and_nodes_dotenv() {
         .collect::<serde_json::Map<_, _>>()
         .into();
 
-    if let Some(python) = tool("python3") {
-        let has_dotenv = std::process::Command::new(&python)
-            .args(["-c", "import dotenv"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if has_dotenv {
-            let out = std::process::Command::new(&python)
-                .args([
-                    "-c",
-                    "import json, sys\nfrom dotenv import dotenv_values\nprint(json.dumps(dotenv_values(sys.argv[1])))",
-                ])
-                .arg(&file)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(read, expected, "python-dotenv");
-        } else {
-            skip("python-dotenv (pip install python-dotenv; .ci/run installs it)");
-        }
+    if let Some(python) = python_with("dotenv", "python3 -m pip install python-dotenv==1.2.2") {
+        let out = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import json, sys\nfrom dotenv import dotenv_values\nprint(json.dumps(dotenv_values(sys.argv[1])))",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(read, expected, "python-dotenv");
     }
 
     if let Some(node) = tool("node") {

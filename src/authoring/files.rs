@@ -462,7 +462,15 @@ impl Verdict {
     /// The warnings and the still-missing keys, one line each, for stderr.
     pub fn notes(&self, files: &AgentFiles<'_>) -> Vec<String> {
         let mut notes: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
-        if !self.missing.is_empty() {
+        if !self.missing.is_empty() && files.config.has_environments() && !files.is_overlay() {
+            // The shared file alone need not hold every key: overlays may add them.
+            notes.push(format!(
+                "note: {}: required by {SCHEMA_FILE} and not in the file every environment shares: {}; each environment needs them from its overlay (`castsync set --env ENV {} KEY`); `castsync validate` checks every environment",
+                files.shown(),
+                self.missing.join(", "),
+                files.slug
+            ));
+        } else if !self.missing.is_empty() {
             notes.push(format!(
                 "warning: {}: required by {SCHEMA_FILE} but not set yet: {}; `castsync validate` fails until they are (set each with `castsync set {} KEY`, or take them from a shared group with `uses:`)",
                 files.shown(),

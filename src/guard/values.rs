@@ -8,7 +8,7 @@
 //! matcher.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use zeroize::Zeroizing;
@@ -116,13 +116,27 @@ pub fn collect(
     placeholders: &Placeholders,
 ) -> Result<Needles, SourceError> {
     let mut jobs = Vec::new();
+    // Each environment's overlays hold values too (`secrets.ENV.yaml.age` beside the file
+    // every environment shares).
+    let overlays: Vec<String> = config
+        .all_environments()
+        .iter()
+        .filter_map(crate::environment::Environment::overlay_file)
+        .collect();
+    let mut files = |kind: SourceKind, name: String, path: PathBuf| -> Result<(), SourceError> {
+        for overlay in &overlays {
+            let overlay = path.with_file_name(overlay);
+            push_job(tree, &mut jobs, kind, name.clone(), &overlay)?;
+        }
+        push_job(tree, &mut jobs, kind, name, &path)
+    };
     for agent in agent_slugs(tree, config)? {
         let path = config.agents_dir.join(&agent).join(MANIFEST_FILE);
-        push_job(tree, &mut jobs, SourceKind::Agent, agent, &path)?;
+        files(SourceKind::Agent, agent, path)?;
     }
     for group in group_names(tree, config)? {
         let path = group_manifest_path(config, &group);
-        push_job(tree, &mut jobs, SourceKind::Group, group, &path)?;
+        files(SourceKind::Group, group, path)?;
     }
     let manifests = jobs.len();
     let read: Vec<(Job, Result<crate::manifest::Manifest, &'static str>)> = jobs
