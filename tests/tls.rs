@@ -37,6 +37,16 @@ fn dry_run(repo: &SecretsRepo, url: &str, env: &[(&str, &str)]) -> (Run, Duratio
 }
 
 /// One error line with its hint, no OpenSSL source paths or error codes, nothing twice.
+/// The run ended without the retries a transient failure gets (six attempts with backoff took
+/// 11 s when these failures were retried). The bound is loose on purpose: on an idle machine the
+/// run takes a fraction of a second, and a tight bound would only measure the machine's load.
+fn not_retried(took: Duration) {
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}: was it retried?"
+    );
+}
+
 fn one_clean_message(run: &Run, message: &str, hint: &str) {
     let stderr = run.stderr();
     assert_eq!(
@@ -60,7 +70,7 @@ fn an_untrusted_certificate_costs_one_handshake_and_ends_the_run_in_one_message(
 
     let (run, took) = dry_run(&repo, &front.url, &[]);
     let run = run.code(1);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    not_retried(took);
     assert_eq!(front.connections(), 1, "one handshake for the whole run");
     assert_eq!(front.handshakes(), 0);
     one_clean_message(
@@ -83,7 +93,7 @@ fn https_to_a_plain_http_port_is_a_protocol_mismatch_not_a_retry() {
     let https = emu.url.replacen("http://", "https://", 1);
     let (run, took) = dry_run(&repo, &https, &[]);
     let run = run.code(1);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    not_retried(took);
     one_clean_message(
         &run,
         "does not speak TLS (wrong version number)",
@@ -106,7 +116,7 @@ fn a_dead_proxy_is_named_with_its_cause_and_not_retried() {
         &[("HTTPS_PROXY", &proxy), ("SSL_CERT_FILE", ca_file)],
     );
     let run = run.code(1);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    not_retried(took);
     one_clean_message(
         &run,
         "cannot reach the platform through the proxy http://***@127.0.0.1:",
@@ -130,7 +140,7 @@ fn a_proxy_that_refuses_the_tunnel_is_named() {
         &[("HTTPS_PROXY", &proxy.url), ("SSL_CERT_FILE", ca_file)],
     );
     let run = run.code(1);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    not_retried(took);
     one_clean_message(
         &run,
         &format!(
