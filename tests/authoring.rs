@@ -275,8 +275,21 @@ fn set_refuses_invalid_key_names_unmanaged_keys_and_unknown_agents() {
     repo.agent("bot", &[("TOKEN", "t-1")]);
     repo.schema("bot", "TOKEN=x\nANTHROPIC_API_KEY=x\n");
     for (agent, key, expect) in [
-        ("bot", "1BAD", "invalid key name \"1BAD\""),
-        ("bot", "API-KEY", "invalid key name"),
+        (
+            "bot",
+            "1BAD",
+            "invalid key name (4 characters, not shown in case it is a value): it starts with a digit",
+        ),
+        (
+            "bot",
+            "API-KEY",
+            "invalid key name (7 characters, not shown in case it is a value): character 4 is '-'",
+        ),
+        (
+            "bot",
+            "sk-canary-7c1e9f0a",
+            "the value goes on stdin or at the prompt",
+        ),
         (
             "bot",
             "ANTHROPIC_API_KEY",
@@ -292,6 +305,17 @@ fn set_refuses_invalid_key_names_unmanaged_keys_and_unknown_agents() {
         .stderr_has(expect);
     }
     assert!(!repo.path("agents/nobody").exists());
+
+    // A value typed where the key goes is refused without being repeated.
+    let canary = "sk-CANARY-typed-as-a-key-5d1f";
+    refused(
+        &repo,
+        "bot",
+        repo.test().args(["set", "bot", canary]).stdin("v"),
+    )
+    .stderr_has("not shown in case it is a value")
+    .stderr_lacks(canary)
+    .stdout_lacks(canary);
 }
 
 #[test]

@@ -18,6 +18,38 @@ use crate::manifest::MAX_VALUE_BYTES;
 use crate::names;
 use crate::secret::SecretValue;
 
+/// Refuses a key that is not a valid name without repeating it: the likeliest invalid "key" on
+/// this command line is a value typed where the key goes (`set AGENT sk-…`), and a CI log need
+/// not keep what the shell history already has. The fault is described by its position instead.
+fn refuse_invalid_key(key: &str) -> anyhow::Result<()> {
+    if names::validate_key(key).is_ok() {
+        return Ok(());
+    }
+    let fault = match key
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit())))
+    {
+        _ if key.is_empty() => "it is empty".to_owned(),
+        Some((0, c)) if c.is_ascii_digit() => "it starts with a digit".to_owned(),
+        Some((i, c)) if c.is_ascii_graphic() => {
+            format!("character {} is {c:?}", key[..i].chars().count() + 1)
+        }
+        Some((i, _)) => format!(
+            "character {} is not a letter, digit or _",
+            key[..i].chars().count() + 1
+        ),
+        None => format!("it is longer than {} bytes", names::MAX_KEY_LEN),
+    };
+    Err(crate::hint::WithHint::new(
+        format!(
+            "invalid key name ({} characters, not shown in case it is a value): {fault}",
+            key.chars().count()
+        ),
+        "keys are environment variable names ([A-Za-z_][A-Za-z0-9_]*); the value goes on stdin or at the prompt: printf %s \"$VALUE\" | castsync set AGENT KEY",
+    )
+    .into())
+}
+
 pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
     if let Some((key, _value)) = args.key.split_once('=') {
         // `set AGENT KEY=value`: the value is on the command line already; never repeat it.
@@ -32,7 +64,7 @@ pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
     }
     let repo = Repo::open(global)?;
     let files = manifest_files(&repo, &args.agent, args.shared, args.env.as_deref())?;
-    names::validate_key(&args.key)?;
+    refuse_invalid_key(&args.key)?;
     let identities = repo.identities()?;
     let manifest = files.require_or_new_overlay(&identities)?;
 
