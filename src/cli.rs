@@ -210,10 +210,7 @@ fn unexpected_value_not_shown(err: clap::Error) -> clap::Error {
     if word.starts_with('-') && word.len() > 1 && !after_separator {
         return err;
     }
-    let length = match word.chars().count() {
-        1 => "1 character".to_owned(),
-        n => format!("{n} characters"),
-    };
+    let length = crate::escape::length_of(word);
     let usage = match err.get(ContextKind::Usage) {
         Some(ContextValue::StyledStr(usage)) => format!("\n\n{usage}"),
         _ => String::new(),

@@ -103,6 +103,15 @@ pub fn code_span(s: &str) -> String {
     terminal(s).replace('`', "'")
 }
 
+/// How long a word is, for an error that must not repeat it (it may be a value typed in the
+/// wrong place): "1 character", "12 characters".
+pub fn length_of(word: &str) -> String {
+    match word.chars().count() {
+        1 => "1 character".to_owned(),
+        n => format!("{n} characters"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

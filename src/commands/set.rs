@@ -42,8 +42,8 @@ fn refuse_invalid_key(key: &str) -> anyhow::Result<()> {
     };
     Err(crate::hint::WithHint::new(
         format!(
-            "invalid key name ({} characters, not shown in case it is a value): {fault}",
-            key.chars().count()
+            "invalid key name ({}, not shown in case it is a value): {fault}",
+            crate::escape::length_of(key)
         ),
         "keys are environment variable names ([A-Za-z_][A-Za-z0-9_]*); the value goes on stdin or at the prompt: printf %s \"$VALUE\" | castsync set AGENT KEY",
     )
