@@ -33,7 +33,9 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Team and review",
-        &["diff", "rekey", "audit", "guard", "history", "doctor"],
+        &[
+            "diff", "rekey", "audit", "guard", "history", "state", "doctor",
+        ],
     ),
     (
         "Integration",
