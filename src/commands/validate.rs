@@ -43,13 +43,17 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
     let envs = repo.config().environments_in_run(&args.envs)?;
     let mut per_env = Vec::new();
     let mut agents = 0;
+    let mut rotation = repo.config().has_rotation_policy();
     for env in &envs {
         let loaded = load_all(repo.checkout.tree(), repo.config(), env, &identities, &only)?;
         agents = loaded.agents.len();
+        rotation |= loaded.agents.values().any(|a| a.rotation_annotated);
         per_env.push((env, loaded.findings().cloned().collect::<Vec<_>>()));
     }
     findings.extend(across_environments(per_env));
-    findings.extend(rotation_findings(&repo, global, &identities, &only));
+    if rotation {
+        findings.extend(rotation_findings(&repo, global, &identities, &only));
+    }
     report(&findings, Some(agents), args.output)
 }
 
@@ -87,17 +91,15 @@ fn across_environments(per_env: Vec<(&Environment, Vec<Finding>)>) -> Vec<Findin
     out
 }
 
-/// Keys overdue for rotation, when a period is set anywhere (else no history is read): the
-/// audit of the committed history, narrowed to the agents asked for.
+/// Keys overdue for rotation (asked only when a period is set somewhere: in the config or
+/// by a `# rotate:` comment the load read; else no history is read): the audit of the
+/// committed history, narrowed to the agents asked for.
 fn rotation_findings(
     repo: &Repo,
     global: &GlobalArgs,
     identities: &crypto::Identities,
     only: &BTreeSet<String>,
 ) -> Vec<Finding> {
-    if !audit::has_rotation_policy(repo.checkout.tree(), repo.config()) {
-        return Vec::new();
-    }
     let request = audit::Request {
         root: repo.root.clone(),
         config: global.config.clone(),
