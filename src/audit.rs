@@ -146,14 +146,6 @@ pub fn audit(req: &Request<'_>) -> Result<Audit, AuditError> {
     Ok(report)
 }
 
-/// Whether a rotation period is set anywhere: in `config`, or by a `# rotate:` comment in an
-/// agent's `.env.example` of `tree`. Without one, `validate` reads no history.
-pub fn has_rotation_policy(tree: &dyn Tree, config: &Config) -> bool {
-    let mut notes = Vec::new();
-    config.has_rotation_policy()
-        || policy::Policies::read(tree, config, &BTreeMap::new(), &mut notes).any()
-}
-
 /// `validate`'s warnings: one per key overdue for rotation, with the command that sets a
 /// new value.
 pub fn overdue_findings(audit: &Audit) -> Vec<crate::finding::Finding> {

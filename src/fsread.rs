@@ -133,6 +133,14 @@ pub fn read_in_repo(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, Read
     if let Err(e) = full.symlink_metadata() {
         return Err(ReadError::io(rel, e));
     }
+    if no_link_below(root, rel) {
+        // Nothing under `root` on the way is a link: the file is inside `root` whatever
+        // `root` itself resolves to, and resolving every component of the absolute path
+        // (one readlink each, for every file of a large repository) can be skipped.
+        let mut buf = Vec::new();
+        read_regular(&full, rel, limit, &mut buf)?;
+        return Ok(buf);
+    }
     let real = full.canonicalize().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ReadError::Io {
             path: rel.to_owned(),
@@ -153,6 +161,26 @@ pub fn read_in_repo(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, Read
     let mut buf = Vec::new();
     read_regular(&real, rel, limit, &mut buf)?;
     Ok(buf)
+}
+
+/// Whether `rel` is a plain relative path (no `..`, no root) none of whose components,
+/// below `root`, is a symbolic link (each is checked with lstat; one that cannot be read
+/// counts as a link, so the caller takes the path that resolves every link).
+fn no_link_below(root: &Path, rel: &Path) -> bool {
+    use std::path::Component;
+    let mut at = root.to_path_buf();
+    for component in rel.components() {
+        match component {
+            Component::Normal(name) => at.push(name),
+            Component::CurDir => continue,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+        match at.symlink_metadata() {
+            Ok(meta) if !meta.file_type().is_symlink() => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Reads a file outside any repository (the state, allowed signers, a file git hands to the
@@ -328,6 +356,9 @@ mod tests {
         );
         let e = read_in_repo(&root, Path::new("agents/updir/outside.txt"), 100).unwrap_err();
         assert!(matches!(e, ReadError::Outside { .. }), "{e}");
+        // No link on the way, but `..` climbs out.
+        let e = read_in_repo(&root, Path::new("agents/../../outside.txt"), 100).unwrap_err();
+        assert!(matches!(e, ReadError::Outside { .. }), "{e}");
         // /dev/zero is outside too; read directly, it is a device.
         let e = read_in_repo(&root, Path::new("agents/zero"), 100).unwrap_err();
         assert!(matches!(e, ReadError::Outside { .. }), "{e}");
@@ -345,6 +376,23 @@ mod tests {
             !e.is_not_found() && e.to_string().contains("target does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_repository_reached_through_a_link_reads_its_files_and_still_refuses_links_out() {
+        let dir = repo();
+        let root = dir.path().join("repo");
+        std::fs::write(root.join("agents/a.txt"), "hello").unwrap();
+        std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
+        symlink("../../outside.txt", root.join("agents/out")).unwrap();
+        let linked = dir.path().join("linked-repo");
+        symlink(&root, &linked).unwrap();
+        assert_eq!(
+            read_in_repo(&linked, Path::new("agents/a.txt"), 10).unwrap(),
+            b"hello"
+        );
+        let e = read_in_repo(&linked, Path::new("agents/out"), 100).unwrap_err();
+        assert!(matches!(e, ReadError::Outside { .. }), "{e}");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct AgentLoad {
     pub findings: Vec<Finding>,
     /// The manifest decrypted and parsed, so `uses` is known.
     parsed: bool,
+    /// Its `.env.example` gives a key a rotation period (`# rotate:`): what `validate` asks
+    /// before it reads the history for overdue keys.
+    pub rotation_annotated: bool,
 }
 
 impl AgentLoad {
@@ -51,6 +54,7 @@ impl AgentLoad {
             uses: Vec::new(),
             findings: vec![finding],
             parsed: false,
+            rotation_annotated: false,
         }
     }
 
@@ -440,6 +444,7 @@ impl AgentFiles {
             manifest: judged.manifest.filter(|_| ok),
             effective: judged.effective.filter(|_| ok),
             findings: judged.findings,
+            rotation_annotated: judged.rotation_annotated,
         }
     }
 }
@@ -517,6 +522,8 @@ pub struct Judged {
     /// [`shared::Resolution::unavailable`]). Keys the schema requires are not reported missing
     /// while a group is unavailable: they may be in it.
     pub unavailable: Vec<Finding>,
+    /// The schema gives a key a rotation period (`# rotate:`).
+    pub rotation_annotated: bool,
 }
 
 /// Judges the decrypted texts of agent `slug` as environment `env` sees them: parse, lay
@@ -577,6 +584,7 @@ fn judge(
                 references: Vec::new(),
                 keys: Default::default(),
                 unavailable: Vec::new(),
+                rotation_annotated: false,
             };
         }
     };
@@ -613,6 +621,9 @@ fn judge(
         }
     }
     let schema = at.schema(schema_file, &mut findings);
+    let rotation_annotated = schema
+        .as_ref()
+        .is_ok_and(|s| s.as_ref().is_some_and(EnvSchema::has_rotation));
     let partial = !resolution.unavailable.is_empty() || resolution.effective.is_none();
     match schema {
         Ok(schema) => findings.extend(
@@ -646,6 +657,7 @@ fn judge(
         references: resolution.errors,
         keys: effective.secrets.keys().cloned().collect(),
         unavailable: resolution.unavailable,
+        rotation_annotated,
     }
 }
 

@@ -5,7 +5,8 @@
 //! [`Validation::unreadable_config`]), then the recipients castsync cannot encrypt to, then
 //! every agent through `load::load_all` in each environment of the run (the very code
 //! reconcile uses, so a manifest that validates is a manifest reconcile accepts), then the
-//! keys overdue for rotation when a period is set. Findings never carry a value.
+//! keys overdue for rotation when a period is set (in the config, or by a `# rotate:`
+//! comment the load read). Findings never carry a value.
 
 pub mod render;
 
@@ -71,14 +72,18 @@ pub fn validate(req: &Request<'_>) -> Result<Validation, LoadError> {
     let mut findings = recipient_findings(config, req.config_shown);
     let mut per_env = Vec::new();
     let mut agents = 0;
+    let mut rotation = config.has_rotation_policy();
     for env in req.envs {
         let tree = req.checkout.tree();
         let loaded = load_all(tree, config, env, req.identities, req.only)?;
         agents = loaded.agents.len();
+        rotation |= loaded.agents.values().any(|a| a.rotation_annotated);
         per_env.push((env, loaded.findings().cloned().collect::<Vec<_>>()));
     }
     findings.extend(across_environments(per_env));
-    findings.extend(rotation_findings(req));
+    if rotation {
+        findings.extend(rotation_findings(req));
+    }
     Ok(Validation {
         findings,
         agents: Some(agents),
@@ -119,13 +124,10 @@ fn across_environments(per_env: Vec<(&Environment, Vec<Finding>)>) -> Vec<Findin
     out
 }
 
-/// Keys overdue for rotation, when a period is set anywhere (else no history is read): the
-/// audit of the committed history, narrowed to the agents asked for.
+/// Keys overdue for rotation (asked only when a period is set somewhere: in the config or
+/// by a `# rotate:` comment the load read; else no history is read): the audit of the
+/// committed history, narrowed to the agents asked for.
 fn rotation_findings(req: &Request<'_>) -> Vec<Finding> {
-    let (tree, config) = (req.checkout.tree(), &req.checkout.config);
-    if !audit::has_rotation_policy(tree, config) {
-        return Vec::new();
-    }
     let request = audit::Request {
         root: req.root.to_owned(),
         config: req.explicit_config.map(PathBuf::from),
