@@ -188,20 +188,12 @@ pub fn load_all(
     identities: &Identities,
     only: &BTreeSet<String>,
 ) -> Result<Loaded, LoadError> {
-    let slugs = agent_slugs(tree, config)?;
-    if let Some(missing) = only.iter().find(|a| !slugs.contains(a)) {
-        return Err(LoadError::UnknownAgent {
-            agent: missing.clone(),
-            agents_dir: tree.display(&config.agents_dir),
-            known: slugs.join(", "),
-        });
-    }
+    let slugs = named_agents(tree, config, agent_slugs(tree, config)?, only)?;
     // The shared groups' files are read here too; each is decrypted once, by the first
     // thread whose agent uses it.
     let groups = SharedGroups::read(tree, config, env, identities)?;
     let files: Vec<AgentFiles> = slugs
         .into_iter()
-        .filter(|s| only.is_empty() || only.contains(s))
         .map(|slug| AgentFiles::read(tree, config, env, slug))
         .collect();
     let agents: BTreeMap<String, AgentLoad> = files
@@ -253,6 +245,13 @@ pub enum LoadError {
         agents_dir: String,
         known: String,
     },
+    /// An argument names a shared group the repository does not declare.
+    #[error("shared group {group:?} is not declared: there is no directory {shared_dir}/{group}")]
+    UnknownGroup {
+        group: String,
+        shared_dir: String,
+        known: Vec<String>,
+    },
 }
 
 impl crate::hint::Hinted for LoadError {
@@ -262,8 +261,66 @@ impl crate::hint::Hinted for LoadError {
             LoadError::UnknownAgent { agent, known, .. } => Some(
                 format!("declared agents: {known}; create one with `castsync new {agent}`").into(),
             ),
+            LoadError::UnknownGroup { group, known, .. } => Some(
+                format!(
+                    "declared groups: {}; create one with `castsync new --shared {group}`",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+                .into(),
+            ),
         }
     }
+}
+
+/// The agents of `declared` (the agent directories of `tree`) that `only` names, each of
+/// which must be declared; every declared agent when `only` is empty.
+pub fn named_agents(
+    tree: &dyn Tree,
+    config: &Config,
+    declared: Vec<String>,
+    only: &BTreeSet<String>,
+) -> Result<Vec<String>, LoadError> {
+    narrowed(declared, only, |agent, declared| LoadError::UnknownAgent {
+        agent,
+        agents_dir: tree.display(&config.agents_dir),
+        known: declared.join(", "),
+    })
+}
+
+/// The shared groups of `tree` that `only` names, each of which must be declared; every
+/// declared group when `only` is empty.
+pub fn named_groups(
+    tree: &dyn Tree,
+    config: &Config,
+    only: &BTreeSet<String>,
+) -> Result<Vec<String>, LoadError> {
+    let declared = crate::source::group_names(tree, config)?;
+    narrowed(declared, only, |group, known| LoadError::UnknownGroup {
+        group,
+        shared_dir: config.shared_dir.display().to_string(),
+        known,
+    })
+}
+
+/// The names of `declared` that `only` names, or `unknown` of the first it names that is not
+/// declared (and of every declared name); all of `declared` when `only` is empty.
+fn narrowed(
+    declared: Vec<String>,
+    only: &BTreeSet<String>,
+    unknown: impl FnOnce(String, Vec<String>) -> LoadError,
+) -> Result<Vec<String>, LoadError> {
+    if let Some(missing) = only.iter().find(|n| !declared.contains(n)) {
+        return Err(unknown(missing.clone(), declared));
+    }
+    Ok(if only.is_empty() {
+        declared
+    } else {
+        declared.into_iter().filter(|n| only.contains(n)).collect()
+    })
 }
 
 /// Loads one agent as `env` sees it: decrypt, parse, lay the overlay over it, resolve its
