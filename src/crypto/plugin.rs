@@ -73,7 +73,7 @@ impl TerminalCallbacks {
 
     fn no_terminal(&self, what: &str) {
         self.needed_terminal.store(true, Ordering::Relaxed);
-        eprintln!(
+        crate::say!(
             "castsync: {} asks for {what}, but there is no terminal to ask on: run castsync in a terminal to use this key",
             self.binary
         );
@@ -98,7 +98,7 @@ impl age::Callbacks for TerminalCallbacks {
     fn display_message(&self, message: &str) {
         // A plugin's message is outside text: one line, bounded, control characters escaped.
         let bounded: String = message.chars().take(500).collect();
-        eprintln!("{}: {}", self.binary, crate::escape::terminal(&bounded));
+        crate::say!("{}: {}", self.binary, crate::escape::terminal(&bounded));
     }
 
     fn confirm(&self, message: &str, yes_string: &str, no_string: Option<&str>) -> Option<bool> {
