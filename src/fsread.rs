@@ -17,7 +17,7 @@ use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{Read as _, Seek as _};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -128,31 +128,60 @@ impl ReadError {
 /// Reads `rel` (relative to `root`) when it is a regular file of at most `limit` bytes whose
 /// real path, after every symbolic link, is inside `root`.
 pub fn read_in_repo(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let full = root.join(rel);
-    // A dangling link is an error that says so, not an absent file.
-    if let Err(e) = full.symlink_metadata() {
+    // A missing file is reported as such before the root is resolved.
+    if let Err(e) = root.join(rel).symlink_metadata() {
         return Err(ReadError::io(rel, e));
     }
-    let real = full.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ReadError::Io {
-            path: rel.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "a symbolic link whose target does not exist",
-            ),
-        },
-        _ => ReadError::io(rel, e),
-    })?;
     let real_root = root.canonicalize().map_err(|e| ReadError::io(root, e))?;
-    if !real.starts_with(&real_root) {
-        return Err(ReadError::Outside {
-            path: rel.to_owned(),
-            target: real,
-        });
-    }
+    read_in_real_repo(&real_root, rel, limit)
+}
+
+/// [`read_in_repo`] with the root already resolved (`real_root`, as `Path::canonicalize`
+/// gives it), for a caller that reads many files of one repository: a path with no link in it
+/// (the usual case) is checked with one `lstat` per directory instead of being resolved
+/// again, component by component.
+pub fn read_in_real_repo(real_root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let full = real_root.join(rel);
+    // A dangling link is an error that says so, not an absent file.
+    let meta = full.symlink_metadata().map_err(|e| ReadError::io(rel, e))?;
+    let real = if !meta.file_type().is_symlink() && plain_dirs(real_root, rel) {
+        full
+    } else {
+        let real = full.canonicalize().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ReadError::Io {
+                path: rel.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "a symbolic link whose target does not exist",
+                ),
+            },
+            _ => ReadError::io(rel, e),
+        })?;
+        if !real.starts_with(real_root) {
+            return Err(ReadError::Outside {
+                path: rel.to_owned(),
+                target: real,
+            });
+        }
+        real
+    };
     let mut buf = Vec::new();
     read_regular(&real, rel, limit, &mut buf)?;
     Ok(buf)
+}
+
+/// Whether `rel` is plain names only, each directory of which under `root` is a directory and
+/// not a symbolic link: then it names, as written, a path inside `root`.
+fn plain_dirs(root: &Path, rel: &Path) -> bool {
+    let parts: Vec<Component<'_>> = rel.components().collect();
+    if parts.is_empty() || !parts.iter().all(|c| matches!(c, Component::Normal(_))) {
+        return false;
+    }
+    let mut dir = root.to_path_buf();
+    parts[..parts.len() - 1].iter().all(|c| {
+        dir.push(c);
+        dir.symlink_metadata().is_ok_and(|m| m.file_type().is_dir())
+    })
 }
 
 /// Reads a file outside any repository (the state, allowed signers, a file git hands to the

@@ -12,6 +12,7 @@
 mod checkout;
 mod discover;
 mod git;
+mod index;
 pub mod inputs;
 pub mod remote;
 mod worktree;
@@ -111,6 +112,12 @@ pub trait Tree {
     /// without reading the file; any other tree reads and hashes it.
     fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
         Ok(self.read(path)?.map(|bytes| blob_id(&bytes)))
+    }
+    /// This tree as one that threads may share, when it is one (files on disk), so that its
+    /// files can be read on every core; `None` for a tree read from one thread only (a git
+    /// revision keeps the objects it parsed for the thread that reads it).
+    fn shared(&self) -> Option<&(dyn Tree + Sync)> {
+        None
     }
     /// A label for this tree: a full commit id, or `worktree`.
     fn revision(&self) -> String;
