@@ -146,14 +146,6 @@ pub fn audit(req: &Request<'_>) -> Result<Audit, AuditError> {
     Ok(report)
 }
 
-/// Whether a rotation period is set anywhere: in `config`, or by a `# rotate:` comment in an
-/// agent's `.env.example` of `tree`. Without one, `validate` reads no history.
-pub fn has_rotation_policy(tree: &dyn Tree, config: &Config) -> bool {
-    let mut notes = Vec::new();
-    config.has_rotation_policy()
-        || policy::Policies::read(tree, config, &BTreeMap::new(), &mut notes).any()
-}
-
 /// `validate`'s warnings: one per key overdue for rotation, with the command that sets a
 /// new value.
 pub fn overdue_findings(audit: &Audit) -> Vec<crate::finding::Finding> {
@@ -187,10 +179,12 @@ pub fn overdue_findings(audit: &Audit) -> Vec<crate::finding::Finding> {
     out
 }
 
-/// One manifest to audit.
+/// One manifest to audit: the file every environment shares, or one environment's overlay.
 struct Source {
     kind: SourceKind,
     name: String,
+    /// The overlay's environment; `None` for the file every environment shares.
+    environment: Option<String>,
     /// Relative to the git repository's top, with `/`.
     path: String,
     /// Relative to the secrets repository, as reports show it.
@@ -203,30 +197,40 @@ fn sources(tree: &dyn Tree, config: &Config, prefix: &Path) -> Result<Vec<Source
     let groups = crate::source::group_names(tree, config).map_err(CheckoutError::from)?;
     let kinds = agents
         .into_iter()
-        .map(|a| {
-            (
-                SourceKind::Agent,
-                config.agents_dir.join(&a).join(MANIFEST_FILE),
-                a,
-            )
-        })
+        .map(|a| (SourceKind::Agent, config.agents_dir.join(&a), a))
         .chain(groups.into_iter().map(|g| {
-            (
-                SourceKind::Group,
-                crate::source::group_manifest_path(config, &g),
-                g,
-            )
+            let dir = crate::source::group_manifest_path(config, &g)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            (SourceKind::Group, dir, g)
         }));
-    for (kind, file, name) in kinds {
+    // Each environment's overlay beside the shared file, when the audited commit has one.
+    let overlays: Vec<(String, String)> = config
+        .all_environments()
+        .into_iter()
+        .filter_map(|env| Some((env.name()?.to_owned(), env.overlay_file()?)))
+        .collect();
+    for (kind, dir, name) in kinds {
         if crate::names::validate_slug(&name).is_err() {
             continue;
         }
-        out.push(Source {
-            kind,
-            path: slashed(&prefix.join(&file)),
-            file: slashed(&file),
-            name,
-        });
+        let mut push = |environment: Option<String>, file: PathBuf| {
+            out.push(Source {
+                kind,
+                path: slashed(&prefix.join(&file)),
+                file: slashed(&file),
+                name: name.clone(),
+                environment,
+            });
+        };
+        push(None, dir.join(MANIFEST_FILE));
+        for (env, overlay) in &overlays {
+            let file = dir.join(overlay);
+            if tree.blob_id(&file).map_err(CheckoutError::from)?.is_some() {
+                push(Some(env.clone()), file);
+            }
+        }
     }
     Ok(out)
 }
@@ -419,17 +423,14 @@ impl Configs {
 
     /// Who a version could be read by when the file does not record it: the recipients the
     /// config of its commit assigned.
-    fn readers(
-        &self,
-        version: &walk::Version,
-        kind: SourceKind,
-        name: &str,
-    ) -> Option<Vec<String>> {
+    fn readers(&self, version: &walk::Version, source: &Source) -> Option<Vec<String>> {
         let config = self.by_blob.get(&version.config?)?;
-        let keys = match kind {
-            SourceKind::Agent => config.recipients_for(name),
-            SourceKind::Group => config.recipients_for_group(name),
-        };
+        let keys = assigned(
+            config,
+            source.kind,
+            &source.name,
+            source.environment.as_deref(),
+        );
         Some(
             keys.keys()
                 .map(crate::config::canonical_recipient)
@@ -460,9 +461,7 @@ fn trail<'a>(
                                 .collect(),
                             true,
                         )),
-                        None => configs
-                            .readers(v, source.kind, &source.name)
-                            .map(|k| (k, false)),
+                        None => configs.readers(v, source).map(|k| (k, false)),
                     },
                     content: Ok(&r.keys),
                 },
@@ -482,6 +481,7 @@ fn trail<'a>(
     Trail {
         kind: source.kind,
         name: source.name.clone(),
+        environment: source.environment.clone(),
         file: source.file.clone(),
         versions: seen,
         complete: versions.last().is_none_or(|v| !shallow.contains(&v.commit)),
@@ -496,7 +496,7 @@ fn uses_of(
 ) -> BTreeMap<String, Vec<String>> {
     sources
         .iter()
-        .filter(|s| s.kind == SourceKind::Agent)
+        .filter(|s| s.kind == SourceKind::Agent && s.environment.is_none())
         .filter_map(|s| {
             let current = chains.get(&s.path)?.first()?;
             match facts.get(&current.blob)? {
@@ -515,14 +515,11 @@ fn stale_readers(trails: &[Trail<'_>], config: &Config) -> Option<String> {
             let Some((readers, true)) = t.versions.first().and_then(|v| v.readers.as_ref()) else {
                 return false;
             };
-            let assigned = match t.kind {
-                SourceKind::Agent => config.recipients_for(&t.name),
-                SourceKind::Group => config.recipients_for_group(&t.name),
-            };
-            let assigned: BTreeSet<String> = assigned
-                .keys()
-                .map(crate::config::canonical_recipient)
-                .collect();
+            let assigned: BTreeSet<String> =
+                assigned(config, t.kind, &t.name, t.environment.as_deref())
+                    .keys()
+                    .map(crate::config::canonical_recipient)
+                    .collect();
             readers.iter().cloned().collect::<BTreeSet<_>>() != assigned
         })
         .count();
@@ -531,6 +528,26 @@ fn stale_readers(trails: &[Trail<'_>], config: &Config) -> Option<String> {
             "{stale} manifest(s) are encrypted to other recipients than castsync.yaml assigns: the readers listed are who can read them now; `castsync rekey` re-encrypts them"
         )
     })
+}
+
+/// The recipients `config` assigns to a manifest: an agent's or a group's, the file every
+/// environment shares or one environment's overlay.
+fn assigned<'c>(
+    config: &'c Config,
+    kind: SourceKind,
+    name: &str,
+    environment: Option<&str>,
+) -> &'c crate::config::Recipients {
+    match (kind, environment) {
+        (SourceKind::Agent, None) => config.recipients_for(name),
+        (SourceKind::Group, None) => config.recipients_for_group(name),
+        (SourceKind::Agent, Some(env)) => {
+            config.overlay_recipients_for(&crate::environment::Environment::named(env), name)
+        }
+        (SourceKind::Group, Some(env)) => {
+            config.overlay_recipients_for_group(&crate::environment::Environment::named(env), name)
+        }
+    }
 }
 
 fn check_of(identities: &Identities, salt: &[u8]) -> Option<String> {

@@ -14,12 +14,14 @@
 //! and never put a value in an error or a note: they name files, agents and keys only.
 
 mod dependents;
+pub mod edit;
 pub mod editor;
 mod files;
+pub mod init;
 pub mod merge;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -30,6 +32,8 @@ pub use files::{
 
 use crate::config;
 use crate::crypto::{CryptoError, Identities};
+use crate::environment::Environment;
+use crate::load::AgentLoad;
 use crate::manifest::{Kind, Manifest, ManifestError};
 use crate::names::NameError;
 use crate::secret::SecretValue;
@@ -121,6 +125,13 @@ pub enum AuthoringError {
         #[source]
         source: std::io::Error,
     },
+    /// `init` where castsync's files exist already.
+    #[error(
+        "{} already exist(s) in {}: castsync init never overwrites, so nothing was written",
+        paths.join(", "),
+        root.display()
+    )]
+    Taken { root: PathBuf, paths: Vec<String> },
     /// A file cannot be written.
     #[error("cannot write {}", path.display())]
     Write {
@@ -143,6 +154,7 @@ impl crate::hint::Hinted for AuthoringError {
             }
             AuthoringError::NoSuchKey { hint, .. } => hint.as_str().into(),
             AuthoringError::Conflicts { .. } => "pass --overwrite to replace them".into(),
+            AuthoringError::Taken { .. } => "move them aside and run it again, or write castsync.yaml yourself (see castsync's docs/config.md)".into(),
             _ => return None,
         })
     }
@@ -178,16 +190,6 @@ pub fn commit(
     }
     notes.extend(files.save(&mut manifest, identities, Replace::Existing)?);
     Ok(notes)
-}
-
-/// Judges a shared group's next content from the side of every agent that uses it (see
-/// `dependents`); `Refused` when it would break one. Returns notes for the author.
-pub fn check_group_users(
-    files: &AgentFiles<'_>,
-    next: &Manifest,
-    identities: &Identities,
-) -> Result<Vec<String>, AuthoringError> {
-    dependents::check(files, next, identities)
 }
 
 /// What `new` created besides the manifest.
@@ -484,6 +486,43 @@ pub fn rekey(
         outcome: drift,
         notes,
     })
+}
+
+/// The keys `env`'s overlays set for each agent that loaded (`castsync diff --env` compares
+/// only those values): its own overlay's, and those it takes from a shared group whose
+/// overlay sets them.
+pub fn overlaid(
+    root: &Path,
+    config: &config::Config,
+    env: &Environment,
+    ids: &Identities,
+    agents: &BTreeMap<String, AgentLoad>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let keys_of = |kind: Kind, name: &str| -> BTreeSet<String> {
+        AgentFiles::of_kind(root, config, kind, name)
+            .ok()
+            .and_then(|files| files.in_env(env).open(ids).ok().flatten())
+            .map(|m| m.secrets.into_keys().collect())
+            .unwrap_or_default()
+    };
+    let mut group_keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (agent, load) in agents {
+        let Some(effective) = &load.effective else {
+            continue;
+        };
+        let mut keys = keys_of(Kind::Agent, agent);
+        for (key, group) in &effective.origins {
+            let set = group_keys
+                .entry(group.clone())
+                .or_insert_with(|| keys_of(Kind::Group, group));
+            if set.contains(key) {
+                keys.insert(key.clone());
+            }
+        }
+        out.insert(agent.clone(), keys);
+    }
+    out
 }
 
 #[cfg(test)]

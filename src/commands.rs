@@ -155,6 +155,17 @@ pub fn apply_settings(args: &ApplyArgs, timeout: Option<std::time::Duration>) ->
     }
 }
 
+/// `-o text|json|markdown` as the renderers name it.
+pub fn render_format(output: crate::cli::OutputFormat) -> crate::render::Format {
+    use crate::cli::OutputFormat;
+    use crate::render::Format;
+    match output {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Markdown => Format::Markdown,
+    }
+}
+
 /// How a command ended, as the process exit code (docs/config.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

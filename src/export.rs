@@ -7,6 +7,9 @@
 //! named (never written approximately), and nothing here prints a value anywhere but into the
 //! buffer it returns.
 
+pub mod show;
+pub mod values;
+
 use std::fmt;
 
 use zeroize::Zeroizing;

@@ -17,7 +17,7 @@ use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{Read as _, Seek as _};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -128,60 +128,59 @@ impl ReadError {
 /// Reads `rel` (relative to `root`) when it is a regular file of at most `limit` bytes whose
 /// real path, after every symbolic link, is inside `root`.
 pub fn read_in_repo(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    // A missing file is reported as such before the root is resolved.
-    if let Err(e) = root.join(rel).symlink_metadata() {
+    let full = root.join(rel);
+    // A dangling link is an error that says so, not an absent file.
+    if let Err(e) = full.symlink_metadata() {
         return Err(ReadError::io(rel, e));
     }
+    if no_link_below(root, rel) {
+        // Nothing under `root` on the way is a link: the file is inside `root` whatever
+        // `root` itself resolves to, and resolving every component of the absolute path
+        // (one readlink each, for every file of a large repository) can be skipped.
+        let mut buf = Vec::new();
+        read_regular(&full, rel, limit, &mut buf)?;
+        return Ok(buf);
+    }
+    let real = full.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::Io {
+            path: rel.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "a symbolic link whose target does not exist",
+            ),
+        },
+        _ => ReadError::io(rel, e),
+    })?;
     let real_root = root.canonicalize().map_err(|e| ReadError::io(root, e))?;
-    read_in_real_repo(&real_root, rel, limit)
-}
-
-/// [`read_in_repo`] with the root already resolved (`real_root`, as `Path::canonicalize`
-/// gives it), for a caller that reads many files of one repository: a path with no link in it
-/// (the usual case) is checked with one `lstat` per directory instead of being resolved
-/// again, component by component.
-pub fn read_in_real_repo(real_root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let full = real_root.join(rel);
-    // A dangling link is an error that says so, not an absent file.
-    let meta = full.symlink_metadata().map_err(|e| ReadError::io(rel, e))?;
-    let real = if !meta.file_type().is_symlink() && plain_dirs(real_root, rel) {
-        full
-    } else {
-        let real = full.canonicalize().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ReadError::Io {
-                path: rel.to_owned(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "a symbolic link whose target does not exist",
-                ),
-            },
-            _ => ReadError::io(rel, e),
-        })?;
-        if !real.starts_with(real_root) {
-            return Err(ReadError::Outside {
-                path: rel.to_owned(),
-                target: real,
-            });
-        }
-        real
-    };
+    if !real.starts_with(&real_root) {
+        return Err(ReadError::Outside {
+            path: rel.to_owned(),
+            target: real,
+        });
+    }
     let mut buf = Vec::new();
     read_regular(&real, rel, limit, &mut buf)?;
     Ok(buf)
 }
 
-/// Whether `rel` is plain names only, each directory of which under `root` is a directory and
-/// not a symbolic link: then it names, as written, a path inside `root`.
-fn plain_dirs(root: &Path, rel: &Path) -> bool {
-    let parts: Vec<Component<'_>> = rel.components().collect();
-    if parts.is_empty() || !parts.iter().all(|c| matches!(c, Component::Normal(_))) {
-        return false;
+/// Whether `rel` is a plain relative path (no `..`, no root) none of whose components,
+/// below `root`, is a symbolic link (each is checked with lstat; one that cannot be read
+/// counts as a link, so the caller takes the path that resolves every link).
+fn no_link_below(root: &Path, rel: &Path) -> bool {
+    use std::path::Component;
+    let mut at = root.to_path_buf();
+    for component in rel.components() {
+        match component {
+            Component::Normal(name) => at.push(name),
+            Component::CurDir => continue,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+        match at.symlink_metadata() {
+            Ok(meta) if !meta.file_type().is_symlink() => {}
+            _ => return false,
+        }
     }
-    let mut dir = root.to_path_buf();
-    parts[..parts.len() - 1].iter().all(|c| {
-        dir.push(c);
-        dir.symlink_metadata().is_ok_and(|m| m.file_type().is_dir())
-    })
+    true
 }
 
 /// Reads a file outside any repository (the state, allowed signers, a file git hands to the
@@ -357,6 +356,9 @@ mod tests {
         );
         let e = read_in_repo(&root, Path::new("agents/updir/outside.txt"), 100).unwrap_err();
         assert!(matches!(e, ReadError::Outside { .. }), "{e}");
+        // No link on the way, but `..` climbs out.
+        let e = read_in_repo(&root, Path::new("agents/../../outside.txt"), 100).unwrap_err();
+        assert!(matches!(e, ReadError::Outside { .. }), "{e}");
         // /dev/zero is outside too; read directly, it is a device.
         let e = read_in_repo(&root, Path::new("agents/zero"), 100).unwrap_err();
         assert!(matches!(e, ReadError::Outside { .. }), "{e}");
@@ -374,6 +376,23 @@ mod tests {
             !e.is_not_found() && e.to_string().contains("target does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_repository_reached_through_a_link_reads_its_files_and_still_refuses_links_out() {
+        let dir = repo();
+        let root = dir.path().join("repo");
+        std::fs::write(root.join("agents/a.txt"), "hello").unwrap();
+        std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
+        symlink("../../outside.txt", root.join("agents/out")).unwrap();
+        let linked = dir.path().join("linked-repo");
+        symlink(&root, &linked).unwrap();
+        assert_eq!(
+            read_in_repo(&linked, Path::new("agents/a.txt"), 10).unwrap(),
+            b"hello"
+        );
+        let e = read_in_repo(&linked, Path::new("agents/out"), 100).unwrap_err();
+        assert!(matches!(e, ReadError::Outside { .. }), "{e}");
     }
 
     #[test]

@@ -204,6 +204,26 @@ pub struct Read {
     pub truncated: bool,
 }
 
+impl Read {
+    /// The entries about `agent` (every agent's when `None`) stamped at or after `since`
+    /// (all when `None`; an entry whose time does not parse is then left out).
+    pub fn select(&self, agent: Option<&str>, since: Option<OffsetDateTime>) -> Vec<&Entry> {
+        self.entries
+            .iter()
+            .filter(|e| agent.is_none_or(|a| e.agent == a))
+            .filter(|e| since.is_none_or(|since| entry_time(e).is_some_and(|t| t >= since)))
+            .collect()
+    }
+
+    /// The agents the entries name, sorted, each once.
+    pub fn agents(&self) -> Vec<&str> {
+        let mut agents: Vec<&str> = self.entries.iter().map(|e| e.agent.as_str()).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        agents
+    }
+}
+
 /// Reads both generations of the history at `path` (`FILE.1`, then `FILE`), each bounded to
 /// its last [`MAX_FILE`] + [`READ_SLACK`] bytes. A missing file is empty.
 pub fn read(path: &Path) -> Result<Read, HistoryError> {

@@ -36,6 +36,7 @@ pub mod render; // plans, reports and findings as text, JSON and Markdown
 pub mod audit; // rotation, access and exposure after removal, from git history
 pub mod guard; // declared values found outside the manifests, in files and in history
 pub mod doctor; // the checks of `castsync doctor`, as findings
+pub mod validate; // the checks of `castsync validate`, as findings
 pub mod export; // values written out for other programs: dotenv, JSON, shell, a command's environment
 
 // Runs: one run of the pipeline, and the write path of the authoring commands.

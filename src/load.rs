@@ -41,6 +41,9 @@ pub struct AgentLoad {
     pub findings: Vec<Finding>,
     /// The manifest decrypted and parsed, so `uses` is known.
     parsed: bool,
+    /// Its `.env.example` gives a key a rotation period (`# rotate:`): what `validate` asks
+    /// before it reads the history for overdue keys.
+    pub rotation_annotated: bool,
 }
 
 impl AgentLoad {
@@ -51,6 +54,7 @@ impl AgentLoad {
             uses: Vec::new(),
             findings: vec![finding],
             parsed: false,
+            rotation_annotated: false,
         }
     }
 
@@ -197,16 +201,8 @@ pub fn load_all(
     identities: &Identities,
     only: &BTreeSet<String>,
 ) -> Result<Loaded, LoadError> {
-    let slugs = agent_slugs(tree, config)?;
-    if let Some(missing) = only.iter().find(|a| slugs.binary_search(a).is_err()) {
-        return Err(LoadError::UnknownAgent {
-            agent: missing.clone(),
-            agents_dir: tree.display(&config.agents_dir),
-            known: slugs.join(", "),
-        });
-    }
+    let slugs = named_agents(tree, config, agent_slugs(tree, config)?, only)?;
     let every = only.is_empty();
-    let slugs = slugs.into_iter().filter(|s| every || only.contains(s));
     let groups = SharedGroups::read(tree, config, env, identities)?;
     let agents = judge_agents(tree, config, env, identities, &groups, slugs);
     let mut notes = Vec::new();
@@ -302,6 +298,13 @@ pub enum LoadError {
         agents_dir: String,
         known: String,
     },
+    /// An argument names a shared group the repository does not declare.
+    #[error("shared group {group:?} is not declared: there is no directory {shared_dir}/{group}")]
+    UnknownGroup {
+        group: String,
+        shared_dir: String,
+        known: Vec<String>,
+    },
 }
 
 impl crate::hint::Hinted for LoadError {
@@ -311,8 +314,67 @@ impl crate::hint::Hinted for LoadError {
             LoadError::UnknownAgent { agent, known, .. } => Some(
                 format!("declared agents: {known}; create one with `castsync new {agent}`").into(),
             ),
+            LoadError::UnknownGroup { group, known, .. } => Some(
+                format!(
+                    "declared groups: {}; create one with `castsync new --shared {group}`",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+                .into(),
+            ),
         }
     }
+}
+
+/// The agents of `declared` (the agent directories of `tree`) that `only` names, each of
+/// which must be declared; every declared agent when `only` is empty.
+pub fn named_agents(
+    tree: &dyn Tree,
+    config: &Config,
+    declared: Vec<String>,
+    only: &BTreeSet<String>,
+) -> Result<Vec<String>, LoadError> {
+    narrowed(declared, only, |agent, declared| LoadError::UnknownAgent {
+        agent,
+        agents_dir: tree.display(&config.agents_dir),
+        known: declared.join(", "),
+    })
+}
+
+/// The shared groups of `tree` that `only` names, each of which must be declared; every
+/// declared group when `only` is empty.
+pub fn named_groups(
+    tree: &dyn Tree,
+    config: &Config,
+    only: &BTreeSet<String>,
+) -> Result<Vec<String>, LoadError> {
+    let declared = crate::source::group_names(tree, config)?;
+    narrowed(declared, only, |group, known| LoadError::UnknownGroup {
+        group,
+        shared_dir: config.shared_dir.display().to_string(),
+        known,
+    })
+}
+
+/// The names of `declared` that `only` names, or `unknown` of the first it names that is not
+/// declared (and of every declared name); all of `declared` when `only` is empty.
+fn narrowed(
+    declared: Vec<String>,
+    only: &BTreeSet<String>,
+    unknown: impl FnOnce(String, Vec<String>) -> LoadError,
+) -> Result<Vec<String>, LoadError> {
+    // `declared` is sorted (a tree lists its directories sorted).
+    if let Some(missing) = only.iter().find(|n| declared.binary_search(n).is_err()) {
+        return Err(unknown(missing.clone(), declared));
+    }
+    Ok(if only.is_empty() {
+        declared
+    } else {
+        declared.into_iter().filter(|n| only.contains(n)).collect()
+    })
 }
 
 /// Loads one agent as `env` sees it: decrypt, parse, lay the overlay over it, resolve its
@@ -436,6 +498,7 @@ impl AgentFiles {
             manifest: judged.manifest.filter(|_| ok),
             effective: judged.effective.filter(|_| ok),
             findings: judged.findings,
+            rotation_annotated: judged.rotation_annotated,
         }
     }
 }
@@ -513,6 +576,8 @@ pub struct Judged {
     /// [`shared::Resolution::unavailable`]). Keys the schema requires are not reported missing
     /// while a group is unavailable: they may be in it.
     pub unavailable: Vec<Finding>,
+    /// The schema gives a key a rotation period (`# rotate:`).
+    pub rotation_annotated: bool,
 }
 
 /// Judges the decrypted texts of agent `slug` as environment `env` sees them: parse, lay
@@ -573,6 +638,7 @@ fn judge(
                 references: Vec::new(),
                 keys: Default::default(),
                 unavailable: Vec::new(),
+                rotation_annotated: false,
             };
         }
     };
@@ -609,6 +675,9 @@ fn judge(
         }
     }
     let schema = at.schema(schema_file, &mut findings);
+    let rotation_annotated = schema
+        .as_ref()
+        .is_ok_and(|s| s.as_ref().is_some_and(EnvSchema::has_rotation));
     let partial = !resolution.unavailable.is_empty() || resolution.effective.is_none();
     match schema {
         Ok(schema) => findings.extend(
@@ -642,6 +711,7 @@ fn judge(
         references: resolution.errors,
         keys: effective.secrets.keys().cloned().collect(),
         unavailable: resolution.unavailable,
+        rotation_annotated,
     }
 }
 

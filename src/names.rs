@@ -56,6 +56,28 @@ pub fn validate_key(key: &str) -> Result<(), NameError> {
     }
 }
 
+/// What is wrong with a key name, described by position and never by repeating it (the
+/// likeliest invalid "key" on a command line is a value typed where the key goes); `None`
+/// when it is valid.
+pub fn key_fault(key: &str) -> Option<String> {
+    validate_key(key).err()?;
+    let bad = key
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit())));
+    Some(match bad {
+        _ if key.is_empty() => "it is empty".to_owned(),
+        Some((0, c)) if c.is_ascii_digit() => "it starts with a digit".to_owned(),
+        Some((i, c)) if c.is_ascii_graphic() => {
+            format!("character {} is {c:?}", key[..i].chars().count() + 1)
+        }
+        Some((i, _)) => format!(
+            "character {} is not a letter, digit or _",
+            key[..i].chars().count() + 1
+        ),
+        None => format!("it is longer than {MAX_KEY_LEN} bytes"),
+    })
+}
+
 /// True when a valid key name is not in Castari's UPPERCASE_WITH_UNDERSCORES convention.
 pub fn key_is_lowercase(key: &str) -> bool {
     key.bytes().any(|b| b.is_ascii_lowercase())
@@ -64,6 +86,26 @@ pub fn key_is_lowercase(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_fault_is_described_without_the_key() {
+        assert_eq!(key_fault("GOOD_KEY"), None);
+        assert_eq!(key_fault("").as_deref(), Some("it is empty"));
+        assert_eq!(key_fault("1ABC").as_deref(), Some("it starts with a digit"));
+        assert_eq!(
+            key_fault("sk-canary").as_deref(),
+            Some("character 3 is '-'")
+        );
+        assert_eq!(
+            key_fault("A\tB").as_deref(),
+            Some("character 2 is not a letter, digit or _")
+        );
+        let long = "K".repeat(MAX_KEY_LEN + 1);
+        assert_eq!(
+            key_fault(&long),
+            Some(format!("it is longer than {MAX_KEY_LEN} bytes"))
+        );
+    }
 
     #[test]
     fn slugs_follow_the_platform_pattern() {

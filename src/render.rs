@@ -13,9 +13,11 @@
 pub mod compare;
 pub mod diff;
 pub mod doctor;
+pub mod git_setup;
 pub mod history;
 pub mod json;
 pub mod markdown;
+pub mod outcome;
 pub mod progress;
 pub mod redacted;
 pub mod rekey;
@@ -29,6 +31,14 @@ pub use text::{apply_text, plan_text};
 
 use crate::escape::terminal;
 use crate::plan::{Action, Change, Coverage, CoverageMode, Plan, Since, Totals};
+
+/// The formats of plans and reports (`-o text|json|markdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
 
 /// Where the plan came from and how to decorate it.
 #[derive(Debug, Clone, Default)]

@@ -140,6 +140,11 @@ impl crate::hint::Hinted for SchemaError {
 }
 
 impl EnvSchema {
+    /// Whether a key has a rotation period (`# rotate:`).
+    pub fn has_rotation(&self) -> bool {
+        self.entries.iter().any(|e| e.rotate.is_some())
+    }
+
     /// Parses an `.env.example`; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<EnvSchema, SchemaError> {
         let parsed = dotenv::parse(text, path, dotenv::Kind::Example)?;

@@ -109,7 +109,8 @@ pub trait Tree {
     fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError>;
     /// Git's blob id of the file at `path` (what `git hash-object` prints for it), or `None`
     /// when it is absent: equal ids mean equal bytes. A git revision answers from its tree
-    /// without reading the file; any other tree reads and hashes it.
+    /// without reading the file; the working tree from git's index when the file's stat is
+    /// the one the index recorded (`index`); any other tree reads and hashes it.
     fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
         Ok(self.read(path)?.map(|bytes| blob_id(&bytes)))
     }

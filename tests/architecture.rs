@@ -1,7 +1,8 @@
 //! The invariants ARCHITECTURE.md states that a grep can check: no import cycle between the
 //! library's modules or its files, no module importing one of a layer above its own (the
-//! layers are read from ARCHITECTURE.md), `cli` seen only by `main.rs` and `commands/`, and no
-//! error message that carries its own hint line. Each failure names the files to fix.
+//! layers are read from ARCHITECTURE.md), `cli` seen only by `main.rs` and `commands/`, no
+//! error message that carries its own hint line, and thin commands (`src/commands/` under
+//! 2,500 lines, tests aside). Each failure names the files to fix.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -322,5 +323,34 @@ fn no_message_carries_its_own_hint_line() {
     assert!(
         found.is_empty(),
         "messages with a hint line of their own (implement hint::Hinted instead): {found:?}"
+    );
+}
+
+/// The commands stay thin: `src/commands/` (its files, each without its `#[cfg(test)] mod
+/// tests` block) holds at most this many lines. A command that grows logic grows a library
+/// module instead, where it can be tested without the command line.
+const COMMANDS_MAX_LINES: usize = 2_500;
+
+#[test]
+fn the_commands_stay_thin() {
+    let mut sizes: Vec<(usize, String)> = sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("commands"))
+        .map(|(path, text)| {
+            (
+                without_tests(&text).lines().count(),
+                path.display().to_string(),
+            )
+        })
+        .collect();
+    let total: usize = sizes.iter().map(|(n, _)| n).sum();
+    sizes.sort();
+    sizes.reverse();
+    assert!(
+        total <= COMMANDS_MAX_LINES,
+        "src/commands/ has {total} lines outside its tests (at most {COMMANDS_MAX_LINES}): move \
+         decisions and data gathering into the library and formatting into `render`; the \
+         largest files: {:?}",
+        &sizes[..sizes.len().min(5)]
     );
 }

@@ -475,3 +475,113 @@ fn assert_audit_schema(doc: &serde_json::Value) {
     let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
 }
+
+/// An environment's overlay is audited beside the file every environment shares: its keys
+/// dated by its own history, its readers those the environment assigns, and a reader removed
+/// from the environment is shown the overlay's values only (never the shared file's, which
+/// was not encrypted to them).
+#[test]
+fn overlays_are_audited_per_environment_with_their_own_readers_and_exposures() {
+    let repo = SecretsRepo::new("");
+    std::fs::write(repo.path(".gitignore"), ".castsync/\n").unwrap();
+    let (_, bob) = castsync::crypto::generate_identity();
+    let config = |bob_line: &str| {
+        format!(
+            "version: 1\nrecipients:\n  - me: {me}\nenvironments:\n  staging:\n    agent_slug: \"{{agent}}-staging\"\n  production:\n    recipients:\n      - me: {me}\n{bob_line}",
+            me = repo.recipient
+        )
+    };
+    std::fs::write(
+        repo.path("castsync.yaml"),
+        config(&format!("      - bob: {bob}\n")),
+    )
+    .unwrap();
+    repo.schema("alpha", "A1=p1\nA2=p2\n");
+    repo.test().args(["new", "alpha"]).run().success();
+    let canaries = ["canary-overlay-base-A1", "canary-overlay-prod-A2"];
+    repo.test()
+        .args(["set", "alpha", "A1"])
+        .stdin(canaries[0])
+        .run()
+        .success();
+    repo.test()
+        .args(["set", "--env", "production", "alpha", "A2"])
+        .stdin(canaries[1])
+        .run()
+        .success();
+    let t = now();
+    let first = repo.commit_all_at(
+        "alpha, with a production overlay for me and bob",
+        t - 30 * DAY,
+    );
+    std::fs::write(repo.path("castsync.yaml"), config("")).unwrap();
+    repo.test().arg("rekey").run().success();
+    let removal = repo.commit_all_at("bob leaves production", t - 20 * DAY);
+
+    let doc = repo
+        .test()
+        .args(["audit", "-o", "json"])
+        .run()
+        .success()
+        .no_canary(&canaries)
+        .json();
+    assert_audit_schema(&doc);
+    let sources = doc["sources"].as_array().unwrap();
+    let described: Vec<(String, Option<String>, String, Vec<String>)> = sources
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["environment"].as_str().map(str::to_owned),
+                s["file"].as_str().unwrap().to_owned(),
+                s["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k["key"].as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            (
+                "alpha".to_owned(),
+                None,
+                "agents/alpha/secrets.yaml.age".to_owned(),
+                vec!["A1".to_owned()]
+            ),
+            (
+                "alpha".to_owned(),
+                Some("production".to_owned()),
+                "agents/alpha/secrets.production.yaml.age".to_owned(),
+                vec!["A2".to_owned()]
+            ),
+        ]
+    );
+    // The overlay's value dates from the first commit (the rekey kept it), its readers are
+    // the environment's.
+    assert_eq!(
+        sources[1]["keys"][0]["last_changed"]["commit"],
+        first.as_str()
+    );
+    assert_eq!(sources[1]["readers"].as_array().unwrap().len(), 1);
+    assert_eq!(sources[1]["readers"][0]["label"], "me");
+    // bob could read the production overlay only.
+    let exposures = doc["exposures"].as_array().unwrap();
+    assert_eq!(exposures.len(), 1, "{exposures:?}");
+    assert_eq!(exposures[0]["reader"]["label"], "bob");
+    assert_eq!(exposures[0]["lost_access"]["commit"], removal.as_str());
+    let values = exposures[0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{values:?}");
+    assert_eq!(values[0]["environment"], "production");
+    assert_eq!(values[0]["key"], "A2");
+    assert_eq!(doc["summary"]["exposed_values"], 1);
+    repo.test()
+        .args(["audit", "--exit-code"])
+        .run()
+        .code(2)
+        .stdout_has("agent alpha (production)  A2  unchanged since")
+        .no_canary(&canaries);
+}

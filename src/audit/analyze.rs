@@ -23,6 +23,8 @@ const DAY: i64 = 24 * 60 * 60;
 pub struct Trail<'a> {
     pub kind: SourceKind,
     pub name: String,
+    /// The environment of an overlay; `None` for the manifest every environment shares.
+    pub environment: Option<String>,
     pub file: String,
     /// Newest first; the first is the audited version.
     pub versions: Vec<Seen<'a>>,
@@ -64,7 +66,8 @@ pub fn analyze(trails: &[Trail<'_>], ctx: &Context<'_>, mut notes: Vec<String>) 
         }
         sources.push(report);
     }
-    sources.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    sources
+        .sort_by(|a, b| (a.kind, &a.name, &a.environment).cmp(&(b.kind, &b.name, &b.environment)));
     if inexact > 0 {
         notes.push(format!(
             "{inexact} value(s) may be older than their date says: an older version of their manifest could not be read with your identities (or the clone is shallow), so the date is the oldest version known to hold the value"
@@ -88,7 +91,7 @@ fn judge(trail: &Trail<'_>, ctx: &Context<'_>) -> (SourceReport, Vec<(String, Ex
     let mut report = SourceReport {
         kind: trail.kind,
         name: trail.name.clone(),
-        environment: None,
+        environment: trail.environment.clone(),
         file: trail.file.clone(),
         readers: Vec::new(),
         readers_recorded: false,
@@ -131,7 +134,7 @@ fn judge(trail: &Trail<'_>, ctx: &Context<'_>) -> (SourceReport, Vec<(String, Ex
                     ExposedValue {
                         kind: trail.kind,
                         name: trail.name.clone(),
-                        environment: None,
+                        environment: trail.environment.clone(),
                         key: key.clone(),
                         lost_access: lost.clone(),
                         last_changed: changed.clone(),
@@ -247,10 +250,17 @@ fn summarize(sources: &[SourceReport], exposures: &[Exposure]) -> Summary {
             .filter(|k| k.status == status)
             .count()
     };
-    let exposed: BTreeSet<(SourceKind, &str, &str)> = exposures
+    let exposed: BTreeSet<(SourceKind, &str, Option<&str>, &str)> = exposures
         .iter()
         .flat_map(|e| &e.values)
-        .map(|v| (v.kind, v.name.as_str(), v.key.as_str()))
+        .map(|v| {
+            (
+                v.kind,
+                v.name.as_str(),
+                v.environment.as_deref(),
+                v.key.as_str(),
+            )
+        })
         .collect();
     Summary {
         agents: sources

@@ -125,8 +125,8 @@ impl SourceKind {
 pub struct SourceReport {
     pub kind: SourceKind,
     pub name: String,
-    /// Reserved for per-environment overlays; absent for the manifest every environment
-    /// shares (today's only one).
+    /// The environment whose overlay (`secrets.ENV.yaml.age`) this is; absent for the
+    /// manifest every environment shares.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
     pub file: String,

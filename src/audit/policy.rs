@@ -58,11 +58,6 @@ impl Policies {
         policies
     }
 
-    /// Whether any key has a period at all.
-    pub fn any(&self) -> bool {
-        self.config.has_rotation_policy() || !self.annotated.is_empty()
-    }
-
     /// The period of `key` of an agent or a group, and where it was set.
     pub fn of(&self, kind: SourceKind, name: &str, key: &str) -> Option<(Period, String)> {
         let in_config =

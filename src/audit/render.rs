@@ -46,8 +46,12 @@ fn scope(audit: &Audit) -> String {
     )
 }
 
-fn source_name(kind: super::SourceKind, name: &str) -> String {
-    format!("{} {name}", kind.noun())
+/// `agent NAME`, with the environment of an overlay: `agent NAME (production)`.
+fn source_name(kind: super::SourceKind, name: &str, environment: Option<&str>) -> String {
+    match environment {
+        Some(env) => format!("{} {name} ({env})", kind.noun()),
+        None => format!("{} {name}", kind.noun()),
+    }
 }
 
 fn labels(readers: &[Reader]) -> String {
@@ -115,7 +119,11 @@ pub fn text(audit: &Audit) -> String {
             let _ = writeln!(
                 out,
                 "  {}  {}  last changed {}, {}",
-                terminal(&source_name(source.kind, &source.name)),
+                terminal(&source_name(
+                    source.kind,
+                    &source.name,
+                    source.environment.as_deref()
+                )),
                 terminal(&key.key),
                 changed(key),
                 terminal(&policy(key))
@@ -143,7 +151,11 @@ pub fn text(audit: &Audit) -> String {
 fn exposed_line(value: &ExposedValue, esc: fn(&str) -> std::borrow::Cow<'_, str>) -> String {
     format!(
         "{}  {}  unchanged since {} ({}), encrypted to them until {}",
-        esc(&source_name(value.kind, &value.name)),
+        esc(&source_name(
+            value.kind,
+            &value.name,
+            value.environment.as_deref()
+        )),
         esc(&value.key),
         value.last_changed.day(),
         value.last_changed.short(),
@@ -157,7 +169,11 @@ fn readers_text(audit: &Audit) -> String {
         let _ = writeln!(
             out,
             "  {} ({}): {}{}",
-            terminal(&source_name(source.kind, &source.name)),
+            terminal(&source_name(
+                source.kind,
+                &source.name,
+                source.environment.as_deref()
+            )),
             terminal(&source.file),
             terminal(&labels(&source.readers)),
             if source.readers_recorded || source.readers.is_empty() {
@@ -266,7 +282,11 @@ fn due_table(title: &str, keys: &[(&SourceReport, &KeyReport)]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {}{} `{}` | {} days | {} | {} |",
-            md(&source_name(source.kind, &source.name)),
+            md(&source_name(
+                source.kind,
+                &source.name,
+                source.environment.as_deref()
+            )),
             md(&key.key),
             if key.exact { "" } else { "on or before " },
             key.last_changed.day(),
@@ -292,7 +312,11 @@ fn exposure_table(reader: &Reader, lost: &CommitRef, values: &[ExposedValue]) ->
         let _ = writeln!(
             out,
             "| {} | {} | {} `{}` | `{}` |",
-            md(&source_name(value.kind, &value.name)),
+            md(&source_name(
+                value.kind,
+                &value.name,
+                value.environment.as_deref()
+            )),
             md(&value.key),
             value.last_changed.day(),
             value.last_changed.short(),
@@ -315,7 +339,11 @@ fn readers_markdown(audit: &Audit) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
-            md(&source_name(source.kind, &source.name)),
+            md(&source_name(
+                source.kind,
+                &source.name,
+                source.environment.as_deref()
+            )),
             md(&source.file),
             md(&readers),
             source.keys.len()
@@ -338,7 +366,11 @@ fn every_key_markdown(audit: &Audit) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
-            md(&source_name(source.kind, &source.name)),
+            md(&source_name(
+                source.kind,
+                &source.name,
+                source.environment.as_deref()
+            )),
             md(&key.key),
             md(&changed(key)),
             md(&status_word(key)),

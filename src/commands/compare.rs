@@ -1,18 +1,16 @@
 //! `castsync diff --env A --env B`: two environments compared by key, never by value (see
 //! `render::compare`): keys one has and the other lacks, and values an overlay sets that are
-//! the same in both.
+//! the same in both (`authoring::overlaid` reads which keys the overlays set).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{Exit, Repo};
-use crate::authoring::AgentFiles;
+use crate::authoring;
 use crate::cli::{DiffArgs, GlobalArgs, OutputFormat};
-use crate::crypto::Identities;
 use crate::environment::Environment;
 use crate::hint::WithHint;
-use crate::load::{AgentLoad, load_all};
-use crate::manifest::Kind;
-use crate::render::compare::{self, Overlaid};
+use crate::load::load_all;
+use crate::render::compare;
 use crate::render::redacted::Fingerprinter;
 
 pub(super) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> {
@@ -48,7 +46,7 @@ pub(super) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> 
     let (loaded_a, loaded_b) = (load(a)?, load(b)?);
     let overlaid = [a, b].map(|env| {
         let loaded = if env == a { &loaded_a } else { &loaded_b };
-        overlaid(&repo, env, &identities, &loaded.agents)
+        authoring::overlaid(&repo.root, repo.config(), env, &identities, &loaded.agents)
     });
     let cmps = compare::compare(
         &fp,
@@ -76,39 +74,4 @@ pub(super) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Exit> 
     } else {
         Exit::Success
     })
-}
-
-/// The keys `env`'s overlays set for each agent that loaded: its own overlay's, and those
-/// it takes from a shared group whose overlay sets them.
-fn overlaid(
-    repo: &Repo,
-    env: &Environment,
-    ids: &Identities,
-    agents: &BTreeMap<String, AgentLoad>,
-) -> Overlaid {
-    let keys_of = |kind: Kind, name: &str| -> BTreeSet<String> {
-        AgentFiles::of_kind(&repo.root, repo.config(), kind, name)
-            .ok()
-            .and_then(|files| files.in_env(env).open(ids).ok().flatten())
-            .map(|m| m.secrets.into_keys().collect())
-            .unwrap_or_default()
-    };
-    let mut group_keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut out = Overlaid::new();
-    for (agent, load) in agents {
-        let Some(effective) = &load.effective else {
-            continue;
-        };
-        let mut keys = keys_of(Kind::Agent, agent);
-        for (key, group) in &effective.origins {
-            let set = group_keys
-                .entry(group.clone())
-                .or_insert_with(|| keys_of(Kind::Group, group));
-            if set.contains(key) {
-                keys.insert(key.clone());
-            }
-        }
-        out.insert(agent.clone(), keys);
-    }
-    out
 }

@@ -8,16 +8,14 @@
 //! can be reopened; otherwise the original file is left byte-for-byte as it was. A save that
 //! changes no key or value rewrites nothing.
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, bail};
 
 use super::{Exit, Repo, manifest_files, print_notes};
+use crate::authoring::edit::{self, Judged, Saved};
 use crate::authoring::editor::{self, Ended, Scratch, Signals};
-use crate::authoring::{self, AgentFiles, AuthoringError, Replace};
 use crate::cli::{AgentArg, GlobalArgs};
-use crate::manifest::{Kind, Manifest};
 
 pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<Exit> {
     let repo = Repo::open(global)?;
@@ -55,80 +53,41 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
             }
         }
         let edited = scratch.read()?;
-        let problems: Vec<String> = match &edited {
-            Some(text) if text.as_str() == initial.as_str() => {
-                if global.quiet == 0 {
-                    eprintln!("no changes: {} was not rewritten", files.shown());
+        let edited = edited.as_ref().map(|text| text.as_str());
+        if edited == Some(initial.as_str()) {
+            if global.quiet == 0 {
+                eprintln!("no changes: {} was not rewritten", files.shown());
+            }
+            return Ok(Exit::Success);
+        }
+        match edit::judge(&files, original.as_ref(), edited, &identities)? {
+            Judged::Accepted { manifest, notes } => {
+                print_notes(&notes);
+                match edit::save(&files, original.as_ref(), manifest, &identities)? {
+                    Saved::Unchanged if global.quiet == 0 => eprintln!(
+                        "no change to any key or value: {} was not rewritten",
+                        files.shown()
+                    ),
+                    Saved::Unchanged => {}
+                    Saved::Written { changes, note } => {
+                        print_notes(note.as_slice());
+                        if global.quiet == 0 {
+                            eprintln!("saved {}: {changes}", files.shown());
+                        }
+                    }
                 }
                 return Ok(Exit::Success);
             }
-            Some(text) => {
-                let verdict = files.judge(text, &identities);
-                match (verdict.blocking.is_empty(), verdict.manifest.clone()) {
-                    (true, Some(manifest)) => {
-                        // A shared group's change is judged by the agents that use it too.
-                        let users =
-                            if files.kind == Kind::Group && original.as_ref() != Some(&manifest) {
-                                authoring::check_group_users(&files, &manifest, &identities)
-                            } else {
-                                Ok(Vec::new())
-                            };
-                        match users {
-                            Ok(notes) => {
-                                print_notes(&verdict.notes(&files));
-                                print_notes(&notes);
-                                save(&files, original.as_ref(), manifest, &identities, global)?;
-                                return Ok(Exit::Success);
-                            }
-                            Err(AuthoringError::Refused { problems, .. }) => {
-                                problems.iter().map(|p| format!("error: {p}")).collect()
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    _ => verdict.blocking.iter().map(ToString::to_string).collect(),
+            Judged::Rejected(problems) => {
+                for problem in &problems {
+                    eprintln!("{problem}");
                 }
             }
-            None => vec![format!(
-                "error: {}: the edited text is not UTF-8",
-                files.shown()
-            )],
-        };
-        for problem in &problems {
-            eprintln!("{problem}");
         }
         if !ask_reopen(&mut signals).await? {
             bail!("aborted: {} was not changed", files.shown());
         }
     }
-}
-
-/// Writes a valid edit, unless it changes no key or value.
-fn save(
-    files: &AgentFiles<'_>,
-    original: Option<&Manifest>,
-    mut manifest: Manifest,
-    identities: &crate::crypto::Identities,
-    global: &GlobalArgs,
-) -> anyhow::Result<()> {
-    let same = original.is_some_and(|o| {
-        o.agent == manifest.agent && o.uses == manifest.uses && o.secrets == manifest.secrets
-    });
-    if same {
-        if global.quiet == 0 {
-            eprintln!(
-                "no change to any key or value: {} was not rewritten",
-                files.shown()
-            );
-        }
-        return Ok(());
-    }
-    let note = files.save(&mut manifest, identities, Replace::Existing)?;
-    print_notes(note.as_slice());
-    if global.quiet == 0 {
-        eprintln!("saved {}: {}", files.shown(), changes(original, &manifest));
-    }
-    Ok(())
 }
 
 /// On a terminal, asks whether to reopen the editor; elsewhere the answer is no.
@@ -146,65 +105,4 @@ async fn ask_reopen(signals: &mut Signals) -> anyhow::Result<bool> {
         None => false,
         Some(line) => matches!(line.trim().to_ascii_lowercase().as_str(), "" | "y" | "yes"),
     })
-}
-
-/// "added A; changed B; removed C" — key names only.
-fn changes(before: Option<&Manifest>, after: &Manifest) -> String {
-    let Some(before) = before else {
-        return format!("{} key(s)", after.secrets.len());
-    };
-    let old: BTreeSet<&String> = before.secrets.keys().collect();
-    let new: BTreeSet<&String> = after.secrets.keys().collect();
-    let join = |keys: Vec<&String>| {
-        keys.iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let added: Vec<&String> = new.difference(&old).copied().collect();
-    let removed: Vec<&String> = old.difference(&new).copied().collect();
-    let changed: Vec<&String> = new
-        .intersection(&old)
-        .copied()
-        .filter(|k| before.secrets.get(*k) != after.secrets.get(*k))
-        .collect();
-    let mut parts = Vec::new();
-    if before.uses != after.uses {
-        parts.push("changed uses".to_owned());
-    }
-    for (label, keys) in [("added", added), ("changed", changed), ("removed", removed)] {
-        if !keys.is_empty() {
-            parts.push(format!("{label} {}", join(keys)));
-        }
-    }
-    if parts.is_empty() {
-        "keys and values unchanged".to_owned()
-    } else {
-        parts.join("; ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::secret::SecretValue;
-
-    #[test]
-    fn the_change_summary_names_keys_and_never_values() {
-        let mut before = Manifest::new("a");
-        before.secrets.insert("KEEP".into(), SecretValue::new("v1"));
-        before
-            .secrets
-            .insert("ROTATE".into(), SecretValue::new("canary-old"));
-        before.secrets.insert("DROP".into(), SecretValue::new("v3"));
-        let mut after = before.clone();
-        after.secrets.remove("DROP");
-        after
-            .secrets
-            .insert("ROTATE".into(), SecretValue::new("canary-new"));
-        after.secrets.insert("NEW".into(), SecretValue::new("v4"));
-        let summary = changes(Some(&before), &after);
-        assert_eq!(summary, "added NEW; changed ROTATE; removed DROP");
-        assert!(!summary.contains("canary"));
-    }
 }

@@ -8,7 +8,6 @@
 //! a file nobody here can decrypt) is refused with its findings, before anything is written
 //! or run.
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
@@ -16,6 +15,7 @@ use anyhow::Context as _;
 use super::{Exit, Repo};
 use crate::atomic_write::{self, Mode, Replace};
 use crate::cli::{ExportArgs, ExportFormat, GlobalArgs, ValuesArgs};
+use crate::export::values::NotExported;
 use crate::export::{self, Format};
 use crate::plan::DesiredSecrets;
 
@@ -68,76 +68,37 @@ pub(super) fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<Exit
     Ok(Exit::Success)
 }
 
-/// The effective values of the agent in its environment (`--env`, required when
-/// castsync.yaml declares several), as `reconcile` would apply them; only the keys `--only`
-/// names, when it names any (each must be among them). `command` names the caller in
+/// The effective values of `values.agent` in its environment (`--env`, required when
+/// castsync.yaml declares several), as `reconcile` would apply them (`export::values`); an
+/// agent that does not load has its error findings printed. `command` names the caller in
 /// messages.
 pub(super) fn effective(
     global: &GlobalArgs,
     values: &ValuesArgs,
-    command: &str,
+    command: &'static str,
 ) -> anyhow::Result<DesiredSecrets> {
-    let (agent, only) = (values.agent.as_str(), &values.only);
     let repo = Repo::open(global)?;
     let env = repo
         .config()
         .one_environment(command, values.env.as_deref(), true)?;
     let identities = repo.identities()?;
-    let selected = BTreeSet::from([agent.to_owned()]);
-    let tree = repo.checkout.tree();
-    let mut loaded = crate::load::load_all(tree, repo.config(), &env, &identities, &selected)?;
-    let Some(load) = loaded.agents.remove(agent) else {
-        anyhow::bail!("agent {agent:?} was not loaded");
+    let request = export::values::Request {
+        tree: repo.checkout.tree(),
+        config: repo.config(),
+        env: &env,
+        identities: &identities,
+        agent: &values.agent,
+        only: &values.only,
+        command,
     };
-    let Some(secrets) = load.effective.map(|e| e.secrets) else {
-        for finding in load.findings.iter().filter(|f| f.is_error()) {
+    let result = export::values::effective(&request);
+    if let Err(NotExported::Invalid { findings, .. }) = &result {
+        for finding in findings.iter().filter(|f| f.is_error()) {
             eprintln!("{finding}");
             if let Some(hint) = &finding.hint {
                 eprintln!("{}", crate::hint::line("  ", hint));
             }
         }
-        return Err(crate::hint::WithHint::new(
-            format!(
-                "{command} {agent}: the agent's manifest{} does not pass validation (above): nothing was {}",
-                env.suffix(),
-                if command == "run" { "run" } else { "written" }
-            ),
-            format!("fix it, then check with `castsync validate{}`", env_flag(&env)),
-        )
-        .into());
-    };
-    if only.is_empty() {
-        return Ok(secrets);
     }
-    select(secrets, only, agent, &env)
-}
-
-/// ` --env NAME`, or nothing for the implicit environment.
-fn env_flag(env: &crate::environment::Environment) -> String {
-    env.name()
-        .map(|n| format!(" --env {n}"))
-        .unwrap_or_default()
-}
-
-/// The keys of `only`, each of which `secrets` must hold.
-fn select(
-    mut secrets: DesiredSecrets,
-    only: &[String],
-    agent: &str,
-    env: &crate::environment::Environment,
-) -> anyhow::Result<DesiredSecrets> {
-    if let Some(missing) = only.iter().find(|k| !secrets.contains_key(*k)) {
-        let known: Vec<&str> = secrets.keys().map(String::as_str).collect();
-        return Err(crate::hint::WithHint::new(
-            format!(
-                "--only {}: agent {agent}{} has no such key",
-                crate::escape::terminal(missing),
-                env.suffix()
-            ),
-            format!("its keys: {}", known.join(", ")),
-        )
-        .into());
-    }
-    secrets.retain(|k, _| only.contains(k));
-    Ok(secrets)
+    Ok(result?)
 }

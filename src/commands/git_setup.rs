@@ -1,11 +1,14 @@
 //! `castsync git-setup [--force]`: configure a clone of the secrets repository for
 //! manifests (the diff and merge drivers in its git config, the `.gitattributes` lines that
-//! route manifests to them) through `git_setup`, and say what was done and what is left.
+//! route manifests to them) through `git_setup`, and say what was done and what is left
+//! (`render::git_setup`).
 
 use super::{Exit, Repo};
 use crate::cli::{GitSetupArgs, GlobalArgs};
 use crate::crypto::Identities;
 use crate::git_setup::{self, Change, HookChange};
+use crate::render;
+use crate::render::git_setup::Line;
 use crate::source::MANIFEST_FILE;
 
 pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Exit> {
@@ -22,48 +25,20 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
     let report = git_setup::setup(&repo.root, &manifests, args.force)?;
 
     let quiet = global.quiet > 0;
-    let mut kept = false;
-    for (setting, change) in &report.settings {
-        let warning = matches!(change, Change::Kept { .. });
-        kept |= warning;
-        let line = match change {
-            Change::Set => format!("set {} = {}", setting.key, setting.value),
-            Change::Unchanged => format!("already set: {} = {}", setting.key, setting.value),
-            Change::Replaced { previous } => format!(
-                "replaced {} = {} (was {previous:?})",
-                setting.key, setting.value
-            ),
-            Change::Kept { current } => format!(
-                "warning: kept {} = {current:?}, which differs from {:?}; pass --force to replace it",
-                setting.key, setting.value
-            ),
-        };
-        if !quiet || warning {
-            eprintln!("{line}");
+    let mut kept = report
+        .settings
+        .iter()
+        .any(|(_, change)| matches!(change, Change::Kept { .. }));
+    let say = |lines: &[Line]| {
+        for line in lines.iter().filter(|line| !quiet || line.warning) {
+            eprintln!("{}", line.text);
         }
-    }
-    let shown = report
-        .attributes_file
-        .strip_prefix(&repo.root)
-        .unwrap_or(&report.attributes_file)
-        .display();
-    if !quiet {
-        if report.added.is_empty() && report.unrouted.is_empty() {
-            eprintln!("{shown} already routes manifests to castsync");
-        } else if !report.added.is_empty() {
-            eprintln!(
-                "added to {shown}: {}; commit it so that every clone uses it",
-                report.added.join(", ")
-            );
-        }
-    }
-    for (path, attribute, value) in &report.unrouted {
-        eprintln!(
-            "warning: git still gives {path:?} {attribute}={value:?}: another attributes file (a deeper .gitattributes, or .git/info/attributes) overrides {shown}"
-        );
-    }
+    };
+    say(&render::git_setup::setup(&report, &repo.root));
     if args.hooks {
-        kept |= hook(&repo, args.force, quiet)?;
+        let hook = git_setup::install_hook(&repo.root, args.force)?;
+        kept |= hook.change == HookChange::Kept;
+        say(&[render::git_setup::hook(&hook)]);
     }
     if !git_setup::castsync_on_path() {
         eprintln!(
@@ -92,26 +67,4 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
     } else {
         Exit::Failure
     })
-}
-
-/// Installs the pre-commit hook and says what was done; true when another hook was kept.
-fn hook(repo: &Repo, force: bool, quiet: bool) -> anyhow::Result<bool> {
-    let report = git_setup::install_hook(&repo.root, force)?;
-    let shown = report.path.display();
-    match report.change {
-        HookChange::Written if !quiet => eprintln!(
-            "wrote the pre-commit hook {shown}: it runs `castsync guard --staged` before each commit"
-        ),
-        HookChange::Unchanged if !quiet => {
-            eprintln!("the pre-commit hook is already installed ({shown})")
-        }
-        HookChange::Replaced if !quiet => eprintln!(
-            "replaced the pre-commit hook {shown} (the previous one is kept as {shown}.before-castsync)"
-        ),
-        HookChange::Kept => eprintln!(
-            "warning: kept the pre-commit hook {shown}, which is not castsync's: pass --force to replace it (it is kept beside it), or call `castsync guard --staged` from it; with the pre-commit framework, add the castsync-guard hook to .pre-commit-config.yaml instead"
-        ),
-        _ => {}
-    }
-    Ok(report.change == HookChange::Kept)
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use crate::cli::{GlobalArgs, HistoryArgs, HistoryFormat};
 use crate::commands::{Exit, Repo, print_out};
 use crate::environment::Environment;
-use crate::history::{self, Entry};
+use crate::history;
 use crate::render;
 use crate::render::history::escape;
 use crate::target;
@@ -45,28 +45,9 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                 .context("--since reaches too far back")
         })
         .transpose()?;
-    let entries: Vec<&Entry> = read
-        .entries
-        .iter()
-        .filter(|e| args.agent.as_ref().is_none_or(|a| &e.agent == a))
-        .filter(|e| match cutoff {
-            Some(cutoff) => history::entry_time(e).is_some_and(|t| t >= cutoff),
-            None => true,
-        })
-        .collect();
-
-    if read.skipped > 0 {
-        eprintln!(
-            "note: {} unreadable line(s) in {} skipped (a torn last line is left by an interrupted apply)",
-            read.skipped,
-            path.display()
-        );
-    }
-    if read.truncated {
-        eprintln!(
-            "note: {} is larger than castsync reads; only its newest entries are shown",
-            path.display()
-        );
+    let entries = read.select(args.agent.as_deref(), cutoff);
+    for note in render::history::read_notes(&read, &path) {
+        eprintln!("{note}");
     }
     match args.output {
         HistoryFormat::Json => {
@@ -74,32 +55,17 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
             print_out(format_args!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         }
         HistoryFormat::Text if entries.is_empty() => {
-            let mut what = "No applies recorded".to_owned();
-            if let Some(agent) = &args.agent {
-                what.push_str(&format!(" for agent {}", escape(agent)));
-            }
-            if let Some(since) = args.since {
-                what.push_str(&format!(
-                    " in the last {}",
-                    humantime::format_duration(since)
-                ));
-            }
-            print_out(format_args!(
-                "{what} ({}).\n",
-                escape(&path.display().to_string())
-            ))?;
+            let agent = args.agent.as_deref();
+            print_out(render::history::nothing_recorded(agent, args.since, &path))?;
             // A mistyped agent reads like one never applied: list the ones the history knows.
-            if let Some(agent) = &args.agent
-                && !read.entries.iter().any(|e| &e.agent == agent)
+            if let Some(agent) = agent
                 && !read.entries.is_empty()
+                && !read.entries.iter().any(|e| e.agent == agent)
             {
-                let mut known: Vec<&str> = read.entries.iter().map(|e| e.agent.as_str()).collect();
-                known.sort_unstable();
-                known.dedup();
                 eprintln!(
                     "note: no entry names agent {}; agents in the history: {}",
                     escape(agent),
-                    escape(&known.join(", "))
+                    escape(&read.agents().join(", "))
                 );
             }
         }

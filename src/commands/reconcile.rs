@@ -17,10 +17,10 @@ use crate::environment::Environment;
 use crate::plan::Replace;
 use crate::reconcile::{self, Outcome};
 use crate::render::progress::{Console, ConsoleOptions};
-use crate::render::{self, RenderContext};
+use crate::render::{self, Format, RenderContext};
 use crate::request::{ChangedSince, Request};
 use crate::saved_plan::{self, SavedPlan, run};
-use crate::source::{Checkout, CheckoutError, GitRevision, Tree as _};
+use crate::source::Checkout;
 use crate::state::State;
 use crate::target::Target;
 
@@ -165,8 +165,14 @@ impl Run<'_> {
         }
         if let (Some(saved), Some(file)) = (self.saved, &args.plan)
             && global.quiet == 0
+            && let Some(said) = render::outcome::saved_plan_used(
+                file,
+                saved,
+                args.dry_run,
+                outcome.report.is_some(),
+            )
         {
-            say_saved_plan_applied(file, saved, args.dry_run, &outcome);
+            eprintln!("{said}");
         }
         let plan_not_saved = match (&args.save_plan, &save_inputs) {
             (Some(file), Some(inputs)) => {
@@ -181,7 +187,8 @@ impl Run<'_> {
             return Ok(Exit::Failure);
         }
         let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
-        print_outcome(args.output, &outcome, &ctx, plan_shown)?;
+        let format = super::render_format(args.output);
+        super::print_out(render::outcome::outcome(format, &outcome, &ctx, plan_shown))?;
         if let Some(timed_out) = &outcome.timed_out {
             say_timed_out(timed_out, args.timeout.is_some());
         }
@@ -218,7 +225,7 @@ async fn reconcile_or_apply(
 /// The console that asks before a plan that deletes, and draws the apply's progress;
 /// `shown_ctx` renders the plan shown with the question.
 fn console(global: &GlobalArgs, args: &ReconcileArgs, shown_ctx: RenderContext) -> Arc<Console> {
-    let output = args.output;
+    let output = super::render_format(args.output);
     let mut console = ConsoleOptions::detect(
         args.yes,
         global.quiet > 0,
@@ -228,13 +235,15 @@ fn console(global: &GlobalArgs, args: &ReconcileArgs, shown_ctx: RenderContext) 
                 warnings: warnings.to_vec(),
                 ..shown_ctx.clone()
             };
-            match output {
-                OutputFormat::Markdown => render::plan_markdown(plan, &ctx),
-                _ => render::plan_text(plan, &ctx),
-            }
+            // JSON goes to stdout after the run: the plan asked about is shown as text.
+            let shown = match output {
+                Format::Markdown => Format::Markdown,
+                _ => Format::Text,
+            };
+            render::outcome::plan_in(shown, plan, &ctx)
         }),
     );
-    console.prompt_on_stderr = output == OutputFormat::Json;
+    console.prompt_on_stderr = output == Format::Json;
     Console::new(console)
 }
 
@@ -265,7 +274,7 @@ impl Revisions {
         let at_ref = args.git_ref.as_deref().map(revision).transpose()?;
         let base = args.base.as_deref().map(revision).transpose()?;
         let since = match &args.since {
-            Some(rev) => Some(since_checkout(&repo.root, rev, explicit)?),
+            Some(rev) => Some(Checkout::since(&repo.root, rev, explicit)?),
             None => None,
         };
         Ok(Revisions {
@@ -293,25 +302,6 @@ fn replace(args: &ReconcileArgs) -> Replace {
         keys: args.replace.iter().cloned().collect(),
         agents: args.replace_all.iter().flatten().cloned().collect(),
         all: args.replace_all.as_ref().is_some_and(Vec::is_empty),
-    }
-}
-
-/// Says on stderr that the saved plan matched (and, unless a dry run, was applied).
-fn say_saved_plan_applied(file: &Path, saved: &SavedPlan, dry_run: bool, outcome: &Outcome) {
-    let made = format!(
-        "{} (made from {} at {})",
-        file.display(),
-        crate::escape::terminal(&saved.revision),
-        crate::escape::terminal(&saved.created_at),
-    );
-    if dry_run {
-        eprintln!(
-            "The saved plan {made} matches the tree and the platform: `castsync reconcile --plan` would apply it."
-        );
-    } else if outcome.report.is_some() {
-        eprintln!(
-            "The saved plan {made} matched the tree and the platform: exactly its changes were applied."
-        );
     }
 }
 
@@ -350,57 +340,4 @@ fn save_plan(
             Ok(false)
         }
     }
-}
-
-/// The plan (unless the console showed it already) and, after an apply, what landed, in
-/// the `-o` format.
-fn print_outcome(
-    output: OutputFormat,
-    outcome: &Outcome,
-    ctx: &RenderContext,
-    plan_shown: bool,
-) -> anyhow::Result<()> {
-    let plan = &outcome.plan;
-    match (output, &outcome.report) {
-        (OutputFormat::Json, None) => super::print_out(format_args!(
-            "{}\n",
-            serde_json::to_string_pretty(&render::plan_json(plan, ctx))?
-        ))?,
-        (OutputFormat::Json, Some(report)) => super::print_out(format_args!(
-            "{}\n",
-            serde_json::to_string_pretty(&render::apply_json(report, plan, ctx))?
-        ))?,
-        (OutputFormat::Markdown | OutputFormat::Text, _) if plan_shown => {}
-        (OutputFormat::Markdown, _) => super::print_out(render::plan_markdown(plan, ctx))?,
-        (OutputFormat::Text, _) => super::print_out(render::plan_text(plan, ctx))?,
-    }
-    if let (OutputFormat::Text | OutputFormat::Markdown, Some(report)) = (output, &outcome.report)
-        && plan.has_changes()
-    {
-        if !plan_shown {
-            super::print_out("\n")?;
-        }
-        super::print_out(render::apply_text(report, plan, ctx.color))?;
-    }
-    Ok(())
-}
-
-/// The `--since` revision: its checkout, or (when the revision exists but its
-/// `castsync.yaml` cannot be used) why every agent must be refreshed. A revision that does
-/// not resolve is an error: a mistyped `--since` must not pass as a full reconcile.
-fn since_checkout(
-    root: &Path,
-    rev: &str,
-    explicit: Option<&Path>,
-) -> anyhow::Result<Result<Checkout, String>> {
-    let tree = GitRevision::open(root, rev)?;
-    let label = tree.revision();
-    Ok(match Checkout::open(Box::new(tree), explicit) {
-        Ok(checkout) => Ok(checkout),
-        Err(CheckoutError::Config(e)) => Err(format!(
-            "the config at --since {rev} ({}) cannot be read: {e}",
-            &label[..label.len().min(7)]
-        )),
-        Err(e) => return Err(e.into()),
-    })
 }

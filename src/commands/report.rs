@@ -120,6 +120,7 @@ pub fn hint_in<'a>(e: &'a (dyn Error + 'static)) -> Option<Cow<'a, str>> {
         crate::config::EnvironmentError,
         crate::crypto::CryptoError,
         crate::export::Unwritable,
+        crate::export::values::NotExported,
         crate::daemon::DaemonError,
         crate::daemon::SecretFileError,
         crate::emulator::EmulatorError,

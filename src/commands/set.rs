@@ -18,27 +18,11 @@ use crate::manifest::MAX_VALUE_BYTES;
 use crate::names;
 use crate::secret::SecretValue;
 
-/// Refuses a key that is not a valid name without repeating it: the likeliest invalid "key" on
-/// this command line is a value typed where the key goes (`set AGENT sk-…`), and a CI log need
-/// not keep what the shell history already has. The fault is described by its position instead.
+/// Refuses a key that is not a valid name without repeating it (`names::key_fault`): a CI
+/// log need not keep what the shell history already has.
 fn refuse_invalid_key(key: &str) -> anyhow::Result<()> {
-    if names::validate_key(key).is_ok() {
+    let Some(fault) = names::key_fault(key) else {
         return Ok(());
-    }
-    let fault = match key
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit())))
-    {
-        _ if key.is_empty() => "it is empty".to_owned(),
-        Some((0, c)) if c.is_ascii_digit() => "it starts with a digit".to_owned(),
-        Some((i, c)) if c.is_ascii_graphic() => {
-            format!("character {} is {c:?}", key[..i].chars().count() + 1)
-        }
-        Some((i, _)) => format!(
-            "character {} is not a letter, digit or _",
-            key[..i].chars().count() + 1
-        ),
-        None => format!("it is longer than {} bytes", names::MAX_KEY_LEN),
     };
     Err(crate::hint::WithHint::new(
         format!(

@@ -125,6 +125,25 @@ impl Config {
         }
     }
 
+    /// The layers of a manifest a command that rewrites files covers (`rekey`): the file
+    /// every environment shares and every environment's overlay, or with `--env` only the
+    /// overlays of the environments named.
+    pub fn layers_in_run(
+        &self,
+        requested: &[String],
+    ) -> Result<Vec<Environment>, EnvironmentError> {
+        if !requested.is_empty() {
+            return self.environments_in_run(requested);
+        }
+        let mut all = vec![Environment::IMPLICIT];
+        all.extend(
+            self.all_environments()
+                .into_iter()
+                .filter(|e| !e.is_implicit()),
+        );
+        Ok(all)
+    }
+
     /// Every declared environment in file order, or the implicit one.
     pub fn all_environments(&self) -> Vec<Environment> {
         if self.environments.is_empty() {

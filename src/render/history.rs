@@ -9,7 +9,45 @@ pub const MAX_CELL: usize = 80;
 /// The marker at the end of a cell that was cut.
 pub const CUT: char = '…';
 
-use crate::history::{self, Entry};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::history::{self, Entry, Read};
+
+/// What `castsync history` says when no entry is shown: `No applies recorded for agent A in
+/// the last 1day (FILE).`
+pub fn nothing_recorded(agent: Option<&str>, since: Option<Duration>, file: &Path) -> String {
+    let mut what = "No applies recorded".to_owned();
+    if let Some(agent) = agent {
+        what.push_str(&format!(" for agent {}", escape(agent)));
+    }
+    if let Some(since) = since {
+        what.push_str(&format!(
+            " in the last {}",
+            humantime::format_duration(since)
+        ));
+    }
+    format!("{what} ({}).\n", escape(&file.display().to_string()))
+}
+
+/// The notes (stderr) on what a read of `file` left out.
+pub fn read_notes(read: &Read, file: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    if read.skipped > 0 {
+        notes.push(format!(
+            "note: {} unreadable line(s) in {} skipped (a torn last line is left by an interrupted apply)",
+            read.skipped,
+            file.display()
+        ));
+    }
+    if read.truncated {
+        notes.push(format!(
+            "note: {} is larger than castsync reads; only its newest entries are shown",
+            file.display()
+        ));
+    }
+    notes
+}
 
 /// The entries as aligned columns; a PLATFORM column only when they span more than one.
 pub fn table(entries: &[&Entry]) -> String {

@@ -1,5 +1,7 @@
-//! `castsync rekey --check`'s report for machines (JSON, schemas/rekey-check.schema.json) and
-//! pull requests (Markdown). It names files and recipients, never a value.
+//! What `castsync rekey` says of the files it looked at: a line per file re-encrypted (or
+//! stale, with `--check`) and a closing summary for people; the `--check` report for machines
+//! (JSON, schemas/rekey-check.schema.json) and pull requests (Markdown). It names files and
+//! recipients, never a value.
 
 use serde_json::json;
 
@@ -13,7 +15,7 @@ use crate::manifest::Kind;
 pub const REKEY_CHECK_FORMAT_VERSION: u32 = 1;
 
 /// One file encrypted to other recipients than the config assigns (or to unrecorded ones).
-pub fn drift_json(
+fn drift_json(
     kind: Kind,
     name: &str,
     file: &str,
@@ -41,7 +43,7 @@ pub fn drift_json(
 }
 
 /// The `-o markdown` report: a table of the files that need `castsync rekey`.
-pub fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
+fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
     let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
     let mut out = format!(
         "### castsync rekey --check: {} of {checked} manifest(s) need `castsync rekey`\n",
@@ -70,12 +72,7 @@ pub fn markdown(checked: usize, entries: &[serde_json::Value]) -> String {
 }
 
 /// A file that could not be read: its error and hint.
-pub fn unreadable_json(
-    kind: Kind,
-    name: &str,
-    error: &str,
-    hint: Option<String>,
-) -> serde_json::Value {
+fn unreadable_json(kind: Kind, name: &str, error: &str, hint: Option<String>) -> serde_json::Value {
     let mut entry = json!({
         "agent": name,
         "status": "unreadable",
@@ -90,7 +87,7 @@ pub fn unreadable_json(
 }
 
 /// The `-o json` document.
-pub fn json(
+fn json(
     checked: usize,
     stale: usize,
     unreadable: usize,
@@ -104,4 +101,99 @@ pub fn json(
         "unreadable": unreadable,
         "files": entries,
     })
+}
+
+/// What the files came out as, counted as they come, with their report entries.
+#[derive(Default)]
+pub struct Tally {
+    /// `--check`: nothing is re-encrypted.
+    pub check: bool,
+    pub checked: usize,
+    pub stale: usize,
+    pub failed: usize,
+    pub rekeyed: usize,
+    entries: Vec<serde_json::Value>,
+}
+
+impl Tally {
+    pub fn new(check: bool) -> Tally {
+        Tally {
+            check,
+            ..Tally::default()
+        }
+    }
+
+    /// Counts a file that read as `drift`; its line for people (`FILE: stale: …`), unless it
+    /// is current.
+    pub fn drift(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        file: &str,
+        drift: &Drift,
+        names: &Names,
+    ) -> Option<String> {
+        self.checked += 1;
+        if *drift == Drift::Current {
+            return None;
+        }
+        self.stale += 1;
+        if !self.check {
+            self.rekeyed += 1;
+        }
+        self.entries
+            .push(drift_json(kind, name, file, drift, names));
+        let verb = if self.check { "stale" } else { "re-encrypted" };
+        Some(format!("{file}: {verb}: {}\n", drift.describe(names)))
+    }
+
+    /// Counts a file that could not be read (`error` and its hint, printed elsewhere).
+    pub fn unreadable(&mut self, kind: Kind, name: &str, error: &str, hint: Option<String>) {
+        self.checked += 1;
+        self.failed += 1;
+        self.entries.push(unreadable_json(kind, name, error, hint));
+    }
+
+    /// Whether the command fails: a file could not be read, or `--check` found stale ones.
+    pub fn failed(&self) -> bool {
+        self.failed > 0 || (self.check && self.stale > 0)
+    }
+
+    /// The `-o json` document.
+    pub fn json(&self) -> serde_json::Value {
+        json(self.checked, self.stale, self.failed, &self.entries)
+    }
+
+    /// The `-o markdown` report.
+    pub fn markdown(&self) -> String {
+        markdown(self.checked, &self.entries)
+    }
+
+    /// The closing lines (stderr): what was checked or re-encrypted.
+    pub fn summary(&self) -> String {
+        let (checked, stale, failed) = (self.checked, self.stale, self.failed);
+        let failures = if failed == 0 {
+            String::new()
+        } else {
+            format!("; {failed} could not be read (see above)")
+        };
+        if !self.check {
+            return format!(
+                "re-encrypted {} of {checked} manifest(s), {} already current{failures}\n",
+                self.rekeyed,
+                checked - self.rekeyed - failed,
+            );
+        }
+        let mut out = format!(
+            "checked {checked} manifest(s): {stale} encrypted to other recipients than castsync.yaml assigns{failures}\n"
+        );
+        if stale > 0 {
+            out.push_str(&crate::hint::line(
+                "  ",
+                "run `castsync rekey` to re-encrypt them",
+            ));
+            out.push('\n');
+        }
+        out
+    }
 }

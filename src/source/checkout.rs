@@ -86,6 +86,27 @@ impl Checkout {
             .is_ok()
     }
 
+    /// The commit `rev` as the baseline `reconcile --changed --since REV` compares inputs
+    /// with: its checkout, or (when the revision exists but its `castsync.yaml` cannot be
+    /// used) why every agent must be refreshed. A revision that does not resolve is an
+    /// error: a mistyped `--since` must not pass as a full reconcile.
+    pub fn since(
+        root: &Path,
+        rev: &str,
+        explicit_config: Option<&Path>,
+    ) -> Result<Result<Checkout, String>, CheckoutError> {
+        let tree = GitRevision::open(root, rev)?;
+        let label = tree.revision();
+        match Self::open(Box::new(tree), explicit_config) {
+            Ok(checkout) => Ok(Ok(checkout)),
+            Err(CheckoutError::Config(e)) => Ok(Err(format!(
+                "the config at --since {rev} ({}) cannot be read: {e}",
+                &label[..label.len().min(7)]
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn tree(&self) -> &dyn Tree {
         self.tree.as_ref()
     }

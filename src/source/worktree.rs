@@ -9,8 +9,6 @@ use crate::fsread::{self, MAX_REPO_FILE};
 #[derive(Debug, Clone)]
 pub struct Worktree {
     root: PathBuf,
-    /// `root` resolved (`Path::canonicalize`), once it could be.
-    real_root: OnceLock<PathBuf>,
     /// The git index of the repository holding `root`, read on the first [`Tree::blob_id`]
     /// (`None` inside: there is none).
     index: OnceLock<Option<Arc<StatCache>>>,
@@ -20,7 +18,6 @@ impl Worktree {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Worktree {
             root: root.into(),
-            real_root: OnceLock::new(),
             index: OnceLock::new(),
         }
     }
@@ -33,16 +30,7 @@ impl Worktree {
 impl Tree for Worktree {
     /// Only regular files inside the root, of at most [`MAX_REPO_FILE`] bytes (`fsread`).
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError> {
-        let read = match self.real_root.get() {
-            Some(real) => fsread::read_in_real_repo(real, path, MAX_REPO_FILE),
-            None => {
-                if let Ok(real) = self.root.canonicalize() {
-                    let _ = self.real_root.set(real);
-                }
-                fsread::read_in_repo(&self.root, path, MAX_REPO_FILE)
-            }
-        };
-        match read {
+        match fsread::read_in_repo(&self.root, path, MAX_REPO_FILE) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),

@@ -46,6 +46,7 @@ fn trail<'a>(versions: Vec<Seen<'a>>) -> Trail<'a> {
     Trail {
         kind: SourceKind::Agent,
         name: "billing".into(),
+        environment: None,
         file: "agents/billing/secrets.yaml.age".into(),
         versions,
         complete: true,
