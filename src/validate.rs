@@ -172,3 +172,40 @@ fn recipient_findings(config: &Config, path: &Path) -> Vec<Finding> {
     }
     findings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Environment {
+        Environment::named(name.to_owned())
+    }
+
+    #[test]
+    fn a_finding_every_environment_has_is_said_once_and_the_others_name_theirs() {
+        let shared = Finding::error("agents/a/secrets.yaml.age", "broken");
+        let staging_only = Finding::warning("agents/a/secrets.staging.yaml.age", "odd");
+        let (staging, production) = (env("staging"), env("production"));
+        let findings = across_environments(vec![
+            (&staging, vec![shared.clone(), staging_only.clone()]),
+            (&production, vec![shared.clone()]),
+        ]);
+        let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(messages, ["broken", "odd (environment staging)"]);
+    }
+
+    #[test]
+    fn one_environments_findings_are_kept_as_they_are() {
+        let finding = Finding::error("agents/a/.env.example", "missing KEY");
+        let findings = across_environments(vec![(&Environment::IMPLICIT, vec![finding.clone()])]);
+        assert_eq!(findings, [finding]);
+    }
+
+    #[test]
+    fn a_config_without_recipients_is_a_warning() {
+        let findings = recipient_findings(&Config::default(), Path::new("castsync.yaml"));
+        assert_eq!(findings.len(), 1);
+        assert!(!findings[0].is_error(), "{findings:?}");
+        assert!(findings[0].message.starts_with("lists no recipients"));
+    }
+}

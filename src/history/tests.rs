@@ -164,3 +164,37 @@ fn entries_from_a_newer_castsync_still_read() {
     assert_eq!(read.entries[0].action, "rename");
     assert_eq!(read.skipped, 1);
 }
+
+#[test]
+fn a_selection_keeps_one_agents_entries_since_a_time() {
+    let mut late = entry("billing", "B");
+    late.time = "2026-11-21T10:00:00Z".into();
+    let mut unparsable = entry("billing", "C");
+    unparsable.time = "yesterday".into();
+    let read = Read {
+        entries: vec![
+            entry("support", "A"),
+            entry("billing", "A"),
+            late,
+            unparsable,
+        ],
+        ..Read::default()
+    };
+    let keys = |entries: Vec<&Entry>| -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| format!("{}/{}", e.agent, e.key.as_deref().unwrap_or("")))
+            .collect()
+    };
+    assert_eq!(read.select(None, None).len(), 4);
+    assert_eq!(
+        keys(read.select(Some("billing"), None)),
+        ["billing/A", "billing/B", "billing/C"]
+    );
+    let since = OffsetDateTime::parse("2026-11-21T00:00:00Z", &Rfc3339).unwrap();
+    assert_eq!(
+        keys(read.select(Some("billing"), Some(since))),
+        ["billing/B"]
+    );
+    assert_eq!(read.agents(), ["billing", "support"]);
+}

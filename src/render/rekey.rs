@@ -197,3 +197,52 @@ impl Tally {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_counts_each_file_once_and_says_what_became_of_them() {
+        let names = Names::default();
+        let stale = Drift::Differs {
+            added: vec!["age1new".to_owned()],
+            removed: Vec::new(),
+        };
+        let mut tally = Tally::new(false);
+        assert_eq!(
+            tally.drift(Kind::Agent, "a", "agents/a/x", &Drift::Current, &names),
+            None
+        );
+        let line = tally.drift(Kind::Group, "g", "shared/g/x", &stale, &names);
+        assert!(line.is_some_and(|l| l.starts_with("shared/g/x: re-encrypted: for ")));
+        tally.unreadable(Kind::Agent, "b", "cannot decrypt", None);
+        assert_eq!(
+            (tally.checked, tally.stale, tally.rekeyed, tally.failed),
+            (3, 1, 1, 1)
+        );
+        assert!(tally.failed());
+        assert_eq!(
+            tally.summary(),
+            "re-encrypted 1 of 3 manifest(s), 1 already current; 1 could not be read (see above)\n"
+        );
+        let doc = tally.json();
+        assert_eq!(doc["files"].as_array().map(Vec::len), Some(2));
+        assert_eq!(doc["files"][0]["group"], "g");
+    }
+
+    #[test]
+    fn a_check_that_finds_stale_files_fails_and_says_how_to_fix_them() {
+        let names = Names::default();
+        let mut tally = Tally::new(true);
+        let line = tally.drift(Kind::Agent, "a", "agents/a/x", &Drift::Unrecorded, &names);
+        assert!(line.is_some_and(|l| l.starts_with("agents/a/x: stale: ")));
+        assert_eq!(tally.rekeyed, 0);
+        assert!(tally.failed());
+        assert!(
+            tally.summary().contains("run `castsync rekey`"),
+            "{}",
+            tally.summary()
+        );
+    }
+}
