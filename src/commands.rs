@@ -290,7 +290,7 @@ pub use report::{error_text, hint_of, print_error, print_out, write_out};
 /// Prints an authoring operation's notes (warnings) on stderr, one per line.
 pub fn print_notes(notes: &[String]) {
     for note in notes {
-        eprintln!("{note}");
+        crate::say!("{note}");
     }
 }
 

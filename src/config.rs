@@ -468,6 +468,14 @@ impl Config {
         {
             return Err(invalid("platform.api_key_env", problem));
         }
+        if let Some(problem) = self
+            .platform
+            .url
+            .as_deref()
+            .and_then(environments::url_problem)
+        {
+            return Err(invalid("platform.url", problem));
+        }
         if let Some((field, problem)) = environments::problem(self) {
             return Err(invalid(&field, problem));
         }

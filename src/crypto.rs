@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::time::Duration;
 
 mod error;
 mod identity;
@@ -31,8 +32,17 @@ pub use recipient::{Recipient, RecipientKind, parse_recipient};
 pub use search::{Attempt, Outcome, Source, Tried};
 
 /// Encrypts `plaintext` to every recipient (duplicates are written once) and returns an
-/// ASCII-armored age file.
+/// ASCII-armored age file; a plugin recipient's program is given [`plugin::DEFAULT_TIMEOUT`].
 pub fn encrypt(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>, CryptoError> {
+    encrypt_within(plaintext, recipients, plugin::DEFAULT_TIMEOUT)
+}
+
+/// [`encrypt`], a plugin's call given at most `plugin_timeout`.
+fn encrypt_within(
+    plaintext: &[u8],
+    recipients: &[Recipient],
+    plugin_timeout: Duration,
+) -> Result<Vec<u8>, CryptoError> {
     if recipients.is_empty() {
         return Err(CryptoError::NoRecipients);
     }
@@ -46,7 +56,7 @@ pub fn encrypt(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>, Cr
     let native: Vec<&dyn age::Recipient> = unique.iter().filter_map(|r| r.as_age().ok()).collect();
     let plugged: Vec<&age::plugin::Recipient> =
         unique.iter().filter_map(|r| r.as_age().err()).collect();
-    let plugins = plugin::recipients(&plugged)?;
+    let plugins = plugin::recipients(&plugged, plugin_timeout)?;
     let all = native
         .into_iter()
         .chain(plugins.iter().map(|p| p.as_ref() as &dyn age::Recipient));

@@ -21,6 +21,31 @@
 // No unsafe code, with one audited exception: `daemon::memory` asks glibc to return freed
 // pages between the daemon's cycles.
 #![deny(unsafe_code)]
+// stdout goes through the commands' writers (a closed pipe ends the command quietly), stderr
+// through `say!`: the std print macros panic when their stream is gone.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+/// `eprintln!` that cannot panic. A message for the person at the terminal is lost, and the
+/// command goes on, when stderr is closed or a pipe nobody reads (`2>&1 | head -1`, a
+/// supervisor that went away), where `eprintln!` would panic with exit code 101.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the newline (`eprint!` that cannot panic).
+#[macro_export]
+macro_rules! say_partial {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, $($arg)*);
+        let _ = stderr.flush();
+    }};
+}
 
 // The groups follow ARCHITECTURE.md's layers, top first: a module imports only from its own
 // group and the ones below it (tests/architecture.rs checks it).

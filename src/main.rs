@@ -1,3 +1,6 @@
+// As in lib.rs: stdout through the commands' writers, stderr through `castsync::say!`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 // The static release binaries (x86_64/aarch64-unknown-linux-musl) use mimalloc: musl's own
 // allocator serialises threads on one lock and made `validate` slower than the glibc build
 // (BENCHMARKS.md, Release archives). glibc and macOS builds keep the system allocator.
@@ -26,7 +29,7 @@ fn main() -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            castsync::say!("error: cannot start the async runtime: {err}");
             return std::process::ExitCode::from(1);
         }
     };

@@ -340,3 +340,52 @@ fn every_command_exits_quietly_when_the_reader_of_stdout_goes_away() {
         assert_eq!(got, *code, "{args:?}: {stderr}");
     }
 }
+
+/// Runs castsync with its stderr on a pipe whose reader is already gone (a supervisor that
+/// went away, `2>&1 | head -1` after the first line); returns the exit code and stdout.
+fn with_closed_stderr(home: &std::path::Path, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = castsync_std(home)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn commands_that_talk_on_stderr_finish_their_work_when_nobody_reads_it() {
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", CANARY)]);
+    repo.commit_all("alpha");
+    let (root, key) = (repo.root.as_os_str(), repo.key_file.as_os_str());
+    let new_key = repo.home.join("new-key.txt");
+    let base: Vec<&std::ffi::OsStr> = vec!["-C".as_ref(), root, "-i".as_ref(), key];
+    let run = |args: &[&std::ffi::OsStr]| {
+        let line: Vec<&std::ffi::OsStr> =
+            base.iter().copied().chain(args.iter().copied()).collect();
+        with_closed_stderr(&repo.home, &line)
+    };
+    // keygen writes the key file and says so on stderr; the recipient goes to stdout.
+    let (code, stdout) = run(&["keygen".as_ref(), "-o".as_ref(), new_key.as_os_str()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.starts_with("age1"), "{stdout}");
+    assert!(new_key.exists());
+    // new and set report on stderr; the manifest is written all the same.
+    let (code, _) = run(&["new".as_ref(), "beta".as_ref()]);
+    assert_eq!(code, 0);
+    assert!(repo.path("agents/beta/secrets.yaml.age").exists());
+    // An error is lost with its stream, and the exit code still says so.
+    let (code, _) = run(&["show".as_ref(), "nobody".as_ref()]);
+    assert_ne!(code, 0);
+    assert_ne!(code, 101, "a panic");
+    // The audit's headline goes to stderr, its report to stdout.
+    let (code, stdout) = run(&["audit".as_ref()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_no_canary("audit", &stdout, &[CANARY]);
+}

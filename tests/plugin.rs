@@ -455,3 +455,28 @@ fn a_key_command_that_leaves_a_background_child_on_its_stdout_answers_at_once() 
         started.elapsed()
     );
 }
+
+/// Encryption is bounded too: a plugin recipient's program that never answers fails
+/// `castsync new` after the plugin time limit, naming the program, and writes nothing.
+#[test]
+fn a_plugin_that_never_answers_while_encrypting_is_stopped_and_named() {
+    let p = PluginRepo::new(false);
+    let hang = fake_plugin(&p, "hang", "exec sleep 600");
+    let started = std::time::Instant::now();
+    p.test()
+        .env("PATH", &hang)
+        .args(["new", "beta"])
+        .timeout(DEADLINE + Duration::from_secs(30))
+        .run()
+        .failure()
+        .stderr_has("age-plugin-castsynctest did not answer within 60s");
+    assert!(
+        started.elapsed() < DEADLINE + Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !p.repo.path("agents/beta/secrets.yaml.age").exists(),
+        "no manifest was written"
+    );
+}

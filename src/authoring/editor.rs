@@ -105,7 +105,7 @@ impl Drop for Scratch {
         if let Err(e) = std::fs::remove_dir_all(self.dir.path())
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            eprintln!(
+            crate::say!(
                 "warning: could not remove the temporary directory {}: {e}; delete it by hand",
                 self.dir.path().display()
             );

@@ -20,14 +20,14 @@ pub(super) fn run(global: &GlobalArgs, args: &AuditArgs) -> anyhow::Result<Exit>
         OutputFormat::Markdown => super::print_out(render::markdown(&report))?,
     }
     if report.summary.unreadable > 0 {
-        eprintln!(
+        crate::say!(
             "error: {} manifest(s) could not be audited (listed above): they do not decrypt with your identities or are not valid",
             report.summary.unreadable
         );
         return Ok(Exit::Failure);
     }
     if global.quiet == 0 && args.output != OutputFormat::Text {
-        eprintln!("{}", render::headline(&report));
+        crate::say!("{}", render::headline(&report));
     }
     Ok(if args.exit_code && report.summary.needs_action() {
         Exit::Changes

@@ -36,7 +36,7 @@ pub fn man(args: &ManArgs) -> anyhow::Result<Exit> {
             )
         })?;
     }
-    eprintln!(
+    crate::say!(
         "wrote {} man pages (castsync.1, castsync-COMMAND.1) to {}",
         pages.len(),
         crate::escape::terminal(&dir.display().to_string())

@@ -34,7 +34,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
             (Some(manifest), text)
         }
         Err(e) => {
-            eprintln!("warning: {e}\n  opening the file as it is: fix it in the editor");
+            crate::say!("warning: {e}\n  opening the file as it is: fix it in the editor");
             (None, plaintext)
         }
     };
@@ -56,7 +56,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
         let edited = edited.as_ref().map(|text| text.as_str());
         if edited == Some(initial.as_str()) {
             if global.quiet == 0 {
-                eprintln!("no changes: {} was not rewritten", files.shown());
+                crate::say!("no changes: {} was not rewritten", files.shown());
             }
             return Ok(Exit::Success);
         }
@@ -64,7 +64,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
             Judged::Accepted { manifest, notes } => {
                 print_notes(&notes);
                 match edit::save(&files, original.as_ref(), manifest, &identities)? {
-                    Saved::Unchanged if global.quiet == 0 => eprintln!(
+                    Saved::Unchanged if global.quiet == 0 => crate::say!(
                         "no change to any key or value: {} was not rewritten",
                         files.shown()
                     ),
@@ -72,7 +72,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
                     Saved::Written { changes, note } => {
                         print_notes(note.as_slice());
                         if global.quiet == 0 {
-                            eprintln!("saved {}: {changes}", files.shown());
+                            crate::say!("saved {}: {changes}", files.shown());
                         }
                     }
                 }
@@ -80,7 +80,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
             }
             Judged::Rejected(problems) => {
                 for problem in &problems {
-                    eprintln!("{problem}");
+                    crate::say!("{problem}");
                 }
             }
         }
@@ -93,10 +93,10 @@ pub(super) async fn run(global: &GlobalArgs, args: &AgentArg) -> anyhow::Result<
 /// On a terminal, asks whether to reopen the editor; elsewhere the answer is no.
 async fn ask_reopen(signals: &mut Signals) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        eprintln!("stdin is not a terminal: not reopening the editor");
+        crate::say!("stdin is not a terminal: not reopening the editor");
         return Ok(false);
     }
-    eprint!("reopen the editor to fix it? [Y/n] ");
+    crate::say_partial!("reopen the editor to fix it? [Y/n] ");
     let answer = signals
         .read_line()
         .await

@@ -55,7 +55,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<Exit
             atomic_write::write(path, text.as_bytes(), replace, Mode::Private)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if global.quiet == 0 {
-                eprintln!(
+                crate::say!(
                     "wrote {} key(s) of {} to {} (mode 0600): delete it when you are done",
                     secrets.len(),
                     args.values.agent,
@@ -94,9 +94,9 @@ pub(super) fn effective(
     let result = export::values::effective(&request);
     if let Err(NotExported::Invalid { findings, .. }) = &result {
         for finding in findings.iter().filter(|f| f.is_error()) {
-            eprintln!("{finding}");
+            crate::say!("{finding}");
             if let Some(hint) = &finding.hint {
-                eprintln!("{}", crate::hint::line("  ", hint));
+                crate::say!("{}", crate::hint::line("  ", hint));
             }
         }
     }

@@ -31,7 +31,7 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
         .any(|(_, change)| matches!(change, Change::Kept { .. }));
     let say = |lines: &[Line]| {
         for line in lines.iter().filter(|line| !quiet || line.warning) {
-            eprintln!("{}", line.text);
+            crate::say!("{}", line.text);
         }
     };
     say(&render::git_setup::setup(&report, &repo.root));
@@ -41,19 +41,19 @@ pub(super) fn run(global: &GlobalArgs, args: &GitSetupArgs) -> anyhow::Result<Ex
         say(&[render::git_setup::hook(&hook)]);
     }
     if !git_setup::castsync_on_path() {
-        eprintln!(
+        crate::say!(
             "warning: git runs the drivers{} as `castsync …` from PATH, and there is no castsync on PATH: install it there (cargo install --path .)",
             if args.hooks { " and the hook" } else { "" }
         );
     }
     // git runs the drivers without -i: they find the identity by the rest of the chain.
     if Identities::discover(&[]).is_ok_and(|ids| ids.is_empty()) {
-        eprintln!(
+        crate::say!(
             "warning: no identity in CASTSYNC_AGE_KEY, CASTSYNC_AGE_KEY_FILE or ~/.config/castsync/keys.txt, where the drivers look (git runs them without -i): diffs will hide key names and merges of manifests will stop"
         );
     }
     if !quiet && report.unrouted.is_empty() && !kept {
-        eprintln!(
+        crate::say!(
             "git is set up: `git diff` shows manifests key by key, `git merge` merges them key by key{}",
             if args.hooks {
                 ", and a commit that adds a declared value stops"

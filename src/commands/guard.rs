@@ -36,7 +36,7 @@ pub(super) fn run(global: &GlobalArgs, args: &GuardArgs) -> anyhow::Result<Exit>
         OutputFormat::Markdown => super::print_out(render::markdown(&report))?,
     }
     if global.quiet == 0 && args.output != OutputFormat::Text {
-        eprintln!("{}", render::headline(&report));
+        crate::say!("{}", render::headline(&report));
     }
     Ok(if report.findings.is_empty() {
         Exit::Success

@@ -47,7 +47,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
         .transpose()?;
     let entries = read.select(args.agent.as_deref(), cutoff);
     for note in render::history::read_notes(&read, &path) {
-        eprintln!("{note}");
+        crate::say!("{note}");
     }
     match args.output {
         HistoryFormat::Json => {
@@ -62,7 +62,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                 && !read.entries.is_empty()
                 && !read.entries.iter().any(|e| e.agent == agent)
             {
-                eprintln!(
+                crate::say!(
                     "note: no entry names agent {}; agents in the history: {}",
                     escape(agent),
                     escape(&read.agents().join(", "))

@@ -35,7 +35,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<Exit
     let written = authoring::import(&files, existing, &identities, entries, args.overwrite)?;
     let done = &written.outcome;
     for key in &done.skipped {
-        eprintln!(
+        crate::say!(
             "warning: {}: skipped {key}: Castari injects it itself (unmanaged_keys), so castsync never manages it",
             source.display()
         );
@@ -43,10 +43,10 @@ pub(super) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<Exit
     print_notes(&written.notes);
     if global.quiet == 0 {
         if !done.written {
-            eprintln!("no changes: {} already holds these values", files.shown());
+            crate::say!("no changes: {} already holds these values", files.shown());
         } else {
             let verb = if done.created { "created" } else { "updated" };
-            eprintln!(
+            crate::say!(
                 "{verb} {}: {} key(s) added, {} replaced",
                 files.shown(),
                 done.added,

@@ -28,24 +28,24 @@ pub(super) fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
 
     if global.quiet == 0 {
         if let Some(path) = made {
-            eprintln!(
+            crate::say!(
                 "wrote a new age identity to {} (mode 0600): keep it secret and back it up",
                 path.display()
             );
         }
-        eprintln!(
+        crate::say!(
             "initialised {}: {}, agents/, .gitignore, .gitattributes",
             repo.root.display(),
             repo.config.display()
         );
-        eprintln!("encrypting to: {}", recipients.join(", "));
-        eprintln!(
+        crate::say!("encrypting to: {}", recipients.join(", "));
+        crate::say!(
             "for key-level diffs and key-by-key merges of manifests in git, run once per clone (or `castsync git-setup`, which does both):"
         );
         for command in git_setup::config_commands() {
-            eprintln!("  {command}");
+            crate::say!("  {command}");
         }
-        eprintln!("next: `castsync new AGENT`");
+        crate::say!("next: `castsync new AGENT`");
     }
     Ok(Exit::Success)
 }

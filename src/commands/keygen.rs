@@ -26,7 +26,7 @@ pub(super) fn run(args: &KeygenArgs, global: &GlobalArgs) -> anyhow::Result<Exit
     let recipient = crypto::write_new_identity(&path)?;
     super::print_out(format_args!("{recipient}\n"))?;
     if global.quiet == 0 {
-        eprintln!(
+        crate::say!(
             "wrote a new age identity to {} (mode 0600): keep it secret and back it up; \
              its public key is printed above",
             path.display()

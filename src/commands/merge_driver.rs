@@ -83,7 +83,7 @@ pub(super) fn run(global: &GlobalArgs, args: &MergeDriverArgs) -> anyhow::Result
             })?;
     }
     if global.quiet == 0 {
-        eprintln!(
+        crate::say!(
             "castsync: merged {} key by key{}{}",
             files.shown(),
             taken("ours", &merged.from_ours),

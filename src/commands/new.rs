@@ -14,14 +14,14 @@ pub(super) fn run(global: &GlobalArgs, args: &NewArgs) -> anyhow::Result<Exit> {
     print_notes(&created.notes);
     let agent = &args.agent;
     if global.quiet == 0 {
-        eprintln!("created {} (no secrets yet)", files.shown());
+        crate::say!("created {} (no secrets yet)", files.shown());
         if args.shared {
-            eprintln!(
+            crate::say!(
                 "set its keys with `castsync set --shared {agent} KEY`, then take them in an agent's manifest with `uses: [{agent}]` (`castsync edit AGENT`)"
             );
         }
         if created.outcome.wrote_schema {
-            eprintln!(
+            crate::say!(
                 "created {}: list the keys agent {agent} needs there, then `castsync set {agent} KEY`",
                 repo.config()
                     .agents_dir

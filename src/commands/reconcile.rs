@@ -161,7 +161,7 @@ impl Run<'_> {
         console.finish();
         let outcome = outcome?;
         if let Some(warning) = &outcome.state_warning {
-            eprintln!("warning: {warning}");
+            crate::say!("warning: {warning}");
         }
         if let (Some(saved), Some(file)) = (self.saved, &args.plan)
             && global.quiet == 0
@@ -172,7 +172,7 @@ impl Run<'_> {
                 outcome.report.is_some(),
             )
         {
-            eprintln!("{said}");
+            crate::say!("{said}");
         }
         let plan_not_saved = match (&args.save_plan, &save_inputs) {
             (Some(file), Some(inputs)) => {
@@ -183,7 +183,7 @@ impl Run<'_> {
 
         let ctx = ctx(Some(outcome.revision.clone()), outcome.loaded.warnings());
         if outcome.declined {
-            eprintln!("Apply cancelled: nothing was changed on the platform.");
+            crate::say!("Apply cancelled: nothing was changed on the platform.");
             return Ok(Exit::Failure);
         }
         let plan_shown = console.plan_shown() && args.output != OutputFormat::Json;
@@ -327,7 +327,7 @@ fn save_plan(
         Ok(saved) => {
             run::write(file, &saved)?;
             if global.quiet == 0 {
-                eprintln!(
+                crate::say!(
                     "Saved the plan to {}: apply exactly it with `castsync reconcile --plan {}`.",
                     file.display(),
                     file.display()

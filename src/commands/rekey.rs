@@ -62,7 +62,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RekeyArgs) -> anyhow::Result<Exit>
         None => {}
     }
     if global.quiet == 0 {
-        eprint!("{}", tally.summary());
+        crate::say_partial!("{}", tally.summary());
     }
     Ok(if tally.failed() {
         Exit::Failure

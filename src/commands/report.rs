@@ -33,7 +33,7 @@ pub fn write_out(bytes: &[u8]) -> anyhow::Result<()> {
 /// Prints an error on stderr in rage's style: the error, its causes one per line, then the
 /// first hint found in the chain on a line of its own.
 pub fn print_error(err: &anyhow::Error) {
-    eprint!("{}", error_text(err));
+    crate::say_partial!("{}", error_text(err));
 }
 
 /// The version of the error document (`schemas/error.schema.json`).

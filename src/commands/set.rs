@@ -59,10 +59,10 @@ pub(super) fn set(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Exit> {
     if global.quiet == 0 {
         match written.outcome {
             SetOutcome::Unchanged => {
-                eprintln!("{key} unchanged in {} (same value)", files.shown())
+                crate::say!("{key} unchanged in {} (same value)", files.shown())
             }
-            SetOutcome::Updated => eprintln!("updated {key} in {}", files.shown()),
-            SetOutcome::Added => eprintln!("added {key} in {}", files.shown()),
+            SetOutcome::Updated => crate::say!("updated {key} in {}", files.shown()),
+            SetOutcome::Added => crate::say!("added {key} in {}", files.shown()),
         }
     }
     Ok(Exit::Success)
@@ -78,9 +78,9 @@ pub(super) fn unset(global: &GlobalArgs, args: &UnsetArgs) -> anyhow::Result<Exi
     if global.quiet == 0 {
         match written.outcome {
             UnsetOutcome::Absent => {
-                eprintln!("{key} is not in {}: nothing to do", files.shown())
+                crate::say!("{key} is not in {}: nothing to do", files.shown())
             }
-            UnsetOutcome::Removed => eprintln!("removed {key} from {}", files.shown()),
+            UnsetOutcome::Removed => crate::say!("removed {key} from {}", files.shown()),
         }
     }
     Ok(Exit::Success)

@@ -249,6 +249,9 @@ pub(super) fn problem(config: &Config) -> Option<(String, String)> {
         {
             return Some((at(".platform.api_key_env"), problem));
         }
+        if let Some(problem) = env.platform.url.as_deref().and_then(url_problem) {
+            return Some((at(".platform.url"), problem));
+        }
         // Each recipient's form is checked with every other list (`check_recipient_lists`).
         if env.recipients.as_ref().is_some_and(Recipients::is_empty) {
             return Some((
@@ -311,6 +314,17 @@ fn template_problem(template: &str) -> Option<String> {
 
 /// An API key variable: a plain name, and not one of castsync's own secrets (the age key
 /// must never be sent to a platform as a bearer token).
+/// An empty `platform.url`: it would read as unset and quietly fall back to the default
+/// platform (or another environment's), which is never what was meant.
+pub(super) fn url_problem(url: &str) -> Option<String> {
+    url.trim().is_empty().then(|| {
+        format!(
+            "is empty: give the API's URL (e.g. {} or local://PATH), or remove the line to use the default",
+            super::DEFAULT_PLATFORM_URL
+        )
+    })
+}
+
 pub(super) fn api_key_env_problem(var: &str) -> Option<String> {
     let plain = var
         .chars()

@@ -747,3 +747,23 @@ fn rotation_periods_come_from_the_first_matching_rule_then_the_top_level() {
     let err = parse("rotate_after: soon\n").unwrap_err().to_string();
     assert!(err.contains("30d, 12w or 6months"), "{err}");
 }
+
+#[test]
+fn an_empty_platform_url_is_an_error_not_the_default_platform() {
+    let recipients = format!("recipients: [{AGE}]\n");
+    for (text, field) in [
+        ("platform:\n  url: \"\"\n".to_owned(), "platform.url"),
+        ("platform:\n  url: \"  \"\n".to_owned(), "platform.url"),
+        (
+            "environments:\n  staging:\n    platform:\n      url: \"\"\n".to_owned(),
+            "environments.staging.platform.url",
+        ),
+    ] {
+        let err = parse(&format!("{recipients}{text}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field) && err.contains("is empty"), "{err}");
+    }
+    let config = parse(&format!("{recipients}platform:\n  url: local://store\n")).unwrap();
+    assert_eq!(config.platform.url.as_deref(), Some("local://store"));
+}

@@ -13,7 +13,8 @@
 //! then says the plugin needs one. What the person types is never logged or echoed.
 //!
 //! A plugin is a program castsync did not write: each call to it runs on a thread of its own
-//! and is given [`DEFAULT_TIMEOUT`] (or the run's `--timeout`, when shorter). One that does not
+//! and is given [`DEFAULT_TIMEOUT`] (or the run's `--timeout`, when shorter; encryption, in
+//! commands without `--timeout`, is given [`DEFAULT_TIMEOUT`]). One that does not
 //! answer in time, or breaks off the protocol (exits, prints something else), fails the file
 //! with an error that names the plugin — not the file, which is fine. The age crate owns the
 //! plugin's process, so one that hangs is left behind, and the plugin is not asked again
@@ -72,7 +73,7 @@ impl TerminalCallbacks {
 
     fn no_terminal(&self, what: &str) {
         self.needed_terminal.store(true, Ordering::Relaxed);
-        eprintln!(
+        crate::say!(
             "castsync: {} asks for {what}, but there is no terminal to ask on: run castsync in a terminal to use this key",
             self.binary
         );
@@ -97,7 +98,7 @@ impl age::Callbacks for TerminalCallbacks {
     fn display_message(&self, message: &str) {
         // A plugin's message is outside text: one line, bounded, control characters escaped.
         let bounded: String = message.chars().take(500).collect();
-        eprintln!("{}: {}", self.binary, crate::escape::terminal(&bounded));
+        crate::say!("{}: {}", self.binary, crate::escape::terminal(&bounded));
     }
 
     fn confirm(&self, message: &str, yes_string: &str, no_string: Option<&str>) -> Option<bool> {
@@ -354,9 +355,10 @@ impl age::Identity for PluginIdentities {
 }
 
 /// The age recipients for plugin recipients, one per plugin (each plugin wraps the file key
-/// for all of its recipients in one call).
+/// for all of its recipients in one call), each call bounded by `timeout`.
 pub fn recipients(
     plugin_recipients: &[&age::plugin::Recipient],
+    timeout: Duration,
 ) -> Result<Vec<Box<dyn age::Recipient>>, CryptoError> {
     let mut names: Vec<&str> = plugin_recipients.iter().map(|r| r.plugin()).collect();
     names.sort_unstable();
@@ -370,7 +372,55 @@ pub fn recipients(
                     binary: binary_name(name),
                     needed_for: format!("recipient age1{name}1… in castsync.yaml"),
                 })?;
-        out.push(Box::new(plugin));
+        out.push(Box::new(Bounded {
+            name: name.to_owned(),
+            plugin: Arc::new(plugin),
+            timeout,
+        }));
     }
     Ok(out)
+}
+
+/// A plugin recipient whose call runs on a thread of its own and is waited for at most
+/// `timeout`: a plugin that never answers (waiting for a device that is not there, say)
+/// fails the encryption, naming itself, instead of holding `set` or `rekey` forever. As with
+/// identities, the age crate owns the plugin's process, so one that hangs is left behind.
+struct Bounded {
+    name: String,
+    plugin: Arc<age::plugin::RecipientPluginV1<TerminalCallbacks>>,
+    timeout: Duration,
+}
+
+impl age::Recipient for Bounded {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> Result<(Vec<Stanza>, std::collections::HashSet<String>), age::EncryptError> {
+        // The thread gets its own copy of the key (zeroized when it is dropped).
+        let key = FileKey::new(Box::new(*file_key.expose_secret()));
+        let plugin = Arc::clone(&self.plugin);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("age-plugin-{}", self.name))
+            .spawn(move || {
+                let _ = tx.send(age::Recipient::wrap_file_key(&*plugin, &key));
+            })
+            .map_err(age::EncryptError::Io)?;
+        let binary = binary_name(&self.name);
+        match rx.recv_timeout(self.timeout) {
+            Ok(answer) => answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(age::EncryptError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "{binary} did not answer within {}s",
+                        self.timeout.as_secs_f64()
+                    ),
+                )))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(age::EncryptError::Io(
+                std::io::Error::other(format!("{binary} stopped without an answer")),
+            )),
+        }
+    }
 }

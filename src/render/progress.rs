@@ -142,7 +142,7 @@ impl Console {
             .unwrap_or_else(|e| e.into_inner());
         if logged.is_none_or(|last| end > last + Duration::from_secs(1)) {
             *logged = Some(end);
-            eprintln!("{text}");
+            crate::say!("{text}");
         }
     }
 
@@ -233,7 +233,7 @@ impl Progress for Console {
             Some(Redeployed::Failed(_)) => ", redeploy failed",
             Some(Redeployed::Postponed) => ", redeploy postponed to the next run",
         });
-        eprintln!(
+        crate::say!(
             "{}: {outcome} ({done}/{} agents, {}/{} requests)",
             result.agent,
             self.agents_total.load(Ordering::Relaxed),
