@@ -355,6 +355,7 @@ pub async fn apply(
         let converged = options.converged.get(&agent_plan.agent).cloned();
         let cancel = cancel.clone();
         let progress = progress.clone();
+        let requests = agent_requests(&agent_plan);
         tasks.spawn(async move {
             // The semaphore is never closed, so acquire cannot fail.
             let _permit = permits.acquire_owned().await;
@@ -367,13 +368,14 @@ pub async fn apply(
                 revision: revision.as_deref(),
                 converged: converged.as_ref(),
             };
-            apply_agent(&agent_plan, &values, sent, record, &cancel).await
+            let result = apply_agent(&agent_plan, &values, sent, record, &cancel).await;
+            (result, requests)
         });
     }
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let result = match joined {
-            Ok(mut r) => {
+        let (result, requests) = match joined {
+            Ok((mut r, requests)) => {
                 // Appended here, one agent at a time, by the process that holds the state
                 // lock: no two batches interleave.
                 let entries = record::entries(&r, &history_ctx, &history::now());
@@ -382,23 +384,21 @@ pub async fn apply(
                         message: e.to_string(),
                     });
                 }
-                r
+                (r, requests)
             }
             // A panic inside an agent task is a bug; report it as that agent's failure
             // rather than taking the other agents down.
-            Err(e) => AgentResult {
-                agent: "<unknown>".into(),
-                error: Some(AgentError::Internal {
-                    message: e.to_string(),
-                }),
-                ..AgentResult::default()
-            },
+            Err(e) => {
+                let result = AgentResult {
+                    agent: "<unknown>".into(),
+                    error: Some(AgentError::Internal {
+                        message: e.to_string(),
+                    }),
+                    ..AgentResult::default()
+                };
+                (result, 0)
+            }
         };
-        let requests = plan
-            .agents
-            .iter()
-            .find(|a| a.agent == result.agent)
-            .map_or(0, agent_requests);
         progress.agent_done(&result, requests);
         results.push(result);
     }

@@ -147,6 +147,24 @@ impl Loaded {
             .collect()
     }
 
+    /// Adds `more`'s agents, groups and notes to these, without the agents' values: what a
+    /// run that loads its agents in batches keeps of each batch once it has landed (the
+    /// findings, and the shared groups each agent uses).
+    pub fn absorb_without_values(&mut self, more: Loaded) {
+        for (slug, load) in more.agents {
+            let load = AgentLoad {
+                manifest: None,
+                effective: None,
+                ..load
+            };
+            self.agents.insert(slug, load);
+        }
+        for (name, group) in more.groups {
+            self.groups.entry(name).or_insert(group);
+        }
+        self.notes.extend(more.notes);
+    }
+
     /// Warnings of agents that loaded (for the plan's header), without their severity.
     /// Also the errors of shared groups no agent of the run uses: nothing is skipped for
     /// them, but they must not pass unseen.
@@ -176,11 +194,6 @@ impl Loaded {
 
 /// Loads every agent of `tree` as environment `env` sees it (each agent's file with `env`'s
 /// overlay laid over it), or only those in `only` (each must exist).
-///
-/// The files are read through the tree one after the other (a git tree cannot be shared
-/// between threads, and reading is the cheap part); decrypting, parsing and checking them
-/// runs on every core. The result is keyed by slug, so its order never depends on which
-/// thread finished first.
 pub fn load_all(
     tree: &dyn Tree,
     config: &Config,
@@ -189,24 +202,11 @@ pub fn load_all(
     only: &BTreeSet<String>,
 ) -> Result<Loaded, LoadError> {
     let slugs = named_agents(tree, config, agent_slugs(tree, config)?, only)?;
-    // The shared groups' files are read here too; each is decrypted once, by the first
-    // thread whose agent uses it.
+    let every = only.is_empty();
     let groups = SharedGroups::read(tree, config, env, identities)?;
-    let files: Vec<AgentFiles> = slugs
-        .into_iter()
-        .map(|slug| AgentFiles::read(tree, config, env, slug))
-        .collect();
-    let agents: BTreeMap<String, AgentLoad> = files
-        .into_par_iter()
-        .map(|files| {
-            let slug = files.names.slug.clone();
-            (slug, files.judge(config, identities, &groups))
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
+    let agents = judge_agents(tree, config, env, identities, &groups, slugs);
     let mut notes = Vec::new();
-    if only.is_empty() {
+    if every {
         // A full run checks every group, used or not, and names the unused ones (when every
         // agent could be read: an unreadable agent's `uses:` is unknown).
         let names: Vec<String> = groups.names().map(str::to_owned).collect();
@@ -231,6 +231,59 @@ pub fn load_all(
         groups: groups.into_loaded(),
         notes,
     })
+}
+
+/// Loads the agents `slugs` (directories `tree` declares, as [`load_all`] lists them) as
+/// environment `env` sees them, and the shared groups they use: a part of a run, so the
+/// groups no agent of it uses are neither checked nor named.
+pub fn load_agents(
+    tree: &dyn Tree,
+    config: &Config,
+    env: &Environment,
+    identities: &Identities,
+    slugs: impl IntoIterator<Item = String>,
+) -> Result<Loaded, LoadError> {
+    let groups = SharedGroups::read(tree, config, env, identities)?;
+    let agents = judge_agents(tree, config, env, identities, &groups, slugs);
+    Ok(Loaded {
+        agents,
+        groups: groups.into_loaded(),
+        notes: Vec::new(),
+    })
+}
+
+/// Each agent of `slugs`, loaded, on every core. A tree that threads may share (the working
+/// tree) is read by the thread that judges each agent; a git tree is read from this thread
+/// first, one file after the other (its objects cannot be shared between threads, and
+/// reading them is the cheap part). The result is keyed by slug, so its order never depends
+/// on which thread finished first. Each shared group is decrypted once, by the first thread
+/// whose agent uses it.
+fn judge_agents(
+    tree: &dyn Tree,
+    config: &Config,
+    env: &Environment,
+    identities: &Identities,
+    groups: &SharedGroups<'_>,
+    slugs: impl IntoIterator<Item = String>,
+) -> BTreeMap<String, AgentLoad> {
+    let slugs: Vec<String> = slugs.into_iter().collect();
+    let judge = |files: AgentFiles| {
+        let slug = files.names.slug.clone();
+        (slug, files.judge(config, identities, groups))
+    };
+    match tree.shared() {
+        Some(tree) => slugs
+            .into_par_iter()
+            .map(|slug| judge(AgentFiles::read(tree, config, env, slug)))
+            .collect(),
+        None => {
+            let files: Vec<AgentFiles> = slugs
+                .into_iter()
+                .map(|slug| AgentFiles::read(tree, config, env, slug))
+                .collect();
+            files.into_par_iter().map(judge).collect()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +366,8 @@ fn narrowed(
     only: &BTreeSet<String>,
     unknown: impl FnOnce(String, Vec<String>) -> LoadError,
 ) -> Result<Vec<String>, LoadError> {
-    if let Some(missing) = only.iter().find(|n| !declared.contains(n)) {
+    // `declared` is sorted (a tree lists its directories sorted).
+    if let Some(missing) = only.iter().find(|n| declared.binary_search(n).is_err()) {
         return Err(unknown(missing.clone(), declared));
     }
     Ok(if only.is_empty() {

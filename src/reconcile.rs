@@ -11,6 +11,7 @@
 //! converged, what it converged from, and forgets that record for an agent that failed, so
 //! the next run refreshes it.
 
+mod batches;
 mod land;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,8 @@ pub use land::{Planned, Run, land};
 
 /// What one reconcile found and did.
 pub struct Outcome {
+    /// The agents loaded and their findings; a run in batches ([`Request::batch`]) keeps
+    /// only the findings and the groups each agent uses, not the values.
     pub loaded: Loaded,
     pub plan: Plan,
     /// `None` for a dry run.
@@ -43,7 +46,7 @@ pub struct Outcome {
     /// The plan had changes but [`Observer::confirm`] said no: nothing was written.
     pub declined: bool,
     /// Each listed agent's key list (or list error) as the plan saw it: what a saved plan
-    /// records (`saved_plan`).
+    /// records (`saved_plan`). Empty after a run in batches.
     pub observed: BTreeMap<String, Result<Listing, PlatformError>>,
     /// The agents the run's deadline cut off, if it passed.
     pub timed_out: Option<TimedOut>,
@@ -165,15 +168,15 @@ pub async fn reconcile(
         &candidates,
     );
     let selection = select(&req, &candidates, &inputs).await;
+    if let Some(size) = batches::size(&req) {
+        return batches::reconcile(&req, run, selection, inputs, observer, size).await;
+    }
     let loaded = load_selected(&req, &selection)?;
     check_replace(&req.replace, &loaded)?;
     let baseline = base_baseline(&req)?;
     let observed = observe_loaded(&req, &run, &loaded, observer.as_ref()).await;
-    if let Some(error) = observed
-        .values()
-        .find_map(|r| r.as_ref().err().filter(|e| e.ends_run()))
-    {
-        return Err(ReconcileError::Unreachable(error.clone()));
+    if let Some(error) = run_ending(&observed) {
+        return Err(ReconcileError::Unreachable(error));
     }
     let mut plan = plan_loaded(&req, &loaded, &observed, baseline.as_ref()).await;
     plan.coverage = selection.coverage;
@@ -186,12 +189,22 @@ pub async fn reconcile(
     Ok(land(&req, run, planned, observer).await)
 }
 
+/// The list error that ends the whole run (the platform cannot be reached at all), if any.
+fn run_ending(
+    observed: &BTreeMap<String, Result<Listing, PlatformError>>,
+) -> Option<PlatformError> {
+    observed
+        .values()
+        .find_map(|r| r.as_ref().err().filter(|e| e.ends_run()))
+        .cloned()
+}
+
 /// The agents of the run: `only` (each must be declared), else every declared agent.
 fn candidates(checkout: &Checkout, only: &BTreeSet<String>) -> Result<Vec<String>, LoadError> {
     if only.is_empty() {
         return Ok(checkout.agents.clone());
     }
-    if let Some(missing) = only.iter().find(|a| !checkout.agents.contains(a)) {
+    if let Some(missing) = only.iter().find(|a| !checkout.declares(a)) {
         let tree = checkout.tree();
         return Err(LoadError::UnknownAgent {
             agent: missing.clone(),
@@ -226,10 +239,7 @@ async fn select(req: &Request<'_>, candidates: &[String], now: &RunInputs) -> Se
             incremental::select(candidates, current, Baseline::Unreadable { reason })
         }
         Some(ChangedSince::Revision(Ok(since))) => {
-            let there: Vec<&String> = candidates
-                .iter()
-                .filter(|a| since.agents.contains(a))
-                .collect();
+            let there: Vec<&String> = candidates.iter().filter(|a| since.declares(a)).collect();
             let overrides = req.settings.overrides();
             let env = &req.environment;
             let then = inputs::of_run(since.tree(), &since.config, env, overrides, there);

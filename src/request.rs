@@ -97,6 +97,7 @@ impl ApplySettings {
             dry_run: false,
             cancel: CancellationToken::new(),
             environment: Environment::IMPLICIT,
+            batch: None,
         }
     }
 }
@@ -134,6 +135,10 @@ pub struct Request<'a> {
     /// Which environment's values, overlays and platform this run is about (the caller
     /// opened the platform and the state for it).
     pub environment: Environment,
+    /// Load, list, plan and land this many agents at a time (see `reconcile`), for a run
+    /// that writes without showing its plan first: the daemon, which must not hold every
+    /// agent's values at once. `None`: every agent in one pass.
+    pub batch: Option<usize>,
 }
 
 impl Request<'_> {

@@ -12,6 +12,7 @@
 mod checkout;
 mod discover;
 mod git;
+mod index;
 pub mod inputs;
 pub mod remote;
 mod worktree;
@@ -108,9 +109,16 @@ pub trait Tree {
     fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError>;
     /// Git's blob id of the file at `path` (what `git hash-object` prints for it), or `None`
     /// when it is absent: equal ids mean equal bytes. A git revision answers from its tree
-    /// without reading the file; any other tree reads and hashes it.
+    /// without reading the file; the working tree from git's index when the file's stat is
+    /// the one the index recorded (`index`); any other tree reads and hashes it.
     fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
         Ok(self.read(path)?.map(|bytes| blob_id(&bytes)))
+    }
+    /// This tree as one that threads may share, when it is one (files on disk), so that its
+    /// files can be read on every core; `None` for a tree read from one thread only (a git
+    /// revision keeps the objects it parsed for the thread that reads it).
+    fn shared(&self) -> Option<&(dyn Tree + Sync)> {
+        None
     }
     /// A label for this tree: a full commit id, or `worktree`.
     fn revision(&self) -> String;

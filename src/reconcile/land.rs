@@ -22,6 +22,7 @@ use crate::source::inputs::RunInputs;
 
 /// One run's deadline, and the platform bounded by it: every call of the run goes through
 /// [`Run::platform`].
+#[derive(Clone)]
 pub struct Run {
     pub deadline: Arc<Deadline>,
     pub platform: Arc<dyn Platform>,

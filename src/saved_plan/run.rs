@@ -312,7 +312,7 @@ fn scope(saved: &SavedPlan, checkout: &Checkout) -> Vec<String> {
         .agents
         .iter()
         .map(|a| a.agent.clone())
-        .filter(|a| checkout.agents.contains(a))
+        .filter(|a| checkout.declares(a))
         .collect()
 }
 

@@ -79,6 +79,13 @@ impl Checkout {
         Self::open(Box::new(GitRevision::open(root, rev)?), explicit_config)
     }
 
+    /// Whether the tree declares `agent` (a lookup in the sorted agent list).
+    pub fn declares(&self, agent: &str) -> bool {
+        self.agents
+            .binary_search_by(|a| a.as_str().cmp(agent))
+            .is_ok()
+    }
+
     /// The commit `rev` as the baseline `reconcile --changed --since REV` compares inputs
     /// with: its checkout, or (when the revision exists but its `castsync.yaml` cannot be
     /// used) why every agent must be refreshed. A revision that does not resolve is an

@@ -177,6 +177,18 @@ pub struct RunInputs {
 }
 
 impl RunInputs {
+    /// The inputs of `agents` only (and every shared group's digest): a batch's share of the
+    /// run's inputs.
+    pub fn only(&self, agents: &[String]) -> RunInputs {
+        RunInputs {
+            agents: agents
+                .iter()
+                .filter_map(|a| Some((a.clone(), self.agents.get(a)?.clone())))
+                .collect(),
+            groups: self.groups.clone(),
+        }
+    }
+
     /// The agents' inputs with the digests of the groups each uses (`used`, see
     /// `load::Loaded::groups_used`): what an agent that converges is recorded as converged
     /// from.

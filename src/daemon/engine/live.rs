@@ -23,6 +23,13 @@ use crate::source::remote::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
 
+/// Agents loaded, listed, planned and applied together in one cycle: the cycle holds the
+/// decrypted values of this many agents at most, whatever the size of the repository (a
+/// first apply of ten thousand agents would otherwise hold them all). Large enough that the
+/// pause between batches (the last lists and writes of one finishing before the next is
+/// decrypted) costs little.
+const AGENTS_PER_BATCH: usize = 250;
+
 pub struct LiveEngine {
     origin: Origin,
     explicit_config: Option<PathBuf>,
@@ -269,7 +276,7 @@ impl LiveEngine {
                 // Agents removed since the resync started are simply not listed.
                 let wanted: BTreeSet<String> = agents
                     .into_iter()
-                    .filter(|a| checkout.agents.contains(a))
+                    .filter(|a| checkout.declares(a))
                     .collect();
                 if wanted.is_empty() {
                     return RunReport {
@@ -297,6 +304,7 @@ impl LiveEngine {
             changed,
             cancel: cancel.clone(),
             environment: env,
+            batch: Some(AGENTS_PER_BATCH),
             ..self.settings.request(
                 checkout,
                 &self.target.identities,
