@@ -306,7 +306,9 @@ fn run(what: &str, test: Test, forms: &[Form]) -> Run {
 
 fn write_forms(repo: &SecretsRepo, forms: &[Form]) {
     for (i, form) in forms.iter().enumerate() {
-        let agent = format!("f{i:02}-{}", form.name);
+        // "form": letters no hex digit is, so no 10-character piece of a canary
+        // ("…f18-anchor" of cnry-…f18-anchor) can be found in the agent's own name.
+        let agent = format!("form{i:02}-{}", form.name);
         let text = if form.whole {
             form.yaml.replace("AGENT", &agent)
         } else {
@@ -335,7 +337,10 @@ fn one_case(emu: &Emulator, p: &Payload) {
     let repo = SecretsRepo::new("");
     // A committed version first, so that `diff` has two sides.
     for (i, form) in forms.iter().enumerate() {
-        repo.agent(&format!("f{i:02}-{}", form.name), &[("OLD", "old-value")]);
+        repo.agent(
+            &format!("form{i:02}-{}", form.name),
+            &[("OLD", "old-value")],
+        );
     }
     repo.commit_all("before");
     write_forms(&repo, &forms);
@@ -370,7 +375,7 @@ fn one_case(emu: &Emulator, p: &Payload) {
     }
     run("diff", repo.test().arg("diff"), &forms);
     for (i, form) in forms.iter().enumerate().filter(|(_, f)| f.name != "edited") {
-        let agent = format!("f{i:02}-{}", form.name);
+        let agent = format!("form{i:02}-{}", form.name);
         run(
             &format!("show {agent}"),
             repo.test().args(["show", &agent]),
