@@ -619,3 +619,41 @@ fn a_saved_plan_is_refused_after_a_group_it_depends_on_changed() {
         CANARIES,
     );
 }
+
+/// A change to the group's shared file reaches every environment: each is checked, with the
+/// agents' overlays there. Production's overlay of alpha defines EXTRA itself, so a group
+/// that starts giving EXTRA breaks alpha in production only.
+#[test]
+fn a_group_change_is_checked_in_every_environment_it_reaches() {
+    let repo = four_agents();
+    let config = std::fs::read_to_string(repo.path("castsync.yaml")).unwrap();
+    std::fs::write(
+        repo.path("castsync.yaml"),
+        format!(
+            "{config}environments:\n  staging:\n    agent_slug: \"{{agent}}-staging\"\n  production: {{}}\n"
+        ),
+    )
+    .unwrap();
+    repo.schema(
+        "alpha",
+        "A_OWN=\nOPENAI_API_KEY=\nOPENAI_ORG=\nEXTRA= # optional\n",
+    );
+    repo.test()
+        .args(["set", "--env", "production", "alpha", "EXTRA"])
+        .stdin("canary-alpha-production-extra")
+        .run()
+        .success();
+    repo.test().arg("validate").run().success();
+    let path = repo.path("shared/openai/secrets.yaml.age");
+    let before = std::fs::read(&path).unwrap();
+
+    repo.test()
+        .args(["set", "--shared", "openai", "EXTRA"])
+        .stdin("canary-group-extra")
+        .run()
+        .failure()
+        .stderr_has("would break agent alpha in environment production: ")
+        .stderr_lacks("would break agent alpha in environment staging")
+        .no_canary(&["canary-alpha-production-extra", "canary-group-extra"]);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
+}

@@ -19,8 +19,11 @@ use crate::load::shared::SharedGroups;
 use crate::manifest::Manifest;
 use crate::source::Worktree;
 
-/// Checks the agents that use `files`' group against `new` (the group's next content).
-/// Returns notes for the author: who uses the group, who could not be checked.
+/// Checks the agents that use `files`' group against `new` (the group's next content) in
+/// every environment the change reaches: an overlay's own environment, or, for the file every
+/// environment shares, each of them (with that environment's overlay of the group laid over
+/// the new content). Returns notes for the author: who uses the group, who could not be
+/// checked.
 pub(super) fn check(
     files: &AgentFiles<'_>,
     new: &Manifest,
@@ -29,60 +32,38 @@ pub(super) fn check(
     let tree = Worktree::new(files.root);
     let source_error = |e: crate::source::SourceError| AuthoringError::Source(Box::new(e));
     let slugs = crate::source::agent_slugs(&tree, files.config).map_err(source_error)?;
-    let env = &files.env;
-    // An overlay's next content is what the group holds in its environment: the file every
-    // environment shares with the overlay laid over it.
-    let next = match files.is_overlay() {
-        false => new.clone(),
-        true => {
-            let mut merged = files.base().require(ids)?;
-            merged.secrets.extend(new.secrets.clone());
-            merged
-        }
-    };
-    let before = SharedGroups::read(&tree, files.config, env, ids).map_err(source_error)?;
-    let after = SharedGroups::read(&tree, files.config, env, ids)
-        .map_err(source_error)?
-        .with_override(&files.slug, next, files.shown.clone());
-
-    let mut users = Vec::new();
-    let mut unchecked = Vec::new();
-    let mut problems = Vec::new();
-    for slug in &slugs {
-        let (agent, text, manifest) = match view(files, slug, ids) {
-            View::Judge(judged) => *judged,
-            View::Skip => continue,
-            View::Unreadable => {
-                unchecked.push(slug.clone());
-                continue;
+    let mut seen = Seen::default();
+    if files.is_overlay() {
+        // An overlay's next content is what the group holds in its environment: the file
+        // every environment shares with the overlay laid over it.
+        let mut next = files.base().require(ids)?;
+        next.secrets.extend(new.secrets.clone());
+        check_in(files, &tree, &slugs, next, ids, &mut seen)?;
+    } else {
+        for env in files.config.all_environments() {
+            let in_env = files.base().in_env(&env);
+            let mut next = new.clone();
+            if in_env.is_overlay() {
+                match in_env.open(ids) {
+                    Ok(Some(overlay)) => next.secrets.extend(overlay.secrets),
+                    Ok(None) => {}
+                    Err(_) => {
+                        seen.environments_unchecked.push(env.to_string());
+                        continue;
+                    }
+                }
             }
-        };
-        if !manifest.uses.contains_key(&files.slug) {
-            continue;
-        }
-        users.push(slug.clone());
-        // What `validate` would fail the agent for: errors, and required keys it would lack.
-        let blocking = |groups: &SharedGroups<'_>| -> BTreeSet<String> {
-            let verdict = agent.judge_with(&text, groups, super::Verdict::empty(), ids);
-            let missing = verdict.missing.iter().map(|key| {
-                format!(
-                    "{}: key {key}: required by {} but it would no longer get it",
-                    agent.schema_shown().display(),
-                    crate::schema::FILE_NAME
-                )
-            });
-            verdict
-                .blocking
-                .iter()
-                .map(Finding::text)
-                .chain(missing)
-                .collect()
-        };
-        let had = blocking(&before);
-        for problem in blocking(&after).difference(&had) {
-            problems.push(format!("would break agent {slug}: {problem}"));
+            check_in(&in_env, &tree, &slugs, next, ids, &mut seen)?;
         }
     }
+    let Seen {
+        users,
+        unchecked,
+        problems,
+        environments_unchecked,
+    } = seen;
+    let users: Vec<String> = users.into_iter().collect();
+    let unchecked: Vec<String> = unchecked.into_iter().collect();
     if !problems.is_empty() {
         return Err(AuthoringError::Refused {
             path: files.shown.clone(),
@@ -109,7 +90,79 @@ pub(super) fn check(
             some_names(&unchecked)
         ));
     }
+    if !environments_unchecked.is_empty() {
+        notes.push(format!(
+            "warning: could not check environment(s) {} against the change (the group's overlay there does not decrypt with your identities); `castsync validate` by one of its recipients will",
+            environments_unchecked.join(", ")
+        ));
+    }
     Ok(notes)
+}
+
+/// What the check found, over every environment it looked in.
+#[derive(Default)]
+struct Seen {
+    users: BTreeSet<String>,
+    unchecked: BTreeSet<String>,
+    problems: Vec<String>,
+    environments_unchecked: Vec<String>,
+}
+
+/// The agents of `slugs` that use `files`' group, judged in `files`' environment with the
+/// group as it is and as `next` would make it.
+fn check_in(
+    files: &AgentFiles<'_>,
+    tree: &Worktree,
+    slugs: &[String],
+    next: Manifest,
+    ids: &Identities,
+    seen: &mut Seen,
+) -> Result<(), AuthoringError> {
+    let source_error = |e: crate::source::SourceError| AuthoringError::Source(Box::new(e));
+    let env = &files.env;
+    let before = SharedGroups::read(tree, files.config, env, ids).map_err(source_error)?;
+    let after = SharedGroups::read(tree, files.config, env, ids)
+        .map_err(source_error)?
+        .with_override(&files.slug, next, files.shown.clone());
+    for slug in slugs {
+        let (agent, text, manifest) = match view(files, slug, ids) {
+            View::Judge(judged) => *judged,
+            View::Skip => continue,
+            View::Unreadable => {
+                seen.unchecked.insert(slug.clone());
+                continue;
+            }
+        };
+        if !manifest.uses.contains_key(&files.slug) {
+            continue;
+        }
+        seen.users.insert(slug.clone());
+        // What `validate` would fail the agent for: errors, and required keys it would lack.
+        let blocking = |groups: &SharedGroups<'_>| -> BTreeSet<String> {
+            let verdict = agent.judge_with(&text, groups, super::Verdict::empty(), ids);
+            let missing = verdict.missing.iter().map(|key| {
+                format!(
+                    "{}: key {key}: required by {} but it would no longer get it",
+                    agent.schema_shown().display(),
+                    crate::schema::FILE_NAME
+                )
+            });
+            verdict
+                .blocking
+                .iter()
+                .map(Finding::text)
+                .chain(missing)
+                .collect()
+        };
+        let had = blocking(&before);
+        for problem in blocking(&after).difference(&had) {
+            seen.problems.push(format!(
+                "would break agent {slug}{}: {problem}",
+                env.suffix()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the check sees of one agent.
