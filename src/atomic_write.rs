@@ -92,7 +92,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Makes a rename in `dir` durable. A filesystem that cannot sync a directory at all says
 /// so with `InvalidInput`/`Unsupported`: nothing more can be done there, so that is not an
 /// error; any other failure is.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
         Err(e)
             if matches!(

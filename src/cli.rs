@@ -469,17 +469,31 @@ their .env.example placeholder, are not searched: the summary counts them.",
     #[command(
         long_about = "List what past applies did, one line per change (and per redeploy): when, from \
 which commit, to which platform, the agent, the key, the action and whether it landed.\n\n\
-Every apply (reconcile and watch) appends to a history file next to the state file \
-(.castsync/state.history.jsonl for .castsync/state.json). It holds no values and no \
+Every apply (reconcile and watch) appends to a history file next to the state \
+(.castsync/state.history.jsonl for .castsync/state.db). It holds no values and no \
 fingerprints. At 8 MiB it is rotated to FILE.1, so at most two generations are kept.",
         after_help = examples!(
             "castsync history                          # every recorded change, oldest first",
             "castsync history support-bot --since 24h  # one agent, the last day",
             "castsync history -o json | jq '.entries[] | select(.result != \"applied\")'",
-            "castsync history --state /var/lib/castsync/acme/state.json   # a daemon's history",
+            "castsync history --state /var/lib/castsync/acme/state.db   # a daemon's history",
         )
     )]
     History(HistoryArgs),
+    /// Print the recorded state (what castsync wrote) as JSON.
+    #[command(
+        long_about = "Look at the state: per platform, agent and key, the keyed fingerprint of the value \
+castsync last wrote and verified, and what each agent last converged from.\n\n\
+The state lives in an SQLite database (.castsync/state.db; a daemon's in its --data-dir). \
+`castsync state export` prints it as the JSON document castsync kept in .castsync/state.json \
+before, HMAC key included: keep the output as private as the state itself.",
+        after_help = examples!(
+            "castsync state export > .castsync/state-export.json   # the whole state, as one JSON document",
+            "castsync state export | jq '.platforms | map_values(keys)'   # the agents recorded",
+            "castsync state export --state /var/lib/castsync/acme/state.db   # a daemon's state",
+        )
+    )]
+    State(StateArgs),
     /// Run as a daemon that follows a branch.
     ///
     /// Follows a branch of a remote (or a working tree) and reconciles on every change, on

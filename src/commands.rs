@@ -33,6 +33,7 @@ mod rekey;
 mod report;
 mod set;
 mod show;
+mod state;
 mod textconv;
 mod validate;
 mod watch;
@@ -257,6 +258,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Audit(args) => audit::run(g, &args),
         Command::Guard(args) => guard::run(g, &args),
         Command::History(args) => history::run(g, &args),
+        Command::State(args) => state::run(g, &args),
         Command::Watch(args) => watch::run(g, &args).await,
         Command::Textconv(args) => textconv::textconv(g, &args),
         Command::Diff(args) => textconv::diff(g, &args),

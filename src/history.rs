@@ -47,14 +47,17 @@ pub const DAEMON_ENTRIES: usize = 100;
 /// about 1.5 KiB (a 256-byte key, a long platform URL), so this holds well over 100.
 const DAEMON_TAIL: u64 = 256 * 1024;
 
-/// The history file of the state file `state`: its path with `.history.jsonl` in place of
-/// `.json` (`.castsync/state.json` → `.castsync/state.history.jsonl`).
+/// The history file of the state `state`: its path with `.history.jsonl` in place of `.db`
+/// or `.json` (`.castsync/state.db` and `.castsync/state.json` → `.castsync/state.history.jsonl`).
 pub fn path_for_state(state: &Path) -> PathBuf {
     let name = state
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state.json".to_owned());
-    let stem = name.strip_suffix(".json").unwrap_or(&name);
+    let stem = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".db"))
+        .unwrap_or(&name);
     state.with_file_name(format!("{stem}.history.jsonl"))
 }
 

@@ -101,6 +101,7 @@ pub mod escape; // outside text made safe for a terminal or Markdown
 pub mod fsread; // every read of an outside file
 pub mod yaml_depth; // a nesting limit before any YAML parser runs
 pub mod atomic_write; // the one way to replace a file
+pub mod sqlite; // the one way to open an SQLite database of our own
 pub mod suggest; // "did you mean"
 pub mod secret; // `SecretValue`, the only type that holds a value
 pub mod names; // slug and key-name rules

@@ -225,11 +225,12 @@ async fn select(req: &Request<'_>, candidates: &[String], now: &RunInputs) -> Se
             let state = req.state.lock().await;
             let platform = req.platform.id();
             let gap = state.change_tracking_gap(platform);
+            let records = state.applied_from_all(platform);
             incremental::select(
                 candidates,
                 current,
                 Baseline::State {
-                    records: state.applied_from_all(platform),
+                    records: records.as_ref(),
                     gap: gap.as_deref(),
                     groups: groups.as_ref().ok(),
                 },
@@ -342,7 +343,7 @@ async fn plan_loaded(
     let plan = match baseline {
         Some(base) => plan::plan(&desired, observed, base, &policy),
         None => {
-            let mut state = req.state.lock().await;
+            let state = req.state.lock().await;
             state.plan(req.platform.id(), &desired, observed, &policy)
         }
     };

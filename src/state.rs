@@ -1,42 +1,45 @@
 //! The last-applied store: what castsync wrote, per platform, agent and key.
 //!
 //! The platform never returns values, so "did the value change since we wrote it?" is
-//! answered here, by a keyed HMAC-SHA256 fingerprint. The HMAC key is random per state file,
-//! so a fingerprint is useless to anyone who has the state file but not a guess at the value
-//! *and* the key — and the file is 0600 anyway. No value, and no unkeyed hash of a value, is
-//! ever written. Writes are atomic (temp file, fsync, rename); an exclusive lock keeps a
-//! second reconciler away.
-//!
-//! Between runs the key records are held as compact text and parsed per agent when needed
-//! (`keys`), so a daemon's memory and each save stay small as agents add up.
+//! answered here, by a keyed HMAC-SHA256 fingerprint. The HMAC key is random per state, so a
+//! fingerprint is useless to anyone who has the state but not a guess at the value *and* the
+//! key — and the database is 0600 anyway. No value, and no unkeyed hash of a value, is ever
+//! written. An exclusive lock keeps a second reconciler away.
 //!
 //! It also remembers, per platform and agent, what that agent was last reconciled *from*
 //! ([`AppliedFrom`]: digests of its manifest's ciphertext, its `.env.example` and the settings
 //! that bear on it, and the commit), so a reconcile can refresh only the agents whose inputs
 //! changed. A missing record means "unknown": that agent is refreshed.
+//!
+//! The state lives in an SQLite database (`db`): one row per key written, one per agent's
+//! converged inputs, and each agent's save is one transaction of the rows it changed, so a
+//! save costs what the agent changed however large the state grows, and a process killed at
+//! any moment leaves every save before it, whole. Nothing is held in memory between reads.
+//! Before, the state was one JSON file rewritten on every save; `open` migrates such a file
+//! on first use and leaves a stub in its place that older castsync versions refuse (`json`);
+//! `castsync state export` prints the same JSON document.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::atomic_write::{self, Mode, Replace};
+use crate::atomic_write;
 use crate::plan::{self, Applied, DesiredSecrets, LastApplied, NotLoaded, Plan, Policy};
 use crate::platform::types::{Listing, PlatformError};
 use crate::secret::SecretValue;
 
-/// The state format this build writes. It reads this one and every older one: version 1
-/// (before [`AppliedFrom`] records) reads as a state that knows no agent's inputs, so the
-/// next reconcile refreshes every agent once. Builds that know only version 1 refuse a
-/// version 2 file as too new rather than misreading it.
-pub const STATE_VERSION: u32 = 2;
+mod db;
+mod json;
+mod lock;
+mod open;
+
+pub use json::{STATE_VERSION, STUB_VERSION};
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -48,14 +51,24 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid state JSON.
+    /// The file is not a state castsync can read.
     #[error("state file {path} is corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     /// The file was written by a newer castsync.
     #[error(
-        "state file {path} has version {found}, but this castsync understands version {STATE_VERSION}"
+        "state file {path} has version {found}, but this castsync understands versions up to {STUB_VERSION}"
     )]
     TooNew { path: PathBuf, found: u32 },
+    /// The database was written by a newer castsync.
+    #[error("state file {path} cannot be read: {detail}")]
+    NewerLayout { path: PathBuf, detail: String },
+    /// The database refused an operation (disk full, busy past the timeout, an I/O error).
+    #[error("state file {path}: database error")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     /// Another reconcile holds the lock.
     #[error("state file {path} is locked by another castsync process{holder}")]
     Locked { path: PathBuf, holder: String },
@@ -64,9 +77,11 @@ pub enum StateError {
 impl crate::hint::Hinted for StateError {
     fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
         Some(match self {
-            StateError::Io { .. } => return None,
+            StateError::Io { .. } | StateError::Database { .. } => return None,
             StateError::Corrupt { .. } => "move it aside; the next reconcile re-sets every key once (as `unverified`) and records fresh state".into(),
-            StateError::TooNew { .. } => "upgrade castsync, or use another --state file".into(),
+            StateError::TooNew { .. } | StateError::NewerLayout { .. } => {
+                "upgrade castsync, or use another --state file".into()
+            }
             StateError::Locked { .. } => {
                 "wait for it to finish; two reconcilers must never write one state file".into()
             }
@@ -89,14 +104,8 @@ pub struct KeyRecord {
     pub applied_at: String,
 }
 
-mod keys;
-
-use keys::{AgentKeys, Records};
-
-mod lock;
-
-/// agent → its key records.
-type AgentRecords = BTreeMap<String, AgentKeys>;
+/// key → record.
+pub type Records = BTreeMap<String, KeyRecord>;
 
 /// What one agent was last reconciled from: the platform was listed, the plan applied and
 /// verified (or found nothing to do) for exactly these inputs. The digests identify bytes
@@ -121,24 +130,6 @@ pub struct AppliedFrom {
     pub at: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StateFile {
-    version: u32,
-    /// Base64 of the 32-byte HMAC key.
-    hmac_key: String,
-    /// platform id → agent → key → record.
-    #[serde(default)]
-    platforms: BTreeMap<String, AgentRecords>,
-    /// platform id → agents whose secrets changed but whose redeploy has not succeeded yet:
-    /// the next run redeploys them even when it changes nothing.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    redeploy_pending: BTreeMap<String, BTreeSet<String>>,
-    /// platform id → agent → what it was last reconciled from (version 2).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
-}
-
 impl AppliedFrom {
     /// The same inputs at the same revision (the time aside).
     pub fn same_inputs(&self, other: &AppliedFrom) -> bool {
@@ -150,124 +141,126 @@ impl AppliedFrom {
     }
 }
 
-/// An open state file. With [`State::open`] it holds the exclusive lock until dropped.
+/// Where a state lives, all from the one path a run names (`--state FILE`, or the default
+/// `.castsync/state.db`): the database, and the file the state was kept in before.
+///
+/// `--state DIR/NAME.db` names the database itself, and `DIR/NAME.json` is the file it is
+/// migrated from; any other name (`--state DIR/NAME.json`, as scripts wrote it before) names
+/// that file, and the database is `DIR/NAME.db` beside it. Either way the history is
+/// `DIR/NAME.history.jsonl` (`history::path_for_state`) and the lock `DIR/NAME.json.lock`, the
+/// lock file an older castsync takes too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePaths {
+    pub db: PathBuf,
+    /// The JSON file of castsync before 0.2, then the stub that stands in for it.
+    pub legacy: PathBuf,
+}
+
+impl StorePaths {
+    pub fn of(state: &Path) -> StorePaths {
+        let extension = state.extension().and_then(|e| e.to_str());
+        match extension {
+            Some("db") => StorePaths {
+                db: state.to_owned(),
+                legacy: state.with_extension("json"),
+            },
+            Some("json") => StorePaths {
+                db: state.with_extension("db"),
+                legacy: state.to_owned(),
+            },
+            _ => StorePaths {
+                db: suffixed(state, ".db"),
+                legacy: state.to_owned(),
+            },
+        }
+    }
+
+    /// Where a migrated file is kept: `NAME.json.migrated`.
+    pub fn backup(&self) -> PathBuf {
+        suffixed(&self.legacy, ".migrated")
+    }
+
+    fn lock(&self) -> PathBuf {
+        lock::lock_path(&self.legacy)
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Where an open state came from, for [`State::change_tracking_gap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Nothing was recorded before: this open created it (or, read only, found nothing).
+    Created,
+    /// A JSON state file of this version, migrated now (or read as it is, read only).
+    File(u32),
+    /// The database, as an earlier run left it.
+    Database,
+}
+
+/// An open state. With [`State::open`] it holds the exclusive lock until dropped.
 pub struct State {
-    path: PathBuf,
+    paths: StorePaths,
+    db: db::Db,
     hmac_key: Zeroizing<Vec<u8>>,
-    platforms: BTreeMap<String, AgentRecords>,
-    redeploy_pending: BTreeMap<String, BTreeSet<String>>,
-    applied_from: BTreeMap<String, BTreeMap<String, AppliedFrom>>,
-    /// The format version of the file as read (`None`: there was no file).
-    read_version: Option<u32>,
+    origin: Origin,
     _lock: Option<lock::Lock>,
 }
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
-            .field("path", &self.path)
-            .field("platforms", &self.platforms.keys().collect::<Vec<_>>())
+            .field("paths", &self.paths)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
 
 impl State {
-    /// Opens (or starts) the state at `path` for writing: creates the directory (0700),
-    /// takes the exclusive lock at once or fails naming the holder's pid.
+    /// Opens (or starts) the state at `path` (see [`StorePaths`]) for writing: creates the
+    /// directory (0700), takes the exclusive lock at once or fails naming the holder's pid,
+    /// and migrates a state file of an earlier castsync into the database.
     pub fn open(path: &Path) -> Result<State, StateError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let paths = StorePaths::of(path);
+        if let Some(dir) = paths.db.parent().filter(|d| !d.as_os_str().is_empty()) {
             atomic_write::create_private_dir(dir).map_err(|source| StateError::Io {
                 action: "create the directory of",
-                path: path.to_owned(),
+                path: paths.db.clone(),
                 source,
             })?;
         }
-        let lock = lock::acquire(path)?;
-        let mut state = State::read(path)?;
-        state._lock = Some(lock);
-        Ok(state)
+        let lock = lock::acquire(&paths.lock(), &paths.db)?;
+        let opened = open::for_writing(&paths)?;
+        Ok(State::with(paths, opened, Some(lock)))
     }
 
-    /// Reads the state without locking or creating anything (for dry runs). A missing file
-    /// is an empty state.
+    /// Reads the state without locking, creating or migrating anything (for dry runs and
+    /// `state export`). A missing state is an empty one; a state file not migrated yet is
+    /// read as it is.
     pub fn open_read_only(path: &Path) -> Result<State, StateError> {
-        State::read(path)
+        let paths = StorePaths::of(path);
+        let opened = open::read_only(&paths)?;
+        Ok(State::with(paths, opened, None))
     }
 
-    fn read(path: &Path) -> Result<State, StateError> {
-        // Streamed, twice (the version alone, then everything): the file grows with every
-        // key of every agent, and is never held whole in memory.
-        let open = || crate::fsread::open_file(path, crate::fsread::MAX_STATE_FILE);
-        let first = match open() {
-            Ok(reader) => reader,
-            Err(e) if e.is_not_found() => {
-                let mut key = Zeroizing::new(vec![0u8; 32]);
-                rand::fill(&mut key[..]);
-                return Ok(State {
-                    path: path.to_owned(),
-                    hmac_key: key,
-                    platforms: BTreeMap::new(),
-                    redeploy_pending: BTreeMap::new(),
-                    applied_from: BTreeMap::new(),
-                    read_version: None,
-                    _lock: None,
-                });
-            }
-            Err(e) => return Err(read_error(path, e)),
-        };
-        let corrupt = |detail: String| StateError::Corrupt {
-            path: path.to_owned(),
-            detail,
-        };
-        // Look at the version before the full parse, so a newer format says "too new", not
-        // "corrupt".
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            version: Option<serde_json::Value>,
+    fn with(paths: StorePaths, opened: open::Opened, lock: Option<lock::Lock>) -> State {
+        State {
+            paths,
+            db: opened.db,
+            hmac_key: opened.hmac_key,
+            origin: opened.origin,
+            _lock: lock,
         }
-        let version = serde_json::from_reader::<_, VersionOnly>(std::io::BufReader::new(first))
-            .map_err(|e| corrupt(e.to_string()))?
-            .version
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| corrupt("no numeric `version` field".into()))?;
-        if version > u64::from(STATE_VERSION) {
-            return Err(StateError::TooNew {
-                path: path.to_owned(),
-                found: u32::try_from(version).unwrap_or(u32::MAX),
-            });
-        }
-        let second = open().map_err(|e| read_error(path, e))?;
-        let file: StateFile = serde_json::from_reader(std::io::BufReader::new(second))
-            .map_err(|e| corrupt(e.to_string()))?;
-        let StateFile {
-            version,
-            hmac_key,
-            platforms,
-            redeploy_pending,
-            applied_from,
-        } = file;
-        let hmac_key = Zeroizing::new(hmac_key);
-        let key = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(hmac_key.as_bytes())
-                .map_err(|e| corrupt(format!("hmac_key: {e}")))?,
-        );
-        if key.len() < 32 {
-            return Err(corrupt("hmac_key is shorter than 32 bytes".into()));
-        }
-        Ok(State {
-            path: path.to_owned(),
-            hmac_key: key,
-            platforms,
-            redeploy_pending,
-            applied_from,
-            read_version: Some(version),
-            _lock: None,
-        })
     }
 
+    /// The database's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.paths.db
     }
 
     /// The keyed fingerprint of `value` for `agent`/`key`.
@@ -282,55 +275,31 @@ impl State {
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// A read that failed, said once, and read as "nothing recorded": the safe direction
+    /// (a key without a record is set again as `unverified`; an agent without one is
+    /// refreshed).
+    fn read<T>(&self, what: &str, read: rusqlite::Result<T>) -> Option<T> {
+        read.map_err(|error| {
+            tracing::warn!(state = %self.paths.db.display(), %error, "cannot read {what}");
+        })
+        .ok()
+    }
+
     /// The records of one agent on one platform.
-    pub fn records(&self, platform: &str, agent: &str) -> Option<Cow<'_, Records>> {
-        Some(self.platforms.get(platform)?.get(agent)?.get())
-    }
-
-    /// Makes the records of `agents` ready for a plan (held parsed until the next
-    /// [`State::compact`] or save): the plan reads each agent's records once per key.
-    pub fn prepare<'a>(&mut self, platform: &str, agents: impl IntoIterator<Item = &'a String>) {
-        if let Some(records) = self.platforms.get_mut(platform) {
-            for agent in agents {
-                if let Some(keys) = records.get_mut(agent) {
-                    keys.get_mut();
-                }
-            }
-        }
-    }
-
-    /// Holds every agent's records as the compact text a save writes (see `state::keys`).
-    pub fn compact(&mut self) {
-        for keys in self.platforms.values_mut().flat_map(BTreeMap::values_mut) {
-            keys.compact();
-        }
-    }
-
-    /// Holds everything in its smallest form (every agent's records packed, see
-    /// `state::keys`), in fresh allocations. The daemon calls it once a cycle is over: the
-    /// records made during the cycle sit scattered among the memory the cycle freed, each
-    /// pinning a page; copied now, they pack together, and the allocator can give the pages
-    /// they leave back to the system (the daemon's idle RSS in BENCHMARKS.md). The next save
-    /// turns them back into text once (see [`State::compact`]).
-    pub fn repack(&mut self) {
-        for keys in self.platforms.values_mut().flat_map(BTreeMap::values_mut) {
-            keys.pack();
-        }
-        self.platforms = self.platforms.clone();
-        self.applied_from = self.applied_from.clone();
-        self.redeploy_pending = self.redeploy_pending.clone();
+    pub fn records(&self, platform: &str, agent: &str) -> Option<Records> {
+        self.read("key records", self.db.records(platform, agent))
+            .filter(|r| !r.is_empty())
     }
 
     /// Plans `desired` against `observed` with this state's records for `platform` as what
-    /// was last applied (the planned agents' records parsed once, see [`State::prepare`]).
+    /// was last applied (each agent's records read once, see [`StateView`]).
     pub fn plan(
-        &mut self,
+        &self,
         platform: &str,
         desired: &BTreeMap<String, Result<DesiredSecrets, NotLoaded>>,
         observed: &BTreeMap<String, Result<Listing, PlatformError>>,
         policy: &Policy,
     ) -> Plan {
-        self.prepare(platform, desired.keys());
         plan::plan(desired, observed, &self.view(platform), policy)
     }
 
@@ -339,6 +308,7 @@ impl State {
         StateView {
             state: self,
             platform,
+            last: RefCell::new(None),
         }
     }
 
@@ -358,205 +328,132 @@ impl State {
             revision: revision.map(str::to_owned),
             applied_at: now_rfc3339(),
         };
-        self.platforms
-            .entry(platform.to_owned())
-            .or_default()
-            .entry(agent.to_owned())
-            .or_default()
-            .get_mut()
-            .insert(key.to_owned(), record);
+        self.db
+            .write(|c| db::put_record(c, platform, agent, key, &record));
     }
 
     /// Forgets a key (deleted, verified gone).
     pub fn record_delete(&mut self, platform: &str, agent: &str, key: &str) {
-        if let Some(agents) = self.platforms.get_mut(platform)
-            && let Some(keys) = agents.get_mut(agent)
-        {
-            let keys = keys.get_mut();
-            keys.remove(key);
-            if keys.is_empty() {
-                agents.remove(agent);
-            }
-        }
+        self.db
+            .write(|c| db::delete_record(c, platform, agent, key));
     }
 
     /// Remembers that `agent` needs a redeploy that has not succeeded yet.
     pub fn mark_redeploy_pending(&mut self, platform: &str, agent: &str) {
-        self.redeploy_pending
-            .entry(platform.to_owned())
-            .or_default()
-            .insert(agent.to_owned());
+        self.db
+            .write(|c| db::put_redeploy_pending(c, platform, agent));
     }
 
     /// Forgets a pending redeploy (it succeeded).
     pub fn clear_redeploy_pending(&mut self, platform: &str, agent: &str) {
-        if let Some(agents) = self.redeploy_pending.get_mut(platform) {
-            agents.remove(agent);
-            if agents.is_empty() {
-                self.redeploy_pending.remove(platform);
-            }
-        }
+        self.db
+            .write(|c| db::delete_redeploy_pending(c, platform, agent));
     }
 
-    /// Whether a redeploy of `agent` is still owed.
+    /// Whether a redeploy of `agent` is still owed. Unreadable, it is owed: one redeploy
+    /// too many is the safe direction.
     pub fn redeploy_pending(&self, platform: &str, agent: &str) -> bool {
-        self.redeploy_pending
-            .get(platform)
-            .is_some_and(|a| a.contains(agent))
+        self.read("owed redeploys", self.db.redeploy_pending(platform, agent))
+            .unwrap_or(true)
     }
 
     /// What `agent` was last reconciled from on `platform`, if known.
-    pub fn applied_from(&self, platform: &str, agent: &str) -> Option<&AppliedFrom> {
-        self.applied_from.get(platform)?.get(agent)
+    pub fn applied_from(&self, platform: &str, agent: &str) -> Option<AppliedFrom> {
+        self.read(
+            "what an agent converged from",
+            self.db.applied_from(platform, agent),
+        )
+        .flatten()
     }
 
     /// Every [`AppliedFrom`] record of one platform.
-    pub fn applied_from_all(&self, platform: &str) -> Option<&BTreeMap<String, AppliedFrom>> {
-        self.applied_from.get(platform).filter(|m| !m.is_empty())
+    pub fn applied_from_all(&self, platform: &str) -> Option<BTreeMap<String, AppliedFrom>> {
+        self.read(
+            "what the agents converged from",
+            self.db.applied_from_all(platform),
+        )
+        .filter(|m| !m.is_empty())
     }
 
     /// Remembers that `agent` converged on `platform` from these inputs.
     pub fn record_applied_from(&mut self, platform: &str, agent: &str, from: AppliedFrom) {
-        self.applied_from
-            .entry(platform.to_owned())
-            .or_default()
-            .insert(agent.to_owned(), from);
+        self.db
+            .write(|c| db::put_applied_from(c, platform, agent, &from));
     }
 
     /// Forgets what `agent` was reconciled from (its last run failed): the next reconcile
     /// refreshes it whatever changed.
     pub fn forget_applied_from(&mut self, platform: &str, agent: &str) {
-        if let Some(agents) = self.applied_from.get_mut(platform) {
-            agents.remove(agent);
-            if agents.is_empty() {
-                self.applied_from.remove(platform);
-            }
-        }
+        self.db
+            .write(|c| db::delete_applied_from(c, platform, agent));
     }
 
     /// Why this state cannot say which agents of `platform` changed, when it cannot: the
     /// reason a `--changed` reconcile refreshes every agent instead.
     pub fn change_tracking_gap(&self, platform: &str) -> Option<String> {
-        if self.applied_from_all(platform).is_some() {
+        let tracked = self.db.has_applied_from(platform);
+        if self.read("what the agents converged from", tracked) == Some(true) {
             return None;
         }
-        let this_platform = self.platforms.get(platform).is_some_and(|a| !a.is_empty());
+        let this_platform = self
+            .read("the recorded platforms", self.db.has_keys(platform))
+            .unwrap_or(false);
         let other_platforms = self
-            .platforms
-            .keys()
-            .chain(self.applied_from.keys())
-            .any(|p| p != platform);
-        Some(match self.read_version {
-            None => format!("no state file yet ({})", self.path.display()),
-            Some(v) if v < 2 => format!(
+            .read(
+                "the recorded platforms",
+                self.db.has_other_platforms(platform),
+            )
+            .unwrap_or(false);
+        Some(match self.origin {
+            Origin::Created => format!("no state file yet ({})", self.paths.db.display()),
+            Origin::File(v) if v < 2 => format!(
                 "the state was written by a castsync that did not record what each agent was applied from (state version {v})"
             ),
-            Some(_) if !this_platform && other_platforms => {
+            _ if !this_platform && other_platforms => {
                 format!(
                     "the state holds no record for {platform} (it was written for another platform)"
                 )
             }
-            Some(_) => format!("the state records no agent applied to {platform} yet"),
+            _ => format!("the state records no agent applied to {platform} yet"),
         })
     }
 
-    /// Writes the state atomically: a 0600 temp file in the same directory, fsync, rename,
-    /// directory fsync (`atomic_write`). The JSON is streamed into the file through a small
-    /// buffer that is wiped afterwards (it passes the HMAC key), so a large state is never
-    /// copied whole in memory; it is compact (no indentation), since a run may save it a few
-    /// times and it grows with every key of every agent.
+    /// Makes every change since the last save durable, in one transaction: the key records
+    /// of the agent just applied, its converged inputs, its owed redeploy. Costs what
+    /// changed, not what the state holds.
     pub fn save(&mut self) -> Result<(), StateError> {
-        // Records changed since the last save are serialized once, here, and kept as the
-        // text that is written; the others are written as they are.
-        self.compact();
-        let hmac_key =
-            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.hmac_key[..]));
-        let file = StateFileOut {
-            version: STATE_VERSION,
-            hmac_key: &hmac_key,
-            platforms: &self.platforms,
-            redeploy_pending: &self.redeploy_pending,
-            applied_from: &self.applied_from,
-        };
-        atomic_write::write_with(&self.path, Replace::Existing, Mode::Private, |out| {
-            let mut buffered = WipingWriter::new(out);
-            serde_json::to_writer(&mut buffered, &file).map_err(std::io::Error::other)?;
-            buffered.write_all(b"\n")?;
-            buffered.flush()
-        })
-        .map_err(|source| StateError::Io {
-            action: "replace",
-            path: self.path.clone(),
+        self.db
+            .commit()
+            .map_err(|source| db_error(&self.paths.db, source))
+    }
+
+    /// Writes the state as the JSON document the state file held before it moved into the
+    /// database (`castsync state export`), HMAC key included.
+    pub fn export(&self, out: &mut dyn std::io::Write) -> Result<(), StateError> {
+        json::export(&self.db, &self.hmac_key, out).map_err(|source| StateError::Io {
+            action: "export",
+            path: self.paths.db.clone(),
             source,
         })
     }
 }
 
-/// The state file as written: [`StateFile`]'s fields, borrowed.
-#[derive(Serialize)]
-struct StateFileOut<'a> {
-    version: u32,
-    hmac_key: &'a str,
-    platforms: &'a BTreeMap<String, AgentRecords>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    redeploy_pending: &'a BTreeMap<String, BTreeSet<String>>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    applied_from: &'a BTreeMap<String, BTreeMap<String, AppliedFrom>>,
-}
-
-/// A write buffer of fixed capacity (it never reallocates, so it leaves no stray copy of
-/// what passed through it) that is zeroed when dropped.
-struct WipingWriter<'a> {
-    inner: &'a mut dyn Write,
-    buf: Zeroizing<Vec<u8>>,
-}
-
-impl<'a> WipingWriter<'a> {
-    const CAPACITY: usize = 64 * 1024;
-
-    fn new(inner: &'a mut dyn Write) -> Self {
-        WipingWriter {
-            inner,
-            buf: Zeroizing::new(Vec::with_capacity(Self::CAPACITY)),
-        }
-    }
-
-    fn drain(&mut self) -> std::io::Result<()> {
-        self.inner.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
-impl Write for WipingWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.buf.len() + data.len() > Self::CAPACITY {
-            self.drain()?;
-        }
-        if data.len() >= Self::CAPACITY {
-            self.inner.write_all(data)?;
-        } else {
-            self.buf.extend_from_slice(data);
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.drain()?;
-        self.inner.flush()
-    }
-}
-
-/// [`LastApplied`] over one platform's records.
+/// [`LastApplied`] over one platform's records. The plan asks for each key of an agent in
+/// turn, so the records of the agent asked for last are kept (one query per agent).
 pub struct StateView<'a> {
     state: &'a State,
     platform: &'a str,
+    last: RefCell<Option<(String, Records)>>,
 }
 
 impl LastApplied for StateView<'_> {
     fn applied(&self, agent: &str, key: &str, value: &SecretValue) -> Option<Applied> {
-        let records = self.state.records(self.platform, agent)?;
-        let record = records.get(key)?;
+        let mut last = self.last.borrow_mut();
+        if last.as_ref().is_none_or(|(a, _)| a != agent) {
+            let records = self.state.records(self.platform, agent).unwrap_or_default();
+            *last = Some((agent.to_owned(), records));
+        }
+        let record = last.as_ref()?.1.get(key)?;
         Some(Applied {
             same_value: record.fingerprint == self.state.fingerprint(agent, key, value),
             observed_at: record.observed_at.clone(),
@@ -576,6 +473,13 @@ fn read_error(path: &Path, e: crate::fsread::ReadError) -> StateError {
             crate::fsread::ReadError::Io { source, .. } => source,
             refused => std::io::Error::other(refused.to_string()),
         },
+    }
+}
+
+fn db_error(path: &Path, source: rusqlite::Error) -> StateError {
+    StateError::Database {
+        path: path.to_owned(),
+        source,
     }
 }
 

@@ -17,11 +17,12 @@ use crate::crypto::{CryptoError, Env, Identities};
 use crate::environment::Environment;
 use crate::platform::{self, OpenError, Platform, PlatformOptions};
 
-/// The state file under a repository root, unless `--state` names another.
-pub const STATE_FILE: &str = ".castsync/state.json";
+/// The state under a repository root, unless `--state` names another: the database, beside
+/// the `state.json` of castsync before 0.2 (see `state::StorePaths`).
+pub const STATE_FILE: &str = ".castsync/state.db";
 
-/// The state file of a daemon that follows a remote, inside that remote's data directory.
-pub const MIRROR_STATE_FILE: &str = "state.json";
+/// The state of a daemon that follows a remote, inside that remote's data directory.
+pub const MIRROR_STATE_FILE: &str = "state.db";
 
 /// What flags and the environment say about the platform, before any config is read.
 #[derive(Debug, Clone, Default)]
@@ -64,13 +65,13 @@ pub struct Target {
 }
 
 impl Target {
-    /// The target of the repository at `root`: state in `ROOT/.castsync/state.json`, a
+    /// The target of the repository at `root`: state in `ROOT/.castsync/state.db`, a
     /// relative `local://PATH` relative to the root (so `-C` works from anywhere).
     pub fn for_repository(options: TargetOptions, root: &Path) -> Result<Target, CryptoError> {
         Self::resolve(options, root, STATE_FILE)
     }
 
-    /// The target of a followed remote whose clone lives in `dir`: state in `DIR/state.json`.
+    /// The target of a followed remote whose clone lives in `dir`: state in `DIR/state.db`.
     pub fn for_mirror(options: TargetOptions, dir: &Path) -> Result<Target, CryptoError> {
         Self::resolve(options, dir, MIRROR_STATE_FILE)
     }

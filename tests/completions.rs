@@ -228,7 +228,15 @@ fn man_dir_writes_a_page_per_command_and_every_reference_resolves() {
     let mut expected: Vec<String> = castsync::cli::Cli::command()
         .get_subcommands()
         .filter(|c| !c.is_hide_set())
-        .map(|c| format!("castsync-{}.1", c.get_name()))
+        .flat_map(|c| {
+            let name = format!("castsync-{}", c.get_name());
+            let nested = c
+                .get_subcommands()
+                .map(move |n| format!("{name}-{}.1", n.get_name()));
+            [format!("castsync-{}.1", c.get_name())]
+                .into_iter()
+                .chain(nested)
+        })
         .chain(["castsync.1".to_owned()])
         .collect();
     expected.sort();

@@ -131,7 +131,7 @@ fn a_deadline_during_an_apply_records_nothing_half_done(wire: Wire) {
         .stdout_has("alpha: + API_KEY: cancelled: the run's deadline (2s) passed");
     assert_eq!(emu.requests("POST"), 1, "the set was sent");
     assert_eq!(emu.value("alpha", "API_KEY").as_deref(), Some(CANARY));
-    let state = std::fs::read_to_string(repo.path(".castsync/state.json")).unwrap_or_default();
+    let state = repo.state_export().to_string();
     assert!(
         !state.contains("API_KEY"),
         "a write that was never confirmed is recorded: {state}"

@@ -160,14 +160,14 @@ fn one_reconcile_applies_every_environment_to_its_own_platform_with_its_own_valu
     // environments.
     let state = envs.repo.path(".castsync");
     for file in [
-        "state.staging.json",
-        "state.production.json",
+        "state.staging.db",
+        "state.production.db",
         "state.staging.history.jsonl",
         "state.production.history.jsonl",
     ] {
         assert!(state.join(file).exists(), "{file}");
     }
-    assert!(!state.join("state.json").exists());
+    assert!(!state.join("state.db").exists());
 
     // `unset --env production` removes the key from the overlay only: production falls back
     // to the shared value, and `--env production` touches nothing of staging's.

@@ -200,13 +200,11 @@ fn every_fallback_refreshes_every_agent_and_says_why_in_one_line(wire: Wire) {
     assert!(lines[0].contains("holds no record for"), "{stdout}");
     assert_eq!(other.value("agent-001", "K1").as_deref(), Some("one-1"));
 
-    // A record this build cannot read.
-    let path = repo.path(".castsync/state.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // A record this build cannot read (in a state file an earlier castsync left: migrated).
+    let mut state = repo.state_export();
     let records = state["applied_from"][&emu.url].as_object_mut().unwrap();
     records.get_mut("agent-001").unwrap()["manifest"] = "md5:00".into();
-    std::fs::write(&path, state.to_string()).unwrap();
+    repo.replace_state(&state);
     emu.reset_stats();
     let (lines, stdout) = fallback_lines(repo.test_reconcile(&emu.url));
     assert_eq!(lines.len(), 1, "{stdout}");
@@ -318,13 +316,11 @@ fn a_version_1_state_is_read_and_its_fingerprints_kept_while_every_agent_is_refr
     let repo = repo_with_agents(2);
     repo.test_reconcile(&emu.url).run().success();
     // What a castsync without change tracking left: the same file, version 1, no records.
-    let path = repo.path(".castsync/state.json");
-    let mut state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut state = repo.state_export();
     assert_eq!(state["version"], 2);
     state["version"] = 1.into();
     state.as_object_mut().unwrap().remove("applied_from");
-    std::fs::write(&path, state.to_string()).unwrap();
+    repo.replace_state(&state);
 
     emu.reset_stats();
     let run = repo
@@ -339,8 +335,7 @@ fn a_version_1_state_is_read_and_its_fingerprints_kept_while_every_agent_is_refr
         "fingerprints kept: {}",
         run.stdout()
     );
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let state = repo.state_export();
     assert_eq!(state["version"], 2);
     assert!(state["applied_from"][&emu.url]["agent-001"]["manifest"].is_string());
 }

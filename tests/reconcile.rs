@@ -275,10 +275,12 @@ fn a_dry_run_sends_only_gets_and_exit_code_reports_pending_changes(wire: Wire) {
     assert_eq!(emu.requests("POST"), 0);
     assert_eq!(emu.requests("DELETE"), 0);
     assert!(emu.requests("GET") >= 2);
-    assert!(
-        !repo.path(".castsync/state.json").exists(),
-        "a dry run writes no state"
-    );
+    for file in ["state.db", "state.json"] {
+        assert!(
+            !repo.path(&format!(".castsync/{file}")).exists(),
+            "a dry run writes no state"
+        );
+    }
 
     repo.test_reconcile(&emu.url).run().success();
     repo.test_reconcile(&emu.url)
@@ -297,7 +299,7 @@ fn with_a_base_revision_only_values_changed_since_it_are_value_changed(wire: Wir
     repo.commit_all("first");
     // The platform holds the keys, but without a state file nothing is known about them.
     repo.test_reconcile(&emu.url).run().success();
-    std::fs::remove_file(repo.path(".castsync/state.json")).unwrap();
+    repo.forget_state();
 
     repo.agent(
         "alpha",
@@ -378,7 +380,7 @@ fn a_base_is_read_with_the_config_of_that_revision(wire: Wire) {
     repo.commit_all("v1");
     repo.git(&["tag", "v1"]);
     repo.test_reconcile(&emu.url).run().success();
-    std::fs::remove_file(repo.path(".castsync/state.json")).unwrap();
+    repo.forget_state();
 
     repo.agent(
         "alpha",
@@ -428,15 +430,12 @@ fn a_reconcile_killed_mid_apply_converges_on_the_next_run(wire: Wire) {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let state = repo.path(".castsync/state.json");
-    if state.exists() {
-        let text = std::fs::read_to_string(&state).unwrap();
-        serde_json::from_str::<serde_json::Value>(&text).expect("state parses after SIGKILL");
+    if repo.path(".castsync/state.db").exists() {
+        repo.state_export();
     }
     repo.test_reconcile(&emu.url).run().success();
-    let text = std::fs::read_to_string(&state).unwrap();
-    serde_json::from_str::<serde_json::Value>(&text).expect("state parses");
-    assert_no_canary("state file", &text, &[CANARY]);
+    let text = repo.state_export().to_string();
+    assert_no_canary("state", &text, &[CANARY]);
     for (agent, key, value) in [("alpha", "A2", CANARY), ("beta", "B2", "b-two")] {
         assert_eq!(emu.value(agent, key).as_deref(), Some(value));
     }

@@ -76,6 +76,8 @@ mod run_export;
 mod saved_plan;
 /// Shared groups end to end: `uses:`, validate, reconcile, authoring, diff.
 mod shared;
+/// The state's database: killed at random moments, migrated from a state file, exported.
+mod state;
 /// What a person at a terminal sees: the prompt, `--yes`, no question without a TTY.
 mod terminal;
 /// `castsync textconv` and `castsync diff`: key names and fingerprints, never values.

@@ -43,7 +43,7 @@ fn data_dir(repo: &SecretsRepo) -> PathBuf {
 fn state_file(repo: &SecretsRepo) -> PathBuf {
     data_dir(repo)
         .join(castsync::daemon::remote_dir_name(&remote_url(repo)))
-        .join("state.json")
+        .join("state.db")
 }
 
 /// `watch --git-url file://REPO` with a webhook secret, a 1 h interval (so only webhooks
@@ -142,7 +142,7 @@ fn repo_mode_converges_on_a_file_change_without_webhook_or_tick(wire: Wire) {
         converged(&emu, "alpha", "A1", "a-one-edited")
     });
     eventually(DEADLINE, "ready", || d.readyz().0 == 200);
-    assert!(repo.root.join(".castsync/state.json").exists());
+    assert!(repo.root.join(".castsync/state.db").exists());
     assert_no_canary("the daemon log", &d.log(), &[CANARY]);
 }
 
@@ -430,10 +430,14 @@ fn sigterm_during_a_slow_apply_exits_cleanly_and_a_restart_converges(wire: Wire)
         "the apply should have been interrupted ({posted} POSTs)"
     );
 
-    let text = std::fs::read_to_string(state_file(&repo)).expect("state file");
-    let state: serde_json::Value = serde_json::from_str(&text).expect("the state file parses");
+    let run = Test::at_home(&repo.home)
+        .args(["state", "export", "--state"])
+        .arg(state_file(&repo))
+        .run()
+        .success();
+    let state = run.json();
     assert_eq!(state["version"], castsync::state::STATE_VERSION);
-    assert_no_canary("the state file", &text, &["value-1", "value-7"]);
+    assert_no_canary("the state", run.stdout(), &["value-1", "value-7"]);
 
     let d = git_watch(&repo, &emu, &[]);
     eventually(

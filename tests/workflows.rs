@@ -348,8 +348,8 @@ fn apply_on_merge_applies_and_the_next_run_reuses_the_cached_state() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["state.json.age".to_owned()]);
-    let sealed = std::fs::read_to_string(cache.join("state.json.age")).unwrap();
+    assert_eq!(names, vec!["state.db.age".to_owned()]);
+    let sealed = std::fs::read_to_string(cache.join("state.db.age")).unwrap();
     assert!(
         sealed.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
         "{sealed}"
@@ -415,7 +415,7 @@ fn an_apply_with_a_broken_agent_exits_1_and_still_keeps_what_landed() {
         "a broken agent is never touched"
     );
     assert_eq!(emu.value("beta", "B1").as_deref(), Some("b-one"));
-    assert!(runner.path("cache/state.json.age").exists());
+    assert!(runner.path("cache/state.db.age").exists());
 
     // beta's write was recorded: the next run has nothing to do for it.
     emu.reset_stats();

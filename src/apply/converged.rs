@@ -78,7 +78,7 @@ pub async fn record_converged(
             continue;
         }
         match current.get(name).and_then(|i| i.record(revision, &at)) {
-            Some(record) if before.is_none_or(|b| !b.same_inputs(&record)) => {
+            Some(record) if before.as_ref().is_none_or(|b| !b.same_inputs(&record)) => {
                 state.record_applied_from(platform, name, record);
                 changed = true;
             }

@@ -33,7 +33,9 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Team and review",
-        &["diff", "rekey", "audit", "guard", "history", "doctor"],
+        &[
+            "diff", "rekey", "audit", "guard", "history", "state", "doctor",
+        ],
     ),
     (
         "Integration",
@@ -116,18 +118,30 @@ fn subcommands_without_globals(mut cmd: Command, template: &str) -> Command {
     cmd.build();
     let globals = global_ids(&cmd);
     for sub in cmd.get_subcommands_mut() {
-        let name = sub.get_name().to_owned();
-        if name == OPTIONS || name == "help" {
+        if sub.get_name() == OPTIONS {
             continue;
         }
-        let details = format!("Print help (each flag's details: castsync help {name})");
-        *sub = hide_globals(std::mem::take(sub), &globals)
-            .mut_arg("help", |a| {
-                a.action(clap::ArgAction::HelpShort).help(details)
-            })
-            .help_template(template.to_owned());
+        compact(sub, "", &globals, template);
     }
     cmd
+}
+
+/// `sub` (a command of `parent`, "" at the top) and its own commands, but `help`, with the
+/// global options hidden, a compact `--help` and the help `template`.
+fn compact(sub: &mut Command, parent: &str, globals: &[clap::Id], template: &str) {
+    if sub.get_name() == "help" {
+        return;
+    }
+    let name = format!("{parent}{}", sub.get_name());
+    let details = format!("Print help (each flag's details: castsync help {name})");
+    *sub = hide_globals(std::mem::take(sub), globals)
+        .mut_arg("help", |a| {
+            a.action(clap::ArgAction::HelpShort).help(details)
+        })
+        .help_template(template.to_owned());
+    for nested in sub.get_subcommands_mut() {
+        compact(nested, &format!("{name} "), globals, template);
+    }
 }
 
 /// The grouped command list: one heading per group, each command with its one-line about.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use super::complete::agents;
@@ -77,7 +77,7 @@ pub struct ApplyArgs {
     /// Agents applied in parallel.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// State file (default: .castsync/state.json in the repository).
+    /// State database (default: .castsync/state.db in the repository).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Redeploy each agent whose secrets change (overrides the config).
@@ -238,11 +238,42 @@ pub struct HistoryArgs {
     /// How to print the entries.
     #[arg(short, long, value_enum, default_value_t = HistoryFormat::Text, value_name = "FORMAT")]
     pub output: HistoryFormat,
-    /// The state file whose history to read (default: .castsync/state.json under the
+    /// The state whose history to read (default: .castsync/state.db under the
     /// repository); the history is the file next to it.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// The environment whose history to read (each has its own, next to its state file).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print the state as the JSON document the state file held.
+    ///
+    /// Read only: it takes no lock, so it works while a reconcile or the daemon runs, and it
+    /// migrates nothing (a state file not migrated yet is printed as it is). The document is
+    /// described by schemas/state.schema.json; it holds the HMAC key of the fingerprints, so
+    /// keep it as private as the state.
+    #[command(after_help = "Examples:
+  castsync state export > .castsync/state-export.json   # the whole state, as one JSON document
+  castsync state export --env production    # one environment's state
+  castsync state export --state /var/lib/castsync/acme/state.db   # a daemon's state")]
+    Export(StateExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateExportArgs {
+    /// The state to print (default: .castsync/state.db under the repository).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// The environment whose state to print (each has its own).
     #[arg(long = "env", value_name = "ENV")]
     pub env: Option<String>,
 }

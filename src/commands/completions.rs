@@ -45,7 +45,7 @@ pub fn man(args: &ManArgs) -> anyhow::Result<Exit> {
 }
 
 /// Every man page as (file name, roff): castsync.1 first, then castsync-COMMAND.1 for each
-/// command, so every castsync-COMMAND(1) that castsync.1 names has its page.
+/// command (and castsync-COMMAND-SUBCOMMAND.1), so every page that a page names exists.
 pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let cmd = crate::cli::man_command();
     let render = |man: clap_mangen::Man| -> anyhow::Result<(String, Vec<u8>)> {
@@ -54,8 +54,14 @@ pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         Ok((man.get_filename(), page))
     };
     let mut pages = vec![render(clap_mangen::Man::new(cmd.clone()))?];
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    // Nested commands too (castsync-state-export.1): a command's page names its own.
+    let mut commands: Vec<&clap::Command> = cmd.get_subcommands().collect();
+    while let Some(sub) = commands.pop() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
         pages.push(render(clap_mangen::Man::new(sub.clone()))?);
+        commands.extend(sub.get_subcommands());
     }
     Ok(pages)
 }

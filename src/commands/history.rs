@@ -13,11 +13,12 @@ use crate::render::history::escape;
 use crate::target;
 
 pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
-    let state = match &args.state {
-        Some(path) => path.clone(),
-        None => Repo::locate(global)?.join(target::STATE_FILE),
-    };
-    let state = environment(global, args)?.state_path(&state);
+    let state = state_of(
+        global,
+        "history",
+        args.state.as_deref(),
+        args.env.as_deref(),
+    )?;
     let path = history::path_for_state(&state);
     // The repository's own state not there yet is an empty history (`[]` in JSON); a
     // --state FILE that does not exist is more likely a mistyped path.
@@ -31,7 +32,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
                 "no state file at {}: nothing has been applied with it",
                 state.display()
             ),
-            "check the path: a daemon keeps its state in its --data-dir (one folder per remote), and without --state castsync reads the repository's .castsync/state.json",
+            "check the path: a daemon keeps its state in its --data-dir (one folder per remote), and without --state castsync reads the repository's .castsync/state.db",
         )
         .into());
     }
@@ -74,20 +75,29 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The environment whose history to read: `--env`, else the only one (the implicit one of a
-/// repository without environments, or one that `--state` names by its file). A repository
+/// The state a read-only command (`history`, `state export`) looks at: `--state`, else the
+/// repository's, in the environment `--env` names, else the only one (the implicit one of a
+/// repository without environments, or the one `--state` names by its file). A repository
 /// with environments needs `--env` to say which.
-fn environment(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<Environment> {
-    if args.env.is_none() && args.state.is_some() {
-        return Ok(Environment::IMPLICIT);
-    }
-    let repo = match Repo::open(global) {
-        Ok(repo) => repo,
-        // Without a readable config there are no environments to choose from.
-        Err(_) if args.env.is_none() => return Ok(Environment::IMPLICIT),
-        Err(e) => return Err(e),
+pub(super) fn state_of(
+    global: &GlobalArgs,
+    command: &str,
+    state: Option<&std::path::Path>,
+    env: Option<&str>,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = match state {
+        Some(path) => path.to_owned(),
+        None => Repo::locate(global)?.join(target::STATE_FILE),
     };
-    Ok(repo
-        .config()
-        .one_environment("history", args.env.as_deref(), true)?)
+    let environment = if env.is_none() && state.is_some() {
+        Environment::IMPLICIT
+    } else {
+        match Repo::open(global) {
+            Ok(repo) => repo.config().one_environment(command, env, true)?,
+            // Without a readable config there are no environments to choose from.
+            Err(_) if env.is_none() => Environment::IMPLICIT,
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(environment.state_path(&path))
 }

@@ -12,11 +12,9 @@
 //! mode 0600 and deleted values are overwritten (`secure_delete`). Errors name the file,
 //! never its content, and `Debug` output masks values through [`SecretValue`].
 
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Read};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use thiserror::Error;
@@ -25,18 +23,21 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::platform::RemoteKey;
 use crate::secret::SecretValue;
+use crate::sqlite::{self, FileKind, Layout, LayoutError};
 
 /// Largest value the platform accepts, in bytes (the manifest's limit too).
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
-/// Marks the database as a castsync store (`PRAGMA application_id`, "CSYN").
-const APPLICATION_ID: i64 = 0x4353_594e;
 /// Layout version (`PRAGMA user_version`). It starts at 2: 1 was an unreleased JSON layout.
-const SCHEMA_VERSION: i64 = 2;
-/// How long a write waits for another process's transaction before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The first bytes of every SQLite database file.
-const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+#[cfg(test)]
+const SCHEMA_VERSION: i64 = LAYOUT.version;
+
+/// The store's tables, marked as a castsync store (`PRAGMA application_id`, "CSYN").
+const LAYOUT: Layout = Layout {
+    application_id: 0x4353_594e,
+    version: 2,
+    schema: SCHEMA,
+};
 
 const SCHEMA: &str = "
     CREATE TABLE agents (slug TEXT PRIMARY KEY NOT NULL) STRICT, WITHOUT ROWID;
@@ -124,13 +125,20 @@ impl Store {
     /// missing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         ensure_parent(path)?;
-        if file_kind(path)? == FileKind::Other {
+        let read_err = |source| StoreError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        if sqlite::file_kind(path).map_err(read_err)? == FileKind::Other {
             return Err(StoreError::Parse {
                 path: path.to_owned(),
                 detail: "not an SQLite database".to_owned(),
             });
         }
-        create_private(path)?;
+        sqlite::create_private(path).map_err(|source| StoreError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -160,85 +168,23 @@ impl Store {
         db_error(&self.path)
     }
 
-    /// Connection settings, then the schema when the database is new.
+    /// Connection settings (`sqlite::configure`), then the schema when the database is new.
     fn configure(&mut self) -> Result<(), StoreError> {
-        let conn = &self.conn;
-        let db = self.db();
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        // WAL: readers never block the writer and a commit is one append (and one fsync).
-        // An in-memory database answers "memory", which is fine.
-        retry_busy(BUSY_TIMEOUT, || {
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-        })
-        .map_err(db)?;
-        // Every commit is durable before the call returns: apply records a write as done only
-        // after the platform (this store) said so.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db)?;
+        let db = db_error(&self.path);
+        sqlite::configure(&self.conn).map_err(db)?;
         // Values are in clear: overwrite deleted and replaced ones instead of leaving them in
         // free pages.
-        conn.pragma_update(None, "secure_delete", "ON")
+        self.conn
+            .pragma_update(None, "secure_delete", "ON")
             .map_err(db)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        self.check_schema()
-    }
-
-    /// Creates the tables in a new database, accepts a castsync store of this layout, refuses
-    /// anything else.
-    fn check_schema(&mut self) -> Result<(), StoreError> {
-        let (app, version) = self.header()?;
-        if app == APPLICATION_ID && version == SCHEMA_VERSION {
-            return Ok(());
+        match sqlite::check_layout(&mut self.conn, &LAYOUT, |_| Ok(())) {
+            Ok(_) => Ok(()),
+            Err(LayoutError::Database(source)) => Err(db(source)),
+            Err(refused) => Err(StoreError::Parse {
+                path: self.path.clone(),
+                detail: refused.to_string(),
+            }),
         }
-        let path = self.path.clone();
-        let db = db_error(&path);
-        // Two processes may open a new store at once: decide under the write lock.
-        let tx = begin_write(&mut self.conn, &path)?;
-        let app: i64 = tx
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(db)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db)?;
-        let tables: i64 = tx
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-            .map_err(db)?;
-        let refuse = |detail: String| StoreError::Parse {
-            path: path.clone(),
-            detail,
-        };
-        match (app, version) {
-            (0, 0) if tables == 0 => {
-                tx.execute_batch(SCHEMA).map_err(db)?;
-                tx.pragma_update(None, "application_id", APPLICATION_ID)
-                    .map_err(db)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(db)?;
-            }
-            (APPLICATION_ID, SCHEMA_VERSION) => {}
-            (APPLICATION_ID, v) if v > SCHEMA_VERSION => {
-                return Err(refuse(format!(
-                    "it was written by a newer castsync (layout {v}, this one reads {SCHEMA_VERSION})"
-                )));
-            }
-            (APPLICATION_ID, v) => {
-                return Err(refuse(format!("unsupported layout version {v}")));
-            }
-            _ => return Err(refuse("an SQLite database of another program".to_owned())),
-        }
-        tx.commit().map_err(db)
-    }
-
-    fn header(&self) -> Result<(i64, i64), StoreError> {
-        let app = self
-            .conn
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(self.db())?;
-        let version = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(self.db())?;
-        Ok((app, version))
     }
 
     pub fn has_agent(&self, agent: &str) -> Result<bool, StoreError> {
@@ -498,101 +444,9 @@ fn begin_write<'c>(
         .map_err(db_error(path))
 }
 
-/// Runs `op` again while SQLite answers "busy", for up to `limit`. Switching a database to
-/// WAL needs a lock that SQLite does not wait for with the busy timeout: a second process
-/// opening a store while the first one converts or creates it gets "database is locked" at
-/// once. Every other statement here waits through the connection's busy timeout instead.
-fn retry_busy<T>(
-    limit: Duration,
-    mut op: impl FnMut() -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    let start = std::time::Instant::now();
-    let mut pause = Duration::from_millis(2);
-    loop {
-        match op() {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && start.elapsed() < limit =>
-            {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
-}
-
+/// SQLite integers are i64; a count past that means "no limit".
 fn as_sql(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Creates the store file empty with mode 0600 before SQLite opens it (SQLite gives its
-/// `-wal` and `-shm` files the database file's mode), and narrows an existing file that
-/// others could read.
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    let write_err = |source| StoreError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(write_err)?;
-    let mode = file.metadata().map_err(write_err)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(write_err)?;
-        for suffix in ["-wal", "-shm"] {
-            let mut companion = path.as_os_str().to_owned();
-            companion.push(suffix);
-            if let Err(e) =
-                std::fs::set_permissions(&companion, std::fs::Permissions::from_mode(0o600))
-                && e.kind() != ErrorKind::NotFound
-            {
-                return Err(write_err(e));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What kind of file sits at a store path.
-#[derive(Debug, PartialEq, Eq)]
-enum FileKind {
-    /// Missing or empty: a new store.
-    Empty,
-    Sqlite,
-    Other,
-}
-
-fn file_kind(path: &Path) -> Result<FileKind, StoreError> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(FileKind::Empty),
-        Err(source) => {
-            return Err(StoreError::Read {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    let mut head = Vec::with_capacity(SQLITE_MAGIC.len());
-    (&mut file)
-        .take(SQLITE_MAGIC.len() as u64)
-        .read_to_end(&mut head)
-        .map_err(|source| StoreError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(if head.is_empty() {
-        FileKind::Empty
-    } else if head == SQLITE_MAGIC {
-        FileKind::Sqlite
-    } else {
-        FileKind::Other
-    })
 }
 
 /// Creates the directory a store file lives in (0700), if it is missing.

@@ -148,7 +148,7 @@ mod tests {
         fn open(dir: &Path, name: &str, checkout: &Checkout) -> Target {
             let store = dir.join(format!("{name}.db"));
             let platform = LocalPlatform::open(&store, checkout.agents.clone()).unwrap();
-            let state = State::open(&dir.join(format!("{name}.json"))).unwrap();
+            let state = State::open(&dir.join(format!("{name}-state.db"))).unwrap();
             Target {
                 platform: Arc::new(platform),
                 store,

@@ -92,8 +92,6 @@ pub async fn land(
         .await;
         (Some(report), warning)
     };
-    // The records parsed for the plan stay parsed: a command exits now, and the daemon packs
-    // everything once the cycle is over (`State::repack`).
     let timed_out = TimedOut::find(&plan, report.as_ref());
     Outcome {
         loaded,

@@ -108,7 +108,8 @@ impl Drop for Lock {
     }
 }
 
-fn lock_path(path: &Path) -> PathBuf {
+/// `FILE.lock`: the lock of the state whose file is (or was) `FILE`.
+pub fn lock_path(path: &Path) -> PathBuf {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     PathBuf::from(lock_path)
@@ -121,8 +122,9 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     Holder::parse(&text)
 }
 
-/// Takes the lock of the state file `path` at once, or fails naming its holder.
-pub fn acquire(path: &Path) -> Result<Lock, StateError> {
+/// Takes the lock file `lock` of the state at `path` (named in errors) at once, or fails
+/// naming its holder.
+pub fn acquire(lock: &Path, path: &Path) -> Result<Lock, StateError> {
     let io = |action: &'static str| {
         let path = path.to_owned();
         move |source| StateError::Io {
@@ -136,7 +138,7 @@ pub fn acquire(path: &Path) -> Result<Lock, StateError> {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(lock_path(path))
+        .open(lock)
         .map_err(io("open the lock of"))?;
     let locked = |holder: Option<Holder>| StateError::Locked {
         path: path.to_owned(),
@@ -204,8 +206,8 @@ mod tests {
     fn a_second_holder_is_refused_with_the_first_ones_pid_and_host() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        let first = acquire(&state).unwrap();
-        let err = acquire(&state).unwrap_err().to_string();
+        let first = acquire(&lock_path(&state), &state).unwrap();
+        let err = acquire(&lock_path(&state), &state).unwrap_err().to_string();
         let me = Holder::me();
         assert!(
             err.contains(&format!("(pid {} on host {})", me.pid, me.host)),
@@ -214,7 +216,7 @@ mod tests {
         drop(first);
         // A clean exit clears the line: the next holder finds nothing stale.
         assert_eq!(std::fs::read_to_string(lock_path(&state)).unwrap(), "");
-        let _again = acquire(&state).unwrap();
+        let _again = acquire(&lock_path(&state), &state).unwrap();
         assert_eq!(
             std::fs::read_to_string(lock_path(&state)).unwrap(),
             me.line()
@@ -234,7 +236,7 @@ mod tests {
         };
         assert_eq!(stale.alive(), Some(false));
         std::fs::write(lock_path(&state), stale.line()).unwrap();
-        let _lock = acquire(&state).unwrap();
+        let _lock = acquire(&lock_path(&state), &state).unwrap();
         assert_eq!(
             read_holder(&mut File::open(lock_path(&state)).unwrap()),
             Some(Holder::me())

@@ -180,6 +180,32 @@ impl SecretsRepo {
         c
     }
 
+    /// `castsync state export` of the repository's state: the JSON document the state file
+    /// held before the state moved into a database.
+    pub fn state_export(&self) -> serde_json::Value {
+        self.test().args(["state", "export"]).run().success().json()
+    }
+
+    /// Removes the repository's state (the database, its companions, the stub beside it):
+    /// as if it was never written.
+    pub fn forget_state(&self) {
+        for file in ["state.db", "state.db-wal", "state.db-shm", "state.json"] {
+            let path = self.path(&format!(".castsync/{file}"));
+            if let Err(e) = std::fs::remove_file(&path) {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{}", path.display());
+            }
+        }
+    }
+
+    /// Replaces the repository's state by `doc` as a state file of an earlier castsync
+    /// (`.castsync/state.json`, no database): the next run migrates it.
+    pub fn replace_state(&self, doc: &serde_json::Value) {
+        self.forget_state();
+        let path = self.path(".castsync/state.json");
+        std::fs::write(&path, format!("{doc}\n")).unwrap();
+        set_private(&path);
+    }
+
     /// Runs git in the repo (for --ref / --base tests).
     pub fn git(&self, args: &[&str]) -> String {
         let out = StdCommand::new("git")

@@ -25,7 +25,8 @@
 #   CASTSYNC              castsync binary (default: castsync on PATH)
 #   CASTSYNC_AGE_KEY      the age identity text (repository secret), or
 #   CASTSYNC_AGE_KEY_FILE a file holding it
-#   CASTSYNC_STATE_DIR    the cached directory (default: .castsync-cache); holds state.json.age
+#   CASTSYNC_STATE_DIR    the cached directory (default: .castsync-cache); holds state.db.age
+#                         (a state.json.age an earlier castsync left is migrated, then removed)
 #   GITHUB_STEP_SUMMARY   file the Markdown is appended to (set by GitHub; default: none)
 #   CASTSYNC_SCOPE        changed (default): only changed agents; full: every agent, afresh
 #                         (CASTSYNC_PLAN_FILE is then ignored)
@@ -63,13 +64,20 @@ fi
 # The state is encrypted to the recipient of the identity that decrypts the manifests.
 age-keygen -y "$work/identity" >"$work/recipients"
 
-state="$work/state.json"
+# The state is one SQLite file: castsync leaves it whole (nothing in a -wal beside it) when it
+# exits. A cache of an earlier castsync holds the JSON state file instead, which castsync
+# migrates into the database on first use.
+state="$work/state.db"
 mkdir -p "$cache"
-if [ -f "$cache/state.json.age" ]; then
-  if ! age --decrypt -i "$work/identity" -o "$state" "$cache/state.json.age"; then
+sealed="$cache/state.db.age" restored=$state
+if [ ! -f "$sealed" ] && [ -f "$cache/state.json.age" ]; then
+  sealed="$cache/state.json.age" restored="$work/state.json"
+fi
+if [ -f "$sealed" ]; then
+  if ! age --decrypt -i "$work/identity" -o "$restored" "$sealed"; then
     # Losing the state is safe: every present key is set once more, as "unverified".
     echo "warning: cannot decrypt the cached state (was the identity rotated?); starting without it" >&2
-    rm -f "$state"
+    rm -f "$restored"
   fi
 else
   echo "no cached state: keys already on the platform will be set once more, as unverified" >&2
@@ -113,7 +121,8 @@ cat "$work/result.md" >>"$summary"
 
 # Even a partly failed run recorded what did land: keep it.
 if [ -f "$state" ]; then
-  age --encrypt --armor -R "$work/recipients" -o "$cache/state.json.age.tmp" "$state"
-  mv "$cache/state.json.age.tmp" "$cache/state.json.age"
+  age --encrypt --armor -R "$work/recipients" -o "$cache/state.db.age.tmp" "$state"
+  mv "$cache/state.db.age.tmp" "$cache/state.db.age"
+  rm -f "$cache/state.json.age"
 fi
 exit "$status"

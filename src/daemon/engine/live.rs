@@ -202,15 +202,14 @@ impl Engine for LiveEngine {
             return failed_run("", "nothing fetched yet");
         };
         let report = self.reconcile_snapshot(&snapshot, scope, cancel).await;
-        // The cycle's manifests, listings and plan are dropped by now. Close the snapshot's
-        // repository (its pack files stay mapped while it is open), pack what is kept and give
-        // the rest back, so an idle daemon holds what it keeps, not what its last cycle
+        // The cycle's manifests, listings and plan are dropped by now (the state is on disk).
+        // Close the snapshot's repository (its pack files stay mapped while it is open) and
+        // give the rest back, so an idle daemon holds what it keeps, not what its last cycle
         // peaked at.
         if let Ok(checkout) = &mut snapshot.checkout {
             checkout.release();
         }
         self.current = Some(snapshot);
-        self.state.lock().await.repack();
         let released = crate::daemon::memory::release_free();
         tracing::debug!(released, "freed memory returned to the system");
         report
