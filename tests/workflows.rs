@@ -427,6 +427,80 @@ fn an_apply_with_a_broken_agent_exits_1_and_still_keeps_what_landed() {
 }
 
 #[test]
+fn a_cached_state_file_of_an_earlier_castsync_is_migrated_and_cached_as_the_database() {
+    // apply.sh seals the cached state with age.
+    let Some(_) = tools(&["age", "age-keygen"]) else {
+        return;
+    };
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one")]);
+    repo.commit_all("main");
+    let runner = Runner::new();
+    let key = identity(&repo);
+    let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+
+    // The cache as an earlier castsync left it: the JSON state file, sealed.
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("state.db");
+    let age = |args: &[&std::ffi::OsStr]| {
+        let out = StdCommand::new("age").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let sealed_db = runner.path("cache/state.db.age");
+    age(&[
+        "-d".as_ref(),
+        "-i".as_ref(),
+        repo.key_file.as_os_str(),
+        "-o".as_ref(),
+        db.as_os_str(),
+        sealed_db.as_os_str(),
+    ]);
+    let file = work.path().join("state.json");
+    let export = Test::at_home(&repo.home)
+        .args(["state", "export", "--state"])
+        .arg(&db)
+        .run()
+        .success();
+    std::fs::write(&file, export.stdout()).unwrap();
+    let recipient = work.path().join("recipient");
+    let out = StdCommand::new("age-keygen")
+        .arg("-y")
+        .arg(&repo.key_file)
+        .output()
+        .unwrap();
+    std::fs::write(&recipient, &out.stdout).unwrap();
+    let sealed_file = runner.path("cache/state.json.age");
+    age(&[
+        "-e".as_ref(),
+        "-R".as_ref(),
+        recipient.as_os_str(),
+        "-o".as_ref(),
+        sealed_file.as_os_str(),
+        file.as_os_str(),
+    ]);
+    std::fs::remove_file(&sealed_db).unwrap();
+
+    emu.reset_stats();
+    let second = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert!(second.summary.contains("No changes"), "{}", second.summary);
+    assert_eq!(emu.requests("POST"), 0, "every fingerprint was migrated");
+    let names: Vec<String> = std::fs::read_dir(runner.path("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["state.db.age".to_owned()]);
+    second.assert_no_canary(&[]);
+}
+
+#[test]
 fn an_apply_without_the_identity_secret_fails_before_any_request() {
     let emu = Emulator::start(&["--agents", "alpha,beta"]);
     let repo = SecretsRepo::new("");
