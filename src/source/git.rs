@@ -99,10 +99,6 @@ impl GitRevision {
     /// in the tree are followed like the filesystem would, but only while they stay inside the
     /// secrets repository (the prefix), and at most [`MAX_LINKS`] of them.
     fn resolve(&self, path: &Path) -> Result<Option<(git2::Oid, git2::ObjectType)>, SourceError> {
-        let root = self
-            .repo()?
-            .find_tree(self.tree)
-            .map_err(git_err("cannot read the commit's tree"))?;
         let outside = |target: PathBuf| {
             SourceError::Refused(ReadError::Outside {
                 path: PathBuf::from(self.display(path)),
@@ -117,7 +113,7 @@ impl GitRevision {
             .map(|c| c.as_os_str().to_owned())
             .collect();
         let mut walked: Vec<OsString> = Vec::new();
-        let mut current = (root.id(), git2::ObjectType::Tree);
+        let mut current = (self.tree, git2::ObjectType::Tree);
         let mut links = 0;
         while let Some(name) = pending.pop() {
             if name == "." || name.is_empty() {
@@ -127,6 +123,12 @@ impl GitRevision {
                 if walked.pop().is_none() {
                     return Err(outside(PathBuf::from("..")));
                 }
+                // Only a `..` needs the root as an object (every other step is a lookup in
+                // the parsed entries of the tree walked into).
+                let root = self
+                    .repo()?
+                    .find_tree(self.tree)
+                    .map_err(git_err("cannot read the commit's tree"))?;
                 current = self.walk(&root, &walked)?;
                 continue;
             }
