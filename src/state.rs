@@ -418,6 +418,12 @@ impl State {
         })
     }
 
+    /// Gives back the memory the database holds for speed (its page cache), for a process
+    /// that keeps the state open while it idles; the next reads fill it again.
+    pub fn release_memory(&self) {
+        self.db.release_memory();
+    }
+
     /// Makes every change since the last save durable, in one transaction: the key records
     /// of the agent just applied, its converged inputs, its owed redeploy. Costs what
     /// changed, not what the state holds.

@@ -143,6 +143,12 @@ impl Db {
         }
     }
 
+    /// Frees the connection's page cache and other memory SQLite can give back
+    /// (`PRAGMA shrink_memory`); a failure only means the memory stays in use.
+    pub fn release_memory(&self) {
+        let _ = self.conn.execute_batch("PRAGMA shrink_memory");
+    }
+
     /// Commits the open transaction, if any. After a failed write, rolls it back and returns
     /// that failure: nothing of it is recorded (the safe direction: what it would have
     /// recorded is written again, as unverified, by the next run). A commit that fails keeps
