@@ -118,6 +118,23 @@ fn secrets<'a>(identity: &'a str, emu: &'a Emulator) -> Vec<(&'static str, &'a s
     ]
 }
 
+/// alpha (whose A2 is the canary) and beta, committed once after `before_commit` had its say,
+/// an emulator serving both, a runner and the identity; `None` without age, with which
+/// apply.sh seals the cached state.
+fn two_agents(
+    before_commit: impl FnOnce(&SecretsRepo),
+) -> Option<(Emulator, SecretsRepo, Runner, String)> {
+    tools(&["age", "age-keygen"])?;
+    let emu = Emulator::start(&["--agents", "alpha,beta"]);
+    let repo = SecretsRepo::new("");
+    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
+    repo.agent("beta", &[("B1", "b-one")]);
+    before_commit(&repo);
+    repo.commit_all("main");
+    let key = identity(&repo);
+    Some((emu, repo, Runner::new(), key))
+}
+
 fn identity(repo: &SecretsRepo) -> String {
     std::fs::read_to_string(&repo.key_file).expect("read the identity")
 }
@@ -393,18 +410,11 @@ fn apply_on_merge_applies_and_the_next_run_reuses_the_cached_state() {
 
 #[test]
 fn an_apply_with_a_broken_agent_exits_1_and_still_keeps_what_landed() {
-    // apply.sh seals the cached state with age.
-    let Some(_) = tools(&["age", "age-keygen"]) else {
+    let Some((emu, repo, runner, key)) =
+        two_agents(|repo| repo.raw_manifest("alpha", "not: [valid"))
+    else {
         return;
     };
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
-    let repo = SecretsRepo::new("");
-    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
-    repo.agent("beta", &[("B1", "b-one")]);
-    repo.raw_manifest("alpha", "not: [valid");
-    repo.commit_all("main");
-    let runner = Runner::new();
-    let key = identity(&repo);
 
     let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
     assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
@@ -428,17 +438,9 @@ fn an_apply_with_a_broken_agent_exits_1_and_still_keeps_what_landed() {
 
 #[test]
 fn a_cached_state_file_of_an_earlier_castsync_is_migrated_and_cached_as_the_database() {
-    // apply.sh seals the cached state with age.
-    let Some(_) = tools(&["age", "age-keygen"]) else {
+    let Some((emu, repo, runner, key)) = two_agents(|_| {}) else {
         return;
     };
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
-    let repo = SecretsRepo::new("");
-    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
-    repo.agent("beta", &[("B1", "b-one")]);
-    repo.commit_all("main");
-    let runner = Runner::new();
-    let key = identity(&repo);
     let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
 
@@ -523,17 +525,9 @@ fn an_apply_without_the_identity_secret_fails_before_any_request() {
 
 #[test]
 fn the_scheduled_full_run_heals_drift_that_pushes_leave_alone() {
-    // apply.sh seals the cached state with age.
-    let Some(_) = tools(&["age", "age-keygen"]) else {
+    let Some((emu, repo, runner, key)) = two_agents(|_| {}) else {
         return;
     };
-    let emu = Emulator::start(&["--agents", "alpha,beta"]);
-    let repo = SecretsRepo::new("");
-    repo.agent("alpha", &[("A1", "a-one"), ("A2", CANARY)]);
-    repo.agent("beta", &[("B1", "b-one")]);
-    repo.commit_all("main");
-    let runner = Runner::new();
-    let key = identity(&repo);
     let first = runner.run(&script("apply.sh"), &repo, &secrets(&key, &emu));
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
 
