@@ -416,6 +416,21 @@ impl TimedOut {
         after.map(|after| TimedOut { after, agents })
     }
 
+    /// Adds what another part of the same run (a later batch) found cut: the later deadline,
+    /// and for each agent the earlier step.
+    pub fn absorb(mine: &mut Option<TimedOut>, more: Option<TimedOut>) {
+        let Some(more) = more else { return };
+        let Some(merged) = mine else {
+            *mine = Some(more);
+            return;
+        };
+        merged.after = merged.after.max(more.after);
+        for (agent, step) in more.agents {
+            let entry = merged.agents.entry(agent).or_insert(step);
+            *entry = (*entry).min(step);
+        }
+    }
+
     /// `listing a, b; applying c`.
     pub fn unfinished(&self) -> String {
         let mut by_step: BTreeMap<Step, Vec<&str>> = BTreeMap::new();

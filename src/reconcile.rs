@@ -150,11 +150,44 @@ fn check_replace(replace: &Replace, loaded: &Loaded) -> Result<(), ReconcileErro
 }
 
 /// Runs one reconcile: its phases, in order, then [`land`]. `observer` confirms the plan
-/// before any write and follows the apply.
+/// before any write and follows the apply. A run in batches ([`Request::batch`]) returns
+/// what [`Tally`] keeps of its batches, put together.
 pub async fn reconcile(
     req: Request<'_>,
     observer: Arc<dyn Observer>,
 ) -> Result<Outcome, ReconcileError> {
+    let mut whole = None;
+    reconcile_into(req, observer, &mut whole).await?;
+    // `reconcile_into` hands the tally at least one outcome whenever it returns Ok: the
+    // whole run's, or the frame of a run in batches.
+    Ok(whole.expect("a reconcile that ends well hands over at least one outcome"))
+}
+
+/// What a caller keeps of a run's outcomes. A run in one pass hands over its one outcome;
+/// a run in batches hands over first its frame (revision and coverage, no agent) and then
+/// each batch's outcome as soon as it has landed, so a caller that keeps only counts (the
+/// daemon) holds nothing of an agent once its batch is done.
+pub trait Tally: Send {
+    fn add(&mut self, outcome: Outcome);
+}
+
+/// The whole outcome: a run in one pass kept as it is; the batches of a run put together
+/// without their values and key lists ([`Outcome::loaded`], [`Outcome::observed`]).
+impl Tally for Option<Outcome> {
+    fn add(&mut self, outcome: Outcome) {
+        match self {
+            None => *self = Some(outcome),
+            Some(merged) => batches::absorb(merged, outcome),
+        }
+    }
+}
+
+/// [`reconcile`], handing its outcomes to `tally` (see [`Tally`]) instead of returning them.
+pub async fn reconcile_into(
+    req: Request<'_>,
+    observer: Arc<dyn Observer>,
+    tally: &mut dyn Tally,
+) -> Result<(), ReconcileError> {
     let run = Run::start(&req);
     let checkout = req.checkout;
     let candidates = candidates(checkout, &req.only)?;
@@ -169,7 +202,7 @@ pub async fn reconcile(
     );
     let selection = select(&req, &candidates, &inputs).await;
     if let Some(size) = batches::size(&req) {
-        return batches::reconcile(&req, run, selection, inputs, observer, size).await;
+        return batches::reconcile(&req, run, selection, inputs, observer, size, tally).await;
     }
     let loaded = load_selected(&req, &selection)?;
     check_replace(&req.replace, &loaded)?;
@@ -186,7 +219,8 @@ pub async fn reconcile(
         observed,
         inputs,
     };
-    Ok(land(&req, run, planned, observer).await)
+    tally.add(land(&req, run, planned, observer).await);
+    Ok(())
 }
 
 /// The list error that ends the whole run (the platform cannot be reached at all), if any.

@@ -4,14 +4,18 @@
 //!
 //! The plan of an agent depends on that agent alone (its manifest, its key list, its state
 //! records), so the batches' plans put together are the plan one pass would have made, and
-//! each batch lands exactly as a whole run would have landed it. What the merged [`Outcome`]
-//! leaves out is what would hold the whole repository again: each agent's values (its
-//! findings and the shared groups it uses are kept) and the key lists (`observed` is empty).
+//! each batch lands exactly as a whole run would have landed it. Each batch's outcome goes to
+//! the caller's [`Tally`] as soon as it has landed: the daemon keeps counts and errors of it,
+//! and `reconcile::reconcile` puts the batches together ([`absorb`]) without what would hold
+//! the whole repository again: each agent's values (its findings and the shared groups it
+//! uses are kept) and the key lists (`observed` is empty).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Observer, Outcome, Planned, ReconcileError, Run, land, observe_loaded, plan_loaded};
+use super::{
+    Observer, Outcome, Planned, ReconcileError, Run, Tally, land, observe_loaded, plan_loaded,
+};
 use crate::apply::ApplyReport;
 use crate::deadline::TimedOut;
 use crate::incremental::Selection;
@@ -32,8 +36,9 @@ pub(super) fn size(req: &Request<'_>) -> Option<usize> {
 }
 
 /// Loads, lists, plans and lands the agents `selection` refreshes, `size` at a time, in slug
-/// order. A shutdown stops it between batches: the agents not reached are left out of the
-/// outcome, and their state records (none, or older inputs) make the next run refresh them.
+/// order, handing `tally` the run's frame (its revision and coverage) and then each batch's
+/// outcome as it lands. A shutdown stops it between batches: the agents not reached are left
+/// out, and their state records (none, or older inputs) make the next run refresh them.
 pub(super) async fn reconcile(
     req: &Request<'_>,
     run: Run,
@@ -41,9 +46,10 @@ pub(super) async fn reconcile(
     inputs: RunInputs,
     observer: Arc<dyn Observer>,
     size: usize,
-) -> Result<Outcome, ReconcileError> {
+    tally: &mut dyn Tally,
+) -> Result<(), ReconcileError> {
     let checkout = req.checkout;
-    let mut merged = Outcome {
+    tally.add(Outcome {
         loaded: Loaded::default(),
         plan: Plan {
             agents: Vec::new(),
@@ -55,7 +61,7 @@ pub(super) async fn reconcile(
         observed: BTreeMap::new(),
         timed_out: None,
         state_warning: None,
-    };
+    });
     let agents: Vec<String> = selection.refresh.into_iter().collect();
     for batch in agents.chunks(size) {
         if req.cancel.is_cancelled() {
@@ -77,17 +83,17 @@ pub(super) async fn reconcile(
             inputs: inputs.only(batch),
         };
         let landed = land(req, run.clone(), planned, observer.clone()).await;
-        absorb(&mut merged, landed);
-        if merged.declined {
+        let declined = landed.declined;
+        tally.add(landed);
+        if declined {
             break;
         }
     }
-    merged.timed_out = TimedOut::find(&merged.plan, merged.report.as_ref());
-    Ok(merged)
+    Ok(())
 }
 
 /// Adds one batch's outcome to the run's, dropping its values and key lists.
-fn absorb(merged: &mut Outcome, batch: Outcome) {
+pub(super) fn absorb(merged: &mut Outcome, batch: Outcome) {
     merged.loaded.absorb_without_values(batch.loaded);
     merged.plan.agents.extend(batch.plan.agents);
     if let Some(more) = batch.report {
@@ -95,6 +101,7 @@ fn absorb(merged: &mut Outcome, batch: Outcome) {
         report.agents.extend(more.agents);
     }
     merged.declined |= batch.declined;
+    TimedOut::absorb(&mut merged.timed_out, batch.timed_out);
     if merged.state_warning.is_none() {
         merged.state_warning = batch.state_warning;
     }

@@ -11,12 +11,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::{AgentFailure, ApiStats, ChangeCounts, Engine, Refreshed, RunReport, Scope};
-use crate::apply::Redeployed;
+use crate::apply::{AgentResult, Redeployed};
 use crate::daemon::schedule::RateBudget;
+use crate::deadline::TimedOut;
 use crate::hint::Explained;
-use crate::plan::{Action, UpdateReason};
+use crate::plan::{Action, AgentPlan, UpdateReason};
 use crate::platform::{OpenError, Platform};
-use crate::reconcile::{self, Outcome};
+use crate::reconcile::{self, Outcome, Tally};
 use crate::request::{ApplySettings, ChangedSince, Request};
 use crate::source::Checkout;
 use crate::source::remote::origin::{Fetched, Origin, Snapshot};
@@ -90,23 +91,56 @@ fn failed_run(revision: &str, error: impl Into<Explained>) -> RunReport {
     }
 }
 
-/// The outcome of `reconcile::reconcile` in the daemon's terms.
-pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
-    let mut report = RunReport {
-        revision: outcome.revision.clone(),
-        cancelled,
-        unrefreshed: outcome.plan.coverage.unrefreshed.len(),
-        full_reason: outcome.plan.coverage.full_reason.clone(),
-        timed_out: outcome.timed_out.as_ref().map(|t| {
-            format!(
-                "the cycle's deadline ({}) passed; not finished: {}",
-                crate::platform::types::whole_seconds(&t.after),
-                t.unfinished()
-            )
-        }),
-        ..RunReport::default()
-    };
-    for agent in &outcome.plan.agents {
+/// A cycle's outcomes in the daemon's terms, added up as they land: of each agent, its
+/// counts and its error, nothing of its plan. The cycle runs in batches, and a first cycle
+/// of ten thousand agents would otherwise keep every agent's changes until its end.
+#[derive(Default)]
+pub struct CycleTally {
+    report: RunReport,
+    timed_out: Option<TimedOut>,
+}
+
+impl Tally for CycleTally {
+    fn add(&mut self, outcome: Outcome) {
+        if let Some(warning) = &outcome.state_warning {
+            tracing::warn!(%warning, "state not saved");
+        }
+        let report = &mut self.report;
+        if report.revision.is_empty() {
+            report.revision = outcome.revision;
+        }
+        report.unrefreshed += outcome.plan.coverage.unrefreshed.len();
+        if report.full_reason.is_none() {
+            report.full_reason = outcome.plan.coverage.full_reason;
+        }
+        add_plan(report, &outcome.plan.agents);
+        if let Some(apply) = &outcome.report {
+            add_applied(report, &apply.agents);
+        }
+        TimedOut::absorb(&mut self.timed_out, outcome.timed_out);
+    }
+}
+
+impl CycleTally {
+    /// The cycle's report; `cancelled` when a shutdown stopped it.
+    pub fn finish(self, cancelled: bool) -> RunReport {
+        RunReport {
+            cancelled,
+            timed_out: self.timed_out.map(|t| {
+                format!(
+                    "the cycle's deadline ({}) passed; not finished: {}",
+                    crate::platform::types::whole_seconds(&t.after),
+                    t.unfinished()
+                )
+            }),
+            ..self.report
+        }
+    }
+}
+
+/// The agents a plan looked at: drift found, and each skipped agent's error.
+fn add_plan(report: &mut RunReport, agents: &[AgentPlan]) {
+    for agent in agents {
         report.checked.push(agent.agent.clone());
         report.drift += agent.drift_ignored.len() as u64;
         report.drift += agent
@@ -128,55 +162,56 @@ pub fn report_of(outcome: &Outcome, cancelled: bool) -> RunReport {
             );
         }
     }
-    if let Some(apply) = &outcome.report {
-        for result in &apply.agents {
-            let mut counts = ChangeCounts::default();
-            for change in &result.applied {
-                match change.action {
-                    Action::Create => counts.create += 1,
-                    Action::Update(_) | Action::Replace => counts.update += 1,
-                    Action::Delete => counts.delete += 1,
-                }
-                if change.action == Action::Update(UpdateReason::Drifted) {
-                    report.drift_healed += 1;
-                }
+}
+
+/// What an apply landed, per agent, and each agent's failure.
+fn add_applied(report: &mut RunReport, results: &[AgentResult]) {
+    for result in results {
+        let mut counts = ChangeCounts::default();
+        for change in &result.applied {
+            match change.action {
+                Action::Create => counts.create += 1,
+                Action::Update(_) | Action::Replace => counts.update += 1,
+                Action::Delete => counts.delete += 1,
             }
-            report.applied.create += counts.create;
-            report.applied.update += counts.update;
-            report.applied.delete += counts.delete;
-            if counts.total() > 0 {
-                report.changed_agents.insert(result.agent.clone(), counts);
+            if change.action == Action::Update(UpdateReason::Drifted) {
+                report.drift_healed += 1;
             }
-            if result.redeploy == Some(Redeployed::Done) {
-                report.redeployed += 1;
-            }
-            let Some(class) = result.class() else {
-                continue;
-            };
-            let message = match (&result.error, result.failed.first(), &result.redeploy) {
-                (Some(e), _, _) => e.to_string(),
-                (None, Some(first), _) => format!(
-                    "{} change(s) did not land; first: {} ({})",
-                    result.failed.len(),
-                    first.change.key,
-                    first.reason
-                ),
-                (None, None, Some(Redeployed::Failed(e))) => format!(
-                    "redeploy failed: {e}; its secrets are applied and the redeploy is retried"
-                ),
-                _ => "apply failed".to_owned(),
-            };
-            report.agent_errors.insert(
-                result.agent.clone(),
-                AgentFailure {
-                    message,
-                    class,
-                    hint: result.hint(),
-                },
-            );
         }
+        report.applied.create += counts.create;
+        report.applied.update += counts.update;
+        report.applied.delete += counts.delete;
+        if counts.total() > 0 {
+            report.changed_agents.insert(result.agent.clone(), counts);
+        }
+        if result.redeploy == Some(Redeployed::Done) {
+            report.redeployed += 1;
+        }
+        let Some(class) = result.class() else {
+            continue;
+        };
+        let message = match (&result.error, result.failed.first(), &result.redeploy) {
+            (Some(e), _, _) => e.to_string(),
+            (None, Some(first), _) => format!(
+                "{} change(s) did not land; first: {} ({})",
+                result.failed.len(),
+                first.change.key,
+                first.reason
+            ),
+            (None, None, Some(Redeployed::Failed(e))) => {
+                format!("redeploy failed: {e}; its secrets are applied and the redeploy is retried")
+            }
+            _ => "apply failed".to_owned(),
+        };
+        report.agent_errors.insert(
+            result.agent.clone(),
+            AgentFailure {
+                message,
+                class,
+                hint: result.hint(),
+            },
+        );
     }
-    report
 }
 
 impl Engine for LiveEngine {
@@ -313,13 +348,10 @@ impl LiveEngine {
                 self.state.clone(),
             )
         };
-        match reconcile::reconcile(request, Arc::new(reconcile::Unattended)).await {
-            Ok(outcome) => {
-                if let Some(warning) = &outcome.state_warning {
-                    tracing::warn!(%warning, "state not saved");
-                }
-                report_of(&outcome, cancel.is_cancelled())
-            }
+        let mut tally = CycleTally::default();
+        let observer = Arc::new(reconcile::Unattended);
+        match reconcile::reconcile_into(request, observer, &mut tally).await {
+            Ok(()) => tally.finish(cancel.is_cancelled()),
             Err(e) => failed_run(revision, Explained::of(&e)),
         }
     }
