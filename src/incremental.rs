@@ -68,11 +68,11 @@ impl Selection {
 
 /// How one agent compares with the baseline.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Compared {
+enum Compared<'a> {
     /// Same manifest, schema and settings; last refreshed at this revision and time.
     Unchanged {
-        revision: String,
-        at: Option<String>,
+        revision: &'a str,
+        at: Option<&'a str>,
     },
     /// The manifest or the schema changed (or the agent is new to the baseline, or a file
     /// of it cannot be read now).
@@ -83,14 +83,30 @@ enum Compared {
     Unreadable,
 }
 
-fn compare_record(
+fn compare_record<'a>(
     now: &AgentInputs,
-    record: Option<&AppliedFrom>,
+    record: Option<&'a AppliedFrom>,
     groups: Option<&GroupDigests>,
-) -> Compared {
+) -> Compared<'a> {
     let Some(record) = record else {
         return Compared::Changed;
     };
+    // A shared group it used changed (or is gone, or cannot be read now).
+    let group_now = |g: &str| groups.and_then(|all| all.get(g)).and_then(Option::as_deref);
+    let same_files = now.manifest.as_deref() == Some(record.manifest.as_str())
+        && now.schema.as_deref() == Some(record.schema.as_str())
+        && record
+            .groups
+            .iter()
+            .all(|(g, then)| group_now(g) == Some(then.as_str()));
+    // Digests equal to today's are well formed (today's are): only a record that differs
+    // needs reading closely.
+    if same_files && now.settings == record.settings {
+        return Compared::Unchanged {
+            revision: &record.revision,
+            at: Some(&record.at),
+        };
+    }
     if ![&record.manifest, &record.schema, &record.settings]
         .into_iter()
         .chain(record.groups.values())
@@ -98,30 +114,18 @@ fn compare_record(
     {
         return Compared::Unreadable;
     }
-    if now.manifest.as_deref() != Some(record.manifest.as_str())
-        || now.schema.as_deref() != Some(record.schema.as_str())
-    {
-        return Compared::Changed;
-    }
-    // A shared group it used changed (or is gone, or cannot be read now).
-    let group_now = |g: &str| groups.and_then(|all| all.get(g)).and_then(Option::as_deref);
-    if record
-        .groups
-        .iter()
-        .any(|(g, then)| group_now(g) != Some(then.as_str()))
-    {
-        return Compared::Changed;
-    }
-    if now.settings != record.settings {
-        return Compared::SettingsChanged;
-    }
-    Compared::Unchanged {
-        revision: record.revision.clone(),
-        at: Some(record.at.clone()),
+    if same_files {
+        Compared::SettingsChanged
+    } else {
+        Compared::Changed
     }
 }
 
-fn compare_inputs(now: &AgentInputs, then: Option<&AgentInputs>, label: &str) -> Compared {
+fn compare_inputs<'a>(
+    now: &AgentInputs,
+    then: Option<&AgentInputs>,
+    label: &'a str,
+) -> Compared<'a> {
     let Some(then) = then else {
         return Compared::Changed;
     };
@@ -136,7 +140,7 @@ fn compare_inputs(now: &AgentInputs, then: Option<&AgentInputs>, label: &str) ->
         return Compared::SettingsChanged;
     }
     Compared::Unchanged {
-        revision: label.to_owned(),
+        revision: label,
         at: None,
     }
 }
@@ -239,13 +243,13 @@ pub fn select(
 
     let mut refresh = BTreeSet::new();
     let mut unrefreshed = Vec::new();
-    let mut oldest: Option<(Option<String>, String)> = None;
+    let mut oldest: Option<(Option<&str>, &str)> = None;
     let mut revisions = BTreeSet::new();
     for (agent, c) in compared {
         match c {
             Compared::Unchanged { revision, at } => {
                 unrefreshed.push(agent.clone());
-                revisions.insert(revision.clone());
+                revisions.insert(revision);
                 // RFC 3339 UTC times written by one clock compare as text.
                 if oldest.as_ref().is_none_or(|(t, _)| at < *t) {
                     oldest = Some((at, revision));
@@ -263,8 +267,8 @@ pub fn select(
             full_reason: None,
             unrefreshed,
             since: oldest.map(|(at, revision)| Since {
-                revision,
-                at,
+                revision: revision.to_owned(),
+                at: at.map(str::to_owned),
                 uniform: revisions.len() == 1,
             }),
         },

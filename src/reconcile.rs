@@ -193,13 +193,21 @@ pub async fn reconcile_into(
     let candidates = candidates(checkout, &req.only)?;
     let overrides = req.settings.overrides();
     let env = &req.environment;
-    let inputs = inputs::of_run(
-        checkout.tree(),
-        &checkout.config,
-        env,
-        overrides,
-        &candidates,
-    );
+    let inputs = {
+        // Poisoned or not, what it holds is by content id: still true.
+        let mut remembered = req
+            .remembered
+            .as_ref()
+            .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()));
+        inputs::of_run(
+            checkout.tree(),
+            &checkout.config,
+            env,
+            overrides,
+            &candidates,
+            remembered.as_deref_mut(),
+        )
+    };
     let selection = select(&req, &candidates, &inputs).await;
     if let Some(size) = batches::size(&req) {
         return batches::reconcile(&req, run, selection, inputs, observer, size, tally).await;
@@ -277,7 +285,7 @@ async fn select(req: &Request<'_>, candidates: &[String], now: &RunInputs) -> Se
             let there: Vec<&String> = candidates.iter().filter(|a| since.declares(a)).collect();
             let overrides = req.settings.overrides();
             let env = &req.environment;
-            let then = inputs::of_run(since.tree(), &since.config, env, overrides, there);
+            let then = inputs::of_run(since.tree(), &since.config, env, overrides, there, None);
             incremental::select(
                 candidates,
                 current,

@@ -20,7 +20,7 @@ use crate::environment::Environment;
 use crate::plan::{Policy, Replace};
 use crate::platform::Platform;
 use crate::source::Checkout;
-use crate::source::inputs::Overrides;
+use crate::source::inputs::{Overrides, Remembered};
 use crate::state::State;
 
 /// How a run applies: the flags `reconcile` and `watch` share.
@@ -98,6 +98,7 @@ impl ApplySettings {
             cancel: CancellationToken::new(),
             environment: Environment::IMPLICIT,
             batch: None,
+            remembered: None,
         }
     }
 }
@@ -139,6 +140,9 @@ pub struct Request<'a> {
     /// that writes without showing its plan first: the daemon, which must not hold every
     /// agent's values at once. `None`: every agent in one pass.
     pub batch: Option<usize>,
+    /// What the previous run of this process found in each agent directory (the daemon's):
+    /// the directories that did not change since are not read again.
+    pub remembered: Option<Arc<std::sync::Mutex<Remembered>>>,
 }
 
 impl Request<'_> {

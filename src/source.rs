@@ -17,6 +17,7 @@ pub mod inputs;
 pub mod remote;
 mod worktree;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -113,6 +114,17 @@ pub trait Tree {
     /// the one the index recorded (`index`); any other tree reads and hashes it.
     fn blob_id(&self, path: &Path) -> Result<Option<String>, SourceError> {
         Ok(self.read(path)?.map(|bytes| blob_id(&bytes)))
+    }
+    /// The sub-directories of `path` (not links to them) that have an id two directories
+    /// share only when they hold the same entries with the same ids (git's tree id), by
+    /// name: found without reading them. Empty for a tree without such ids (files on disk).
+    fn dir_ids(&self, _path: &Path) -> HashMap<Vec<u8>, Vec<u8>> {
+        HashMap::new()
+    }
+    /// Whether an entry directly in the directory `path` is a symbolic link: reading such a
+    /// directory's files may give other bytes while its [`Tree::dir_id`] stays the same.
+    fn links_in(&self, _path: &Path) -> bool {
+        true
     }
     /// This tree as one that threads may share, when it is one (files on disk), so that its
     /// files can be read on every core; `None` for a tree read from one thread only (a git

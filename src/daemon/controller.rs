@@ -259,6 +259,7 @@ impl<E: Engine> Controller<E> {
         self.shared.status().reconciled(&report, true);
         self.notify(|n| n.finished(&report, true));
         self.after_run(&report);
+        self.engine.idle();
         self.reconciled = Some(revision);
         self.retry_pending = report.retryable();
         if report.retryable() {
@@ -296,6 +297,7 @@ impl<E: Engine> Controller<E> {
             self.shared.status().reconciled(&report, false);
             self.notify(|n| n.finished(&report, false));
             self.after_run(&report);
+            self.engine.idle();
         }
         self.schedule.batch_done(n, self.engine.budget());
     }

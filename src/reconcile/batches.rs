@@ -233,4 +233,58 @@ mod tests {
         assert!(again.plan.agents.is_empty());
         assert_eq!(again.plan.coverage.unrefreshed.len(), 5);
     }
+
+    /// What a tally is handed: the agents of each outcome, and whether any carried values.
+    #[derive(Default)]
+    struct Seen(Vec<Vec<String>>, bool);
+
+    impl reconcile::Tally for Seen {
+        fn add(&mut self, outcome: Outcome) {
+            self.1 |= outcome
+                .loaded
+                .agents
+                .values()
+                .any(|a| a.secrets().is_some());
+            self.0.push(
+                outcome
+                    .plan
+                    .agents
+                    .iter()
+                    .map(|a| a.agent.clone())
+                    .collect(),
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tally_gets_the_frame_then_each_batch_as_it_lands() {
+        let (repo, keys, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let key = repository(repo.path(), keys.path(), 5);
+        let checkout = Checkout::worktree(repo.path(), None).unwrap();
+        let ids = Identities::discover(&[key]).unwrap();
+        let target = Target::open(out.path(), "t", &checkout);
+        let request = Request {
+            batch: Some(2),
+            ..ApplySettings::default().request(
+                &checkout,
+                &ids,
+                target.platform.clone(),
+                target.state.clone(),
+            )
+        };
+        let mut seen = Seen::default();
+        reconcile::reconcile_into(request, Arc::new(Unattended), &mut seen)
+            .await
+            .unwrap();
+        let names = |r: std::ops::Range<usize>| -> Vec<String> {
+            r.map(|i| format!("agent-{i}")).collect()
+        };
+        assert_eq!(seen.0, vec![vec![], names(0..2), names(2..4), names(4..5)]);
+        // Each batch's values reach the tally, which keeps what it likes of them.
+        assert!(seen.1);
+    }
 }

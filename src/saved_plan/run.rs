@@ -292,6 +292,7 @@ pub async fn apply_saved(
         &req.environment,
         req.settings.overrides(),
         &scope,
+        None,
     );
     let planned = Planned {
         loaded,

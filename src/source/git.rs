@@ -254,21 +254,43 @@ impl Tree for GitRevision {
         }
     }
 
+    /// The sub-trees' ids (raw), from the entries of `path`'s tree (links on the way to it
+    /// followed).
+    fn dir_ids(&self, path: &Path) -> HashMap<Vec<u8>, Vec<u8>> {
+        let Ok(Some((oid, git2::ObjectType::Tree))) = self.resolve(path) else {
+            return HashMap::new();
+        };
+        let Ok(entries) = self.entries(oid) else {
+            return HashMap::new();
+        };
+        entries
+            .iter()
+            .filter(|(_, e)| e.1 == git2::ObjectType::Tree && e.2 != LINK_MODE)
+            .map(|(name, e)| (name.clone(), e.0.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn links_in(&self, path: &Path) -> bool {
+        let Ok(Some((oid, git2::ObjectType::Tree))) = self.resolve(path) else {
+            return true;
+        };
+        self.entries(oid)
+            .map_or(true, |entries| entries.values().any(|e| e.2 == LINK_MODE))
+    }
+
     /// Sub-directories (and links to sub-directories) of `path`; a name that is not UTF-8 is
     /// kept, lossily, so that it is reported rather than silently left out.
     fn dirs(&self, path: &Path) -> Result<Vec<String>, SourceError> {
         let Some((oid, git2::ObjectType::Tree)) = self.resolve(path)? else {
             return Ok(Vec::new());
         };
-        let tree = self
-            .repo()?
-            .find_tree(oid)
-            .map_err(git_err("cannot read a tree of the commit"))?;
+        // The parsed entries, which the reads of the agents' files use next.
+        let entries = self.entries(oid)?;
         let mut names = Vec::new();
-        for e in tree.iter() {
-            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-            let is_dir = match (e.kind(), e.filemode()) {
-                (Some(git2::ObjectType::Tree), _) => true,
+        for (name, &(_, kind, mode)) in entries.iter() {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let is_dir = match (kind, mode) {
+                (git2::ObjectType::Tree, _) => true,
                 // A link that cannot be followed (outside the repository, too many hops) is
                 // listed, as the filesystem lists one: reading it then names the link and why,
                 // where leaving it out would report a missing agent or group.

@@ -23,7 +23,7 @@
 //!
 //! It never decrypts, and never digests a value.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -47,7 +47,8 @@ pub struct Overrides {
     pub redeploy: Option<bool>,
 }
 
-/// The settings that bear on one agent. Recipients do not (they decide who can decrypt, not
+/// The settings that bear on one agent: all but `redeploy` are the same for every agent
+/// (`SettingsDigests` relies on it). Recipients do not (they decide who can decrypt, not
 /// what is applied); the platform URL does not either (the state is kept per platform).
 #[derive(Debug, Serialize)]
 struct Settings<'a> {
@@ -203,49 +204,174 @@ impl RunInputs {
 }
 
 /// The inputs of the agents in `slugs` and the shared groups' digests, read from `tree` as
-/// environment `env` sees it and judged by `config`.
+/// environment `env` sees it and judged by `config`. With `remembered`, the agent
+/// directories that have not changed since the previous run are not read again, and
+/// `remembered` is left holding this run's (see [`Remembered`]).
 pub fn of_run<'a>(
     tree: &dyn Tree,
     config: &Config,
     env: &Environment,
     overrides: Overrides,
     slugs: impl IntoIterator<Item = &'a String>,
+    remembered: Option<&mut Remembered>,
 ) -> RunInputs {
     RunInputs {
-        agents: of_agents(tree, config, env, overrides, slugs),
+        agents: of_agents(tree, config, env, overrides, slugs, remembered),
         groups: of_groups(tree, config, env),
     }
 }
 
-/// The inputs of each agent in `slugs`, read from `tree` and judged by `config`.
+/// What the previous run found in each agent's directory, with the directory's id
+/// ([`Tree::dir_ids`]), for one environment: the daemon's next run reads only the
+/// directories whose id changed (a one-key commit to one agent of ten thousand reads one).
+/// The id is of the directory's content, so the same id means the same files, except
+/// through a symbolic link, whose target may change while the directory does not: a
+/// directory with a link in it is not remembered.
+#[derive(Debug, Default)]
+pub struct Remembered {
+    /// The environment's overlay file the digests cover.
+    overlay: Option<String>,
+    agents: HashMap<String, Known>,
+}
+
+#[derive(Debug)]
+struct Known {
+    dir: Vec<u8>,
+    manifest: String,
+    schema: String,
+}
+
+/// The inputs of each agent in `slugs`, read from `tree` and judged by `config` (see
+/// [`of_run`] for `remembered`).
 fn of_agents<'a>(
     tree: &dyn Tree,
     config: &Config,
     env: &Environment,
     overrides: Overrides,
     slugs: impl IntoIterator<Item = &'a String>,
+    remembered: Option<&mut Remembered>,
 ) -> BTreeMap<String, AgentInputs> {
-    slugs
+    let mut settings = SettingsDigests::new(config, overrides);
+    let mut inputs = |slug: &str, (manifest, schema)| AgentInputs {
+        manifest,
+        schema,
+        settings: settings.of(slug),
+        groups: None,
+    };
+    let Some(memory) = remembered else {
+        return slugs
+            .into_iter()
+            .map(|slug| {
+                let files = own_files(tree, &config.agents_dir.join(slug), env);
+                (slug.clone(), inputs(slug, files))
+            })
+            .collect();
+    };
+    let overlay = env.overlay_file();
+    if memory.overlay != overlay {
+        *memory = Remembered {
+            overlay,
+            agents: HashMap::new(),
+        };
+    }
+    let ids = tree.dir_ids(&config.agents_dir);
+    let agents: BTreeMap<String, AgentInputs> = slugs
         .into_iter()
-        .map(|slug| (slug.clone(), of_agent(tree, config, env, overrides, slug)))
-        .collect()
+        .map(|slug| {
+            let id = ids.get(slug.as_bytes());
+            let files = match (id, memory.agents.get(slug)) {
+                (Some(id), Some(known)) if known.dir == *id => {
+                    (Some(known.manifest.clone()), Some(known.schema.clone()))
+                }
+                _ => read_files(tree, &config.agents_dir.join(slug), env, slug, id, memory),
+            };
+            (slug.clone(), inputs(slug, files))
+        })
+        .collect();
+    if memory.agents.len() > agents.len() {
+        memory.agents.retain(|slug, _| agents.contains_key(slug));
+    }
+    agents
+}
+
+/// [`own_files`] of the agent `slug`'s directory `dir`, remembered in `memory` when it has
+/// an id, both digests are known and it has no link in it.
+fn read_files(
+    tree: &dyn Tree,
+    dir: &Path,
+    env: &Environment,
+    slug: &str,
+    id: Option<&Vec<u8>>,
+    memory: &mut Remembered,
+) -> (Option<String>, Option<String>) {
+    let files = own_files(tree, dir, env);
+    match (id, &files) {
+        (Some(id), (Some(manifest), Some(schema))) if !tree.links_in(dir) => {
+            let known = Known {
+                dir: id.clone(),
+                manifest: manifest.clone(),
+                schema: schema.clone(),
+            };
+            memory.agents.insert(slug.to_owned(), known);
+        }
+        _ => {
+            memory.agents.remove(slug);
+        }
+    }
+    files
+}
+
+/// The digests of an agent directory's manifest (with `env`'s overlay) and `.env.example`.
+fn own_files(tree: &dyn Tree, dir: &Path, env: &Environment) -> (Option<String>, Option<String>) {
+    let manifest = layered_digest(tree, &dir.join(MANIFEST_FILE), env);
+    let schema = file_digest(tree, &dir.join(SCHEMA_FILE));
+    (
+        manifest.flatten(),
+        schema.map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
+    )
+}
+
+/// [`settings_digest`] for many agents: the settings differ between agents only by whether
+/// they are redeployed, so there are at most two digests to compute.
+struct SettingsDigests<'a> {
+    config: &'a Config,
+    overrides: Overrides,
+    /// By `redeploy`: false, true.
+    known: [Option<String>; 2],
+}
+
+impl<'a> SettingsDigests<'a> {
+    fn new(config: &'a Config, overrides: Overrides) -> Self {
+        SettingsDigests {
+            config,
+            overrides,
+            known: [None, None],
+        }
+    }
+
+    fn of(&mut self, agent: &str) -> String {
+        let redeploy = self.config.redeploys(agent, self.overrides.redeploy);
+        let (config, overrides) = (self.config, self.overrides);
+        self.known[usize::from(redeploy)]
+            .get_or_insert_with(|| settings_digest(config, overrides, agent))
+            .clone()
+    }
 }
 
 /// The inputs of one agent in environment `env` (its manifest's digest covers the
-/// environment's overlay).
-pub fn of_agent(
+/// environment's overlay), as [`of_run`] finds them.
+#[cfg(test)]
+fn of_agent(
     tree: &dyn Tree,
     config: &Config,
     env: &Environment,
     overrides: Overrides,
     slug: &str,
 ) -> AgentInputs {
-    let dir = config.agents_dir.join(slug);
-    let manifest = layered_digest(tree, &dir.join(MANIFEST_FILE), env);
-    let schema = file_digest(tree, &dir.join(SCHEMA_FILE));
+    let (manifest, schema) = own_files(tree, &config.agents_dir.join(slug), env);
     AgentInputs {
-        manifest: manifest.flatten(),
-        schema: schema.map(|d| d.unwrap_or_else(|| ABSENT.to_owned())),
+        manifest,
+        schema,
         settings: settings_digest(config, overrides, slug),
         groups: None,
     }
@@ -397,6 +523,19 @@ mod tests {
             settings_digest(&c, o, "support"),
             settings_digest(&plain, o, "support")
         );
+        // A run computes each distinct digest once, and gives each agent its own.
+        let slugs: Vec<String> = ["billing-x", "support", "billing-y"]
+            .map(String::from)
+            .to_vec();
+        let tree = Worktree::new(dir.path());
+        let run = of_run(&tree, &c, &Environment::IMPLICIT, o, &slugs, None);
+        for slug in &slugs {
+            assert_eq!(
+                run.agents[slug].settings,
+                settings_digest(&c, o, slug),
+                "{slug}"
+            );
+        }
         drop(dir);
     }
 
@@ -421,6 +560,68 @@ mod tests {
             of_agent(&at_head, &c, &Environment::IMPLICIT, o, "absent").manifest,
             None
         );
+    }
+
+    /// Commits everything under `root` on top of HEAD (if any); the commit's revision.
+    fn commit_all(root: &Path) -> crate::source::GitRevision {
+        let repo = git2::Repository::open(root)
+            .or_else(|_| git2::Repository::init(root))
+            .unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &parents)
+            .unwrap();
+        crate::source::GitRevision::open(root, "HEAD").unwrap()
+    }
+
+    #[test]
+    fn remembered_inputs_are_what_reading_gives_and_a_directory_with_a_link_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for agent in ["a", "b", "c"] {
+            std::fs::create_dir_all(root.join("agents").join(agent)).unwrap();
+            let manifest = root.join("agents").join(agent).join(MANIFEST_FILE);
+            std::fs::write(manifest, format!("ciphertext-{agent}")).unwrap();
+        }
+        // b's schema is a link out of its directory: the target changes, b's directory not.
+        std::fs::write(root.join("shared.env"), "K=1\n").unwrap();
+        std::os::unix::fs::symlink("../../shared.env", root.join("agents/b/.env.example")).unwrap();
+        let (c, o, env) = (
+            Config::default(),
+            Overrides::default(),
+            Environment::IMPLICIT,
+        );
+        let slugs: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut memory = Remembered::default();
+        let fresh = |tree: &dyn Tree| of_run(tree, &c, &env, o, &slugs, None).agents;
+
+        let first = commit_all(root);
+        let remembered = of_run(&first, &c, &env, o, &slugs, Some(&mut memory)).agents;
+        assert_eq!(remembered, fresh(&first));
+        let kept: BTreeSet<&str> = memory.agents.keys().map(String::as_str).collect();
+        assert_eq!(kept, BTreeSet::from(["a", "c"]), "b has a link in it");
+
+        std::fs::write(root.join("agents/a").join(MANIFEST_FILE), "ciphertext-a2").unwrap();
+        std::fs::write(root.join("shared.env"), "K=2\n").unwrap();
+        let second = commit_all(root);
+        let again = of_run(&second, &c, &env, o, &slugs, Some(&mut memory)).agents;
+        assert_eq!(again, fresh(&second));
+        assert_ne!(again["a"].manifest, remembered["a"].manifest);
+        assert_ne!(again["b"].schema, remembered["b"].schema);
+        assert_eq!(again["c"], remembered["c"]);
+
+        // Another environment's digests cover its overlay: nothing remembered is reused.
+        let staging = Environment::named("staging");
+        let other = of_run(&second, &c, &staging, o, &slugs, Some(&mut memory)).agents;
+        assert_eq!(other, of_run(&second, &c, &staging, o, &slugs, None).agents);
+        assert_eq!(memory.overlay, staging.overlay_file());
     }
 
     #[test]

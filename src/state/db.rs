@@ -301,10 +301,13 @@ fn check_read_only(conn: &Connection) -> Result<bool, sqlite::LayoutError> {
 }
 
 fn applied_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppliedFrom> {
-    let groups: String = r.get(3)?;
-    let groups = serde_json::from_str(&groups).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    // Most agents use no shared group: `{}` needs no parser.
+    let groups = match r.get_ref(3)?.as_str()? {
+        "{}" => BTreeMap::new(),
+        text => serde_json::from_str(text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+    };
     Ok(AppliedFrom {
         manifest: r.get(0)?,
         schema: r.get(1)?,

@@ -20,6 +20,7 @@ use crate::platform::{OpenError, Platform};
 use crate::reconcile::{self, Outcome, Tally};
 use crate::request::{ApplySettings, ChangedSince, Request};
 use crate::source::Checkout;
+use crate::source::inputs::Remembered;
 use crate::source::remote::origin::{Fetched, Origin, Snapshot};
 use crate::state::State;
 use crate::target::Target;
@@ -40,6 +41,9 @@ pub struct LiveEngine {
     current: Option<Snapshot>,
     /// The open platform and what it was opened for (URL and, for `local://`, the agents).
     platform: Option<(String, Arc<dyn Platform>)>,
+    /// What the last run found in each agent directory: a commit's run reads only the
+    /// directories it changed.
+    remembered: Arc<std::sync::Mutex<Remembered>>,
 }
 
 impl LiveEngine {
@@ -58,6 +62,7 @@ impl LiveEngine {
             state: Arc::new(Mutex::new(state)),
             current: None,
             platform: None,
+            remembered: Arc::default(),
         }
     }
 
@@ -233,23 +238,28 @@ impl Engine for LiveEngine {
     }
 
     async fn reconcile(&mut self, scope: Scope, cancel: CancellationToken) -> RunReport {
-        let Some(mut snapshot) = self.current.take() else {
+        let Some(snapshot) = self.current.take() else {
             return failed_run("", "nothing fetched yet");
         };
         let report = self.reconcile_snapshot(&snapshot, scope, cancel).await;
-        // The cycle's manifests, listings and plan are dropped by now (the state is on disk).
+        self.current = Some(snapshot);
+        report
+    }
+
+    fn idle(&mut self) {
+        // The run's manifests, listings and plan are dropped by now (the state is on disk).
         // Close the snapshot's repository (its pack files stay mapped while it is open) and
-        // give the rest back, so an idle daemon holds what it keeps, not what its last cycle
-        // peaked at.
-        if let Ok(checkout) = &mut snapshot.checkout {
+        // give the rest back.
+        if let Some(Ok(checkout)) = self.current.as_mut().map(|s| s.checkout.as_mut()) {
             checkout.release();
         }
-        self.current = Some(snapshot);
-        // SQLite's page cache of the state (up to 2 MiB) is refilled by the next cycle.
-        self.state.lock().await.release_memory();
+        // SQLite's page cache of the state (up to 2 MiB) is refilled by the next run. The
+        // state is not in use between runs; were it, its page cache is simply kept.
+        if let Ok(state) = self.state.try_lock() {
+            state.release_memory();
+        }
         let released = crate::daemon::memory::release_free();
         tracing::debug!(released, "freed memory returned to the system");
-        report
     }
 
     fn agents(&self) -> Vec<String> {
@@ -341,6 +351,7 @@ impl LiveEngine {
             cancel: cancel.clone(),
             environment: env,
             batch: Some(AGENTS_PER_BATCH),
+            remembered: Some(self.remembered.clone()),
             ..self.settings.request(
                 checkout,
                 &self.target.identities,
