@@ -23,7 +23,7 @@
 //!
 //! It never decrypts, and never digests a value.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -33,6 +33,11 @@ use super::{MANIFEST_FILE, SCHEMA_FILE, SourceError, Tree, group_manifest_path, 
 use crate::config::Config;
 use crate::environment::Environment;
 use crate::state::AppliedFrom;
+
+mod remembered;
+
+use remembered::Found;
+pub use remembered::Remembered;
 
 /// The schema digest of an agent without `.env.example`.
 pub const ABSENT: &str = "absent";
@@ -221,26 +226,6 @@ pub fn of_run<'a>(
     }
 }
 
-/// What the previous run found in each agent's directory, with the directory's id
-/// ([`Tree::dir_ids`]), for one environment: the daemon's next run reads only the
-/// directories whose id changed (a one-key commit to one agent of ten thousand reads one).
-/// The id is of the directory's content, so the same id means the same files, except
-/// through a symbolic link, whose target may change while the directory does not: a
-/// directory with a link in it is not remembered.
-#[derive(Debug, Default)]
-pub struct Remembered {
-    /// The environment's overlay file the digests cover.
-    overlay: Option<String>,
-    agents: HashMap<String, Known>,
-}
-
-#[derive(Debug)]
-struct Known {
-    dir: Vec<u8>,
-    manifest: String,
-    schema: String,
-}
-
 /// The inputs of each agent in `slugs`, read from `tree` and judged by `config` (see
 /// [`of_run`] for `remembered`).
 fn of_agents<'a>(
@@ -267,58 +252,42 @@ fn of_agents<'a>(
             })
             .collect();
     };
-    let overlay = env.overlay_file();
-    if memory.overlay != overlay {
-        *memory = Remembered {
-            overlay,
-            agents: HashMap::new(),
-        };
-    }
+    memory.for_overlay(env.overlay_file());
     let ids = tree.dir_ids(&config.agents_dir);
+    // The agents to remember after this run, with their directory's id.
+    let mut keep: Vec<(&str, &[u8])> = Vec::new();
     let agents: BTreeMap<String, AgentInputs> = slugs
         .into_iter()
         .map(|slug| {
-            let id = ids.get(slug.as_bytes());
-            let files = match (id, memory.agents.get(slug)) {
-                (Some(id), Some(known)) if known.dir == *id => {
-                    (Some(known.manifest.clone()), Some(known.schema.clone()))
-                }
-                _ => read_files(tree, &config.agents_dir.join(slug), env, slug, id, memory),
+            let id = ids.get(slug.as_bytes()).map(Vec::as_slice);
+            let known = memory.get(slug).filter(|k| Some(k.dir) == id);
+            let files = match known {
+                Some(k) => (Some(k.manifest.to_owned()), Some(k.schema.to_owned())),
+                None => own_files(tree, &config.agents_dir.join(slug), env),
             };
+            // A directory read again is remembered unless it has a link in it.
+            let remember = matches!(files, (Some(_), Some(_)))
+                && (known.is_some() || !tree.links_in(&config.agents_dir.join(slug)));
+            if let (Some(id), true) = (id, remember) {
+                keep.push((slug, id));
+            }
             (slug.clone(), inputs(slug, files))
         })
         .collect();
-    if memory.agents.len() > agents.len() {
-        memory.agents.retain(|slug, _| agents.contains_key(slug));
-    }
+    let found = keep.into_iter().filter_map(|(slug, dir)| {
+        let inputs = agents.get(slug)?;
+        let (manifest, schema) = (inputs.manifest.as_deref()?, inputs.schema.as_deref()?);
+        Some((
+            slug,
+            Found {
+                dir,
+                manifest,
+                schema,
+            },
+        ))
+    });
+    memory.keep(found.collect());
     agents
-}
-
-/// [`own_files`] of the agent `slug`'s directory `dir`, remembered in `memory` when it has
-/// an id, both digests are known and it has no link in it.
-fn read_files(
-    tree: &dyn Tree,
-    dir: &Path,
-    env: &Environment,
-    slug: &str,
-    id: Option<&Vec<u8>>,
-    memory: &mut Remembered,
-) -> (Option<String>, Option<String>) {
-    let files = own_files(tree, dir, env);
-    match (id, &files) {
-        (Some(id), (Some(manifest), Some(schema))) if !tree.links_in(dir) => {
-            let known = Known {
-                dir: id.clone(),
-                manifest: manifest.clone(),
-                schema: schema.clone(),
-            };
-            memory.agents.insert(slug.to_owned(), known);
-        }
-        _ => {
-            memory.agents.remove(slug);
-        }
-    }
-    files
 }
 
 /// The digests of an agent directory's manifest (with `env`'s overlay) and `.env.example`.
@@ -605,8 +574,8 @@ mod tests {
         let first = commit_all(root);
         let remembered = of_run(&first, &c, &env, o, &slugs, Some(&mut memory)).agents;
         assert_eq!(remembered, fresh(&first));
-        let kept: BTreeSet<&str> = memory.agents.keys().map(String::as_str).collect();
-        assert_eq!(kept, BTreeSet::from(["a", "c"]), "b has a link in it");
+        let kept: Vec<bool> = slugs.iter().map(|s| memory.get(s).is_some()).collect();
+        assert_eq!(kept, [true, false, true], "b has a link in it");
 
         std::fs::write(root.join("agents/a").join(MANIFEST_FILE), "ciphertext-a2").unwrap();
         std::fs::write(root.join("shared.env"), "K=2\n").unwrap();
@@ -621,7 +590,7 @@ mod tests {
         let staging = Environment::named("staging");
         let other = of_run(&second, &c, &staging, o, &slugs, Some(&mut memory)).agents;
         assert_eq!(other, of_run(&second, &c, &staging, o, &slugs, None).agents);
-        assert_eq!(memory.overlay, staging.overlay_file());
+        assert_eq!(memory.len(), 2, "staging's digests of a and c");
     }
 
     #[test]
