@@ -258,8 +258,8 @@ impl<E: Engine> Controller<E> {
         };
         self.shared.status().reconciled(&report, true);
         self.notify(|n| n.finished(&report, true));
-        self.after_run(&report);
         self.engine.idle();
+        self.after_run(&report);
         self.reconciled = Some(revision);
         self.retry_pending = report.retryable();
         if report.retryable() {
@@ -296,8 +296,8 @@ impl<E: Engine> Controller<E> {
         if let Some(report) = report {
             self.shared.status().reconciled(&report, false);
             self.notify(|n| n.finished(&report, false));
-            self.after_run(&report);
             self.engine.idle();
+            self.after_run(&report);
         }
         self.schedule.batch_done(n, self.engine.budget());
     }

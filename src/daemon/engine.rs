@@ -172,8 +172,7 @@ pub trait Engine {
     /// key it read), so the next run picks up a fixed key or URL.
     fn reload(&mut self) {}
 
-    /// A run's report is published: let go of what the run opened or cached, so an idle
-    /// daemon holds what it keeps, not what its last run peaked at. Called after the status
-    /// is updated, so a commit is shown applied without waiting for it.
+    /// A run's report is published: let go of what the run opened or cached (again), so an
+    /// idle daemon holds what it keeps, not what its last run peaked at.
     fn idle(&mut self) {}
 }
