@@ -1,10 +1,10 @@
 //! [`Remembered`]: what the daemon's last run found in each agent directory, kept packed.
 //!
 //! It lives as long as the daemon and is rebuilt by every run, in the middle of that run's
-//! own allocations. Kept as one small allocation per agent, its pieces would end up spread
-//! over the pages the run's temporaries used, and those pages could not go back to the
-//! system when the run ends (at 10,000 agents, about 17 MB an idle daemon would hold for
-//! 3 MB of digests). Packed into two buffers, it holds its own size and no more.
+//! own allocations. Kept as a few small allocations per agent, its pieces would be spread
+//! over pages the run's temporaries used, pages that then could not go back to the system
+//! when the run ends. Packed into two buffers, it holds about its own size: some 130 bytes
+//! an agent.
 
 /// What the previous run found in each agent's directory, with the directory's id
 /// ([`super::Tree::dir_ids`]), for one environment: the daemon's next run reads only the
