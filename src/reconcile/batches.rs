@@ -145,6 +145,27 @@ mod tests {
         key
     }
 
+    /// A repository of five agents, its checkout and identity, and a directory for targets.
+    struct Fixture {
+        _repo: tempfile::TempDir,
+        _keys: tempfile::TempDir,
+        out: tempfile::TempDir,
+        checkout: Checkout,
+        ids: Identities,
+    }
+
+    fn five_agents() -> Fixture {
+        let (repo, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let key = repository(repo.path(), keys.path(), 5);
+        Fixture {
+            checkout: Checkout::worktree(repo.path(), None).unwrap(),
+            ids: Identities::discover(&[key]).unwrap(),
+            out: tempfile::tempdir().unwrap(),
+            _repo: repo,
+            _keys: keys,
+        }
+    }
+
     struct Target {
         platform: Arc<dyn Platform>,
         store: PathBuf,
@@ -187,19 +208,13 @@ mod tests {
 
     #[tokio::test]
     async fn agents_land_in_batches_as_they_land_in_one_pass() {
-        let (repo, keys, out) = (
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-        );
-        let key = repository(repo.path(), keys.path(), 5);
-        let checkout = Checkout::worktree(repo.path(), None).unwrap();
-        let ids = Identities::discover(&[key]).unwrap();
-        let whole = Target::open(out.path(), "whole", &checkout);
-        let batched = Target::open(out.path(), "batched", &checkout);
+        let f = five_agents();
+        let (out, checkout, ids) = (&f.out, &f.checkout, &f.ids);
+        let whole = Target::open(out.path(), "whole", checkout);
+        let batched = Target::open(out.path(), "batched", checkout);
 
-        let one_pass = whole.reconcile(&checkout, &ids, None).await;
-        let in_batches = batched.reconcile(&checkout, &ids, Some(2)).await;
+        let one_pass = whole.reconcile(checkout, ids, None).await;
+        let in_batches = batched.reconcile(checkout, ids, Some(2)).await;
         assert!(one_pass.ok() && in_batches.ok());
         assert_eq!(in_batches.plan.agents, one_pass.plan.agents);
         assert_eq!(in_batches.report, one_pass.report);
@@ -229,7 +244,7 @@ mod tests {
         assert!(in_batches.observed.is_empty());
 
         // The next run finds nothing changed.
-        let again = batched.reconcile(&checkout, &ids, Some(2)).await;
+        let again = batched.reconcile(checkout, ids, Some(2)).await;
         assert!(again.plan.agents.is_empty());
         assert_eq!(again.plan.coverage.unrefreshed.len(), 5);
     }
@@ -258,20 +273,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_tally_gets_the_frame_then_each_batch_as_it_lands() {
-        let (repo, keys, out) = (
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-        );
-        let key = repository(repo.path(), keys.path(), 5);
-        let checkout = Checkout::worktree(repo.path(), None).unwrap();
-        let ids = Identities::discover(&[key]).unwrap();
-        let target = Target::open(out.path(), "t", &checkout);
+        let f = five_agents();
+        let (out, checkout, ids) = (&f.out, &f.checkout, &f.ids);
+        let target = Target::open(out.path(), "t", checkout);
         let request = Request {
             batch: Some(2),
             ..ApplySettings::default().request(
-                &checkout,
-                &ids,
+                checkout,
+                ids,
                 target.platform.clone(),
                 target.state.clone(),
             )
