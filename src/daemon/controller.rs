@@ -259,7 +259,7 @@ impl<E: Engine> Controller<E> {
         self.shared.status().reconciled(&report, true);
         self.notify(|n| n.finished(&report, true));
         self.engine.idle();
-        self.after_run(&report);
+        self.after_run(&report, true);
         self.reconciled = Some(revision);
         self.retry_pending = report.retryable();
         if report.retryable() {
@@ -296,10 +296,15 @@ impl<E: Engine> Controller<E> {
         if let Some(report) = report {
             self.shared.status().reconciled(&report, false);
             self.notify(|n| n.finished(&report, false));
-            self.engine.idle();
-            self.after_run(&report);
+            self.after_run(&report, false);
         }
         self.schedule.batch_done(n, self.engine.budget());
+        // Once per resync, not per batch: letting go of the snapshot's repository makes the
+        // next batch open it and parse the agents' directory again, a cost that grows with
+        // the repository and would make a whole resync grow with its square.
+        if !self.schedule.resync_in_progress() {
+            self.engine.idle();
+        }
     }
 
     /// One reconcile inside its span; `None` when shutdown abandoned it.
@@ -380,14 +385,20 @@ impl<E: Engine> Controller<E> {
         Some(report)
     }
 
-    fn after_run(&mut self, report: &RunReport) {
+    /// Skipped agents, status and metrics after a run; `cycle` when it was a cycle (a new
+    /// revision may declare other agents), not a resync batch (the same agents).
+    fn after_run(&mut self, report: &RunReport, cycle: bool) {
         for agent in &report.checked {
             self.skipped.remove(agent);
         }
         self.skipped.extend(report.skipped.iter().cloned());
-        self.shared
-            .status()
-            .set_agents(self.engine.agents(), &self.skipped);
+        if cycle {
+            self.shared
+                .status()
+                .set_agents(self.engine.agents(), &self.skipped);
+        } else {
+            self.shared.status().set_skipped(&self.skipped);
+        }
         let metrics = &self.shared.metrics;
         metrics
             .agents_skipped

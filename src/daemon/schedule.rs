@@ -209,7 +209,7 @@ impl Schedule {
         )
     }
 
-    #[cfg(test)]
+    /// A resync has batches left.
     pub fn resync_in_progress(&self) -> bool {
         self.resync.is_some()
     }

@@ -142,6 +142,11 @@ impl Status {
     /// The agents of the applied revision, and which of them were skipped whole.
     pub fn set_agents(&mut self, agents: Vec<String>, skipped: &BTreeSet<String>) {
         self.agents = agents;
+        self.set_skipped(skipped);
+    }
+
+    /// The skipped agents, the declared ones unchanged.
+    pub fn set_skipped(&mut self, skipped: &BTreeSet<String>) {
         self.skipped = skipped.clone();
     }
 

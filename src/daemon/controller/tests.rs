@@ -26,6 +26,8 @@ struct Script {
     outcomes: VecDeque<BTreeMap<String, AgentFailure>>,
     /// Times `reload` was called (SIGHUP).
     reloads: usize,
+    /// How many runs had ended when each `idle` came.
+    idles: Vec<usize>,
     run_time: Duration,
     ignore_cancel: bool,
     agents: Vec<String>,
@@ -132,6 +134,12 @@ impl Engine for Fake {
 
     fn reload(&mut self) {
         self.script().reloads += 1;
+    }
+
+    fn idle(&mut self) {
+        let mut s = self.script();
+        let runs = s.runs.len();
+        s.idles.push(runs);
     }
 }
 
@@ -409,6 +417,9 @@ async fn resync_lists_the_agents_in_paced_batches_of_the_reconciled_revision() {
     );
     assert_eq!(batches[1].at - batches[0].at, Duration::from_millis(4800));
     assert!(batches.iter().all(|b| b.revision == "c1"));
+    // Memory is given back after the cycle and once the resync is over, not per batch
+    // (the next batch would open the repository and parse the agents' directory again).
+    assert_eq!(h.fake.script().idles, vec![1, 3], "{runs:?}");
 }
 
 #[tokio::test(start_paused = true)]
