@@ -260,14 +260,20 @@ fn of_agents<'a>(
         .into_iter()
         .map(|slug| {
             let id = ids.get(slug.as_bytes()).map(Vec::as_slice);
-            let known = memory.get(slug).filter(|k| Some(k.dir) == id);
-            let files = match known {
-                Some(k) => (Some(k.manifest.to_owned()), Some(k.schema.to_owned())),
-                None => own_files(tree, &config.agents_dir.join(slug), env),
+            let (files, remember) = match memory.get(slug).filter(|k| Some(k.dir) == id) {
+                Some(k) => (
+                    (Some(k.manifest.to_owned()), Some(k.schema.to_owned())),
+                    true,
+                ),
+                None => {
+                    // A directory read again is remembered when it has an id, both digests
+                    // are known and it has no link in it.
+                    let dir = config.agents_dir.join(slug);
+                    let files = own_files(tree, &dir, env);
+                    let complete = matches!(files, (Some(_), Some(_)));
+                    (files, id.is_some() && complete && !tree.links_in(&dir))
+                }
             };
-            // A directory read again is remembered unless it has a link in it.
-            let remember = matches!(files, (Some(_), Some(_)))
-                && (known.is_some() || !tree.links_in(&config.agents_dir.join(slug)));
             if let (Some(id), true) = (id, remember) {
                 keep.push((slug, id));
             }
